@@ -1,0 +1,133 @@
+"""Fixtures that run the real `vallum serve` process on a free loopback port.
+
+Set VALLUM_TEST_ENDPOINT (plus VALLUM_TEST_ACCESS_KEY / VALLUM_TEST_SECRET_KEY)
+to run the same tests against another S3 server instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+ACCESS_KEY = "VALLUMTESTROOTKEY000"
+SECRET_KEY = "vallum-test-root-secret-key-0000000000000"
+REGION = "us-east-1"
+
+
+@dataclass
+class Server:
+    endpoint: str
+    access_key: str
+    secret_key: str
+    region: str
+    data_dir: Path | None
+    proc: subprocess.Popen | None
+
+    def client(self, service: str = "s3", **config):
+        cfg = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, **config)
+        return boto3.client(service, endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
+                            aws_secret_access_key=self.secret_key, region_name=self.region, config=cfg)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(endpoint: str, proc: subprocess.Popen | None, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"vallum serve exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(endpoint + "/-/health/ready", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("vallum serve did not become ready")
+
+
+def start_server(data_dir: Path, *extra: str, env: dict | None = None) -> Server:
+    """Start `vallum serve` on a free port; the caller stops it (stop_server)."""
+    port = free_port()
+    full_env = dict(os.environ, VALLUM_ROOT_ACCESS_KEY=ACCESS_KEY, VALLUM_ROOT_SECRET_KEY=SECRET_KEY)
+    full_env.update(env or {})
+    log = open(data_dir.parent / f"{data_dir.name}-server.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vallum", "serve", "--data-dir", str(data_dir),
+         "--address", f"127.0.0.1:{port}", *extra],
+        env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(endpoint, proc)
+    except Exception:
+        proc.kill()
+        proc.wait()
+        raise
+    return Server(endpoint, ACCESS_KEY, SECRET_KEY, REGION, data_dir, proc)
+
+
+def stop_server(server: Server, sig: str = "term") -> None:
+    if server.proc is None or server.proc.poll() is not None:
+        return
+    if sig == "kill":
+        server.proc.kill()
+    else:
+        server.proc.terminate()
+    try:
+        server.proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+        server.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    external = os.environ.get("VALLUM_TEST_ENDPOINT")
+    if external:
+        yield Server(external, os.environ.get("VALLUM_TEST_ACCESS_KEY", "test"),
+                     os.environ.get("VALLUM_TEST_SECRET_KEY", "test"), REGION, None, None)
+        return
+    srv = start_server(tmp_path_factory.mktemp("vallum") / "data")
+    yield srv
+    stop_server(srv)
+
+
+@pytest.fixture(scope="session")
+def s3(server):
+    return server.client()
+
+
+@pytest.fixture
+def bucket(s3):
+    name = "t-" + uuid.uuid4().hex[:20]
+    s3.create_bucket(Bucket=name)
+    yield name
+    _empty_and_delete(s3, name)
+
+
+def _empty_and_delete(s3, name: str) -> None:
+    try:
+        for up in s3.list_multipart_uploads(Bucket=name).get("Uploads", []):
+            s3.abort_multipart_upload(Bucket=name, Key=up["Key"], UploadId=up["UploadId"])
+        paginator = s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=name):
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if keys:
+                s3.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
+        s3.delete_bucket(Bucket=name)
+    except Exception:  # noqa: BLE001 - cleanup must not mask the test's own failure
+        pass

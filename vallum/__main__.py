@@ -1,0 +1,5 @@
+"""`python -m vallum` is the `vallum` command."""
+
+from vallum.cli.main import app
+
+app()

@@ -1,0 +1,151 @@
+"""The metadata store contract shared by the SQLite, PostgreSQL and in-memory backends.
+
+Every method is a coroutine. Writes are atomic: a method either applies all of
+its change or none of it. Methods that drop a body return the blob ids that
+are no longer referenced; the caller deletes those blobs *after* the call
+returns (blob first on write, metadata first on delete: a row never points to
+a missing blob).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+from vallum.meta.records import BucketRecord, ListPage, ObjectRecord, PartRecord, UploadRecord
+
+# Called inside the write transaction with the current latest version (or None)
+# of the key; raising aborts that one write and the exception reaches the caller.
+Precondition = Callable[[ObjectRecord | None], None]
+
+
+class MetaError(Exception):
+    """Base of metadata-store errors (mapped to S3 errors at the protocol boundary)."""
+
+
+class BucketExists(MetaError):
+    def __init__(self, owner: str) -> None:
+        super().__init__(owner)
+        self.owner = owner
+
+
+class BucketMissing(MetaError):
+    pass
+
+
+class BucketNotEmptyError(MetaError):
+    pass
+
+
+class UploadMissing(MetaError):
+    pass
+
+
+class MetaStore(ABC):
+    # -- lifecycle ---------------------------------------------------------
+    @abstractmethod
+    async def open(self) -> None:
+        """Create the schema if needed and start background writers."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Flush pending writes and release connections."""
+
+    # -- buckets -----------------------------------------------------------
+    @abstractmethod
+    async def create_bucket(self, bucket: BucketRecord) -> None:
+        """Raise BucketExists(owner) when the name is taken."""
+
+    @abstractmethod
+    async def get_bucket(self, name: str) -> BucketRecord | None: ...
+
+    @abstractmethod
+    async def list_buckets(self, owner: str | None = None) -> list[BucketRecord]:
+        """All buckets (of one owner when given), sorted by name."""
+
+    @abstractmethod
+    async def update_bucket(self, bucket: BucketRecord) -> None:
+        """Replace versioning, object_lock and config of an existing bucket."""
+
+    @abstractmethod
+    async def delete_bucket(self, name: str) -> list[str]:
+        """Raise BucketMissing / BucketNotEmptyError (any version or delete marker
+        left). In-progress uploads are aborted; their part blob ids are returned."""
+
+    # -- objects -----------------------------------------------------------
+    @abstractmethod
+    async def put_object(self, record: ObjectRecord, *, precondition: Precondition | None = None) -> list[str]:
+        """Store a new version and make it the latest.
+
+        ``record.version_id == "null"``: replaces any existing null version of the
+        key (its blobs are returned). Any other id: adds a version. Every other
+        version of the key gets ``is_latest = False``.
+        """
+
+    @abstractmethod
+    async def get_object(self, bucket: str, key: str, version_id: str | None = None) -> ObjectRecord | None:
+        """The latest version (possibly a delete marker) or the named version."""
+
+    @abstractmethod
+    async def delete_version(self, bucket: str, key: str, version_id: str, *,
+                             precondition: Precondition | None = None) -> tuple[ObjectRecord | None, list[str]]:
+        """Remove one version permanently; the newest remaining becomes latest.
+        Returns the removed record (None if absent) and its blob ids."""
+
+    @abstractmethod
+    async def update_object(self, record: ObjectRecord) -> None:
+        """Rewrite metadata fields (system_meta, user_meta, extra) of an existing version in place."""
+
+    @abstractmethod
+    async def list_objects(self, bucket: str, *, prefix: str = "", delimiter: str = "",
+                           start_after: str = "", max_keys: int = 1000) -> ListPage:
+        """Latest, non-delete-marker versions with key > start_after, in UTF-8
+        binary order; keys containing ``delimiter`` after ``prefix`` roll up into
+        common prefixes (a prefix <= start_after is skipped). Entries plus
+        prefixes together are at most ``max_keys``."""
+
+    @abstractmethod
+    async def list_versions(self, bucket: str, *, prefix: str = "", delimiter: str = "",
+                            key_marker: str = "", version_id_marker: str = "",
+                            max_keys: int = 1000) -> ListPage:
+        """Every version and delete marker, by key ascending then newest first."""
+
+    # -- multipart ---------------------------------------------------------
+    @abstractmethod
+    async def create_upload(self, upload: UploadRecord) -> None: ...
+
+    @abstractmethod
+    async def get_upload(self, upload_id: str) -> UploadRecord | None: ...
+
+    @abstractmethod
+    async def put_part(self, upload_id: str, part: PartRecord) -> list[str]:
+        """Add or replace a part; returns the replaced part's blob ids.
+        Raise UploadMissing if the upload is gone (completed or aborted)."""
+
+    @abstractmethod
+    async def list_parts(self, upload_id: str, *, part_number_marker: int = 0,
+                         max_parts: int = 1000) -> tuple[list[PartRecord], bool]:
+        """Parts with number > marker, ascending; and whether more remain."""
+
+    @abstractmethod
+    async def list_uploads(self, bucket: str, *, prefix: str = "", delimiter: str = "",
+                           key_marker: str = "", upload_id_marker: str = "",
+                           max_uploads: int = 1000) -> ListPage:
+        """In-progress uploads by key then initiation time (entries are UploadRecord)."""
+
+    @abstractmethod
+    async def complete_upload(self, upload_id: str, record: ObjectRecord, *,
+                              precondition: Precondition | None = None) -> list[str]:
+        """Atomically: put ``record`` (whose ``parts`` are chosen from the upload)
+        like put_object, and drop the upload. Returns blob ids no longer used:
+        parts of the upload not in the manifest, plus any replaced version's.
+        Raise UploadMissing if the upload is gone."""
+
+    @abstractmethod
+    async def abort_upload(self, upload_id: str) -> list[str]:
+        """Drop the upload and return its part blob ids. Raise UploadMissing."""
+
+    # -- maintenance -------------------------------------------------------
+    @abstractmethod
+    async def referenced_blobs(self) -> set[str]:
+        """Every blob id referenced by an object version or an upload part."""
