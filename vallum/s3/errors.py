@@ -59,6 +59,7 @@ _CODES: list[tuple[str, int, str]] = [
     ("InvalidPart", 400, "One or more of the specified parts could not be found.  The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."),
     ("InvalidPartOrder", 400, "The list of parts was not in ascending order. Parts must be ordered by part number."),
     ("InvalidRange", 416, "The requested range is not satisfiable"),
+    ("InvalidPartNumber", 416, "The requested partnumber is not satisfiable"),
     ("InvalidRequest", 400, "Invalid Request"),
     ("InvalidStorageClass", 400, "The storage class you specified is not valid"),
     ("InvalidTag", 400, "The tag provided was not a valid tag."),
@@ -167,3 +168,4 @@ UnexpectedContent = _by_code["UnexpectedContent"]
 UnknownService = _by_code["UnknownService"]
 XAmzContentChecksumMismatch = _by_code["XAmzContentChecksumMismatch"]
 XAmzContentSHA256Mismatch = _by_code["XAmzContentSHA256Mismatch"]
+InvalidPartNumber = _by_code["InvalidPartNumber"]

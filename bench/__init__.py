@@ -1,0 +1,1 @@
+"""Vallum's benchmark harness: `python -m bench.run` (see docs/benchmarks.md)."""

@@ -1,0 +1,99 @@
+"""Turn the per-target figures into the printed table and the JSON document."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.stats import ratio
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One reported number: its key in the results, how to label it, and its direction."""
+
+    key: str
+    label: str
+    unit: str
+    higher_is_better: bool
+
+
+def figures(big: str, rss: str, list_keys: int, part: str, parallel: int) -> list[Figure]:
+    """Every figure in report order; labels carry the sizes actually used in this run."""
+    out = []
+    for op in ("put", "get", "head", "delete"):
+        name = f"4 KiB {op.upper()}"
+        out += [Figure(f"{op}_ops", name, "ops/s", True),
+                Figure(f"{op}_p50_ms", f"{name} p50", "ms", False),
+                Figure(f"{op}_p99_ms", f"{name} p99", "ms", False)]
+    out += [
+        Figure("list_create_ops", f"create {list_keys} keys (4 KiB PUT)", "ops/s", True),
+        Figure("list_keys_per_s", f"ListObjectsV2 {list_keys} keys, pages of 1000", "keys/s", True),
+        Figure("put_big_mibs", f"{big} single PUT", "MiB/s", True),
+        Figure("get_big_mibs", f"{big} single GET", "MiB/s", True),
+        Figure("put_mpu_mibs", f"{big} multipart PUT ({part} parts x{parallel})", "MiB/s", True),
+        Figure("get_mpu_mibs", f"{big} multipart object GET", "MiB/s", True),
+        Figure("rss_growth_mib", f"server RSS growth during {rss} PUT", "MiB", False),
+    ]
+    return out
+
+
+def ratios(results: dict[str, dict], figs: list[Figure], peers: list[str]) -> dict[str, dict]:
+    """{'vallum/moto': {figure: ratio or None}} for every peer that ran alongside Vallum."""
+    own = results.get("vallum", {}).get("figures", {})
+    out = {}
+    for peer in peers:
+        theirs = results.get(peer, {}).get("figures", {})
+        out[f"vallum/{peer}"] = {f.key: ratio(own.get(f.key), theirs.get(f.key)) for f in figs}
+    return out
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def rows(results: dict[str, dict], figs: list[Figure], columns: list[str],
+         ratio_table: dict[str, dict]) -> list[list[str]]:
+    """Table body: label, unit (with direction), one cell per target, one per ratio."""
+    body = []
+    for f in figs:
+        unit = f"{f.unit} {'↑' if f.higher_is_better else '↓'}"
+        cells = [_fmt(results.get(t, {}).get("figures", {}).get(f.key)) for t in columns]
+        rcells = [_fmt(r.get(f.key)) for r in ratio_table.values()]
+        body.append([f.label, unit, *cells, *rcells])
+    return body
+
+
+def print_table(title: str, header: list[str], body: list[list[str]], plain: bool) -> None:
+    """Rich table when rich is importable and not refused; aligned plain text otherwise."""
+    if not plain:
+        try:
+            from rich.console import Console
+            from rich.table import Table
+        except ImportError:
+            plain = True
+    if not plain:
+        table = Table(title=title)
+        for i, name in enumerate(header):
+            table.add_column(name, justify="left" if i < 2 else "right")
+        for row in body:
+            table.add_row(*row)
+        Console().print(table)
+        return
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    print(title)
+    for r in [header, *body]:
+        print("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                        for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+
+
+def save_json(path: Path, document: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,272 @@
+"""Entry point: `python -m bench.run [--quick] [--targets vallum,moto,seaweedfs] ...`.
+
+Runs the same workloads against every target in one run, one server at a time
+(so no two servers share the two CPUs), after measuring the machine's own
+limits; prints the figures with Vallum/peer ratios and writes them as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import datetime as dt
+import os
+import platform
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bench import machine, report, servers, workloads
+from bench.stats import MIB, human_size, parse_size
+
+BUCKET = "bench"
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes and counts for one run; --quick only changes these numbers."""
+
+    ops: int
+    concurrency: int
+    procs: int
+    list_keys: int
+    big_size: int
+    part_size: int
+    mpu_parallel: int
+    rss_size: int
+    disk_size: int
+    loopback_size: int
+    list_repeats: int
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="short smoke run (small sizes, < 2 min)")
+    p.add_argument("--targets", default="vallum,moto,seaweedfs",
+                   help="comma list from vallum,moto,seaweedfs (default: all three)")
+    p.add_argument("--no-ceiling", action="store_true",
+                   help="skip the client-ceiling run against the do-nothing sink")
+    p.add_argument("--big-size", help="big-object size, e.g. 1GiB (default 1GiB, quick 64MiB)")
+    p.add_argument("--rss-size", help="object size for the RSS probe (default 2GiB, quick 128MiB)")
+    p.add_argument("--ops", type=int, help="ops per small-object batch (default 3000, quick 300)")
+    p.add_argument("--list-keys", type=int, help="keys for the listing test (default 10000, quick 1000)")
+    p.add_argument("--concurrency", type=int, default=16, help="small-object ops in flight (16)")
+    p.add_argument("--client-procs", type=int, default=2,
+                   help="client worker processes sharing the concurrency (default 2)")
+    p.add_argument("--workers", type=int, help="passed to `vallum serve --workers N` if given")
+    p.add_argument("--tmp-dir", help="parent dir for data dirs and the disk probe (default $TMPDIR)")
+    p.add_argument("--out", help="JSON results file (default bench/results/bench-<time>.json)")
+    p.add_argument("--plain", action="store_true", help="plain-text table even if rich is installed")
+    p.add_argument("--keep", action="store_true", help="keep server dirs and logs for inspection")
+    args = p.parse_args(argv)
+    names = [t.strip() for t in args.targets.split(",") if t.strip()]
+    unknown = [t for t in names if t not in servers.TARGETS]
+    if unknown or not names:
+        p.error(f"--targets takes names from {','.join(servers.TARGETS)}; got {args.targets!r}")
+    args.target_list = names
+    if args.concurrency < 1 or args.client_procs < 1:
+        p.error("--concurrency and --client-procs must be at least 1")
+    try:
+        args.big_bytes = parse_size(args.big_size or ("64MiB" if args.quick else "1GiB"))
+        args.rss_bytes = parse_size(args.rss_size or ("128MiB" if args.quick else "2GiB"))
+    except ValueError as exc:
+        p.error(str(exc))
+    return args
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    quick = args.quick
+    big = args.big_bytes
+    part = 64 * MIB if big >= 256 * MIB else max(5 * MIB, -(-big // 4))
+    return Plan(
+        ops=args.ops or (300 if quick else 3000),
+        concurrency=args.concurrency,
+        procs=args.client_procs,
+        list_keys=args.list_keys or (1000 if quick else 10000),
+        big_size=big,
+        part_size=part,
+        mpu_parallel=4,
+        rss_size=args.rss_bytes,
+        disk_size=256 * MIB if quick else 1024 * MIB,
+        loopback_size=512 * MIB if quick else 2048 * MIB,
+        list_repeats=1 if quick else 3,
+    )
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class Suite:
+    """All workloads against one started server; failures are recorded, not fatal."""
+
+    def __init__(self, server: servers.Server, plan: Plan, block: bytes) -> None:
+        self.server = server
+        self.plan = plan
+        self.block = block
+        self.ep = workloads.Endpoint(server.endpoint, server.access_key, server.secret_key)
+        self.figures: dict[str, float] = {}
+        self.details: dict[str, object] = {}
+        self.errors: dict[str, str] = {}
+
+    def attempt(self, name: str, fn) -> object | None:
+        try:
+            return fn()
+        except Exception as exc:  # one broken workload must not hide the others
+            self.errors[name] = f"{type(exc).__name__}: {exc}"
+            log(f"  {self.server.name}: {name} FAILED: {self.errors[name]}")
+            return None
+
+    def small(self, op: str, prefix: str, count: int, key: str) -> None:
+        p = self.plan
+        batch = self.attempt(key, lambda: workloads.small_ops(
+            self.ep, BUCKET, op, prefix, count, 4096, p.concurrency, p.procs, self.server.pid))
+        if batch is None:
+            return
+        self.details[key] = batch.as_dict()
+        if batch.errors:
+            self.errors[key] = f"{batch.errors}/{count} failed; first: {batch.first_error}"
+            log(f"  {self.server.name}: {key}: {self.errors[key]}")
+        self.figures[f"{key}_ops"] = batch.ops_per_s
+        if key != "list_create":
+            self.figures[f"{key}_p50_ms"] = batch.p50_ms
+            self.figures[f"{key}_p99_ms"] = batch.p99_ms
+        log(f"  {self.server.name}: {key:<11} {batch.ops_per_s:8.0f} ops/s  "
+            f"p50 {batch.p50_ms:6.2f} ms  p99 {batch.p99_ms:6.2f} ms  "
+            f"client cpu {batch.client_cpu_pct:3.0f}%  server cpu "
+            f"{'-' if batch.server_cpu_pct is None else f'{batch.server_cpu_pct:3.0f}%'}")
+
+    def mibs(self, key: str, fn) -> None:
+        value = self.attempt(key, fn)
+        if value is not None:
+            self.figures[key] = value
+            log(f"  {self.server.name}: {key:<14} {value:8.1f} MiB/s")
+
+    def run(self, measure_rss: bool) -> dict:
+        p, ep = self.plan, self.ep
+        if self.attempt("create_bucket", lambda: workloads.create_bucket(ep, BUCKET)) is None \
+                and "create_bucket" in self.errors:
+            return self.result()
+        for op in ("PUT", "GET", "HEAD", "DELETE"):
+            self.small(op, "small/", p.ops, op.lower())
+        self.small("PUT", "list/", p.list_keys, "list_create")
+        if "list_create" not in self.errors:
+            listed = self.attempt("list", lambda: workloads.listing(
+                ep, BUCKET, "list/", p.list_keys, p.list_repeats))
+            if listed is not None:
+                self.details["list"] = listed
+                self.figures["list_keys_per_s"] = listed["keys_per_s"]
+                log(f"  {self.server.name}: list        {listed['keys_per_s']:8.0f} keys/s")
+        size = p.big_size
+        self.mibs("put_big_mibs", lambda: workloads.put_stream(ep, BUCKET, "big/single", size, self.block))
+        if "put_big_mibs" in self.figures:
+            self.mibs("get_big_mibs", lambda: workloads.get_stream(ep, BUCKET, "big/single", size))
+        workloads.delete_object(ep, BUCKET, "big/single")
+        self.mibs("put_mpu_mibs", lambda: workloads.multipart_put(
+            ep, BUCKET, "big/multi", size, p.part_size, p.mpu_parallel, self.block))
+        if "put_mpu_mibs" in self.figures:
+            self.mibs("get_mpu_mibs", lambda: workloads.get_stream(ep, BUCKET, "big/multi", size))
+        workloads.delete_object(ep, BUCKET, "big/multi")
+        if measure_rss:
+            rss = self.attempt("rss", lambda: workloads.rss_during_upload(
+                ep, BUCKET, "big/rss", p.rss_size, self.server.pid, self.block))
+            if rss is not None:
+                self.details["rss"] = rss
+                self.figures["rss_growth_mib"] = rss["growth_mib"]
+                log(f"  {self.server.name}: rss growth  {rss['growth_mib']:8.1f} MiB "
+                    f"(baseline {rss['baseline_mib']:.0f}, peak {rss['peak_mib']:.0f})")
+            workloads.delete_object(ep, BUCKET, "big/rss")
+        return self.result()
+
+    def result(self) -> dict:
+        return {"figures": self.figures, "details": self.details, "errors": self.errors,
+                "endpoint": self.server.endpoint}
+
+
+def run_target(name: str, base: Path, plan: Plan, args: argparse.Namespace,
+               block: bytes) -> dict:
+    log(f"starting {name}")
+    started = time.monotonic()
+    try:
+        server = servers.start(name, base, workers=args.workers if name == "vallum" else None,
+                               keep_files=args.keep)
+    except Exception as exc:
+        log(f"  {name}: could not start: {exc}")
+        return {"figures": {}, "details": {}, "errors": {"start": f"{type(exc).__name__}: {exc}"}}
+    try:
+        log(f"  {name} ready at {server.endpoint} (pid {server.pid})")
+        result = Suite(server, plan, block).run(measure_rss=name != servers.CEILING)
+    finally:
+        server.stop()
+    result["seconds"] = time.monotonic() - started
+    log(f"  {name} done in {result['seconds']:.0f}s")
+    return result
+
+
+def _terminate(signum, _frame) -> None:
+    """SIGTERM/SIGHUP behave like Ctrl-C so every `finally` (and server stop) runs."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    plan = make_plan(args)
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+    atexit.register(servers.stop_all)
+    base = Path(tempfile.mkdtemp(prefix="vallum-bench-", dir=args.tmp_dir))
+    started = dt.datetime.now(dt.timezone.utc)
+    try:
+        log(f"plan: {plan}")
+        log(f"machine: disk write+fsync {human_size(plan.disk_size)} in {base}")
+        limits = {"disk_fsync_mibs": machine.disk_write_fsync(base, plan.disk_size)}
+        limits["loopback_tcp_mibs"] = machine.loopback_tcp(plan.loopback_size)
+        log(f"  disk {limits['disk_fsync_mibs']:.0f} MiB/s, loopback "
+            f"{limits['loopback_tcp_mibs']:.0f} MiB/s")
+        block = os.urandom(MIB)
+        columns = ([] if args.no_ceiling else [servers.CEILING]) + args.target_list
+        results = {name: run_target(name, base, plan, args, block) for name in columns}
+    except KeyboardInterrupt:
+        log("interrupted: stopping servers")
+        return 130
+    finally:
+        servers.stop_all()
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+
+    figs = report.figures(human_size(plan.big_size), human_size(plan.rss_size), plan.list_keys,
+                          human_size(plan.part_size), plan.mpu_parallel)
+    peers = [t for t in args.target_list if t != "vallum"] if "vallum" in args.target_list else []
+    ratio_table = report.ratios(results, figs, peers)
+    header = ["workload", "unit", *[("client ceiling" if c == servers.CEILING else c)
+                                    for c in columns], *ratio_table.keys()]
+    report.print_table(f"Vallum benchmark{' (quick)' if args.quick else ''} — {started:%Y-%m-%d %H:%M} UTC",
+                       header, report.rows(results, figs, columns, ratio_table), args.plain)
+    report.print_table("Machine limits (same run)", ["limit", "unit", "value"], [
+        ["sequential write + fsync (1 MiB chunks)", "MiB/s", f"{limits['disk_fsync_mibs']:,.0f}"],
+        ["loopback TCP, one connection", "MiB/s", f"{limits['loopback_tcp_mibs']:,.0f}"],
+    ], args.plain)
+    failures = {t: r["errors"] for t, r in results.items() if r.get("errors")}
+    for target, errs in failures.items():
+        for name, msg in errs.items():
+            print(f"! {target} {name}: {msg}")
+    out = Path(args.out) if args.out else RESULTS_DIR / f"bench-{started:%Y%m%d-%H%M%S}.json"
+    report.save_json(out, {
+        "started_utc": started.isoformat(), "quick": args.quick,
+        "host": {**machine.describe(), "python": platform.python_version(),
+                 "platform": platform.platform()},
+        "plan": asdict(plan), "vallum_workers": args.workers,
+        "machine": limits, "results": results, "ratios": ratio_table,
+        "figures": [asdict(f) for f in figs],
+    })
+    print(f"results written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,400 @@
+"""The benchmark workloads: small-object ops, big objects, listing, server RSS.
+
+Small-object ops run in several worker *processes*, each with a few threads and
+one lean signed connection per thread (see s3http.py), so the client is not one
+GIL-bound interpreter. Big transfers stream a repeated 1 MiB block up and read
+replies into one reused 1 MiB buffer, so no object is ever held in memory.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import re
+import resource
+import statistics
+import threading
+import time
+from dataclasses import asdict, dataclass
+from xml.etree import ElementTree
+
+import boto3
+from botocore.config import Config
+
+from bench.s3http import S3Http, pattern_stream
+from bench.servers import tree_cpu_seconds, tree_rss_bytes
+from bench.stats import MIB, latency_summary, mib_per_s, rate, split_evenly
+
+OK_STATUS = {"PUT": (200,), "GET": (200,), "HEAD": (200,), "DELETE": (200, 204)}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What a client (or a worker process) needs to reach one target; picklable."""
+
+    url: str
+    access_key: str
+    secret_key: str
+
+    def client(self, timeout: float = 600.0) -> S3Http:
+        return S3Http(self.url, self.access_key, self.secret_key, timeout=timeout)
+
+
+def boto3_client(ep: Endpoint, pool: int = 16):
+    """boto3 as the brief fixes it: path style, SigV4, retries off, pool >= concurrency."""
+    cfg = Config(
+        signature_version="s3v4",
+        s3={"addressing_style": "path"},
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        max_pool_connections=max(pool, 10),
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    return boto3.client(
+        "s3", endpoint_url=ep.url, aws_access_key_id=ep.access_key,
+        aws_secret_access_key=ep.secret_key, region_name="us-east-1", config=cfg,
+    )
+
+
+def create_bucket(ep: Endpoint, bucket: str) -> None:
+    boto3_client(ep).create_bucket(Bucket=bucket)
+
+
+# ---------------------------------------------------------------- small objects
+
+
+@dataclass
+class OpBatch:
+    """One timed batch of same-kind small-object operations."""
+
+    op: str
+    count: int
+    errors: int
+    seconds: float
+    ops_per_s: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    client_cpu_pct: float
+    server_cpu_pct: float | None
+    first_error: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _thread_loop(ep: Endpoint, bucket: str, op: str, prefix: str, lo: int, hi: int,
+                 body: bytes, ready, go, out: list) -> None:
+    client = ep.client(timeout=60)
+    lats: list[float] = []
+    errors, first = 0, ""
+    try:
+        client.connect()
+    except OSError as exc:
+        errors, first = hi - lo, f"connect: {exc}"
+    ready.release()
+    go.wait()
+    start = time.monotonic()
+    ok = OK_STATUS[op]
+    for i in range(lo, hi if not first else lo):
+        path = f"/{bucket}/{prefix}{i:07d}"
+        t0 = time.perf_counter()
+        try:
+            resp = client.request(op, path, body=body if op == "PUT" else b"")
+        except Exception as exc:  # counted, not retried: retries would hide failures
+            errors += 1
+            first = first or f"{type(exc).__name__}: {exc}"
+            continue
+        lats.append(time.perf_counter() - t0)
+        if resp.status not in ok or (op == "GET" and resp.nbytes != len(body)):
+            errors += 1
+            first = first or f"{op} {path} -> {resp.status} ({resp.nbytes} bytes)"
+    out.append((lats, errors, first, start, time.monotonic()))
+    client.close()
+
+
+def _worker(ep: Endpoint, bucket: str, op: str, prefix: str, ranges: list[tuple[int, int]],
+            body_size: int, ready, go, results) -> None:
+    """One client process: a thread per key range, all released together by the `go` event."""
+    body = os.urandom(body_size)
+    out: list = []
+    threads = [threading.Thread(target=_thread_loop,
+                                args=(ep, bucket, op, prefix, lo, hi, body, ready, go, out))
+               for lo, hi in ranges]
+    cpu0 = _cpu_self()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    results.put((out, _cpu_self() - cpu0))
+
+
+def _cpu_self() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def small_ops(ep: Endpoint, bucket: str, op: str, prefix: str, count: int, body_size: int,
+              concurrency: int, procs: int, server_pid: int | None,
+              timeout: float = 900.0) -> OpBatch:
+    """`count` ops of one kind on keys prefix0000000.., `concurrency` in flight across `procs`."""
+    procs = max(1, min(procs, concurrency))
+    per_proc = split_evenly(concurrency, procs)
+    shares = split_evenly(count, concurrency)
+    bounds, lo = [], 0
+    for share in shares:
+        bounds.append((lo, lo + share))
+        lo += share
+    ctx = mp.get_context("spawn")
+    ready, go = ctx.Semaphore(0), ctx.Event()
+    results = ctx.Queue()
+    workers, cursor = [], 0
+    for n in per_proc:
+        ranges = bounds[cursor:cursor + n]
+        cursor += n
+        p = ctx.Process(target=_worker, daemon=True,
+                        args=(ep, bucket, op, prefix, ranges, body_size, ready, go, results))
+        p.start()
+        workers.append(p)
+    try:
+        for _ in range(concurrency):  # every thread connected: start the clock for all
+            _wait_ready(ready, workers)
+        srv0 = tree_cpu_seconds(server_pid) if server_pid else None
+        go.set()
+        gathered = [_get(results, workers, timeout) for _ in workers]
+        srv1 = tree_cpu_seconds(server_pid) if server_pid else None
+    finally:
+        go.set()  # never leave a worker blocked on the start line
+        for p in workers:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.kill()
+                p.join()
+    lats: list[float] = []
+    errors, first, starts, ends, cpu = 0, "", [], [], 0.0
+    for per_thread, cpu_s in gathered:
+        cpu += cpu_s
+        for t_lats, t_err, t_first, t_start, t_end in per_thread:
+            lats.extend(t_lats)
+            errors += t_err
+            first = first or t_first
+            starts.append(t_start)
+            ends.append(t_end)
+    seconds = max(ends) - min(starts)
+    summary = latency_summary(lats) if lats else {"p50_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0}
+    server_pct = None
+    if srv0 is not None and srv1 is not None:
+        server_pct = 100.0 * (srv1 - srv0) / seconds
+    return OpBatch(op, count, errors, seconds, rate(count - errors, seconds), **summary,
+                   client_cpu_pct=100.0 * cpu / seconds, server_cpu_pct=server_pct,
+                   first_error=first)
+
+
+def _wait_ready(ready, workers, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready.acquire(timeout=0.5):
+        if any(p.exitcode not in (None, 0) for p in workers):
+            raise RuntimeError("a small-object worker process died while starting")
+        if time.monotonic() > deadline:
+            raise TimeoutError("small-object workers did not start in time")
+
+
+def _get(results, workers, timeout: float):
+    """Wait for one worker's result, failing fast if a worker died without answering."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return results.get(timeout=1.0)
+        except queue.Empty:
+            if time.monotonic() > deadline:
+                raise TimeoutError("small-object workers did not finish in time") from None
+            if any(p.exitcode not in (None, 0) for p in workers):
+                raise RuntimeError("a small-object worker process died") from None
+
+
+# ---------------------------------------------------------------- listing
+
+_TAG = re.compile(r"\{.*\}")
+
+
+def _local(tag: str) -> str:
+    return _TAG.sub("", tag)
+
+
+def list_all(ep: Endpoint, bucket: str, prefix: str, page: int = 1000) -> tuple[int, float]:
+    """ListObjectsV2 through every page; returns (keys seen, seconds)."""
+    client = ep.client()
+    client.connect()
+    keys, token = 0, ""
+    start = time.perf_counter()
+    try:
+        while True:
+            query = {"list-type": "2", "max-keys": str(page), "prefix": prefix}
+            if token:
+                query["continuation-token"] = token
+            resp = client.request("GET", f"/{bucket}", query=query)
+            if resp.status != 200:
+                raise RuntimeError(f"ListObjectsV2 -> {resp.status}: {resp.body[:200]!r}")
+            root = ElementTree.fromstring(resp.body)
+            truncated, token = False, ""
+            for child in root:
+                name = _local(child.tag)
+                if name == "Contents":
+                    keys += 1
+                elif name == "IsTruncated":
+                    truncated = (child.text or "").strip().lower() == "true"
+                elif name == "NextContinuationToken":
+                    token = child.text or ""
+            if not truncated:
+                break
+            if not token:
+                raise RuntimeError("truncated listing without NextContinuationToken")
+        return keys, time.perf_counter() - start
+    finally:
+        client.close()
+
+
+def listing(ep: Endpoint, bucket: str, prefix: str, expected: int, repeats: int = 3) -> dict:
+    """Median keys/s over `repeats` full listings; a short listing is an error, not a figure."""
+    rates = []
+    for _ in range(repeats):
+        keys, seconds = list_all(ep, bucket, prefix)
+        if keys != expected:
+            raise RuntimeError(f"listing returned {keys} keys, expected {expected}")
+        rates.append(rate(keys, seconds))
+    return {"keys": expected, "keys_per_s": statistics.median(rates), "runs": rates}
+
+
+# ---------------------------------------------------------------- big objects
+
+
+def put_stream(ep: Endpoint, bucket: str, key: str, size: int, block: bytes) -> float:
+    """Single PUT of `size` bytes streamed (UNSIGNED-PAYLOAD); returns MiB/s."""
+    client = ep.client()
+    client.connect()
+    try:
+        start = time.perf_counter()
+        resp = client.request("PUT", f"/{bucket}/{key}", stream=pattern_stream(size, block),
+                              length=size)
+        elapsed = time.perf_counter() - start
+    finally:
+        client.close()
+    if resp.status != 200:
+        raise RuntimeError(f"PUT {key} -> {resp.status}: {resp.body[:300]!r}")
+    return mib_per_s(size, elapsed)
+
+
+def get_stream(ep: Endpoint, bucket: str, key: str, size: int) -> float:
+    """Single GET read in 1 MiB chunks and discarded; returns MiB/s, checks the length."""
+    client = ep.client()
+    client.connect()
+    try:
+        start = time.perf_counter()
+        resp = client.request("GET", f"/{bucket}/{key}", keep_body=False)
+        elapsed = time.perf_counter() - start
+    finally:
+        client.close()
+    if resp.status != 200 or resp.nbytes != size:
+        raise RuntimeError(f"GET {key} -> {resp.status}, {resp.nbytes} of {size} bytes")
+    return mib_per_s(size, elapsed)
+
+
+def multipart_put(ep: Endpoint, bucket: str, key: str, size: int, part_size: int,
+                  parallel: int, block: bytes) -> float:
+    """Create, upload parts on `parallel` threads (one connection each), complete; MiB/s."""
+    control = ep.client()
+    start = time.perf_counter()
+    resp = control.request("POST", f"/{bucket}/{key}", query={"uploads": ""})
+    if resp.status != 200:
+        raise RuntimeError(f"CreateMultipartUpload -> {resp.status}: {resp.body[:300]!r}")
+    upload_id = next((el.text for el in ElementTree.fromstring(resp.body).iter()
+                      if _local(el.tag) == "UploadId"), None)
+    if not upload_id:
+        raise RuntimeError("CreateMultipartUpload answered without an UploadId")
+    nparts = -(-size // part_size)
+    todo: queue.Queue[int] = queue.Queue()
+    for n in range(1, nparts + 1):
+        todo.put(n)
+    etags: dict[int, str] = {}
+    failures: list[str] = []
+
+    def uploader() -> None:
+        client = ep.client()
+        try:
+            while not failures:
+                try:
+                    n = todo.get_nowait()
+                except queue.Empty:
+                    return
+                length = min(part_size, size - (n - 1) * part_size)
+                r = client.request("PUT", f"/{bucket}/{key}",
+                                   query={"partNumber": str(n), "uploadId": upload_id},
+                                   stream=pattern_stream(length, block), length=length)
+                if r.status != 200 or not r.headers.get("ETag"):
+                    failures.append(f"UploadPart {n} -> {r.status}: {r.body[:200]!r}")
+                    return
+                etags[n] = r.headers["ETag"]
+        except Exception as exc:
+            failures.append(f"UploadPart: {type(exc).__name__}: {exc}")
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=uploader) for _ in range(max(1, parallel))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        control.request("DELETE", f"/{bucket}/{key}", query={"uploadId": upload_id})
+        control.close()
+        raise RuntimeError(failures[0])
+    body = "<CompleteMultipartUpload>" + "".join(
+        f"<Part><PartNumber>{n}</PartNumber><ETag>{etags[n]}</ETag></Part>"
+        for n in sorted(etags)) + "</CompleteMultipartUpload>"
+    resp = control.request("POST", f"/{bucket}/{key}", query={"uploadId": upload_id},
+                           body=body.encode(), headers={"Content-Type": "application/xml"})
+    elapsed = time.perf_counter() - start
+    control.close()
+    # S3 may answer 200 and still carry an <Error> in the body of a complete.
+    if resp.status != 200 or b"<Error>" in resp.body:
+        raise RuntimeError(f"CompleteMultipartUpload -> {resp.status}: {resp.body[:300]!r}")
+    return mib_per_s(size, elapsed)
+
+
+def delete_object(ep: Endpoint, bucket: str, key: str) -> None:
+    """Best-effort cleanup so big objects do not pile up on disk or in moto's memory."""
+    client = ep.client(timeout=120)
+    try:
+        client.request("DELETE", f"/{bucket}/{key}")
+    except OSError:
+        pass
+    finally:
+        client.close()
+
+
+# ---------------------------------------------------------------- server memory
+
+
+def rss_during_upload(ep: Endpoint, bucket: str, key: str, size: int, pid: int,
+                      block: bytes, interval: float = 0.02) -> dict:
+    """Sample the server tree's RSS while one `size`-byte PUT streams in; growth in MiB."""
+    baseline = statistics.median(tree_rss_bytes(pid) for _ in range(5))
+    peak = [baseline]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], tree_rss_bytes(pid))
+            stop.wait(interval)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        mibs = put_stream(ep, bucket, key, size, block)
+    finally:
+        stop.set()
+        sampler.join()
+    peak[0] = max(peak[0], tree_rss_bytes(pid))
+    return {"baseline_mib": baseline / MIB, "peak_mib": peak[0] / MIB,
+            "growth_mib": (peak[0] - baseline) / MIB, "upload_mibs": mibs}

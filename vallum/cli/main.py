@@ -1,0 +1,19 @@
+"""The `vallum` command."""
+
+from __future__ import annotations
+
+import typer
+
+from vallum.cli.serve import serve
+
+app = typer.Typer(help="Vallum: a self-hosted, S3-compatible cloud for sensitive organisations.",
+                  no_args_is_help=True, add_completion=False)
+app.command("serve")(serve)
+
+
+@app.command("version")
+def version() -> None:
+    """Print the Vallum version."""
+    from importlib.metadata import version as pkg_version
+
+    typer.echo(pkg_version("vallum"))

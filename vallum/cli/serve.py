@@ -1,0 +1,51 @@
+"""`vallum serve`: sweep leftovers of interrupted writes, then run the gateway on uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+import typer
+import uvicorn
+
+from vallum.iam.root import load_or_create
+from vallum.server.config import from_env_and_flags, to_env
+from vallum.server.lifecycle import sweep_orphans
+
+
+def serve(
+    data_dir: str = typer.Option(None, "--data-dir", help="Where metadata and blobs live [env VALLUM_DATA_DIR; default ./vallum-data]"),
+    address: str = typer.Option(None, "--address", help="HOST:PORT to listen on [env VALLUM_ADDRESS; default 127.0.0.1:9000]"),
+    region: str = typer.Option(None, "--region", help="Region name reported to clients [default us-east-1]"),
+    domain: str = typer.Option(None, "--domain", help="Base host name for virtual-host-style requests"),
+    workers: int = typer.Option(None, "--workers", help="Gateway processes sharing the port [default 1]"),
+) -> None:
+    """Run the S3-compatible gateway with the embedded metadata store and local disk."""
+    try:
+        config = from_env_and_flags(data_dir, address, region, domain, workers)
+    except ValueError as exc:
+        typer.echo(f"vallum serve: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(config.data_dir, 0o700)
+        creds = load_or_create(config.data_dir)
+        removed = asyncio.run(sweep_orphans(config))
+    except (OSError, ValueError) as exc:
+        typer.echo(f"vallum serve: {exc}", err=True)
+        raise typer.Exit(1) from None
+    print(f"Vallum S3 endpoint: {config.endpoint}  (region {config.region})", flush=True)
+    print(f"Data directory:     {config.data_dir}", flush=True)
+    print(f"Root access key:    {creds.access_key}", flush=True)
+    if creds.generated or "VALLUM_ROOT_SECRET_KEY" not in os.environ:
+        print(f"Root secret key:    {creds.secret_key}", flush=True)
+    else:
+        print("Root secret key:    (from VALLUM_ROOT_SECRET_KEY)", flush=True)
+    if removed:
+        print(f"Removed {removed} leftover blob(s) of interrupted writes.", flush=True)
+    os.environ.update(to_env(config))
+    uvicorn.run("vallum.server.asgi:app", host=config.host, port=config.port, workers=config.workers,
+                loop="uvloop" if sys.platform != "win32" else "auto", http="httptools",
+                lifespan="on", access_log=False, server_header=False, log_level="warning",
+                timeout_graceful_shutdown=30, backlog=2048)

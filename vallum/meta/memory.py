@@ -1,0 +1,267 @@
+"""In-memory twin of the metadata store, behaving exactly like the SQLite backend.
+
+Unit tests run against it. Every write is synchronous between awaits, so it is
+atomic on one event loop. Records are copied through ``codec`` on the way in
+and out, so callers never share state with the store and values that would not
+survive the SQL backends (non-JSON extras) fail here too.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Iterator
+
+from vallum.meta import codec
+from vallum.meta.base import (
+    BucketExists,
+    BucketMissing,
+    BucketNotEmptyError,
+    MetaStore,
+    Precondition,
+    UploadMissing,
+)
+from vallum.meta.listing import paginate, start_of, to_list_page
+from vallum.meta.records import BucketRecord, ListPage, ObjectRecord, PartRecord, UploadRecord
+
+_Version = tuple[int, ObjectRecord]          # (seq, record)
+
+
+class MemoryMetaStore(MetaStore):
+    def __init__(self) -> None:
+        self._seq = itertools.count(1)
+        self._buckets: dict[str, BucketRecord] = {}
+        self._keys: dict[str, list[str]] = {}                  # bucket -> sorted keys
+        self._versions: dict[tuple[str, str], list[_Version]] = {}  # newest first
+        self._uploads: dict[str, tuple[int, UploadRecord]] = {}
+        self._parts: dict[str, dict[int, PartRecord]] = {}
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    # -- buckets -----------------------------------------------------------
+    async def create_bucket(self, bucket: BucketRecord) -> None:
+        if bucket.name in self._buckets:
+            raise BucketExists(self._buckets[bucket.name].owner)
+        self._buckets[bucket.name] = codec.clone_bucket(bucket)
+
+    async def get_bucket(self, name: str) -> BucketRecord | None:
+        b = self._buckets.get(name)
+        return codec.clone_bucket(b) if b else None
+
+    async def list_buckets(self, owner: str | None = None) -> list[BucketRecord]:
+        return [codec.clone_bucket(b) for _, b in sorted(self._buckets.items())
+                if owner is None or b.owner == owner]
+
+    async def update_bucket(self, bucket: BucketRecord) -> None:
+        b = self._buckets.get(bucket.name)
+        if b is None:
+            raise BucketMissing(bucket.name)
+        new = codec.clone_bucket(bucket)
+        b.versioning, b.object_lock, b.config = new.versioning, new.object_lock, new.config
+
+    async def delete_bucket(self, name: str) -> list[str]:
+        if name not in self._buckets:
+            raise BucketMissing(name)
+        if self._keys.get(name):
+            raise BucketNotEmptyError(name)
+        freed: list[str] = []
+        for upload_id in [u for u, (_, rec) in self._uploads.items() if rec.bucket == name]:
+            freed += self._drop_upload(upload_id)
+        del self._buckets[name]
+        self._keys.pop(name, None)
+        return freed
+
+    # -- objects -----------------------------------------------------------
+    async def put_object(self, record: ObjectRecord, *,
+                         precondition: Precondition | None = None) -> list[str]:
+        return self._put(record, precondition)
+
+    def _put(self, record: ObjectRecord, precondition: Precondition | None) -> list[str]:
+        if record.bucket not in self._buckets:
+            raise BucketMissing(record.bucket)
+        vkey = (record.bucket, record.key)
+        old = self._versions.get(vkey, [])
+        if precondition is not None:
+            precondition(codec.clone_object(old[0][1]) if old else None)
+        new = codec.clone_object(record, is_latest=True)
+        kept: list[_Version] = []
+        freed: list[str] = []
+        for seq, v in old:
+            if v.version_id == new.version_id:
+                freed += v.blob_ids()
+            else:
+                v.is_latest = False
+                kept.append((seq, v))
+        self._versions[vkey] = [(next(self._seq), new), *kept]
+        if not old:
+            bisect.insort(self._keys.setdefault(record.bucket, []), record.key)
+        keep = set(new.blob_ids())
+        return [b for b in freed if b not in keep]
+
+    async def get_object(self, bucket: str, key: str,
+                         version_id: str | None = None) -> ObjectRecord | None:
+        for _, v in self._versions.get((bucket, key), []):
+            if version_id is None or v.version_id == version_id:
+                return codec.clone_object(v)
+        return None
+
+    async def delete_version(self, bucket: str, key: str, version_id: str, *,
+                             precondition: Precondition | None = None,
+                             ) -> tuple[ObjectRecord | None, list[str]]:
+        vkey = (bucket, key)
+        versions = self._versions.get(vkey, [])
+        if precondition is not None:
+            precondition(codec.clone_object(versions[0][1]) if versions else None)
+        for i, (_, v) in enumerate(versions):
+            if v.version_id == version_id:
+                break
+        else:
+            return None, []
+        del versions[i]
+        if versions:
+            versions[0][1].is_latest = True
+        else:
+            del self._versions[vkey]
+            keys = self._keys[bucket]
+            del keys[bisect.bisect_left(keys, key)]
+        return codec.clone_object(v), v.blob_ids()
+
+    async def update_object(self, record: ObjectRecord) -> None:
+        for _, v in self._versions.get((record.bucket, record.key), []):
+            if v.version_id == record.version_id:
+                new = codec.clone_object(record)
+                v.system_meta, v.user_meta, v.extra = new.system_meta, new.user_meta, new.extra
+                return
+
+    def _key_stream(self, bucket: str, start: str, inclusive: bool) -> Iterator[str]:
+        keys = self._keys.get(bucket, [])
+        i = bisect.bisect_left(keys, start) if inclusive else bisect.bisect_right(keys, start)
+        while i < len(keys):
+            yield keys[i]
+            i += 1
+
+    async def list_objects(self, bucket: str, *, prefix: str = "", delimiter: str = "",
+                           start_after: str = "", max_keys: int = 1000) -> ListPage:
+        def stream(start: str, inclusive: bool = True) -> Iterator[ObjectRecord]:
+            for key in self._key_stream(bucket, start, inclusive):
+                latest = self._versions[(bucket, key)][0][1]
+                if not latest.delete_marker:
+                    yield latest
+
+        page = paginate(stream(*start_of(prefix, start_after)), stream, _key,
+                        prefix=prefix, delimiter=delimiter, marker=start_after, limit=max_keys)
+        return to_list_page(page, _key, codec.clone_object)
+
+    async def list_versions(self, bucket: str, *, prefix: str = "", delimiter: str = "",
+                            key_marker: str = "", version_id_marker: str = "",
+                            max_keys: int = 1000) -> ListPage:
+        def stream(start: str, inclusive: bool = True) -> Iterator[ObjectRecord]:
+            for key in self._key_stream(bucket, start, inclusive):
+                for _, v in self._versions[(bucket, key)]:
+                    yield v
+
+        def first() -> Iterator[ObjectRecord]:
+            if key_marker and version_id_marker:
+                versions = [v for _, v in self._versions.get((bucket, key_marker), [])]
+                ids = [v.version_id for v in versions]
+                if version_id_marker in ids:
+                    yield from versions[ids.index(version_id_marker) + 1:]
+            yield from stream(*start_of(prefix, key_marker))
+
+        page = paginate(first(), stream, _key, prefix=prefix, delimiter=delimiter,
+                        marker=key_marker, limit=max_keys)
+        return to_list_page(page, _key, codec.clone_object, _version)
+
+    # -- multipart ---------------------------------------------------------
+    async def create_upload(self, upload: UploadRecord) -> None:
+        if upload.bucket not in self._buckets:
+            raise BucketMissing(upload.bucket)
+        if upload.upload_id in self._uploads:
+            raise ValueError(f"duplicate upload id {upload.upload_id}")
+        self._uploads[upload.upload_id] = (next(self._seq), codec.clone_upload(upload))
+        self._parts[upload.upload_id] = {}
+
+    async def get_upload(self, upload_id: str) -> UploadRecord | None:
+        found = self._uploads.get(upload_id)
+        return codec.clone_upload(found[1]) if found else None
+
+    async def put_part(self, upload_id: str, part: PartRecord) -> list[str]:
+        parts = self._parts.get(upload_id)
+        if parts is None:
+            raise UploadMissing(upload_id)
+        old = parts.get(part.part_number)
+        parts[part.part_number] = codec.clone_part(part)
+        return [old.blob_id] if old and old.blob_id != part.blob_id else []
+
+    async def list_parts(self, upload_id: str, *, part_number_marker: int = 0,
+                         max_parts: int = 1000) -> tuple[list[PartRecord], bool]:
+        numbers = sorted(n for n in self._parts.get(upload_id, {}) if n > part_number_marker)
+        chosen = numbers[:max(max_parts, 0)]
+        parts = self._parts.get(upload_id, {})
+        return [codec.clone_part(parts[n]) for n in chosen], len(numbers) > len(chosen) > 0
+
+    async def list_uploads(self, bucket: str, *, prefix: str = "", delimiter: str = "",
+                           key_marker: str = "", upload_id_marker: str = "",
+                           max_uploads: int = 1000) -> ListPage:
+        ordered = sorted((rec.key, seq, rec) for seq, rec in self._uploads.values()
+                         if rec.bucket == bucket)
+        keys = [k for k, _, _ in ordered]
+
+        def stream(start: str, inclusive: bool = True) -> Iterator[UploadRecord]:
+            i = bisect.bisect_left(keys, start) if inclusive else bisect.bisect_right(keys, start)
+            for _, _, rec in ordered[i:]:
+                yield rec
+
+        def first() -> Iterator[UploadRecord]:
+            found = self._uploads.get(upload_id_marker) if key_marker else None
+            if found and found[1].bucket == bucket and found[1].key == key_marker:
+                yield from (rec for k, seq, rec in ordered if k == key_marker and seq > found[0])
+            yield from stream(*start_of(prefix, key_marker))
+
+        page = paginate(first(), stream, _key, prefix=prefix, delimiter=delimiter,
+                        marker=key_marker, limit=max_uploads)
+        return to_list_page(page, _key, codec.clone_upload, _upload_id)
+
+    async def complete_upload(self, upload_id: str, record: ObjectRecord, *,
+                              precondition: Precondition | None = None) -> list[str]:
+        if upload_id not in self._uploads:
+            raise UploadMissing(upload_id)
+        freed = self._put(record, precondition)
+        used = set(record.blob_ids())
+        return [b for b in self._drop_upload(upload_id) if b not in used] + freed
+
+    async def abort_upload(self, upload_id: str) -> list[str]:
+        if upload_id not in self._uploads:
+            raise UploadMissing(upload_id)
+        return self._drop_upload(upload_id)
+
+    def _drop_upload(self, upload_id: str) -> list[str]:
+        del self._uploads[upload_id]
+        parts = self._parts.pop(upload_id, {})
+        return [parts[n].blob_id for n in sorted(parts)]
+
+    # -- maintenance -------------------------------------------------------
+    async def referenced_blobs(self) -> set[str]:
+        found = {p.blob_id for parts in self._parts.values() for p in parts.values()}
+        for versions in self._versions.values():
+            for _, v in versions:
+                if v.blob_id:
+                    found.add(v.blob_id)
+                found.update(p.blob_id for p in v.parts or [])
+        return found
+
+
+def _key(entry: ObjectRecord | UploadRecord) -> str:
+    return entry.key
+
+
+def _version(entry: ObjectRecord) -> str:
+    return entry.version_id
+
+
+def _upload_id(entry: UploadRecord) -> str:
+    return entry.upload_id

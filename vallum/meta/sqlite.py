@@ -1,0 +1,666 @@
+"""SQLite metadata store: WAL, synchronous=FULL, group commit, reads off the writer.
+
+Why group commit: every durable commit costs an fsync; one writer thread
+takes every write queued meanwhile, applies each in its own savepoint (its
+precondition sees the state left by the ops before it), commits once and then
+wakes all the callers. Throughput scales with concurrency instead of being one
+fsync per PUT.
+
+Statements are SQLAlchemy Core (``schema`` tables), compiled once to SQL text
+and run on raw ``sqlite3`` connections: executing through SQLAlchemy costs
+several times the query itself for these one-row lookups.
+
+Several processes may share the file: writes take the lock with
+``BEGIN IMMEDIATE`` and wait up to ``busy_timeout`` for it; readers never
+block under WAL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from vallum.meta import codec, schema
+from vallum.meta.base import (
+    BucketExists,
+    BucketMissing,
+    BucketNotEmptyError,
+    MetaStore,
+    Precondition,
+    UploadMissing,
+)
+from vallum.meta.listing import paginate, start_of, successor, to_list_page
+from vallum.meta.records import BucketRecord, ListPage, ObjectRecord, PartRecord, UploadRecord
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
+
+# Column positions in a ``versions`` / ``uploads`` row (seq first, table order).
+_KEY, _VID, _BLOB, _PARTS, _LATEST = 2, 3, 10, 12, 14
+_UPLOAD_ID = 1
+_MAX_BATCH = 512
+_SCAN_FIRST, _SCAN_MAX = 32, 1024
+
+
+# -- statements: SQLAlchemy Core, compiled once ---------------------------------
+_DIALECT = sqlite_dialect.dialect(paramstyle="named")
+
+
+class _Stmt:
+    """One compiled statement; literal binds SQLAlchemy added (LIMIT 1) are defaults."""
+
+    __slots__ = ("sql", "defaults")
+
+    def __init__(self, stmt: Any, column_keys: list[str] | None = None, *,
+                 indexed_by: tuple[str, str] | None = None) -> None:
+        compiled = stmt.compile(dialect=_DIALECT, column_keys=column_keys)
+        self.sql = str(compiled)
+        if indexed_by:      # SQLAlchemy's sqlite dialect renders no index hints
+            table, index = indexed_by
+            self.sql = self.sql.replace(f"FROM {table} ", f"FROM {table} INDEXED BY {index} ", 1)
+        self.defaults = {k: v for k, v in compiled.params.items()
+                         if type(v) in (int, float, str, bytes)}
+
+    def run(self, conn: sqlite3.Connection, params: dict[str, Any]) -> sqlite3.Cursor:
+        return conn.execute(self.sql, {**self.defaults, **params} if self.defaults else params)
+
+    def one(self, conn: sqlite3.Connection, **params: Any) -> Row | None:
+        return self.run(conn, params).fetchone()
+
+    def all(self, conn: sqlite3.Connection, **params: Any) -> list[Row]:
+        return self.run(conn, params).fetchall()
+
+
+def _p(name: str) -> Any:
+    return sa.bindparam(name)
+
+
+def _build() -> Any:
+    b, v, u, p = schema.buckets, schema.versions, schema.uploads, schema.parts
+    one, zero = sa.literal_column("1"), sa.literal_column("0")
+
+    def insert(table: sa.Table, skip: tuple[str, ...] = ("seq",)) -> _Stmt:
+        return _Stmt(sa.insert(table), [c.name for c in table.c if c.name not in skip])
+
+    def scans(table: sa.Table, order: list[Any], *extra: Any,
+              index: str | None = None) -> dict[tuple[bool, bool], _Stmt]:
+        """Four variants: start inclusive or not, with or without an end bound."""
+        out = {}
+        for inclusive in (True, False):
+            for bounded in (True, False):
+                cond = [table.c.bucket == _p("bucket"), *extra,
+                        table.c.key >= _p("start") if inclusive else table.c.key > _p("start")]
+                if bounded:
+                    cond.append(table.c.key < _p("end"))
+                out[(inclusive, bounded)] = _Stmt(
+                    sa.select(table).where(*cond).order_by(*order).limit(_p("n")),
+                    indexed_by=(table.name, index) if index else None)
+        return out
+
+    same_key = (v.c.bucket == _p("bucket"), v.c.key == _p("key"))
+    up_key = (u.c.bucket == _p("bucket"), u.c.key == _p("key"))
+    ns = type("Statements", (), {})()
+    ns.bucket_get = _Stmt(sa.select(b).where(b.c.name == _p("name")))
+    ns.bucket_exists = _Stmt(sa.select(b.c.name).where(b.c.name == _p("name")))
+    ns.bucket_list = _Stmt(sa.select(b).order_by(b.c.name))
+    ns.bucket_list_owner = _Stmt(sa.select(b).where(b.c.owner == _p("owner")).order_by(b.c.name))
+    ns.bucket_insert = insert(b, ())
+    ns.bucket_update = _Stmt(sa.update(b).where(b.c.name == _p("w_name")),
+                             ["versioning", "object_lock", "config"])
+    ns.bucket_delete = _Stmt(sa.delete(b).where(b.c.name == _p("name")))
+    ns.bucket_any_version = _Stmt(sa.select(v.c.seq).where(v.c.bucket == _p("bucket")).limit(1))
+
+    ns.ver_latest = _Stmt(sa.select(v).where(*same_key).order_by(v.c.seq.desc()).limit(1))
+    ns.ver_get = _Stmt(sa.select(v).where(*same_key, v.c.version_id == _p("version_id")))
+    ns.ver_seq_of = _Stmt(sa.select(v.c.seq).where(*same_key,
+                                                   v.c.version_id == _p("version_id")))
+    ns.ver_insert = insert(v)
+    ns.ver_delete = _Stmt(sa.delete(v).where(v.c.seq == _p("seq")))
+    ns.ver_clear_latest = _Stmt(sa.update(v).where(v.c.seq == _p("w_seq")).values(is_latest=zero))
+    ns.ver_set_latest = _Stmt(sa.update(v).where(v.c.seq == _p("w_seq")).values(is_latest=one))
+    ns.ver_update_meta = _Stmt(
+        sa.update(v).where(v.c.bucket == _p("w_bucket"), v.c.key == _p("w_key"),
+                           v.c.version_id == _p("w_version_id")),
+        ["system_meta", "user_meta", "extra"])
+    ns.ver_rest_of_key = _Stmt(sa.select(v).where(*same_key, v.c.seq < _p("seq"))
+                               .order_by(v.c.seq.desc()).limit(_p("n")))
+    ns.ver_scan = scans(v, [v.c.key, v.c.seq.desc()])
+    # Must repeat the partial index's WHERE (is_latest = 1 AND delete_marker = 0); without
+    # statistics the planner would rather walk every version through ux_versions_id.
+    ns.obj_scan = scans(v, [v.c.key], v.c.is_latest == one, v.c.delete_marker == zero,
+                        index="ix_versions_visible")
+    ns.ver_blob_refs = _Stmt(sa.select(v.c.blob_id, v.c.parts)
+                             .where(sa.or_(v.c.blob_id.is_not(None), v.c.parts.is_not(None))))
+
+    ns.upload_insert = insert(u)
+    ns.upload_get = _Stmt(sa.select(u).where(u.c.upload_id == _p("upload_id")))
+    ns.upload_delete = _Stmt(sa.delete(u).where(u.c.upload_id == _p("upload_id")))
+    ns.upload_ids_of_bucket = _Stmt(sa.select(u.c.upload_id).where(u.c.bucket == _p("bucket")))
+    ns.up_scan = scans(u, [u.c.key, u.c.seq])
+    ns.up_rest_of_key = _Stmt(sa.select(u).where(*up_key, u.c.seq > _p("seq"))
+                              .order_by(u.c.seq).limit(_p("n")))
+
+    part_cols = [c for c in p.c if c.name != "upload_id"]
+    ns.part_insert = insert(p, ())
+    ns.part_blob = _Stmt(sa.select(p.c.blob_id).where(p.c.upload_id == _p("upload_id"),
+                                                      p.c.part_number == _p("part_number")))
+    ns.part_delete = _Stmt(sa.delete(p).where(p.c.upload_id == _p("upload_id"),
+                                              p.c.part_number == _p("part_number")))
+    ns.parts_list = _Stmt(sa.select(*part_cols)
+                          .where(p.c.upload_id == _p("upload_id"),
+                                 p.c.part_number > _p("marker"))
+                          .order_by(p.c.part_number).limit(_p("n")))
+    ns.part_blobs_of_upload = _Stmt(sa.select(p.c.blob_id).where(p.c.upload_id == _p("upload_id"))
+                                    .order_by(p.c.part_number))
+    ns.parts_delete_upload = _Stmt(sa.delete(p).where(p.c.upload_id == _p("upload_id")))
+    ns.part_blob_refs = _Stmt(sa.select(p.c.blob_id))
+    return ns
+
+
+S = _build()
+DDL: list[str] = [str(CreateTable(t, if_not_exists=True).compile(dialect=_DIALECT))
+                  for t in schema.metadata.sorted_tables]
+DDL += [str(CreateIndex(i, if_not_exists=True).compile(dialect=_DIALECT))
+        for t in schema.metadata.sorted_tables for i in sorted(t.indexes, key=lambda i: i.name)]
+
+
+class _Op:
+    """A queued write: ``fn`` runs on the writer thread inside the batch transaction."""
+
+    __slots__ = ("fn", "loop", "future")
+
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any], loop: asyncio.AbstractEventLoop,
+                 future: asyncio.Future[Any]) -> None:
+        self.fn, self.loop, self.future = fn, loop, future
+
+
+def _settle(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for fut, ok, value in items:
+        if fut.done():                  # the caller was cancelled; the write still happened
+            continue
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
+
+
+class SQLiteMetaStore(MetaStore):
+    def __init__(self, path: Path, *, busy_timeout: float = 30.0, read_threads: int = 4) -> None:
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self.read_threads = read_threads
+        self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        # Group-commit counters (read by tests and metrics): transactions committed, ops applied.
+        self.commits = 0
+        self.ops = 0
+
+    # -- lifecycle ---------------------------------------------------------
+    def _connect(self, *, readonly: bool) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        conn.execute("PRAGMA synchronous=FULL")
+        if readonly:
+            conn.execute("PRAGMA query_only=1")
+        with self._conns_lock:
+            self._conns.append(conn)
+        return conn
+
+    def _create_schema(self) -> sqlite3.Connection:
+        conn = self._connect(readonly=False)
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise RuntimeError(f"{self.path}: cannot enable WAL (journal_mode={mode})")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for ddl in DDL:
+                conn.execute(ddl)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return conn
+
+    async def open(self) -> None:
+        if self._writer is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        wconn = await asyncio.to_thread(self._create_schema)
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(self.read_threads, thread_name_prefix="vallum-meta-read")
+        self._writer = threading.Thread(target=self._write_loop, args=(wconn,),
+                                        name="vallum-meta-writer", daemon=True)
+        self._writer.start()
+
+    async def close(self) -> None:
+        writer, pool = self._writer, self._pool
+        if writer is None:
+            return
+        self._writer = self._pool = None
+        self._queue.put(None)
+        await asyncio.to_thread(writer.join)
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown, True)
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
+
+    # -- the writer thread ---------------------------------------------------
+    def _write_loop(self, conn: sqlite3.Connection) -> None:
+        stop = False
+        while not stop:
+            op = self._queue.get()
+            if op is None:
+                break
+            batch = [op]
+            while len(batch) < _MAX_BATCH:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            self._run_batch(conn, batch)
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
+        try:
+            outcomes = self._apply(conn, batch)
+        except Exception as exc:        # BEGIN/COMMIT failed: isolate the ops from each other
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if len(batch) > 1:
+                for op in batch:
+                    self._run_batch(conn, [op])
+                return
+            outcomes = [(False, exc)]
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]]
+        by_loop = defaultdict(list)
+        for op, (ok, value) in zip(batch, outcomes, strict=True):
+            by_loop[op.loop].append((op.future, ok, value))
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, items)
+            except RuntimeError:        # that event loop is closed: nobody is waiting
+                pass
+
+    def _apply(self, conn: sqlite3.Connection, batch: list[_Op]) -> list[tuple[bool, Any]]:
+        outcomes: list[tuple[bool, Any]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        for op in batch:
+            conn.execute("SAVEPOINT op")
+            try:
+                outcomes.append((True, op.fn(conn)))
+            except Exception as exc:
+                conn.execute("ROLLBACK TO op")
+                outcomes.append((False, exc))
+            conn.execute("RELEASE op")
+        conn.execute("COMMIT")
+        self.commits += 1
+        self.ops += len(batch)
+        return outcomes
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._writer is None:
+            raise RuntimeError("metadata store is not open")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Op(fn, loop, fut))
+        return await fut
+
+    # -- reads ---------------------------------------------------------------
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._writer is None:
+                raise RuntimeError("metadata store is not open")
+            conn = self._local.conn = self._connect(readonly=True)
+        return conn
+
+    async def _read_pooled(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Longer reads (listings) run on the pool, in one snapshot transaction."""
+        if self._pool is None:
+            raise RuntimeError("metadata store is not open")
+
+        def run() -> T:
+            conn = self._reader()
+            conn.execute("BEGIN")
+            try:
+                return fn(conn)
+            finally:
+                conn.execute("COMMIT")
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, run)
+
+    # -- buckets -----------------------------------------------------------
+    async def create_bucket(self, bucket: BucketRecord) -> None:
+        params = codec.bucket_params(bucket)
+
+        def op(conn: sqlite3.Connection) -> None:
+            row = S.bucket_get.one(conn, name=bucket.name)
+            if row is not None:
+                raise BucketExists(row[3])
+            S.bucket_insert.run(conn, params)
+
+        await self._write(op)
+
+    async def get_bucket(self, name: str) -> BucketRecord | None:
+        row = S.bucket_get.one(self._reader(), name=name)
+        return codec.bucket_from_row(row) if row else None
+
+    async def list_buckets(self, owner: str | None = None) -> list[BucketRecord]:
+        def read(conn: sqlite3.Connection) -> list[BucketRecord]:
+            rows = (S.bucket_list.all(conn) if owner is None
+                    else S.bucket_list_owner.all(conn, owner=owner))
+            return [codec.bucket_from_row(r) for r in rows]
+
+        return await self._read_pooled(read)
+
+    async def update_bucket(self, bucket: BucketRecord) -> None:
+        params = codec.bucket_params(bucket)
+        params["w_name"] = params.pop("name")
+
+        def op(conn: sqlite3.Connection) -> None:
+            if S.bucket_update.run(conn, params).rowcount == 0:
+                raise BucketMissing(bucket.name)
+
+        await self._write(op)
+
+    async def delete_bucket(self, name: str) -> list[str]:
+        def op(conn: sqlite3.Connection) -> list[str]:
+            if S.bucket_exists.one(conn, name=name) is None:
+                raise BucketMissing(name)
+            if S.bucket_any_version.one(conn, bucket=name) is not None:
+                raise BucketNotEmptyError(name)
+            freed: list[str] = []
+            for (upload_id,) in S.upload_ids_of_bucket.all(conn, bucket=name):
+                freed += _drop_upload(conn, upload_id)
+            S.bucket_delete.run(conn, {"name": name})
+            return freed
+
+        return await self._write(op)
+
+    # -- objects -----------------------------------------------------------
+    async def put_object(self, record: ObjectRecord, *,
+                         precondition: Precondition | None = None) -> list[str]:
+        params = codec.object_params(record, True)
+        return await self._write(lambda conn: _put(conn, record, params, precondition))
+
+    async def get_object(self, bucket: str, key: str,
+                         version_id: str | None = None) -> ObjectRecord | None:
+        conn = self._reader()
+        if version_id is None:
+            row = S.ver_latest.one(conn, bucket=bucket, key=key)
+        else:
+            row = S.ver_get.one(conn, bucket=bucket, key=key, version_id=version_id)
+        return codec.object_from_row(row) if row else None
+
+    async def delete_version(self, bucket: str, key: str, version_id: str, *,
+                             precondition: Precondition | None = None,
+                             ) -> tuple[ObjectRecord | None, list[str]]:
+        def op(conn: sqlite3.Connection) -> tuple[ObjectRecord | None, list[str]]:
+            cur = S.ver_latest.one(conn, bucket=bucket, key=key)
+            if precondition is not None:
+                precondition(codec.object_from_row(cur) if cur else None)
+            if cur is not None and cur[_VID] == version_id:
+                row = cur
+            else:
+                row = S.ver_get.one(conn, bucket=bucket, key=key, version_id=version_id)
+            if row is None:
+                return None, []
+            S.ver_delete.run(conn, {"seq": row[0]})
+            if row[_LATEST]:
+                nxt = S.ver_latest.one(conn, bucket=bucket, key=key)
+                if nxt is not None:
+                    S.ver_set_latest.run(conn, {"w_seq": nxt[0]})
+            return codec.object_from_row(row), codec.row_blob_ids(row[_BLOB], row[_PARTS])
+
+        return await self._write(op)
+
+    async def update_object(self, record: ObjectRecord) -> None:
+        params = {"system_meta": codec.dump(record.system_meta),
+                  "user_meta": codec.dump(record.user_meta), "extra": codec.dump(record.extra),
+                  "w_bucket": record.bucket, "w_key": record.key,
+                  "w_version_id": record.version_id}
+        await self._write(lambda conn: S.ver_update_meta.run(conn, params) and None)
+
+    async def list_objects(self, bucket: str, *, prefix: str = "", delimiter: str = "",
+                           start_after: str = "", max_keys: int = 1000) -> ListPage:
+        end = successor(prefix) if prefix else None
+
+        def read(conn: sqlite3.Connection) -> ListPage:
+            def scan(start: str, inclusive: bool = True, first: int = _SCAN_FIRST) -> Iterator[Row]:
+                n = first
+                while True:
+                    stmt = S.obj_scan[(inclusive, end is not None)]
+                    rows = stmt.all(conn, bucket=bucket, start=start, end=end, n=n)
+                    yield from rows
+                    if len(rows) < n:
+                        return
+                    start, inclusive, n = rows[-1][_KEY], False, min(n * 2, _SCAN_MAX)
+
+            first = min(max(max_keys, 0) + 1, _SCAN_MAX)
+            page = paginate(scan(*start_of(prefix, start_after), first=first), scan, _row_key,
+                            prefix=prefix, delimiter=delimiter, marker=start_after,
+                            limit=max_keys)
+            return to_list_page(page, _row_key, codec.object_from_row)
+
+        return await self._read_pooled(read)
+
+    async def list_versions(self, bucket: str, *, prefix: str = "", delimiter: str = "",
+                            key_marker: str = "", version_id_marker: str = "",
+                            max_keys: int = 1000) -> ListPage:
+        end = successor(prefix) if prefix else None
+
+        def read(conn: sqlite3.Connection) -> ListPage:
+            def rest_of_key(key: str, seq: int, n: int) -> list[Row]:
+                return S.ver_rest_of_key.all(conn, bucket=bucket, key=key, seq=seq, n=n)
+
+            def scan(start: str, inclusive: bool = True, first: int = _SCAN_FIRST) -> Iterator[Row]:
+                n = first
+                rows = S.ver_scan[(inclusive, end is not None)].all(
+                    conn, bucket=bucket, start=start, end=end, n=n)
+                while True:
+                    yield from rows
+                    if len(rows) < n:
+                        return
+                    last = rows[-1]
+                    n = min(n * 2, _SCAN_MAX)
+                    rows = rest_of_key(last[_KEY], last[0], n)
+                    if len(rows) < n:   # the key is done: continue with the next keys
+                        rows += S.ver_scan[(False, end is not None)].all(
+                            conn, bucket=bucket, start=last[_KEY], end=end, n=n - len(rows))
+
+            def stream() -> Iterator[Row]:
+                if key_marker and version_id_marker:
+                    found = S.ver_seq_of.one(conn, bucket=bucket, key=key_marker,
+                                             version_id=version_id_marker)
+                    if found is not None:
+                        yield from rest_of_key(key_marker, found[0], -1)
+                yield from scan(*start_of(prefix, key_marker),
+                                first=min(max(max_keys, 0) + 1, _SCAN_MAX))
+
+            page = paginate(stream(), scan, _row_key, prefix=prefix, delimiter=delimiter,
+                            marker=key_marker, limit=max_keys)
+            return to_list_page(page, _row_key, codec.object_from_row, _row_version)
+
+        return await self._read_pooled(read)
+
+    # -- multipart ---------------------------------------------------------
+    async def create_upload(self, upload: UploadRecord) -> None:
+        params = codec.upload_params(upload)
+
+        def op(conn: sqlite3.Connection) -> None:
+            if S.bucket_exists.one(conn, name=upload.bucket) is None:
+                raise BucketMissing(upload.bucket)
+            S.upload_insert.run(conn, params)
+
+        await self._write(op)
+
+    async def get_upload(self, upload_id: str) -> UploadRecord | None:
+        row = S.upload_get.one(self._reader(), upload_id=upload_id)
+        return codec.upload_from_row(row) if row else None
+
+    async def put_part(self, upload_id: str, part: PartRecord) -> list[str]:
+        params = codec.part_params(upload_id, part)
+
+        def op(conn: sqlite3.Connection) -> list[str]:
+            if S.upload_get.one(conn, upload_id=upload_id) is None:
+                raise UploadMissing(upload_id)
+            old = S.part_blob.one(conn, upload_id=upload_id, part_number=part.part_number)
+            if old is not None:
+                S.part_delete.run(conn, {"upload_id": upload_id,
+                                         "part_number": part.part_number})
+            S.part_insert.run(conn, params)
+            return [old[0]] if old is not None and old[0] != part.blob_id else []
+
+        return await self._write(op)
+
+    async def list_parts(self, upload_id: str, *, part_number_marker: int = 0,
+                         max_parts: int = 1000) -> tuple[list[PartRecord], bool]:
+        if max_parts <= 0:
+            return [], False
+
+        def read(conn: sqlite3.Connection) -> tuple[list[PartRecord], bool]:
+            rows = S.parts_list.all(conn, upload_id=upload_id, marker=part_number_marker,
+                                    n=max_parts + 1)
+            return [codec.part_from_row(r) for r in rows[:max_parts]], len(rows) > max_parts
+
+        return await self._read_pooled(read)
+
+    async def list_uploads(self, bucket: str, *, prefix: str = "", delimiter: str = "",
+                           key_marker: str = "", upload_id_marker: str = "",
+                           max_uploads: int = 1000) -> ListPage:
+        end = successor(prefix) if prefix else None
+
+        def read(conn: sqlite3.Connection) -> ListPage:
+            # Uploads are few per key: a key's uploads are fetched whole, so a
+            # batch boundary never splits a key.
+            def scan(start: str, inclusive: bool = True, first: int = _SCAN_FIRST) -> Iterator[Row]:
+                n = first
+                while True:
+                    rows = S.up_scan[(inclusive, end is not None)].all(
+                        conn, bucket=bucket, start=start, end=end, n=n)
+                    yield from rows
+                    if len(rows) < n:
+                        return
+                    last = rows[-1]
+                    yield from S.up_rest_of_key.all(conn, bucket=bucket, key=last[3],
+                                                    seq=last[0], n=-1)
+                    start, inclusive, n = last[3], False, min(n * 2, _SCAN_MAX)
+
+            def stream() -> Iterator[Row]:
+                if key_marker and upload_id_marker:
+                    found = S.upload_get.one(conn, upload_id=upload_id_marker)
+                    if found is not None and found[2] == bucket and found[3] == key_marker:
+                        yield from S.up_rest_of_key.all(conn, bucket=bucket, key=key_marker,
+                                                        seq=found[0], n=-1)
+                yield from scan(*start_of(prefix, key_marker),
+                                first=min(max(max_uploads, 0) + 1, _SCAN_MAX))
+
+            page = paginate(stream(), scan, _upload_key, prefix=prefix, delimiter=delimiter,
+                            marker=key_marker, limit=max_uploads)
+            return to_list_page(page, _upload_key, codec.upload_from_row, _row_upload_id)
+
+        return await self._read_pooled(read)
+
+    async def complete_upload(self, upload_id: str, record: ObjectRecord, *,
+                              precondition: Precondition | None = None) -> list[str]:
+        params = codec.object_params(record, True)
+
+        def op(conn: sqlite3.Connection) -> list[str]:
+            if S.upload_get.one(conn, upload_id=upload_id) is None:
+                raise UploadMissing(upload_id)
+            freed = _put(conn, record, params, precondition)
+            used = set(record.blob_ids())
+            return [b for b in _drop_upload(conn, upload_id) if b not in used] + freed
+
+        return await self._write(op)
+
+    async def abort_upload(self, upload_id: str) -> list[str]:
+        def op(conn: sqlite3.Connection) -> list[str]:
+            if S.upload_get.one(conn, upload_id=upload_id) is None:
+                raise UploadMissing(upload_id)
+            return _drop_upload(conn, upload_id)
+
+        return await self._write(op)
+
+    # -- maintenance -------------------------------------------------------
+    async def referenced_blobs(self) -> set[str]:
+        def read(conn: sqlite3.Connection) -> set[str]:
+            found: set[str] = set()
+            for blob_id, manifest in S.ver_blob_refs.all(conn):
+                if blob_id:
+                    found.add(blob_id)
+                found.update(codec.manifest_blob_ids(manifest))
+            found.update(r[0] for r in S.part_blob_refs.all(conn))
+            return found
+
+        return await self._read_pooled(read)
+
+
+# -- write bodies shared by several operations (writer thread) ---------------
+def _put(conn: sqlite3.Connection, record: ObjectRecord, params: dict[str, Any],
+         precondition: Precondition | None) -> list[str]:
+    if S.bucket_exists.one(conn, name=record.bucket) is None:
+        raise BucketMissing(record.bucket)
+    cur = S.ver_latest.one(conn, bucket=record.bucket, key=record.key)
+    if precondition is not None:
+        precondition(codec.object_from_row(cur) if cur else None)
+    freed: list[str] = []
+    if cur is not None:
+        if cur[_VID] == record.version_id:
+            same = cur
+        else:
+            same = S.ver_get.one(conn, bucket=record.bucket, key=record.key,
+                                 version_id=record.version_id)
+            S.ver_clear_latest.run(conn, {"w_seq": cur[0]})
+        if same is not None:
+            freed = codec.row_blob_ids(same[_BLOB], same[_PARTS])
+            S.ver_delete.run(conn, {"seq": same[0]})
+    S.ver_insert.run(conn, params)
+    if freed:
+        keep = set(record.blob_ids())
+        freed = [b for b in freed if b not in keep]
+    return freed
+
+
+def _drop_upload(conn: sqlite3.Connection, upload_id: str) -> list[str]:
+    blobs = [r[0] for r in S.part_blobs_of_upload.all(conn, upload_id=upload_id)]
+    S.parts_delete_upload.run(conn, {"upload_id": upload_id})
+    S.upload_delete.run(conn, {"upload_id": upload_id})
+    return blobs
+
+
+def _row_key(row: Row) -> str:
+    return row[_KEY]
+
+
+def _row_version(row: Row) -> str:
+    return row[_VID]
+
+
+def _upload_key(row: Row) -> str:
+    return row[3]
+
+
+def _row_upload_id(row: Row) -> str:
+    return row[_UPLOAD_ID]

@@ -1,0 +1,106 @@
+"""ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+
+from vallum.meta.base import BucketExists, BucketMissing, BucketNotEmptyError
+from vallum.meta.records import BucketRecord
+from vallum.s3 import errors, xml
+from vallum.s3.conditions import iso8601
+from vallum.s3.handlers.common import get_bucket, int_param
+from vallum.s3.names import validate_bucket_name
+from vallum.server.http import Request, Response, xml_response
+
+
+def owner_element(request: Request) -> dict[str, str]:
+    return {"ID": request.services.owner_id, "DisplayName": "vallum-root"}
+
+
+async def list_buckets(request: Request) -> Response:
+    services = request.services
+    max_buckets = int_param(request, "max-buckets", 10000, lo=1, hi=10000)
+    prefix = request.query.get("prefix", "")
+    token = request.query.get("continuation-token")
+    after = ""
+    if token is not None:
+        try:
+            after = base64.urlsafe_b64decode(token.encode()).decode()
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise errors.InvalidArgument("The continuation token provided is incorrect",
+                                         ArgumentName="continuation-token") from None
+    region_filter = request.query.get("bucket-region")
+    found = [b for b in await services.meta.list_buckets()
+             if b.name.startswith(prefix) and b.name > after
+             and (region_filter is None or b.region == region_filter)]
+    page, more = found[:max_buckets], len(found) > max_buckets
+    body = {
+        "Buckets": {"Bucket": [{"Name": b.name, "CreationDate": iso8601(b.created), "BucketRegion": b.region}
+                               for b in page]},
+        "Owner": owner_element(request),
+        "ContinuationToken": base64.urlsafe_b64encode(page[-1].name.encode()).decode() if more else None,
+        "Prefix": prefix if "prefix" in request.query else None,
+    }
+    return xml_response(xml.render("ListAllMyBucketsResult", body))
+
+
+def _location_constraint(data: bytes) -> str | None:
+    if not data.strip():
+        return None
+    doc = xml.parse(data, "CreateBucketConfiguration")
+    xml.only_known(doc, {"LocationConstraint", "Location", "Bucket", "Tags"})
+    return xml.text(doc, "LocationConstraint")
+
+
+async def create_bucket(request: Request) -> Response:
+    services = request.services
+    name = request.bucket
+    validate_bucket_name(name)
+    region = services.config.region
+    constraint = _location_constraint(await request.body.read(64 * 1024))
+    if constraint is not None:
+        if constraint == "" and region != "us-east-1":
+            raise errors.IllegalLocationConstraintException(
+                "The unspecified location constraint is incompatible for the region specific endpoint this request was sent to.")
+        if constraint == "us-east-1" and region == "us-east-1":
+            raise errors.InvalidLocationConstraint(LocationConstraint=constraint)
+        if constraint not in ("", region):
+            raise errors.IllegalLocationConstraintException(
+                f"The {constraint} location constraint is incompatible for the region specific endpoint this request was sent to.")
+    lock = request.headers.get("x-amz-bucket-object-lock-enabled", "").lower() == "true"
+    record = BucketRecord(name=name, created=time.time(), region=region, owner=services.owner_id,
+                          versioning="Enabled" if lock else "", object_lock=lock)
+    try:
+        await services.meta.create_bucket(record)
+    except BucketExists as exc:
+        if exc.owner == services.owner_id:
+            raise errors.BucketAlreadyOwnedByYou(BucketName=name) from None
+        raise errors.BucketAlreadyExists(BucketName=name) from None
+    return Response(200, {"location": "/" + name})
+
+
+async def head_bucket(request: Request) -> Response:
+    bucket = await get_bucket(request)
+    return Response(200, {"x-amz-bucket-region": bucket.region, "x-amz-access-point-alias": "false"})
+
+
+async def delete_bucket(request: Request) -> Response:
+    services = request.services
+    try:
+        obsolete = await services.meta.delete_bucket(request.bucket)
+    except BucketMissing:
+        raise errors.NoSuchBucket(BucketName=request.bucket) from None
+    except BucketNotEmptyError:
+        raise errors.BucketNotEmpty(BucketName=request.bucket) from None
+    await services.discard_blobs(obsolete)
+    return Response(204)
+
+
+async def get_bucket_location(request: Request) -> Response:
+    bucket = await get_bucket(request)
+    region = "" if bucket.region == "us-east-1" else bucket.region
+    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<LocationConstraint xmlns="{xml.S3_NS}">'
+            f"{xml.escape(region)}</LocationConstraint>").encode()
+    return xml_response(body)

@@ -1,0 +1,140 @@
+"""Pieces every object handler needs: bucket lookup, metadata headers in and out,
+checksum declarations, and the mapping of metadata-store errors to S3 errors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from urllib.parse import quote
+
+from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord
+from vallum.s3 import errors
+from vallum.s3.conditions import http_date
+from vallum.server.http import Headers, Request
+from vallum.service.ingest import Expectations, validate_checksum_value
+from vallum.storage.checksums import ALGORITHMS
+
+SYSTEM_HEADERS = ("content-type", "content-encoding", "content-disposition", "content-language",
+                  "cache-control", "expires")
+MAX_USER_META = 2048
+
+
+async def get_bucket(request: Request) -> BucketRecord:
+    bucket = await request.services.meta.get_bucket(request.bucket)
+    if bucket is None:
+        raise errors.NoSuchBucket(BucketName=request.bucket)
+    return bucket
+
+
+def new_version_id(bucket: BucketRecord) -> str:
+    """A fresh version id when versioning is on; the null version otherwise."""
+    if bucket.versioning == "Enabled":
+        return base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
+    return NULL_VERSION
+
+
+def system_meta_from(headers: Headers) -> dict[str, str]:
+    return {name: headers[name] for name in SYSTEM_HEADERS if name in headers}
+
+
+def user_meta_from(headers: Headers) -> dict[str, str]:
+    meta = {k[len("x-amz-meta-"):]: v for k, v in headers.raw if k.startswith("x-amz-meta-")}
+    size = sum(len(k) + len(v) for k, v in meta.items())
+    if size > MAX_USER_META:
+        raise errors.MetadataTooLarge(Size=str(size), MaxSizeAllowed=str(MAX_USER_META))
+    return meta
+
+
+def expectations_from(headers: Headers, *, default_algorithm: str | None = None) -> Expectations:
+    """Digests the client declared for the body, in headers or as trailers."""
+    expect = Expectations()
+    md5 = headers.get("content-md5")
+    if md5 is not None:
+        try:
+            expect.md5 = base64.b64decode(md5, validate=True)
+        except (binascii.Error, ValueError):
+            expect.md5 = None
+            raise errors.InvalidDigest(**{"Content-MD5": md5}) from None
+        if len(expect.md5) != 16:
+            raise errors.InvalidDigest(**{"Content-MD5": md5})
+    for alg in ALGORITHMS:
+        name = f"x-amz-checksum-{alg.lower()}"
+        value = headers.get(name)
+        if value is not None:
+            validate_checksum_value(alg, value, name)
+            expect.checksums[alg] = value
+    trailer = headers.get("x-amz-trailer")
+    if trailer:
+        for name in (t.strip().lower() for t in trailer.split(",")):
+            alg = name.removeprefix("x-amz-checksum-").upper()
+            if not name.startswith("x-amz-checksum-") or alg not in ALGORITHMS:
+                raise errors.InvalidRequest(f"The value specified in the x-amz-trailer header is not supported: {name}")
+            expect.checksums[alg] = None
+            expect.trailer_names[alg] = name
+    sdk_alg = headers.get("x-amz-sdk-checksum-algorithm")
+    if sdk_alg is not None:
+        if sdk_alg.upper() not in ALGORITHMS:
+            raise errors.InvalidRequest("Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]")
+        if not expect.checksums:
+            raise errors.InvalidRequest("x-amz-sdk-checksum-algorithm specified, but no corresponding x-amz-checksum-* or x-amz-trailer headers were found.")
+    if len(expect.checksums) > 1:
+        raise errors.InvalidRequest("Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
+    if default_algorithm and default_algorithm not in expect.checksums:
+        if expect.checksums:
+            raise errors.InvalidRequest(f"Checksum Type mismatch occurred, expected checksum Type: {default_algorithm.lower()}, actual checksum Type: {next(iter(expect.checksums)).lower()}")
+        expect.compute_only.add(default_algorithm)
+    return expect
+
+
+def quote_etag(etag: str) -> str:
+    return f'"{etag}"'
+
+
+def object_headers(bucket: BucketRecord, record: ObjectRecord, *, checksums: bool) -> dict[str, str]:
+    """Response headers describing a stored version (GET, HEAD)."""
+    h = {"etag": quote_etag(record.etag), "last-modified": http_date(record.last_modified),
+         "accept-ranges": "bytes", "content-type": "binary/octet-stream"}
+    h.update(record.system_meta)
+    for k, v in record.user_meta.items():
+        h["x-amz-meta-" + k] = v
+    if bucket.versioning:
+        h["x-amz-version-id"] = record.version_id
+    if record.storage_class != "STANDARD":
+        h["x-amz-storage-class"] = record.storage_class
+    if checksums:
+        for alg, value in record.checksums.items():
+            if alg == "type":
+                h["x-amz-checksum-type"] = value
+            else:
+                h["x-amz-checksum-" + alg.lower()] = value
+    if record.parts:
+        h["x-amz-mp-parts-count"] = str(len(record.parts))
+    return h
+
+
+def url_encoder(request: Request):
+    """Identity, or URL-encoding of keys when the listing asked for encoding-type=url."""
+    encoding = request.query.get("encoding-type")
+    if encoding is None:
+        return lambda s: s
+    if encoding != "url":
+        raise errors.InvalidArgument("Invalid Encoding Method specified in Request",
+                                     ArgumentName="encoding-type", ArgumentValue=encoding)
+    return lambda s: quote(s, safe="/") if s is not None else None
+
+
+def int_param(request: Request, name: str, default: int, *, lo: int = 0, hi: int = 1000) -> int:
+    """A bounded integer query parameter (values over ``hi`` are clamped, as S3 does)."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise errors.InvalidArgument(f"Provided {name} not an integer or within integer range",
+                                     ArgumentName=name, ArgumentValue=raw) from None
+    if value < lo:
+        raise errors.InvalidArgument(f"Argument {name} must be an integer between {lo} and 2147483647",
+                                     ArgumentName=name, ArgumentValue=raw)
+    return min(value, hi)

@@ -1,0 +1,106 @@
+"""CopyObject, and the copy-source parsing UploadPartCopy shares."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from vallum.meta.records import BucketRecord, ObjectRecord
+from vallum.s3 import errors, xml
+from vallum.s3.conditions import check_copy_source_conditions, iso8601
+from vallum.s3.handlers.common import get_bucket, new_version_id, system_meta_from, user_meta_from
+from vallum.s3.handlers.objects import commit_version, version_headers, write_precondition
+from vallum.s3.names import validate_key
+from vallum.server.http import Request, Response, xml_response
+from vallum.service.ingest import MAX_SINGLE_PUT, store
+from vallum.service.reader import read_object
+
+
+@dataclass
+class CopySource:
+    bucket: BucketRecord
+    record: ObjectRecord
+    version_id: str | None
+
+
+async def resolve_copy_source(request: Request) -> CopySource:
+    """The object named by x-amz-copy-source ('/bucket/key?versionId=v', URL-encoded)."""
+    raw = request.headers["x-amz-copy-source"]
+    path, _, query = raw.partition("?")
+    path = unquote(path).lstrip("/")
+    bucket_name, _, key = path.partition("/")
+    if not bucket_name or not key:
+        raise errors.InvalidArgument("Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+                                     ArgumentName="x-amz-copy-source", ArgumentValue=raw)
+    version_id = None
+    if query:
+        name, _, value = query.partition("=")
+        if name != "versionId" or not value:
+            raise errors.InvalidArgument("Invalid version id specified", ArgumentName="x-amz-copy-source",
+                                         ArgumentValue=raw)
+        version_id = unquote(value)
+    meta = request.services.meta
+    bucket = await meta.get_bucket(bucket_name)
+    if bucket is None:
+        raise errors.NoSuchBucket(BucketName=bucket_name)
+    record = await meta.get_object(bucket_name, key, version_id)
+    if record is None or (record.delete_marker and version_id is None):
+        if version_id is not None:
+            raise errors.NoSuchVersion(Key=key, VersionId=version_id)
+        raise errors.NoSuchKey(Key=key)
+    if record.delete_marker:
+        raise errors.InvalidRequest("The source of a copy request may not specifically refer to a delete marker by version id.")
+    check_copy_source_conditions(request.headers.mapping(), record.etag, record.last_modified)
+    return CopySource(bucket, record, version_id)
+
+
+async def copy_object(request: Request) -> Response:
+    services = request.services
+    bucket = await get_bucket(request)
+    validate_key(request.key)
+    source = await resolve_copy_source(request)
+    src = source.record
+    headers = request.headers
+    directive = headers.get("x-amz-metadata-directive", "COPY").upper()
+    if directive not in ("COPY", "REPLACE"):
+        raise errors.InvalidArgument("Unknown metadata directive.", ArgumentName="x-amz-metadata-directive",
+                                     ArgumentValue=directive)
+    storage_class = headers.get("x-amz-storage-class", src.storage_class)
+    same = source.bucket.name == bucket.name and src.key == request.key
+    if same and directive == "COPY" and storage_class == src.storage_class and source.version_id is None \
+            and bucket.versioning != "Enabled":
+        raise errors.InvalidRequest(
+            "This copy request is illegal because it is trying to copy an object to itself without changing "
+            "the object's metadata, storage class, website redirect location or encryption attributes.")
+    if src.size > MAX_SINGLE_PUT:
+        raise errors.InvalidRequest("The specified copy source is larger than the maximum allowable size "
+                                    "for a copy source: 5368709120")
+    if directive == "REPLACE":
+        system_meta, user_meta = system_meta_from(headers), user_meta_from(headers)
+    else:
+        system_meta, user_meta = dict(src.system_meta), dict(src.user_meta)
+    record = ObjectRecord(
+        bucket=bucket.name, key=request.key, version_id=new_version_id(bucket), size=src.size,
+        etag=src.etag, last_modified=time.time(), system_meta=system_meta, user_meta=user_meta,
+        checksums=dict(src.checksums), storage_class=storage_class, owner=services.owner_id)
+    if same and source.version_id is None and src.version_id == record.version_id:
+        # Rewriting the null version's metadata in place: the body is shared, not copied.
+        record.blob_id, record.inline, record.parts = src.blob_id, src.inline, src.parts
+    else:
+        algorithms = [a for a in src.checksums if a != "type" and src.checksums.get("type") != "COMPOSITE"]
+        stored = await store(services.blobs, read_object(services.blobs, src, 0, src.size - 1), algorithms)
+        record.blob_id, record.inline = stored.blob_id, stored.inline
+        if src.parts:
+            record.etag = stored.md5_hex
+            record.checksums = dict(stored.checksums, type="FULL_OBJECT") if stored.checksums else {}
+    await commit_version(request, record, write_precondition(request))
+    out = version_headers(bucket, record, checksums=False)
+    out.pop("etag")
+    if source.bucket.versioning:
+        out["x-amz-copy-source-version-id"] = src.version_id
+    body = [("ETag", f'"{record.etag}"'), ("LastModified", iso8601(record.last_modified))]
+    for alg, value in record.checksums.items():
+        if alg != "type":
+            body.append(("Checksum" + alg, value))
+    return xml_response(xml.render("CopyObjectResult", body), headers=out)

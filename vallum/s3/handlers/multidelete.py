@@ -1,0 +1,80 @@
+"""DeleteObjects: many keys (and versions) in one request, each reported on its own."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+
+from vallum.meta.records import NULL_VERSION, ObjectRecord
+from vallum.s3 import errors, xml
+from vallum.s3.handlers.common import expectations_from, get_bucket, new_version_id
+from vallum.server.http import Request, Response, xml_response
+from vallum.storage.checksums import new_hasher
+
+MAX_KEYS = 1000
+
+
+def _check_digests(request: Request, data: bytes) -> None:
+    expect = expectations_from(request.headers)
+    if expect.md5 is not None:
+        actual = hashlib.md5(data, usedforsecurity=False).digest()
+        if not hmac.compare_digest(actual, expect.md5):
+            raise errors.BadDigest()
+    for alg, declared in expect.checksums.items():
+        if declared is None:
+            declared = request.body.trailers.get(expect.trailer_names.get(alg, ""))
+        if declared is None:
+            continue
+        h = new_hasher(alg)
+        h.update(data)
+        if not hmac.compare_digest(h.b64().encode(), declared.encode()):
+            raise errors.BadDigest(f"The {alg} you specified did not match the calculated checksum.")
+
+
+def parse_delete(data: bytes) -> tuple[bool, list[tuple[str, str | None]]]:
+    doc = xml.parse(data, "Delete")
+    xml.only_known(doc, {"Object", "Quiet"})
+    quiet = (xml.text(doc, "Quiet", "false") or "").strip().lower() == "true"
+    objects = []
+    for obj in xml.children(doc, "Object"):
+        key = xml.text(obj, "Key")
+        if key is None:
+            raise errors.MalformedXML()
+        objects.append((key, xml.text(obj, "VersionId")))
+    if not objects or len(objects) > MAX_KEYS:
+        raise errors.MalformedXML()
+    return quiet, objects
+
+
+async def delete_objects(request: Request) -> Response:
+    services = request.services
+    bucket = await get_bucket(request)
+    data = await request.body.read()
+    _check_digests(request, data)
+    quiet, objects = parse_delete(data)
+    deleted: list[dict] = []
+    failed: list[dict] = []
+    for key, version_id in objects:
+        try:
+            if version_id is not None or bucket.versioning != "Enabled":
+                removed, obsolete = await services.meta.delete_version(
+                    bucket.name, key, version_id if version_id is not None else NULL_VERSION)
+                await services.discard_blobs(obsolete)
+                entry: dict = {"Key": key, "VersionId": version_id}
+                if removed is not None and removed.delete_marker:
+                    entry.update(DeleteMarker=True, DeleteMarkerVersionId=removed.version_id)
+            else:
+                marker = ObjectRecord(bucket=bucket.name, key=key, version_id=new_version_id(bucket),
+                                      delete_marker=True, last_modified=time.time())
+                await services.meta.put_object(marker)
+                entry = {"Key": key, "DeleteMarker": True, "DeleteMarkerVersionId": marker.version_id}
+            if not quiet:
+                deleted.append(entry)
+        except errors.S3Error as err:
+            failed.append({"Key": key, "VersionId": version_id, "Code": err.code, "Message": err.message})
+    body = [("Deleted", deleted), ("Error", failed)]
+    return xml_response(xml.render("DeleteResult", body))
+
+
+

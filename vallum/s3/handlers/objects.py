@@ -1,0 +1,200 @@
+"""PutObject, GetObject, HeadObject, DeleteObject."""
+
+from __future__ import annotations
+
+import time
+
+from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord
+from vallum.s3 import errors
+from vallum.s3.conditions import check_read_conditions, check_write_conditions
+from vallum.s3.handlers.common import (
+    expectations_from,
+    get_bucket,
+    new_version_id,
+    object_headers,
+    quote_etag,
+    system_meta_from,
+    user_meta_from,
+)
+from vallum.s3.names import validate_key
+from vallum.s3.ranges import content_range, parse_range
+from vallum.server.http import Request, Response
+from vallum.service.ingest import ingest
+from vallum.service.reader import part_range, read_object
+
+RESPONSE_OVERRIDES = {
+    "response-content-type": "content-type",
+    "response-content-language": "content-language",
+    "response-expires": "expires",
+    "response-cache-control": "cache-control",
+    "response-content-disposition": "content-disposition",
+    "response-content-encoding": "content-encoding",
+}
+
+
+def write_precondition(request: Request):
+    """The If-None-Match / If-Match check, evaluated inside the metadata transaction."""
+    headers = request.headers
+    if "if-none-match" not in headers and "if-match" not in headers:
+        return None
+
+    def check(current: ObjectRecord | None) -> None:
+        live = current if current is not None and not current.delete_marker else None
+        check_write_conditions(headers.mapping(), live.etag if live else None)
+
+    return check
+
+
+async def put_object(request: Request) -> Response:
+    services = request.services
+    bucket = await get_bucket(request)
+    validate_key(request.key)
+    headers = request.headers
+    if request.body.length is None and "transfer-encoding" not in headers:
+        raise errors.MissingContentLength()
+    expect = expectations_from(headers)
+    system_meta = system_meta_from(headers)
+    user_meta = user_meta_from(headers)
+    storage_class = headers.get("x-amz-storage-class", "STANDARD")
+    if storage_class not in ("STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA",
+                             "INTELLIGENT_TIERING", "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"):
+        raise errors.InvalidStorageClass(StorageClassRequested=storage_class)
+    precondition = write_precondition(request)
+    stored = await ingest(services.blobs, request.body, expect)
+    record = ObjectRecord(
+        bucket=bucket.name, key=request.key, version_id=new_version_id(bucket), size=stored.size,
+        etag=stored.md5_hex, last_modified=time.time(), system_meta=system_meta, user_meta=user_meta,
+        checksums=dict(stored.checksums, type="FULL_OBJECT") if stored.checksums else {},
+        blob_id=stored.blob_id, inline=stored.inline, storage_class=storage_class,
+        owner=services.owner_id)
+    await commit_version(request, record, precondition)
+    return Response(200, version_headers(bucket, record, checksums=True))
+
+
+async def commit_version(request: Request, record: ObjectRecord, precondition=None) -> None:
+    """Record a new version whose body is already stored; on failure drop the new body."""
+    services = request.services
+    try:
+        obsolete = await services.meta.put_object(record, precondition=precondition)
+    except BaseException:
+        await services.discard_blobs(record.blob_ids())
+        raise
+    keep = set(record.blob_ids())
+    await services.discard_blobs([b for b in obsolete if b not in keep])
+
+
+def version_headers(bucket: BucketRecord, record: ObjectRecord, *, checksums: bool) -> dict[str, str]:
+    h = {"etag": quote_etag(record.etag)}
+    if bucket.versioning:
+        h["x-amz-version-id"] = record.version_id
+    if checksums:
+        for alg, value in record.checksums.items():
+            if alg != "type":
+                h["x-amz-checksum-" + alg.lower()] = value
+        if "type" in record.checksums:
+            h["x-amz-checksum-type"] = record.checksums["type"]
+    return h
+
+
+async def find_version(request: Request, bucket: BucketRecord) -> ObjectRecord:
+    """The version a GET/HEAD addresses, or the S3 error for its absence."""
+    version_id = request.query.get("versionId")
+    if version_id == "":
+        raise errors.InvalidArgument("Version id cannot be the empty string", ArgumentName="versionId", ArgumentValue="")
+    record = await request.services.meta.get_object(bucket.name, request.key, version_id)
+    if record is None:
+        if version_id is not None:
+            raise errors.NoSuchVersion(Key=request.key, VersionId=version_id)
+        raise errors.NoSuchKey(Key=request.key)
+    if record.delete_marker:
+        marker_headers = {"x-amz-delete-marker": "true", "x-amz-version-id": record.version_id}
+        if version_id is not None:
+            raise errors.MethodNotAllowed(headers=marker_headers, Method=request.method, ResourceType="DeleteMarker")
+        raise errors.NoSuchKey(headers=marker_headers, Key=request.key)
+    return record
+
+
+async def get_object(request: Request) -> Response:
+    return await _read(request, with_body=True)
+
+
+async def head_object(request: Request) -> Response:
+    return await _read(request, with_body=False)
+
+
+async def _read(request: Request, *, with_body: bool) -> Response:
+    bucket = await get_bucket(request)
+    record = await find_version(request, bucket)
+    check_read_conditions(request.headers.mapping(), record.etag, record.last_modified)
+    size = record.size
+    part_param = request.query.get("partNumber")
+    range_header = request.headers.get("range")
+    headers = object_headers(bucket, record, checksums=False)
+    status = 200
+    start, end = 0, size - 1
+    whole = True
+    if part_param is not None:
+        if range_header is not None:
+            raise errors.InvalidRequest("Cannot specify both Range header and partNumber query parameter")
+        try:
+            number = int(part_param)
+        except ValueError:
+            number = 0
+        if not 1 <= number <= 10000:
+            raise errors.InvalidArgument("Part number must be an integer between 1 and 10000, inclusive",
+                                         ArgumentName="partNumber", ArgumentValue=part_param)
+        found = part_range(record, number)
+        if found is None:
+            raise errors.InvalidPartNumber()
+        start, end = found
+        if record.parts:
+            status = 206
+            whole = False
+            headers["content-range"] = content_range(start, end, size)
+    elif range_header is not None:
+        parsed = parse_range(range_header, size)
+        if parsed is not None:
+            start, end = parsed
+            status = 206
+            whole = False
+            headers["content-range"] = content_range(start, end, size)
+    if whole and request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+        headers = object_headers(bucket, record, checksums=True)
+    for param, header in RESPONSE_OVERRIDES.items():
+        if param in request.query:
+            headers[header] = request.query[param]
+    length = max(0, end - start + 1)
+    headers["content-length"] = str(length)
+    if not with_body or length == 0:
+        return Response(status, headers, b"")
+    if record.inline is not None:
+        return Response(status, headers, record.inline[start:end + 1])
+    return Response(status, headers, read_object(request.services.blobs, record, start, end), length=length)
+
+
+async def delete_object(request: Request) -> Response:
+    services = request.services
+    bucket = await get_bucket(request)
+    version_id = request.query.get("versionId")
+    headers: dict[str, str] = {}
+    if version_id is not None or bucket.versioning != "Enabled":
+        target = version_id if version_id is not None else NULL_VERSION
+        removed, obsolete = await services.meta.delete_version(bucket.name, request.key, target)
+        await services.discard_blobs(obsolete)
+        if version_id is not None:
+            headers["x-amz-version-id"] = version_id
+            if removed is not None and removed.delete_marker:
+                headers["x-amz-delete-marker"] = "true"
+        if bucket.versioning == "Suspended" and version_id is None:
+            marker = _delete_marker(bucket, request.key, NULL_VERSION)
+            await services.meta.put_object(marker)
+            headers.update({"x-amz-delete-marker": "true", "x-amz-version-id": NULL_VERSION})
+        return Response(204, headers)
+    marker = _delete_marker(bucket, request.key, new_version_id(bucket))
+    await services.meta.put_object(marker)
+    return Response(204, {"x-amz-delete-marker": "true", "x-amz-version-id": marker.version_id})
+
+
+def _delete_marker(bucket: BucketRecord, key: str, version_id: str) -> ObjectRecord:
+    return ObjectRecord(bucket=bucket.name, key=key, version_id=version_id, delete_marker=True,
+                        last_modified=time.time())

@@ -1,0 +1,145 @@
+"""The gateway: an ASGI app that runs every request through one explicit chain.
+
+request id -> reserved paths (/-/) -> route -> authenticate -> authorize ->
+handler -> render (result or S3 error). Each stage is a plain function; errors
+are S3Error instances rendered once, here, with the request id in body and header.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from vallum import authz
+from vallum.s3 import errors
+from vallum.s3.body import Body
+from vallum.s3.handlers import registry
+from vallum.s3.router import route
+from vallum.s3.sigv4 import authenticate
+from vallum.s3.xml import render_error
+from vallum.server import lifecycle, metrics
+from vallum.server.http import Headers, Request, Response
+from vallum.server.state import Services
+
+log = logging.getLogger("vallum.gateway")
+
+
+def new_request_id() -> str:
+    return os.urandom(8).hex().upper()
+
+
+class Gateway:
+    def __init__(self, services: Services | None = None) -> None:
+        self.services = services
+
+    async def __call__(self, scope: dict[str, Any], receive, send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self.http(scope, receive, send)
+        elif kind == "lifespan":
+            await lifecycle.lifespan(self, receive, send)
+
+    async def http(self, scope: dict[str, Any], receive, send) -> None:
+        request_id = new_request_id()
+        started = time.perf_counter()
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        path = raw_path.decode("latin-1")
+        method = scope["method"]
+        operation = "unknown"
+        try:
+            if path.startswith("/-/"):
+                response = await lifecycle.reserved(self, method, path)
+                operation = "reserved"
+            else:
+                request = self.build_request(scope, receive, request_id, path)
+                operation = request.endpoint.name
+                response = await self.dispatch(request)
+        except errors.S3Error as err:
+            response = error_response(err, request_id, path)
+        except Exception:
+            log.exception("internal error in request %s", request_id)
+            response = error_response(errors.InternalError(), request_id, path)
+        await send_response(send, response, request_id, head=method == "HEAD")
+        metrics.observe(operation, response.status, time.perf_counter() - started)
+
+    def build_request(self, scope: dict[str, Any], receive, request_id: str, path: str) -> Request:
+        services = self.services
+        assert services is not None
+        raw_headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
+        headers = Headers(raw_headers)
+        query = scope.get("query_string", b"").decode("latin-1")
+        endpoint = route(scope["method"], headers.get("host", ""), path, query,
+                         domain=services.config.domain, copy_source="x-amz-copy-source" in headers)
+        auth = authenticate(scope["method"], path, query, raw_headers,
+                            lookup_secret=services.lookup_secret, region=services.config.region,
+                            now=time.time())
+        client = scope.get("client") or ("", 0)
+        return Request(
+            method=scope["method"], endpoint=endpoint, headers=headers,
+            body=Body(receive, headers, auth), request_id=request_id, auth=auth,
+            principal=auth.access_key if auth else None, source_ip=client[0],
+            secure=scope.get("scheme") == "https", services=services)
+
+    async def dispatch(self, request: Request) -> Response:
+        endpoint = request.endpoint
+        handler = registry.HANDLERS.get(endpoint.name)
+        principal = self.principal_of(request)
+        resource = registry.resource_arn(endpoint.bucket, endpoint.key)
+        decision = authz.decide(principal, registry.action_of(endpoint.name), resource)
+        if not decision.allowed:
+            raise errors.AccessDenied()
+        if handler is None:
+            raise errors.NotImplemented_(f"{endpoint.name} is not implemented by Vallum.")
+        return await handler(request)
+
+    def principal_of(self, request: Request) -> authz.Principal:
+        if request.principal is None:
+            return authz.ANONYMOUS
+        services = request.services
+        is_root = request.principal == services.root.access_key
+        return authz.Principal(request.principal, services.owner_id if is_root else "", is_root)
+
+
+def error_response(err: errors.S3Error, request_id: str, resource: str) -> Response:
+    if err.resource is None:
+        err.resource = resource.split("?", 1)[0]
+    headers = {"content-type": "application/xml", **err.headers}
+    if err.status == 304:
+        return Response(304, headers={k: v for k, v in err.headers.items()})
+    return Response(err.status, headers, render_error(err, request_id))
+
+
+async def send_response(send, response: Response, request_id: str, *, head: bool) -> None:
+    headers = [(b"x-amz-request-id", request_id.encode()), (b"x-amz-id-2", request_id.encode()),
+               (b"server", b"Vallum")]
+    body = response.body
+    for k, v in response.headers.items():
+        headers.append((k.encode("latin-1"), v.encode("latin-1", "replace")))
+    if isinstance(body, bytes):
+        if "content-length" not in response.headers:
+            headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else body})
+        return
+    if response.length is not None and "content-length" not in response.headers:
+        headers.append((b"content-length", str(response.length).encode()))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    if head:
+        await send({"type": "http.response.body", "body": b""})
+        return
+    await stream_body(send, body)
+
+
+async def stream_body(send, body: AsyncIterator[bytes]) -> None:
+    try:
+        async for chunk in body:
+            if chunk:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    except Exception:
+        # Headers are gone: the only honest signal left is to cut the connection.
+        log.exception("error while streaming a response body")
+        raise
+    await send({"type": "http.response.body", "body": b""})

@@ -1,0 +1,5 @@
+"""The ASGI application object uvicorn imports (settings arrive through the environment)."""
+
+from vallum.server.app import Gateway
+
+app = Gateway()

@@ -1,0 +1,59 @@
+"""Server settings from flags, environment variables and defaults (flags win)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Config:
+    data_dir: Path = Path("./vallum-data")
+    host: str = "127.0.0.1"
+    port: int = 9000
+    region: str = "us-east-1"
+    domain: str | None = None          # base host for virtual-host-style addressing
+    workers: int = 1
+
+    @property
+    def meta_path(self) -> Path:
+        return self.data_dir / "meta.sqlite3"
+
+    @property
+    def blob_root(self) -> Path:
+        return self.data_dir
+
+    @property
+    def endpoint(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """'HOST:PORT', '[v6]:PORT' or ':PORT' -> (host, port); ValueError if malformed."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"invalid address {address!r}: expected HOST:PORT")
+    host = host.strip("[]") or "127.0.0.1"
+    return host, int(port)
+
+
+def from_env_and_flags(data_dir: str | None, address: str | None, region: str | None,
+                       domain: str | None, workers: int | None) -> Config:
+    cfg = Config()
+    cfg.data_dir = Path(data_dir or os.environ.get("VALLUM_DATA_DIR") or cfg.data_dir).resolve()
+    cfg.host, cfg.port = parse_address(address or os.environ.get("VALLUM_ADDRESS") or "127.0.0.1:9000")
+    cfg.region = region or os.environ.get("VALLUM_REGION") or cfg.region
+    cfg.domain = domain or os.environ.get("VALLUM_DOMAIN") or None
+    cfg.workers = workers or int(os.environ.get("VALLUM_WORKERS", "1"))
+    return cfg
+
+
+def to_env(cfg: Config) -> dict[str, str]:
+    """The settings as environment variables, for worker processes started by uvicorn."""
+    env = {"VALLUM_DATA_DIR": str(cfg.data_dir), "VALLUM_ADDRESS": f"{cfg.host}:{cfg.port}",
+           "VALLUM_REGION": cfg.region, "VALLUM_WORKERS": str(cfg.workers)}
+    if cfg.domain:
+        env["VALLUM_DOMAIN"] = cfg.domain
+    return env

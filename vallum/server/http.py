@@ -1,0 +1,84 @@
+"""The request and response objects handlers see: no ASGI details leak past here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vallum.s3.body import Body
+    from vallum.s3.router import Endpoint
+    from vallum.s3.sigv4 import AuthResult
+
+
+class Headers:
+    """Case-insensitive request headers; repeated names are joined with ','."""
+
+    __slots__ = ("_d", "raw")
+
+    def __init__(self, raw: list[tuple[str, str]]) -> None:
+        self.raw = raw
+        d: dict[str, str] = {}
+        for k, v in raw:
+            d[k] = f"{d[k]},{v}" if k in d else v
+        self._d = d
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._d.get(name, default)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._d
+
+    def __getitem__(self, name: str) -> str:
+        return self._d[name]
+
+    def items(self):
+        return self._d.items()
+
+    def mapping(self) -> dict[str, str]:
+        return self._d
+
+
+@dataclass
+class Request:
+    method: str
+    endpoint: Endpoint
+    headers: Headers
+    body: Body
+    request_id: str
+    auth: AuthResult | None
+    principal: str | None          # access key id of the caller (None = anonymous)
+    source_ip: str
+    secure: bool
+    services: Any = None           # vallum.server.state.Services
+
+    @property
+    def bucket(self) -> str:
+        assert self.endpoint.bucket is not None
+        return self.endpoint.bucket
+
+    @property
+    def key(self) -> str:
+        assert self.endpoint.key is not None
+        return self.endpoint.key
+
+    @property
+    def query(self) -> dict[str, str]:
+        return self.endpoint.query
+
+
+@dataclass
+class Response:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | AsyncIterator[bytes] = b""
+    # Length of a streamed body (sent as Content-Length); None means chunked.
+    length: int | None = None
+
+
+def xml_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    h = {"content-type": "application/xml"}
+    if headers:
+        h.update(headers)
+    return Response(status, h, body)

@@ -1,0 +1,80 @@
+"""Start-up, shutdown and the reserved /-/ paths (health, metrics) of a gateway process."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from vallum.iam.root import load_or_create
+from vallum.meta.sqlite import SQLiteMetaStore
+from vallum.s3 import errors
+from vallum.server import metrics
+from vallum.server.config import Config, from_env_and_flags
+from vallum.server.http import Response
+from vallum.server.state import Services
+from vallum.storage.localfs import LocalBlobStore
+
+if TYPE_CHECKING:
+    from vallum.server.app import Gateway
+
+log = logging.getLogger("vallum.server")
+
+
+async def open_services(config: Config) -> Services:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    meta = SQLiteMetaStore(config.meta_path)
+    blobs = LocalBlobStore(config.blob_root)
+    await meta.open()
+    await blobs.open()
+    return Services(config, meta, blobs, load_or_create(config.data_dir))
+
+
+async def close_services(services: Services) -> None:
+    await services.meta.close()
+    await services.blobs.close()
+
+
+async def sweep_orphans(config: Config) -> int:
+    """Remove blobs of writes that never committed metadata (run before any worker starts)."""
+    services = await open_services(config)
+    try:
+        referenced = await services.meta.referenced_blobs()
+        return await services.blobs.sweep(referenced.__contains__)
+    finally:
+        await close_services(services)
+
+
+async def lifespan(gateway: Gateway, receive, send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            try:
+                if gateway.services is None:
+                    gateway.services = await open_services(from_env_and_flags(None, None, None, None, None))
+            except Exception as exc:  # noqa: BLE001 - reported to uvicorn, which exits
+                log.exception("start-up failed")
+                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                return
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            if gateway.services is not None:
+                await close_services(gateway.services)
+                gateway.services = None
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def reserved(gateway: Gateway, method: str, path: str) -> Response:
+    path = path.split("?", 1)[0]
+    if method not in ("GET", "HEAD"):
+        raise errors.MethodNotAllowed()
+    if path == "/-/health/live":
+        return Response(200, {"content-type": "text/plain"}, b"ok\n")
+    if path == "/-/health/ready":
+        if gateway.services is None:
+            return Response(503, {"content-type": "text/plain"}, b"starting\n")
+        return Response(200, {"content-type": "text/plain"}, b"ready\n")
+    if path == "/-/metrics":
+        body, content_type = metrics.exposition()
+        return Response(200, {"content-type": content_type}, body)
+    raise errors.NoSuchKey(f"No such Vallum endpoint: {path}")

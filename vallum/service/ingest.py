@@ -1,0 +1,127 @@
+"""Take an upload body into storage while hashing it, and verify it before it counts.
+
+Small bodies stay in memory and end up inline in the metadata row; larger ones
+stream to a blob writer in chunks. Every digest the client declared (Content-MD5,
+x-amz-checksum-*, in headers or trailers) is compared before the blob is
+committed, so a failed upload leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from vallum.s3 import errors
+from vallum.s3.body import Body
+from vallum.storage.base import BlobStore, BlobWriter
+from vallum.storage.checksums import MultiHasher
+
+INLINE_MAX = 64 * 1024
+MAX_OBJECT_SIZE = 5 * 1024**4          # 5 TiB: the largest multipart object
+MAX_SINGLE_PUT = 5 * 1024**3           # 5 GiB: the largest single PUT or part
+
+
+@dataclass
+class Expectations:
+    """What the client said the body hashes to; checked once the body ends."""
+
+    md5: bytes | None = None                          # from Content-MD5
+    checksums: dict[str, str | None] = field(default_factory=dict)  # algorithm -> b64 (None: from trailer)
+    trailer_names: dict[str, str] = field(default_factory=dict)     # algorithm -> trailer header name
+    compute_only: set[str] = field(default_factory=set)             # computed and stored, nothing to check
+
+    def algorithms(self) -> list[str]:
+        return [*self.checksums, *sorted(self.compute_only - set(self.checksums))]
+
+
+@dataclass
+class Ingested:
+    size: int
+    md5_hex: str
+    checksums: dict[str, str]          # algorithm -> b64 as stored
+    digests: dict[str, bytes]          # algorithm -> raw digest (for multipart combining)
+    blob_id: str | None = None
+    inline: bytes | None = None
+
+
+async def ingest(blobs: BlobStore, body: Body, expect: Expectations, *,
+                 max_size: int = MAX_SINGLE_PUT, allow_inline: bool = True) -> Ingested:
+    """Store a request body, checking every digest the client declared before commit."""
+    if body.length is not None and body.length > max_size:
+        raise errors.EntityTooLarge(MaxSizeAllowed=str(max_size), ProposedSize=str(body.length))
+    return await store(blobs, body.chunks(), expect.algorithms(), max_size=max_size,
+                       allow_inline=allow_inline,
+                       verify=lambda hasher: _verify(hasher, expect, body.trailers))
+
+
+async def store(blobs: BlobStore, chunks: AsyncIterator[bytes], algorithms: list[str], *,
+                max_size: int = MAX_OBJECT_SIZE, allow_inline: bool = True,
+                verify: Callable[[MultiHasher], None] | None = None) -> Ingested:
+    """Hash and store a byte stream: inline if small (and allowed), else as a committed blob."""
+    hasher = MultiHasher(algorithms)
+    buffered: list[bytes] = []
+    buffered_size = 0
+    size = 0
+    writer: BlobWriter | None = None
+    try:
+        async for data in chunks:
+            size += len(data)
+            if size > max_size:
+                raise errors.EntityTooLarge(MaxSizeAllowed=str(max_size))
+            hasher.update(data)
+            if writer is None and buffered_size + len(data) <= INLINE_MAX:
+                buffered.append(data)
+                buffered_size += len(data)
+                continue
+            if writer is None:
+                writer = blobs.writer()
+                for piece in buffered:
+                    await writer.write(piece)
+                buffered = []
+            await writer.write(data)
+        if verify is not None:
+            verify(hasher)
+        checksums = {alg: hasher.b64(alg) for alg in algorithms}
+        digests = {alg: hasher.digest(alg) for alg in algorithms}
+        if writer is None:
+            data = b"".join(buffered)
+            if allow_inline:
+                return Ingested(size, hasher.md5_hex, checksums, digests, inline=data)
+            blob_id = await blobs.put(data)
+            return Ingested(size, hasher.md5_hex, checksums, digests, blob_id=blob_id)
+        await writer.commit()
+        return Ingested(size, hasher.md5_hex, checksums, digests, blob_id=writer.blob_id)
+    except BaseException:
+        if writer is not None:
+            await writer.abort()
+        raise
+
+
+def _verify(hasher: MultiHasher, expect: Expectations, trailers: dict[str, str]) -> None:
+    if expect.md5 is not None and not hmac.compare_digest(expect.md5, bytes.fromhex(hasher.md5_hex)):
+        raise errors.BadDigest(
+            ExpectedDigest=base64.b64encode(expect.md5).decode(),
+            CalculatedDigest=base64.b64encode(bytes.fromhex(hasher.md5_hex)).decode())
+    for alg, declared in expect.checksums.items():
+        if declared is None:
+            name = expect.trailer_names.get(alg, f"x-amz-checksum-{alg.lower()}")
+            declared = trailers.get(name)
+            if declared is None:
+                raise errors.InvalidRequest(f"The {alg} checksum trailer was not sent.")
+            validate_checksum_value(alg, declared, name)
+        if not hmac.compare_digest(declared.encode(), hasher.b64(alg).encode()):
+            raise errors.BadDigest(f"The {alg} you specified did not match the calculated checksum.")
+
+
+_DIGEST_SIZES = {"CRC32": 4, "CRC32C": 4, "CRC64NVME": 8, "SHA1": 20, "SHA256": 32}
+
+
+def validate_checksum_value(algorithm: str, value: str, header: str) -> None:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        raw = b""
+    if len(raw) != _DIGEST_SIZES[algorithm]:
+        raise errors.InvalidRequest(f"Value for {header} header is invalid.")
