@@ -204,6 +204,7 @@ def run_target(name: str, base: Path, plan: Plan, args: argparse.Namespace,
     finally:
         server.stop()
     result["seconds"] = time.monotonic() - started
+    result["loadavg_after"] = os.getloadavg()
     log(f"  {name} done in {result['seconds']:.0f}s")
     return result
 
@@ -216,11 +217,14 @@ def _terminate(signum, _frame) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     plan = make_plan(args)
+    # Launched in the background by a script, SIGINT may arrive ignored; Ctrl-C must stop us.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
     atexit.register(servers.stop_all)
     base = Path(tempfile.mkdtemp(prefix="vallum-bench-", dir=args.tmp_dir))
     started = dt.datetime.now(dt.timezone.utc)
+    load_at_start = os.getloadavg()  # other work on the box skews every figure; record it
     try:
         log(f"plan: {plan}")
         log(f"machine: disk write+fsync {human_size(plan.disk_size)} in {base}")
@@ -235,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         log("interrupted: stopping servers")
         return 130
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         servers.stop_all()
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
@@ -259,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     report.save_json(out, {
         "started_utc": started.isoformat(), "quick": args.quick,
         "host": {**machine.describe(), "python": platform.python_version(),
+                 "loadavg_at_start": load_at_start,
                  "platform": platform.platform()},
         "plan": asdict(plan), "vallum_workers": args.workers,
         "machine": limits, "results": results, "ratios": ratio_table,

@@ -57,7 +57,6 @@ class Server:
 
     def stop(self, grace: float = 15.0) -> None:
         """SIGTERM the process group, wait, then SIGKILL whatever of the group remains."""
-        _RUNNING.pop(self.proc.pid, None)
         pgid = self.proc.pid  # start_new_session=True makes the child its group leader
         if self.proc.poll() is None:
             _signal_group(pgid, signal.SIGTERM)
@@ -72,6 +71,9 @@ class Server:
             pass
         if not self.keep_files:
             shutil.rmtree(self.workdir, ignore_errors=True)
+        for leftover in self.extra.get("leftovers", []):
+            Path(leftover).unlink(missing_ok=True)
+        _RUNNING.pop(self.proc.pid, None)  # last: an interrupted stop is retried by stop_all
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -117,7 +119,7 @@ def _weed_binary() -> str:
 
 
 def _command(name: str, workdir: Path, port: int, ak: str, sk: str,
-             workers: int | None) -> tuple[list[str], dict[str, str], str | None]:
+             workers: int | None, extra: dict) -> tuple[list[str], dict[str, str], str | None]:
     """argv, extra env and an optional plain-HTTP readiness URL for one target."""
     env: dict[str, str] = {"TMPDIR": str(workdir / "tmp")}
     if name == "vallum":
@@ -134,12 +136,16 @@ def _command(name: str, workdir: Path, port: int, ak: str, sk: str,
         # Run by path: the server's cwd is its temp dir, where `bench` is not importable.
         return [sys.executable, str(Path(__file__).with_name("sink.py")), "--port", str(port)], env, None
     if name == "seaweedfs":
-        return _weed_command(workdir, port, ak, sk), env, None
+        return _weed_command(workdir, port, ak, sk, extra), env, None
     raise ValueError(f"unknown target {name!r}")
 
 
-def _weed_command(workdir: Path, s3_port: int, ak: str, sk: str) -> list[str]:
-    """`weed mini` with every listener on loopback, telemetry off and our S3 identity."""
+def _weed_command(workdir: Path, s3_port: int, ak: str, sk: str, extra: dict) -> list[str]:
+    """`weed mini` with every listener on loopback, telemetry off and our S3 identity.
+
+    weed puts its gRPC unix sockets in /tmp whatever TMPDIR says; they are named
+    by our ports and removed after stop in case weed could not remove them itself.
+    """
     config = workdir / "s3.json"
     identity = {"name": "bench", "credentials": [{"accessKey": ak, "secretKey": sk}],
                 "actions": ["Admin", "Read", "Write", "List", "Tagging"]}
@@ -150,6 +156,9 @@ def _weed_command(workdir: Path, s3_port: int, ak: str, sk: str) -> list[str]:
      webdav) = free_ports(10)
     data = workdir / "data"
     data.mkdir()
+    extra["leftovers"] = [f"/tmp/seaweedfs-{role}-grpc-{p}.sock" for role, p in (
+        ("master", master_g), ("volume", volume_g), ("filer", filer_g), ("s3", s3_g),
+        ("admin", admin_g))]
     return [
         _weed_binary(), "mini", f"-dir={data}",
         "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
@@ -173,14 +182,16 @@ def start(name: str, base_dir: Path, workers: int | None = None, timeout: float 
     (workdir / "tmp").mkdir()
     port = free_ports(1)[0]
     ak, sk = _credentials()
-    argv, env, health_url = _command(name, workdir, port, ak, sk, workers)
+    extra: dict = {}
+    argv, env, health_url = _command(name, workdir, port, ak, sk, workers, extra)
     log_path = workdir / "server.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             argv, cwd=workdir, env=os.environ | env, stdin=subprocess.DEVNULL,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
-    server = Server(name, f"http://127.0.0.1:{port}", ak, sk, proc, workdir, log_path, keep_files)
+    server = Server(name, f"http://127.0.0.1:{port}", ak, sk, proc, workdir, log_path,
+                    keep_files, extra)
     _RUNNING[proc.pid] = server
     try:
         _wait_ready(server, health_url, timeout)

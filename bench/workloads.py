@@ -13,6 +13,7 @@ import os
 import queue
 import re
 import resource
+import signal
 import statistics
 import threading
 import time
@@ -117,6 +118,7 @@ def _thread_loop(ep: Endpoint, bucket: str, op: str, prefix: str, lo: int, hi: i
 def _worker(ep: Endpoint, bucket: str, op: str, prefix: str, ranges: list[tuple[int, int]],
             body_size: int, ready, go, results) -> None:
     """One client process: a thread per key range, all released together by the `go` event."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends us
     body = os.urandom(body_size)
     out: list = []
     threads = [threading.Thread(target=_thread_loop,
@@ -157,6 +159,7 @@ def small_ops(ep: Endpoint, bucket: str, op: str, prefix: str, count: int, body_
                         args=(ep, bucket, op, prefix, ranges, body_size, ready, go, results))
         p.start()
         workers.append(p)
+    finished = False
     try:
         for _ in range(concurrency):  # every thread connected: start the clock for all
             _wait_ready(ready, workers)
@@ -164,10 +167,11 @@ def small_ops(ep: Endpoint, bucket: str, op: str, prefix: str, count: int, body_
         go.set()
         gathered = [_get(results, workers, timeout) for _ in workers]
         srv1 = tree_cpu_seconds(server_pid) if server_pid else None
+        finished = True
     finally:
         go.set()  # never leave a worker blocked on the start line
         for p in workers:
-            p.join(timeout=10)
+            p.join(timeout=10 if finished else 0)
             if p.is_alive():
                 p.kill()
                 p.join()

@@ -7,6 +7,7 @@ must leave the store exactly as it was.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -201,11 +202,27 @@ def test_skewed_clock(server, s3, bucket, minutes):
 
 
 def test_skewed_clock_through_boto3(server, bucket):
+    """boto3 signs with the CRT signer when awscrt is installed, so patch both clocks."""
     client = server.client()
-    skewed = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(minutes=20)
-    with mock.patch("botocore.auth.get_current_datetime", lambda: skewed):
+    skewed = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=20)
+
+    def fake_now(remove_tzinfo: bool = True) -> dt.datetime:
+        return skewed.replace(tzinfo=None) if remove_tzinfo else skewed
+
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mock.patch("botocore.auth.get_current_datetime", fake_now))
+        try:
+            import botocore.crt.auth  # noqa: F401 - only present with awscrt
+            stack.enter_context(mock.patch("botocore.crt.auth.get_current_datetime", fake_now))
+        except ImportError:
+            pass
+        seen = []
+        client.meta.events.register("before-send.s3", lambda request, **_: seen.append(
+            request.headers["X-Amz-Date"]))
         with pytest.raises(ClientError) as e:
             client.list_objects_v2(Bucket=bucket)
+    stamp = seen[0].decode() if isinstance(seen[0], bytes) else seen[0]
+    assert stamp == skewed.strftime("%Y%m%dT%H%M%SZ"), "the skew took effect"
     assert _err(e) == ("RequestTimeTooSkewed", 403)
 
 
@@ -306,3 +323,31 @@ def test_error_documents_are_complete(server, s3, bucket):
     assert len(ids) == len(cases), "request ids are unique"
     assert s3.head_object(Bucket=bucket, Key="obj")["ETag"] == etag
     assert snapshot(s3) == before, "no error changed anything"
+
+
+# ---------------------------------------------------------------- the connection after an error
+
+def test_connection_survives_errors_answered_before_the_body(server, bucket):
+    """An error sent before the request body is read must not desynchronise keep-alive.
+
+    One pooled connection is reused for every call, so a server that answers
+    early and leaves the unread body on the socket would parse that body as
+    the next request.
+    """
+    s3 = server.client(max_pool_connections=1)
+    forged = dataclasses.replace(server, secret_key="wrong").client(max_pool_connections=1)
+    body = b"B" * 70_000  # larger than any socket buffer default read
+    failing = [
+        lambda: s3.put_object(Bucket=bucket, Key="k" * 1025, Body=body),
+        lambda: s3.put_object(Bucket="t-no-such-bucket-keepalive", Key="k", Body=body),
+        lambda: s3.put_object(Bucket=bucket, Key="cond", Body=body, IfMatch='"' + "0" * 32 + '"'),
+        lambda: forged.put_object(Bucket=bucket, Key="forged", Body=body),
+    ]
+    for call in failing:
+        with pytest.raises(ClientError):
+            call()
+        # The very next requests on the same client still work.
+        assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+        assert forged.meta.events is not None
+    s3.put_object(Bucket=bucket, Key="ok", Body=b"fine")
+    assert s3.get_object(Bucket=bucket, Key="ok")["Body"].read() == b"fine"

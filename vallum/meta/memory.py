@@ -116,12 +116,10 @@ class MemoryMetaStore(MetaStore):
         versions = self._versions.get(vkey, [])
         if precondition is not None:
             precondition(codec.clone_object(versions[0][1]) if versions else None)
-        for i, (_, v) in enumerate(versions):
-            if v.version_id == version_id:
-                break
-        else:
+        i = next((i for i, (_, v) in enumerate(versions) if v.version_id == version_id), None)
+        if i is None:
             return None, []
-        del versions[i]
+        _, v = versions.pop(i)
         if versions:
             versions[0][1].is_latest = True
         else:

@@ -146,7 +146,8 @@ def _build() -> Any:
     ns.upload_insert = insert(u)
     ns.upload_get = _Stmt(sa.select(u).where(u.c.upload_id == _p("upload_id")))
     ns.upload_delete = _Stmt(sa.delete(u).where(u.c.upload_id == _p("upload_id")))
-    ns.upload_ids_of_bucket = _Stmt(sa.select(u.c.upload_id).where(u.c.bucket == _p("bucket")))
+    ns.upload_ids_of_bucket = _Stmt(sa.select(u.c.upload_id).where(u.c.bucket == _p("bucket"))
+                                    .order_by(u.c.seq))
     ns.up_scan = scans(u, [u.c.key, u.c.seq])
     ns.up_rest_of_key = _Stmt(sa.select(u).where(*up_key, u.c.seq > _p("seq"))
                               .order_by(u.c.seq).limit(_p("n")))
@@ -279,19 +280,40 @@ class SQLiteMetaStore(MetaStore):
                     stop = True
                     break
                 batch.append(nxt)
-            self._run_batch(conn, batch)
+            try:
+                self._run_batch(conn, batch)
+            except BaseException as exc:    # never leave a caller waiting forever
+                self._resolve(batch, [(False, exc)] * len(batch))
+        # Anything queued after the close sentinel will never run: say so.
+        late = []
+        while True:
+            try:
+                op = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if op is not None:
+                late.append(op)
+        self._resolve(late, [(False, RuntimeError("metadata store closed"))] * len(late))
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
         try:
             outcomes = self._apply(conn, batch)
         except Exception as exc:        # BEGIN/COMMIT failed: isolate the ops from each other
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
             if len(batch) > 1:
                 for op in batch:
                     self._run_batch(conn, [op])
                 return
             outcomes = [(False, exc)]
+        self._resolve(batch, outcomes)
+
+    @staticmethod
+    def _resolve(batch: list[_Op], outcomes: list[tuple[bool, Any]]) -> None:
+        """Wake the callers: one thread-safe callback per event loop, not per op."""
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]]
         by_loop = defaultdict(list)
         for op, (ok, value) in zip(batch, outcomes, strict=True):
@@ -440,7 +462,11 @@ class SQLiteMetaStore(MetaStore):
                   "user_meta": codec.dump(record.user_meta), "extra": codec.dump(record.extra),
                   "w_bucket": record.bucket, "w_key": record.key,
                   "w_version_id": record.version_id}
-        await self._write(lambda conn: S.ver_update_meta.run(conn, params) and None)
+
+        def op(conn: sqlite3.Connection) -> None:
+            S.ver_update_meta.run(conn, params)     # no such version: nothing to rewrite
+
+        await self._write(op)
 
     async def list_objects(self, bucket: str, *, prefix: str = "", delimiter: str = "",
                            start_after: str = "", max_keys: int = 1000) -> ListPage:
@@ -457,10 +483,9 @@ class SQLiteMetaStore(MetaStore):
                         return
                     start, inclusive, n = rows[-1][_KEY], False, min(n * 2, _SCAN_MAX)
 
-            first = min(max(max_keys, 0) + 1, _SCAN_MAX)
-            page = paginate(scan(*start_of(prefix, start_after), first=first), scan, _row_key,
-                            prefix=prefix, delimiter=delimiter, marker=start_after,
-                            limit=max_keys)
+            first = scan(*start_of(prefix, start_after), first=_first_batch(max_keys, delimiter))
+            page = paginate(first, scan, _row_key, prefix=prefix, delimiter=delimiter,
+                            marker=start_after, limit=max_keys)
             return to_list_page(page, _row_key, codec.object_from_row)
 
         return await self._read_pooled(read)
@@ -496,7 +521,7 @@ class SQLiteMetaStore(MetaStore):
                     if found is not None:
                         yield from rest_of_key(key_marker, found[0], -1)
                 yield from scan(*start_of(prefix, key_marker),
-                                first=min(max(max_keys, 0) + 1, _SCAN_MAX))
+                                first=_first_batch(max_keys, delimiter))
 
             page = paginate(stream(), scan, _row_key, prefix=prefix, delimiter=delimiter,
                             marker=key_marker, limit=max_keys)
@@ -574,7 +599,7 @@ class SQLiteMetaStore(MetaStore):
                         yield from S.up_rest_of_key.all(conn, bucket=bucket, key=key_marker,
                                                         seq=found[0], n=-1)
                 yield from scan(*start_of(prefix, key_marker),
-                                first=min(max(max_uploads, 0) + 1, _SCAN_MAX))
+                                first=_first_batch(max_uploads, delimiter))
 
             page = paginate(stream(), scan, _upload_key, prefix=prefix, delimiter=delimiter,
                             marker=key_marker, limit=max_uploads)
@@ -648,6 +673,12 @@ def _drop_upload(conn: sqlite3.Connection, upload_id: str) -> list[str]:
     S.parts_delete_upload.run(conn, {"upload_id": upload_id})
     S.upload_delete.run(conn, {"upload_id": upload_id})
     return blobs
+
+
+def _first_batch(limit: int, delimiter: str) -> int:
+    """A flat page reads its rows in one query; a delimited one may seek after any row,
+    so it starts small (and doubles) rather than fetch rows it then skips."""
+    return _SCAN_FIRST if delimiter else min(max(limit, 0) + 1, _SCAN_MAX)
 
 
 def _row_key(row: Row) -> str:

@@ -234,10 +234,13 @@ class AwsChunkedDecoder:
 
     def _finish(self) -> dict[str, str]:
         if self._state == _TRAILER and self._line:
-            # Tolerate a last trailer line whose CRLF never came.
-            raw = bytes(self._line)
+            # A last trailer line whose CRLF never came: accepted only when the trailer
+            # signature will vouch for it.
+            raw = bytes(self._line).removesuffix(b"\r")
             self._line.clear()
-            self._on_trailer_line(self._decode_line(raw.removesuffix(b"\r")))
+            if raw and not self._signed:
+                raise errors.IncompleteBody("The aws-chunked body ended inside a trailing header.")
+            self._on_trailer_line(self._decode_line(raw))
         final_crlf_only = self._state == _CRLF and self._after_crlf == _DONE
         if final_crlf_only and self._crlf_seen == 0:
             self._state = _DONE   # "0;chunk-signature=...\r\n" without the last CRLF

@@ -49,6 +49,7 @@ class Gateway:
         path = raw_path.decode("latin-1")
         method = scope["method"]
         operation = "unknown"
+        request: Request | None = None
         try:
             if path.startswith("/-/"):
                 response = await lifecycle.reserved(self, method, path)
@@ -62,6 +63,10 @@ class Gateway:
         except Exception:
             log.exception("internal error in request %s", request_id)
             response = error_response(errors.InternalError(), request_id, path)
+        if unread_body(scope, request):
+            # The client may still be sending (or waiting on 100-continue to send) a body we
+            # did not read: closing is the only way to keep the next request in sync.
+            response.headers["connection"] = "close"
         await send_response(send, response, request_id, head=method == "HEAD")
         metrics.observe(operation, response.status, time.perf_counter() - started)
 
@@ -101,6 +106,15 @@ class Gateway:
         services = request.services
         is_root = request.principal == services.root.access_key
         return authz.Principal(request.principal, services.owner_id if is_root else "", is_root)
+
+
+def unread_body(scope: dict[str, Any], request: Request | None) -> bool:
+    if request is not None:
+        return request.body.has_body and not request.body.done
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() not in (b"0", b"")):
+            return True
+    return False
 
 
 def error_response(err: errors.S3Error, request_id: str, resource: str) -> Response:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from vallum.meta.base import MetaStore
 from vallum.meta.records import ObjectRecord, UploadRecord
 
-from . import BACKENDS, bucket, make_store, obj, scratch_dir
+from . import BACKENDS, bucket, make_store, scratch_dir
 
 # Characters chosen to stress UTF-8 byte order: ASCII below and above '/',
 # NUL, 2-, 3- and 4-byte sequences, both sides of the surrogate gap.
@@ -227,4 +227,3 @@ def test_model_helpers_agree_with_examples():
                                  after=lambda i: items[i][0] > "b/", max_keys=2)
     assert page == [("E", "c", 4)] and not truncated
     assert utf8_sorted([("\uffff", 0), ("\U0001f600", 0), ("\ue000", 0)])[0][0] == "\ue000"
-    _ = obj  # shared helper module is importable

@@ -236,3 +236,28 @@ def test_cancelled_caller_does_not_break_the_writer(tmp_path):
         assert await s.put_object(obj("j")) == []
         await s.close()
     run(main)
+
+
+def test_failed_transaction_is_retried_op_by_op(tmp_path):
+    """An op that breaks the shared transaction fails alone; its batch-mates are redone."""
+    def stall(conn):
+        time.sleep(0.2)                 # holds the writer so the next ops share one batch
+
+    def sabotage(conn):
+        conn.execute("ROLLBACK")        # wipes the batch's work; RELEASE then fails
+
+    async def main():
+        s = SQLiteMetaStore(tmp_path / "m.db")
+        await s.open()
+        await s.create_bucket(bucket())
+        first = asyncio.ensure_future(s._write(stall))
+        await asyncio.sleep(0.05)
+        calls = [s.put_object(obj(f"k{i}")) for i in range(5)]
+        calls.insert(2, s._write(sabotage))
+        results = await asyncio.gather(first, *calls, return_exceptions=True)
+        assert isinstance(results[3], sqlite3.OperationalError)
+        assert [r for i, r in enumerate(results) if i != 3] == [None] + [[]] * 5
+        assert [e.key for e in (await s.list_objects("bkt")).entries] == \
+            [f"k{i}" for i in range(5)]
+        await s.close()
+    run(main)

@@ -164,8 +164,8 @@ def parse_copy_range(header: str, size: int) -> tuple[int, int]:
                                      ArgumentName="x-amz-copy-source-range", ArgumentValue=header)
     start, end = int(match.group(1)), int(match.group(2))
     if start > end or end >= size:
-        raise errors.InvalidRange(f"Range specified is not valid for source object of size: {size}",
-                                  RangeRequested=header, ActualObjectSize=str(size))
+        raise errors.InvalidArgument(f"Range specified is not valid for source object of size: {size}",
+                                     ArgumentName="x-amz-copy-source-range", ArgumentValue=header)
     return start, end
 
 
@@ -229,6 +229,7 @@ async def complete_upload(request: Request) -> Response:
         size=sum(p.size for p in chosen), etag=etag, last_modified=time.time(),
         system_meta=upload.system_meta, user_meta=upload.user_meta, checksums=_object_checksum(upload, chosen),
         parts=chosen, storage_class=upload.storage_class, owner=upload.owner)
+    _check_declared_object_checksum(request, upload, record)
     try:
         obsolete = await services.meta.complete_upload(upload.upload_id, record,
                                                        precondition=write_precondition(request))
@@ -247,6 +248,21 @@ async def complete_upload(request: Request) -> Response:
     if record.checksums.get("type"):
         body.append(("ChecksumType", record.checksums["type"]))
     return xml_response(xml.render("CompleteMultipartUploadResult", body), headers=out)
+
+
+def _check_declared_object_checksum(request: Request, upload: UploadRecord, record: ObjectRecord) -> None:
+    """A whole-object checksum sent with Complete must equal the one computed from the parts."""
+    for alg in ALGORITHMS:
+        declared = request.headers.get(f"x-amz-checksum-{alg.lower()}")
+        if declared is None:
+            continue
+        actual = record.checksums.get(alg)
+        if actual is None:
+            created = (upload.checksum_algorithm or "null").lower()
+            raise errors.InvalidRequest(f"The upload was created using a {created} checksum algorithm. "
+                                        f"You cannot pass a {alg.lower()} checksum in the request.")
+        if declared.split("-")[0] != actual.split("-")[0]:
+            raise errors.BadDigest(f"The {alg} you specified did not match the calculated checksum.")
 
 
 def _object_checksum(upload: UploadRecord, parts: list[PartRecord]) -> dict[str, str]:
