@@ -112,12 +112,15 @@ class S3Http:
             conn.putrequest(method, target, skip_accept_encoding=True)
             for name, value in aws.headers.items():
                 conn.putheader(name, value)
-            if stream is not None:
-                conn.endheaders()
-                for chunk in stream:
-                    conn.send(chunk)
-            else:
-                conn.endheaders(body if body else None)
+            try:
+                if stream is not None:
+                    conn.endheaders()
+                    for chunk in stream:
+                        conn.send(chunk)
+                else:
+                    conn.endheaders(body if body else None)
+            except (BrokenPipeError, ConnectionResetError) as exc:
+                raise _early_answer(conn, exc) from exc
             resp = conn.getresponse()
             if keep_body or method == "HEAD":
                 data = resp.read()
@@ -126,6 +129,16 @@ class S3Http:
         except BaseException:
             self.close()
             raise
+
+
+def _early_answer(conn: http.client.HTTPConnection, exc: OSError) -> OSError:
+    """A server that refuses a body mid-upload often answers first: report what it said."""
+    try:
+        resp = conn.getresponse()
+        said = resp.read(500)
+    except Exception:  # nothing readable: the broken pipe is all we know
+        return exc
+    return OSError(f"{exc.strerror or exc}; the server had answered {resp.status}: {said!r}")
 
 
 def _drain(resp: http.client.HTTPResponse) -> int:

@@ -32,7 +32,8 @@ class Body:
         self._decoder: AwsChunkedDecoder | None = None
         if streaming:
             signed = payload in ("streaming-signed", "streaming-signed-trailer")
-            trailer = payload.endswith("trailer") or "x-amz-trailer" in headers
+            trailer = payload.endswith("trailer") if signed else (
+                payload.endswith("trailer") or "x-amz-trailer" in headers)
             self._decoder = AwsChunkedDecoder(auth if signed else None, signed=signed, trailer=trailer)
         self.streaming = streaming
         declared = headers.get("x-amz-decoded-content-length") if streaming else headers.get("content-length")

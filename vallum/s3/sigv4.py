@@ -49,6 +49,7 @@ _SIGV2_MESSAGE = (
     "Please use AWS4-HMAC-SHA256."
 )
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+_SIGNATURE = re.compile(r"[0-9a-f]{64}")
 _AMZ_DATE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
 _DATE8 = re.compile(r"[0-9]{8}")
 _EXPIRES = re.compile(r"[0-9]{1,12}")
@@ -363,6 +364,10 @@ def _candidates(req: _Request, drop: tuple[str, ...]) -> list[tuple[str, str]]:
 
 def _verify(req: _Request, claim: _Claim, names: list[str], drop: tuple[str, ...],
             secret: str) -> bytes:
+    if not _SIGNATURE.fullmatch(claim.signature):
+        raise errors.IncompleteSignature(
+            f"The request signature does not conform to AWS standards: expected 64 lower-case "
+            f"hex characters, got {claim.signature[:80]!r}.")
     key = derive_signing_key(secret, claim.date, claim.region, claim.service)
     scope = f"{claim.date}/{claim.region}/{claim.service}/aws4_request"
     provided = claim.signature.encode("ascii", "replace")

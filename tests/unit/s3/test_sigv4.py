@@ -495,6 +495,32 @@ def test_wrong_secret_and_unknown_key():
         auth("GET", *signed(access_key="NOSUCHKEY", now=now), now)
 
 
+@pytest.mark.parametrize("bad", ["", "00", "F" * 64, "g" * 64, "0" * 65])
+def test_signature_that_is_not_64_lower_hex(bad):
+    now = int(time.time())
+    path, query, headers = signed(now=now)
+    headers = [(n, v.rpartition("Signature=")[0] + "Signature=" + bad if n == "authorization" else v)
+               for n, v in headers]
+    with pytest.raises(errors.IncompleteSignature):
+        auth("GET", path, query, headers, now)
+
+
+def test_tab_in_header_value_either_trim_rule():
+    """botocore collapses every whitespace run, minio (and Go SDK v1) only runs of spaces."""
+    now = int(time.time())
+    value = " a\tb  c "
+    path, query, headers = signed(now=now, headers={"X-Amz-Meta-T": value})
+    assert auth("GET", path, query, headers, now)
+    url = urlsplit(f"http://{NETLOC}/bucket/key")
+    date = minio_date(now)
+    minio_headers = {"Host": NETLOC, "x-amz-content-sha256": EMPTY, "x-amz-meta-t": value,
+                     "x-amz-date": date.strftime("%Y%m%dT%H%M%SZ")}
+    sign_v4_s3(method="GET", url=url, region=REGION, headers=minio_headers,
+               credentials=MinioCredentials(AK, SK), content_sha256=EMPTY, date=date)
+    assert minio_headers["Authorization"] != dict(headers)["authorization"]
+    assert auth("GET", url.path, "", [(k.lower(), v) for k, v in minio_headers.items()], now)
+
+
 def test_wrong_region_message():
     now = int(time.time())
     with pytest.raises(errors.AuthorizationHeaderMalformed) as exc:

@@ -1,0 +1,276 @@
+"""The pure IAM evaluator: policies + one request -> allow or deny, and why.
+
+AWS's order, exactly: an explicit Deny in any applicable policy wins; otherwise the
+request is allowed by an Allow in an identity policy (narrowed by a session policy,
+when the caller is a role session) or in the resource policy; otherwise it is denied
+by default. When the resource belongs to another account, both sides must allow.
+No I/O: the caller hands in parsed policies and the request's context keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from vallum.iam.policy import (
+    DATE_OPS,
+    NEGATED_OPS,
+    NUMERIC_OPS,
+    Condition,
+    Policy,
+    PrincipalSpec,
+    Statement,
+    expand,
+    glob_regex,
+    to_epoch,
+    to_number,
+)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks, as resource and trust policies see it."""
+
+    arn: str = "*"                       # "*" for anonymous
+    account: str = ""
+    role_arn: str = ""                   # for role sessions: the role's ARN
+    anonymous: bool = False
+
+
+ANONYMOUS_CALLER = Caller("*", "", "", True)
+
+
+@dataclass
+class Request:
+    action: str
+    resource: str
+    keys: Mapping[str, Any] = field(default_factory=dict)   # lower-case key -> str | list[str]
+    caller: Caller = ANONYMOUS_CALLER
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    reason: str
+    policy: str = ""          # label of the deciding policy ("" for default deny)
+    statement: str = ""       # Sid or Statement[i]
+
+
+@dataclass(frozen=True)
+class Hit:
+    policy: str
+    statement: Statement
+    direct: bool = True       # resource policies: principal named directly (vs. its account)
+
+
+# ---------------------------------------------------------------- matching
+
+def _lookup(keys: Mapping[str, Any]):
+    return lambda name: keys.get(name)
+
+
+def action_matches(st: Statement, action: str) -> bool:
+    hit = st.action_re.fullmatch(action) is not None
+    return hit != st.not_action
+
+
+def resource_matches(st: Statement, resource: str, keys: Mapping[str, Any], variables: bool) -> bool:
+    if st.resources is None:
+        return True
+    hit = False
+    for pattern in st.resources:
+        rx = expand(pattern, _lookup(keys)) if variables else glob_regex(pattern)
+        if rx is not None and rx.fullmatch(resource):
+            hit = True
+            break
+    return hit != st.not_resource
+
+
+def principal_match(spec: PrincipalSpec, caller: Caller) -> str | None:
+    """'direct' (caller named, or everyone), 'account' (its account named) or None."""
+    if spec.anyone:
+        return "direct"
+    if caller.anonymous:
+        return None
+    for arn in spec.aws:
+        if arn == caller.arn or (caller.role_arn and arn == caller.role_arn):
+            return "direct"
+        if arn.endswith(":root") and arn == f"arn:aws:iam::{caller.account}:root":
+            return "account"
+    if caller.account and caller.account in spec.canonical:
+        return "account"
+    return None
+
+
+def _principal_applies(st: Statement, caller: Caller) -> str | None:
+    if st.principal is None:
+        return "direct"
+    found = principal_match(st.principal, caller)
+    if st.not_principal:
+        return None if found else "direct"
+    return found
+
+
+# ---------------------------------------------------------------- conditions
+
+def _values_of(raw: Any) -> list[str] | None:
+    if raw is None:
+        return None
+    if isinstance(raw, (list, tuple)):
+        return [str(v) for v in raw]
+    return [str(raw)]
+
+
+def _one(op: str, have: str, want: str, keys: Mapping[str, Any], variables: bool) -> bool:
+    """Does request value ``have`` match policy value ``want`` under the positive form of op?"""
+    if op.startswith("String"):
+        if variables and "${" in want:
+            rx = expand(want if "Like" in op else want.replace("*", "${*}").replace("?", "${?}"),
+                        _lookup(keys))
+            if rx is None:
+                return False
+            if "IgnoreCase" in op:
+                import re
+                return re.fullmatch(rx.pattern, have, re.I | re.S) is not None
+            return rx.fullmatch(have) is not None
+        if "Like" in op:
+            return glob_regex(want).fullmatch(have) is not None
+        if "IgnoreCase" in op:
+            return have.casefold() == want.casefold()
+        return have == want
+    if op.startswith("Arn"):
+        rx = expand(want, _lookup(keys)) if variables else glob_regex(want)
+        return rx is not None and rx.fullmatch(have) is not None
+    if op in NUMERIC_OPS:
+        return _compare(op.removeprefix("Numeric"), to_number(have), to_number(want))
+    if op in DATE_OPS:
+        return _compare(op.removeprefix("Date"), to_epoch(have), to_epoch(want))
+    if op == "Bool":
+        return have.lower() == want.lower()
+    if op == "BinaryEquals":
+        try:
+            return hmac.compare_digest(base64.b64decode(have), base64.b64decode(want))
+        except ValueError:
+            return False
+    if op.endswith("IpAddress"):
+        try:
+            return ipaddress.ip_address(have.split("%")[0]) in ipaddress.ip_network(want, strict=False)
+        except ValueError:
+            return False
+    raise AssertionError(op)
+
+
+_POSITIVE = {"StringNotEquals": "StringEquals", "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
+             "StringNotLike": "StringLike", "NumericNotEquals": "NumericEquals",
+             "DateNotEquals": "DateEquals", "ArnNotEquals": "ArnEquals", "ArnNotLike": "ArnLike",
+             "NotIpAddress": "IpAddress"}
+
+
+def _compare(rel: str, a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return False
+    return {"Equals": a == b, "LessThan": a < b, "LessThanEquals": a <= b,
+            "GreaterThan": a > b, "GreaterThanEquals": a >= b}[rel]
+
+
+def condition_holds(c: Condition, keys: Mapping[str, Any], variables: bool = True) -> bool:
+    have = _values_of(keys.get(c.key))
+    if c.operator == "Null":
+        absent = not have
+        return any((v.lower() == "true") == absent for v in c.values)
+    negated = c.operator in NEGATED_OPS
+    positive = _POSITIVE.get(c.operator, c.operator)
+
+    def matches(value: str) -> bool:
+        hit = any(_one(positive, value, want, keys, variables) for want in c.values)
+        return not hit if negated else hit
+
+    if c.qualifier == "ForAllValues":
+        return all(matches(v) for v in have) if have else True
+    if c.qualifier == "ForAnyValue":
+        return any(matches(v) for v in have) if have else c.if_exists
+    if not have:
+        return c.if_exists or negated
+    return any(matches(v) for v in have) if not negated else all(matches(v) for v in have)
+
+
+def statement_applies(st: Statement, req: Request, variables: bool) -> bool:
+    """Action, resource and conditions (the principal is checked by the caller)."""
+    return (action_matches(st, req.action)
+            and resource_matches(st, req.resource, req.keys, variables)
+            and all(condition_holds(c, req.keys, variables) for c in st.conditions))
+
+
+# ---------------------------------------------------------------- decisions
+
+def _scan(policies: Sequence[tuple[str, Policy]], req: Request, *, resource_policy: bool
+          ) -> tuple[Hit | None, Hit | None]:
+    """First explicit Deny and best Allow among ``policies`` for this request."""
+    deny = allow = None
+    for label, policy in policies:
+        for st in policy.statements:
+            if resource_policy:
+                kind = _principal_applies(st, req.caller)
+                if kind is None:
+                    continue
+            else:
+                kind = "direct"
+            if not statement_applies(st, req, policy.variables):
+                continue
+            if st.effect == "Deny":
+                return Hit(label, st), allow
+            if allow is None or (kind == "direct" and not allow.direct):
+                allow = Hit(label, st, kind == "direct")
+    return deny, allow
+
+
+def evaluate(req: Request, *, identity: Sequence[tuple[str, Policy]] = (),
+             resource: Sequence[tuple[str, Policy]] = (),
+             session: Sequence[tuple[str, Policy]] = (),
+             resource_account: str | None = None) -> Verdict:
+    """Decide one request. ``resource_account`` None means 'the caller's own account'."""
+    id_deny, id_allow = _scan(identity, req, resource_policy=False)
+    if id_deny:
+        return _deny(id_deny)
+    s_deny, s_allow = _scan(session, req, resource_policy=False)
+    if s_deny:
+        return _deny(s_deny)
+    r_deny, r_allow = _scan(resource, req, resource_policy=True)
+    if r_deny:
+        return _deny(r_deny)
+    if session and not s_allow:
+        id_allow = None          # a session policy caps what the role's policies grant
+    same_account = (not req.caller.anonymous
+                    and (resource_account is None or resource_account == req.caller.account))
+    if req.caller.anonymous:
+        if r_allow:
+            return _allow(r_allow, "allowed by the resource policy (anonymous)")
+        return Verdict(False, "anonymous access is not granted by any policy")
+    if same_account:
+        if id_allow:
+            return _allow(id_allow, "allowed by an identity policy")
+        if r_allow and r_allow.direct:
+            return _allow(r_allow, "allowed by the resource policy")
+        return Verdict(False, "no policy allows this request (default deny)")
+    if id_allow and r_allow:
+        return _allow(r_allow, "cross-account: allowed by both the identity and resource policy")
+    if r_allow:
+        return Verdict(False, "cross-account: the resource policy allows but no identity "
+                              "policy of the caller does")
+    if id_allow:
+        return Verdict(False, "cross-account: no resource policy of the owner allows this")
+    return Verdict(False, "no policy allows this request (default deny)")
+
+
+def _deny(hit: Hit) -> Verdict:
+    return Verdict(False, f"explicitly denied by {hit.policy} {hit.statement.label}",
+                   hit.policy, hit.statement.label)
+
+
+def _allow(hit: Hit, reason: str) -> Verdict:
+    return Verdict(True, f"{reason} ({hit.policy} {hit.statement.label})", hit.policy,
+                   hit.statement.label)

@@ -1,0 +1,58 @@
+"""Who a request is from, after authentication: what authz.decide() needs to know."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from vallum.iam.evaluate import ANONYMOUS_CALLER, Caller
+from vallum.iam.policy import Policy
+
+PLATFORM_ARN = "arn:aws:iam::000000000000:root"
+
+
+@dataclass(frozen=True)
+class Principal:
+    access_key: str | None       # None: anonymous
+    account: str                 # account id (bucket owner id); the root's canonical id
+    is_root: bool = False        # the platform root: allowed everything
+    user: str | None = None      # IAM user name (also for GetSessionToken sessions)
+    groups: tuple[str, ...] = ()
+    role: str | None = None      # role name, for AssumeRole sessions
+    session_name: str | None = None
+    arn: str = "*"
+    policies: tuple[tuple[str, Policy], ...] = ()          # identity policies, labelled
+    session_policies: tuple[tuple[str, Policy], ...] = ()  # AssumeRole Policy parameter
+    tags: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    is_admin: bool = False       # the account's admin user (admin API within its account)
+    token_issued: float | None = None
+    user_id: str = ""
+
+    @property
+    def anonymous(self) -> bool:
+        return self.access_key is None
+
+    def caller(self) -> Caller:
+        if self.anonymous:
+            return ANONYMOUS_CALLER
+        role_arn = f"arn:aws:iam::{self.account}:role/{self.role}" if self.role else ""
+        return Caller(self.arn, self.account, role_arn, False)
+
+    def context_keys(self) -> dict[str, Any]:
+        """The aws:* condition keys that describe the principal."""
+        if self.anonymous:
+            return {}
+        keys: dict[str, Any] = {"aws:principalaccount": self.account, "aws:principalarn": self.arn,
+                                "aws:userid": self.user_id or self.arn}
+        if self.user:
+            keys["aws:username"] = self.user
+        keys["aws:principaltype"] = ("Account" if self.is_root else "AssumedRole" if self.role
+                                     else "User")
+        for k, v in self.tags.items():
+            keys["aws:principaltag/" + k.lower()] = v
+        if self.token_issued is not None:
+            keys["aws:tokenissuetime"] = str(self.token_issued)
+        return keys
+
+
+ANONYMOUS = Principal(None, "", False)

@@ -1,0 +1,59 @@
+"""IAM tables (SQLAlchemy Core), kept in the same database file as the object metadata.
+
+Every entity is one row: its natural key columns plus a JSON ``doc`` holding the rest,
+so that adding a field never needs a migration. ``iam_keys`` has real columns for what
+the request path reads (status, wrapped secret) and what it writes (last_used, updated
+without bumping the generation). ``iam_generation`` holds one counter bumped by every
+IAM write, in the same transaction: gateways re-read it per request to drop caches.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+
+def _entity(name: str, *keys: str) -> sa.Table:
+    return sa.Table(name, metadata, *(sa.Column(k, sa.Text, primary_key=True) for k in keys),
+                    sa.Column("doc", sa.Text, nullable=False))
+
+
+accounts = _entity("iam_accounts", "id")
+users = _entity("iam_users", "account", "name")
+groups = _entity("iam_groups", "account", "name")
+members = _entity("iam_group_members", "account", "group_name", "user_name")
+roles = _entity("iam_roles", "account", "name")
+policies = _entity("iam_policies", "account", "name")            # managed policies
+attachments = _entity("iam_attachments", "account", "kind", "target", "policy")
+inline = _entity("iam_inline_policies", "account", "kind", "target", "name")
+
+keys = sa.Table(
+    "iam_access_keys", metadata,
+    sa.Column("access_key_id", sa.Text, primary_key=True),
+    sa.Column("account", sa.Text, nullable=False),
+    sa.Column("user_name", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),                 # Active | Inactive
+    sa.Column("secret", sa.LargeBinary, nullable=False),          # crypto.wrap(master, secret)
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("last_used", sa.Float),
+)
+sa.Index("ix_iam_keys_user", keys.c.account, keys.c.user_name)
+
+generation = sa.Table(
+    "iam_generation", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("gen", sa.Integer, nullable=False),
+)
+
+# kind name -> (table, key columns); the store's generic operations use this.
+ENTITIES: dict[str, tuple[sa.Table, tuple[str, ...]]] = {
+    "account": (accounts, ("id",)),
+    "user": (users, ("account", "name")),
+    "group": (groups, ("account", "name")),
+    "member": (members, ("account", "group_name", "user_name")),
+    "role": (roles, ("account", "name")),
+    "policy": (policies, ("account", "name")),
+    "attachment": (attachments, ("account", "kind", "target", "policy")),
+    "inline": (inline, ("account", "kind", "target", "name")),
+}
