@@ -7,6 +7,7 @@ must leave the store exactly as it was.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import datetime as dt
@@ -16,6 +17,7 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from unittest import mock
+from urllib.parse import quote
 
 import pytest
 from botocore import UNSIGNED
@@ -69,13 +71,22 @@ def _client(server, **changes):
     return dataclasses.replace(server, **changes).client()
 
 
-def snapshot(s3) -> dict[str, list[tuple[str, str]]]:
-    """Every bucket and its (key, etag) pairs: to prove an error changed nothing."""
+def snapshot(s3, *buckets: str) -> dict[str, list[tuple[str, str, str]]]:
+    """The named buckets' (key, etag, last-modified) triples: to prove an error changed nothing.
+
+    Only the test's own buckets are read, so tests running in parallel cannot interfere.
+    """
     out = {}
-    for b in s3.list_buckets()["Buckets"]:
-        objs = s3.list_objects_v2(Bucket=b["Name"]).get("Contents", [])
-        out[b["Name"]] = [(o["Key"], o["ETag"]) for o in objs]
+    for name in buckets:
+        objs = s3.list_objects_v2(Bucket=name).get("Contents", [])
+        out[name] = [(o["Key"], o["ETag"], o["LastModified"].isoformat()) for o in objs]
     return out
+
+
+def assert_no_bucket(s3, name: str) -> None:
+    with pytest.raises(ClientError) as e:
+        s3.head_bucket(Bucket=name)
+    assert _err(e)[1] == 404
 
 
 # ---------------------------------------------------------------- malformed XML bodies
@@ -89,9 +100,7 @@ def test_create_bucket_malformed_xml(server, s3, body):
     name = "t-" + uuid.uuid4().hex[:20]
     resp = raw(server, "PUT", f"/{name}", body=body)
     assert_s3_error(resp, "MalformedXML", 400)
-    with pytest.raises(ClientError) as e:
-        s3.head_bucket(Bucket=name)
-    assert _err(e)[1] == 404
+    assert_no_bucket(s3, name)
 
 
 @pytest.mark.parametrize("body", [
@@ -104,7 +113,7 @@ def test_create_bucket_malformed_xml(server, s3, body):
 def test_complete_multipart_malformed_xml(server, s3, bucket, body):
     up = s3.create_multipart_upload(Bucket=bucket, Key="mp")
     s3.upload_part(Bucket=bucket, Key="mp", UploadId=up["UploadId"], PartNumber=1, Body=b"part")
-    resp = raw(server, "POST", f"/{bucket}/mp", query=f"uploadId={up['UploadId']}", body=body)
+    resp = raw(server, "POST", f"/{bucket}/mp", query="uploadId=" + quote(up["UploadId"], safe=""), body=body)
     assert_s3_error(resp, "MalformedXML", 400)
     # The upload is still open and the object was not created.
     parts = s3.list_parts(Bucket=bucket, Key="mp", UploadId=up["UploadId"])["Parts"]
@@ -113,7 +122,6 @@ def test_complete_multipart_malformed_xml(server, s3, bucket, body):
 
 
 def test_delete_objects_malformed_xml(server, s3, bucket):
-    import base64
     s3.put_object(Bucket=bucket, Key="k", Body=b"x")
     body = b"<Delete><Object><Key>k</Key>"
     md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
@@ -251,12 +259,12 @@ def test_unsupported_operation_is_not_implemented(server, s3, bucket, method, su
 
 def test_unsupported_write_changes_nothing(server, s3, bucket):
     s3.put_object(Bucket=bucket, Key="k", Body=b"x")
-    before = snapshot(s3)
+    before = snapshot(s3, bucket)
     body = (b'<AccelerateConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
             b"<Status>Enabled</Status></AccelerateConfiguration>")
     assert_s3_error(raw(server, "PUT", f"/{bucket}", query="accelerate", body=body),
                     "NotImplemented", 501)
-    assert snapshot(s3) == before, "PUT ?accelerate must never be mistaken for CreateBucket"
+    assert snapshot(s3, bucket) == before, "PUT ?accelerate must never be mistaken for CreateBucket"
 
 
 # ---------------------------------------------------------------- requests meant for other services
@@ -265,8 +273,9 @@ def test_unsupported_write_changes_nothing(server, s3, bucket):
     ("dynamodb", "DynamoDB_20120810.ListTables", "application/x-amz-json-1.0"),
     ("sqs", "AmazonSQS.ListQueues", "application/x-amz-json-1.0"),
 ])
-def test_request_for_another_service_fails_fast(server, s3, service, target, ctype):
-    before = snapshot(s3)
+def test_request_for_another_service_fails_fast(server, s3, bucket, service, target, ctype):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    before = snapshot(s3, bucket)
     start = time.monotonic()
     resp = raw(server, "POST", "/", service=service, body=json.dumps({}).encode(),
                headers={"X-Amz-Target": target, "Content-Type": ctype})
@@ -276,7 +285,7 @@ def test_request_for_another_service_fails_fast(server, s3, service, target, cty
     assert root.tag == "Error"
     assert root.findtext("Code") and root.findtext("Message")
     assert root.findtext("RequestId") == resp.headers["x-amz-request-id"]
-    assert snapshot(s3) == before
+    assert snapshot(s3, bucket) == before
 
 
 def test_unsigned_request_for_another_service_fails_fast(server):
@@ -296,7 +305,7 @@ def test_error_documents_are_complete(server, s3, bucket):
     """A sweep of error kinds: each answer is a full error document with matching ids."""
     s3.put_object(Bucket=bucket, Key="obj", Body=b"0123456789")
     etag = s3.head_object(Bucket=bucket, Key="obj")["ETag"]
-    before = snapshot(s3)
+    before = snapshot(s3, bucket)
     cases = [
         (raw(server, "GET", "/t-no-such-bucket-errors-0"), "NoSuchBucket", 404),
         (raw(server, "GET", f"/{bucket}/missing"), "NoSuchKey", 404),
@@ -322,7 +331,9 @@ def test_error_documents_are_complete(server, s3, bucket):
         ids.add(fields["RequestId"])
     assert len(ids) == len(cases), "request ids are unique"
     assert s3.head_object(Bucket=bucket, Key="obj")["ETag"] == etag
-    assert snapshot(s3) == before, "no error changed anything"
+    assert snapshot(s3, bucket) == before, "no error changed anything"
+    assert_no_bucket(s3, "t-no-such-bucket-errors-0")
+    assert "Bad_Name" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
 
 
 # ---------------------------------------------------------------- the connection after an error

@@ -14,8 +14,10 @@ from collections.abc import Callable
 
 from vallum.meta.records import BucketRecord, ListPage, ObjectRecord, PartRecord, UploadRecord
 
-# Called inside the write transaction with the current latest version (or None)
-# of the key; raising aborts that one write and the exception reaches the caller.
+# Called inside the write transaction; raising aborts that one write and the
+# exception reaches the caller.
+# For put_object/complete_upload it sees the current latest version of the key; for
+# delete_version the version being deleted.
 Precondition = Callable[[ObjectRecord | None], None]
 
 
@@ -90,7 +92,9 @@ class MetaStore(ABC):
     async def delete_version(self, bucket: str, key: str, version_id: str, *,
                              precondition: Precondition | None = None) -> tuple[ObjectRecord | None, list[str]]:
         """Remove one version permanently; the newest remaining becomes latest.
-        Returns the removed record (None if absent) and its blob ids."""
+        ``precondition`` sees the version about to be removed (None if absent), so
+        retention checks are atomic with the delete. Returns the removed record
+        (None if absent) and its blob ids."""
 
     @abstractmethod
     async def update_object(self, record: ObjectRecord) -> None:
@@ -131,7 +135,8 @@ class MetaStore(ABC):
     async def list_uploads(self, bucket: str, *, prefix: str = "", delimiter: str = "",
                            key_marker: str = "", upload_id_marker: str = "",
                            max_uploads: int = 1000) -> ListPage:
-        """In-progress uploads by key then initiation time (entries are UploadRecord)."""
+        """In-progress uploads by key then initiation time (entries are UploadRecord);
+        ``next_version_marker`` carries the next upload-id marker."""
 
     @abstractmethod
     async def complete_upload(self, upload_id: str, record: ObjectRecord, *,

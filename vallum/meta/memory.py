@@ -114,9 +114,9 @@ class MemoryMetaStore(MetaStore):
                              ) -> tuple[ObjectRecord | None, list[str]]:
         vkey = (bucket, key)
         versions = self._versions.get(vkey, [])
-        if precondition is not None:
-            precondition(codec.clone_object(versions[0][1]) if versions else None)
         i = next((i for i, (_, v) in enumerate(versions) if v.version_id == version_id), None)
+        if precondition is not None:
+            precondition(codec.clone_object(versions[i][1]) if i is not None else None)
         if i is None:
             return None, []
         _, v = versions.pop(i)

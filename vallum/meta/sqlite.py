@@ -10,6 +10,11 @@ Statements are SQLAlchemy Core (``schema`` tables), compiled once to SQL text
 and run on raw ``sqlite3`` connections: executing through SQLAlchemy costs
 several times the query itself for these one-row lookups.
 
+Reads: a one-row indexed lookup (get_*) runs straight on the caller's thread
+with that thread's read-only connection (~15 us measured, against ~95 us for a
+hop through a thread pool); listings, which can take milliseconds, run on a
+small pool inside one snapshot transaction.
+
 Several processes may share the file: writes take the lock with
 ``BEGIN IMMEDIATE`` and wait up to ``busy_timeout`` for it; readers never
 block under WAL.
@@ -439,13 +444,9 @@ class SQLiteMetaStore(MetaStore):
                              precondition: Precondition | None = None,
                              ) -> tuple[ObjectRecord | None, list[str]]:
         def op(conn: sqlite3.Connection) -> tuple[ObjectRecord | None, list[str]]:
-            cur = S.ver_latest.one(conn, bucket=bucket, key=key)
+            row = S.ver_get.one(conn, bucket=bucket, key=key, version_id=version_id)
             if precondition is not None:
-                precondition(codec.object_from_row(cur) if cur else None)
-            if cur is not None and cur[_VID] == version_id:
-                row = cur
-            else:
-                row = S.ver_get.one(conn, bucket=bucket, key=key, version_id=version_id)
+                precondition(codec.object_from_row(row) if row else None)
             if row is None:
                 return None, []
             S.ver_delete.run(conn, {"seq": row[0]})

@@ -101,6 +101,13 @@ _CODES: list[tuple[str, int, str]] = [
     ("IncompleteSignature", 400, "The request signature does not conform to AWS standards."),
     ("MissingAuthenticationToken", 403, "Request is missing Authentication Token"),
     ("UnknownService", 400, "The requested AWS service is not offered by this endpoint."),
+    ("AccessControlListNotSupported", 400, "The bucket does not allow ACLs"),
+    ("AccessForbidden", 403, "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec."),
+    ("BadRequest", 400, "Bad Request"),
+    ("CORSResponse", 403, "CORS is not enabled for this bucket."),
+    ("NoSuchObjectLockConfiguration", 404, "The specified object does not have a ObjectLock configuration"),
+    ("OwnershipControlsNotFoundError", 404, "The bucket ownership controls were not found"),
+    ("ServerSideEncryptionConfigurationNotFoundError", 404, "The server side encryption configuration was not found"),
 ]
 
 _by_code: dict[str, type[S3Error]] = {}
@@ -169,3 +176,17 @@ UnknownService = _by_code["UnknownService"]
 XAmzContentChecksumMismatch = _by_code["XAmzContentChecksumMismatch"]
 XAmzContentSHA256Mismatch = _by_code["XAmzContentSHA256Mismatch"]
 InvalidPartNumber = _by_code["InvalidPartNumber"]
+# Data protection and bucket settings.
+AccessControlListNotSupported = _by_code["AccessControlListNotSupported"]
+AccessForbidden = _by_code["AccessForbidden"]
+BadRequest = _by_code["BadRequest"]
+CORSResponse = _by_code["CORSResponse"]
+InvalidBucketState = _by_code["InvalidBucketState"]
+InvalidTag = _by_code["InvalidTag"]
+NoSuchCORSConfiguration = _by_code["NoSuchCORSConfiguration"]
+NoSuchLifecycleConfiguration = _by_code["NoSuchLifecycleConfiguration"]
+NoSuchObjectLockConfiguration = _by_code["NoSuchObjectLockConfiguration"]
+NoSuchTagSet = _by_code["NoSuchTagSet"]
+ObjectLockConfigurationNotFoundError = _by_code["ObjectLockConfigurationNotFoundError"]
+OwnershipControlsNotFoundError = _by_code["OwnershipControlsNotFoundError"]
+ServerSideEncryptionConfigurationNotFoundError = _by_code["ServerSideEncryptionConfigurationNotFoundError"]

@@ -44,10 +44,6 @@ _BAD_PAYLOAD_MESSAGE = (
     "STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER "
     "or a valid sha256 value."
 )
-_SIGV2_MESSAGE = (
-    "The authorization mechanism you have provided is not supported. "
-    "Please use AWS4-HMAC-SHA256."
-)
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _SIGNATURE = re.compile(r"[0-9a-f]{64}")
 _AMZ_DATE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
@@ -490,27 +486,30 @@ def _authenticate_presigned(req: _Request, params: dict[str, list[str]], *, look
 
 def authenticate(method: str, raw_path: str, raw_query: str, headers: list[tuple[str, str]], *,
                  lookup_secret: Callable[[str], str | None], region: str, now: float,
-                 service: str = "s3") -> AuthResult | None:
-    """Verify a SigV4 request; None when it carries no credentials at all (anonymous).
+                 service: str = "s3", bucket_for_vhost: str | None = None) -> AuthResult | None:
+    """Verify a SigV4 (or SigV2) request; None when it carries no credentials (anonymous).
 
     headers: (lower-case name, value) pairs as received (repeated names possible).
     raw_path: the path exactly as sent, still percent-encoded (ASGI raw_path decoded with
     latin-1), no query. raw_query: the query string as sent (no leading '?').
+    bucket_for_vhost: the bucket named by the Host header of a virtual-host request (SigV2
+    signs it as a path prefix; SigV4 signs the Host header instead).
     """
     req = _Request(method, raw_path, raw_query, _header_map(headers))
     authorization = _single(req.headers, "authorization")
     params = _query_params(raw_query)
     presigned = any(name in params for name in ("X-Amz-Algorithm", "X-Amz-Signature",
                                                   "X-Amz-Credential"))
-    if authorization is not None and authorization.startswith("AWS "):
-        raise errors.InvalidRequest(_SIGV2_MESSAGE)
-    if "AWSAccessKeyId" in params and not presigned and authorization is None:
-        raise errors.InvalidRequest(_SIGV2_MESSAGE)
-    if authorization is not None and presigned:
+    presigned_v2 = "AWSAccessKeyId" in params or "Signature" in params
+    if (authorization is not None) + presigned + presigned_v2 > 1:
         raise errors.InvalidArgument(
             "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, "
             "Signature query string parameter or the Authorization header should be specified",
             ArgumentName="Authorization")
+    if presigned_v2 or (authorization is not None and authorization.startswith("AWS ")):
+        from vallum.s3.sigv2 import authenticate_v2  # sigv2 imports AuthResult from here
+        return authenticate_v2(method, raw_path, raw_query, headers, lookup_secret=lookup_secret,
+                               region=region, now=now, bucket_for_vhost=bucket_for_vhost)
     if authorization is not None:
         return _authenticate_header(req, authorization, lookup_secret=lookup_secret,
                                     region=region, now=now, service=service)

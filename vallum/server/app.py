@@ -13,14 +13,13 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from vallum import authz
 from vallum.s3 import errors
 from vallum.s3.body import Body
 from vallum.s3.handlers import registry
 from vallum.s3.router import route
-from vallum.s3.sigv4 import authenticate
 from vallum.s3.xml import render_error
-from vallum.server import lifecycle, metrics
+from vallum.iam import gate
+from vallum.server import admin, lifecycle, metrics
 from vallum.server.http import Headers, Request, Response
 from vallum.server.state import Services
 
@@ -51,11 +50,17 @@ class Gateway:
         operation = "unknown"
         request: Request | None = None
         try:
-            if path.startswith("/-/"):
+            if path.startswith("/-/admin/"):
+                response = await admin.handle(self.services, scope, receive, path)
+                operation = "admin"
+            elif path.startswith("/-/"):
                 response = await lifecycle.reserved(self, method, path)
                 operation = "reserved"
+            elif admin.is_sts(scope, path):
+                response = await admin.handle_sts(self.services, scope, receive, request_id)
+                operation = "sts"
             else:
-                request = self.build_request(scope, receive, request_id, path)
+                request = await self.build_request(scope, receive, request_id, path)
                 operation = request.endpoint.name
                 response = await self.dispatch(request)
         except errors.S3Error as err:
@@ -70,7 +75,7 @@ class Gateway:
         await send_response(send, response, request_id, head=method == "HEAD")
         metrics.observe(operation, response.status, time.perf_counter() - started)
 
-    def build_request(self, scope: dict[str, Any], receive, request_id: str, path: str) -> Request:
+    async def build_request(self, scope: dict[str, Any], receive, request_id: str, path: str) -> Request:
         services = self.services
         assert services is not None
         raw_headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
@@ -78,10 +83,10 @@ class Gateway:
         query = scope.get("query_string", b"").decode("latin-1")
         endpoint = route(scope["method"], headers.get("host", ""), path, query,
                          domain=services.config.domain, copy_source="x-amz-copy-source" in headers)
-        auth = authenticate(scope["method"], path, query, raw_headers,
-                            lookup_secret=services.lookup_secret, region=services.config.region,
-                            now=time.time())
         client = scope.get("client") or ("", 0)
+        auth, principal = await gate.authenticate(services, scope["method"], path, query,
+                                                  raw_headers, client[0])
+        services = services.for_caller(principal)
         return Request(
             method=scope["method"], endpoint=endpoint, headers=headers,
             body=Body(receive, headers, auth), request_id=request_id, auth=auth,
@@ -91,21 +96,11 @@ class Gateway:
     async def dispatch(self, request: Request) -> Response:
         endpoint = request.endpoint
         handler = registry.HANDLERS.get(endpoint.name)
-        principal = self.principal_of(request)
         resource = registry.resource_arn(endpoint.bucket, endpoint.key)
-        decision = authz.decide(principal, registry.action_of(endpoint.name), resource)
-        if not decision.allowed:
-            raise errors.AccessDenied()
+        await gate.authorize(request, registry.action_of(endpoint.name), resource)
         if handler is None:
             raise errors.NotImplemented_(f"{endpoint.name} is not implemented by Vallum.")
         return await handler(request)
-
-    def principal_of(self, request: Request) -> authz.Principal:
-        if request.principal is None:
-            return authz.ANONYMOUS
-        services = request.services
-        is_root = request.principal == services.root.access_key
-        return authz.Principal(request.principal, services.owner_id if is_root else "", is_root)
 
 
 def unread_body(scope: dict[str, Any], request: Request | None) -> bool:

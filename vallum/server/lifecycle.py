@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from vallum.iam import service as iam_service
 from vallum.iam.root import load_or_create
 from vallum.meta.sqlite import SQLiteMetaStore
 from vallum.s3 import errors
@@ -26,12 +27,17 @@ async def open_services(config: Config) -> Services:
     blobs = LocalBlobStore(config.blob_root)
     await meta.open()
     await blobs.open()
-    return Services(config, meta, blobs, load_or_create(config.data_dir))
+    services = Services(config, meta, blobs, load_or_create(config.data_dir))
+    services.iam = iam_service.open_sqlite(config.data_dir, config.meta_path, services.root,
+                                           services.owner_id)
+    return services
 
 
 async def close_services(services: Services) -> None:
     await services.meta.close()
     await services.blobs.close()
+    if services.iam is not None:
+        services.iam.close()
 
 
 async def sweep_orphans(config: Config) -> int:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from vallum.iam.root import RootCredentials
 from vallum.meta.base import MetaStore
@@ -17,10 +18,25 @@ class Services:
     meta: MetaStore
     blobs: BlobStore
     root: RootCredentials
+    iam: Any = None                  # vallum.iam.service.IAM
+    caller: Any = None               # per-request view only: the authenticated IAM Principal
+    tenant: str | None = None        # per-request view only: the caller's account id
+
+    def for_caller(self, principal: Any) -> Services:
+        """The services as an IAM principal sees them: its account owns the buckets it
+        creates, and bucket listings show only its account's buckets."""
+        if principal.is_root or principal.access_key is None:
+            return self
+        from vallum.iam.tenancy import TenantMeta
+        return replace(self, caller=principal, tenant=principal.account,
+                       meta=TenantMeta(self.meta, principal.account))
 
     @property
     def owner_id(self) -> str:
-        """Canonical user id of the root account (64 hex chars, like AWS's)."""
+        """Owner id of the caller's account; for the platform root, its canonical user id
+        (64 hex chars, like AWS's)."""
+        if self.tenant:
+            return self.tenant
         return hashlib.sha256(b"vallum-root:" + self.root.access_key.encode()).hexdigest()
 
     def lookup_secret(self, access_key: str) -> str | None:

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import os
+import re
 from urllib.parse import quote
+from xml.etree.ElementTree import Element  # noqa: S405 - only the type; parsing is defusedxml
 
 from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord
-from vallum.s3 import errors
-from vallum.s3.conditions import http_date
+from vallum.s3 import errors, xml
+from vallum.s3.conditions import http_date, iso8601
 from vallum.server.http import Headers, Request
 from vallum.service.ingest import Expectations, validate_checksum_value
-from vallum.storage.checksums import ALGORITHMS
+from vallum.storage.checksums import ALGORITHMS, new_hasher
+from vallum.storage.retention import lock_of
 
 SYSTEM_HEADERS = ("content-type", "content-encoding", "content-disposition", "content-language",
                   "cache-control", "expires")
@@ -110,7 +115,68 @@ def object_headers(bucket: BucketRecord, record: ObjectRecord, *, checksums: boo
                 h["x-amz-checksum-" + alg.lower()] = value
     if record.parts:
         h["x-amz-mp-parts-count"] = str(len(record.parts))
+    h.update(lock_headers(record.extra))
+    tags = record.extra.get("tags")
+    if tags:
+        h["x-amz-tagging-count"] = str(len(tags))
     return h
+
+
+def lock_headers(extra: dict) -> dict[str, str]:
+    """x-amz-object-lock-* response headers for a version's stored lock state."""
+    lock = lock_of(extra)
+    h = {}
+    if lock.mode is not None and lock.until is not None:
+        h["x-amz-object-lock-mode"] = lock.mode
+        h["x-amz-object-lock-retain-until-date"] = iso8601(lock.until)
+    if "legal_hold" in extra:
+        h["x-amz-object-lock-legal-hold"] = "ON" if lock.legal_hold else "OFF"
+    return h
+
+
+_VERSION_ID = re.compile(r"[A-Za-z0-9_\-]{32}")
+
+
+def check_version_id(version_id: str | None) -> str | None:
+    """A versionId query value: None, "null", or one of ours (else InvalidArgument, as S3)."""
+    if version_id is None or version_id == NULL_VERSION or _VERSION_ID.fullmatch(version_id):
+        return version_id
+    raise errors.InvalidArgument("Invalid version id specified", ArgumentName="versionId",
+                                 ArgumentValue=version_id[:128])
+
+
+def check_body_digests(request: Request, data: bytes, *, required: str | None = None) -> None:
+    """Verify Content-MD5 / x-amz-checksum-* of a small body already read whole.
+
+    ``required``: the InvalidRequest message to answer when the request carries
+    neither (S3 demands an integrity header on lock and some configuration calls).
+    """
+    expect = expectations_from(request.headers)
+    if required and expect.md5 is None and not expect.checksums:
+        raise errors.InvalidRequest(required)
+    if expect.md5 is not None:
+        actual = hashlib.md5(data, usedforsecurity=False).digest()
+        if not hmac.compare_digest(actual, expect.md5):
+            raise errors.BadDigest()
+    for alg, declared in expect.checksums.items():
+        if declared is None:
+            declared = request.body.trailers.get(expect.trailer_names.get(alg, ""))
+        if declared is None:
+            continue
+        h = new_hasher(alg)
+        h.update(data)
+        if not hmac.compare_digest(h.b64().encode(), declared.encode()):
+            raise errors.BadDigest(f"The {alg} you specified did not match the calculated checksum.")
+
+
+MD5_REQUIRED = "Missing required header for this request: Content-MD5"
+
+
+async def read_xml(request: Request, root: str, *, digest_required: str | None = None) -> Element:
+    """The request's XML body (root element ``root``), digests verified."""
+    data = await request.body.read(xml.MAX_XML_BODY)
+    check_body_digests(request, data, required=digest_required)
+    return xml.parse(data, root)
 
 
 def url_encoder(request: Request):

@@ -9,7 +9,14 @@ from urllib.parse import unquote
 from vallum.meta.records import BucketRecord, ObjectRecord
 from vallum.s3 import errors, xml
 from vallum.s3.conditions import check_copy_source_conditions, iso8601
-from vallum.s3.handlers.common import get_bucket, new_version_id, system_meta_from, user_meta_from
+from vallum.s3.handlers import lock, tagging
+from vallum.s3.handlers.common import (
+    check_version_id,
+    get_bucket,
+    new_version_id,
+    system_meta_from,
+    user_meta_from,
+)
 from vallum.s3.handlers.objects import commit_version, version_headers, write_precondition
 from vallum.s3.names import validate_key
 from vallum.server.http import Request, Response, xml_response
@@ -40,6 +47,11 @@ async def resolve_copy_source(request: Request) -> CopySource:
             raise errors.InvalidArgument("Invalid version id specified", ArgumentName="x-amz-copy-source",
                                          ArgumentValue=raw)
         version_id = unquote(value)
+        try:
+            check_version_id(version_id)
+        except errors.InvalidArgument:
+            raise errors.InvalidArgument("Invalid version id specified", ArgumentName="x-amz-copy-source",
+                                         ArgumentValue=raw) from None
     meta = request.services.meta
     bucket = await meta.get_bucket(bucket_name)
     if bucket is None:
@@ -76,6 +88,9 @@ async def copy_object(request: Request) -> Response:
     if src.size > MAX_SINGLE_PUT:
         raise errors.InvalidRequest("The specified copy source is larger than the maximum allowable size "
                                     "for a copy source: 5368709120")
+    extra = lock.lock_extra(request, bucket, has_digest=None)
+    extra.update(tagging.copy_tags(request, src))
+    lock.apply_default(extra, bucket)
     if directive == "REPLACE":
         system_meta, user_meta = system_meta_from(headers), user_meta_from(headers)
     else:
@@ -83,7 +98,7 @@ async def copy_object(request: Request) -> Response:
     record = ObjectRecord(
         bucket=bucket.name, key=request.key, version_id=new_version_id(bucket), size=src.size,
         etag=src.etag, last_modified=time.time(), system_meta=system_meta, user_meta=user_meta,
-        checksums=dict(src.checksums), storage_class=storage_class, owner=services.owner_id)
+        checksums=dict(src.checksums), storage_class=storage_class, owner=services.owner_id, extra=extra)
     if same and source.version_id is None and src.version_id == record.version_id:
         # Rewriting the null version's metadata in place: the body is shared, not copied.
         record.blob_id, record.inline, record.parts = src.blob_id, src.inline, src.parts

@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 
 from vallum.meta.records import NULL_VERSION, ObjectRecord
 from vallum.s3 import errors, xml
-from vallum.s3.handlers.common import expectations_from, get_bucket, new_version_id
+from vallum.s3.handlers import lock
+from vallum.s3.handlers.common import check_body_digests, check_version_id, get_bucket, new_version_id
 from vallum.server.http import Request, Response, xml_response
-from vallum.storage.checksums import new_hasher
 
 MAX_KEYS = 1000
 
 
 def _check_digests(request: Request, data: bytes) -> None:
-    expect = expectations_from(request.headers)
-    if expect.md5 is not None:
-        actual = hashlib.md5(data, usedforsecurity=False).digest()
-        if not hmac.compare_digest(actual, expect.md5):
-            raise errors.BadDigest()
-    for alg, declared in expect.checksums.items():
-        if declared is None:
-            declared = request.body.trailers.get(expect.trailer_names.get(alg, ""))
-        if declared is None:
-            continue
-        h = new_hasher(alg)
-        h.update(data)
-        if not hmac.compare_digest(h.b64().encode(), declared.encode()):
-            raise errors.BadDigest(f"The {alg} you specified did not match the calculated checksum.")
+    check_body_digests(request, data)
 
 
 def parse_delete(data: bytes) -> tuple[bool, list[tuple[str, str | None]]]:
@@ -58,8 +43,9 @@ async def delete_objects(request: Request) -> Response:
     for key, version_id in objects:
         try:
             if version_id is not None or bucket.versioning != "Enabled":
-                removed, obsolete = await services.meta.delete_version(
-                    bucket.name, key, version_id if version_id is not None else NULL_VERSION)
+                check_version_id(version_id)
+                removed, obsolete = await lock.guarded_delete_version(
+                    request, bucket, key, version_id if version_id is not None else NULL_VERSION)
                 await services.discard_blobs(obsolete)
                 entry: dict = {"Key": key, "VersionId": version_id}
                 if removed is not None and removed.delete_marker:

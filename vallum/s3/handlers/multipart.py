@@ -16,6 +16,7 @@ from vallum.meta.base import UploadMissing
 from vallum.meta.records import ObjectRecord, PartRecord, UploadRecord
 from vallum.s3 import errors, xml
 from vallum.s3.conditions import iso8601
+from vallum.s3.handlers import lock, tagging
 from vallum.s3.handlers.buckets import owner_element
 from vallum.s3.handlers.common import (
     expectations_from,
@@ -60,11 +61,14 @@ async def create_upload(request: Request) -> Response:
             raise errors.InvalidRequest("The COMPOSITE checksum type cannot be used with the crc64nvme checksum algorithm.")
     elif algorithm is not None:
         checksum_type = "FULL_OBJECT" if algorithm == "CRC64NVME" else "COMPOSITE"
+    extra = lock.lock_extra(request, bucket, has_digest=None)
+    extra.update(tagging.tags_extra(request))
     upload = UploadRecord(
         upload_id=_new_upload_id(), bucket=bucket.name, key=request.key, initiated=time.time(),
         system_meta=system_meta_from(headers), user_meta=user_meta_from(headers),
         checksum_algorithm=algorithm, checksum_type=checksum_type,
-        storage_class=headers.get("x-amz-storage-class", "STANDARD"), owner=request.services.owner_id)
+        storage_class=headers.get("x-amz-storage-class", "STANDARD"), owner=request.services.owner_id,
+        extra=extra)
     await request.services.meta.create_upload(upload)
     out = {}
     if algorithm:
@@ -228,7 +232,8 @@ async def complete_upload(request: Request) -> Response:
         bucket=bucket.name, key=upload.key, version_id=new_version_id(bucket),
         size=sum(p.size for p in chosen), etag=etag, last_modified=time.time(),
         system_meta=upload.system_meta, user_meta=upload.user_meta, checksums=_object_checksum(upload, chosen),
-        parts=chosen, storage_class=upload.storage_class, owner=upload.owner)
+        parts=chosen, storage_class=upload.storage_class, owner=upload.owner,
+        extra=lock.apply_default(dict(upload.extra), bucket))
     _check_declared_object_checksum(request, upload, record)
     try:
         obsolete = await services.meta.complete_upload(upload.upload_id, record,

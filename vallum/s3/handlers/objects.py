@@ -7,7 +7,9 @@ import time
 from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord
 from vallum.s3 import errors
 from vallum.s3.conditions import check_read_conditions, check_write_conditions
+from vallum.s3.handlers import lock, tagging
 from vallum.s3.handlers.common import (
+    check_version_id,
     expectations_from,
     get_bucket,
     new_version_id,
@@ -59,6 +61,9 @@ async def put_object(request: Request) -> Response:
     if storage_class not in ("STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA",
                              "INTELLIGENT_TIERING", "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"):
         raise errors.InvalidStorageClass(StorageClassRequested=storage_class)
+    extra = lock.lock_extra(request, bucket, has_digest=expect.md5 is not None or bool(expect.checksums))
+    extra.update(tagging.tags_extra(request))
+    lock.apply_default(extra, bucket)
     precondition = write_precondition(request)
     stored = await ingest(services.blobs, request.body, expect)
     record = ObjectRecord(
@@ -66,7 +71,7 @@ async def put_object(request: Request) -> Response:
         etag=stored.md5_hex, last_modified=time.time(), system_meta=system_meta, user_meta=user_meta,
         checksums=dict(stored.checksums, type="FULL_OBJECT") if stored.checksums else {},
         blob_id=stored.blob_id, inline=stored.inline, storage_class=storage_class,
-        owner=services.owner_id)
+        owner=services.owner_id, extra=extra)
     await commit_version(request, record, precondition)
     return Response(200, version_headers(bucket, record, checksums=True))
 
@@ -101,6 +106,7 @@ async def find_version(request: Request, bucket: BucketRecord) -> ObjectRecord:
     version_id = request.query.get("versionId")
     if version_id == "":
         raise errors.InvalidArgument("Version id cannot be the empty string", ArgumentName="versionId", ArgumentValue="")
+    check_version_id(version_id)
     record = await request.services.meta.get_object(bucket.name, request.key, version_id)
     if record is None:
         if version_id is not None:
@@ -175,11 +181,11 @@ async def _read(request: Request, *, with_body: bool) -> Response:
 async def delete_object(request: Request) -> Response:
     services = request.services
     bucket = await get_bucket(request)
-    version_id = request.query.get("versionId")
+    version_id = check_version_id(request.query.get("versionId"))
     headers: dict[str, str] = {}
     if version_id is not None or bucket.versioning != "Enabled":
         target = version_id if version_id is not None else NULL_VERSION
-        removed, obsolete = await services.meta.delete_version(bucket.name, request.key, target)
+        removed, obsolete = await lock.guarded_delete_version(request, bucket, request.key, target)
         await services.discard_blobs(obsolete)
         if version_id is not None:
             headers["x-amz-version-id"] = version_id

@@ -1,0 +1,167 @@
+"""Access key id (+ session token) -> secret and Principal, for every request.
+
+Why a generation counter: a disabled or deleted key must stop working at once, on
+every gateway process sharing the database. Each request re-reads the one-row
+generation counter (one indexed read); when it moved, every cached key, secret and
+resolved principal is dropped and re-read. Unchanged, a request costs that one read.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from functools import lru_cache
+
+from vallum.iam import policy as policy_lang
+from vallum.iam import sts
+from vallum.iam.directory import Directory
+from vallum.iam.principal import PLATFORM_ARN, Principal
+from vallum.iam.root import RootCredentials
+
+LAST_USED_EVERY = 60.0        # seconds between last-used writes for one key
+
+
+@lru_cache(maxsize=2048)
+def parsed(document: str, kind: str = "identity") -> policy_lang.Policy:
+    return policy_lang.parse(document, kind=kind)
+
+
+def user_arn(account: str, user: str) -> str:
+    return f"arn:aws:iam::{account}:user/{user}"
+
+
+def role_arn(account: str, role: str) -> str:
+    return f"arn:aws:iam::{account}:role/{role}"
+
+
+def session_arn(account: str, role: str, session_name: str) -> str:
+    return f"arn:aws:sts::{account}:assumed-role/{role}/{session_name}"
+
+
+class Identities:
+    def __init__(self, directory: Directory, root: RootCredentials, root_account: str) -> None:
+        self.directory = directory
+        self.store = directory.store
+        self.root = root
+        self.root_account = root_account
+        self._gen = -1
+        self._keys: dict[str, tuple[str, str, str, str]] = {}   # akid -> (secret, status, account, user)
+        self._users: dict[tuple[str, str], Principal] = {}
+        self._roles: dict[tuple[str, str], Principal] = {}
+        self._touched: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def root_principal(self) -> Principal:
+        return Principal(self.root.access_key, self.root_account, True, arn=PLATFORM_ARN,
+                         is_admin=True)
+
+    def refresh(self) -> None:
+        gen = self.store.generation()
+        if gen != self._gen:
+            with self._lock:
+                self._keys, self._users, self._roles = {}, {}, {}
+                self._gen = gen
+
+    # -- lookups --------------------------------------------------------------
+    def key(self, akid: str) -> tuple[str, str, str, str] | None:
+        hit = self._keys.get(akid)
+        if hit is None:
+            row = self.store.get_key(akid)
+            if row is None:
+                return None
+            hit = (self.directory.secret_of(row), row.status, row.account, row.user_name)
+            self._keys[akid] = hit
+        return hit
+
+    def user_principal(self, akid: str, account: str, user: str) -> Principal | None:
+        base = self._users.get((account, user))
+        if base is None:
+            row = self.store.get("user", account=account, name=user)
+            if row is None:
+                return None
+            groups = tuple(self.directory.groups_of(account, user))
+            docs = self.directory.policies_of(account, "user", user)
+            for g in groups:
+                docs += self.directory.policies_of(account, "group", g)
+            base = Principal(None, account, False, user=user, groups=groups,
+                             arn=user_arn(account, user),
+                             policies=tuple((label, parsed(doc)) for label, doc in docs),
+                             tags=dict(row.get("tags") or {}), is_admin=bool(row.get("admin")),
+                             user_id=row.get("id", ""))
+            self._users[(account, user)] = base
+        return _with_key(base, akid)
+
+    def role_principal(self, account: str, role: str) -> Principal | None:
+        base = self._roles.get((account, role))
+        if base is None:
+            row = self.store.get("role", account=account, name=role)
+            if row is None:
+                return None
+            docs = self.directory.policies_of(account, "role", role)
+            base = Principal(None, account, False, role=role, arn=role_arn(account, role),
+                             policies=tuple((label, parsed(doc)) for label, doc in docs),
+                             user_id=row.get("id", ""))
+            self._roles[(account, role)] = base
+        return base
+
+    def resolve(self, akid: str, token: str | None, now: float) -> tuple[str, Principal] | None:
+        """(secret, principal) for a signing key, or None when it is unknown or disabled.
+
+        Raises sts.TokenError / sts.TokenExpired for bad temporary credentials.
+        """
+        if akid == self.root.access_key:
+            return self.root.secret_key, self.root_principal()
+        self.refresh()
+        if akid.startswith(sts.TEMP_PREFIX):
+            if not token:
+                raise sts.TokenError("temporary credentials need x-amz-security-token")
+            return self._session(sts.decode(self.directory.master_key, token, akid, now))
+        hit = self.key(akid)
+        if hit is None or hit[1] != "Active":
+            return None
+        principal = self.user_principal(akid, hit[2], hit[3])
+        if principal is None:
+            return None
+        self._touch(akid, now)
+        return hit[0], principal
+
+    def _session(self, s: sts.Session) -> tuple[str, Principal] | None:
+        if s.role:
+            base = self.role_principal(s.account, s.role)
+            if base is None:
+                return None
+            session = (("session-policy", parsed(s.policy, "session")),) if s.policy else ()
+            p = _with_key(base, s.access_key_id, arn=session_arn(s.account, s.role,
+                                                                 s.session_name or ""),
+                          session_name=s.session_name, session_policies=session,
+                          token_issued=s.issued)
+            return s.secret, p
+        if s.source_key == self.root.access_key:
+            return s.secret, _with_key(self.root_principal(), s.access_key_id,
+                                       token_issued=s.issued)
+        hit = self.key(s.source_key or "")
+        if hit is None or hit[1] != "Active" or s.user is None:
+            return None        # the long-term key was disabled or deleted: so is its session
+        p = self.user_principal(s.access_key_id, s.account, s.user)
+        return (s.secret, _with_key(p, s.access_key_id, token_issued=s.issued)) if p else None
+
+    def _touch(self, akid: str, now: float) -> None:
+        if now - self._touched.get(akid, 0.0) >= LAST_USED_EVERY:
+            self._touched[akid] = now
+            # A commit is an fsync: never on the request path.
+            threading.Thread(target=self._write_touch, args=(akid, now), daemon=True).start()
+
+    def _write_touch(self, akid: str, when: float) -> None:
+        try:
+            self.store.touch_key(akid, when)
+        except Exception:  # noqa: BLE001 - last-used is advisory; never fail anything on it
+            pass
+
+
+def _with_key(p: Principal, akid: str, **changes) -> Principal:
+    from dataclasses import replace
+    return replace(p, access_key=akid, **changes)
+
+
+def now() -> float:
+    return time.time()

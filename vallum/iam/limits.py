@@ -1,0 +1,60 @@
+"""Failed-authentication rate limits, per access key and per source address.
+
+Why: SigV4 secrets cannot be brute-forced, but a flood of bad signatures or guessed
+key ids is an attack signal and costs CPU. After ``max_failures`` failures inside
+``window`` seconds, the key (or address) is refused with SlowDown, before any
+signature work, until the window has passed. Counts are per gateway process.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+
+log = logging.getLogger("vallum.security")
+
+
+class FailureLimiter:
+    def __init__(self, *, max_per_key: int = 20, max_per_address: int = 50,
+                 window: float = 60.0, max_tracked: int = 100_000) -> None:
+        self.max_per_key = max_per_key
+        self.max_per_address = max_per_address
+        self.window = window
+        self.max_tracked = max_tracked
+        self._fails: dict[str, deque[float]] = {}
+        self.lockouts = 0            # refused requests (for metrics and tests)
+
+    def _recent(self, who: str, now: float) -> int:
+        q = self._fails.get(who)
+        if not q:
+            return 0
+        while q and q[0] <= now - self.window:
+            q.popleft()
+        if not q:
+            del self._fails[who]
+            return 0
+        return len(q)
+
+    def blocked(self, access_key: str | None, address: str, now: float | None = None) -> str | None:
+        """What is locked out ("key" / "address"), or None."""
+        now = time.monotonic() if now is None else now
+        if access_key and self._recent("k:" + access_key, now) >= self.max_per_key:
+            what = "key"
+        elif address and self._recent("a:" + address, now) >= self.max_per_address:
+            what = "address"
+        else:
+            return None
+        self.lockouts += 1
+        log.warning("authentication locked out (%s): access_key=%s address=%s", what,
+                    access_key, address)
+        return what
+
+    def failed(self, access_key: str | None, address: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if len(self._fails) >= self.max_tracked:
+            self._fails.clear()          # bounded memory beats perfect accounting under a flood
+        for who in (("k:" + access_key) if access_key else None, ("a:" + address) if address else None):
+            if who:
+                self._fails.setdefault(who, deque()).append(now)
+        log.warning("authentication failed: access_key=%s address=%s", access_key, address)

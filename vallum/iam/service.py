@@ -1,0 +1,45 @@
+"""The IAM service one gateway process holds: store, directory, identities, rate limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vallum.iam.directory import Directory
+from vallum.iam.identity import Identities
+from vallum.iam.limits import FailureLimiter
+from vallum.iam.root import RootCredentials
+from vallum.iam.sqlstore import SQLiteIAMStore
+from vallum.iam.store import IAMStore, MemoryIAMStore
+from vallum.security import crypto
+
+
+@dataclass
+class IAM:
+    store: IAMStore
+    directory: Directory
+    identities: Identities
+    limiter: FailureLimiter = field(default_factory=FailureLimiter)
+
+    @property
+    def master_key(self) -> bytes:
+        return self.directory.master_key
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def build(store: IAMStore, master_key: bytes, root: RootCredentials, root_account: str) -> IAM:
+    store.open()
+    directory = Directory(store, master_key)
+    return IAM(store, directory, Identities(directory, root, root_account))
+
+
+def open_sqlite(data_dir: Path, db_path: Path, root: RootCredentials, root_account: str) -> IAM:
+    """The IAM tables live in the metadata database file; the master key in the data dir."""
+    return build(SQLiteIAMStore(db_path), crypto.load_or_create_master_key(data_dir), root,
+                 root_account)
+
+
+def open_memory(root: RootCredentials, root_account: str = "root") -> IAM:
+    return build(MemoryIAMStore(), crypto.new_key(), root, root_account)

@@ -1,0 +1,122 @@
+"""STS actions (AssumeRole, GetSessionToken, GetCallerIdentity): checks, then a session.
+
+Answers are rendered as the STS query-protocol XML boto3's sts client parses.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from vallum.iam import evaluate as ev
+from vallum.iam import sts
+from vallum.iam.identity import parsed, role_arn, session_arn
+from vallum.iam.policy import MalformedPolicy
+from vallum.iam.principal import Principal
+from vallum.s3.xml import escape
+
+NS = "https://sts.amazonaws.com/doc/2011-06-15/"
+_ROLE_ARN = re.compile(r"arn:aws:iam::([0-9]{12}):role/([A-Za-z0-9+=,.@_\-/]+)")
+_SESSION_NAME = re.compile(r"[\w+=,.@\-]{2,64}")
+
+
+class STSError(Exception):
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+    def xml(self, request_id: str) -> bytes:
+        kind = "Sender" if self.status < 500 else "Receiver"
+        return (f'<ErrorResponse xmlns="{NS}"><Error><Type>{kind}</Type><Code>{self.code}</Code>'
+                f"<Message>{escape(self.message)}</Message></Error>"
+                f"<RequestId>{request_id}</RequestId></ErrorResponse>").encode()
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _duration(params: dict[str, str], default: int, hi: int) -> int:
+    raw = params.get("DurationSeconds")
+    if raw is None:
+        return min(default, hi)
+    if not raw.isdigit() or not sts.MIN_DURATION <= int(raw) <= hi:
+        raise STSError("ValidationError", f"1 validation error detected: Value '{raw}' at "
+                       f"'durationSeconds' failed to satisfy constraint: Member must have value "
+                       f"between {sts.MIN_DURATION} and {hi}")
+    return int(raw)
+
+
+def _response(action: str, result: str, request_id: str) -> bytes:
+    return (f'<{action}Response xmlns="{NS}"><{action}Result>{result}</{action}Result>'
+            f"<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata>"
+            f"</{action}Response>").encode()
+
+
+def _credentials(iam: Any, session: sts.Session) -> str:
+    token = sts.encode(iam.master_key, session)
+    return (f"<Credentials><AccessKeyId>{session.access_key_id}</AccessKeyId>"
+            f"<SecretAccessKey>{escape(session.secret)}</SecretAccessKey>"
+            f"<SessionToken>{token}</SessionToken>"
+            f"<Expiration>{_iso(session.expires)}</Expiration></Credentials>")
+
+
+def get_caller_identity(iam: Any, who: Principal, params: dict[str, str], rid: str) -> bytes:
+    user_id = who.user_id or who.access_key or ""
+    if who.role:
+        user_id = f"{who.user_id}:{who.session_name}"
+    return _response("GetCallerIdentity", f"<Arn>{escape(who.arn)}</Arn><UserId>{escape(user_id)}"
+                     f"</UserId><Account>{escape(who.account)}</Account>", rid)
+
+
+def get_session_token(iam: Any, who: Principal, params: dict[str, str], rid: str) -> bytes:
+    if who.role or (who.access_key or "").startswith(sts.TEMP_PREFIX):
+        raise STSError("AccessDenied", "Cannot call GetSessionToken with session credentials", 403)
+    duration = _duration(params, sts.DEFAULT_TOKEN_DURATION, 3600 if who.is_root else 129600)
+    session = sts.new_session(account=who.account, duration=duration, user=who.user,
+                              source_key=who.access_key)
+    return _response("GetSessionToken", _credentials(iam, session), rid)
+
+
+def assume_role(iam: Any, who: Principal, params: dict[str, str], rid: str,
+                keys: dict[str, Any]) -> bytes:
+    arn = params.get("RoleArn", "")
+    name = params.get("RoleSessionName", "")
+    m = _ROLE_ARN.fullmatch(arn)
+    if not m:
+        raise STSError("ValidationError", f"{arn!r} is not a valid role ARN")
+    if not _SESSION_NAME.fullmatch(name):
+        raise STSError("ValidationError", "RoleSessionName must be 2-64 of [\\w+=,.@-]")
+    account, role_name = m.groups()
+    role = iam.store.get("role", account=account, name=role_name)
+    if role is None:
+        raise STSError("AccessDenied", f"Not authorized to perform sts:AssumeRole on {arn}", 403)
+    policy_text = params.get("Policy")
+    if policy_text:
+        try:
+            parsed(policy_text, "session")
+        except MalformedPolicy as exc:
+            raise STSError("MalformedPolicyDocument", str(exc)) from None
+    if not who.is_root:
+        req = ev.Request("sts:AssumeRole", role_arn(account, role_name),
+                         {**keys, **who.context_keys(), "sts:rolesessionname": name},
+                         who.caller())
+        verdict = ev.evaluate(req, identity=who.policies, session=who.session_policies,
+                              resource=[("trust-policy", parsed(role["trust_policy"], "trust"))],
+                              resource_account=account)
+        if not verdict.allowed:
+            raise STSError("AccessDenied", f"User: {who.arn} is not authorized to perform: "
+                           f"sts:AssumeRole on resource: {arn}", 403)
+    duration = _duration(params, sts.DEFAULT_ROLE_DURATION, int(role.get("max_session", 3600)))
+    session = sts.new_session(account=account, duration=duration, role=role_name,
+                              session_name=name, policy=policy_text or None)
+    assumed = (f"<AssumedRoleUser><AssumedRoleId>{role.get('id', '')}:{escape(name)}</AssumedRoleId>"
+               f"<Arn>{escape(session_arn(account, role_name, name))}</Arn></AssumedRoleUser>")
+    return _response("AssumeRole", _credentials(iam, session) + assumed
+                     + "<PackedPolicySize>0</PackedPolicySize>", rid)
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,66 @@
+"""ListObjectVersions: every version and delete marker, key ascending, newest first.
+
+Pagination is by (key-marker, version-id-marker): the next page starts after
+that version of that key, or after every version of the key when no version
+marker is given.
+"""
+
+from __future__ import annotations
+
+from vallum.meta.records import ObjectRecord
+from vallum.s3 import errors, xml
+from vallum.s3.conditions import iso8601
+from vallum.s3.handlers.buckets import owner_element
+from vallum.s3.handlers.common import check_version_id, get_bucket, int_param, quote_etag, url_encoder
+from vallum.server.http import Request, Response, xml_response
+
+
+def _entry(rec: ObjectRecord, encode, owner: dict[str, str]) -> tuple[str, tuple]:
+    if rec.delete_marker:
+        return "DeleteMarker", (("Key", encode(rec.key)), ("VersionId", rec.version_id),
+                                ("IsLatest", rec.is_latest), ("LastModified", iso8601(rec.last_modified)),
+                                ("Owner", owner))
+    fields: list[tuple[str, object]] = [("Key", encode(rec.key)), ("VersionId", rec.version_id),
+                                        ("IsLatest", rec.is_latest),
+                                        ("LastModified", iso8601(rec.last_modified)),
+                                        ("ETag", quote_etag(rec.etag))]
+    alg = next((a for a in rec.checksums if a != "type"), None)
+    if alg:
+        fields += [("ChecksumAlgorithm", alg), ("ChecksumType", rec.checksums.get("type", "FULL_OBJECT"))]
+    fields += [("Size", rec.size), ("StorageClass", rec.storage_class), ("Owner", owner)]
+    return "Version", tuple(fields)
+
+
+async def list_object_versions(request: Request) -> Response:
+    bucket = await get_bucket(request)
+    q = request.query
+    encode = url_encoder(request)
+    max_keys = int_param(request, "max-keys", 1000)
+    key_marker = q.get("key-marker", "")
+    version_marker = q.get("version-id-marker", "")
+    if version_marker and not key_marker:
+        raise errors.InvalidArgument("A version-id marker cannot be specified without a key marker.",
+                                     ArgumentName="version-id-marker", ArgumentValue=version_marker)
+    if version_marker:
+        check_version_id(version_marker)
+    prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
+    page = await request.services.meta.list_versions(
+        bucket.name, prefix=prefix, delimiter=delimiter, key_marker=key_marker,
+        version_id_marker=version_marker, max_keys=max_keys)
+    owner = owner_element(request)
+    next_key = next_version = None
+    if page.is_truncated:
+        next_key = page.next_marker
+        # A page ending on a common prefix resumes after the whole prefix: no version marker.
+        next_version = page.next_version_marker if page.next_version_marker else None
+    body: list[tuple[str, object]] = [
+        ("Name", bucket.name), ("Prefix", encode(prefix)), ("KeyMarker", encode(key_marker)),
+        ("VersionIdMarker", version_marker),
+        ("NextKeyMarker", encode(next_key) if next_key is not None else None),
+        ("NextVersionIdMarker", next_version),
+        ("MaxKeys", max_keys), ("Delimiter", encode(delimiter) if "delimiter" in q else None),
+        ("EncodingType", q.get("encoding-type")), ("IsTruncated", page.is_truncated),
+    ]
+    body += [_entry(rec, encode, owner) for rec in page.entries]
+    body.append(("CommonPrefixes", [{"Prefix": encode(p)} for p in page.common_prefixes]))
+    return xml_response(xml.render("ListVersionsResult", body))

@@ -1,0 +1,250 @@
+"""The JSON admin API under /-/admin/ and the STS endpoint hook (POST / with Action=...).
+
+Admin calls are ``POST /-/admin/v1/<Action>`` with a JSON object body, SigV4-signed
+(service ``s3``, signed payload). The platform root may do everything; any other
+caller acts only inside its own account and needs ``iam:<Action>`` from its identity
+policies (an account's admin user has it). Account management is root-only.
+Answers are JSON; errors are ``{"error": {"code": ..., "message": ...}}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from dataclasses import asdict
+from typing import Any
+from urllib.parse import parse_qsl
+
+from vallum import authz
+from vallum.iam import gate, sts_api
+from vallum.iam.directory import IAMError
+from vallum.iam.identity import parsed
+from vallum.iam.policy import MalformedPolicy
+from vallum.iam.principal import Principal
+from vallum.s3 import errors
+from vallum.server.http import Response
+
+log = logging.getLogger("vallum.admin")
+MAX_BODY = 1024 * 1024
+
+
+async def read_body(receive, limit: int = MAX_BODY) -> bytes:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise errors.MaxMessageLengthExceeded()
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+def _headers(scope: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
+
+
+async def _authenticated(services, scope, body: bytes, path: str, service: str
+                         ) -> tuple[Principal, list[tuple[str, str]]]:
+    headers = _headers(scope)
+    digest = hashlib.sha256(body).hexdigest()
+    sent = [v for k, v in headers if k == "x-amz-content-sha256"]
+    if not sent:       # query-protocol signers (STS) hash the body without sending this header
+        headers.append(("x-amz-content-sha256", digest))
+    elif sent[0] != digest:
+        raise errors.XAmzContentSHA256Mismatch()
+    query = scope.get("query_string", b"").decode("latin-1")
+    client = scope.get("client") or ("", 0)
+    auth, principal = await gate.authenticate(services, scope["method"], path, query, headers,
+                                              client[0], service=service)
+    if auth is None:
+        raise errors.AccessDenied("This endpoint requires a signed request.")
+    return principal, headers
+
+
+# ---------------------------------------------------------------- STS
+
+def is_sts(scope: dict[str, Any], path: str) -> bool:
+    if scope["method"] != "POST" or path != "/":
+        return False
+    for k, v in scope["headers"]:
+        if k.lower() == b"authorization" and b"/sts/aws4_request" in v:
+            return True
+        if k.lower() == b"content-type" and v.startswith(b"application/x-www-form-urlencoded"):
+            return True
+    return False
+
+
+async def handle_sts(services, scope, receive, request_id: str) -> Response:
+    headers = {"content-type": "text/xml"}
+    try:
+        body = await read_body(receive, 64 * 1024)
+        principal, _ = await _authenticated(services, scope, body, "/", "sts")
+        if principal.anonymous:
+            raise sts_api.STSError("MissingAuthenticationToken",
+                                   "Request is missing Authentication Token", 403)
+        params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        action = params.get("Action", "")
+        iam = services.iam
+        if action == "GetCallerIdentity":
+            out = sts_api.get_caller_identity(iam, principal, params, request_id)
+        elif action == "GetSessionToken":
+            out = sts_api.get_session_token(iam, principal, params, request_id)
+        elif action == "AssumeRole":
+            client = scope.get("client") or ("", 0)
+            keys = {"aws:sourceip": client[0],
+                    "aws:securetransport": "true" if scope.get("scheme") == "https" else "false"}
+            out = sts_api.assume_role(iam, principal, params, request_id, keys)
+        else:
+            raise sts_api.STSError("InvalidAction", f"Could not find operation {action}")
+        return Response(200, headers, out)
+    except sts_api.STSError as exc:
+        return Response(exc.status, headers, exc.xml(request_id))
+    except errors.S3Error as exc:
+        return Response(exc.status, headers, sts_api.STSError(exc.code, exc.message,
+                                                              exc.status).xml(request_id))
+
+
+# ---------------------------------------------------------------- admin API
+
+def _json(status: int, doc: Any) -> Response:
+    return Response(status, {"content-type": "application/json"},
+                    json.dumps(doc, default=str, sort_keys=True).encode())
+
+
+def _need(args: dict[str, Any], *names: str) -> list[Any]:
+    missing = [n for n in names if args.get(n) in (None, "")]
+    if missing:
+        raise IAMError(f"missing required field(s): {', '.join(missing)}")
+    return [args[n] for n in names]
+
+
+def _doc(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+async def _simulate(services, d, account: str, args: dict[str, Any]) -> dict[str, Any]:
+    action, resource = _need(args, "action", "resource")
+    ids = services.iam.identities
+    ids.refresh()
+    if args.get("role"):
+        who = ids.role_principal(account, args["role"])
+    else:
+        (user,) = _need(args, "user")
+        d.user(account, user)
+        who = ids.user_principal("simulated", account, user)
+    if who is None:
+        raise IAMError("no such principal")
+    ctx = authz.Context(keys={k.lower(): v for k, v in (args.get("context") or {}).items()})
+    if resource.startswith("arn:aws:s3:::"):
+        bucket = await services.meta.get_bucket(resource[13:].split("/", 1)[0])
+        if bucket is not None:
+            ctx.resource_owner = bucket.owner
+            if bucket.config.get("policy"):
+                ctx.bucket_policy = parsed(bucket.config["policy"], "resource")
+    decision = authz.decide(who, action, resource, ctx)
+    return {"decision": "allow" if decision.allowed else "deny", "reason": decision.reason,
+            "policy": decision.policy, "statement": decision.statement}
+
+
+def _key_out(k) -> dict[str, Any]:
+    return asdict(k)
+
+
+# action -> (iam action checked for account callers, or None for root-only; handler)
+def _actions():
+    return {
+        "CreateAccount": (None, lambda d, a, x: (lambda acc, key: {"account": acc, "admin_key": asdict(key)})(*d.create_account(*_need(x, "name")))),
+        "ListAccounts": (None, lambda d, a, x: {"accounts": d.list_accounts()}),
+        "GetAccount": (None, lambda d, a, x: d.account(*_need(x, "account"))),
+        "DeleteAccount": (None, lambda d, a, x: d.delete_account(d.account(*_need(x, "account"))["id"])),
+        "CreateUser": ("CreateUser", lambda d, a, x: d.create_user(a, *_need(x, "user"), admin=bool(x.get("admin")), tags=x.get("tags"))),
+        "GetUser": ("GetUser", lambda d, a, x: {**d.user(a, *_need(x, "user")), "groups": d.groups_of(a, x["user"]), "keys": d.list_keys(a, x["user"]), "policies": [lbl for lbl, _ in d.policies_of(a, "user", x["user"])]}),
+        "ListUsers": ("ListUsers", lambda d, a, x: {"users": d.list_users(a)}),
+        "DeleteUser": ("DeleteUser", lambda d, a, x: d.delete_user(a, *_need(x, "user"))),
+        "CreateGroup": ("CreateGroup", lambda d, a, x: d.create_group(a, *_need(x, "group"))),
+        "GetGroup": ("ListGroups", lambda d, a, x: d.group(a, *_need(x, "group"))),
+        "ListGroups": ("ListGroups", lambda d, a, x: {"groups": d.list_groups(a)}),
+        "DeleteGroup": ("DeleteGroup", lambda d, a, x: d.delete_group(a, *_need(x, "group"))),
+        "AddUserToGroup": ("AddUserToGroup", lambda d, a, x: d.add_to_group(a, *_need(x, "group", "user"))),
+        "RemoveUserFromGroup": ("RemoveUserFromGroup", lambda d, a, x: d.remove_from_group(a, *_need(x, "group", "user"))),
+        "CreateAccessKey": ("CreateAccessKey", lambda d, a, x: _key_out(d.create_key(a, *_need(x, "user")))),
+        "ListAccessKeys": ("ListAccessKeys", lambda d, a, x: {"keys": d.list_keys(a, x.get("user"))}),
+        "UpdateAccessKey": ("UpdateAccessKey", lambda d, a, x: d.set_key_status(*_need(x, "access_key_id", "status"), account=a)),
+        "RotateAccessKey": ("CreateAccessKey", lambda d, a, x: _key_out(d.rotate_key(*_need(x, "access_key_id"), account=a))),
+        "DeleteAccessKey": ("DeleteAccessKey", lambda d, a, x: d.delete_key(*_need(x, "access_key_id"), account=a)),
+        "CreatePolicy": ("CreatePolicy", lambda d, a, x: d.put_policy(a, x.get("policy") or "", _doc(x.get("document") or ""))),
+        "GetPolicy": ("GetPolicy", lambda d, a, x: d.policy(a, *_need(x, "policy"))),
+        "ListPolicies": ("ListPolicies", lambda d, a, x: {"policies": d.list_policies(a)}),
+        "DeletePolicy": ("DeletePolicy", lambda d, a, x: d.delete_policy(a, *_need(x, "policy"))),
+        "AttachPolicy": ("AttachUserPolicy", lambda d, a, x: d.attach(a, *_need(x, "kind", "target", "policy"))),
+        "DetachPolicy": ("DetachUserPolicy", lambda d, a, x: d.detach(a, *_need(x, "kind", "target", "policy"))),
+        "PutInlinePolicy": ("PutUserPolicy", lambda d, a, x: d.put_inline(a, *_need(x, "kind", "target", "name"), _doc(x.get("document") or ""))),
+        "DeleteInlinePolicy": ("DeleteUserPolicy", lambda d, a, x: d.delete_inline(a, *_need(x, "kind", "target", "name"))),
+        "CreateRole": ("CreateRole", lambda d, a, x: d.create_role(a, *_need(x, "role"), _doc(x.get("trust_policy") or ""), max_session=int(x.get("max_session", 3600)))),
+        "GetRole": ("GetRole", lambda d, a, x: {**d.role(a, *_need(x, "role")), "policies": [lbl for lbl, _ in d.policies_of(a, "role", x["role"])]}),
+        "ListRoles": ("ListRoles", lambda d, a, x: {"roles": d.list_roles(a)}),
+        "DeleteRole": ("DeleteRole", lambda d, a, x: d.delete_role(a, *_need(x, "role"))),
+    }
+
+
+ACTIONS = _actions()
+
+
+async def handle(services, scope, receive, path: str) -> Response:
+    try:
+        if scope["method"] != "POST" or not path.startswith("/-/admin/v1/"):
+            return _json(404, {"error": {"code": "NotFound", "message": "use POST /-/admin/v1/<Action>"}})
+        name = path.split("?", 1)[0][len("/-/admin/v1/"):]
+        body = await read_body(receive)
+        principal, _ = await _authenticated(services, scope, body, path.split("?", 1)[0], "s3")
+        if principal.anonymous:
+            raise errors.AccessDenied()
+        args = json.loads(body or b"{}")
+        if not isinstance(args, dict):
+            raise IAMError("the body must be a JSON object")
+        d = services.iam.directory
+        if principal.is_root:
+            account = args.get("account")
+            if account:
+                account = d.account(account)["id"]
+        else:
+            account = principal.account
+            if args.get("account") not in (None, "", account):
+                raise errors.AccessDenied("An account admin acts only inside its own account.")
+        if name == "Simulate":
+            iam_action = "SimulatePrincipalPolicy"
+        elif name in ACTIONS:
+            iam_action = ACTIONS[name][0]
+        else:
+            return _json(404, {"error": {"code": "InvalidAction", "message": f"unknown action {name}"}})
+        if not principal.is_root:
+            if iam_action is None:
+                raise errors.AccessDenied("Only the platform root manages accounts.")
+            decision = authz.decide(principal, "iam:" + iam_action, f"arn:aws:iam::{account}:*")
+            if not decision.allowed:
+                raise errors.AccessDenied(f"not authorized to perform iam:{iam_action}")
+        if iam_action is not None and not account:
+            raise IAMError("missing required field: account")
+        if name == "Simulate":
+            result = await _simulate(services, d, account, args)
+        else:
+            # Writes commit with an fsync: keep them off the event loop.
+            result = await asyncio.to_thread(ACTIONS[name][1], d, account, args)
+        log.info("admin %s by %s", name, principal.arn)
+        return _json(200, result if result is not None else {})
+    except MalformedPolicy as exc:
+        return _json(400, {"error": {"code": "MalformedPolicy", "message": str(exc),
+                                     "position": exc.position}})
+    except IAMError as exc:
+        return _json(exc.status, {"error": {"code": exc.code, "message": exc.message}})
+    except errors.S3Error as exc:
+        return _json(exc.status, {"error": {"code": exc.code, "message": exc.message}})
+    except (ValueError, TypeError) as exc:
+        return _json(400, {"error": {"code": "ValidationError", "message": str(exc)}})
