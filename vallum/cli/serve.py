@@ -12,6 +12,7 @@ import uvicorn
 from vallum.iam.root import load_or_create
 from vallum.server.config import from_env_and_flags, to_env
 from vallum.server.lifecycle import sweep_orphans
+from vallum.service.clock import TEST_CLOCK_ENV, TEST_CLOCK_NAME
 
 
 def serve(
@@ -20,6 +21,9 @@ def serve(
     region: str = typer.Option(None, "--region", help="Region name reported to clients [default us-east-1]"),
     domain: str = typer.Option(None, "--domain", help="Base host name for virtual-host-style requests"),
     workers: int = typer.Option(None, "--workers", help="Gateway processes sharing the port [default 1]"),
+    test_clock: bool = typer.Option(False, "--test-clock", hidden=True,
+                                    help="TESTS ONLY: shift retention/lifecycle time by the seconds in "
+                                         "<data-dir>/test-clock-offset"),
 ) -> None:
     """Run the S3-compatible gateway with the embedded metadata store and local disk."""
     try:
@@ -45,6 +49,11 @@ def serve(
     if removed:
         print(f"Removed {removed} leftover blob(s) of interrupted writes.", flush=True)
     os.environ.update(to_env(config))
+    # The test clock is honoured only when this flag is given, never from an inherited environment.
+    os.environ.pop(TEST_CLOCK_ENV, None)
+    if test_clock:
+        os.environ[TEST_CLOCK_ENV] = str(config.data_dir / TEST_CLOCK_NAME)
+        print("WARNING: test clock enabled (--test-clock); never use this in production.", flush=True)
     uvicorn.run("vallum.server.asgi:app", host=config.host, port=config.port, workers=config.workers,
                 loop="uvloop" if sys.platform != "win32" else "auto", http="httptools",
                 lifespan="on", access_log=False, server_header=False, log_level="warning",

@@ -201,6 +201,8 @@ SUPPORTED: frozenset[str] = frozenset({
     "PutObject", "GetObject", "HeadObject", "DeleteObject", "DeleteObjects", "CopyObject",
     "ListObjects", "ListObjectsV2", "CreateMultipartUpload", "UploadPart", "UploadPartCopy",
     "CompleteMultipartUpload", "AbortMultipartUpload", "ListParts", "ListMultipartUploads",
+    "PutBucketPolicy", "GetBucketPolicy", "DeleteBucketPolicy",
+    "PutPublicAccessBlock", "GetPublicAccessBlock", "DeletePublicAccessBlock",
 })
 
 ALL_OPERATIONS: list[str] = sorted({r.name for r in ROUTES} | set(DEPRECATED_ALIASES))

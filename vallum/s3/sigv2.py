@@ -195,11 +195,12 @@ def _lookup(lookup_secret: Callable[[str], str | None], access_key: str) -> str:
 
 
 def _verify(secret: str, access_key: str, provided: str, method: str, md5: str, ctype: str,
-            dates: list[str], amz: dict[str, list[str]], resources: list[str]) -> None:
+            dated: list[tuple[str, dict[str, list[str]]]], resources: list[str]) -> None:
+    """Match any (Date line, x-amz-* headers) x resource form; raise SignatureDoesNotMatch."""
     matched = False
     first: str | None = None
     wanted = provided.encode("ascii", "replace")
-    for date, resource in product(dates, resources):
+    for (date, amz), resource in product(dated, resources):
         sts = string_to_sign(method, md5, ctype, date, amz, resource)
         # Evaluate every candidate: the time taken does not depend on which one matched.
         matched |= hmac.compare_digest(sign(secret, sts).encode("ascii"), wanted)
@@ -234,18 +235,22 @@ def _authenticate_header(method: str, raw_path: str, raw_query: str,
         raise errors.RequestTimeTooSkewed(
             RequestTime=effective.strip(), ServerTime=_epoch_to_amz(now),
             MaxAllowedSkewMilliseconds=str(MAX_SKEW_SECONDS * 1000))
-    # AWS leaves the Date line empty when x-amz-date is used; botocore still writes Date.
+    amz = _amz_headers(headers)
     if amz_date is None:
-        dates = [effective.strip()]
+        dated = [(effective.strip(), amz)]
     else:
-        dates = [""] if date is None else ["", date.strip()]
+        # With x-amz-date the spec leaves the Date line empty; botocore still writes Date
+        # there, and AWS's own DELETE example moves x-amz-date into the Date line.
+        dated = [("", amz), (amz_date.strip(),
+                             {n: v for n, v in amz.items() if n != "x-amz-date"})]
+        if date is not None:
+            dated.append((date.strip(), amz))
     _check_subresources(raw_query)
     secret = _lookup(lookup_secret, access_key)
     _verify(secret, access_key, signature, method,
             _single(headers.get("content-md5"), "content-md5") or "",
             _single(headers.get("content-type"), "content-type") or "",
-            dates, _amz_headers(headers),
-            _resource_candidates(raw_path, raw_query, bucket_for_vhost))
+            dated, _resource_candidates(raw_path, raw_query, bucket_for_vhost))
     token = _single(headers.get("x-amz-security-token"), "x-amz-security-token")
     return AuthResult(access_key=access_key, mode="header-v2", payload="unsigned",
                       content_sha256=None, region=region, amz_date=_epoch_to_amz(epoch),
@@ -296,7 +301,7 @@ def _authenticate_presigned(method: str, raw_path: str, raw_query: str,
     _verify(secret, access_key, signature, method,
             md5 if md5 is not None else (params.get("content-md5") or [""])[0],
             ctype if ctype is not None else (params.get("content-type") or [""])[0],
-            [expires_text], amz, _resource_candidates(raw_path, raw_query, bucket_for_vhost))
+            [(expires_text, amz)], _resource_candidates(raw_path, raw_query, bucket_for_vhost))
     token = amz.get("x-amz-security-token")
     return AuthResult(access_key=access_key, mode="presigned-v2", payload="unsigned",
                       content_sha256=None, region=region, amz_date=_epoch_to_amz(now),

@@ -13,6 +13,8 @@ from vallum.server import metrics
 from vallum.server.config import Config, from_env_and_flags
 from vallum.server.http import Response
 from vallum.server.state import Services
+from vallum.service.clock import clock
+from vallum.service.lifecycle import LifecycleWorker
 from vallum.storage.localfs import LocalBlobStore
 
 if TYPE_CHECKING:
@@ -51,18 +53,23 @@ async def sweep_orphans(config: Config) -> int:
 
 
 async def lifespan(gateway: Gateway, receive, send) -> None:
+    worker: LifecycleWorker | None = None
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             try:
                 if gateway.services is None:
                     gateway.services = await open_services(from_env_and_flags(None, None, None, None, None))
+                    worker = LifecycleWorker(gateway.services, clock())
+                    worker.start()
             except Exception as exc:  # noqa: BLE001 - reported to uvicorn, which exits
                 log.exception("start-up failed")
                 await send({"type": "lifespan.startup.failed", "message": str(exc)})
                 return
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            if worker is not None:
+                await worker.stop()
             if gateway.services is not None:
                 await close_services(gateway.services)
                 gateway.services = None

@@ -15,6 +15,17 @@ from vallum.s3.names import validate_bucket_name
 from vallum.server.http import Request, Response, xml_response
 
 
+# AWS's region names: a constraint naming one of these, but not ours, is "illegal for this
+# endpoint"; any other name is simply invalid.
+KNOWN_REGIONS = frozenset("""
+us-east-1 us-east-2 us-west-1 us-west-2 af-south-1 ap-east-1 ap-east-2 ap-south-1 ap-south-2
+ap-southeast-1 ap-southeast-2 ap-southeast-3 ap-southeast-4 ap-southeast-5 ap-southeast-7
+ap-northeast-1 ap-northeast-2 ap-northeast-3 ca-central-1 ca-west-1 eu-central-1 eu-central-2
+eu-west-1 eu-west-2 eu-west-3 eu-south-1 eu-south-2 eu-north-1 il-central-1 me-south-1
+me-central-1 mx-central-1 sa-east-1 us-gov-east-1 us-gov-west-1 cn-north-1 cn-northwest-1 EU
+""".split())
+
+
 def owner_element(request: Request) -> dict[str, str]:
     return {"ID": request.services.owner_id, "DisplayName": "vallum-root"}
 
@@ -65,6 +76,8 @@ async def create_bucket(request: Request) -> Response:
             raise errors.IllegalLocationConstraintException(
                 "The unspecified location constraint is incompatible for the region specific endpoint this request was sent to.")
         if constraint == "us-east-1" and region == "us-east-1":
+            raise errors.InvalidLocationConstraint(LocationConstraint=constraint)
+        if constraint not in ("", region) and constraint not in KNOWN_REGIONS:
             raise errors.InvalidLocationConstraint(LocationConstraint=constraint)
         if constraint not in ("", region):
             raise errors.IllegalLocationConstraintException(

@@ -153,10 +153,9 @@ async def _read(request: Request, *, with_body: bool) -> Response:
         if found is None:
             raise errors.InvalidPartNumber()
         start, end = found
-        if record.parts:
-            status = 206
-            whole = False
-            headers["content-range"] = content_range(start, end, size)
+        status = 206
+        whole = False
+        headers["content-range"] = content_range(start, end, size)
     elif range_header is not None:
         parsed = parse_range(range_header, size)
         if parsed is not None:
