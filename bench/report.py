@@ -52,6 +52,8 @@ def ratios(results: dict[str, dict], figs: list[Figure], peers: list[str]) -> di
 def _fmt(value: float | None) -> str:
     if value is None:
         return "-"
+    if 0 < abs(value) < 0.01:
+        return "<0.01"  # e.g. an RSS ratio against a peer that grew by gigabytes
     if abs(value) >= 100:
         return f"{value:,.0f}"
     if abs(value) >= 10:

@@ -10,6 +10,7 @@ It is not thread-safe: give every thread its own instance.
 from __future__ import annotations
 
 import http.client
+import select
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
@@ -60,7 +61,13 @@ class S3Http:
         self._conn: http.client.HTTPConnection | None = None
 
     def connect(self) -> None:
-        """Open the TCP connection now, so timed loops do not pay for the handshake."""
+        """Open the TCP connection now, so timed loops do not pay for the handshake.
+
+        An idle keep-alive connection the server has since closed is replaced
+        before use (as urllib3 does); that is not a retry, nothing was sent on it.
+        """
+        if self._conn is not None and _dropped(self._conn):
+            self.close()
         if self._conn is None:
             self._conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
             self._conn.connect()
@@ -129,6 +136,15 @@ class S3Http:
         except BaseException:
             self.close()
             raise
+
+
+def _dropped(conn: http.client.HTTPConnection) -> bool:
+    """An idle connection with something to read has been closed (or broken) by the peer."""
+    sock = conn.sock
+    if sock is None:
+        return True
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable)
 
 
 def _early_answer(conn: http.client.HTTPConnection, exc: OSError) -> OSError:

@@ -141,3 +141,11 @@ def test_report_ratios_and_rows():
     body = rows(results, figs, ["vallum", "moto", "seaweedfs"], table)
     assert body[0] == ["4 KiB PUT", "ops/s ↑", "900", "300", "1,800", "3.00", "0.50"]
     assert body[1][-2:] == ["-", "0.25"]
+
+
+def test_report_rows_mark_tiny_ratios_instead_of_rounding_to_zero():
+    figs = [Figure("rss_growth_mib", "RSS", "MiB", False)]
+    results = {"vallum": {"figures": {"rss_growth_mib": 0.01}},
+               "moto": {"figures": {"rss_growth_mib": 4096.0}}}
+    body = rows(results, figs, ["vallum", "moto"], ratios(results, figs, ["moto"]))
+    assert body[0] == ["RSS", "MiB ↓", "0.01", "4,096", "<0.01"]

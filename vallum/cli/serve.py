@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import sys
 
 import typer
@@ -24,6 +25,8 @@ def serve(
     test_clock: bool = typer.Option(False, "--test-clock", hidden=True,
                                     help="TESTS ONLY: shift retention/lifecycle time by the seconds in "
                                          "<data-dir>/test-clock-offset"),
+    tls_cert: str = typer.Option(None, "--tls-cert", help="PEM certificate (chain) to serve HTTPS with; needs --tls-key"),
+    tls_key: str = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert"),
 ) -> None:
     """Run the S3-compatible gateway with the embedded metadata store and local disk."""
     try:
@@ -31,6 +34,9 @@ def serve(
     except ValueError as exc:
         typer.echo(f"vallum serve: {exc}", err=True)
         raise typer.Exit(2) from None
+    if bool(tls_cert) != bool(tls_key) or any(p and not os.path.isfile(p) for p in (tls_cert, tls_key)):
+        typer.echo("vallum serve: --tls-cert and --tls-key must both name readable PEM files", err=True)
+        raise typer.Exit(2)
     try:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(config.data_dir, 0o700)
@@ -39,7 +45,8 @@ def serve(
     except (OSError, ValueError) as exc:
         typer.echo(f"vallum serve: {exc}", err=True)
         raise typer.Exit(1) from None
-    print(f"Vallum S3 endpoint: {config.endpoint}  (region {config.region})", flush=True)
+    endpoint = config.endpoint.replace("http://", "https://", 1) if tls_cert else config.endpoint
+    print(f"Vallum S3 endpoint: {endpoint}  (region {config.region})", flush=True)
     print(f"Data directory:     {config.data_dir}", flush=True)
     print(f"Root access key:    {creds.access_key}", flush=True)
     if creds.generated or "VALLUM_ROOT_SECRET_KEY" not in os.environ:
@@ -57,4 +64,6 @@ def serve(
     uvicorn.run("vallum.server.asgi:app", host=config.host, port=config.port, workers=config.workers,
                 loop="uvloop" if sys.platform != "win32" else "auto", http="httptools",
                 lifespan="on", access_log=False, server_header=False, log_level="warning",
-                timeout_graceful_shutdown=30, backlog=2048)
+                timeout_graceful_shutdown=30, backlog=2048,
+                # PROTOCOL_TLS_SERVER contexts refuse TLS < 1.2 on Python >= 3.10.
+                ssl_certfile=tls_cert, ssl_keyfile=tls_key, ssl_version=ssl.PROTOCOL_TLS_SERVER)

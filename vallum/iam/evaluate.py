@@ -231,8 +231,12 @@ def _scan(policies: Sequence[tuple[str, Policy]], req: Request, *, resource_poli
 def evaluate(req: Request, *, identity: Sequence[tuple[str, Policy]] = (),
              resource: Sequence[tuple[str, Policy]] = (),
              session: Sequence[tuple[str, Policy]] = (),
-             resource_account: str | None = None) -> Verdict:
-    """Decide one request. ``resource_account`` None means 'the caller's own account'."""
+             resource_account: str | None = None, require_resource: bool = False) -> Verdict:
+    """Decide one request. ``resource_account`` None means 'the caller's own account'.
+
+    ``require_resource``: the resource policy must allow even inside one account (role
+    trust policies: an identity policy alone never lets anyone assume a role).
+    """
     id_deny, id_allow = _scan(identity, req, resource_policy=False)
     if id_deny:
         return _deny(id_deny)
@@ -250,6 +254,11 @@ def evaluate(req: Request, *, identity: Sequence[tuple[str, Policy]] = (),
         if r_allow:
             return _allow(r_allow, "allowed by the resource policy (anonymous)")
         return Verdict(False, "anonymous access is not granted by any policy")
+    if same_account and require_resource:
+        if r_allow and (r_allow.direct or id_allow):
+            return _allow(r_allow, "allowed by the trust policy")
+        return Verdict(False, "the trust policy does not allow this caller" if not r_allow
+                       else "the trust policy trusts the account but no identity policy allows")
     if same_account:
         if id_allow:
             return _allow(id_allow, "allowed by an identity policy")

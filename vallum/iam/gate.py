@@ -46,13 +46,17 @@ def credential_of(headers: list[tuple[str, str]], raw_query: str) -> tuple[str |
             i = value.find("Credential=")
             if i >= 0:
                 akid = value[i + 11:].split("/", 1)[0].strip()
+            elif value.startswith("AWS "):                     # SigV2: "AWS AKID:signature"
+                akid = value[4:].rpartition(":")[0].strip()
         elif name == "x-amz-security-token":
             token = value
-    if akid is None and "X-Amz-Credential" in raw_query:
+    if akid is None and ("X-Amz-Credential" in raw_query or "AWSAccessKeyId" in raw_query):
         for name, value in parse_qsl(raw_query, keep_blank_values=True):
             if name == "X-Amz-Credential":
                 akid = value.split("/", 1)[0]
-            elif name == "X-Amz-Security-Token":
+            elif name == "AWSAccessKeyId":
+                akid = value
+            elif name in ("X-Amz-Security-Token", "x-amz-security-token"):
                 token = value
     return akid, token
 

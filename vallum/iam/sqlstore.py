@@ -139,11 +139,11 @@ class SQLiteIAMStore(IAMStore):
     def generation(self) -> int:
         return self._read(_GEN_GET, {})[0][0]
 
-    def get(self, kind: str, **key: str) -> dict[str, Any] | None:
+    def get(self, kind: str, /, **key: str) -> dict[str, Any] | None:
         rows = self._read(_select(kind, ENTITIES[kind][1]), key)
         return _row(kind, rows[0]) if rows else None
 
-    def scan(self, kind: str, **where: str) -> list[dict[str, Any]]:
+    def scan(self, kind: str, /, **where: str) -> list[dict[str, Any]]:
         cols = tuple(sorted(where))
         return [_row(kind, r) for r in self._read(_select(kind, cols), where)]
 

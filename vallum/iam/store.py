@@ -55,10 +55,10 @@ class IAMStore(ABC):
         """Bumped by every apply(); read per request to invalidate caches."""
 
     @abstractmethod
-    def get(self, kind: str, **key: str) -> dict[str, Any] | None: ...
+    def get(self, kind: str, /, **key: str) -> dict[str, Any] | None: ...
 
     @abstractmethod
-    def scan(self, kind: str, **where: str) -> list[dict[str, Any]]:
+    def scan(self, kind: str, /, **where: str) -> list[dict[str, Any]]:
         """Rows whose key columns equal ``where`` (a key prefix or any subset), sorted by key."""
 
     @abstractmethod
@@ -95,11 +95,11 @@ class MemoryIAMStore(IAMStore):
     def generation(self) -> int:
         return self._gen
 
-    def get(self, kind: str, **key: str) -> dict[str, Any] | None:
+    def get(self, kind: str, /, **key: str) -> dict[str, Any] | None:
         row = self._rows[kind].get(key_of(kind, key))
         return dict(row) if row is not None else None
 
-    def scan(self, kind: str, **where: str) -> list[dict[str, Any]]:
+    def scan(self, kind: str, /, **where: str) -> list[dict[str, Any]]:
         rows = [r for r in self._rows[kind].values() if all(str(r[k]) == v for k, v in where.items())]
         return [dict(r) for r in sorted(rows, key=lambda r: key_of(kind, r))]
 

@@ -105,7 +105,7 @@ def assume_role(iam: Any, who: Principal, params: dict[str, str], rid: str,
                          who.caller())
         verdict = ev.evaluate(req, identity=who.policies, session=who.session_policies,
                               resource=[("trust-policy", parsed(role["trust_policy"], "trust"))],
-                              resource_account=account)
+                              resource_account=account, require_resource=True)
         if not verdict.allowed:
             raise STSError("AccessDenied", f"User: {who.arn} is not authorized to perform: "
                            f"sts:AssumeRole on resource: {arn}", 403)

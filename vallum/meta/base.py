@@ -97,8 +97,12 @@ class MetaStore(ABC):
         (None if absent) and its blob ids."""
 
     @abstractmethod
-    async def update_object(self, record: ObjectRecord) -> None:
-        """Rewrite metadata fields (system_meta, user_meta, extra) of an existing version in place."""
+    async def modify_object(self, bucket: str, key: str, version_id: str,
+                            change: Callable[[ObjectRecord], None]) -> ObjectRecord | None:
+        """Read-modify-write one version's metadata atomically: ``change`` mutates
+        the stored record (system_meta, user_meta, extra; other fields are kept)
+        inside the write transaction and may raise to refuse. Returns the updated
+        record, or None (change not called) if the version does not exist."""
 
     @abstractmethod
     async def list_objects(self, bucket: str, *, prefix: str = "", delimiter: str = "",

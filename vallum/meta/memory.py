@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from vallum.meta import codec
 from vallum.meta.base import (
@@ -128,12 +128,15 @@ class MemoryMetaStore(MetaStore):
             del keys[bisect.bisect_left(keys, key)]
         return codec.clone_object(v), v.blob_ids()
 
-    async def update_object(self, record: ObjectRecord) -> None:
-        for _, v in self._versions.get((record.bucket, record.key), []):
-            if v.version_id == record.version_id:
-                new = codec.clone_object(record)
+    async def modify_object(self, bucket: str, key: str, version_id: str,
+                            change: Callable[[ObjectRecord], None]) -> ObjectRecord | None:
+        for _, v in self._versions.get((bucket, key), []):
+            if v.version_id == version_id:
+                new = codec.clone_object(v)
+                change(new)
                 v.system_meta, v.user_meta, v.extra = new.system_meta, new.user_meta, new.extra
-                return
+                return codec.clone_object(v)
+        return None
 
     def _key_stream(self, bucket: str, start: str, inclusive: bool) -> Iterator[str]:
         keys = self._keys.get(bucket, [])

@@ -458,16 +458,21 @@ class SQLiteMetaStore(MetaStore):
 
         return await self._write(op)
 
-    async def update_object(self, record: ObjectRecord) -> None:
-        params = {"system_meta": codec.dump(record.system_meta),
-                  "user_meta": codec.dump(record.user_meta), "extra": codec.dump(record.extra),
-                  "w_bucket": record.bucket, "w_key": record.key,
-                  "w_version_id": record.version_id}
+    async def modify_object(self, bucket: str, key: str, version_id: str,
+                            change: Callable[[ObjectRecord], None]) -> ObjectRecord | None:
+        def op(conn: sqlite3.Connection) -> ObjectRecord | None:
+            row = S.ver_get.one(conn, bucket=bucket, key=key, version_id=version_id)
+            if row is None:
+                return None
+            record = codec.object_from_row(row)
+            change(record)
+            S.ver_update_meta.run(conn, {
+                "system_meta": codec.dump(record.system_meta), "user_meta": codec.dump(record.user_meta),
+                "extra": codec.dump(record.extra), "w_bucket": bucket, "w_key": key,
+                "w_version_id": version_id})
+            return record
 
-        def op(conn: sqlite3.Connection) -> None:
-            S.ver_update_meta.run(conn, params)     # no such version: nothing to rewrite
-
-        await self._write(op)
+        return await self._write(op)
 
     async def list_objects(self, bucket: str, *, prefix: str = "", delimiter: str = "",
                            start_after: str = "", max_keys: int = 1000) -> ListPage:

@@ -101,6 +101,9 @@ _CODES: list[tuple[str, int, str]] = [
     ("IncompleteSignature", 400, "The request signature does not conform to AWS standards."),
     ("MissingAuthenticationToken", 403, "Request is missing Authentication Token"),
     ("UnknownService", 400, "The requested AWS service is not offered by this endpoint."),
+    # Vallum security (vallum/security): an upload whose content carries a classification
+    # marking above its label or the bucket's ceiling; refused and alerted.
+    ("SpillDetected", 403, "The uploaded content carries a classification marking above the object's label or the bucket's label ceiling; it was refused and reported."),
     ("AccessControlListNotSupported", 400, "The bucket does not allow ACLs"),
     ("AccessForbidden", 403, "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec."),
     ("BadRequest", 400, "Bad Request"),
@@ -176,6 +179,7 @@ UnknownService = _by_code["UnknownService"]
 XAmzContentChecksumMismatch = _by_code["XAmzContentChecksumMismatch"]
 XAmzContentSHA256Mismatch = _by_code["XAmzContentSHA256Mismatch"]
 InvalidPartNumber = _by_code["InvalidPartNumber"]
+SpillDetected = _by_code["SpillDetected"]
 # Data protection and bucket settings.
 AccessControlListNotSupported = _by_code["AccessControlListNotSupported"]
 AccessForbidden = _by_code["AccessForbidden"]

@@ -203,6 +203,18 @@ SUPPORTED: frozenset[str] = frozenset({
     "CompleteMultipartUpload", "AbortMultipartUpload", "ListParts", "ListMultipartUploads",
     "PutBucketPolicy", "GetBucketPolicy", "DeleteBucketPolicy",
     "PutPublicAccessBlock", "GetPublicAccessBlock", "DeletePublicAccessBlock",
+    # data protection
+    "PutBucketVersioning", "GetBucketVersioning", "ListObjectVersions",
+    "PutObjectLockConfiguration", "GetObjectLockConfiguration", "PutObjectRetention",
+    "GetObjectRetention", "PutObjectLegalHold", "GetObjectLegalHold",
+    "PutObjectTagging", "GetObjectTagging", "DeleteObjectTagging",
+    "PutBucketTagging", "GetBucketTagging", "DeleteBucketTagging",
+    "PutBucketLifecycleConfiguration", "GetBucketLifecycleConfiguration", "DeleteBucketLifecycle",
+    "PutBucketCors", "GetBucketCors", "DeleteBucketCors", "OptionsObject",
+    # bucket settings
+    "GetBucketAcl", "PutBucketAcl", "GetObjectAcl", "PutObjectAcl",
+    "PutBucketEncryption", "GetBucketEncryption", "DeleteBucketEncryption",
+    "PutBucketOwnershipControls", "GetBucketOwnershipControls", "DeleteBucketOwnershipControls",
 })
 
 ALL_OPERATIONS: list[str] = sorted({r.name for r in ROUTES} | set(DEPRECATED_ALIASES))

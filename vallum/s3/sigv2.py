@@ -163,13 +163,25 @@ def string_to_sign(method: str, content_md5: str, content_type: str, date: str,
             f"{canonical_amz_headers(amz_headers)}{resource}")
 
 
+def _bucket_level_twin(path: str) -> str | None:
+    """``/bucket`` <-> ``/bucket/``: one resource, and clients sign either (botocore adds '/')."""
+    body = path[1:]
+    if body and "/" not in body:
+        return path + "/"
+    if body.endswith("/") and "/" not in body[:-1] and len(body) > 1:
+        return path[:-1]
+    return None
+
+
 def _resource_candidates(raw_path: str, raw_query: str, bucket: str | None) -> list[str]:
     signed = [(n, v) for n, v in _split_query(raw_query) if _decode(n) in SIGNED_SUBRESOURCES]
     pluses = [False, True] if any(v and "+" in v for _, v in signed) else [False]
     empties = [True, False] if any(v == "" for _, v in signed) else [True]
+    full = "/" + bucket + (raw_path or "/") if bucket is not None else raw_path or "/"
+    twin = _bucket_level_twin(full)
     out: list[str] = []
-    for plus, keep in product(pluses, empties):
-        res = canonical_resource(raw_path, raw_query, bucket, plus_is_space=plus,
+    for path, plus, keep in product([full] + ([twin] if twin else []), pluses, empties):
+        res = canonical_resource(path, raw_query, None, plus_is_space=plus,
                                  keep_empty_equals=keep)
         if res not in out:
             out.append(res)
@@ -307,6 +319,27 @@ def _authenticate_presigned(method: str, raw_path: str, raw_query: str,
                       content_sha256=None, region=region, amz_date=_epoch_to_amz(now),
                       scope="", signing_key=b"", signature=signature,
                       session_token=token[0] if token else None)
+
+
+def claimed_credential(headers: list[tuple[str, str]],
+                       raw_query: str) -> tuple[str | None, str | None]:
+    """(access key id, session token) a SigV2 request claims, unverified: for key lookup.
+
+    (None, None) when the request is not SigV2-signed.
+    """
+    akid = token = None
+    for name, value in headers:
+        lname = name.lower()
+        if lname == "authorization" and value.startswith("AWS "):
+            akid = value[4:].strip().partition(":")[0] or None
+        elif lname == "x-amz-security-token":
+            token = value
+    if akid is None and "AWSAccessKeyId" in raw_query:
+        params = _query_params(raw_query)
+        akid = (params.get("AWSAccessKeyId") or [None])[0] or None
+        if akid is not None and token is None:
+            token = (params.get("x-amz-security-token") or [None])[0]
+    return (akid, token) if akid is not None else (None, None)
 
 
 def authenticate_v2(method: str, raw_path: str, raw_query: str, headers: list[tuple[str, str]],

@@ -142,6 +142,7 @@ class TextScanner:
         self._done = 0                    # match starts before this index are decided
         self.highest: Label | None = None
         self.found: list[str] = []        # distinct markings, first few, for alerts
+        self._seen: set[bytes] = set()
 
     def feed(self, data: bytes) -> None:
         if not data:
@@ -187,6 +188,10 @@ class TextScanner:
                 self._record(m.group())
 
     def _record(self, text: bytes) -> None:
+        if text in self._seen:            # the same banner on every page: joined already
+            return
+        if len(self._seen) < 4096:
+            self._seen.add(text)
         label = _lenient(text, self.scheme)
         if label is None:
             return

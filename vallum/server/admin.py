@@ -73,12 +73,9 @@ async def _authenticated(services, scope, body: bytes, path: str, service: str
 def is_sts(scope: dict[str, Any], path: str) -> bool:
     if scope["method"] != "POST" or path != "/":
         return False
-    for k, v in scope["headers"]:
-        if k.lower() == b"authorization" and b"/sts/aws4_request" in v:
-            return True
-        if k.lower() == b"content-type" and v.startswith(b"application/x-www-form-urlencoded"):
-            return True
-    return False
+    # Only requests signed for STS: anything else at POST / stays an S3 (error) answer.
+    return any(k.lower() == b"authorization" and b"/sts/aws4_request" in v
+               for k, v in scope["headers"])
 
 
 async def handle_sts(services, scope, receive, request_id: str) -> Response:

@@ -13,12 +13,14 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from vallum.iam import gate
 from vallum.s3 import errors
 from vallum.s3.body import Body
-from vallum.s3.handlers import registry
+from vallum.s3.handlers import cors, registry
 from vallum.s3.router import route
 from vallum.s3.xml import render_error
-from vallum.iam import gate
+from vallum.security import audit_http
+from vallum.security.audit import AuditError
 from vallum.server import admin, lifecycle, metrics
 from vallum.server.http import Headers, Request, Response
 from vallum.server.state import Services
@@ -68,10 +70,17 @@ class Gateway:
         except Exception:
             log.exception("internal error in request %s", request_id)
             response = error_response(errors.InternalError(), request_id, path)
+        if request is not None and operation != "OptionsObject" and "origin" in request.headers:
+            await cors.decorate(request, response)   # Access-Control-* per the bucket's CORS rules
         if unread_body(scope, request):
             # The client may still be sending (or waiting on 100-continue to send) a body we
             # did not read: closing is the only way to keep the next request in sync.
             response.headers["connection"] = "close"
+        try:   # the audit record is durable before the answer leaves, or the request fails
+            await audit_http.record(self.services, scope, request, request_id, operation, response)
+        except AuditError:
+            log.exception("audit write failed for request %s", request_id)
+            response = error_response(errors.InternalError(), request_id, path)
         await send_response(send, response, request_id, head=method == "HEAD")
         metrics.observe(operation, response.status, time.perf_counter() - started)
 
@@ -96,6 +105,8 @@ class Gateway:
     async def dispatch(self, request: Request) -> Response:
         endpoint = request.endpoint
         handler = registry.HANDLERS.get(endpoint.name)
+        if endpoint.name == "OptionsObject":
+            return await cors.preflight(request)     # browsers send preflights unauthenticated
         resource = registry.resource_arn(endpoint.bucket, endpoint.key)
         await gate.authorize(request, registry.action_of(endpoint.name), resource)
         if handler is None:

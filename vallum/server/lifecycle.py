@@ -9,6 +9,7 @@ from vallum.iam import service as iam_service
 from vallum.iam.root import load_or_create
 from vallum.meta.sqlite import SQLiteMetaStore
 from vallum.s3 import errors
+from vallum.security import setup as security_setup
 from vallum.server import metrics
 from vallum.server.config import Config, from_env_and_flags
 from vallum.server.http import Response
@@ -26,16 +27,18 @@ log = logging.getLogger("vallum.server")
 async def open_services(config: Config) -> Services:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     meta = SQLiteMetaStore(config.meta_path)
-    blobs = LocalBlobStore(config.blob_root)
+    blobs = security_setup.blob_store(config.data_dir, LocalBlobStore(config.blob_root))
     await meta.open()
     await blobs.open()
     services = Services(config, meta, blobs, load_or_create(config.data_dir))
+    services.audit = await security_setup.open_audit(config.data_dir)   # type: ignore[attr-defined]
     services.iam = iam_service.open_sqlite(config.data_dir, config.meta_path, services.root,
                                            services.owner_id)
     return services
 
 
 async def close_services(services: Services) -> None:
+    await security_setup.close_audit(getattr(services, "audit", None))
     await services.meta.close()
     await services.blobs.close()
     if services.iam is not None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from vallum.s3 import errors
 from vallum.s3.body import Body
+from vallum.security.spill import SpillGuard
 from vallum.storage.base import BlobStore, BlobWriter
 from vallum.storage.checksums import MultiHasher
 
@@ -47,18 +48,20 @@ class Ingested:
 
 
 async def ingest(blobs: BlobStore, body: Body, expect: Expectations, *,
-                 max_size: int = MAX_SINGLE_PUT, allow_inline: bool = True) -> Ingested:
+                 max_size: int = MAX_SINGLE_PUT, allow_inline: bool = True,
+                 scanner: SpillGuard | None = None) -> Ingested:
     """Store a request body, checking every digest the client declared before commit."""
     if body.length is not None and body.length > max_size:
         raise errors.EntityTooLarge(MaxSizeAllowed=str(max_size), ProposedSize=str(body.length))
     return await store(blobs, body.chunks(), expect.algorithms(), max_size=max_size,
-                       allow_inline=allow_inline,
+                       allow_inline=allow_inline, scanner=scanner,
                        verify=lambda hasher: _verify(hasher, expect, body.trailers))
 
 
 async def store(blobs: BlobStore, chunks: AsyncIterator[bytes], algorithms: list[str], *,
                 max_size: int = MAX_OBJECT_SIZE, allow_inline: bool = True,
-                verify: Callable[[MultiHasher], None] | None = None) -> Ingested:
+                verify: Callable[[MultiHasher], None] | None = None,
+                scanner: SpillGuard | None = None) -> Ingested:
     """Hash and store a byte stream: inline if small (and allowed), else as a committed blob."""
     hasher = MultiHasher(algorithms)
     buffered: list[bytes] = []
@@ -71,6 +74,8 @@ async def store(blobs: BlobStore, chunks: AsyncIterator[bytes], algorithms: list
             if size > max_size:
                 raise errors.EntityTooLarge(MaxSizeAllowed=str(max_size))
             hasher.update(data)
+            if scanner is not None:
+                scanner.feed(data)       # spill scan as the body streams (security/markings.py)
             if writer is None and buffered_size + len(data) <= INLINE_MAX:
                 buffered.append(data)
                 buffered_size += len(data)
@@ -81,6 +86,8 @@ async def store(blobs: BlobStore, chunks: AsyncIterator[bytes], algorithms: list
                     await writer.write(piece)
                 buffered = []
             await writer.write(data)
+        if scanner is not None:
+            scanner.check()              # raises SpillDetected before anything commits
         if verify is not None:
             verify(hasher)
         checksums = {alg: hasher.b64(alg) for alg in algorithms}

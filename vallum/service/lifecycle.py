@@ -168,9 +168,14 @@ class LifecycleWorker:
         meta = self.services.meta
 
         def still_current(latest: ObjectRecord | None) -> None:
-            if latest is None or latest.version_id != current.version_id or latest.delete_marker:
+            # put_object shows the latest version; delete_version the one being removed.
+            if latest is None or latest.version_id != current.version_id or latest.delete_marker \
+                    or not latest.is_latest:
+                raise _Moved()
+            if version_id_is_null and self._locked(latest, now):
                 raise _Moved()
 
+        version_id_is_null = bucket.versioning != "Enabled"
         if bucket.versioning in ("Enabled", "Suspended"):
             version_id = new_version_id() if bucket.versioning == "Enabled" else NULL_VERSION
             if version_id == NULL_VERSION and current.version_id == NULL_VERSION and self._locked(current, now):
@@ -197,11 +202,10 @@ class LifecycleWorker:
         meta = self.services.meta
         was_latest = record.is_latest
 
-        def unchanged(latest: ObjectRecord | None) -> None:
-            # A noncurrent version must still be noncurrent; a lone marker still lone-and-latest.
-            if latest is None:
-                raise _Moved()
-            if was_latest != (latest.version_id == record.version_id):
+        def unchanged(target: ObjectRecord | None) -> None:
+            # Sees the version being removed: it must still be in the state it was planned
+            # in (noncurrent, or a lone latest marker) and still unlocked.
+            if target is None or target.is_latest != was_latest or self._locked(target, now):
                 raise _Moved()
 
         removed, obsolete = await meta.delete_version(record.bucket, record.key, record.version_id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from vallum.meta.base import (
@@ -171,20 +173,52 @@ def test_precondition_sees_latest_and_aborts_only_its_write(run):
     run(body)
 
 
-def test_update_object_rewrites_metadata_only(run):
+def test_modify_object_rewrites_metadata_only(run):
     async def body(s: MetaStore):
         await s.create_bucket(bucket())
         await s.put_object(obj("k", "v1", size=5, user_meta={"a": "1"}))
         await s.put_object(obj("k", "v2"))
-        rec = await s.get_object("bkt", "k", "v1")
-        rec.user_meta, rec.system_meta, rec.extra = {"b": "2"}, {"content-type": "x/y"}, {"t": 1}
-        rec.size = 999
-        await s.update_object(rec)
+
+        def change(rec):
+            rec.user_meta, rec.system_meta, rec.extra = {"b": "2"}, {"content-type": "x/y"}, {"t": 1}
+            rec.size = 999
+
+        returned = await s.modify_object("bkt", "k", "v1", change)
         got = await s.get_object("bkt", "k", "v1")
         assert (got.user_meta, got.system_meta, got.extra, got.size, got.is_latest) == \
             ({"b": "2"}, {"content-type": "x/y"}, {"t": 1}, 5, False)
-        await s.update_object(obj("absent"))               # no such version: no effect
-        assert await s.get_object("bkt", "absent") is None
+        assert returned.extra == {"t": 1}
+        calls = []
+        assert await s.modify_object("bkt", "absent", "null", calls.append) is None
+        assert calls == [] and await s.get_object("bkt", "absent") is None
+    run(body)
+
+
+def test_modify_object_refusal_changes_nothing(run):
+    async def body(s: MetaStore):
+        await s.create_bucket(bucket())
+        await s.put_object(obj("k", "v1", user_meta={"a": "1"}))
+
+        def refuse(rec):
+            rec.user_meta["a"] = "changed"
+            raise PermissionError("locked")
+
+        with pytest.raises(PermissionError):
+            await s.modify_object("bkt", "k", "v1", refuse)
+        assert (await s.get_object("bkt", "k", "v1")).user_meta == {"a": "1"}
+    run(body)
+
+
+def test_concurrent_modifications_are_serialised(run):
+    async def body(s: MetaStore):
+        await s.create_bucket(bucket())
+        await s.put_object(obj("k", "v1", extra={"n": 0}))
+
+        def bump(rec):
+            rec.extra["n"] += 1
+
+        await asyncio.gather(*(s.modify_object("bkt", "k", "v1", bump) for _ in range(50)))
+        assert (await s.get_object("bkt", "k", "v1")).extra == {"n": 50}
     run(body)
 
 

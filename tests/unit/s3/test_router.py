@@ -429,6 +429,6 @@ def test_doc_lists_every_operation_and_support():
     for name in ALL_OPERATIONS:
         assert f"| {name} |" in doc
     assert "| PutObject | PUT | `/{Bucket}/{Key+}` |  | yes |" in doc
-    assert "| GetBucketCors | GET | `/{Bucket}` | `?cors` | no |" in doc
+    assert "| PutBucketAccelerateConfiguration | PUT | `/{Bucket}` | `?accelerate` | no |" in doc
     assert "| UploadPartCopy | PUT | `/{Bucket}/{Key+}` |" \
            " `?partNumber&uploadId + header x-amz-copy-source` | yes |" in doc

@@ -25,6 +25,7 @@ from vallum.s3.sigv2 import (
     UNSIGNABLE_SUBRESOURCES,
     authenticate_v2,
     canonical_resource,
+    claimed_credential,
     sign,
 )
 from vallum.s3.sigv4 import AuthResult, authenticate
@@ -419,3 +420,33 @@ def test_authenticate_v2_reports_the_configured_region():
 
 def test_anonymous_and_sigv4_unaffected():
     assert auth("GET", "/bkt/key", "prefix=a", [("host", NETLOC)], time.time()) is None
+
+
+def test_claimed_credential_for_key_lookup():
+    now = time.time()
+    path, query, sent = _get(now, headers={"x-amz-security-token": "TOK"}, token="TOK")
+    assert claimed_credential(sent, query) == (AK, "TOK")
+    path, query, sent = _get(now, headers={"x-amz-security-token": "TOK"}, token="TOK",
+                             presign=60)
+    assert claimed_credential(sent, query) == (AK, "TOK")
+    path, query, sent = _get(now, presign=60)
+    assert claimed_credential(sent, query) == (AK, None)
+    assert claimed_credential([("host", NETLOC)], "prefix=a") == (None, None)
+    v4 = [("authorization", "AWS4-HMAC-SHA256 Credential=AK/20130524/us-east-1/s3/aws4_request")]
+    assert claimed_credential(v4, "") == (None, None)
+
+
+@pytest.mark.parametrize("sent_path, signed_path", [("/bkt", "/bkt/"), ("/bkt/", "/bkt")])
+def test_bucket_level_path_with_or_without_slash(sent_path, signed_path):
+    # botocore signs bucket-level path-style requests as /bucket/ but sends /bucket.
+    path, query, sent = botocore_signed("PUT", f"http://{NETLOC}{sent_path}?acl",
+                                        auth_path=signed_path)
+    assert path == sent_path
+    assert auth("PUT", path, query, sent, time.time()) is not None
+
+
+def test_object_path_trailing_slash_is_signed():
+    path, query, sent = botocore_signed("GET", f"http://{NETLOC}/bkt/key",
+                                        auth_path="/bkt/key/")
+    with pytest.raises(errors.SignatureDoesNotMatch):
+        auth("GET", path, query, sent, time.time())

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import os
 import re
+from collections.abc import Callable
 from urllib.parse import quote
 from xml.etree.ElementTree import Element  # noqa: S405 - only the type; parsing is defusedxml
 
@@ -30,6 +31,15 @@ async def get_bucket(request: Request) -> BucketRecord:
     if bucket is None:
         raise errors.NoSuchBucket(BucketName=request.bucket)
     return bucket
+
+
+async def modify_version(request: Request, record: ObjectRecord,
+                         change: Callable[[ObjectRecord], object]) -> ObjectRecord:
+    """Change one version's metadata atomically (``change`` runs inside the transaction)."""
+    updated = await request.services.meta.modify_object(record.bucket, record.key, record.version_id, change)
+    if updated is None:
+        raise errors.NoSuchVersion(Key=record.key, VersionId=record.version_id)
+    return updated
 
 
 def new_version_id(bucket: BucketRecord) -> str:

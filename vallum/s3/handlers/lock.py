@@ -12,11 +12,17 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from vallum import authz
+from vallum.iam import gate
 from vallum.meta.records import BucketRecord, ObjectRecord
 from vallum.s3 import errors, xml
 from vallum.s3.conditions import iso8601
-from vallum.s3.handlers.common import MD5_REQUIRED, check_body_digests, check_version_id, get_bucket
+from vallum.s3.handlers.common import (
+    MD5_REQUIRED,
+    check_body_digests,
+    check_version_id,
+    get_bucket,
+    modify_version,
+)
 from vallum.server.http import Request, Response, xml_response
 from vallum.service.clock import clock
 from vallum.storage import retention
@@ -35,48 +41,36 @@ def bypass_requested(request: Request) -> bool:
     return request.headers.get("x-amz-bypass-governance-retention", "").strip().lower() == "true"
 
 
-def may_bypass(request: Request) -> bool:
-    """Whether the caller holds s3:BypassGovernanceRetention on this object (authz decides)."""
-    services = request.services
-    if request.principal is None:
-        principal = authz.ANONYMOUS
-    else:
-        is_root = request.principal == services.root.access_key
-        principal = authz.Principal(request.principal, services.owner_id if is_root else "", is_root)
-    arn = f"arn:aws:s3:::{request.endpoint.bucket}/{request.endpoint.key or ''}"
-    return authz.decide(principal, "s3:BypassGovernanceRetention", arn).allowed
-
-
-def removal_refusal(request: Request, record: ObjectRecord | None, now: float) -> str | None:
-    if record is None or record.delete_marker:
-        return None
-    asked = bypass_requested(request)
-    lock = lock_of(record.extra)
-    if not lock.legal_hold and not lock.retained(now):
-        return None
-    return retention.why_not_remove(lock, now, bypass_requested=asked,
-                                    may_bypass=asked and may_bypass(request))
+async def may_bypass(request: Request, key: str | None = None) -> bool:
+    """Whether the caller holds s3:BypassGovernanceRetention on the object (the IAM gate decides:
+    root always; other principals per their policies and the bucket policy)."""
+    arn = f"arn:aws:s3:::{request.endpoint.bucket}/{key if key is not None else request.endpoint.key}"
+    try:
+        await gate.authorize(request, "s3:BypassGovernanceRetention", arn)
+    except errors.AccessDenied:
+        return False
+    return True
 
 
 async def guarded_delete_version(request: Request, bucket: BucketRecord, key: str,
                                  version_id: str) -> tuple[ObjectRecord | None, list[str]]:
     """Permanently delete one version unless object lock protects it (AccessDenied then).
 
-    The check runs on the version read before the delete and again inside the
-    delete's transaction when that version is the latest (the store's precondition
-    sees the latest version only; see the report on the metadata contract).
+    The check runs inside the delete's transaction on the version being removed,
+    so a retention set concurrently either lands first (and refuses) or not at all.
+    The bypass permission is decided before, since authz may do I/O.
     """
-    meta = request.services.meta
     now = clock().now()
-    target = await meta.get_object(bucket.name, key, version_id)
-    if removal_refusal(request, target, now):
-        raise errors.AccessDenied(LOCKED)
+    allowed_bypass = bypass_requested(request) and await may_bypass(request, key)
 
-    def precondition(latest: ObjectRecord | None) -> None:
-        if latest is not None and latest.version_id == version_id and removal_refusal(request, latest, now):
+    def precondition(target: ObjectRecord | None) -> None:
+        if target is None or target.delete_marker:
+            return
+        if retention.why_not_remove(lock_of(target.extra), now, bypass_requested=bypass_requested(request),
+                                    may_bypass=allowed_bypass):
             raise errors.AccessDenied(LOCKED)
 
-    return await meta.delete_version(bucket.name, key, version_id, precondition=precondition)
+    return await request.services.meta.delete_version(bucket.name, key, version_id, precondition=precondition)
 
 
 # -- retention requested on writes -----------------------------------------
@@ -247,12 +241,17 @@ async def put_object_retention(request: Request) -> Response:
                                      ArgumentName="RetainUntilDate", ArgumentValue=date or "")
     _, record = await _target(request)
     asked = bypass_requested(request)
-    refusal = retention.why_not_change(lock_of(record.extra), mode, until, now, bypass_requested=asked,
-                                       may_bypass=asked and may_bypass(request))
-    if refusal:
-        raise errors.AccessDenied(LOCKED)
-    store_retention(record.extra, mode, until)
-    await request.services.meta.update_object(record)
+    allowed = asked and await may_bypass(request)
+
+    def change(current: ObjectRecord) -> None:
+        # Decided inside the write transaction: two racing requests cannot shorten a lock.
+        refusal = retention.why_not_change(lock_of(current.extra), mode, until, now,
+                                           bypass_requested=asked, may_bypass=allowed)
+        if refusal:
+            raise errors.AccessDenied(LOCKED)
+        store_retention(current.extra, mode, until)
+
+    await modify_version(request, record, change)
     return Response(200, _version_header(record))
 
 
@@ -274,8 +273,11 @@ async def put_object_legal_hold(request: Request) -> Response:
     if status not in ("ON", "OFF"):
         raise errors.MalformedXML()
     _, record = await _target(request)
-    record.extra[LEGAL_HOLD_KEY] = status == "ON"
-    await request.services.meta.update_object(record)
+
+    def change(current: ObjectRecord) -> None:
+        current.extra[LEGAL_HOLD_KEY] = status == "ON"
+
+    await modify_version(request, record, change)
     return Response(200, _version_header(record))
 
 

@@ -7,7 +7,12 @@ import time
 from vallum.meta.records import NULL_VERSION, ObjectRecord
 from vallum.s3 import errors, xml
 from vallum.s3.handlers import lock
-from vallum.s3.handlers.common import check_body_digests, check_version_id, get_bucket, new_version_id
+from vallum.s3.handlers.common import (
+    check_body_digests,
+    check_version_id,
+    get_bucket,
+    new_version_id,
+)
 from vallum.server.http import Request, Response, xml_response
 
 MAX_KEYS = 1000

@@ -20,6 +20,8 @@ from vallum.s3.handlers.common import (
 )
 from vallum.s3.names import validate_key
 from vallum.s3.ranges import content_range, parse_range
+from vallum.security import object_labels
+from vallum.security.spill import SpillDetected
 from vallum.server.http import Request, Response
 from vallum.service.ingest import ingest
 from vallum.service.reader import part_range, read_object
@@ -65,13 +67,23 @@ async def put_object(request: Request) -> Response:
     extra.update(tagging.tags_extra(request))
     lock.apply_default(extra, bucket)
     precondition = write_precondition(request)
-    stored = await ingest(services.blobs, request.body, expect)
+    try:   # classification label (x-vallum-classification) and spill scan: vallum/security
+        guard = object_labels.guard_for_put(bucket.config, headers.get(object_labels.HEADER),
+                                            f"{request.request_id} {bucket.name}/{request.key}")
+        stored = await ingest(services.blobs, request.body, expect, scanner=guard)
+    except object_labels.LabelError as exc:
+        raise errors.InvalidArgument(str(exc), ArgumentName=object_labels.HEADER) from None
+    except PermissionError:
+        raise errors.AccessDenied() from None
+    except SpillDetected as exc:
+        raise errors.SpillDetected(str(exc)) from None
     record = ObjectRecord(
         bucket=bucket.name, key=request.key, version_id=new_version_id(bucket), size=stored.size,
         etag=stored.md5_hex, last_modified=time.time(), system_meta=system_meta, user_meta=user_meta,
         checksums=dict(stored.checksums, type="FULL_OBJECT") if stored.checksums else {},
         blob_id=stored.blob_id, inline=stored.inline, storage_class=storage_class,
         owner=services.owner_id, extra=extra)
+    record.extra["label"] = guard.label.banner()
     await commit_version(request, record, precondition)
     return Response(200, version_headers(bucket, record, checksums=True))
 
@@ -165,6 +177,8 @@ async def _read(request: Request, *, with_body: bool) -> Response:
             headers["content-range"] = content_range(start, end, size)
     if whole and request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
         headers = object_headers(bucket, record, checksums=True)
+    if record.extra.get("label"):
+        headers[object_labels.HEADER] = record.extra["label"]
     for param, header in RESPONSE_OVERRIDES.items():
         if param in request.query:
             headers[header] = request.query[param]

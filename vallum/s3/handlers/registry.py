@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from vallum.s3.handlers import buckets, copy, listing, multidelete, multipart, objects
+from vallum.s3.handlers import (
+    bucket_settings,
+    buckets,
+    copy,
+    cors,
+    lifecycle,
+    listing,
+    lock,
+    multidelete,
+    multipart,
+    objects,
+    tagging,
+    versioning,
+    versions,
+)
 from vallum.s3.handlers import policy as bucket_policy
 from vallum.server.http import Request, Response
 
@@ -37,6 +51,40 @@ HANDLERS: dict[str, Handler] = {
     "PutPublicAccessBlock": bucket_policy.put_public_access_block,
     "GetPublicAccessBlock": bucket_policy.get_public_access_block,
     "DeletePublicAccessBlock": bucket_policy.delete_public_access_block,
+    # data protection
+    "PutBucketVersioning": versioning.put_bucket_versioning,
+    "GetBucketVersioning": versioning.get_bucket_versioning,
+    "ListObjectVersions": versions.list_object_versions,
+    "PutObjectLockConfiguration": lock.put_object_lock_configuration,
+    "GetObjectLockConfiguration": lock.get_object_lock_configuration,
+    "PutObjectRetention": lock.put_object_retention,
+    "GetObjectRetention": lock.get_object_retention,
+    "PutObjectLegalHold": lock.put_object_legal_hold,
+    "GetObjectLegalHold": lock.get_object_legal_hold,
+    "PutObjectTagging": tagging.put_object_tagging,
+    "GetObjectTagging": tagging.get_object_tagging,
+    "DeleteObjectTagging": tagging.delete_object_tagging,
+    "PutBucketTagging": tagging.put_bucket_tagging,
+    "GetBucketTagging": tagging.get_bucket_tagging,
+    "DeleteBucketTagging": tagging.delete_bucket_tagging,
+    "PutBucketLifecycleConfiguration": lifecycle.put_bucket_lifecycle,
+    "GetBucketLifecycleConfiguration": lifecycle.get_bucket_lifecycle,
+    "DeleteBucketLifecycle": lifecycle.delete_bucket_lifecycle,
+    "PutBucketCors": cors.put_bucket_cors,
+    "GetBucketCors": cors.get_bucket_cors,
+    "DeleteBucketCors": cors.delete_bucket_cors,
+    "OptionsObject": cors.preflight,
+    # bucket settings
+    "GetBucketAcl": bucket_settings.get_bucket_acl,
+    "PutBucketAcl": bucket_settings.put_bucket_acl,
+    "GetObjectAcl": bucket_settings.get_object_acl,
+    "PutObjectAcl": bucket_settings.put_object_acl,
+    "PutBucketEncryption": bucket_settings.put_bucket_encryption,
+    "GetBucketEncryption": bucket_settings.get_bucket_encryption,
+    "DeleteBucketEncryption": bucket_settings.delete_bucket_encryption,
+    "PutBucketOwnershipControls": bucket_settings.put_bucket_ownership_controls,
+    "GetBucketOwnershipControls": bucket_settings.get_bucket_ownership_controls,
+    "DeleteBucketOwnershipControls": bucket_settings.delete_bucket_ownership_controls,
 }
 
 # Operations whose IAM action is not "s3:" + the operation name.

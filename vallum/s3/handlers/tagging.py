@@ -13,7 +13,13 @@ from urllib.parse import parse_qsl
 
 from vallum.meta.records import ObjectRecord
 from vallum.s3 import errors, xml
-from vallum.s3.handlers.common import check_version_id, get_bucket, read_xml
+from vallum.s3.handlers.common import (
+    MD5_REQUIRED,
+    check_version_id,
+    get_bucket,
+    modify_version,
+    read_xml,
+)
 from vallum.server.http import Request, Response, xml_response
 
 OBJECT_TAG_LIMIT = 10
@@ -120,13 +126,16 @@ async def _version(request: Request) -> ObjectRecord:
 
 
 async def put_object_tagging(request: Request) -> Response:
-    tags = parse_tagging(await read_xml(request, "Tagging"), OBJECT_TAG_LIMIT)
+    tags = parse_tagging(await read_xml(request, "Tagging", digest_required=MD5_REQUIRED), OBJECT_TAG_LIMIT)
     record = await _version(request)
-    if tags:
-        record.extra[TAGS_KEY] = tags
-    else:
-        record.extra.pop(TAGS_KEY, None)
-    await request.services.meta.update_object(record)
+
+    def change(current: ObjectRecord) -> None:
+        if tags:
+            current.extra[TAGS_KEY] = tags
+        else:
+            current.extra.pop(TAGS_KEY, None)
+
+    await modify_version(request, record, change)
     return Response(200, {"x-amz-version-id": record.version_id})
 
 
@@ -138,15 +147,14 @@ async def get_object_tagging(request: Request) -> Response:
 
 async def delete_object_tagging(request: Request) -> Response:
     record = await _version(request)
-    if record.extra.pop(TAGS_KEY, None) is not None:
-        await request.services.meta.update_object(record)
+    await modify_version(request, record, lambda current: current.extra.pop(TAGS_KEY, None))
     return Response(204, {"x-amz-version-id": record.version_id})
 
 
 # -- bucket tagging ------------------------------------------------------------
 async def put_bucket_tagging(request: Request) -> Response:
     bucket = await get_bucket(request)
-    tags = parse_tagging(await read_xml(request, "Tagging"), BUCKET_TAG_LIMIT)
+    tags = parse_tagging(await read_xml(request, "Tagging", digest_required=MD5_REQUIRED), BUCKET_TAG_LIMIT)
     if tags:
         bucket.config[BUCKET_CONFIG_KEY] = json.dumps(tags)
     else:

@@ -7,13 +7,13 @@ object lock cannot even be suspended (its versions are the unit of retention).
 from __future__ import annotations
 
 from vallum.s3 import errors, xml
-from vallum.s3.handlers.common import get_bucket, read_xml
+from vallum.s3.handlers.common import MD5_REQUIRED, get_bucket, read_xml
 from vallum.server.http import Request, Response, xml_response
 
 
 async def put_bucket_versioning(request: Request) -> Response:
     bucket = await get_bucket(request)
-    doc = await read_xml(request, "VersioningConfiguration")
+    doc = await read_xml(request, "VersioningConfiguration", digest_required=MD5_REQUIRED)
     xml.only_known(doc, {"Status", "MfaDelete"})
     status = xml.text(doc, "Status")
     mfa = xml.text(doc, "MfaDelete")

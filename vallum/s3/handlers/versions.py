@@ -11,7 +11,13 @@ from vallum.meta.records import ObjectRecord
 from vallum.s3 import errors, xml
 from vallum.s3.conditions import iso8601
 from vallum.s3.handlers.buckets import owner_element
-from vallum.s3.handlers.common import check_version_id, get_bucket, int_param, quote_etag, url_encoder
+from vallum.s3.handlers.common import (
+    check_version_id,
+    get_bucket,
+    int_param,
+    quote_etag,
+    url_encoder,
+)
 from vallum.server.http import Request, Response, xml_response
 
 

@@ -1,0 +1,261 @@
+"""Python client for Vallum's compute API (jobs, functions, triggers) and the few S3 calls
+tasks need, signed with SigV4. Stdlib only, so it also runs inside sandboxes and Ray workers.
+
+    from vallum.client import Client
+    c = Client("http://127.0.0.1:9000", access_key, secret_key)
+    job = c.submit({"runtime": "python", "code": "print(1)", "output": "s3://b/out/"})
+    c.wait(job["id"])
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from defusedxml import ElementTree
+
+_S3NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT")
+
+
+class VallumError(Exception):
+    """A non-2xx answer: ``status``, ``code`` and ``message`` from the server."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.status, self.code, self.message = status, code, message
+
+
+def _enc(s: str, safe: str = "") -> str:
+    return quote(s, safe="-_.~" + safe)
+
+
+class Client:
+    def __init__(self, endpoint: str, access_key: str, secret_key: str, *,
+                 session_token: str | None = None, region: str = "us-east-1",
+                 timeout: float = 60.0) -> None:
+        parts = urlsplit(endpoint)
+        self.endpoint = endpoint.rstrip("/")
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.host_header = parts.netloc
+        self.access_key, self.secret_key, self.token = access_key, secret_key, session_token
+        self.region, self.timeout = region, timeout
+        self._local = threading.local()
+
+    @classmethod
+    def from_env(cls) -> Client:
+        """VALLUM_ENDPOINT (or AWS_ENDPOINT_URL) and the AWS_* credentials variables."""
+        env = os.environ
+        endpoint = env.get("VALLUM_ENDPOINT") or env.get("AWS_ENDPOINT_URL") or "http://127.0.0.1:9000"
+        key = env.get("VALLUM_ACCESS_KEY") or env.get("AWS_ACCESS_KEY_ID") or env.get("VALLUM_ROOT_ACCESS_KEY")
+        secret = (env.get("VALLUM_SECRET_KEY") or env.get("AWS_SECRET_ACCESS_KEY")
+                  or env.get("VALLUM_ROOT_SECRET_KEY"))
+        if not key or not secret:
+            raise VallumError(0, "NoCredentials", "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                                                  "(or VALLUM_ACCESS_KEY / VALLUM_SECRET_KEY)")
+        return cls(endpoint, key, secret, session_token=env.get("AWS_SESSION_TOKEN"),
+                   region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1")
+
+    # ------------------------------------------------------------ transport
+    def _conn(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = http.client.HTTPConnection(self.host, self.port,
+                                                                 timeout=self.timeout)
+        return conn
+
+    def sign(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
+             payload_hash: str) -> dict[str, str]:
+        now = _dt.datetime.now(_dt.timezone.utc)
+        amz_date, date = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+        h = {k.lower(): str(v).strip() for k, v in headers.items()}
+        h.update({"host": self.host_header, "x-amz-date": amz_date,
+                  "x-amz-content-sha256": payload_hash})
+        if self.token:
+            h["x-amz-security-token"] = self.token
+        names = sorted(h)
+        canonical_query = "&".join(f"{_enc(k)}={_enc(v)}" for k, v in sorted(query.items()))
+        canonical = "\n".join([method, _enc(path, "/"), canonical_query,
+                               "".join(f"{n}:{h[n]}\n" for n in names), ";".join(names),
+                               payload_hash])
+        scope = f"{date}/{self.region}/s3/aws4_request"
+        to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
+                             hashlib.sha256(canonical.encode()).hexdigest()])
+        key = ("AWS4" + self.secret_key).encode()
+        for part in (date, self.region, "s3", "aws4_request"):
+            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        sig = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        h["authorization"] = (f"AWS4-HMAC-SHA256 Credential={self.access_key}/{scope}, "
+                              f"SignedHeaders={';'.join(names)}, Signature={sig}")
+        return h
+
+    def request(self, method: str, path: str, *, query: dict[str, str] | None = None,
+                body: bytes = b"", headers: dict[str, str] | None = None, stream_to=None
+                ) -> tuple[int, dict[str, str], bytes]:
+        query = query or {}
+        h = self.sign(method, path, query, dict(headers or {}), hashlib.sha256(body).hexdigest())
+        url = _enc(path, "/")
+        if query:
+            url += "?" + "&".join(f"{_enc(k)}={_enc(v)}" for k, v in sorted(query.items()))
+        for attempt in (0, 1):
+            conn = self._conn()
+            try:
+                conn.request(method, url, body=body or None, headers=h)
+                resp = conn.getresponse()
+                rh = {k.lower(): v for k, v in resp.getheaders()}
+                if stream_to is not None and 200 <= resp.status < 300:
+                    while chunk := resp.read(1 << 20):
+                        stream_to.write(chunk)
+                    data = b""
+                else:
+                    data = resp.read()
+                return resp.status, rh, data
+            except (http.client.HTTPException, ConnectionError, BrokenPipeError):
+                conn.close()
+                self._local.conn = None
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------ S3 (what tasks need)
+    def get_object(self, bucket: str, key: str) -> bytes:
+        status, _, data = self.request("GET", f"/{bucket}/{key}")
+        _check_s3(status, data)
+        return data
+
+    def download(self, bucket: str, key: str, dest: str) -> None:
+        with open(dest, "wb") as f:
+            status, _, data = self.request("GET", f"/{bucket}/{key}", stream_to=f)
+        _check_s3(status, data)
+
+    def put_object(self, bucket: str, key: str, data: bytes,
+                   content_type: str = "application/octet-stream") -> None:
+        status, _, body = self.request("PUT", f"/{bucket}/{key}", body=data,
+                                       headers={"content-type": content_type})
+        _check_s3(status, body)
+
+    def list_objects(self, bucket: str, prefix: str = "") -> Iterator[tuple[str, int]]:
+        token = None
+        while True:
+            q = {"list-type": "2", "prefix": prefix}
+            if token:
+                q["continuation-token"] = token
+            status, _, data = self.request("GET", f"/{bucket}", query=q)
+            _check_s3(status, data)
+            root = ElementTree.fromstring(data)
+            for c in root.iter(_S3NS + "Contents"):
+                yield c.findtext(_S3NS + "Key") or "", int(c.findtext(_S3NS + "Size") or 0)
+            if root.findtext(_S3NS + "IsTruncated") != "true":
+                return
+            token = root.findtext(_S3NS + "NextContinuationToken")
+
+    # ------------------------------------------------------------ compute API
+    def call(self, method: str, path: str, doc: Any = None, query: dict[str, str] | None = None) -> Any:
+        body = json.dumps(doc).encode() if doc is not None else b""
+        headers = {"content-type": "application/json"} if doc is not None else {}
+        status, _, data = self.request(method, path, query=query, body=body, headers=headers)
+        try:
+            out = json.loads(data or b"null")
+        except ValueError:
+            out = None
+        if status >= 300:
+            err = (out or {}).get("error", {}) if isinstance(out, dict) else {}
+            raise VallumError(status, err.get("code", str(status)),
+                              err.get("message", data[:200].decode("utf-8", "replace")))
+        return out
+
+    def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return self.call("POST", "/-/jobs/v1/jobs", spec)
+
+    def submit_batch(self, jobs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Several jobs at once; ``depends_on`` may name other keys of ``jobs``."""
+        return self.call("POST", "/-/jobs/v1/jobs", {"jobs": jobs})
+
+    def jobs(self, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        q = {"limit": str(limit), **({"state": state} if state else {})}
+        return self.call("GET", "/-/jobs/v1/jobs", query=q)["jobs"]
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self.call("GET", f"/-/jobs/v1/jobs/{job_id}")
+
+    def tasks(self, job_id: str) -> list[dict[str, Any]]:
+        return self.call("GET", f"/-/jobs/v1/jobs/{job_id}/tasks")["tasks"]
+
+    def logs(self, job_id: str, task: int = 0, offset: int = 0) -> dict[str, Any]:
+        """{"data": text, "offset": next offset, "done": bool}"""
+        return self.call("GET", f"/-/jobs/v1/jobs/{job_id}/logs",
+                         query={"task": str(task), "offset": str(offset)})
+
+    def follow_logs(self, job_id: str, task: int = 0, poll: float = 0.3) -> Iterator[str]:
+        offset = 0
+        while True:
+            page = self.logs(job_id, task, offset)
+            if page["data"]:
+                yield page["data"]
+            offset = page["offset"]
+            if page["done"]:
+                return
+            time.sleep(poll)
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return self.call("POST", f"/-/jobs/v1/jobs/{job_id}/cancel", {})
+
+    def wait(self, job_id: str, timeout: float = 600.0, poll: float = 0.05) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            if job["state"] in TERMINAL:
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {job['state']} after {timeout:g}s")
+            time.sleep(poll)
+            poll = min(poll * 1.5, 1.0)
+
+    def create_function(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return self.call("PUT", f"/-/functions/v1/functions/{name}", spec)
+
+    def functions(self) -> list[dict[str, Any]]:
+        return self.call("GET", "/-/functions/v1/functions")["functions"]
+
+    def function(self, name: str) -> dict[str, Any]:
+        return self.call("GET", f"/-/functions/v1/functions/{name}")
+
+    def delete_function(self, name: str) -> None:
+        self.call("DELETE", f"/-/functions/v1/functions/{name}")
+
+    def invoke(self, name: str, payload: Any = None, *, asynchronous: bool = False) -> Any:
+        """Synchronous: the function's JSON result (VallumError FunctionError on failure).
+        Asynchronous: the invocation job ({"id": ...})."""
+        q = {"async": "1"} if asynchronous else None
+        return self.call("POST", f"/-/functions/v1/functions/{name}/invoke",
+                         {"payload": payload}, query=q)
+
+    def add_trigger(self, trigger: dict[str, Any]) -> dict[str, Any]:
+        return self.call("POST", "/-/jobs/v1/triggers", trigger)
+
+    def triggers(self) -> list[dict[str, Any]]:
+        return self.call("GET", "/-/jobs/v1/triggers")["triggers"]
+
+    def delete_trigger(self, trigger_id: str) -> None:
+        self.call("DELETE", f"/-/jobs/v1/triggers/{trigger_id}")
+
+
+def _check_s3(status: int, data: bytes) -> None:
+    if status >= 300:
+        code = message = ""
+        try:
+            root = ElementTree.fromstring(data)
+            code, message = root.findtext("Code") or "", root.findtext("Message") or ""
+        except Exception:  # noqa: BLE001 - not XML: report the status alone
+            pass
+        raise VallumError(status, code or str(status), message)

@@ -1,0 +1,105 @@
+"""The compute tables' connections: one serialized writer, one reader per thread.
+
+Why not the metadata store's writer: that store's contract is objects and
+buckets; compute owns its own schema and connections in the same file (WAL lets
+both write with ``BEGIN IMMEDIATE`` + ``busy_timeout``, readers never block).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from vallum.compute import schema
+
+T = TypeVar("T")
+_DIALECT = sqlite_dialect.dialect()
+DDL: list[str] = [str(CreateTable(t, if_not_exists=True).compile(dialect=_DIALECT))
+                  for t in schema.metadata.sorted_tables]
+DDL += [str(CreateIndex(i, if_not_exists=True).compile(dialect=_DIALECT))
+        for t in schema.metadata.sorted_tables for i in sorted(t.indexes, key=lambda i: i.name)]
+
+
+class ComputeDB:
+    def __init__(self, path: Path, *, busy_timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self._wlock = threading.Lock()
+        self._writer: sqlite3.Connection | None = None
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+
+    def _connect(self, readonly: bool) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        conn.execute("PRAGMA synchronous=FULL")
+        if readonly:
+            conn.execute("PRAGMA query_only=1")
+        self._conns.append(conn)
+        return conn
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._connect(False)
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise RuntimeError(f"{self.path}: cannot enable WAL (journal_mode={mode})")
+        with self._wlock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for ddl in DDL:
+                    conn.execute(ddl)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        self._writer = conn
+
+    def close(self) -> None:
+        with self._wlock:
+            for conn in self._conns:
+                conn.close()
+            self._conns = []
+            self._writer = None
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One durable write transaction (commit = fsync), serialized in this process."""
+        with self._wlock:
+            conn = self._writer
+            if conn is None:
+                raise RuntimeError("compute database is closed")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect(True)
+        return conn
+
+    def run_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self.tx() as conn:
+            return fn(conn)
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await asyncio.to_thread(self.run_write, fn)
+
+    def query(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        conn = self.reader()
+        conn.row_factory = sqlite3.Row
+        return conn.execute(sql, params).fetchall()

@@ -1,0 +1,266 @@
+"""One attempt of one task: stage inputs in, run sandboxed, upload outputs and the log.
+
+Everything here talks to the data through the S3 API with the task's own
+temporary credentials, so the same code runs inside the gateway (local pool)
+and on a Ray worker, and a task can never stage more than its owner may read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from vallum.client import Client, VallumError
+from vallum.compute import sandbox as sbx
+from vallum.compute.credentials import TaskCredentials
+from vallum.compute.spec import JobSpec, parse_uri
+
+log = logging.getLogger("vallum.compute.runner")
+REDACTED = "[REDACTED]"
+
+
+@dataclass
+class TaskBundle:
+    """Everything one attempt needs; plain data so it can travel to a Ray worker."""
+
+    job_id: str
+    idx: int
+    name: str                      # output sub-prefix for array tasks ("" for single jobs)
+    attempt: int
+    spec: dict[str, Any]
+    input_key: str | None
+    endpoint: str
+    region: str
+    creds: dict[str, Any]
+
+    def job_spec(self) -> JobSpec:
+        return JobSpec.from_json(self.spec)
+
+    def credentials(self) -> TaskCredentials:
+        return TaskCredentials(**self.creds)
+
+
+@dataclass
+class TaskResult:
+    state: str                     # SUCCEEDED | FAILED | TIMED_OUT | CANCELLED
+    exit_code: int | None = None
+    reason: str | None = None
+    outputs: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def log_key(spec: JobSpec, name: str) -> tuple[str, str]:
+    out = parse_uri(spec.output, "output")
+    return out.bucket, f"{out.key}_logs/{name or 'job'}.log"
+
+
+def safe_relpath(key: str, prefix: str) -> str | None:
+    """Where an object lands under in/ or code/; None for keys that would escape it."""
+    rel = key[len(prefix):] if key.startswith(prefix) else key.rsplit("/", 1)[-1]
+    parts = [p for p in rel.split("/") if p]
+    if not parts or any(p in (".", "..") or "\x00" in p for p in parts):
+        return None
+    return "/".join(parts)
+
+
+def _stage(client: Client, uri_text: str, dest: Path) -> list[str]:
+    uri = parse_uri(uri_text, "input")
+    if uri.is_prefix:
+        items = [k for k, _ in client.list_objects(uri.bucket, uri.key)]
+        base = uri.key
+    else:
+        items, base = [uri.key], uri.key.rsplit("/", 1)[0] + "/" if "/" in uri.key else ""
+    staged = []
+    for key in items:
+        rel = safe_relpath(key, base)
+        if rel is None:
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        client.download(uri.bucket, key, str(target))
+        os.chmod(target, 0o644)
+        staged.append(rel)
+    return staged
+
+
+def stage_all(client: Client, bundle: TaskBundle, scratch: sbx.Scratch) -> None:
+    spec = bundle.job_spec()
+    if spec.code is not None:
+        (scratch.code / "main.py").write_text(spec.code)
+        os.chmod(scratch.code / "main.py", 0o644)
+    if spec.script:
+        _stage(client, spec.script, scratch.code)
+    if spec.code_uri:
+        _stage(client, spec.code_uri, scratch.code)
+    for uri in spec.inputs:
+        _stage(client, uri, scratch.inputs)
+    if bundle.input_key is not None and spec.array:
+        arr = parse_uri(spec.array, "array")
+        _stage(client, f"s3://{arr.bucket}/{bundle.input_key}", scratch.inputs)
+
+
+def argv_of(spec: JobSpec, box: sbx.Sandbox) -> list[str]:
+    code_dir = box.env_paths_root() + "/code"
+    if spec.runtime == "command":
+        return [*spec.command, *spec.args]
+    if spec.module:
+        return [sys.executable, "-u", "-m", spec.module, *spec.args]
+    if spec.script:
+        return [sys.executable, "-u", f"{code_dir}/{spec.script.rsplit('/', 1)[-1]}", *spec.args]
+    return [sys.executable, "-u", f"{code_dir}/main.py", *spec.args]
+
+
+def upload_outputs(client: Client, spec: JobSpec, name: str, scratch: sbx.Scratch) -> list[str]:
+    out = parse_uri(spec.output, "output")
+    prefix = out.key + (f"{name}/" if name else "")
+    done = []
+    root = scratch.outputs
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+        for fn in sorted(filenames):
+            path = os.path.join(dirpath, fn)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError:
+                continue                     # symlinks and oddities never leave the sandbox
+            with os.fdopen(fd, "rb") as f:
+                data = f.read()
+            rel = os.path.relpath(path, root).replace(os.sep, "/")
+            client.put_object(out.bucket, prefix + rel, data)
+            done.append(prefix + rel)
+    return done
+
+
+def redact(data: bytes, secrets: list[str]) -> bytes:
+    for s in secrets:
+        if s:
+            data = data.replace(s.encode(), REDACTED.encode())
+    return data
+
+
+def upload_log(client: Client, spec: JobSpec, name: str, scratch: sbx.Scratch,
+               secrets: list[str], trailer: str) -> None:
+    try:
+        data = scratch.log_path.read_bytes()
+    except FileNotFoundError:
+        data = b""
+    data = redact(data, secrets) + trailer.encode()
+    bucket, key = log_key(spec, name)
+    client.put_object(bucket, key, data, "text/plain; charset=utf-8")
+
+
+class GatewayRelay:
+    """Host side of a network-enabled task: its Unix socket -> the gateway's TCP port."""
+
+    def __init__(self, path: Path, host: str, port: int) -> None:
+        self.path, self.host, self.port = path, host, port
+        self.server: asyncio.base_events.Server | None = None
+
+    async def __aenter__(self) -> GatewayRelay:
+        self.server = await asyncio.start_unix_server(self._handle, path=str(self.path))
+        os.chmod(self.path, 0o666)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self.server is not None:
+            self.server.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_r, up_w = await asyncio.open_connection(self.host, self.port)
+        except OSError:
+            writer.close()
+            return
+
+        async def pump(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            try:
+                while data := await r.read(65536):
+                    w.write(data)
+                    await w.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                try:
+                    w.write_eof()
+                except (OSError, RuntimeError):
+                    pass
+
+        await asyncio.gather(pump(reader, up_w), pump(up_r, writer))
+        writer.close()
+        up_w.close()
+
+
+async def run_task(bundle: TaskBundle, box: sbx.Sandbox, scratch_base: Path,
+                   cancel: asyncio.Event | None = None, on_scratch=None) -> TaskResult:
+    """Run one attempt end to end; never raises for the task's own failures."""
+    spec = bundle.job_spec()
+    creds = bundle.credentials()
+    client = Client(bundle.endpoint, creds.access_key_id, creds.secret_access_key,
+                    session_token=creds.session_token, region=bundle.region)
+    scratch = sbx.make_scratch(scratch_base, f"{bundle.job_id}.{bundle.idx}.{bundle.attempt}")
+    if on_scratch is not None:
+        on_scratch(scratch)
+    try:
+        try:
+            await asyncio.to_thread(stage_all, client, bundle, scratch)
+        except (VallumError, OSError) as exc:
+            reason = f"staging inputs failed: {exc}"
+            scratch.log_path.write_text(f"vallum: {reason}\n")
+            await asyncio.to_thread(upload_log, client, spec, bundle.name, scratch,
+                                    creds.secrets(), "")
+            return TaskResult("FAILED", None, reason)
+        env = box.env_paths(scratch)
+        env.update(spec.env)
+        env.update({"VALLUM_JOB_ID": bundle.job_id, "VALLUM_TASK_INDEX": str(bundle.idx),
+                    "VALLUM_ATTEMPT": str(bundle.attempt)})
+        if spec.module:
+            env["PYTHONPATH"] = box.env_paths_root() + "/code"
+        if bundle.input_key is not None:
+            env["VALLUM_INPUT_KEY"] = bundle.input_key
+        argv = argv_of(spec, box)
+        r = spec.resources
+        limits = sbx.Limits(memory_mb=r.memory_mb, cpu_seconds=r.cpu_seconds(),
+                            max_files=r.max_files, max_procs=r.max_procs,
+                            max_file_mb=r.max_file_mb, wall_time_s=r.wall_time_s)
+        relay = None
+        if spec.network:
+            parts = urlsplit(bundle.endpoint)
+            port = parts.port or 80
+            env.update(creds.env())
+            env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
+            env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = bundle.region
+            if box.mode == "bwrap":
+                argv = [sys.executable, box.helper("relay.py"), str(port), "--", *argv]
+                relay = GatewayRelay(scratch.sock_path, parts.hostname or "127.0.0.1", port)
+        if relay is not None:
+            async with relay:
+                outcome = await box.run(scratch, argv, env, limits, network=True, cancel=cancel)
+        else:
+            outcome = await box.run(scratch, argv, env, limits, cancel=cancel)
+        sbx.finish_scratch(scratch)
+        outputs: list[str] = []
+        reason = outcome.reason
+        if outcome.ok:
+            try:
+                outputs = await asyncio.to_thread(upload_outputs, client, spec, bundle.name, scratch)
+            except (VallumError, OSError) as exc:
+                reason = f"uploading outputs failed: {exc}"
+        state = ("CANCELLED" if outcome.cancelled else "TIMED_OUT" if outcome.timed_out
+                 else "SUCCEEDED" if outcome.ok and reason is None else "FAILED")
+        trailer = f"\n[vallum] {state}" + (f": {reason}" if reason else "") + "\n"
+        try:
+            await asyncio.to_thread(upload_log, client, spec, bundle.name, scratch,
+                                    creds.secrets(), trailer if state != "SUCCEEDED" else "")
+        except (VallumError, OSError) as exc:
+            log.warning("could not store the log of %s/%s: %s", bundle.job_id, bundle.idx, exc)
+        return TaskResult(state, outcome.exit_code, reason, outputs)
+    finally:
+        sbx.remove_scratch(scratch)

@@ -1,0 +1,260 @@
+"""Run one task's process tree in a sandbox: bubblewrap namespaces plus rlimits.
+
+Inside: read-only system directories, the Python install read-only, a private
+/tmp, ``/job/{in,code}`` read-only and ``/job/{out,work}`` writable, no network
+(a fresh network namespace with only its own loopback), a fresh PID namespace, and
+the limits below applied with ``prlimit`` before ``bwrap`` starts (no Python runs
+between fork and exec). When the server runs as root, the tree runs as ``nobody``
+so root-owned files and other jobs' scratch directories stay closed to it.
+
+The tree lives in its own session/process group; timeout and cancel SIGKILL the
+group, and ``--die-with-parent`` plus the PID namespace take every descendant
+with it. Without usable namespaces the fallback keeps the rlimits and process
+group but has no filesystem or network isolation: it says so loudly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("vallum.compute.sandbox")
+
+NOBODY = 65534
+JOB = "/job"
+HELPERS = Path(__file__).parent          # relay.py and fnworker.py, bound read-only
+_SYSTEM = ("/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc")
+
+
+@dataclass
+class Limits:
+    memory_mb: int = 1024
+    cpu_seconds: int = 600
+    max_files: int = 256
+    max_procs: int = 64
+    max_file_mb: int = 1024
+    wall_time_s: float = 600.0
+
+
+@dataclass
+class Outcome:
+    exit_code: int | None
+    timed_out: bool = False
+    cancelled: bool = False
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out and not self.cancelled
+
+
+@dataclass
+class Scratch:
+    """A task's private directory on the host; ``root`` is what the sandbox sees as /job."""
+
+    root: Path
+    log_path: Path
+    sock_path: Path
+
+    @property
+    def inputs(self) -> Path:
+        return self.root / "in"
+
+    @property
+    def outputs(self) -> Path:
+        return self.root / "out"
+
+    @property
+    def code(self) -> Path:
+        return self.root / "code"
+
+    @property
+    def work(self) -> Path:
+        return self.root / "work"
+
+
+def drop_privileges() -> bool:
+    return os.geteuid() == 0
+
+
+def make_scratch(base: Path, name: str) -> Scratch:
+    """``base/name/`` (0700, owned by the sandbox user) with in, out, code, work."""
+    base.mkdir(parents=True, exist_ok=True)
+    os.chmod(base, 0o711)
+    holder = base / name
+    holder.mkdir(mode=0o700)
+    root = holder / "job"
+    for sub in ("", "in", "out", "code", "work"):
+        (root / sub).mkdir(mode=0o755 if sub in ("in", "code") else 0o700, exist_ok=True)
+    if drop_privileges():
+        for sub in ("", "out", "work"):
+            os.chown(root / sub, NOBODY, NOBODY)
+        os.chown(holder, NOBODY, NOBODY)
+        os.chmod(holder, 0o700)
+    return Scratch(root, holder / "task.log", holder / "gw.sock")
+
+
+def finish_scratch(scratch: Scratch) -> None:
+    """Let the server read what the task wrote (it may run as nobody with a 077 umask)."""
+    if drop_privileges():
+        for dirpath, dirnames, filenames in os.walk(scratch.outputs):
+            for n in dirnames + filenames:
+                p = os.path.join(dirpath, n)
+                if not os.path.islink(p):
+                    os.chown(p, 0, 0)
+
+
+def remove_scratch(scratch: Scratch) -> None:
+    shutil.rmtree(scratch.root.parent, ignore_errors=True)
+
+
+class Sandbox:
+    """Builds and runs the sandboxed command line; ``mode`` is "bwrap" or "rlimits"."""
+
+    def __init__(self, mode: str | None = None) -> None:
+        self.mode = mode or detect_mode()
+        self.bwrap = shutil.which("bwrap") or "bwrap"
+        self.prlimit = shutil.which("prlimit")
+        self.setpriv = shutil.which("setpriv")
+
+    def env_paths(self, scratch: Scratch) -> dict[str, str]:
+        base = JOB if self.mode == "bwrap" else str(scratch.root)
+        return {"VALLUM_INPUT": f"{base}/in", "VALLUM_OUTPUT": f"{base}/out",
+                "VALLUM_CODE": f"{base}/code", "HOME": f"{base}/work",
+                "TMPDIR": "/tmp", "PATH": "/usr/local/bin:/usr/bin:/bin",
+                "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+
+    def helper(self, name: str) -> str:
+        """Path (as the task sees it) of a helper script shipped with Vallum."""
+        return f"/opt/vallum/{name}" if self.mode == "bwrap" else str(HELPERS / name)
+
+    def command(self, scratch: Scratch, argv: list[str], env: dict[str, str], limits: Limits,
+                *, network: bool = False) -> list[str]:
+        cmd: list[str] = []
+        if drop_privileges() and self.setpriv:
+            cmd += [self.setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                    "--inh-caps=-all", "--"]
+        if self.prlimit:
+            mem = limits.memory_mb * 1024 * 1024
+            cmd += [self.prlimit, f"--as={mem}", f"--cpu={limits.cpu_seconds}",
+                    f"--nofile={limits.max_files}", f"--nproc={limits.max_procs}",
+                    f"--fsize={limits.max_file_mb * 1024 * 1024}", "--core=0", "--"]
+        if self.mode != "bwrap":
+            return cmd + argv
+        b = [self.bwrap, "--unshare-all", "--die-with-parent", "--new-session",
+             "--hostname", "vallum-task", "--clearenv", "--cap-drop", "ALL"]
+        for path in _SYSTEM:
+            if os.path.islink(path):
+                b += ["--symlink", os.readlink(path), path]
+            elif os.path.isdir(path):
+                b += ["--ro-bind", path, path]
+        for prefix in sorted({sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable))}):
+            if not prefix.startswith("/usr/"):
+                b += ["--ro-bind", prefix, prefix]
+        b += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", JOB,
+              "--ro-bind", str(scratch.inputs), f"{JOB}/in",
+              "--ro-bind", str(scratch.code), f"{JOB}/code",
+              "--bind", str(scratch.outputs), f"{JOB}/out",
+              "--bind", str(scratch.work), f"{JOB}/work",
+              "--ro-bind", str(HELPERS / "relay.py"), "/opt/vallum/relay.py",
+              "--ro-bind", str(HELPERS / "fnworker.py"), "/opt/vallum/fnworker.py"]
+        if network:
+            b += ["--bind", str(scratch.sock_path), "/run/vallum-gateway.sock"]
+        for k, v in env.items():
+            b += ["--setenv", k, v]
+        b += ["--chdir", f"{JOB}/work", "--"]
+        return cmd + b + argv
+
+    async def run(self, scratch: Scratch, argv: list[str], env: dict[str, str], limits: Limits,
+                  *, network: bool = False, cancel: asyncio.Event | None = None,
+                  on_start=None) -> Outcome:
+        """Run to completion, timeout or cancel; stdout and stderr go to scratch.log_path."""
+        cmd = self.command(scratch, argv, env, limits, network=network)
+        full_env = env if self.mode == "bwrap" else env
+        with open(scratch.log_path, "ab") as logf:
+            proc = await asyncio.create_subprocess_exec(
+                *cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                env=full_env, cwd=str(scratch.work), start_new_session=True)
+        if on_start is not None:
+            on_start(proc.pid)
+        waiter = asyncio.ensure_future(proc.wait())
+        stopper = asyncio.ensure_future(cancel.wait()) if cancel is not None else None
+        try:
+            done, _ = await asyncio.wait([w for w in (waiter, stopper) if w is not None],
+                                         timeout=limits.wall_time_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if waiter in done:
+                return describe(proc.returncode)
+            kill_group(proc.pid)
+            await waiter
+            if stopper is not None and stopper in done:
+                return Outcome(None, cancelled=True, reason="cancelled")
+            return Outcome(None, timed_out=True,
+                           reason=f"wall-time limit of {limits.wall_time_s:g}s exceeded")
+        finally:
+            if stopper is not None:
+                stopper.cancel()
+            if not waiter.done():
+                kill_group(proc.pid)
+                await waiter
+
+
+def kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def describe(code: int | None) -> Outcome:
+    if code is None:
+        return Outcome(None, reason="no exit status")
+    if code == 0:
+        return Outcome(0)
+    if code < 0 or code > 128:
+        sig = -code if code < 0 else code - 128
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        why = {"SIGXCPU": "CPU-time limit exceeded", "SIGXFSZ": "file-size limit exceeded",
+               "SIGKILL": "killed (memory or CPU limit)"}.get(name, f"killed by {name}")
+        return Outcome(code if code > 0 else 128 + sig, reason=why)
+    return Outcome(code, reason=f"exit code {code}")
+
+
+_MODE: str | None = None
+
+
+def detect_mode() -> str:
+    """"bwrap" when a throw-away sandbox starts here; otherwise "rlimits", with a loud warning."""
+    global _MODE
+    if _MODE is not None:
+        return _MODE
+    forced = os.environ.get("VALLUM_SANDBOX")
+    if forced in ("bwrap", "rlimits"):
+        _MODE = forced
+    else:
+        _MODE = "rlimits"
+        bwrap = shutil.which("bwrap")
+        if bwrap:
+            try:
+                probe = [bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/",
+                         "--proc", "/proc", "--dev", "/dev", "true"]
+                if drop_privileges() and shutil.which("setpriv"):
+                    probe = [shutil.which("setpriv"), f"--reuid={NOBODY}", f"--regid={NOBODY}",
+                             "--clear-groups", "--", *probe]
+                ok = subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
+                _MODE = "bwrap" if ok else "rlimits"
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+    if _MODE != "bwrap":
+        log.warning("!!! SANDBOX DEGRADED: bubblewrap is missing or cannot create namespaces here. "
+                    "Tasks run with rlimits and their own process group ONLY: no filesystem, "
+                    "network or PID isolation. Install bubblewrap (apt-get install bubblewrap) "
+                    "and allow unprivileged user namespaces. !!!")
+    return _MODE

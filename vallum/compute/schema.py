@@ -1,0 +1,108 @@
+"""The compute tables (SQLAlchemy Core), kept in the metadata database file.
+
+Why the metadata database: queue and state must survive ``kill -9`` with the
+same durability as object metadata (WAL, synchronous=FULL), and one backup of
+the data directory carries everything.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+jobs = sa.Table(
+    "compute_jobs", metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.Text, nullable=False, unique=True),
+    sa.Column("account", sa.Text, nullable=False),       # owning account (tenant)
+    sa.Column("owner", sa.Text, nullable=False),         # principal ARN that submitted
+    sa.Column("principal", sa.Text, nullable=False),     # JSON: who, to mint task credentials
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),          # job | array | function
+    sa.Column("spec", sa.Text, nullable=False),          # JSON, validated
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("idem_key", sa.Text),
+    sa.Column("blocked", sa.Integer, nullable=False),    # dependencies still pending
+    sa.Column("parallelism", sa.Integer, nullable=False),
+    sa.Column("tasks_total", sa.Integer, nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("started", sa.Float),
+    sa.Column("finished", sa.Float),
+    sa.Column("exit_code", sa.Integer),
+    sa.Column("reason", sa.Text),
+    sa.Column("result", sa.Text),                        # function invocations: JSON result
+)
+sa.Index("ux_compute_jobs_idem", jobs.c.account, jobs.c.idem_key, unique=True)
+sa.Index("ix_compute_jobs_state", jobs.c.state, jobs.c.seq)
+sa.Index("ix_compute_jobs_account", jobs.c.account, jobs.c.seq)
+
+deps = sa.Table(
+    "compute_deps", metadata,
+    sa.Column("job_id", sa.Text, nullable=False),
+    sa.Column("dep_id", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("job_id", "dep_id"),
+)
+sa.Index("ix_compute_deps_dep", deps.c.dep_id)
+
+tasks = sa.Table(
+    "compute_tasks", metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.Text, nullable=False),
+    sa.Column("idx", sa.Integer, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),          # output sub-prefix / log name
+    sa.Column("input", sa.Text),                         # array tasks: the object key
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("not_before", sa.Float, nullable=False),
+    sa.Column("lease", sa.Text),                         # instance running it
+    sa.Column("heartbeat", sa.Float),
+    sa.Column("started", sa.Float),
+    sa.Column("finished", sa.Float),
+    sa.Column("exit_code", sa.Integer),
+    sa.Column("reason", sa.Text),
+    sa.UniqueConstraint("job_id", "idx"),
+)
+sa.Index("ix_compute_tasks_runnable", tasks.c.state, tasks.c.not_before)
+
+functions = sa.Table(
+    "compute_functions", metadata,
+    sa.Column("account", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("spec", sa.Text, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("account", "name"),
+)
+
+triggers = sa.Table(
+    "compute_triggers", metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("account", sa.Text, nullable=False),
+    sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),          # object | cron
+    sa.Column("source", sa.Text, nullable=False),        # api | notification
+    sa.Column("bucket", sa.Text),
+    sa.Column("prefix", sa.Text, nullable=False),
+    sa.Column("suffix", sa.Text, nullable=False),
+    sa.Column("events", sa.Text, nullable=False),        # JSON list of s3:Object* patterns
+    sa.Column("function", sa.Text),
+    sa.Column("cron", sa.Text),
+    sa.Column("job", sa.Text),                           # cron: the job spec to submit (JSON)
+    sa.Column("next_run", sa.Float),
+    sa.Column("created", sa.Float, nullable=False),
+)
+sa.Index("ix_compute_triggers_bucket", triggers.c.bucket)
+
+# Object events written before the write is acknowledged; the dispatcher turns
+# each into function invocations (idempotency keys make redelivery harmless).
+outbox = sa.Table(
+    "compute_outbox", metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("bucket", sa.Text, nullable=False),
+    sa.Column("event", sa.Text, nullable=False),         # one AWS S3 event record (JSON)
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("done", sa.Integer, nullable=False),
+)
+sa.Index("ix_compute_outbox_pending", outbox.c.done, outbox.c.seq)

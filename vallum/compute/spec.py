@@ -1,0 +1,264 @@
+"""Job specifications: parse and validate what a caller submits, refuse bad input early.
+
+A spec is plain JSON. Everything is checked at submit so a job that is accepted
+can run: unknown runtimes, malformed fields, limits over the caller's quota and
+bad URIs are refused here with a clear message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+RUNTIMES = ("python", "command", "function")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_RESERVED_ENV = ("AWS_", "VALLUM_")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+class SpecError(Exception):
+    """Refused at submit; ``code`` is the JSON error code, the message says what to fix."""
+
+    def __init__(self, message: str, code: str = "InvalidSpec", status: int = 400) -> None:
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+def quota_error(message: str) -> SpecError:
+    return SpecError(message, "QuotaExceeded", 403)
+
+
+@dataclass(frozen=True)
+class Quota:
+    """What one caller may ask for; the operator raises it with VALLUM_COMPUTE_MAX_* variables."""
+
+    cpu: float = float(os.cpu_count() or 1)
+    memory_mb: int = 8192
+    wall_time_s: float = 86400.0
+    tasks: int = 100_000
+    parallelism: int = 1024
+    retries: int = 10
+
+    @classmethod
+    def from_env(cls) -> Quota:
+        d = cls()
+        env = os.environ.get
+        return cls(cpu=float(env("VALLUM_COMPUTE_MAX_CPU", d.cpu)),
+                   memory_mb=int(env("VALLUM_COMPUTE_MAX_MEMORY_MB", d.memory_mb)),
+                   wall_time_s=float(env("VALLUM_COMPUTE_MAX_WALL_TIME", d.wall_time_s)),
+                   tasks=int(env("VALLUM_COMPUTE_MAX_TASKS", d.tasks)))
+
+
+@dataclass
+class Resources:
+    cpu: float = 1.0
+    memory_mb: int = 1024
+    wall_time_s: float = 600.0
+    cpu_time_s: float | None = None      # default: wall time x cpu
+    max_files: int = 256
+    max_procs: int = 64
+    max_file_mb: int = 1024              # largest file a task may write
+
+    def cpu_seconds(self) -> int:
+        return int(self.cpu_time_s if self.cpu_time_s is not None
+                   else max(1.0, self.wall_time_s * self.cpu)) + 1
+
+
+@dataclass
+class S3Uri:
+    bucket: str
+    key: str                             # object key, or prefix when it ends with "/" (or is "")
+
+    @property
+    def is_prefix(self) -> bool:
+        return self.key == "" or self.key.endswith("/")
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def parse_uri(value: Any, what: str) -> S3Uri:
+    if not isinstance(value, str) or not value.startswith("s3://"):
+        raise SpecError(f"{what}: expected an s3://bucket/key URI, got {value!r}")
+    bucket, _, key = value[5:].partition("/")
+    if not bucket or bucket.startswith("-"):
+        raise SpecError(f"{what}: missing or invalid bucket in {value!r}")
+    return S3Uri(bucket, key)
+
+
+@dataclass
+class JobSpec:
+    runtime: str
+    name: str = "job"
+    code: str | None = None              # python: inline source
+    script: str | None = None            # python: s3:// URI of a script
+    module: str | None = None            # python: module to run (-m), from code_uri
+    code_uri: str | None = None          # python: s3:// prefix staged as /job/code
+    command: list[str] = field(default_factory=list)   # command: argv
+    args: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
+    array: str | None = None             # s3:// prefix: one task per object
+    parallelism: int = 0                 # array: most tasks at once (0: pool size)
+    output: str | None = None            # s3:// prefix for outputs and logs
+    env: dict[str, str] = field(default_factory=dict)
+    resources: Resources = field(default_factory=Resources)
+    retries: int = 0
+    backoff_s: float = 1.0
+    idempotency_key: str | None = None
+    depends_on: list[str] = field(default_factory=list)
+    network: bool = False                # loopback to the gateway + temporary credentials
+    level: str | None = None             # session level (security label) for credentials
+    function: str | None = None          # function runtime: the function's name
+    payload: Any = None                  # function runtime: the event
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> JobSpec:
+        doc = dict(doc)
+        doc["resources"] = Resources(**doc.get("resources") or {})
+        return cls(**doc)
+
+
+def _str_list(value: Any, what: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SpecError(f"{what} must be a list of strings")
+    return list(value)
+
+
+def _number(doc: dict[str, Any], name: str, default: Any, lo: float, hi: float, kind=float) -> Any:
+    value = doc.get(name, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(f"{name} must be a number")
+    if not lo <= value <= hi:
+        raise SpecError(f"{name} must be between {lo:g} and {hi:g}, got {value!r}")
+    return kind(value)
+
+
+def parse_resources(doc: Any, quota: Quota) -> Resources:
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise SpecError("resources must be an object")
+    unknown = set(doc) - {f for f in Resources.__dataclass_fields__}
+    if unknown:
+        raise SpecError(f"unknown resources field(s): {', '.join(sorted(unknown))}")
+    r = Resources(
+        cpu=_number(doc, "cpu", 1.0, 0.01, 1024),
+        memory_mb=_number(doc, "memory_mb", min(1024, quota.memory_mb), 16, 1 << 30, int),
+        wall_time_s=_number(doc, "wall_time_s", min(600.0, quota.wall_time_s), 0.1, 1e9),
+        cpu_time_s=_number(doc, "cpu_time_s", None, 1, 1e9),
+        max_files=_number(doc, "max_files", 256, 16, 65536, int),
+        max_procs=_number(doc, "max_procs", 64, 1, 65536, int),
+        max_file_mb=_number(doc, "max_file_mb", 1024, 1, 1 << 30, int),
+    )
+    if r.cpu > quota.cpu:
+        raise quota_error(f"resources.cpu {r.cpu:g} is over your quota of {quota.cpu:g}")
+    if r.memory_mb > quota.memory_mb:
+        raise quota_error(f"resources.memory_mb {r.memory_mb} is over your quota of {quota.memory_mb}")
+    if r.wall_time_s > quota.wall_time_s:
+        raise quota_error(f"resources.wall_time_s {r.wall_time_s:g} is over your quota of "
+                          f"{quota.wall_time_s:g}")
+    return r
+
+
+FIELDS = set(JobSpec.__dataclass_fields__)
+
+
+def parse_job(doc: Any, quota: Quota, *, allow_function: bool = False) -> JobSpec:
+    """A validated JobSpec, or SpecError naming the first problem."""
+    if not isinstance(doc, dict):
+        raise SpecError("a job spec must be a JSON object")
+    unknown = set(doc) - FIELDS
+    if unknown:
+        raise SpecError(f"unknown field(s): {', '.join(sorted(unknown))}")
+    runtime = doc.get("runtime")
+    if runtime not in RUNTIMES or (runtime == "function" and not allow_function):
+        allowed = RUNTIMES if allow_function else RUNTIMES[:2]
+        raise SpecError(f"unknown runtime {runtime!r}: use one of {', '.join(allowed)}",
+                        "UnknownRuntime")
+    name = doc.get("name", "job")
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise SpecError("name must be 1-128 of [A-Za-z0-9._-], starting with a letter or digit")
+    spec = JobSpec(runtime=runtime, name=name)
+    spec.args = _str_list(doc.get("args"), "args")
+    spec.inputs = _str_list(doc.get("inputs"), "inputs")
+    for uri in spec.inputs:
+        parse_uri(uri, "inputs")
+    spec.depends_on = _str_list(doc.get("depends_on"), "depends_on")
+    if runtime == "python":
+        sources = [k for k in ("code", "script", "module") if doc.get(k) is not None]
+        if len(sources) != 1:
+            raise SpecError("a python job needs exactly one of code (inline), script (s3:// URI) "
+                            "or module (with code_uri)")
+        spec.code = doc.get("code")
+        if spec.code is not None and (not isinstance(spec.code, str) or len(spec.code) > 1 << 20):
+            raise SpecError("code must be a string of at most 1 MiB")
+        if doc.get("script") is not None:
+            spec.script = str(parse_uri(doc["script"], "script"))
+        if doc.get("module") is not None:
+            if not isinstance(doc["module"], str) or not _MODULE.fullmatch(doc["module"]):
+                raise SpecError("module must be a dotted Python module name")
+            if doc.get("code_uri") is None:
+                raise SpecError("module needs code_uri (an s3:// prefix holding the code)")
+            spec.module = doc["module"]
+        if doc.get("code_uri") is not None:
+            spec.code_uri = str(parse_uri(doc["code_uri"], "code_uri"))
+    elif runtime == "command":
+        spec.command = _str_list(doc.get("command"), "command")
+        if not spec.command or not spec.command[0]:
+            raise SpecError("a command job needs command: a non-empty argv list")
+        if any(k in doc for k in ("code", "script", "module")):
+            raise SpecError("code/script/module belong to the python runtime")
+    else:
+        spec.function = doc.get("function")
+        spec.payload = doc.get("payload")
+    if doc.get("array") is not None:
+        uri = parse_uri(doc["array"], "array")
+        if not uri.is_prefix:
+            raise SpecError("array must be an s3:// prefix ending with '/'")
+        spec.array = str(uri)
+    spec.parallelism = _number(doc, "parallelism", 0, 0, quota.parallelism, int)
+    if runtime != "function":
+        if doc.get("output") is None:
+            raise SpecError("output is required: an s3://bucket/prefix/ for outputs and logs")
+        out = parse_uri(doc["output"], "output")
+        if not out.is_prefix:
+            raise SpecError("output must be an s3:// prefix ending with '/'")
+        spec.output = str(out)
+    env = doc.get("env") or {}
+    if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                            for k, v in env.items()):
+        raise SpecError("env must be an object of string values")
+    for k in env:
+        if not _ENV_NAME.fullmatch(k) or k.startswith(_RESERVED_ENV):
+            raise SpecError(f"env name {k!r} is invalid or reserved (AWS_*, VALLUM_*)")
+    spec.env = dict(env)
+    spec.resources = parse_resources(doc.get("resources"), quota)
+    spec.retries = _number(doc, "retries", 0, 0, quota.retries, int)
+    spec.backoff_s = _number(doc, "backoff_s", 1.0, 0, 3600)
+    key = doc.get("idempotency_key")
+    if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= 256):
+        raise SpecError("idempotency_key must be a string of 1-256 characters")
+    spec.idempotency_key = key
+    if not isinstance(doc.get("network", False), bool):
+        raise SpecError("network must be true or false")
+    spec.network = bool(doc.get("network", False))
+    level = doc.get("level")
+    if level is not None and not isinstance(level, str):
+        raise SpecError("level must be a string (a security label)")
+    spec.level = level
+    return spec
+
+
+def backoff(spec: JobSpec, attempt: int) -> float:
+    """Seconds before retry number ``attempt`` (1-based): exponential, capped at 10 minutes."""
+    return min(600.0, spec.backoff_s * (2 ** (attempt - 1)))

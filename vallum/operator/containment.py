@@ -1,0 +1,158 @@
+"""Containment: what the operator does about an alert, per account mode.
+
+Modes: ``observe`` (alert only) and ``contain``. In contain mode the ladder is
+throttle, then suspend: data-leaving kinds (exfiltration, label climbing) suspend
+the key at once; probing kinds (enumeration, privilege probing, unusual access)
+throttle first and suspend if the same key alerts again while throttled;
+credential stuffing blocks the source address for a while (there is no key of
+the attacker's to suspend). The unsupervised model only alerts: it is not
+precise enough to act alone. Every action, and every release, is recorded with
+its reason through the sink.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from vallum.operator.alerts import Alert
+
+SUSPEND_AT_ONCE = frozenset({"exfiltration", "label_climbing"})
+THROTTLE_FIRST = frozenset({"enumeration", "privilege_probing", "unusual_access"})
+
+
+@dataclass
+class Action:
+    ts: float
+    action: str              # throttle | suspend | block_address | release
+    entity: str
+    entity_type: str         # principal | address
+    reason: str
+    account: str = ""
+    kind: str = ""
+    by: str = "operator"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Bucket:
+    """Token bucket: ``rate`` requests per second, ``burst`` at most."""
+    rate: float
+    burst: float
+    until: float
+    tokens: float = 0.0
+    last: float = 0.0
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+@dataclass
+class Containment:
+    default_mode: str = "observe"
+    modes: dict[str, str] = field(default_factory=dict)        # account -> mode
+    sink: Callable[[Action], None] | None = None
+    suspender: Callable[[str, bool], None] | None = None       # (access key, suspend?) -> IAM
+    throttle_rate: float = 1.0
+    throttle_burst: float = 5.0
+    throttle_for: float = 1800.0
+    block_for: float = 900.0
+    throttled: dict[str, Bucket] = field(default_factory=dict)
+    suspended: dict[str, Action] = field(default_factory=dict)
+    blocked: dict[str, float] = field(default_factory=dict)    # address -> until
+    actions: list[Action] = field(default_factory=list)
+
+    def mode_of(self, account: str) -> str:
+        return self.modes.get(account, self.default_mode)
+
+    def _record(self, action: Action) -> Action:
+        self.actions.append(action)
+        if self.sink is not None:
+            self.sink(action)
+        return action
+
+    def on_alert(self, alert: Alert) -> list[Action]:
+        if self.mode_of(alert.account) != "contain":
+            return []
+        now, entity = alert.ts, alert.entity
+        why = f"{alert.kind} (score {alert.score:.2f}): {alert.reason}"
+        if alert.entity_type == "address":
+            if self.blocked.get(entity, 0.0) > now:
+                return []
+            self.blocked[entity] = now + self.block_for
+            return [self._record(Action(now, "block_address", entity, "address", why, "", alert.kind))]
+        if entity in self.suspended:
+            return []
+        throttled = self.throttled.get(entity)
+        active = throttled is not None and throttled.until > now
+        if alert.kind in SUSPEND_AT_ONCE or (alert.kind in THROTTLE_FIRST and (active or alert.score >= 3.0)):
+            return [self.suspend(entity, alert.account, why, now, alert.kind)]
+        if alert.kind in THROTTLE_FIRST and not active:
+            self.throttled[entity] = Bucket(self.throttle_rate, self.throttle_burst,
+                                            now + self.throttle_for, self.throttle_burst, now)
+            return [self._record(Action(now, "throttle", entity, "principal", why, alert.account,
+                                        alert.kind))]
+        return []
+
+    def suspend(self, key: str, account: str, reason: str, now: float, kind: str = "",
+                by: str = "operator") -> Action:
+        action = self._record(Action(now, "suspend", key, "principal", reason, account, kind, by))
+        self.suspended[key] = action
+        self.throttled.pop(key, None)
+        if self.suspender is not None:
+            self.suspender(key, True)
+        return action
+
+    def release(self, entity: str, by: str, reason: str, now: float | None = None) -> Action | None:
+        """Lift every restriction on a key or address; None if there was none."""
+        now = time.time() if now is None else now
+        was = self.suspended.pop(entity, None)
+        hit = was is not None
+        hit = self.throttled.pop(entity, None) is not None or hit
+        hit = self.blocked.pop(entity, None) is not None or hit
+        if was is not None and self.suspender is not None:
+            self.suspender(entity, False)
+        if not hit:
+            return None
+        etype = "address" if entity in self.blocked or "." in entity or ":" in entity else "principal"
+        return self._record(Action(now, "release", entity, etype, reason,
+                                   was.account if was else "", "", by))
+
+    def apply(self, action: Action) -> None:
+        """Mirror an action another gateway took (read from the shared action log)."""
+        if action.action == "suspend":
+            self.suspended[action.entity] = action
+        elif action.action == "release":
+            self.suspended.pop(action.entity, None)
+            self.throttled.pop(action.entity, None)
+            self.blocked.pop(action.entity, None)
+        elif action.action == "block_address":
+            self.blocked[action.entity] = action.ts + self.block_for
+
+    def admit(self, principal: str | None, source: str, now: float) -> str | None:
+        """Why this request must be refused ('suspended' / 'throttled' / 'blocked'), or None."""
+        if principal and principal in self.suspended:
+            return "suspended"
+        if source and self.blocked:
+            until = self.blocked.get(source)
+            if until is not None:
+                if until > now:
+                    return "blocked"
+                del self.blocked[source]
+        if principal and self.throttled:
+            bucket = self.throttled.get(principal)
+            if bucket is not None:
+                if bucket.until <= now:
+                    del self.throttled[principal]
+                elif not bucket.take(now):
+                    return "throttled"
+        return None

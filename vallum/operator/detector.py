@@ -1,0 +1,134 @@
+"""The detection engine: one call per request event, alerts out.
+
+Why per-event rule checks but per-minute learning: a rule check is a handful of
+comparisons against cached thresholds, so it can run on every request and fire
+seconds into an attack; learning (histograms, the forest) happens once per active
+minute per entity, and not at all for minutes that raised an alert, so an attack
+does not become the baseline it is judged against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vallum.operator import rules
+from vallum.operator.alerts import ANOMALY, Alert
+from vallum.operator.anomaly import AnomalyModel, normalised
+from vallum.operator.events import AUTH_FAILURES, RequestEvent
+from vallum.operator.profile import Profile, network_of
+from vallum.operator.signals import FEATURES, Signals
+
+PRINCIPAL_RULES = (("exfiltration", rules.exfiltration), ("enumeration", rules.enumeration),
+                   ("privilege_probing", rules.privilege_probing))
+
+
+@dataclass
+class PrincipalState:
+    profile: Profile = field(default_factory=Profile)
+    account: str = ""
+    minute_addresses: set[str] = field(default_factory=set)
+    alerted_minute: int = -1
+    novel_net: str = ""
+    novel_count: int = 0
+    novel_since: float = 0.0
+
+
+class Detector:
+    def __init__(self, tuning: rules.Tuning | None = None, *, cooldown: float = 1800.0,
+                 anomaly: bool = True, anomaly_threshold: float = 0.95, seed: int = 7) -> None:
+        self.tuning = tuning or rules.Tuning()
+        self.signals = Signals()
+        self.principals: dict[str, PrincipalState] = {}
+        self.address_profiles: dict[str, Profile] = {}
+        self.prior = Profile()                  # everybody's minutes: the new principal's baseline
+        self.address_prior = Profile()
+        self.cooldown = cooldown
+        self.last_alert: dict[tuple[str, str], float] = {}
+        self.model = AnomalyModel(seed=seed) if anomaly else None
+        self.anomaly_threshold = anomaly_threshold
+        self.last_anomaly: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ events
+    def observe(self, ev: RequestEvent) -> list[Alert]:
+        pw, psample, aw, asample = self.signals.update(ev)
+        alerts: list[Alert] = []
+        if aw is not None:
+            ap = self.address_profiles.get(ev.source)
+            if ap is None:
+                ap = self.address_profiles[ev.source] = Profile()
+            if asample is not None:
+                ap.learn(asample[0], asample[1] * 60.0)
+                self.address_prior.learn(asample[0], asample[1] * 60.0)
+            if ev.error in AUTH_FAILURES:
+                found = rules.credential_stuffing(aw, ap, self.address_prior, self.tuning)
+                if found:
+                    self._emit(alerts, ev, "credential_stuffing", ev.source, "address", found)
+        if pw is None:
+            return alerts
+        st = self.principals.get(ev.principal)
+        if st is None:
+            st = self.principals[ev.principal] = PrincipalState(account=ev.account)
+        minute = int(ev.ts // 60)
+        if psample is not None:
+            self._learn(ev, st, psample, alerts)
+        if ev.source:
+            st.minute_addresses.add(ev.source)
+        p, t = st.profile, self.tuning
+        for kind, rule in PRINCIPAL_RULES:
+            found = rule(pw, p, self.prior, t)
+            if found:
+                self._emit(alerts, ev, kind, ev.principal, "principal", found)
+        if ev.label >= 0:
+            found = rules.label_climbing(pw, p, t)
+            if found:
+                self._emit(alerts, ev, "label_climbing", ev.principal, "principal", found)
+        if ev.source:
+            net = network_of(ev.source)
+            if net in p.networks:
+                pass
+            else:
+                if net != st.novel_net or ev.ts - st.novel_since > 600:
+                    st.novel_net, st.novel_count, st.novel_since = net, 0, ev.ts
+                st.novel_count += 1
+                found = rules.unusual_access(ev.ts, ev.source, st.novel_count, p, t)
+                if found:
+                    self._emit(alerts, ev, "unusual_access", ev.principal, "principal", found)
+        if alerts:
+            st.alerted_minute = minute
+        return alerts
+
+    def _learn(self, ev: RequestEvent, st: PrincipalState, sample: tuple[list[float], int],
+               alerts: list[Alert]) -> None:
+        """Learn the finished minute, unless it raised an alert."""
+        peaks_list, minute = sample
+        addresses, st.minute_addresses = st.minute_addresses, set()
+        if st.alerted_minute == minute:
+            return
+        ts = minute * 60.0
+        if self.model is not None:
+            peaks = dict(zip(FEATURES, peaks_list))
+            x = normalised(peaks, st.profile, self.prior, ts)
+            score = self.model.score_and_learn(x)
+            if score >= self.anomaly_threshold and st.profile.samples >= self.tuning.min_samples:
+                top = sorted(((v, k) for k, v in x.items()), reverse=True)[:3]
+                words = ", ".join(f"{k} {peaks[k]:.0f}" if k in peaks else "time of day"
+                                  for v, k in top)
+                self._emit(alerts, ev, ANOMALY, ev.principal, "principal",
+                           (score / self.anomaly_threshold,
+                            f"had a minute unlike its usual behaviour (model score {score:.2f}; "
+                            f"most unusual: {words})", {k: round(v, 3) for k, v in x.items()}))
+        st.profile.learn(peaks_list, ts, addresses)
+        self.prior.learn(peaks_list, ts)
+
+    def _emit(self, alerts: list[Alert], ev: RequestEvent, kind: str, entity: str, etype: str,
+              found: rules.Finding) -> None:
+        key = (entity, kind)
+        last = self.last_alert.get(key)
+        if last is not None and ev.ts - last < self.cooldown:
+            return
+        self.last_alert[key] = ev.ts
+        score, reason, features = found
+        who = f"access key {entity}" if etype == "principal" else f"address {entity}"
+        alerts.append(Alert(ts=ev.ts, kind=kind, entity=entity, entity_type=etype,
+                            score=round(score, 3), reason=f"{who} {reason}", account=ev.account,
+                            source=ev.source, features=features))

@@ -1,0 +1,71 @@
+"""The one per-request event the operator consumes (from the gateway or a replayed trace).
+
+Why a separate record: detectors must run identically on live traffic, on audit
+records and on simulated traces, so all three are reduced to this shape first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# Label lattice levels, lowest first (security.labels names them the same way).
+LEVELS = ("UNCLASSIFIED", "CUI", "CONFIDENTIAL", "SECRET", "TOP SECRET")
+
+# Error codes that mean "the credentials were wrong", as opposed to "not allowed".
+AUTH_FAILURES = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
+                           "IncompleteSignature"})
+READ_OPS = frozenset({"GetObject", "HeadObject", "SelectObjectContent"})
+LIST_OPS = frozenset({"ListObjects", "ListObjectsV2", "ListObjectVersions", "ListBuckets",
+                      "ListMultipartUploads"})
+WRITE_OPS = frozenset({"PutObject", "CopyObject", "UploadPart", "CompleteMultipartUpload",
+                       "CreateMultipartUpload", "UploadPartCopy"})
+DELETE_OPS = frozenset({"DeleteObject", "DeleteObjects", "DeleteBucket"})
+
+
+@dataclass(slots=True)
+class RequestEvent:
+    ts: float                       # seconds since the epoch (simulated or real)
+    principal: str                  # access key id as claimed ("" when anonymous)
+    account: str = ""               # owning account ("" when unknown, e.g. failed auth)
+    source: str = ""                # client address
+    operation: str = ""             # router endpoint name, e.g. GetObject
+    bucket: str = ""
+    key: str = ""
+    status: int = 200
+    error: str = ""                 # S3 error code, "" on success
+    bytes_in: int = 0
+    bytes_out: int = 0
+    label: int = -1                 # index into LEVELS of the object's label, -1 unknown
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RequestEvent:
+        return cls(**{k: d[k] for k in cls.__slots__ if k in d})  # type: ignore[attr-defined]
+
+
+def label_index(name: str | None) -> int:
+    """LEVELS index of a label's level ('SECRET//SI' -> 3); -1 when absent or unknown."""
+    if not name:
+        return -1
+    level = name.split("//", 1)[0].strip().upper()
+    return LEVELS.index(level) if level in LEVELS else -1
+
+
+def from_audit(record: dict[str, Any]) -> RequestEvent:
+    """Best-effort mapping of an audit record (security/audit.py) to an event, so the
+    operator can replay the audit trail."""
+    def pick(*names: str, default: Any = "") -> Any:
+        for n in names:
+            if record.get(n) not in (None, ""):
+                return record[n]
+        return default
+    return RequestEvent(
+        ts=float(pick("ts", "time", default=0.0)),
+        principal=str(pick("access_key", "principal")), account=str(pick("account")),
+        source=str(pick("source_ip", "source")), operation=str(pick("operation", "action")),
+        bucket=str(pick("bucket")), key=str(pick("key")), status=int(pick("status", default=200)),
+        error=str(pick("error", "error_code")), bytes_in=int(pick("bytes_in", default=0)),
+        bytes_out=int(pick("bytes_out", default=0)), label=label_index(pick("label", default=None)))

@@ -1,0 +1,111 @@
+"""Robust per-entity baselines learned online, without labels.
+
+Why log histograms: the quantiles of heavy-tailed traffic features (bytes, request
+counts) are what thresholds need, and a half-octave histogram gives them in O(1)
+memory per feature, insensitive to a few huge outliers (unlike mean and stddev).
+A profile also remembers the entity's addresses, /16 (or /48) networks, active
+hours of the week and the label levels it habitually reads.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+
+from vallum.operator.signals import FEATURES, IDX
+
+NBINS = 90
+
+
+def bin_of(value: float) -> int:
+    if value < 1.0:
+        return 0
+    return min(NBINS - 1, 1 + int(math.log2(value) * 2))
+
+
+def bin_top(b: int) -> float:
+    """Largest value that falls in bin b."""
+    return 0.0 if b == 0 else 2.0 ** (b / 2.0)
+
+
+def network_of(address: str) -> str:
+    """The /16 of an IPv4 address, the /48 of an IPv6 one: 'the same site'."""
+    if ":" in address:
+        return ":".join(address.split(":")[:3])
+    return ".".join(address.split(".")[:2])
+
+
+class Profile:
+    """What one principal (or address) normally does in an active minute."""
+
+    __slots__ = ("hist", "samples", "how", "addresses", "networks", "label_minutes",
+                 "first_ts", "last_ts", "_cache")
+
+    def __init__(self) -> None:
+        self.hist = [array("I", bytes(4 * NBINS)) for _ in FEATURES]
+        self.samples = 0
+        self.how = array("I", bytes(4 * 168))          # active minutes per hour of week
+        self.addresses: set[str] = set()
+        self.networks: set[str] = set()
+        self.label_minutes = [0] * 5                   # sample minutes with reads at each level
+        self.first_ts = 0.0
+        self.last_ts = 0.0
+        self._cache: dict[tuple[int, float], float] = {}
+
+    def learn(self, peaks: list[float], ts: float, addresses: set[str] = frozenset()) -> None:
+        for i, v in enumerate(peaks):
+            self.hist[i][bin_of(v)] += 1
+        self.samples += 1
+        self.how[hour_of_week(ts)] += 1
+        for level in range(5):
+            if peaks[IDX["label0"] + level] > 0:
+                self.label_minutes[level] += 1
+        for a in addresses:
+            self.addresses.add(a)
+            self.networks.add(network_of(a))
+        if not self.first_ts:
+            self.first_ts = ts
+        self.last_ts = ts
+        self._cache.clear()
+
+    def quantile(self, feature: str, q: float) -> float:
+        i = IDX[feature]
+        hit = self._cache.get((i, q))
+        if hit is not None:
+            return hit
+        h = self.hist[i]
+        need = q * self.samples
+        seen = 0
+        value = 0.0
+        for b in range(NBINS):
+            seen += h[b]
+            if seen >= need and seen > 0:
+                value = bin_top(b)
+                break
+        self._cache[(i, q)] = value
+        return value
+
+    def usual_label(self, min_minutes: int = 3) -> int:
+        """Highest level read in at least ``min_minutes`` distinct minutes (-1: none)."""
+        top = -1
+        for level, n in enumerate(self.label_minutes):
+            if n >= min_minutes:
+                top = level
+        return top
+
+    def active_at_hour(self, hour_of_day: int, spread: int = 1) -> int:
+        """Active minutes seen within +-spread hours of this hour of day, any weekday."""
+        total = 0
+        for d in range(7):
+            for dh in range(-spread, spread + 1):
+                total += self.how[d * 24 + (hour_of_day + dh) % 24]
+        return total
+
+    @property
+    def days(self) -> float:
+        return (self.last_ts - self.first_ts) / 86400.0
+
+
+def hour_of_week(ts: float) -> int:
+    """0 = Monday 00:00 UTC (the epoch was a Thursday)."""
+    return int((ts // 3600 + 72) % 168)

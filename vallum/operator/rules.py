@@ -1,0 +1,162 @@
+"""Explicit detectors for the known abuse patterns.
+
+Each rule compares the live 60-second window with thresholds of the form
+``max(absolute floor, multiple x the entity's own 99th-percentile minute)`` and
+returns a score (>= 1 fires) plus the facts that drove it. Floors stop a
+principal with a near-empty history from alerting on its first busy minute;
+multiples of its own quantiles stop a batch job from alerting on its usual run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vallum.operator.alerts import human_bytes
+from vallum.operator.events import LEVELS
+from vallum.operator.profile import Profile, hour_of_week, network_of
+from vallum.operator.signals import Window
+
+Finding = tuple[float, str, dict]          # (score, reason, features)
+
+
+@dataclass
+class Tuning:
+    """Every knob, in one place; tuned on the tuning seeds only (see docs/operator.md)."""
+    q: float = 0.99
+    min_samples: int = 30                  # own minutes needed before own quantiles count
+    exfil_reads: float = 40.0
+    exfil_bytes: float = 4 * 1024 * 1024
+    exfil_keys: float = 30.0
+    exfil_mult: float = 4.0
+    exfil_prefixes: float = 3.0
+    enum_not_found: float = 20.0
+    enum_lists: float = 30.0
+    enum_prefixes: float = 15.0
+    enum_buckets: float = 8.0
+    enum_mult: float = 4.0
+    probe_denied: float = 8.0
+    probe_targets: float = 4.0
+    probe_mult: float = 4.0
+    stuff_keys: float = 4.0
+    stuff_failures: float = 20.0
+    stuff_mult: float = 4.0
+    unusual_events: int = 3
+    unusual_min_days: float = 2.0
+    climb_above: float = 4.0
+    climb_levels: float = 2.0
+    climb_single: float = 12.0
+
+
+def thr(profile: Profile, prior: Profile, feature: str, floor: float, mult: float, t: Tuning) -> float:
+    base = profile if profile.samples >= t.min_samples else prior
+    return max(floor, mult * base.quantile(feature, t.q))
+
+
+def exfiltration(w: Window, p: Profile, prior: Profile, t: Tuning) -> Finding | None:
+    reads, keys, out = w.value("reads"), w.value("keys"), w.value("bytes_out")
+    if reads < t.exfil_reads or out < t.exfil_bytes:
+        return None                                        # cheap early exit
+    tr = thr(p, prior, "reads", t.exfil_reads, t.exfil_mult, t)
+    tk = thr(p, prior, "keys", t.exfil_keys, t.exfil_mult, t)
+    tb = thr(p, prior, "bytes_out", t.exfil_bytes, t.exfil_mult, t)
+    prefixes = w.value("prefixes")
+    score = min(reads / tr, keys / tk, out / tb, prefixes / t.exfil_prefixes)
+    if score < 1.0:
+        return None
+    reason = (f"read {reads:.0f} objects ({human_bytes(out)}) across {prefixes:.0f} prefixes in the "
+              f"last minute; its usual busiest minute is {p.quantile('reads', t.q):.0f} reads "
+              f"({human_bytes(p.quantile('bytes_out', t.q))})")
+    return score, reason, {"reads": reads, "bytes_out": out, "distinct_keys": keys,
+                           "prefixes": prefixes, "usual_reads_p99": p.quantile("reads", t.q)}
+
+
+def enumeration(w: Window, p: Profile, prior: Profile, t: Tuning) -> Finding | None:
+    nf, lists, prefixes, buckets = (w.value("not_found"), w.value("lists"), w.value("prefixes"),
+                                    w.value("buckets"))
+    if nf < t.enum_not_found and lists < t.enum_lists and buckets < t.enum_buckets:
+        return None
+    guess = min(nf / thr(p, prior, "not_found", t.enum_not_found, t.enum_mult, t),
+                w.value("keys") / t.enum_not_found)
+    walk = min(lists / thr(p, prior, "lists", t.enum_lists, t.enum_mult, t),
+               prefixes / thr(p, prior, "prefixes", t.enum_prefixes, t.enum_mult, t))
+    fails = nf + w.value("denied")
+    sweep = min(buckets / thr(p, prior, "buckets", t.enum_buckets, t.enum_mult, t), fails / 5.0)
+    score = max(guess, walk, sweep)
+    if score < 1.0:
+        return None
+    how = {guess: f"asked for {nf:.0f} keys that do not exist",
+           walk: f"listed {lists:.0f} times across {prefixes:.0f} prefixes",
+           sweep: f"touched {buckets:.0f} buckets, {fails:.0f} of the requests failing"}[score]
+    return score, f"{how} in the last minute (key/bucket enumeration)", {
+        "not_found": nf, "lists": lists, "prefixes": prefixes, "buckets": buckets}
+
+
+def privilege_probing(w: Window, p: Profile, prior: Profile, t: Tuning) -> Finding | None:
+    denied = w.value("denied")
+    if denied < t.probe_denied:
+        return None
+    targets = w.value("denied_targets")
+    score = min(denied / thr(p, prior, "denied", t.probe_denied, t.probe_mult, t),
+                targets / thr(p, prior, "denied_targets", t.probe_targets, t.probe_mult, t))
+    if score < 1.0:
+        return None
+    examples = sorted(w.sets[3])[:4]
+    return score, (f"was refused {denied:.0f} times on {targets:.0f} different actions/buckets in the "
+                   f"last minute (e.g. {', '.join(examples)})"), {
+        "denied": denied, "denied_targets": targets, "examples": examples}
+
+
+def credential_stuffing(w: Window, p: Profile, prior: Profile, t: Tuning) -> Finding | None:
+    fails = w.value("auth_failures")
+    if fails < t.stuff_keys:
+        return None
+    keys = w.value("failed_keys")
+    stuffing = keys / thr(p, prior, "failed_keys", t.stuff_keys, t.stuff_mult, t)
+    brute = fails / thr(p, prior, "auth_failures", t.stuff_failures, t.stuff_mult, t)
+    score = max(stuffing, brute)
+    if score < 1.0:
+        return None
+    what = "credential stuffing" if stuffing >= brute else "brute force"
+    return score, (f"{fails:.0f} failed sign-ins with {keys:.0f} different access keys from this "
+                   f"address in the last minute ({what})"), {"auth_failures": fails, "failed_keys": keys}
+
+
+def unusual_access(ts: float, source: str, novel_events: int, p: Profile, t: Tuning) -> Finding | None:
+    """A network this principal never used, at an hour of day it is never active."""
+    if novel_events < t.unusual_events or p.days < t.unusual_min_days or not source:
+        return None
+    net = network_of(source)
+    if net in p.networks:
+        return None
+    hour = hour_of_week(ts) % 24
+    if p.active_at_hour(hour) > 0:
+        return None
+    score = 1.0 + min(novel_events, 50) / 50.0
+    return score, (f"used from {source}, a network it never used before ({len(p.networks)} known), at "
+                   f"{hour:02d}:00 UTC when it has never been active"), {
+        "source": source, "hour_utc": hour, "known_networks": len(p.networks),
+        "requests_from_new_network": novel_events}
+
+
+def label_climbing(w: Window, p: Profile, t: Tuning) -> Finding | None:
+    if p.samples < t.min_samples:
+        return None
+    usual = p.usual_label()
+    above = 0.0
+    levels = 0
+    top = usual
+    for level in range(usual + 1, 5):
+        n = w.value(f"label{level}")
+        if n:
+            above += n
+            levels += 1
+            top = level
+    if above == 0:
+        return None
+    score = max(min(above / t.climb_above, levels / t.climb_levels), above / t.climb_single)
+    if score < 1.0:
+        return None
+    usual_name = LEVELS[usual] if usual >= 0 else "nothing labelled"
+    return score, (f"read {above:.0f} objects above its usual level ({usual_name}) in the last minute, "
+                   f"up to {LEVELS[top]}"), {"reads_above_usual": above, "levels_above": levels,
+                                             "usual_level": usual_name, "highest": LEVELS[top]}

@@ -1,0 +1,213 @@
+"""Sliding-window signals per principal, source address and account.
+
+Why slots: a window is a ring of fixed time slots (default 12 x 5 s = 60 s) with
+running totals, so an update costs one slot add and, when time moves on, one slot
+subtract per expired slot: O(1) amortised, no per-event history kept for counters.
+Distinct counts (keys, prefixes, buckets, ...) keep value -> last-seen and a FIFO of
+(time, value); expiry pops the FIFO, also O(1) amortised.
+
+Every window also keeps the *peak* of each feature within the current minute; at a
+minute change the peaks are handed out as one sample of "what this entity did in an
+active minute", which is what the baselines learn from.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Iterator
+
+from vallum.operator.events import (
+    AUTH_FAILURES,
+    DELETE_OPS,
+    LIST_OPS,
+    READ_OPS,
+    WRITE_OPS,
+    RequestEvent,
+)
+
+COUNTERS = ("requests", "reads", "writes", "lists", "deletes", "bytes_out", "bytes_in",
+            "denied", "not_found", "auth_failures",
+            "label0", "label1", "label2", "label3", "label4")
+DISTINCT = ("keys", "prefixes", "buckets", "denied_targets", "failed_keys")
+FEATURES = COUNTERS + DISTINCT
+IDX = {name: i for i, name in enumerate(FEATURES)}
+NC = len(COUNTERS)
+NOT_FOUND = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NoSuchUpload"})
+
+
+class Distinct:
+    """Distinct values seen in the last ``window`` seconds."""
+
+    __slots__ = ("window", "last", "fifo")
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self.last: dict[str, float] = {}
+        self.fifo: deque[tuple[float, str]] = deque()
+
+    def add(self, value: str, ts: float) -> None:
+        self.last[value] = ts
+        self.fifo.append((ts, value))
+
+    def expire(self, now: float) -> None:
+        horizon = now - self.window
+        fifo, last = self.fifo, self.last
+        while fifo and fifo[0][0] <= horizon:
+            ts, value = fifo.popleft()
+            if last.get(value) == ts:
+                del last[value]
+
+    def __len__(self) -> int:
+        return len(self.last)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.last)
+
+
+def prefix_of(bucket: str, key: str) -> str:
+    """The 'directory' a key sits in: bucket plus its first path component."""
+    head, sep, _ = key.partition("/")
+    return f"{bucket}/{head}/" if sep else f"{bucket}/"
+
+
+class Window:
+    """One entity's sliding window of counters and distinct sets, plus minute peaks."""
+
+    __slots__ = ("slot", "nslots", "slots", "totals", "head", "sets", "peak", "minute",
+                 "last_ts", "events")
+
+    def __init__(self, window: float = 60.0, slot: float = 5.0) -> None:
+        self.slot = slot
+        self.nslots = max(1, int(round(window / slot)))
+        self.slots = [[0.0] * NC for _ in range(self.nslots)]
+        self.totals = [0.0] * NC
+        self.head = -1                      # absolute slot number of the newest slot
+        self.sets = tuple(Distinct(window) for _ in DISTINCT)
+        self.peak = [0.0] * len(FEATURES)
+        self.minute = -1
+        self.last_ts = 0.0
+        self.events = 0
+
+    def _advance(self, ts: float) -> None:
+        n = int(ts // self.slot)
+        if n <= self.head:
+            return
+        steps = min(n - self.head, self.nslots)
+        totals = self.totals
+        for k in range(1, steps + 1):
+            old = self.slots[(self.head + k) % self.nslots]
+            for i in range(NC):
+                if old[i]:
+                    totals[i] -= old[i]
+                    old[i] = 0.0
+        self.head = n
+        for s in self.sets:
+            s.expire(ts)
+
+    def add(self, ts: float, counts: tuple[tuple[int, float], ...],
+            distinct: tuple[tuple[int, str], ...]) -> tuple[list[float], int] | None:
+        """Count one event; when a minute ended, returns (its peaks, that minute's number)."""
+        sample = None
+        minute = int(ts // 60)
+        if minute != self.minute:
+            if self.minute >= 0:
+                sample = (self.peak, self.minute)
+                self.peak = [0.0] * len(FEATURES)
+            self.minute = minute
+        self._advance(ts)
+        cur = self.slots[self.head % self.nslots]
+        totals = self.totals
+        for i, v in counts:
+            cur[i] += v
+            totals[i] += v
+        for j, value in distinct:
+            self.sets[j].add(value, ts)
+        peak = self.peak
+        for i in range(NC):
+            if totals[i] > peak[i]:
+                peak[i] = totals[i]
+        for j, s in enumerate(self.sets):
+            n = len(s)
+            if n > peak[NC + j]:
+                peak[NC + j] = n
+        self.last_ts = ts
+        self.events += 1
+        return sample
+
+    def value(self, name: str) -> float:
+        i = IDX[name]
+        return self.totals[i] if i < NC else float(len(self.sets[i - NC]))
+
+    def features(self) -> dict[str, float]:
+        return {name: self.value(name) for name in FEATURES}
+
+
+def event_counts(ev: RequestEvent) -> tuple[tuple[tuple[int, float], ...], tuple[tuple[int, str], ...]]:
+    """The counter increments and distinct values one event contributes."""
+    op = ev.operation
+    counts: list[tuple[int, float]] = [(0, 1.0)]
+    if op in READ_OPS:
+        counts.append((1, 1.0))
+        if 0 <= ev.label <= 4:
+            counts.append((10 + ev.label, 1.0))
+    elif op in WRITE_OPS:
+        counts.append((2, 1.0))
+    elif op in LIST_OPS:
+        counts.append((3, 1.0))
+    elif op in DELETE_OPS:
+        counts.append((4, 1.0))
+    if ev.bytes_out:
+        counts.append((5, float(ev.bytes_out)))
+    if ev.bytes_in:
+        counts.append((6, float(ev.bytes_in)))
+    distinct: list[tuple[int, str]] = []
+    err = ev.error
+    if err:
+        if err == "AccessDenied":
+            counts.append((7, 1.0))
+            distinct.append((3, f"{op} {ev.bucket}"))
+        elif err in NOT_FOUND:
+            counts.append((8, 1.0))
+        elif err in AUTH_FAILURES:
+            counts.append((9, 1.0))
+            distinct.append((4, ev.principal))
+    if ev.bucket:
+        distinct.append((2, ev.bucket))
+        if ev.key:
+            distinct.append((0, f"{ev.bucket}/{ev.key}"))
+            distinct.append((1, prefix_of(ev.bucket, ev.key)))
+    return tuple(counts), tuple(distinct)
+
+
+class Signals:
+    """Windows for every principal, source address and account seen."""
+
+    def __init__(self, window: float = 60.0, slot: float = 5.0) -> None:
+        self.window, self.slot = window, slot
+        self.principals: dict[str, Window] = {}
+        self.addresses: dict[str, Window] = {}
+        self.accounts: dict[str, Window] = {}
+
+    def _get(self, table: dict[str, Window], name: str) -> Window:
+        w = table.get(name)
+        if w is None:
+            w = table[name] = Window(self.window, self.slot)
+        return w
+
+    def update(self, ev: RequestEvent
+               ) -> tuple[Window | None, tuple[list[float], int] | None, Window | None, tuple[list[float], int] | None]:
+        """Count one event: (principal window or None, its finished-minute sample,
+        address window or None, its finished-minute sample)."""
+        counts, distinct = event_counts(ev)
+        pw = sample = None
+        authenticated = ev.principal and ev.error not in AUTH_FAILURES
+        if authenticated:
+            pw = self._get(self.principals, ev.principal)
+            sample = pw.add(ev.ts, counts, distinct)
+            if ev.account:
+                self._get(self.accounts, ev.account).add(ev.ts, counts, distinct)
+        aw = asample = None
+        if ev.source:
+            aw = self._get(self.addresses, ev.source)
+            asample = aw.add(ev.ts, counts, distinct)
+        return pw, sample, aw, asample

@@ -1,0 +1,190 @@
+"""A BlobStore that encrypts every blob of any inner BlobStore (format: security/envelope.py).
+
+Sizes and ranges are in plaintext terms, so the object service does not know
+encryption exists. A read of bytes [start, end) fetches and decrypts only the
+chunks that overlap it. Anything that fails authentication — a flipped byte,
+chunks swapped or reordered, a truncated blob, a key row moved to another
+blob — raises ``BlobCorrupt`` (a StorageError): a reader gets an error, never
+wrong bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+from vallum.security import crypto, envelope
+from vallum.security.crypto import TAG_BYTES, CryptoError
+from vallum.security.keytable import Keyring, KeyTable, dek_aad
+from vallum.storage.base import CHUNK, BlobMissing, BlobStore, BlobWriter, StorageError
+from vallum.storage.localfs import check_blob_id
+
+
+class BlobCorrupt(StorageError):
+    """An encrypted blob (or its data key) failed authentication."""
+
+
+class EncryptedBlobStore(BlobStore):
+    def __init__(self, inner: BlobStore, keys: KeyTable, ring: Keyring,
+                 chunk_size: int = envelope.DEFAULT_CHUNK) -> None:
+        self.inner = inner
+        self.keys = keys
+        self.ring = ring
+        self.chunk_size = chunk_size
+
+    async def open(self) -> None:
+        await self.inner.open()
+        await asyncio.to_thread(self.keys.open)
+
+    async def close(self) -> None:
+        await self.inner.close()
+        await asyncio.to_thread(self.keys.close)
+
+    # --- writing -------------------------------------------------------------------
+    def writer(self) -> EncryptedBlobWriter:
+        return EncryptedBlobWriter(self, self.inner.writer())
+
+    async def put(self, data: bytes) -> str:
+        w = self.writer()
+        try:
+            await w.write(data)
+            await w.commit()
+        except BaseException:
+            await w.abort()
+            raise
+        return w.blob_id
+
+    # --- reading -------------------------------------------------------------------
+    async def _dek(self, blob_id: str) -> bytes:
+        row = await asyncio.to_thread(self.keys.get, blob_id)
+        if row is None:
+            # No key: the blob is gone (or was crypto-shredded); tell which.
+            await self.inner.size(blob_id)          # raises BlobMissing if absent
+            raise BlobCorrupt(f"blob {blob_id} has no data key")
+        kek_id, wrapped = row
+        try:
+            return crypto.unwrap(self.ring.get(kek_id), wrapped, dek_aad(blob_id))
+        except CryptoError as e:
+            raise BlobCorrupt(f"blob {blob_id}: data key: {e}") from None
+
+    async def _header(self, blob_id: str) -> bytes:
+        parts = [c async for c in self.inner.read(blob_id, 0, envelope.HEADER_BYTES)]
+        return b"".join(parts)
+
+    async def size(self, blob_id: str) -> int:
+        check_blob_id(blob_id)
+        cipher_size = await self.inner.size(blob_id)
+        try:
+            return envelope.plaintext_size(cipher_size, envelope.parse_header(await self._header(blob_id)))
+        except CryptoError as e:
+            raise BlobCorrupt(f"blob {blob_id}: {e}") from None
+
+    def read(self, blob_id: str, start: int = 0, end: int | None = None,
+             chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
+        check_blob_id(blob_id)
+        if start < 0 or (end is not None and end < start) or chunk_size <= 0:
+            raise ValueError(f"invalid range or chunk size: {start}, {end}, {chunk_size}")
+        return self._read(blob_id, start, end, chunk_size)
+
+    async def _read(self, blob_id: str, start: int, end: int | None, out_size: int) -> AsyncIterator[bytes]:
+        dek = await self._dek(blob_id)
+        header = await self._header(blob_id)
+        cipher_size = await self.inner.size(blob_id)
+        try:
+            chunk = envelope.parse_header(header)
+            size = envelope.plaintext_size(cipher_size, chunk)
+            opener = envelope.Opener(dek, blob_id, header, size)
+        except CryptoError as e:
+            raise BlobCorrupt(f"blob {blob_id}: {e}") from None
+        end = size if end is None else min(end, size)
+        if start >= end:
+            return
+        first, last = start // chunk, (end - 1) // chunk
+
+        def need(i: int) -> int:
+            return chunk + TAG_BYTES if i < opener.last else size - opener.last * chunk + TAG_BYTES
+
+        lo = envelope.cipher_offset(first, chunk)
+        hi = envelope.cipher_offset(last, chunk) + need(last)
+        index, pending, out = first, bytearray(), bytearray()
+        async for data in self.inner.read(blob_id, lo, hi, max(out_size, chunk + TAG_BYTES)):
+            pending += data
+            while index <= last and len(pending) >= need(index):
+                n = need(index)
+                try:
+                    plain = opener.open(index, bytes(pending[:n]))
+                except CryptoError as e:
+                    raise BlobCorrupt(f"blob {blob_id} chunk {index}: {e}") from None
+                del pending[:n]
+                base = index * chunk
+                out += plain[max(0, start - base):end - base]
+                index += 1
+                while len(out) >= out_size:
+                    yield bytes(out[:out_size])
+                    del out[:out_size]
+        if index <= last:
+            raise BlobCorrupt(f"blob {blob_id} is truncated at chunk {index}")
+        if out:
+            yield bytes(out)
+
+    # --- the rest ----------------------------------------------------------------------
+    async def delete(self, blob_ids: list[str]) -> None:
+        await self.inner.delete(blob_ids)
+        if blob_ids:
+            await asyncio.to_thread(self.keys.delete, blob_ids)
+
+    async def sweep(self, is_referenced: Callable[[str], bool]) -> int:
+        count = await self.inner.sweep(is_referenced)
+        await asyncio.to_thread(self.keys.prune, is_referenced)
+        return count
+
+    async def rotate(self, ring: Keyring) -> int:
+        """Adopt a keyring with a new current key and re-wrap every data key under it."""
+        self.ring = ring
+        return await asyncio.to_thread(self.keys.rewrap, ring)
+
+
+class EncryptedBlobWriter(BlobWriter):
+    def __init__(self, store: EncryptedBlobStore, inner: BlobWriter) -> None:
+        self.blob_id = inner.blob_id
+        self._store = store
+        self._inner = inner
+        self._dek = crypto.new_key()
+        self._sealer = envelope.Sealer(self._dek, self.blob_id, store.chunk_size)
+        self._key_saved = False
+        self._committed = False
+        self._aborted = False
+
+    def _check_open(self) -> None:
+        if self._aborted or self._committed:
+            raise StorageError(f"writer for {self.blob_id} is {'aborted' if self._aborted else 'committed'}")
+
+    async def write(self, data: bytes) -> None:
+        self._check_open()
+        out = self._sealer.feed(bytes(data))
+        if out:
+            await self._inner.write(out)
+
+    async def commit(self) -> int:
+        self._check_open()
+        await self._inner.write(self._sealer.finish())
+        ring = self._store.ring
+        wrapped = crypto.wrap(ring.current, self._dek, dek_aad(self.blob_id))
+        # The key row is durable before the blob is visible: a committed blob always has its key.
+        await asyncio.to_thread(self._store.keys.put, self.blob_id, ring.current_id, wrapped)
+        self._key_saved = True
+        await self._inner.commit()
+        self._committed = True
+        return self._sealer.size
+
+    async def abort(self) -> None:
+        if self._committed:
+            return
+        self._aborted = True
+        await self._inner.abort()
+        if self._key_saved:
+            await asyncio.to_thread(self._store.keys.delete, [self.blob_id])
+            self._key_saved = False
+
+
+__all__ = ["BlobCorrupt", "BlobMissing", "EncryptedBlobStore", "EncryptedBlobWriter"]

@@ -1,0 +1,58 @@
+"""Labels of objects and buckets as stored in metadata records.
+
+- Object label: ``ObjectRecord.extra["label"]``, canonical banner text; sent by the
+  client in ``x-vallum-classification`` on PUT, returned on GET/HEAD; default: the
+  bucket's floor (or the lowest level).
+- Bucket range: ``BucketRecord.config["label-range"]``, JSON ``{"floor": banner,
+  "ceiling": banner}``; absent means any label.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from vallum.security.labels import Label, LabelError, lowest, parse
+from vallum.security.mac import LabelRange, check_write
+from vallum.security.spill import SpillGuard
+
+HEADER = "x-vallum-classification"
+
+
+def bucket_range(config: dict[str, Any]) -> LabelRange | None:
+    raw = config.get("label-range")
+    if not raw:
+        return None
+    doc = json.loads(raw)
+    return LabelRange(parse(doc["floor"]), parse(doc["ceiling"]))
+
+
+def range_config(floor: str, ceiling: str) -> str:
+    """The value to store in BucketRecord.config["label-range"] (validated)."""
+    r = LabelRange(parse(floor), parse(ceiling))
+    return json.dumps({"floor": r.floor.banner(), "ceiling": r.ceiling.banner()})
+
+
+def object_label(extra: dict[str, Any]) -> Label | None:
+    text = extra.get("label")
+    return parse(text) if text else None
+
+
+def guard_for_put(bucket_config: dict[str, Any], header: str | None, context: str = "",
+                  session: Label | None = None) -> SpillGuard:
+    """The label a PUT will carry and the spill guard that scans its body.
+
+    Raises LabelError (malformed header: InvalidArgument) or PermissionError (label
+    outside the bucket range or below the session level: AccessDenied)."""
+    rng = bucket_range(bucket_config)
+    if header is None:
+        label = rng.floor if rng else lowest()
+    else:
+        label = parse(header)
+    decision = check_write(session or lowest(), label, rng)
+    if not decision.allowed:
+        raise PermissionError(decision.reason)
+    return SpillGuard(label, rng, context)
+
+
+__all__ = ["HEADER", "LabelError", "bucket_range", "guard_for_put", "object_label", "range_config"]
