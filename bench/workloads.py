@@ -98,7 +98,8 @@ def _thread_loop(ep: Endpoint, bucket: str, op: str, prefix: str, lo: int, hi: i
     go.wait()
     start = time.monotonic()
     ok = OK_STATUS[op]
-    for i in range(lo, hi if not first else lo):
+    end = lo if first else hi  # a thread that could not connect has already counted its errors
+    for i in range(lo, end):
         path = f"/{bucket}/{prefix}{i:07d}"
         t0 = time.perf_counter()
         try:

@@ -107,8 +107,8 @@ def stage_all(client: Client, bundle: TaskBundle, scratch: sbx.Scratch) -> None:
         _stage(client, f"s3://{arr.bucket}/{bundle.input_key}", scratch.inputs)
 
 
-def argv_of(spec: JobSpec, box: sbx.Sandbox) -> list[str]:
-    code_dir = box.env_paths_root() + "/code"
+def argv_of(spec: JobSpec, box: sbx.Sandbox, scratch: sbx.Scratch) -> list[str]:
+    code_dir = box.env_paths_root(scratch) + "/code"
     if spec.runtime == "command":
         return [*spec.command, *spec.args]
     if spec.module:
@@ -222,10 +222,10 @@ async def run_task(bundle: TaskBundle, box: sbx.Sandbox, scratch_base: Path,
         env.update({"VALLUM_JOB_ID": bundle.job_id, "VALLUM_TASK_INDEX": str(bundle.idx),
                     "VALLUM_ATTEMPT": str(bundle.attempt)})
         if spec.module:
-            env["PYTHONPATH"] = box.env_paths_root() + "/code"
+            env["PYTHONPATH"] = box.env_paths_root(scratch) + "/code"
         if bundle.input_key is not None:
             env["VALLUM_INPUT_KEY"] = bundle.input_key
-        argv = argv_of(spec, box)
+        argv = argv_of(spec, box, scratch)
         r = spec.resources
         limits = sbx.Limits(memory_mb=r.memory_mb, cpu_seconds=r.cpu_seconds(),
                             max_files=r.max_files, max_procs=r.max_procs,

@@ -124,8 +124,13 @@ class Sandbox:
         self.prlimit = shutil.which("prlimit")
         self.setpriv = shutil.which("setpriv")
 
+    def env_paths_root(self, scratch: Scratch | None = None) -> str:
+        if self.mode == "bwrap":
+            return JOB
+        return str(scratch.root) if scratch is not None else "."
+
     def env_paths(self, scratch: Scratch) -> dict[str, str]:
-        base = JOB if self.mode == "bwrap" else str(scratch.root)
+        base = self.env_paths_root(scratch)
         return {"VALLUM_INPUT": f"{base}/in", "VALLUM_OUTPUT": f"{base}/out",
                 "VALLUM_CODE": f"{base}/code", "HOME": f"{base}/work",
                 "TMPDIR": "/tmp", "PATH": "/usr/local/bin:/usr/bin:/bin",

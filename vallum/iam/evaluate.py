@@ -26,6 +26,7 @@ from vallum.iam.policy import (
     Statement,
     expand,
     glob_regex,
+    substitute,
     to_epoch,
     to_number,
 )
@@ -129,14 +130,13 @@ def _one(op: str, have: str, want: str, keys: Mapping[str, Any], variables: bool
     """Does request value ``have`` match policy value ``want`` under the positive form of op?"""
     if op.startswith("String"):
         if variables and "${" in want:
-            rx = expand(want if "Like" in op else want.replace("*", "${*}").replace("?", "${?}"),
-                        _lookup(keys))
-            if rx is None:
+            if "Like" in op:
+                rx = expand(want, _lookup(keys))
+                return rx is not None and rx.fullmatch(have) is not None
+            found = substitute(want, _lookup(keys))
+            if found is None:
                 return False
-            if "IgnoreCase" in op:
-                import re
-                return re.fullmatch(rx.pattern, have, re.I | re.S) is not None
-            return rx.fullmatch(have) is not None
+            want = found
         if "Like" in op:
             return glob_regex(want).fullmatch(have) is not None
         if "IgnoreCase" in op:

@@ -157,6 +157,24 @@ def expand(pattern: str, lookup) -> re.Pattern[str] | None:
     return re.compile("".join(out), re.DOTALL)
 
 
+def substitute(value: str, lookup) -> str | None:
+    """``value`` with ${...} variables replaced by their values (None if one is missing)."""
+    out, pos = [], 0
+    for m in _VAR.finditer(value):
+        out.append(value[pos:m.start()])
+        name = m.group(1)
+        found = _LITERAL_VARS.get(name)
+        if found is None:
+            v = lookup(name.lower())
+            if v is None or isinstance(v, list):
+                return None
+            found = str(v)
+        out.append(found)
+        pos = m.end()
+    out.append(value[pos:])
+    return "".join(out)
+
+
 # ---------------------------------------------------------------- parsing
 
 def parse(document: str | bytes | dict, *, kind: str = "identity", bucket: str | None = None) -> Policy:

@@ -28,14 +28,14 @@ class Tuning:
     exfil_bytes: float = 4 * 1024 * 1024
     exfil_keys: float = 30.0
     exfil_mult: float = 4.0
-    exfil_prefixes: float = 3.0
+    exfil_prefixes: float = 5.0
     enum_not_found: float = 20.0
     enum_lists: float = 30.0
     enum_prefixes: float = 15.0
     enum_buckets: float = 8.0
     enum_mult: float = 4.0
     probe_denied: float = 8.0
-    probe_targets: float = 4.0
+    probe_ops: float = 4.0
     probe_mult: float = 4.0
     stuff_keys: float = 4.0
     stuff_failures: float = 20.0
@@ -80,7 +80,7 @@ def enumeration(w: Window, p: Profile, prior: Profile, t: Tuning) -> Finding | N
     walk = min(lists / thr(p, prior, "lists", t.enum_lists, t.enum_mult, t),
                prefixes / thr(p, prior, "prefixes", t.enum_prefixes, t.enum_mult, t))
     fails = nf + w.value("denied")
-    sweep = min(buckets / thr(p, prior, "buckets", t.enum_buckets, t.enum_mult, t), fails / 5.0)
+    sweep = min(buckets / thr(p, prior, "buckets", t.enum_buckets, t.enum_mult, t), nf / 5.0)
     score = max(guess, walk, sweep)
     if score < 1.0:
         return None
@@ -95,15 +95,15 @@ def privilege_probing(w: Window, p: Profile, prior: Profile, t: Tuning) -> Findi
     denied = w.value("denied")
     if denied < t.probe_denied:
         return None
-    targets = w.value("denied_targets")
+    ops = w.value("denied_ops")
     score = min(denied / thr(p, prior, "denied", t.probe_denied, t.probe_mult, t),
-                targets / thr(p, prior, "denied_targets", t.probe_targets, t.probe_mult, t))
+                ops / thr(p, prior, "denied_ops", t.probe_ops, t.probe_mult, t))
     if score < 1.0:
         return None
-    examples = sorted(w.sets[3])[:4]
-    return score, (f"was refused {denied:.0f} times on {targets:.0f} different actions/buckets in the "
-                   f"last minute (e.g. {', '.join(examples)})"), {
-        "denied": denied, "denied_targets": targets, "examples": examples}
+    examples = sorted(w.sets[3])[:5]
+    return score, (f"was refused {denied:.0f} times across {ops:.0f} different actions in the "
+                   f"last minute ({', '.join(examples)})"), {
+        "denied": denied, "denied_actions": ops, "examples": examples}
 
 
 def credential_stuffing(w: Window, p: Profile, prior: Profile, t: Tuning) -> Finding | None:

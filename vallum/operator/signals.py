@@ -28,7 +28,7 @@ from vallum.operator.events import (
 COUNTERS = ("requests", "reads", "writes", "lists", "deletes", "bytes_out", "bytes_in",
             "denied", "not_found", "auth_failures",
             "label0", "label1", "label2", "label3", "label4")
-DISTINCT = ("keys", "prefixes", "buckets", "denied_targets", "failed_keys")
+DISTINCT = ("keys", "prefixes", "buckets", "denied_ops", "failed_keys")
 FEATURES = COUNTERS + DISTINCT
 IDX = {name: i for i, name in enumerate(FEATURES)}
 NC = len(COUNTERS)
@@ -165,7 +165,7 @@ def event_counts(ev: RequestEvent) -> tuple[tuple[tuple[int, float], ...], tuple
     if err:
         if err == "AccessDenied":
             counts.append((7, 1.0))
-            distinct.append((3, f"{op} {ev.bucket}"))
+            distinct.append((3, op))
         elif err in NOT_FOUND:
             counts.append((8, 1.0))
         elif err in AUTH_FAILURES:

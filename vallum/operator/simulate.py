@@ -271,6 +271,10 @@ class Generator:
         if kind == "unusual_access":
             p = self._victim(("office", "analyst", "admin"))
             stolen, night = True, True
+        elif kind == "label_climbing":       # someone with levels above them left to climb
+            p = self.rng.choice([q for q in self.people if q.role in ("office", "analyst", "admin")
+                                 and q.clearance <= 2])
+            night = rng.random() < 0.5
         else:
             p = self._victim()
             night = rng.random() < 0.5

@@ -14,10 +14,12 @@ The scan is deliberately conservative: an upper-case ``SECRET`` in prose counts
 as a SECRET banner, and ``(C)`` after a space as a CONFIDENTIAL portion mark.
 
 Containers, chosen by the first bytes of the body:
-- **plain text** (anything else): the bytes are scanned as they are.
+- **plain text** (anything else that looks like text, see ``looks_binary``): the
+  bytes are scanned as they are. Binary bodies are not scanned.
 - **PDF** (``%PDF-``): bytes outside streams and uncompressed streams are
   scanned as text (literal strings such as ``(SECRET//NOFORN) Tj`` hold the
-  marking verbatim); ``/FlateDecode`` streams are inflated incrementally with
+  marking verbatim); streams with any other /Filter (images) are skipped;
+  ``/FlateDecode`` streams are inflated incrementally with
   ``zlib.decompressobj`` — its ``eof`` tells where the stream ends, so /Length
   is not needed — and the inflated content is scanned. Text drawn with CID
   fonts (glyph ids, not characters) is not decoded.
@@ -246,9 +248,18 @@ class _Pdf:
         self._ctx = b" "            # the byte before _pend, for the keyword's look-behind
         self._window = b""
         self._inflater: _Inflater | None = None
+        self._skipping = False
 
     def feed(self, data: bytes) -> None:
         while data:
+            if self._skipping:
+                buf = self._pend + data
+                i = buf.find(b"endstream")
+                if i == -1:
+                    self._pend = buf[-9:]
+                    return
+                self._skipping, self._pend, data = False, b"", buf[i:]
+                continue
             if self._inflater is not None:
                 try:
                     rest = self._inflater.feed(data)
@@ -271,9 +282,13 @@ class _Pdf:
                 return
             self._emit(buf[1:m.end()])
             self._pend, self._ctx = b"", b"\n"
-            if _FLATE_RE.search(self._window[-_DICT_WINDOW:].rsplit(b"endstream", 1)[-1]):
+            stream_dict = self._window[-_DICT_WINDOW:].rsplit(b"endstream", 1)[-1]
+            if _FLATE_RE.search(stream_dict):
                 self._inflater = _Inflater(self._owner, raw=False, sink=self._text.feed)
                 self._text.boundary()
+            elif b"/Filter" in stream_dict:
+                self._skipping = True        # images and other encodings: not text, skip
+                self._pend = b""
             self._window = b""
             data = buf[m.end():]
 
@@ -439,6 +454,30 @@ class _Zip:
         self._buf = b""
 
 
+SNIFF_BYTES = 4096
+_CONTROL = bytes(c for c in range(32) if c not in b"\t\n\r\f\v\x1b") + b"\x7f"
+
+
+def looks_binary(sample: bytes) -> bool:
+    """True for content that is not text (images, archives, encrypted data, UTF-16).
+
+    Random bytes spell "CUI" or "(C)" every few MiB, so scanning binary content as
+    text would refuse large uploads at random; a NUL or more than 1% control
+    characters in the first 4 KiB marks a body as binary (not scanned)."""
+    if b"\0" in sample:
+        return True
+    controls = len(sample) - len(sample.translate(None, _CONTROL))
+    return controls * 100 > len(sample)
+
+
+class _Skip:
+    def feed(self, data: bytes) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
 class MarkingScanner:
     """The whole-upload scanner: detects the container, routes bytes, joins the labels."""
 
@@ -448,12 +487,12 @@ class MarkingScanner:
         self.inflated = 0
         self.incomplete = False      # True when the inflation budget ran out
         self._head = b""
-        self._router: _Pdf | _Zip | None = None
+        self._router: _Pdf | _Zip | _Skip | None = None
         self._kind: str | None = None
 
     @property
     def kind(self) -> str | None:
-        """"text", "pdf" or "zip" once known."""
+        """"text", "pdf", "zip" or "binary" (not scanned) once known."""
         return self._kind
 
     @property
@@ -466,7 +505,7 @@ class MarkingScanner:
     def feed(self, data: bytes) -> None:
         if self._kind is None:
             self._head += data
-            if len(self._head) < 5:
+            if len(self._head) < SNIFF_BYTES:
                 return
             data, self._head = self._head, b""
             self._choose(data)
@@ -483,6 +522,8 @@ class MarkingScanner:
             self._kind, self._router = "pdf", _Pdf(self)
         elif head.startswith(_LOCAL):
             self._kind, self._router = "zip", _Zip(self)
+        elif looks_binary(head[:SNIFF_BYTES]):
+            self._kind, self._router = "binary", _Skip()
         else:
             self._kind = "text"
 

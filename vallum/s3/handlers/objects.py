@@ -72,7 +72,8 @@ async def put_object(request: Request) -> Response:
                                             f"{request.request_id} {bucket.name}/{request.key}")
         stored = await ingest(services.blobs, request.body, expect, scanner=guard)
     except object_labels.LabelError as exc:
-        raise errors.InvalidArgument(str(exc), ArgumentName=object_labels.HEADER) from None
+        raise errors.InvalidArgument(f"Invalid {object_labels.HEADER} label: {exc}",
+                                     ArgumentName=object_labels.HEADER) from None
     except PermissionError:
         raise errors.AccessDenied() from None
     except SpillDetected as exc:

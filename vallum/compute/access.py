@@ -1,0 +1,66 @@
+"""Submit-time checks that the caller may read a job's inputs and write its output.
+
+Refusing here (with the object or prefix named) beats a task failing later; the
+task's scoped credentials enforce the same again at run time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vallum import authz
+from vallum.compute.spec import SpecError, parse_uri
+from vallum.iam.identity import parsed
+
+
+async def _context(meta: Any, bucket_name: str, what: str) -> authz.Context:
+    bucket = await meta.get_bucket(bucket_name)
+    if bucket is None:
+        raise SpecError(f"{what}: no such bucket {bucket_name!r}", "NoSuchBucket", 404)
+    ctx = authz.Context(resource_owner=bucket.owner)
+    if bucket.config.get("policy"):
+        ctx.bucket_policy = parsed(bucket.config["policy"], "resource")
+    return ctx
+
+
+async def check_read(meta: Any, principal: Any, uri_text: str, what: str) -> None:
+    uri = parse_uri(uri_text, what)
+    ctx = await _context(meta, uri.bucket, what)
+    if uri.is_prefix:
+        ctx.keys = {"s3:prefix": uri.key}
+        if not authz.decide(principal, "s3:ListBucket", f"arn:aws:s3:::{uri.bucket}", ctx).allowed:
+            raise SpecError(f"{what}: you may not list {uri}", "AccessDenied", 403)
+        ctx.keys = {}
+        arn = f"arn:aws:s3:::{uri.bucket}/{uri.key}*"
+    else:
+        rec = await meta.get_object(uri.bucket, uri.key)
+        if rec is None or rec.delete_marker:
+            raise SpecError(f"{what}: no such object {uri}", "NoSuchKey", 404)
+        arn = f"arn:aws:s3:::{uri.bucket}/{uri.key}"
+    if not authz.decide(principal, "s3:GetObject", arn, ctx).allowed:
+        raise SpecError(f"{what}: you may not read {uri}", "AccessDenied", 403)
+
+
+async def check_write(meta: Any, principal: Any, uri_text: str, what: str) -> None:
+    uri = parse_uri(uri_text, what)
+    ctx = await _context(meta, uri.bucket, what)
+    if not authz.decide(principal, "s3:PutObject", f"arn:aws:s3:::{uri.bucket}/{uri.key}*",
+                        ctx).allowed:
+        raise SpecError(f"{what}: you may not write under {uri}", "AccessDenied", 403)
+
+
+async def list_prefix(meta: Any, uri_text: str, limit: int) -> list[str]:
+    """Keys under an array prefix (latest versions), refusing more than ``limit``."""
+    uri = parse_uri(uri_text, "array")
+    keys: list[str] = []
+    start = ""
+    while True:
+        page = await meta.list_objects(uri.bucket, prefix=uri.key, start_after=start,
+                                       max_keys=1000)
+        keys += [e.key for e in page.entries]
+        if len(keys) > limit:
+            raise SpecError(f"array: {uri} holds more than your quota of {limit} tasks",
+                            "QuotaExceeded", 403)
+        if not page.is_truncated or not page.entries:
+            return keys
+        start = page.next_marker or page.entries[-1].key
