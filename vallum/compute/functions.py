@@ -12,7 +12,6 @@ import asyncio
 import itertools
 import json
 import logging
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -264,7 +263,7 @@ class FunctionPool:
                                 max_files=r.max_files, max_procs=r.max_procs,
                                 max_file_mb=r.max_file_mb, wall_time_s=float("inf"))
             code_dir = self.box.env_paths_root(scratch) + "/code"
-            argv = [sys.executable, "-u", self.box.helper("fnworker.py"), code_dir, spec.handler]
+            argv = [sbx.python(), "-u", self.box.helper("fnworker.py"), code_dir, spec.handler]
             cmd = self.box.command(scratch, argv, env, limits)
             logf = open(scratch.log_path, "ab")
             try:

@@ -49,6 +49,7 @@ class Claimed:
     spec: JobSpec
     total: int
     principal: dict[str, Any]
+    ready: float                 # when it became runnable (wait-time metric)
 
 
 def insert_jobs(conn: sqlite3.Connection, account: str, owner: str, items: list[NewJob],
@@ -131,7 +132,7 @@ def claim(conn: sqlite3.Connection, lease: str, now: float, free: int) -> list[C
             if n <= 0:
                 continue
         rows = conn.execute(
-            "SELECT seq, idx, name, input, attempts FROM compute_tasks WHERE job_id=? AND "
+            "SELECT seq, idx, name, input, attempts, not_before FROM compute_tasks WHERE job_id=? AND "
             "state='QUEUED' AND not_before<=? ORDER BY idx LIMIT ?", (job_id, now, n)).fetchall()
         if not rows:
             continue
@@ -143,9 +144,9 @@ def claim(conn: sqlite3.Connection, lease: str, now: float, free: int) -> list[C
         if state == QUEUED:
             conn.execute("UPDATE compute_jobs SET state='RUNNING', started=? WHERE id=?",
                          (now, job_id))
-        for seq, idx, name, inp, attempts in rows:
+        for seq, idx, name, inp, attempts, ready in rows:
             out.append(Claimed(seq, job_id, idx, name, inp, attempts + 1, account, owner, kind,
-                               spec, total, json.loads(who)))
+                               spec, total, json.loads(who), ready))
     return out
 
 

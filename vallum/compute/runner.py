@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,10 +111,10 @@ def argv_of(spec: JobSpec, box: sbx.Sandbox, scratch: sbx.Scratch) -> list[str]:
     if spec.runtime == "command":
         return [*spec.command, *spec.args]
     if spec.module:
-        return [sys.executable, "-u", "-m", spec.module, *spec.args]
+        return [sbx.python(), "-u", "-m", spec.module, *spec.args]
     if spec.script:
-        return [sys.executable, "-u", f"{code_dir}/{spec.script.rsplit('/', 1)[-1]}", *spec.args]
-    return [sys.executable, "-u", f"{code_dir}/main.py", *spec.args]
+        return [sbx.python(), "-u", f"{code_dir}/{spec.script.rsplit('/', 1)[-1]}", *spec.args]
+    return [sbx.python(), "-u", f"{code_dir}/main.py", *spec.args]
 
 
 def upload_outputs(client: Client, spec: JobSpec, name: str, scratch: sbx.Scratch) -> list[str]:
@@ -238,7 +237,7 @@ async def run_task(bundle: TaskBundle, box: sbx.Sandbox, scratch_base: Path,
             env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
             env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = bundle.region
             if box.mode == "bwrap":
-                argv = [sys.executable, box.helper("relay.py"), str(port), "--", *argv]
+                argv = [sbx.python(), box.helper("relay.py"), str(port), "--", *argv]
                 relay = GatewayRelay(scratch.sock_path, parts.hostname or "127.0.0.1", port)
         if relay is not None:
             async with relay:

@@ -160,9 +160,8 @@ class Sandbox:
                 b += ["--symlink", os.readlink(path), path]
             elif os.path.isdir(path):
                 b += ["--ro-bind", path, path]
-        for prefix in sorted({sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable))}):
-            if not prefix.startswith("/usr/"):
-                b += ["--ro-bind", prefix, prefix]
+        for prefix in python_binds():
+            b += ["--ro-bind", prefix, prefix]
         b += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", JOB,
               "--ro-bind", str(scratch.inputs), f"{JOB}/in",
               "--ro-bind", str(scratch.code), f"{JOB}/code",
@@ -209,6 +208,35 @@ class Sandbox:
             if not waiter.done():
                 kill_group(proc.pid)
                 await waiter
+
+
+def _open_to_others(path: str) -> bool:
+    """Can an unprivileged user (the sandbox's ``nobody``) reach and read ``path``?"""
+    parts = os.path.realpath(path).split("/")
+    for i in range(2, len(parts) + 1):
+        try:
+            if not os.stat("/".join(parts[:i]) or "/").st_mode & 0o001:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def python_binds() -> list[str]:
+    """The interpreter's install trees to bind read-only (none when it lives under /usr)."""
+    if python() != sys.executable:
+        return []
+    prefixes = {sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable))}
+    return sorted(p for p in prefixes if not p.startswith("/usr/"))
+
+
+def python() -> str:
+    """The interpreter tasks run: this one (with its packages), unless the sandbox user cannot
+    reach it (a root-owned home) -- then the system's python3."""
+    if not drop_privileges() or all(_open_to_others(p) for p in (
+            sys.base_prefix, sys.prefix, os.path.realpath(sys.executable))):
+        return sys.executable
+    return shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin") or sys.executable
 
 
 def kill_group(pgid: int) -> None:

@@ -70,6 +70,7 @@ functions = sa.Table(
     sa.Column("account", sa.Text, nullable=False),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("principal", sa.Text, nullable=False),
     sa.Column("spec", sa.Text, nullable=False),
     sa.Column("revision", sa.Integer, nullable=False),
     sa.Column("created", sa.Float, nullable=False),
@@ -81,6 +82,7 @@ triggers = sa.Table(
     sa.Column("id", sa.Text, primary_key=True),
     sa.Column("account", sa.Text, nullable=False),
     sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("principal", sa.Text, nullable=False),     # JSON: who invocations run as
     sa.Column("kind", sa.Text, nullable=False),          # object | cron
     sa.Column("source", sa.Text, nullable=False),        # api | notification
     sa.Column("bucket", sa.Text),

@@ -82,6 +82,8 @@ def action_matches(st: Statement, action: str) -> bool:
 def resource_matches(st: Statement, resource: str, keys: Mapping[str, Any], variables: bool) -> bool:
     if st.resources is None:
         return True
+    if st.resource_re is not None:
+        return (st.resource_re.fullmatch(resource) is not None) != st.not_resource
     hit = False
     for pattern in st.resources:
         rx = expand(pattern, _lookup(keys)) if variables else glob_regex(pattern)
@@ -200,7 +202,7 @@ def condition_holds(c: Condition, keys: Mapping[str, Any], variables: bool = Tru
 
 def statement_applies(st: Statement, req: Request, variables: bool) -> bool:
     """Action, resource and conditions (the principal is checked by the caller)."""
-    return (action_matches(st, req.action)
+    return ((st.action_re.fullmatch(req.action) is not None) != st.not_action
             and resource_matches(st, req.resource, req.keys, variables)
             and all(condition_holds(c, req.keys, variables) for c in st.conditions))
 

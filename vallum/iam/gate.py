@@ -19,7 +19,7 @@ from vallum import authz
 from vallum.iam import sts
 from vallum.iam.identity import parsed
 from vallum.iam.principal import ANONYMOUS, Principal
-from vallum.s3 import errors, sigv4
+from vallum.s3 import errors, sigv2, sigv4
 
 # Operations whose action names the version when ?versionId= is present.
 VERSIONED_ACTIONS = {
@@ -58,6 +58,9 @@ def credential_of(headers: list[tuple[str, str]], raw_query: str) -> tuple[str |
                 akid = value
             elif name in ("X-Amz-Security-Token", "x-amz-security-token"):
                 token = value
+    if akid is None:
+        v2_akid, v2_token = sigv2.claimed_credential(headers, raw_query)
+        akid, token = v2_akid, token or v2_token
     return akid, token
 
 
@@ -130,8 +133,9 @@ def condition_keys(request: Any, now: float) -> dict[str, Any]:
         keys["s3:versionid"] = q["versionId"]
     auth = request.auth
     if auth is not None:
-        keys["s3:signatureversion"] = "AWS4-HMAC-SHA256"
-        keys["s3:authtype"] = "REST-QUERY-STRING" if auth.mode == "presigned" else "REST-HEADER"
+        keys["s3:signatureversion"] = "AWS" if auth.mode.endswith("-v2") else "AWS4-HMAC-SHA256"
+        keys["s3:authtype"] = ("REST-QUERY-STRING" if auth.mode.startswith("presigned")
+                               else "REST-HEADER")
     tagging = h.get("x-amz-tagging")
     if tagging:
         tags = parse_qsl(tagging, keep_blank_values=True)

@@ -8,8 +8,9 @@ resolved principal is dropped and re-read. Unchanged, a request costs that one r
 
 from __future__ import annotations
 
+import logging
 import threading
-import time
+from dataclasses import replace
 from functools import lru_cache
 
 from vallum.iam import policy as policy_lang
@@ -18,6 +19,7 @@ from vallum.iam.directory import Directory
 from vallum.iam.principal import PLATFORM_ARN, Principal
 from vallum.iam.root import RootCredentials
 
+log = logging.getLogger("vallum.iam")
 LAST_USED_EVERY = 60.0        # seconds between last-used writes for one key
 
 
@@ -48,6 +50,7 @@ class Identities:
         self._keys: dict[str, tuple[str, str, str, str]] = {}   # akid -> (secret, status, account, user)
         self._users: dict[tuple[str, str], Principal] = {}
         self._roles: dict[tuple[str, str], Principal] = {}
+        self._by_key: dict[str, Principal] = {}
         self._touched: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -59,7 +62,7 @@ class Identities:
         gen = self.store.generation()
         if gen != self._gen:
             with self._lock:
-                self._keys, self._users, self._roles = {}, {}, {}
+                self._keys, self._users, self._roles, self._by_key = {}, {}, {}, {}
                 self._gen = gen
 
     # -- lookups --------------------------------------------------------------
@@ -119,9 +122,12 @@ class Identities:
         hit = self.key(akid)
         if hit is None or hit[1] != "Active":
             return None
-        principal = self.user_principal(akid, hit[2], hit[3])
+        principal = self._by_key.get(akid)
         if principal is None:
-            return None
+            principal = self.user_principal(akid, hit[2], hit[3])
+            if principal is None:
+                return None
+            self._by_key[akid] = principal
         self._touch(akid, now)
         return hit[0], principal
 
@@ -155,13 +161,8 @@ class Identities:
         try:
             self.store.touch_key(akid, when)
         except Exception:  # noqa: BLE001 - last-used is advisory; never fail anything on it
-            pass
+            log.debug("could not record last use of %s", akid, exc_info=True)
 
 
 def _with_key(p: Principal, akid: str, **changes) -> Principal:
-    from dataclasses import replace
     return replace(p, access_key=akid, **changes)
-
-
-def now() -> float:
-    return time.time()

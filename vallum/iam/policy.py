@@ -101,6 +101,7 @@ class Statement:
     not_principal: bool
     conditions: tuple[Condition, ...]
     action_re: re.Pattern[str]
+    resource_re: re.Pattern[str] | None = None   # all resources at once, when none has ${...}
 
     @property
     def label(self) -> str:
@@ -265,8 +266,13 @@ def _statement(item: Any, i: int, kind: str, bucket: str | None) -> Statement:
         prin, f"{where}.{'NotPrincipal' if not_principal else 'Principal'}")
     conditions = _conditions(item.get("Condition", {}), f"{where}.Condition")
     pattern = "|".join(glob_regex(a, True).pattern for a in actions)
+    resource_re = None
+    if resources is not None and not any("${" in r for r in resources):
+        resource_re = re.compile("(?:" + "|".join(glob_regex(r).pattern for r in resources) + ")",
+                                 re.S)
     return Statement(i, sid, effect, actions, not_action, resources, not_resource, principal,
-                     not_principal, conditions, re.compile(f"(?:{pattern})", re.I | re.S))
+                     not_principal, conditions, re.compile(f"(?:{pattern})", re.I | re.S),
+                     resource_re)
 
 
 def _pair(item: dict, a: str, b: str, where: str, *, required: bool) -> tuple[Any, bool]:

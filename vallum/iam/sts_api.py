@@ -6,7 +6,6 @@ Answers are rendered as the STS query-protocol XML boto3's sts client parses.
 from __future__ import annotations
 
 import re
-import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -117,6 +116,3 @@ def assume_role(iam: Any, who: Principal, params: dict[str, str], rid: str,
     return _response("AssumeRole", _credentials(iam, session) + assumed
                      + "<PackedPolicySize>0</PackedPolicySize>", rid)
 
-
-def now() -> float:
-    return time.time()

@@ -9,6 +9,7 @@ does not become the baseline it is judged against.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 from vallum.operator import rules
@@ -27,7 +28,8 @@ class PrincipalState:
     profile: Profile = field(default_factory=Profile)
     account: str = ""
     minute_addresses: set[str] = field(default_factory=set)
-    alerted_minute: int = -1
+    alerted_until: float = 0.0          # no learning before this time (an alert is recent)
+    above: deque = field(default_factory=deque)   # (ts, level) of reads above its usual level
     novel_net: str = ""
     novel_count: int = 0
     novel_since: float = 0.0
@@ -68,7 +70,6 @@ class Detector:
         st = self.principals.get(ev.principal)
         if st is None:
             st = self.principals[ev.principal] = PrincipalState(account=ev.account)
-        minute = int(ev.ts // 60)
         if psample is not None:
             self._learn(ev, st, psample, alerts)
         if ev.source:
@@ -78,8 +79,13 @@ class Detector:
             found = rule(pw, p, self.prior, t)
             if found:
                 self._emit(alerts, ev, kind, ev.principal, "principal", found)
-        if ev.label >= 0:
-            found = rules.label_climbing(pw, p, t)
+        if ev.label >= 0 and p.samples >= t.min_samples:
+            above = st.above
+            if ev.label > p.usual_label():
+                above.append((ev.ts, ev.label))
+            while above and above[0][0] < ev.ts - t.climb_window:
+                above.popleft()
+            found = rules.label_climbing(above, p, t) if above else None
             if found:
                 self._emit(alerts, ev, "label_climbing", ev.principal, "principal", found)
         if ev.source:
@@ -94,7 +100,7 @@ class Detector:
                 if found:
                     self._emit(alerts, ev, "unusual_access", ev.principal, "principal", found)
         if alerts:
-            st.alerted_minute = minute
+            st.alerted_until = ev.ts + self.cooldown
         return alerts
 
     def _learn(self, ev: RequestEvent, st: PrincipalState, sample: tuple[list[float], int],
@@ -102,9 +108,9 @@ class Detector:
         """Learn the finished minute, unless it raised an alert."""
         peaks_list, minute = sample
         addresses, st.minute_addresses = st.minute_addresses, set()
-        if st.alerted_minute == minute:
-            return
         ts = minute * 60.0
+        if ts + 60.0 > st.alerted_until - self.cooldown and ts < st.alerted_until:
+            return
         if self.model is not None:
             peaks = dict(zip(FEATURES, peaks_list))
             x = normalised(peaks, st.profile, self.prior, ts)

@@ -15,6 +15,8 @@ from array import array
 from vallum.operator.signals import FEATURES, IDX
 
 NBINS = 90
+HOURLY = ("reads", "keys", "bytes_out")
+LEARN_MINUTES = 10
 
 
 def bin_of(value: float) -> int:
@@ -39,7 +41,7 @@ class Profile:
     """What one principal (or address) normally does in an active minute."""
 
     __slots__ = ("hist", "samples", "how", "addresses", "networks", "label_minutes",
-                 "first_ts", "last_ts", "_cache")
+                 "first_ts", "last_ts", "_cache", "hour_max", "candidates")
 
     def __init__(self) -> None:
         self.hist = [array("I", bytes(4 * NBINS)) for _ in FEATURES]
@@ -51,6 +53,9 @@ class Profile:
         self.first_ts = 0.0
         self.last_ts = 0.0
         self._cache: dict[tuple[int, float], float] = {}
+        # busiest minute seen at each hour of day, for the features exfiltration looks at
+        self.hour_max = {f: [0.0] * 24 for f in HOURLY}
+        self.candidates: dict[str, int] = {}           # network -> active minutes seen there
 
     def learn(self, peaks: list[float], ts: float, addresses: set[str] = frozenset()) -> None:
         for i, v in enumerate(peaks):
@@ -60,9 +65,22 @@ class Profile:
         for level in range(5):
             if peaks[IDX["label0"] + level] > 0:
                 self.label_minutes[level] += 1
+        hour = hour_of_week(ts) % 24
+        for f in HOURLY:
+            v = peaks[IDX[f]]
+            if v > self.hour_max[f][hour]:
+                self.hour_max[f][hour] = v
         for a in addresses:
             self.addresses.add(a)
-            self.networks.add(network_of(a))
+            net = network_of(a)
+            if net not in self.networks:
+                # A network becomes "known" only after LEARN_MINUTES active minutes there, so
+                # a short intrusion from a new place is not learned as normal.
+                seen = self.candidates.get(net, 0) + 1
+                self.candidates[net] = seen
+                if seen >= LEARN_MINUTES or not self.networks:
+                    self.networks.add(net)
+                    self.candidates.pop(net, None)
         if not self.first_ts:
             self.first_ts = ts
         self.last_ts = ts
@@ -84,6 +102,11 @@ class Profile:
                 break
         self._cache[(i, q)] = value
         return value
+
+    def hourly(self, feature: str, hour: int, spread: int = 1) -> float:
+        """Busiest minute of ``feature`` seen within +-spread hours of this hour of day."""
+        row = self.hour_max[feature]
+        return max(row[(hour + dh) % 24] for dh in range(-spread, spread + 1))
 
     def usual_label(self, min_minutes: int = 3) -> int:
         """Highest level read in at least ``min_minutes`` distinct minutes (-1: none)."""

@@ -9,6 +9,7 @@ multiples of its own quantiles stop a batch job from alerting on its usual run.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from vallum.operator.alerts import human_bytes
@@ -27,8 +28,8 @@ class Tuning:
     exfil_reads: float = 40.0
     exfil_bytes: float = 4 * 1024 * 1024
     exfil_keys: float = 30.0
-    exfil_mult: float = 4.0
-    exfil_prefixes: float = 5.0
+    exfil_mult: float = 3.0
+    exfil_prefixes: float = 6.0
     enum_not_found: float = 20.0
     enum_lists: float = 30.0
     enum_prefixes: float = 15.0
@@ -42,9 +43,11 @@ class Tuning:
     stuff_mult: float = 4.0
     unusual_events: int = 3
     unusual_min_days: float = 2.0
+    rare_minutes: int = 5                  # active minutes at an hour (+-1 h) that still count as rare
     climb_above: float = 4.0
     climb_levels: float = 2.0
     climb_single: float = 12.0
+    climb_window: float = 900.0
 
 
 def thr(profile: Profile, prior: Profile, feature: str, floor: float, mult: float, t: Tuning) -> float:
@@ -52,15 +55,25 @@ def thr(profile: Profile, prior: Profile, feature: str, floor: float, mult: floa
     return max(floor, mult * base.quantile(feature, t.q))
 
 
+def hour_thr(p: Profile, prior: Profile, feature: str, floor: float, mult: float, t: Tuning,
+             hour: int) -> float:
+    """Like thr(), but a principal with a mature profile is held to what it does at this
+    hour of day: a nightly batch key reading at noon is judged by its noon self."""
+    if p.samples < t.min_samples or p.days < t.unusual_min_days:
+        return thr(p, prior, feature, floor, mult, t)
+    return max(floor, mult * min(p.quantile(feature, t.q), p.hourly(feature, hour)))
+
+
 def exfiltration(w: Window, p: Profile, prior: Profile, t: Tuning) -> Finding | None:
     reads, keys, out = w.value("reads"), w.value("keys"), w.value("bytes_out")
     if reads < t.exfil_reads or out < t.exfil_bytes:
         return None                                        # cheap early exit
-    tr = thr(p, prior, "reads", t.exfil_reads, t.exfil_mult, t)
-    tk = thr(p, prior, "keys", t.exfil_keys, t.exfil_mult, t)
-    tb = thr(p, prior, "bytes_out", t.exfil_bytes, t.exfil_mult, t)
+    hour = hour_of_week(w.last_ts) % 24
+    tr = hour_thr(p, prior, "reads", t.exfil_reads, t.exfil_mult, t, hour)
+    tk = hour_thr(p, prior, "keys", t.exfil_keys, t.exfil_mult, t, hour)
+    tb = hour_thr(p, prior, "bytes_out", t.exfil_bytes, t.exfil_mult, t, hour)
     prefixes = w.value("prefixes")
-    score = min(reads / tr, keys / tk, out / tb, prefixes / t.exfil_prefixes)
+    score = min(max(reads / tr, out / tb, keys / tk), prefixes / t.exfil_prefixes)
     if score < 1.0:
         return None
     reason = (f"read {reads:.0f} objects ({human_bytes(out)}) across {prefixes:.0f} prefixes in the "
@@ -129,34 +142,29 @@ def unusual_access(ts: float, source: str, novel_events: int, p: Profile, t: Tun
     if net in p.networks:
         return None
     hour = hour_of_week(ts) % 24
-    if p.active_at_hour(hour) > 0:
+    if p.active_at_hour(hour) > t.rare_minutes:
         return None
     score = 1.0 + min(novel_events, 50) / 50.0
     return score, (f"used from {source}, a network it never used before ({len(p.networks)} known), at "
-                   f"{hour:02d}:00 UTC when it has never been active"), {
+                   f"{hour:02d}:00 UTC, an hour it is almost never active"), {
         "source": source, "hour_utc": hour, "known_networks": len(p.networks),
         "requests_from_new_network": novel_events}
 
 
-def label_climbing(w: Window, p: Profile, t: Tuning) -> Finding | None:
-    if p.samples < t.min_samples:
-        return None
+def label_climbing(above: Iterable[tuple[float, int]], p: Profile, t: Tuning) -> Finding | None:
+    """Reads above the principal's usual label level in the last ``climb_window`` seconds."""
     usual = p.usual_label()
-    above = 0.0
-    levels = 0
-    top = usual
-    for level in range(usual + 1, 5):
-        n = w.value(f"label{level}")
-        if n:
-            above += n
-            levels += 1
-            top = level
-    if above == 0:
-        return None
-    score = max(min(above / t.climb_above, levels / t.climb_levels), above / t.climb_single)
+    count = 0
+    levels: set[int] = set()
+    for _, level in above:
+        count += 1
+        levels.add(level)
+    score = max(min(count / t.climb_above, len(levels) / t.climb_levels), count / t.climb_single)
     if score < 1.0:
         return None
     usual_name = LEVELS[usual] if usual >= 0 else "nothing labelled"
-    return score, (f"read {above:.0f} objects above its usual level ({usual_name}) in the last minute, "
-                   f"up to {LEVELS[top]}"), {"reads_above_usual": above, "levels_above": levels,
-                                             "usual_level": usual_name, "highest": LEVELS[top]}
+    top = LEVELS[max(levels)]
+    return score, (f"read {count} objects above its usual level ({usual_name}) in the last "
+                   f"{t.climb_window / 60:.0f} minutes, climbing {len(levels)} level(s) up to {top}"), {
+        "reads_above_usual": count, "levels_above": len(levels), "usual_level": usual_name,
+        "highest": top}

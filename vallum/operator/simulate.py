@@ -324,7 +324,7 @@ class Generator:
                 ts += rng.expovariate(rate / 60.0)
                 self.normal_request(p, ts, source)
         elif kind == "label_climbing":
-            n, rate = rng.randint(20, 120), rng.uniform(5, 30)
+            n, rate = rng.randint(20, 120), rng.uniform(3, 20)
             base = min(p.clearance, 2)
             for i in range(n):
                 ts += rng.expovariate(rate / 60.0)

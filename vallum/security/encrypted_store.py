@@ -11,6 +11,7 @@ wrong bytes.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 
 from vallum.security import crypto, envelope
@@ -18,6 +19,9 @@ from vallum.security.crypto import TAG_BYTES, CryptoError
 from vallum.security.keytable import Keyring, KeyTable, dek_aad
 from vallum.storage.base import CHUNK, BlobMissing, BlobStore, BlobWriter, StorageError
 from vallum.storage.localfs import check_blob_id
+
+
+DEK_CACHE = 4096
 
 
 class BlobCorrupt(StorageError):
@@ -31,6 +35,9 @@ class EncryptedBlobStore(BlobStore):
         self.keys = keys
         self.ring = ring
         self.chunk_size = chunk_size
+        # Unwrapped data keys of recently read blobs: saves a key-table lookup (a thread
+        # hop) per ranged GET. Blobs are immutable, so only delete/rotate invalidate.
+        self._deks: OrderedDict[str, bytes] = OrderedDict()
 
     async def open(self) -> None:
         await self.inner.open()
@@ -56,6 +63,17 @@ class EncryptedBlobStore(BlobStore):
 
     # --- reading -------------------------------------------------------------------
     async def _dek(self, blob_id: str) -> bytes:
+        cached = self._deks.get(blob_id)
+        if cached is not None:
+            self._deks.move_to_end(blob_id)
+            return cached
+        dek = await self._load_dek(blob_id)
+        self._deks[blob_id] = dek
+        if len(self._deks) > DEK_CACHE:
+            self._deks.popitem(last=False)
+        return dek
+
+    async def _load_dek(self, blob_id: str) -> bytes:
         row = await asyncio.to_thread(self.keys.get, blob_id)
         if row is None:
             # No key: the blob is gone (or was crypto-shredded); tell which.
@@ -130,6 +148,8 @@ class EncryptedBlobStore(BlobStore):
     # --- the rest ----------------------------------------------------------------------
     async def delete(self, blob_ids: list[str]) -> None:
         await self.inner.delete(blob_ids)
+        for b in blob_ids:
+            self._deks.pop(b, None)
         if blob_ids:
             await asyncio.to_thread(self.keys.delete, blob_ids)
 
@@ -141,6 +161,7 @@ class EncryptedBlobStore(BlobStore):
     async def rotate(self, ring: Keyring) -> int:
         """Adopt a keyring with a new current key and re-wrap every data key under it."""
         self.ring = ring
+        self._deks.clear()
         return await asyncio.to_thread(self.keys.rewrap, ring)
 
 

@@ -21,6 +21,7 @@ from vallum.s3.router import route
 from vallum.s3.xml import render_error
 from vallum.security import audit_http
 from vallum.security.audit import AuditError
+from vallum.compute import api as compute_api
 from vallum.server import admin, lifecycle, metrics
 from vallum.server.http import Headers, Request, Response
 from vallum.server.state import Services
@@ -55,6 +56,9 @@ class Gateway:
             if path.startswith("/-/admin/"):
                 response = await admin.handle(self.services, scope, receive, path)
                 operation = "admin"
+            elif path.startswith(("/-/jobs/", "/-/functions/")):
+                response = await compute_api.handle(self.services, scope, receive, path)
+                operation = "compute"
             elif path.startswith("/-/"):
                 response = await lifecycle.reserved(self, method, path)
                 operation = "reserved"

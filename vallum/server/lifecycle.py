@@ -55,6 +55,14 @@ async def sweep_orphans(config: Config) -> int:
         await close_services(services)
 
 
+async def start_compute(services: Services) -> None:
+    """Jobs, functions and triggers (VALLUM_COMPUTE: local, local:N or ray://HOST:PORT)."""
+    from vallum.compute.service import ComputeService
+
+    services.compute = ComputeService(services)
+    await services.compute.start()
+
+
 async def lifespan(gateway: Gateway, receive, send) -> None:
     worker: LifecycleWorker | None = None
     while True:
@@ -65,6 +73,7 @@ async def lifespan(gateway: Gateway, receive, send) -> None:
                     gateway.services = await open_services(from_env_and_flags(None, None, None, None, None))
                     worker = LifecycleWorker(gateway.services, clock())
                     worker.start()
+                    await start_compute(gateway.services)
             except Exception as exc:  # noqa: BLE001 - reported to uvicorn, which exits
                 log.exception("start-up failed")
                 await send({"type": "lifespan.startup.failed", "message": str(exc)})
@@ -73,6 +82,8 @@ async def lifespan(gateway: Gateway, receive, send) -> None:
         elif message["type"] == "lifespan.shutdown":
             if worker is not None:
                 await worker.stop()
+            if gateway.services is not None and gateway.services.compute is not None:
+                await gateway.services.compute.stop()
             if gateway.services is not None:
                 await close_services(gateway.services)
                 gateway.services = None

@@ -19,14 +19,17 @@ class Services:
     blobs: BlobStore
     root: RootCredentials
     iam: Any = None                  # vallum.iam.service.IAM
+    compute: Any = None              # vallum.compute.service.ComputeService
     caller: Any = None               # per-request view only: the authenticated IAM Principal
     tenant: str | None = None        # per-request view only: the caller's account id
 
     def for_caller(self, principal: Any) -> Services:
         """The services as an IAM principal sees them: its account owns the buckets it
         creates, and bucket listings show only its account's buckets."""
-        if principal.is_root or principal.access_key is None:
+        if principal.access_key is None or principal.access_key == self.root.access_key:
             return self
+        if principal.is_root:        # a root session (temporary key): still the root
+            return replace(self, caller=principal)
         from vallum.iam.tenancy import TenantMeta
         return replace(self, caller=principal, tenant=principal.account,
                        meta=TenantMeta(self.meta, principal.account))

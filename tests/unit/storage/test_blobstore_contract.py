@@ -14,13 +14,13 @@ from vallum.storage.base import BlobMissing, BlobStore, StorageError
 from vallum.storage.localfs import LocalBlobStore
 from vallum.storage.memory import MemoryBlobStore
 
-BACKENDS = ["local", "local-batched", "memory"]
+BACKENDS = ["local", "memory"]
 
 
 def make_store(kind: str, tmp_path: Path) -> BlobStore:
     if kind == "memory":
         return MemoryBlobStore()
-    return LocalBlobStore(tmp_path / "data", batch_dir_fsync=kind == "local-batched")
+    return LocalBlobStore(tmp_path / "data")
 
 
 @pytest.fixture(params=BACKENDS)

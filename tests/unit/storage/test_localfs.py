@@ -220,3 +220,46 @@ def test_memory_does_not_grow_with_blob_size(tmp_path):
         await store.close()
 
     run(main())
+
+
+def test_abort_racing_commit_leaves_no_blob(tmp_path):
+    async def main():
+        store = await opened(tmp_path)
+        for _ in range(20):
+            w = store.writer()
+            await w.write(os.urandom(3 * MiB))
+            commit = asyncio.create_task(w.commit())
+            await asyncio.sleep(0)
+            await w.abort()
+            try:
+                await commit
+            except StorageError:
+                pass
+            else:
+                raise AssertionError("commit succeeded although abort ran")
+            with pytest.raises(BlobMissing):
+                await store.size(w.blob_id)
+        assert list((tmp_path / "tmp").iterdir()) == []
+        await store.close()
+
+    run(main())
+
+
+def test_cancelled_commit_then_abort_removes_everything(tmp_path):
+    async def main():
+        store = await opened(tmp_path)
+        w = store.writer()
+        await w.write(os.urandom(3 * MiB))
+        commit = asyncio.create_task(w.commit())
+        await asyncio.sleep(0)
+        commit.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await commit
+        await w.abort()  # waits for the commit thread, then removes what it placed
+        with pytest.raises(BlobMissing):
+            await store.size(w.blob_id)
+        assert list((tmp_path / "tmp").iterdir()) == []
+        assert await store.sweep(lambda _b: False) == 0
+        await store.close()
+
+    run(main())

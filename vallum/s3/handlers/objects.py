@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord
+from vallum.compute import events
 from vallum.s3 import errors
 from vallum.s3.conditions import check_read_conditions, check_write_conditions
 from vallum.s3.handlers import lock, tagging
@@ -86,6 +87,7 @@ async def put_object(request: Request) -> Response:
         owner=services.owner_id, extra=extra)
     record.extra["label"] = guard.label.banner()
     await commit_version(request, record, precondition)
+    await events.object_event(request, events.CREATED_PUT, record)
     return Response(200, version_headers(bucket, record, checksums=True))
 
 
@@ -201,6 +203,8 @@ async def delete_object(request: Request) -> Response:
         target = version_id if version_id is not None else NULL_VERSION
         removed, obsolete = await lock.guarded_delete_version(request, bucket, request.key, target)
         await services.discard_blobs(obsolete)
+        if removed is not None:
+            await events.object_event(request, events.REMOVED_DELETE, removed)
         if version_id is not None:
             headers["x-amz-version-id"] = version_id
             if removed is not None and removed.delete_marker:
@@ -208,10 +212,12 @@ async def delete_object(request: Request) -> Response:
         if bucket.versioning == "Suspended" and version_id is None:
             marker = _delete_marker(bucket, request.key, NULL_VERSION)
             await services.meta.put_object(marker)
+            await events.object_event(request, events.REMOVED_MARKER, marker)
             headers.update({"x-amz-delete-marker": "true", "x-amz-version-id": NULL_VERSION})
         return Response(204, headers)
     marker = _delete_marker(bucket, request.key, new_version_id(bucket))
     await services.meta.put_object(marker)
+    await events.object_event(request, events.REMOVED_MARKER, marker)
     return Response(204, {"x-amz-delete-marker": "true", "x-amz-version-id": marker.version_id})
 
 

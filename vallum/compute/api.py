@@ -1,0 +1,148 @@
+"""The compute JSON API under /-/jobs/ and /-/functions/ (SigV4-signed, service "s3").
+
+    POST   /-/jobs/v1/jobs                      submit one job, or {"jobs": {ref: spec}}
+    GET    /-/jobs/v1/jobs[?state=&limit=]      list
+    GET    /-/jobs/v1/jobs/{id}                 status
+    GET    /-/jobs/v1/jobs/{id}/tasks           per-task status
+    GET    /-/jobs/v1/jobs/{id}/logs?task=&offset=   log text from offset (live while running)
+    POST   /-/jobs/v1/jobs/{id}/cancel
+    POST   /-/jobs/v1/triggers, GET /-/jobs/v1/triggers, DELETE /-/jobs/v1/triggers/{id}
+    PUT    /-/functions/v1/functions/{name}     create or update
+    GET    /-/functions/v1/functions[/{name}], DELETE /-/functions/v1/functions/{name}
+    POST   /-/functions/v1/functions/{name}/invoke[?async=1]   {"payload": ...}
+    GET    /-/jobs/openapi.json (also /-/functions/openapi.json), unsigned
+
+Errors are {"error": {"code", "message"}} with a 4xx/5xx status.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qsl
+
+from vallum.compute.functions import FunctionError
+from vallum.compute.openapi import DOCUMENT
+from vallum.compute.spec import SpecError
+from vallum.iam import gate
+from vallum.s3 import errors
+from vallum.server.http import Response
+
+log = logging.getLogger("vallum.compute.api")
+MAX_BODY = 4 * 1024 * 1024
+
+
+def _json(status: int, doc: Any) -> Response:
+    return Response(status, {"content-type": "application/json"},
+                    json.dumps(doc, default=str).encode())
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> Response:
+    return _json(status, {"error": {"code": code, "message": message, **extra}})
+
+
+async def _body(receive) -> bytes:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise SpecError("request body too large (4 MiB at most)", "EntityTooLarge", 413)
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+async def _principal(services: Any, scope: dict[str, Any], body: bytes, path: str) -> Any:
+    headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
+    digest = hashlib.sha256(body).hexdigest()
+    sent = [v for k, v in headers if k == "x-amz-content-sha256"]
+    if sent and sent[0] != digest:
+        raise errors.XAmzContentSHA256Mismatch()
+    query = scope.get("query_string", b"").decode("latin-1")
+    client = scope.get("client") or ("", 0)
+    auth, principal = await gate.authenticate(services, scope["method"], path, query, headers,
+                                              client[0])
+    if auth is None or principal.anonymous:
+        raise errors.AccessDenied("The compute API requires a SigV4-signed request.")
+    return principal
+
+
+async def handle(services: Any, scope: dict[str, Any], receive, raw_path: str) -> Response:
+    path = raw_path.split("?", 1)[0]
+    method = scope["method"]
+    try:
+        if path in ("/-/jobs/openapi.json", "/-/functions/openapi.json") and method == "GET":
+            return _json(200, DOCUMENT)
+        compute = getattr(services, "compute", None)
+        if compute is None:
+            return _error(503, "ComputeUnavailable", "compute is not running on this gateway")
+        body = await _body(receive)
+        principal = await _principal(services, scope, body, path)
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        doc = json.loads(body) if body.strip() else None
+        return await _route(compute, principal, method, path.strip("/").split("/"), query, doc)
+    except SpecError as exc:
+        return _error(exc.status, exc.code, exc.message)
+    except FunctionError as exc:
+        return _error(422, "FunctionError", str(exc), detail=exc.error)
+    except errors.S3Error as exc:
+        return _error(exc.status, exc.code, exc.message)
+    except json.JSONDecodeError as exc:
+        return _error(400, "MalformedJSON", f"the body is not JSON: {exc}")
+    except ValueError as exc:
+        return _error(400, "InvalidRequest", str(exc))
+
+
+async def _route(compute: Any, who: Any, method: str, parts: list[str], query: dict[str, str],
+                 doc: Any) -> Response:
+    # parts: ["-", "jobs"|"functions", "v1", ...]
+    if len(parts) < 4 or parts[2] != "v1":
+        return _error(404, "NotFound", "see /-/jobs/openapi.json")
+    area, rest = parts[1], parts[3:]
+    if area == "jobs" and rest[0] == "jobs":
+        if len(rest) == 1 and method == "POST":
+            return _json(201, await compute.submit(who, doc))
+        if len(rest) == 1 and method == "GET":
+            return _json(200, {"jobs": compute.list_jobs(who, query.get("state"),
+                                                         int(query.get("limit", "100")))})
+        if len(rest) == 2 and method == "GET":
+            return _json(200, compute.job(who, rest[1]))
+        if len(rest) == 3 and rest[2] == "tasks" and method == "GET":
+            return _json(200, {"tasks": compute.tasks(who, rest[1])})
+        if len(rest) == 3 and rest[2] == "logs" and method == "GET":
+            return _json(200, await compute.logs(who, rest[1], int(query.get("task", "0")),
+                                                 max(0, int(query.get("offset", "0")))))
+        if len(rest) == 3 and rest[2] == "cancel" and method == "POST":
+            return _json(200, await compute.cancel(who, rest[1]))
+    if area == "jobs" and rest[0] == "triggers":
+        if len(rest) == 1 and method == "POST":
+            return _json(201, await compute.add_trigger(who, doc))
+        if len(rest) == 1 and method == "GET":
+            return _json(200, {"triggers": compute.list_triggers(who)})
+        if len(rest) == 2 and method == "DELETE":
+            await compute.delete_trigger(who, rest[1])
+            return _json(200, {"deleted": rest[1]})
+    if area == "functions" and rest[0] == "functions":
+        if len(rest) == 1 and method == "GET":
+            return _json(200, {"functions": compute.list_functions(who)})
+        if len(rest) == 2 and method == "PUT":
+            return _json(200, await compute.put_function(who, rest[1], doc))
+        if len(rest) == 2 and method == "GET":
+            return _json(200, compute.function(who, rest[1]))
+        if len(rest) == 2 and method == "DELETE":
+            await compute.delete_function(who, rest[1])
+            return _json(200, {"deleted": rest[1]})
+        if len(rest) == 3 and rest[2] == "invoke" and method == "POST":
+            payload = (doc or {}).get("payload") if isinstance(doc, dict) else None
+            if query.get("async") in ("1", "true"):
+                key = (doc or {}).get("idempotency_key") if isinstance(doc, dict) else None
+                return _json(202, await compute.invoke_async(who, rest[1], payload, key))
+            return _json(200, {"result": await compute.invoke(who, rest[1], payload)})
+    return _error(404, "NotFound", f"no {method} {'/'.join(parts)}; see /-/jobs/openapi.json")

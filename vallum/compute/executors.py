@@ -1,0 +1,123 @@
+"""Where task attempts run: the embedded local pool, or a Ray cluster.
+
+Both run the same ``runner.run_task`` (stage via S3 with the task's credentials,
+sandbox, upload), so semantics match; they differ only in which machine's
+process does it. ``vallum serve --compute ray://HOST:PORT`` picks Ray.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from vallum.compute import runner
+from vallum.compute import sandbox as sbx
+
+log = logging.getLogger("vallum.compute.executors")
+
+
+class LocalPool:
+    """Runs attempts in this process's event loop; ``capacity`` sandboxes at once."""
+
+    name = "local"
+
+    def __init__(self, box: sbx.Sandbox, scratch_base: Path, size: int | None = None) -> None:
+        self.box, self.scratch_base = box, scratch_base
+        self.capacity = size or int(os.environ.get("VALLUM_COMPUTE_SLOTS", 0)) or (os.cpu_count() or 1)
+
+    async def start(self) -> None:
+        self.scratch_base.mkdir(parents=True, exist_ok=True)
+
+    async def close(self) -> None:
+        pass
+
+    async def run(self, bundle: runner.TaskBundle, cancel: asyncio.Event,
+                  on_scratch=None) -> runner.TaskResult:
+        return await runner.run_task(bundle, self.box, self.scratch_base, cancel, on_scratch)
+
+
+def _ray_task(bundle_doc: dict[str, Any], scratch_base: str) -> dict[str, Any]:
+    """Body of the Ray remote function: one attempt on a Ray worker."""
+    bundle = runner.TaskBundle(**bundle_doc)
+    box = sbx.Sandbox()
+    result = asyncio.run(runner.run_task(bundle, box, Path(scratch_base)))
+    return result.to_json()
+
+
+class RayExecutor:
+    """Submits each attempt as a Ray task; capacity is the cluster's CPU count.
+
+    Ray workers reach the gateway over the network with the task's temporary
+    credentials, exactly as the local pool does over loopback.
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str, box: sbx.Sandbox, scratch_base: Path) -> None:
+        self.address = address
+        self.box, self.scratch_base = box, scratch_base
+        self.capacity = 1
+        self._remote: Any = None
+        self._ray: Any = None
+
+    async def start(self) -> None:
+        import ray
+
+        self._ray = ray
+        try:        # the Ray Client port (10001 by default) ...
+            await asyncio.to_thread(ray.init, address="ray://" + self.address,
+                                    ignore_reinit_error=True, log_to_driver=False,
+                                    logging_level=logging.WARNING)
+        except Exception:  # noqa: BLE001 - ... or the GCS address, joining as a driver
+            await asyncio.to_thread(ray.init, address=self.address, ignore_reinit_error=True,
+                                    log_to_driver=False, logging_level=logging.WARNING)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.capacity = max(1, int(os.environ.get("VALLUM_COMPUTE_SLOTS", 0)) or cpus)
+        self._remote = ray.remote(num_cpus=0.01, max_retries=0)(_ray_task)
+        self.scratch_base.mkdir(parents=True, exist_ok=True)
+        log.info("compute: connected to Ray at %s (%d CPUs)", self.address, cpus)
+
+    async def close(self) -> None:
+        if self._ray is not None:
+            await asyncio.to_thread(self._ray.shutdown)
+
+    async def run(self, bundle: runner.TaskBundle, cancel: asyncio.Event,
+                  on_scratch=None) -> runner.TaskResult:
+        spec = bundle.job_spec()
+        ref = self._remote.options(num_cpus=spec.resources.cpu,
+                                   memory=spec.resources.memory_mb * 1024 * 1024).remote(
+            bundle.__dict__, str(self.scratch_base))
+        waiter = asyncio.ensure_future(_await_ref(ref))
+        stopper = asyncio.ensure_future(cancel.wait())
+        try:
+            done, _ = await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
+            if waiter in done:
+                return runner.TaskResult(**waiter.result())
+            self._ray.cancel(ref, force=True)      # kills the worker; the sandbox dies with it
+            return runner.TaskResult("CANCELLED", None, "cancelled")
+        except asyncio.CancelledError:
+            self._ray.cancel(ref, force=True)
+            raise
+        except Exception as exc:  # noqa: BLE001 - a lost Ray worker is the task's failure
+            return runner.TaskResult("FAILED", None, f"ray: {type(exc).__name__}: {exc}")
+        finally:
+            stopper.cancel()
+
+
+async def _await_ref(ref: Any) -> Any:
+    import ray
+
+    return await asyncio.to_thread(ray.get, ref)
+
+
+def make_executor(url: str | None, box: sbx.Sandbox, scratch_base: Path):
+    url = url or os.environ.get("VALLUM_COMPUTE") or "local"
+    if url.startswith("ray://"):
+        return RayExecutor(url[len("ray://"):], box, scratch_base)
+    if url == "local" or url.startswith("local"):
+        size = url.partition(":")[2]
+        return LocalPool(box, scratch_base, int(size) if size.isdigit() else None)
+    raise ValueError(f"--compute must be local, local:N or ray://HOST:PORT, not {url!r}")

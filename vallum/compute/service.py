@@ -1,0 +1,528 @@
+"""The compute service one gateway process runs: scheduler, event dispatcher, cron, recovery.
+
+Loops (all on the gateway's event loop, all driven by the database so several
+gateway processes can share one queue):
+- scheduler: claim runnable tasks up to the executor's capacity, run them, record
+  the outcome (retry with backoff, roll up the job, settle dependents);
+- dispatcher: turn outbox events into function invocations (durable jobs);
+- cron: submit the jobs of schedules that came due;
+- heartbeat: keep this process's leases fresh, requeue tasks of dead processes,
+  stop tasks whose job was cancelled elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import socket
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vallum.compute import access, jobstore, metrics, triggers
+from vallum.compute import sandbox as sbx
+from vallum.compute.credentials import STSMinter, StaticMinter, principal_doc
+from vallum.compute.db import ComputeDB
+from vallum.compute.executors import make_executor
+from vallum.compute.functions import FunctionError, FunctionPool, FunctionSpec, parse_function
+from vallum.compute.runner import TaskBundle, TaskResult, _stage, redact
+from vallum.compute.spec import JobSpec, Quota, SpecError, backoff, parse_job
+
+log = logging.getLogger("vallum.compute")
+LEASE_TTL = 15.0
+HEARTBEAT = 3.0
+
+
+@dataclass
+class Running:
+    job_id: str
+    idx: int
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    scratch: sbx.Scratch | None = None
+    secrets: list[str] = field(default_factory=list)
+
+
+class ComputeService:
+    def __init__(self, services: Any, executor_url: str | None = None) -> None:
+        self.services = services
+        cfg = services.config
+        self.db = ComputeDB(cfg.meta_path)
+        self.quota = Quota.from_env()
+        self.box = sbx.Sandbox()
+        self.scratch_base = scratch_dir(cfg.data_dir)
+        self.endpoint = cfg.endpoint
+        self.region = cfg.region
+        self.minter = STSMinter(services.iam) if services.iam is not None else StaticMinter(
+            services.root.access_key, services.root.secret_key)
+        self.executor = make_executor(executor_url, self.box, self.scratch_base)
+        self.functions = FunctionPool(self.box, self.scratch_base, self._stage_function_code,
+                                      self.minter.mint)
+        self.lease = f"{socket.gethostname()}|{os.getpid()}|{uuid.uuid4().hex[:8]}"
+        self.running: dict[int, Running] = {}
+        self.wake = asyncio.Event()
+        self.events_wake = asyncio.Event()
+        self.trigger_buckets: set[str] = set()
+        self._loops: list[asyncio.Task] = []
+        self._tasks: set[asyncio.Task] = set()
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        await asyncio.to_thread(self.db.open)
+        await self.executor.start()
+        self.functions.start()
+        await self.db.write(lambda c: jobstore.recover(c, time.time(), time.time() + 1,
+                                                       self._live_leases(c)))
+        self.reload_triggers()
+        log.info("compute: executor %s, capacity %d, sandbox %s", self.executor.name,
+                 self.executor.capacity, self.box.mode)
+        for loop in (self._schedule_loop, self._dispatch_loop, self._cron_loop,
+                     self._heartbeat_loop):
+            self._loops.append(asyncio.ensure_future(loop()))
+
+    async def stop(self) -> None:
+        for t in self._loops:
+            t.cancel()
+        for t in list(self._tasks):
+            t.cancel()        # kills the sandboxes; tasks stay RUNNING and are requeued on start
+        await asyncio.gather(*self._loops, *self._tasks, return_exceptions=True)
+        await self.functions.close()
+        await self.executor.close()
+        await asyncio.to_thread(self.db.close)
+
+    def _live_leases(self, conn) -> set[str]:
+        """Leases whose process is alive on this host (anything else may be dead)."""
+        live = {self.lease}
+        host = socket.gethostname()
+        for (lease,) in conn.execute("SELECT DISTINCT lease FROM compute_tasks WHERE "
+                                     "state='RUNNING' AND lease IS NOT NULL").fetchall():
+            parts = lease.split("|")
+            if len(parts) == 3 and parts[0] == host:
+                try:
+                    os.kill(int(parts[1]), 0)
+                    if int(parts[1]) != os.getpid():
+                        live.add(lease)
+                except (ProcessLookupError, ValueError):
+                    pass
+                except PermissionError:
+                    live.add(lease)
+            elif len(parts) == 3:
+                live.add(lease)          # another host: trust its heartbeat
+        return live
+
+    # ------------------------------------------------------------ jobs
+    async def submit(self, principal: Any, doc: Any) -> dict[str, Any]:
+        """Validate, authorize and enqueue one job ({...}) or a batch ({"jobs": {ref: {...}}})."""
+        batch = isinstance(doc, dict) and set(doc) == {"jobs"}
+        docs = doc["jobs"] if batch else {"job": doc}
+        if not isinstance(docs, dict) or not docs:
+            raise SpecError("jobs must be a non-empty object of name -> job spec")
+        items: list[jobstore.NewJob] = []
+        for ref, d in docs.items():
+            spec = parse_job(d, self.quota)
+            items.append(await self._prepare(principal, ref, spec))
+        jobstore.check_refs(items)
+        now = time.time()
+        who = principal_doc(principal)
+        ids = await self.db.write(lambda c: jobstore.insert_jobs(
+            c, principal.account, principal.arn, items, now, who))
+        for it in items:
+            metrics.SUBMITTED.labels(it.kind).inc()
+        self.wake.set()
+        if batch:
+            return {"jobs": {ref: self.job(principal, jid) for ref, jid in ids.items()}}
+        return self.job(principal, ids["job"])
+
+    async def _prepare(self, principal: Any, ref: str, spec: JobSpec) -> jobstore.NewJob:
+        meta = self.services.meta
+        for uri in spec.inputs:
+            await access.check_read(meta, principal, uri, "inputs")
+        for what, uri in (("script", spec.script), ("code_uri", spec.code_uri)):
+            if uri:
+                await access.check_read(meta, principal, uri, what)
+        await access.check_write(meta, principal, spec.output, "output")
+        if spec.array:
+            await access.check_read(meta, principal, spec.array, "array")
+            arr = spec.array[5:].split("/", 1)
+            prefix = arr[1] if len(arr) > 1 else ""
+            keys = await access.list_prefix(meta, spec.array, self.quota.tasks)
+            tasks = [(k[len(prefix):] or k, k) for k in keys]
+            if not tasks:
+                raise SpecError(f"array: no objects under {spec.array}")
+            return jobstore.NewJob(ref, spec, "array", tasks)
+        return jobstore.NewJob(ref, spec, "job", [("", None)])
+
+    def _visible(self, principal: Any, account: str) -> bool:
+        return principal.is_root or principal.account == account
+
+    def job(self, principal: Any, job_id: str) -> dict[str, Any]:
+        rows = self.db.query("SELECT * FROM compute_jobs WHERE id=?", (job_id,))
+        if not rows or not self._visible(principal, rows[0]["account"]):
+            raise SpecError(f"no such job {job_id}", "NoSuchJob", 404)
+        doc = jobstore.job_doc(rows[0])
+        counts = dict(self.db.reader().execute(
+            "SELECT state, count(*) FROM compute_tasks WHERE job_id=? GROUP BY state",
+            (job_id,)).fetchall())
+        doc["tasks"] = {k: counts.get(k, 0) for k in
+                        ("QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT")}
+        return doc
+
+    def list_jobs(self, principal: Any, state: str | None, limit: int) -> list[dict[str, Any]]:
+        sql, params = "SELECT * FROM compute_jobs WHERE 1=1", []
+        if not principal.is_root:
+            sql += " AND account=?"
+            params.append(principal.account)
+        if state:
+            sql += " AND state=?"
+            params.append(state)
+        sql += " ORDER BY seq DESC LIMIT ?"
+        params.append(max(1, min(limit, 1000)))
+        return [jobstore.job_doc(r) for r in self.db.query(sql, params)]
+
+    def tasks(self, principal: Any, job_id: str) -> list[dict[str, Any]]:
+        self.job(principal, job_id)
+        rows = self.db.query("SELECT idx, name, input, state, attempts, started, finished, "
+                             "exit_code, reason FROM compute_tasks WHERE job_id=? ORDER BY idx",
+                             (job_id,))
+        return [dict(r) for r in rows]
+
+    async def cancel(self, principal: Any, job_id: str) -> dict[str, Any]:
+        self.job(principal, job_id)
+        ok, running, _ = await self.db.write(lambda c: jobstore.cancel_job(c, job_id, time.time()))
+        for seq in running:
+            if seq in self.running:
+                self.running[seq].cancel.set()
+        self.wake.set()
+        doc = self.job(principal, job_id)
+        doc["cancelled"] = ok
+        return doc
+
+    async def logs(self, principal: Any, job_id: str, idx: int, offset: int) -> dict[str, Any]:
+        """Live from the running task's log file, else from the stored log object."""
+        job = self.job(principal, job_id)
+        row = self.db.query("SELECT seq, name, state FROM compute_tasks WHERE job_id=? AND idx=?",
+                            (job_id, idx))
+        if not row:
+            raise SpecError(f"job {job_id} has no task {idx}", "NoSuchTask", 404)
+        seq, name, state = row[0]["seq"], row[0]["name"], row[0]["state"]
+        running = self.running.get(seq)
+        if running is not None and running.scratch is not None:
+            try:
+                with open(running.scratch.log_path, "rb") as f:
+                    f.seek(offset)
+                    data = f.read(1 << 20)
+            except FileNotFoundError:
+                data = b""
+            data = redact(data, running.secrets)
+            return {"data": data.decode("utf-8", "replace"), "offset": offset + len(data),
+                    "done": False, "state": state}
+        done = state in jobstore.TERMINAL or job["state"] in jobstore.TERMINAL
+        data = b""
+        if job.get("output"):
+            from vallum.compute.runner import log_key
+            from vallum.service.reader import read_object
+            bucket, key = log_key(JobSpec.from_json(json.loads(self.db.query(
+                "SELECT spec FROM compute_jobs WHERE id=?", (job_id,))[0]["spec"])), name)
+            rec = await self.services.meta.get_object(bucket, key)
+            if rec is not None and not rec.delete_marker and rec.size > offset:
+                if rec.inline is not None:
+                    data = rec.inline[offset:]
+                else:
+                    data = b"".join([c async for c in read_object(
+                        self.services.blobs, rec, offset, rec.size - 1)])
+        return {"data": data.decode("utf-8", "replace"), "offset": offset + len(data),
+                "done": done and state != "RUNNING", "state": state}
+
+    # ------------------------------------------------------------ scheduler
+    async def _schedule_loop(self) -> None:
+        while True:
+            self.wake.clear()
+            try:
+                free = self.executor.capacity - len(self.running)
+                claimed = []
+                if free > 0:
+                    claimed = await self.db.write(
+                        lambda c: jobstore.claim(c, self.lease, time.time(), free))
+                for c in claimed:
+                    self.running[c.seq] = Running(c.job_id, c.idx)
+                    metrics.WAIT.labels(c.spec.runtime).observe(max(0.0, time.time() - c.ready))
+                    t = asyncio.ensure_future(self._execute(c))
+                    self._tasks.add(t)
+                    t.add_done_callback(self._tasks.discard)
+                metrics.RUNNING.set(len(self.running))
+                if claimed and len(claimed) == free:
+                    continue
+                timeout = self._next_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("scheduler pass failed")
+                timeout = 1.0
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    def _next_due(self) -> float:
+        row = self.db.reader().execute(
+            "SELECT min(not_before) FROM compute_tasks WHERE state='QUEUED'").fetchone()
+        if row is None or row[0] is None:
+            return 1.0
+        return max(0.01, min(1.0, row[0] - time.time()))
+
+    async def _execute(self, c: jobstore.Claimed) -> None:
+        started = time.time()
+        run = self.running[c.seq]
+        try:
+            if c.spec.runtime == "function":
+                result = await self._run_function_task(c)
+            else:
+                duration = int(c.spec.resources.wall_time_s) + 900
+                creds = await asyncio.to_thread(self.minter.mint, c.principal, c.spec, duration)
+                run.secrets = creds.secrets()
+                bundle = TaskBundle(c.job_id, c.idx, c.name, c.attempt, c.spec.to_json(), c.input,
+                                    self.endpoint, self.region, creds.__dict__)
+
+                def on_scratch(scratch: sbx.Scratch) -> None:
+                    run.scratch = scratch
+
+                result = await self.executor.run(bundle, run.cancel, on_scratch)
+        except asyncio.CancelledError:
+            self.running.pop(c.seq, None)
+            raise
+        except Exception as exc:  # noqa: BLE001 - recorded as the task's failure
+            log.exception("task %s/%s failed internally", c.job_id, c.idx)
+            result = TaskResult("FAILED", None, f"internal error: {exc}")
+        now = time.time()
+        retry_at = None
+        if result.state in ("FAILED", "TIMED_OUT") and c.attempt <= c.spec.retries:
+            retry_at = now + backoff(c.spec, c.attempt)
+        runtime = c.spec.runtime
+        metrics.RUN.labels(runtime, result.state).observe(now - started)
+        metrics.FINISHED.labels(runtime, result.state).inc()
+        if result.state in ("FAILED", "TIMED_OUT"):
+            metrics.FAILURES.labels(runtime, result.state.lower()).inc()
+        payload = getattr(result, "payload", None)
+        try:
+            await self.db.write(lambda conn: jobstore.finish_task(
+                conn, c.seq, result.state, result.exit_code, result.reason, now, retry_at, payload))
+        finally:
+            self.running.pop(c.seq, None)
+            self.wake.set()
+
+    # ------------------------------------------------------------ functions
+    def _function_row(self, account: str, name: str) -> Any:
+        rows = self.db.query("SELECT * FROM compute_functions WHERE account=? AND name=?",
+                             (account, name))
+        if not rows:
+            raise SpecError(f"no such function {name!r}", "NoSuchFunction", 404)
+        return rows[0]
+
+    async def _stage_function_code(self, spec: FunctionSpec, code_dir, principal) -> None:
+        if spec.code is not None:
+            (code_dir / "main.py").write_text(spec.code)
+            os.chmod(code_dir / "main.py", 0o644)
+        if spec.code_uri:
+            from vallum.client import Client
+            creds = await asyncio.to_thread(self.minter.mint, principal, spec.as_job(), 900)
+            client = Client(self.endpoint, creds.access_key_id, creds.secret_access_key,
+                            session_token=creds.session_token, region=self.region)
+            await asyncio.to_thread(_stage, client, spec.code_uri, code_dir)
+
+    async def _run_function_task(self, c: jobstore.Claimed) -> TaskResult:
+        row = self._function_row(c.account, c.spec.function or "")
+        spec = FunctionSpec.from_json(json.loads(row["spec"]))
+        ctx = {"invocation_id": f"{c.job_id}/{c.attempt}", "attempt": c.attempt}
+        try:
+            value = await self.functions.invoke(c.account, row["name"], row["revision"], spec,
+                                                json.loads(row["principal"]), c.spec.payload, ctx)
+            result = TaskResult("SUCCEEDED", 0)
+            result.payload = {"result": value}          # type: ignore[attr-defined]
+        except FunctionError as exc:
+            timed_out = exc.error.get("type") == "TimedOut"
+            result = TaskResult("TIMED_OUT" if timed_out else "FAILED", None,
+                                f"{exc.error.get('type')}: {exc.error.get('message')}")
+            result.payload = {"error": exc.error}       # type: ignore[attr-defined]
+        return result
+
+    async def put_function(self, principal: Any, name: str, doc: Any) -> dict[str, Any]:
+        if not jobstore_name_ok(name):
+            raise SpecError("function names are 1-64 of [A-Za-z0-9_-]")
+        spec = parse_function(doc, self.quota)
+        if spec.code_uri:
+            await access.check_read(self.services.meta, principal, spec.code_uri, "code_uri")
+        who = json.dumps(principal_doc(principal))
+
+        def tx(conn) -> int:
+            row = conn.execute("SELECT revision FROM compute_functions WHERE account=? AND name=?",
+                               (principal.account, name)).fetchone()
+            rev = (row[0] + 1) if row else 1
+            conn.execute("INSERT OR REPLACE INTO compute_functions (account, name, owner, "
+                         "principal, spec, revision, created) VALUES (?,?,?,?,?,?,?)",
+                         (principal.account, name, principal.arn, who,
+                          json.dumps(spec.to_json()), rev, time.time()))
+            return rev
+
+        await self.db.write(tx)
+        self.functions.retire(principal.account, name)
+        return self.function(principal, name)
+
+    def function(self, principal: Any, name: str) -> dict[str, Any]:
+        row = self._function_row(principal.account, name)
+        return {"name": row["name"], "account": row["account"], "owner": row["owner"],
+                "revision": row["revision"], "created": row["created"],
+                "spec": json.loads(row["spec"])}
+
+    def list_functions(self, principal: Any) -> list[dict[str, Any]]:
+        rows = self.db.query("SELECT name FROM compute_functions WHERE account=? ORDER BY name",
+                             (principal.account,))
+        return [self.function(principal, r["name"]) for r in rows]
+
+    async def delete_function(self, principal: Any, name: str) -> None:
+        self._function_row(principal.account, name)
+        await self.db.write(lambda c: c.execute(
+            "DELETE FROM compute_functions WHERE account=? AND name=?", (principal.account, name)))
+        self.functions.retire(principal.account, name)
+
+    async def invoke(self, principal: Any, name: str, payload: Any) -> Any:
+        row = self._function_row(principal.account, name)
+        spec = FunctionSpec.from_json(json.loads(row["spec"]))
+        t0 = time.perf_counter()
+        outcome = "ok"
+        try:
+            return await self.functions.invoke(principal.account, name, row["revision"], spec,
+                                               json.loads(row["principal"]), payload,
+                                               {"invocation_id": uuid.uuid4().hex, "attempt": 1})
+        except FunctionError:
+            outcome = "error"
+            raise
+        finally:
+            metrics.INVOKE.labels(outcome).observe(time.perf_counter() - t0)
+
+    async def invoke_async(self, principal: Any, name: str, payload: Any,
+                           idempotency_key: str | None = None) -> dict[str, Any]:
+        self._function_row(principal.account, name)
+        spec = triggers.invocation_spec(name, payload, idempotency_key)
+        item = jobstore.NewJob("job", spec, "function", [("", None)])
+        ids = await self.db.write(lambda c: jobstore.insert_jobs(
+            c, principal.account, principal.arn, [item], time.time(), principal_doc(principal)))
+        metrics.SUBMITTED.labels("function").inc()
+        self.wake.set()
+        return self.job(principal, ids["job"])
+
+    # ------------------------------------------------------------ triggers and events
+    def reload_triggers(self) -> None:
+        rows = self.db.query("SELECT DISTINCT bucket FROM compute_triggers WHERE kind='object'")
+        self.trigger_buckets = {r["bucket"] for r in rows}
+
+    def has_triggers(self, bucket: str) -> bool:
+        return bucket in self.trigger_buckets
+
+    async def enqueue_event(self, bucket: str, record: dict[str, Any]) -> None:
+        """Durable before the write is acknowledged (the caller awaits this)."""
+        text = json.dumps(record)
+        await self.db.write(lambda c: c.execute(
+            "INSERT INTO compute_outbox (bucket, event, created, done) VALUES (?,?,?,0)",
+            (bucket, text, time.time())))
+        metrics.EVENTS.labels(record["eventName"]).inc()
+        self.events_wake.set()
+
+    async def add_trigger(self, principal: Any, doc: Any) -> dict[str, Any]:
+        row = await triggers.validate(self, principal, doc)
+        await self.db.write(lambda c: triggers.insert(c, row))
+        self.reload_triggers()
+        return triggers.doc(row)
+
+    def list_triggers(self, principal: Any) -> list[dict[str, Any]]:
+        rows = self.db.query("SELECT * FROM compute_triggers WHERE account=? ORDER BY created",
+                             (principal.account,))
+        return [triggers.doc(dict(r)) for r in rows]
+
+    async def delete_trigger(self, principal: Any, trigger_id: str) -> None:
+        n = await self.db.write(lambda c: c.execute(
+            "DELETE FROM compute_triggers WHERE id=? AND account=?",
+            (trigger_id, principal.account)).rowcount)
+        if not n:
+            raise SpecError(f"no such trigger {trigger_id}", "NoSuchTrigger", 404)
+        self.reload_triggers()
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            self.events_wake.clear()
+            try:
+                n = await self.db.write(lambda c: triggers.dispatch(c, time.time()))
+                if n:
+                    self.wake.set()
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("event dispatch failed")
+            try:
+                await asyncio.wait_for(self.events_wake.wait(), 1.0)
+            except asyncio.TimeoutError:
+                pass
+            self.reload_triggers()
+
+    async def _cron_loop(self) -> None:
+        while True:
+            try:
+                n = await self.db.write(lambda c: triggers.run_due_crons(c, time.time()))
+                if n:
+                    self.wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("cron pass failed")
+            await asyncio.sleep(1.0)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            try:
+                now = time.time()
+
+                def tx(conn) -> list[tuple[int, str]]:
+                    jobstore.heartbeat(conn, self.lease, now)
+                    return jobstore.recover(conn, now, now - LEASE_TTL, self._live_leases(conn))
+
+                if await self.db.write(tx):
+                    self.wake.set()
+                if self.running:
+                    seqs = list(self.running)
+                    marks = ",".join("?" * len(seqs))
+                    for (seq,) in self.db.reader().execute(
+                            f"SELECT t.seq FROM compute_tasks t JOIN compute_jobs j ON "
+                            f"j.id=t.job_id WHERE t.seq IN ({marks}) AND j.state='CANCELLED'",
+                            seqs).fetchall():
+                        if seq in self.running:
+                            self.running[seq].cancel.set()
+                queued = self.db.reader().execute(
+                    "SELECT count(*) FROM compute_tasks WHERE state='QUEUED'").fetchone()[0]
+                metrics.QUEUE_LENGTH.set(queued)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("heartbeat failed")
+
+
+def scratch_dir(data_dir: Path) -> Path:
+    """Task scratch space: VALLUM_SCRATCH_DIR, else a per-data-dir folder in the temp dir.
+
+    Not inside the data directory: that stays 0700 to its owner, while sandboxes running
+    as ``nobody`` must be able to reach their own (0700, nobody-owned) scratch folder.
+    """
+    env = os.environ.get("VALLUM_SCRATCH_DIR")
+    if env:
+        return Path(env)
+    tag = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"vallum-scratch-{tag}"
+
+
+def jobstore_name_ok(name: str) -> bool:
+    return 1 <= len(name) <= 64 and all(ch.isalnum() or ch in "_-" for ch in name)
