@@ -17,9 +17,14 @@ from collections.abc import AsyncIterator, Callable
 from vallum.security import crypto, envelope
 from vallum.security.crypto import TAG_BYTES, CryptoError
 from vallum.security.keytable import Keyring, KeyTable, dek_aad
-from vallum.storage.base import CHUNK, BlobMissing, BlobStore, BlobWriter, StorageError
-from vallum.storage.localfs import check_blob_id
-
+from vallum.storage.base import (
+    CHUNK,
+    BlobMissing,
+    BlobStore,
+    BlobWriter,
+    StorageError,
+    check_blob_id,
+)
 
 DEK_CACHE = 4096
 

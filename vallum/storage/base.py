@@ -7,10 +7,30 @@ commits (data fsynced, renamed into place, directory fsynced).
 
 from __future__ import annotations
 
+import re
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 
 CHUNK = 1024 * 1024
+_ID_RE = re.compile(r"[0-9a-f]{32}")
+
+
+def new_blob_id() -> str:
+    return uuid.uuid4().hex
+
+
+def check_blob_id(blob_id: str) -> str:
+    """Reject anything but 32 lowercase hex digits before it can reach a path."""
+    if not isinstance(blob_id, str) or _ID_RE.fullmatch(blob_id) is None:
+        raise ValueError(f"invalid blob id: {blob_id!r}")
+    return blob_id
+
+
+def check_range(start: int, end: int | None, chunk_size: int) -> None:
+    """ValueError for a negative start, an end before the start or a non-positive chunk size."""
+    if start < 0 or (end is not None and end < start) or chunk_size <= 0:
+        raise ValueError(f"invalid range or chunk size: {start}, {end}, {chunk_size}")
 
 
 class StorageError(Exception):
@@ -34,7 +54,8 @@ class BlobWriter(ABC):
 
     @abstractmethod
     async def abort(self) -> None:
-        """Discard everything written; safe to call twice or after commit failed."""
+        """Discard everything written; safe to call twice, after a failed commit, and
+        (doing nothing) after a successful one."""
 
 
 class BlobStore(ABC):
@@ -68,4 +89,5 @@ class BlobStore(ABC):
     @abstractmethod
     async def sweep(self, is_referenced: Callable[[str], bool]) -> int:
         """Remove leftovers of interrupted writes and committed blobs nobody
-        references. Call only when no writer is active (at start). Returns count."""
+        references. Call only when no writer is active (at start). Returns how many
+        were removed, temp leftovers included."""

@@ -17,11 +17,19 @@ import os
 import re
 import shutil
 import threading
-import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from vallum.storage.base import CHUNK, BlobMissing, BlobStore, BlobWriter, StorageError
+from vallum.storage.base import (
+    CHUNK,
+    BlobMissing,
+    BlobStore,
+    BlobWriter,
+    StorageError,
+    check_blob_id,
+    check_range,
+    new_blob_id,
+)
 
 WRITE_BUFFER = 1024 * 1024
 _ID_RE = re.compile(r"[0-9a-f]{32}")
@@ -29,22 +37,6 @@ _HEX2_RE = re.compile(r"[0-9a-f]{2}")
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
-
-
-def new_blob_id() -> str:
-    return uuid.uuid4().hex
-
-
-def check_blob_id(blob_id: str) -> str:
-    """Reject anything but 32 lowercase hex digits before it can reach a path."""
-    if not isinstance(blob_id, str) or _ID_RE.fullmatch(blob_id) is None:
-        raise ValueError(f"invalid blob id: {blob_id!r}")
-    return blob_id
-
-
-def _check_range(start: int, end: int | None, chunk_size: int) -> None:
-    if start < 0 or (end is not None and end < start) or chunk_size <= 0:
-        raise ValueError(f"invalid range or chunk size: {start}, {end}, {chunk_size}")
 
 
 def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
@@ -158,7 +150,7 @@ class LocalBlobStore(BlobStore):
     def read(self, blob_id: str, start: int = 0, end: int | None = None,
              chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
         path = self._blob_path(blob_id)
-        _check_range(start, end, chunk_size)
+        check_range(start, end, chunk_size)
         return _stream_file(path, blob_id, start, end, chunk_size)
 
     async def size(self, blob_id: str) -> int:

@@ -8,8 +8,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
-from vallum.storage.base import CHUNK, BlobMissing, BlobStore, BlobWriter, StorageError
-from vallum.storage.localfs import _check_range, check_blob_id, new_blob_id
+from vallum.storage.base import (
+    CHUNK,
+    BlobMissing,
+    BlobStore,
+    BlobWriter,
+    StorageError,
+    check_blob_id,
+    check_range,
+    new_blob_id,
+)
 
 
 class MemoryBlobWriter(BlobWriter):
@@ -59,7 +67,7 @@ class MemoryBlobStore(BlobStore):
     def read(self, blob_id: str, start: int = 0, end: int | None = None,
              chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
         check_blob_id(blob_id)
-        _check_range(start, end, chunk_size)
+        check_range(start, end, chunk_size)
         return self._stream(blob_id, start, end, chunk_size)
 
     async def _stream(self, blob_id: str, start: int, end: int | None,
