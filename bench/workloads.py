@@ -403,3 +403,42 @@ def rss_during_upload(ep: Endpoint, bucket: str, key: str, size: int, pid: int,
     peak[0] = max(peak[0], tree_rss_bytes(pid))
     return {"baseline_mib": baseline / MIB, "peak_mib": peak[0] / MIB,
             "growth_mib": (peak[0] - baseline) / MIB, "upload_mibs": mibs}
+
+
+# ---------------------------------------------------------------- IAM policy cost
+
+
+def policy_statements(bucket: str, count: int) -> dict:
+    """An identity policy of `count` statements where only the last one grants `bucket`.
+
+    The other statements name other buckets, so every request is evaluated against all
+    of them: the policy check's worst realistic case for its size.
+    """
+    statements = [{"Sid": f"Team{i}", "Effect": "Allow",
+                   "Action": ["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
+                   "Resource": [f"arn:aws:s3:::team-{i}", f"arn:aws:s3:::team-{i}/*"]}
+                  for i in range(max(0, count - 1))]
+    statements.append({"Sid": "Bench", "Effect": "Allow", "Action": "s3:*",
+                       "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]})
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def iam_user(ep: Endpoint, bucket: str, statements: int) -> Endpoint:
+    """A fresh account and user with one `statements`-statement policy (Vallum admin API);
+    returns the user's endpoint. The user creates `bucket`, so its account owns it."""
+    import json
+    import secrets
+
+    from vallum.cli.admin import AdminClient
+
+    admin = AdminClient(ep.url, ep.access_key, ep.secret_key)
+    account = admin.call("CreateAccount", name="bench" + secrets.token_hex(4))["account"]
+    acct = account["id"]
+    admin.call("CreateUser", account=acct, user="reader")
+    admin.call("CreatePolicy", account=acct, policy="bench50",
+               document=json.dumps(policy_statements(bucket, statements)))
+    admin.call("AttachPolicy", account=acct, kind="user", target="reader", policy="bench50")
+    key = admin.call("CreateAccessKey", account=acct, user="reader")
+    user = Endpoint(ep.url, key["access_key_id"], key["secret_access_key"])
+    create_bucket(user, bucket)
+    return user

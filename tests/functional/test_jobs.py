@@ -146,9 +146,14 @@ def test_cancel_kills_a_running_job_and_its_queued_tasks(api, s3, bucket):
         time.sleep(0.05)
     out = api.cancel(job["id"])
     assert out["cancelled"] is True
-    done = api.wait(job["id"], timeout=20)
-    assert done["state"] == "CANCELLED"
-    assert api.tasks(job["id"])[0]["state"] == "CANCELLED"
+    assert api.job(job["id"])["state"] == "CANCELLED"
+    deadline = time.monotonic() + 10
+    while api.tasks(job["id"])[0]["state"] == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (task,) = api.tasks(job["id"])
+    assert task["state"] == "CANCELLED"
+    assert task["finished"] - out["started"] < 5          # killed, not left to sleep 60 s
+    assert api.job(job["id"])["finished"] is not None
     assert api.cancel(job["id"])["cancelled"] is False
 
 

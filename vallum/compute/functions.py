@@ -127,8 +127,10 @@ class Worker:
     _ids = itertools.count(1)
 
     def __init__(self, key: tuple[str, str, int], proc: asyncio.subprocess.Process,
-                 scratch: sbx.Scratch, secrets: list[str]) -> None:
+                 scratch: sbx.Scratch, secrets: list[str], box: sbx.Sandbox) -> None:
         self.key, self.proc, self.scratch, self.secrets = key, proc, scratch, secrets
+        self.box = box
+        self._stopped = False
         self.last_used = time.monotonic()
         self.served = 0
         self.idle_s = 300.0
@@ -153,12 +155,16 @@ class Worker:
         return self.proc.returncode is None
 
     async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         sbx.kill_group(self.proc.pid)
         try:
             await asyncio.wait_for(self.proc.wait(), 5)
         except asyncio.TimeoutError:
             pass
         sbx.remove_scratch(self.scratch)
+        self.box.release_uid(self.scratch.uid)
 
 
 def _tail(path: Path, n: int = 2000) -> str:
@@ -247,8 +253,13 @@ class FunctionPool:
 
     async def _spawn(self, key, spec: FunctionSpec, principal: dict[str, Any]) -> Worker:
         account, name, revision = key
-        scratch = sbx.make_scratch(self.scratch_base, f"fn.{account[:12]}.{name}.{revision}."
-                                                      f"{time.monotonic_ns()}")
+        uid = self.box.acquire_uid()
+        try:
+            scratch = sbx.make_scratch(self.scratch_base, f"fn.{account[:12]}.{name}.{revision}."
+                                                          f"{time.monotonic_ns()}", uid)
+        except BaseException:
+            self.box.release_uid(uid)
+            raise
         try:
             await self.stage_code(spec, scratch.code, principal)
             env = self.box.env_paths(scratch)
@@ -272,7 +283,7 @@ class FunctionPool:
                     stderr=logf, env=env, cwd=str(scratch.work), start_new_session=True)
             finally:
                 logf.close()
-            worker = Worker(key, proc, scratch, secrets)
+            worker = Worker(key, proc, scratch, secrets, self.box)
             worker.idle_s = spec.idle_s
             self.started += 1
             assert proc.stdout is not None
@@ -285,6 +296,7 @@ class FunctionPool:
             return worker
         except BaseException:
             sbx.remove_scratch(scratch)
+            self.box.release_uid(uid)
             raise
 
     def retire(self, account: str, name: str) -> None:

@@ -152,6 +152,8 @@ def upload_log(client: Client, spec: JobSpec, name: str, scratch: sbx.Scratch,
     except FileNotFoundError:
         data = b""
     data = redact(data, secrets) + trailer.encode()
+    if not data:
+        return                       # nothing said: no object (the API answers "")
     bucket, key = log_key(spec, name)
     client.put_object(bucket, key, data, "text/plain; charset=utf-8")
 
@@ -204,7 +206,13 @@ async def run_task(bundle: TaskBundle, box: sbx.Sandbox, scratch_base: Path,
     creds = bundle.credentials()
     client = Client(bundle.endpoint, creds.access_key_id, creds.secret_access_key,
                     session_token=creds.session_token, region=bundle.region)
-    scratch = sbx.make_scratch(scratch_base, f"{bundle.job_id}.{bundle.idx}.{bundle.attempt}")
+    uid = box.acquire_uid()
+    try:
+        scratch = sbx.make_scratch(scratch_base, f"{bundle.job_id}.{bundle.idx}.{bundle.attempt}",
+                                   uid)
+    except BaseException:
+        box.release_uid(uid)
+        raise
     if on_scratch is not None:
         on_scratch(scratch)
     try:
@@ -263,3 +271,4 @@ async def run_task(bundle: TaskBundle, box: sbx.Sandbox, scratch_base: Path,
         return TaskResult(state, outcome.exit_code, reason, outputs)
     finally:
         sbx.remove_scratch(scratch)
+        box.release_uid(uid)

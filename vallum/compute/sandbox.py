@@ -28,6 +28,11 @@ from pathlib import Path
 log = logging.getLogger("vallum.compute.sandbox")
 
 NOBODY = 65534
+# When the server runs as root, every running sandbox gets its own unprivileged uid from
+# this range: RLIMIT_NPROC counts per uid, so one task's fork bomb cannot starve another's,
+# and even without namespaces one task cannot open another's scratch folder.
+UID_BASE = int(os.environ.get("VALLUM_SANDBOX_UID_BASE", "200000"))
+UID_COUNT = 4096
 JOB = "/job"
 HELPERS = Path(__file__).parent          # relay.py and fnworker.py, bound read-only
 _SYSTEM = ("/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc")
@@ -62,6 +67,7 @@ class Scratch:
     root: Path
     log_path: Path
     sock_path: Path
+    uid: int = NOBODY
 
     @property
     def inputs(self) -> Path:
@@ -84,8 +90,8 @@ def drop_privileges() -> bool:
     return os.geteuid() == 0
 
 
-def make_scratch(base: Path, name: str) -> Scratch:
-    """``base/name/`` (0700, owned by the sandbox user) with in, out, code, work."""
+def make_scratch(base: Path, name: str, uid: int = NOBODY) -> Scratch:
+    """``base/name/`` (0700, owned by the sandbox's uid) with in, out, code, work."""
     base.mkdir(parents=True, exist_ok=True)
     os.chmod(base, 0o711)
     holder = base / name
@@ -95,10 +101,10 @@ def make_scratch(base: Path, name: str) -> Scratch:
         (root / sub).mkdir(mode=0o755 if sub in ("in", "code") else 0o700, exist_ok=True)
     if drop_privileges():
         for sub in ("", "out", "work"):
-            os.chown(root / sub, NOBODY, NOBODY)
-        os.chown(holder, NOBODY, NOBODY)
+            os.chown(root / sub, uid, uid)
+        os.chown(holder, uid, uid)
         os.chmod(holder, 0o700)
-    return Scratch(root, holder / "task.log", holder / "gw.sock")
+    return Scratch(root, holder / "task.log", holder / "gw.sock", uid)
 
 
 def finish_scratch(scratch: Scratch) -> None:
@@ -123,6 +129,17 @@ class Sandbox:
         self.bwrap = shutil.which("bwrap") or "bwrap"
         self.prlimit = shutil.which("prlimit")
         self.setpriv = shutil.which("setpriv")
+        self._free_uids = list(range(UID_BASE + UID_COUNT - 1, UID_BASE - 1, -1))
+
+    def acquire_uid(self) -> int:
+        """A uid no other running sandbox of this process uses (NOBODY when not root)."""
+        if not drop_privileges():
+            return NOBODY
+        return self._free_uids.pop()
+
+    def release_uid(self, uid: int) -> None:
+        if drop_privileges() and uid != NOBODY:
+            self._free_uids.append(uid)
 
     def env_paths_root(self, scratch: Scratch | None = None) -> str:
         if self.mode == "bwrap":
@@ -144,7 +161,7 @@ class Sandbox:
                 *, network: bool = False) -> list[str]:
         cmd: list[str] = []
         if drop_privileges() and self.setpriv:
-            cmd += [self.setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+            cmd += [self.setpriv, f"--reuid={scratch.uid}", f"--regid={scratch.uid}", "--clear-groups",
                     "--inh-caps=-all", "--"]
         if self.prlimit:
             mem = limits.memory_mb * 1024 * 1024

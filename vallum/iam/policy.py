@@ -188,14 +188,20 @@ def parse(document: str | bytes | dict, *, kind: str = "identity", bucket: str |
     if isinstance(document, dict):
         doc, text = document, json.dumps(document)
     else:
-        text = document.decode("utf-8") if isinstance(document, bytes) else document
-        if len(text.encode("utf-8")) > MAX_POLICY_BYTES:
+        try:
+            text = document.decode("utf-8") if isinstance(document, bytes) else document
+            size = len(text.encode("utf-8"))
+        except UnicodeError:
+            raise MalformedPolicy("Policy is not valid UTF-8 text") from None
+        if size > MAX_POLICY_BYTES:
             raise MalformedPolicy(f"Policy exceeds the maximum size of {MAX_POLICY_BYTES} bytes")
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
             raise MalformedPolicy(f"Policy is not valid JSON: {exc.msg}",
                                   f"line {exc.lineno} column {exc.colno}") from None
+        except RecursionError:   # '[[[[...' fits in 20 KiB and exhausts the decoder's stack
+            raise MalformedPolicy("Policy is not valid JSON: nested too deeply") from None
     if not isinstance(doc, dict):
         raise MalformedPolicy("Policy must be a JSON object", "$")
     _only(doc, {"Version", "Id", "Statement"}, "")

@@ -109,8 +109,10 @@ class Detector:
         peaks_list, minute = sample
         addresses, st.minute_addresses = st.minute_addresses, set()
         ts = minute * 60.0
-        if ts + 60.0 > st.alerted_until - self.cooldown and ts < st.alerted_until:
-            return
+        p = st.profile
+        mature = p.samples >= self.tuning.min_samples and p.days >= self.tuning.unusual_min_days
+        if mature and st.alerted_until - self.cooldown < ts + 60.0 and ts < st.alerted_until:
+            return          # while still learning, everything is learned: no baseline yet to protect
         if self.model is not None:
             peaks = dict(zip(FEATURES, peaks_list))
             x = normalised(peaks, st.profile, self.prior, ts)

@@ -32,7 +32,7 @@ class Tuning:
     exfil_prefixes: float = 6.0
     enum_not_found: float = 20.0
     enum_lists: float = 30.0
-    enum_prefixes: float = 15.0
+    enum_prefixes: float = 25.0
     enum_buckets: float = 8.0
     enum_mult: float = 4.0
     probe_denied: float = 8.0
@@ -90,15 +90,16 @@ def enumeration(w: Window, p: Profile, prior: Profile, t: Tuning) -> Finding | N
         return None
     guess = min(nf / thr(p, prior, "not_found", t.enum_not_found, t.enum_mult, t),
                 w.value("keys") / t.enum_not_found)
+    # A listing's "key" is its prefix parameter: a walk lists many distinct prefixes.
     walk = min(lists / thr(p, prior, "lists", t.enum_lists, t.enum_mult, t),
-               prefixes / thr(p, prior, "prefixes", t.enum_prefixes, t.enum_mult, t))
+               w.value("keys") / thr(p, prior, "keys", t.enum_prefixes, t.enum_mult, t))
     fails = nf + w.value("denied")
     sweep = min(buckets / thr(p, prior, "buckets", t.enum_buckets, t.enum_mult, t), nf / 5.0)
     score = max(guess, walk, sweep)
     if score < 1.0:
         return None
     how = {guess: f"asked for {nf:.0f} keys that do not exist",
-           walk: f"listed {lists:.0f} times across {prefixes:.0f} prefixes",
+           walk: f"listed {lists:.0f} times under {w.value('keys'):.0f} different prefixes",
            sweep: f"touched {buckets:.0f} buckets, {fails:.0f} of the requests failing"}[score]
     return score, f"{how} in the last minute (key/bucket enumeration)", {
         "not_found": nf, "lists": lists, "prefixes": prefixes, "buckets": buckets}

@@ -18,7 +18,7 @@ from vallum.operator.alerts import ANOMALY, KINDS, Alert
 from vallum.operator.containment import Action
 from vallum.operator.simulate import Incident
 
-GRACE = 300.0
+GRACE = 900.0
 
 
 @dataclass

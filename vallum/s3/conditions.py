@@ -68,7 +68,7 @@ def parse_http_date(value: str) -> int | None:
     if month is None:
         return None
     fields = (int(year), month, int(day), int(hh), int(mm), int(ss))
-    if not (1 <= fields[2] <= calendar.monthrange(fields[0], month)[1]
+    if not (fields[0] >= 1 and 1 <= fields[2] <= calendar.monthrange(fields[0], month)[1]
             and fields[3] < 24 and fields[4] < 60 and fields[5] < 61):
         return None
     return calendar.timegm((*fields, 0, 0, 0))

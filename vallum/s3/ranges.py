@@ -12,6 +12,13 @@ import re
 from vallum.s3.errors import InvalidRange
 
 _SPEC = re.compile(r"(?:([0-9]+)-([0-9]*)|-([0-9]+))")  # ASCII digits only
+_PAST_ANY_SIZE = 10 ** 20   # bigger than any object; stands in for longer numbers
+
+
+def _position(digits: str) -> int:
+    """A byte position; numbers of more than 20 digits (int() refuses past 4300) are capped."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 20 else _PAST_ANY_SIZE
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | None:
@@ -32,13 +39,13 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
         return None
     first_s, last_s, suffix_s = m.groups()
     if suffix_s is not None:
-        suffix = int(suffix_s)
+        suffix = _position(suffix_s)
         if suffix == 0 or size == 0:
             raise _unsatisfiable(header, size)
         return max(0, size - suffix), size - 1
-    first = int(first_s)
+    first = _position(first_s)
     if last_s:
-        last = int(last_s)
+        last = _position(last_s)
         if last < first:  # syntactically invalid per RFC 9110: ignore the header
             return None
     else:

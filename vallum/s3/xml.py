@@ -6,6 +6,7 @@ parsing uses defusedxml so entity bombs and external entities are refused.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 from xml.etree.ElementTree import Element  # noqa: S405 - only the type; parsing goes through defusedxml
@@ -64,13 +65,20 @@ def render(root: str, body: dict[str, Any] | Iterable[tuple[str, Any]], *, ns: s
     return "".join(out).encode("utf-8")
 
 
+# Characters XML 1.0 cannot carry even as references (C0 controls, surrogates, U+FFFE/F).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 def render_error(err: errors.S3Error, request_id: str, host_id: str = "") -> bytes:
+    """Error fields echo client input (ArgumentValue, Key, ...): characters XML cannot
+    carry become U+FFFD, so every error document stays parseable."""
     body: dict[str, Any] = {"Code": err.code, "Message": err.message}
     body.update(err.fields)
     body["Resource"] = err.resource
     body["RequestId"] = request_id
     body["HostId"] = host_id or request_id
-    return render("Error", body, ns=None)
+    clean = {k: _NOT_XML.sub("\ufffd", v) if isinstance(v, str) else v for k, v in body.items()}
+    return render("Error", clean, ns=None)
 
 
 def _local(tag: str) -> str:

@@ -236,8 +236,9 @@ def verify(path: Path, public_key: bytes | None = None) -> VerifyResult:
         for lineno, raw in enumerate(f, 1):
             line = raw.rstrip(b"\n")
 
-            def broken(reason: str, at_line: int = lineno, seq: Any = None) -> VerifyResult:
-                return VerifyResult(False, count, checkpoints, at_line, seq, reason)
+            def broken(reason: str, at_line: int = lineno, seq: Any = None,
+                       _count: int = count, _checkpoints: int = checkpoints) -> VerifyResult:
+                return VerifyResult(False, _count, _checkpoints, at_line, seq, reason)
 
             try:
                 rec = json.loads(line)

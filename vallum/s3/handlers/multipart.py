@@ -157,7 +157,7 @@ async def upload_part_copy(request: Request) -> Response:
     return xml_response(xml.render("CopyPartResult", body), headers=out)
 
 
-_COPY_RANGE = re.compile(r"bytes=(\d+)-(\d+)")
+_COPY_RANGE = re.compile(r"bytes=([0-9]{1,19})-([0-9]{1,19})")  # past 5 GiB anyway; int() has a digit limit
 
 
 def parse_copy_range(header: str, size: int) -> tuple[int, int]:
