@@ -30,6 +30,8 @@ def serve(
     tls_key: str = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert"),
 ) -> None:
     """Run the S3-compatible gateway with the embedded metadata store and local disk."""
+    # Everything the server creates (database, blobs, keys, audit log) is private to its user.
+    os.umask(0o077)
     try:
         config = from_env_and_flags(data_dir, address, region, domain, workers)
     except ValueError as exc:
