@@ -19,7 +19,8 @@ class Figure:
     higher_is_better: bool
 
 
-def figures(big: str, rss: str, list_keys: int, part: str, parallel: int) -> list[Figure]:
+def figures(big: str, rss: str, list_keys: int, part: str, parallel: int,
+            iam_statements: int = 50) -> list[Figure]:
     """Every figure in report order; labels carry the sizes actually used in this run."""
     out = []
     for op in ("put", "get", "head", "delete"):
@@ -28,6 +29,9 @@ def figures(big: str, rss: str, list_keys: int, part: str, parallel: int) -> lis
                 Figure(f"{op}_p50_ms", f"{name} p50", "ms", False),
                 Figure(f"{op}_p99_ms", f"{name} p99", "ms", False)]
     out += [
+        Figure("iam_root_get_ops", "4 KiB GET by root (IAM user's bucket)", "ops/s", True),
+        Figure("iam_get_ops", f"4 KiB GET by IAM user ({iam_statements}-statement policy)", "ops/s", True),
+        Figure("iam_policy_cost_pct", "policy-check cost: 1 - IAM/root GET", "%", False),
         Figure("list_create_ops", f"create {list_keys} keys (4 KiB PUT)", "ops/s", True),
         Figure("list_keys_per_s", f"ListObjectsV2 {list_keys} keys, pages of 1000", "keys/s", True),
         Figure("put_big_mibs", f"{big} single PUT", "MiB/s", True),

@@ -14,6 +14,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -24,6 +25,7 @@ from bench import machine, report, servers, workloads
 from bench.stats import MIB, human_size, parse_size
 
 BUCKET = "bench"
+IAM_BUCKET = "bench-iam"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -59,6 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--client-procs", type=int, default=2,
                    help="client worker processes sharing the concurrency (default 2)")
     p.add_argument("--workers", type=int, help="passed to `vallum serve --workers N` if given")
+    p.add_argument("--iam-statements", type=int, default=50,
+                   help="Vallum only: GET by an IAM user with an N-statement policy vs by root "
+                        "(policy-check cost); 0 skips it (default 50)")
     p.add_argument("--tmp-dir", help="parent dir for data dirs and the disk probe (default $TMPDIR)")
     p.add_argument("--out", help="JSON results file (default bench/results/bench-<time>.json)")
     p.add_argument("--plain", action="store_true", help="plain-text table even if rich is installed")
@@ -113,6 +118,7 @@ class Suite:
         self.figures: dict[str, float] = {}
         self.details: dict[str, object] = {}
         self.errors: dict[str, str] = {}
+        self.iam_statements = 0      # > 0: also measure the policy-check cost (Vallum only)
 
     def attempt(self, name: str, fn) -> object | None:
         try:
@@ -141,6 +147,41 @@ class Suite:
             f"client cpu {batch.client_cpu_pct:3.0f}%  server cpu "
             f"{'-' if batch.server_cpu_pct is None else f'{batch.server_cpu_pct:3.0f}%'}")
 
+    def policy_cost(self, statements: int, rounds: int = 3) -> None:
+        """GET of the same 4 KiB objects by an IAM user with a `statements`-statement policy
+        and by root, alternated `rounds` times; the cost is 1 - median(IAM/root) ratio."""
+        p = self.plan
+        user = self.attempt("iam_user", lambda: workloads.iam_user(self.ep, IAM_BUCKET, statements))
+        if user is None:
+            return
+        put = self.attempt("iam_put", lambda: workloads.small_ops(
+            user, IAM_BUCKET, "PUT", "small/", p.ops, 4096, p.concurrency, p.procs, None))
+        if put is None or put.errors:
+            self.errors.setdefault("iam_put", f"{put.errors if put else '?'} PUTs failed")
+            return
+        ratios, iam_ops, root_ops = [], [], []
+        for _ in range(rounds):
+            batches = {}
+            for who, ep in (("root", self.ep), ("iam", user)):
+                b = self.attempt(f"iam_get_{who}", lambda ep=ep: workloads.small_ops(
+                    ep, IAM_BUCKET, "GET", "small/", p.ops, 4096, p.concurrency, p.procs,
+                    self.server.pid))
+                if b is None or b.errors:
+                    self.errors.setdefault(f"iam_get_{who}", "GET failed")
+                    return
+                batches[who] = b.ops_per_s
+            root_ops.append(batches["root"])
+            iam_ops.append(batches["iam"])
+            ratios.append(batches["iam"] / batches["root"])
+        self.figures["iam_root_get_ops"] = statistics.median(root_ops)
+        self.figures["iam_get_ops"] = statistics.median(iam_ops)
+        self.figures["iam_policy_cost_pct"] = 100.0 * (1.0 - statistics.median(ratios))
+        self.details["iam_policy"] = {"statements": statements, "root_ops": root_ops,
+                                      "iam_ops": iam_ops, "ratios": ratios}
+        log(f"  {self.server.name}: GET by IAM user ({statements} statements) / by root: "
+            f"{', '.join(f'{r:.3f}' for r in ratios)}; policy-check cost "
+            f"{self.figures['iam_policy_cost_pct']:.1f}%")
+
     def mibs(self, key: str, fn) -> None:
         value = self.attempt(key, fn)
         if value is not None:
@@ -154,6 +195,8 @@ class Suite:
             return self.result()
         for op in ("PUT", "GET", "HEAD", "DELETE"):
             self.small(op, "small/", p.ops, op.lower())
+        if self.server.name == "vallum" and self.iam_statements > 0:
+            self.policy_cost(self.iam_statements)
         self.small("PUT", "list/", p.list_keys, "list_create")
         if "list_create" not in self.errors:
             listed = self.attempt("list", lambda: workloads.listing(
@@ -200,7 +243,9 @@ def run_target(name: str, base: Path, plan: Plan, args: argparse.Namespace,
         return {"figures": {}, "details": {}, "errors": {"start": f"{type(exc).__name__}: {exc}"}}
     try:
         log(f"  {name} ready at {server.endpoint} (pid {server.pid})")
-        result = Suite(server, plan, block).run(measure_rss=name != servers.CEILING)
+        suite = Suite(server, plan, block)
+        suite.iam_statements = args.iam_statements
+        result = suite.run(measure_rss=name != servers.CEILING)
     finally:
         server.stop()
     result["seconds"] = time.monotonic() - started
@@ -246,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(base, ignore_errors=True)
 
     figs = report.figures(human_size(plan.big_size), human_size(plan.rss_size), plan.list_keys,
-                          human_size(plan.part_size), plan.mpu_parallel)
+                          human_size(plan.part_size), plan.mpu_parallel, args.iam_statements)
     peers = [t for t in args.target_list if t != "vallum"] if "vallum" in args.target_list else []
     ratio_table = report.ratios(results, figs, peers)
     header = ["workload", "unit", *[("client ceiling" if c == servers.CEILING else c)

@@ -4,18 +4,23 @@ Order: the platform root is allowed everything; otherwise the IAM evaluator
 (vallum.iam.evaluate) decides from the caller's identity policies (and session
 policy), the bucket policy, and the bucket's PublicAccessBlock: explicit deny,
 then allow, then default deny; a bucket of another account needs both sides.
-Labels (MAC) will slot in before IAM here without the callers changing.
+Labels (MAC) come first and no policy, root included, overrides them:
+``decide_labels`` (no read up, no write down, bucket label range) runs before any
+policy when the context carries ``labels``; handlers call it directly once they know
+the object's label (security/mac.py holds the pure rules).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from vallum.iam.evaluate import Request as EvalRequest
 from vallum.iam.evaluate import evaluate
 from vallum.iam.policy import Policy
 from vallum.iam.principal import ANONYMOUS, Principal
+from vallum.security.labels import Label
+from vallum.security.mac import LabelRange, Subject
 
 __all__ = ["ANONYMOUS", "Context", "Decision", "Principal", "decide", "is_public"]
 
@@ -41,6 +46,35 @@ class Context:
     resource_owner: str | None = None      # account owning the bucket; None: the caller's own
     bucket_policy: Policy | None = None
     restrict_public: bool = False          # PublicAccessBlock RestrictPublicBuckets
+    labels: LabelCheck | None = None       # MAC inputs, decided before any policy
+
+
+@dataclass(frozen=True)
+class LabelCheck:
+    """What MAC needs: who (Subject) and the label read and/or written."""
+
+    subject: Subject
+    read: Label | None = None              # the label of the object read
+    write: Label | None = None             # the label a write gives
+    bucket_range: LabelRange | None = None
+
+
+def decide_labels(check: LabelCheck) -> Decision:
+    """Mandatory access control alone: O(1) comparisons of precomputed labels."""
+    subject = check.subject
+    if check.read is not None and not subject.can_read(check.read):
+        return Decision(False, f"mac: no read up: label {check.read} above session level "
+                               f"{subject.describe()}", "mac", "no-read-up")
+    if check.write is not None:
+        label = check.write
+        if not label.dominates(subject.write):
+            return Decision(False, f"mac: no write down: label {label} below session level "
+                                   f"{subject.write}", "mac", "no-write-down")
+        rng = check.bucket_range
+        if rng is not None and not rng.contains(label):
+            return Decision(False, f"mac: label {label} outside bucket range "
+                                   f"[{rng.floor}, {rng.ceiling}]", "mac", "bucket-range")
+    return Decision(True, "mac: allowed", "mac", "")
 
 
 def is_public(policy: Policy) -> bool:
@@ -57,6 +91,10 @@ def is_public(policy: Policy) -> bool:
 def decide(principal: Principal, action: str, resource: str,
            context: Context | None = None) -> Decision:
     """Allow or deny ``action`` (e.g. "s3:GetObject") on ``resource`` (an ARN)."""
+    if context is not None and context.labels is not None:
+        mac = decide_labels(context.labels)
+        if not mac.allowed:
+            return mac
     if principal.is_root:
         return Decision(True, "platform root")
     ctx = context or Context()
@@ -68,6 +106,73 @@ def decide(principal: Principal, action: str, resource: str,
             resource_policies.append(("bucket-policy", ctx.bucket_policy))
     keys = {**ctx.keys, **principal.context_keys()}
     verdict = evaluate(EvalRequest(action, resource, keys, principal.caller()),
-                       identity=principal.policies, session=principal.session_policies,
-                       resource=resource_policies, resource_account=ctx.resource_owner)
+                       identity=narrowed(principal.policies, action, resource),
+                       session=narrowed(principal.session_policies, action, resource),
+                       resource=narrowed(tuple(resource_policies), action, resource),
+                       resource_account=ctx.resource_owner)
     return Decision(verdict.allowed, verdict.reason, verdict.policy, verdict.statement)
+
+
+# ---------------------------------------------------------------- statement index
+# Why: a user with 50 statements paid for 50 action regexes, resource regexes and
+# condition checks on every request, although only the statements naming this action
+# and a resource that can lie in this bucket can ever apply. ``narrowed`` drops the
+# others, once per (policies, action, bucket) and then from a cache. Dropping is an
+# over-approximation in the safe direction only (a kept statement is still fully
+# evaluated; a dropped one provably cannot apply) and keeps statement order and
+# labels, so the verdict, its reason and the deciding statement are unchanged.
+
+_NARROWED: dict[int, tuple[Any, dict[tuple[str, str], Any]]] = {}
+_MAX_SETS = 4096          # distinct policy tuples remembered (then start over)
+_MAX_VIEWS = 256          # (action, bucket) views per policy tuple
+
+
+def _literal_head(pattern: str) -> str:
+    """The part of a resource pattern before its first wildcard or ${variable}."""
+    for i, c in enumerate(pattern):
+        if c in "*?$":
+            return pattern[:i]
+    return pattern
+
+
+def may_apply(st: Any, action: str, prefix: str) -> bool:
+    """Can ``st`` apply to ``action`` on some resource starting with ``prefix``?"""
+    if (st.action_re.fullmatch(action) is not None) == st.not_action:
+        return False
+    if st.resources is None or st.not_resource:
+        return True
+    for pattern in st.resources:
+        head = _literal_head(pattern)
+        n = min(len(head), len(prefix))
+        if head[:n] == prefix[:n]:      # resource patterns match case-sensitively
+            return True
+    return False
+
+
+def narrowed(policies: tuple[tuple[str, Policy], ...], action: str,
+             resource: str) -> tuple[tuple[str, Policy], ...]:
+    """``policies`` with only the statements that may apply to ``action`` on ``resource``."""
+    if not policies:
+        return policies
+    slash = resource.find("/")
+    prefix = resource if slash < 0 else resource[:slash + 1]   # the bucket, for S3 objects
+    entry = _NARROWED.get(id(policies))
+    if entry is None or entry[0] is not policies:   # the strong reference pins the id
+        if len(_NARROWED) >= _MAX_SETS:
+            _NARROWED.clear()
+        entry = _NARROWED[id(policies)] = (policies, {})
+    views = entry[1]
+    view = views.get((action, prefix))
+    if view is None:
+        out = []
+        for label, policy in policies:
+            kept = tuple(st for st in policy.statements if may_apply(st, action, prefix))
+            # A policy left empty stays in the list: a session policy that allows
+            # nothing here must still cap what the identity policies grant.
+            out.append((label, policy if len(kept) == len(policy.statements)
+                        else replace(policy, statements=kept)))
+        view = tuple(out)
+        if len(views) >= _MAX_VIEWS:
+            views.clear()
+        views[(action, prefix)] = view
+    return view

@@ -256,6 +256,6 @@ def _check_s3(status: int, data: bytes) -> None:
         try:
             root = ElementTree.fromstring(data)
             code, message = root.findtext("Code") or "", root.findtext("Message") or ""
-        except Exception:  # noqa: BLE001 - not XML: report the status alone
+        except Exception:  # noqa: BLE001, S110 - not XML: report the status alone
             pass
         raise VallumError(status, code or str(status), message)

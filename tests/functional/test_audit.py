@@ -42,7 +42,7 @@ def test_every_request_is_audited_and_chain_verifies(own_server):
     put = next(r for r in recs if r["request_id"] == rid)
     assert put["operation"] == "PutObject" and put["key"] == "k" and put["status"] == 200
     assert put["principal"] == own_server.access_key and put["bytes_in"] == 3
-    assert put["source_ip"] == "127.0.0.1" and put["decision"] == "allow" and put["label"] is None
+    assert put["source_ip"] == "127.0.0.1" and put["decision"] == "allow" and put["label"] == "UNCLASSIFIED"
     assert any(r["status"] == 404 and r["key"] == "missing" for r in recs)
     ok = cli("verify", "--data-dir", data)
     assert ok.returncode == 0 and ok.stdout.startswith("OK"), ok.stdout + ok.stderr

@@ -255,3 +255,43 @@ def test_list_and_metrics(api, server, bucket):
     for name in ("vallum_compute_queue_length", "vallum_compute_task_wait_seconds_bucket",
                  "vallum_compute_task_run_seconds_bucket", "vallum_compute_task_failures_total"):
         assert name in text
+
+
+def _cli(server, *args, stdin=None):
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, VALLUM_ENDPOINT=server.endpoint, AWS_ACCESS_KEY_ID=server.access_key,
+               AWS_SECRET_ACCESS_KEY=server.secret_key)
+    return subprocess.run([sys.executable, "-m", "vallum", *args], env=env, input=stdin,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_job_fn_and_trigger_commands(server, s3, bucket, tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text("print('from the cli')\n")
+    r = _cli(server, "job", "submit", "--code", str(script), "--output", f"s3://{bucket}/cli/",
+             "--wait")
+    assert r.returncode == 0, r.stderr
+    job_id = json.loads(r.stdout[:r.stdout.rindex("}") + 1])["id"]
+    assert f"{job_id} SUCCEEDED" in r.stdout
+    assert _cli(server, "job", "logs", job_id).stdout == "from the cli\n"
+    assert _cli(server, "job", "logs", "-f", job_id).stdout == "from the cli\n"
+    assert job_id in _cli(server, "job", "ls").stdout
+    assert json.loads(_cli(server, "job", "status", job_id, "--tasks").stdout)["state"] == "SUCCEEDED"
+    bad = _cli(server, "job", "submit", '{"runtime": "cobol"}')
+    assert bad.returncode == 1 and "UnknownRuntime" in bad.stderr
+    failing = _cli(server, "job", "submit", json.dumps({"runtime": "command", "command": ["false"],
+                                                         "output": f"s3://{bucket}/cli/"}), "--wait")
+    assert failing.returncode == 1 and "FAILED" in failing.stdout
+    code = tmp_path / "fn.py"
+    code.write_text("def handler(e, c):\n    return {'twice': e * 2}\n")
+    assert _cli(server, "fn", "create", "clifn", "--code", str(code)).returncode == 0
+    assert json.loads(_cli(server, "fn", "invoke", "clifn", "21").stdout) == {"result": {"twice": 42}}
+    assert "clifn" in _cli(server, "fn", "ls").stdout
+    added = _cli(server, "trigger", "add", "--bucket", bucket, "--function", "clifn", "--prefix", "x/")
+    trig = json.loads(added.stdout)["id"]
+    assert trig in _cli(server, "trigger", "ls").stdout
+    assert _cli(server, "trigger", "rm", trig).returncode == 0
+    assert _cli(server, "fn", "rm", "clifn").returncode == 0
+    assert _cli(server, "fn", "invoke", "clifn").returncode == 1

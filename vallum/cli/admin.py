@@ -67,8 +67,10 @@ group_app = typer.Typer(help="Groups of users.", no_args_is_help=True)
 key_app = typer.Typer(help="Access keys.", no_args_is_help=True)
 role_app = typer.Typer(help="Roles (assumed with STS AssumeRole).", no_args_is_help=True)
 policy_app = typer.Typer(help="Managed and inline policies; the simulator.", no_args_is_help=True)
+label_app = typer.Typer(help="Object classification labels (downgrade).", no_args_is_help=True)
 for _name, _sub in (("account", account_app), ("user", user_app), ("group", group_app),
-                    ("key", key_app), ("role", role_app), ("policy", policy_app)):
+                    ("key", key_app), ("role", role_app), ("policy", policy_app),
+                    ("label", label_app)):
     app.add_typer(_sub, name=_name)
 
 
@@ -215,6 +217,14 @@ def user_get(ctx: typer.Context, name: str, account: str = AccountOpt, output: s
     _run(ctx, "GetUser", output, account=account, user=name)
 
 
+@user_app.command("set-clearance")
+def user_set_clearance(ctx: typer.Context, name: str,
+                       clearance: str = typer.Argument(..., help="e.g. 'SECRET//SI//NOFORN'; '' clears"),
+                       account: str = AccountOpt, output: str = OutputOpt) -> None:
+    """Set a user's clearance (platform root only)."""
+    _run(ctx, "SetClearance", output, account=account, user=name, clearance=clearance)
+
+
 @user_app.command("delete")
 def user_delete(ctx: typer.Context, name: str, account: str = AccountOpt, output: str = OutputOpt) -> None:
     """Delete a user, its keys, memberships and policies."""
@@ -316,9 +326,29 @@ def role_get(ctx: typer.Context, name: str, account: str = AccountOpt, output: s
     _run(ctx, "GetRole", output, account=account, role=name)
 
 
+@role_app.command("set-clearance")
+def role_set_clearance(ctx: typer.Context, name: str,
+                       clearance: str = typer.Argument(..., help="e.g. 'TOP SECRET//NOFORN'"),
+                       session_level: str = typer.Option(None, "--session-level",
+                                                         help="Default session level of its sessions"),
+                       account: str = AccountOpt, output: str = OutputOpt) -> None:
+    """Set a role's clearance and default session level (platform root only)."""
+    _run(ctx, "SetClearance", output, account=account, role=name, clearance=clearance,
+         session_level=session_level)
+
+
 @role_app.command("delete")
 def role_delete(ctx: typer.Context, name: str, account: str = AccountOpt, output: str = OutputOpt) -> None:
     _run(ctx, "DeleteRole", output, account=account, role=name)
+
+
+# ---------------------------------------------------------------- labels
+@label_app.command("downgrade")
+def label_downgrade(ctx: typer.Context, bucket: str, key: str, label: str,
+                    version_id: str = typer.Option(None, "--version-id"),
+                    output: str = OutputOpt) -> None:
+    """Lower an object's label (needs vallum:DowngradeLabel; audited)."""
+    _run(ctx, "DowngradeLabel", output, bucket=bucket, key=key, label=label, version_id=version_id)
 
 
 # ---------------------------------------------------------------- policies

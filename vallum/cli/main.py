@@ -6,12 +6,18 @@ import typer
 
 from vallum.cli import audit as audit_cli
 from vallum.cli import certs as certs_cli
+from vallum.cli import functions, jobs
 from vallum.cli.admin import app as admin_app
+from vallum.cli.operator import app as operator_app
 from vallum.cli.serve import serve
 
 app = typer.Typer(help="Vallum: a self-hosted, S3-compatible cloud for sensitive organisations.",
                   no_args_is_help=True, add_completion=False)
 app.command("serve")(serve)
+app.add_typer(jobs.app, name="job")
+app.add_typer(functions.fn_app, name="fn")
+app.add_typer(functions.trigger_app, name="trigger")
+app.add_typer(operator_app, name="operator")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(certs_cli.app, name="certs")
 app.add_typer(admin_app, name="admin")

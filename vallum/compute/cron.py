@@ -94,7 +94,7 @@ def parse(expr: str) -> Cron:
     fields = text.split()
     if len(fields) != 5:
         raise CronError(f"expected 5 fields (minute hour day month weekday), got {expr!r}")
-    values = [_field(f, lo, hi) for f, (lo, hi) in zip(fields, _RANGES)]
+    values = [_field(f, lo, hi) for f, (lo, hi) in zip(fields, _RANGES, strict=True)]
     weekdays = frozenset(d % 7 for d in values[4])
     return Cron(values[0], values[1], values[2], values[3], weekdays,
                 fields[2] == "*", fields[4] == "*")

@@ -11,6 +11,7 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,6 +37,8 @@ class ComputeDB:
         self._writer: sqlite3.Connection | None = None
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
+        # Writes are serialized anyway; one thread of their own keeps them off the default pool.
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="vallum-compute-db")
 
     def _connect(self, readonly: bool) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
@@ -97,7 +100,7 @@ class ComputeDB:
             return fn(conn)
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await asyncio.to_thread(self.run_write, fn)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self.run_write, fn)
 
     def query(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
         conn = self.reader()

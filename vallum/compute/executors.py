@@ -15,6 +15,7 @@ from typing import Any
 
 from vallum.compute import runner
 from vallum.compute import sandbox as sbx
+from vallum.compute.warm import WarmPool, eligible
 
 log = logging.getLogger("vallum.compute.executors")
 
@@ -27,15 +28,19 @@ class LocalPool:
     def __init__(self, box: sbx.Sandbox, scratch_base: Path, size: int | None = None) -> None:
         self.box, self.scratch_base = box, scratch_base
         self.capacity = size or int(os.environ.get("VALLUM_COMPUTE_SLOTS", 0)) or (os.cpu_count() or 1)
+        self.warm = WarmPool(box, scratch_base)
 
     async def start(self) -> None:
         self.scratch_base.mkdir(parents=True, exist_ok=True)
+        self.warm.start()
 
     async def close(self) -> None:
-        pass
+        await self.warm.close()
 
     async def run(self, bundle: runner.TaskBundle, cancel: asyncio.Event,
                   on_scratch=None) -> runner.TaskResult:
+        if self.box.mode == "bwrap" and eligible(bundle.job_spec()):
+            return await self.warm.run(bundle, cancel, on_scratch)
         return await runner.run_task(bundle, self.box, self.scratch_base, cancel, on_scratch)
 
 
@@ -43,6 +48,8 @@ def _ray_task(bundle_doc: dict[str, Any], scratch_base: str) -> dict[str, Any]:
     """Body of the Ray remote function: one attempt on a Ray worker."""
     bundle = runner.TaskBundle(**bundle_doc)
     box = sbx.Sandbox()
+    # A Ray worker runs one task at a time: one uid of its own, apart from the gateway's range.
+    box._free_uids = [sbx.UID_BASE + sbx.UID_COUNT + os.getpid() % 1_000_000]
     result = asyncio.run(runner.run_task(bundle, box, Path(scratch_base)))
     return result.to_json()
 
@@ -67,13 +74,13 @@ class RayExecutor:
         import ray
 
         self._ray = ray
-        try:        # the Ray Client port (10001 by default) ...
+        try:        # the GCS address (HOST:6379 by default), joining as a driver ...
+            await asyncio.to_thread(ray.init, address=self.address, ignore_reinit_error=True,
+                                    log_to_driver=False, logging_level=logging.WARNING)
+        except Exception:  # noqa: BLE001 - ... or a Ray Client server (HOST:10001)
             await asyncio.to_thread(ray.init, address="ray://" + self.address,
                                     ignore_reinit_error=True, log_to_driver=False,
                                     logging_level=logging.WARNING)
-        except Exception:  # noqa: BLE001 - ... or the GCS address, joining as a driver
-            await asyncio.to_thread(ray.init, address=self.address, ignore_reinit_error=True,
-                                    log_to_driver=False, logging_level=logging.WARNING)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.capacity = max(1, int(os.environ.get("VALLUM_COMPUTE_SLOTS", 0)) or cpus)
         self._remote = ray.remote(num_cpus=0.01, max_retries=0)(_ray_task)
@@ -110,7 +117,7 @@ class RayExecutor:
 async def _await_ref(ref: Any) -> Any:
     import ray
 
-    return await asyncio.to_thread(ray.get, ref)
+    return await runner._io(ray.get, ref)
 
 
 def make_executor(url: str | None, box: sbx.Sandbox, scratch_base: Path):

@@ -266,7 +266,7 @@ class FunctionPool:
             env.update(spec.env)
             secrets: list[str] = []
             if spec.network:
-                creds = await asyncio.to_thread(self.mint, principal, spec.as_job(), 43200)
+                creds = self.mint(principal, spec.as_job(), 43200)
                 env.update(creds.env())
                 secrets = creds.secrets()
             r = spec.resources

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,13 @@ from vallum.compute.spec import JobSpec, parse_uri
 
 log = logging.getLogger("vallum.compute.runner")
 REDACTED = "[REDACTED]"
+# Blocking S3 calls get their own threads: on the default executor they could starve the
+# gateway they are calling (which serves them from the same process).
+_IO = ThreadPoolExecutor(64, thread_name_prefix="vallum-compute-io")
+
+
+async def _io(fn, *args):
+    return await asyncio.get_running_loop().run_in_executor(_IO, fn, *args)
 
 
 @dataclass
@@ -167,7 +175,8 @@ class GatewayRelay:
 
     async def __aenter__(self) -> GatewayRelay:
         self.server = await asyncio.start_unix_server(self._handle, path=str(self.path))
-        os.chmod(self.path, 0o666)
+        # The sandbox uid must connect; the socket sits in that task's own 0700 folder.
+        os.chmod(self.path, 0o666)  # noqa: S103
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -199,6 +208,28 @@ class GatewayRelay:
         up_w.close()
 
 
+async def finish(client: Client, spec: JobSpec, name: str, scratch: sbx.Scratch,
+                 outcome: sbx.Outcome, secrets: list[str]) -> TaskResult:
+    """After the process ended: outputs (on success) and the log go to the output prefix."""
+    sbx.finish_scratch(scratch)
+    outputs: list[str] = []
+    reason = outcome.reason
+    if outcome.ok:
+        try:
+            outputs = await _io(upload_outputs, client, spec, name, scratch)
+        except (VallumError, OSError) as exc:
+            reason = f"uploading outputs failed: {exc}"
+    state = ("CANCELLED" if outcome.cancelled else "TIMED_OUT" if outcome.timed_out
+             else "SUCCEEDED" if outcome.ok and reason is None else "FAILED")
+    trailer = f"\n[vallum] {state}" + (f": {reason}" if reason else "") + "\n"
+    try:
+        await _io(upload_log, client, spec, name, scratch, secrets,
+                  trailer if state != "SUCCEEDED" else "")
+    except (VallumError, OSError) as exc:
+        log.warning("could not store the log of task %s: %s", name or "job", exc)
+    return TaskResult(state, outcome.exit_code, reason, outputs)
+
+
 async def run_task(bundle: TaskBundle, box: sbx.Sandbox, scratch_base: Path,
                    cancel: asyncio.Event | None = None, on_scratch=None) -> TaskResult:
     """Run one attempt end to end; never raises for the task's own failures."""
@@ -217,11 +248,11 @@ async def run_task(bundle: TaskBundle, box: sbx.Sandbox, scratch_base: Path,
         on_scratch(scratch)
     try:
         try:
-            await asyncio.to_thread(stage_all, client, bundle, scratch)
+            await _io(stage_all, client, bundle, scratch)
         except (VallumError, OSError) as exc:
             reason = f"staging inputs failed: {exc}"
             scratch.log_path.write_text(f"vallum: {reason}\n")
-            await asyncio.to_thread(upload_log, client, spec, bundle.name, scratch,
+            await _io(upload_log, client, spec, bundle.name, scratch,
                                     creds.secrets(), "")
             return TaskResult("FAILED", None, reason)
         env = box.env_paths(scratch)
@@ -252,23 +283,7 @@ async def run_task(bundle: TaskBundle, box: sbx.Sandbox, scratch_base: Path,
                 outcome = await box.run(scratch, argv, env, limits, network=True, cancel=cancel)
         else:
             outcome = await box.run(scratch, argv, env, limits, cancel=cancel)
-        sbx.finish_scratch(scratch)
-        outputs: list[str] = []
-        reason = outcome.reason
-        if outcome.ok:
-            try:
-                outputs = await asyncio.to_thread(upload_outputs, client, spec, bundle.name, scratch)
-            except (VallumError, OSError) as exc:
-                reason = f"uploading outputs failed: {exc}"
-        state = ("CANCELLED" if outcome.cancelled else "TIMED_OUT" if outcome.timed_out
-                 else "SUCCEEDED" if outcome.ok and reason is None else "FAILED")
-        trailer = f"\n[vallum] {state}" + (f": {reason}" if reason else "") + "\n"
-        try:
-            await asyncio.to_thread(upload_log, client, spec, bundle.name, scratch,
-                                    creds.secrets(), trailer if state != "SUCCEEDED" else "")
-        except (VallumError, OSError) as exc:
-            log.warning("could not store the log of %s/%s: %s", bundle.job_id, bundle.idx, exc)
-        return TaskResult(state, outcome.exit_code, reason, outputs)
+        return await finish(client, spec, bundle.name, scratch, outcome, creds.secrets())
     finally:
         sbx.remove_scratch(scratch)
         box.release_uid(uid)

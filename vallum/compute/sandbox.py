@@ -93,7 +93,7 @@ def drop_privileges() -> bool:
 def make_scratch(base: Path, name: str, uid: int = NOBODY) -> Scratch:
     """``base/name/`` (0700, owned by the sandbox's uid) with in, out, code, work."""
     base.mkdir(parents=True, exist_ok=True)
-    os.chmod(base, 0o711)
+    os.chmod(base, 0o711)  # noqa: S103 - traversable, not listable: each task finds only its own
     holder = base / name
     holder.mkdir(mode=0o700)
     root = holder / "job"
@@ -150,7 +150,7 @@ class Sandbox:
         base = self.env_paths_root(scratch)
         return {"VALLUM_INPUT": f"{base}/in", "VALLUM_OUTPUT": f"{base}/out",
                 "VALLUM_CODE": f"{base}/code", "HOME": f"{base}/work",
-                "TMPDIR": "/tmp", "PATH": "/usr/local/bin:/usr/bin:/bin",
+                "TMPDIR": "/tmp",  # noqa: S108 - the sandbox's private tmpfs "PATH": "/usr/local/bin:/usr/bin:/bin",
                 "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
 
     def helper(self, name: str) -> str:
@@ -179,18 +179,19 @@ class Sandbox:
                 b += ["--ro-bind", path, path]
         for prefix in python_binds():
             b += ["--ro-bind", prefix, prefix]
-        b += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", JOB,
+        b += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", JOB,  # noqa: S108 - private
               "--ro-bind", str(scratch.inputs), f"{JOB}/in",
               "--ro-bind", str(scratch.code), f"{JOB}/code",
               "--bind", str(scratch.outputs), f"{JOB}/out",
               "--bind", str(scratch.work), f"{JOB}/work",
               "--ro-bind", str(HELPERS / "relay.py"), "/opt/vallum/relay.py",
-              "--ro-bind", str(HELPERS / "fnworker.py"), "/opt/vallum/fnworker.py"]
+              "--ro-bind", str(HELPERS / "fnworker.py"), "/opt/vallum/fnworker.py",
+              "--ro-bind", str(HELPERS / "taskworker.py"), "/opt/vallum/taskworker.py"]
         if network:
             b += ["--bind", str(scratch.sock_path), "/run/vallum-gateway.sock"]
         for k, v in env.items():
             b += ["--setenv", k, v]
-        b += ["--chdir", f"{JOB}/work", "--"]
+        b += ["--remount-ro", "/", "--chdir", f"{JOB}/work", "--"]
         return cmd + b + argv
 
     async def run(self, scratch: Scratch, argv: list[str], env: dict[str, str], limits: Limits,

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -27,11 +28,11 @@ from typing import Any
 
 from vallum.compute import access, jobstore, metrics, triggers
 from vallum.compute import sandbox as sbx
-from vallum.compute.credentials import STSMinter, StaticMinter, principal_doc
+from vallum.compute.credentials import StaticMinter, STSMinter, principal_doc
 from vallum.compute.db import ComputeDB
 from vallum.compute.executors import make_executor
 from vallum.compute.functions import FunctionError, FunctionPool, FunctionSpec, parse_function
-from vallum.compute.runner import TaskBundle, TaskResult, _stage, redact
+from vallum.compute.runner import TaskBundle, TaskResult, _io, _stage, redact
 from vallum.compute.spec import JobSpec, Quota, SpecError, backoff, parse_job
 
 log = logging.getLogger("vallum.compute")
@@ -44,6 +45,7 @@ class Running:
     job_id: str
     idx: int
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    started: float = field(default_factory=time.time)
     scratch: sbx.Scratch | None = None
     secrets: list[str] = field(default_factory=list)
 
@@ -55,7 +57,8 @@ class ComputeService:
         self.db = ComputeDB(cfg.meta_path)
         self.quota = Quota.from_env()
         self.box = sbx.Sandbox()
-        self.scratch_base = scratch_dir(cfg.data_dir)
+        self.scratch_root = scratch_dir(cfg.data_dir)
+        self.scratch_base = self.scratch_root / str(os.getpid())
         self.endpoint = cfg.endpoint
         self.region = cfg.region
         self.minter = STSMinter(services.iam) if services.iam is not None else StaticMinter(
@@ -70,10 +73,12 @@ class ComputeService:
         self.trigger_buckets: set[str] = set()
         self._loops: list[asyncio.Task] = []
         self._tasks: set[asyncio.Task] = set()
+        self._stopping = False
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         await asyncio.to_thread(self.db.open)
+        await asyncio.to_thread(self._sweep_scratch)
         await self.executor.start()
         self.functions.start()
         await self.db.write(lambda c: jobstore.recover(c, time.time(), time.time() + 1,
@@ -86,6 +91,7 @@ class ComputeService:
             self._loops.append(asyncio.ensure_future(loop()))
 
     async def stop(self) -> None:
+        self._stopping = True
         for t in self._loops:
             t.cancel()
         for t in list(self._tasks):
@@ -94,6 +100,21 @@ class ComputeService:
         await self.functions.close()
         await self.executor.close()
         await asyncio.to_thread(self.db.close)
+
+    def _sweep_scratch(self) -> None:
+        """Remove scratch folders left by gateway processes that died (kill -9, crash)."""
+        if not self.scratch_root.is_dir():
+            return
+        for entry in self.scratch_root.iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                os.kill(int(entry.name), 0)
+                continue
+            except ProcessLookupError:
+                shutil.rmtree(entry, ignore_errors=True)
+            except PermissionError:
+                continue
 
     def _live_leases(self, conn) -> set[str]:
         """Leases whose process is alive on this host (anything else may be dead)."""
@@ -230,11 +251,8 @@ class ComputeService:
                 "SELECT spec FROM compute_jobs WHERE id=?", (job_id,))[0]["spec"])), name)
             rec = await self.services.meta.get_object(bucket, key)
             if rec is not None and not rec.delete_marker and rec.size > offset:
-                if rec.inline is not None:
-                    data = rec.inline[offset:]
-                else:
-                    data = b"".join([c async for c in read_object(
-                        self.services.blobs, rec, offset, rec.size - 1)])
+                data = b"".join([c async for c in read_object(   # decrypts inline bodies too
+                    self.services.blobs, rec, offset, rec.size - 1)])
         return {"data": data.decode("utf-8", "replace"), "offset": offset + len(data),
                 "done": done and state != "RUNNING", "state": state}
 
@@ -247,10 +265,9 @@ class ComputeService:
                 claimed = []
                 if free > 0:
                     claimed = await self.db.write(
-                        lambda c: jobstore.claim(c, self.lease, time.time(), free))
+                        lambda c, n=free: jobstore.claim(c, self.lease, time.time(), n))
                 for c in claimed:
-                    self.running[c.seq] = Running(c.job_id, c.idx)
-                    metrics.WAIT.labels(c.spec.runtime).observe(max(0.0, time.time() - c.ready))
+                    self._track(c)
                     t = asyncio.ensure_future(self._execute(c))
                     self._tasks.add(t)
                     t.add_done_callback(self._tasks.discard)
@@ -275,45 +292,67 @@ class ComputeService:
             return 1.0
         return max(0.01, min(1.0, row[0] - time.time()))
 
-    async def _execute(self, c: jobstore.Claimed) -> None:
-        started = time.time()
+    async def _execute(self, c: jobstore.Claimed | None) -> None:
+        """Run claimed tasks in one slot: each outcome is recorded in the same transaction
+        that claims the slot's next task (one commit per task instead of two)."""
+        while c is not None:
+            result = await self._attempt(c)
+            now = time.time()
+            retry_at = None
+            if result.state in ("FAILED", "TIMED_OUT") and c.attempt <= c.spec.retries:
+                retry_at = now + backoff(c.spec, c.attempt)
+            runtime = c.spec.runtime
+            metrics.RUN.labels(runtime, result.state).observe(now - self.running[c.seq].started)
+            metrics.FINISHED.labels(runtime, result.state).inc()
+            if result.state in ("FAILED", "TIMED_OUT"):
+                metrics.FAILURES.labels(runtime, result.state.lower()).inc()
+            payload = getattr(result, "payload", None)
+
+            def tx(conn, c=c, result=result, now=now, retry_at=retry_at, payload=payload):
+                jobstore.finish_task(conn, c.seq, result.state, result.exit_code, result.reason,
+                                     now, retry_at, payload)
+                if self._stopping:
+                    return []
+                return jobstore.claim(conn, self.lease, time.time(), 1)
+
+            try:
+                nxt = await self.db.write(tx)
+            except Exception:
+                log.exception("recording the end of task %s/%s failed", c.job_id, c.idx)
+                nxt = []
+            finally:
+                self.running.pop(c.seq, None)
+            c = nxt[0] if nxt else None
+            if c is not None:
+                self._track(c)
+        self.wake.set()
+
+    def _track(self, c: jobstore.Claimed) -> None:
+        self.running[c.seq] = Running(c.job_id, c.idx)
+        metrics.WAIT.labels(c.spec.runtime).observe(max(0.0, time.time() - c.ready))
+        metrics.RUNNING.set(len(self.running))
+
+    async def _attempt(self, c: jobstore.Claimed) -> TaskResult:
         run = self.running[c.seq]
         try:
             if c.spec.runtime == "function":
-                result = await self._run_function_task(c)
-            else:
-                duration = int(c.spec.resources.wall_time_s) + 900
-                creds = await asyncio.to_thread(self.minter.mint, c.principal, c.spec, duration)
-                run.secrets = creds.secrets()
-                bundle = TaskBundle(c.job_id, c.idx, c.name, c.attempt, c.spec.to_json(), c.input,
-                                    self.endpoint, self.region, creds.__dict__)
+                return await self._run_function_task(c)
+            duration = int(c.spec.resources.wall_time_s) + 900
+            creds = self.minter.mint(c.principal, c.spec, duration)
+            run.secrets = creds.secrets()
+            bundle = TaskBundle(c.job_id, c.idx, c.name, c.attempt, c.spec.to_json(), c.input,
+                                self.endpoint, self.region, creds.__dict__)
 
-                def on_scratch(scratch: sbx.Scratch) -> None:
-                    run.scratch = scratch
+            def on_scratch(scratch: sbx.Scratch) -> None:
+                run.scratch = scratch
 
-                result = await self.executor.run(bundle, run.cancel, on_scratch)
+            return await self.executor.run(bundle, run.cancel, on_scratch)
         except asyncio.CancelledError:
             self.running.pop(c.seq, None)
             raise
         except Exception as exc:  # noqa: BLE001 - recorded as the task's failure
             log.exception("task %s/%s failed internally", c.job_id, c.idx)
-            result = TaskResult("FAILED", None, f"internal error: {exc}")
-        now = time.time()
-        retry_at = None
-        if result.state in ("FAILED", "TIMED_OUT") and c.attempt <= c.spec.retries:
-            retry_at = now + backoff(c.spec, c.attempt)
-        runtime = c.spec.runtime
-        metrics.RUN.labels(runtime, result.state).observe(now - started)
-        metrics.FINISHED.labels(runtime, result.state).inc()
-        if result.state in ("FAILED", "TIMED_OUT"):
-            metrics.FAILURES.labels(runtime, result.state.lower()).inc()
-        payload = getattr(result, "payload", None)
-        try:
-            await self.db.write(lambda conn: jobstore.finish_task(
-                conn, c.seq, result.state, result.exit_code, result.reason, now, retry_at, payload))
-        finally:
-            self.running.pop(c.seq, None)
-            self.wake.set()
+            return TaskResult("FAILED", None, f"internal error: {exc}")
 
     # ------------------------------------------------------------ functions
     def _function_row(self, account: str, name: str) -> Any:
@@ -329,10 +368,10 @@ class ComputeService:
             os.chmod(code_dir / "main.py", 0o644)
         if spec.code_uri:
             from vallum.client import Client
-            creds = await asyncio.to_thread(self.minter.mint, principal, spec.as_job(), 900)
+            creds = self.minter.mint(principal, spec.as_job(), 900)
             client = Client(self.endpoint, creds.access_key_id, creds.secret_access_key,
                             session_token=creds.session_token, region=self.region)
-            await asyncio.to_thread(_stage, client, spec.code_uri, code_dir)
+            await _io(_stage, client, spec.code_uri, code_dir)
 
     async def _run_function_task(self, c: jobstore.Claimed) -> TaskResult:
         row = self._function_row(c.account, c.spec.function or "")
@@ -451,6 +490,27 @@ class ComputeService:
             raise SpecError(f"no such trigger {trigger_id}", "NoSuchTrigger", 404)
         self.reload_triggers()
 
+    async def set_notifications(self, principal: Any, bucket: str, wanted: list[dict]) -> None:
+        """Replace a bucket's notification-configured triggers (PutBucketNotificationConfiguration)."""
+        rows = []
+        for w in wanted:
+            row = await triggers.validate(self, principal, {
+                "kind": "object", "source": "notification", "bucket": bucket,
+                "prefix": w["prefix"], "suffix": w["suffix"], "events": w["events"],
+                "function": w["function"]})
+            if w.get("id"):
+                row["id"] = f"n-{bucket}-{w['id']}"[:200]
+            rows.append(row)
+
+        def tx(conn) -> None:
+            conn.execute("DELETE FROM compute_triggers WHERE bucket=? AND source='notification'",
+                         (bucket,))
+            for row in rows:
+                triggers.insert(conn, row)
+
+        await self.db.write(tx)
+        self.reload_triggers()
+
     async def _dispatch_loop(self) -> None:
         while True:
             self.events_wake.clear()
@@ -487,19 +547,17 @@ class ComputeService:
             try:
                 now = time.time()
 
-                def tx(conn) -> list[tuple[int, str]]:
+                def tx(conn, now=now) -> list[tuple[int, str]]:
                     jobstore.heartbeat(conn, self.lease, now)
                     return jobstore.recover(conn, now, now - LEASE_TTL, self._live_leases(conn))
 
                 if await self.db.write(tx):
                     self.wake.set()
                 if self.running:
-                    seqs = list(self.running)
-                    marks = ",".join("?" * len(seqs))
                     for (seq,) in self.db.reader().execute(
-                            f"SELECT t.seq FROM compute_tasks t JOIN compute_jobs j ON "
-                            f"j.id=t.job_id WHERE t.seq IN ({marks}) AND j.state='CANCELLED'",
-                            seqs).fetchall():
+                            "SELECT t.seq FROM compute_tasks t JOIN compute_jobs j ON "
+                            "j.id=t.job_id WHERE t.lease=? AND t.state='RUNNING' AND "
+                            "j.state='CANCELLED'", (self.lease,)).fetchall():
                         if seq in self.running:
                             self.running[seq].cancel.set()
                 queued = self.db.reader().execute(

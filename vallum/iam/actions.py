@@ -55,6 +55,8 @@ SERVICES: dict[str, frozenset[str]] = {
     "iam": IAM_ACTIONS,
     "s3express": frozenset({"CreateSession", "ListAllMyDirectoryBuckets", "RenameObject"}),
     "s3-object-lambda": frozenset({"WriteGetObjectResponse"}),
+    # Vallum's own: relabelling an object to a lower classification (security/downgrade.py).
+    "vallum": frozenset({"DowngradeLabel"}),
 }
 
 LOWER: dict[str, frozenset[str]] = {s: frozenset(a.lower() for a in names)

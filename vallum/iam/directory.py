@@ -158,6 +158,21 @@ class Directory:
                 + [Op("delete", "inline", p) for p in
                    self.store.scan("inline", account=account, kind=kind, target=target)])
 
+    def set_clearance(self, account: str, kind: str, name: str, clearance: str | None,
+                      session_level: str | None = None) -> dict[str, Any]:
+        """Store a user's or role's clearance (and a role's default session level) as
+        canonical banner text; the caller validated them (security/labels.py). None clears."""
+        if kind not in ("user", "role"):
+            raise IAMError("kind must be user or role")
+        row = self.user(account, name) if kind == "user" else self.role(account, name)
+        for field_name, value in (("clearance", clearance), ("session_level", session_level)):
+            if value:
+                row[field_name] = value
+            else:
+                row.pop(field_name, None)
+        self.store.apply([Op("put", kind, row)])
+        return row
+
     # -- groups ----------------------------------------------------------------
     def create_group(self, account: str, name: str) -> dict[str, Any]:
         self.account(account)

@@ -106,8 +106,18 @@ def _restrict_public(pab_xml: str) -> bool:
     return "<RestrictPublicBuckets>true</RestrictPublicBuckets>" in pab_xml.replace(" ", "").replace("\n", "")
 
 
+_ISO_LAST: tuple[int, str] = (-1, "")
+
+
 def _iso(now: float) -> str:
-    return datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """aws:currenttime; formatted once per second, not once per request."""
+    global _ISO_LAST
+    second = int(now)
+    last = _ISO_LAST
+    if last[0] != second:
+        last = _ISO_LAST = (second, datetime.fromtimestamp(second, timezone.utc)
+                            .strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return last[1]
 
 
 def condition_keys(request: Any, now: float) -> dict[str, Any]:
@@ -156,10 +166,27 @@ def principal_of(request: Any) -> Principal:
         else ANONYMOUS
 
 
+# id(policies tuple or Policy) -> (that object, answer): the strong reference pins the id.
+_TAG_NEEDS: dict[int, tuple[Any, bool]] = {}
+
+
+def _uses_object_tags(obj: Any, policies: Any) -> bool:
+    hit = _TAG_NEEDS.get(id(obj))
+    if hit is None or hit[0] is not obj:
+        if len(_TAG_NEEDS) >= 4096:
+            _TAG_NEEDS.clear()
+        hit = _TAG_NEEDS[id(obj)] = (obj, any(c.key.startswith("s3:existingobjecttag/")
+                                              for p in policies for st in p.statements
+                                              for c in st.conditions))
+    return hit[1]
+
+
 def _needs_object_tags(principal: Principal, bucket_policy: Any) -> bool:
-    policies = [p for _, p in principal.policies] + ([bucket_policy] if bucket_policy else [])
-    return any(c.key.startswith("s3:existingobjecttag/")
-               for p in policies for st in p.statements for c in st.conditions)
+    """Does any policy in play test s3:ExistingObjectTag (costing an object read)?"""
+    for mine in (principal.policies, principal.session_policies):
+        if mine and _uses_object_tags(mine, [p for _, p in mine]):
+            return True
+    return bucket_policy is not None and _uses_object_tags(bucket_policy, [bucket_policy])
 
 
 async def _context(request: Any, principal: Principal, bucket_name: str | None, key: str | None,
@@ -190,6 +217,7 @@ async def authorize(request: Any, action: str, resource: str) -> authz.Decision:
     """Raise AccessDenied unless the caller may do ``action`` on ``resource``."""
     principal = principal_of(request)
     if principal.is_root:
+        request.decision_reason = "platform root"
         return authz.Decision(True, "platform root")
     endpoint = request.endpoint
     if "versionId" in request.query:
@@ -200,6 +228,7 @@ async def authorize(request: Any, action: str, resource: str) -> authz.Decision:
     decision = authz.decide(principal, action, resource, ctx)
     if decision.allowed and endpoint.name in ("CopyObject", "UploadPartCopy"):
         decision = await _authorize_copy_source(request, principal, keys)
+    request.decision_reason = decision.reason      # audited as the deciding rule
     if not decision.allowed:
         raise errors.AccessDenied()
     return decision

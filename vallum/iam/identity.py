@@ -90,7 +90,8 @@ class Identities:
                              arn=user_arn(account, user),
                              policies=tuple((label, parsed(doc)) for label, doc in docs),
                              tags=dict(row.get("tags") or {}), is_admin=bool(row.get("admin")),
-                             user_id=row.get("id", ""))
+                             user_id=row.get("id", ""), clearance=row.get("clearance"),
+                             session_level=row.get("session_level"))
             self._users[(account, user)] = base
         return _with_key(base, akid)
 
@@ -103,7 +104,8 @@ class Identities:
             docs = self.directory.policies_of(account, "role", role)
             base = Principal(None, account, False, role=role, arn=role_arn(account, role),
                              policies=tuple((label, parsed(doc)) for label, doc in docs),
-                             user_id=row.get("id", ""))
+                             user_id=row.get("id", ""), clearance=row.get("clearance"),
+                             session_level=row.get("session_level"))
             self._roles[(account, role)] = base
         return base
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import math
 
-from river.anomaly import HalfSpaceTrees
-
 from vallum.operator.profile import Profile, hour_of_week
 
 MODEL_FEATURES = ("requests", "reads", "writes", "lists", "bytes_out", "bytes_in", "denied",
@@ -34,6 +32,7 @@ def normalised(peaks: dict[str, float], profile: Profile, prior: Profile, ts: fl
 
 class AnomalyModel:
     def __init__(self, seed: int = 7, n_trees: int = 15, height: int = 8, window: int = 256) -> None:
+        from river.anomaly import HalfSpaceTrees  # imported on use: it is slow to import
         self.model = HalfSpaceTrees(n_trees=n_trees, height=height, window_size=window, seed=seed)
         self.seen = 0
 

@@ -114,7 +114,7 @@ class Detector:
         if mature and st.alerted_until - self.cooldown < ts + 60.0 and ts < st.alerted_until:
             return          # while still learning, everything is learned: no baseline yet to protect
         if self.model is not None:
-            peaks = dict(zip(FEATURES, peaks_list))
+            peaks = dict(zip(FEATURES, peaks_list, strict=False))
             x = normalised(peaks, st.profile, self.prior, ts)
             score = self.model.score_and_learn(x)
             if score >= self.anomaly_threshold and st.profile.samples >= self.tuning.min_samples:

@@ -30,6 +30,7 @@ class Tuning:
     exfil_keys: float = 30.0
     exfil_mult: float = 3.0
     exfil_prefixes: float = 6.0
+    exfil_bulk_keys: float = 75.0
     enum_not_found: float = 20.0
     enum_lists: float = 30.0
     enum_prefixes: float = 25.0
@@ -61,7 +62,7 @@ def hour_thr(p: Profile, prior: Profile, feature: str, floor: float, mult: float
     hour of day: a nightly batch key reading at noon is judged by its noon self."""
     if p.samples < t.min_samples or p.days < t.unusual_min_days:
         return thr(p, prior, feature, floor, mult, t)
-    return max(floor, mult * min(p.quantile(feature, t.q), p.hourly(feature, hour)))
+    return max(floor, mult * p.hourly(feature, hour))
 
 
 def exfiltration(w: Window, p: Profile, prior: Profile, t: Tuning) -> Finding | None:
@@ -73,7 +74,9 @@ def exfiltration(w: Window, p: Profile, prior: Profile, t: Tuning) -> Finding | 
     tk = hour_thr(p, prior, "keys", t.exfil_keys, t.exfil_mult, t, hour)
     tb = hour_thr(p, prior, "bytes_out", t.exfil_bytes, t.exfil_mult, t, hour)
     prefixes = w.value("prefixes")
-    score = min(max(reads / tr, out / tb, keys / tk), prefixes / t.exfil_prefixes)
+    # Spread over many prefixes, or simply too many distinct objects for one dataset pull.
+    spread = max(prefixes / t.exfil_prefixes, keys / max(t.exfil_bulk_keys, tk))
+    score = min(max(reads / tr, out / tb, keys / tk), spread)
     if score < 1.0:
         return None
     reason = (f"read {reads:.0f} objects ({human_bytes(out)}) across {prefixes:.0f} prefixes in the "
@@ -92,7 +95,8 @@ def enumeration(w: Window, p: Profile, prior: Profile, t: Tuning) -> Finding | N
                 w.value("keys") / t.enum_not_found)
     # A listing's "key" is its prefix parameter: a walk lists many distinct prefixes.
     walk = min(lists / thr(p, prior, "lists", t.enum_lists, t.enum_mult, t),
-               w.value("keys") / thr(p, prior, "keys", t.enum_prefixes, t.enum_mult, t))
+               w.value("keys") / hour_thr(p, prior, "keys", t.enum_prefixes, t.enum_mult, t,
+                                          hour_of_week(w.last_ts) % 24))
     fails = nf + w.value("denied")
     sweep = min(buckets / thr(p, prior, "buckets", t.enum_buckets, t.enum_mult, t), nf / 5.0)
     score = max(guess, walk, sweep)

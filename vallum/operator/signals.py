@@ -122,12 +122,14 @@ class Window:
             totals[i] += v
         for j, value in distinct:
             self.sets[j].add(value, ts)
+        # Only what this event raised can set a new peak (expiry only lowers totals).
         peak = self.peak
-        for i in range(NC):
+        for i, _ in counts:
             if totals[i] > peak[i]:
                 peak[i] = totals[i]
-        for j, s in enumerate(self.sets):
-            n = len(s)
+        sets = self.sets
+        for j, _ in distinct:
+            n = len(sets[j].last)
             if n > peak[NC + j]:
                 peak[NC + j] = n
         self.last_ts = ts

@@ -215,6 +215,8 @@ SUPPORTED: frozenset[str] = frozenset({
     "GetBucketAcl", "PutBucketAcl", "GetObjectAcl", "PutObjectAcl",
     "PutBucketEncryption", "GetBucketEncryption", "DeleteBucketEncryption",
     "PutBucketOwnershipControls", "GetBucketOwnershipControls", "DeleteBucketOwnershipControls",
+    # compute: notifications to Vallum functions
+    "PutBucketNotificationConfiguration", "GetBucketNotificationConfiguration",
 })
 
 ALL_OPERATIONS: list[str] = sorted({r.name for r in ROUTES} | set(DEPRECATED_ALIASES))

@@ -92,6 +92,9 @@ def parse(data: bytes, root: str) -> Element:
     if len(data) > MAX_XML_BODY:
         raise errors.MalformedXML("The XML you provided was too large")
     try:
+        # S3 bodies are UTF-8; handlers keep accepted documents as UTF-8 text, so a body
+        # in another declared encoding (which expat would accept) is refused here.
+        data.decode("utf-8")
         doc = SafeET.fromstring(data)
     except Exception as exc:  # ParseError and defusedxml's forbidden-construct errors
         raise errors.MalformedXML() from exc

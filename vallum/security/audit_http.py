@@ -11,7 +11,7 @@ async def record(services: Any, scope: dict[str, Any], request: Any, request_id:
                  operation: str, response: Any) -> None:
     """Append the request's record durably (raises AuditError: the caller fails closed).
     A no-op when the services have no audit log."""
-    log: AuditLog | None = getattr(services, "audit", None)
+    log: AuditLog | None = services.audit if services is not None else None
     if log is None:
         return
     client = scope.get("client") or ("", 0)
@@ -31,7 +31,7 @@ async def record(services: Any, scope: dict[str, Any], request: Any, request_id:
         "bucket": getattr(endpoint, "bucket", None),
         "key": getattr(endpoint, "key", None),
         "version": (getattr(endpoint, "query", None) or {}).get("versionId"),
-        "label": response.headers.get("x-vallum-classification"),
+        "label": getattr(request, "audit_label", None) or response.headers.get("x-vallum-classification"),
         "decision": "deny" if status == 403 else "allow",
         "rule": getattr(request, "decision_reason", None),
         "status": status,

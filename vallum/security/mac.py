@@ -67,3 +67,38 @@ def check_spill(found: Label | None, label: Label, bucket_range: LabelRange | No
     if bucket_range is not None and not bucket_range.ceiling.dominates(found):
         return MacDecision(False, f"content marked {found} exceeds the bucket ceiling {bucket_range.ceiling}")
     return MacDecision(True, "markings within the object label")
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What MAC knows of one request's caller, computed once and compared in O(1).
+
+    ``read``: the level reads must be dominated by (the session level; None = system
+    high, reads anything). ``write``: the level every write's label must dominate.
+    A *trusted subject* (the platform root, as in Bell-LaPadula) is exempt from the
+    no-write-down rule unless it chose a session level, but never from no-read-up
+    once a clearance is configured for it.
+    """
+
+    clearance: Label | None
+    read: Label | None
+    write: Label
+
+    def can_read(self, label: Label) -> bool:
+        return self.read is None or self.read.dominates(label)
+
+    def describe(self) -> str:
+        return "system high" if self.read is None else self.read.banner()
+
+
+def subject_for(clearance: Label | None, requested: Label | None, *, trusted: bool,
+                floor: Label) -> Subject:
+    """The Subject of a caller with ``clearance`` (None: system high) asking to run at
+    ``requested`` (None: at its clearance). PermissionError if the clearance does not
+    dominate the requested session level."""
+    if requested is not None:
+        if clearance is not None and not clearance.dominates(requested):
+            raise PermissionError(f"session level {requested} exceeds the clearance")
+        return Subject(clearance, requested, requested)
+    write = floor if trusted or clearance is None else clearance
+    return Subject(clearance, clearance, write)

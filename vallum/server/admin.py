@@ -24,6 +24,9 @@ from vallum.iam.identity import parsed
 from vallum.iam.policy import MalformedPolicy
 from vallum.iam.principal import Principal
 from vallum.s3 import errors
+from vallum.security.labels import LabelError
+from vallum.security.labels import parse as parse_label
+from vallum.server import downgrade
 from vallum.server.http import Response
 
 log = logging.getLogger("vallum.admin")
@@ -154,6 +157,25 @@ def _key_out(k) -> dict[str, Any]:
     return asdict(k)
 
 
+def _set_clearance(d, account: str, args: dict[str, Any]) -> dict[str, Any]:
+    """A user's or role's clearance (and a role's default session level), validated and
+    stored canonical. Root-only: an account admin must not clear itself."""
+    kind = "role" if args.get("role") else "user"
+    (name,) = _need(args, kind)
+    try:
+        clearance = parse_label(args["clearance"]) if args.get("clearance") else None
+        session = parse_label(args["session_level"]) if args.get("session_level") else None
+    except LabelError as exc:
+        raise IAMError(f"invalid label: {exc}") from None
+    if session is not None and clearance is not None and not clearance.dominates(session):
+        raise IAMError(f"session level {session} is above the clearance {clearance}")
+    if session is not None and kind == "user":
+        raise IAMError("a default session level is a role setting; users pass x-vallum-session-level")
+    row = d.set_clearance(account, kind, name, clearance.banner() if clearance else None,
+                          session.banner() if session else None)
+    return {kind: name, "clearance": row.get("clearance"), "session_level": row.get("session_level")}
+
+
 # action -> (iam action checked for account callers, or None for root-only; handler)
 def _actions():
     return {
@@ -188,6 +210,7 @@ def _actions():
         "GetRole": ("GetRole", lambda d, a, x: {**d.role(a, *_need(x, "role")), "policies": [lbl for lbl, _ in d.policies_of(a, "role", x["role"])]}),
         "ListRoles": ("ListRoles", lambda d, a, x: {"roles": d.list_roles(a)}),
         "DeleteRole": ("DeleteRole", lambda d, a, x: d.delete_role(a, *_need(x, "role"))),
+        "SetClearance": (None, _set_clearance),
     }
 
 
@@ -206,6 +229,9 @@ async def handle(services, scope, receive, path: str) -> Response:
         args = json.loads(body or b"{}")
         if not isinstance(args, dict):
             raise IAMError("the body must be a JSON object")
+        if name == "DowngradeLabel":     # an S3 object operation: its own permission and audit
+            client = scope.get("client") or ("", 0)
+            return _json(200, await downgrade.downgrade(services, principal, args, client[0]))
         d = services.iam.directory
         if principal.is_root:
             account = args.get("account")

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from vallum.iam import gate
+from vallum.operator import gateway as operator_hook
 from vallum.s3 import errors
 from vallum.s3.body import Body
 from vallum.s3.handlers import cors, registry
@@ -52,6 +53,7 @@ class Gateway:
         method = scope["method"]
         operation = "unknown"
         request: Request | None = None
+        error_code = ""
         try:
             if path.startswith("/-/admin/"):
                 response = await admin.handle(self.services, scope, receive, path)
@@ -68,8 +70,10 @@ class Gateway:
             else:
                 request = await self.build_request(scope, receive, request_id, path)
                 operation = request.endpoint.name
+                operator_hook.admit(self.services, request)     # refuse contained callers
                 response = await self.dispatch(request)
         except errors.S3Error as err:
+            error_code = err.code
             response = error_response(err, request_id, path)
         except Exception:
             log.exception("internal error in request %s", request_id)
@@ -87,6 +91,7 @@ class Gateway:
             response = error_response(errors.InternalError(), request_id, path)
         await send_response(send, response, request_id, head=method == "HEAD")
         metrics.observe(operation, response.status, time.perf_counter() - started)
+        operator_hook.observe(self.services, scope, request, operation, response, error_code)
 
     async def build_request(self, scope: dict[str, Any], receive, request_id: str, path: str) -> Request:
         services = self.services

@@ -52,6 +52,8 @@ class Request:
     source_ip: str
     secure: bool
     services: Any = None           # vallum.server.state.Services
+    decision_reason: str | None = None   # the rule that decided (audited)
+    audit_label: str | None = None       # the object label read or written (audited, never sent)
 
     @property
     def bucket(self) -> str:

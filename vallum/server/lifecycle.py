@@ -31,14 +31,14 @@ async def open_services(config: Config) -> Services:
     await meta.open()
     await blobs.open()
     services = Services(config, meta, blobs, load_or_create(config.data_dir))
-    services.audit = await security_setup.open_audit(config.data_dir)   # type: ignore[attr-defined]
+    services.audit = await security_setup.open_audit(config.data_dir)
     services.iam = iam_service.open_sqlite(config.data_dir, config.meta_path, services.root,
                                            services.owner_id)
     return services
 
 
 async def close_services(services: Services) -> None:
-    await security_setup.close_audit(getattr(services, "audit", None))
+    await security_setup.close_audit(services.audit)
     await services.meta.close()
     await services.blobs.close()
     if services.iam is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from typing import Any
 
 from vallum.iam.root import RootCredentials
@@ -20,6 +20,7 @@ class Services:
     root: RootCredentials
     iam: Any = None                  # vallum.iam.service.IAM
     compute: Any = None              # vallum.compute.service.ComputeService
+    audit: Any = None                # vallum.security.audit.AuditLog (None: audit off)
     caller: Any = None               # per-request view only: the authenticated IAM Principal
     tenant: str | None = None        # per-request view only: the caller's account id
 
@@ -29,10 +30,18 @@ class Services:
         if principal.access_key is None or principal.access_key == self.root.access_key:
             return self
         if principal.is_root:        # a root session (temporary key): still the root
-            return replace(self, caller=principal)
+            return self._view(caller=principal)
         from vallum.iam.tenancy import TenantMeta
-        return replace(self, caller=principal, tenant=principal.account,
-                       meta=TenantMeta(self.meta, principal.account))
+        return self._view(caller=principal, tenant=principal.account,
+                          meta=TenantMeta(self.meta, principal.account))
+
+    def _view(self, **changes: Any) -> Services:
+        """``dataclasses.replace`` (fields only, no extra attributes) without its
+        per-call field validation: this runs on every IAM-signed request."""
+        view = object.__new__(Services)
+        own = self.__dict__
+        view.__dict__.update({name: own[name] for name in _FIELDS}, **changes)
+        return view
 
     @property
     def owner_id(self) -> str:
@@ -51,3 +60,6 @@ class Services:
         """Delete blobs no longer referenced (after the metadata change committed)."""
         if blob_ids:
             await self.blobs.delete(blob_ids)
+
+
+_FIELDS = tuple(f.name for f in fields(Services))

@@ -1,6 +1,7 @@
 """Take an upload body into storage while hashing it, and verify it before it counts.
 
-Small bodies stay in memory and end up inline in the metadata row; larger ones
+Small bodies stay in memory and end up inline in the metadata row (encrypted there,
+security/inline.py, so ``Ingested.inline`` is what to store, not the plaintext); larger ones
 stream to a blob writer in chunks. Every digest the client declared (Content-MD5,
 x-amz-checksum-*, in headers or trailers) is compared before the blob is
 committed, so a failed upload leaves nothing behind.
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 from vallum.s3 import errors
 from vallum.s3.body import Body
+from vallum.security import inline as inline_crypto
 from vallum.security.spill import SpillGuard
 from vallum.storage.base import BlobStore, BlobWriter
 from vallum.storage.checksums import MultiHasher
@@ -44,7 +46,7 @@ class Ingested:
     checksums: dict[str, str]          # algorithm -> b64 as stored
     digests: dict[str, bytes]          # algorithm -> raw digest (for multipart combining)
     blob_id: str | None = None
-    inline: bytes | None = None
+    inline: bytes | None = None        # as stored: sealed (encrypted) when encryption is on
 
 
 async def ingest(blobs: BlobStore, body: Body, expect: Expectations, *,
@@ -95,7 +97,8 @@ async def store(blobs: BlobStore, chunks: AsyncIterator[bytes], algorithms: list
         if writer is None:
             data = b"".join(buffered)
             if allow_inline:
-                return Ingested(size, hasher.md5_hex, checksums, digests, inline=data)
+                return Ingested(size, hasher.md5_hex, checksums, digests,
+                                inline=inline_crypto.seal(blobs, data))
             blob_id = await blobs.put(data)
             return Ingested(size, hasher.md5_hex, checksums, digests, blob_id=blob_id)
         await writer.commit()

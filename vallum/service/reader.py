@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from vallum.meta.records import ObjectRecord
+from vallum.security.inline import unseal
 from vallum.storage.base import BlobStore
+
+
+def inline_body(blobs: BlobStore, record: ObjectRecord) -> bytes:
+    """The plaintext of an inline body (stored sealed; security/inline.py)."""
+    assert record.inline is not None
+    return unseal(blobs, record.inline)
 
 
 async def read_object(blobs: BlobStore, record: ObjectRecord, start: int, end: int) -> AsyncIterator[bytes]:
@@ -13,7 +20,7 @@ async def read_object(blobs: BlobStore, record: ObjectRecord, start: int, end: i
     if end < start:
         return
     if record.inline is not None:
-        yield record.inline[start:end + 1]
+        yield inline_body(blobs, record)[start:end + 1]
         return
     if record.parts:
         offset = 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import time
 import zipfile
 import zlib
 
@@ -185,16 +184,3 @@ def test_pdf_image_streams_are_skipped():
     pdf = (b"%PDF-1.4\n5 0 obj\n<< /Filter /DCTDecode /Length 50005 >>\nstream\n" + image
            + b"\nendstream\nendobj\n6 0 obj\n<< /Length 30 >>\nstream\nBT (SECRET) Tj ET\nendstream\n")
     assert scan_bytes(pdf) == parse("SECRET")
-
-
-def test_scan_cost_of_4k_text_body():
-    """Budget: well under 100 us per 4 KiB body (a PUT costs 1-3 ms; see docs/security.md)."""
-    body = (b"Lorem ipsum dolor sit amet (see note) THE END. " * 100)[:4096]
-    n = 2000
-    t = time.perf_counter()
-    for _ in range(n):
-        s = MarkingScanner()
-        s.feed(body)
-        s.finish()
-    per = (time.perf_counter() - t) / n
-    assert per < 100e-6, f"{per * 1e6:.1f} us per 4 KiB"

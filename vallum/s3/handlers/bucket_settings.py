@@ -10,6 +10,7 @@ AWS answers a bucket whose ACLs are disabled.
 from __future__ import annotations
 
 from vallum.s3 import errors, xml
+from vallum.s3.handlers import labels
 from vallum.s3.handlers.buckets import owner_element
 from vallum.s3.handlers.common import (
     MD5_REQUIRED,
@@ -97,6 +98,8 @@ async def _object(request: Request) -> dict[str, str]:
         raise errors.NoSuchKey(Key=request.key)
     if record.delete_marker:
         raise errors.MethodNotAllowed(Method=request.method, ResourceType="DeleteMarker")
+    # No read up: an object above the caller's level is answered as missing.
+    labels.require_read(request, record, labels.missing_error(request.key, version_id))
     return {"x-amz-version-id": record.version_id} if bucket.versioning else {}
 
 

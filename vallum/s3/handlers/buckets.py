@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import time
 
 from vallum.meta.base import BucketExists, BucketMissing, BucketNotEmptyError
@@ -12,6 +13,8 @@ from vallum.s3 import errors, xml
 from vallum.s3.conditions import iso8601
 from vallum.s3.handlers.common import get_bucket, int_param
 from vallum.s3.names import validate_bucket_name
+from vallum.security import object_labels
+from vallum.security.labels import LabelError
 from vallum.server.http import Request, Response, xml_response
 
 # AWS's region names: a constraint naming one of these, but not ours, is "illegal for this
@@ -84,6 +87,9 @@ async def create_bucket(request: Request) -> Response:
     lock = request.headers.get("x-amz-bucket-object-lock-enabled", "").lower() == "true"
     record = BucketRecord(name=name, created=time.time(), region=region, owner=services.owner_id,
                           versioning="Enabled" if lock else "", object_lock=lock)
+    label_range = _label_range(request)
+    if label_range is not None:
+        record.config["label-range"] = label_range
     try:
         await services.meta.create_bucket(record)
     except BucketExists as exc:
@@ -93,9 +99,34 @@ async def create_bucket(request: Request) -> Response:
     return Response(200, {"location": "/" + name})
 
 
+FLOOR_HEADER = "x-vallum-label-floor"
+CEILING_HEADER = "x-vallum-label-ceiling"
+
+
+def _label_range(request: Request) -> str | None:
+    """config["label-range"] from x-vallum-label-floor / -ceiling (both or neither)."""
+    floor, ceiling = request.headers.get(FLOOR_HEADER), request.headers.get(CEILING_HEADER)
+    if floor is None and ceiling is None:
+        return None
+    if not floor or not ceiling:
+        raise errors.InvalidArgument(f"{FLOOR_HEADER} and {CEILING_HEADER} go together",
+                                     ArgumentName=FLOOR_HEADER if not floor else CEILING_HEADER)
+    try:
+        return object_labels.range_config(floor, ceiling)
+    except LabelError as exc:
+        raise errors.InvalidArgument(f"Invalid label range: {exc}", ArgumentName=FLOOR_HEADER) from None
+    except ValueError as exc:     # the ceiling does not dominate the floor
+        raise errors.InvalidArgument(f"Invalid label range: {exc}", ArgumentName=CEILING_HEADER) from None
+
+
 async def head_bucket(request: Request) -> Response:
     bucket = await get_bucket(request)
-    return Response(200, {"x-amz-bucket-region": bucket.region, "x-amz-access-point-alias": "false"})
+    headers = {"x-amz-bucket-region": bucket.region, "x-amz-access-point-alias": "false"}
+    raw = bucket.config.get("label-range")
+    if raw:
+        doc = json.loads(raw)
+        headers[FLOOR_HEADER], headers[CEILING_HEADER] = doc["floor"], doc["ceiling"]
+    return Response(200, headers)
 
 
 async def delete_bucket(request: Request) -> Response:

@@ -9,7 +9,7 @@ from urllib.parse import unquote
 from vallum.meta.records import BucketRecord, ObjectRecord
 from vallum.s3 import errors, xml
 from vallum.s3.conditions import check_copy_source_conditions, iso8601
-from vallum.s3.handlers import lock, tagging
+from vallum.s3.handlers import labels, lock, tagging
 from vallum.s3.handlers.common import (
     check_version_id,
     get_bucket,
@@ -63,6 +63,8 @@ async def resolve_copy_source(request: Request) -> CopySource:
         raise errors.NoSuchKey(Key=key)
     if record.delete_marker:
         raise errors.InvalidRequest("The source of a copy request may not specifically refer to a delete marker by version id.")
+    # No read up: a source above the caller's level is answered as missing.
+    labels.require_read(request, record, labels.missing_error(key, version_id))
     check_copy_source_conditions(request.headers.mapping(), record.etag, record.last_modified)
     return CopySource(bucket, record, version_id)
 
@@ -91,6 +93,11 @@ async def copy_object(request: Request) -> Response:
     extra = lock.lock_extra(request, bucket, has_digest=None)
     extra.update(tagging.copy_tags(request, src))
     lock.apply_default(extra, bucket)
+    # The copy keeps the highest label: the least upper bound of the source's label and
+    # the requested one (or the bucket floor); checked against no write down and the range.
+    label, _ = labels.write_label(request, bucket, headers.get(labels.LABEL_HEADER),
+                                  [labels.record_label(src.extra)])
+    extra["label"] = label.banner()
     if directive == "REPLACE":
         system_meta, user_meta = system_meta_from(headers), user_meta_from(headers)
     else:

@@ -8,6 +8,7 @@ import binascii
 from vallum.meta.records import ListPage, ObjectRecord
 from vallum.s3 import errors, xml
 from vallum.s3.conditions import iso8601
+from vallum.s3.handlers import labels
 from vallum.s3.handlers.buckets import owner_element
 from vallum.s3.handlers.common import get_bucket, int_param, quote_etag, url_encoder
 from vallum.server.http import Request, Response, xml_response
@@ -48,10 +49,17 @@ def _contents(entries: list[ObjectRecord], encode, owner: dict[str, str] | None)
 
 
 async def _page(request: Request, start_after: str, max_keys: int) -> ListPage:
+    """One page of keys the caller may read (objects above its level are absent)."""
     bucket = await get_bucket(request)
-    return await request.services.meta.list_objects(
-        bucket.name, prefix=request.query.get("prefix", ""), delimiter=request.query.get("delimiter", ""),
-        start_after=start_after, max_keys=max_keys)
+    meta = request.services.meta
+
+    def fetch(prefix: str, delimiter: str):
+        return lambda m, n: meta.list_objects(bucket.name, prefix=prefix, delimiter=delimiter,
+                                              start_after=m[0], max_keys=n)
+
+    return await labels.visible_page(
+        request, fetch(request.query.get("prefix", ""), request.query.get("delimiter", "")),
+        (start_after, ""), max_keys, lambda p: labels.any_visible(request, fetch(p, "")))
 
 
 async def list_objects_v2(request: Request) -> Response:

@@ -16,6 +16,7 @@ from vallum.iam import gate
 from vallum.meta.records import BucketRecord, ObjectRecord
 from vallum.s3 import errors, xml
 from vallum.s3.conditions import iso8601
+from vallum.s3.handlers import labels
 from vallum.s3.handlers.common import (
     MD5_REQUIRED,
     check_body_digests,
@@ -219,6 +220,8 @@ async def _target(request: Request) -> tuple[BucketRecord, ObjectRecord]:
         raise errors.MethodNotAllowed(headers={"x-amz-delete-marker": "true",
                                                "x-amz-version-id": record.version_id},
                                       Method=request.method, ResourceType="DeleteMarker")
+    # No read up: an object above the caller's level is answered as missing.
+    labels.require_read(request, record, labels.missing_error(request.key, version_id))
     return bucket, record
 
 

@@ -2,6 +2,11 @@
 
 Parts are stored as blobs; completing writes a manifest of part blobs into the
 object's metadata, so no byte is copied.
+
+Labels: the upload's label is fixed at Create (MAC-checked like a PUT); every part is
+spill-scanned against it; an UploadPartCopy source must be readable and dominated by it
+(the completed object keeps the least upper bound of its sources, which is then the
+upload's label); uploads above the caller's level are absent (NoSuchUpload, unlisted).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from vallum.meta.base import UploadMissing
 from vallum.meta.records import ObjectRecord, PartRecord, UploadRecord
 from vallum.s3 import errors, xml
 from vallum.s3.conditions import iso8601
-from vallum.s3.handlers import lock, tagging
+from vallum.s3.handlers import labels, lock, tagging
 from vallum.s3.handlers.buckets import owner_element
 from vallum.s3.handlers.common import (
     expectations_from,
@@ -31,6 +36,7 @@ from vallum.s3.handlers.common import (
 from vallum.s3.handlers.copy import resolve_copy_source
 from vallum.s3.handlers.objects import version_headers, write_precondition
 from vallum.s3.names import validate_key
+from vallum.security.spill import SpillDetected, SpillGuard
 from vallum.server.http import Request, Response, xml_response
 from vallum.service.ingest import MAX_SINGLE_PUT, ingest, store
 from vallum.service.reader import read_object
@@ -63,6 +69,8 @@ async def create_upload(request: Request) -> Response:
         checksum_type = "FULL_OBJECT" if algorithm == "CRC64NVME" else "COMPOSITE"
     extra = lock.lock_extra(request, bucket, has_digest=None)
     extra.update(tagging.tags_extra(request))
+    label, _ = labels.write_label(request, bucket, headers.get(labels.LABEL_HEADER))
+    extra["label"] = label.banner()
     upload = UploadRecord(
         upload_id=_new_upload_id(), bucket=bucket.name, key=request.key, initiated=time.time(),
         system_meta=system_meta_from(headers), user_meta=user_meta_from(headers),
@@ -85,6 +93,9 @@ async def _get_upload(request: Request) -> UploadRecord:
     upload_id = request.query.get("uploadId", "")
     upload = await request.services.meta.get_upload(upload_id)
     if upload is None or upload.bucket != request.bucket or upload.key != request.key:
+        raise errors.NoSuchUpload(UploadId=upload_id)
+    if not labels.readable(labels.subject(request), upload):
+        request.decision_reason = "mac: no read up: upload above the session level"
         raise errors.NoSuchUpload(UploadId=upload_id)
     return upload
 
@@ -111,15 +122,32 @@ async def _save_part(request: Request, upload: UploadRecord, part: PartRecord) -
     await services.discard_blobs([b for b in obsolete if b != part.blob_id])
 
 
+def _part_guard(request: Request, bucket, upload: UploadRecord,
+                source_label=None) -> SpillGuard:
+    """A part is written at the upload's label: no write down for this caller, and a
+    copied source must be dominated by it (else the part would write its data down)."""
+    label, rng = labels.write_label(request, bucket, upload.extra.get("label"))
+    if source_label is not None and not label.dominates(source_label):
+        request.decision_reason = (f"mac: no write down: copy source label {source_label} "
+                                   f"above the upload label {label}")
+        raise errors.AccessDenied()
+    return SpillGuard(label, rng, f"{request.request_id} {bucket.name}/{upload.key} "
+                                  f"upload {upload.upload_id}")
+
+
 async def upload_part(request: Request) -> Response:
-    await get_bucket(request)
+    bucket = await get_bucket(request)
     number = _part_number(request)
     upload = await _get_upload(request)
     if request.body.length is None and "transfer-encoding" not in request.headers:
         raise errors.MissingContentLength()
     expect = expectations_from(request.headers, default_algorithm=upload.checksum_algorithm)
-    stored = await ingest(request.services.blobs, request.body, expect, max_size=MAX_SINGLE_PUT,
-                          allow_inline=False)
+    guard = _part_guard(request, bucket, upload)
+    try:   # parts are spill-scanned as they stream, like a PUT
+        stored = await ingest(request.services.blobs, request.body, expect, max_size=MAX_SINGLE_PUT,
+                              allow_inline=False, scanner=guard)
+    except SpillDetected as exc:
+        raise errors.SpillDetected(str(exc)) from None
     assert stored.blob_id is not None
     part = PartRecord(number, stored.size, stored.md5_hex, stored.blob_id, time.time(), stored.checksums)
     await _save_part(request, upload, part)
@@ -131,11 +159,12 @@ async def upload_part(request: Request) -> Response:
 
 async def upload_part_copy(request: Request) -> Response:
     services = request.services
-    await get_bucket(request)
+    bucket = await get_bucket(request)
     number = _part_number(request)
     upload = await _get_upload(request)
     source = await resolve_copy_source(request)
     src = source.record
+    _part_guard(request, bucket, upload, labels.record_label(src.extra))
     start, end = 0, src.size - 1
     range_header = request.headers.get("x-amz-copy-source-range")
     if range_header is not None:
@@ -234,6 +263,9 @@ async def complete_upload(request: Request) -> Response:
         system_meta=upload.system_meta, user_meta=upload.user_meta, checksums=_object_checksum(upload, chosen),
         parts=chosen, storage_class=upload.storage_class, owner=upload.owner,
         extra=lock.apply_default(dict(upload.extra), bucket))
+    label, _ = labels.write_label(request, bucket, None,
+                                  [labels.record_label(upload.extra)])   # lub of the sources
+    record.extra["label"] = label.banner()
     _check_declared_object_checksum(request, upload, record)
     try:
         obsolete = await services.meta.complete_upload(upload.upload_id, record,
@@ -324,9 +356,15 @@ async def list_uploads(request: Request) -> Response:
     max_uploads = int_param(request, "max-uploads", 1000)
     key_marker = q.get("key-marker", "")
     upload_id_marker = q.get("upload-id-marker", "") if key_marker else ""
-    page = await request.services.meta.list_uploads(
-        bucket.name, prefix=q.get("prefix", ""), delimiter=q.get("delimiter", ""), key_marker=key_marker,
-        upload_id_marker=upload_id_marker, max_uploads=max_uploads)
+    meta = request.services.meta
+
+    def fetch(prefix: str, delimiter: str):
+        return lambda m, n: meta.list_uploads(bucket.name, prefix=prefix, delimiter=delimiter,
+                                              key_marker=m[0], upload_id_marker=m[1], max_uploads=n)
+
+    page = await labels.visible_page(   # uploads above the caller's level are not listed
+        request, fetch(q.get("prefix", ""), q.get("delimiter", "")), (key_marker, upload_id_marker),
+        max_uploads, lambda p: labels.any_visible(request, fetch(p, "")))
     owner = owner_element(request)
     uploads = [{"Key": encode(u.key), "UploadId": u.upload_id, "Initiator": owner, "Owner": owner,
                 "StorageClass": u.storage_class, "Initiated": iso8601(u.initiated),

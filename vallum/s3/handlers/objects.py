@@ -8,7 +8,7 @@ from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord
 from vallum.compute import events
 from vallum.s3 import errors
 from vallum.s3.conditions import check_read_conditions, check_write_conditions
-from vallum.s3.handlers import lock, tagging
+from vallum.s3.handlers import labels, lock, tagging
 from vallum.s3.handlers.common import (
     check_version_id,
     expectations_from,
@@ -21,11 +21,10 @@ from vallum.s3.handlers.common import (
 )
 from vallum.s3.names import validate_key
 from vallum.s3.ranges import content_range, parse_range
-from vallum.security import object_labels
 from vallum.security.spill import SpillDetected
 from vallum.server.http import Request, Response
 from vallum.service.ingest import ingest
-from vallum.service.reader import part_range, read_object
+from vallum.service.reader import inline_body, part_range, read_object
 
 RESPONSE_OVERRIDES = {
     "response-content-type": "content-type",
@@ -68,15 +67,11 @@ async def put_object(request: Request) -> Response:
     extra.update(tagging.tags_extra(request))
     lock.apply_default(extra, bucket)
     precondition = write_precondition(request)
-    try:   # classification label (x-vallum-classification) and spill scan: vallum/security
-        guard = object_labels.guard_for_put(bucket.config, headers.get(object_labels.HEADER),
-                                            f"{request.request_id} {bucket.name}/{request.key}")
+    # Classification label: checked by MAC (no write down, bucket range), then the body
+    # is spill-scanned as it streams (vallum/security).
+    guard = labels.put_guard(request, bucket, headers.get(labels.LABEL_HEADER))
+    try:
         stored = await ingest(services.blobs, request.body, expect, scanner=guard)
-    except object_labels.LabelError as exc:
-        raise errors.InvalidArgument(f"Invalid {object_labels.HEADER} label: {exc}",
-                                     ArgumentName=object_labels.HEADER) from None
-    except PermissionError:
-        raise errors.AccessDenied() from None
     except SpillDetected as exc:
         raise errors.SpillDetected(str(exc)) from None
     record = ObjectRecord(
@@ -132,6 +127,8 @@ async def find_version(request: Request, bucket: BucketRecord) -> ObjectRecord:
         if version_id is not None:
             raise errors.MethodNotAllowed(headers=marker_headers, Method=request.method, ResourceType="DeleteMarker")
         raise errors.NoSuchKey(headers=marker_headers, Key=request.key)
+    # No read up, answered exactly as a missing key (before any condition or header).
+    labels.require_read(request, record, labels.missing_error(request.key, version_id))
     return record
 
 
@@ -181,7 +178,7 @@ async def _read(request: Request, *, with_body: bool) -> Response:
     if whole and request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
         headers = object_headers(bucket, record, checksums=True)
     if record.extra.get("label"):
-        headers[object_labels.HEADER] = record.extra["label"]
+        headers[labels.LABEL_HEADER] = record.extra["label"]
     for param, header in RESPONSE_OVERRIDES.items():
         if param in request.query:
             headers[header] = request.query[param]
@@ -190,7 +187,7 @@ async def _read(request: Request, *, with_body: bool) -> Response:
     if not with_body or length == 0:
         return Response(status, headers, b"")
     if record.inline is not None:
-        return Response(status, headers, record.inline[start:end + 1])
+        return Response(status, headers, inline_body(request.services.blobs, record)[start:end + 1])
     return Response(status, headers, read_object(request.services.blobs, record, start, end), length=length)
 
 

@@ -14,6 +14,7 @@ from vallum.s3.handlers import (
     lock,
     multidelete,
     multipart,
+    notification,
     objects,
     tagging,
     versioning,
@@ -85,6 +86,9 @@ HANDLERS: dict[str, Handler] = {
     "PutBucketOwnershipControls": bucket_settings.put_bucket_ownership_controls,
     "GetBucketOwnershipControls": bucket_settings.get_bucket_ownership_controls,
     "DeleteBucketOwnershipControls": bucket_settings.delete_bucket_ownership_controls,
+    # compute
+    "PutBucketNotificationConfiguration": notification.put_bucket_notification,
+    "GetBucketNotificationConfiguration": notification.get_bucket_notification,
 }
 
 # Operations whose IAM action is not "s3:" + the operation name.

@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 
 from vallum.meta.records import ObjectRecord
 from vallum.s3 import errors, xml
+from vallum.s3.handlers import labels
 from vallum.s3.handlers.common import (
     MD5_REQUIRED,
     check_version_id,
@@ -122,6 +123,8 @@ async def _version(request: Request) -> ObjectRecord:
         if version_id is not None:
             raise errors.MethodNotAllowed(headers=headers, Method=request.method, ResourceType="DeleteMarker")
         raise errors.NoSuchKey(headers=headers, Key=request.key)
+    # No read up: an object above the caller's level is answered as missing.
+    labels.require_read(request, record, labels.missing_error(request.key, version_id))
     return record
 
 

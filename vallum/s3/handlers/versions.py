@@ -10,6 +10,7 @@ from __future__ import annotations
 from vallum.meta.records import ObjectRecord
 from vallum.s3 import errors, xml
 from vallum.s3.conditions import iso8601
+from vallum.s3.handlers import labels
 from vallum.s3.handlers.buckets import owner_element
 from vallum.s3.handlers.common import (
     check_version_id,
@@ -50,9 +51,15 @@ async def list_object_versions(request: Request) -> Response:
     if version_marker:
         check_version_id(version_marker)
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
-    page = await request.services.meta.list_versions(
-        bucket.name, prefix=prefix, delimiter=delimiter, key_marker=key_marker,
-        version_id_marker=version_marker, max_keys=max_keys)
+    meta = request.services.meta
+
+    def fetch(prefix: str, delimiter: str):
+        return lambda m, n: meta.list_versions(bucket.name, prefix=prefix, delimiter=delimiter,
+                                               key_marker=m[0], version_id_marker=m[1], max_keys=n)
+
+    page = await labels.visible_page(   # versions above the caller's level are not listed
+        request, fetch(prefix, delimiter), (key_marker, version_marker), max_keys,
+        lambda p: labels.any_visible(request, fetch(p, "")))
     owner = owner_element(request)
     next_key = next_version = None
     if page.is_truncated:

@@ -1,0 +1,70 @@
+from vallum.operator.alerts import Alert
+from vallum.operator.containment import Containment
+
+
+def alert(kind, entity="AK1", ts=100.0, score=1.2, account="acct", etype="principal"):
+    return Alert(ts=ts, kind=kind, entity=entity, entity_type=etype, score=score,
+                 reason="because", account=account)
+
+
+def test_observe_mode_only_alerts():
+    c = Containment(default_mode="observe")
+    assert c.on_alert(alert("exfiltration")) == []
+    assert c.admit("AK1", "10.0.0.1", 101.0) is None
+
+
+def test_exfiltration_suspends_at_once_and_calls_iam():
+    calls = []
+    c = Containment(default_mode="contain", suspender=lambda k, s: calls.append((k, s)))
+    [action] = c.on_alert(alert("exfiltration"))
+    assert action.action == "suspend" and "exfiltration" in action.reason
+    assert calls == [("AK1", True)]
+    assert c.admit("AK1", "10.0.0.1", 101.0) == "suspended"
+    assert c.admit("AK2", "10.0.0.1", 101.0) is None
+
+
+def test_probing_throttles_then_suspends_on_repeat():
+    c = Containment(default_mode="contain")
+    [first] = c.on_alert(alert("enumeration"))
+    assert first.action == "throttle"
+    allowed = sum(c.admit("AK1", "", 100.0 + i * 0.01) is None for i in range(50))
+    assert allowed == 5                      # the burst, then refused
+    [second] = c.on_alert(alert("privilege_probing", ts=200.0))
+    assert second.action == "suspend"
+
+
+def test_throttle_expires():
+    c = Containment(default_mode="contain", throttle_for=60.0)
+    c.on_alert(alert("unusual_access"))
+    assert c.admit("AK1", "", 200.0) is None and "AK1" not in c.throttled
+
+
+def test_per_account_mode():
+    c = Containment(default_mode="observe", modes={"hot": "contain"})
+    assert c.on_alert(alert("exfiltration", account="cold")) == []
+    assert c.on_alert(alert("exfiltration", account="hot"))[0].action == "suspend"
+
+
+def test_stuffing_blocks_the_address_and_release_lifts_it():
+    sink = []
+    c = Containment(default_mode="contain", sink=sink.append)
+    c.on_alert(alert("credential_stuffing", entity="203.0.113.7", etype="address", account=""))
+    assert c.admit(None, "203.0.113.7", 150.0) == "blocked"
+    rel = c.release("203.0.113.7", by="ops", reason="false alarm", now=160.0)
+    assert rel is not None and rel.action == "release" and rel.by == "ops"
+    assert c.admit(None, "203.0.113.7", 161.0) is None
+    assert [a.action for a in sink] == ["block_address", "release"]
+
+
+def test_release_of_suspended_key_reactivates_it():
+    calls = []
+    c = Containment(default_mode="contain", suspender=lambda k, s: calls.append((k, s)))
+    c.on_alert(alert("label_climbing"))
+    c.release("AK1", by="ops", reason="ok", now=200.0)
+    assert calls == [("AK1", True), ("AK1", False)] and c.admit("AK1", "", 201.0) is None
+    assert c.release("AK1", by="ops", reason="again") is None
+
+
+def test_anomaly_alone_takes_no_action():
+    c = Containment(default_mode="contain")
+    assert c.on_alert(alert("behaviour_anomaly", score=5.0)) == []

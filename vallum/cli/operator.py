@@ -1,0 +1,246 @@
+"""`vallum operator`: status, alerts, release, mode, forecast, simulate, evaluate."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+from vallum.operator import journal
+
+app = typer.Typer(help="The AI operator: alerts, containment, capacity forecasts, evaluation.",
+                  no_args_is_help=True, add_completion=False)
+
+DataDir = typer.Option(None, "--data-dir", help="Gateway data directory [env VALLUM_DATA_DIR; default ./vallum-data]")
+
+
+def _data_dir(value: str | None) -> Path:
+    return Path(value or os.environ.get("VALLUM_DATA_DIR") or "./vallum-data").resolve()
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _state(d: Path) -> dict[str, dict]:
+    """Entities currently contained, from the action journal."""
+    actions, _ = journal.read(journal.directory(d) / journal.ACTIONS)
+    now = time.time()
+    state: dict[str, dict] = {}
+    for a in actions:
+        if a["action"] == "release":
+            state.pop(a["entity"], None)
+        elif a["action"] == "suspend" or a["ts"] > now - 1800:
+            state[a["entity"]] = a
+    return state
+
+
+@app.command()
+def status(data_dir: str = DataDir, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Modes, alert counts and what is contained right now."""
+    d = _data_dir(data_dir)
+    alerts, _ = journal.read(journal.directory(d) / journal.ALERTS)
+    modes = journal.load_modes(d)
+    counts: dict[str, int] = {}
+    for a in alerts:
+        counts[a["kind"]] = counts.get(a["kind"], 0) + 1
+    doc = {"default_mode": modes["default"] or os.environ.get("VALLUM_OPERATOR", "off"),
+           "account_modes": modes["accounts"], "alerts": counts, "contained": _state(d)}
+    if as_json:
+        typer.echo(json.dumps(doc, indent=1, sort_keys=True))
+        return
+    typer.echo(f"default mode: {doc['default_mode']}")
+    for acct, mode in sorted(modes["accounts"].items()):
+        typer.echo(f"  account {acct}: {mode}")
+    typer.echo(f"alerts: {sum(counts.values())} " + " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    for entity, a in _state(d).items():
+        typer.echo(f"contained: {entity} {a['action']} since {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(a['ts']))} ({a['kind']})")
+
+
+@app.command()
+def alerts(data_dir: str = DataDir, kind: str = typer.Option(None, "--kind"),
+           limit: int = typer.Option(50, "--limit"), as_json: bool = typer.Option(False, "--json")) -> None:
+    """The most recent alerts, newest last."""
+    records, _ = journal.read(journal.directory(_data_dir(data_dir)) / journal.ALERTS)
+    records = [r for r in records if kind is None or r["kind"] == kind][-limit:]
+    for r in records:
+        if as_json:
+            typer.echo(json.dumps(r, sort_keys=True))
+        else:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["ts"]))
+            typer.echo(f"{when} {r['kind']:<20} score {r['score']:<6} {r['reason']}")
+
+
+@app.command()
+def release(entity: str = typer.Argument(..., help="Access key id or source address"),
+            data_dir: str = DataDir, reason: str = typer.Option(..., "--reason", help="Why (audited)"),
+            by: str = typer.Option(None, "--by", help="Who releases [default: $USER]")) -> None:
+    """Lift a suspension, throttle or address block, on every gateway (audited)."""
+    d = _data_dir(data_dir)
+    if entity not in _state(d):
+        _fail(f"{entity} is not contained")
+    who = by or os.environ.get("USER", "admin")
+    journal.append(journal.directory(d) / journal.ACTIONS, {
+        "ts": time.time(), "action": "release", "entity": entity,
+        "entity_type": "address" if "." in entity or ":" in entity else "principal",
+        "reason": reason, "account": "", "kind": "", "by": who, "pid": -1})
+    if "." not in entity and ":" not in entity:
+        from vallum.iam.sqlstore import SQLiteIAMStore
+        from vallum.iam.store import Op
+        store = SQLiteIAMStore(d / "meta.sqlite3")
+        store.open()
+        try:
+            if store.get_key(entity) is not None:
+                store.apply([Op("key_status", value=(entity, "Active"))])
+        finally:
+            store.close()
+    typer.echo(f"released {entity}")
+
+
+@app.command()
+def mode(account: str = typer.Argument(..., help="Account id, or 'default'"),
+         value: str = typer.Argument(..., help="off | observe | contain"), data_dir: str = DataDir) -> None:
+    """Set the operator mode of one account (or the default)."""
+    if value not in journal.MODES_ALLOWED:
+        _fail(f"mode must be one of {', '.join(journal.MODES_ALLOWED)}", 2)
+    d = _data_dir(data_dir)
+    modes = journal.load_modes(d)
+    if account == "default":
+        modes["default"] = value
+    else:
+        modes["accounts"][account] = value
+    journal.save_modes(d, modes)
+    typer.echo(f"{account}: {value}")
+
+
+async def _usage(d: Path) -> dict[str, int]:
+    from vallum.meta.sqlite import SQLiteMetaStore
+    meta = SQLiteMetaStore(d / "meta.sqlite3")
+    await meta.open()
+    try:
+        out: dict[str, int] = {}
+        for b in await meta.list_buckets():
+            total, after = 0, ""
+            while True:
+                page = await meta.list_objects(b.name, start_after=after, max_keys=1000)
+                entries = [e for e in page.entries if hasattr(e, "size")]
+                for o in entries:
+                    total += o.size
+                if not page.is_truncated or not page.next_marker:
+                    break
+                after = page.next_marker
+            out[b.name] = total
+        return out
+    finally:
+        await meta.close()
+
+
+@app.command()
+def forecast(data_dir: str = DataDir,
+             sample: bool = typer.Option(False, "--sample", help="Record current usage first"),
+             synthetic: int = typer.Option(None, "--synthetic", help="Forecast a synthetic curve (seed)"),
+             capacity: float = typer.Option(None, "--capacity", help="Bytes [default: the data disk's size]"),
+             horizon: int = typer.Option(120, "--horizon", help="Days ahead"),
+             plot: str = typer.Option(None, "--plot", help="Write a PNG here"),
+             as_json: bool = typer.Option(False, "--json")) -> None:
+    """Forecast stored bytes (seasonal model) and the days until the disk is full."""
+    from vallum.operator import forecast as fc
+    if synthetic is not None:
+        history = fc.synthetic_growth(synthetic, 56)
+        cap = capacity or history[-1] * 1.5
+        title = f"synthetic curve (seed {synthetic})"
+    else:
+        d = _data_dir(data_dir)
+        path = journal.directory(d) / "usage.jsonl"
+        if sample:
+            usage = asyncio.run(_usage(d))
+            journal.append(path, {"ts": time.time(), "buckets": usage, "total": sum(usage.values())})
+        records, _ = journal.read(path)
+        if not records:
+            _fail("no usage history yet: run with --sample (daily, e.g. from cron)")
+        by_day: dict[int, float] = {}
+        for r in records:
+            by_day[int(r["ts"] // 86400)] = r["total"]
+        history = [by_day[k] for k in sorted(by_day)]
+        disk = shutil.disk_usage(d)
+        cap = capacity or float(disk.used + disk.free)
+        title = f"stored bytes in {d}"
+    result = fc.forecast(history, cap, horizon)
+    if plot:
+        fc.plot(result, plot, title)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=1))
+        return
+    full = "not within the horizon" if result.days_until_full is None else f"{result.days_until_full:.1f} days"
+    typer.echo(f"model: {result.model}; last {history[-1] / 2**30:.2f} GiB of {cap / 2**30:.2f} GiB; "
+               f"full in: {full}")
+    if plot:
+        typer.echo(f"plot: {plot}")
+
+
+@app.command()
+def simulate(out: str = typer.Option(..., "--out", help="Directory for events.jsonl + incidents.json"),
+             seed: int = typer.Option(101, "--seed"), principals: int = typer.Option(120, "--principals"),
+             days: int = typer.Option(7, "--days"), warmup: int = typer.Option(3, "--warmup-days")) -> None:
+    """Generate multi-day traffic with labelled injected incidents."""
+    from vallum.operator import simulate as sim
+    if days <= warmup:
+        _fail("--days must exceed --warmup-days", 2)
+    trace = sim.generate(seed, principals, days, warmup)
+    sim.save(trace, Path(out))
+    typer.echo(f"{len(trace.events)} events, {len(trace.incidents)} incidents -> {out}")
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        _fail("--seeds takes comma-separated integers", 2)
+        return []
+
+
+@app.command()
+def evaluate(trace: str = typer.Option(None, "--trace", help="A directory written by `simulate`"),
+             seeds: str = typer.Option(None, "--seeds", help="Generate and replay these seeds [default: the reporting seeds]"),
+             principals: int = typer.Option(120, "--principals"), days: int = typer.Option(7, "--days"),
+             warmup: int = typer.Option(3, "--warmup-days"),
+             capacity_eval: bool = typer.Option(False, "--forecast", help="Also report forecast MAPE"),
+             scaling_eval: bool = typer.Option(False, "--scaling", help="Also compare pool sizing policies"),
+             anomaly: bool = typer.Option(True, "--anomaly/--no-anomaly", help="Run the unsupervised model too"),
+             as_json: bool = typer.Option(False, "--json")) -> None:
+    """Replay traffic through the real detectors; precision, recall, F1, time to detect."""
+    from vallum.operator import evaluate as ev
+    from vallum.operator import simulate as sim
+    if trace:
+        result = ev.replay(sim.load(Path(trace)), anomaly=anomaly)
+        result.seeds = []
+    else:
+        chosen = _seeds(seeds) if seeds else list(ev.REPORTING_SEEDS)
+        result = ev.run(chosen, principals, days, warmup, anomaly=anomaly)
+    doc = {"detection": result.to_dict()}
+    if capacity_eval:
+        from vallum.operator.forecast import evaluate_mape
+        doc["forecast"] = evaluate_mape(list(range(1, 11)))
+    if scaling_eval:
+        from vallum.operator.scaling import compare
+        doc["scaling"] = [r.to_dict() for r in compare(1, 14, fixed_sizes=(30, 45))]
+    if as_json:
+        typer.echo(json.dumps(doc, indent=1))
+        return
+    typer.echo(ev.table(result))
+    if "forecast" in doc:
+        f = doc["forecast"]
+        typer.echo(f"\nforecast MAPE over {f['horizon_days']} days: Holt-Winters {f['holt_winters_mape']}% "
+                   f"(worst {f['holt_winters_max_mape']}%), straight line {f['linear_mape']}%")
+    if "scaling" in doc:
+        typer.echo("\n| pool | mean wait (s) | p95 wait (s) | worker-hours |\n|---|---:|---:|---:|")
+        for r in doc["scaling"]:
+            typer.echo(f"| {r['policy']} | {r['mean_wait_s']} | {r['p95_wait_s']} | {r['worker_hours']} |")
+    sys.stdout.flush()

@@ -1,0 +1,115 @@
+"""A warm task worker, run inside a job's sandbox: fork one child per task of an array job.
+
+Why: starting a sandbox and an interpreter costs ~100 ms here, most of an array
+task's life. One sandbox per (job, slot) serves that job's tasks one after
+another; each task still gets a fresh process (forked from this warm one, or
+exec'd for commands) in its own session, its own directories, environment and
+rlimits, and is killed as a group at its wall-time limit. Tasks of *other* jobs
+never share a sandbox. Stdlib only.
+
+Protocol: one JSON request per line on stdin, one JSON answer per line on stdout.
+"""
+
+import json
+import os
+import resource
+import runpy
+import signal
+import sys
+import time
+import traceback
+
+
+def _limits(lim: dict) -> None:
+    mb = 1024 * 1024
+    for res, value in ((resource.RLIMIT_AS, lim["memory_mb"] * mb),
+                       (resource.RLIMIT_CPU, lim["cpu_seconds"]),
+                       (resource.RLIMIT_NOFILE, lim["max_files"]),
+                       (resource.RLIMIT_FSIZE, lim["max_file_mb"] * mb),
+                       (resource.RLIMIT_CORE, 0)):
+        soft, hard = resource.getrlimit(res)
+        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        resource.setrlimit(res, (value, value))
+
+
+def _child(req: dict) -> None:
+    os.setsid()
+    d = req["dir"]
+    fd = os.open(os.path.join(d, "task.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.chdir(os.path.join(d, "work"))
+    _limits(req["limits"])
+    env = req["env"]
+    if req.get("argv"):
+        os.execvpe(req["argv"][0], req["argv"], env)  # noqa: S606 - the task's own argv
+    os.environ.clear()
+    os.environ.update(env)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
+    code = 0
+    try:
+        if req.get("module"):
+            sys.argv = [req["module"], *req["args"]]
+            sys.path.insert(0, env.get("PYTHONPATH", ""))
+            runpy.run_module(req["module"], run_name="__main__", alter_sys=True)
+        else:
+            sys.argv = [req["script"], *req["args"]]
+            sys.path.insert(0, os.path.dirname(req["script"]))
+            runpy.run_path(req["script"], run_name="__main__")
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if not isinstance(exc.code, int) and exc.code is not None:
+            print(exc.code, file=sys.stderr)
+    except BaseException:  # noqa: BLE001 - the task's own error, as python would print it
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _run(req: dict) -> dict:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _child(req)
+        finally:
+            os._exit(127)
+    deadline = time.monotonic() + req["wall"]
+    pause = 0.0005
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(pid, 0)
+            return {"id": req["id"], "exit": None, "timed_out": True}
+        time.sleep(pause)
+        pause = min(pause * 2, 0.01)
+    try:
+        os.killpg(pid, signal.SIGKILL)       # leftovers of the task's session die with it
+    except (ProcessLookupError, PermissionError):
+        pass
+    if os.WIFSIGNALED(status):
+        return {"id": req["id"], "exit": 128 + os.WTERMSIG(status), "timed_out": False}
+    return {"id": req["id"], "exit": os.WEXITSTATUS(status), "timed_out": False}
+
+
+def main() -> int:
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    out.write(json.dumps({"ready": True}) + "\n")
+    for line in sys.stdin:
+        out.write(json.dumps(_run(json.loads(line))) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

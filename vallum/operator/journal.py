@@ -1,0 +1,69 @@
+"""The operator's files in ``<data_dir>/operator/``: alerts, actions and account modes.
+
+Why plain JSON lines shared by every gateway process: the action log is also how
+a suspension or release decided by one gateway (or by `vallum operator release`)
+reaches every other gateway within a second, without a new service to run.
+Appends are single ``write`` calls on an O_APPEND descriptor, so lines from
+several processes never interleave.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+ALERTS = "alerts.jsonl"
+ACTIONS = "actions.jsonl"
+MODES = "modes.json"
+MODES_ALLOWED = ("off", "observe", "contain")
+
+
+def directory(data_dir: Path) -> Path:
+    d = Path(data_dir) / "operator"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def append(path: Path, record: dict[str, Any]) -> None:
+    line = (json.dumps(record, sort_keys=True, default=str) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def read(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Complete lines from ``offset`` on, and the offset after the last complete line."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return [], offset
+    end = data.rfind(b"\n") + 1
+    out = []
+    for line in data[:end].splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out, offset + end
+
+
+def load_modes(data_dir: Path) -> dict[str, Any]:
+    path = directory(data_dir) / MODES
+    try:
+        doc = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        doc = {}
+    return {"default": doc.get("default"), "accounts": dict(doc.get("accounts") or {})}
+
+
+def save_modes(data_dir: Path, modes: dict[str, Any]) -> None:
+    path = directory(data_dir) / MODES
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(modes, indent=1, sort_keys=True))
+    os.replace(tmp, path)

@@ -1,0 +1,213 @@
+"""Mandatory access control at the S3 handlers: who the caller is to MAC, and the checks.
+
+Handlers ask here once they hold the record (the label lives in it); the decision itself
+is ``authz.decide_labels``. Why handlers and not the gate: the object's label is only
+known after the metadata read the handler does anyway, so MAC costs no extra read.
+A read the caller may not make answers exactly like a missing key (NoSuchKey /
+NoSuchVersion, same headers), so neither codes nor headers reveal what exists above
+the caller's level; listings skip such objects.
+
+Labels are parsed once per distinct text (LRU caches), subjects once per request, so a
+check is a dominance comparison of precomputed labels.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from vallum import authz
+from vallum.meta.records import BucketRecord, ListPage, ObjectRecord
+from vallum.s3 import errors
+from vallum.security.labels import Label, LabelError, lowest, lub, parse
+from vallum.security.mac import LabelRange, Subject, subject_for
+from vallum.security.spill import SpillGuard
+from vallum.server.http import Request
+
+LABEL_HEADER = "x-vallum-classification"
+SESSION_HEADER = "x-vallum-session-level"
+FLOOR_HEADER = "x-vallum-label-floor"
+CEILING_HEADER = "x-vallum-label-ceiling"
+ROOT_CLEARANCE_ENV = "VALLUM_ROOT_CLEARANCE"
+LOWEST = lowest()
+
+
+@functools.lru_cache(maxsize=8192)
+def label_of(text: str) -> Label:
+    """A label from its (stored or sent) text; LabelError if malformed."""
+    return parse(text)
+
+
+def record_label(extra: dict[str, Any]) -> Label:
+    """The label of a stored version or upload (unlabelled legacy data: the lowest)."""
+    text = extra.get("label")
+    return label_of(text) if text else LOWEST
+
+
+@functools.lru_cache(maxsize=1024)
+def _range(raw: str) -> LabelRange:
+    doc = json.loads(raw)
+    return LabelRange(label_of(doc["floor"]), label_of(doc["ceiling"]))
+
+
+def bucket_range(bucket: BucketRecord) -> LabelRange | None:
+    raw = bucket.config.get("label-range")
+    return _range(raw) if raw else None
+
+
+@functools.cache
+def root_clearance() -> Label | None:
+    """The platform root's clearance: VALLUM_ROOT_CLEARANCE, else system high (None)."""
+    text = os.environ.get(ROOT_CLEARANCE_ENV, "").strip()
+    return parse(text) if text else None
+
+
+@functools.lru_cache(maxsize=2048)
+def cached_subject(clearance: str | None, requested: str | None, is_root: bool) -> Subject:
+    if is_root:
+        level = root_clearance() if clearance is None else label_of(clearance)
+    else:
+        level = label_of(clearance) if clearance else LOWEST
+    return subject_for(level, label_of(requested) if requested else None, trusted=is_root,
+                       floor=LOWEST)
+
+
+def subject(request: Request) -> Subject:
+    """The caller's Subject (clearance, session level), computed once per request.
+
+    Session level: header ``x-vallum-session-level``, else the role's setting, else the
+    clearance. Malformed: InvalidArgument; above the clearance: AccessDenied."""
+    cached = request.__dict__.get("_mac_subject")
+    if cached is not None:
+        return cached
+    services = request.services
+    caller = services.caller
+    if caller is not None:
+        clearance, is_root, role_level = caller.clearance, caller.is_root, caller.session_level
+    else:
+        is_root = request.principal is not None and request.principal == services.root.access_key
+        clearance, role_level = None, None
+    requested = request.headers.get(SESSION_HEADER) or role_level
+    try:
+        result = cached_subject(clearance, requested, is_root)
+    except LabelError as exc:
+        raise errors.InvalidArgument(f"Invalid {SESSION_HEADER} label: {exc}",
+                                     ArgumentName=SESSION_HEADER) from None
+    except PermissionError as exc:
+        request.decision_reason = f"mac: {exc}"
+        raise errors.AccessDenied() from None
+    request.__dict__["_mac_subject"] = result
+    return result
+
+
+def _note(request: Request, decision: authz.Decision, label: Label | None) -> None:
+    """Audit what MAC saw: the label always, the rule when MAC denied (an allowed
+    request keeps the IAM rule that let it in)."""
+    if not decision.allowed:
+        request.decision_reason = decision.reason
+    if label is not None:
+        request.audit_label = label.banner()
+
+
+# ---------------------------------------------------------------- reads
+def require_read(request: Request, record: ObjectRecord, missing: errors.S3Error) -> None:
+    """No read up: raise ``missing`` (the error a missing key would give) when the
+    caller's session level does not dominate the record's label."""
+    if record.delete_marker:
+        return
+    who = subject(request)
+    label = record_label(record.extra)
+    if who.read is None:
+        request.audit_label = label.banner()
+        return
+    decision = authz.decide_labels(authz.LabelCheck(who, read=label))
+    _note(request, decision, label)
+    if not decision.allowed:
+        raise missing
+
+
+def readable(who: Subject, record: Any) -> bool:
+    """May ``who`` see this version / upload in a listing? (delete markers: yes)"""
+    if who.read is None or getattr(record, "delete_marker", False):
+        return True
+    return who.can_read(record_label(record.extra))
+
+
+def missing_error(key: str, version_id: str | None) -> errors.S3Error:
+    if version_id is not None:
+        return errors.NoSuchVersion(Key=key, VersionId=version_id)
+    return errors.NoSuchKey(Key=key)
+
+
+# ---------------------------------------------------------------- writes
+def write_label(request: Request, bucket: BucketRecord, header: str | None,
+                sources: Sequence[Label] = ()) -> tuple[Label, LabelRange | None]:
+    """The label a write gives (the header, else the bucket floor, joined with the labels
+    of any sources: copy and multipart keep the least upper bound), checked: no write
+    down, inside the bucket range. InvalidArgument / AccessDenied otherwise."""
+    rng = bucket_range(bucket)
+    try:
+        label = label_of(header) if header else (rng.floor if rng else LOWEST)
+    except LabelError as exc:
+        raise errors.InvalidArgument(f"Invalid {LABEL_HEADER} label: {exc}",
+                                     ArgumentName=LABEL_HEADER) from None
+    if sources:
+        label = lub([label, *sources])
+    decision = authz.decide_labels(authz.LabelCheck(subject(request), write=label,
+                                                    bucket_range=rng))
+    _note(request, decision, label)
+    if not decision.allowed:
+        raise errors.AccessDenied()
+    return label, rng
+
+
+def put_guard(request: Request, bucket: BucketRecord, header: str | None,
+              sources: Sequence[Label] = ()) -> SpillGuard:
+    """Checked label of a write plus the spill guard that scans its body."""
+    label, rng = write_label(request, bucket, header, sources)
+    return SpillGuard(label, rng, f"{request.request_id} {bucket.name}/{request.endpoint.key}")
+
+
+# ---------------------------------------------------------------- listings
+Fetch = Callable[[tuple[str, str], int], Awaitable[ListPage]]
+
+
+async def visible_page(request: Request, fetch: Fetch, start: tuple[str, str], max_keys: int,
+                       prefix_visible: Callable[[str], Awaitable[bool]]) -> ListPage:
+    """A listing page with only what the caller may read: pages are fetched until
+    ``max_keys`` visible entries and prefixes are found (or the listing ends); a common
+    prefix shows only if something under it is visible. ``start`` is the (key, version
+    or upload id) marker; ``fetch(marker, n)`` returns the store's next page."""
+    who = subject(request)
+    if who.read is None or max_keys <= 0:
+        return await fetch(start, max_keys)
+    entries: list[Any] = []
+    prefixes: list[str] = []
+    marker = start
+    while True:
+        page = await fetch(marker, max_keys - len(entries) - len(prefixes))
+        entries += [e for e in page.entries if readable(who, e)]
+        for p in page.common_prefixes:
+            if await prefix_visible(p):
+                prefixes.append(p)
+        full = len(entries) + len(prefixes) >= max_keys
+        if not page.is_truncated or page.next_marker is None or full:
+            return ListPage(entries, prefixes, page.is_truncated and full,
+                            page.next_marker, page.next_version_marker)
+        marker = (page.next_marker, page.next_version_marker or "")
+
+
+async def any_visible(request: Request, fetch: Fetch) -> bool:
+    """Is anything the caller may read returned by ``fetch`` (walked page by page)?"""
+    who = subject(request)
+    marker = ("", "")
+    while True:
+        page = await fetch(marker, 1000)
+        if any(readable(who, e) for e in page.entries):
+            return True
+        if not page.is_truncated or page.next_marker is None:
+            return False
+        marker = (page.next_marker, page.next_version_marker or "")

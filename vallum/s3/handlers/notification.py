@@ -1,0 +1,101 @@
+"""PutBucketNotificationConfiguration / GetBucketNotificationConfiguration.
+
+Vallum delivers bucket notifications to Vallum functions: a
+LambdaFunctionConfiguration (or legacy CloudFunctionConfiguration) whose target is
+``arn:aws:lambda:<region>:<account>:function:<name>``, ``arn:vallum:function:<name>``
+or a bare function name becomes an object trigger (see vallum.compute.triggers).
+SNS, SQS and EventBridge destinations cannot be delivered here, so, as AWS does
+for destinations it cannot validate, they are refused with InvalidArgument.
+"""
+
+from __future__ import annotations
+
+from vallum.compute.spec import SpecError
+from vallum.iam import gate
+from vallum.s3 import errors, xml
+from vallum.s3.handlers.common import get_bucket
+from vallum.server.http import Request, Response, xml_response
+
+CONFIG_KEY = "notification"
+_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+_FUNCTION_TAGS = {"LambdaFunctionConfiguration": "LambdaFunctionArn",
+                  "CloudFunctionConfiguration": "CloudFunction"}
+_REFUSED = ("TopicConfiguration", "QueueConfiguration", "EventBridgeConfiguration")
+
+
+def function_name(target: str) -> str:
+    if target.startswith("arn:"):
+        parts = target.split(":")
+        if len(parts) >= 7 and parts[2] == "lambda" and parts[5] == "function":
+            return parts[6]
+        if len(parts) == 4 and parts[1] == "vallum" and parts[2] == "function":
+            return parts[3]
+        raise errors.InvalidArgument("Unable to validate the following destination "
+                                     f"configurations: {target} is not a function ARN",
+                                     ArgumentName=target, ArgumentValue="Not a function")
+    return target
+
+
+def parse(data: bytes) -> list[dict]:
+    """The object triggers a NotificationConfiguration document asks for."""
+    root = xml.parse(data, "NotificationConfiguration")
+    out = []
+    for elem in root:
+        tag = elem.tag.rsplit("}", 1)[-1]
+        if tag in _REFUSED:
+            raise errors.InvalidArgument(
+                "Unable to validate the following destination configurations: Vallum delivers "
+                f"notifications to Vallum functions only ({tag} is not supported)",
+                ArgumentName=tag, ArgumentValue="Not supported")
+        if tag not in _FUNCTION_TAGS:
+            raise errors.MalformedXML()
+        target = xml.text(elem, _FUNCTION_TAGS[tag]) or xml.text(elem, "CloudFunction")
+        events = [e.text or "" for e in xml.children(elem, "Event")]
+        if not target or not events:
+            raise errors.MalformedXML()
+        prefix = suffix = ""
+        flt = xml.child(elem, "Filter")
+        key = xml.child(flt, "S3Key") if flt is not None else None
+        for rule in xml.children(key, "FilterRule") if key is not None else []:
+            name, value = (xml.text(rule, "Name") or "").lower(), xml.text(rule, "Value") or ""
+            if name == "prefix":
+                prefix = value
+            elif name == "suffix":
+                suffix = value
+            else:
+                raise errors.InvalidArgument("FilterRule name must be either prefix or suffix",
+                                             ArgumentName="FilterRule", ArgumentValue=name)
+        out.append({"id": xml.text(elem, "Id"), "function": function_name(target),
+                    "events": events, "prefix": prefix, "suffix": suffix})
+    return out
+
+
+async def put_bucket_notification(request: Request) -> Response:
+    bucket = await get_bucket(request)
+    data = await request.body.read(xml.MAX_XML_BODY)
+    wanted = parse(data)
+    compute = getattr(request.services, "compute", None)
+    if compute is None and wanted:
+        raise errors.InvalidArgument("Unable to validate the following destination "
+                                     "configurations: compute is not running on this gateway")
+    if compute is not None:
+        try:
+            await compute.set_notifications(gate.principal_of(request), bucket.name, wanted)
+        except SpecError as exc:
+            raise errors.InvalidArgument("Unable to validate the following destination "
+                                         f"configurations: {exc.message}") from None
+    if wanted:
+        bucket.config[CONFIG_KEY] = data.decode("utf-8")
+    else:
+        bucket.config.pop(CONFIG_KEY, None)
+    await request.services.meta.update_bucket(bucket)
+    return Response(200)
+
+
+async def get_bucket_notification(request: Request) -> Response:
+    bucket = await get_bucket(request)
+    text = bucket.config.get(CONFIG_KEY)
+    if text:
+        return xml_response(text.encode())
+    return xml_response(f'<?xml version="1.0" encoding="UTF-8"?>\n'
+                        f'<NotificationConfiguration xmlns="{_NS}"/>'.encode())
