@@ -15,6 +15,7 @@ import base64
 import hashlib
 import os
 import socket
+import string
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -30,6 +31,7 @@ from botocore.httpsession import URLLib3Session
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tests.functional.conftest import start_server, stop_server
 from vallum.s3 import errors
 from vallum.s3.router import SUBRESOURCES
 from vallum.s3.sigv4 import sign_headers
@@ -195,7 +197,12 @@ query_value = st.one_of(st.none(), tricky, st.text(max_size=20))
 pair = st.tuples(st.sampled_from(PARAMS), query_value)
 encoded_query = st.lists(pair, max_size=4).map(lambda ps: "&".join(
     quote(n, safe="") if v is None else f"{quote(n, safe='')}={quote(v, safe='')}" for n, v in ps))
-raw_query = st.text(st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="#"), max_size=40)
+# Raw queries use only characters urllib3 sends as they are (it re-encodes '{', '`', a lone '%', ...
+# after botocore signed them) and no empty '&&' parts (botocore signs those, Vallum drops them):
+# a signature mismatch is a correct answer but counts toward the failed-auth lockout of the
+# server other tests share. Invalid %-escapes are fuzzed at the router in the unit tests.
+raw_query = st.text(st.sampled_from(string.ascii_letters + string.digits + "-._~!$'()*+,;=:@/?&"),
+                    max_size=40).map(lambda q: "&".join(p for p in q.split("&") if p))
 queries = st.one_of(encoded_query, raw_query)
 
 
@@ -206,7 +213,7 @@ def md5_b64(data: bytes) -> str:
 # ------------------------------------------------------------------ query strings
 
 @SWEEP
-@given(method=st.sampled_from(["GET", "PUT", "HEAD"]), on_object=st.booleans(), query=queries)
+@given(method=st.sampled_from(["GET", "PUT", "HEAD", "OPTIONS"]), on_object=st.booleans(), query=queries)
 @example(method="GET", on_object=False, query="versionId=%01")
 @example(method="GET", on_object=True, query="versionId=%01%02")
 @example(method="GET", on_object=False, query="encoding-type=%0b")
@@ -408,7 +415,8 @@ def test_random_copy_headers(arena, headers, source, part):
 # ------------------------------------------------------------------ framing: lengths and aws-chunked
 
 def _raw_exchange(server, method: str, path: str, headers: dict[str, str], body: bytes,
-                  declared: int, *, close_write: bool, unsigned: bool = True) -> tuple[int | None, bytes, float]:
+                  declared: int, *, close_write: bool, unsigned: bool = True,
+                  source: str | None = None) -> tuple[int | None, bytes, float]:
     """Send a signed request whose Content-Length is ``declared`` over a plain socket.
 
     Returns (status or None if the server closed without answering, raw answer, seconds).
@@ -421,7 +429,8 @@ def _raw_exchange(server, method: str, path: str, headers: dict[str, str], body:
              "Connection: close"]
     lines += [f"{k}: {v}" for k, v in signed.items()]
     started = time.monotonic()
-    with socket.create_connection((host, int(port)), timeout=PROMPT + 5) as sock:
+    with socket.create_connection((host, int(port)), timeout=PROMPT + 5,
+                                  source_address=(source, 0) if source else None) as sock:
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         if close_write:
             sock.shutdown(socket.SHUT_WR)
@@ -513,3 +522,63 @@ def test_truncated_aws_chunked_bodies(arena, payload, sizes, data, target):
     check_answer(resp, elapsed)
     assert resp.status_code >= 400, "a damaged aws-chunked body (or its bad trailer checksum) is refused"
     arena.after(resp)
+
+
+# ------------------------------------------------------------------ credentials
+
+credential_headers = st.fixed_dictionaries({}, optional={
+    "Authorization": st.one_of(values, st.sampled_from([
+        "AWS4-HMAC-SHA256 Credential=AKIDNOSUCHKEY0000000/20240501/us-east-1/s3/aws4_request, "
+        "SignedHeaders=host, Signature=" + "0" * 64,
+        "AWS4-HMAC-SHA256 Credential=ASIAXXXXXXXXXXXXXXXX/20240501/us-east-1/s3/aws4_request,"
+        "SignedHeaders=host;x-amz-date,Signature=zz",
+        "AWS4-HMAC-SHA256 Credential=/, SignedHeaders=, Signature=", "AWS AKIDNOSUCHKEY0000000:AAAA",
+        "AWS ASIAXXXXXXXXXXXXXXXX:\u00e9", "AWS :", "AWS4-HMAC-SHA256 Credential=\u00e9/x"])),
+    "x-amz-date": st.one_of(values, st.sampled_from(["20240501T120000Z", "99999999T999999Z"])),
+    "Date": values,
+    "x-amz-security-token": st.one_of(values, st.sampled_from(["\u00e9\u00e9", "AAAA", "=" * 8])),
+    "x-amz-content-sha256": st.one_of(values, st.sampled_from(["UNSIGNED-PAYLOAD", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"])),
+})
+credential_queries = st.lists(st.sampled_from([
+    "X-Amz-Algorithm=AWS4-HMAC-SHA256", "X-Amz-Credential=ASIAXXXXXXXXXXXXXXXX%2F20240501%2Fus-east-1%2Fs3%2Faws4_request",
+    "X-Amz-Credential=%C3%A9", "X-Amz-Date=20240501T120000Z", "X-Amz-Expires=99999999999999",
+    "X-Amz-SignedHeaders=host", "X-Amz-Signature=" + "0" * 64, "X-Amz-Security-Token=%C3%A9",
+    "AWSAccessKeyId=AKIDNOSUCHKEY0000000", "AWSAccessKeyId=ASIAXXXXXXXXXXXXXXXX", "Expires=" + "9" * 5000,
+    "Expires=1", "Signature=%2B%2F", "x-amz-security-token=zz", "acl"]), max_size=5).map("&".join)
+
+
+@pytest.fixture(scope="module")
+def lockout_server(tmp_path_factory):
+    """A server of its own: junk credentials trip the failed-auth lockout (SlowDown) per key
+    and per address, which must not spill into the server the other tests share."""
+    if os.environ.get("VALLUM_TEST_ENDPOINT"):
+        pytest.skip("needs a private server")
+    srv = start_server(tmp_path_factory.mktemp("vallum-lockout") / "data")
+    srv.client().create_bucket(Bucket="junk-credentials")
+    yield srv
+    stop_server(srv)
+
+
+def test_forged_or_garbled_credentials(lockout_server):
+    """Unsigned requests carrying junk credentials (never the root key's id, so only the
+    address locks out): always refused with an S3 error, SlowDown once the lockout trips;
+    afterwards the bucket is still empty (checked from another loopback address)."""
+    @SWEEP
+    @given(headers=credential_headers, query=credential_queries,
+           method=st.sampled_from(["GET", "PUT", "DELETE"]))
+    def sweep(headers, query, method):
+        url = f"{lockout_server.endpoint}/junk-credentials/{KEY}" + ("?" + query if query else "")
+        req = AWSRequest(method=method, url=url, data=b"forged" if method == "PUT" else b"", headers=headers)
+        started = time.monotonic()
+        resp = SESSION.send(req.prepare())
+        if resp.status_code == 503:
+            assert b"<Code>SlowDown</Code>" in resp.content, resp.content[:300]
+            return
+        check_answer(resp, time.monotonic() - started)
+        assert resp.status_code >= 400, "junk credentials never authorize anything"
+
+    sweep()
+    status, answer, _ = _raw_exchange(lockout_server, "GET", "/junk-credentials?versions", {}, b"", 0,
+                                      close_write=False, unsigned=False, source="127.0.0.2")
+    assert status == 200, answer[:400]
+    assert b"<Version>" not in answer and b"<DeleteMarker>" not in answer, answer[:400]

@@ -8,6 +8,7 @@ from vallum.cli import audit as audit_cli
 from vallum.cli import certs as certs_cli
 from vallum.cli import functions, jobs
 from vallum.cli.admin import app as admin_app
+from vallum.cli.keys import app as keys_app
 from vallum.cli.operator import app as operator_app
 from vallum.cli.serve import serve
 
@@ -21,6 +22,7 @@ app.add_typer(operator_app, name="operator")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(certs_cli.app, name="certs")
 app.add_typer(admin_app, name="admin")
+app.add_typer(keys_app, name="keys")
 
 
 @app.command("version")

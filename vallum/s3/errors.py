@@ -110,6 +110,7 @@ _CODES: list[tuple[str, int, str]] = [
     ("CORSResponse", 403, "CORS is not enabled for this bucket."),
     ("NoSuchObjectLockConfiguration", 404, "The specified object does not have a ObjectLock configuration"),
     ("OwnershipControlsNotFoundError", 404, "The bucket ownership controls were not found"),
+    ("InvalidBucketAclWithObjectOwnership", 400, "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"),
     ("ServerSideEncryptionConfigurationNotFoundError", 404, "The server side encryption configuration was not found"),
 ]
 
@@ -193,4 +194,5 @@ NoSuchObjectLockConfiguration = _by_code["NoSuchObjectLockConfiguration"]
 NoSuchTagSet = _by_code["NoSuchTagSet"]
 ObjectLockConfigurationNotFoundError = _by_code["ObjectLockConfigurationNotFoundError"]
 OwnershipControlsNotFoundError = _by_code["OwnershipControlsNotFoundError"]
+InvalidBucketAclWithObjectOwnership = _by_code["InvalidBucketAclWithObjectOwnership"]
 ServerSideEncryptionConfigurationNotFoundError = _by_code["ServerSideEncryptionConfigurationNotFoundError"]

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 
 from vallum.security import crypto, envelope
 from vallum.security.crypto import TAG_BYTES, CryptoError
-from vallum.security.keytable import Keyring, KeyTable, dek_aad
+from vallum.security.keytable import Keyring, KeyTable, dek_aad, load_keyring
 from vallum.storage.base import (
     CHUNK,
     BlobMissing,
@@ -86,9 +86,20 @@ class EncryptedBlobStore(BlobStore):
             raise BlobCorrupt(f"blob {blob_id} has no data key")
         kek_id, wrapped = row
         try:
-            return crypto.unwrap(self.ring.get(kek_id), wrapped, dek_aad(blob_id))
+            return crypto.unwrap(self.master(kek_id), wrapped, dek_aad(blob_id))
         except CryptoError as e:
             raise BlobCorrupt(f"blob {blob_id}: data key: {e}") from None
+
+    def master(self, key_id: str) -> bytes:
+        """A master key by id. An id this process does not know was added by `vallum keys
+        rotate` while it ran: reload the keyring file (which also makes the new key current
+        here, so later writes use it)."""
+        if key_id not in self.ring.keys:
+            try:
+                self.ring = load_keyring(self.keys.path.parent)
+            except (OSError, ValueError, CryptoError):
+                pass            # keep the ring we have; ring.get names the missing key
+        return self.ring.get(key_id)
 
     async def _header(self, blob_id: str) -> bytes:
         parts = [c async for c in self.inner.read(blob_id, 0, envelope.HEADER_BYTES)]

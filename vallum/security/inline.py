@@ -39,7 +39,9 @@ def unseal(blobs: Any, stored: bytes) -> bytes:
     ring = _ring(blobs)
     if ring is None:
         raise InlineCorrupt("inline body is encrypted but encryption is off")
+    kid = envelope.small_key_id(stored)
+    lookup = getattr(blobs, "master", ring.get)   # reloads the keyring after a rotation
     try:
-        return envelope.decrypt_small(ring.get(envelope.small_key_id(stored)), stored)
+        return envelope.decrypt_small(lookup(kid), stored)
     except CryptoError as exc:
         raise InlineCorrupt(f"inline body failed authentication: {exc}") from None

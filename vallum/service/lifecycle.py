@@ -103,9 +103,13 @@ class LifecycleWorker:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{started}\n".encode(), 0)
             if self.clock.is_test and self.clock.offset_file is not None:
-                # Tells a functional test that a whole sweep ran with the offset it wrote.
+                # Tells a functional test that a whole sweep ran with the offset it wrote,
+                # and (one line per sweep, written under the lease) who swept and when, so a
+                # test can show that sweeps of several processes never overlap.
                 done = self.clock.offset_file.with_suffix(".swept")
                 done.write_text(f"{offset}\n")
+                with open(self.clock.offset_file.with_suffix(".sweeps"), "a") as trace:
+                    trace.write(f"{os.getpid()} {started!r} {time.time()!r}\n")
             return stats
         finally:
             os.close(fd)
@@ -181,8 +185,12 @@ class LifecycleWorker:
             if version_id == NULL_VERSION and current.version_id == NULL_VERSION and self._locked(current, now):
                 stats.kept_locked += 1
                 return
+            # Stamped with the sweep's clock (a test clock moves it too), and labelled like
+            # the version it shadows so it is seen by exactly those who saw that version.
             marker = ObjectRecord(bucket=bucket.name, key=current.key, version_id=version_id,
-                                  delete_marker=True, last_modified=time.time())
+                                  delete_marker=True, last_modified=now)
+            if current.extra.get("label"):
+                marker.extra["label"] = current.extra["label"]
             obsolete = await meta.put_object(marker, precondition=still_current)
             await self.services.discard_blobs(obsolete)
             stats.expired += 1

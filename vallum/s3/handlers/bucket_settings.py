@@ -9,6 +9,7 @@ AWS answers a bucket whose ACLs are disabled.
 
 from __future__ import annotations
 
+from vallum.meta.records import BucketRecord
 from vallum.s3 import errors, xml
 from vallum.s3.handlers import labels
 from vallum.s3.handlers.buckets import owner_element
@@ -43,14 +44,44 @@ def _acl_document(request: Request) -> bytes:
             "</AccessControlList></AccessControlPolicy>").encode()
 
 
-def check_canned_acl(request: Request, *, for_object: bool) -> None:
-    """Refuse an x-amz-acl / x-amz-grant-* header that grants more than owner control."""
+CANNED_ACLS = ("private", "public-read", "public-read-write", "authenticated-read", "aws-exec-read",
+               "bucket-owner-read", "bucket-owner-full-control", "log-delivery-write")
+# Canned ACLs that grant nothing beyond the bucket owner (all Vallum can honour: no ACL evaluation).
+OWNER_ONLY_ACLS = ("private", "bucket-owner-read", "bucket-owner-full-control")
+PUBLIC_ACL_REFUSED = ("Access Denied: the ACL grants access beyond the bucket owner; Vallum decides "
+                      "access by IAM and bucket policies only (as Block Public Access does)")
+
+
+def ownership(bucket: BucketRecord | None) -> str:
+    """The bucket's Object Ownership (absent or deleted controls: ACLs are not disabled
+    only for ObjectWriter / BucketOwnerPreferred; the default is BucketOwnerEnforced)."""
+    value = bucket.config.get(OWNERSHIP_KEY) if bucket is not None else None
+    return value or "BucketOwnerEnforced"
+
+
+def check_canned_acl(request: Request, *, for_object: bool, bucket: BucketRecord | None = None,
+                     creating: str | None = None) -> None:
+    """Refuse an x-amz-acl / x-amz-grant-* header that grants more than owner control.
+
+    ``bucket`` (writes into it) or ``creating`` (CreateBucket's ownership) decides how:
+    under BucketOwnerEnforced (ACLs disabled) as AWS does, AccessControlListNotSupported
+    (InvalidBucketAclWithObjectOwnership on CreateBucket); with ACLs enabled, owner-only
+    canned ACLs are accepted and any grant to others is refused with AccessDenied, as
+    AWS's Block Public Access answers, since Vallum has no ACL evaluation to honour it."""
     canned = request.headers.get("x-amz-acl")
-    allowed = ("private", "bucket-owner-full-control") if for_object else ("private",)
-    if canned is not None and canned not in allowed:
-        raise errors.AccessControlListNotSupported()
-    if any(h in request.headers for h in _GRANT_HEADERS):
-        raise errors.AccessControlListNotSupported()
+    grants = any(h in request.headers for h in _GRANT_HEADERS)
+    mode = creating if creating is not None else ownership(bucket)
+    if mode == "BucketOwnerEnforced":
+        allowed = ("private", "bucket-owner-full-control") if for_object else ("private",)
+        if (canned is not None and canned not in allowed) or grants:
+            if creating is not None:
+                raise errors.InvalidBucketAclWithObjectOwnership()
+            raise errors.AccessControlListNotSupported()
+        return
+    if canned is not None and canned not in CANNED_ACLS:
+        raise errors.InvalidArgument(None, ArgumentName="x-amz-acl", ArgumentValue=canned[:64])
+    if (canned is not None and canned not in OWNER_ONLY_ACLS) or grants:
+        raise errors.AccessDenied(PUBLIC_ACL_REFUSED)
 
 
 async def _check_acl_body(request: Request) -> None:
@@ -82,8 +113,8 @@ async def get_bucket_acl(request: Request) -> Response:
 
 
 async def put_bucket_acl(request: Request) -> Response:
-    await get_bucket(request)
-    check_canned_acl(request, for_object=False)
+    bucket = await get_bucket(request)
+    check_canned_acl(request, for_object=False, bucket=bucket)
     await _check_acl_body(request)
     return Response(200)
 

@@ -84,12 +84,15 @@ async def create_bucket(request: Request) -> Response:
         if constraint not in ("", region):
             raise errors.IllegalLocationConstraintException(
                 f"The {constraint} location constraint is incompatible for the region specific endpoint this request was sent to.")
+    ownership = _object_ownership(request)
     lock = request.headers.get("x-amz-bucket-object-lock-enabled", "").lower() == "true"
     record = BucketRecord(name=name, created=time.time(), region=region, owner=services.owner_id,
                           versioning="Enabled" if lock else "", object_lock=lock)
     label_range = _label_range(request)
     if label_range is not None:
         record.config["label-range"] = label_range
+    if ownership is not None:
+        record.config["ownership"] = ownership      # bucket_settings.OWNERSHIP_KEY
     try:
         await services.meta.create_bucket(record)
     except BucketExists as exc:
@@ -97,6 +100,19 @@ async def create_bucket(request: Request) -> Response:
             raise errors.BucketAlreadyOwnedByYou(BucketName=name) from None
         raise errors.BucketAlreadyExists(BucketName=name) from None
     return Response(200, {"location": "/" + name})
+
+
+def _object_ownership(request: Request) -> str | None:
+    """x-amz-object-ownership (checked), with any x-amz-acl / grant headers checked against it
+    (bucket_settings.check_canned_acl; absent: BucketOwnerEnforced, AWS's default)."""
+    from vallum.s3.handlers import bucket_settings   # it imports this module
+
+    value = request.headers.get("x-amz-object-ownership")
+    if value is not None and value not in bucket_settings.OWNERSHIPS:
+        raise errors.InvalidArgument("Invalid x-amz-object-ownership header", ArgumentName="x-amz-object-ownership",
+                                     ArgumentValue=value[:64])
+    bucket_settings.check_canned_acl(request, for_object=False, creating=value or "BucketOwnerEnforced")
+    return value
 
 
 FLOOR_HEADER = "x-vallum-label-floor"

@@ -9,7 +9,7 @@ from urllib.parse import unquote
 from vallum.meta.records import BucketRecord, ObjectRecord
 from vallum.s3 import errors, xml
 from vallum.s3.conditions import check_copy_source_conditions, iso8601
-from vallum.s3.handlers import labels, lock, tagging
+from vallum.s3.handlers import bucket_settings, labels, lock, tagging
 from vallum.s3.handlers.common import (
     check_version_id,
     get_bucket,
@@ -17,7 +17,12 @@ from vallum.s3.handlers.common import (
     system_meta_from,
     user_meta_from,
 )
-from vallum.s3.handlers.objects import commit_version, version_headers, write_precondition
+from vallum.s3.handlers.objects import (
+    commit_version,
+    refuse_hidden_null,
+    version_headers,
+    write_precondition,
+)
 from vallum.s3.names import validate_key
 from vallum.server.http import Request, Response, xml_response
 from vallum.service.ingest import MAX_SINGLE_PUT, store
@@ -61,6 +66,7 @@ async def resolve_copy_source(request: Request) -> CopySource:
         if version_id is not None:
             raise errors.NoSuchVersion(Key=key, VersionId=version_id)
         raise errors.NoSuchKey(Key=key)
+    labels.hide_marker(request, record, labels.missing_error(key, version_id))
     if record.delete_marker:
         raise errors.InvalidRequest("The source of a copy request may not specifically refer to a delete marker by version id.")
     # No read up: a source above the caller's level is answered as missing.
@@ -90,6 +96,7 @@ async def copy_object(request: Request) -> Response:
     if src.size > MAX_SINGLE_PUT:
         raise errors.InvalidRequest("The specified copy source is larger than the maximum allowable size "
                                     "for a copy source: 5368709120")
+    bucket_settings.check_canned_acl(request, for_object=True, bucket=bucket)
     extra = lock.lock_extra(request, bucket, has_digest=None)
     extra.update(tagging.copy_tags(request, src))
     lock.apply_default(extra, bucket)
@@ -98,6 +105,7 @@ async def copy_object(request: Request) -> Response:
     label, _ = labels.write_label(request, bucket, headers.get(labels.LABEL_HEADER),
                                   [labels.record_label(src.extra)])
     extra["label"] = label.banner()
+    await refuse_hidden_null(request, bucket, request.key)
     if directive == "REPLACE":
         system_meta, user_meta = system_meta_from(headers), user_meta_from(headers)
     else:
@@ -116,7 +124,7 @@ async def copy_object(request: Request) -> Response:
         if src.parts:
             record.etag = stored.md5_hex
             record.checksums = dict(stored.checksums, type="FULL_OBJECT") if stored.checksums else {}
-    await commit_version(request, record, write_precondition(request))
+    await commit_version(request, record, write_precondition(request, bucket))
     out = version_headers(bucket, record, checksums=False)
     out.pop("etag")
     if source.bucket.versioning:

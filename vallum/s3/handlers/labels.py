@@ -116,10 +116,8 @@ def _note(request: Request, decision: authz.Decision, label: Label | None) -> No
 def require_read(request: Request, record: ObjectRecord, missing: errors.S3Error) -> None:
     """No read up: raise ``missing`` (the error a missing key would give) when the
     caller's session level does not dominate the record's label."""
-    if record.delete_marker:
-        return
     who = subject(request)
-    label = record_label(record.extra)
+    label = record_label(record.extra)   # delete markers carry a label too (marker_label)
     if who.read is None:
         request.audit_label = label.banner()
         return
@@ -130,10 +128,34 @@ def require_read(request: Request, record: ObjectRecord, missing: errors.S3Error
 
 
 def readable(who: Subject, record: Any) -> bool:
-    """May ``who`` see this version / upload in a listing? (delete markers: yes)"""
-    if who.read is None or getattr(record, "delete_marker", False):
+    """May ``who`` see this version, delete marker or upload? (unlabelled: the lowest)"""
+    if who.read is None:
         return True
     return who.can_read(record_label(record.extra))
+
+
+def hide_marker(request: Request, record: ObjectRecord, missing: errors.S3Error) -> None:
+    """A delete marker above the caller's level answers as a missing key would: before the
+    marker's own answer (whose headers would name the hidden marker's version id)."""
+    if record.delete_marker and not readable(subject(request), record):
+        request.decision_reason = "mac: no read up: delete marker above the session level"
+        raise missing
+
+
+def marker_label(request: Request, bucket: BucketRecord, current: ObjectRecord | None) -> Label:
+    """The label of a delete marker this caller adds over ``current`` (the key's latest).
+
+    It is seen by exactly those who saw what it deletes: the label of the version it
+    shadows when the caller can read that version; otherwise (no live version, or one
+    hidden from the caller, which is then treated as absent) the caller's write level,
+    raised to the bucket floor. So a marker over a hidden object, made by someone who
+    may see that object, stays hidden from lower readers; and a lower caller's marker
+    over a hidden key is the same as over a missing key (a new, lower version)."""
+    who = subject(request)
+    if current is not None and not current.delete_marker and readable(who, current):
+        return record_label(current.extra)
+    rng = bucket_range(bucket)
+    return lub([who.write, rng.floor]) if rng is not None else who.write
 
 
 def missing_error(key: str, version_id: str | None) -> errors.S3Error:

@@ -53,25 +53,43 @@ async def may_bypass(request: Request, key: str | None = None) -> bool:
     return True
 
 
+class HiddenVersion(Exception):
+    """The version a delete names is above the caller's level (MAC): nothing was done."""
+
+
 async def guarded_delete_version(request: Request, bucket: BucketRecord, key: str,
-                                 version_id: str) -> tuple[ObjectRecord | None, list[str]]:
+                                 version_id: str, *, hidden_as_missing: bool = True,
+                                 ) -> tuple[ObjectRecord | None, list[str]]:
     """Permanently delete one version unless object lock protects it (AccessDenied then).
 
     The check runs inside the delete's transaction on the version being removed,
     so a retention set concurrently either lands first (and refuses) or not at all.
     The bypass permission is decided before, since authz may do I/O.
+    A version (or delete marker) above the caller's level is left alone and answered
+    as a missing one, ``(None, [])``; or HiddenVersion when ``hidden_as_missing`` is False.
     """
     now = clock().now()
     allowed_bypass = bypass_requested(request) and await may_bypass(request, key)
+    who = labels.subject(request)
 
     def precondition(target: ObjectRecord | None) -> None:
+        if target is not None and not labels.readable(who, target):
+            raise HiddenVersion()       # checked first: a lock must not reveal it either
         if target is None or target.delete_marker:
             return
         if retention.why_not_remove(lock_of(target.extra), now, bypass_requested=bypass_requested(request),
                                     may_bypass=allowed_bypass):
             raise errors.AccessDenied(LOCKED)
 
-    return await request.services.meta.delete_version(bucket.name, key, version_id, precondition=precondition)
+    try:
+        return await request.services.meta.delete_version(bucket.name, key, version_id,
+                                                          precondition=precondition)
+    except HiddenVersion:
+        request.decision_reason = "mac: no read up: delete of a version above the session level, " \
+                                  "answered as a missing one"
+        if hidden_as_missing:
+            return None, []
+        raise
 
 
 # -- retention requested on writes -----------------------------------------
@@ -216,6 +234,7 @@ async def _target(request: Request) -> tuple[BucketRecord, ObjectRecord]:
         if version_id is not None:
             raise errors.NoSuchVersion(Key=request.key, VersionId=version_id)
         raise errors.NoSuchKey(Key=request.key)
+    labels.hide_marker(request, record, labels.missing_error(request.key, version_id))
     if record.delete_marker:
         raise errors.MethodNotAllowed(headers={"x-amz-delete-marker": "true",
                                                "x-amz-version-id": record.version_id},

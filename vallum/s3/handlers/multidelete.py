@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
-
-from vallum.meta.records import NULL_VERSION, ObjectRecord
+from vallum.meta.records import NULL_VERSION
 from vallum.s3 import errors, xml
 from vallum.s3.handlers import lock
 from vallum.s3.handlers.common import (
@@ -13,6 +11,7 @@ from vallum.s3.handlers.common import (
     get_bucket,
     new_version_id,
 )
+from vallum.s3.handlers.objects import add_delete_marker
 from vallum.server.http import Request, Response, xml_response
 
 MAX_KEYS = 1000
@@ -49,16 +48,25 @@ async def delete_objects(request: Request) -> Response:
         try:
             if version_id is not None or bucket.versioning != "Enabled":
                 check_version_id(version_id)
-                removed, obsolete = await lock.guarded_delete_version(
-                    request, bucket, key, version_id if version_id is not None else NULL_VERSION)
-                await services.discard_blobs(obsolete)
+                suspended_marker = bucket.versioning == "Suspended" and version_id is None
                 entry: dict = {"Key": key, "VersionId": version_id}
+                try:
+                    # MAC: a version above the caller's level is left alone, answered as missing.
+                    removed, obsolete = await lock.guarded_delete_version(
+                        request, bucket, key, version_id if version_id is not None else NULL_VERSION,
+                        hidden_as_missing=not suspended_marker)
+                except lock.HiddenVersion:    # a null marker would replace it: answer as added
+                    removed, obsolete = None, []
+                else:
+                    if suspended_marker:
+                        await add_delete_marker(request, bucket, key, NULL_VERSION)
+                await services.discard_blobs(obsolete)
                 if removed is not None and removed.delete_marker:
                     entry.update(DeleteMarker=True, DeleteMarkerVersionId=removed.version_id)
+                elif suspended_marker:
+                    entry.update(DeleteMarker=True, DeleteMarkerVersionId=NULL_VERSION)
             else:
-                marker = ObjectRecord(bucket=bucket.name, key=key, version_id=new_version_id(bucket),
-                                      delete_marker=True, last_modified=time.time())
-                await services.meta.put_object(marker)
+                marker = await add_delete_marker(request, bucket, key, new_version_id(bucket))
                 entry = {"Key": key, "DeleteMarker": True, "DeleteMarkerVersionId": marker.version_id}
             if not quiet:
                 deleted.append(entry)

@@ -21,7 +21,7 @@ from vallum.meta.base import UploadMissing
 from vallum.meta.records import ObjectRecord, PartRecord, UploadRecord
 from vallum.s3 import errors, xml
 from vallum.s3.conditions import iso8601
-from vallum.s3.handlers import labels, lock, tagging
+from vallum.s3.handlers import bucket_settings, labels, lock, tagging
 from vallum.s3.handlers.buckets import owner_element
 from vallum.s3.handlers.common import (
     expectations_from,
@@ -34,7 +34,7 @@ from vallum.s3.handlers.common import (
     user_meta_from,
 )
 from vallum.s3.handlers.copy import resolve_copy_source
-from vallum.s3.handlers.objects import version_headers, write_precondition
+from vallum.s3.handlers.objects import refuse_hidden_null, version_headers, write_precondition
 from vallum.s3.names import validate_key
 from vallum.security.spill import SpillDetected, SpillGuard
 from vallum.server.http import Request, Response, xml_response
@@ -67,6 +67,7 @@ async def create_upload(request: Request) -> Response:
             raise errors.InvalidRequest("The COMPOSITE checksum type cannot be used with the crc64nvme checksum algorithm.")
     elif algorithm is not None:
         checksum_type = "FULL_OBJECT" if algorithm == "CRC64NVME" else "COMPOSITE"
+    bucket_settings.check_canned_acl(request, for_object=True, bucket=bucket)
     extra = lock.lock_extra(request, bucket, has_digest=None)
     extra.update(tagging.tags_extra(request))
     label, _ = labels.write_label(request, bucket, headers.get(labels.LABEL_HEADER))
@@ -267,9 +268,10 @@ async def complete_upload(request: Request) -> Response:
                                   [labels.record_label(upload.extra)])   # lub of the sources
     record.extra["label"] = label.banner()
     _check_declared_object_checksum(request, upload, record)
+    await refuse_hidden_null(request, bucket, upload.key)
     try:
         obsolete = await services.meta.complete_upload(upload.upload_id, record,
-                                                       precondition=write_precondition(request))
+                                                       precondition=write_precondition(request, bucket))
     except UploadMissing:
         raise errors.NoSuchUpload(UploadId=upload.upload_id) from None
     keep = set(record.blob_ids())

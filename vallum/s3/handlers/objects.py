@@ -8,7 +8,7 @@ from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord
 from vallum.compute import events
 from vallum.s3 import errors
 from vallum.s3.conditions import check_read_conditions, check_write_conditions
-from vallum.s3.handlers import labels, lock, tagging
+from vallum.s3.handlers import bucket_settings, labels, lock, tagging
 from vallum.s3.handlers.common import (
     check_version_id,
     expectations_from,
@@ -36,17 +36,46 @@ RESPONSE_OVERRIDES = {
 }
 
 
-def write_precondition(request: Request):
-    """The If-None-Match / If-Match check, evaluated inside the metadata transaction."""
+# A write that would replace a null version above the writer's level is refused with the
+# operator's throttling answer, which any request may get (docs/security.md, "write up").
+HIDDEN_OVERWRITE = "Request rate limited by the operator; retry later."
+
+
+def write_precondition(request: Request, bucket: BucketRecord | None = None):
+    """The If-None-Match / If-Match check, evaluated inside the metadata transaction.
+
+    MAC: a latest version above the caller's level counts as absent for the conditions
+    (no 412 reveals it). When the write would *replace* it (the null version of an
+    unversioned or suspended bucket) it is refused (SlowDown) instead of destroyed; a
+    versioned bucket just gets a new, lower version on top of it."""
     headers = request.headers
-    if "if-none-match" not in headers and "if-match" not in headers:
+    conditional = "if-none-match" in headers or "if-match" in headers
+    who = labels.subject(request)
+    if not conditional and who.read is None:
         return None
+    replaces = bucket is None or bucket.versioning != "Enabled"
 
     def check(current: ObjectRecord | None) -> None:
-        live = current if current is not None and not current.delete_marker else None
-        check_write_conditions(headers.mapping(), live.etag if live else None)
+        hidden = current is not None and not labels.readable(who, current)
+        if hidden and replaces and current.version_id == NULL_VERSION:
+            request.decision_reason = "mac: write over a null version above the session level"
+            raise errors.SlowDown(HIDDEN_OVERWRITE)
+        live = current if current is not None and not current.delete_marker and not hidden else None
+        if conditional:
+            check_write_conditions(headers.mapping(), live.etag if live else None)
 
     return check
+
+
+async def refuse_hidden_null(request: Request, bucket: BucketRecord, key: str) -> None:
+    """Suspended buckets: a write replaces the null version even when it is not the latest
+    (the precondition sees only the latest), so look at it too."""
+    if bucket.versioning != "Suspended" or labels.subject(request).read is None:
+        return
+    null = await request.services.meta.get_object(bucket.name, key, NULL_VERSION)
+    if null is not None and not labels.readable(labels.subject(request), null):
+        request.decision_reason = "mac: write over a null version above the session level"
+        raise errors.SlowDown(HIDDEN_OVERWRITE)
 
 
 async def put_object(request: Request) -> Response:
@@ -63,10 +92,12 @@ async def put_object(request: Request) -> Response:
     if storage_class not in ("STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA",
                              "INTELLIGENT_TIERING", "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"):
         raise errors.InvalidStorageClass(StorageClassRequested=storage_class)
+    bucket_settings.check_canned_acl(request, for_object=True, bucket=bucket)
     extra = lock.lock_extra(request, bucket, has_digest=expect.md5 is not None or bool(expect.checksums))
     extra.update(tagging.tags_extra(request))
     lock.apply_default(extra, bucket)
-    precondition = write_precondition(request)
+    precondition = write_precondition(request, bucket)
+    await refuse_hidden_null(request, bucket, request.key)
     # Classification label: checked by MAC (no write down, bucket range), then the body
     # is spill-scanned as it streams (vallum/security).
     guard = labels.put_guard(request, bucket, headers.get(labels.LABEL_HEADER))
@@ -122,6 +153,7 @@ async def find_version(request: Request, bucket: BucketRecord) -> ObjectRecord:
         if version_id is not None:
             raise errors.NoSuchVersion(Key=request.key, VersionId=version_id)
         raise errors.NoSuchKey(Key=request.key)
+    labels.hide_marker(request, record, labels.missing_error(request.key, version_id))
     if record.delete_marker:
         marker_headers = {"x-amz-delete-marker": "true", "x-amz-version-id": record.version_id}
         if version_id is not None:
@@ -198,7 +230,14 @@ async def delete_object(request: Request) -> Response:
     headers: dict[str, str] = {}
     if version_id is not None or bucket.versioning != "Enabled":
         target = version_id if version_id is not None else NULL_VERSION
-        removed, obsolete = await lock.guarded_delete_version(request, bucket, request.key, target)
+        suspended_marker = bucket.versioning == "Suspended" and version_id is None
+        try:
+            removed, obsolete = await lock.guarded_delete_version(
+                request, bucket, request.key, target, hidden_as_missing=not suspended_marker)
+        except lock.HiddenVersion:
+            # The null marker would replace a null version above the caller's level: leave
+            # it, and answer as for a missing key (docs/security.md).
+            return Response(204, {"x-amz-delete-marker": "true", "x-amz-version-id": NULL_VERSION})
         await services.discard_blobs(obsolete)
         if removed is not None:
             await events.object_event(request, events.REMOVED_DELETE, removed)
@@ -206,18 +245,27 @@ async def delete_object(request: Request) -> Response:
             headers["x-amz-version-id"] = version_id
             if removed is not None and removed.delete_marker:
                 headers["x-amz-delete-marker"] = "true"
-        if bucket.versioning == "Suspended" and version_id is None:
-            marker = _delete_marker(bucket, request.key, NULL_VERSION)
-            await services.meta.put_object(marker)
+        if suspended_marker:
+            marker = await add_delete_marker(request, bucket, request.key, NULL_VERSION)
             await events.object_event(request, events.REMOVED_MARKER, marker)
             headers.update({"x-amz-delete-marker": "true", "x-amz-version-id": NULL_VERSION})
         return Response(204, headers)
-    marker = _delete_marker(bucket, request.key, new_version_id(bucket))
-    await services.meta.put_object(marker)
+    marker = await add_delete_marker(request, bucket, request.key, new_version_id(bucket))
     await events.object_event(request, events.REMOVED_MARKER, marker)
     return Response(204, {"x-amz-delete-marker": "true", "x-amz-version-id": marker.version_id})
 
 
-def _delete_marker(bucket: BucketRecord, key: str, version_id: str) -> ObjectRecord:
-    return ObjectRecord(bucket=bucket.name, key=key, version_id=version_id, delete_marker=True,
-                        last_modified=time.time())
+async def add_delete_marker(request: Request, bucket: BucketRecord, key: str,
+                            version_id: str) -> ObjectRecord:
+    """Store a delete marker labelled for MAC (labels.marker_label: seen by those who saw
+    what it deletes). A latest version hidden from the caller is left under the marker,
+    exactly as a missing key would be; a null marker never replaces a hidden null version
+    (the caller checked: guarded_delete_version)."""
+    services = request.services
+    current = await services.meta.get_object(bucket.name, key)
+    marker = ObjectRecord(bucket=bucket.name, key=key, version_id=version_id, delete_marker=True,
+                          last_modified=time.time())
+    marker.extra["label"] = labels.marker_label(request, bucket, current).banner()
+    obsolete = await services.meta.put_object(marker)
+    await services.discard_blobs(obsolete)
+    return marker

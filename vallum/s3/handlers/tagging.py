@@ -118,6 +118,7 @@ async def _version(request: Request) -> ObjectRecord:
         if version_id is not None:
             raise errors.NoSuchVersion(Key=request.key, VersionId=version_id)
         raise errors.NoSuchKey(Key=request.key)
+    labels.hide_marker(request, record, labels.missing_error(request.key, version_id))
     if record.delete_marker:
         headers = {"x-amz-delete-marker": "true", "x-amz-version-id": record.version_id}
         if version_id is not None:
