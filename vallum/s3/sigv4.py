@@ -15,6 +15,8 @@ changes what the signature covers.
 from __future__ import annotations
 
 import calendar
+import datetime
+import functools
 import hashlib
 import hmac
 import re
@@ -85,8 +87,10 @@ def _hmac(key: bytes, msg: str) -> bytes:
     return hmac.new(key, msg.encode("utf-8"), hashlib.sha256).digest()
 
 
+@functools.lru_cache(maxsize=4096)
 def derive_signing_key(secret: str, date: str, region: str, service: str) -> bytes:
-    """kSigning = HMAC chain over date, region, service and 'aws4_request'."""
+    """kSigning = HMAC chain over date, region, service and 'aws4_request'.
+    Cached: a key signs every request of a day with the same derived key."""
     k_date = _hmac(("AWS4" + secret).encode("utf-8"), date)
     return _hmac(_hmac(_hmac(k_date, region), service), "aws4_request")
 
@@ -180,10 +184,12 @@ def string_to_sign(amz_date: str, scope: str, canonical_request: str) -> str:
 def _amz_to_epoch(amz_date: str) -> int | None:
     if not _AMZ_DATE.fullmatch(amz_date):
         return None
-    try:
-        return calendar.timegm(time.strptime(amz_date, AMZ_DATE_FORMAT))
+    try:  # YYYYMMDDTHHMMSSZ, validated by datetime (strptime is slow on the hot path)
+        moment = datetime.datetime(int(amz_date[0:4]), int(amz_date[4:6]), int(amz_date[6:8]),
+                                   int(amz_date[9:11]), int(amz_date[11:13]), int(amz_date[13:15]))
     except ValueError:
         return None
+    return calendar.timegm(moment.timetuple())
 
 
 def _epoch_to_amz(epoch: float) -> str:
