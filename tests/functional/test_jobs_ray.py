@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,11 +27,14 @@ def ray_head(tmp_path_factory):
         pytest.skip("the ray CLI is not installed")
     port, client_port = free_port(), free_port()
     lo = 20000 + (os.getpid() % 200) * 200
-    tmp = tmp_path_factory.mktemp("ray")
+    tmp = Path(tempfile.mkdtemp(prefix="vray", dir="/tmp"))   # short: Ray's socket paths
     log = open(tmp / "ray.log", "wb")
     proc = subprocess.Popen(
         [RAY, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
          f"--ray-client-server-port={client_port}", "--include-dashboard=false",
+         f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
+         f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
+         f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
          "--num-cpus=2", "--disable-usage-stats", f"--min-worker-port={lo}",
          f"--max-worker-port={lo + 150}", f"--temp-dir={tmp / 'r'}"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -38,20 +42,25 @@ def ray_head(tmp_path_factory):
     deadline = time.monotonic() + 90
     while b"Ray runtime started" not in (tmp / "ray.log").read_bytes():
         if proc.poll() is not None or time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
+            _kill(proc)
             pytest.skip("ray start --head failed: " + (tmp / "ray.log").read_text()[-500:])
         time.sleep(0.5)
     yield f"127.0.0.1:{port}"
-    os.killpg(proc.pid, signal.SIGTERM)
     try:
+        os.killpg(proc.pid, signal.SIGTERM)      # `ray start --block` stops what it started
         proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
+    except (ProcessLookupError, subprocess.TimeoutExpired):
         pass
+    _kill(proc)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _kill(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    shutil.rmtree(tmp / "r", ignore_errors=True)
+    proc.wait()
 
 
 @pytest.fixture(scope="module")

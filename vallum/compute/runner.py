@@ -91,11 +91,22 @@ def _stage(client: Client, uri_text: str, dest: Path) -> list[str]:
         if rel is None:
             continue
         target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
+        _mkdirs(dest, target.parent)
         client.download(uri.bucket, key, str(target))
         os.chmod(target, 0o644)
         staged.append(rel)
     return staged
+
+
+def _mkdirs(root: Path, path: Path) -> None:
+    """mkdir -p below ``root`` with 0755 whatever the process umask (the sandbox reads them)."""
+    missing = []
+    while path != root and not path.exists():
+        missing.append(path)
+        path = path.parent
+    for p in reversed(missing):
+        p.mkdir()
+        os.chmod(p, 0o755)
 
 
 def stage_all(client: Client, bundle: TaskBundle, scratch: sbx.Scratch) -> None:

@@ -96,9 +96,12 @@ def make_scratch(base: Path, name: str, uid: int = NOBODY) -> Scratch:
     os.chmod(base, 0o711)  # noqa: S103 - traversable, not listable: each task finds only its own
     holder = base / name
     holder.mkdir(mode=0o700)
+    os.chmod(holder, 0o700)
     root = holder / "job"
     for sub in ("", "in", "out", "code", "work"):
-        (root / sub).mkdir(mode=0o755 if sub in ("in", "code") else 0o700, exist_ok=True)
+        (root / sub).mkdir(exist_ok=True)
+        # Explicit modes: the gateway runs with umask 077, the sandbox uid must read in/ and code/.
+        os.chmod(root / sub, 0o755 if sub in ("in", "code") else 0o700)  # noqa: S103
     if drop_privileges():
         for sub in ("", "out", "work"):
             os.chown(root / sub, uid, uid)

@@ -100,11 +100,17 @@ class ComputeService:
         await self.functions.close()
         await self.executor.close()
         await asyncio.to_thread(self.db.close)
+        shutil.rmtree(self.scratch_base, ignore_errors=True)
+        try:
+            self.scratch_root.rmdir()           # only when no other gateway process uses it
+        except OSError:
+            pass
 
     def _sweep_scratch(self) -> None:
-        """Remove scratch folders left by gateway processes that died (kill -9, crash)."""
-        if not self.scratch_root.is_dir():
-            return
+        """Create the scratch root (traversable by the sandbox uids, whatever the umask) and
+        remove scratch folders left by gateway processes that died (kill -9, crash)."""
+        self.scratch_root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.scratch_root, 0o711)  # noqa: S103 - traversable, not listable
         for entry in self.scratch_root.iterdir():
             if not entry.name.isdigit() or int(entry.name) == os.getpid():
                 continue

@@ -129,7 +129,8 @@ class WarmPool:
         task = sbx.Scratch(host_dir, host_dir / "task.log", host_dir / "gw.sock", w.scratch.uid)
         try:
             for sub in ("", "in", "out", "work", "code"):
-                (host_dir / sub).mkdir(mode=0o755 if sub == "in" else 0o700)
+                (host_dir / sub).mkdir()
+                os.chmod(host_dir / sub, 0o755 if sub == "in" else 0o700)  # noqa: S103 - umask 077
             if sbx.drop_privileges():
                 for sub in ("", "out", "work"):
                     os.chown(host_dir / sub, w.scratch.uid, w.scratch.uid)

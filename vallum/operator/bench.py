@@ -47,7 +47,13 @@ def _serve(data: Path, mode: str) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("server did not start")
 
 
-def _round(data: Path, mode: str, requests: int) -> float:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (Linux /proc): robust to a busy machine, unlike req/s."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _round(data: Path, mode: str, requests: int) -> tuple[float, float]:
     import boto3
     from botocore.config import Config
     proc, url = _serve(data, mode)
@@ -62,11 +68,12 @@ def _round(data: Path, mode: str, requests: int) -> float:
             pass
         for _ in range(50):
             s3.get_object(Bucket="bench", Key="k")["Body"].read()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu_seconds(proc.pid)
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(lambda _: s3.get_object(Bucket="bench", Key="k")["Body"].read(),
                           range(requests)))
-        return requests / (time.perf_counter() - started)
+        rate = requests / (time.perf_counter() - started)
+        return rate, 1e6 * (_cpu_seconds(proc.pid) - cpu) / requests
     finally:
         proc.terminate()
         proc.wait(timeout=15)
@@ -78,15 +85,21 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     results: dict[str, list[float]] = {"off": [], "observe": []}
+    cpu: dict[str, list[float]] = {"off": [], "observe": []}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         for _ in range(args.rounds):
             for mode in ("off", "observe"):
-                results[mode].append(_round(data, mode, args.requests))
+                rate, us = _round(data, mode, args.requests)
+                results[mode].append(rate)
+                cpu[mode].append(us)
     off, on = max(results["off"]), max(results["observe"])
-    print(f"off: {[round(r) for r in results['off']]} req/s; observe: "
+    coff, con = min(cpu["off"]), min(cpu["observe"])
+    print(f"throughput off: {[round(r) for r in results['off']]} req/s; observe: "
           f"{[round(r) for r in results['observe']]} req/s; best-of overhead "
           f"{100 * (off - on) / off:.1f}%")
+    print(f"gateway CPU per request off: {[round(c) for c in cpu['off']]} us; observe: "
+          f"{[round(c) for c in cpu['observe']]} us; best-of overhead {100 * (con - coff) / coff:.1f}%")
 
 
 if __name__ == "__main__":

@@ -105,7 +105,7 @@ async def create_bucket(request: Request) -> Response:
 def _object_ownership(request: Request) -> str | None:
     """x-amz-object-ownership (checked), with any x-amz-acl / grant headers checked against it
     (bucket_settings.check_canned_acl; absent: BucketOwnerEnforced, AWS's default)."""
-    from vallum.s3.handlers import bucket_settings   # it imports this module
+    from vallum.s3.handlers import bucket_settings  # it imports this module
 
     value = request.headers.get("x-amz-object-ownership")
     if value is not None and value not in bucket_settings.OWNERSHIPS:
