@@ -16,6 +16,7 @@ run: $(STAMP)
 	$(VENV)/bin/vallum serve
 
 test: $(STAMP)
+	bash scripts/install-sandbox.sh
 	$(PY) -m pytest -n 2 -q -p no:cacheprovider tests
 
 bench: $(STAMP)

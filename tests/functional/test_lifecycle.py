@@ -128,8 +128,12 @@ def test_worker_expires_exactly_what_is_due_and_keeps_locked(clocked, c3):
     # Three days on; several sweeps so that cascades (expire, then noncurrent) settle.
     for extra in (0, 1, 2):
         sweep_at(clocked, 3 * DAY + extra)
+    # logs/a: current expired behind a marker stamped with the worker's clock (day 3), so
+    # the version it shadows is noncurrent only from then on; the older one is expired.
+    assert [kind for kind, _ in state(c3, bucket)["logs/a"]] == ["dm", "v"]
+    sweep_at(clocked, 5 * DAY + 60)            # a noncurrent day after the marker (midnight UTC)
     after = state(c3, bucket)
-    # logs/a: current expired behind a marker, then both old versions expired as noncurrent.
+    # logs/a: now both old versions expired as noncurrent.
     assert [kind for kind, _ in after["logs/a"]] == ["dm"]
     assert a1 not in [vid for _, vid in after["logs/a"]]
     # logs/locked: the COMPLIANCE-locked version stays; the unlocked one went.
