@@ -43,13 +43,14 @@ def _enc(s: str, safe: str = "") -> str:
 class Client:
     def __init__(self, endpoint: str, access_key: str, secret_key: str, *,
                  session_token: str | None = None, region: str = "us-east-1",
-                 timeout: float = 60.0) -> None:
+                 timeout: float = 60.0, session_level: str | None = None) -> None:
         parts = urlsplit(endpoint)
         self.endpoint = endpoint.rstrip("/")
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.host_header = parts.netloc
         self.access_key, self.secret_key, self.token = access_key, secret_key, session_token
         self.region, self.timeout = region, timeout
+        self.session_level = session_level     # sent as x-vallum-session-level when set
         self._local = threading.local()
 
     @classmethod
@@ -83,6 +84,8 @@ class Client:
                   "x-amz-content-sha256": payload_hash})
         if self.token:
             h["x-amz-security-token"] = self.token
+        if self.session_level:
+            h.setdefault("x-vallum-session-level", self.session_level)
         names = sorted(h)
         canonical_query = "&".join(f"{_enc(k)}={_enc(v)}" for k, v in sorted(query.items()))
         canonical = "\n".join([method, _enc(path, "/"), canonical_query,
@@ -139,9 +142,13 @@ class Client:
         _check_s3(status, data)
 
     def put_object(self, bucket: str, key: str, data: bytes,
-                   content_type: str = "application/octet-stream") -> None:
-        status, _, body = self.request("PUT", f"/{bucket}/{key}", body=data,
-                                       headers={"content-type": content_type})
+                   content_type: str = "application/octet-stream",
+                   label: str | None = None) -> None:
+        """PUT one object; ``label`` sets its classification (x-vallum-classification)."""
+        headers = {"content-type": content_type}
+        if label:
+            headers["x-vallum-classification"] = label
+        status, _, body = self.request("PUT", f"/{bucket}/{key}", body=data, headers=headers)
         _check_s3(status, body)
 
     def list_objects(self, bucket: str, prefix: str = "") -> Iterator[tuple[str, int]]:

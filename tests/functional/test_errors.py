@@ -368,3 +368,16 @@ def test_connection_survives_errors_answered_before_the_body(server, bucket, siz
             assert again.value.response["Error"]["Code"] == code == "SignatureDoesNotMatch"
     s3.put_object(Bucket=bucket, Key="ok", Body=b"fine")
     assert s3.get_object(Bucket=bucket, Key="ok")["Body"].read() == b"fine"
+
+
+def test_sse_c_headers_are_refused_not_ignored(s3, bucket):
+    import os as _os
+
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="ssec", Body=b"x", SSECustomerAlgorithm="AES256",
+                      SSECustomerKey=_os.urandom(32))
+    assert e.value.response["Error"]["Code"] == "NotImplemented"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="ssec")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404

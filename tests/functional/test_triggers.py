@@ -79,6 +79,40 @@ def test_removal_events(api, s3, bucket, fn):
     api.delete_trigger(trig["id"])
 
 
+def test_copy_multipart_and_multi_delete_events(api, s3, bucket, fn):
+    s3.put_object(Bucket=bucket, Key="src.bin", Body=b"copied")
+    for k in ("d1", "d2"):
+        s3.put_object(Bucket=bucket, Key=f"ev/{k}", Body=b"x")
+    trig = api.add_trigger({"bucket": bucket, "prefix": "ev/", "function": fn,
+                            "events": ["s3:ObjectCreated:Copy",
+                                       "s3:ObjectCreated:CompleteMultipartUpload",
+                                       "s3:ObjectRemoved:*"]})
+    s3.copy_object(Bucket=bucket, Key="ev/copy.bin", CopySource=f"{bucket}/src.bin")
+    up = s3.create_multipart_upload(Bucket=bucket, Key="ev/big.bin")
+    part = s3.upload_part(Bucket=bucket, Key="ev/big.bin", UploadId=up["UploadId"],
+                          PartNumber=1, Body=b"part")
+    s3.complete_multipart_upload(Bucket=bucket, Key="ev/big.bin", UploadId=up["UploadId"],
+                                 MultipartUpload={"Parts": [{"PartNumber": 1,
+                                                             "ETag": part["ETag"]}]})
+    s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "ev/d1"}, {"Key": "ev/d2"},
+                                                         {"Key": "ev/never-existed"}]})
+    s3.put_object(Bucket=bucket, Key="ev/plain-put", Body=b"x")          # not subscribed
+    jobs = invocations(api, fn, 5)
+    time.sleep(0.5)
+    jobs = invocations(api, fn, 5, timeout=0.5)
+    seen = sorted((r["eventName"], r["s3"]["object"]["key"]) for j in jobs
+                  for r in j["result"]["result"]["event"]["Records"])
+    # Unversioned bucket: deleting a key removes its null version (one event per key that
+    # existed; none for a key that never did).
+    assert seen == [("ObjectCreated:CompleteMultipartUpload", "ev/big.bin"),
+                    ("ObjectCreated:Copy", "ev/copy.bin"),
+                    ("ObjectRemoved:Delete", "ev/d1"), ("ObjectRemoved:Delete", "ev/d2")]
+    copy = next(r for j in jobs for r in j["result"]["result"]["event"]["Records"]
+                if r["eventName"] == "ObjectCreated:Copy")
+    assert copy["s3"]["object"]["size"] == 6
+    api.delete_trigger(trig["id"])
+
+
 def test_no_event_for_a_refused_write(api, s3, bucket, fn):
     s3.put_object(Bucket=bucket, Key="k", Body=b"v1")
     trig = api.add_trigger({"bucket": bucket, "function": fn})

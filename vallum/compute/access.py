@@ -9,23 +9,27 @@ from __future__ import annotations
 from typing import Any
 
 from vallum import authz
+from vallum.compute import levels
 from vallum.compute.spec import SpecError, parse_uri
 from vallum.iam.identity import parsed
 
 
-async def _context(meta: Any, bucket_name: str, what: str) -> authz.Context:
+async def _context(meta: Any, bucket_name: str, what: str) -> tuple[authz.Context, Any]:
     bucket = await meta.get_bucket(bucket_name)
     if bucket is None:
         raise SpecError(f"{what}: no such bucket {bucket_name!r}", "NoSuchBucket", 404)
     ctx = authz.Context(resource_owner=bucket.owner)
     if bucket.config.get("policy"):
         ctx.bucket_policy = parsed(bucket.config["policy"], "resource")
-    return ctx
+    return ctx, bucket
 
 
-async def check_read(meta: Any, principal: Any, uri_text: str, what: str) -> None:
+async def check_read(meta: Any, principal: Any, uri_text: str, what: str,
+                     level: str | None = None) -> None:
+    """May ``principal`` read this object (or list and read this prefix) at ``level``?
+    An object above the level answers as a missing one would (no read up)."""
     uri = parse_uri(uri_text, what)
-    ctx = await _context(meta, uri.bucket, what)
+    ctx, _ = await _context(meta, uri.bucket, what)
     if uri.is_prefix:
         ctx.keys = {"s3:prefix": uri.key}
         if not authz.decide(principal, "s3:ListBucket", f"arn:aws:s3:::{uri.bucket}", ctx).allowed:
@@ -34,30 +38,38 @@ async def check_read(meta: Any, principal: Any, uri_text: str, what: str) -> Non
         arn = f"arn:aws:s3:::{uri.bucket}/{uri.key}*"
     else:
         rec = await meta.get_object(uri.bucket, uri.key)
-        if rec is None or rec.delete_marker:
+        if rec is None or rec.delete_marker or (
+                level is not None and not levels.label(level).dominates(levels.object_label(rec))):
             raise SpecError(f"{what}: no such object {uri}", "NoSuchKey", 404)
         arn = f"arn:aws:s3:::{uri.bucket}/{uri.key}"
     if not authz.decide(principal, "s3:GetObject", arn, ctx).allowed:
         raise SpecError(f"{what}: you may not read {uri}", "AccessDenied", 403)
 
 
-async def check_write(meta: Any, principal: Any, uri_text: str, what: str) -> None:
+async def check_write(meta: Any, principal: Any, uri_text: str, what: str,
+                      level: str | None = None) -> str | None:
+    """May ``principal`` write under this prefix? Returns the label outputs written at
+    ``level`` get there (None without a level)."""
     uri = parse_uri(uri_text, what)
-    ctx = await _context(meta, uri.bucket, what)
+    ctx, bucket = await _context(meta, uri.bucket, what)
     if not authz.decide(principal, "s3:PutObject", f"arn:aws:s3:::{uri.bucket}/{uri.key}*",
                         ctx).allowed:
         raise SpecError(f"{what}: you may not write under {uri}", "AccessDenied", 403)
+    return levels.output_label(level, bucket, what) if level is not None else None
 
 
-async def list_prefix(meta: Any, uri_text: str, limit: int) -> list[str]:
-    """Keys under an array prefix (latest versions), refusing more than ``limit``."""
+async def list_prefix(meta: Any, uri_text: str, limit: int, level: str | None = None) -> list[str]:
+    """Keys under an array prefix (latest versions) readable at ``level``, refusing more
+    than ``limit`` (objects above the level are absent, as in the task's own listing)."""
     uri = parse_uri(uri_text, "array")
+    lvl = levels.label(level) if level is not None else None
     keys: list[str] = []
     start = ""
     while True:
         page = await meta.list_objects(uri.bucket, prefix=uri.key, start_after=start,
                                        max_keys=1000)
-        keys += [e.key for e in page.entries]
+        keys += [e.key for e in page.entries
+                 if lvl is None or lvl.dominates(levels.object_label(e))]
         if len(keys) > limit:
             raise SpecError(f"array: {uri} holds more than your quota of {limit} tasks",
                             "QuotaExceeded", 403)

@@ -66,9 +66,10 @@ def session_policy(spec: JobSpec) -> dict[str, Any]:
 class STSMinter:
     """Sessions from the IAM module's STS (vallum.iam.sts): self-contained encrypted tokens.
 
-    Role sessions carry the session policy above. User and root sessions act with
-    their owner's rights (the IAM module applies session policies to role sessions
-    only); the label session level rides along once labels land.
+    Whoever owns the job (root, IAM user, role), its session carries the session policy
+    above, so it may do only the intersection of that and its owner's rights (the IAM
+    module narrows user and root sessions by their session policy as it does role
+    sessions), and the job's fixed MAC session level.
     """
 
     def __init__(self, iam: Any) -> None:
@@ -79,17 +80,22 @@ class STSMinter:
 
         duration = max(sts.MIN_DURATION, min(int(duration), sts.MAX_DURATION))
         policy = json.dumps(session_policy(spec))
+        level = principal.get("level") or spec.level
         if principal.get("role"):
             session = sts.new_session(account=principal["account"], duration=duration,
                                       role=principal["role"],
                                       session_name=principal.get("session_name") or "vallum-job",
-                                      policy=policy)
-        else:
-            source = principal.get("access_key")
-            if principal.get("root"):
-                source = self.iam.identities.root.access_key
+                                      policy=policy, session_level=level)
+        elif principal.get("root"):
             session = sts.new_session(account=principal["account"], duration=duration,
-                                      user=principal.get("user"), source_key=source, policy=policy)
+                                      source_key=self.iam.identities.root.access_key,
+                                      session_name="vallum-job", policy=policy,
+                                      session_level=level)
+        else:
+            session = sts.new_session(account=principal["account"], duration=duration,
+                                      user=principal.get("user"),
+                                      source_key=principal.get("access_key"), policy=policy,
+                                      session_level=level)
         token = sts.encode(self.iam.master_key, session)
         return TaskCredentials(session.access_key_id, session.secret, token, session.expires)
 
@@ -104,8 +110,11 @@ class StaticMinter:
         return self.creds
 
 
-def principal_doc(principal: Any) -> dict[str, Any]:
-    """What to remember of the submitter to mint its tasks' credentials later."""
+def principal_doc(principal: Any, level: str | None = None,
+                  out_label: str | None = None) -> dict[str, Any]:
+    """What to remember of the submitter to mint its tasks' credentials later: who, the
+    job's fixed session level, and the label its outputs get (server-decided, never
+    taken from the spec)."""
     return {"arn": principal.arn, "account": principal.account, "access_key": principal.access_key,
             "user": principal.user, "role": principal.role, "session_name": principal.session_name,
-            "root": bool(principal.is_root)}
+            "root": bool(principal.is_root), "level": level, "out_label": out_label}

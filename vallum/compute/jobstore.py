@@ -33,6 +33,7 @@ class NewJob:
     spec: JobSpec
     kind: str
     tasks: list[tuple[str, str | None]]
+    principal: dict[str, Any] | None = None   # this job's minting doc (else the batch's)
 
 
 @dataclass
@@ -91,7 +92,7 @@ def insert_jobs(conn: sqlite3.Connection, account: str, owner: str, items: list[
         conn.execute(
             "INSERT INTO compute_jobs (id, account, owner, principal, name, kind, spec, state, "
             "idem_key, blocked, parallelism, tasks_total, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (job_id, account, owner, json.dumps(principal or {}), spec.name, it.kind, json.dumps(spec.to_json()), QUEUED, key,
+            (job_id, account, owner, json.dumps(it.principal or principal or {}), spec.name, it.kind, json.dumps(spec.to_json()), QUEUED, key,
              blocked, spec.parallelism, len(it.tasks), now))
         conn.executemany("INSERT INTO compute_deps (job_id, dep_id) VALUES (?, ?)",
                          [(job_id, d) for d in dep_ids])

@@ -45,6 +45,8 @@ class TaskBundle:
     endpoint: str
     region: str
     creds: dict[str, Any]
+    label: str | None = None       # the label outputs and logs get (the job's level, raised
+                                   # to the output bucket's floor)
 
     def job_spec(self) -> JobSpec:
         return JobSpec.from_json(self.spec)
@@ -136,7 +138,8 @@ def argv_of(spec: JobSpec, box: sbx.Sandbox, scratch: sbx.Scratch) -> list[str]:
     return [sbx.python(), "-u", f"{code_dir}/main.py", *spec.args]
 
 
-def upload_outputs(client: Client, spec: JobSpec, name: str, scratch: sbx.Scratch) -> list[str]:
+def upload_outputs(client: Client, spec: JobSpec, name: str, scratch: sbx.Scratch,
+                   label: str | None = None) -> list[str]:
     out = parse_uri(spec.output, "output")
     prefix = out.key + (f"{name}/" if name else "")
     done = []
@@ -152,7 +155,7 @@ def upload_outputs(client: Client, spec: JobSpec, name: str, scratch: sbx.Scratc
             with os.fdopen(fd, "rb") as f:
                 data = f.read()
             rel = os.path.relpath(path, root).replace(os.sep, "/")
-            client.put_object(out.bucket, prefix + rel, data)
+            client.put_object(out.bucket, prefix + rel, data, label=label)
             done.append(prefix + rel)
     return done
 
@@ -165,7 +168,7 @@ def redact(data: bytes, secrets: list[str]) -> bytes:
 
 
 def upload_log(client: Client, spec: JobSpec, name: str, scratch: sbx.Scratch,
-               secrets: list[str], trailer: str) -> None:
+               secrets: list[str], trailer: str, label: str | None = None) -> None:
     try:
         data = scratch.log_path.read_bytes()
     except FileNotFoundError:
@@ -174,7 +177,7 @@ def upload_log(client: Client, spec: JobSpec, name: str, scratch: sbx.Scratch,
     if not data:
         return                       # nothing said: no object (the API answers "")
     bucket, key = log_key(spec, name)
-    client.put_object(bucket, key, data, "text/plain; charset=utf-8")
+    client.put_object(bucket, key, data, "text/plain; charset=utf-8", label=label)
 
 
 class GatewayRelay:
@@ -220,14 +223,14 @@ class GatewayRelay:
 
 
 async def finish(client: Client, spec: JobSpec, name: str, scratch: sbx.Scratch,
-                 outcome: sbx.Outcome, secrets: list[str]) -> TaskResult:
+                 outcome: sbx.Outcome, secrets: list[str], label: str | None = None) -> TaskResult:
     """After the process ended: outputs (on success) and the log go to the output prefix."""
     sbx.finish_scratch(scratch)
     outputs: list[str] = []
     reason = outcome.reason
     if outcome.ok:
         try:
-            outputs = await _io(upload_outputs, client, spec, name, scratch)
+            outputs = await _io(upload_outputs, client, spec, name, scratch, label)
         except (VallumError, OSError) as exc:
             reason = f"uploading outputs failed: {exc}"
     state = ("CANCELLED" if outcome.cancelled else "TIMED_OUT" if outcome.timed_out
@@ -235,7 +238,7 @@ async def finish(client: Client, spec: JobSpec, name: str, scratch: sbx.Scratch,
     trailer = f"\n[vallum] {state}" + (f": {reason}" if reason else "") + "\n"
     try:
         await _io(upload_log, client, spec, name, scratch, secrets,
-                  trailer if state != "SUCCEEDED" else "")
+                  trailer if state != "SUCCEEDED" else "", label)
     except (VallumError, OSError) as exc:
         log.warning("could not store the log of task %s: %s", name or "job", exc)
     return TaskResult(state, outcome.exit_code, reason, outputs)
@@ -264,7 +267,7 @@ async def run_task(bundle: TaskBundle, box: sbx.Sandbox, scratch_base: Path,
             reason = f"staging inputs failed: {exc}"
             scratch.log_path.write_text(f"vallum: {reason}\n")
             await _io(upload_log, client, spec, bundle.name, scratch,
-                                    creds.secrets(), "")
+                      creds.secrets(), "", bundle.label)
             return TaskResult("FAILED", None, reason)
         env = box.env_paths(scratch)
         env.update(spec.env)
@@ -294,7 +297,8 @@ async def run_task(bundle: TaskBundle, box: sbx.Sandbox, scratch_base: Path,
                 outcome = await box.run(scratch, argv, env, limits, network=True, cancel=cancel)
         else:
             outcome = await box.run(scratch, argv, env, limits, cancel=cancel)
-        return await finish(client, spec, bundle.name, scratch, outcome, creds.secrets())
+        return await finish(client, spec, bundle.name, scratch, outcome, creds.secrets(),
+                            bundle.label)
     finally:
         sbx.remove_scratch(scratch)
         box.release_uid(uid)

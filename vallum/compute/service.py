@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vallum.compute import access, jobstore, metrics, triggers
+from vallum import authz
+from vallum.compute import access, jobstore, levels, metrics, triggers
 from vallum.compute import sandbox as sbx
 from vallum.compute.credentials import StaticMinter, STSMinter, principal_doc
 from vallum.compute.db import ComputeDB
@@ -143,8 +144,9 @@ class ComputeService:
         return live
 
     # ------------------------------------------------------------ jobs
-    async def submit(self, principal: Any, doc: Any) -> dict[str, Any]:
-        """Validate, authorize and enqueue one job ({...}) or a batch ({"jobs": {ref: {...}}})."""
+    async def submit(self, principal: Any, doc: Any, level: str | None = None) -> dict[str, Any]:
+        """Validate, authorize and enqueue one job ({...}) or a batch ({"jobs": {ref: {...}}}).
+        ``level``: the session level the request asked for (a spec's own ``level`` wins)."""
         batch = isinstance(doc, dict) and set(doc) == {"jobs"}
         docs = doc["jobs"] if batch else {"job": doc}
         if not isinstance(docs, dict) or not docs:
@@ -152,7 +154,7 @@ class ComputeService:
         items: list[jobstore.NewJob] = []
         for ref, d in docs.items():
             spec = parse_job(d, self.quota)
-            items.append(await self._prepare(principal, ref, spec))
+            items.append(await self._prepare(principal, ref, spec, level))
         jobstore.check_refs(items)
         now = time.time()
         who = principal_doc(principal)
@@ -165,24 +167,29 @@ class ComputeService:
             return {"jobs": {ref: self.job(principal, jid) for ref, jid in ids.items()}}
         return self.job(principal, ids["job"])
 
-    async def _prepare(self, principal: Any, ref: str, spec: JobSpec) -> jobstore.NewJob:
+    async def _prepare(self, principal: Any, ref: str, spec: JobSpec,
+                       level: str | None = None) -> jobstore.NewJob:
+        """Fix the job's session level, check its inputs and output at that level, and
+        remember who it runs as (with the label its outputs get)."""
+        spec.level = levels.job_level(principal, spec.level or level)
         meta = self.services.meta
         for uri in spec.inputs:
-            await access.check_read(meta, principal, uri, "inputs")
+            await access.check_read(meta, principal, uri, "inputs", spec.level)
         for what, uri in (("script", spec.script), ("code_uri", spec.code_uri)):
             if uri:
-                await access.check_read(meta, principal, uri, what)
-        await access.check_write(meta, principal, spec.output, "output")
+                await access.check_read(meta, principal, uri, what, spec.level)
+        out_label = await access.check_write(meta, principal, spec.output, "output", spec.level)
+        who = principal_doc(principal, spec.level, out_label)
         if spec.array:
-            await access.check_read(meta, principal, spec.array, "array")
+            await access.check_read(meta, principal, spec.array, "array", spec.level)
             arr = spec.array[5:].split("/", 1)
             prefix = arr[1] if len(arr) > 1 else ""
-            keys = await access.list_prefix(meta, spec.array, self.quota.tasks)
+            keys = await access.list_prefix(meta, spec.array, self.quota.tasks, spec.level)
             tasks = [(k[len(prefix):] or k, k) for k in keys]
             if not tasks:
                 raise SpecError(f"array: no objects under {spec.array}")
-            return jobstore.NewJob(ref, spec, "array", tasks)
-        return jobstore.NewJob(ref, spec, "job", [("", None)])
+            return jobstore.NewJob(ref, spec, "array", tasks, who)
+        return jobstore.NewJob(ref, spec, "job", [("", None)], who)
 
     def _visible(self, principal: Any, account: str) -> bool:
         return principal.is_root or principal.account == account
@@ -347,7 +354,8 @@ class ComputeService:
             creds = self.minter.mint(c.principal, c.spec, duration)
             run.secrets = creds.secrets()
             bundle = TaskBundle(c.job_id, c.idx, c.name, c.attempt, c.spec.to_json(), c.input,
-                                self.endpoint, self.region, creds.__dict__)
+                                self.endpoint, self.region, creds.__dict__,
+                                c.principal.get("out_label"))
 
             def on_scratch(scratch: sbx.Scratch) -> None:
                 run.scratch = scratch
@@ -395,13 +403,21 @@ class ComputeService:
             result.payload = {"error": exc.error}       # type: ignore[attr-defined]
         return result
 
-    async def put_function(self, principal: Any, name: str, doc: Any) -> dict[str, Any]:
+    async def put_function(self, principal: Any, name: str, doc: Any,
+                           level: str | None = None) -> dict[str, Any]:
         if not jobstore_name_ok(name):
             raise SpecError("function names are 1-64 of [A-Za-z0-9_-]")
         spec = parse_function(doc, self.quota)
-        if spec.code_uri:
-            await access.check_read(self.services.meta, principal, spec.code_uri, "code_uri")
-        who = json.dumps(principal_doc(principal))
+        spec.level = levels.job_level(principal, spec.level or level)
+        meta = self.services.meta
+        for what, uri in (("code_uri", spec.code_uri), *(("inputs", u) for u in spec.inputs)):
+            if uri:
+                await access.check_read(meta, principal, uri, what, spec.level)
+        out_label = None
+        if spec.output:
+            out_label = await access.check_write(meta, principal, spec.output, "output",
+                                                 spec.level)
+        who = json.dumps(principal_doc(principal, spec.level, out_label))
 
         def tx(conn) -> int:
             row = conn.execute("SELECT revision FROM compute_functions WHERE account=? AND name=?",
@@ -477,8 +493,8 @@ class ComputeService:
         metrics.EVENTS.labels(record["eventName"]).inc()
         self.events_wake.set()
 
-    async def add_trigger(self, principal: Any, doc: Any) -> dict[str, Any]:
-        row = await triggers.validate(self, principal, doc)
+    async def add_trigger(self, principal: Any, doc: Any, level: str | None = None) -> dict[str, Any]:
+        row = await triggers.validate(self, principal, doc, level)
         await self.db.write(lambda c: triggers.insert(c, row))
         self.reload_triggers()
         return triggers.doc(row)
@@ -498,6 +514,9 @@ class ComputeService:
 
     async def set_notifications(self, principal: Any, bucket: str, wanted: list[dict]) -> None:
         """Replace a bucket's notification-configured triggers (PutBucketNotificationConfiguration)."""
+        if wanted and not authz.decide(principal, "vallum:CreateTrigger",
+                                       f"arn:vallum:compute::{principal.account}:trigger/*").allowed:
+            raise SpecError("not authorized to perform vallum:CreateTrigger", "AccessDenied", 403)
         rows = []
         for w in wanted:
             row = await triggers.validate(self, principal, {

@@ -27,7 +27,8 @@ def invocation_spec(function: str, payload: Any, idempotency_key: str | None) ->
                    retries=ASYNC_RETRIES, backoff_s=1.0, idempotency_key=idempotency_key)
 
 
-async def validate(service: Any, principal: Any, doc: Any) -> dict[str, Any]:
+async def validate(service: Any, principal: Any, doc: Any,
+                   level: str | None = None) -> dict[str, Any]:
     """A trigger row from {"kind": "object", "bucket", "prefix", "suffix", "events",
     "function"} or {"kind": "cron", "schedule", "job"}."""
     if not isinstance(doc, dict):
@@ -71,8 +72,9 @@ async def validate(service: Any, principal: Any, doc: Any) -> dict[str, Any]:
         spec = parse_job(doc.get("job"), service.quota)
         if spec.depends_on or spec.idempotency_key:
             raise SpecError("a scheduled job cannot carry depends_on or idempotency_key")
-        await service._prepare(principal, "job", spec)      # same checks as a submit
-        row.update(cron=doc["schedule"], job=json.dumps(doc["job"]),
+        item = await service._prepare(principal, "job", spec, level)   # as a submit checks
+        row.update(cron=doc["schedule"], job=json.dumps({**doc["job"], "level": spec.level}),
+                   principal=json.dumps(item.principal),
                    next_run=schedule.next_after(time.time()))
     else:
         raise SpecError("kind must be object or cron")

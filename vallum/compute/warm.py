@@ -193,7 +193,8 @@ class WarmPool:
                                       reason=f"wall-time limit of {r.wall_time_s:g}s exceeded")
             else:
                 outcome = sbx.describe(answer.get("exit"))
-            return await runner.finish(client, spec, bundle.name, task, outcome, creds.secrets())
+            return await runner.finish(client, spec, bundle.name, task, outcome, creds.secrets(),
+                                       bundle.label)
         finally:
             shutil.rmtree(host_dir, ignore_errors=True)
             if keep and w.alive():

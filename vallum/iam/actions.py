@@ -56,7 +56,11 @@ SERVICES: dict[str, frozenset[str]] = {
     "s3express": frozenset({"CreateSession", "ListAllMyDirectoryBuckets", "RenameObject"}),
     "s3-object-lambda": frozenset({"WriteGetObjectResponse"}),
     # Vallum's own: relabelling an object to a lower classification (security/downgrade.py).
-    "vallum": frozenset({"DowngradeLabel"}),
+    # Compute (vallum/compute/api.py): jobs, functions, triggers.
+    "vallum": frozenset({"DowngradeLabel", "SubmitJob", "ListJobs", "GetJob", "GetJobLogs",
+                         "CancelJob", "CreateFunction", "GetFunction", "ListFunctions",
+                         "DeleteFunction", "InvokeFunction", "CreateTrigger", "ListTriggers",
+                         "DeleteTrigger"}),
 }
 
 LOWER: dict[str, frozenset[str]] = {s: frozenset(a.lower() for a in names)

@@ -40,6 +40,17 @@ def session_arn(account: str, role: str, session_name: str) -> str:
     return f"arn:aws:sts::{account}:assumed-role/{role}/{session_name}"
 
 
+def federated_arn(account: str, name: str) -> str:
+    """A scoped user or root session: an ARN of its own, so resource policies naming the
+    user directly cannot lift the session policy's limits."""
+    return f"arn:aws:sts::{account}:federated-user/{name}"
+
+
+# What a scoped root session starts from before its session policy narrows it.
+ROOT_SESSION_POLICY = ('{"Version":"2012-10-17","Statement":[{"Sid":"PlatformRoot",'
+                       '"Effect":"Allow","Action":"*","Resource":"*"}]}')
+
+
 class Identities:
     def __init__(self, directory: Directory, root: RootCredentials, root_account: str) -> None:
         self.directory = directory
@@ -134,24 +145,43 @@ class Identities:
         return hit[0], principal
 
     def _session(self, s: sts.Session) -> tuple[str, Principal] | None:
+        """The principal of a temporary key. A session policy narrows every kind of session
+        (role, user or root: the result is the intersection with the owner's rights), and a
+        session level set at minting is fixed for the session's life (compute tasks)."""
+        session = (("session-policy", parsed(s.policy, "session")),) if s.policy else ()
+        level: dict = {"session_level": s.session_level, "level_fixed": True} \
+            if s.session_level else {}
         if s.role:
             base = self.role_principal(s.account, s.role)
             if base is None:
                 return None
-            session = (("session-policy", parsed(s.policy, "session")),) if s.policy else ()
             p = _with_key(base, s.access_key_id, arn=session_arn(s.account, s.role,
                                                                  s.session_name or ""),
                           session_name=s.session_name, session_policies=session,
-                          token_issued=s.issued)
+                          token_issued=s.issued, **level)
             return s.secret, p
         if s.source_key == self.root.access_key:
-            return s.secret, _with_key(self.root_principal(), s.access_key_id,
-                                       token_issued=s.issued)
+            if not session and not level:
+                return s.secret, _with_key(self.root_principal(), s.access_key_id,
+                                           token_issued=s.issued)
+            # A scoped root session is not the root (which bypasses every policy): full
+            # rights in the platform account, capped by the session policy; its MAC
+            # clearance is the fixed session level (None: the lowest).
+            arn = federated_arn(self.root_account, s.session_name or "root")
+            return s.secret, Principal(
+                s.access_key_id, self.root_account, False, arn=arn, user_id=arn,
+                policies=(("platform-root", parsed(ROOT_SESSION_POLICY)),),
+                session_policies=session, token_issued=s.issued, clearance=s.session_level,
+                session_name=s.session_name, **level)
         hit = self.key(s.source_key or "")
         if hit is None or hit[1] != "Active" or s.user is None:
             return None        # the long-term key was disabled or deleted: so is its session
         p = self.user_principal(s.access_key_id, s.account, s.user)
-        return (s.secret, _with_key(p, s.access_key_id, token_issued=s.issued)) if p else None
+        if p is None:
+            return None
+        scoped = {"session_policies": session, "arn": federated_arn(s.account, s.user)} \
+            if session else {}
+        return s.secret, _with_key(p, s.access_key_id, token_issued=s.issued, **scoped, **level)
 
     def _touch(self, akid: str, now: float) -> None:
         if now - self._touched.get(akid, 0.0) >= LAST_USED_EVERY:

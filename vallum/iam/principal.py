@@ -29,6 +29,7 @@ class Principal:
     user_id: str = ""
     clearance: str | None = None     # banner text (MAC, security/mac.py); None: the lowest level
     session_level: str | None = None  # a role's default session level (banner), if set
+    level_fixed: bool = False        # session_level is fixed (scoped sessions): no header changes it
 
     @property
     def anonymous(self) -> bool:

@@ -1,8 +1,10 @@
 """Containment: what the operator does about an alert, per account mode.
 
 Modes: ``observe`` (alert only) and ``contain``. In contain mode the ladder is
-throttle, then suspend: data-leaving kinds (exfiltration, label climbing) suspend
-the key at once; probing kinds (enumeration, privilege probing, unusual access)
+throttle, then suspend: label climbing suspends the key at once; exfiltration
+throttles at once (the leak slows to a trickle within the same second) and
+suspends when the alert is far past its bar or the detector escalates it, so a
+normal bulk read the baseline had not seen costs a throttle, not a lockout; probing kinds (enumeration, privilege probing, unusual access)
 throttle first and suspend if the same key alerts again while throttled;
 credential stuffing blocks the source address for a while (there is no key of
 the attacker's to suspend). The unsupervised model only alerts: it is not
@@ -19,8 +21,12 @@ from typing import Any
 
 from vallum.operator.alerts import Alert
 
-SUSPEND_AT_ONCE = frozenset({"exfiltration", "label_climbing"})
+SUSPEND_AT_ONCE = frozenset({"label_climbing"})
 THROTTLE_FIRST = frozenset({"enumeration", "privilege_probing", "unusual_access"})
+# Throttle on the first alert; suspend when it is far past the bar (score >= suspend_score),
+# when the detector escalates it (the volume kept climbing, or the key kept hammering
+# through its throttle) or when it alerts again while throttled.
+ESCALATING = frozenset({"exfiltration"})
 
 
 @dataclass
@@ -62,6 +68,7 @@ class Containment:
     modes: dict[str, str] = field(default_factory=dict)        # account -> mode
     sink: Callable[[Action], None] | None = None
     suspender: Callable[[str, bool], None] | None = None       # (access key, suspend?) -> IAM
+    suspend_score: float = 2.0        # an exfiltration alert this far past its bar suspends at once
     throttle_rate: float = 1.0
     throttle_burst: float = 5.0
     throttle_for: float = 1800.0
@@ -94,9 +101,12 @@ class Containment:
             return []
         throttled = self.throttled.get(entity)
         active = throttled is not None and throttled.until > now
+        if alert.kind in ESCALATING and (active or alert.score >= self.suspend_score
+                                         or alert.features.get("escalated")):
+            return [self.suspend(entity, alert.account, why, now, alert.kind)]
         if alert.kind in SUSPEND_AT_ONCE or (alert.kind in THROTTLE_FIRST and (active or alert.score >= 3.0)):
             return [self.suspend(entity, alert.account, why, now, alert.kind)]
-        if alert.kind in THROTTLE_FIRST and not active:
+        if (alert.kind in THROTTLE_FIRST or alert.kind in ESCALATING) and not active:
             self.throttled[entity] = Bucket(self.throttle_rate, self.throttle_burst,
                                             now + self.throttle_for, self.throttle_burst, now)
             return [self._record(Action(now, "throttle", entity, "principal", why, alert.account,

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from vallum.operator import rules
 from vallum.operator.alerts import ANOMALY, Alert
 from vallum.operator.anomaly import AnomalyModel, normalised
-from vallum.operator.events import AUTH_FAILURES, RequestEvent
+from vallum.operator.events import AUTH_FAILURES, READ_OPS, RequestEvent
 from vallum.operator.profile import Profile, network_of
 from vallum.operator.signals import FEATURES, Signals
 
+REFUSED = frozenset({"SlowDown"})      # what a throttled request is answered with
 PRINCIPAL_RULES = (("exfiltration", rules.exfiltration), ("enumeration", rules.enumeration),
                    ("privilege_probing", rules.privilege_probing))
 
@@ -33,6 +34,9 @@ class PrincipalState:
     novel_net: str = ""
     novel_count: int = 0
     novel_since: float = 0.0
+    exfil_at: float = 0.0               # last exfiltration alert (escalation follows it)
+    escalated: bool = True
+    refused: deque = field(default_factory=deque)  # ts of reads refused since (throttled)
 
 
 class Detector:
@@ -78,7 +82,26 @@ class Detector:
         for kind, rule in PRINCIPAL_RULES:
             found = rule(pw, p, self.prior, t)
             if found:
+                if kind == "exfiltration" and not st.escalated and found[0] >= t.exfil_escalate \
+                        and ev.ts - st.exfil_at < self.cooldown:
+                    self._escalate(alerts, ev, st, found[0], found[2],
+                                   f"kept reading after the alert: {found[1]}")
+                    continue
+                n = len(alerts)
                 self._emit(alerts, ev, kind, ev.principal, "principal", found)
+                if kind == "exfiltration" and len(alerts) > n:
+                    st.exfil_at, st.escalated = ev.ts, found[0] >= t.exfil_escalate
+                    st.refused.clear()
+        if not st.escalated and ev.error in REFUSED and ev.operation in READ_OPS:
+            refused = st.refused
+            refused.append(ev.ts)
+            while refused[0] < ev.ts - 60.0:
+                refused.popleft()
+            if len(refused) >= t.exfil_hammer and ev.ts - st.exfil_at < self.cooldown:
+                self._escalate(alerts, ev, st, len(refused) / t.exfil_hammer,
+                               {"refused_reads_last_minute": len(refused)},
+                               f"kept requesting objects while throttled after an exfiltration alert: "
+                               f"{len(refused)} refused reads in the last minute")
         if ev.label >= 0 and p.samples >= t.min_samples:
             above = st.above
             if ev.label > p.usual_label():
@@ -127,6 +150,16 @@ class Detector:
                             f"most unusual: {words})", {k: round(v, 3) for k, v in x.items()}))
         st.profile.learn(peaks_list, ts, addresses)
         self.prior.learn(peaks_list, ts)
+
+    def _escalate(self, alerts: list[Alert], ev: RequestEvent, st: PrincipalState, score: float,
+                  features: dict, reason: str) -> None:
+        """The second bar of exfiltration: one more alert, past the cool-down, that suspends."""
+        st.escalated = True
+        self.last_alert[(ev.principal, "exfiltration")] = ev.ts
+        alerts.append(Alert(ts=ev.ts, kind="exfiltration", entity=ev.principal,
+                            entity_type="principal", score=round(score, 3),
+                            reason=f"access key {ev.principal} {reason}", account=ev.account,
+                            source=ev.source, features={**features, "escalated": True}))
 
     def _emit(self, alerts: list[Alert], ev: RequestEvent, kind: str, entity: str, etype: str,
               found: rules.Finding) -> None:

@@ -8,12 +8,13 @@ tuning never saw, so they estimate what happens on new traffic.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from vallum.operator.alerts import ANOMALY, KINDS, Alert
 from vallum.operator.containment import Action, Containment
 from vallum.operator.detector import Detector
+from vallum.operator.events import RequestEvent
 from vallum.operator.rules import Tuning
 from vallum.operator.scoring import KindScore, false_quarantines, per_thousand, score_alerts
 from vallum.operator.simulate import Trace, generate
@@ -69,15 +70,31 @@ class Result:
         }
 
 
-def replay(trace: Trace, tuning: Tuning | None = None, *, anomaly: bool = True) -> Result:
-    """Every event through Detector.observe and, after the warm-up, Containment in contain mode."""
+def refused(ev: RequestEvent, verdict: str) -> RequestEvent:
+    """The event as the gateway would have answered it once containment refuses the caller."""
+    throttled = verdict in ("throttled", "blocked")
+    return replace(ev, status=503 if throttled else 403,
+                   error="SlowDown" if throttled else "AccessDenied",
+                   bytes_out=0, bytes_in=0, label=-1)
+
+
+def replay(trace: Trace, tuning: Tuning | None = None, *, anomaly: bool = True,
+           refuse: bool = True) -> Result:
+    """Every event through Detector.observe and, after the warm-up, Containment in contain
+    mode. With ``refuse``, a contained caller's requests reach the detector as the gateway
+    answers them (SlowDown / AccessDenied, no data); the simulated clients do not back
+    off, which is pessimistic for throttled normal users."""
     detector = Detector(tuning, anomaly=anomaly)
     policy = Containment(default_mode="contain")
     scored_from = trace.scored_from
     alerts: list[Alert] = []
     started = time.perf_counter()
-    observe = detector.observe
+    observe, admit = detector.observe, policy.admit
     for ev in trace.events:
+        if refuse and ev.ts >= scored_from and (policy.suspended or policy.throttled or policy.blocked):
+            verdict = admit(ev.principal, ev.source, ev.ts)
+            if verdict is not None:
+                ev = refused(ev, verdict)
         found = observe(ev)
         if found and ev.ts >= scored_from:
             for a in found:

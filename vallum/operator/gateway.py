@@ -24,7 +24,7 @@ from typing import Any
 from prometheus_client import Counter
 
 from vallum.iam.gate import credential_of
-from vallum.operator import journal
+from vallum.operator import journal, sinks
 from vallum.operator.alerts import Alert
 from vallum.operator.containment import Action, Containment
 from vallum.operator.detector import Detector
@@ -55,6 +55,11 @@ class Hook:
         self._offset = 0
         self._modes_mtime = -1.0
         self._next_poll = 0.0
+        try:
+            self.sinks = sinks.from_env(os.environ)
+        except ValueError as exc:       # a bad sink setting must not take the gateway down
+            log.error("operator sink not started: %s", exc)
+            self.sinks = []
         self.poll(force=True)
 
     # -- journal ---------------------------------------------------------------
@@ -133,6 +138,9 @@ class Hook:
         ALERTS.labels(alert.kind).inc()
         journal.append(self.dir / journal.ALERTS, alert.to_dict())
         log.warning("operator alert %s on %s: %s", alert.kind, alert.entity, alert.reason)
+        record = alert.to_dict()
+        for sink in self.sinks:         # enqueue only: a slow receiver never delays a request
+            sink.submit(record)
         if alert.entity == self.root_key:
             return                      # never lock the platform root out: alert only
         self.policy.on_alert(alert)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +68,19 @@ def save_modes(data_dir: Path, modes: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(modes, indent=1, sort_keys=True))
     os.replace(tmp, path)
+
+
+def alerts_for(data_dir: Path, account: str | None, args: Mapping[str, Any]) -> dict[str, Any]:
+    """The /-/admin/v1/OperatorAlerts answer: alerts newest last, filtered, at most ``limit``.
+
+    ``account`` None (the platform root without an ``account`` argument) means every
+    account; otherwise only that account's alerts: address alerts (credential
+    stuffing) carry no account, so only the root sees them."""
+    alerts, _ = read(directory(data_dir) / ALERTS)
+    kind = args.get("kind")
+    since = float(args.get("since", 0) or 0)
+    limit = max(1, min(int(args.get("limit", 100) or 100), 1000))
+    out = [a for a in alerts
+           if (account is None or a.get("account") == account)
+           and (not kind or a.get("kind") == kind) and float(a.get("ts", 0)) >= since]
+    return {"alerts": out[-limit:], "count": len(out)}

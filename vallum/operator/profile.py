@@ -15,7 +15,7 @@ from array import array
 from vallum.operator.signals import FEATURES, IDX
 
 NBINS = 90
-HOURLY = ("reads", "keys", "bytes_out")
+HOURLY = ("reads", "keys", "gets", "got_keys", "bytes_out")
 LEARN_MINUTES = 10
 
 

@@ -29,8 +29,10 @@ class Tuning:
     exfil_bytes: float = 4 * 1024 * 1024
     exfil_keys: float = 30.0
     exfil_mult: float = 3.0
-    exfil_prefixes: float = 6.0
+    exfil_prefixes: float = 3.0
     exfil_bulk_keys: float = 75.0
+    exfil_escalate: float = 2.0            # second bar: score that suspends (see containment)
+    exfil_hammer: int = 30                 # reads refused in a minute while throttled: suspend
     enum_not_found: float = 20.0
     enum_lists: float = 30.0
     enum_prefixes: float = 25.0
@@ -66,24 +68,28 @@ def hour_thr(p: Profile, prior: Profile, feature: str, floor: float, mult: float
 
 
 def exfiltration(w: Window, p: Profile, prior: Profile, t: Tuning) -> Finding | None:
-    reads, keys, out = w.value("reads"), w.value("keys"), w.value("bytes_out")
+    """Objects actually read (successful GETs: failed guesses are enumeration, not a
+    leak) far above the key's own busiest minute at this hour, spread wide: over many
+    prefixes by weight (one dataset pull plus some ordinary work is ~1-2), or simply
+    too many distinct objects for one dataset pull."""
+    reads, keys, out = w.value("gets"), w.value("got_keys"), w.value("bytes_out")
     if reads < t.exfil_reads or out < t.exfil_bytes:
         return None                                        # cheap early exit
     hour = hour_of_week(w.last_ts) % 24
-    tr = hour_thr(p, prior, "reads", t.exfil_reads, t.exfil_mult, t, hour)
-    tk = hour_thr(p, prior, "keys", t.exfil_keys, t.exfil_mult, t, hour)
+    tr = hour_thr(p, prior, "gets", t.exfil_reads, t.exfil_mult, t, hour)
+    tk = hour_thr(p, prior, "got_keys", t.exfil_keys, t.exfil_mult, t, hour)
     tb = hour_thr(p, prior, "bytes_out", t.exfil_bytes, t.exfil_mult, t, hour)
-    prefixes = w.value("prefixes")
-    # Spread over many prefixes, or simply too many distinct objects for one dataset pull.
+    prefixes = w.spread.effective()
     spread = max(prefixes / t.exfil_prefixes, keys / max(t.exfil_bulk_keys, tk))
     score = min(max(reads / tr, out / tb, keys / tk), spread)
     if score < 1.0:
         return None
-    reason = (f"read {reads:.0f} objects ({human_bytes(out)}) across {prefixes:.0f} prefixes in the "
-              f"last minute; its usual busiest minute is {p.quantile('reads', t.q):.0f} reads "
+    reason = (f"read {reads:.0f} objects ({human_bytes(out)}) from about {prefixes:.0f} prefixes in "
+              f"the last minute; its usual busiest minute is {p.quantile('gets', t.q):.0f} reads "
               f"({human_bytes(p.quantile('bytes_out', t.q))})")
     return score, reason, {"reads": reads, "bytes_out": out, "distinct_keys": keys,
-                           "prefixes": prefixes, "usual_reads_p99": p.quantile("reads", t.q)}
+                           "effective_prefixes": round(prefixes, 2),
+                           "usual_reads_p99": p.quantile("gets", t.q)}
 
 
 def enumeration(w: Window, p: Profile, prior: Profile, t: Tuning) -> Finding | None:

@@ -27,11 +27,13 @@ from vallum.operator.events import (
 
 COUNTERS = ("requests", "reads", "writes", "lists", "deletes", "bytes_out", "bytes_in",
             "denied", "not_found", "auth_failures",
-            "label0", "label1", "label2", "label3", "label4")
-DISTINCT = ("keys", "prefixes", "buckets", "denied_ops", "failed_keys")
+            "label0", "label1", "label2", "label3", "label4", "gets")
+DISTINCT = ("keys", "prefixes", "buckets", "denied_ops", "failed_keys", "got_keys")
+GETS = frozenset({"GetObject", "SelectObjectContent"})
 FEATURES = COUNTERS + DISTINCT
 IDX = {name: i for i, name in enumerate(FEATURES)}
 NC = len(COUNTERS)
+GOT_KEYS = DISTINCT.index("got_keys")
 NOT_FOUND = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NoSuchUpload"})
 
 
@@ -70,11 +72,54 @@ def prefix_of(bucket: str, key: str) -> str:
     return f"{bucket}/{head}/" if sep else f"{bucket}/"
 
 
+class Spread:
+    """How many prefixes the data actually read in the window came from, weighted.
+
+    Why weighted: an analyst pulling one dataset while doing a little ordinary work
+    touches 6 prefixes but reads 95% of the bytes from one or two; an exfiltration
+    drains many. ``effective()`` is (sum c)^2 / sum c^2 over per-prefix read counts
+    (the inverse Simpson index): 1 for one prefix, n for n equally read ones.
+    Running sums make an update O(1) amortised.
+    """
+
+    __slots__ = ("window", "counts", "fifo", "total", "squares")
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self.counts: dict[str, int] = {}
+        self.fifo: deque[tuple[float, str]] = deque()
+        self.total = 0
+        self.squares = 0
+
+    def add(self, value: str, ts: float) -> None:
+        c = self.counts.get(value, 0)
+        self.counts[value] = c + 1
+        self.squares += 2 * c + 1
+        self.total += 1
+        self.fifo.append((ts, value))
+
+    def expire(self, now: float) -> None:
+        horizon = now - self.window
+        fifo, counts = self.fifo, self.counts
+        while fifo and fifo[0][0] <= horizon:
+            _, value = fifo.popleft()
+            c = counts[value]
+            self.squares -= 2 * c - 1
+            self.total -= 1
+            if c == 1:
+                del counts[value]
+            else:
+                counts[value] = c - 1
+
+    def effective(self) -> float:
+        return self.total * self.total / self.squares if self.squares else 0.0
+
+
 class Window:
     """One entity's sliding window of counters and distinct sets, plus minute peaks."""
 
     __slots__ = ("slot", "nslots", "slots", "totals", "head", "sets", "peak", "minute",
-                 "last_ts", "events")
+                 "last_ts", "events", "spread")
 
     def __init__(self, window: float = 60.0, slot: float = 5.0) -> None:
         self.slot = slot
@@ -83,6 +128,7 @@ class Window:
         self.totals = [0.0] * NC
         self.head = -1                      # absolute slot number of the newest slot
         self.sets = tuple(Distinct(window) for _ in DISTINCT)
+        self.spread = Spread(window)
         self.peak = [0.0] * len(FEATURES)
         self.minute = -1
         self.last_ts = 0.0
@@ -103,6 +149,7 @@ class Window:
         self.head = n
         for s in self.sets:
             s.expire(ts)
+        self.spread.expire(ts)
 
     def add(self, ts: float, counts: tuple[tuple[int, float], ...],
             distinct: tuple[tuple[int, str], ...]) -> tuple[list[float], int] | None:
@@ -122,6 +169,8 @@ class Window:
             totals[i] += v
         for j, value in distinct:
             self.sets[j].add(value, ts)
+            if j == GOT_KEYS:
+                self.spread.add(value.rsplit("\0", 1)[0], ts)
         # Only what this event raised can set a new peak (expiry only lowers totals).
         peak = self.peak
         for i, _ in counts:
@@ -164,6 +213,9 @@ def event_counts(ev: RequestEvent) -> tuple[tuple[tuple[int, float], ...], tuple
         counts.append((6, float(ev.bytes_in)))
     distinct: list[tuple[int, str]] = []
     err = ev.error
+    got = op in GETS and not err and ev.key
+    if got:
+        counts.append((15, 1.0))
     if err:
         if err == "AccessDenied":
             counts.append((7, 1.0))
@@ -177,7 +229,11 @@ def event_counts(ev: RequestEvent) -> tuple[tuple[tuple[int, float], ...], tuple
         distinct.append((2, ev.bucket))
         if ev.key:
             distinct.append((0, f"{ev.bucket}/{ev.key}"))
-            distinct.append((1, prefix_of(ev.bucket, ev.key)))
+            prefix = prefix_of(ev.bucket, ev.key)
+            distinct.append((1, prefix))
+            if got:
+                # value carries its prefix so the spread needs no second parse
+                distinct.append((GOT_KEYS, f"{prefix}\0{ev.bucket}/{ev.key}"))
     return tuple(counts), tuple(distinct)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 from vallum.security import crypto, envelope
 from vallum.security.crypto import TAG_BYTES, CryptoError
@@ -35,10 +36,11 @@ class BlobCorrupt(StorageError):
 
 class EncryptedBlobStore(BlobStore):
     def __init__(self, inner: BlobStore, keys: KeyTable, ring: Keyring,
-                 chunk_size: int = envelope.DEFAULT_CHUNK) -> None:
+                 chunk_size: int = envelope.DEFAULT_CHUNK, *, keyring_dir: Path | None = None) -> None:
         self.inner = inner
         self.keys = keys
         self.ring = ring
+        self.keyring_dir = keyring_dir      # where `ring` was loaded from (reloaded after a rotation)
         self.chunk_size = chunk_size
         # Unwrapped data keys of recently read blobs: saves a key-table lookup (a thread
         # hop) per ranged GET. Blobs are immutable, so only delete/rotate invalidate.
@@ -94,9 +96,9 @@ class EncryptedBlobStore(BlobStore):
         """A master key by id. An id this process does not know was added by `vallum keys
         rotate` while it ran: reload the keyring file (which also makes the new key current
         here, so later writes use it)."""
-        if key_id not in self.ring.keys:
+        if key_id not in self.ring.keys and self.keyring_dir is not None:
             try:
-                self.ring = load_keyring(self.keys.path.parent)
+                self.ring = load_keyring(self.keyring_dir)
             except (OSError, ValueError, CryptoError):
                 pass            # keep the ring we have; ring.get names the missing key
         return self.ring.get(key_id)

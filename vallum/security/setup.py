@@ -23,7 +23,8 @@ def blob_store(data_dir: Path, inner: BlobStore) -> BlobStore:
     """``inner`` wrapped in encryption at rest (keys in the data directory)."""
     if not _on("VALLUM_ENCRYPTION"):
         return inner
-    return EncryptedBlobStore(inner, KeyTable(Path(data_dir) / KEYTABLE_FILE), load_keyring(Path(data_dir)))
+    return EncryptedBlobStore(inner, KeyTable(Path(data_dir) / KEYTABLE_FILE), load_keyring(Path(data_dir)),
+                              keyring_dir=Path(data_dir))
 
 
 async def open_audit(data_dir: Path) -> AuditLog | None:

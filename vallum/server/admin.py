@@ -243,6 +243,8 @@ async def handle(services, scope, receive, path: str) -> Response:
                 raise errors.AccessDenied("An account admin acts only inside its own account.")
         if name == "Simulate":
             iam_action = "SimulatePrincipalPolicy"
+        elif name == "OperatorAlerts":      # the root sees every account; an account admin its own
+            iam_action = None if principal.is_root else "GetOperatorAlerts"
         elif name in ACTIONS:
             iam_action = ACTIONS[name][0]
         else:
@@ -257,6 +259,9 @@ async def handle(services, scope, receive, path: str) -> Response:
             raise IAMError("missing required field: account")
         if name == "Simulate":
             result = await _simulate(services, d, account, args)
+        elif name == "OperatorAlerts":
+            from vallum.operator.journal import alerts_for
+            result = await asyncio.to_thread(alerts_for, services.config.data_dir, account or None, args)
         else:
             # Writes commit with an fsync: keep them off the event loop.
             result = await asyncio.to_thread(ACTIONS[name][1], d, account, args)

@@ -13,14 +13,24 @@ def test_observe_mode_only_alerts():
     assert c.admit("AK1", "10.0.0.1", 101.0) is None
 
 
-def test_exfiltration_suspends_at_once_and_calls_iam():
+def test_exfiltration_throttles_first_then_suspends_on_escalation():
     calls = []
     c = Containment(default_mode="contain", suspender=lambda k, s: calls.append((k, s)))
-    [action] = c.on_alert(alert("exfiltration"))
-    assert action.action == "suspend" and "exfiltration" in action.reason
-    assert calls == [("AK1", True)]
-    assert c.admit("AK1", "10.0.0.1", 101.0) == "suspended"
-    assert c.admit("AK2", "10.0.0.1", 101.0) is None
+    [first] = c.on_alert(alert("exfiltration"))
+    assert first.action == "throttle" and "exfiltration" in first.reason and calls == []
+    assert sum(c.admit("AK1", "10.0.0.1", 100.0 + i * 0.01) is None for i in range(50)) == 5
+    second = alert("exfiltration", ts=130.0)
+    second.features = {"escalated": True}
+    [action] = c.on_alert(second)
+    assert action.action == "suspend" and calls == [("AK1", True)]
+    assert c.admit("AK1", "10.0.0.1", 131.0) == "suspended"
+    assert c.admit("AK2", "10.0.0.1", 131.0) is None
+
+
+def test_exfiltration_far_past_the_bar_suspends_at_once():
+    c = Containment(default_mode="contain")
+    [action] = c.on_alert(alert("exfiltration", score=2.5))
+    assert action.action == "suspend"
 
 
 def test_probing_throttles_then_suspends_on_repeat():
@@ -41,8 +51,8 @@ def test_throttle_expires():
 
 def test_per_account_mode():
     c = Containment(default_mode="observe", modes={"hot": "contain"})
-    assert c.on_alert(alert("exfiltration", account="cold")) == []
-    assert c.on_alert(alert("exfiltration", account="hot"))[0].action == "suspend"
+    assert c.on_alert(alert("label_climbing", account="cold")) == []
+    assert c.on_alert(alert("label_climbing", account="hot"))[0].action == "suspend"
 
 
 def test_stuffing_blocks_the_address_and_release_lifts_it():

@@ -144,3 +144,43 @@ def test_anomaly_model_scores_in_unit_interval():
     odd = m.score_and_learn({"a": 0.99, "b": 0.99})
     usual = m.score_and_learn({"a": 0.1, "b": 0.1})
     assert 0.0 <= usual < odd <= 1.0
+
+
+def test_dataset_pull_from_one_prefix_is_not_exfiltration(trained):
+    det, end = trained
+    start = end + 11 * 3600
+    events = [RequestEvent(start + i * 0.9, "AKNORMAL", "acct", "10.1.2.3", "GetObject", "bkt",
+                           f"dataset/part{i:04d}", bytes_out=1_000_000) for i in range(65)]
+    # ... with a little ordinary work on other prefixes at the same time
+    events += [RequestEvent(start + i * 9.0 + 0.5, "AKNORMAL", "acct", "10.1.2.3", "GetObject", "bkt",
+                            f"p{i}/k1", bytes_out=50_000) for i in range(6)]
+    assert "exfiltration" not in kinds(run(det, sorted(events, key=lambda e: e.ts)))
+
+
+def test_failed_guesses_are_not_exfiltration(trained):
+    det, end = trained
+    start = end + 11 * 3600
+    events = [RequestEvent(start + i * 0.3, "AKNORMAL", "acct", "10.1.2.3", "GetObject", "bkt",
+                           f"d{i % 12}/obj{i}", status=404, error="NoSuchKey", bytes_out=300)
+              for i in range(200)]
+    assert "exfiltration" not in kinds(run(det, events))
+
+
+def test_exfiltration_escalates_when_the_key_hammers_its_throttle(trained):
+    det, end = trained
+    start = end + 11 * 3600
+    # ~50 reads a minute over 8 prefixes: past the first bar (40), not the second (80)
+    events = [RequestEvent(start + i * 1.2, "AKNORMAL", "acct", "10.1.2.3", "GetObject", "bkt",
+                           f"d{i % 8}/obj{i}", bytes_out=100_000) for i in range(70)]
+    first = [a for a in run(det, events) if a.kind == "exfiltration"]
+    assert len(first) == 1 and 1.0 <= first[0].score < 2.0 and not first[0].features.get("escalated")
+    t = events[-1].ts
+    # throttled: the gateway answers SlowDown; a few retries are not enough to escalate ...
+    refused = [RequestEvent(t + 1 + i * 0.05, "AKNORMAL", "acct", "10.1.2.3", "GetObject", "bkt",
+                            f"d1/obj{70 + i}", status=503, error="SlowDown") for i in range(40)]
+    found = run(det, refused[:10])
+    assert found == []
+    # ... hammering on is
+    found = run(det, refused[10:])
+    assert [a.kind for a in found] == ["exfiltration"] and found[0].features["escalated"]
+    assert found[0].features["refused_reads_last_minute"] >= 30

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from vallum.compute import events
 from vallum.meta.records import BucketRecord, ObjectRecord
 from vallum.s3 import errors, xml
 from vallum.s3.conditions import check_copy_source_conditions, iso8601
@@ -125,6 +126,7 @@ async def copy_object(request: Request) -> Response:
             record.etag = stored.md5_hex
             record.checksums = dict(stored.checksums, type="FULL_OBJECT") if stored.checksums else {}
     await commit_version(request, record, write_precondition(request, bucket))
+    await events.object_event(request, events.CREATED_COPY, record)
     out = version_headers(bucket, record, checksums=False)
     out.pop("etag")
     if source.bucket.versioning:

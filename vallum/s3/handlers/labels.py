@@ -92,6 +92,10 @@ def subject(request: Request) -> Subject:
         clearance, role_level = None, None
     requested = request.headers.get(SESSION_HEADER) or role_level
     try:
+        if (caller is not None and caller.level_fixed and requested != role_level
+                and label_of(requested) != label_of(role_level)):
+            # Scoped credentials (compute tasks) run at one level: no reading up, no writing down.
+            raise PermissionError(f"the session level of these credentials is fixed at {role_level}")
         result = cached_subject(clearance, requested, is_root)
     except LabelError as exc:
         raise errors.InvalidArgument(f"Invalid {SESSION_HEADER} label: {exc}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from vallum.compute import events
 from vallum.meta.records import NULL_VERSION
 from vallum.s3 import errors, xml
 from vallum.s3.handlers import lock
@@ -59,14 +60,18 @@ async def delete_objects(request: Request) -> Response:
                     removed, obsolete = None, []
                 else:
                     if suspended_marker:
-                        await add_delete_marker(request, bucket, key, NULL_VERSION)
+                        marker = await add_delete_marker(request, bucket, key, NULL_VERSION)
+                        await events.object_event(request, events.REMOVED_MARKER, marker)
                 await services.discard_blobs(obsolete)
+                if removed is not None:
+                    await events.object_event(request, events.REMOVED_DELETE, removed)
                 if removed is not None and removed.delete_marker:
                     entry.update(DeleteMarker=True, DeleteMarkerVersionId=removed.version_id)
                 elif suspended_marker:
                     entry.update(DeleteMarker=True, DeleteMarkerVersionId=NULL_VERSION)
             else:
                 marker = await add_delete_marker(request, bucket, key, new_version_id(bucket))
+                await events.object_event(request, events.REMOVED_MARKER, marker)
                 entry = {"Key": key, "DeleteMarker": True, "DeleteMarkerVersionId": marker.version_id}
             if not quiet:
                 deleted.append(entry)

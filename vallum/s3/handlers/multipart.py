@@ -17,6 +17,7 @@ import os
 import re
 import time
 
+from vallum.compute import events
 from vallum.meta.base import UploadMissing
 from vallum.meta.records import ObjectRecord, PartRecord, UploadRecord
 from vallum.s3 import errors, xml
@@ -276,6 +277,7 @@ async def complete_upload(request: Request) -> Response:
         raise errors.NoSuchUpload(UploadId=upload.upload_id) from None
     keep = set(record.blob_ids())
     await services.discard_blobs([b for b in obsolete if b not in keep])
+    await events.object_event(request, events.CREATED_MULTIPART, record)
     out = version_headers(bucket, record, checksums=False)
     out.pop("etag")
     location = f"{request.headers.get('host', '')}/{bucket.name}/{upload.key}"

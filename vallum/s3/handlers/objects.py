@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord
 from vallum.compute import events
+from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord
 from vallum.s3 import errors
 from vallum.s3.conditions import check_read_conditions, check_write_conditions
 from vallum.s3.handlers import bucket_settings, labels, lock, tagging
