@@ -25,6 +25,7 @@ from bench import machine, report, servers, workloads
 from bench.stats import MIB, human_size, parse_size
 
 BUCKET = "bench"
+VERSIONED_BUCKET = "bench-versioned"
 IAM_BUCKET = "bench-iam"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -182,6 +183,32 @@ class Suite:
             f"{', '.join(f'{r:.3f}' for r in ratios)}; policy-check cost "
             f"{self.figures['iam_policy_cost_pct']:.1f}%")
 
+    def versioned(self) -> None:
+        """Issue 3's workload: new versions of hot keys in a versioned bucket, then
+        ListObjectVersions over them; compared with the unversioned PUT and listing."""
+        p, ep = self.plan, self.ep
+        if self.attempt("versioned_bucket", lambda: workloads.create_bucket(ep, VERSIONED_BUCKET, True)) is None \
+                and "versioned_bucket" in self.errors:
+            return
+        hot = max(1, p.list_keys // 4)
+        for round_no in range(4):      # four versions of every hot key
+            batch = self.attempt("versioned_put", lambda: workloads.small_ops(
+                ep, VERSIONED_BUCKET, "PUT", "hot/", hot, 4096, p.concurrency, p.procs, self.server.pid))
+            if batch is None or batch.errors:
+                self.errors.setdefault("versioned_put", "versioned PUT failed")
+                return
+            if round_no > 0:           # rounds 2-4 add versions to existing keys
+                self.figures["versioned_put_ops"] = batch.ops_per_s
+        listed = self.attempt("list_versions", lambda: workloads.listing(
+            ep, VERSIONED_BUCKET, "hot/", hot * 4, p.list_repeats, versions=True))
+        if listed is not None:
+            self.figures["list_versions_per_s"] = listed["keys_per_s"]
+        for figure, base in (("versioned_put_ops", "put_ops"), ("list_versions_per_s", "list_keys_per_s")):
+            if figure in self.figures and self.figures.get(base):
+                self.figures[figure + "_vs_unversioned"] = self.figures[figure] / self.figures[base]
+        log(f"  {self.server.name}: versioned PUT {self.figures.get('versioned_put_ops', 0):8.0f} ops/s, "
+            f"ListObjectVersions {self.figures.get('list_versions_per_s', 0):8.0f} versions/s")
+
     def mibs(self, key: str, fn) -> None:
         value = self.attempt(key, fn)
         if value is not None:
@@ -205,6 +232,8 @@ class Suite:
                 self.details["list"] = listed
                 self.figures["list_keys_per_s"] = listed["keys_per_s"]
                 log(f"  {self.server.name}: list        {listed['keys_per_s']:8.0f} keys/s")
+        if self.server.name == "vallum":
+            self.versioned()
         size = p.big_size
         self.mibs("put_big_mibs", lambda: workloads.put_stream(ep, BUCKET, "big/single", size, self.block))
         if "put_big_mibs" in self.figures:

@@ -58,8 +58,11 @@ def boto3_client(ep: Endpoint, pool: int = 16):
     )
 
 
-def create_bucket(ep: Endpoint, bucket: str) -> None:
-    boto3_client(ep).create_bucket(Bucket=bucket)
+def create_bucket(ep: Endpoint, bucket: str, versioned: bool = False) -> None:
+    client = boto3_client(ep)
+    client.create_bucket(Bucket=bucket)
+    if versioned:
+        client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
 
 
 # ---------------------------------------------------------------- small objects
@@ -227,44 +230,51 @@ def _local(tag: str) -> str:
     return _TAG.sub("", tag)
 
 
-def list_all(ep: Endpoint, bucket: str, prefix: str, page: int = 1000) -> tuple[int, float]:
-    """ListObjectsV2 through every page; returns (keys seen, seconds)."""
+def list_all(ep: Endpoint, bucket: str, prefix: str, page: int = 1000,
+             versions: bool = False) -> tuple[int, float]:
+    """Every page of ListObjectsV2 (or ListObjectVersions); returns (entries seen, seconds)."""
     client = ep.client()
     client.connect()
-    keys, token = 0, ""
+    entries, markers = 0, {}
+    counted = ("Version", "DeleteMarker") if versions else ("Contents",)
     start = time.perf_counter()
     try:
         while True:
-            query = {"list-type": "2", "max-keys": str(page), "prefix": prefix}
-            if token:
-                query["continuation-token"] = token
+            query = {"max-keys": str(page), "prefix": prefix, **markers}
+            query.update({"versions": ""} if versions else {"list-type": "2"})
             resp = client.request("GET", f"/{bucket}", query=query)
             if resp.status != 200:
-                raise RuntimeError(f"ListObjectsV2 -> {resp.status}: {resp.body[:200]!r}")
+                raise RuntimeError(f"listing -> {resp.status}: {resp.body[:200]!r}")
             root = ElementTree.fromstring(resp.body)
-            truncated, token = False, ""
+            truncated, found = False, {}
             for child in root:
                 name = _local(child.tag)
-                if name == "Contents":
-                    keys += 1
+                if name in counted:
+                    entries += 1
                 elif name == "IsTruncated":
                     truncated = (child.text or "").strip().lower() == "true"
-                elif name == "NextContinuationToken":
-                    token = child.text or ""
+                elif name in ("NextContinuationToken", "NextKeyMarker", "NextVersionIdMarker"):
+                    found[name] = child.text or ""
             if not truncated:
                 break
-            if not token:
-                raise RuntimeError("truncated listing without NextContinuationToken")
-        return keys, time.perf_counter() - start
+            if versions:
+                markers = {"key-marker": found.get("NextKeyMarker", ""),
+                           "version-id-marker": found.get("NextVersionIdMarker", "")}
+            else:
+                markers = {"continuation-token": found.get("NextContinuationToken", "")}
+            if not any(markers.values()):
+                raise RuntimeError("truncated listing without a next marker")
+        return entries, time.perf_counter() - start
     finally:
         client.close()
 
 
-def listing(ep: Endpoint, bucket: str, prefix: str, expected: int, repeats: int = 3) -> dict:
+def listing(ep: Endpoint, bucket: str, prefix: str, expected: int, repeats: int = 3,
+            versions: bool = False) -> dict:
     """Median keys/s over `repeats` full listings; a short listing is an error, not a figure."""
     rates = []
     for _ in range(repeats):
-        keys, seconds = list_all(ep, bucket, prefix)
+        keys, seconds = list_all(ep, bucket, prefix, versions=versions)
         if keys != expected:
             raise RuntimeError(f"listing returned {keys} keys, expected {expected}")
         rates.append(rate(keys, seconds))
