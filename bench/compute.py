@@ -1,9 +1,9 @@
-"""Compute benchmark: `python -m bench.compute [--jobs N] [--ray]`.
+"""Compute benchmark: `python -m bench.compute [--jobs N] [--array N]`
+(also `python -m bench.run --compute`, as an optional section).
 
 Figures (the issue's `make bench` list): submit-to-start latency p50/p99 on an
 idle (warm) pool, object-event latency (PUT acknowledged -> function start),
-tiny jobs per second, and an array job's tasks per second; with --ray, the same
-tiny jobs through Ray's own job submission on the same machine for comparison.
+tiny jobs per second, and an array job's tasks per second.
 """
 
 from __future__ import annotations
@@ -51,11 +51,9 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--jobs", type=int, default=100)
-    ap.add_argument("--array", type=int, default=300)
-    args = ap.parse_args()
+def run(jobs: int = 100, array: int = 300, log=print) -> dict[str, float]:
+    """Start a server, measure, stop it; the figures (also printed through ``log``)."""
+    figs: dict[str, float] = {}
     tmp = Path(tempfile.mkdtemp(prefix="vallum-bench-compute-"))
     proc, endpoint = start(tmp / "data")
     try:
@@ -68,21 +66,24 @@ def main() -> None:
             j = c.submit({"runtime": "command", "command": ["true"], "output": out})
             d = c.wait(j["id"], poll=0.01)
             lat.append(d["started"] - d["created"])
-        print(f"submit-to-start (idle pool): p50 {pct(lat, .5) * 1e3:.1f} ms, "
-              f"p99 {pct(lat, .99) * 1e3:.1f} ms")
-        # 2. tiny jobs per second (command `true`, each its own sandbox)
+        figs["submit_to_start_p50_ms"] = pct(lat, .5) * 1e3
+        figs["submit_to_start_p99_ms"] = pct(lat, .99) * 1e3
+        log(f"submit-to-start (idle pool): p50 {figs['submit_to_start_p50_ms']:.1f} ms, "
+            f"p99 {figs['submit_to_start_p99_ms']:.1f} ms")
+        # 2. tiny jobs per second (command `true`; warm sandboxes reused per owner)
         t0 = time.perf_counter()
         with ThreadPoolExecutor(8) as pool:
             ids = list(pool.map(lambda _: c.submit({"runtime": "command", "command": ["true"],
-                                                    "output": out})["id"], range(args.jobs)))
+                                                    "output": out})["id"], range(jobs)))
         for i in ids:
             c.wait(i, poll=0.02)
         el = time.perf_counter() - t0
-        print(f"tiny jobs: {args.jobs} in {el:.1f} s = {args.jobs / el:.1f} jobs/s")
+        figs["tiny_jobs_per_s"] = jobs / el
+        log(f"tiny jobs: {jobs} in {el:.1f} s = {jobs / el:.1f} jobs/s")
         # 3. array job throughput (python word count, warm sandboxes)
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(lambda i: c.put_object("bench", f"docs/{i:05d}", b"a b c"),
-                          range(args.array)))
+                          range(array)))
         t0 = time.perf_counter()
         j = c.submit({"runtime": "python", "array": "s3://bench/docs/", "output": out,
                       "code": "import os\nd = os.environ['VALLUM_INPUT']\n"
@@ -90,8 +91,9 @@ def main() -> None:
                               "open(os.environ['VALLUM_OUTPUT'] + '/n', 'w').write(str(n))\n"})
         d = c.wait(j["id"], timeout=3600, poll=0.1)
         el = time.perf_counter() - t0
-        print(f"array word count: {args.array} tasks in {el:.1f} s = {args.array / el:.1f} tasks/s "
-              f"({d['state']})")
+        figs["array_tasks_per_s"] = array / el
+        log(f"array word count: {array} tasks in {el:.1f} s = {array / el:.1f} tasks/s "
+            f"({d['state']})")
         # 4. event latency: PUT acknowledged -> handler start
         c.create_function("rec", {"handler": "main.h", "code": "import time\n"
                                   "def h(e, c):\n    return time.time()\n"})
@@ -106,13 +108,26 @@ def main() -> None:
         starts = sorted(x["result"]["result"] for x in fn if x["state"] == "SUCCEEDED")
         ev = [s - a for s, a in zip(starts, sorted(acked.values()), strict=False)]
         if ev:
-            print(f"event latency (PUT ack -> function start): p50 {pct(ev, .5) * 1e3:.1f} ms, "
-                  f"p99 {pct(ev, .99) * 1e3:.1f} ms ({len(ev)} events)")
-        print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+            figs["event_latency_p50_ms"] = pct(ev, .5) * 1e3
+            figs["event_latency_p99_ms"] = pct(ev, .99) * 1e3
+            log(f"event latency (PUT ack -> function start): p50 "
+                f"{figs['event_latency_p50_ms']:.1f} ms, p99 {figs['event_latency_p99_ms']:.1f} ms "
+                f"({len(ev)} events)")
+        figs["load_average"] = os.getloadavg()[0]
+        log(f"machine: {os.cpu_count()} cores, load average {figs['load_average']:.1f}")
+        return figs
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--jobs", type=int, default=100)
+    ap.add_argument("--array", type=int, default=300)
+    args = ap.parse_args()
+    run(args.jobs, args.array)
 
 
 if __name__ == "__main__":

@@ -69,6 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", help="JSON results file (default bench/results/bench-<time>.json)")
     p.add_argument("--plain", action="store_true", help="plain-text table even if rich is installed")
     p.add_argument("--keep", action="store_true", help="keep server dirs and logs for inspection")
+    p.add_argument("--compute", action="store_true",
+                   help="also run the compute section (bench.compute: jobs, array, events)")
     args = p.parse_args(argv)
     names = [t.strip() for t in args.targets.split(",") if t.strip()]
     unknown = [t for t in names if t not in servers.TARGETS]
@@ -331,6 +333,11 @@ def main(argv: list[str] | None = None) -> int:
         ["sequential write + fsync (1 MiB chunks)", "MiB/s", f"{limits['disk_fsync_mibs']:,.0f}"],
         ["loopback TCP, one connection", "MiB/s", f"{limits['loopback_tcp_mibs']:,.0f}"],
     ], args.plain)
+    compute_figs = None
+    if args.compute:               # optional section: its own server, after the S3 targets
+        from bench import compute
+        log("compute: tiny jobs, array job, event latency (bench.compute)")
+        compute_figs = compute.run(100 if args.quick else 300, 200 if args.quick else 1000, log)
     failures = {t: r["errors"] for t, r in results.items() if r.get("errors")}
     for target, errs in failures.items():
         for name, msg in errs.items():
@@ -343,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
                  "platform": platform.platform()},
         "plan": asdict(plan), "vallum_workers": args.workers,
         "machine": limits, "results": results, "ratios": ratio_table,
-        "figures": [asdict(f) for f in figs],
+        "figures": [asdict(f) for f in figs], "compute": compute_figs,
     })
     print(f"results written to {out}")
     return 0

@@ -1,5 +1,12 @@
 """The job suite on the Ray executor: `vallum serve --compute ray://127.0.0.1:PORT` against a
-Ray head this module starts on loopback (and stops) itself."""
+Ray head this module starts on loopback (and stops) itself.
+
+Loopback only: ``--node-ip-address=127.0.0.1`` alone is not enough, because Ray swaps a
+loopback node address for the machine's routable one (and then binds its gRPC servers
+on all interfaces); RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 keeps 127.0.0.1, which makes the
+GCS, raylet, agents and workers listen on 127.0.0.1 only. A test checks every listening
+socket of the head's processes (and the gateway's) is on loopback while jobs run.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +26,8 @@ from tests.functional.conftest import free_port, start_server, stop_server
 
 ray = pytest.importorskip("ray")
 RAY = str(Path(sys.executable).parent / "ray")
+# Keep the node address 127.0.0.1 (see above); no usage reporting.
+RAY_ENV = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
 
 
 @pytest.fixture(scope="module")
@@ -32,40 +41,100 @@ def ray_head(tmp_path_factory):
     proc = subprocess.Popen(
         [RAY, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
          f"--ray-client-server-port={client_port}", "--include-dashboard=false",
+         "--dashboard-host=127.0.0.1",
          f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
          f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
          f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
          "--num-cpus=2", "--disable-usage-stats", f"--min-worker-port={lo}",
          f"--max-worker-port={lo + 150}", f"--temp-dir={tmp / 'r'}"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env=dict(os.environ, RAY_USAGE_STATS_ENABLED="0"))
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=RAY_ENV)
     deadline = time.monotonic() + 90
     while b"Ray runtime started" not in (tmp / "ray.log").read_bytes():
         if proc.poll() is not None or time.monotonic() > deadline:
             _kill(proc)
             pytest.skip("ray start --head failed: " + (tmp / "ray.log").read_text()[-500:])
         time.sleep(0.5)
-    yield f"127.0.0.1:{port}"
+    yield f"127.0.0.1:{port}", proc.pid
     try:
         os.killpg(proc.pid, signal.SIGTERM)      # `ray start --block` stops what it started
-        proc.wait(timeout=30)
+        proc.wait(timeout=3)
     except (ProcessLookupError, subprocess.TimeoutExpired):
         pass
-    _kill(proc)
+    _kill(proc)                                  # ... but may take 30 s over it: the rest
     shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _kill(proc: subprocess.Popen) -> None:
+    """SIGKILL the head's process group (every Ray process this module started) and wait
+    until none is left."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
     proc.wait()
+    deadline = time.monotonic() + 10
+    while _group(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _group(pgid: int) -> list[int]:
+    """Live processes of process group ``pgid``."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.getpgid(int(entry)) == pgid:
+                    out.append(int(entry))
+            except ProcessLookupError:
+                pass
+    return out
+
+
+def _listening(pids: set[int]) -> list[str]:
+    """``ip:port`` of every TCP socket in LISTEN state owned by one of ``pids``."""
+    inodes: dict[str, int] = {}
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:["):
+                    inodes[link[8:-1]] = pid
+        except OSError:
+            continue
+    found = []
+    for table, v6 in (("/proc/net/tcp", False), ("/proc/net/tcp6", True)):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if f[3] != "0A" or f[9] not in inodes:          # 0A: LISTEN
+                continue
+            addr, port = f[1].split(":")
+            found.append(f"{_ip(addr, v6)}:{int(port, 16)}")
+    return found
+
+
+def _ip(hexaddr: str, v6: bool) -> str:
+    import ipaddress
+    raw = bytes.fromhex(hexaddr)
+    if not v6:
+        return str(ipaddress.IPv4Address(raw[::-1]))
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+    ip6 = ipaddress.IPv6Address(words)
+    return str(ip6.ipv4_mapped or ip6)
+
+
+def _loopback(addr: str) -> bool:
+    import ipaddress
+    return ipaddress.ip_address(addr.rsplit(":", 1)[0].strip("[]")).is_loopback
 
 
 @pytest.fixture(scope="module")
 def ray_server(ray_head, tmp_path_factory):
-    srv = start_server(tmp_path_factory.mktemp("vray") / "data", "--compute", f"ray://{ray_head}")
+    srv = start_server(tmp_path_factory.mktemp("vray") / "data", "--compute", f"ray://{ray_head[0]}",
+                       env=RAY_ENV)
     yield srv
     stop_server(srv)
 
@@ -83,7 +152,7 @@ def rbucket(ray_server):
     return s3, name
 
 
-def test_job_runs_on_ray_with_inputs_outputs_and_logs(api, rbucket):
+def _job_runs_on_ray_with_inputs_outputs_and_logs(api, rbucket):
     s3, bucket = rbucket
     s3.put_object(Bucket=bucket, Key="in/a.txt", Body=b"one two three")
     job = api.submit({"runtime": "python", "inputs": [f"s3://{bucket}/in/a.txt"],
@@ -97,7 +166,7 @@ def test_job_runs_on_ray_with_inputs_outputs_and_logs(api, rbucket):
     assert api.logs(job["id"])["data"] == "words 3\n"
 
 
-def test_array_job_on_ray(api, rbucket):
+def _array_job_on_ray(api, rbucket):
     s3, bucket = rbucket
     put_many(s3, bucket, {f"docs/{i:03d}.txt": b"w " * (i + 1) for i in range(20)})
     job = api.submit({"runtime": "command", "array": f"s3://{bucket}/docs/",
@@ -109,7 +178,7 @@ def test_array_job_on_ray(api, rbucket):
         assert int(read(s3, bucket, f"counts/{i:03d}.txt/n")) == i + 1
 
 
-def test_failure_retry_timeout_and_cancel_on_ray(api, rbucket):
+def _failure_retry_timeout_and_cancel_on_ray(api, rbucket):
     _, bucket = rbucket
     out = f"s3://{bucket}/o/"
     retried = api.submit({"runtime": "python", "output": out, "retries": 1, "backoff_s": 0,
@@ -133,7 +202,7 @@ def test_failure_retry_timeout_and_cancel_on_ray(api, rbucket):
     assert api.tasks(long["id"])[0]["state"] == "CANCELLED"
 
 
-def test_sandbox_holds_on_ray(api, rbucket):
+def _sandbox_holds_on_ray(api, rbucket):
     _, bucket = rbucket
     job = api.submit({"runtime": "python", "output": f"s3://{bucket}/o/", "code": """
 import socket
@@ -148,3 +217,44 @@ except OSError:
 """})
     assert api.wait(job["id"], timeout=120)["state"] == "SUCCEEDED"
     assert api.logs(job["id"])["data"] == "no network\nread-only\n"
+
+
+def _descendants(roots: set[int]) -> set[int]:
+    """``roots`` and every process below them."""
+    parent: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parent[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    found, frontier = set(roots), set(roots)
+    while frontier:
+        frontier = {p for p, pp in parent.items() if pp in frontier and p not in found}
+        found |= frontier
+    return found
+
+
+def _ray_and_the_gateway_listen_on_loopback_only(api, rbucket, ray_head, ray_server):
+    _, bucket = rbucket
+    job = api.submit({"runtime": "python", "output": f"s3://{bucket}/o/",
+                      "code": "import time; time.sleep(4)"})
+    deadline = time.monotonic() + 60
+    while api.job(job["id"])["state"] != "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)                                  # a Ray worker is up and running the task
+    pids = _descendants({ray_head[1], ray_server.proc.pid}) | set(_group(ray_head[1]))
+    sockets = _listening(pids)
+    assert len(sockets) >= 5, sockets                # GCS, raylet x2, agents, gateway, ...
+    assert [s for s in sockets if not _loopback(s)] == [], sockets
+    assert api.wait(job["id"], timeout=60)["state"] == "SUCCEEDED"
+
+
+def test_job_suite_on_ray(api, rbucket, ray_head, ray_server):
+    """One test, so that pytest-xdist never starts a second Ray head on another worker."""
+    _job_runs_on_ray_with_inputs_outputs_and_logs(api, rbucket)
+    _ray_and_the_gateway_listen_on_loopback_only(api, rbucket, ray_head, ray_server)
+    _array_job_on_ray(api, rbucket)
+    _failure_retry_timeout_and_cancel_on_ray(api, rbucket)
+    _sandbox_holds_on_ray(api, rbucket)

@@ -88,7 +88,7 @@ def _main(
     access_key: str = typer.Option(None, "--access-key", help="Signing key id [env VALLUM_ACCESS_KEY or VALLUM_ROOT_ACCESS_KEY]"),
     secret_key: str = typer.Option(None, "--secret-key", help="Signing secret [env VALLUM_SECRET_KEY or VALLUM_ROOT_SECRET_KEY]"),
     region: str = typer.Option("us-east-1", "--region", envvar="VALLUM_REGION"),
-    output: str = typer.Option("table", "--output", "-o", envvar="VALLUM_OUTPUT",
+    output: str = typer.Option("table", "--output", "-o", envvar="VALLUM_ADMIN_OUTPUT",
                                help="json or table"),
 ) -> None:
     access_key = access_key or os.environ.get("VALLUM_ACCESS_KEY") or os.environ.get("VALLUM_ROOT_ACCESS_KEY")

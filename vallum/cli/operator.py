@@ -214,16 +214,19 @@ def evaluate(trace: str = typer.Option(None, "--trace", help="A directory writte
              capacity_eval: bool = typer.Option(False, "--forecast", help="Also report forecast MAPE"),
              scaling_eval: bool = typer.Option(False, "--scaling", help="Also compare pool sizing policies"),
              anomaly: bool = typer.Option(True, "--anomaly/--no-anomaly", help="Run the unsupervised model too"),
+             model: str = typer.Option("robust", "--model", help="Unsupervised model: robust | hst"),
              as_json: bool = typer.Option(False, "--json")) -> None:
     """Replay traffic through the real detectors; precision, recall, F1, time to detect."""
     from vallum.operator import evaluate as ev
     from vallum.operator import simulate as sim
+    if model not in ("robust", "hst"):
+        _fail("--model is robust or hst", 2)
     if trace:
-        result = ev.replay(sim.load(Path(trace)), anomaly=anomaly)
+        result = ev.replay(sim.load(Path(trace)), anomaly=anomaly, model=model)
         result.seeds = []
     else:
         chosen = _seeds(seeds) if seeds else list(ev.REPORTING_SEEDS)
-        result = ev.run(chosen, principals, days, warmup, anomaly=anomaly)
+        result = ev.run(chosen, principals, days, warmup, anomaly=anomaly, model=model)
     doc = {"detection": result.to_dict()}
     if capacity_eval:
         from vallum.operator.forecast import evaluate_mape

@@ -22,7 +22,7 @@ def serve(
     region: str = typer.Option(None, "--region", help="Region name reported to clients [default us-east-1]"),
     domain: str = typer.Option(None, "--domain", help="Base host name for virtual-host-style requests"),
     workers: int = typer.Option(None, "--workers", help="Gateway processes sharing the port [default 1]"),
-    compute: str = typer.Option(None, "--compute", help="Where jobs run: local (default, one slot per core), local:N, or ray://HOST:PORT [env VALLUM_COMPUTE]"),
+    compute: str = typer.Option(None, "--compute", help="Where jobs run: local (default, one slot per core), local:N, local:MIN-MAX (predictively sized), or ray://HOST:PORT [env VALLUM_COMPUTE]"),
     test_clock: bool = typer.Option(False, "--test-clock", hidden=True,
                                     help="TESTS ONLY: shift retention/lifecycle time by the seconds in "
                                          "<data-dir>/test-clock-offset"),

@@ -13,22 +13,41 @@ import os
 from pathlib import Path
 from typing import Any
 
-from vallum.compute import runner
+from vallum.compute import metrics, runner
 from vallum.compute import sandbox as sbx
+from vallum.compute.sizing import PoolSizer, parse_bounds
 from vallum.compute.warm import WarmPool, eligible
 
 log = logging.getLogger("vallum.compute.executors")
 
 
 class LocalPool:
-    """Runs attempts in this process's event loop; ``capacity`` sandboxes at once."""
+    """Runs attempts in this process's event loop; ``capacity`` sandboxes at once.
+
+    With ``bounds`` (``local:MIN-MAX``) the capacity follows the predictive sizer
+    (sizing.PoolSizer), starting at MIN; ``resize`` applies a size (running tasks are
+    never stopped: a smaller pool just claims less until it fits)."""
 
     name = "local"
 
-    def __init__(self, box: sbx.Sandbox, scratch_base: Path, size: int | None = None) -> None:
+    def __init__(self, box: sbx.Sandbox, scratch_base: Path, size: int | None = None,
+                 bounds: tuple[int, int] | None = None) -> None:
         self.box, self.scratch_base = box, scratch_base
         self.capacity = size or int(os.environ.get("VALLUM_COMPUTE_SLOTS", 0)) or (os.cpu_count() or 1)
-        self.warm = WarmPool(box, scratch_base)
+        self.bounds = bounds
+        self.sizer: PoolSizer | None = None
+        if bounds is not None:
+            self.capacity = bounds[0]
+            self.sizer = PoolSizer(bounds[0], bounds[1], self.resize, lambda: self.capacity)
+        self.warm = WarmPool(box, scratch_base, max_idle=2 * self.capacity)
+        self.warm_enabled = os.environ.get("VALLUM_COMPUTE_WARM", "1") != "0"
+
+    def resize(self, n: int) -> None:
+        """Run up to ``n`` tasks at once (clamped to the bounds, if any; at least 1)."""
+        lo, hi = self.bounds if self.bounds is not None else (1, 1 << 16)
+        self.capacity = max(lo, min(hi, int(n)))
+        self.warm.max_idle = 2 * self.capacity
+        metrics.POOL_SIZE.set(self.capacity)
 
     async def start(self) -> None:
         self.scratch_base.mkdir(parents=True, exist_ok=True)
@@ -39,7 +58,7 @@ class LocalPool:
 
     async def run(self, bundle: runner.TaskBundle, cancel: asyncio.Event,
                   on_scratch=None) -> runner.TaskResult:
-        if self.box.mode == "bwrap" and eligible(bundle.job_spec()):
+        if self.warm_enabled and self.box.mode == "bwrap" and eligible(bundle.job_spec()):
             return await self.warm.run(bundle, cancel, on_scratch)
         return await runner.run_task(bundle, self.box, self.scratch_base, cancel, on_scratch)
 
@@ -71,6 +90,12 @@ class RayExecutor:
         self._ray: Any = None
 
     async def start(self) -> None:
+        host = self.address.rsplit(":", 1)[0].strip("[]")
+        loopback = host in ("127.0.0.1", "localhost", "::1")
+        if loopback:
+            # Ray swaps a loopback node address for the machine's routable one and then binds
+            # its driver's gRPC servers on every interface; this keeps them on 127.0.0.1.
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         import ray
 
         self._ray = ray
@@ -124,7 +149,13 @@ def make_executor(url: str | None, box: sbx.Sandbox, scratch_base: Path):
     url = url or os.environ.get("VALLUM_COMPUTE") or "local"
     if url.startswith("ray://"):
         return RayExecutor(url[len("ray://"):], box, scratch_base)
-    if url == "local" or url.startswith("local"):
+    if url == "local" or url.startswith("local:"):
         size = url.partition(":")[2]
+        bounds = parse_bounds(size)
+        if bounds is not None:
+            return LocalPool(box, scratch_base, bounds=bounds)
+        if size and not size.isdigit():
+            raise ValueError(f"--compute local:N or local:MIN-MAX, not {url!r}")
         return LocalPool(box, scratch_base, int(size) if size.isdigit() else None)
-    raise ValueError(f"--compute must be local, local:N or ray://HOST:PORT, not {url!r}")
+    raise ValueError(f"--compute must be local, local:N, local:MIN-MAX or ray://HOST:PORT, "
+                     f"not {url!r}")

@@ -26,3 +26,5 @@ EVENTS = Counter("vallum_compute_events_total", "Object events written to the ou
                  ["event"], registry=REGISTRY)
 INVOKE = Histogram("vallum_compute_function_invoke_seconds", "Synchronous function invocations",
                    ["outcome"], registry=REGISTRY, buckets=_B)
+POOL_SIZE = Gauge("vallum_compute_pool_slots", "Tasks this gateway process may run at once",
+                  registry=REGISTRY)

@@ -45,6 +45,7 @@ class TaskBundle:
     endpoint: str
     region: str
     creds: dict[str, Any]
+    owner: str = ""                # who may share a warm sandbox with it (account|arn)
     label: str | None = None       # the label outputs and logs get (the job's level, raised
                                    # to the output bucket's floor)
 
@@ -111,20 +112,54 @@ def _mkdirs(root: Path, path: Path) -> None:
         os.chmod(p, 0o755)  # noqa: S103 - the sandbox uid reads staged inputs
 
 
-def stage_all(client: Client, bundle: TaskBundle, scratch: sbx.Scratch) -> None:
-    spec = bundle.job_spec()
+def stage_code(client: Client, spec: JobSpec, code_dir: Path) -> None:
     if spec.code is not None:
-        (scratch.code / "main.py").write_text(spec.code)
-        os.chmod(scratch.code / "main.py", 0o644)
+        (code_dir / "main.py").write_text(spec.code)
+        os.chmod(code_dir / "main.py", 0o644)
     if spec.script:
-        _stage(client, spec.script, scratch.code)
+        _stage(client, spec.script, code_dir)
     if spec.code_uri:
-        _stage(client, spec.code_uri, scratch.code)
+        _stage(client, spec.code_uri, code_dir)
+
+
+def stage_inputs(client: Client, bundle: TaskBundle, scratch: sbx.Scratch) -> None:
+    spec = bundle.job_spec()
     for uri in spec.inputs:
         _stage(client, uri, scratch.inputs)
     if bundle.input_key is not None and spec.array:
         arr = parse_uri(spec.array, "array")
         _stage(client, f"s3://{arr.bucket}/{bundle.input_key}", scratch.inputs)
+
+
+def stage_all(client: Client, bundle: TaskBundle, scratch: sbx.Scratch) -> None:
+    stage_code(client, bundle.job_spec(), scratch.code)
+    stage_inputs(client, bundle, scratch)
+
+
+_CLIENTS: dict[str, Client] = {}
+
+
+def client_for(bundle: TaskBundle) -> Client:
+    """The S3 client of a task's credentials, shared by the tasks holding the same ones
+    (a job's tasks): its keep-alive connections save a TCP handshake per request."""
+    creds = bundle.credentials()
+    client = _CLIENTS.get(creds.access_key_id)
+    if client is None or client.secret_key != creds.secret_access_key:
+        if len(_CLIENTS) >= 256:
+            _CLIENTS.clear()
+        client = _CLIENTS[creds.access_key_id] = Client(
+            bundle.endpoint, creds.access_key_id, creds.secret_access_key,
+            session_token=creds.session_token, region=bundle.region)
+    return client
+
+
+def read_nofollow(path: Path, offset: int = 0, limit: int | None = None) -> bytes:
+    """Read a file the sandbox could have replaced, never following a symlink."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as f:
+        if offset:
+            f.seek(offset)
+        return f.read() if limit is None else f.read(limit)
 
 
 def argv_of(spec: JobSpec, box: sbx.Sandbox, scratch: sbx.Scratch) -> list[str]:
@@ -170,8 +205,8 @@ def redact(data: bytes, secrets: list[str]) -> bytes:
 def upload_log(client: Client, spec: JobSpec, name: str, scratch: sbx.Scratch,
                secrets: list[str], trailer: str, label: str | None = None) -> None:
     try:
-        data = scratch.log_path.read_bytes()
-    except FileNotFoundError:
+        data = read_nofollow(scratch.log_path)
+    except OSError:
         data = b""
     data = redact(data, secrets) + trailer.encode()
     if not data:
@@ -249,8 +284,7 @@ async def run_task(bundle: TaskBundle, box: sbx.Sandbox, scratch_base: Path,
     """Run one attempt end to end; never raises for the task's own failures."""
     spec = bundle.job_spec()
     creds = bundle.credentials()
-    client = Client(bundle.endpoint, creds.access_key_id, creds.secret_access_key,
-                    session_token=creds.session_token, region=bundle.region)
+    client = client_for(bundle)
     uid = box.acquire_uid()
     try:
         scratch = sbx.make_scratch(scratch_base, f"{bundle.job_id}.{bundle.idx}.{bundle.attempt}",
@@ -300,5 +334,5 @@ async def run_task(bundle: TaskBundle, box: sbx.Sandbox, scratch_base: Path,
         return await finish(client, spec, bundle.name, scratch, outcome, creds.secrets(),
                             bundle.label)
     finally:
-        sbx.remove_scratch(scratch)
+        await _io(sbx.remove_scratch, scratch)      # off the event loop: rmtree costs ms
         box.release_uid(uid)

@@ -33,7 +33,7 @@ from vallum.compute.credentials import StaticMinter, STSMinter, principal_doc
 from vallum.compute.db import ComputeDB
 from vallum.compute.executors import make_executor
 from vallum.compute.functions import FunctionError, FunctionPool, FunctionSpec, parse_function
-from vallum.compute.runner import TaskBundle, TaskResult, _io, _stage, redact
+from vallum.compute.runner import TaskBundle, TaskResult, _io, _stage, read_nofollow, redact
 from vallum.compute.spec import JobSpec, Quota, SpecError, backoff, parse_job
 
 log = logging.getLogger("vallum.compute")
@@ -69,6 +69,9 @@ class ComputeService:
                                       self.minter.mint)
         self.lease = f"{socket.gethostname()}|{os.getpid()}|{uuid.uuid4().hex[:8]}"
         self.running: dict[int, Running] = {}
+        self._creds: dict[str, Any] = {}          # job id -> TaskCredentials
+        self._mean_service = 1.0                  # seconds per attempt (moving average)
+        self._observed_at = time.time()
         self.wake = asyncio.Event()
         self.events_wake = asyncio.Event()
         self.trigger_buckets: set[str] = set()
@@ -90,6 +93,11 @@ class ComputeService:
         for loop in (self._schedule_loop, self._dispatch_loop, self._cron_loop,
                      self._heartbeat_loop):
             self._loops.append(asyncio.ensure_future(loop()))
+        metrics.POOL_SIZE.set(self.executor.capacity)
+        sizer = getattr(self.executor, "sizer", None)
+        if sizer is not None:
+            sizer.observe = self._observe
+            self._loops.append(asyncio.ensure_future(sizer.run()))
 
     async def stop(self) -> None:
         self._stopping = True
@@ -247,10 +255,8 @@ class ComputeService:
         running = self.running.get(seq)
         if running is not None and running.scratch is not None:
             try:
-                with open(running.scratch.log_path, "rb") as f:
-                    f.seek(offset)
-                    data = f.read(1 << 20)
-            except FileNotFoundError:
+                data = read_nofollow(running.scratch.log_path, offset, 1 << 20)
+            except OSError:
                 data = b""
             data = redact(data, running.secrets)
             return {"data": data.decode("utf-8", "replace"), "offset": offset + len(data),
@@ -298,6 +304,21 @@ class ComputeService:
             except asyncio.TimeoutError:
                 pass
 
+    def _observe(self):
+        """What the pool sizer needs at each tick (queue, running, arrivals, service time)."""
+        from vallum.compute.sizing import Observation
+
+        now = time.time()
+        conn = self.db.reader()
+        queued = conn.execute("SELECT count(*) FROM compute_tasks WHERE state='QUEUED' AND "
+                              "not_before<=?", (now,)).fetchone()[0]
+        arrivals = conn.execute("SELECT coalesce(sum(tasks_total), 0) FROM compute_jobs WHERE "
+                                "created > ? AND created <= ?",
+                                (self._observed_at, now)).fetchone()[0]
+        self._observed_at = now
+        self.wake.set()                      # a new size may let the scheduler claim more
+        return Observation(queued, len(self.running), int(arrivals), self._mean_service)
+
     def _next_due(self) -> float:
         row = self.db.reader().execute(
             "SELECT min(not_before) FROM compute_tasks WHERE state='QUEUED'").fetchone()
@@ -315,7 +336,9 @@ class ComputeService:
             if result.state in ("FAILED", "TIMED_OUT") and c.attempt <= c.spec.retries:
                 retry_at = now + backoff(c.spec, c.attempt)
             runtime = c.spec.runtime
-            metrics.RUN.labels(runtime, result.state).observe(now - self.running[c.seq].started)
+            took = now - self.running[c.seq].started
+            self._mean_service += 0.1 * (took - self._mean_service)
+            metrics.RUN.labels(runtime, result.state).observe(took)
             metrics.FINISHED.labels(runtime, result.state).inc()
             if result.state in ("FAILED", "TIMED_OUT"):
                 metrics.FAILURES.labels(runtime, result.state.lower()).inc()
@@ -350,11 +373,11 @@ class ComputeService:
         try:
             if c.spec.runtime == "function":
                 return await self._run_function_task(c)
-            duration = int(c.spec.resources.wall_time_s) + 900
-            creds = self.minter.mint(c.principal, c.spec, duration)
+            creds = self._credentials(c)
             run.secrets = creds.secrets()
             bundle = TaskBundle(c.job_id, c.idx, c.name, c.attempt, c.spec.to_json(), c.input,
                                 self.endpoint, self.region, creds.__dict__,
+                                f"{c.account}|{c.principal.get('arn')}",
                                 c.principal.get("out_label"))
 
             def on_scratch(scratch: sbx.Scratch) -> None:
@@ -367,6 +390,18 @@ class ComputeService:
         except Exception as exc:  # noqa: BLE001 - recorded as the task's failure
             log.exception("task %s/%s failed internally", c.job_id, c.idx)
             return TaskResult("FAILED", None, f"internal error: {exc}")
+
+    def _credentials(self, c: jobstore.Claimed):
+        """A job's scoped credentials, minted once and shared by its tasks while they last
+        (same scope for every task; one mint and one warm S3 client per job, not per task)."""
+        wall = c.spec.resources.wall_time_s
+        hit = self._creds.get(c.job_id)
+        if hit is None or hit.expires - time.time() < wall + 120:
+            hit = self.minter.mint(c.principal, c.spec, int(wall) + 900)
+            if len(self._creds) >= 1024:
+                self._creds.clear()
+            self._creds[c.job_id] = hit
+        return hit
 
     # ------------------------------------------------------------ functions
     def _function_row(self, account: str, name: str) -> Any:

@@ -1,18 +1,22 @@
-"""A warm task worker, run inside a job's sandbox: fork one child per task of an array job.
+"""A warm task worker, run inside a sandbox: fork one child per task of one owner.
 
-Why: starting a sandbox and an interpreter costs ~100 ms here, most of an array
-task's life. One sandbox per (job, slot) serves that job's tasks one after
-another; each task still gets a fresh process (forked from this warm one, or
-exec'd for commands) in its own session, its own directories, environment and
-rlimits, and is killed as a group at its wall-time limit. Tasks of *other* jobs
-never share a sandbox. Stdlib only.
+Why: starting a sandbox and an interpreter costs tens of milliseconds, most of a
+tiny task's life. One sandbox serves one owner's tasks one after another (see
+warm.py for who may share); each task still gets a fresh process (forked from this
+warm one, or exec'd for commands) in its own session, its own directories,
+environment and rlimits, and is killed as a group at its wall-time limit. After
+each task every other process of the sandbox's PID namespace is killed and the
+private /tmp emptied, so nothing of one task lives on into the next. Stdlib only.
 
-Protocol: one JSON request per line on stdin, one JSON answer per line on stdout.
+Protocol: one JSON request per line on stdin, one JSON answer per line on stdout
+(``clean`` says the sandbox was cleared; the host retires it otherwise).
 """
 
+import ctypes
 import json
 import os
 import resource
+import shutil
 import runpy
 import signal
 import sys
@@ -90,19 +94,63 @@ def _run(req: dict) -> dict:
             except ProcessLookupError:
                 pass
             os.waitpid(pid, 0)
-            return {"id": req["id"], "exit": None, "timed_out": True}
+            return {"id": req["id"], "exit": None, "timed_out": True, "clean": _clear()}
         time.sleep(pause)
         pause = min(pause * 2, 0.01)
     try:
         os.killpg(pid, signal.SIGKILL)       # leftovers of the task's session die with it
     except (ProcessLookupError, PermissionError):
         pass
+    clean = _clear()
     if os.WIFSIGNALED(status):
-        return {"id": req["id"], "exit": 128 + os.WTERMSIG(status), "timed_out": False}
-    return {"id": req["id"], "exit": os.WEXITSTATUS(status), "timed_out": False}
+        return {"id": req["id"], "exit": 128 + os.WTERMSIG(status), "timed_out": False,
+                "clean": clean}
+    return {"id": req["id"], "exit": os.WEXITSTATUS(status), "timed_out": False, "clean": clean}
+
+
+def _in_own_pid_namespace() -> bool:
+    """Only then may kill(-1) be used: it reaches exactly this sandbox's processes."""
+    return os.environ.get("VALLUM_WARM_PIDNS") == "1" and os.getpid() < 16
+
+
+def _clear() -> bool:
+    """Kill every process but this one and the namespace's init, reap, empty /tmp."""
+    if not _in_own_pid_namespace():
+        return False
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    while True:                      # reap our own children (the rest go to init)
+        try:
+            if os.waitpid(-1, os.WNOHANG) == (0, 0):
+                break
+        except ChildProcessError:
+            break
+    for _ in range(200):             # wait until the namespace holds only init and us
+        others = [p for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, os.getpid())]
+        if not others:
+            break
+        time.sleep(0.001)
+    else:
+        return False
+    try:
+        for name in os.listdir("/tmp"):  # noqa: S108 - the sandbox's private tmpfs
+            path = os.path.join("/tmp", name)  # noqa: S108
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+    except OSError:
+        return False
+    return True
 
 
 def main() -> int:
+    try:                             # no ptrace (or core dumps) of this process by its tasks
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)     # PR_SET_DUMPABLE, 0
+    except (OSError, AttributeError):
+        pass
     out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
     out.write(json.dumps({"ready": True}) + "\n")

@@ -1,20 +1,32 @@
-"""Warm sandboxes for array jobs: one sandbox per (job, slot) runs that job's tasks in turn.
+"""Warm sandboxes: pre-started bubblewrap sandboxes that run one owner's tasks in turn.
 
-The host side of taskworker.py. Each task still gets its own directories
-(``/job/work/t<n>/{in,out,work}``), a fresh process, its rlimits and wall-time
-kill; what is shared is the sandbox (mounts, uid, the warm interpreter), and
-only between tasks of the same job. Staging and upload are the runner's.
+The host side of taskworker.py. Starting a sandbox and an interpreter costs tens of
+milliseconds, most of a tiny task's life; a warm sandbox turns that into a fork.
+Reuse is only ever between tasks of the same owner (account, principal and session
+level) with the same resource shape, never across owners or accounts, and each task
+starts clean:
+
+- its own directories (``/job/work/<random>/{in,out,work}``), fresh process, rlimits
+  and wall-time kill, exactly as a cold task;
+- after it ends, the worker SIGKILLs every other process of the sandbox (its PID
+  namespace) and empties the private /tmp, and the host removes everything the task
+  could write (``/job/work/*``, ``/job/out/*``) before the sandbox takes another task;
+- the code directory (read-only inside) is restaged whenever the job changes.
+
+Host-side file operations never follow a path the sandbox could have planted: task
+directories get unpredictable names, are created by the host (which fails on anything
+already there), and logs are read with O_NOFOLLOW.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
+import secrets
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,26 +40,40 @@ IDLE_S = 5.0
 
 @dataclass
 class _Worker:
-    job_id: str
+    key: tuple
     proc: asyncio.subprocess.Process
     scratch: sbx.Scratch
     last_used: float
+    code_job: str | None = None        # the job whose code /job/code holds
+    served: int = 0
+    busy: bool = field(default=False, compare=False)
 
     def alive(self) -> bool:
         return self.proc.returncode is None
 
 
 def eligible(spec: JobSpec) -> bool:
-    return bool(spec.array) and not spec.network and spec.runtime in ("python", "command")
+    """Tasks a warm sandbox can run: python and command tasks without network (those get a
+    relay and credentials of their own)."""
+    return not spec.network and spec.runtime in ("python", "command")
+
+
+def pool_key(bundle: runner.TaskBundle, spec: JobSpec) -> tuple:
+    """Who may share a sandbox: one owner (account, principal, session level) and one
+    resource shape (the sandbox-wide limits are set when it starts)."""
+    r = spec.resources
+    return (bundle.owner or f"job:{bundle.job_id}", spec.level, r.memory_mb, r.max_procs,
+            r.max_files, r.max_file_mb)
 
 
 class WarmPool:
-    def __init__(self, box: sbx.Sandbox, scratch_base: Path) -> None:
+    def __init__(self, box: sbx.Sandbox, scratch_base: Path, max_idle: int = 8) -> None:
         self.box, self.scratch_base = box, scratch_base
-        self.idle: dict[str, list[_Worker]] = {}
-        self._n = itertools.count(1)
+        self.idle: dict[tuple, list[_Worker]] = {}
+        self.max_idle = max_idle
         self._reaper: asyncio.Task | None = None
         self.spawned = 0
+        self.reused = 0
 
     def start(self) -> None:
         self._reaper = asyncio.ensure_future(self._reap())
@@ -60,32 +86,28 @@ class WarmPool:
                 await self._stop(w)
         self.idle.clear()
 
-    async def _spawn(self, bundle: runner.TaskBundle, client: Client) -> _Worker:
-        spec = bundle.job_spec()
+    # ------------------------------------------------------------ workers
+    async def _spawn(self, key: tuple, spec: JobSpec) -> _Worker:
         uid = self.box.acquire_uid()
         try:
-            scratch = sbx.make_scratch(self.scratch_base, f"w.{bundle.job_id}.{next(self._n)}", uid)
+            scratch = sbx.make_scratch(self.scratch_base, f"w.{secrets.token_hex(8)}", uid)
         except BaseException:
             self.box.release_uid(uid)
             raise
         try:
-            code_spec = JobSpec(runtime=spec.runtime, code=spec.code, script=spec.script,
-                                code_uri=spec.code_uri, output=spec.output)
-            code_bundle = runner.TaskBundle(bundle.job_id, -1, "", 1, code_spec.to_json(), None,
-                                            bundle.endpoint, bundle.region, bundle.creds)
-            await runner._io(runner.stage_all, client, code_bundle, scratch)
             r = spec.resources
             limits = sbx.Limits(memory_mb=max(r.memory_mb, 256), cpu_seconds=10 ** 7,
                                 max_files=max(r.max_files, 64), max_procs=r.max_procs + 4,
                                 max_file_mb=r.max_file_mb, wall_time_s=float("inf"))
             env = self.box.env_paths(scratch)
+            env["VALLUM_WARM_PIDNS"] = "1"         # the worker may clear its PID namespace
             argv = [sbx.python(), "-u", self.box.helper("taskworker.py")]
             cmd = self.box.command(scratch, argv, env, limits)
             with open(scratch.log_path, "ab") as logf:
                 proc = await asyncio.create_subprocess_exec(
                     *cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                     stderr=logf, env=env, cwd=str(scratch.work), start_new_session=True)
-            w = _Worker(bundle.job_id, proc, scratch, time.monotonic())
+            w = _Worker(key, proc, scratch, time.monotonic())
             assert proc.stdout is not None
             hello = await asyncio.wait_for(proc.stdout.readline(), 30)
             if not hello or not json.loads(hello).get("ready"):
@@ -104,45 +126,49 @@ class WarmPool:
             await asyncio.wait_for(w.proc.wait(), 5)
         except asyncio.TimeoutError:
             pass
-        sbx.remove_scratch(w.scratch)
+        await runner._io(sbx.remove_scratch, w.scratch)
         self.box.release_uid(w.scratch.uid)
 
+    async def _take(self, key: tuple, spec: JobSpec) -> _Worker:
+        idle = self.idle.get(key) or []
+        while idle:
+            w = idle.pop()
+            if w.alive():
+                self.reused += 1
+                return w
+            await self._stop(w)
+        return await self._spawn(key, spec)
+
+    def _give_back(self, w: _Worker) -> None:
+        w.last_used = time.monotonic()
+        self.idle.setdefault(w.key, []).append(w)
+        total = sum(len(v) for v in self.idle.values())
+        if total > self.max_idle:           # too many owners' sandboxes idle: stop the oldest
+            oldest = min((x for v in self.idle.values() for x in v), key=lambda x: x.last_used)
+            self.idle[oldest.key].remove(oldest)
+            asyncio.ensure_future(self._stop(oldest))
+
+    # ------------------------------------------------------------ one task
     async def run(self, bundle: runner.TaskBundle, cancel: asyncio.Event | None,
                   on_scratch=None) -> runner.TaskResult:
         spec = bundle.job_spec()
         creds = bundle.credentials()
-        client = Client(bundle.endpoint, creds.access_key_id, creds.secret_access_key,
-                        session_token=creds.session_token, region=bundle.region)
-        idle = self.idle.get(bundle.job_id) or []
-        w = None
-        while idle:
-            cand = idle.pop()
-            if cand.alive():
-                w = cand
-                break
-            await self._stop(cand)
-        if w is None:
-            w = await self._spawn(bundle, client)
+        client = runner.client_for(bundle)
+        w = await self._take(pool_key(bundle, spec), spec)
         keep = False
-        n = next(self._n)
-        host_dir = w.scratch.work / f"t{n}"
+        name = "t" + secrets.token_hex(8)
+        host_dir = w.scratch.work / name
         task = sbx.Scratch(host_dir, host_dir / "task.log", host_dir / "gw.sock", w.scratch.uid)
         try:
-            for sub in ("", "in", "out", "work", "code"):
-                (host_dir / sub).mkdir()
-                os.chmod(host_dir / sub, 0o755 if sub == "in" else 0o700)  # noqa: S103 - umask 077
-            if sbx.drop_privileges():
-                for sub in ("", "out", "work"):
-                    os.chown(host_dir / sub, w.scratch.uid, w.scratch.uid)
-            if on_scratch is not None:
-                on_scratch(task)
             try:
-                await runner._io(runner.stage_all, client, _inputs_only(bundle), task)
+                await runner._io(_prepare_task, w, bundle, client, task)
             except (VallumError, OSError) as exc:
                 keep = True
                 return runner.TaskResult("FAILED", None, f"staging inputs failed: {exc}")
-            inner = f"{self.box.env_paths_root(w.scratch)}/work/t{n}"
-            code = f"{self.box.env_paths_root(w.scratch)}/code"
+            if on_scratch is not None:
+                on_scratch(task)
+            root = self.box.env_paths_root(w.scratch)
+            inner, code = f"{root}/work/{name}", f"{root}/code"
             env = {"VALLUM_INPUT": f"{inner}/in", "VALLUM_OUTPUT": f"{inner}/out",
                    "VALLUM_CODE": code, "HOME": f"{inner}/work", "TMPDIR": "/tmp",  # noqa: S108 - private tmpfs
                    "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
@@ -155,7 +181,7 @@ class WarmPool:
                 env["PYTHONPATH"] = code
             r = spec.resources
             req: dict[str, Any] = {
-                "id": n, "dir": inner, "env": env, "args": spec.args, "wall": r.wall_time_s,
+                "id": name, "dir": inner, "env": env, "args": spec.args, "wall": r.wall_time_s,
                 "limits": {"memory_mb": r.memory_mb, "cpu_seconds": r.cpu_seconds(),
                            "max_files": r.max_files, "max_file_mb": r.max_file_mb}}
             if spec.runtime == "command":
@@ -163,8 +189,8 @@ class WarmPool:
             elif spec.module:
                 req["module"] = spec.module
             else:
-                name = spec.script.rsplit("/", 1)[-1] if spec.script else "main.py"
-                req["script"] = f"{code}/{name}"
+                script = spec.script.rsplit("/", 1)[-1] if spec.script else "main.py"
+                req["script"] = f"{code}/{script}"
             assert w.proc.stdin is not None and w.proc.stdout is not None
             w.proc.stdin.write((json.dumps(req) + "\n").encode())
             await w.proc.stdin.drain()
@@ -187,19 +213,23 @@ class WarmPool:
             if not raw:
                 return runner.TaskResult("FAILED", None, "the task worker died")
             answer = json.loads(raw)
-            keep = True
+            keep = answer.get("clean") is True        # every other process gone, /tmp empty
             if answer.get("timed_out"):
                 outcome = sbx.Outcome(None, timed_out=True,
                                       reason=f"wall-time limit of {r.wall_time_s:g}s exceeded")
             else:
                 outcome = sbx.describe(answer.get("exit"))
+            w.served += 1
             return await runner.finish(client, spec, bundle.name, task, outcome, creds.secrets(),
                                        bundle.label)
         finally:
-            shutil.rmtree(host_dir, ignore_errors=True)
             if keep and w.alive():
-                w.last_used = time.monotonic()
-                self.idle.setdefault(bundle.job_id, []).append(w)
+                try:
+                    await runner._io(_wipe, w)
+                except OSError:
+                    keep = False
+            if keep and w.alive():
+                self._give_back(w)
             else:
                 await self._stop(w)
 
@@ -207,25 +237,59 @@ class WarmPool:
         while True:
             await asyncio.sleep(1.0)
             now = time.monotonic()
-            for job_id, workers in list(self.idle.items()):
+            for key, workers in list(self.idle.items()):
                 keep = [w for w in workers if w.alive() and now - w.last_used < IDLE_S]
                 for w in workers:
                     if w not in keep:
                         await self._stop(w)
                 if keep:
-                    self.idle[job_id] = keep
+                    self.idle[key] = keep
                 else:
-                    self.idle.pop(job_id, None)
+                    self.idle.pop(key, None)
 
 
-def _inputs_only(bundle: runner.TaskBundle) -> runner.TaskBundle:
-    spec = dict(bundle.spec)
-    spec.update(code=None, script=None, code_uri=None)
-    return runner.TaskBundle(**{**bundle.__dict__, "spec": spec})
+def _prepare_task(w: _Worker, bundle: runner.TaskBundle, client: Client, task: sbx.Scratch) -> None:
+    """(Re)stage the job's code when the job changed, make the task's directories (the
+    host creates them: anything already there is refused), stage its inputs."""
+    if w.code_job != bundle.job_id:
+        w.code_job = None
+        _empty(w.scratch.code)
+        runner.stage_code(client, bundle.job_spec(), w.scratch.code)
+        w.code_job = bundle.job_id
+    os.mkdir(task.root, 0o711)          # root-owned when the server is root: nothing to plant
+    os.chmod(task.root, 0o711)  # noqa: S103 - traversable by the sandbox uid, not writable
+    for sub, mode in (("in", 0o755), ("out", 0o700), ("work", 0o700)):
+        os.mkdir(task.root / sub, mode)
+        os.chmod(task.root / sub, mode)
+    fd = os.open(task.log_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    os.close(fd)
+    if sbx.drop_privileges():
+        for path in (task.root / "out", task.root / "work", task.log_path):
+            os.chown(path, w.scratch.uid, w.scratch.uid)
+    runner.stage_inputs(client, bundle, task)
+
+
+def _empty(path: Path) -> None:
+    """Remove everything inside ``path`` (never following links), keep ``path``."""
+    with os.scandir(path) as it:
+        for entry in it:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(entry.path)
+                except FileNotFoundError:
+                    pass
+
+
+def _wipe(w: _Worker) -> None:
+    """Between tasks: nothing a task wrote survives for the next one."""
+    _empty(w.scratch.work)
+    _empty(w.scratch.outputs)
 
 
 def runner_tail(path: Path) -> str:
     try:
-        return path.read_bytes()[-2000:].decode("utf-8", "replace")
+        return runner.read_nofollow(path)[-2000:].decode("utf-8", "replace")
     except OSError:
         return ""

@@ -46,7 +46,7 @@ RemoveUserFromGroup CreateAccessKey DeleteAccessKey UpdateAccessKey ListAccessKe
 DeletePolicy GetPolicy ListPolicies AttachUserPolicy DetachUserPolicy AttachGroupPolicy
 DetachGroupPolicy AttachRolePolicy DetachRolePolicy PutUserPolicy PutGroupPolicy PutRolePolicy
 DeleteUserPolicy DeleteGroupPolicy DeleteRolePolicy CreateRole DeleteRole GetRole ListRoles
-SimulatePrincipalPolicy PassRole
+SimulatePrincipalPolicy PassRole GetOperatorAlerts
 """.split())
 
 SERVICES: dict[str, frozenset[str]] = {

@@ -34,8 +34,11 @@ _HEADER_KEYS = ("x-amz-server-side-encryption", "x-amz-server-side-encryption-aw
                 "x-amz-acl", "x-amz-copy-source", "x-amz-metadata-directive",
                 "x-amz-storage-class", "x-amz-content-sha256", "x-amz-grant-read",
                 "x-amz-grant-write", "x-amz-grant-read-acp", "x-amz-grant-write-acp",
-                "x-amz-grant-full-control", "x-amz-object-lock-mode",
-                "x-amz-object-lock-retain-until-date", "x-amz-object-lock-legal-hold")
+                "x-amz-grant-full-control")
+# Object-lock headers surface under AWS's condition-key names (no "x-amz-" in the key).
+_LOCK_KEYS = (("x-amz-object-lock-mode", "s3:object-lock-mode"),
+              ("x-amz-object-lock-retain-until-date", "s3:object-lock-retain-until-date"),
+              ("x-amz-object-lock-legal-hold", "s3:object-lock-legal-hold"))
 
 
 def credential_of(headers: list[tuple[str, str]], raw_query: str) -> tuple[str | None, str | None]:
@@ -135,6 +138,9 @@ def condition_keys(request: Any, now: float) -> dict[str, Any]:
     for name in _HEADER_KEYS:
         if name in h:
             keys["s3:" + name] = h[name]
+    for name, key in _LOCK_KEYS:
+        if name in h:
+            keys[key] = h[name]
     q = request.query
     for name in ("prefix", "delimiter", "max-keys"):
         if name in q:

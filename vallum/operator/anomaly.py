@@ -44,3 +44,65 @@ class AnomalyModel:
             self.model.learn_one(x)
             self.seen += 1
         return score
+
+
+SCORE_BINS = 200           # per-principal histogram of its own scores, 0.25 wide
+SCORE_STEP = 0.25
+
+
+class RobustModel:
+    """Sum of per-feature robust z-scores of a minute against the principal's own history,
+    fired against a threshold learned per principal.
+
+    Why: a shared forest sees 120 different normals as one; this asks each principal
+    "how many robust standard deviations above *your* median is this minute, summed
+    over features", on a log scale (bytes and counts are heavy-tailed), with the
+    median and spread read from the profile's histograms (spread from the 50-90%
+    quantile gap, a MAD-like scale that a few outliers cannot inflate). Each principal
+    then gets its own bar: ``margin`` x the 99.9th percentile of the scores of its own
+    past minutes, never below ``floor``, so a bursty principal is not flagged for
+    being itself and a steady one is held to its steadiness.
+    """
+
+    def __init__(self, floor: float = 40.0, margin: float = 1.5, q: float = 0.999,
+                 min_scored: int = 200) -> None:
+        self.floor, self.margin, self.q, self.min_scored = floor, margin, q, min_scored
+        self.history: dict[str, list[int]] = {}
+
+    @staticmethod
+    def contributions(peaks: dict[str, float], profile: Profile) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for name in MODEL_FEATURES:
+            med = math.log2(1.0 + profile.quantile(name, 0.5))
+            scale = max(0.5, (math.log2(1.0 + profile.quantile(name, 0.9)) - med) / 1.2816)
+            z = (math.log2(1.0 + peaks[name]) - med) / scale
+            if z > 0.0:
+                out[name] = min(z, 20.0)
+        return out
+
+    def threshold(self, principal: str) -> float | None:
+        h = self.history.get(principal)
+        if h is None:
+            return None
+        total = sum(h)
+        if total < self.min_scored:
+            return None                     # not enough of its own minutes yet: no bar
+        need, seen = self.q * total, 0
+        for b, n in enumerate(h):
+            seen += n
+            if seen >= need:
+                return max(self.floor, self.margin * (b + 1) * SCORE_STEP)
+        return self.floor
+
+    def score_and_learn(self, principal: str, peaks: dict[str, float], profile: Profile
+                        ) -> tuple[float, float | None, dict[str, float]]:
+        """(score, this principal's bar or None, per-feature z): scored, then learned."""
+        z = self.contributions(peaks, profile)
+        score = sum(z.values())
+        bar = self.threshold(principal)
+        if bar is None or score < bar:      # what it fired on is not learned as its normal
+            h = self.history.get(principal)
+            if h is None:
+                h = self.history[principal] = [0] * SCORE_BINS
+            h[min(SCORE_BINS - 1, int(score / SCORE_STEP))] += 1
+        return score, bar, z

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from vallum.operator import rules
 from vallum.operator.alerts import ANOMALY, Alert
-from vallum.operator.anomaly import AnomalyModel, normalised
+from vallum.operator.anomaly import AnomalyModel, RobustModel, normalised
 from vallum.operator.events import AUTH_FAILURES, READ_OPS, RequestEvent
 from vallum.operator.profile import Profile, network_of
 from vallum.operator.signals import FEATURES, Signals
@@ -41,7 +41,8 @@ class PrincipalState:
 
 class Detector:
     def __init__(self, tuning: rules.Tuning | None = None, *, cooldown: float = 1800.0,
-                 anomaly: bool = True, anomaly_threshold: float = 0.95, seed: int = 7) -> None:
+                 anomaly: bool = True, anomaly_threshold: float = 0.95, seed: int = 7,
+                 model: str = "robust") -> None:
         self.tuning = tuning or rules.Tuning()
         self.signals = Signals()
         self.principals: dict[str, PrincipalState] = {}
@@ -50,7 +51,10 @@ class Detector:
         self.address_prior = Profile()
         self.cooldown = cooldown
         self.last_alert: dict[tuple[str, str], float] = {}
-        self.model = AnomalyModel(seed=seed) if anomaly else None
+        # The unsupervised model: "robust" (per-principal robust z-scores, the default) or
+        # "hst" (river Half-Space Trees on normalised minutes; kept for comparison).
+        self.model = AnomalyModel(seed=seed) if anomaly and model == "hst" else None
+        self.robust = RobustModel() if anomaly and model == "robust" else None
         self.anomaly_threshold = anomaly_threshold
         self.last_anomaly: dict[str, float] = {}
 
@@ -148,6 +152,17 @@ class Detector:
                            (score / self.anomaly_threshold,
                             f"had a minute unlike its usual behaviour (model score {score:.2f}; "
                             f"most unusual: {words})", {k: round(v, 3) for k, v in x.items()}))
+        if self.robust is not None and p.samples >= self.tuning.min_samples:
+            peaks = dict(zip(FEATURES, peaks_list, strict=False))
+            score, bar, z = self.robust.score_and_learn(ev.principal, peaks, p)
+            if bar is not None and score >= bar:
+                top = sorted(z.items(), key=lambda kv: -kv[1])[:3]
+                words = ", ".join(f"{k} {peaks[k]:.0f} (usual median {p.quantile(k, 0.5):.0f})"
+                                  for k, _ in top)
+                self._emit(alerts, ev, ANOMALY, ev.principal, "principal",
+                           (score / bar, f"had a minute unlike its own history (robust score "
+                            f"{score:.1f}, its bar {bar:.1f}; most unusual: {words})",
+                            {k: round(v, 2) for k, v in z.items()}))
         st.profile.learn(peaks_list, ts, addresses)
         self.prior.learn(peaks_list, ts)
 

@@ -79,12 +79,12 @@ def refused(ev: RequestEvent, verdict: str) -> RequestEvent:
 
 
 def replay(trace: Trace, tuning: Tuning | None = None, *, anomaly: bool = True,
-           refuse: bool = True) -> Result:
+           refuse: bool = True, model: str = "robust") -> Result:
     """Every event through Detector.observe and, after the warm-up, Containment in contain
     mode. With ``refuse``, a contained caller's requests reach the detector as the gateway
     answers them (SlowDown / AccessDenied, no data); the simulated clients do not back
     off, which is pessimistic for throttled normal users."""
-    detector = Detector(tuning, anomaly=anomaly)
+    detector = Detector(tuning, anomaly=anomaly, model=model)
     policy = Containment(default_mode="contain")
     scored_from = trace.scored_from
     alerts: list[Alert] = []
@@ -108,10 +108,11 @@ def replay(trace: Trace, tuning: Tuning | None = None, *, anomaly: bool = True,
 
 
 def run(seeds: tuple[int, ...] | list[int], principals: int = 120, days: int = 7,
-        warmup_days: int = 3, tuning: Tuning | None = None, anomaly: bool = True) -> Result:
+        warmup_days: int = 3, tuning: Tuning | None = None, anomaly: bool = True,
+        model: str = "robust") -> Result:
     total: Result | None = None
     for seed in seeds:
-        r = replay(generate(seed, principals, days, warmup_days), tuning, anomaly=anomaly)
+        r = replay(generate(seed, principals, days, warmup_days), tuning, anomaly=anomaly, model=model)
         r.seeds = [seed]
         if total is None:
             total = r

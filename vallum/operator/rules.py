@@ -29,8 +29,9 @@ class Tuning:
     exfil_bytes: float = 4 * 1024 * 1024
     exfil_keys: float = 30.0
     exfil_mult: float = 3.0
-    exfil_prefixes: float = 3.0
-    exfil_bulk_keys: float = 75.0
+    exfil_prefixes: float = 3.0            # effective (read-weighted) prefixes
+    exfil_bulk_keys: float = 120.0          # distinct objects a minute: more than any dataset pull
+    exfil_burst: float = 40.0              # objects in 10 s: faster than a person's tools pull
     exfil_escalate: float = 2.0            # second bar: score that suspends (see containment)
     exfil_hammer: int = 30                 # reads refused in a minute while throttled: suspend
     enum_not_found: float = 20.0
@@ -69,9 +70,10 @@ def hour_thr(p: Profile, prior: Profile, feature: str, floor: float, mult: float
 
 def exfiltration(w: Window, p: Profile, prior: Profile, t: Tuning) -> Finding | None:
     """Objects actually read (successful GETs: failed guesses are enumeration, not a
-    leak) far above the key's own busiest minute at this hour, spread wide: over many
-    prefixes by weight (one dataset pull plus some ordinary work is ~1-2), or simply
-    too many distinct objects for one dataset pull."""
+    leak) far above the key's own busiest minute at this hour, and spread wide: over many
+    prefixes by weight (one dataset pull plus some ordinary work is ~1-2), too many
+    distinct objects for one dataset pull, or read in a burst (a copy tool walking the
+    bucket in key order stays in one prefix at a time, but it is fast)."""
     reads, keys, out = w.value("gets"), w.value("got_keys"), w.value("bytes_out")
     if reads < t.exfil_reads or out < t.exfil_bytes:
         return None                                        # cheap early exit
@@ -80,7 +82,9 @@ def exfiltration(w: Window, p: Profile, prior: Profile, t: Tuning) -> Finding | 
     tk = hour_thr(p, prior, "got_keys", t.exfil_keys, t.exfil_mult, t, hour)
     tb = hour_thr(p, prior, "bytes_out", t.exfil_bytes, t.exfil_mult, t, hour)
     prefixes = w.spread.effective()
-    spread = max(prefixes / t.exfil_prefixes, keys / max(t.exfil_bulk_keys, tk))
+    burst = w.recent("gets", 10.0)
+    spread = max(prefixes / t.exfil_prefixes, keys / max(t.exfil_bulk_keys, tk),
+                 burst / t.exfil_burst)
     score = min(max(reads / tr, out / tb, keys / tk), spread)
     if score < 1.0:
         return None

@@ -185,6 +185,13 @@ class Window:
         self.events += 1
         return sample
 
+    def recent(self, name: str, seconds: float) -> float:
+        """A counter over only the newest slots covering ``seconds`` (a burst, not a minute)."""
+        i = IDX[name]
+        k = min(self.nslots, max(1, int(round(seconds / self.slot))))
+        slots, n, head = self.slots, self.nslots, self.head
+        return sum(slots[(head - j) % n][i] for j in range(k))
+
     def value(self, name: str) -> float:
         i = IDX[name]
         return self.totals[i] if i < NC else float(len(self.sets[i - NC]))

@@ -57,7 +57,7 @@ class WebhookSink:
             return False
 
     def _post(self, body: bytes) -> None:
-        req = urllib.request.Request(self.url, data=body, method="POST",
+        req = urllib.request.Request(self.url, data=body, method="POST",  # noqa: S310 - http(s) only
                                      headers={"content-type": "application/json",
                                               "user-agent": "vallum-operator"})
         with urllib.request.urlopen(req, timeout=self.timeout) as resp:   # noqa: S310 - http(s) only

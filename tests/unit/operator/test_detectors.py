@@ -184,3 +184,28 @@ def test_exfiltration_escalates_when_the_key_hammers_its_throttle(trained):
     found = run(det, refused[10:])
     assert [a.kind for a in found] == ["exfiltration"] and found[0].features["escalated"]
     assert found[0].features["refused_reads_last_minute"] >= 30
+
+
+def test_robust_model_learns_a_bar_per_principal():
+    from vallum.operator.anomaly import MODEL_FEATURES, RobustModel
+    from vallum.operator.profile import Profile
+    from vallum.operator.signals import FEATURES
+    rng = random.Random(3)
+    profile, model = Profile(), RobustModel(floor=10.0, min_scored=50)
+
+    def minute(reads, keys):
+        peaks = dict.fromkeys(FEATURES, 0.0)
+        peaks.update(requests=reads + 1, reads=reads, keys=keys, bytes_out=reads * 50_000.0)
+        return peaks
+
+    for i in range(330):
+        peaks = minute(rng.randint(1, 4), rng.randint(1, 3))
+        if i >= 30:                             # the detector scores once a profile has 30 minutes
+            score, bar, _ = model.score_and_learn("AK", peaks, profile)
+            assert bar is None if i < 80 else bar >= 10.0
+        profile.learn([peaks[f] for f in FEATURES], T0 + i * 60)
+    usual = model.score_and_learn("AK", minute(3, 2), profile)
+    odd = model.score_and_learn("AK", minute(200, 180), profile)
+    assert usual[0] < usual[1] <= odd[0]
+    assert set(odd[2]) <= set(MODEL_FEATURES) and max(odd[2], key=odd[2].get) in ("reads", "keys", "bytes_out", "requests")
+    assert model.score_and_learn("OTHER", minute(200, 180), profile)[1] is None   # no bar of its own yet
