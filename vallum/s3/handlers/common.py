@@ -16,6 +16,7 @@ from xml.etree.ElementTree import Element  # noqa: S405 - only the type; parsing
 from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord
 from vallum.s3 import errors, xml
 from vallum.s3.conditions import http_date, iso8601
+from vallum.s3.handlers import labels
 from vallum.server.http import Headers, Request
 from vallum.service.ingest import Expectations, validate_checksum_value
 from vallum.storage.checksums import ALGORITHMS, new_hasher
@@ -153,6 +154,29 @@ def check_version_id(version_id: str | None) -> str | None:
         return version_id
     raise errors.InvalidArgument("Invalid version id specified", ArgumentName="versionId",
                                  ArgumentValue=version_id[:128])
+
+
+async def find_version(request: Request, bucket: BucketRecord) -> ObjectRecord:
+    """The version a GET/HEAD addresses, or the S3 error for its absence."""
+    version_id = request.query.get("versionId")
+    if version_id == "":
+        raise errors.InvalidArgument("Version id cannot be the empty string", ArgumentName="versionId",
+                                     ArgumentValue="")
+    check_version_id(version_id)
+    record = await request.services.meta.get_object(bucket.name, request.key, version_id)
+    if record is None:
+        if version_id is not None:
+            raise errors.NoSuchVersion(Key=request.key, VersionId=version_id)
+        raise errors.NoSuchKey(Key=request.key)
+    labels.hide_marker(request, record, labels.missing_error(request.key, version_id))
+    if record.delete_marker:
+        marker_headers = {"x-amz-delete-marker": "true", "x-amz-version-id": record.version_id}
+        if version_id is not None:
+            raise errors.MethodNotAllowed(headers=marker_headers, Method=request.method, ResourceType="DeleteMarker")
+        raise errors.NoSuchKey(headers=marker_headers, Key=request.key)
+    # No read up, answered exactly as a missing key (before any condition or header).
+    labels.require_read(request, record, labels.missing_error(request.key, version_id))
+    return record
 
 
 def check_body_digests(request: Request, data: bytes, *, required: str | None = None) -> None:

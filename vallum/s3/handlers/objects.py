@@ -12,6 +12,7 @@ from vallum.s3.handlers import bucket_settings, labels, lock, tagging
 from vallum.s3.handlers.common import (
     check_version_id,
     expectations_from,
+    find_version,
     get_bucket,
     new_version_id,
     object_headers,
@@ -140,28 +141,6 @@ def version_headers(bucket: BucketRecord, record: ObjectRecord, *, checksums: bo
         if "type" in record.checksums:
             h["x-amz-checksum-type"] = record.checksums["type"]
     return h
-
-
-async def find_version(request: Request, bucket: BucketRecord) -> ObjectRecord:
-    """The version a GET/HEAD addresses, or the S3 error for its absence."""
-    version_id = request.query.get("versionId")
-    if version_id == "":
-        raise errors.InvalidArgument("Version id cannot be the empty string", ArgumentName="versionId", ArgumentValue="")
-    check_version_id(version_id)
-    record = await request.services.meta.get_object(bucket.name, request.key, version_id)
-    if record is None:
-        if version_id is not None:
-            raise errors.NoSuchVersion(Key=request.key, VersionId=version_id)
-        raise errors.NoSuchKey(Key=request.key)
-    labels.hide_marker(request, record, labels.missing_error(request.key, version_id))
-    if record.delete_marker:
-        marker_headers = {"x-amz-delete-marker": "true", "x-amz-version-id": record.version_id}
-        if version_id is not None:
-            raise errors.MethodNotAllowed(headers=marker_headers, Method=request.method, ResourceType="DeleteMarker")
-        raise errors.NoSuchKey(headers=marker_headers, Key=request.key)
-    # No read up, answered exactly as a missing key (before any condition or header).
-    labels.require_read(request, record, labels.missing_error(request.key, version_id))
-    return record
 
 
 async def get_object(request: Request) -> Response:

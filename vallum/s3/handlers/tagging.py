@@ -13,10 +13,9 @@ from urllib.parse import parse_qsl
 
 from vallum.meta.records import ObjectRecord
 from vallum.s3 import errors, xml
-from vallum.s3.handlers import labels
 from vallum.s3.handlers.common import (
     MD5_REQUIRED,
-    check_version_id,
+    find_version,
     get_bucket,
     modify_version,
     read_xml,
@@ -111,22 +110,7 @@ def render_tagging(tags: dict[str, str]) -> bytes:
 
 # -- object tagging ------------------------------------------------------------
 async def _version(request: Request) -> ObjectRecord:
-    bucket = await get_bucket(request)
-    version_id = check_version_id(request.query.get("versionId"))
-    record = await request.services.meta.get_object(bucket.name, request.key, version_id)
-    if record is None:
-        if version_id is not None:
-            raise errors.NoSuchVersion(Key=request.key, VersionId=version_id)
-        raise errors.NoSuchKey(Key=request.key)
-    labels.hide_marker(request, record, labels.missing_error(request.key, version_id))
-    if record.delete_marker:
-        headers = {"x-amz-delete-marker": "true", "x-amz-version-id": record.version_id}
-        if version_id is not None:
-            raise errors.MethodNotAllowed(headers=headers, Method=request.method, ResourceType="DeleteMarker")
-        raise errors.NoSuchKey(headers=headers, Key=request.key)
-    # No read up: an object above the caller's level is answered as missing.
-    labels.require_read(request, record, labels.missing_error(request.key, version_id))
-    return record
+    return await find_version(request, await get_bucket(request))
 
 
 async def put_object_tagging(request: Request) -> Response:
