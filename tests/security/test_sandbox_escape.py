@@ -161,3 +161,61 @@ def test_cpu_time_limit(api, bucket):
     done, log = run(api, bucket, "while True: pass", resources={"cpu_time_s": 1,
                                                                "wall_time_s": 30})
     assert done["state"] == "FAILED" and "CPU" in done["reason"], (done, log)
+
+
+WARM_PROBE = """
+import os, subprocess
+init = open("/proc/1/stat").read().rsplit(")", 1)[1].split()[19]     # sandbox start time
+me = {os.getpid(), os.getppid(), 1}
+others = sorted(int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in me)
+print("sandbox", init)
+print("others", others)
+print("tmp", sorted(os.listdir("/tmp")))
+print("work", sorted(os.listdir("/job/work")))
+if os.environ.get("PLANT"):
+    open("/tmp/leak", "w").write("x")
+    open("/job/work/leak", "w").write("x")
+    subprocess.Popen(["sleep", "60"], start_new_session=True)    # outlives its task's group
+"""
+
+
+def _warm(api, bucket, plant=False, client=None):
+    job = (client or api).submit({"runtime": "python", "code": WARM_PROBE,
+                                  "output": f"s3://{bucket}/o/", "env": {"PLANT": "1" if plant else ""},
+                                  "resources": {"memory_mb": 333}})    # a shape of its own
+    done = (client or api).wait(job["id"], timeout=60)
+    log = (client or api).logs(job["id"])["data"]
+    assert done["state"] == "SUCCEEDED", log
+    return dict(line.split(" ", 1) for line in log.splitlines())
+
+
+def test_warm_sandboxes_are_reused_only_by_their_owner_and_start_clean(api, bucket, server):
+    """Tiny jobs reuse a warm sandbox, but only the same owner's, and nothing a task left
+    (files in /tmp or /job/work, a daemonised process) survives into the next one."""
+    import uuid
+
+    import boto3
+    from botocore.config import Config
+
+    from vallum.cli.admin import AdminClient
+    from vallum.client import Client
+
+    first = _warm(api, bucket, plant=True)
+    second = _warm(api, bucket)
+    assert second["sandbox"] == first["sandbox"]             # the same warm sandbox ...
+    assert second["others"] == "[]"                          # ... without the planted process
+    assert second["tmp"] == "[]"
+    assert "leak" not in second["work"] and second["work"].count("'t") == 1
+    # Another account's job never runs in it (nor in any sandbox of the root's).
+    root = AdminClient(server.endpoint, server.access_key, server.secret_key, server.region)
+    out = root.call("CreateAccount", name="warm-" + uuid.uuid4().hex[:8])
+    key = out["admin_key"]
+    other = Client(server.endpoint, key["access_key_id"], key["secret_access_key"],
+                   region=server.region)
+    theirs = "warm-" + uuid.uuid4().hex[:10]
+    boto3.client("s3", endpoint_url=server.endpoint, aws_access_key_id=key["access_key_id"],
+                 aws_secret_access_key=key["secret_access_key"], region_name=server.region,
+                 config=Config(s3={"addressing_style": "path"})).create_bucket(Bucket=theirs)
+    foreign = _warm(api, theirs, client=other)
+    assert foreign["sandbox"] not in (first["sandbox"],)
+    assert _warm(api, bucket)["sandbox"] == first["sandbox"]  # the root's is still there

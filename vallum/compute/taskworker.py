@@ -16,10 +16,11 @@ import ctypes
 import json
 import os
 import resource
-import shutil
 import runpy
+import shutil
 import signal
 import sys
+import threading
 import time
 import traceback
 
@@ -82,21 +83,24 @@ def _run(req: dict) -> dict:
             _child(req)
         finally:
             os._exit(127)
-    deadline = time.monotonic() + req["wall"]
-    pause = 0.0005
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            os.waitpid(pid, 0)
-            return {"id": req["id"], "exit": None, "timed_out": True, "clean": _clear()}
-        time.sleep(pause)
-        pause = min(pause * 2, 0.01)
+    expired = threading.Event()
+
+    def expire() -> None:                # the wall-time limit: the task's whole group dies
+        expired.set()
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    timer = threading.Timer(req["wall"], expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        _, status = os.waitpid(pid, 0)   # blocking: the answer leaves as soon as it exits
+    finally:
+        timer.cancel()
+    if expired.is_set():
+        return {"id": req["id"], "exit": None, "timed_out": True, "clean": _clear()}
     try:
         os.killpg(pid, signal.SIGKILL)       # leftovers of the task's session die with it
     except (ProcessLookupError, PermissionError):

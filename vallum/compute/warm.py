@@ -9,8 +9,9 @@ starts clean:
 - its own directories (``/job/work/<random>/{in,out,work}``), fresh process, rlimits
   and wall-time kill, exactly as a cold task;
 - after it ends, the worker SIGKILLs every other process of the sandbox (its PID
-  namespace) and empties the private /tmp, and the host removes everything the task
-  could write (``/job/work/*``, ``/job/out/*``) before the sandbox takes another task;
+  namespace) and empties the private /tmp, and the host moves everything the task could
+  write (``/job/work/*``, ``/job/out/*``) into a host-only trash (deleted in the
+  background) before the sandbox takes another task;
 - the code directory (read-only inside) is restaged whenever the job changes.
 
 Host-side file operations never follow a path the sandbox could have planted: task
@@ -74,6 +75,13 @@ class WarmPool:
         self._reaper: asyncio.Task | None = None
         self.spawned = 0
         self.reused = 0
+        self.trash = Trash(scratch_base)
+        self._emptying: asyncio.Future | None = None
+
+    def _trash_later(self) -> None:
+        """Delete wiped directories in the background, one sweep at a time."""
+        if self._emptying is None or self._emptying.done():
+            self._emptying = asyncio.ensure_future(runner._io(self.trash.empty))
 
     def start(self) -> None:
         self._reaper = asyncio.ensure_future(self._reap())
@@ -85,6 +93,9 @@ class WarmPool:
             for w in workers:
                 await self._stop(w)
         self.idle.clear()
+        if self._emptying is not None:
+            await asyncio.gather(self._emptying, return_exceptions=True)
+        await runner._io(self.trash.empty)
 
     # ------------------------------------------------------------ workers
     async def _spawn(self, key: tuple, spec: JobSpec) -> _Worker:
@@ -225,9 +236,10 @@ class WarmPool:
         finally:
             if keep and w.alive():
                 try:
-                    await runner._io(_wipe, w)
+                    await runner._io(_wipe, w, self.trash.ensure())
                 except OSError:
                     keep = False
+                self._trash_later()
             if keep and w.alive():
                 self._give_back(w)
             else:
@@ -282,10 +294,29 @@ def _empty(path: Path) -> None:
                     pass
 
 
-def _wipe(w: _Worker) -> None:
-    """Between tasks: nothing a task wrote survives for the next one."""
-    _empty(w.scratch.work)
-    _empty(w.scratch.outputs)
+def _wipe(w: _Worker, trash: Path) -> None:
+    """Between tasks: nothing a task wrote survives for the next one. Everything it could
+    write is renamed away into ``trash`` (host-only, outside every sandbox) at once; the
+    slow recursive delete happens later, off the task path (Trash.empty)."""
+    for folder in (w.scratch.work, w.scratch.outputs):
+        with os.scandir(folder) as it:
+            for entry in it:
+                os.rename(entry.path, trash / secrets.token_hex(12))
+
+
+class Trash:
+    """Where wiped task directories wait to be deleted, in a background thread."""
+
+    def __init__(self, base: Path) -> None:
+        self.path = base / "trash"
+
+    def ensure(self) -> Path:
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return self.path
+
+    def empty(self) -> None:
+        if self.path.exists():
+            _empty(self.path)
 
 
 def runner_tail(path: Path) -> str:

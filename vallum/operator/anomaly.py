@@ -64,7 +64,7 @@ class RobustModel:
     being itself and a steady one is held to its steadiness.
     """
 
-    def __init__(self, floor: float = 40.0, margin: float = 1.5, q: float = 0.999,
+    def __init__(self, floor: float = 25.0, margin: float = 1.25, q: float = 0.999,
                  min_scored: int = 200) -> None:
         self.floor, self.margin, self.q, self.min_scored = floor, margin, q, min_scored
         self.history: dict[str, list[int]] = {}
@@ -94,15 +94,22 @@ class RobustModel:
                 return max(self.floor, self.margin * (b + 1) * SCORE_STEP)
         return self.floor
 
+    def score(self, principal: str, peaks: dict[str, float], profile: Profile
+              ) -> tuple[float, float | None, dict[str, float]]:
+        """(score, this principal's bar or None, per-feature z)."""
+        z = self.contributions(peaks, profile)
+        return sum(z.values()), self.threshold(principal), z
+
+    def learn(self, principal: str, score: float) -> None:
+        h = self.history.get(principal)
+        if h is None:
+            h = self.history[principal] = [0] * SCORE_BINS
+        h[min(SCORE_BINS - 1, int(score / SCORE_STEP))] += 1
+
     def score_and_learn(self, principal: str, peaks: dict[str, float], profile: Profile
                         ) -> tuple[float, float | None, dict[str, float]]:
-        """(score, this principal's bar or None, per-feature z): scored, then learned."""
-        z = self.contributions(peaks, profile)
-        score = sum(z.values())
-        bar = self.threshold(principal)
-        if bar is None or score < bar:      # what it fired on is not learned as its normal
-            h = self.history.get(principal)
-            if h is None:
-                h = self.history[principal] = [0] * SCORE_BINS
-            h[min(SCORE_BINS - 1, int(score / SCORE_STEP))] += 1
+        """Score, then learn the score unless it fired (an anomaly is not its normal)."""
+        score, bar, z = self.score(principal, peaks, profile)
+        if bar is None or score < bar:
+            self.learn(principal, score)
         return score, bar, z

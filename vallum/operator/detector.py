@@ -138,7 +138,23 @@ class Detector:
         ts = minute * 60.0
         p = st.profile
         mature = p.samples >= self.tuning.min_samples and p.days >= self.tuning.unusual_min_days
-        if mature and st.alerted_until - self.cooldown < ts + 60.0 and ts < st.alerted_until:
+        skip = mature and st.alerted_until - self.cooldown < ts + 60.0 and ts < st.alerted_until
+        if self.robust is not None and p.samples >= self.tuning.min_samples:
+            # Scored even when a rule already fired (so its recall is measured like the
+            # rules'), but such a minute is not learned.
+            peaks = dict(zip(FEATURES, peaks_list, strict=False))
+            score, bar, z = self.robust.score(ev.principal, peaks, p)
+            if bar is not None and score >= bar:
+                top = sorted(z.items(), key=lambda kv: -kv[1])[:3]
+                words = ", ".join(f"{k} {peaks[k]:.0f} (usual median {p.quantile(k, 0.5):.0f})"
+                                  for k, _ in top)
+                self._emit(alerts, ev, ANOMALY, ev.principal, "principal",
+                           (score / bar, f"had a minute unlike its own history (robust score "
+                            f"{score:.1f}, its bar {bar:.1f}; most unusual: {words})",
+                            {k: round(v, 2) for k, v in z.items()}))
+            elif not skip:
+                self.robust.learn(ev.principal, score)
+        if skip:
             return          # while still learning, everything is learned: no baseline yet to protect
         if self.model is not None:
             peaks = dict(zip(FEATURES, peaks_list, strict=False))
@@ -152,17 +168,6 @@ class Detector:
                            (score / self.anomaly_threshold,
                             f"had a minute unlike its usual behaviour (model score {score:.2f}; "
                             f"most unusual: {words})", {k: round(v, 3) for k, v in x.items()}))
-        if self.robust is not None and p.samples >= self.tuning.min_samples:
-            peaks = dict(zip(FEATURES, peaks_list, strict=False))
-            score, bar, z = self.robust.score_and_learn(ev.principal, peaks, p)
-            if bar is not None and score >= bar:
-                top = sorted(z.items(), key=lambda kv: -kv[1])[:3]
-                words = ", ".join(f"{k} {peaks[k]:.0f} (usual median {p.quantile(k, 0.5):.0f})"
-                                  for k, _ in top)
-                self._emit(alerts, ev, ANOMALY, ev.principal, "principal",
-                           (score / bar, f"had a minute unlike its own history (robust score "
-                            f"{score:.1f}, its bar {bar:.1f}; most unusual: {words})",
-                            {k: round(v, 2) for k, v in z.items()}))
         st.profile.learn(peaks_list, ts, addresses)
         self.prior.learn(peaks_list, ts)
 

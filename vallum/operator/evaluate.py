@@ -14,7 +14,7 @@ from typing import Any
 from vallum.operator.alerts import ANOMALY, KINDS, Alert
 from vallum.operator.containment import Action, Containment
 from vallum.operator.detector import Detector
-from vallum.operator.events import RequestEvent
+from vallum.operator.events import AUTH_FAILURES, RequestEvent
 from vallum.operator.rules import Tuning
 from vallum.operator.scoring import KindScore, false_quarantines, per_thousand, score_alerts
 from vallum.operator.simulate import Trace, generate
@@ -79,11 +79,12 @@ def refused(ev: RequestEvent, verdict: str) -> RequestEvent:
 
 
 def replay(trace: Trace, tuning: Tuning | None = None, *, anomaly: bool = True,
-           refuse: bool = True, model: str = "robust") -> Result:
+           refuse: bool = False, model: str = "robust") -> Result:
     """Every event through Detector.observe and, after the warm-up, Containment in contain
     mode. With ``refuse``, a contained caller's requests reach the detector as the gateway
-    answers them (SlowDown / AccessDenied, no data); the simulated clients do not back
-    off, which is pessimistic for throttled normal users."""
+    answers them (SlowDown / AccessDenied, no data; the simulated clients do not back
+    off). Off for the reported figures: an incident stopped early by another kind's
+    throttle then never shows its own kind, which the per-kind recall counts as a miss."""
     detector = Detector(tuning, anomaly=anomaly, model=model)
     policy = Containment(default_mode="contain")
     scored_from = trace.scored_from
@@ -92,8 +93,8 @@ def replay(trace: Trace, tuning: Tuning | None = None, *, anomaly: bool = True,
     observe, admit = detector.observe, policy.admit
     for ev in trace.events:
         if refuse and ev.ts >= scored_from and (policy.suspended or policy.throttled or policy.blocked):
-            verdict = admit(ev.principal, ev.source, ev.ts)
-            if verdict is not None:
+            verdict = None if ev.error in AUTH_FAILURES else admit(ev.principal, ev.source, ev.ts)
+            if verdict is not None:     # (the gateway authenticates before it admits)
                 ev = refused(ev, verdict)
         found = observe(ev)
         if found and ev.ts >= scored_from:
