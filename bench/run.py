@@ -50,8 +50,8 @@ class Plan:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     p.add_argument("--quick", action="store_true", help="short smoke run (small sizes, < 2 min)")
-    p.add_argument("--targets", default="vallum,moto,seaweedfs",
-                   help="comma list from vallum,moto,seaweedfs (default: all three)")
+    p.add_argument("--targets", default=",".join(servers.TARGETS),
+                   help="comma list from " + ",".join(servers.TARGETS) + " (default: all)")
     p.add_argument("--no-ceiling", action="store_true",
                    help="skip the client-ceiling run against the do-nothing sink")
     p.add_argument("--big-size", help="big-object size, e.g. 1GiB (default 1GiB, quick 64MiB)")
@@ -267,7 +267,7 @@ def run_target(name: str, base: Path, plan: Plan, args: argparse.Namespace,
     log(f"starting {name}")
     started = time.monotonic()
     try:
-        server = servers.start(name, base, workers=args.workers if name == "vallum" else None,
+        server = servers.start(name, base, workers=args.workers if name in servers.VALLUM_VARIANTS else None,
                                keep_files=args.keep)
     except Exception as exc:
         log(f"  {name}: could not start: {exc}")

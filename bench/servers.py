@@ -25,7 +25,15 @@ from pathlib import Path
 
 from bench.s3http import S3Http
 
-TARGETS = ("vallum", "moto", "seaweedfs")
+TARGETS = ("vallum", "vallum-plain", "vallum-operator", "moto", "seaweedfs")
+# Vallum variants measured against the default server: the cost of encryption at rest plus
+# the audit log (issue 7; labels and MAC cannot be switched off), and of the AI operator's
+# per-request hook (issue 6).
+VALLUM_VARIANTS = {
+    "vallum": {},
+    "vallum-plain": {"VALLUM_ENCRYPTION": "off", "VALLUM_AUDIT": "off"},
+    "vallum-operator": {"VALLUM_OPERATOR": "observe"},
+}
 CEILING = "ceiling"
 _RUNNING: dict[int, "Server"] = {}
 
@@ -122,13 +130,13 @@ def _command(name: str, workdir: Path, port: int, ak: str, sk: str,
              workers: int | None, extra: dict) -> tuple[list[str], dict[str, str], str | None]:
     """argv, extra env and an optional plain-HTTP readiness URL for one target."""
     env: dict[str, str] = {"TMPDIR": str(workdir / "tmp")}
-    if name == "vallum":
+    if name in VALLUM_VARIANTS:
         data = workdir / "data"
         argv = [sys.executable, "-m", "vallum", "serve", "--data-dir", str(data),
                 "--address", f"127.0.0.1:{port}"]
         if workers is not None:
             argv += ["--workers", str(workers)]
-        env |= {"VALLUM_ROOT_ACCESS_KEY": ak, "VALLUM_ROOT_SECRET_KEY": sk}
+        env |= {"VALLUM_ROOT_ACCESS_KEY": ak, "VALLUM_ROOT_SECRET_KEY": sk, **VALLUM_VARIANTS[name]}
         return argv, env, f"http://127.0.0.1:{port}/-/health/ready"
     if name == "moto":
         return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env, None
