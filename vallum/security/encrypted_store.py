@@ -142,26 +142,42 @@ class EncryptedBlobStore(BlobStore):
 
         lo = envelope.cipher_offset(first, chunk)
         hi = envelope.cipher_offset(last, chunk) + need(last)
-        index, pending, out = first, bytearray(), bytearray()
-        async for data in self.inner.read(blob_id, lo, hi, max(out_size, chunk + TAG_BYTES)):
-            pending += data
-            while index <= last and len(pending) >= need(index):
+        # Each inner read (about out_size bytes) is decrypted chunk by chunk through a
+        # memoryview and answered with one join: no buffer is shifted or copied twice.
+        index, leftover, carry = first, b"", b""
+        sealed = chunk + TAG_BYTES      # inner reads in whole sealed chunks: nothing left over
+        async for data in self.inner.read(blob_id, lo, hi, max(1, out_size // sealed) * sealed):
+            if leftover:
+                data, leftover = leftover + data, b""
+            view, pos, pieces = memoryview(data), 0, []
+            while index <= last and len(data) - pos >= need(index):
                 n = need(index)
                 try:
-                    plain = opener.open(index, bytes(pending[:n]))
+                    plain = opener.open(index, view[pos:pos + n])
                 except CryptoError as e:
                     raise BlobCorrupt(f"blob {blob_id} chunk {index}: {e}") from None
-                del pending[:n]
+                pos += n
                 base = index * chunk
-                out += plain[max(0, start - base):end - base]
+                lo_cut, hi_cut = max(0, start - base), end - base
+                pieces.append(plain if lo_cut == 0 and hi_cut >= len(plain) else plain[lo_cut:hi_cut])
                 index += 1
-                while len(out) >= out_size:
-                    yield bytes(out[:out_size])
-                    del out[:out_size]
+            leftover = data[pos:]
+            if not pieces:
+                continue
+            ready = b"".join([carry, *pieces]) if carry else (pieces[0] if len(pieces) == 1 else b"".join(pieces))
+            whole = len(ready) - len(ready) % out_size
+            if whole == len(ready) and whole == out_size:
+                carry = b""
+                yield ready
+                continue
+            out = memoryview(ready)
+            for at in range(0, whole, out_size):
+                yield bytes(out[at:at + out_size])
+            carry = bytes(out[whole:])
         if index <= last:
             raise BlobCorrupt(f"blob {blob_id} is truncated at chunk {index}")
-        if out:
-            yield bytes(out)
+        if carry:
+            yield carry
 
     # --- the rest ----------------------------------------------------------------------
     async def delete(self, blob_ids: list[str]) -> None:
