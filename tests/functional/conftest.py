@@ -119,6 +119,24 @@ def bucket(s3):
     _empty_and_delete(s3, name)
 
 
+def code(exc: pytest.ExceptionInfo) -> str:
+    """The S3 error code of a ClientError caught by pytest.raises."""
+    return exc.value.response["Error"]["Code"]
+
+
+@pytest.fixture(scope="module")
+def clocked(tmp_path_factory):
+    """A server of its own whose clock a test can advance (`vallum serve --test-clock`)."""
+    srv = start_server(tmp_path_factory.mktemp("clocked") / "data", "--test-clock")
+    yield srv
+    stop_server(srv)
+
+
+@pytest.fixture(scope="module")
+def c3(clocked):
+    return clocked.client()
+
+
 def _empty_and_delete(s3, name: str) -> None:
     try:
         for up in s3.list_multipart_uploads(Bucket=name).get("Uploads", []):

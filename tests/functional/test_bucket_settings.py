@@ -6,9 +6,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-
-def code(exc: pytest.ExceptionInfo) -> str:
-    return exc.value.response["Error"]["Code"]
+from tests.functional.conftest import code
 
 
 def test_bucket_acl(s3, bucket):

@@ -8,9 +8,7 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-
-def code(exc) -> str:
-    return exc.value.response["Error"]["Code"]
+from tests.functional.conftest import code
 
 
 def _name() -> str:

@@ -9,15 +9,13 @@ from urllib.parse import urlsplit
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.functional.conftest import code
+
 RULES = {"CORSRules": [
     {"ID": "app", "AllowedOrigins": ["https://app.example.com"], "AllowedMethods": ["PUT", "GET"],
      "AllowedHeaders": ["content-type", "x-amz-*"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 600},
     {"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]},
 ]}
-
-
-def code(exc: pytest.ExceptionInfo) -> str:
-    return exc.value.response["Error"]["Code"]
 
 
 def call(url: str, method: str, path: str, headers: dict[str, str], body: bytes = b""):

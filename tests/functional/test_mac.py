@@ -19,7 +19,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.functional.conftest import start_server, stop_server
+from tests.functional.conftest import code, start_server, stop_server
 from vallum.cli.admin import AdminClient, AdminError
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),
@@ -60,10 +60,6 @@ def put(c, bucket: str, key: str, body: bytes, label: str | None = None):
         return c.put_object(Bucket=bucket, Key=key, Body=body)
     finally:
         c.meta.events.unregister("before-call.s3", add)
-
-
-def code(exc) -> str:
-    return exc.value.response["Error"]["Code"]
 
 
 class World:

@@ -16,26 +16,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.functional.conftest import start_server, stop_server
+from tests.functional.conftest import code
 
 DAY = 86400
-
-
-def code(exc: pytest.ExceptionInfo) -> str:
-    return exc.value.response["Error"]["Code"]
-
-
-@pytest.fixture(scope="module")
-def clocked(tmp_path_factory):
-    data = tmp_path_factory.mktemp("lock") / "data"
-    srv = start_server(data, "--test-clock")
-    yield srv
-    stop_server(srv)
-
-
-@pytest.fixture(scope="module")
-def c3(clocked):
-    return clocked.client()
 
 
 def set_offset(server, seconds: float) -> None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-
-def code(exc: pytest.ExceptionInfo) -> str:
-    return exc.value.response["Error"]["Code"]
+from tests.functional.conftest import code
 
 
 def tagset(d: dict[str, str]) -> dict:
