@@ -16,12 +16,15 @@ group but has no filesystem or network isolation: it says so loudly.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import functools
 import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,7 +161,7 @@ class Sandbox:
 
     def helper(self, name: str) -> str:
         """Path (as the task sees it) of a helper script shipped with Vallum."""
-        return f"/opt/vallum/{name}" if self.mode == "bwrap" else str(HELPERS / name)
+        return f"/opt/vallum/{name}" if self.mode == "bwrap" else str(helpers_dir() / name)
 
     def command(self, scratch: Scratch, argv: list[str], env: dict[str, str], limits: Limits,
                 *, network: bool = False) -> list[str]:
@@ -187,9 +190,9 @@ class Sandbox:
               "--ro-bind", str(scratch.code), f"{JOB}/code",
               "--bind", str(scratch.outputs), f"{JOB}/out",
               "--bind", str(scratch.work), f"{JOB}/work",
-              "--ro-bind", str(HELPERS / "relay.py"), "/opt/vallum/relay.py",
-              "--ro-bind", str(HELPERS / "fnworker.py"), "/opt/vallum/fnworker.py",
-              "--ro-bind", str(HELPERS / "taskworker.py"), "/opt/vallum/taskworker.py"]
+              "--ro-bind", str(helpers_dir() / "relay.py"), "/opt/vallum/relay.py",
+              "--ro-bind", str(helpers_dir() / "fnworker.py"), "/opt/vallum/fnworker.py",
+              "--ro-bind", str(helpers_dir() / "taskworker.py"), "/opt/vallum/taskworker.py"]
         if network:
             b += ["--bind", str(scratch.sock_path), "/run/vallum-gateway.sock"]
         for k, v in env.items():
@@ -241,6 +244,26 @@ def _open_to_others(path: str) -> bool:
         except OSError:
             return False
     return True
+
+
+_HELPER_SCRIPTS = ("relay.py", "fnworker.py", "taskworker.py")
+
+
+@functools.cache
+def helpers_dir() -> Path:
+    """Where the sandbox user can read the helper scripts from: the package itself when it
+    can reach it, else a private copy in a world-readable temp dir (the package may live
+    under a 0700 directory, e.g. a checkout in `mktemp -d`); removed at exit."""
+    if not drop_privileges() or (_open_to_others(str(HELPERS)) and all(
+            (HELPERS / n).stat().st_mode & 0o004 for n in _HELPER_SCRIPTS)):
+        return HELPERS
+    copy = Path(tempfile.mkdtemp(prefix="vallum-helpers-"))
+    for name in _HELPER_SCRIPTS:
+        shutil.copyfile(HELPERS / name, copy / name)
+        os.chmod(copy / name, 0o644)
+    os.chmod(copy, 0o755)  # noqa: S103 - read-only helper scripts, nothing secret
+    atexit.register(shutil.rmtree, copy, True)
+    return copy
 
 
 def python_binds() -> list[str]:
