@@ -16,12 +16,13 @@ group but has no filesystem or network isolation: it says so loudly.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import functools
+import hashlib
 import logging
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -252,18 +253,44 @@ _HELPER_SCRIPTS = ("relay.py", "fnworker.py", "taskworker.py")
 @functools.cache
 def helpers_dir() -> Path:
     """Where the sandbox user can read the helper scripts from: the package itself when it
-    can reach it, else a private copy in a world-readable temp dir (the package may live
-    under a 0700 directory, e.g. a checkout in `mktemp -d`); removed at exit."""
+    can reach it, else a shared world-readable copy in the temp dir (the package may live
+    under a 0700 directory, e.g. a checkout in `mktemp -d`). The copy is named by its
+    content, reused by every server process, and trusted only if we own it, nobody else
+    can write to it, and its files equal the package's."""
     if not drop_privileges() or (_open_to_others(str(HELPERS)) and all(
             (HELPERS / n).stat().st_mode & 0o004 for n in _HELPER_SCRIPTS)):
         return HELPERS
-    copy = Path(tempfile.mkdtemp(prefix="vallum-helpers-"))
-    for name in _HELPER_SCRIPTS:
-        shutil.copyfile(HELPERS / name, copy / name)
-        os.chmod(copy / name, 0o644)
-    os.chmod(copy, 0o755)  # noqa: S103 - read-only helper scripts, nothing secret
-    atexit.register(shutil.rmtree, copy, True)
-    return copy
+    sources = {n: (HELPERS / n).read_bytes() for n in _HELPER_SCRIPTS}
+    digest = hashlib.sha256(b"".join(sources[n] for n in _HELPER_SCRIPTS)).hexdigest()[:16]
+    target = Path(tempfile.gettempdir()) / f"vallum-helpers-{digest}"
+    if not _trusted_copy(target, sources):
+        staging = Path(tempfile.mkdtemp(prefix="vallum-helpers-new-"))
+        for name, data in sources.items():
+            (staging / name).write_bytes(data)
+            os.chmod(staging / name, 0o644)
+        os.chmod(staging, 0o755)  # noqa: S103 - read-only helper scripts, nothing secret
+        try:
+            os.rename(staging, target)
+        except OSError:           # another process won the race (or a stale entry is there)
+            shutil.rmtree(staging, ignore_errors=True)
+        if not _trusted_copy(target, sources):
+            raise RuntimeError(f"{target} exists but is not a trusted copy of Vallum's helpers")
+    return target
+
+
+def _trusted_copy(path: Path, sources: dict[str, bytes]) -> bool:
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            return False
+        for name, data in sources.items():
+            fst = os.lstat(path / name)
+            if (not stat.S_ISREG(fst.st_mode) or fst.st_uid != os.geteuid() or fst.st_mode & 0o022
+                    or (path / name).read_bytes() != data):
+                return False
+    except OSError:
+        return False
+    return True
 
 
 def python_binds() -> list[str]:
