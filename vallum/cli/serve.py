@@ -13,6 +13,7 @@ import uvicorn
 from vallum.iam.root import load_or_create
 from vallum.server.config import from_env_and_flags, to_env
 from vallum.server.lifecycle import sweep_orphans
+from vallum.server.protocol import CoalescingHttpToolsProtocol
 from vallum.service.clock import TEST_CLOCK_ENV, TEST_CLOCK_NAME
 
 
@@ -67,7 +68,7 @@ def serve(
         os.environ[TEST_CLOCK_ENV] = str(config.data_dir / TEST_CLOCK_NAME)
         print("WARNING: test clock enabled (--test-clock); never use this in production.", flush=True)
     uvicorn.run("vallum.server.asgi:app", host=config.host, port=config.port, workers=config.workers,
-                loop="uvloop" if sys.platform != "win32" else "auto", http="httptools",
+                loop="uvloop" if sys.platform != "win32" else "auto", http=CoalescingHttpToolsProtocol,
                 lifespan="on", access_log=False, server_header=False, log_level="warning",
                 timeout_graceful_shutdown=30, backlog=2048,
                 # PROTOCOL_TLS_SERVER contexts refuse TLS < 1.2 on Python >= 3.10.
