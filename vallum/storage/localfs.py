@@ -13,6 +13,7 @@ WRITE_BUFFER) so a stream of tiny chunks costs one thread hop per MiB.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import re
 import shutil
@@ -226,39 +227,70 @@ def _unlink_quietly(path: str) -> None:
         pass
 
 
+def _consume_outcome(fut: asyncio.Future[bytes]) -> None:
+    """A read-ahead the caller never awaited (it stopped early): retrieve its outcome
+    so asyncio does not report an unretrieved exception."""
+    if not fut.cancelled():
+        fut.exception()
+
+
 async def _stream_file(path: str, blob_id: str, start: int, end: int | None,
                        chunk_size: int) -> AsyncIterator[bytes]:
     try:
         fd = await asyncio.to_thread(os.open, path, os.O_RDONLY | _O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError):
         raise BlobMissing(blob_id) from None
-    # A cancelled reader may leave a pread running in a worker thread; the lock
-    # makes the close wait for it, so the fd number is never reused under it.
+    # A cancelled reader (or its read-ahead) may leave a pread queued or running in a
+    # worker thread; the lock and the closed flag make sure no pread ever touches the
+    # fd number after it is closed (it could already name another file).
     lock = threading.Lock()
+    closed = [False]
 
     def pread(n: int, pos: int) -> bytes:
         with lock:
+            if closed[0]:
+                raise OSError(errno.EBADF, "blob reader already closed")
             return os.pread(fd, n, pos)
 
     def close() -> None:
         with lock:
-            os.close(fd)
+            if not closed[0]:
+                closed[0] = True
+                os.close(fd)
 
+    def size_at(pos: int) -> int:
+        return chunk_size if end is None else min(chunk_size, end - pos)
+
+    # One read ahead: the next pread runs in a worker thread while the caller sends this
+    # chunk, so disk (or page cache) copies overlap the network writes.
+    loop = asyncio.get_running_loop()
+    ahead: asyncio.Future[bytes] | None = None
     try:
         pos = start
-        while end is None or pos < end:
-            n = chunk_size if end is None else min(chunk_size, end - pos)
-            data = await asyncio.to_thread(pread, n, pos)
+        if size_at(pos) > 0:
+            ahead = loop.run_in_executor(None, pread, size_at(pos), pos)
+        while ahead is not None:
+            data = await ahead
+            ahead = None
             if not data:
                 break
             pos += len(data)
+            if size_at(pos) > 0:
+                ahead = loop.run_in_executor(None, pread, size_at(pos), pos)
+                ahead.add_done_callback(_consume_outcome)
             yield data
     finally:
+        if ahead is not None:
+            ahead.cancel()                 # not started yet: it never runs
         if lock.acquire(blocking=False):
-            os.close(fd)
-            lock.release()
+            try:
+                if not closed[0]:
+                    closed[0] = True
+                    os.close(fd)
+            finally:
+                lock.release()
         else:
-            asyncio.get_running_loop().run_in_executor(None, close)
+            loop.run_in_executor(None, close)
 
 
 class LocalBlobWriter(BlobWriter):
