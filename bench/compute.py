@@ -1,9 +1,17 @@
-"""Compute benchmark: `python -m bench.compute [--jobs N] [--array N]`
+"""Compute benchmark: `python -m bench.compute [--jobs N] [--array N] [--no-ray]`
 (also `python -m bench.run --compute`, as an optional section).
 
 Figures (the issue's `make bench` list): submit-to-start latency p50/p99 on an
 idle (warm) pool, object-event latency (PUT acknowledged -> function start),
 tiny jobs per second, and an array job's tasks per second.
+
+Then the same two job workloads through Ray's own job submission
+(``ray.job_submission.JobSubmissionClient``) against a ``ray start --head`` on
+127.0.0.1 that this module starts after Vallum has stopped (never both at once)
+and always stops, and the Vallum / Ray ratios. "Same workload" means the same
+entrypoint measured the same way on both: ``date +%s.%N`` is the job, and
+submit-to-start is the time it prints minus the client's clock just before the
+submit call (one machine, one clock), so neither side's own bookkeeping is trusted.
 """
 
 from __future__ import annotations
@@ -17,8 +25,10 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from vallum.client import Client
 
@@ -51,7 +61,41 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def run(jobs: int = 100, array: int = 300, log=print) -> dict[str, float]:
+LATENCY_SAMPLES = 20        # Vallum: sequential submits on an idle, warmed-up pool
+# Ray starts a supervisor actor (a fresh Python worker) per job, about 2 s each on 2 shared
+# cores: fewer samples and a smaller batch keep its part near a minute and a half.
+RAY_LATENCY_SAMPLES = 10
+RAY_MAX_JOBS = 20
+RAY_BUDGET_S = 60.0         # wall-clock cap for the Ray tiny-jobs batch
+
+
+def printed_time(log_text: str) -> float:
+    """The Unix time a `date +%s.%N` job printed (last such token of its log)."""
+    for token in reversed(log_text.split()):
+        try:
+            return float(token)
+        except ValueError:
+            continue
+    raise RuntimeError(f"no timestamp in the job's log: {log_text[-200:]!r}")
+
+
+def run(jobs: int = 100, array: int = 300, log=print, ray: bool = True) -> dict[str, float]:
+    """Vallum's figures, then (``ray``) the same job workloads on Ray and the ratios."""
+    figs = run_vallum(jobs, array, log)
+    if not ray:
+        return figs
+    try:
+        ray_figs = run_ray(min(jobs, RAY_MAX_JOBS), log)
+    except Exception as exc:  # noqa: BLE001 - Vallum's figures stand; say why Ray's are missing
+        log(f"ray: FAILED: {type(exc).__name__}: {exc}")
+        figs["ray_error"] = f"{type(exc).__name__}: {exc}"  # type: ignore[assignment]
+        return figs
+    figs.update({f"ray_{k}": v for k, v in ray_figs.items()})
+    print_comparison(figs, log)
+    return figs
+
+
+def run_vallum(jobs: int = 100, array: int = 300, log=print) -> dict[str, float]:
     """Start a server, measure, stop it; the figures (also printed through ``log``)."""
     figs: dict[str, float] = {}
     tmp = Path(tempfile.mkdtemp(prefix="vallum-bench-compute-"))
@@ -68,18 +112,40 @@ def run(jobs: int = 100, array: int = 300, log=print) -> dict[str, float]:
             lat.append(d["started"] - d["created"])
         figs["submit_to_start_p50_ms"] = pct(lat, .5) * 1e3
         figs["submit_to_start_p99_ms"] = pct(lat, .99) * 1e3
-        log(f"submit-to-start (idle pool): p50 {figs['submit_to_start_p50_ms']:.1f} ms, "
-            f"p99 {figs['submit_to_start_p99_ms']:.1f} ms")
-        # 2. tiny jobs per second (command `true`; warm sandboxes reused per owner)
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(8) as pool:
-            ids = list(pool.map(lambda _: c.submit({"runtime": "command", "command": ["true"],
-                                                    "output": out})["id"], range(jobs)))
-        for i in ids:
-            c.wait(i, poll=0.02)
-        el = time.perf_counter() - t0
-        figs["tiny_jobs_per_s"] = jobs / el
-        log(f"tiny jobs: {jobs} in {el:.1f} s = {jobs / el:.1f} jobs/s")
+        log(f"submit-to-start (idle pool, server timestamps): p50 "
+            f"{figs['submit_to_start_p50_ms']:.1f} ms, p99 {figs['submit_to_start_p99_ms']:.1f} ms")
+        # 1b. the workload also run on Ray: client clock at submit -> time the job prints
+        def vallum_date() -> float:
+            t0 = time.time()
+            j = c.submit({"runtime": "command", "command": ["date", "+%s.%N"], "output": out})
+            d = c.wait(j["id"], poll=0.01)
+            if d["state"] != "SUCCEEDED":
+                raise RuntimeError(f"date job {d['state']}: {d.get('reason')}")
+            return printed_time(c.logs(j["id"])["data"]) - t0
+        lat = [vallum_date() for _ in range(LATENCY_SAMPLES)]
+        figs["date_submit_to_start_p50_ms"] = pct(lat, .5) * 1e3
+        figs["date_submit_to_start_p99_ms"] = pct(lat, .99) * 1e3
+        log(f"submit-to-start, `date` job (client clock -> printed time): p50 "
+            f"{figs['date_submit_to_start_p50_ms']:.1f} ms, p99 "
+            f"{figs['date_submit_to_start_p99_ms']:.1f} ms")
+        # 2. tiny jobs per second (command `true`; warm sandboxes reused per owner); also a
+        # batch of the size Ray gets, so the ratio compares equal batches
+        def tiny(n: int) -> float:
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(8) as pool:
+                ids = list(pool.map(lambda _: c.submit({"runtime": "command", "command": ["true"],
+                                                        "output": out})["id"], range(n)))
+            bad = [d["state"] for d in (c.wait(i, poll=0.02) for i in ids)
+                   if d["state"] != "SUCCEEDED"]
+            el = time.perf_counter() - t0
+            if bad:
+                raise RuntimeError(f"{len(bad)}/{n} tiny jobs did not succeed: {bad[:3]}")
+            log(f"tiny jobs: {n} in {el:.1f} s = {n / el:.1f} jobs/s")
+            return n / el
+        figs["tiny_jobs_per_s"] = tiny(jobs)
+        same = min(jobs, RAY_MAX_JOBS)
+        figs["tiny_jobs_batch"] = same
+        figs["tiny_jobs_per_s_same_batch"] = tiny(same) if same != jobs else figs["tiny_jobs_per_s"]
         # 3. array job throughput (python word count, warm sandboxes)
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(lambda i: c.put_object("bench", f"docs/{i:05d}", b"a b c"),
@@ -122,12 +188,222 @@ def run(jobs: int = 100, array: int = 300, log=print) -> dict[str, float]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+# ---------------------------------------------------------------- Ray's own job submission
+RAY = Path(sys.executable).parent / "ray"
+# RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 keeps the node address 127.0.0.1 (otherwise Ray swaps
+# it for a routable one and binds on all interfaces; see tests/functional/test_jobs_ray.py).
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _family(root: int) -> set[int]:
+    """Live pids in ``root``'s session or process group, or descending from it: everything
+    `ray start --head --block` started, even a process that moved to a session of its own."""
+    parent: dict[int, int] = {}
+    mine: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[pid] = int(fields[1])
+        if root in (int(fields[2]), int(fields[3])):       # pgrp, session
+            mine.add(pid)
+    grew = True
+    while grew:
+        grew = False
+        for pid, ppid in parent.items():
+            if ppid in mine and pid not in mine:
+                mine.add(pid)
+                grew = True
+    return mine
+
+
+class RayHead:
+    """A single-node Ray cluster on 127.0.0.1 with its job server (the dashboard), in a temp
+    dir; stopped, with every process it started, on exit, whatever happened."""
+
+    def __init__(self, cpus: int) -> None:
+        self.cpus = cpus
+        self.proc: subprocess.Popen | None = None
+        self.tmp = Path(tempfile.mkdtemp(prefix="vbray", dir="/tmp"))  # short: socket paths
+        self.address = ""
+
+    def __enter__(self) -> RayHead:
+        if not RAY.exists():
+            raise RuntimeError(f"{RAY} not found (pip install 'ray[default]')")
+        dash = free_port()
+        lo = 21000 + (os.getpid() % 100) * 200
+        log = open(self.tmp / "ray.log", "wb")
+        self.proc = subprocess.Popen(
+            [str(RAY), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+             f"--port={free_port()}", f"--ray-client-server-port={free_port()}",
+             "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+             f"--dashboard-agent-listen-port={free_port()}",
+             f"--dashboard-agent-grpc-port={free_port()}", f"--metrics-export-port={free_port()}",
+             f"--runtime-env-agent-port={free_port()}", f"--node-manager-port={free_port()}",
+             f"--object-manager-port={free_port()}", f"--num-cpus={self.cpus}",
+             "--disable-usage-stats", f"--min-worker-port={lo}", f"--max-worker-port={lo + 150}",
+             f"--temp-dir={self.tmp / 'r'}"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=dict(os.environ, **RAY_ENV))
+        self.address = f"http://127.0.0.1:{dash}"
+        deadline = time.monotonic() + 120
+        try:
+            while True:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("ray start --head failed: "
+                                       + (self.tmp / "ray.log").read_text()[-400:])
+                try:
+                    with urllib.request.urlopen(self.address + "/api/version", timeout=1) as r:
+                        if r.status == 200:
+                            return self
+                except OSError:
+                    time.sleep(0.5)
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def __exit__(self, *_exc: Any) -> None:
+        proc = self.proc
+        if proc is not None:
+            pids = _family(proc.pid)
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)   # --block: ray stops what it started
+                proc.wait(timeout=5)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+            pids |= _family(proc.pid)
+            for pid in pids:                          # ... and the rest, now
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+            deadline = time.monotonic() + 10
+            while any(os.path.exists(f"/proc/{p}") and _alive(p) for p in pids) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.proc = None
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    """Not yet reaped counts as gone (a zombie holds no port or memory)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def run_ray(jobs: int, log=print) -> dict[str, float]:
+    """Ray's job submission on this machine: the same `date` latency and `true` batch."""
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    done_states = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
+    figs: dict[str, float] = {}
+    started = time.perf_counter()
+    with RayHead(os.cpu_count() or 2) as head:
+        log(f"ray: head ready in {time.perf_counter() - started:.1f} s at {head.address}")
+        rc = JobSubmissionClient(head.address)
+
+        def wait(sid: str, poll: float, budget: float = 60.0) -> JobStatus:
+            deadline = time.monotonic() + budget
+            while (st := rc.get_job_status(sid)) not in done_states:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"ray job {sid} still {st} after {budget:g} s")
+                time.sleep(poll)
+            return st
+
+        for _ in range(3):                    # warm-up: first jobs start the worker processes
+            wait(rc.submit_job(entrypoint="true"), 0.05)
+
+        def ray_date() -> float:
+            t0 = time.time()
+            sid = rc.submit_job(entrypoint="date +%s.%N")
+            if (st := wait(sid, 0.01)) != JobStatus.SUCCEEDED:
+                raise RuntimeError(f"ray date job {st}: {rc.get_job_info(sid).message}")
+            return printed_time(rc.get_job_logs(sid)) - t0
+        lat = [ray_date() for _ in range(RAY_LATENCY_SAMPLES)]
+        figs["date_submit_to_start_p50_ms"] = pct(lat, .5) * 1e3
+        figs["date_submit_to_start_p99_ms"] = pct(lat, .99) * 1e3
+        log(f"ray: submit-to-start, `date` job (client clock -> printed time): p50 "
+            f"{figs['date_submit_to_start_p50_ms']:.1f} ms, p99 "
+            f"{figs['date_submit_to_start_p99_ms']:.1f} ms")
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            sids = list(pool.map(lambda _: rc.submit_job(entrypoint="true"), range(jobs)))
+        pending, finished, failed = set(sids), 0, 0
+        deadline = time.monotonic() + RAY_BUDGET_S
+        while pending and time.monotonic() < deadline:
+            for job in rc.list_jobs():
+                if job.submission_id in pending and job.status in done_states:
+                    pending.discard(job.submission_id)
+                    finished += 1
+                    failed += job.status != JobStatus.SUCCEEDED
+            time.sleep(0.1)
+        el = time.perf_counter() - t0
+        if failed:
+            raise RuntimeError(f"{failed}/{jobs} ray tiny jobs did not succeed")
+        figs["tiny_jobs_batch"] = jobs
+        figs["tiny_jobs_done"] = finished
+        figs["tiny_jobs_per_s"] = finished / el
+        log(f"ray: tiny jobs: {finished}/{jobs} done in {el:.1f} s = {finished / el:.2f} jobs/s"
+            + (f" (stopped at the {RAY_BUDGET_S:g} s budget)" if pending else ""))
+        figs["load_average"] = os.getloadavg()[0]
+    log(f"ray: head stopped; {time.perf_counter() - started:.0f} s in all")
+    return figs
+
+
+def print_comparison(figs: dict[str, Any], log: Callable[[str], None] = print) -> None:
+    """Vallum next to Ray for the shared workloads, with Vallum / Ray ratios."""
+    rows = [("submit-to-start p50, `date` job", "ms ↓", "date_submit_to_start_p50_ms"),
+            ("submit-to-start p99, `date` job", "ms ↓", "date_submit_to_start_p99_ms")]
+    lines = [f"{'workload (same run, same machine)':<40} {'unit':<8} {'vallum':>9} {'ray':>9} "
+             f"{'vallum/ray':>11}"]
+    for name, unit, key in rows:
+        v, r = figs.get(key), figs.get(f"ray_{key}")
+        if v is not None and r is not None:
+            lines.append(f"{name:<40} {unit:<8} {v:9.1f} {r:9.1f} {v / r:11.3f}")
+    v, r = figs.get("tiny_jobs_per_s_same_batch"), figs.get("ray_tiny_jobs_per_s")
+    if v is not None and r is not None:
+        n = int(figs.get("ray_tiny_jobs_batch", 0))
+        lines.append(f"{f'tiny jobs (`true`), batches of {n}':<40} {'jobs/s ↑':<8} {v:9.2f} "
+                     f"{r:9.2f} {v / r:11.2f}")
+    for line in lines:
+        print(line, flush=True)
+    log("compute: ratios are Vallum / Ray (↓ below 1 or ↑ above 1: Vallum better)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs", type=int, default=100)
     ap.add_argument("--array", type=int, default=300)
+    ap.add_argument("--no-ray", action="store_true",
+                    help="skip the same workloads on Ray's own job submission")
     args = ap.parse_args()
-    run(args.jobs, args.array)
+
+    def stop(signum, _frame) -> None:       # SIGTERM/SIGHUP unwind like Ctrl-C: servers stop
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
+    run(args.jobs, args.array, ray=not args.no_ray)
 
 
 if __name__ == "__main__":

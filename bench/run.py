@@ -70,7 +70,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--plain", action="store_true", help="plain-text table even if rich is installed")
     p.add_argument("--keep", action="store_true", help="keep server dirs and logs for inspection")
     p.add_argument("--compute", action="store_true",
-                   help="also run the compute section (bench.compute: jobs, array, events)")
+                   help="also run the compute section (bench.compute: jobs, array, events, and "
+                        "the same jobs through Ray's own job submission)")
+    p.add_argument("--no-ray", action="store_true",
+                   help="with --compute: skip the Ray job-submission comparison")
     args = p.parse_args(argv)
     names = [t.strip() for t in args.targets.split(",") if t.strip()]
     unknown = [t for t in names if t not in servers.TARGETS]
@@ -336,8 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     compute_figs = None
     if args.compute:               # optional section: its own server, after the S3 targets
         from bench import compute
-        log("compute: tiny jobs, array job, event latency (bench.compute)")
-        compute_figs = compute.run(100 if args.quick else 300, 200 if args.quick else 1000, log)
+        log("compute: tiny jobs, array job, event latency, then Ray (bench.compute)")
+        compute_figs = compute.run(100 if args.quick else 300, 200 if args.quick else 1000, log,
+                                   ray=not args.no_ray)
     failures = {t: r["errors"] for t, r in results.items() if r.get("errors")}
     for target, errs in failures.items():
         for name, msg in errs.items():

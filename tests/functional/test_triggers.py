@@ -4,7 +4,10 @@ JSON, prefix/suffix filters), bucket notification configuration, and cron schedu
 from __future__ import annotations
 
 import hashlib
+import os
 import statistics
+import subprocess
+import sys
 import time
 import uuid
 
@@ -192,3 +195,74 @@ def test_bad_triggers_are_refused(api, bucket, fn, doc, words):
     with pytest.raises(VallumError) as exc:
         api.add_trigger(doc)
     assert words in exc.value.message.lower()
+
+
+def _fn_rm(server, name: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, VALLUM_ENDPOINT=server.endpoint, AWS_ACCESS_KEY_ID=server.access_key,
+               AWS_SECRET_ACCESS_KEY=server.secret_key)
+    return subprocess.run([sys.executable, "-m", "vallum", "fn", "rm", name], env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_deleting_a_function_deletes_its_triggers_and_notification_entries(server, api, s3, s3b):
+    bucket, solo = s3b
+    victim, kept = "gone" + uuid.uuid4().hex[:8], "kept" + uuid.uuid4().hex[:8]
+    for name in (victim, kept):
+        api.create_function(name, {"handler": "main.handler", "code": RECORDER})
+    arn = f"arn:aws:lambda:us-east-1:000000000000:function:{victim}"
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+        "LambdaFunctionConfigurations": [
+            {"Id": "to-victim", "LambdaFunctionArn": arn, "Events": ["s3:ObjectCreated:*"]},
+            {"Id": "to-kept", "LambdaFunctionArn": kept, "Events": ["s3:ObjectCreated:Put"],
+             "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "n/"}]}}}]})
+    s3.put_bucket_notification_configuration(Bucket=solo, NotificationConfiguration={
+        "LambdaFunctionConfigurations": [{"Id": "only", "LambdaFunctionArn": f"arn:vallum:function:{victim}",
+                                          "Events": ["s3:ObjectRemoved:*"]}]})
+    by_api = api.add_trigger({"bucket": bucket, "prefix": "a/", "function": victim})
+    other = api.add_trigger({"bucket": bucket, "prefix": "a/", "function": kept})
+    cron = api.add_trigger({"kind": "cron", "schedule": "0 0 1 1 *",
+                            "job": {"runtime": "python", "code": "", "output": f"s3://{bucket}/c/"}})
+    before = {t["id"] for t in api.triggers()}
+    victims = {by_api["id"], f"n-{bucket}-to-victim", f"n-{solo}-only"}
+    assert victims | {other["id"], f"n-{bucket}-to-kept", cron["id"]} <= before
+
+    done = _fn_rm(server, victim)                       # the CLI, through the real server
+    assert done.returncode == 0, done.stderr
+    assert f"deleted function {victim} and 3 trigger(s)" in done.stdout
+    after = {t["id"] for t in api.triggers()}
+    assert not victims & after
+    assert {other["id"], f"n-{bucket}-to-kept", cron["id"]} <= after
+    assert not [t for t in api.triggers() if t.get("function") == victim]
+    # The bucket documents lost exactly the entries that targeted the function.
+    (left,) = s3.get_bucket_notification_configuration(Bucket=bucket)["LambdaFunctionConfigurations"]
+    assert left["Id"] == "to-kept" and left["LambdaFunctionArn"] == kept
+    assert left["Events"] == ["s3:ObjectCreated:Put"]
+    assert [(r["Name"].lower(), r["Value"]) for r in left["Filter"]["Key"]["FilterRules"]] \
+        == [("prefix", "n/")]
+    assert "LambdaFunctionConfigurations" not in s3.get_bucket_notification_configuration(Bucket=solo)
+    # A new function under the old name inherits none of the old routes.
+    api.create_function(victim, {"handler": "main.handler", "code": RECORDER})
+    s3.put_object(Bucket=bucket, Key="a/x", Body=b"1")
+    s3.put_object(Bucket=bucket, Key="n/y", Body=b"2")
+    s3.put_object(Bucket=solo, Key="z", Body=b"3")
+    s3.delete_object(Bucket=solo, Key="z")
+    assert len(invocations(api, kept, 2)) == 2
+    time.sleep(1.0)
+    assert invocations(api, victim, 1, timeout=0.2) == []
+    out = api.delete_function(victim)
+    assert out == {"deleted": victim, "triggers_deleted": []}
+    assert _fn_rm(server, victim).returncode == 1           # already gone: NoSuchFunction
+    api.delete_function(kept)
+    api.delete_trigger(cron["id"])
+    assert "LambdaFunctionConfigurations" not in s3.get_bucket_notification_configuration(Bucket=bucket)
+
+
+@pytest.fixture
+def s3b(s3):
+    names = ["t-" + uuid.uuid4().hex[:20] for _ in range(2)]
+    for n in names:
+        s3.create_bucket(Bucket=n)
+    yield names
+    from tests.functional.conftest import _empty_and_delete
+    for n in names:
+        _empty_and_delete(s3, n)

@@ -53,8 +53,12 @@ def ls(endpoint: str = Endpoint) -> None:
 
 @fn_app.command("rm")
 def rm(name: str, endpoint: str = Endpoint) -> None:
-    """Delete a function (its warm workers stop)."""
-    call(client(endpoint).delete_function, name)
+    """Delete a function, its triggers and the bucket-notification entries targeting it
+    (one transaction); its warm workers stop."""
+    out = call(client(endpoint).delete_function, name)
+    gone = out.get("triggers_deleted", []) if isinstance(out, dict) else []
+    typer.echo(f"deleted function {name}" + (f" and {len(gone)} trigger(s): {' '.join(gone)}"
+                                             if gone else ""))
 
 
 @trigger_app.command("add")

@@ -1,7 +1,8 @@
 """`vallum job submit|ls|status|logs|wait|cancel`: the compute API from a shell.
 
 Credentials and endpoint come from VALLUM_ENDPOINT (or AWS_ENDPOINT_URL) and
-AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN. Exit codes: 0 ok,
+AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN; for an https endpoint
+signed by a private CA, VALLUM_CA_BUNDLE (or AWS_CA_BUNDLE) names the CA file. Exit codes: 0 ok,
 1 runtime error (or a job that did not succeed, for `wait`), 2 usage error.
 """
 
@@ -26,7 +27,11 @@ def client(endpoint: str | None) -> Client:
     except VallumError as exc:
         fail(str(exc), 2)
     if endpoint:
-        c = Client(endpoint, c.access_key, c.secret_key, session_token=c.token, region=c.region)
+        try:
+            c = Client(endpoint, c.access_key, c.secret_key, session_token=c.token,
+                       region=c.region, verify=c.verify)
+        except VallumError as exc:
+            fail(str(exc), 2)
     return c
 
 

@@ -6,6 +6,7 @@ import asyncio
 import os
 import ssl
 import sys
+from pathlib import Path
 
 import typer
 import uvicorn
@@ -49,8 +50,9 @@ def serve(
     except (OSError, ValueError) as exc:
         typer.echo(f"vallum serve: {exc}", err=True)
         raise typer.Exit(1) from None
-    endpoint = config.endpoint.replace("http://", "https://", 1) if tls_cert else config.endpoint
-    print(f"Vallum S3 endpoint: {endpoint}  (region {config.region})", flush=True)
+    # The flag, not an inherited environment, says whether this gateway speaks HTTPS.
+    config.tls_cert = Path(tls_cert).resolve() if tls_cert else None
+    print(f"Vallum S3 endpoint: {config.endpoint}  (region {config.region})", flush=True)
     print(f"Data directory:     {config.data_dir}", flush=True)
     print(f"Root access key:    {creds.access_key}", flush=True)
     if creds.generated or "VALLUM_ROOT_SECRET_KEY" not in os.environ:
@@ -59,6 +61,7 @@ def serve(
         print("Root secret key:    (from VALLUM_ROOT_SECRET_KEY)", flush=True)
     if removed:
         print(f"Removed {removed} leftover blob(s) of interrupted writes.", flush=True)
+    os.environ.pop("VALLUM_TLS_CERT", None)      # set again by to_env only when --tls-cert is given
     os.environ.update(to_env(config))
     # The test clock is honoured only when this flag is given, never from an inherited environment.
     os.environ.pop(TEST_CLOCK_ENV, None)

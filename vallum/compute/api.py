@@ -201,8 +201,8 @@ async def _route(c: Call) -> Response:
             return _json(200, compute.function(who, rest[1]))
         if len(rest) == 2 and method == "DELETE":
             c.allow("DeleteFunction", "function", rest[1])
-            await compute.delete_function(who, rest[1])
-            return _json(200, {"deleted": rest[1]})
+            gone = await compute.delete_function(who, rest[1])
+            return _json(200, {"deleted": rest[1], "triggers_deleted": gone})
         if len(rest) == 3 and rest[2] == "invoke" and method == "POST":
             c.allow("InvokeFunction", "function", rest[1])
             payload = (doc or {}).get("payload") if isinstance(doc, dict) else None

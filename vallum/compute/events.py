@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import time
+import uuid
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -20,16 +21,26 @@ CREATED_COPY = "ObjectCreated:Copy"
 CREATED_MULTIPART = "ObjectCreated:CompleteMultipartUpload"
 REMOVED_DELETE = "ObjectRemoved:Delete"
 REMOVED_MARKER = "ObjectRemoved:DeleteMarkerCreated"
+# What S3 Lifecycle removes is announced under its own names, never as ObjectRemoved (AWS:
+# "Configuring S3 Lifecycle event notifications"): Delete when a current object of an
+# unversioned bucket or any version (or delete marker) is permanently removed,
+# DeleteMarkerCreated when expiring a current version adds a delete marker.
+LIFECYCLE_DELETE = "LifecycleExpiration:Delete"
+LIFECYCLE_MARKER = "LifecycleExpiration:DeleteMarkerCreated"
+LIFECYCLE_PRINCIPAL = "s3.amazonaws.com"     # what AWS puts in userIdentity and sourceIPAddress
 KNOWN_PATTERNS = ("s3:ObjectCreated:*", "s3:ObjectCreated:Put", "s3:ObjectCreated:Post",
                   "s3:ObjectCreated:Copy", "s3:ObjectCreated:CompleteMultipartUpload",
                   "s3:ObjectRemoved:*", "s3:ObjectRemoved:Delete",
-                  "s3:ObjectRemoved:DeleteMarkerCreated")
+                  "s3:ObjectRemoved:DeleteMarkerCreated", "s3:LifecycleExpiration:*",
+                  "s3:LifecycleExpiration:Delete", "s3:LifecycleExpiration:DeleteMarkerCreated")
 
 
 def s3_record(event_name: str, *, bucket: str, key: str, size: int | None, etag: str | None,
               version_id: str | None, principal_id: str, source_ip: str, request_id: str,
-              region: str, bucket_owner: str, when: float | None = None) -> dict[str, Any]:
-    """One entry of "Records", shaped as AWS sends it (event version 2.1)."""
+              region: str, bucket_owner: str, when: float | None = None,
+              event_version: str = "2.1") -> dict[str, Any]:
+    """One entry of "Records", shaped as AWS sends it (event version 2.1; AWS's lifecycle
+    events say 2.3)."""
     when = time.time() if when is None else when
     obj: dict[str, Any] = {"key": quote_plus(key, safe="/"), "sequencer": f"{time.time_ns():016X}"}
     if size is not None:
@@ -40,7 +51,7 @@ def s3_record(event_name: str, *, bucket: str, key: str, size: int | None, etag:
         obj["versionId"] = version_id
     stamp = dt.datetime.fromtimestamp(when, dt.timezone.utc)
     return {
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": region,
+        "eventVersion": event_version, "eventSource": "aws:s3", "awsRegion": region,
         "eventTime": stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z",
         "eventName": event_name,
         "userIdentity": {"principalId": principal_id},
@@ -61,6 +72,26 @@ def event_matches(patterns: list[str], event_name: str) -> bool:
 def trigger_matches(trigger: dict[str, Any], bucket: str, key: str, event_name: str) -> bool:
     return (trigger["bucket"] == bucket and key.startswith(trigger["prefix"])
             and key.endswith(trigger["suffix"]) and event_matches(trigger["events"], event_name))
+
+
+async def lifecycle_event(services: Any, event_name: str, *, bucket: str, key: str,
+                          version_id: str | None, when: float) -> None:
+    """The hook the lifecycle worker calls after each committed expiration.
+
+    Unlike a request's event, nobody waits for an answer here; the event is made durable
+    right after the change commits, so a crash in between loses that one event (a
+    lifecycle change is never announced before it happened)."""
+    compute = getattr(services, "compute", None)
+    if compute is None or not compute.has_triggers(bucket):
+        return
+    meta_bucket = await services.meta.get_bucket(bucket)
+    rec = s3_record(event_name, bucket=bucket, key=key, size=None, etag=None,
+                    version_id=version_id, principal_id=LIFECYCLE_PRINCIPAL,
+                    source_ip=LIFECYCLE_PRINCIPAL, request_id=uuid.uuid4().hex[:16].upper(),
+                    region=services.config.region,
+                    bucket_owner=meta_bucket.owner if meta_bucket else "", when=when,
+                    event_version="2.3")
+    await compute.enqueue_event(bucket, rec)
 
 
 async def object_event(request: Any, event_name: str, record: Any) -> None:

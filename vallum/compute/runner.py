@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ class TaskBundle:
     owner: str = ""                # who may share a warm sandbox with it (account|arn)
     label: str | None = None       # the label outputs and logs get (the job's level, raised
                                    # to the output bucket's floor)
+    ca_bundle: str | None = None   # the gateway's TLS certificate when it speaks HTTPS
 
     def job_spec(self) -> JobSpec:
         return JobSpec.from_json(self.spec)
@@ -139,6 +141,19 @@ def stage_all(client: Client, bundle: TaskBundle, scratch: sbx.Scratch) -> None:
 _CLIENTS: dict[str, Client] = {}
 
 
+def gateway_tls(cert_file: str) -> ssl.SSLContext:
+    """Trust exactly the certificate (chain) the gateway serves, for calls to it over loopback.
+
+    Why partial chain and no host name check: the gateway's own certificate is the trust
+    anchor (a leaf is enough), and it may name the public host while these calls go to
+    127.0.0.1 on the port the gateway itself holds."""
+    ctx = ssl.create_default_context(cafile=cert_file)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    ctx.check_hostname = False
+    return ctx
+
+
 def client_for(bundle: TaskBundle) -> Client:
     """The S3 client of a task's credentials, shared by the tasks holding the same ones
     (a job's tasks): its keep-alive connections save a TCP handshake per request."""
@@ -149,7 +164,8 @@ def client_for(bundle: TaskBundle) -> Client:
             _CLIENTS.clear()
         client = _CLIENTS[creds.access_key_id] = Client(
             bundle.endpoint, creds.access_key_id, creds.secret_access_key,
-            session_token=creds.session_token, region=bundle.region)
+            session_token=creds.session_token, region=bundle.region,
+            verify=gateway_tls(bundle.ca_bundle) if bundle.ca_bundle else True)
     return client
 
 

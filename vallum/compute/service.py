@@ -27,13 +27,21 @@ from pathlib import Path
 from typing import Any
 
 from vallum import authz
-from vallum.compute import access, jobstore, levels, metrics, triggers
+from vallum.compute import access, jobstore, levels, metrics, notifications, triggers
 from vallum.compute import sandbox as sbx
 from vallum.compute.credentials import StaticMinter, STSMinter, principal_doc
 from vallum.compute.db import ComputeDB
 from vallum.compute.executors import make_executor
 from vallum.compute.functions import FunctionError, FunctionPool, FunctionSpec, parse_function
-from vallum.compute.runner import TaskBundle, TaskResult, _io, _stage, read_nofollow, redact
+from vallum.compute.runner import (
+    TaskBundle,
+    TaskResult,
+    _io,
+    _stage,
+    gateway_tls,
+    read_nofollow,
+    redact,
+)
 from vallum.compute.spec import JobSpec, Quota, SpecError, backoff, parse_job
 
 log = logging.getLogger("vallum.compute")
@@ -61,6 +69,7 @@ class ComputeService:
         self.scratch_root = scratch_dir(cfg.data_dir)
         self.scratch_base = self.scratch_root / str(os.getpid())
         self.endpoint = cfg.endpoint
+        self.ca_bundle = str(cfg.tls_cert) if getattr(cfg, "tls_cert", None) else None
         self.region = cfg.region
         self.minter = STSMinter(services.iam) if services.iam is not None else StaticMinter(
             services.root.access_key, services.root.secret_key)
@@ -378,7 +387,7 @@ class ComputeService:
             bundle = TaskBundle(c.job_id, c.idx, c.name, c.attempt, c.spec.to_json(), c.input,
                                 self.endpoint, self.region, creds.__dict__,
                                 f"{c.account}|{c.principal.get('arn')}",
-                                c.principal.get("out_label"))
+                                c.principal.get("out_label"), self.ca_bundle)
 
             def on_scratch(scratch: sbx.Scratch) -> None:
                 run.scratch = scratch
@@ -419,7 +428,8 @@ class ComputeService:
             from vallum.client import Client
             creds = self.minter.mint(principal, spec.as_job(), 900)
             client = Client(self.endpoint, creds.access_key_id, creds.secret_access_key,
-                            session_token=creds.session_token, region=self.region)
+                            session_token=creds.session_token, region=self.region,
+                            verify=gateway_tls(self.ca_bundle) if self.ca_bundle else True)
             await _io(_stage, client, spec.code_uri, code_dir)
 
     async def _run_function_task(self, c: jobstore.Claimed) -> TaskResult:
@@ -479,11 +489,15 @@ class ComputeService:
                              (principal.account,))
         return [self.function(principal, r["name"]) for r in rows]
 
-    async def delete_function(self, principal: Any, name: str) -> None:
+    async def delete_function(self, principal: Any, name: str) -> list[str]:
+        """Delete the function, its object triggers and the bucket-notification entries
+        that target it, in one transaction; returns the ids of the triggers removed."""
         self._function_row(principal.account, name)
-        await self.db.write(lambda c: c.execute(
-            "DELETE FROM compute_functions WHERE account=? AND name=?", (principal.account, name)))
-        self.functions.retire(principal.account, name)
+        account = principal.account
+        removed = await self.db.write(lambda c: notifications.delete_function(c, account, name))
+        self.reload_triggers()
+        self.functions.retire(account, name)
+        return removed
 
     async def invoke(self, principal: Any, name: str, payload: Any) -> Any:
         row = self._function_row(principal.account, name)

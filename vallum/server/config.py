@@ -15,6 +15,9 @@ class Config:
     region: str = "us-east-1"
     domain: str | None = None          # base host for virtual-host-style addressing
     workers: int = 1
+    # The certificate the gateway serves HTTPS with (None: plain HTTP). Internal clients
+    # (compute jobs, functions) trust it to reach the gateway over loopback.
+    tls_cert: Path | None = None
 
     @property
     def meta_path(self) -> Path:
@@ -27,7 +30,8 @@ class Config:
     @property
     def endpoint(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{host}:{self.port}"
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -47,6 +51,8 @@ def from_env_and_flags(data_dir: str | None, address: str | None, region: str | 
     cfg.region = region or os.environ.get("VALLUM_REGION") or cfg.region
     cfg.domain = domain or os.environ.get("VALLUM_DOMAIN") or None
     cfg.workers = workers or int(os.environ.get("VALLUM_WORKERS", "1"))
+    tls_cert = os.environ.get("VALLUM_TLS_CERT")
+    cfg.tls_cert = Path(tls_cert).resolve() if tls_cert else None
     return cfg
 
 
@@ -56,4 +62,6 @@ def to_env(cfg: Config) -> dict[str, str]:
            "VALLUM_REGION": cfg.region, "VALLUM_WORKERS": str(cfg.workers)}
     if cfg.domain:
         env["VALLUM_DOMAIN"] = cfg.domain
+    if cfg.tls_cert:
+        env["VALLUM_TLS_CERT"] = str(cfg.tls_cert)
     return env

@@ -9,6 +9,11 @@ inside the metadata transaction, that the key did not move meanwhile.
 With several gateway processes on one data directory, only one sweeps at a
 time: the sweep holds an exclusive ``flock`` on ``<data>/lifecycle.lock`` and
 records when it last ran there, so the others skip.
+
+Every expiration that commits is announced as an object event, under AWS's lifecycle
+names (``LifecycleExpiration:Delete`` / ``LifecycleExpiration:DeleteMarkerCreated``, never
+``ObjectRemoved:*``), so ``s3:LifecycleExpiration:*`` triggers fire. Aborted multipart
+uploads, as in AWS, send none.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from vallum.compute.events import LIFECYCLE_DELETE, LIFECYCLE_MARKER, lifecycle_event
 from vallum.meta.base import UploadMissing
 from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord
 from vallum.s3 import errors
@@ -194,6 +200,7 @@ class LifecycleWorker:
             obsolete = await meta.put_object(marker, precondition=still_current)
             await self.services.discard_blobs(obsolete)
             stats.expired += 1
+            await self._announce(LIFECYCLE_MARKER, marker, now)
             return
         if self._locked(current, now):
             stats.kept_locked += 1
@@ -202,6 +209,8 @@ class LifecycleWorker:
                                                       precondition=still_current)
         await self.services.discard_blobs(obsolete)
         stats.expired += removed is not None
+        if removed is not None:
+            await self._announce(LIFECYCLE_DELETE, removed, now)
 
     async def _delete_version(self, record: ObjectRecord, now: float, stats: SweepStats) -> None:
         if self._locked(record, now):
@@ -220,6 +229,18 @@ class LifecycleWorker:
                                                       precondition=unchanged)
         await self.services.discard_blobs(obsolete)
         stats.deleted += removed is not None
+        if removed is not None:
+            await self._announce(LIFECYCLE_DELETE, removed, now)
+
+    async def _announce(self, event_name: str, record: ObjectRecord, now: float) -> None:
+        """The object event of one committed expiration; a failure to record it is logged,
+        never allowed to stop the sweep (the change itself already happened)."""
+        try:
+            await lifecycle_event(self.services, event_name, bucket=record.bucket,
+                                  key=record.key, version_id=record.version_id, when=now)
+        except Exception:  # noqa: BLE001
+            log.exception("lifecycle: could not record the %s event of %s/%s", event_name,
+                          record.bucket, record.key)
 
     async def _sweep_uploads(self, bucket: BucketRecord, rules: list[Rule], now: float,
                              stats: SweepStats) -> None:
