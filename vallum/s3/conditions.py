@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import calendar
 import email.utils
+import functools
 import math
 import re
 import time
@@ -37,7 +38,12 @@ _ASCTIME = re.compile(rf"[a-z]{{3}} {_MON} +([0-9]{{1,2}}) {_TIME} ([0-9]{{4}})"
 
 def http_date(ts: float) -> str:
     """RFC 1123 date in GMT (Last-Modified, Date), truncated to the second."""
-    return email.utils.formatdate(math.floor(ts), usegmt=True)
+    return _http_date_of_second(math.floor(ts))
+
+
+@functools.lru_cache(maxsize=4096)   # objects written in the same second share it
+def _http_date_of_second(second: int) -> str:
+    return email.utils.formatdate(second, usegmt=True)
 
 
 def iso8601(ts: float) -> str:

@@ -181,6 +181,7 @@ def string_to_sign(amz_date: str, scope: str, canonical_request: str) -> str:
     return f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
 
 
+@functools.lru_cache(maxsize=256)     # every request of the same second carries the same string
 def _amz_to_epoch(amz_date: str) -> int | None:
     if not _AMZ_DATE.fullmatch(amz_date):
         return None
