@@ -23,10 +23,8 @@ block under WAL.
 from __future__ import annotations
 
 import asyncio
-import queue
 import sqlite3
 import threading
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -45,6 +43,7 @@ from vallum.meta.base import (
     Precondition,
     UploadMissing,
 )
+from vallum.meta.groupcommit import GroupCommitWriter
 from vallum.meta.listing import paginate, start_of, successor, to_list_page
 from vallum.meta.records import BucketRecord, ListPage, ObjectRecord, PartRecord, UploadRecord
 
@@ -181,40 +180,16 @@ DDL += [str(CreateIndex(i, if_not_exists=True).compile(dialect=_DIALECT))
         for t in schema.metadata.sorted_tables for i in sorted(t.indexes, key=lambda i: i.name)]
 
 
-class _Op:
-    """A queued write: ``fn`` runs on the writer thread inside the batch transaction."""
-
-    __slots__ = ("fn", "loop", "future")
-
-    def __init__(self, fn: Callable[[sqlite3.Connection], Any], loop: asyncio.AbstractEventLoop,
-                 future: asyncio.Future[Any]) -> None:
-        self.fn, self.loop, self.future = fn, loop, future
-
-
-def _settle(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    for fut, ok, value in items:
-        if fut.done():                  # the caller was cancelled; the write still happened
-            continue
-        if ok:
-            fut.set_result(value)
-        else:
-            fut.set_exception(value)
-
-
 class SQLiteMetaStore(MetaStore):
     def __init__(self, path: Path, *, busy_timeout: float = 30.0, read_threads: int = 4) -> None:
         self.path = Path(path)
         self.busy_timeout = busy_timeout
         self.read_threads = read_threads
-        self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
-        self._writer: threading.Thread | None = None
+        self._writer: GroupCommitWriter | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
-        # Group-commit counters (read by tests and metrics): transactions committed, ops applied.
-        self.commits = 0
-        self.ops = 0
 
     # -- lifecycle ---------------------------------------------------------
     def _connect(self, *, readonly: bool) -> sqlite3.Connection:
@@ -250,17 +225,16 @@ class SQLiteMetaStore(MetaStore):
         wconn = await asyncio.to_thread(self._create_schema)
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(self.read_threads, thread_name_prefix="vallum-meta-read")
-        self._writer = threading.Thread(target=self._write_loop, args=(wconn,),
-                                        name="vallum-meta-writer", daemon=True)
-        self._writer.start()
+        self._writer = GroupCommitWriter("vallum-meta-writer", closed_message="metadata store closed",
+                                         max_batch=_MAX_BATCH)
+        self._writer.start(wconn)
 
     async def close(self) -> None:
         writer, pool = self._writer, self._pool
         if writer is None:
             return
         self._writer = self._pool = None
-        self._queue.put(None)
-        await asyncio.to_thread(writer.join)
+        await asyncio.to_thread(writer.stop)
         if pool is not None:
             await asyncio.to_thread(pool.shutdown, True)
         with self._conns_lock:
@@ -268,90 +242,20 @@ class SQLiteMetaStore(MetaStore):
         for conn in conns:
             conn.close()
 
-    # -- the writer thread ---------------------------------------------------
-    def _write_loop(self, conn: sqlite3.Connection) -> None:
-        stop = False
-        while not stop:
-            op = self._queue.get()
-            if op is None:
-                break
-            batch = [op]
-            while len(batch) < _MAX_BATCH:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                batch.append(nxt)
-            try:
-                self._run_batch(conn, batch)
-            except BaseException as exc:    # never leave a caller waiting forever
-                self._resolve(batch, [(False, exc)] * len(batch))
-        # Anything queued after the close sentinel will never run: say so.
-        late = []
-        while True:
-            try:
-                op = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if op is not None:
-                late.append(op)
-        self._resolve(late, [(False, RuntimeError("metadata store closed"))] * len(late))
+    @property
+    def commits(self) -> int:
+        """Transactions committed by the group-commit writer (tests and metrics)."""
+        return self._writer.commits if self._writer is not None else 0
 
-    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
-        try:
-            outcomes = self._apply(conn, batch)
-        except Exception as exc:        # BEGIN/COMMIT failed: isolate the ops from each other
-            if conn.in_transaction:
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
-            if len(batch) > 1:
-                for op in batch:
-                    self._run_batch(conn, [op])
-                return
-            outcomes = [(False, exc)]
-        self._resolve(batch, outcomes)
-
-    @staticmethod
-    def _resolve(batch: list[_Op], outcomes: list[tuple[bool, Any]]) -> None:
-        """Wake the callers: one thread-safe callback per event loop, not per op."""
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]]
-        by_loop = defaultdict(list)
-        for op, (ok, value) in zip(batch, outcomes, strict=True):
-            by_loop[op.loop].append((op.future, ok, value))
-        for loop, items in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_settle, items)
-            except RuntimeError:        # that event loop is closed: nobody is waiting
-                pass
-
-    def _apply(self, conn: sqlite3.Connection, batch: list[_Op]) -> list[tuple[bool, Any]]:
-        outcomes: list[tuple[bool, Any]] = []
-        conn.execute("BEGIN IMMEDIATE")
-        for op in batch:
-            conn.execute("SAVEPOINT op")
-            try:
-                outcomes.append((True, op.fn(conn)))
-            except Exception as exc:
-                conn.execute("ROLLBACK TO op")
-                outcomes.append((False, exc))
-            conn.execute("RELEASE op")
-        conn.execute("COMMIT")
-        self.commits += 1
-        self.ops += len(batch)
-        return outcomes
+    @property
+    def ops(self) -> int:
+        return self._writer.ops if self._writer is not None else 0
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._writer is None:
+        writer = self._writer
+        if writer is None:
             raise RuntimeError("metadata store is not open")
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Op(fn, loop, fut))
-        return await fut
+        return await writer.write(fn)
 
     # -- reads ---------------------------------------------------------------
     def _reader(self) -> sqlite3.Connection:
