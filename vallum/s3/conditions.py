@@ -50,7 +50,12 @@ def iso8601(ts: float) -> str:
     """'2009-10-12T17:50:30.000Z', the form S3 uses in XML bodies (millisecond precision)."""
     millis = math.floor(round(ts * 1000, 3))  # round first so 1.001 does not become 1.000
     secs, ms = divmod(millis, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{ms:03d}Z"
+    return f"{_iso_second(secs)}.{ms:03d}Z"
+
+
+@functools.lru_cache(maxsize=4096)   # a listing page's objects share few distinct seconds
+def _iso_second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
 
 
 def parse_http_date(value: str) -> int | None:
