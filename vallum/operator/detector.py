@@ -17,9 +17,12 @@ from vallum.operator.alerts import ANOMALY, Alert
 from vallum.operator.anomaly import AnomalyModel, RobustModel, normalised
 from vallum.operator.events import AUTH_FAILURES, READ_OPS, RequestEvent
 from vallum.operator.profile import Profile, network_of
-from vallum.operator.signals import FEATURES, Signals
+from vallum.operator.signals import DISTINCT, FEATURES, IDX, Signals
 
 REFUSED = frozenset({"SlowDown"})      # what a throttled request is answered with
+GETS, BYTES_OUT, NOT_FOUND, LISTS, DENIED = (IDX[f] for f in ("gets", "bytes_out", "not_found",
+                                                             "lists", "denied"))
+BUCKETS = DISTINCT.index("buckets")
 PRINCIPAL_RULES = (("exfiltration", rules.exfiltration), ("enumeration", rules.enumeration),
                    ("privilege_probing", rules.privilege_probing))
 
@@ -57,6 +60,7 @@ class Detector:
         self.robust = RobustModel() if anomaly and model == "robust" else None
         self.anomaly_threshold = anomaly_threshold
         self.last_anomaly: dict[str, float] = {}
+        self._networks: dict[str, str] = {}
 
     # ------------------------------------------------------------------ events
     def observe(self, ev: RequestEvent) -> list[Alert]:
@@ -83,7 +87,25 @@ class Detector:
         if ev.source:
             st.minute_addresses.add(ev.source)
         p, t = st.profile, self.tuning
+        # The rules' own cheap early exits, checked here on the running totals so the
+        # common case (nothing near any floor) costs a few comparisons and no calls.
+        tot = pw.totals
         for kind, rule in PRINCIPAL_RULES:
+            if kind == "exfiltration":
+                if tot[GETS] < t.exfil_reads or tot[BYTES_OUT] < t.exfil_bytes:
+                    continue
+            elif kind == "enumeration":
+                if tot[NOT_FOUND] < t.enum_not_found and tot[LISTS] < t.enum_lists \
+                        and len(pw.sets[BUCKETS].last) < t.enum_buckets:
+                    continue
+            elif tot[DENIED] < t.probe_denied:
+                continue
+            # In its cool-down an alert would be dropped by _emit anyway: skip the rule (and
+            # its sentence) unless an exfiltration alert may still escalate.
+            last = self.last_alert.get((ev.principal, kind))
+            if last is not None and ev.ts - last < self.cooldown \
+                    and (kind != "exfiltration" or st.escalated):
+                continue
             found = rule(pw, p, self.prior, t)
             if found:
                 if kind == "exfiltration" and not st.escalated and found[0] >= t.exfil_escalate \
@@ -116,10 +138,8 @@ class Detector:
             if found:
                 self._emit(alerts, ev, "label_climbing", ev.principal, "principal", found)
         if ev.source:
-            net = network_of(ev.source)
-            if net in p.networks:
-                pass
-            else:
+            net = self._network_of(ev.source)
+            if net not in p.networks:
                 if net != st.novel_net or ev.ts - st.novel_since > 600:
                     st.novel_net, st.novel_count, st.novel_since = net, 0, ev.ts
                 st.novel_count += 1
@@ -129,6 +149,15 @@ class Detector:
         if alerts:
             st.alerted_until = ev.ts + self.cooldown
         return alerts
+
+    def _network_of(self, source: str) -> str:
+        """network_of() memoised: a gateway sees the same few addresses over and over."""
+        net = self._networks.get(source)
+        if net is None:
+            if len(self._networks) >= 65536:
+                self._networks.clear()
+            net = self._networks[source] = network_of(source)
+        return net
 
     def _learn(self, ev: RequestEvent, st: PrincipalState, sample: tuple[list[float], int],
                alerts: list[Alert]) -> None:

@@ -7,7 +7,7 @@ parsing uses defusedxml so entity bombs and external entities are refused.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from xml.etree.ElementTree import Element  # noqa: S405 - only the type; parsing goes through defusedxml
 
@@ -60,6 +60,49 @@ def render(root: str, body: dict[str, Any] | Iterable[tuple[str, Any]], *, ns: s
     out = [_HEADER, f'<{root} xmlns="{ns}">' if ns else f"<{root}>"]
     items = body.items() if isinstance(body, dict) else body
     for k, v in items:
+        _emit(out, k, v)
+    out.append(f"</{root}>")
+    return "".join(out).encode("utf-8")
+
+
+# -- listings rendered from pre-built entry text (ListObjectVersions) -------------
+# A thousand-entry page through ``render`` costs more than the database read: a
+# str.translate per value (~0.8 us) and a recursive _emit per element. The hot
+# path checks a whole page's text at once, escapes only if something needs it,
+# and formats each entry as one f-string.
+_NEEDS_ESCAPE = re.compile('[&<>"\r]').search
+
+
+def text_of(value: str) -> str:
+    """``escape(value)``, skipping the translate when nothing needs escaping (the usual case)."""
+    return value.translate(_ESCAPES) if _NEEDS_ESCAPE(value) else value
+
+
+def _verbatim(value: str) -> str:
+    return value
+
+
+def escaper(texts: Iterable[str]) -> Callable[[str], str]:
+    """``text_of`` if any of ``texts`` needs escaping, else the identity: one scan of a
+    page's values instead of one per value."""
+    return text_of if _NEEDS_ESCAPE("".join(texts)) else _verbatim
+
+
+def fragment(tag: str, value: Any) -> str:
+    """One element as ``render`` would emit it, for a part repeated verbatim in every entry."""
+    out: list[str] = []
+    _emit(out, tag, value)
+    return "".join(out)
+
+
+def render_around(root: str, head: Iterable[tuple[str, Any]], entries: str,
+                  tail: Iterable[tuple[str, Any]], *, ns: str | None = S3_NS) -> bytes:
+    """``render(root, [*head, *tail])`` with the already-rendered ``entries`` between them."""
+    out = [_HEADER, f'<{root} xmlns="{ns}">' if ns else f"<{root}>"]
+    for k, v in head:
+        _emit(out, k, v)
+    out.append(entries)
+    for k, v in tail:
         _emit(out, k, v)
     out.append(f"</{root}>")
     return "".join(out).encode("utf-8")

