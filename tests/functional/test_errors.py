@@ -370,14 +370,16 @@ def test_connection_survives_errors_answered_before_the_body(server, bucket, siz
     assert s3.get_object(Bucket=bucket, Key="ok")["Body"].read() == b"fine"
 
 
-def test_sse_c_headers_are_refused_not_ignored(s3, bucket):
+def test_sse_c_over_plain_http_is_refused_not_ignored(s3, bucket):
+    """As AWS: customer keys only over TLS (the key would cross the wire in clear)."""
     import os as _os
 
     with pytest.raises(ClientError) as e:
         s3.put_object(Bucket=bucket, Key="ssec", Body=b"x", SSECustomerAlgorithm="AES256",
                       SSECustomerKey=_os.urandom(32))
-    assert e.value.response["Error"]["Code"] == "NotImplemented"
-    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+    assert e.value.response["Error"]["Code"] == "InvalidRequest"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert "secure connection" in e.value.response["Error"]["Message"]
     with pytest.raises(ClientError) as e:
         s3.head_object(Bucket=bucket, Key="ssec")
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404

@@ -104,8 +104,7 @@ class EncryptedBlobStore(BlobStore):
         return self.ring.get(key_id)
 
     async def _header(self, blob_id: str) -> bytes:
-        parts = [c async for c in self.inner.read(blob_id, 0, envelope.HEADER_BYTES)]
-        return b"".join(parts)
+        return await _header(self.inner, blob_id)
 
     async def size(self, blob_id: str) -> int:
         check_blob_id(blob_id)
@@ -124,60 +123,8 @@ class EncryptedBlobStore(BlobStore):
 
     async def _read(self, blob_id: str, start: int, end: int | None, out_size: int) -> AsyncIterator[bytes]:
         dek = await self._dek(blob_id)
-        header = await self._header(blob_id)
-        cipher_size = await self.inner.size(blob_id)
-        try:
-            chunk = envelope.parse_header(header)
-            size = envelope.plaintext_size(cipher_size, chunk)
-            opener = envelope.Opener(dek, blob_id, header, size)
-        except CryptoError as e:
-            raise BlobCorrupt(f"blob {blob_id}: {e}") from None
-        end = size if end is None else min(end, size)
-        if start >= end:
-            return
-        first, last = start // chunk, (end - 1) // chunk
-
-        def need(i: int) -> int:
-            return chunk + TAG_BYTES if i < opener.last else size - opener.last * chunk + TAG_BYTES
-
-        lo = envelope.cipher_offset(first, chunk)
-        hi = envelope.cipher_offset(last, chunk) + need(last)
-        # Each inner read (about out_size bytes) is decrypted chunk by chunk through a
-        # memoryview and answered with one join: no buffer is shifted or copied twice.
-        index, leftover, carry = first, b"", b""
-        sealed = chunk + TAG_BYTES      # inner reads in whole sealed chunks: nothing left over
-        async for data in self.inner.read(blob_id, lo, hi, max(1, out_size // sealed) * sealed):
-            if leftover:
-                data, leftover = leftover + data, b""
-            view, pos, pieces = memoryview(data), 0, []
-            while index <= last and len(data) - pos >= need(index):
-                n = need(index)
-                try:
-                    plain = opener.open(index, view[pos:pos + n])
-                except CryptoError as e:
-                    raise BlobCorrupt(f"blob {blob_id} chunk {index}: {e}") from None
-                pos += n
-                base = index * chunk
-                lo_cut, hi_cut = max(0, start - base), end - base
-                pieces.append(plain if lo_cut == 0 and hi_cut >= len(plain) else plain[lo_cut:hi_cut])
-                index += 1
-            leftover = data[pos:]
-            if not pieces:
-                continue
-            ready = b"".join([carry, *pieces]) if carry else (pieces[0] if len(pieces) == 1 else b"".join(pieces))
-            whole = len(ready) - len(ready) % out_size
-            if whole == len(ready) and whole == out_size:
-                carry = b""
-                yield ready
-                continue
-            out = memoryview(ready)
-            for at in range(0, whole, out_size):
-                yield bytes(out[at:at + out_size])
-            carry = bytes(out[whole:])
-        if index <= last:
-            raise BlobCorrupt(f"blob {blob_id} is truncated at chunk {index}")
-        if carry:
-            yield carry
+        async for piece in read_sealed(self.inner, blob_id, dek, start, end, out_size):
+            yield piece
 
     # --- the rest ----------------------------------------------------------------------
     async def delete(self, blob_ids: list[str]) -> None:
@@ -197,6 +144,73 @@ class EncryptedBlobStore(BlobStore):
         self.ring = ring
         self._deks.clear()
         return await asyncio.to_thread(self.keys.rewrap, ring)
+
+
+async def _header(inner: BlobStore, blob_id: str) -> bytes:
+    parts = [c async for c in inner.read(blob_id, 0, envelope.HEADER_BYTES)]
+    return b"".join(parts)
+
+
+async def read_sealed(inner: BlobStore, blob_id: str, dek: bytes, start: int, end: int | None,
+                      out_size: int = CHUNK) -> AsyncIterator[bytes]:
+    """Plaintext bytes [start, end) of a blob in the envelope format, stored in ``inner``
+    and sealed under ``dek``; only the chunks overlapping the range are fetched and opened.
+    Shared by the master-key store and SSE-C objects (security/ssec.py), which differ only
+    in where the data key comes from. BlobCorrupt on any authentication failure."""
+    header = await _header(inner, blob_id)
+    cipher_size = await inner.size(blob_id)
+    try:
+        chunk = envelope.parse_header(header)
+        size = envelope.plaintext_size(cipher_size, chunk)
+        opener = envelope.Opener(dek, blob_id, header, size)
+    except CryptoError as e:
+        raise BlobCorrupt(f"blob {blob_id}: {e}") from None
+    end = size if end is None else min(end, size)
+    if start >= end:
+        return
+    first, last = start // chunk, (end - 1) // chunk
+
+    def need(i: int) -> int:
+        return chunk + TAG_BYTES if i < opener.last else size - opener.last * chunk + TAG_BYTES
+
+    lo = envelope.cipher_offset(first, chunk)
+    hi = envelope.cipher_offset(last, chunk) + need(last)
+    # Each inner read (about out_size bytes) is decrypted chunk by chunk through a
+    # memoryview and answered with one join: no buffer is shifted or copied twice.
+    index, leftover, carry = first, b"", b""
+    sealed = chunk + TAG_BYTES      # inner reads in whole sealed chunks: nothing left over
+    async for data in inner.read(blob_id, lo, hi, max(1, out_size // sealed) * sealed):
+        if leftover:
+            data, leftover = leftover + data, b""
+        view, pos, pieces = memoryview(data), 0, []
+        while index <= last and len(data) - pos >= need(index):
+            n = need(index)
+            try:
+                plain = opener.open(index, view[pos:pos + n])
+            except CryptoError as e:
+                raise BlobCorrupt(f"blob {blob_id} chunk {index}: {e}") from None
+            pos += n
+            base = index * chunk
+            lo_cut, hi_cut = max(0, start - base), end - base
+            pieces.append(plain if lo_cut == 0 and hi_cut >= len(plain) else plain[lo_cut:hi_cut])
+            index += 1
+        leftover = data[pos:]
+        if not pieces:
+            continue
+        ready = b"".join([carry, *pieces]) if carry else (pieces[0] if len(pieces) == 1 else b"".join(pieces))
+        whole = len(ready) - len(ready) % out_size
+        if whole == len(ready) and whole == out_size:
+            carry = b""
+            yield ready
+            continue
+        out = memoryview(ready)
+        for at in range(0, whole, out_size):
+            yield bytes(out[at:at + out_size])
+        carry = bytes(out[whole:])
+    if index <= last:
+        raise BlobCorrupt(f"blob {blob_id} is truncated at chunk {index}")
+    if carry:
+        yield carry
 
 
 class EncryptedBlobWriter(BlobWriter):
@@ -242,4 +256,4 @@ class EncryptedBlobWriter(BlobWriter):
             self._key_saved = False
 
 
-__all__ = ["BlobCorrupt", "BlobMissing", "EncryptedBlobStore", "EncryptedBlobWriter"]
+__all__ = ["BlobCorrupt", "BlobMissing", "EncryptedBlobStore", "EncryptedBlobWriter", "read_sealed"]

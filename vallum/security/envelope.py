@@ -24,6 +24,12 @@ never rewrites a blob; deleting a row crypto-shreds its blob.
 Inline body (kept in the metadata row, see ``encrypt_small``)::
 
     "VLMS" 0x01 | master key id (16 ascii hex) | u16 BE length | wrapped DEK | crypto.wrap(DEK, body)
+
+SSE-C (customer-key) objects use the same blob format, but their data keys come from an
+object key wrapped under the customer's key (security/ssec.py), never from the key table;
+their inline bodies are ``"VLMC" 0x01 | crypto.wrap(inline key, body)`` (``encrypt_customer_small``).
+A distinct magic, so no code path that lacks the customer's key can mistake one for a
+master-key body or for a legacy plaintext row.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ HEADER_BYTES = 16
 DEFAULT_CHUNK = 64 * 1024
 MAX_CHUNK = 16 * 1024 * 1024
 SMALL_MAGIC = b"VLMS\x01"
+CUSTOMER_MAGIC = b"VLMC\x01"
+_CUSTOMER_AAD = b"vallum-ssec-inline"
 
 
 def make_header(chunk_size: int) -> bytes:
@@ -190,3 +198,20 @@ def rewrap_small(old: bytes, new: bytes, blob: bytes, context: bytes = b"") -> b
     wrapped = crypto.wrap(new, dek, b"vallum-small-dek:" + context)
     return (SMALL_MAGIC + crypto.key_fingerprint(new).encode() + struct.pack(">H", len(wrapped))
             + wrapped + blob[23 + n:])
+
+
+# --- inline bodies of SSE-C objects ----------------------------------------------------
+def encrypt_customer_small(key: bytes, data: bytes) -> bytes:
+    """An inline body sealed under a key derived from an SSE-C object key (ssec.py)."""
+    return CUSTOMER_MAGIC + crypto.wrap(key, data, _CUSTOMER_AAD)
+
+
+def is_customer_small(blob: bytes) -> bool:
+    return blob[:5] == CUSTOMER_MAGIC
+
+
+def decrypt_customer_small(key: bytes, blob: bytes) -> bytes:
+    """Inverse of ``encrypt_customer_small``; CryptoError if altered or under another key."""
+    if not is_customer_small(blob):
+        raise CryptoError("not a customer-key inline body")
+    return crypto.unwrap(key, blob[5:], _CUSTOMER_AAD)

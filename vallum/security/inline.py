@@ -3,7 +3,9 @@
 The object service calls ``seal`` where a body goes inline and ``unseal`` where it is
 read, so handlers never see ciphertext. The keyring is the encrypted blob store's
 (``VALLUM_ENCRYPTION=off``: no keyring, bodies stay in clear). Context is b"" because
-CopyObject may copy a row's bytes verbatim to another object.
+CopyObject may copy a row's bytes verbatim to another object. Inline bodies of SSE-C
+objects are sealed by security/ssec.py under the customer's key instead, whatever the
+switch says; ``unseal`` refuses them rather than hand out their ciphertext.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from vallum.storage.base import StorageError
 
 class InlineCorrupt(StorageError):
     """An encrypted inline body failed authentication (or its key is missing)."""
+
+
+class CustomerKeyRequired(StorageError):
+    """An inline body sealed under a customer key (SSE-C) was read without that key."""
 
 
 def _ring(blobs: Any) -> Any:
@@ -33,7 +39,10 @@ def seal(blobs: Any, data: bytes) -> bytes:
 
 def unseal(blobs: Any, stored: bytes) -> bytes:
     """The plaintext of a stored inline body; InlineCorrupt if it does not authenticate.
-    Rows written before inline encryption (no envelope magic) are returned as they are."""
+    Rows written before inline encryption (no envelope magic) are returned as they are;
+    SSE-C bodies are refused (only ssec.ObjectKey.open_inline, given the key, opens them)."""
+    if envelope.is_customer_small(stored):
+        raise CustomerKeyRequired("inline body is encrypted under a customer key")
     if not envelope.is_small(stored):
         return stored
     ring = _ring(blobs)

@@ -120,20 +120,7 @@ class Gateway:
         await gate.authorize(request, registry.action_of(endpoint.name), resource)
         if handler is None:
             raise errors.NotImplemented_(f"{endpoint.name} is not implemented by Vallum.")
-        refuse_customer_keys(request)
         return await handler(request)
-
-
-_SSE_C_PREFIXES = ("x-amz-server-side-encryption-customer-",
-                   "x-amz-copy-source-server-side-encryption-customer-")
-
-
-def refuse_customer_keys(request: Request) -> None:
-    """SSE-C is not implemented: refuse it rather than let a client believe its key protects the data."""
-    for name, _ in request.headers.raw:
-        if name.startswith(_SSE_C_PREFIXES):
-            raise errors.NotImplemented_("Server-side encryption with customer-provided keys (SSE-C) "
-                                         "is not implemented; data is encrypted at rest under Vallum's keys.")
 
 
 def unread_body(scope: dict[str, Any], request: Request | None) -> bool:

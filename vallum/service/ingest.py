@@ -5,6 +5,9 @@ security/inline.py, so ``Ingested.inline`` is what to store, not the plaintext);
 stream to a blob writer in chunks. Every digest the client declared (Content-MD5,
 x-amz-checksum-*, in headers or trailers) is compared before the blob is
 committed, so a failed upload leaves nothing behind.
+
+With an SSE-C object key (``customer``), the body is sealed under it instead (security/ssec.py):
+inline or as a blob beneath the master-key layer, and the ETag is not the plaintext MD5.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from vallum.s3 import errors
 from vallum.s3.body import Body
 from vallum.security import inline as inline_crypto
 from vallum.security.spill import SpillGuard
+from vallum.security.ssec import ObjectKey
+from vallum.security.ssec import writer as customer_writer
 from vallum.storage.base import BlobStore, BlobWriter
 from vallum.storage.checksums import MultiHasher
 
@@ -47,24 +52,30 @@ class Ingested:
     digests: dict[str, bytes]          # algorithm -> raw digest (for multipart combining)
     blob_id: str | None = None
     inline: bytes | None = None        # as stored: sealed (encrypted) when encryption is on
+    etag: str = ""                     # the ETag to store: md5_hex, or opaque for SSE-C
+
+    def __post_init__(self) -> None:
+        if not self.etag:
+            self.etag = self.md5_hex
 
 
 async def ingest(blobs: BlobStore, body: Body, expect: Expectations, *,
                  max_size: int = MAX_SINGLE_PUT, allow_inline: bool = True,
-                 scanner: SpillGuard | None = None) -> Ingested:
+                 scanner: SpillGuard | None = None, customer: ObjectKey | None = None) -> Ingested:
     """Store a request body, checking every digest the client declared before commit."""
     if body.length is not None and body.length > max_size:
         raise errors.EntityTooLarge(MaxSizeAllowed=str(max_size), ProposedSize=str(body.length))
     return await store(blobs, body.chunks(), expect.algorithms(), max_size=max_size,
-                       allow_inline=allow_inline, scanner=scanner,
+                       allow_inline=allow_inline, scanner=scanner, customer=customer,
                        verify=lambda hasher: _verify(hasher, expect, body.trailers))
 
 
 async def store(blobs: BlobStore, chunks: AsyncIterator[bytes], algorithms: list[str], *,
                 max_size: int = MAX_OBJECT_SIZE, allow_inline: bool = True,
                 verify: Callable[[MultiHasher], None] | None = None,
-                scanner: SpillGuard | None = None) -> Ingested:
-    """Hash and store a byte stream: inline if small (and allowed), else as a committed blob."""
+                scanner: SpillGuard | None = None, customer: ObjectKey | None = None) -> Ingested:
+    """Hash and store a byte stream: inline if small (and allowed), else as a committed blob;
+    sealed under the SSE-C object key ``customer`` when there is one."""
     hasher = MultiHasher(algorithms)
     buffered: list[bytes] = []
     buffered_size = 0
@@ -83,7 +94,7 @@ async def store(blobs: BlobStore, chunks: AsyncIterator[bytes], algorithms: list
                 buffered_size += len(data)
                 continue
             if writer is None:
-                writer = blobs.writer()
+                writer = blobs.writer() if customer is None else customer_writer(blobs, customer)
                 for piece in buffered:
                     await writer.write(piece)
                 buffered = []
@@ -94,15 +105,19 @@ async def store(blobs: BlobStore, chunks: AsyncIterator[bytes], algorithms: list
             verify(hasher)
         checksums = {alg: hasher.b64(alg) for alg in algorithms}
         digests = {alg: hasher.digest(alg) for alg in algorithms}
+        etag = hasher.md5_hex if customer is None else customer.etag(hasher.md5_hex)
         if writer is None:
             data = b"".join(buffered)
             if allow_inline:
-                return Ingested(size, hasher.md5_hex, checksums, digests,
-                                inline=inline_crypto.seal(blobs, data))
-            blob_id = await blobs.put(data)
-            return Ingested(size, hasher.md5_hex, checksums, digests, blob_id=blob_id)
+                sealed = inline_crypto.seal(blobs, data) if customer is None else customer.seal_inline(data)
+                return Ingested(size, hasher.md5_hex, checksums, digests, inline=sealed, etag=etag)
+            if customer is None:
+                blob_id = await blobs.put(data)
+                return Ingested(size, hasher.md5_hex, checksums, digests, blob_id=blob_id)
+            writer = customer_writer(blobs, customer)
+            await writer.write(data)
         await writer.commit()
-        return Ingested(size, hasher.md5_hex, checksums, digests, blob_id=writer.blob_id)
+        return Ingested(size, hasher.md5_hex, checksums, digests, blob_id=writer.blob_id, etag=etag)
     except BaseException:
         if writer is not None:
             await writer.abort()

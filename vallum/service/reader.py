@@ -1,26 +1,54 @@
-"""Stream a stored object's bytes (inline, one blob, or a multipart manifest) for a range."""
+"""Stream a stored object's bytes (inline, one blob, or a multipart manifest) for a range.
+
+SSE-C versions (security/ssec.py) are read only with their object key (``key``); without
+it every function here refuses, so no caller can stream their ciphertext by mistake.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 from vallum.meta.records import ObjectRecord
+from vallum.s3 import errors
+from vallum.s3.sse import KEY_REQUIRED
+from vallum.security import ssec
 from vallum.security.inline import unseal
 from vallum.storage.base import BlobStore
 
 
-def inline_body(blobs: BlobStore, record: ObjectRecord) -> bytes:
-    """The plaintext of an inline body (stored sealed; security/inline.py)."""
+def _key_for(record: ObjectRecord, key: ssec.ObjectKey | None) -> ssec.ObjectKey | None:
+    if ssec.is_customer_encrypted(record.extra):
+        if key is None:
+            raise errors.InvalidRequest(KEY_REQUIRED)
+        return key
+    return None
+
+
+def inline_body(blobs: BlobStore, record: ObjectRecord, key: ssec.ObjectKey | None = None) -> bytes:
+    """The plaintext of an inline body (stored sealed; security/inline.py or ssec.py)."""
     assert record.inline is not None
+    customer = _key_for(record, key)
+    if customer is not None:
+        return customer.open_inline(record.inline)
     return unseal(blobs, record.inline)
 
 
-async def read_object(blobs: BlobStore, record: ObjectRecord, start: int, end: int) -> AsyncIterator[bytes]:
-    """Bytes [start, end] (inclusive) of the object's body."""
+def _blob(blobs: BlobStore, key: ssec.ObjectKey | None, blob_id: str, start: int,
+          end: int) -> AsyncIterator[bytes]:
+    """Bytes [start, end) of one blob of the object."""
+    if key is not None:
+        return ssec.read_blob(blobs, key, blob_id, start, end)
+    return blobs.read(blob_id, start, end)
+
+
+async def read_object(blobs: BlobStore, record: ObjectRecord, start: int, end: int,
+                      key: ssec.ObjectKey | None = None) -> AsyncIterator[bytes]:
+    """Bytes [start, end] (inclusive) of the object's body (``key``: its SSE-C object key)."""
+    customer = _key_for(record, key)
     if end < start:
         return
     if record.inline is not None:
-        yield inline_body(blobs, record)[start:end + 1]
+        yield inline_body(blobs, record, customer)[start:end + 1]
         return
     if record.parts:
         offset = 0
@@ -33,11 +61,11 @@ async def read_object(blobs: BlobStore, record: ObjectRecord, start: int, end: i
                 break
             lo = max(start, part_start) - part_start
             hi = min(end, part_end) - part_start
-            async for chunk in blobs.read(part.blob_id, lo, hi + 1):
+            async for chunk in _blob(blobs, customer, part.blob_id, lo, hi + 1):
                 yield chunk
         return
     if record.blob_id:
-        async for chunk in blobs.read(record.blob_id, start, end + 1):
+        async for chunk in _blob(blobs, customer, record.blob_id, start, end + 1):
             yield chunk
 
 

@@ -1,5 +1,6 @@
 """Pieces every object handler needs: bucket lookup, metadata headers in and out,
-checksum declarations, and the mapping of metadata-store errors to S3 errors."""
+checksum declarations, server-side encryption keys and headers, and the mapping of
+metadata-store errors to S3 errors."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from collections.abc import Callable
 from urllib.parse import quote
 from xml.etree.ElementTree import Element  # noqa: S405 - only the type; parsing is defusedxml
 
-from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord
-from vallum.s3 import errors, xml
+from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord, UploadRecord
+from vallum.s3 import errors, sse, xml
 from vallum.s3.conditions import http_date, iso8601
 from vallum.s3.handlers import labels
+from vallum.security import ssec
 from vallum.server.http import Headers, Request
 from vallum.service.ingest import Expectations, validate_checksum_value
 from vallum.storage.checksums import ALGORITHMS, new_hasher
@@ -238,3 +240,64 @@ def int_param(request: Request, name: str, default: int, *, lo: int = 0, hi: int
         raise errors.InvalidArgument(f"Argument {name} must be an integer between {lo} and 2147483647",
                                      ArgumentName=name, ArgumentValue=raw)
     return min(value, hi)
+
+
+# --- server-side encryption (s3/sse.py parses the headers, security/ssec.py holds the keys) ---
+def unlock(request: Request, extra: dict, customer: sse.CustomerKey | None) -> ssec.ObjectKey | None:
+    """The object key needed to read a version's body: None for a non-SSE-C object; for an
+    SSE-C one the request must carry the right customer key (wrong key: AccessDenied)."""
+    meta = extra.get(ssec.EXTRA)
+    if meta is None:
+        if customer is not None:
+            raise errors.InvalidRequest(sse.NOT_APPLICABLE)
+        return None
+    if customer is None:
+        raise errors.InvalidRequest(sse.KEY_REQUIRED)
+    try:
+        return ssec.open_object_key(customer.key, meta)
+    except ssec.WrongKey:
+        request.decision_reason = "sse-c: the customer key is not the object's key"
+        raise errors.AccessDenied() from None
+
+
+def upload_key(request: Request, upload: UploadRecord, customer: sse.CustomerKey | None, *,
+               required: bool = True) -> ssec.ObjectKey | None:
+    """The object key of a multipart upload for a part (or, ``required=False``, Complete):
+    an SSE-C upload needs the key it was created with on every part."""
+    meta = upload.extra.get(ssec.EXTRA)
+    if meta is None:
+        if customer is not None:
+            raise errors.InvalidArgument(sse.PART_KEY_MISMATCH,
+                                         ArgumentName=sse.PREFIX + "key")
+        return None
+    if customer is None:
+        if required:
+            raise errors.InvalidRequest(sse.PART_KEY_REQUIRED)
+        return None
+    try:
+        return ssec.open_object_key(customer.key, meta)
+    except ssec.WrongKey:
+        request.decision_reason = "sse-c: the customer key is not the upload's key"
+        raise errors.InvalidArgument(sse.PART_KEY_MISMATCH, ArgumentName=sse.PREFIX + "key") from None
+
+
+def new_object_key(customer: sse.CustomerKey | None, extra: dict) -> ssec.ObjectKey | None:
+    """A fresh object key for a write under a customer key; its metadata goes into ``extra``."""
+    if customer is None:
+        return None
+    key, meta = ssec.new_object_key(customer.key)
+    extra[ssec.EXTRA] = meta
+    return key
+
+
+def encryption_headers(request: Request, extra: dict, customer: sse.CustomerKey | None) -> dict[str, str]:
+    """How a version is encrypted, as S3 reports it: the customer-key headers for SSE-C
+    (echoing the key MD5 the request sent), else ``AES256`` when bodies are encrypted at
+    rest (VALLUM_ENCRYPTION on), else nothing: Vallum does not claim what it does not do."""
+    if ssec.EXTRA in extra:
+        if customer is not None:
+            return customer.response_headers()
+        return {sse.PREFIX + "algorithm": sse.ALGORITHM}
+    if ssec.at_rest_encrypted(request.services.blobs):
+        return {sse.SSE_HEADER: sse.ALGORITHM}
+    return {}

@@ -1,4 +1,8 @@
-"""CopyObject, and the copy-source parsing UploadPartCopy shares."""
+"""CopyObject, and the copy-source parsing UploadPartCopy shares.
+
+SSE-C: the source is read with the x-amz-copy-source-server-side-encryption-customer-* key,
+the copy is written under the plain x-amz-server-side-encryption-customer-* key (or none), so
+a copy onto itself with a new key is how a customer rotates its key, as on AWS."""
 
 from __future__ import annotations
 
@@ -8,14 +12,17 @@ from urllib.parse import unquote
 
 from vallum.compute import events
 from vallum.meta.records import BucketRecord, ObjectRecord
-from vallum.s3 import errors, xml
+from vallum.s3 import errors, sse, xml
 from vallum.s3.conditions import check_copy_source_conditions, iso8601
 from vallum.s3.handlers import bucket_settings, labels, lock, tagging
 from vallum.s3.handlers.common import (
     check_version_id,
+    encryption_headers,
     get_bucket,
+    new_object_key,
     new_version_id,
     system_meta_from,
+    unlock,
     user_meta_from,
 )
 from vallum.s3.handlers.objects import (
@@ -78,19 +85,24 @@ async def resolve_copy_source(request: Request) -> CopySource:
 
 async def copy_object(request: Request) -> Response:
     services = request.services
+    encryption = sse.write_encryption(request.headers, secure=request.secure)
+    source_customer = sse.customer_key(request.headers, secure=request.secure, copy_source=True)
     bucket = await get_bucket(request)
     validate_key(request.key)
     source = await resolve_copy_source(request)
     src = source.record
     headers = request.headers
+    source_key = unlock(request, src.extra, source_customer)
     directive = headers.get("x-amz-metadata-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise errors.InvalidArgument("Unknown metadata directive.", ArgumentName="x-amz-metadata-directive",
                                      ArgumentValue=directive)
     storage_class = headers.get("x-amz-storage-class", src.storage_class)
     same = source.bucket.name == bucket.name and src.key == request.key
+    reencrypts = (encryption.customer is not None or encryption.sse is not None
+                  or source_key is not None)
     if same and directive == "COPY" and storage_class == src.storage_class and source.version_id is None \
-            and bucket.versioning != "Enabled":
+            and bucket.versioning != "Enabled" and not reencrypts:
         raise errors.InvalidRequest(
             "This copy request is illegal because it is trying to copy an object to itself without changing "
             "the object's metadata, storage class, website redirect location or encryption attributes.")
@@ -115,15 +127,19 @@ async def copy_object(request: Request) -> Response:
         bucket=bucket.name, key=request.key, version_id=new_version_id(bucket), size=src.size,
         etag=src.etag, last_modified=time.time(), system_meta=system_meta, user_meta=user_meta,
         checksums=dict(src.checksums), storage_class=storage_class, owner=services.owner_id, extra=extra)
-    if same and source.version_id is None and src.version_id == record.version_id:
+    object_key = new_object_key(encryption.customer, extra)
+    if same and source.version_id is None and src.version_id == record.version_id and source_key is None \
+            and object_key is None:
         # Rewriting the null version's metadata in place: the body is shared, not copied.
         record.blob_id, record.inline, record.parts = src.blob_id, src.inline, src.parts
     else:
         algorithms = [a for a in src.checksums if a != "type" and src.checksums.get("type") != "COMPOSITE"]
-        stored = await store(services.blobs, read_object(services.blobs, src, 0, src.size - 1), algorithms)
+        stored = await store(services.blobs, read_object(services.blobs, src, 0, src.size - 1, source_key),
+                             algorithms, customer=object_key)
         record.blob_id, record.inline = stored.blob_id, stored.inline
+        if src.parts or source_key is not None or object_key is not None:
+            record.etag = stored.etag      # the source's ETag says nothing of the new body
         if src.parts:
-            record.etag = stored.md5_hex
             record.checksums = dict(stored.checksums, type="FULL_OBJECT") if stored.checksums else {}
     await commit_version(request, record, write_precondition(request, bucket))
     await events.object_event(request, events.CREATED_COPY, record)
@@ -131,6 +147,7 @@ async def copy_object(request: Request) -> Response:
     out.pop("etag")
     if source.bucket.versioning:
         out["x-amz-copy-source-version-id"] = src.version_id
+    out.update(encryption_headers(request, record.extra, encryption.customer))
     body = [("ETag", f'"{record.etag}"'), ("LastModified", iso8601(record.last_modified))]
     for alg, value in record.checksums.items():
         if alg != "type":

@@ -7,6 +7,10 @@ Labels: the upload's label is fixed at Create (MAC-checked like a PUT); every pa
 spill-scanned against it; an UploadPartCopy source must be readable and dominated by it
 (the completed object keeps the least upper bound of its sources, which is then the
 upload's label); uploads above the caller's level are absent (NoSuchUpload, unlisted).
+
+SSE-C: Create makes the upload's object key (wrapped under the customer's key, in
+``UploadRecord.extra``); every part must carry that same key, and each part blob is sealed
+under its own key derived from it; Complete moves the key metadata to the object.
 """
 
 from __future__ import annotations
@@ -20,17 +24,21 @@ import time
 from vallum.compute import events
 from vallum.meta.base import UploadMissing
 from vallum.meta.records import ObjectRecord, PartRecord, UploadRecord
-from vallum.s3 import errors, xml
+from vallum.s3 import errors, sse, xml
 from vallum.s3.conditions import iso8601
 from vallum.s3.handlers import bucket_settings, labels, lock, tagging
 from vallum.s3.handlers.buckets import owner_element
 from vallum.s3.handlers.common import (
+    encryption_headers,
     expectations_from,
     get_bucket,
     int_param,
+    new_object_key,
     new_version_id,
     quote_etag,
     system_meta_from,
+    unlock,
+    upload_key,
     url_encoder,
     user_meta_from,
 )
@@ -49,6 +57,7 @@ _CRCS = ("CRC32", "CRC32C", "CRC64NVME")
 
 
 async def create_upload(request: Request) -> Response:
+    encryption = sse.write_encryption(request.headers, secure=request.secure)
     bucket = await get_bucket(request)
     validate_key(request.key)
     headers = request.headers
@@ -73,6 +82,7 @@ async def create_upload(request: Request) -> Response:
     extra.update(tagging.tags_extra(request))
     label, _ = labels.write_label(request, bucket, headers.get(labels.LABEL_HEADER))
     extra["label"] = label.banner()
+    new_object_key(encryption.customer, extra)      # parts derive their keys from it
     upload = UploadRecord(
         upload_id=_new_upload_id(), bucket=bucket.name, key=request.key, initiated=time.time(),
         system_meta=system_meta_from(headers), user_meta=user_meta_from(headers),
@@ -80,9 +90,9 @@ async def create_upload(request: Request) -> Response:
         storage_class=headers.get("x-amz-storage-class", "STANDARD"), owner=request.services.owner_id,
         extra=extra)
     await request.services.meta.create_upload(upload)
-    out = {}
+    out = encryption_headers(request, upload.extra, encryption.customer)
     if algorithm:
-        out = {"x-amz-checksum-algorithm": algorithm, "x-amz-checksum-type": checksum_type}
+        out.update({"x-amz-checksum-algorithm": algorithm, "x-amz-checksum-type": checksum_type})
     body = {"Bucket": bucket.name, "Key": request.key, "UploadId": upload.upload_id}
     return xml_response(xml.render("InitiateMultipartUploadResult", body), headers=out)
 
@@ -138,22 +148,24 @@ def _part_guard(request: Request, bucket, upload: UploadRecord,
 
 
 async def upload_part(request: Request) -> Response:
+    customer = sse.customer_key(request.headers, secure=request.secure)
     bucket = await get_bucket(request)
     number = _part_number(request)
     upload = await _get_upload(request)
     if request.body.length is None and "transfer-encoding" not in request.headers:
         raise errors.MissingContentLength()
+    object_key = upload_key(request, upload, customer)
     expect = expectations_from(request.headers, default_algorithm=upload.checksum_algorithm)
     guard = _part_guard(request, bucket, upload)
     try:   # parts are spill-scanned as they stream, like a PUT
         stored = await ingest(request.services.blobs, request.body, expect, max_size=MAX_SINGLE_PUT,
-                              allow_inline=False, scanner=guard)
+                              allow_inline=False, scanner=guard, customer=object_key)
     except SpillDetected as exc:
         raise errors.SpillDetected(str(exc)) from None
     assert stored.blob_id is not None
-    part = PartRecord(number, stored.size, stored.md5_hex, stored.blob_id, time.time(), stored.checksums)
+    part = PartRecord(number, stored.size, stored.etag, stored.blob_id, time.time(), stored.checksums)
     await _save_part(request, upload, part)
-    out = {"etag": quote_etag(part.etag)}
+    out = {"etag": quote_etag(part.etag), **encryption_headers(request, upload.extra, customer)}
     for alg, value in part.checksums.items():
         out["x-amz-checksum-" + alg.lower()] = value
     return Response(200, out)
@@ -161,11 +173,15 @@ async def upload_part(request: Request) -> Response:
 
 async def upload_part_copy(request: Request) -> Response:
     services = request.services
+    customer = sse.customer_key(request.headers, secure=request.secure)
+    source_customer = sse.customer_key(request.headers, secure=request.secure, copy_source=True)
     bucket = await get_bucket(request)
     number = _part_number(request)
     upload = await _get_upload(request)
+    object_key = upload_key(request, upload, customer)
     source = await resolve_copy_source(request)
     src = source.record
+    source_key = unlock(request, src.extra, source_customer)
     _part_guard(request, bucket, upload, labels.record_label(src.extra))
     start, end = 0, src.size - 1
     range_header = request.headers.get("x-amz-copy-source-range")
@@ -174,12 +190,12 @@ async def upload_part_copy(request: Request) -> Response:
     if end - start + 1 > MAX_SINGLE_PUT:
         raise errors.InvalidRequest("The specified copy source is larger than the maximum allowable size for a copy source: 5368709120")
     algorithms = [upload.checksum_algorithm] if upload.checksum_algorithm else []
-    stored = await store(services.blobs, read_object(services.blobs, src, start, end), algorithms,
-                         allow_inline=False)
+    stored = await store(services.blobs, read_object(services.blobs, src, start, end, source_key), algorithms,
+                         allow_inline=False, customer=object_key)
     assert stored.blob_id is not None
-    part = PartRecord(number, stored.size, stored.md5_hex, stored.blob_id, time.time(), stored.checksums)
+    part = PartRecord(number, stored.size, stored.etag, stored.blob_id, time.time(), stored.checksums)
     await _save_part(request, upload, part)
-    out = {}
+    out = encryption_headers(request, upload.extra, customer)
     if source.bucket.versioning:
         out["x-amz-copy-source-version-id"] = src.version_id
     body = [("ETag", quote_etag(part.etag)), ("LastModified", iso8601(part.last_modified))]
@@ -237,8 +253,10 @@ async def _all_parts(request: Request, upload_id: str) -> dict[int, PartRecord]:
 
 async def complete_upload(request: Request) -> Response:
     services = request.services
+    customer = sse.customer_key(request.headers, secure=request.secure)
     bucket = await get_bucket(request)
     upload = await _get_upload(request)
+    upload_key(request, upload, customer, required=False)    # a key sent must be the upload's
     wanted = parse_complete(await request.body.read())
     stored = await _all_parts(request, upload.upload_id)
     chosen: list[PartRecord] = []
@@ -280,6 +298,7 @@ async def complete_upload(request: Request) -> Response:
     await events.object_event(request, events.CREATED_MULTIPART, record)
     out = version_headers(bucket, record, checksums=False)
     out.pop("etag")
+    out.update(encryption_headers(request, record.extra, customer))
     location = f"{request.headers.get('host', '')}/{bucket.name}/{upload.key}"
     body = [("Location", "http://" + location), ("Bucket", bucket.name), ("Key", upload.key),
             ("ETag", quote_etag(etag))]

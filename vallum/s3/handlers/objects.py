@@ -1,4 +1,7 @@
-"""PutObject, GetObject, HeadObject, DeleteObject."""
+"""PutObject, GetObject, HeadObject, DeleteObject.
+
+Server-side encryption: s3/sse.py parses the headers, common.unlock / new_object_key hold
+the SSE-C object keys (security/ssec.py); responses say how the version is encrypted."""
 
 from __future__ import annotations
 
@@ -6,18 +9,21 @@ import time
 
 from vallum.compute import events
 from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord
-from vallum.s3 import errors
+from vallum.s3 import errors, sse
 from vallum.s3.conditions import check_read_conditions, check_write_conditions
 from vallum.s3.handlers import bucket_settings, labels, lock, tagging
 from vallum.s3.handlers.common import (
     check_version_id,
+    encryption_headers,
     expectations_from,
     find_version,
     get_bucket,
+    new_object_key,
     new_version_id,
     object_headers,
     quote_etag,
     system_meta_from,
+    unlock,
     user_meta_from,
 )
 from vallum.s3.names import validate_key
@@ -86,6 +92,7 @@ async def put_object(request: Request) -> Response:
     headers = request.headers
     if request.body.length is None and "transfer-encoding" not in headers:
         raise errors.MissingContentLength()
+    encryption = sse.write_encryption(headers, secure=request.secure)
     expect = expectations_from(headers)
     system_meta = system_meta_from(headers)
     user_meta = user_meta_from(headers)
@@ -102,20 +109,23 @@ async def put_object(request: Request) -> Response:
     # Classification label: checked by MAC (no write down, bucket range), then the body
     # is spill-scanned as it streams (vallum/security).
     guard = labels.put_guard(request, bucket, headers.get(labels.LABEL_HEADER))
+    object_key = new_object_key(encryption.customer, extra)
     try:
-        stored = await ingest(services.blobs, request.body, expect, scanner=guard)
+        stored = await ingest(services.blobs, request.body, expect, scanner=guard, customer=object_key)
     except SpillDetected as exc:
         raise errors.SpillDetected(str(exc)) from None
     record = ObjectRecord(
         bucket=bucket.name, key=request.key, version_id=new_version_id(bucket), size=stored.size,
-        etag=stored.md5_hex, last_modified=time.time(), system_meta=system_meta, user_meta=user_meta,
+        etag=stored.etag, last_modified=time.time(), system_meta=system_meta, user_meta=user_meta,
         checksums=dict(stored.checksums, type="FULL_OBJECT") if stored.checksums else {},
         blob_id=stored.blob_id, inline=stored.inline, storage_class=storage_class,
         owner=services.owner_id, extra=extra)
     record.extra["label"] = guard.label.banner()
     await commit_version(request, record, precondition)
     await events.object_event(request, events.CREATED_PUT, record)
-    return Response(200, version_headers(bucket, record, checksums=True))
+    out = version_headers(bucket, record, checksums=True)
+    out.update(encryption_headers(request, record.extra, encryption.customer))
+    return Response(200, out)
 
 
 async def commit_version(request: Request, record: ObjectRecord, precondition=None) -> None:
@@ -152,8 +162,12 @@ async def head_object(request: Request) -> Response:
 
 
 async def _read(request: Request, *, with_body: bool) -> Response:
+    sse.refuse_on_read(request.headers)
+    customer = sse.customer_key(request.headers, secure=request.secure)
     bucket = await get_bucket(request)
     record = await find_version(request, bucket)
+    # The key is checked before any condition: no 304/412 is answered without it.
+    object_key = unlock(request, record.extra, customer)
     check_read_conditions(request.headers.mapping(), record.etag, record.last_modified)
     size = record.size
     part_param = request.query.get("partNumber")
@@ -190,6 +204,7 @@ async def _read(request: Request, *, with_body: bool) -> Response:
         headers = object_headers(bucket, record, checksums=True)
     if record.extra.get("label"):
         headers[labels.LABEL_HEADER] = record.extra["label"]
+    headers.update(encryption_headers(request, record.extra, customer))
     for param, header in RESPONSE_OVERRIDES.items():
         if param in request.query:
             headers[header] = request.query[param]
@@ -197,9 +212,10 @@ async def _read(request: Request, *, with_body: bool) -> Response:
     headers["content-length"] = str(length)
     if not with_body or length == 0:
         return Response(status, headers, b"")
+    blobs = request.services.blobs
     if record.inline is not None:
-        return Response(status, headers, inline_body(request.services.blobs, record)[start:end + 1])
-    return Response(status, headers, read_object(request.services.blobs, record, start, end), length=length)
+        return Response(status, headers, inline_body(blobs, record, object_key)[start:end + 1])
+    return Response(status, headers, read_object(blobs, record, start, end, object_key), length=length)
 
 
 async def delete_object(request: Request) -> Response:
