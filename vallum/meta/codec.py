@@ -116,6 +116,13 @@ def upload_from_row(r: Sequence[Any]) -> UploadRecord:
 
 
 # -- whole-record copies for the in-memory backend ---------------------------
+def listed_object(o: ObjectRecord) -> ObjectRecord:
+    """A copy as listings return it: everything but the inline body."""
+    copy = clone_object(o)
+    copy.inline = None
+    return copy
+
+
 def clone_object(o: ObjectRecord, is_latest: bool | None = None) -> ObjectRecord:
     p = object_params(o, o.is_latest if is_latest is None else is_latest)
     return object_from_row([0, *p.values()])

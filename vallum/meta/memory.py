@@ -155,7 +155,7 @@ class MemoryMetaStore(MetaStore):
 
         page = paginate(stream(*start_of(prefix, start_after)), stream, _key,
                         prefix=prefix, delimiter=delimiter, marker=start_after, limit=max_keys)
-        return to_list_page(page, _key, codec.clone_object)
+        return to_list_page(page, _key, codec.listed_object)
 
     async def list_versions(self, bucket: str, *, prefix: str = "", delimiter: str = "",
                             key_marker: str = "", version_id_marker: str = "",
@@ -175,7 +175,7 @@ class MemoryMetaStore(MetaStore):
 
         page = paginate(first(), stream, _key, prefix=prefix, delimiter=delimiter,
                         marker=key_marker, limit=max_keys)
-        return to_list_page(page, _key, codec.clone_object, _version)
+        return to_list_page(page, _key, codec.listed_object, _version)
 
     # -- multipart ---------------------------------------------------------
     async def create_upload(self, upload: UploadRecord) -> None:

@@ -97,8 +97,8 @@ def _build() -> Any:
     def insert(table: sa.Table, skip: tuple[str, ...] = ("seq",)) -> _Stmt:
         return _Stmt(sa.insert(table), [c.name for c in table.c if c.name not in skip])
 
-    def scans(table: sa.Table, order: list[Any], *extra: Any,
-              index: str | None = None) -> dict[tuple[bool, bool], _Stmt]:
+    def scans(table: sa.Table, order: list[Any], *extra: Any, index: str | None = None,
+              columns: list[Any] | None = None) -> dict[tuple[bool, bool], _Stmt]:
         """Four variants: start inclusive or not, with or without an end bound."""
         out = {}
         for inclusive in (True, False):
@@ -108,7 +108,8 @@ def _build() -> Any:
                 if bounded:
                     cond.append(table.c.key < _p("end"))
                 out[(inclusive, bounded)] = _Stmt(
-                    sa.select(table).where(*cond).order_by(*order).limit(_p("n")),
+                    sa.select(*(columns or table.columns)).where(*cond).order_by(*order)
+                    .limit(_p("n")),
                     indexed_by=(table.name, index) if index else None)
         return out
 
@@ -137,13 +138,16 @@ def _build() -> Any:
         sa.update(v).where(v.c.bucket == _p("w_bucket"), v.c.key == _p("w_key"),
                            v.c.version_id == _p("w_version_id")),
         ["system_meta", "user_meta", "extra"])
-    ns.ver_rest_of_key = _Stmt(sa.select(v).where(*same_key, v.c.seq < _p("seq"))
+    # Listings never return inline bodies (see MetaStore.list_objects): a page of small
+    # objects would otherwise read and copy every body out of the database.
+    listed = [sa.null().label("inline") if c.name == "inline" else c for c in v.columns]
+    ns.ver_rest_of_key = _Stmt(sa.select(*listed).where(*same_key, v.c.seq < _p("seq"))
                                .order_by(v.c.seq.desc()).limit(_p("n")))
-    ns.ver_scan = scans(v, [v.c.key, v.c.seq.desc()])
+    ns.ver_scan = scans(v, [v.c.key, v.c.seq.desc()], columns=listed)
     # Must repeat the partial index's WHERE (is_latest = 1 AND delete_marker = 0); without
     # statistics the planner would rather walk every version through ux_versions_id.
     ns.obj_scan = scans(v, [v.c.key], v.c.is_latest == one, v.c.delete_marker == zero,
-                        index="ix_versions_visible")
+                        index="ix_versions_visible", columns=listed)
     ns.ver_blob_refs = _Stmt(sa.select(v.c.blob_id, v.c.parts)
                              .where(sa.or_(v.c.blob_id.is_not(None), v.c.parts.is_not(None))))
 
