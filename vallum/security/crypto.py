@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -104,6 +105,14 @@ class ChunkCipher:
     def open(self, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
         try:
             return self._aead.decrypt(nonce, ciphertext, aad)
+        except InvalidTag:
+            raise CryptoError("encrypted chunk failed authentication") from None
+
+    def open_into(self, nonce: bytes, ciphertext: Any, aad: bytes, out: Any) -> None:
+        """``open`` writing the plaintext into ``out`` (exactly len(ciphertext) - 16 bytes):
+        a whole read batch decrypts into one buffer, with no per-chunk bytes and no join."""
+        try:
+            self._aead.decrypt_into(nonce, ciphertext, aad, out)
         except InvalidTag:
             raise CryptoError("encrypted chunk failed authentication") from None
 

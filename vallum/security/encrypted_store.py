@@ -175,42 +175,62 @@ async def read_sealed(inner: BlobStore, blob_id: str, dek: bytes, start: int, en
 
     lo = envelope.cipher_offset(first, chunk)
     hi = envelope.cipher_offset(last, chunk) + need(last)
-    # Each inner read (about out_size bytes) is decrypted chunk by chunk through a
-    # memoryview and answered with one join: no buffer is shifted or copied twice.
+    # Each inner read (whole sealed chunks) is opened into one buffer: per chunk one
+    # decrypt_into, no per-chunk bytes and no join. On the loop, not a worker thread: the
+    # hand-off cost more than the decryption (in-process: 2.9-3.2 GiB/s inline against
+    # 0.6-0.9 GiB/s through the executor).
+    # Inner reads of out_size // chunk sealed chunks open to exactly out_size bytes when the
+    # range starts on a chunk boundary, so whole reads are answered without re-cutting.
     index, leftover, carry = first, b"", b""
-    sealed = chunk + TAG_BYTES      # inner reads in whole sealed chunks: nothing left over
-    async for data in inner.read(blob_id, lo, hi, max(1, out_size // sealed) * sealed):
+    per_read = max(1, out_size // chunk) * (chunk + TAG_BYTES)
+    async for data in inner.read(blob_id, lo, hi, per_read):
         if leftover:
             data, leftover = leftover + data, b""
-        view, pos, pieces = memoryview(data), 0, []
+        spans, pos = [], 0
         while index <= last and len(data) - pos >= need(index):
-            n = need(index)
-            try:
-                plain = opener.open(index, view[pos:pos + n])
-            except CryptoError as e:
-                raise BlobCorrupt(f"blob {blob_id} chunk {index}: {e}") from None
-            pos += n
-            base = index * chunk
-            lo_cut, hi_cut = max(0, start - base), end - base
-            pieces.append(plain if lo_cut == 0 and hi_cut >= len(plain) else plain[lo_cut:hi_cut])
+            spans.append((index, pos, need(index)))
+            pos += need(index)
             index += 1
-        leftover = data[pos:]
-        if not pieces:
+        if pos < len(data):
+            leftover = data[pos:]
+        if not spans:
             continue
-        ready = b"".join([carry, *pieces]) if carry else (pieces[0] if len(pieces) == 1 else b"".join(pieces))
-        whole = len(ready) - len(ready) % out_size
-        if whole == len(ready) and whole == out_size:
+        plain = _open_spans(opener, blob_id, data, spans, chunk, start, end)
+        ready = carry + plain if carry else plain
+        if len(ready) == out_size:
             carry = b""
             yield ready
             continue
-        out = memoryview(ready)
-        for at in range(0, whole, out_size):
-            yield bytes(out[at:at + out_size])
-        carry = bytes(out[whole:])
+        whole = len(ready) - len(ready) % out_size
+        view = memoryview(ready)
+        for at in range(0, whole, out_size):       # callers get chunks of exactly out_size
+            yield bytes(view[at:at + out_size])
+        carry = bytes(view[whole:])
     if index <= last:
         raise BlobCorrupt(f"blob {blob_id} is truncated at chunk {index}")
     if carry:
         yield carry
+
+
+def _open_spans(opener: envelope.Opener, blob_id: str, data: bytes,
+                spans: list[tuple[int, int, int]], chunk: int, start: int, end: int) -> bytes:
+    """Decrypt the sealed chunks ``spans`` (index, offset, length) of ``data`` into one
+    buffer and cut it to [start, end) of the plaintext."""
+    out = bytearray(sum(n - TAG_BYTES for _, _, n in spans))
+    view, target, at = memoryview(data), memoryview(out), 0
+    for index, pos, n in spans:
+        size = n - TAG_BYTES
+        try:
+            opener.open_into(index, view[pos:pos + n], target[at:at + size])
+        except CryptoError as e:
+            raise BlobCorrupt(f"blob {blob_id} chunk {index}: {e}") from None
+        at += size
+    base = spans[0][0] * chunk
+    lo_cut, hi_cut = max(0, start - base), min(len(out), end - base)
+    target.release()
+    if lo_cut == 0 and hi_cut == len(out):
+        return bytes(out)
+    return bytes(out[lo_cut:hi_cut])
 
 
 class EncryptedBlobWriter(BlobWriter):

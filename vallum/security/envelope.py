@@ -35,6 +35,7 @@ master-key body or for a legacy plaintext row.
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from vallum.security import crypto
 from vallum.security.crypto import TAG_BYTES, ChunkCipher, CryptoError
@@ -151,6 +152,11 @@ class Opener:
         final = index == self.last
         return self._cipher.open(nonce(index), sealed,
                                  chunk_aad(self.header, self._blob_id, index, final))
+
+    def open_into(self, index: int, sealed: Any, out: Any) -> None:
+        final = index == self.last
+        self._cipher.open_into(nonce(index), sealed,
+                               chunk_aad(self.header, self._blob_id, index, final), out)
 
 
 def seal_all(dek: bytes, blob_id: str, data: bytes, chunk_size: int = DEFAULT_CHUNK) -> bytes:
