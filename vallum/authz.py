@@ -1,9 +1,10 @@
 """The one place every access decision is made.
 
 Order: the platform root is allowed everything; otherwise the IAM evaluator
-(vallum.iam.evaluate) decides from the caller's identity policies (and session
-policy), the bucket policy, and the bucket's PublicAccessBlock: explicit deny,
-then allow, then default deny; a bucket of another account needs both sides.
+(vallum.iam.evaluate) decides from the caller's identity policies (capped by its session
+policy and permissions boundary), the bucket policy, and the bucket's
+PublicAccessBlock: explicit deny, then allow, then default deny; a bucket of another
+account needs both sides.
 Labels (MAC) come first and no policy, root included, overrides them:
 ``decide_labels`` (no read up, no write down, bucket label range) runs before any
 policy when the context carries ``labels``; handlers call it directly once they know
@@ -98,17 +99,18 @@ def decide(principal: Principal, action: str, resource: str,
     if principal.is_root:
         return Decision(True, "platform root")
     ctx = context or Context()
-    resource_policies: list[tuple[str, Policy]] = []
+    resource_policies: tuple[tuple[str, Policy], ...] = ()
     if ctx.bucket_policy is not None:
         cross = principal.anonymous or (ctx.resource_owner is not None
                                         and ctx.resource_owner != principal.account)
         if not (ctx.restrict_public and cross and is_public(ctx.bucket_policy)):
-            resource_policies.append(("bucket-policy", ctx.bucket_policy))
+            resource_policies = _labelled(ctx.bucket_policy)
     keys = {**ctx.keys, **principal.context_keys()}
     verdict = evaluate(EvalRequest(action, resource, keys, principal.caller()),
                        identity=narrowed(principal.policies, action, resource),
                        session=narrowed(principal.session_policies, action, resource),
-                       resource=narrowed(tuple(resource_policies), action, resource),
+                       boundary=narrowed(principal.boundary, action, resource),
+                       resource=narrowed(resource_policies, action, resource),
                        resource_account=ctx.resource_owner)
     return Decision(verdict.allowed, verdict.reason, verdict.policy, verdict.statement)
 
@@ -123,6 +125,19 @@ def decide(principal: Principal, action: str, resource: str,
 # labels, so the verdict, its reason and the deciding statement are unchanged.
 
 _NARROWED: dict[int, tuple[Any, dict[tuple[str, str], Any]]] = {}
+_LABELLED: dict[int, tuple[Policy, tuple[tuple[str, Policy], ...]]] = {}
+
+
+def _labelled(bucket_policy: Policy) -> tuple[tuple[str, Policy], ...]:
+    """The same ``(("bucket-policy", policy),)`` tuple for the same parsed policy, so that
+    ``narrowed`` (keyed by the tuple's identity) finds its views instead of starting over
+    on every request to a bucket with a policy."""
+    hit = _LABELLED.get(id(bucket_policy))
+    if hit is None or hit[0] is not bucket_policy:      # the strong reference pins the id
+        if len(_LABELLED) >= _MAX_SETS:
+            _LABELLED.clear()
+        hit = _LABELLED[id(bucket_policy)] = (bucket_policy, (("bucket-policy", bucket_policy),))
+    return hit[1]
 _MAX_SETS = 4096          # distinct policy tuples remembered (then start over)
 _MAX_VIEWS = 256          # (action, bucket) views per policy tuple
 

@@ -65,13 +65,15 @@ def _parse(stmts, kind="identity"):
     return parse({"Version": "2012-10-17", "Statement": stmts}, kind=kind)
 
 
-def _both(req: ev.Request, identity, session, resource, owner):
+def _both(req: ev.Request, identity, session, resource, owner, boundary=(), trust=False):
     """(verdict on the full policies, verdict on the narrowed ones)."""
-    kwargs = {"resource_account": owner}
-    full = ev.evaluate(req, identity=identity, session=session, resource=resource, **kwargs)
+    kwargs = {"resource_account": owner, "require_resource": trust}
+    full = ev.evaluate(req, identity=identity, session=session, resource=resource,
+                       boundary=boundary, **kwargs)
     fast = ev.evaluate(req, identity=authz.narrowed(identity, req.action, req.resource),
                        session=authz.narrowed(session, req.action, req.resource),
-                       resource=authz.narrowed(resource, req.action, req.resource), **kwargs)
+                       resource=authz.narrowed(resource, req.action, req.resource),
+                       boundary=authz.narrowed(boundary, req.action, req.resource), **kwargs)
     return full, fast
 
 
@@ -79,14 +81,16 @@ def _both(req: ev.Request, identity, session, resource, owner):
 @given(ident=statements(), sess=st.one_of(st.none(), statements()),
        bucket=st.one_of(st.none(), statements(resource_policy=True)),
        action=st.sampled_from(REQUEST_ACTIONS), resource=st.sampled_from(REQUEST_RESOURCES),
-       owner=st.sampled_from([None, "111122223333", "444455556666"]))
-def test_narrowing_never_changes_a_verdict(ident, sess, bucket, action, resource, owner):
+       owner=st.sampled_from([None, "111122223333", "444455556666"]),
+       bound=st.one_of(st.none(), statements()))
+def test_narrowing_never_changes_a_verdict(ident, sess, bucket, action, resource, owner, bound):
     identity = (("identity", _parse(ident)),)
     session = (("session", _parse(sess, "session")),) if sess else ()
     res = (("bucket", _parse(bucket, "resource")),) if bucket else ()
+    boundary = (("boundary", _parse(bound)),) if bound else ()
     caller = ev.Caller(ALICE, "111122223333")
     req = ev.Request(action, resource, {"aws:username": "alice"}, caller)
-    full, fast = _both(req, identity, session, res, owner)
+    full, fast = _both(req, identity, session, res, owner, boundary)
     assert fast == full
 
 
@@ -105,11 +109,26 @@ def test_narrowing_agrees_on_the_decision_corpus(case):
     session = (("session", pol(case["session"], "session")),) if case.get("session") else ()
     resource = ((("bucket", pol(case["resource_policy"], "resource")),)
                 if case.get("resource_policy") else ())
+    if case.get("trust"):
+        resource = (("trust", pol(case["trust"], "trust")),)
+    boundary = (("boundary", pol(case["boundary"])),) if case.get("boundary") is not None else ()
     req = ev.Request(case.get("action", "s3:GetObject"), case.get("resource", "arn:aws:s3:::b/k"),
                      keys, caller)
-    full, fast = _both(req, identity, session, resource, case.get("owner"))
+    full, fast = _both(req, identity, session, resource, case.get("owner"), boundary,
+                       bool(case.get("trust")))
     assert fast == full
     assert fast.allowed is case["expect"]
+
+
+def test_a_boundary_that_allows_nothing_here_still_caps():
+    everything = _parse([{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}])
+    other_bucket = _parse([{"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::c/*"}])
+    p = Principal("AKIA1", "111122223333", user="alice", arn=ALICE,
+                  policies=(("p", everything),), boundary=(("b", other_bucket),))
+    assert authz.narrowed(p.boundary, "s3:GetObject", "arn:aws:s3:::b/k")[0][1].statements == ()
+    no = authz.decide(p, "s3:GetObject", "arn:aws:s3:::b/k")
+    assert not no.allowed and "permissions boundary" in no.reason
+    assert authz.decide(p, "s3:GetObject", "arn:aws:s3:::c/k").allowed
 
 
 def test_a_session_policy_that_allows_nothing_here_still_caps():
@@ -181,3 +200,18 @@ def test_metric_children_are_reused_and_count():
     metrics.observe("UnitTestOp", 200, 0.002)
     assert metrics.REQUESTS.labels("UnitTestOp", "200")._value.get() == before + 2
     assert metrics._CHILDREN[("UnitTestOp", 200)][0] is metrics.REQUESTS.labels("UnitTestOp", "200")
+
+
+def test_a_bucket_policy_keeps_its_narrowed_views_across_requests():
+    """decide() hands narrowed() the same labelled tuple for the same parsed bucket policy,
+    so the per-(action, bucket) views are reused instead of rebuilt on every request."""
+    bucket = _parse([{"Effect": "Allow", "Principal": {"AWS": ALICE}, "Action": "s3:GetObject",
+                      "Resource": "arn:aws:s3:::b/*"}], "resource")
+    first = authz._labelled(bucket)
+    assert first is authz._labelled(bucket) and first == (("bucket-policy", bucket),)
+    view = authz.narrowed(first, "s3:GetObject", "arn:aws:s3:::b/k")
+    assert authz.narrowed(authz._labelled(bucket), "s3:GetObject", "arn:aws:s3:::b/x") is view
+    alice = Principal("AKIA1", "111122223333", user="alice", arn=ALICE)
+    ctx = authz.Context(resource_owner="111122223333", bucket_policy=bucket)
+    assert authz.decide(alice, "s3:GetObject", "arn:aws:s3:::b/k", ctx).allowed
+    assert not authz.decide(alice, "s3:PutObject", "arn:aws:s3:::b/k", ctx).allowed

@@ -202,7 +202,9 @@ def account_delete(ctx: typer.Context, account: str, output: str = OutputOpt) ->
 # ---------------------------------------------------------------- users
 @user_app.command("create")
 def user_create(ctx: typer.Context, name: str, account: str = AccountOpt,
-                admin: bool = typer.Option(False, "--admin", help="May use the admin API"),
+                admin: bool = typer.Option(False, "--admin", help="Give the user the inline "
+                                           "AccountAdmin policy: every action inside its "
+                                           "account (needs iam:CreateUser and iam:PutUserPolicy)"),
                 output: str = OutputOpt) -> None:
     _run(ctx, "CreateUser", output, account=account, user=name, admin=admin)
 
@@ -223,6 +225,21 @@ def user_set_clearance(ctx: typer.Context, name: str,
                        account: str = AccountOpt, output: str = OutputOpt) -> None:
     """Set a user's clearance (platform root only)."""
     _run(ctx, "SetClearance", output, account=account, user=name, clearance=clearance)
+
+
+@user_app.command("set-boundary")
+def user_set_boundary(ctx: typer.Context, name: str,
+                      policy: str = typer.Argument(..., help="Managed policy name or ARN"),
+                      account: str = AccountOpt, output: str = OutputOpt) -> None:
+    """Set a user's permissions boundary: the most its identity policies can grant."""
+    _run(ctx, "PutUserPermissionsBoundary", output, account=account, user=name, policy=policy)
+
+
+@user_app.command("delete-boundary")
+def user_delete_boundary(ctx: typer.Context, name: str, account: str = AccountOpt,
+                         output: str = OutputOpt) -> None:
+    """Remove a user's permissions boundary."""
+    _run(ctx, "DeleteUserPermissionsBoundary", output, account=account, user=name)
 
 
 @user_app.command("delete")
@@ -335,6 +352,21 @@ def role_set_clearance(ctx: typer.Context, name: str,
     """Set a role's clearance and default session level (platform root only)."""
     _run(ctx, "SetClearance", output, account=account, role=name, clearance=clearance,
          session_level=session_level)
+
+
+@role_app.command("set-boundary")
+def role_set_boundary(ctx: typer.Context, name: str,
+                      policy: str = typer.Argument(..., help="Managed policy name or ARN"),
+                      account: str = AccountOpt, output: str = OutputOpt) -> None:
+    """Set a role's permissions boundary (its sessions keep it)."""
+    _run(ctx, "PutRolePermissionsBoundary", output, account=account, role=name, policy=policy)
+
+
+@role_app.command("delete-boundary")
+def role_delete_boundary(ctx: typer.Context, name: str, account: str = AccountOpt,
+                         output: str = OutputOpt) -> None:
+    """Remove a role's permissions boundary."""
+    _run(ctx, "DeleteRolePermissionsBoundary", output, account=account, role=name)
 
 
 @role_app.command("delete")

@@ -46,7 +46,8 @@ RemoveUserFromGroup CreateAccessKey DeleteAccessKey UpdateAccessKey ListAccessKe
 DeletePolicy GetPolicy ListPolicies AttachUserPolicy DetachUserPolicy AttachGroupPolicy
 DetachGroupPolicy AttachRolePolicy DetachRolePolicy PutUserPolicy PutGroupPolicy PutRolePolicy
 DeleteUserPolicy DeleteGroupPolicy DeleteRolePolicy CreateRole DeleteRole GetRole ListRoles
-SimulatePrincipalPolicy PassRole GetOperatorAlerts
+SimulatePrincipalPolicy PassRole GetOperatorAlerts PutUserPermissionsBoundary
+DeleteUserPermissionsBoundary PutRolePermissionsBoundary DeleteRolePermissionsBoundary
 """.split())
 
 SERVICES: dict[str, frozenset[str]] = {

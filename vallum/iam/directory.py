@@ -24,6 +24,9 @@ KINDS = ("user", "group", "role")
 ADMIN_USER = "admin"
 ADMIN_POLICY = '{"Version":"2012-10-17","Statement":[{"Sid":"AccountAdmin","Effect":"Allow","Action":"*","Resource":"*"}]}'
 MAX_KEYS_PER_USER = 2 * 5
+# Stands in for a boundary whose policy is gone (fail closed).
+MISSING_BOUNDARY = ('{"Version":"2012-10-17","Statement":[{"Sid":"BoundaryPolicyMissing",'
+                    '"Effect":"Deny","Action":"*","Resource":"*"}]}')
 
 
 class IAMError(Exception):
@@ -131,7 +134,13 @@ class Directory:
         if self.store.get("user", account=account, name=name):
             raise EntityAlreadyExists(f"user {name} already exists")
         row = self._user_row(account, name, admin, dict(tags or {}), time.time())
-        self.store.apply([Op("put", "user", row)])
+        ops = [Op("put", "user", row)]
+        if admin:
+            # What "admin" means is what it grants: the same inline AccountAdmin policy as
+            # the account's own admin user (full rights inside the account, none outside).
+            ops.append(Op("put", "inline", {"account": account, "kind": "user", "target": name,
+                                            "name": "AccountAdmin", "document": ADMIN_POLICY}))
+        self.store.apply(ops)
         return row
 
     def user(self, account: str, name: str) -> dict[str, Any]:
@@ -269,7 +278,48 @@ class Directory:
         used = [a for a in self.store.scan("attachment", account=account) if a["policy"] == name]
         if used:
             raise DeleteConflict(f"policy {name} is attached to {len(used)} entities; detach first")
+        bounded = [f"{kind}/{row['name']}" for kind in ("user", "role")
+                   for row in self.store.scan(kind, account=account) if row.get("boundary") == name]
+        if bounded:
+            raise DeleteConflict(f"policy {name} is the permissions boundary of "
+                                 f"{', '.join(bounded)}; delete those boundaries first")
         self.store.apply([Op("delete", "policy", {"account": account, "name": name})])
+
+    # -- permissions boundaries ----------------------------------------------------
+    def _bounded_entity(self, account: str, kind: str, name: str) -> dict[str, Any]:
+        if kind not in ("user", "role"):
+            raise IAMError("a permissions boundary is set on a user or a role")
+        return self.user(account, name) if kind == "user" else self.role(account, name)
+
+    def put_boundary(self, account: str, kind: str, name: str, policy_ref: str) -> dict[str, Any]:
+        """Set a user's or role's permissions boundary to a managed policy of its account,
+        named by name or ARN (``arn:aws:iam::ACCOUNT:policy/NAME``)."""
+        row = self._bounded_entity(account, kind, name)
+        policy_name = policy_ref
+        if policy_ref.startswith("arn:"):
+            prefix = f"arn:aws:iam::{account}:policy/"
+            if not policy_ref.startswith(prefix):
+                raise IAMError(f"the boundary must be a managed policy of account {account}")
+            policy_name = policy_ref[len(prefix):]
+        self.policy(account, policy_name)
+        row["boundary"] = policy_name
+        self.store.apply([Op("put", kind, row)])
+        return {kind: name, "boundary": policy_name,
+                "boundary_arn": f"arn:aws:iam::{account}:policy/{policy_name}"}
+
+    def delete_boundary(self, account: str, kind: str, name: str) -> None:
+        row = self._bounded_entity(account, kind, name)
+        if row.pop("boundary", None) is not None:
+            self.store.apply([Op("put", kind, row)])
+
+    def boundary_of(self, account: str, row: dict[str, Any]) -> tuple[str, str] | None:
+        """(label, document) of the boundary named in a user or role row, if it has one.
+        A boundary naming a policy that no longer exists denies everything (fail closed)."""
+        name = row.get("boundary")
+        if not name:
+            return None
+        p = self.store.get("policy", account=account, name=name)
+        return (f"boundary/{name}", p["document"] if p is not None else MISSING_BOUNDARY)
 
     def _target(self, account: str, kind: str, target: str) -> None:
         if kind not in KINDS:

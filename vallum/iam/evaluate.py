@@ -1,9 +1,19 @@
 """The pure IAM evaluator: policies + one request -> allow or deny, and why.
 
-AWS's order, exactly: an explicit Deny in any applicable policy wins; otherwise the
-request is allowed by an Allow in an identity policy (narrowed by a session policy,
-when the caller is a role session) or in the resource policy; otherwise it is denied
-by default. When the resource belongs to another account, both sides must allow.
+AWS's order, exactly: an explicit Deny in any applicable policy (identity, session,
+permissions boundary, resource) wins; otherwise the request is allowed by an Allow in an
+identity policy, capped by the session policy and the permissions boundary when there
+are any, or in the resource policy; otherwise it is denied by default. When the resource
+belongs to another account, both sides must allow.
+
+The caps and resource policies, as AWS documents them ("Permissions boundaries for IAM
+entities", "Policy evaluation logic"): a resource-policy statement naming the caller's
+own ARN (an IAM user, or a role session's session ARN) grants directly and is not
+limited by an implicit deny in a boundary or session policy; one naming the role ARN
+behind a session is limited by both, like the role's identity policies; one naming the
+account only counts together with an identity Allow. A resource-policy ``Deny`` with
+``NotPrincipal`` applies to any caller that has a permissions boundary, whatever it
+names (AWS's documented behaviour).
 No I/O: the caller hands in parsed policies and the request's context keys.
 """
 
@@ -61,11 +71,15 @@ class Verdict:
     statement: str = ""       # Sid or Statement[i]
 
 
+# How a resource-policy statement names the caller, strongest first.
+DIRECT, ROLE, ACCOUNT = 0, 1, 2
+
+
 @dataclass(frozen=True)
 class Hit:
     policy: str
     statement: Statement
-    direct: bool = True       # resource policies: principal named directly (vs. its account)
+    kind: int = DIRECT        # resource policies: DIRECT (the caller or "*"), ROLE, ACCOUNT
 
 
 # ---------------------------------------------------------------- matching
@@ -93,29 +107,34 @@ def resource_matches(st: Statement, resource: str, keys: Mapping[str, Any], vari
     return hit != st.not_resource
 
 
-def principal_match(spec: PrincipalSpec, caller: Caller) -> str | None:
-    """'direct' (caller named, or everyone), 'account' (its account named) or None."""
+def principal_match(spec: PrincipalSpec, caller: Caller) -> int | None:
+    """DIRECT (the caller's own ARN, or everyone), ROLE (the role behind a session),
+    ACCOUNT (the caller's account) or None."""
     if spec.anyone:
-        return "direct"
+        return DIRECT
     if caller.anonymous:
         return None
+    best = None
     for arn in spec.aws:
-        if arn == caller.arn or (caller.role_arn and arn == caller.role_arn):
-            return "direct"
-        if arn.endswith(":root") and arn == f"arn:aws:iam::{caller.account}:root":
-            return "account"
-    if caller.account and caller.account in spec.canonical:
-        return "account"
-    return None
+        if arn == caller.arn:
+            return DIRECT
+        if caller.role_arn and arn == caller.role_arn:
+            best = ROLE
+        elif best is None and arn.endswith(":root") and arn == f"arn:aws:iam::{caller.account}:root":
+            best = ACCOUNT
+    if best is None and caller.account and caller.account in spec.canonical:
+        best = ACCOUNT
+    return best
 
 
-def _principal_applies(st: Statement, caller: Caller) -> str | None:
+def _principal_applies(st: Statement, caller: Caller, bounded: bool) -> int | None:
     if st.principal is None:
-        return "direct"
-    found = principal_match(st.principal, caller)
+        return DIRECT
     if st.not_principal:
-        return None if found else "direct"
-    return found
+        if bounded and st.effect == "Deny":
+            return DIRECT             # AWS: NotPrincipal + Deny denies any bounded caller
+        return None if principal_match(st.principal, caller) is not None else DIRECT
+    return principal_match(st.principal, caller)
 
 
 # ---------------------------------------------------------------- conditions
@@ -209,33 +228,37 @@ def statement_applies(st: Statement, req: Request, variables: bool) -> bool:
 
 # ---------------------------------------------------------------- decisions
 
-def _scan(policies: Sequence[tuple[str, Policy]], req: Request, *, resource_policy: bool
-          ) -> tuple[Hit | None, Hit | None]:
+def _scan(policies: Sequence[tuple[str, Policy]], req: Request, *, resource_policy: bool,
+          bounded: bool = False) -> tuple[Hit | None, Hit | None]:
     """First explicit Deny and best Allow among ``policies`` for this request."""
     deny = allow = None
     for label, policy in policies:
         for st in policy.statements:
             if resource_policy:
-                kind = _principal_applies(st, req.caller)
+                kind = _principal_applies(st, req.caller, bounded)
                 if kind is None:
                     continue
             else:
-                kind = "direct"
+                kind = DIRECT
             if not statement_applies(st, req, policy.variables):
                 continue
             if st.effect == "Deny":
                 return Hit(label, st), allow
-            if allow is None or (kind == "direct" and not allow.direct):
-                allow = Hit(label, st, kind == "direct")
+            if allow is None or kind < allow.kind:
+                allow = Hit(label, st, kind)
     return deny, allow
 
 
 def evaluate(req: Request, *, identity: Sequence[tuple[str, Policy]] = (),
              resource: Sequence[tuple[str, Policy]] = (),
              session: Sequence[tuple[str, Policy]] = (),
+             boundary: Sequence[tuple[str, Policy]] = (),
              resource_account: str | None = None, require_resource: bool = False) -> Verdict:
     """Decide one request. ``resource_account`` None means 'the caller's own account'.
 
+    ``boundary``: the caller's permissions boundary (a user's, or the role's for a role
+    session); empty means none. A boundary, like a session policy, grants nothing: it
+    caps identity allows (and resource allows naming the role), and its Deny wins.
     ``require_resource``: the resource policy must allow even inside one account (role
     trust policies: an identity policy alone never lets anyone assume a role).
     """
@@ -245,11 +268,21 @@ def evaluate(req: Request, *, identity: Sequence[tuple[str, Policy]] = (),
     s_deny, s_allow = _scan(session, req, resource_policy=False)
     if s_deny:
         return _deny(s_deny)
-    r_deny, r_allow = _scan(resource, req, resource_policy=True)
+    b_deny, b_allow = _scan(boundary, req, resource_policy=False)
+    if b_deny:
+        return _deny(b_deny)
+    r_deny, r_allow = _scan(resource, req, resource_policy=True, bounded=bool(boundary))
     if r_deny:
         return _deny(r_deny)
+    capped = ""
     if session and not s_allow:
-        id_allow = None          # a session policy caps what the role's policies grant
+        capped = "the session policy"
+    elif boundary and not b_allow:
+        capped = "the permissions boundary"
+    if capped:
+        id_allow = None          # the caps limit what identity policies grant ...
+        if r_allow and r_allow.kind == ROLE:
+            r_allow = None       # ... and what a resource policy grants the role
     same_account = (not req.caller.anonymous
                     and (resource_account is None or resource_account == req.caller.account))
     if req.caller.anonymous:
@@ -257,21 +290,23 @@ def evaluate(req: Request, *, identity: Sequence[tuple[str, Policy]] = (),
             return _allow(r_allow, "allowed by the resource policy (anonymous)")
         return Verdict(False, "anonymous access is not granted by any policy")
     if same_account and require_resource:
-        if r_allow and (r_allow.direct or id_allow):
+        if r_allow and (r_allow.kind != ACCOUNT or id_allow):
             return _allow(r_allow, "allowed by the trust policy")
         return Verdict(False, "the trust policy does not allow this caller" if not r_allow
                        else "the trust policy trusts the account but no identity policy allows")
     if same_account:
         if id_allow:
             return _allow(id_allow, "allowed by an identity policy")
-        if r_allow and r_allow.direct:
+        if r_allow and r_allow.kind != ACCOUNT:
             return _allow(r_allow, "allowed by the resource policy")
+        if capped:
+            return Verdict(False, f"no allow within {capped} (implicit deny)")
         return Verdict(False, "no policy allows this request (default deny)")
     if id_allow and r_allow:
         return _allow(r_allow, "cross-account: allowed by both the identity and resource policy")
     if r_allow:
         return Verdict(False, "cross-account: the resource policy allows but no identity "
-                              "policy of the caller does")
+                              "policy of the caller does" + (f" within {capped}" if capped else ""))
     if id_allow:
         return Verdict(False, "cross-account: no resource policy of the owner allows this")
     return Verdict(False, "no policy allows this request (default deny)")

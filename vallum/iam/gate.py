@@ -40,6 +40,10 @@ _LOCK_KEYS = (("x-amz-object-lock-mode", "s3:object-lock-mode"),
               ("x-amz-object-lock-retain-until-date", "s3:object-lock-retain-until-date"),
               ("x-amz-object-lock-legal-hold", "s3:object-lock-legal-hold"))
 
+# request header -> condition key, for condition_keys' single pass over the headers.
+_HEADER_TO_KEY = {"user-agent": "aws:useragent", "referer": "aws:referer",
+                  **{name: "s3:" + name for name in _HEADER_KEYS}, **dict(_LOCK_KEYS)}
+
 
 def credential_of(headers: list[tuple[str, str]], raw_query: str) -> tuple[str | None, str | None]:
     """(access key id, session token) as the request claims them, without verifying."""
@@ -132,15 +136,10 @@ def condition_keys(request: Any, now: float) -> dict[str, Any]:
         "aws:currenttime": _iso(now), "aws:epochtime": str(int(now)),
         "aws:requestedregion": request.services.config.region,
     }
-    for name, key in (("user-agent", "aws:useragent"), ("referer", "aws:referer")):
-        if name in h:
-            keys[key] = h[name]
-    for name in _HEADER_KEYS:
-        if name in h:
-            keys["s3:" + name] = h[name]
-    for name, key in _LOCK_KEYS:
-        if name in h:
-            keys[key] = h[name]
+    for name, value in h.items():          # one pass over the few headers sent
+        key = _HEADER_TO_KEY.get(name)
+        if key is not None:
+            keys[key] = value
     q = request.query
     for name in ("prefix", "delimiter", "max-keys"):
         if name in q:
@@ -189,7 +188,7 @@ def _uses_object_tags(obj: Any, policies: Any) -> bool:
 
 def _needs_object_tags(principal: Principal, bucket_policy: Any) -> bool:
     """Does any policy in play test s3:ExistingObjectTag (costing an object read)?"""
-    for mine in (principal.policies, principal.session_policies):
+    for mine in (principal.policies, principal.session_policies, principal.boundary):
         if mine and _uses_object_tags(mine, [p for _, p in mine]):
             return True
     return bucket_policy is not None and _uses_object_tags(bucket_policy, [bucket_policy])

@@ -1,9 +1,10 @@
 """Access key id (+ session token) -> secret and Principal, for every request.
 
 Why a generation counter: a disabled or deleted key must stop working at once, on
-every gateway process sharing the database. Each request re-reads the one-row
-generation counter (one indexed read); when it moved, every cached key, secret and
-resolved principal is dropped and re-read. Unchanged, a request costs that one read.
+every gateway process sharing the database. Each request asks the store for the IAM
+generation (for SQLite a load from a shared change word, with a database read only
+when it moved or twice a second: iam/sqlstore.py); when it moved, every cached key,
+secret and resolved principal is dropped and re-read.
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ class Identities:
             base = Principal(None, account, False, user=user, groups=groups,
                              arn=user_arn(account, user),
                              policies=tuple((label, parsed(doc)) for label, doc in docs),
+                             boundary=self._boundary(account, row),
                              tags=dict(row.get("tags") or {}), is_admin=bool(row.get("admin")),
                              user_id=row.get("id", ""), clearance=row.get("clearance"),
                              session_level=row.get("session_level"))
@@ -115,10 +117,17 @@ class Identities:
             docs = self.directory.policies_of(account, "role", role)
             base = Principal(None, account, False, role=role, arn=role_arn(account, role),
                              policies=tuple((label, parsed(doc)) for label, doc in docs),
+                             boundary=self._boundary(account, row),
                              user_id=row.get("id", ""), clearance=row.get("clearance"),
                              session_level=row.get("session_level"))
             self._roles[(account, role)] = base
         return base
+
+    def _boundary(self, account: str, row: dict) -> tuple[tuple[str, policy_lang.Policy], ...]:
+        """The entity's permissions boundary as a one-policy tuple (empty: none). Role
+        sessions are built from the role's principal, so they keep the role's boundary."""
+        found = self.directory.boundary_of(account, row)
+        return ((found[0], parsed(found[1])),) if found else ()
 
     def resolve(self, akid: str, token: str | None, now: float) -> tuple[str, Principal] | None:
         """(secret, principal) for a signing key, or None when it is unknown or disabled.

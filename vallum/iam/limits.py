@@ -3,7 +3,9 @@
 Why: SigV4 secrets cannot be brute-forced, but a flood of bad signatures or guessed
 key ids is an attack signal and costs CPU. After ``max_failures`` failures inside
 ``window`` seconds, the key (or address) is refused with SlowDown, before any
-signature work, until the window has passed. Counts are per gateway process.
+signature work, until the window has passed. This class counts in one process (the
+in-memory IAM service, and the fallback of iam/lockouts.py, which shares the counts
+between the gateway processes of one database).
 """
 
 from __future__ import annotations
@@ -52,9 +54,15 @@ class FailureLimiter:
 
     def failed(self, access_key: str | None, address: str, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
+        self._count(access_key, address, now)
+        log.warning("authentication failed: access_key=%s address=%s", access_key, address)
+
+    def _count(self, access_key: str | None, address: str, now: float) -> None:
         if len(self._fails) >= self.max_tracked:
             self._fails.clear()          # bounded memory beats perfect accounting under a flood
         for who in (("k:" + access_key) if access_key else None, ("a:" + address) if address else None):
             if who:
                 self._fails.setdefault(who, deque()).append(now)
-        log.warning("authentication failed: access_key=%s address=%s", access_key, address)
+
+    def close(self) -> None:
+        """Nothing to release here (the shared limiter holds a connection)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from vallum.iam.evaluate import ANONYMOUS_CALLER, Caller
@@ -23,6 +24,7 @@ class Principal:
     arn: str = "*"
     policies: tuple[tuple[str, Policy], ...] = ()          # identity policies, labelled
     session_policies: tuple[tuple[str, Policy], ...] = ()  # AssumeRole Policy parameter
+    boundary: tuple[tuple[str, Policy], ...] = ()          # permissions boundary (user's or role's)
     tags: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     is_admin: bool = False       # the account's admin user (admin API within its account)
     token_issued: float | None = None
@@ -36,13 +38,24 @@ class Principal:
         return self.access_key is None
 
     def caller(self) -> Caller:
+        return self._caller
+
+    def context_keys(self) -> dict[str, Any]:
+        """The aws:* condition keys that describe the principal (shared: do not mutate)."""
+        return self._context_keys
+
+    # Computed once per principal object: the identity cache hands the same object to
+    # every request of a key, so a request no longer rebuilds them (dataclasses.replace
+    # makes a new object, with its own cache).
+    @cached_property
+    def _caller(self) -> Caller:
         if self.anonymous:
             return ANONYMOUS_CALLER
         role_arn = f"arn:aws:iam::{self.account}:role/{self.role}" if self.role else ""
         return Caller(self.arn, self.account, role_arn, False)
 
-    def context_keys(self) -> dict[str, Any]:
-        """The aws:* condition keys that describe the principal."""
+    @cached_property
+    def _context_keys(self) -> dict[str, Any]:
         if self.anonymous:
             return {}
         keys: dict[str, Any] = {"aws:principalaccount": self.account, "aws:principalarn": self.arn,

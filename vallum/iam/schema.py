@@ -46,6 +46,21 @@ generation = sa.Table(
     sa.Column("gen", sa.Integer, nullable=False),
 )
 
+# Failed-authentication rate limits shared by every gateway process (iam/lockouts.py):
+# one row per failure (who is "k:<key id>" or "a:<address>"), pruned past the window,
+# and one row per active lockout. Written only when authentication fails.
+auth_failures = sa.Table(
+    "iam_auth_failures", metadata,
+    sa.Column("who", sa.Text, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),                    # wall-clock seconds
+)
+sa.Index("ix_iam_auth_failures_who", auth_failures.c.who, auth_failures.c.at)
+auth_lockouts = sa.Table(
+    "iam_auth_lockouts", metadata,
+    sa.Column("who", sa.Text, primary_key=True),
+    sa.Column("until", sa.Float, nullable=False),
+)
+
 # kind name -> (table, key columns); the store's generic operations use this.
 ENTITIES: dict[str, tuple[sa.Table, tuple[str, ...]]] = {
     "account": (accounts, ("id",)),

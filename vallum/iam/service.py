@@ -8,6 +8,7 @@ from pathlib import Path
 from vallum.iam.directory import Directory
 from vallum.iam.identity import Identities
 from vallum.iam.limits import FailureLimiter
+from vallum.iam.lockouts import SharedFailureLimiter
 from vallum.iam.root import RootCredentials
 from vallum.iam.sqlstore import SQLiteIAMStore
 from vallum.iam.store import IAMStore, MemoryIAMStore
@@ -26,6 +27,7 @@ class IAM:
         return self.directory.master_key
 
     def close(self) -> None:
+        self.limiter.close()
         self.store.close()
 
 
@@ -36,9 +38,12 @@ def build(store: IAMStore, master_key: bytes, root: RootCredentials, root_accoun
 
 
 def open_sqlite(data_dir: Path, db_path: Path, root: RootCredentials, root_account: str) -> IAM:
-    """The IAM tables live in the metadata database file; the master key in the data dir."""
-    return build(SQLiteIAMStore(db_path), crypto.load_or_create_master_key(data_dir), root,
-                 root_account)
+    """The IAM tables live in the metadata database file; the master key in the data dir.
+    Failed-authentication counts live there too, shared by every gateway process."""
+    iam = build(SQLiteIAMStore(db_path), crypto.load_or_create_master_key(data_dir), root,
+                root_account)
+    iam.limiter = SharedFailureLimiter(db_path)
+    return iam
 
 
 def open_memory(root: RootCredentials, root_account: str = "root") -> IAM:

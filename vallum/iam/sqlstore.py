@@ -5,8 +5,11 @@ Why synchronous reads on the caller's thread: each read is one primary-key looku
 it to a thread pool; writes are rare (admin calls) and run in a worker thread.
 Statements are SQLAlchemy Core compiled once to SQL text, as in meta/sqlite.py.
 Several gateway processes may share the file: writes take ``BEGIN IMMEDIATE`` and
-bump ``iam_generation`` in the same transaction, so every process sees a change on
-its next request.
+bump ``iam_generation`` in the same transaction, then announce the change through a
+mapped change word next to the database (iam/changes.py). ``generation()`` asks the
+database only when that word moved or every ``POLL_EVERY`` seconds, so a request pays a
+memory load, not a query, and a missed signal (a writer killed between commit and
+signal, a gateway on another host) delays a change by at most ``POLL_EVERY``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,10 +27,12 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from vallum.iam import schema
+from vallum.iam.changes import ChangeSignal
 from vallum.iam.schema import ENTITIES
 from vallum.iam.store import IAMStore, KeyRow, Op
 
 _DIALECT = sqlite_dialect.dialect(paramstyle="named")
+POLL_EVERY = 0.5          # seconds between database reads of the generation when unsignalled
 
 
 def _sql(stmt: Any, literal: bool = False) -> str:
@@ -92,6 +98,11 @@ def _params(kind: str, row: dict[str, Any]) -> dict[str, Any]:
     return {**{k: str(row[k]) for k in keycols}, "doc": json.dumps(doc, sort_keys=True)}
 
 
+def signal_path(db_path: Path) -> Path:
+    """The change word of the IAM tables in ``db_path`` (a small file beside it)."""
+    return db_path.with_name(db_path.name + ".iam-changes")
+
+
 def _keyrow(r: tuple[Any, ...]) -> KeyRow:
     return KeyRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6])
 
@@ -102,6 +113,8 @@ class SQLiteIAMStore(IAMStore):
         self.busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self.signal: ChangeSignal | None = None
+        self._seen = (-1, -1, 0.0)          # (change word, generation, next poll time)
 
     def open(self) -> None:
         if self._conn is not None:
@@ -124,12 +137,16 @@ class SQLiteIAMStore(IAMStore):
             conn.execute("ROLLBACK")
             raise
         self._conn = conn
+        self.signal = ChangeSignal(signal_path(self.path))
 
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            if self.signal is not None:
+                self.signal.close()
+                self.signal = None
 
     def _read(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         assert self._conn is not None, "IAM store is not open"
@@ -137,7 +154,17 @@ class SQLiteIAMStore(IAMStore):
             return self._conn.execute(sql, params).fetchall()
 
     def generation(self) -> int:
-        return self._read(_GEN_GET, {})[0][0]
+        """The IAM generation; a query only when the change word moved or a poll is due."""
+        signal = self.signal
+        word = signal.value() if signal is not None else -1
+        seen_word, gen, next_poll = self._seen
+        now = time.monotonic()
+        if word == seen_word and now < next_poll:
+            return gen
+        # The word is read before the query: a change signalled in between is seen next time.
+        gen = self._read(_GEN_GET, {})[0][0]
+        self._seen = (word, gen, now + POLL_EVERY)
+        return gen
 
     def get(self, kind: str, /, **key: str) -> dict[str, Any] | None:
         rows = self._read(_select(kind, ENTITIES[kind][1]), key)
@@ -170,6 +197,8 @@ class SQLiteIAMStore(IAMStore):
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            if self.signal is not None:
+                self.signal.bump()          # after the commit: readers then see the new rows
             return gen
 
     @staticmethod

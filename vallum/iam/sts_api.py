@@ -103,6 +103,7 @@ def assume_role(iam: Any, who: Principal, params: dict[str, str], rid: str,
                          {**keys, **who.context_keys(), "sts:rolesessionname": name},
                          who.caller())
         verdict = ev.evaluate(req, identity=who.policies, session=who.session_policies,
+                              boundary=who.boundary,
                               resource=[("trust-policy", parsed(role["trust_policy"], "trust"))],
                               resource_account=account, require_resource=True)
         if not verdict.allowed:

@@ -210,6 +210,10 @@ def _actions():
         "GetRole": ("GetRole", lambda d, a, x: {**d.role(a, *_need(x, "role")), "policies": [lbl for lbl, _ in d.policies_of(a, "role", x["role"])]}),
         "ListRoles": ("ListRoles", lambda d, a, x: {"roles": d.list_roles(a)}),
         "DeleteRole": ("DeleteRole", lambda d, a, x: d.delete_role(a, *_need(x, "role"))),
+        "PutUserPermissionsBoundary": ("PutUserPermissionsBoundary", lambda d, a, x: d.put_boundary(a, "user", *_need(x, "user", "policy"))),
+        "DeleteUserPermissionsBoundary": ("DeleteUserPermissionsBoundary", lambda d, a, x: d.delete_boundary(a, "user", *_need(x, "user"))),
+        "PutRolePermissionsBoundary": ("PutRolePermissionsBoundary", lambda d, a, x: d.put_boundary(a, "role", *_need(x, "role", "policy"))),
+        "DeleteRolePermissionsBoundary": ("DeleteRolePermissionsBoundary", lambda d, a, x: d.delete_boundary(a, "role", *_need(x, "role"))),
         "SetClearance": (None, _set_clearance),
     }
 
@@ -252,9 +256,13 @@ async def handle(services, scope, receive, path: str) -> Response:
         if not principal.is_root:
             if iam_action is None:
                 raise errors.AccessDenied("Only the platform root manages accounts.")
-            decision = authz.decide(principal, "iam:" + iam_action, f"arn:aws:iam::{account}:*")
-            if not decision.allowed:
-                raise errors.AccessDenied(f"not authorized to perform iam:{iam_action}")
+            needed = [iam_action]
+            if name == "CreateUser" and args.get("admin"):
+                needed.append("PutUserPolicy")      # --admin gives the user a full-access policy
+            for one in needed:
+                decision = authz.decide(principal, "iam:" + one, f"arn:aws:iam::{account}:*")
+                if not decision.allowed:
+                    raise errors.AccessDenied(f"not authorized to perform iam:{one}")
         if iam_action is not None and not account:
             raise IAMError("missing required field: account")
         if name == "Simulate":

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from vallum.iam.root import RootCredentials
+from vallum.iam.tenancy import TenantMeta
 from vallum.meta.base import MetaStore
 from vallum.server.config import Config
 from vallum.storage.base import BlobStore
@@ -31,7 +32,6 @@ class Services:
             return self
         if principal.is_root:        # a root session (temporary key): still the root
             return self._view(caller=principal)
-        from vallum.iam.tenancy import TenantMeta
         return self._view(caller=principal, tenant=principal.account,
                           meta=TenantMeta(self.meta, principal.account))
 

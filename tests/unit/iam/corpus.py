@@ -196,6 +196,60 @@ S3_ALL = {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}
 # Whole requests. Fields: identity/session/resource: statement lists; action; resource;
 # keys; caller ("alice" | "bob@other" | "anonymous" | "session"); owner: resource account
 # (None: the caller's own); expect: allowed?
+GET_B = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}
+PUT_B = {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::b/*"}
+ROLE = "arn:aws:iam::111122223333:role/reader"
+SESSION = "arn:aws:sts::111122223333:assumed-role/reader/job"
+
+
+def _grant(principal, action="s3:GetObject", effect="Allow"):
+    return {"Effect": effect, "Principal": principal, "Action": action, "Resource": "arn:aws:s3:::b/*"}
+
+
+NOT_ALICE_DENY = {"Effect": "Deny", "NotPrincipal": {"AWS": ALICE}, "Action": "s3:*",
+                  "Resource": "arn:aws:s3:::b/*"}
+
+BOUNDARY_CASES = [
+    dict(id="boundary-intersection-allows", identity=[S3_ALL], boundary=[GET_B], expect=T),
+    dict(id="boundary-caps-identity", identity=[S3_ALL], boundary=[GET_B], action="s3:PutObject", expect=F),
+    dict(id="boundary-grants-nothing-alone", identity=[], boundary=[S3_ALL], expect=F),
+    dict(id="boundary-other-resource", identity=[S3_ALL], boundary=[{"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::c/*"}], expect=F),
+    dict(id="boundary-identity-narrower", identity=[GET_B], boundary=[S3_ALL], action="s3:PutObject", expect=F),
+    dict(id="boundary-explicit-deny-wins", identity=[S3_ALL], boundary=[S3_ALL, {"Effect": "Deny", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/secret/*"}], resource="arn:aws:s3:::b/secret/x", expect=F),
+    dict(id="boundary-deny-beats-user-resource-grant", identity=[], boundary=[{"Effect": "Deny", "Action": "s3:*", "Resource": "*"}], resource_policy=[_grant({"AWS": ALICE})], owner="111122223333", expect=F),
+    dict(id="boundary-identity-deny-wins", identity=[S3_ALL, {"Effect": "Deny", "Action": "s3:GetObject", "Resource": "*"}], boundary=[S3_ALL], expect=F),
+    dict(id="boundary-condition-holds", identity=[S3_ALL], boundary=[{"Effect": "Allow", "Action": "s3:*", "Resource": "*", "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}], keys={"aws:sourceip": "10.1.2.3"}, expect=T),
+    dict(id="boundary-condition-fails", identity=[S3_ALL], boundary=[{"Effect": "Allow", "Action": "s3:*", "Resource": "*", "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}], keys={"aws:sourceip": "192.0.2.1"}, expect=F),
+    dict(id="boundary-notaction", identity=[S3_ALL], boundary=[{"Effect": "Allow", "NotAction": "s3:DeleteObject", "Resource": "*"}], action="s3:DeleteObject", expect=F),
+    dict(id="boundary-variables", identity=[S3_ALL], boundary=[{"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::b/home/${aws:username}/*"}], resource="arn:aws:s3:::b/home/alice/x", expect=T),
+    dict(id="boundary-variables-other-home", identity=[S3_ALL], boundary=[{"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::b/home/${aws:username}/*"}], resource="arn:aws:s3:::b/home/bob/x", expect=F),
+    # resource policies in the same account
+    dict(id="boundary-user-arn-grant-not-limited", identity=[], boundary=[PUT_B], resource_policy=[_grant({"AWS": ALICE})], owner="111122223333", expect=T),
+    dict(id="boundary-star-grant-not-limited", identity=[], boundary=[PUT_B], resource_policy=[_grant("*")], owner="111122223333", expect=T),
+    dict(id="boundary-account-grant-needs-identity-within", identity=[S3_ALL], boundary=[PUT_B], resource_policy=[_grant({"AWS": "arn:aws:iam::111122223333:root"})], owner="111122223333", expect=F),
+    dict(id="boundary-account-grant-with-identity", identity=[S3_ALL], boundary=[S3_ALL], resource_policy=[_grant({"AWS": "arn:aws:iam::111122223333:root"})], owner="111122223333", expect=T),
+    dict(id="boundary-role-arn-grant-limited", caller="session", identity=[], boundary=[PUT_B], resource_policy=[_grant({"AWS": ROLE})], owner="111122223333", expect=F),
+    dict(id="boundary-role-arn-grant-within", caller="session", identity=[], boundary=[GET_B], resource_policy=[_grant({"AWS": ROLE})], owner="111122223333", expect=T),
+    dict(id="boundary-session-arn-grant-not-limited", caller="session", identity=[], boundary=[PUT_B], resource_policy=[_grant({"AWS": SESSION})], owner="111122223333", expect=T),
+    dict(id="boundary-role-session-identity-capped", caller="session", identity=[S3_ALL], boundary=[GET_B], action="s3:PutObject", expect=F),
+    dict(id="boundary-role-session-identity-within", caller="session", identity=[S3_ALL], boundary=[GET_B], expect=T),
+    dict(id="boundary-and-session-policy-both-cap", caller="session", identity=[S3_ALL], boundary=[S3_ALL], session=[PUT_B], expect=F),
+    dict(id="boundary-and-session-policy-both-allow", caller="session", identity=[S3_ALL], boundary=[GET_B], session=[S3_ALL], expect=T),
+    dict(id="session-policy-limits-role-arn-grant", caller="session", identity=[], session=[PUT_B], resource_policy=[_grant({"AWS": ROLE})], owner="111122223333", expect=F),
+    dict(id="session-policy-spares-session-arn-grant", caller="session", identity=[], session=[PUT_B], resource_policy=[_grant({"AWS": SESSION})], owner="111122223333", expect=T),
+    # NotPrincipal + Deny denies every caller that has a boundary, whatever it names
+    dict(id="boundary-notprincipal-deny-always-applies", identity=[S3_ALL], boundary=[S3_ALL], resource_policy=[NOT_ALICE_DENY], owner="111122223333", expect=F),
+    dict(id="no-boundary-notprincipal-deny-spares", identity=[S3_ALL], resource_policy=[NOT_ALICE_DENY], owner="111122223333", expect=T),
+    # cross-account: the boundary caps the caller's identity side
+    dict(id="boundary-cross-account-within", caller="bob@other", identity=[S3_ALL], boundary=[GET_B], resource_policy=[_grant({"AWS": "arn:aws:iam::444455556666:root"})], owner="111122223333", expect=T),
+    dict(id="boundary-cross-account-capped", caller="bob@other", identity=[S3_ALL], boundary=[PUT_B], resource_policy=[_grant({"AWS": "arn:aws:iam::444455556666:root"})], owner="111122223333", expect=F),
+    dict(id="boundary-cross-account-user-named-still-needs-identity", caller="bob@other", identity=[S3_ALL], boundary=[PUT_B], resource_policy=[_grant({"AWS": "arn:aws:iam::444455556666:user/bob"})], owner="111122223333", expect=F),
+    # trust policies (AssumeRole): the caller's boundary caps its identity side
+    dict(id="boundary-trust-account-capped", identity=[{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}], boundary=[S3_ALL], trust=[{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "sts:AssumeRole"}], action="sts:AssumeRole", resource=ROLE, owner="111122223333", expect=F),
+    dict(id="boundary-trust-account-within", identity=[{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}], boundary=[{"Effect": "Allow", "Action": "sts:*", "Resource": "*"}], trust=[{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "sts:AssumeRole"}], action="sts:AssumeRole", resource=ROLE, owner="111122223333", expect=T),
+    dict(id="boundary-trust-user-named-not-limited", identity=[], boundary=[S3_ALL], trust=[{"Effect": "Allow", "Principal": {"AWS": ALICE}, "Action": "sts:AssumeRole"}], action="sts:AssumeRole", resource=ROLE, owner="111122223333", expect=T),
+]
+
 DECISIONS = [
     # action matching
     dict(id="action-exact", identity=[{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}], action="s3:GetObject", expect=T),
@@ -276,4 +330,8 @@ DECISIONS = [
     dict(id="anonymous-no-policy", caller="anonymous", resource="arn:aws:s3:::b/k", owner="111122223333", expect=F),
     dict(id="anonymous-ip-condition", caller="anonymous", resource_policy=[{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*", "Condition": {"IpAddress": {"aws:sourceip": "10.0.0.0/8"}}}], resource="arn:aws:s3:::b/k", owner="111122223333", keys={"aws:sourceip": "192.0.2.1"}, expect=F),
     dict(id="anonymous-deny-wins", caller="anonymous", resource_policy=[{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}, {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/private/*"}], resource="arn:aws:s3:::b/private/k", owner="111122223333", expect=F),
+    # permissions boundaries (AWS "Permissions boundaries for IAM entities"): the effective
+    # permissions are identity ∩ boundary; an explicit Deny in either wins; a resource policy
+    # naming the user ARN or the session ARN is not limited, one naming the role ARN is.
+    *BOUNDARY_CASES,
 ]

@@ -54,10 +54,15 @@ def test_decision(case):
     session = [("session", _policy(case["session"], version))] if case.get("session") else []
     resource = ([("bucket", _policy(case["resource_policy"], version, "resource"))]
                 if case.get("resource_policy") else [])
+    if case.get("trust"):
+        resource = [("trust", _policy(case["trust"], version, "trust"))]
+    boundary = ([("boundary", _policy(case["boundary"], version))]
+                if case.get("boundary") is not None else [])
     req = ev.Request(case.get("action", "s3:GetObject"), case.get("resource", "arn:aws:s3:::b/k"),
                      keys, caller)
     verdict = ev.evaluate(req, identity=identity, session=session, resource=resource,
-                          resource_account=case.get("owner"))
+                          boundary=boundary, resource_account=case.get("owner"),
+                          require_resource=bool(case.get("trust")))
     assert verdict.allowed is case["expect"], verdict.reason
 
 
