@@ -111,14 +111,15 @@ class MetaStore(ABC):
         binary order; keys containing ``delimiter`` after ``prefix`` roll up into
         common prefixes (a prefix <= start_after is skipped). Entries plus
         prefixes together are at most ``max_keys``. Listed records carry no inline
-        body (``inline`` is None): ``get_object`` reads a version's body."""
+        body (``inline`` is None) and no HTTP or user metadata (``system_meta`` and
+        ``user_meta`` are empty): ``get_object`` reads the whole version."""
 
     @abstractmethod
     async def list_versions(self, bucket: str, *, prefix: str = "", delimiter: str = "",
                             key_marker: str = "", version_id_marker: str = "",
                             max_keys: int = 1000) -> ListPage:
         """Every version and delete marker, by key ascending then newest first (records
-        without their inline body, as in ``list_objects``)."""
+        without inline body and metadata, as in ``list_objects``)."""
 
     # -- multipart ---------------------------------------------------------
     @abstractmethod

@@ -22,8 +22,9 @@ def dump(value: dict[str, Any]) -> str:
     return _dumps(value) if value else "{}"
 
 
-def load(text: str) -> dict[str, Any]:
-    return {} if text == "{}" else _loads(text)
+def load(text: str | None) -> dict[str, Any]:
+    """A dict column; None (a column a listing does not select) reads as empty."""
+    return {} if text is None or text == "{}" else _loads(text)
 
 
 # -- buckets ---------------------------------------------------------------
@@ -117,9 +118,9 @@ def upload_from_row(r: Sequence[Any]) -> UploadRecord:
 
 # -- whole-record copies for the in-memory backend ---------------------------
 def listed_object(o: ObjectRecord) -> ObjectRecord:
-    """A copy as listings return it: everything but the inline body."""
+    """A copy as listings return it: no inline body, no HTTP or user metadata."""
     copy = clone_object(o)
-    copy.inline = None
+    copy.inline, copy.system_meta, copy.user_meta = None, {}, {}
     return copy
 
 

@@ -138,9 +138,11 @@ def _build() -> Any:
         sa.update(v).where(v.c.bucket == _p("w_bucket"), v.c.key == _p("w_key"),
                            v.c.version_id == _p("w_version_id")),
         ["system_meta", "user_meta", "extra"])
-    # Listings never return inline bodies (see MetaStore.list_objects): a page of small
-    # objects would otherwise read and copy every body out of the database.
-    listed = [sa.null().label("inline") if c.name == "inline" else c for c in v.columns]
+    # Listings return neither inline bodies nor HTTP/user metadata (see
+    # MetaStore.list_objects): a page would otherwise copy every small body out of the
+    # database and decode two JSON documents per entry that no listing shows.
+    unlisted = ("inline", "system_meta", "user_meta")
+    listed = [sa.null().label(c.name) if c.name in unlisted else c for c in v.columns]
     ns.ver_rest_of_key = _Stmt(sa.select(*listed).where(*same_key, v.c.seq < _p("seq"))
                                .order_by(v.c.seq.desc()).limit(_p("n")))
     ns.ver_scan = scans(v, [v.c.key, v.c.seq.desc()], columns=listed)
