@@ -494,7 +494,12 @@ class ComputeService:
         that target it, in one transaction; returns the ids of the triggers removed."""
         self._function_row(principal.account, name)
         account = principal.account
-        removed = await self.db.write(lambda c: notifications.delete_function(c, account, name))
+        try:
+            removed = await self.db.write(lambda c: notifications.delete_function(c, account, name))
+        finally:       # bucket notification configs were rewritten: drop cached bucket records
+            changed = getattr(self.services.meta, "buckets_changed", None)
+            if changed is not None:
+                changed()
         self.reload_triggers()
         self.functions.retire(account, name)
         return removed

@@ -3,7 +3,7 @@
 Why: with ``vallum serve --workers N`` each process counting alone would give an
 attacker N times the budget. Failures are rows in the IAM database (the one place all
 workers share); the worker whose failure crosses a limit writes a lockout row and bumps
-a mapped change word (iam/changes.py), so every worker refuses the key or address on its
+a mapped change word (meta/changes.py), so every worker refuses the key or address on its
 next request. A successful request writes nothing and reads no database: ``blocked()``
 is a dictionary lookup plus a load of the change word, with a re-read of the lockouts
 only when the word moved (or once a second, for gateways on other hosts).
@@ -20,8 +20,8 @@ import threading
 import time
 from pathlib import Path
 
-from vallum.iam.changes import ChangeSignal
 from vallum.iam.limits import FailureLimiter
+from vallum.meta.changes import ChangeSignal
 
 log = logging.getLogger("vallum.security")
 POLL_EVERY = 1.0            # seconds between lockout re-reads when no change was signalled

@@ -6,7 +6,7 @@ it to a thread pool; writes are rare (admin calls) and run in a worker thread.
 Statements are SQLAlchemy Core compiled once to SQL text, as in meta/sqlite.py.
 Several gateway processes may share the file: writes take ``BEGIN IMMEDIATE`` and
 bump ``iam_generation`` in the same transaction, then announce the change through a
-mapped change word next to the database (iam/changes.py). ``generation()`` asks the
+mapped change word next to the database (meta/changes.py). ``generation()`` asks the
 database only when that word moved or every ``POLL_EVERY`` seconds, so a request pays a
 memory load, not a query, and a missed signal (a writer killed between commit and
 signal, a gateway on another host) delays a change by at most ``POLL_EVERY``.
@@ -27,9 +27,9 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from vallum.iam import schema
-from vallum.iam.changes import ChangeSignal
 from vallum.iam.schema import ENTITIES
 from vallum.iam.store import IAMStore, KeyRow, Op
+from vallum.meta.changes import ChangeSignal
 
 _DIALECT = sqlite_dialect.dialect(paramstyle="named")
 POLL_EVERY = 0.5          # seconds between database reads of the generation when unsignalled

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -43,6 +44,7 @@ from vallum.meta.base import (
     Precondition,
     UploadMissing,
 )
+from vallum.meta.changes import ChangeSignal
 from vallum.meta.groupcommit import GroupCommitWriter
 from vallum.meta.listing import paginate, start_of, successor, to_list_page
 from vallum.meta.records import BucketRecord, ListPage, ObjectRecord, PartRecord, UploadRecord
@@ -55,6 +57,8 @@ _KEY, _VID, _BLOB, _PARTS, _LATEST = 2, 3, 10, 12, 14
 _UPLOAD_ID = 1
 _MAX_BATCH = 512
 _SCAN_FIRST, _SCAN_MAX = 32, 1024
+BUCKET_CACHE_SECONDS = 1.0    # a missed signal (a writer killed after commit) is late by this
+_BUCKET_CACHE_MAX = 10_000
 
 
 # -- statements: SQLAlchemy Core, compiled once ---------------------------------
@@ -192,6 +196,12 @@ class SQLiteMetaStore(MetaStore):
         self.busy_timeout = busy_timeout
         self.read_threads = read_threads
         self._writer: GroupCommitWriter | None = None
+        # Bucket records are read by every request and change rarely: cached, and dropped
+        # whenever any process on this host signals a bucket change (after its commit, so
+        # before its client is answered) or after BUCKET_CACHE_SECONDS at most.
+        self._bucket_signal: ChangeSignal | None = None
+        self._buckets: dict[str, BucketRecord | None] = {}
+        self._buckets_seen = (-1, 0.0)
         self._pool: ThreadPoolExecutor | None = None
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
@@ -234,6 +244,8 @@ class SQLiteMetaStore(MetaStore):
         self._writer = GroupCommitWriter("vallum-meta-writer", closed_message="metadata store closed",
                                          max_batch=_MAX_BATCH)
         self._writer.start(wconn)
+        self._bucket_signal = ChangeSignal(self.path.with_name(self.path.name + ".bucket-changes"))
+        self._buckets = {}
 
     async def close(self) -> None:
         writer, pool = self._writer, self._pool
@@ -247,6 +259,9 @@ class SQLiteMetaStore(MetaStore):
             conns, self._conns = self._conns, []
         for conn in conns:
             conn.close()
+        if self._bucket_signal is not None:
+            self._bucket_signal.close()
+            self._bucket_signal = None
 
     @property
     def commits(self) -> int:
@@ -297,11 +312,38 @@ class SQLiteMetaStore(MetaStore):
                 raise BucketExists(row[3])
             S.bucket_insert.run(conn, params)
 
-        await self._write(op)
+        try:
+            await self._write(op)
+        finally:
+            self.buckets_changed()
 
     async def get_bucket(self, name: str) -> BucketRecord | None:
+        signal = self._bucket_signal
+        if signal is None:
+            return self._read_bucket(name)
+        word, now = signal.value(), time.monotonic()
+        seen, since = self._buckets_seen
+        if word != seen or now - since > BUCKET_CACHE_SECONDS or len(self._buckets) > _BUCKET_CACHE_MAX:
+            self._buckets = {}
+            self._buckets_seen = (word, now)
+        try:
+            cached = self._buckets[name]
+        except KeyError:
+            cached = self._buckets[name] = self._read_bucket(name)
+        if cached is None:
+            return None
+        return BucketRecord(cached.name, cached.created, cached.region, cached.owner,   # callers
+                            cached.versioning, cached.object_lock, dict(cached.config))  # may edit
+
+    def _read_bucket(self, name: str) -> BucketRecord | None:
         row = S.bucket_get.one(self._reader(), name=name)
         return codec.bucket_from_row(row) if row else None
+
+    def buckets_changed(self) -> None:
+        """Announce a committed bucket change to every process (and to this one)."""
+        self._buckets = {}
+        if self._bucket_signal is not None:
+            self._bucket_signal.bump()
 
     async def list_buckets(self, owner: str | None = None) -> list[BucketRecord]:
         def read(conn: sqlite3.Connection) -> list[BucketRecord]:
@@ -319,7 +361,10 @@ class SQLiteMetaStore(MetaStore):
             if S.bucket_update.run(conn, params).rowcount == 0:
                 raise BucketMissing(bucket.name)
 
-        await self._write(op)
+        try:
+            await self._write(op)
+        finally:
+            self.buckets_changed()
 
     async def delete_bucket(self, name: str) -> list[str]:
         def op(conn: sqlite3.Connection) -> list[str]:
@@ -333,7 +378,10 @@ class SQLiteMetaStore(MetaStore):
             S.bucket_delete.run(conn, {"name": name})
             return freed
 
-        return await self._write(op)
+        try:
+            return await self._write(op)
+        finally:
+            self.buckets_changed()
 
     # -- objects -----------------------------------------------------------
     async def put_object(self, record: ObjectRecord, *,

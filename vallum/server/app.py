@@ -7,6 +7,7 @@ are S3Error instances rendered once, here, with the request id in body and heade
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -30,8 +31,14 @@ from vallum.server.state import Services
 log = logging.getLogger("vallum.gateway")
 
 
+_ID_PREFIX = os.urandom(4).hex().upper()     # per process: ids stay unique across workers
+_ID_COUNTER = itertools.count(1)
+
+
 def new_request_id() -> str:
-    return os.urandom(8).hex().upper()
+    """16 hex digits like AWS's; not a secret, so a counter (a getrandom call per request
+    showed up at 4% of a GET's time)."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFF:08X}"
 
 
 class Gateway:

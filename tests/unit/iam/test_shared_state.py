@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from vallum.iam import lockouts, sqlstore
-from vallum.iam.changes import ChangeSignal
 from vallum.iam.lockouts import SharedFailureLimiter
 from vallum.iam.sqlstore import SQLiteIAMStore
 from vallum.iam.store import KeyRow, Op
+from vallum.meta.changes import ChangeSignal
 
 
 def _count_sql(conn: sqlite3.Connection) -> list[str]:

@@ -1,8 +1,8 @@
 """A change signal shared by every process on one host: an 8-byte word in a mapped file.
 
-Why: gateway workers must notice an IAM change (a key disabled, a lockout) on their next
-request, but asking the database on every request costs a query and a lock on the event
-loop. A writer stores a new value in the word after its change is committed; a reader
+Why: gateway workers must notice a change (an IAM key disabled, a lockout, a bucket's
+configuration) on their next request, but asking the database on every request costs a
+query and a lock on the event loop. A writer stores a new value in the word after its change is committed; a reader
 compares the word with the value it last saw, which is a load from shared memory (no
 system call). Readers still poll the database now and then (the callers' job), so a
 writer that died between its commit and its signal, or a gateway on another host
