@@ -17,7 +17,7 @@ from vallum.s3 import xml
 from vallum.s3.conditions import iso8601
 from vallum.s3.handlers.listing import _contents
 
-OWNER = {"ID": "0b206deb&<owner>", "DisplayName": "vallum-root"}
+OWNER = {"ID": "0b206deb&<owner>"}
 HEAD = [("Name", "bkt"), ("Prefix", "a&b"), ("Delimiter", None), ("MaxKeys", 1000),
         ("KeyCount", 3), ("IsTruncated", False), ("StartAfter", "s<")]
 

@@ -19,7 +19,7 @@ from vallum.s3 import xml
 from vallum.s3.conditions import iso8601
 from vallum.s3.handlers.versions import _entries
 
-OWNER = {"ID": "0b206deb&<owner>", "DisplayName": "vallum-root"}
+OWNER = {"ID": "0b206deb&<owner>"}
 HEAD = [("Name", "bkt"), ("Prefix", "a&b"), ("NextVersionIdMarker", None), ("IsTruncated", True)]
 
 

@@ -35,12 +35,11 @@ _GRANT_HEADERS = ("x-amz-grant-full-control", "x-amz-grant-read", "x-amz-grant-r
 
 # -- ACLs ------------------------------------------------------------------------
 def _acl_document(request: Request) -> bytes:
-    owner = owner_element(request)
-    o_id, o_name = xml.escape(owner["ID"]), xml.escape(owner["DisplayName"])
+    o_id = xml.escape(owner_element(request)["ID"])      # no DisplayName, as AWS since 2025-11
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<AccessControlPolicy xmlns="{xml.S3_NS}">'
-            f"<Owner><ID>{o_id}</ID><DisplayName>{o_name}</DisplayName></Owner><AccessControlList>"
+            f"<Owner><ID>{o_id}</ID></Owner><AccessControlList>"
             f'<Grant><Grantee xmlns:xsi="{_XSI}" xsi:type="CanonicalUser"><ID>{o_id}</ID>'
-            f"<DisplayName>{o_name}</DisplayName></Grantee><Permission>FULL_CONTROL</Permission></Grant>"
+            f"</Grantee><Permission>FULL_CONTROL</Permission></Grant>"
             "</AccessControlList></AccessControlPolicy>").encode()
 
 

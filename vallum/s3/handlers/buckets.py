@@ -29,7 +29,9 @@ me-central-1 mx-central-1 sa-east-1 us-gov-east-1 us-gov-west-1 cn-north-1 cn-no
 
 
 def owner_element(request: Request) -> dict[str, str]:
-    return {"ID": request.services.owner_id, "DisplayName": "vallum-root"}
+    """The Owner of listings and ACLs: the canonical ID only. AWS stopped returning
+    Owner.DisplayName in every response on 2025-11-21."""
+    return {"ID": request.services.owner_id}
 
 
 async def list_buckets(request: Request) -> Response:
