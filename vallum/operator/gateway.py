@@ -3,9 +3,11 @@
 Enabled by ``VALLUM_OPERATOR=observe|contain`` (the default mode; per-account modes
 in ``<data_dir>/operator/modes.json`` override it). Disabled, both hooks cost one
 global lookup. Enabled, ``admit`` is a few dict lookups and ``observe`` only appends
-one tuple to a queue (~0.5 us); the detector (signals, rules, learning, containment
-decisions) runs over the queue in batches, at most BATCH events and MAX_DELAY seconds
-late, on the event loop after the responses have left (measured in docs/operator.md).
+one tuple to a queue (~0.5 us; the object's label banner rides along unparsed, so
+label climbing sees live reads as the replay does); the detector (signals, rules,
+learning, containment decisions) runs over the queue in batches, at most BATCH events
+and MAX_DELAY seconds late, on the event loop after the responses have left
+(measured in docs/operator.md).
 Alerts and actions are appended to the operator journal and counted in Prometheus.
 
 A suspension is applied three ways: in this process at once (the very next request
@@ -21,6 +23,7 @@ import asyncio
 import logging
 import os
 import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,7 @@ from vallum.operator import journal, sinks
 from vallum.operator.alerts import Alert
 from vallum.operator.containment import Action, Containment
 from vallum.operator.detector import Detector
-from vallum.operator.events import RequestEvent
+from vallum.operator.events import RequestEvent, label_index
 from vallum.s3 import errors
 from vallum.server.metrics import REGISTRY
 
@@ -121,7 +124,12 @@ class Hook:
                 error: str) -> None:
         """Queue one compact tuple for the detector; O(1), no parsing, no allocation
         beyond the tuple. The detector runs on the queue every MAX_DELAY seconds (or
-        every BATCH events, whichever comes first), after the responses have left."""
+        every BATCH events, whichever comes first), after the responses have left.
+
+        The tuple ends with the object's label as the MAC handlers noted it
+        (``request.audit_label``, the banner, None when no label was involved); it
+        becomes the event's level index only in the batch, so label climbing sees live
+        traffic exactly as the replay sees its events, at no cost on the request path."""
         body = response.body
         bytes_out = len(body) if body.__class__ is bytes else (response.length or 0)
         if request is not None:
@@ -131,7 +139,7 @@ class Hook:
                            getattr(request.services, "tenant", None) or "", request.source_ip,
                            operation, endpoint.bucket or "", endpoint.key or "",
                            response.status, error, int(cl) if cl and cl.isdigit() else 0,
-                           bytes_out)
+                           bytes_out, request.audit_label)
         elif operation in ("admin", "reserved"):
             return
         else:   # refused before a Request existed (bad signature, unknown key): parse later
@@ -166,9 +174,10 @@ class Hook:
             source = (scope.get("client") or ("", 0))[0]
             return RequestEvent(ts, akid, "root" if akid == root else "", source, operation, "", "",
                                 status, error, 0, bytes_out)
+        level = _level(item[11])
         if item[1] == root and not item[2]:
-            return RequestEvent(item[0], root, "root", *item[3:])
-        return RequestEvent(*item)
+            return RequestEvent(item[0], root, "root", *item[3:11], level)
+        return RequestEvent(*item[:11], level)
 
     def _alert(self, alert: Alert) -> None:
         ALERTS.labels(alert.kind).inc()
@@ -180,6 +189,12 @@ class Hook:
         if alert.entity == self.root_key:
             return                      # never lock the platform root out: alert only
         self.policy.on_alert(alert)
+
+
+@lru_cache(maxsize=1024)
+def _level(banner: str | None) -> int:
+    """label_index() memoised: a gateway sees the same few banners over and over."""
+    return label_index(banner)
 
 
 _hook: Hook | None = None
