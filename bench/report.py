@@ -104,6 +104,61 @@ def print_table(title: str, header: list[str], body: list[list[str]], plain: boo
                         for i, (c, w) in enumerate(zip(r, widths, strict=True))))
 
 
+VARIANT_HEADER = ["feature (variant / base)", "workload", "base", "variant", "ratio",
+                  "min-max", "cost", "CPU/req base", "CPU/req variant", "CPU cost", "target",
+                  "met (ops, CPU)"]
+
+
+def variant_label(op: str, big: str) -> str:
+    """'PUT' -> '4 KiB PUT', 'GET_BIG' -> '1 GiB single GET' (the sizes actually run)."""
+    if op.endswith("_BIG"):
+        return f"{big} single {op[:-4]}"
+    return f"4 KiB {op}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}%"
+
+
+def _cpu(seconds: float | None) -> str:
+    """CPU per request with its unit: microseconds for small ops, seconds for a 1 GiB one."""
+    if seconds is None:
+        return "-"
+    if seconds >= 1.0:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds * 1e6:.0f} us"
+
+
+def _met(cost: float | None, target: float | None) -> str:
+    if cost is None or target is None:
+        return "-"
+    return "yes" if round(cost, 1) <= target else "no"   # judged on the figure printed
+
+
+def variant_rows(comparisons: dict[str, dict], big: str) -> list[list[str]]:
+    """The variant-costs table: per feature and op, median ratio variant/base with its
+    min-max over the rounds, cost = 1 - ratio, the same from server CPU per request,
+    and the issue's budget for that cost."""
+    body = []
+    for key, comp in comparisons.items():
+        for op, s in comp["ops"].items():
+            unit = " MiB/s" if op.endswith("_BIG") else " ops/s"
+            target = s.get("target_pct")
+            body.append([
+                f"{comp['what']}: {key}", variant_label(op, big),
+                _fmt(s["base_rate"]) + unit, _fmt(s["variant_rate"]) + unit,
+                f"{s['ratio']:.3f}", f"{s['ratio_min']:.2f}-{s['ratio_max']:.2f}",
+                _pct(s["cost_pct"]), _cpu(s.get("base_cpu_per_req")),
+                _cpu(s.get("variant_cpu_per_req")), _pct(s.get("cpu_cost_pct")),
+                "-" if target is None else f"<= {target:.0f}%",
+                "-" if target is None else
+                f"{_met(s['cost_pct'], target)}, {_met(s.get('cpu_cost_pct'), target)}",
+            ])
+    return body
+
+
 def save_json(path: Path, document: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")

@@ -2,7 +2,9 @@
 
 Runs the same workloads against every target in one run, one server at a time
 (so no two servers share the two CPUs), after measuring the machine's own
-limits; prints the figures with Vallum/peer ratios and writes them as JSON.
+limits; then the variant-costs stage (bench/variants.py: the Vallum variants
+side by side, interleaved, for the cost of each feature); prints the figures
+with Vallum/peer ratios and the feature costs, and writes them as JSON.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench import machine, report, servers, workloads
+from bench import machine, report, servers, variants, workloads
 from bench.stats import MIB, human_size, parse_size
 
 BUCKET = "bench"
@@ -65,6 +67,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--iam-statements", type=int, default=50,
                    help="Vallum only: GET by an IAM user with an N-statement policy vs by root "
                         "(policy-check cost); 0 skips it (default 50)")
+    p.add_argument("--no-variants", action="store_true",
+                   help="skip the variant-costs stage (vallum, vallum-plain, vallum-operator "
+                        "interleaved; runs whatever --targets says)")
+    p.add_argument("--variant-rounds", type=int,
+                   help="interleaved rounds of 4 KiB ops in the variant-costs stage "
+                        "(default 5, quick 3)")
+    p.add_argument("--variant-big-rounds", type=int,
+                   help="rounds of big single PUT+GET, vallum vs vallum-plain (default 3, quick 2)")
     p.add_argument("--tmp-dir", help="parent dir for data dirs and the disk probe (default $TMPDIR)")
     p.add_argument("--out", help="JSON results file (default bench/results/bench-<time>.json)")
     p.add_argument("--plain", action="store_true", help="plain-text table even if rich is installed")
@@ -82,6 +92,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.target_list = names
     if args.concurrency < 1 or args.client_procs < 1:
         p.error("--concurrency and --client-procs must be at least 1")
+    if (args.variant_rounds is not None and args.variant_rounds < 1) or \
+            (args.variant_big_rounds is not None and args.variant_big_rounds < 0):
+        p.error("--variant-rounds must be at least 1 and --variant-big-rounds at least 0")
     try:
         args.big_bytes = parse_size(args.big_size or ("64MiB" if args.quick else "1GiB"))
         args.rss_bytes = parse_size(args.rss_size or ("128MiB" if args.quick else "2GiB"))
@@ -106,6 +119,17 @@ def make_plan(args: argparse.Namespace) -> Plan:
         disk_size=256 * MIB if quick else 1024 * MIB,
         loopback_size=512 * MIB if quick else 2048 * MIB,
         list_repeats=1 if quick else 3,
+    )
+
+
+def variant_settings(args: argparse.Namespace, plan: Plan) -> variants.Settings:
+    """The variant-costs stage uses the run's batch size, concurrency and big size."""
+    return variants.Settings(
+        rounds=args.variant_rounds or (3 if args.quick else 5),
+        big_rounds=(args.variant_big_rounds if args.variant_big_rounds is not None
+                    else (2 if args.quick else 3)),
+        ops=plan.ops, concurrency=plan.concurrency, procs=plan.procs,
+        big_size=plan.big_size, warmup_ops=max(100, plan.ops // 10),
     )
 
 
@@ -314,6 +338,15 @@ def main(argv: list[str] | None = None) -> int:
         block = os.urandom(MIB)
         columns = ([] if args.no_ceiling else [servers.CEILING]) + args.target_list
         results = {name: run_target(name, base, plan, args, block) for name in columns}
+        variant_costs = None
+        if not args.no_variants:
+            vs = variant_settings(args, plan)
+            log(f"variant costs: {', '.join(variants.VARIANTS)} together, {vs.rounds} interleaved "
+                f"rounds of 4 KiB ops, {vs.big_rounds} of {human_size(vs.big_size)} PUT+GET")
+            variant_costs = variants.run(base, vs, block, log, workers=args.workers,
+                                         keep_files=args.keep)
+            variant_costs["loadavg_after"] = os.getloadavg()
+            log(f"  variant costs done in {variant_costs['seconds']:.0f}s")
     except KeyboardInterrupt:
         log("interrupted: stopping servers")
         return 130
@@ -336,6 +369,15 @@ def main(argv: list[str] | None = None) -> int:
         ["sequential write + fsync (1 MiB chunks)", "MiB/s", f"{limits['disk_fsync_mibs']:,.0f}"],
         ["loopback TCP, one connection", "MiB/s", f"{limits['loopback_tcp_mibs']:,.0f}"],
     ], args.plain)
+    if variant_costs is not None:
+        vs = variant_costs["settings"]
+        report.print_table(
+            f"Variant costs (same run): servers side by side, {vs['rounds']} interleaved rounds "
+            f"of {vs['ops']} ops ({vs['big_rounds']} of big PUT/GET); ratio = variant/base, "
+            "median of rounds; cost = 1 - ratio; CPU = server CPU s per request",
+            report.VARIANT_HEADER,
+            report.variant_rows(variant_costs["comparisons"], human_size(vs["big_size"])),
+            args.plain)
     compute_figs = None
     if args.compute:               # optional section: its own server, after the S3 targets
         from bench import compute
@@ -343,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
         compute_figs = compute.run(100 if args.quick else 300, 200 if args.quick else 1000, log,
                                    ray=not args.no_ray)
     failures = {t: r["errors"] for t, r in results.items() if r.get("errors")}
+    if variant_costs is not None and variant_costs["errors"]:
+        failures["variants"] = variant_costs["errors"]
     for target, errs in failures.items():
         for name, msg in errs.items():
             print(f"! {target} {name}: {msg}")
@@ -355,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         "plan": asdict(plan), "vallum_workers": args.workers,
         "machine": limits, "results": results, "ratios": ratio_table,
         "figures": [asdict(f) for f in figs], "compute": compute_figs,
+        "variants": variant_costs,
     })
     print(f"results written to {out}")
     return 0
