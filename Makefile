@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(PY) -m pytest -n 2 -q -p no:cacheprovider tests
 
 bench: $(STAMP)
-	$(PY) -m bench.run
+	$(PY) -m bench.run --compute
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check vallum tests bench
