@@ -13,6 +13,7 @@ writer, the metadata writer) pays and whether in user or kernel time.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         after = thread_ticks(srv.pid)
     finally:
         servers.stop_all()
+        shutil.rmtree(base, ignore_errors=True)
     done = max(1, COUNT - batch.errors)
     print(f"{target} {op}: {batch.ops_per_s:,.0f} ops/s, {batch.errors} errors")
     rows = []
