@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -46,13 +47,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_ready(endpoint: str, proc: subprocess.Popen | None, timeout: float = 30.0) -> None:
+def wait_ready(endpoint: str, proc: subprocess.Popen | None, timeout: float = 30.0, *,
+               context: ssl.SSLContext | None = None, log_path: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"vallum serve exited with {proc.returncode}")
+            log = log_path.read_text(errors="replace") if log_path is not None else ""
+            raise RuntimeError(f"vallum serve exited with {proc.returncode}\n{log}")
         try:
-            with urllib.request.urlopen(endpoint + "/-/health/ready", timeout=1) as r:
+            with urllib.request.urlopen(endpoint + "/-/health/ready", timeout=1, context=context) as r:
                 if r.status == 200:
                     return
         except OSError:
@@ -60,19 +63,41 @@ def wait_ready(endpoint: str, proc: subprocess.Popen | None, timeout: float = 30
     raise RuntimeError("vallum serve did not become ready")
 
 
-def start_server(data_dir: Path, *extra: str, env: dict | None = None) -> Server:
-    """Start `vallum serve` on a free port; the caller stops it (stop_server)."""
+def server_log(data_dir: Path) -> Path:
+    """Where start_server sends the server's output."""
+    return data_dir.parent / f"{data_dir.name}-server.log"
+
+
+def dev_certs(out: Path) -> Path:
+    """`vallum certs dev --out OUT` (a CA and a server certificate for 127.0.0.1/localhost)."""
+    made = subprocess.run([sys.executable, "-m", "vallum", "certs", "dev", "--out", str(out)],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        raise RuntimeError(f"vallum certs dev failed: {made.stderr}")
+    return out
+
+
+def start_server(data_dir: Path, *extra: str, env: dict | None = None,
+                 tls_certs: Path | None = None) -> Server:
+    """Start `vallum serve` on a free port; the caller stops it (stop_server). With
+    ``tls_certs`` (a `vallum certs dev` directory) it serves HTTPS with that certificate."""
     port = free_port()
     full_env = dict(os.environ, VALLUM_ROOT_ACCESS_KEY=ACCESS_KEY, VALLUM_ROOT_SECRET_KEY=SECRET_KEY)
     full_env.update(env or {})
-    log = open(data_dir.parent / f"{data_dir.name}-server.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vallum", "serve", "--data-dir", str(data_dir),
-         "--address", f"127.0.0.1:{port}", *extra],
-        env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    endpoint = f"http://127.0.0.1:{port}"
+    scheme, context = "http", None
+    if tls_certs is not None:
+        extra = (*extra, "--tls-cert", str(tls_certs / "server.pem"),
+                 "--tls-key", str(tls_certs / "server.key"))
+        scheme, context = "https", ssl.create_default_context(cafile=str(tls_certs / "ca.pem"))
+    log_path = server_log(data_dir)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vallum", "serve", "--data-dir", str(data_dir),
+             "--address", f"127.0.0.1:{port}", *extra],
+            env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    endpoint = f"{scheme}://127.0.0.1:{port}"
     try:
-        wait_ready(endpoint, proc)
+        wait_ready(endpoint, proc, context=context, log_path=log_path)
     except Exception:
         proc.kill()
         proc.wait()

@@ -9,21 +9,14 @@ import os
 import ssl
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 
 import pytest
 
-from tests.functional.conftest import ACCESS_KEY, SECRET_KEY, free_port
+from tests.functional.conftest import ACCESS_KEY, SECRET_KEY, dev_certs, start_server, stop_server
 from vallum.client import Client, VallumError
 
 ADDER = "def handler(event, context):\n    return {'sum': event['a'] + event['b']}\n"
-
-
-def dev_certs(out) -> None:
-    subprocess.run([sys.executable, "-m", "vallum", "certs", "dev", "--out", str(out)],
-                   check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -31,39 +24,13 @@ def tls(tmp_path_factory):
     if os.environ.get("VALLUM_TEST_ENDPOINT"):
         pytest.skip("starts its own server")
     base = tmp_path_factory.mktemp("client-tls")
-    certs, other = base / "certs", base / "other-ca"
-    dev_certs(certs)
-    dev_certs(other)              # a second, unrelated CA: must not be trusted for this server
-    port = free_port()
-    env = dict(os.environ, VALLUM_ROOT_ACCESS_KEY=ACCESS_KEY, VALLUM_ROOT_SECRET_KEY=SECRET_KEY)
-    log = open(base / "server.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vallum", "serve", "--data-dir", str(base / "data"),
-         "--address", f"127.0.0.1:{port}", "--tls-cert", str(certs / "server.pem"),
-         "--tls-key", str(certs / "server.key")],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    endpoint = f"https://127.0.0.1:{port}"
-    ctx = ssl.create_default_context(cafile=str(certs / "ca.pem"))
-    deadline = time.monotonic() + 30
+    certs, other = dev_certs(base / "certs"), dev_certs(base / "other-ca")
+    # (the second, unrelated CA must not be trusted for this server)
+    srv = start_server(base / "data", tls_certs=certs)
     try:
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("TLS server did not start: " + (base / "server.log").read_text())
-            try:
-                with urllib.request.urlopen(endpoint + "/-/health/ready", timeout=1,
-                                            context=ctx) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.05)
-        yield endpoint, certs, other
+        yield srv.endpoint, certs, other
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(srv)
 
 
 def test_s3_and_compute_calls_over_https_with_a_ca_bundle(tls):

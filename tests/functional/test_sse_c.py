@@ -8,11 +8,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import ssl
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -21,7 +16,15 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.functional.conftest import ACCESS_KEY, REGION, SECRET_KEY, free_port
+from tests.functional.conftest import (
+    ACCESS_KEY,
+    REGION,
+    SECRET_KEY,
+    dev_certs,
+    server_log,
+    start_server,
+    stop_server,
+)
 from vallum.s3 import sse
 
 CHUNK = 64 * 1024            # envelope.DEFAULT_CHUNK: the encryption chunk size
@@ -34,41 +37,11 @@ class TlsServer:
 
     def __init__(self, base: Path, env: dict | None = None) -> None:
         self.base = base
-        self.certs = base / "certs"
+        self.certs = dev_certs(base / "certs")
         self.data_dir = base / "data"
-        self.log_path = base / "server.log"
-        made = subprocess.run([sys.executable, "-m", "vallum", "certs", "dev", "--out", str(self.certs)],
-                              capture_output=True, text=True)
-        if made.returncode != 0:
-            raise RuntimeError(f"vallum certs dev failed: {made.stderr}")
-        port = free_port()
-        full_env = dict(os.environ, VALLUM_ROOT_ACCESS_KEY=ACCESS_KEY, VALLUM_ROOT_SECRET_KEY=SECRET_KEY)
-        full_env.update(env or {})
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "vallum", "serve", "--data-dir", str(self.data_dir),
-                 "--address", f"127.0.0.1:{port}", "--tls-cert", str(self.certs / "server.pem"),
-                 "--tls-key", str(self.certs / "server.key")],
-                env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.endpoint = f"https://127.0.0.1:{port}"
-        try:
-            self._wait()
-        except Exception:
-            self.stop()
-            raise
-
-    def _wait(self) -> None:
-        ctx = ssl.create_default_context(cafile=str(self.certs / "ca.pem"))
-        deadline = time.monotonic() + 30
-        while True:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("TLS server did not start: " + self.log_path.read_text())
-            try:
-                with urllib.request.urlopen(self.endpoint + "/-/health/ready", timeout=1, context=ctx) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.05)
+        self.log_path = server_log(self.data_dir)
+        self._server = start_server(self.data_dir, env=env, tls_certs=self.certs)
+        self.endpoint = self._server.endpoint
 
     def client(self):
         return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=ACCESS_KEY,
@@ -77,13 +50,7 @@ class TlsServer:
                             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_server(self._server)
 
 
 def tls_server_fixture(tmp_path_factory, name: str, env: dict | None = None):

@@ -5,16 +5,20 @@ from __future__ import annotations
 import os
 import socket
 import ssl
-import subprocess
-import sys
-import time
 import urllib.request
 
 import boto3
 import pytest
 from botocore.config import Config
 
-from tests.functional.conftest import ACCESS_KEY, REGION, SECRET_KEY, free_port
+from tests.functional.conftest import (
+    ACCESS_KEY,
+    REGION,
+    SECRET_KEY,
+    dev_certs,
+    start_server,
+    stop_server,
+)
 
 
 @pytest.fixture(scope="module")
@@ -22,39 +26,13 @@ def tls_server(tmp_path_factory):
     if os.environ.get("VALLUM_TEST_ENDPOINT"):
         pytest.skip("starts its own server")
     base = tmp_path_factory.mktemp("tls")
-    certs = base / "certs"
-    subprocess.run([sys.executable, "-m", "vallum", "certs", "dev", "--out", str(certs)], check=True,
-                   capture_output=True)
+    certs = dev_certs(base / "certs")
     assert (certs / "server.key").stat().st_mode & 0o777 == 0o600
-    port = free_port()
-    env = dict(os.environ, VALLUM_ROOT_ACCESS_KEY=ACCESS_KEY, VALLUM_ROOT_SECRET_KEY=SECRET_KEY)
-    log = open(base / "server.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vallum", "serve", "--data-dir", str(base / "data"),
-         "--address", f"127.0.0.1:{port}", "--tls-cert", str(certs / "server.pem"),
-         "--tls-key", str(certs / "server.key")],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    endpoint = f"https://127.0.0.1:{port}"
-    ctx = ssl.create_default_context(cafile=str(certs / "ca.pem"))
-    deadline = time.monotonic() + 30
+    srv = start_server(base / "data", tls_certs=certs)
     try:
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("TLS server did not start: " + (base / "server.log").read_text())
-            try:
-                with urllib.request.urlopen(endpoint + "/-/health/ready", timeout=1, context=ctx) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.05)
-        yield endpoint, port, certs
+        yield srv.endpoint, int(srv.endpoint.rsplit(":", 1)[1]), certs
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(srv)
 
 
 def client(endpoint, verify):
