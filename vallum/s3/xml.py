@@ -88,6 +88,15 @@ def escaper(texts: Iterable[str]) -> Callable[[str], str]:
     return text_of if _NEEDS_ESCAPE("".join(texts)) else _verbatim
 
 
+def checksum_fragment(checksums: dict[str, str]) -> str:
+    """ChecksumAlgorithm + ChecksumType of a listed object or version ("" if it has none)."""
+    alg = next((a for a in checksums if a != "type"), None) if checksums else None
+    if alg is None:
+        return ""
+    return (f"<ChecksumAlgorithm>{text_of(alg)}</ChecksumAlgorithm><ChecksumType>"
+            f"{text_of(checksums.get('type', 'FULL_OBJECT'))}</ChecksumType>")
+
+
 def fragment(tag: str, value: Any) -> str:
     """One element as ``render`` would emit it, for a part repeated verbatim in every entry."""
     out: list[str] = []

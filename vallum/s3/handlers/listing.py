@@ -42,12 +42,7 @@ def _contents(entries: list[ObjectRecord], encode, owner: str) -> str:
     text = xml.escaper(v for r in entries for v in (r.key, r.etag, r.storage_class))
     out = []
     for rec in entries:
-        checksum = ""
-        if rec.checksums:
-            alg = next((a for a in rec.checksums if a != "type"), None)
-            if alg:
-                checksum = (f"<ChecksumAlgorithm>{xml.text_of(alg)}</ChecksumAlgorithm><ChecksumType>"
-                            f"{xml.text_of(rec.checksums.get('type', 'FULL_OBJECT'))}</ChecksumType>")
+        checksum = xml.checksum_fragment(rec.checksums)
         out.append(f"<Contents><Key>{text(encode(rec.key))}</Key>"
                    f"<LastModified>{iso8601(rec.last_modified)}</LastModified>"
                    f"<ETag>&quot;{text(rec.etag)}&quot;</ETag>{checksum}<Size>{rec.size}</Size>"
