@@ -69,7 +69,7 @@ class ComputeService:
         self.scratch_root = scratch_dir(cfg.data_dir)
         self.scratch_base = self.scratch_root / str(os.getpid())
         self.endpoint = cfg.endpoint
-        self.ca_bundle = str(cfg.tls_cert) if getattr(cfg, "tls_cert", None) else None
+        self.ca_bundle = str(cfg.tls_cert) if cfg.tls_cert else None
         self.region = cfg.region
         self.minter = STSMinter(services.iam) if services.iam is not None else StaticMinter(
             services.root.access_key, services.root.secret_key)
@@ -497,9 +497,7 @@ class ComputeService:
         try:
             removed = await self.db.write(lambda c: notifications.delete_function(c, account, name))
         finally:       # bucket notification configs were rewritten: drop cached bucket records
-            changed = getattr(self.services.meta, "buckets_changed", None)
-            if changed is not None:
-                changed()
+            self.services.meta.buckets_changed()
         self.reload_triggers()
         self.functions.retire(account, name)
         return removed

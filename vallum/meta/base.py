@@ -54,6 +54,12 @@ class MetaStore(ABC):
         """Flush pending writes and release connections."""
 
     # -- buckets -----------------------------------------------------------
+    def buckets_changed(self) -> None:
+        """Bucket rows were changed behind the store's back (the compute service rewrites
+        notification configs in its own transaction): drop any cached bucket records.
+        Stores that cache nothing need do nothing."""
+        return None
+
     @abstractmethod
     async def create_bucket(self, bucket: BucketRecord) -> None:
         """Raise BucketExists(owner) when the name is taken."""
