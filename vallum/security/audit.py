@@ -27,14 +27,13 @@ import fcntl
 import hashlib
 import json
 import os
-import queue
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from vallum.batching import BatchThread
 from vallum.security import crypto
 
 AUDIT_DIR = "audit"
@@ -96,17 +95,10 @@ def _read_tail(fd: int) -> tuple[int, str, int]:
     return int(rec["seq"]), _line_hash(last), since
 
 
-_Item = tuple[dict[str, Any], "asyncio.Future[None]"]   # a record and who waits for it
-
-
 class AuditLog:
-    """Appends chained records with group commit on one writer thread per process.
-
-    The event loop only queues ``(record, future)``; the writer thread drains the
-    queue, encodes, writes and fsyncs the whole batch, then settles every future of
-    the batch with one ``call_soon_threadsafe``. Encoding, hashing and the fsync
-    never run on the loop, and there is no per-batch executor round trip.
-    """
+    """Appends chained records with group commit on one writer thread per process
+    (vallum/batching.py): the thread encodes, writes and fdatasyncs each batch, so
+    encoding, hashing and the sync never run on the event loop."""
 
     def __init__(self, data_dir: Path, *, checkpoint_every: int = 1000, fsync: bool = True) -> None:
         self.dir = Path(data_dir) / AUDIT_DIR
@@ -116,10 +108,8 @@ class AuditLog:
         self._fd: int | None = None
         self._key: bytes = b""
         self._public_hex = ""
-        self._queue: queue.SimpleQueue[list[_Item] | None] = queue.SimpleQueue()
-        self._buffer: list[_Item] = []      # records of this loop iteration, handed over at once
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._writer = BatchThread("vallum-audit", self._commit, closed_message="audit log is not open",
+                                   closed_error=AuditError)
         # (file size after our last write, seq, prev hash, since checkpoint): the tail we
         # wrote last; re-read from the file only if another process appended since.
         self._tail: tuple[int, int, str, int] | None = None
@@ -132,66 +122,28 @@ class AuditLog:
         self._public_hex = crypto.ed25519_public(self._key).hex()
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
                            0o600)
-        self._loop = asyncio.get_running_loop()
         self._tail = None
-        self._thread = threading.Thread(target=self._writer, name="vallum-audit", daemon=True)
-        self._thread.start()
+        self._writer.start()
 
     async def close(self) -> None:
-        if self._thread is not None:
+        if self._writer.running:
             await self.append({"type": "checkpoint"})
-            self._queue.put(None)
-            thread, self._thread = self._thread, None
-            await asyncio.to_thread(thread.join)
+            await asyncio.to_thread(self._writer.stop)
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
 
     async def append(self, record: dict[str, Any]) -> None:
         """Add a record; returns once it is durable. Raises AuditError otherwise."""
-        if self._thread is None or self._loop is None:
-            raise AuditError("audit log is not open")
-        fut: asyncio.Future[None] = self._loop.create_future()
-        if not self._buffer:                # the first record of this loop iteration
-            self._loop.call_soon(self._hand_over)
-        self._buffer.append((record, fut))
-        await fut
+        await self._writer.submit(record)
 
-    def _hand_over(self) -> None:
-        """One queue put (and at most one thread wake-up) per loop iteration, not per record."""
-        batch, self._buffer = self._buffer, []
-        self._queue.put(batch)
-
-    def _writer(self) -> None:
-        """Writer thread: block for one record, take all that queued meanwhile, commit them."""
-        get, get_nowait = self._queue.get, self._queue.get_nowait
-        while True:
-            first = get()
-            items = list(first) if first is not None else []
-            stop = first is None
-            while True:
-                try:
-                    more = get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                else:
-                    items.extend(more)
-            if items:
-                error: BaseException | None = None
-                try:
-                    self._write_batch([r for r, _ in items])
-                except BaseException as e:  # noqa: BLE001 - handed to every waiter
-                    error = e
-                loop = self._loop
-                assert loop is not None
-                try:
-                    loop.call_soon_threadsafe(_settle, [f for _, f in items], error)
-                except RuntimeError:        # loop closed: nobody is waiting any more
-                    pass
-            if stop:
-                return
+    def _commit(self, records: list[dict[str, Any]]) -> list[tuple[bool, Any]]:
+        """Writer thread: one write + sync for the batch; every record shares its outcome."""
+        try:
+            self._write_batch(records)
+        except BaseException as e:  # noqa: BLE001 - handed to every waiter of the batch
+            return [(False, AuditError(f"audit write failed: {e!r}"))] * len(records)
+        return [(True, None)] * len(records)
 
     def _write_batch(self, records: list[dict[str, Any]]) -> None:
         fd = self._fd
@@ -251,16 +203,6 @@ class AuditLog:
         return line + b"\n", seq, _line_hash(line), since
 
 
-
-def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
-    """On the loop: wake every request of a committed (or failed) batch."""
-    for fut in futures:
-        if fut.done():
-            continue
-        if error is None:
-            fut.set_result(None)
-        else:
-            fut.set_exception(AuditError(f"audit write failed: {error!r}"))
 
 
 # --- verification, query, export -----------------------------------------------------------
