@@ -81,6 +81,14 @@ def _invalid(message: str, name: str, value: str | None = None) -> errors.Invali
     return errors.InvalidArgument(message, **fields)
 
 
+def _b64(text: str) -> bytes:
+    """Strict base64 (b"" when malformed: the length or digest check then refuses it)."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return b""
+
+
 def customer_key(headers: Mapping[str, str], *, secure: bool, copy_source: bool = False) -> CustomerKey | None:
     """The SSE-C key a request carries (or, with ``copy_source``, its copy source's key).
 
@@ -99,18 +107,12 @@ def customer_key(headers: Mapping[str, str], *, secure: bool, copy_source: bool 
         raise _invalid(BAD_ALGORITHM, prefix + "algorithm", algorithm[:64] if algorithm else None)
     if not key_b64:
         raise _invalid(MISSING_KEY, prefix + "key")
-    try:
-        key = base64.b64decode(key_b64, validate=True)
-    except (binascii.Error, ValueError):
-        key = b""
+    key = _b64(key_b64)
     if len(key) != 32:
         raise _invalid(BAD_KEY, prefix + "key")
     if not md5_b64:
         raise _invalid(MISSING_MD5, prefix + "key-MD5")
-    try:
-        declared = base64.b64decode(md5_b64, validate=True)
-    except (binascii.Error, ValueError):
-        declared = b""
+    declared = _b64(md5_b64)
     actual = hashlib.md5(key, usedforsecurity=False).digest()
     if not hmac.compare_digest(declared, actual):
         raise _invalid(MD5_MISMATCH, prefix + "key-MD5")
