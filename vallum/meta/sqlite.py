@@ -23,6 +23,7 @@ block under WAL.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 import threading
 import time
@@ -332,8 +333,9 @@ class SQLiteMetaStore(MetaStore):
             cached = self._buckets[name] = self._read_bucket(name)
         if cached is None:
             return None
-        return BucketRecord(cached.name, cached.created, cached.region, cached.owner,   # callers
-                            cached.versioning, cached.object_lock, dict(cached.config))  # may edit
+        # A copy callers may edit (config is str -> str); codec.clone_bucket round-trips
+        # through JSON, which would cost about as much as the query the cache saves.
+        return dataclasses.replace(cached, config=dict(cached.config))
 
     def _read_bucket(self, name: str) -> BucketRecord | None:
         row = S.bucket_get.one(self._reader(), name=name)
