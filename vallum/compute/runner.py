@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from vallum.client import Client, VallumError
+from vallum.client import Client, VallumError, tls_context
 from vallum.compute import sandbox as sbx
 from vallum.compute.credentials import TaskCredentials
 from vallum.compute.spec import JobSpec, parse_uri
@@ -147,8 +147,7 @@ def gateway_tls(cert_file: str) -> ssl.SSLContext:
     Why partial chain and no host name check: the gateway's own certificate is the trust
     anchor (a leaf is enough), and it may name the public host while these calls go to
     127.0.0.1 on the port the gateway itself holds."""
-    ctx = ssl.create_default_context(cafile=cert_file)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx = tls_context(cert_file)             # the client's context: CA file, TLS 1.2 floor
     ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     ctx.check_hostname = False
     return ctx
