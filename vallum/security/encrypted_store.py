@@ -187,9 +187,9 @@ async def read_sealed(inner: BlobStore, blob_id: str, dek: bytes, start: int, en
         if leftover:
             data, leftover = leftover + data, b""
         spans, pos = [], 0
-        while index <= last and len(data) - pos >= need(index):
-            spans.append((index, pos, need(index)))
-            pos += need(index)
+        while index <= last and len(data) - pos >= (n := need(index)):
+            spans.append((index, pos, n))
+            pos += n
             index += 1
         if pos < len(data):
             leftover = data[pos:]
