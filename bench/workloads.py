@@ -8,6 +8,7 @@ replies into one reused 1 MiB buffer, so no object is ever held in memory.
 
 from __future__ import annotations
 
+import html
 import multiprocessing as mp
 import os
 import queue
@@ -230,13 +231,31 @@ def _local(tag: str) -> str:
     return _TAG.sub("", tag)
 
 
+def _top_level(body: bytes, name: str) -> str | None:
+    """The unescaped text of element ``name`` in a listing document (None if absent).
+    Listing markers and flags occur once per document, outside the entries."""
+    found = re.search(rb"<%s>([^<]*)</%s>" % (name.encode(), name.encode()), body)
+    return html.unescape(found.group(1).decode()) if found is not None else None
+
+
+def count_entries(body: bytes, versions: bool) -> int:
+    """Entries in one listing page, counted by their opening tags. Why not ElementTree:
+    building the tree of a 1,000-version page costs the client 7.5 ms against 3.1 ms
+    for a 1,000-key ListObjectsV2 page (Owner and VersionId add elements), which on 2
+    shared cores measured the client's parser, not the server. Text cannot hold a
+    raw ``<``, so a tag is never miscounted inside a key; the exact-count check in
+    ``listing`` catches any document this scan misreads."""
+    if versions:
+        return body.count(b"<Version>") + body.count(b"<DeleteMarker>")
+    return body.count(b"<Contents>")
+
+
 def list_all(ep: Endpoint, bucket: str, prefix: str, page: int = 1000,
              versions: bool = False) -> tuple[int, float]:
     """Every page of ListObjectsV2 (or ListObjectVersions); returns (entries seen, seconds)."""
     client = ep.client()
     client.connect()
     entries, markers = 0, {}
-    counted = ("Version", "DeleteMarker") if versions else ("Contents",)
     start = time.perf_counter()
     try:
         while True:
@@ -245,23 +264,14 @@ def list_all(ep: Endpoint, bucket: str, prefix: str, page: int = 1000,
             resp = client.request("GET", f"/{bucket}", query=query)
             if resp.status != 200:
                 raise RuntimeError(f"listing -> {resp.status}: {resp.body[:200]!r}")
-            root = ElementTree.fromstring(resp.body)
-            truncated, found = False, {}
-            for child in root:
-                name = _local(child.tag)
-                if name in counted:
-                    entries += 1
-                elif name == "IsTruncated":
-                    truncated = (child.text or "").strip().lower() == "true"
-                elif name in ("NextContinuationToken", "NextKeyMarker", "NextVersionIdMarker"):
-                    found[name] = child.text or ""
-            if not truncated:
+            entries += count_entries(resp.body, versions)
+            if (_top_level(resp.body, "IsTruncated") or "").strip().lower() != "true":
                 break
             if versions:
-                markers = {"key-marker": found.get("NextKeyMarker", ""),
-                           "version-id-marker": found.get("NextVersionIdMarker", "")}
+                markers = {"key-marker": _top_level(resp.body, "NextKeyMarker") or "",
+                           "version-id-marker": _top_level(resp.body, "NextVersionIdMarker") or ""}
             else:
-                markers = {"continuation-token": found.get("NextContinuationToken", "")}
+                markers = {"continuation-token": _top_level(resp.body, "NextContinuationToken") or ""}
             if not any(markers.values()):
                 raise RuntimeError("truncated listing without a next marker")
         return entries, time.perf_counter() - start
