@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "interleaved; runs whatever --targets says)")
     p.add_argument("--variant-rounds", type=int,
                    help="interleaved rounds of 4 KiB ops in the variant-costs stage "
-                        "(default 5, quick 3)")
+                        "(default 6, quick 3: each variant takes each position equally often)")
     p.add_argument("--variant-big-rounds", type=int,
                    help="rounds of big single PUT+GET, vallum vs vallum-plain (default 3, quick 2)")
     p.add_argument("--tmp-dir", help="parent dir for data dirs and the disk probe (default $TMPDIR)")
@@ -125,7 +125,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
 def variant_settings(args: argparse.Namespace, plan: Plan) -> variants.Settings:
     """The variant-costs stage uses the run's batch size, concurrency and big size."""
     return variants.Settings(
-        rounds=args.variant_rounds or (3 if args.quick else 5),
+        rounds=args.variant_rounds or (3 if args.quick else 6),   # a multiple of the 3 variants
         big_rounds=(args.variant_big_rounds if args.variant_big_rounds is not None
                     else (2 if args.quick else 3)),
         ops=plan.ops, concurrency=plan.concurrency, procs=plan.procs,

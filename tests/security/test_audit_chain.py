@@ -27,7 +27,8 @@ def write_log(tmp_path, n=20, checkpoint_every=5):
 
 
 def lines(path):
-    return path.read_bytes().splitlines(keepends=True)
+    """The record lines, without the preallocated NUL padding after them."""
+    return path.read_bytes().rstrip(b"\0").splitlines(keepends=True)
 
 
 def test_intact_log_verifies(tmp_path):
@@ -154,3 +155,58 @@ def test_append_cost(tmp_path):
     seq, conc = asyncio.run(main())
     print(f"audit append: sequential {seq * 1e6:.0f} us/record, 2000 concurrent {conc * 1e6:.1f} us/record")
     assert conc < seq
+
+
+def test_log_is_preallocated_and_padding_must_stay_empty(tmp_path):
+    path = write_log(tmp_path)
+    raw = path.read_bytes()
+    records = raw.rstrip(b"\0")
+    assert len(raw) % audit.PREALLOC == 0 and len(raw) > len(records)
+    assert audit.verify(path).ok
+    # Records hidden past a NUL (or written into the padding) are refused, not skipped.
+    path.write_bytes(records + b"\0" * 10 + b'{"seq":99}\n' + b"\0" * 100)
+    result = audit.verify(path)
+    assert not result.ok and "after the end" in result.reason, result
+
+
+def test_log_grows_in_preallocated_steps(tmp_path, monkeypatch):
+    monkeypatch.setattr(audit, "PREALLOC", 4096)
+    path = write_log(tmp_path, n=200, checkpoint_every=50)
+    assert path.stat().st_size % 4096 == 0 and path.stat().st_size > 3 * 4096
+    result = audit.verify(path)
+    assert result.ok and result.records == 200 + 4, result
+
+
+def test_torn_unacknowledged_write_is_overwritten_on_reopen(tmp_path):
+    path = write_log(tmp_path, n=5)
+    records = path.read_bytes().rstrip(b"\0")
+    with open(path, "r+b") as f:                 # a crash mid-write: half a line, never synced
+        f.seek(len(records))
+        f.write(b'{"ts":1,"type":"request","seq":99,"prev":"abc')
+
+    async def main():
+        log = audit.AuditLog(tmp_path)
+        await log.open()
+        await log.append({"after": "crash"})
+        await log.close()
+
+    asyncio.run(main())
+    result = audit.verify(path)
+    assert result.ok and result.records == 5 + 1 + 1 + 1, result
+    assert b'"seq":99' not in path.read_bytes()
+
+
+def test_unpadded_log_is_continued(tmp_path):
+    """A log written before preallocation (no padding) is continued where it ends."""
+    path = write_log(tmp_path, n=5)
+    path.write_bytes(path.read_bytes().rstrip(b"\0"))
+
+    async def main():
+        log = audit.AuditLog(tmp_path)
+        await log.open()
+        await log.append({"n": "next"})
+        await log.close()
+
+    asyncio.run(main())
+    result = audit.verify(path)
+    assert result.ok and result.records == 5 + 1 + 1 + 1, result

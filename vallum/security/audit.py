@@ -17,6 +17,14 @@ and fsynced. Concurrent appends share one write + fsync (group commit) on a
 dedicated writer thread: while one batch is being synced the next accumulates,
 so throughput does not fall to one fsync per request. Several gateway processes may share the file: each batch
 is written under ``flock``, re-reading the tail if another process appended.
+
+Preallocation: the file is extended PREALLOC bytes at a time with written (not
+sparse) zeros and fsynced, and records overwrite that padding in place. An append
+then changes neither the file size nor its block map, so its ``fdatasync`` flushes
+the data blocks alone, without an ext4 journal commit: 17 us less CPU per record
+(``python -m bench.threadcpu vallum GET``, audit writer thread, 64-70 -> 46-58 us).
+Readers stop at the first NUL byte (JSON lines never contain one); ``verify`` also
+checks that nothing but NULs follows.
 """
 
 from __future__ import annotations
@@ -41,6 +49,8 @@ LOG_FILE = "audit.log"
 KEY_FILE = "audit-signing.key"
 PUB_FILE = "audit-signing.pub"
 GENESIS = "0" * 64
+PREALLOC = 4 * 1024 * 1024      # zero-filled ahead of the records, fsynced once per step
+_ZEROS = bytes(1024 * 1024)
 
 
 class AuditError(Exception):
@@ -77,22 +87,65 @@ def load_or_create_signing_key(directory: Path) -> bytes:
     return key
 
 
-def _read_tail(fd: int) -> tuple[int, str, int]:
-    """(last seq, hash of the last line, records since the last checkpoint) of an open log."""
-    size = os.fstat(fd).st_size
-    if size == 0:
-        return 0, GENESIS, 0
+def _data_end(fd: int, known: int | None = None) -> int:
+    """Where the records end and the NUL padding begins (the file size for an unpadded log).
+
+    ``known``: a position inside or at the end of the records (this process's last tail):
+    scan forward from there, reading only what other processes appended since. Without
+    it (at open), scan back from the end of the file, so that even a torn write with a
+    hole of zeros in it (a machine crash before the sync) is found whole."""
+    if known is not None:
+        pos = known
+        while True:
+            block = os.pread(fd, 65536, pos)
+            cut = block.find(b"\0")
+            if cut >= 0 or not block:
+                return pos + (cut if cut >= 0 else 0)
+            pos += len(block)
+    pos = os.fstat(fd).st_size
+    while pos > 0:
+        step = min(65536, pos)
+        block = os.pread(fd, step, pos - step).rstrip(b"\0")
+        if block:
+            return pos - step + len(block)
+        pos -= step
+    return 0
+
+
+def _read_tail(fd: int, known: int | None = None) -> tuple[int, int, int, str, int]:
+    """(end of the last complete record, end of the data before the padding, last seq,
+    hash of the last line, records since the last checkpoint) of an open log. The two
+    ends differ only after a crash tore a write that was never acknowledged."""
+    data_end = _data_end(fd, known)
     block = b""
-    pos = size
+    pos = data_end
     while pos > 0 and block.count(b"\n") < 2:
         step = min(65536, pos)
         pos -= step
         block = os.pread(fd, step, pos) + block
-    lines = block.rstrip(b"\n").split(b"\n")
+    cut = block.rfind(b"\n") + 1          # bytes after the last newline: a torn write
+    end = pos + cut
+    lines = block[:cut].rstrip(b"\n").split(b"\n")
+    if not lines[-1]:
+        return end, data_end, 0, GENESIS, 0
     last = lines[-1]
     rec = json.loads(last)
     since = 0 if rec.get("type") == "checkpoint" else rec.get("since_checkpoint", 0)
-    return int(rec["seq"]), _line_hash(last), since
+    return end, data_end, int(rec["seq"]), _line_hash(last), since
+
+
+def _pwrite_all(fd: int, data: bytes | memoryview, pos: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, pos)
+        view, pos = view[n:], pos + n
+
+
+def _zero(fd: int, start: int, end: int) -> None:
+    while start < end:
+        n = min(len(_ZEROS), end - start)
+        _pwrite_all(fd, _ZEROS[:n] if n < len(_ZEROS) else _ZEROS, start)
+        start += n
 
 
 class AuditLog:
@@ -110,9 +163,10 @@ class AuditLog:
         self._public_hex = ""
         self._writer = BatchThread("vallum-audit", self._commit, closed_message="audit log is not open",
                                    closed_error=AuditError)
-        # (file size after our last write, seq, prev hash, since checkpoint): the tail we
-        # wrote last; re-read from the file only if another process appended since.
+        # (end of our last record, seq, prev hash, since checkpoint): the tail we wrote
+        # last; re-read from the file only if another process appended since.
         self._tail: tuple[int, int, str, int] | None = None
+        self._allocated = 0       # the file size we last saw (records + padding)
         self._encoder = json.JSONEncoder(separators=(",", ":"), default=str)
         self.batches = 0          # how many write+fsync rounds (for measurements)
         self.records = 0
@@ -120,8 +174,7 @@ class AuditLog:
     async def open(self) -> None:
         self._key = await asyncio.to_thread(load_or_create_signing_key, self.dir)
         self._public_hex = crypto.ed25519_public(self._key).hex()
-        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
-                           0o600)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
         self._tail = None
         self._writer.start()
 
@@ -150,12 +203,12 @@ class AuditLog:
         assert fd is not None
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            size = os.fstat(fd).st_size
             tail = self._tail
-            if tail is not None and tail[0] == size:
-                _, seq, prev, since = tail
+            if tail is not None and os.pread(fd, 1, tail[0]) in (b"", b"\0"):
+                pos, seq, prev, since = tail         # nobody wrote after our last record
             else:                                   # first batch, or another process appended
-                seq, prev, since = _read_tail(fd)
+                pos, torn_end, seq, prev, since = _read_tail(fd, tail[0] if tail else None)
+                _zero(fd, pos, torn_end)            # never acknowledged: overwritten below
             out = []
             now = time.time()
             stamp = dt.datetime.fromtimestamp(now, dt.timezone.utc).isoformat(timespec="milliseconds")
@@ -170,14 +223,17 @@ class AuditLog:
                                                           now, stamp)
                     out.append(line)
             data = b"".join(out)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            end = pos + len(data)
+            if end > self._allocated:
+                self._allocated = os.fstat(fd).st_size   # another process may have extended it
+                if end > self._allocated:
+                    self._extend(fd, end)
+            _pwrite_all(fd, data, pos)
             if self.fsync:
-                # fdatasync flushes the data and the size a reader needs (about 20% cheaper
-                # than fsync here); the timestamps it skips carry no audit information.
+                # The blocks were allocated, zeroed and fsynced ahead and the size does not
+                # change, so fdatasync flushes just these data blocks.
                 os.fdatasync(fd)
-            self._tail = (size + len(data), seq, prev, since)
+            self._tail = (end, seq, prev, since)
             self.batches += 1
             self.records += len(records)
         except BaseException:
@@ -185,6 +241,14 @@ class AuditLog:
             raise
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _extend(self, fd: int, end: int) -> None:
+        """Grow the padding so ``end`` fits with PREALLOC to spare; durable before use."""
+        target = (end // PREALLOC + 2) * PREALLOC
+        _zero(fd, self._allocated, target)
+        if self.fsync:
+            os.fsync(fd)                            # the new size and blocks, once per step
+        self._allocated = target
 
     def _encode(self, rec: dict[str, Any], seq: int, prev: str, since: int,
                 now: float, stamp: str) -> tuple[bytes, int, str, int]:
@@ -231,6 +295,11 @@ def verify(path: Path, public_key: bytes | None = None) -> VerifyResult:
     prev_rec: dict[str, Any] | None = None
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
+            if raw[:1] == b"\0":                    # the padding: it must run to the end
+                if raw.strip(b"\0") or any(rest.strip(b"\0") for rest in f):
+                    return VerifyResult(False, count, checkpoints, lineno, None,
+                                        "bytes after the end of the log (NUL padding)")
+                break
             line = raw.rstrip(b"\n")
 
             def broken(reason: str, at_line: int = lineno, seq: Any = None,
@@ -286,6 +355,8 @@ def query(path: Path, *, principal: str | None = None, bucket: str | None = None
     lo, hi = _ts(since), _ts(until)
     with open(path, "rb") as f:
         for raw in f:
+            if raw[:1] == b"\0":
+                break                               # the preallocated padding
             try:
                 rec = json.loads(raw)
             except ValueError:
