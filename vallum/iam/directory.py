@@ -128,12 +128,17 @@ class Directory:
                 "id": "AIDA" + "".join(secrets.choice(_ALPHABET) for _ in range(17))}
 
     def create_user(self, account: str, name: str, *, admin: bool = False,
-                    tags: dict[str, str] | None = None) -> dict[str, Any]:
+                    tags: dict[str, str] | None = None,
+                    boundary: str | None = None) -> dict[str, Any]:
+        """``boundary`` (policy name or ARN) is set in the same write as the user, so a
+        user created under a boundary is never visible without it."""
         self.account(account)
         _check_name(name, "user")
         if self.store.get("user", account=account, name=name):
             raise EntityAlreadyExists(f"user {name} already exists")
         row = self._user_row(account, name, admin, dict(tags or {}), time.time())
+        if boundary:
+            row["boundary"] = self._boundary_policy(account, boundary)
         ops = [Op("put", "user", row)]
         if admin:
             # What "admin" means is what it grants: the same inline AccountAdmin policy as
@@ -225,7 +230,7 @@ class Directory:
 
     # -- roles -------------------------------------------------------------------
     def create_role(self, account: str, name: str, trust_policy: str, *,
-                    max_session: int = 3600) -> dict[str, Any]:
+                    max_session: int = 3600, boundary: str | None = None) -> dict[str, Any]:
         self.account(account)
         _check_name(name, "role")
         policy_lang.parse(trust_policy, kind="trust")
@@ -236,6 +241,8 @@ class Directory:
         row = {"account": account, "name": name, "trust_policy": trust_policy,
                "max_session": int(max_session), "created": time.time(),
                "id": "AROA" + "".join(secrets.choice(_ALPHABET) for _ in range(17))}
+        if boundary:
+            row["boundary"] = self._boundary_policy(account, boundary)
         self.store.apply([Op("put", "role", row)])
         return row
 
@@ -295,6 +302,17 @@ class Directory:
         """Set a user's or role's permissions boundary to a managed policy of its account,
         named by name or ARN (``arn:aws:iam::ACCOUNT:policy/NAME``)."""
         row = self._bounded_entity(account, kind, name)
+        policy_name = self._boundary_policy(account, policy_ref)
+        row["boundary"] = policy_name
+        self.store.apply([Op("put", kind, row)])
+        return {kind: name, "boundary": policy_name,
+                "boundary_arn": f"arn:aws:iam::{account}:policy/{policy_name}"}
+
+    def _boundary_policy(self, account: str, policy_ref: str) -> str:
+        """The name of the existing managed policy of ``account`` that ``policy_ref`` (a
+        name or ``arn:aws:iam::ACCOUNT:policy/NAME``) names as a boundary."""
+        if not isinstance(policy_ref, str):
+            raise IAMError("a permissions boundary is a policy name or ARN")
         policy_name = policy_ref
         if policy_ref.startswith("arn:"):
             prefix = f"arn:aws:iam::{account}:policy/"
@@ -302,10 +320,7 @@ class Directory:
                 raise IAMError(f"the boundary must be a managed policy of account {account}")
             policy_name = policy_ref[len(prefix):]
         self.policy(account, policy_name)
-        row["boundary"] = policy_name
-        self.store.apply([Op("put", kind, row)])
-        return {kind: name, "boundary": policy_name,
-                "boundary_arn": f"arn:aws:iam::{account}:policy/{policy_name}"}
+        return policy_name
 
     def delete_boundary(self, account: str, kind: str, name: str) -> None:
         row = self._bounded_entity(account, kind, name)

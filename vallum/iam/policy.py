@@ -57,9 +57,11 @@ s3:x-amz-grant-full-control s3:if-match s3:if-none-match
 """.split())
 STS_KEYS = frozenset({"sts:externalid", "sts:rolesessionname", "sts:sourceidentity",
                       "sts:durationseconds"})
+# IAM's own request keys that the admin API sets (vallum/server/admin.py).
+IAM_KEYS = frozenset({"iam:permissionsboundary"})
 KEY_PREFIXES = ("aws:principaltag/", "aws:requesttag/", "aws:resourcetag/",
                 "s3:existingobjecttag/", "s3:requestobjecttag/")
-KNOWN_KEYS = GLOBAL_KEYS | S3_KEYS | STS_KEYS
+KNOWN_KEYS = GLOBAL_KEYS | S3_KEYS | STS_KEYS | IAM_KEYS
 
 
 class MalformedPolicy(ValueError):

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl
 
 from vallum import authz
 from vallum.iam import gate, sts_api
+from vallum.iam.admin_keys import boundary_keys
 from vallum.iam.directory import IAMError
 from vallum.iam.identity import parsed
 from vallum.iam.policy import MalformedPolicy
@@ -183,7 +184,7 @@ def _actions():
         "ListAccounts": (None, lambda d, a, x: {"accounts": d.list_accounts()}),
         "GetAccount": (None, lambda d, a, x: d.account(*_need(x, "account"))),
         "DeleteAccount": (None, lambda d, a, x: d.delete_account(d.account(*_need(x, "account"))["id"])),
-        "CreateUser": ("CreateUser", lambda d, a, x: d.create_user(a, *_need(x, "user"), admin=bool(x.get("admin")), tags=x.get("tags"))),
+        "CreateUser": ("CreateUser", lambda d, a, x: d.create_user(a, *_need(x, "user"), admin=bool(x.get("admin")), tags=x.get("tags"), boundary=x.get("boundary"))),
         "GetUser": ("GetUser", lambda d, a, x: {**d.user(a, *_need(x, "user")), "groups": d.groups_of(a, x["user"]), "keys": d.list_keys(a, x["user"]), "policies": [lbl for lbl, _ in d.policies_of(a, "user", x["user"])]}),
         "ListUsers": ("ListUsers", lambda d, a, x: {"users": d.list_users(a)}),
         "DeleteUser": ("DeleteUser", lambda d, a, x: d.delete_user(a, *_need(x, "user"))),
@@ -206,7 +207,7 @@ def _actions():
         "DetachPolicy": ("DetachUserPolicy", lambda d, a, x: d.detach(a, *_need(x, "kind", "target", "policy"))),
         "PutInlinePolicy": ("PutUserPolicy", lambda d, a, x: d.put_inline(a, *_need(x, "kind", "target", "name"), _doc(x.get("document") or ""))),
         "DeleteInlinePolicy": ("DeleteUserPolicy", lambda d, a, x: d.delete_inline(a, *_need(x, "kind", "target", "name"))),
-        "CreateRole": ("CreateRole", lambda d, a, x: d.create_role(a, *_need(x, "role"), _doc(x.get("trust_policy") or ""), max_session=int(x.get("max_session", 3600)))),
+        "CreateRole": ("CreateRole", lambda d, a, x: d.create_role(a, *_need(x, "role"), _doc(x.get("trust_policy") or ""), max_session=int(x.get("max_session", 3600)), boundary=x.get("boundary"))),
         "GetRole": ("GetRole", lambda d, a, x: {**d.role(a, *_need(x, "role")), "policies": [lbl for lbl, _ in d.policies_of(a, "role", x["role"])]}),
         "ListRoles": ("ListRoles", lambda d, a, x: {"roles": d.list_roles(a)}),
         "DeleteRole": ("DeleteRole", lambda d, a, x: d.delete_role(a, *_need(x, "role"))),
@@ -259,8 +260,10 @@ async def handle(services, scope, receive, path: str) -> Response:
             needed = [iam_action]
             if name == "CreateUser" and args.get("admin"):
                 needed.append("PutUserPolicy")      # --admin gives the user a full-access policy
+            # iam:PermissionsBoundary: the boundary set, or the target's current one
+            ctx = authz.Context(keys=boundary_keys(d, name, account, args))
             for one in needed:
-                decision = authz.decide(principal, "iam:" + one, f"arn:aws:iam::{account}:*")
+                decision = authz.decide(principal, "iam:" + one, f"arn:aws:iam::{account}:*", ctx)
                 if not decision.allowed:
                     raise errors.AccessDenied(f"not authorized to perform iam:{one}")
         if iam_action is not None and not account:
