@@ -200,3 +200,25 @@ def test_the_key_is_accepted_in_policies_and_simulated(server, tenant):
             {"Effect": "Allow", "Action": "iam:CreateUser", "Resource": "*",
              "Condition": {"StringEquals": {"iam:NoSuchKey": x_arn}}}))
     assert exc.value.code == "MalformedPolicy"
+
+
+def test_admin_calls_carry_the_global_request_keys(server, tenant):
+    """aws:SourceIp and aws:SecureTransport reach admin-API decisions as they reach S3's."""
+    t = tenant
+    elsewhere = _delegate(server, t, {
+        "Effect": "Allow", "Action": "iam:CreateUser", "Resource": "*",
+        "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}})
+    _denied(lambda: elsewhere.call("CreateUser", user=uid("fromafar")))
+    loopback = _delegate(server, t, {
+        "Effect": "Allow", "Action": "iam:CreateUser", "Resource": "*",
+        "Condition": {"IpAddress": {"aws:SourceIp": "127.0.0.0/8"},
+                      "Bool": {"aws:SecureTransport": "false"}}})
+    made = uid("local")
+    loopback.call("CreateUser", user=made)
+    assert t.admin.call("GetUser", user=made)["name"] == made
+    tls_only = _delegate(server, t, {
+        "Effect": "Allow", "Action": "iam:CreateUser", "Resource": "*",
+        "Condition": {"Bool": {"aws:SecureTransport": "true"}}})
+    refused = uid("plainhttp")
+    _denied(lambda: tls_only.call("CreateUser", user=refused))
+    _missing(t, "user", refused)

@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 from dataclasses import asdict
 from typing import Any
 from urllib.parse import parse_qsl
@@ -260,8 +261,16 @@ async def handle(services, scope, receive, path: str) -> Response:
             needed = [iam_action]
             if name == "CreateUser" and args.get("admin"):
                 needed.append("PutUserPolicy")      # --admin gives the user a full-access policy
-            # iam:PermissionsBoundary: the boundary set, or the target's current one
-            ctx = authz.Context(keys=boundary_keys(d, name, account, args))
+            # The request's global keys (an admin may be limited to an address or to TLS),
+            # plus iam:PermissionsBoundary: the boundary set, or the target's current one.
+            now = time.time()
+            client = scope.get("client") or ("", 0)
+            ctx = authz.Context(keys={
+                "aws:sourceip": client[0],
+                "aws:securetransport": "true" if scope.get("scheme") == "https" else "false",
+                "aws:currenttime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+                "aws:epochtime": str(int(now)),
+                **boundary_keys(d, name, account, args)})
             for one in needed:
                 decision = authz.decide(principal, "iam:" + one, f"arn:aws:iam::{account}:*", ctx)
                 if not decision.allowed:
