@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from vallum.client import Client, VallumError, tls_context
+from vallum.compute import gateway_ca
 from vallum.compute import sandbox as sbx
 from vallum.compute.credentials import TaskCredentials
 from vallum.compute.spec import JobSpec, parse_uri
@@ -230,6 +231,24 @@ def upload_log(client: Client, spec: JobSpec, name: str, scratch: sbx.Scratch,
     client.put_object(bucket, key, data, "text/plain; charset=utf-8", label=label)
 
 
+def trust_gateway(cert_file: str, box: sbx.Sandbox, scratch: sbx.Scratch,
+                  spec: JobSpec) -> dict[str, str]:
+    """Give a network task the gateway's CA bundle (in its work folder) and the variables
+    naming it; {} (and a line in the task's log) when the certificate cannot be read, so
+    the task's clients fall back to their default trust instead of the task not running."""
+    try:
+        path = gateway_ca.write_task_bundle(scratch.work, gateway_ca.bundle_for(cert_file))
+    except (OSError, ValueError) as exc:
+        log.warning("no CA bundle for a network task (%s): %s", cert_file, exc)
+        with open(scratch.log_path, "a", encoding="utf-8") as f:
+            f.write(f"vallum: the gateway's CA bundle is unavailable ({exc.__class__.__name__})\n")
+        return {}
+    seen = f"{box.env_paths_root(scratch)}/work/{path.name}"
+    env = gateway_ca.task_env(seen, only_gateway=box.mode == "bwrap")
+    # AWS_* cannot come from the spec; a task's own REQUESTS_CA_BUNDLE / SSL_CERT_FILE win.
+    return {k: v for k, v in env.items() if k.startswith("AWS_") or k not in spec.env}
+
+
 class GatewayRelay:
     """Host side of a network-enabled task: its Unix socket -> the gateway's TCP port."""
 
@@ -334,10 +353,13 @@ async def run_task(bundle: TaskBundle, box: sbx.Sandbox, scratch_base: Path,
         relay = None
         if spec.network:
             parts = urlsplit(bundle.endpoint)
-            port = parts.port or 80
+            https = parts.scheme == "https"
+            port = parts.port or (443 if https else 80)
             env.update(creds.env())
-            env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
+            env["AWS_ENDPOINT_URL"] = f"{'https' if https else 'http'}://127.0.0.1:{port}"
             env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = bundle.region
+            if https and bundle.ca_bundle:
+                env.update(await _io(trust_gateway, bundle.ca_bundle, box, scratch, spec))
             if box.mode == "bwrap":
                 argv = [sbx.python(), box.helper("relay.py"), str(port), "--", *argv]
                 relay = GatewayRelay(scratch.sock_path, parts.hostname or "127.0.0.1", port)
