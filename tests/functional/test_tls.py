@@ -86,3 +86,32 @@ def test_plain_http_is_not_served(tls_server):
     with pytest.raises(Exception):  # noqa: B017 - any failure: no HTTP answer on the TLS port
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/health/live", timeout=3) as r:
             r.read()
+
+
+def test_sigterm_with_an_idle_tls_client_exits_promptly(tmp_path):
+    """A pooled HTTPS client that keeps its connection open and idle (as boto3 does) must not
+    hold a SIGTERM'd server for the whole graceful-shutdown timeout."""
+    if os.environ.get("VALLUM_TEST_ENDPOINT"):
+        pytest.skip("starts its own server")
+    import http.client
+    import time
+
+    certs = dev_certs(tmp_path / "certs")
+    srv = start_server(tmp_path / "data", tls_certs=certs)
+    try:
+        port = int(srv.endpoint.rsplit(":", 1)[1])
+        ctx = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+        conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+        conn.request("GET", "/-/health/live")
+        resp = conn.getresponse()
+        assert resp.status == 200
+        resp.read()                              # keep-alive: the connection stays open, idle
+        started = time.monotonic()
+        srv.proc.terminate()
+        code = srv.proc.wait(timeout=20)
+        took = time.monotonic() - started
+        conn.close()
+        # uvicorn re-raises the SIGTERM after its graceful shutdown: exit by that signal or 0.
+        assert code in (0, -15) and took < 5, (code, took)
+    finally:
+        stop_server(srv)
