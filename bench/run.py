@@ -68,7 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="Vallum only: GET by an IAM user with an N-statement policy vs by root "
                         "(policy-check cost); 0 skips it (default 50)")
     p.add_argument("--no-variants", action="store_true",
-                   help="skip the variant-costs stage (vallum, vallum-plain, vallum-operator "
+                   help="skip the variant-costs stage (vallum, vallum-plain, vallum-plain-operator "
                         "interleaved; runs whatever --targets says)")
     p.add_argument("--variant-rounds", type=int,
                    help="interleaved rounds of 4 KiB ops in the variant-costs stage "
