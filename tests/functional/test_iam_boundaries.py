@@ -187,3 +187,28 @@ def test_admin_flag_grants_account_administration(server, tenant):
     with pytest.raises(AdminError) as exc:
         clerk_api.call("CreateUser", user=uid("sneaky"), admin=True)
     assert exc.value.code == "AccessDenied" and "PutUserPolicy" in exc.value.message
+
+
+def test_cli_creates_users_and_roles_under_a_boundary(server, tenant, tmp_path):
+    t = tenant
+    policy = uid("cb")
+    doc = tmp_path / "list-only.json"
+    doc.write_text(json.dumps(_doc({"Effect": "Allow", "Action": "s3:ListAllMyBuckets",
+                                    "Resource": "*"})))
+    assert _cli(server, "policy", "create", policy, "-d", f"@{doc}", "--account", t.id).returncode == 0
+    user = uid("cbuser")
+    out = _cli(server, "user", "create", user, "--boundary", policy, "--account", t.id)
+    assert out.returncode == 0, out.stderr
+    assert t.admin.call("GetUser", user=user)["boundary"] == policy
+    trust = tmp_path / "trust.json"
+    trust.write_text(json.dumps(_doc({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{t.id}:root"},
+                                      "Action": "sts:AssumeRole"})))
+    role = uid("cbrole")
+    out = _cli(server, "role", "create", role, "--trust", f"@{trust}",
+               "--boundary", f"arn:aws:iam::{t.id}:policy/{policy}", "--account", t.id)
+    assert out.returncode == 0, out.stderr
+    assert t.admin.call("GetRole", role=role)["boundary"] == policy
+    bad = uid("cbbad")
+    out = _cli(server, "user", "create", bad, "--boundary", "no-such-policy", "--account", t.id)
+    assert out.returncode == 1 and "NoSuchEntity" in out.stderr
+    assert bad not in [u["name"] for u in t.admin.call("ListUsers")["users"]]

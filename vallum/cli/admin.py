@@ -205,8 +205,11 @@ def user_create(ctx: typer.Context, name: str, account: str = AccountOpt,
                 admin: bool = typer.Option(False, "--admin", help="Give the user the inline "
                                            "AccountAdmin policy: every action inside its "
                                            "account (needs iam:CreateUser and iam:PutUserPolicy)"),
+                boundary: str = typer.Option("", "--boundary", help="Permissions boundary set with "
+                                             "the user: a managed policy's name or ARN"),
                 output: str = OutputOpt) -> None:
-    _run(ctx, "CreateUser", output, account=account, user=name, admin=admin)
+    _run(ctx, "CreateUser", output, account=account, user=name, admin=admin,
+         **({"boundary": boundary} if boundary else {}))
 
 
 @user_app.command("list")
@@ -328,9 +331,11 @@ def key_delete(ctx: typer.Context, access_key_id: str, account: str = AccountOpt
 def role_create(ctx: typer.Context, name: str,
                 trust: str = typer.Option(..., "--trust", help="Trust policy: JSON, @file or -"),
                 max_session: int = typer.Option(3600, "--max-session"),
+                boundary: str = typer.Option("", "--boundary", help="Permissions boundary set with "
+                                             "the role: a managed policy's name or ARN"),
                 account: str = AccountOpt, output: str = OutputOpt) -> None:
     _run(ctx, "CreateRole", output, account=account, role=name, trust_policy=_document(trust),
-         max_session=max_session)
+         max_session=max_session, **({"boundary": boundary} if boundary else {}))
 
 
 @role_app.command("list")
