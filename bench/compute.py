@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench import rayhead
 from vallum.client import Client
 
 KEY, SECRET = "BENCHCOMPUTEROOT0000", "bench-compute-secret-key-000000000000000"
@@ -189,128 +190,6 @@ def run_vallum(jobs: int = 100, array: int = 300, log=print) -> dict[str, float]
 
 
 # ---------------------------------------------------------------- Ray's own job submission
-RAY = Path(sys.executable).parent / "ray"
-# RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 keeps the node address 127.0.0.1 (otherwise Ray swaps
-# it for a routable one and binds on all interfaces; see tests/functional/test_jobs_ray.py).
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _family(root: int) -> set[int]:
-    """Live pids in ``root``'s session or process group, or descending from it: everything
-    `ray start --head --block` started, even a process that moved to a session of its own."""
-    parent: dict[int, int] = {}
-    mine: set[int] = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        pid = int(entry)
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parent[pid] = int(fields[1])
-        if root in (int(fields[2]), int(fields[3])):       # pgrp, session
-            mine.add(pid)
-    grew = True
-    while grew:
-        grew = False
-        for pid, ppid in parent.items():
-            if ppid in mine and pid not in mine:
-                mine.add(pid)
-                grew = True
-    return mine
-
-
-class RayHead:
-    """A single-node Ray cluster on 127.0.0.1 with its job server (the dashboard), in a temp
-    dir; stopped, with every process it started, on exit, whatever happened."""
-
-    def __init__(self, cpus: int) -> None:
-        self.cpus = cpus
-        self.proc: subprocess.Popen | None = None
-        self.tmp = Path(tempfile.mkdtemp(prefix="vbray", dir="/tmp"))  # short: socket paths
-        self.address = ""
-
-    def __enter__(self) -> RayHead:
-        if not RAY.exists():
-            raise RuntimeError(f"{RAY} not found (pip install 'ray[default]')")
-        dash = free_port()
-        lo = 21000 + (os.getpid() % 100) * 200
-        log = open(self.tmp / "ray.log", "wb")
-        self.proc = subprocess.Popen(
-            [str(RAY), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
-             f"--port={free_port()}", f"--ray-client-server-port={free_port()}",
-             "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-             f"--dashboard-agent-listen-port={free_port()}",
-             f"--dashboard-agent-grpc-port={free_port()}", f"--metrics-export-port={free_port()}",
-             f"--runtime-env-agent-port={free_port()}", f"--node-manager-port={free_port()}",
-             f"--object-manager-port={free_port()}", f"--num-cpus={self.cpus}",
-             "--disable-usage-stats", f"--min-worker-port={lo}", f"--max-worker-port={lo + 150}",
-             f"--temp-dir={self.tmp / 'r'}"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            env=dict(os.environ, **RAY_ENV))
-        self.address = f"http://127.0.0.1:{dash}"
-        deadline = time.monotonic() + 120
-        try:
-            while True:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("ray start --head failed: "
-                                       + (self.tmp / "ray.log").read_text()[-400:])
-                try:
-                    with urllib.request.urlopen(self.address + "/api/version", timeout=1) as r:
-                        if r.status == 200:
-                            return self
-                except OSError:
-                    time.sleep(0.5)
-        except BaseException:
-            self.__exit__()
-            raise
-
-    def __exit__(self, *_exc: Any) -> None:
-        proc = self.proc
-        if proc is not None:
-            pids = _family(proc.pid)
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)   # --block: ray stops what it started
-                proc.wait(timeout=5)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                pass
-            pids |= _family(proc.pid)
-            for pid in pids:                          # ... and the rest, now
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
-            deadline = time.monotonic() + 10
-            while any(os.path.exists(f"/proc/{p}") and _alive(p) for p in pids) \
-                    and time.monotonic() < deadline:
-                time.sleep(0.1)
-            self.proc = None
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    """Not yet reaped counts as gone (a zombie holds no port or memory)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def run_ray(jobs: int, log=print) -> dict[str, float]:
     """Ray's job submission on this machine: the same `date` latency and `true` batch."""
     from ray.job_submission import JobStatus, JobSubmissionClient
@@ -318,7 +197,7 @@ def run_ray(jobs: int, log=print) -> dict[str, float]:
     done_states = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
     figs: dict[str, float] = {}
     started = time.perf_counter()
-    with RayHead(os.cpu_count() or 2) as head:
+    with rayhead.RayHead(os.cpu_count() or 2) as head:
         log(f"ray: head ready in {time.perf_counter() - started:.1f} s at {head.address}")
         rc = JobSubmissionClient(head.address)
 

@@ -11,83 +11,31 @@ socket of the head's processes (and the gateway's) is on loopback while jobs run
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
+from bench import rayhead
 from tests.functional.compute_util import client_of, put_many, read
-from tests.functional.conftest import free_port, start_server, stop_server
+from tests.functional.conftest import start_server, stop_server
 
 ray = pytest.importorskip("ray")
-RAY = str(Path(sys.executable).parent / "ray")
 # Keep the node address 127.0.0.1 (see above); no usage reporting.
-RAY_ENV = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
+RAY_ENV = dict(os.environ, **rayhead.RAY_ENV)
 
 
 @pytest.fixture(scope="module")
-def ray_head(tmp_path_factory):
-    if not os.path.exists(RAY):
+def ray_head():
+    if not rayhead.RAY.exists():
         pytest.skip("the ray CLI is not installed")
-    port, client_port = free_port(), free_port()
-    lo = 20000 + (os.getpid() % 200) * 200
-    tmp = Path(tempfile.mkdtemp(prefix="vray", dir="/tmp"))   # short: Ray's socket paths
-    log = open(tmp / "ray.log", "wb")
-    proc = subprocess.Popen(
-        [RAY, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
-         f"--ray-client-server-port={client_port}", "--include-dashboard=false",
-         "--dashboard-host=127.0.0.1",
-         f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
-         f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
-         f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
-         "--num-cpus=2", "--disable-usage-stats", f"--min-worker-port={lo}",
-         f"--max-worker-port={lo + 150}", f"--temp-dir={tmp / 'r'}"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=RAY_ENV)
-    deadline = time.monotonic() + 90
-    while b"Ray runtime started" not in (tmp / "ray.log").read_bytes():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            _kill(proc)
-            pytest.skip("ray start --head failed: " + (tmp / "ray.log").read_text()[-500:])
-        time.sleep(0.5)
-    yield f"127.0.0.1:{port}", proc.pid
     try:
-        os.killpg(proc.pid, signal.SIGTERM)      # `ray start --block` stops what it started
-        proc.wait(timeout=3)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        pass
-    _kill(proc)                                  # ... but may take 30 s over it: the rest
-    shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    """SIGKILL the head's process group (every Ray process this module started) and wait
-    until none is left."""
+        head = rayhead.RayHead(2, dashboard=False).__enter__()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-    deadline = time.monotonic() + 10
-    while _group(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-
-
-def _group(pgid: int) -> list[int]:
-    """Live processes of process group ``pgid``."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.getpgid(int(entry)) == pgid:
-                    out.append(int(entry))
-            except ProcessLookupError:
-                pass
-    return out
+        yield head.gcs, head.proc.pid
+    finally:
+        head.__exit__()
 
 
 def _listening(pids: set[int]) -> list[str]:
@@ -244,7 +192,7 @@ def _ray_and_the_gateway_listen_on_loopback_only(api, rbucket, ray_head, ray_ser
     while api.job(job["id"])["state"] != "RUNNING" and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(1.0)                                  # a Ray worker is up and running the task
-    pids = _descendants({ray_head[1], ray_server.proc.pid}) | set(_group(ray_head[1]))
+    pids = _descendants({ray_head[1], ray_server.proc.pid}) | rayhead.family(ray_head[1])
     sockets = _listening(pids)
     assert len(sockets) >= 5, sockets                # GCS, raylet x2, agents, gateway, ...
     assert [s for s in sockets if not _loopback(s)] == [], sockets
