@@ -46,6 +46,9 @@ POLL_EVERY = 1.0
 # objects out per 50 ms of delay at one client's pace).
 BATCH = 256
 MAX_DELAY = 0.05
+# ... and processed CHUNK at a time, one loop turn each, so the event loop never stalls for
+# a whole batch (256 requests at 11-18 us each, cache-cold, held it for up to ~4 ms).
+CHUNK = 32
 
 ALERTS = Counter("vallum_operator_alerts_total", "Operator alerts by kind", ["kind"], registry=REGISTRY)
 ACTIONS = Counter("vallum_operator_actions_total", "Operator containment actions", ["action"],
@@ -67,6 +70,7 @@ class Hook:
         self._modes_mtime = -1.0
         self._next_poll = 0.0
         self._pending: list[tuple] = []
+        self._draining = False
         try:
             self.sinks = sinks.from_env(os.environ)
         except ValueError as exc:       # a bad sink setting must not take the gateway down
@@ -146,17 +150,33 @@ class Hook:
             item = (time.time(), None, scope, operation, response.status, error, bytes_out)
         pending = self._pending
         pending.append(item)
+        if self._draining:
+            return                      # the drain under way reaches this one too
         if len(pending) >= BATCH:
-            self.flush()
+            self._drain()
         elif len(pending) == 1:
             try:
-                asyncio.get_running_loop().call_later(MAX_DELAY, self.flush)
+                asyncio.get_running_loop().call_later(MAX_DELAY, self._drain)
             except RuntimeError:        # no event loop (called from a plain thread): no batching
                 self.flush()
+
+    def _drain(self) -> None:
+        """Run the detector over the oldest CHUNK queued requests, and come back on the next
+        loop turn for the rest; requests queued meanwhile join the same drain, in order."""
+        pending = self._pending
+        items = pending[:CHUNK]
+        del pending[:CHUNK]
+        self._process(items)
+        self._draining = bool(pending)
+        if pending:
+            asyncio.get_running_loop().call_soon(self._drain)
 
     def flush(self) -> None:
         """Run the detector over every queued request, oldest first."""
         pending, self._pending = self._pending, []
+        self._process(pending)
+
+    def _process(self, pending: list[tuple]) -> None:
         observe, root = self.detector.observe, self.root_key
         for item in pending:
             try:

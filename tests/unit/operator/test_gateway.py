@@ -43,14 +43,32 @@ def test_observe_only_queues_then_flushes_within_max_delay(tmp_path):
     asyncio.run(main())
 
 
-def test_a_full_batch_is_processed_at_once(tmp_path):
+def test_a_full_batch_is_processed_at_once_in_chunks_that_yield_to_the_loop(tmp_path):
+    """A full batch starts at once, CHUNK requests per loop turn: other callbacks run
+    between chunks (the loop never stalls for the whole batch) and order is kept."""
     h = hook(tmp_path)
 
     async def main():
-        for i in range(gateway.BATCH):
+        loop = asyncio.get_running_loop()
+        seen: list[int] = []
+        for i in range(gateway.BATCH - 1):
             h.observe({}, request(f"k/{i}"), "GetObject", Response(200, {}, b"x"), "")
-        assert h._pending == []
-        assert h.detector.signals.principals[KEY].value("keys") == gateway.BATCH
+        loop.call_soon(lambda: seen.append(len(h._pending)))   # runs after the first chunk
+        h.observe({}, request("k/last"), "GetObject", Response(200, {}, b"x"), "")
+        assert len(h._pending) == gateway.BATCH - gateway.CHUNK
+        for _ in range(gateway.BATCH // gateway.CHUNK + 1):
+            await asyncio.sleep(0)
+        assert h._pending == [] and not h._draining
+        assert 0 < seen[0] < gateway.BATCH                       # it ran mid-batch
+        w = h.detector.signals.principals[KEY]
+        assert w.value("keys") == gateway.BATCH
+        # requests queued during a drain join it, behind the ones before them
+        for i in range(gateway.BATCH):
+            h.observe({}, request(f"m/{i}"), "GetObject", Response(200, {}, b"x"), "")
+        h.observe({}, request("m/extra"), "GetObject", Response(200, {}, b"x"), "")
+        for _ in range(gateway.BATCH // gateway.CHUNK + 2):
+            await asyncio.sleep(0)
+        assert h._pending == [] and w.value("keys") == 2 * gateway.BATCH + 1
 
     asyncio.run(main())
 
