@@ -33,6 +33,14 @@ from vallum.storage.base import (
 )
 
 WRITE_BUFFER = 1024 * 1024
+# Every EARLY_WRITEBACK bytes a writer asks the kernel to start writing them out (without
+# waiting): otherwise nothing reaches the disk before the commit's fsync, which then had
+# to flush the whole blob (0.3 s of a 2.7 s 1 GiB PUT here). With it the fsync finds
+# little left and the disk works while the body is still arriving: 1 GiB single PUT
+# 334-363 -> 408-424 MiB/s (three alternating runs each). Durability is unchanged: the
+# commit still fsyncs before anything points at the blob.
+EARLY_WRITEBACK = 8 * 1024 * 1024
+_START_WRITEBACK = getattr(os, "POSIX_FADV_DONTNEED", None)
 _ID_RE = re.compile(r"[0-9a-f]{32}")
 _HEX2_RE = re.compile(r"[0-9a-f]{2}")
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -303,6 +311,8 @@ class LocalBlobWriter(BlobWriter):
         self._fd: int | None = None
         self._buf = bytearray()
         self._size = 0
+        self._written = 0      # bytes handed to the file so far
+        self._flushing = 0     # bytes whose writeback has been started (see _write_chunks)
         self._state = "open"  # open -> committed | aborted | failed
         self._placed = False  # renamed into blobs/ (a failed commit may get this far)
         # Thread-side operations take this lock, so abort waits for a write a
@@ -342,6 +352,13 @@ class LocalBlobWriter(BlobWriter):
             fd = self._ensure_open()
             for c in chunks:
                 _write_all(fd, c)
+                self._written += len(c)
+            if _START_WRITEBACK is not None and self._written - self._flushing >= EARLY_WRITEBACK:
+                # On Linux, DONTNEED starts asynchronous writeback of the range's dirty pages
+                # (and drops only pages already clean, none of these yet).
+                os.posix_fadvise(fd, self._flushing, self._written - self._flushing,
+                                 _START_WRITEBACK)
+                self._flushing = self._written
 
     def _commit_sync(self, tail: bytearray) -> None:
         with self._lock:
