@@ -144,6 +144,20 @@ def bucket(s3):
     _empty_and_delete(s3, name)
 
 
+@pytest.fixture(scope="module")
+def root(server):
+    """An admin client of the platform root (IAM tests)."""
+    from vallum.cli.admin import AdminClient  # the IAM admin client: only IAM tests need it
+    return AdminClient(server.endpoint, server.access_key, server.secret_key, server.region)
+
+
+@pytest.fixture(scope="module")
+def tenant(server, root):
+    """A fresh account with its admin key (IAM tests)."""
+    from tests.functional.iam_util import Tenant
+    return Tenant(server, root)
+
+
 def code(exc: pytest.ExceptionInfo) -> str:
     """The S3 error code of a ClientError caught by pytest.raises."""
     return exc.value.response["Error"]["Code"]

@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 
 import boto3
 import pytest
@@ -20,21 +19,11 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.functional.conftest import start_server, stop_server
+from tests.functional.iam_util import Tenant, s3_for, uid
 from vallum.cli.admin import AdminClient, AdminError
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),
                                 reason="needs Vallum's admin API")
-
-
-def uid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def s3_for(server, key: str, secret: str, token: str | None = None):
-    return boto3.client("s3", endpoint_url=server.endpoint, aws_access_key_id=key,
-                        aws_secret_access_key=secret, aws_session_token=token,
-                        region_name=server.region,
-                        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
 
 
 def sts_for(server, key: str, secret: str, token: str | None = None):
@@ -45,31 +34,6 @@ def sts_for(server, key: str, secret: str, token: str | None = None):
 
 def code_of(exc_info) -> str:
     return exc_info.value.response["Error"]["Code"]
-
-
-@pytest.fixture(scope="module")
-def root(server) -> AdminClient:
-    return AdminClient(server.endpoint, server.access_key, server.secret_key, server.region)
-
-
-class Tenant:
-    def __init__(self, server, root: AdminClient) -> None:
-        out = root.call("CreateAccount", name=uid("acct"))
-        self.id = out["account"]["id"]
-        key = out["admin_key"]
-        self.admin_key = (key["access_key_id"], key["secret_access_key"])
-        self.admin = AdminClient(server.endpoint, *self.admin_key, server.region)
-        self.s3 = s3_for(server, *self.admin_key)
-        self.server = server
-
-    def user(self, name: str, *statements: dict) -> tuple[str, str]:
-        """A user with an inline policy of ``statements`` and one key: (key id, secret)."""
-        self.admin.call("CreateUser", user=name)
-        if statements:
-            self.admin.call("PutInlinePolicy", kind="user", target=name, name="p",
-                            document={"Version": "2012-10-17", "Statement": list(statements)})
-        key = self.admin.call("CreateAccessKey", user=name)
-        return key["access_key_id"], key["secret_access_key"]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ import os
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.functional.test_iam import Tenant, _cli, code_of, s3_for, sts_for, uid
+from tests.functional.iam_util import doc, s3_for, uid
+from tests.functional.test_iam import _cli, code_of, sts_for
 from vallum.cli.admin import AdminClient, AdminError
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),
@@ -22,23 +23,9 @@ pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),
 S3_ALL = {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}
 
 
-def _doc(*statements: dict) -> dict:
-    return {"Version": "2012-10-17", "Statement": list(statements)}
-
-
 def _read_only(bucket: str) -> dict:
-    return _doc({"Sid": "ReadOnly", "Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
+    return doc({"Sid": "ReadOnly", "Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
                  "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]})
-
-
-@pytest.fixture(scope="module")
-def root(server) -> AdminClient:
-    return AdminClient(server.endpoint, server.access_key, server.secret_key, server.region)
-
-
-@pytest.fixture(scope="module")
-def tenant(server, root) -> Tenant:
-    return Tenant(server, root)
 
 
 def _denied(call) -> None:
@@ -70,13 +57,13 @@ def test_user_boundary_caps_identity_policies_not_direct_grants(server, tenant):
 
     # A bucket policy naming the user's ARN is not limited by the boundary ...
     user_arn = f"arn:aws:iam::{t.id}:user/{user}"
-    t.s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(_doc(
+    t.s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(doc(
         {"Sid": "UserMayWrite", "Effect": "Allow", "Principal": {"AWS": user_arn},
          "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/*"})))
     s3.put_object(Bucket=bucket, Key="doc", Body=b"v3")
     _denied(lambda: s3.delete_object(Bucket=bucket, Key="doc"))
     # ... but an explicit deny in the boundary wins over it.
-    t.admin.call("CreatePolicy", policy=user + "-ro", document=_doc(
+    t.admin.call("CreatePolicy", policy=user + "-ro", document=doc(
         *_read_only(bucket)["Statement"],
         {"Sid": "NoWrites", "Effect": "Deny", "Action": "s3:PutObject", "Resource": "*"}))
     _denied(lambda: s3.put_object(Bucket=bucket, Key="doc", Body=b"v4"))
@@ -99,10 +86,10 @@ def test_role_sessions_keep_the_role_boundary(server, tenant):
     caller = uid("assumer")
     caller_key = t.user(caller, {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"})
     role = uid("worker")
-    t.admin.call("CreateRole", role=role, trust_policy=_doc(
+    t.admin.call("CreateRole", role=role, trust_policy=doc(
         {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{t.id}:user/{caller}"},
          "Action": "sts:AssumeRole"}))
-    t.admin.call("PutInlinePolicy", kind="role", target=role, name="all", document=_doc(S3_ALL))
+    t.admin.call("PutInlinePolicy", kind="role", target=role, name="all", document=doc(S3_ALL))
     t.admin.call("CreatePolicy", policy=role + "-ro", document=_read_only(bucket))
     t.admin.call("PutRolePermissionsBoundary", role=role, policy=role + "-ro")
     assert t.admin.call("GetRole", role=role)["boundary"] == role + "-ro"
@@ -115,7 +102,7 @@ def test_role_sessions_keep_the_role_boundary(server, tenant):
     _denied(lambda: s3.put_object(Bucket=bucket, Key="c", Body=b"c"))
 
     # A bucket policy naming the role is capped by the boundary; naming the session is not.
-    t.s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(_doc(
+    t.s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(doc(
         {"Sid": "Role", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{t.id}:role/{role}"},
          "Action": "s3:DeleteObject", "Resource": f"arn:aws:s3:::{bucket}/a"},
         {"Sid": "Session", "Effect": "Allow", "Principal": {"AWS": session_arn},
@@ -132,10 +119,10 @@ def test_boundary_cli_round_trip(server, tenant, tmp_path):
     t = tenant
     user = uid("cliuser")
     s3 = s3_for(server, *t.user(user, S3_ALL))
-    doc = tmp_path / "deny-all.json"
-    doc.write_text(json.dumps(_doc({"Effect": "Allow", "Action": "s3:ListAllMyBuckets",
+    doc_file = tmp_path / "deny-all.json"
+    doc_file.write_text(json.dumps(doc({"Effect": "Allow", "Action": "s3:ListAllMyBuckets",
                                     "Resource": "*"})))
-    assert _cli(server, "policy", "create", user + "-lb", "-d", f"@{doc}",
+    assert _cli(server, "policy", "create", user + "-lb", "-d", f"@{doc_file}",
                 "--account", t.id).returncode == 0
     out = _cli(server, "-o", "json", "user", "set-boundary", user, user + "-lb", "--account", t.id)
     assert out.returncode == 0, out.stderr
@@ -149,7 +136,7 @@ def test_boundary_cli_round_trip(server, tenant, tmp_path):
     s3.create_bucket(Bucket=name)
     s3.delete_bucket(Bucket=name)
     role = uid("clirole")
-    t.admin.call("CreateRole", role=role, trust_policy=_doc(
+    t.admin.call("CreateRole", role=role, trust_policy=doc(
         {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{t.id}:root"},
          "Action": "sts:AssumeRole"}))
     assert _cli(server, "role", "set-boundary", role, user + "-lb", "--account", t.id).returncode == 0
@@ -192,16 +179,16 @@ def test_admin_flag_grants_account_administration(server, tenant):
 def test_cli_creates_users_and_roles_under_a_boundary(server, tenant, tmp_path):
     t = tenant
     policy = uid("cb")
-    doc = tmp_path / "list-only.json"
-    doc.write_text(json.dumps(_doc({"Effect": "Allow", "Action": "s3:ListAllMyBuckets",
+    doc_file = tmp_path / "list-only.json"
+    doc_file.write_text(json.dumps(doc({"Effect": "Allow", "Action": "s3:ListAllMyBuckets",
                                     "Resource": "*"})))
-    assert _cli(server, "policy", "create", policy, "-d", f"@{doc}", "--account", t.id).returncode == 0
+    assert _cli(server, "policy", "create", policy, "-d", f"@{doc_file}", "--account", t.id).returncode == 0
     user = uid("cbuser")
     out = _cli(server, "user", "create", user, "--boundary", policy, "--account", t.id)
     assert out.returncode == 0, out.stderr
     assert t.admin.call("GetUser", user=user)["boundary"] == policy
     trust = tmp_path / "trust.json"
-    trust.write_text(json.dumps(_doc({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{t.id}:root"},
+    trust.write_text(json.dumps(doc({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{t.id}:root"},
                                       "Action": "sts:AssumeRole"})))
     role = uid("cbrole")
     out = _cli(server, "role", "create", role, "--trust", f"@{trust}",

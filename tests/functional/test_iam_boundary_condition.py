@@ -14,28 +14,14 @@ import os
 
 import pytest
 
-from tests.functional.test_iam import Tenant, uid
+from tests.functional.iam_util import Tenant, doc, uid
 from vallum.cli.admin import AdminClient, AdminError
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),
                                 reason="needs Vallum's admin API")
 
 
-def _doc(*statements: dict) -> dict:
-    return {"Version": "2012-10-17", "Statement": list(statements)}
-
-
-LIST_ONLY = _doc({"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"})
-
-
-@pytest.fixture(scope="module")
-def root(server) -> AdminClient:
-    return AdminClient(server.endpoint, server.access_key, server.secret_key, server.region)
-
-
-@pytest.fixture(scope="module")
-def tenant(server, root) -> Tenant:
-    return Tenant(server, root)
+LIST_ONLY = doc({"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"})
 
 
 def _boundaries(t: Tenant) -> tuple[str, str, str, str]:
@@ -115,7 +101,7 @@ def test_create_with_a_boundary_is_one_write(server, tenant):
         t.admin.call("CreateUser", user=user, boundary="arn:aws:iam::000000000001:policy/" + x)
     assert exc.value.code == "ValidationError"
     _missing(t, "user", user)
-    trust = _doc({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{t.id}:root"},
+    trust = doc({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{t.id}:root"},
                   "Action": "sts:AssumeRole"})
     with pytest.raises(AdminError) as exc:
         t.admin.call("CreateRole", role=role, trust_policy=trust, boundary=uid("no"))
@@ -131,7 +117,7 @@ def test_delegate_creates_roles_only_under_the_named_boundary(server, tenant):
     delegate = _delegate(server, t, {
         "Effect": "Allow", "Action": ["iam:CreateRole", "iam:PutRolePermissionsBoundary"],
         "Resource": "*", "Condition": {"StringEquals": {"iam:PermissionsBoundary": x_arn}}})
-    trust = _doc({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{t.id}:root"},
+    trust = doc({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{t.id}:root"},
                   "Action": "sts:AssumeRole"})
     ok, bad, bare = uid("okrole"), uid("badrole"), uid("barerole")
     delegate.call("CreateRole", role=ok, trust_policy=trust, boundary=x_arn)
@@ -196,7 +182,7 @@ def test_the_key_is_accepted_in_policies_and_simulated(server, tenant):
                            context={"iam:PermissionsBoundary": arn})
         assert sim["decision"] == want
     with pytest.raises(AdminError) as exc:
-        t.admin.call("PutInlinePolicy", kind="user", target=user, name="bad", document=_doc(
+        t.admin.call("PutInlinePolicy", kind="user", target=user, name="bad", document=doc(
             {"Effect": "Allow", "Action": "iam:CreateUser", "Resource": "*",
              "Condition": {"StringEquals": {"iam:NoSuchKey": x_arn}}}))
     assert exc.value.code == "MalformedPolicy"

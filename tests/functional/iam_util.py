@@ -1,0 +1,46 @@
+"""IAM test helpers shared by the IAM test modules (their fixtures are in conftest.py)."""
+
+from __future__ import annotations
+
+import uuid
+
+import boto3
+from botocore.config import Config
+
+from vallum.cli.admin import AdminClient
+
+
+def uid(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def doc(*statements: dict) -> dict:
+    """A policy document of ``statements``."""
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def s3_for(server, key: str, secret: str, token: str | None = None):
+    return boto3.client("s3", endpoint_url=server.endpoint, aws_access_key_id=key,
+                        aws_secret_access_key=secret, aws_session_token=token,
+                        region_name=server.region,
+                        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+
+
+class Tenant:
+    def __init__(self, server, root: AdminClient) -> None:
+        out = root.call("CreateAccount", name=uid("acct"))
+        self.id = out["account"]["id"]
+        key = out["admin_key"]
+        self.admin_key = (key["access_key_id"], key["secret_access_key"])
+        self.admin = AdminClient(server.endpoint, *self.admin_key, server.region)
+        self.s3 = s3_for(server, *self.admin_key)
+        self.server = server
+
+    def user(self, name: str, *statements: dict) -> tuple[str, str]:
+        """A user with an inline policy of ``statements`` and one key: (key id, secret)."""
+        self.admin.call("CreateUser", user=name)
+        if statements:
+            self.admin.call("PutInlinePolicy", kind="user", target=name, name="p",
+                            document=doc(*statements))
+        key = self.admin.call("CreateAccessKey", user=name)
+        return key["access_key_id"], key["secret_access_key"]
