@@ -127,15 +127,17 @@ def _iso(now: float) -> str:
     return last[1]
 
 
+def global_keys(source_ip: str, secure: bool, now: float) -> dict[str, Any]:
+    """The aws:* keys every request carries, S3 or admin: where from, over TLS, when."""
+    return {"aws:sourceip": source_ip, "aws:securetransport": "true" if secure else "false",
+            "aws:currenttime": _iso(now), "aws:epochtime": str(int(now))}
+
+
 def condition_keys(request: Any, now: float) -> dict[str, Any]:
     """The request-describing condition keys (aws:* globals and s3:* keys)."""
     h = request.headers
-    keys: dict[str, Any] = {
-        "aws:sourceip": request.source_ip,
-        "aws:securetransport": "true" if request.secure else "false",
-        "aws:currenttime": _iso(now), "aws:epochtime": str(int(now)),
-        "aws:requestedregion": request.services.config.region,
-    }
+    keys = global_keys(request.source_ip, request.secure, now)
+    keys["aws:requestedregion"] = request.services.config.region
     for name, value in h.items():          # one pass over the few headers sent
         key = _HEADER_TO_KEY.get(name)
         if key is not None:

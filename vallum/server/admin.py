@@ -263,13 +263,9 @@ async def handle(services, scope, receive, path: str) -> Response:
                 needed.append("PutUserPolicy")      # --admin gives the user a full-access policy
             # The request's global keys (an admin may be limited to an address or to TLS),
             # plus iam:PermissionsBoundary: the boundary set, or the target's current one.
-            now = time.time()
             client = scope.get("client") or ("", 0)
             ctx = authz.Context(keys={
-                "aws:sourceip": client[0],
-                "aws:securetransport": "true" if scope.get("scheme") == "https" else "false",
-                "aws:currenttime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-                "aws:epochtime": str(int(now)),
+                **gate.global_keys(client[0], scope.get("scheme") == "https", time.time()),
                 **boundary_keys(d, name, account, args)})
             for one in needed:
                 decision = authz.decide(principal, "iam:" + one, f"arn:aws:iam::{account}:*", ctx)
