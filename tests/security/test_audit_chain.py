@@ -26,6 +26,17 @@ def write_log(tmp_path, n=20, checkpoint_every=5):
     return audit.log_path(tmp_path)
 
 
+def reopen_and_append(tmp_path, record):
+    """Open the existing log as a restarted gateway would, append ``record``, close."""
+    async def main():
+        log = audit.AuditLog(tmp_path)
+        await log.open()
+        await log.append(record)
+        await log.close()
+
+    asyncio.run(main())
+
+
 def lines(path):
     """The record lines, without the preallocated NUL padding after them."""
     return path.read_bytes().rstrip(b"\0").splitlines(keepends=True)
@@ -184,13 +195,7 @@ def test_torn_unacknowledged_write_is_overwritten_on_reopen(tmp_path):
         f.seek(len(records))
         f.write(b'{"ts":1,"type":"request","seq":99,"prev":"abc')
 
-    async def main():
-        log = audit.AuditLog(tmp_path)
-        await log.open()
-        await log.append({"after": "crash"})
-        await log.close()
-
-    asyncio.run(main())
+    reopen_and_append(tmp_path, {"after": "crash"})
     result = audit.verify(path)
     assert result.ok and result.records == 5 + 1 + 1 + 1, result
     assert b'"seq":99' not in path.read_bytes()
@@ -201,12 +206,6 @@ def test_unpadded_log_is_continued(tmp_path):
     path = write_log(tmp_path, n=5)
     path.write_bytes(path.read_bytes().rstrip(b"\0"))
 
-    async def main():
-        log = audit.AuditLog(tmp_path)
-        await log.open()
-        await log.append({"n": "next"})
-        await log.close()
-
-    asyncio.run(main())
+    reopen_and_append(tmp_path, {"n": "next"})
     result = audit.verify(path)
     assert result.ok and result.records == 5 + 1 + 1 + 1, result
