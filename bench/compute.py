@@ -62,6 +62,14 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+def latency_figures(figs: dict[str, float], name: str, seconds: list[float], log: Callable,
+                    label: str) -> None:
+    """Record ``name``_p50_ms / _p99_ms from latency samples in seconds, and log them."""
+    figs[f"{name}_p50_ms"] = pct(seconds, .5) * 1e3
+    figs[f"{name}_p99_ms"] = pct(seconds, .99) * 1e3
+    log(f"{label}: p50 {figs[f'{name}_p50_ms']:.1f} ms, p99 {figs[f'{name}_p99_ms']:.1f} ms")
+
+
 LATENCY_SAMPLES = 20        # Vallum: sequential submits on an idle, warmed-up pool
 # Ray starts a supervisor actor (a fresh Python worker) per job, about 2 s each on 2 shared
 # cores: fewer samples and a smaller batch keep its part near a minute and a half.
@@ -111,10 +119,8 @@ def run_vallum(jobs: int = 100, array: int = 300, log=print) -> dict[str, float]
             j = c.submit({"runtime": "command", "command": ["true"], "output": out})
             d = c.wait(j["id"], poll=0.01)
             lat.append(d["started"] - d["created"])
-        figs["submit_to_start_p50_ms"] = pct(lat, .5) * 1e3
-        figs["submit_to_start_p99_ms"] = pct(lat, .99) * 1e3
-        log(f"submit-to-start (idle pool, server timestamps): p50 "
-            f"{figs['submit_to_start_p50_ms']:.1f} ms, p99 {figs['submit_to_start_p99_ms']:.1f} ms")
+        latency_figures(figs, "submit_to_start", lat, log,
+                        "submit-to-start (idle pool, server timestamps)")
         # 1b. the workload also run on Ray: client clock at submit -> time the job prints
         def vallum_date() -> float:
             t0 = time.time()
@@ -124,11 +130,8 @@ def run_vallum(jobs: int = 100, array: int = 300, log=print) -> dict[str, float]
                 raise RuntimeError(f"date job {d['state']}: {d.get('reason')}")
             return printed_time(c.logs(j["id"])["data"]) - t0
         lat = [vallum_date() for _ in range(LATENCY_SAMPLES)]
-        figs["date_submit_to_start_p50_ms"] = pct(lat, .5) * 1e3
-        figs["date_submit_to_start_p99_ms"] = pct(lat, .99) * 1e3
-        log(f"submit-to-start, `date` job (client clock -> printed time): p50 "
-            f"{figs['date_submit_to_start_p50_ms']:.1f} ms, p99 "
-            f"{figs['date_submit_to_start_p99_ms']:.1f} ms")
+        latency_figures(figs, "date_submit_to_start", lat, log,
+                        "submit-to-start, `date` job (client clock -> printed time)")
         # 2. tiny jobs per second (command `true`; warm sandboxes reused per owner); also a
         # batch of the size Ray gets, so the ratio compares equal batches
         def tiny(n: int) -> float:
@@ -219,11 +222,8 @@ def run_ray(jobs: int, log=print) -> dict[str, float]:
                 raise RuntimeError(f"ray date job {st}: {rc.get_job_info(sid).message}")
             return printed_time(rc.get_job_logs(sid)) - t0
         lat = [ray_date() for _ in range(RAY_LATENCY_SAMPLES)]
-        figs["date_submit_to_start_p50_ms"] = pct(lat, .5) * 1e3
-        figs["date_submit_to_start_p99_ms"] = pct(lat, .99) * 1e3
-        log(f"ray: submit-to-start, `date` job (client clock -> printed time): p50 "
-            f"{figs['date_submit_to_start_p50_ms']:.1f} ms, p99 "
-            f"{figs['date_submit_to_start_p99_ms']:.1f} ms")
+        latency_figures(figs, "date_submit_to_start", lat, log,
+                        "ray: submit-to-start, `date` job (client clock -> printed time)")
 
         t0 = time.perf_counter()
         with ThreadPoolExecutor(8) as pool:
