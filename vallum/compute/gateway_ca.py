@@ -20,15 +20,13 @@ from __future__ import annotations
 import os
 import re
 import ssl
+from functools import lru_cache
 from pathlib import Path
 
 # Public certificates only; everything else in a PEM file (keys, parameters) is dropped.
 _CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+?-----END CERTIFICATE-----")
 SIBLING_CA = "ca.pem"              # what `vallum certs dev` writes beside server.pem
 TASK_FILE = ".vallum-gateway-ca.pem"  # in the task's work folder (its HOME)
-
-_CACHE: dict[tuple[str, int, int, int], bytes] = {}
-
 
 def certificates(pem: bytes) -> list[bytes]:
     """The CERTIFICATE blocks of a PEM text, in order, each ending with a newline."""
@@ -46,28 +44,28 @@ def _system_cas() -> bytes:
 def bundle_for(cert_file: str | os.PathLike[str]) -> bytes:
     """The PEM bundle a task gets for a gateway serving ``cert_file`` (see the module doc).
 
-    Cached by path, size and mtime: every network task of a gateway asks for the same one."""
+    Cached by path, size and mtimes: every network task of a gateway asks for the same one."""
     path = Path(cert_file)
     st = path.stat()
     ca = path.with_name(SIBLING_CA)
     ca_mtime = ca.stat().st_mtime_ns if ca.is_file() else 0
-    key = (str(path), st.st_size, st.st_mtime_ns, ca_mtime)
-    hit = _CACHE.get(key)
-    if hit is not None:
-        return hit
+    return _build(str(path), st.st_size, st.st_mtime_ns, ca_mtime)
+
+
+@lru_cache(maxsize=16)
+def _build(cert_file: str, _size: int, _mtime: int, ca_mtime: int) -> bytes:
+    """The bundle itself; the size and mtimes only make a changed file a new cache key."""
+    path = Path(cert_file)
     chain = certificates(path.read_bytes())
     if not chain:
         raise ValueError(f"{path} holds no PEM certificate")
     parts = list(chain)
+    ca = path.with_name(SIBLING_CA)
     if ca_mtime and ca.resolve() != path.resolve():
         parts += [c for c in certificates(ca.read_bytes()) if c not in parts]
     else:
         parts.append(_system_cas())
-    data = b"".join(parts)
-    if len(_CACHE) >= 16:
-        _CACHE.clear()
-    _CACHE[key] = data
-    return data
+    return b"".join(parts)
 
 
 def write_task_bundle(folder: Path, data: bytes) -> Path:
