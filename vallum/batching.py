@@ -7,6 +7,15 @@ hands its items over once per loop iteration, so a burst of requests wakes the t
 once; the thread drains the queue, calls ``commit`` on the batch and wakes every
 waiter of the batch with one ``call_soon_threadsafe`` per loop. Each caller awaits
 only its own item's outcome.
+
+Inline when the disk is fast: with ``inline_below`` set, a batch is committed on the
+event loop itself, in the loop iteration after the one that queued it, while commits
+take less than that many seconds on average (they move to the thread at twice the bar
+and return at the bar). Why: on a disk that syncs in ~0.1 ms the hand-over costs more
+than the sync it hides (waking the thread, its share of the GIL, the thread-safe wake-up
+of the loop). For the audit log of a 4 KiB GET, on this 2-core VM: 326 -> 259 us of
+gateway CPU per request and 2,902 -> 3,539 GETs/s (3 interleaved rounds of 8,000 GETs at
+concurrency 16). On a slow disk the loop must not wait, so the thread takes over.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -38,8 +48,10 @@ class BatchThread(Generic[P]):
 
     def __init__(self, name: str, commit: Callable[[list[P]], list[Outcome]], *,
                  max_batch: int | None = None, closed_message: str = "closed",
-                 closed_error: type[Exception] = RuntimeError) -> None:
+                 closed_error: type[Exception] = RuntimeError,
+                 inline_below: float | None = None) -> None:
         self.name = name
+        self.pace = CommitPace(inline_below) if inline_below else None
         self.max_batch = max_batch
         self.closed_message = closed_message
         self.closed_error = closed_error
@@ -48,6 +60,8 @@ class BatchThread(Generic[P]):
         self._thread: threading.Thread | None = None
         self._pending: dict[asyncio.AbstractEventLoop, list[_Item[P]]] = {}
         self._pending_lock = threading.Lock()
+        self._commit_lock = threading.Lock()    # one batch at a time, inline or on the thread
+        self.inline_batches = 0
 
     @property
     def running(self) -> bool:
@@ -81,8 +95,25 @@ class BatchThread(Generic[P]):
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._pending_lock:
             items = self._pending.pop(loop, None)
-        if items:
+        if not items:
+            return
+        if self.pace is not None and self.pace.inline and self._thread is not None:
+            outcomes = self._timed_commit(items)
+            self.inline_batches += 1
+            _settle([(item.future, ok, value) for item, (ok, value) in zip(items, outcomes, strict=True)])
+        else:
             self._queue.put(items)
+
+    def _timed_commit(self, batch: list[_Item[P]]) -> list[Outcome]:
+        with self._commit_lock:
+            started = time.perf_counter()
+            try:
+                outcomes = self._commit([item.payload for item in batch])
+            except BaseException as exc:    # noqa: BLE001 - never leave a caller waiting
+                outcomes = [(False, exc)] * len(batch)
+            if self.pace is not None:
+                self.pace.observe(time.perf_counter() - started)
+        return outcomes
 
     # -- the thread ----------------------------------------------------------------
     def _run(self) -> None:
@@ -101,11 +132,7 @@ class BatchThread(Generic[P]):
                     stop = True
                     break
                 batch.extend(more)
-            try:
-                outcomes = self._commit([item.payload for item in batch])
-            except BaseException as exc:    # noqa: BLE001 - never leave a caller waiting
-                outcomes = [(False, exc)] * len(batch)
-            _resolve(batch, outcomes)
+            _resolve(batch, self._timed_commit(batch))
         late: list[_Item[P]] = []
         while True:
             try:
@@ -115,6 +142,26 @@ class BatchThread(Generic[P]):
             if more is not None:
                 late.extend(more)
         _resolve(late, [(False, self.closed_error(self.closed_message))] * len(late))
+
+
+class CommitPace:
+    """Whether commits are fast enough to run on the event loop: a moving average of
+    their duration against ``bar`` seconds, with hysteresis (leave at 2x, return at 1x)
+    so a disk near the bar does not flap between the two paths."""
+
+    WEIGHT = 0.1
+
+    def __init__(self, bar: float) -> None:
+        self.bar = bar
+        self.average = 0.0
+        self.inline = True
+
+    def observe(self, seconds: float) -> None:
+        self.average += (seconds - self.average) * self.WEIGHT
+        if self.inline and self.average > 2 * self.bar:
+            self.inline = False
+        elif not self.inline and self.average <= self.bar:
+            self.inline = True
 
 
 def _settle(waiters: list[_Waiter]) -> None:
