@@ -13,7 +13,7 @@ from typing import Any
 
 from vallum.operator.alerts import ANOMALY, KINDS, Alert
 from vallum.operator.containment import Action, Containment
-from vallum.operator.detector import Detector
+from vallum.operator.detector import CHUNK, MAX_DELAY, Detector
 from vallum.operator.events import AUTH_FAILURES, RequestEvent
 from vallum.operator.rules import Tuning
 from vallum.operator.scoring import KindScore, false_quarantines, per_thousand, score_alerts
@@ -80,8 +80,12 @@ def refused(ev: RequestEvent, verdict: str) -> RequestEvent:
 
 def replay(trace: Trace, tuning: Tuning | None = None, *, anomaly: bool = True,
            refuse: bool = False, model: str = "robust") -> Result:
-    """Every event through Detector.observe and, after the warm-up, Containment in contain
-    mode. With ``refuse``, a contained caller's requests reach the detector as the gateway
+    """Every event through the detector and, after the warm-up, Containment in contain
+    mode. Events reach the detector as the gateway hands them over: in batches of at
+    most CHUNK events spanning at most MAX_DELAY seconds (Detector.observe_batch), so
+    alerts, and the actions they trigger, apply once their batch is done.
+
+    With ``refuse``, a contained caller's requests reach the detector as the gateway
     answers them (SlowDown / AccessDenied, no data; the simulated clients do not back
     off). Off for the reported figures: an incident stopped early by another kind's
     throttle then never shows its own kind, which the per-kind recall counts as a miss."""
@@ -90,17 +94,26 @@ def replay(trace: Trace, tuning: Tuning | None = None, *, anomaly: bool = True,
     scored_from = trace.scored_from
     alerts: list[Alert] = []
     started = time.perf_counter()
-    observe, admit = detector.observe, policy.admit
+    observe_batch, admit = detector.observe_batch, policy.admit
+    batch: list[RequestEvent] = []
+
+    def hand_over() -> None:
+        for a in observe_batch(batch):
+            if a.ts >= scored_from:
+                alerts.append(a)
+                policy.on_alert(a)
+        batch.clear()
+
     for ev in trace.events:
+        if batch and (len(batch) >= CHUNK or ev.ts - batch[0].ts > MAX_DELAY):
+            hand_over()
         if refuse and ev.ts >= scored_from and (policy.suspended or policy.throttled or policy.blocked):
             verdict = None if ev.error in AUTH_FAILURES else admit(ev.principal, ev.source, ev.ts)
             if verdict is not None:     # (the gateway authenticates before it admits)
                 ev = refused(ev, verdict)
-        found = observe(ev)
-        if found and ev.ts >= scored_from:
-            for a in found:
-                alerts.append(a)
-                policy.on_alert(a)
+        batch.append(ev)
+    if batch:
+        hand_over()
     seconds = time.perf_counter() - started
     scores = score_alerts(alerts, trace.incidents)
     actions = [a for a in policy.actions if a.action != "release"]

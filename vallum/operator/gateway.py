@@ -33,7 +33,7 @@ from vallum.iam.gate import credential_of
 from vallum.operator import journal, sinks
 from vallum.operator.alerts import Alert
 from vallum.operator.containment import Action, Containment
-from vallum.operator.detector import Detector
+from vallum.operator.detector import CHUNK, MAX_DELAY, Detector
 from vallum.operator.events import RequestEvent, label_index
 from vallum.s3 import errors
 from vallum.server.metrics import REGISTRY
@@ -43,12 +43,11 @@ ENV = "VALLUM_OPERATOR"
 POLL_EVERY = 1.0
 # Requests are queued and handed to the detector in batches: at most BATCH at a time, and
 # none waits more than MAX_DELAY seconds (the containment test's copier gets ~10 more
-# objects out per 50 ms of delay at one client's pace).
+# objects out per 50 ms of delay at one client's pace) ...
 BATCH = 256
-MAX_DELAY = 0.05
-# ... and processed CHUNK at a time, one loop turn each, so the event loop never stalls for
-# a whole batch (256 requests at 11-18 us each, cache-cold, held it for up to ~4 ms).
-CHUNK = 32
+# ... and processed CHUNK at a time (detector.py; the replay batches the same way), one
+# loop turn each, so the event loop never stalls for a whole batch (256 requests at 11-18
+# us each, cache-cold, held it for up to ~4 ms).
 
 ALERTS = Counter("vallum_operator_alerts_total", "Operator alerts by kind", ["kind"], registry=REGISTRY)
 ACTIONS = Counter("vallum_operator_actions_total", "Operator containment actions", ["action"],
@@ -177,13 +176,16 @@ class Hook:
         self._process(pending)
 
     def _process(self, pending: list[tuple]) -> None:
-        observe, root = self.detector.observe, self.root_key
-        for item in pending:
-            try:
-                for alert in observe(self._event(item, root)):
-                    self._alert(alert)
-            except Exception:  # noqa: BLE001 - the operator must never break the gateway
-                log.exception("operator failed to observe a request")
+        if not pending:
+            return
+        root, event = self.root_key, self._event
+        try:
+            alerts = self.detector.observe_batch([event(item, root) for item in pending])
+        except Exception:  # noqa: BLE001 - the operator must never break the gateway
+            log.exception("operator failed to observe %d requests", len(pending))
+            return
+        for alert in alerts:
+            self._alert(alert)
 
     @staticmethod
     def _event(item: tuple, root: str) -> RequestEvent:

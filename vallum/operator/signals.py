@@ -239,32 +239,71 @@ def _kind(op: str, err: str) -> Kind:
 
 def event_counts(ev: RequestEvent) -> tuple[list[tuple[int, float]], list[tuple[int, str]]]:
     """The counter increments and distinct values one event contributes."""
-    op, err, bucket, key = ev.operation, ev.error, ev.bucket, ev.key
+    return run_counts((ev,))
+
+
+def run_counts(run: Sequence[RequestEvent]) -> tuple[list[tuple[int, float]], list[tuple[int, str]]]:
+    """The counter increments and distinct values of a run of events alike in all but
+    key, bytes and time (``run_end``): the counters of one event times the run's length,
+    the bytes summed, and each event's key, prefix and read key as distinct values."""
+    first, n = run[0], len(run)
+    op, err, bucket = first.operation, first.error, first.bucket
     base, read, got, what = _KINDS.get((op, err)) or _kind(op, err)
-    counts = list(base)
-    if read and 0 <= ev.label <= 4:
-        counts.append((10 + ev.label, 1.0))
-    if ev.bytes_out:
-        counts.append((5, float(ev.bytes_out)))
-    if ev.bytes_in:
-        counts.append((6, float(ev.bytes_in)))
-    got = got and bool(key)
+    counts = [(i, v * n) for i, v in base] if n > 1 else list(base)
+    if read and 0 <= first.label <= 4:
+        counts.append((10 + first.label, float(n)))
+    bytes_out = first.bytes_out if n == 1 else sum(e.bytes_out for e in run)
+    if bytes_out:
+        counts.append((5, float(bytes_out)))
+    bytes_in = first.bytes_in if n == 1 else sum(e.bytes_in for e in run)
+    if bytes_in:
+        counts.append((6, float(bytes_in)))
+    got = got and bool(first.key)
     if got:
-        counts.append((15, 1.0))
+        counts.append((15, float(n)))
     distinct: list[tuple[int, str]] = []
     if what:
-        distinct.append((3, op) if what == "denied" else (4, ev.principal))
+        distinct.append((3, op) if what == "denied" else (4, first.principal))
     if bucket:
         distinct.append((2, bucket))
-        if key:
-            full = f"{bucket}/{key}"
-            distinct.append((0, full))
-            prefix = prefix_of(bucket, key)
-            distinct.append((1, prefix))
-            if got:
-                # value carries its prefix so the spread needs no second parse
-                distinct.append((GOT_KEYS, f"{prefix}\0{full}"))
+        if first.key:
+            for e in run:
+                key = e.key
+                full = f"{bucket}/{key}"
+                distinct.append((0, full))
+                prefix = prefix_of(bucket, key)
+                distinct.append((1, prefix))
+                if got:
+                    # value carries its prefix so the spread needs no second parse
+                    distinct.append((GOT_KEYS, f"{prefix}\0{full}"))
     return counts, distinct
+
+
+def run_end(events: Sequence[RequestEvent], i: int, slot: float) -> int:
+    """The end of the run starting at ``events[i]``: the following events counted together
+    with it (``run_counts``) because they share its caller, operation, outcome, label and
+    bucket, have a key if it has one, and fall in its window slot (and so its minute: a
+    slot divides the minute). Failed sign-ins are runs of one (they feed the address
+    windows one by one)."""
+    first = events[i]
+    n = len(events)
+    j = i + 1
+    principal = first.principal
+    if not principal or first.error in AUTH_FAILURES:
+        return j
+    op, err, source, account, label, bucket = (first.operation, first.error, first.source,
+                                               first.account, first.label, first.bucket)
+    has_key = bool(first.key)
+    start = int(first.ts // slot) * slot
+    end = min(start + slot, (int(first.ts // 60) + 1) * 60.0)
+    while j < n:
+        e = events[j]
+        if not (start <= e.ts < end and e.principal == principal and e.operation == op
+                and e.error == err and e.bucket == bucket and bool(e.key) == has_key
+                and e.source == source and e.account == account and e.label == label):
+            break
+        j += 1
+    return j
 
 
 ONE_REQUEST = ((0, 1.0),)
@@ -289,15 +328,23 @@ class Signals:
 
     def update(self, ev: RequestEvent
                ) -> tuple[Window | None, tuple[list[float], int] | None, Window | None, tuple[list[float], int] | None]:
-        """Count one event: (principal window or None, its finished-minute sample,
-        address window or None, its finished-minute sample).
+        """Count one event (see ``update_run``)."""
+        return self.update_run((ev,))
+
+    def update_run(self, run: Sequence[RequestEvent]
+                   ) -> tuple[Window | None, tuple[list[float], int] | None, Window | None, tuple[list[float], int] | None]:
+        """Count a run of events alike (``run_end``), all at the time of its last one:
+        (principal window or None, its finished-minute sample, address window or None, its
+        finished-minute sample). A run shares one window slot, so its distinct values
+        expire at most one slot late; its counters land where one by one they would.
 
         Why the address and account windows get less than the principal's: the only
         reader of an address window is credential stuffing (sign-in failures and
         failed keys, plus the minute samples its baseline learns from), and account
         windows are counters for reporting; counting every distinct key three times
         was most of the operator's cost per request."""
-        counts, distinct = event_counts(ev)
+        counts, distinct = run_counts(run)
+        ev = run[-1]
         ts, principal, source, err = ev.ts, ev.principal, ev.source, ev.error
         pw = sample = None
         auth_failed = err in AUTH_FAILURES
@@ -313,5 +360,5 @@ class Signals:
             if auth_failed:
                 asample = aw.add(ts, AUTH_FAILURE, ((FAILED_KEYS, principal),))
             else:
-                asample = aw.add(ts, ONE_REQUEST, ())
+                asample = aw.add(ts, ONE_REQUEST if len(run) == 1 else ((0, float(len(run))),), ())
         return pw, sample, aw, asample
