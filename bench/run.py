@@ -72,7 +72,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "interleaved; runs whatever --targets says)")
     p.add_argument("--variant-rounds", type=int,
                    help="interleaved rounds of 4 KiB ops in the variant-costs stage "
-                        "(default 12, quick 3: each variant takes each position equally often)")
+                        "(default 12, quick 4: each variant takes each position equally often; "
+                        "servers restart every 4 rounds)")
     p.add_argument("--variant-big-rounds", type=int,
                    help="rounds of big single PUT+GET, vallum vs vallum-plain (default 3, quick 2)")
     p.add_argument("--tmp-dir", help="parent dir for data dirs and the disk probe (default $TMPDIR)")
@@ -125,10 +126,11 @@ def make_plan(args: argparse.Namespace) -> Plan:
 def variant_settings(args: argparse.Namespace, plan: Plan) -> variants.Settings:
     """The variant-costs stage uses the run's batch size, concurrency and big size."""
     return variants.Settings(
-        # A multiple of the 3 variants. 12, not 6: with 6 rounds of 3,000 ops the median
-        # ratio of a write op moved by +-4 points between runs (the 14:28 UTC run read an
-        # 8% operator cost for DELETE where 6 alternating rounds of 8,000 read 1%).
-        rounds=args.variant_rounds or (3 if args.quick else 12),
+        # A multiple of the 4 variants (one epoch each, see bench/variants.py). 12, not 6:
+        # with 6 rounds of 3,000 ops the median ratio of a write op moved by +-4 points
+        # between runs (the 14:28 UTC run read an 8% operator cost for DELETE where 6
+        # alternating rounds of 8,000 read 1%).
+        rounds=args.variant_rounds or (4 if args.quick else 12),
         big_rounds=(args.variant_big_rounds if args.variant_big_rounds is not None
                     else (2 if args.quick else 3)),
         ops=plan.ops, concurrency=plan.concurrency, procs=plan.procs,

@@ -37,6 +37,9 @@ VALLUM_VARIANTS = {
     # bench/variants.py for why.
     "vallum-plain-operator": {"VALLUM_ENCRYPTION": "off", "VALLUM_AUDIT": "off",
                               "VALLUM_OPERATOR": "observe"},
+    # ... and the spill scan's cost as vallum-plain against this one.
+    "vallum-plain-noscan": {"VALLUM_ENCRYPTION": "off", "VALLUM_AUDIT": "off",
+                            "VALLUM_SPILL_SCAN": "off"},
 }
 CEILING = "ceiling"
 _RUNNING: dict[int, "Server"] = {}

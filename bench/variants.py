@@ -10,6 +10,18 @@ per-round ratios variant / base, whose min-max shows the spread; the server's CP
 seconds per request, which a CPU-bound gateway's throughput follows, gives a
 second, steadier estimate of the same cost.
 
+The PUTs of this stage carry plain English text (``workloads.prose``), not random bytes:
+random bytes look binary and the spill scanner skips them, so only text measures the scan,
+which is always on in the other variants. Its cost is vallum-plain against
+vallum-plain-noscan (``VALLUM_SPILL_SCAN=off``), for PUT, the one op it touches.
+
+Servers are restarted every epoch (one rotation: as many rounds as variants). Why: one
+server process differs from another of the very same configuration by 2-4% for its whole
+life (two identical vallum-plain servers side by side, 6 rounds, /work-side
+``stagerep.py``, 14:55 UTC: the second 2.2-3.6% slower in every op), so with one process
+per variant for the whole stage, that difference became part of a feature's "cost". Fresh
+processes every epoch sample it several times.
+
 The operator hook is measured on the plain gateway (vallum-plain-operator against
 vallum-plain). Why: its cost does not depend on encryption or audit, the plain
 gateway's CPU per request is steady (+-2% between rounds, 12:06 UTC run) where the
@@ -58,8 +70,10 @@ COMPARISONS = (
                SMALL_OPS + BIG_OPS),
     Comparison("vallum-plain-operator", "vallum-plain", "operator hook, observe (issue 6)",
                dict.fromkeys(SMALL_OPS, 5.0), SMALL_OPS),
+    Comparison("vallum-plain", "vallum-plain-noscan", "spill scan of text (issue 7)",
+               {"PUT": 15.0}, ("PUT",)),
 )
-VARIANTS = ("vallum", "vallum-plain", "vallum-plain-operator")
+VARIANTS = ("vallum", "vallum-plain", "vallum-plain-operator", "vallum-plain-noscan")
 BIG_VARIANTS = ("vallum", "vallum-plain")
 
 
@@ -163,7 +177,8 @@ class Settings:
 
 def _small(ep: workloads.Endpoint, pid: int, op: str, s: Settings) -> tuple[Sample | None, str]:
     """One 4 KiB batch; a batch with any failed request counts as a missing sample."""
-    b = workloads.small_ops(ep, BUCKET, op, "v/", s.ops, SMALL_SIZE, s.concurrency, s.procs, pid)
+    b = workloads.small_ops(ep, BUCKET, op, "v/", s.ops, SMALL_SIZE, s.concurrency, s.procs, pid,
+                            text=True)
     if b.errors:
         return None, f"{b.errors}/{b.count} failed; first: {b.first_error}"
     cpu = None
@@ -194,24 +209,35 @@ def run(base_dir: Path, s: Settings, block: bytes, log: Callable[[str], None],
     """
     started = time.monotonic()
     running: dict[str, servers.Server] = {}
+    eps: dict[str, workloads.Endpoint] = {}
     samples: dict[str, dict[str, list[Sample | None]]] = {
         v: {op: [] for op in SMALL_OPS + BIG_OPS} for v in VARIANTS}
     errors: dict[str, str] = {}
     orders: list[list[str]] = []
-    try:
+
+    def start_all(epoch: int) -> None:
+        """Fresh servers for every variant (stopping the previous ones), warmed up."""
+        for server in running.values():
+            server.stop()
+        running.clear()
         for name in VARIANTS:
             server = servers.start(name, base_dir, workers=workers, keep_files=keep_files)
             running[name] = server
-            log(f"  variants: {name} ready at {server.endpoint} (pid {server.pid})")
-        eps = {n: workloads.Endpoint(srv.endpoint, srv.access_key, srv.secret_key)
-               for n, srv in running.items()}
-        for name, ep in eps.items():
+            log(f"  variants: epoch {epoch + 1}: {name} ready at {server.endpoint} (pid {server.pid})")
+        eps.clear()
+        eps.update({n: workloads.Endpoint(srv.endpoint, srv.access_key, srv.secret_key)
+                    for n, srv in running.items()})
+        for ep in eps.values():
             workloads.create_bucket(ep, BUCKET)
             # Warm-up (discarded): first requests pay for imports, caches and file creation.
             for op in SMALL_OPS:
                 workloads.small_ops(ep, BUCKET, op, "warm/", s.warmup_ops, SMALL_SIZE,
-                                    s.concurrency, s.procs, None)
+                                    s.concurrency, s.procs, None, text=True)
+
+    try:
         for r in range(s.rounds):
+            if r % len(VARIANTS) == 0:
+                start_all(r // len(VARIANTS))
             order = rotate(VARIANTS, r)
             orders.append(order)
             for op in SMALL_OPS:
@@ -223,6 +249,8 @@ def run(base_dir: Path, s: Settings, block: bytes, log: Callable[[str], None],
                         errors[f"{name} {op} round {r + 1}"] = note
                     line.append(f"{name} {note}")
                 log(f"  variants round {r + 1}/{s.rounds} {op:<6}: " + ", ".join(line))
+        if s.big_rounds and not running:
+            start_all(0)
         for r in range(s.big_rounds):
             order = rotate(BIG_VARIANTS, r)
             for name in order:

@@ -120,11 +120,34 @@ def _thread_loop(ep: Endpoint, bucket: str, op: str, prefix: str, lo: int, hi: i
     client.close()
 
 
+_WORDS = ("the convoy reached the depot at dawn and the engineers began to unload the spare "
+          "parts while the duty officer logged every crate against the manifest from HQ the "
+          "weather report for the next three days was poor so the route through the valley "
+          "was closed and the team planned a second run by road GPS fixes were sent every ten "
+          "minutes with an ETA for each checkpoint in UTC please confirm receipt of the list "
+          "of vehicles and the names of the drivers before noon the maintenance schedule for "
+          "the generators is attached along with the fuel figures for last month").split()
+
+
+def prose(size: int) -> bytes:
+    """``size`` bytes of plain English text without any classification marking: what the
+    spill scanner reads in full (random bytes look binary and are skipped), with a few
+    upper-case acronyms, each a candidate it must check (security/markings.py)."""
+    out, n, i = [], 0, 0
+    while n < size:
+        sentence = " ".join(_WORDS[(i * 13 + j) % len(_WORDS)] for j in range(9 + i % 7))
+        line = sentence[0].upper() + sentence[1:] + (". " if i % 5 else ".\n")
+        out.append(line)
+        n += len(line)
+        i += 1
+    return "".join(out).encode()[:size]
+
+
 def _worker(ep: Endpoint, bucket: str, op: str, prefix: str, ranges: list[tuple[int, int]],
-            body_size: int, ready, go, results) -> None:
+            body_size: int, text: bool, ready, go, results) -> None:
     """One client process: a thread per key range, all released together by the `go` event."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends us
-    body = os.urandom(body_size)
+    body = prose(body_size) if text else os.urandom(body_size)
     out: list = []
     threads = [threading.Thread(target=_thread_loop,
                                 args=(ep, bucket, op, prefix, lo, hi, body, ready, go, out))
@@ -144,8 +167,9 @@ def _cpu_self() -> float:
 
 def small_ops(ep: Endpoint, bucket: str, op: str, prefix: str, count: int, body_size: int,
               concurrency: int, procs: int, server_pid: int | None,
-              timeout: float = 900.0) -> OpBatch:
-    """`count` ops of one kind on keys prefix0000000.., `concurrency` in flight across `procs`."""
+              timeout: float = 900.0, text: bool = False) -> OpBatch:
+    """`count` ops of one kind on keys prefix0000000.., `concurrency` in flight across `procs`;
+    bodies are random bytes, or ``prose`` with ``text``."""
     procs = max(1, min(procs, concurrency))
     per_proc = split_evenly(concurrency, procs)
     shares = split_evenly(count, concurrency)
@@ -161,7 +185,7 @@ def small_ops(ep: Endpoint, bucket: str, op: str, prefix: str, count: int, body_
         ranges = bounds[cursor:cursor + n]
         cursor += n
         p = ctx.Process(target=_worker, daemon=True,
-                        args=(ep, bucket, op, prefix, ranges, body_size, ready, go, results))
+                        args=(ep, bucket, op, prefix, ranges, body_size, text, ready, go, results))
         p.start()
         workers.append(p)
     finished = False

@@ -75,3 +75,21 @@ def test_spill_in_office_document(s3, bucket):
     with pytest.raises(ClientError) as exc:
         s3.put_object(Bucket=bucket, Key="doc.docx", Body=buf.getvalue())
     assert code_of(exc) == "SpillDetected"
+
+
+def test_spill_scan_switch_for_benchmarks_turns_the_scan_off(tmp_path):
+    """`make bench` prices the scan as a server with VALLUM_SPILL_SCAN=off against one with
+    it on: the switch must really switch it off (and labels and MAC stay on)."""
+    from tests.functional.conftest import start_server, stop_server
+    srv = start_server(tmp_path / "data", env={"VALLUM_SPILL_SCAN": "off"})
+    try:
+        s3 = srv.client()
+        s3.create_bucket(Bucket="noscan")
+        put_with_label(s3, "noscan", "marked", b"TOP SECRET//SI//NOFORN\nThe plan.\n", "CONFIDENTIAL")
+        head = s3.head_object(Bucket="noscan", Key="marked")
+        assert head["ResponseMetadata"]["HTTPHeaders"][HEADER] == "CONFIDENTIAL"
+        with pytest.raises(ClientError) as exc:     # MAC still applies: no such level
+            put_with_label(s3, "noscan", "bad", b"x", "SEKRET")
+        assert code_of(exc) == "InvalidArgument"
+    finally:
+        stop_server(srv)

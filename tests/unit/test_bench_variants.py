@@ -151,3 +151,17 @@ def test_variant_rows_print_costs_next_to_targets():
 def test_variant_label():
     assert variant_label("HEAD", "64 MiB") == "4 KiB HEAD"
     assert variant_label("GET_BIG", "64 MiB") == "64 MiB single GET"
+
+
+def test_the_variant_stage_text_body_is_scanned_in_full_and_carries_no_marking():
+    """The spill-scan comparison is only meaningful if the scanner reads the body as text
+    (random bytes are skipped as binary) and the PUT is accepted (no marking)."""
+    from bench.workloads import prose
+    from vallum.security.markings import MarkingScanner, looks_binary
+    for size in (1, 100, 4096, 70_000):
+        body = prose(size)
+        assert len(body) == size
+        assert not looks_binary(body[:4096])
+        scanner = MarkingScanner()
+        scanner.feed(body)
+        assert scanner.finish() is None
