@@ -4,7 +4,8 @@ Why slots: a window is a ring of fixed time slots (default 12 x 5 s = 60 s) with
 running totals, so an update costs one slot add and, when time moves on, one slot
 subtract per expired slot: O(1) amortised, no per-event history kept for counters.
 Distinct counts (keys, prefixes, buckets, ...) keep value -> last-seen and a FIFO of
-(time, value); expiry pops the FIFO, also O(1) amortised.
+(time, values added then); expiry pops the FIFO, also O(1) amortised. One FIFO entry per
+run of events (detector.observe_batch), not per value: a run's values share its time.
 
 Every window also keeps the *peak* of each feature within the current minute; at a
 minute change the peaks are handed out as one sample of "what this entity did in an
@@ -45,19 +46,25 @@ class Distinct:
     def __init__(self, window: float) -> None:
         self.window = window
         self.last: dict[str, float] = {}
-        self.fifo: deque[tuple[float, str]] = deque()
+        self.fifo: deque[tuple[float, Sequence[str]]] = deque()
 
     def add(self, value: str, ts: float) -> None:
-        self.last[value] = ts
-        self.fifo.append((ts, value))
+        self.add_all((value,), ts)
+
+    def add_all(self, values: Sequence[str], ts: float) -> None:
+        last = self.last
+        for value in values:
+            last[value] = ts
+        self.fifo.append((ts, values))
 
     def expire(self, now: float) -> None:
         horizon = now - self.window
         fifo, last = self.fifo, self.last
         while fifo and fifo[0][0] <= horizon:
-            ts, value = fifo.popleft()
-            if last.get(value) == ts:
-                del last[value]
+            ts, values = fifo.popleft()
+            for value in values:
+                if last.get(value) == ts:
+                    del last[value]
 
     def __len__(self) -> int:
         return len(self.last)
@@ -87,29 +94,37 @@ class Spread:
     def __init__(self, window: float) -> None:
         self.window = window
         self.counts: dict[str, int] = {}
-        self.fifo: deque[tuple[float, str]] = deque()
+        self.fifo: deque[tuple[float, Sequence[str]]] = deque()
         self.total = 0
         self.squares = 0
 
     def add(self, value: str, ts: float) -> None:
-        c = self.counts.get(value, 0)
-        self.counts[value] = c + 1
-        self.squares += 2 * c + 1
-        self.total += 1
-        self.fifo.append((ts, value))
+        self.add_all((value,), ts)
+
+    def add_all(self, values: Sequence[str], ts: float) -> None:
+        counts = self.counts
+        squares = 0
+        for value in values:
+            c = counts.get(value, 0)
+            counts[value] = c + 1
+            squares += 2 * c + 1
+        self.squares += squares
+        self.total += len(values)
+        self.fifo.append((ts, values))
 
     def expire(self, now: float) -> None:
         horizon = now - self.window
         fifo, counts = self.fifo, self.counts
         while fifo and fifo[0][0] <= horizon:
-            _, value = fifo.popleft()
-            c = counts[value]
-            self.squares -= 2 * c - 1
-            self.total -= 1
-            if c == 1:
-                del counts[value]
-            else:
-                counts[value] = c - 1
+            _, values = fifo.popleft()
+            for value in values:
+                c = counts[value]
+                self.squares -= 2 * c - 1
+                self.total -= 1
+                if c == 1:
+                    del counts[value]
+                else:
+                    counts[value] = c - 1
 
     def effective(self) -> float:
         return self.total * self.total / self.squares if self.squares else 0.0
@@ -152,11 +167,12 @@ class Window:
         self.spread.expire(ts)
 
     def add(self, ts: float, counts: Sequence[tuple[int, float]],
-            distinct: Sequence[tuple[int, str]]) -> tuple[list[float], int] | None:
-        """Count one event; when a minute ended, returns (its peaks, that minute's number).
+            distinct: Sequence[tuple[int, Sequence[str]]]) -> tuple[list[float], int] | None:
+        """Count one event (or run); when a minute ended, returns (its peaks, that minute's
+        number). ``distinct`` pairs a set's index with the values it gets.
 
-        Hot path (every event, three windows): attribute lookups are hoisted and the
-        distinct sets are updated inline rather than through Distinct.add."""
+        Hot path (every run, three windows): attribute lookups are hoisted and the
+        distinct sets are updated inline rather than through Distinct.add_all."""
         sample = None
         minute = int(ts // 60)
         if minute != self.minute:
@@ -177,16 +193,17 @@ class Window:
                 peak[i] = t
         if distinct:
             sets = self.sets
-            for j, value in distinct:
+            for j, values in distinct:
                 s = sets[j]
                 last = s.last
-                last[value] = ts
-                s.fifo.append((ts, value))
+                for value in values:
+                    last[value] = ts
+                s.fifo.append((ts, values))
                 n = len(last)
                 if n > peak[NC + j]:
                     peak[NC + j] = n
                 if j == GOT_KEYS:
-                    self.spread.add(value.rsplit("\0", 1)[0], ts)
+                    self.spread.add_all([value.rsplit("\0", 1)[0] for value in values], ts)
         self.last_ts = ts
         self.events += 1
         return sample
@@ -237,12 +254,12 @@ def _kind(op: str, err: str) -> Kind:
     return kind
 
 
-def event_counts(ev: RequestEvent) -> tuple[list[tuple[int, float]], list[tuple[int, str]]]:
+def event_counts(ev: RequestEvent) -> tuple[list[tuple[int, float]], list[tuple[int, list[str]]]]:
     """The counter increments and distinct values one event contributes."""
     return run_counts((ev,))
 
 
-def run_counts(run: Sequence[RequestEvent]) -> tuple[list[tuple[int, float]], list[tuple[int, str]]]:
+def run_counts(run: Sequence[RequestEvent]) -> tuple[list[tuple[int, float]], list[tuple[int, list[str]]]]:
     """The counter increments and distinct values of a run of events alike in all but
     key, bytes and time (``run_end``): the counters of one event times the run's length,
     the bytes summed, and each event's key, prefix and read key as distinct values."""
@@ -261,21 +278,26 @@ def run_counts(run: Sequence[RequestEvent]) -> tuple[list[tuple[int, float]], li
     got = got and bool(first.key)
     if got:
         counts.append((15, float(n)))
-    distinct: list[tuple[int, str]] = []
+    distinct: list[tuple[int, list[str]]] = []
     if what:
-        distinct.append((3, op) if what == "denied" else (4, first.principal))
+        distinct.append((3, [op]) if what == "denied" else (4, [first.principal]))
     if bucket:
-        distinct.append((2, bucket))
+        distinct.append((2, [bucket]))
         if first.key:
+            fulls: list[str] = []
+            prefixes: list[str] = []
             for e in run:
                 key = e.key
-                full = f"{bucket}/{key}"
-                distinct.append((0, full))
+                fulls.append(f"{bucket}/{key}")
                 prefix = prefix_of(bucket, key)
-                distinct.append((1, prefix))
-                if got:
-                    # value carries its prefix so the spread needs no second parse
-                    distinct.append((GOT_KEYS, f"{prefix}\0{full}"))
+                if not prefixes or prefixes[-1] != prefix:   # a run's repeats change nothing
+                    prefixes.append(prefix)
+            distinct.append((0, fulls))
+            distinct.append((1, prefixes))
+            if got:
+                # each value carries its prefix so the spread needs no second parse
+                distinct.append((GOT_KEYS, [f"{prefix_of(bucket, e.key)}\0{full}"
+                                            for e, full in zip(run, fulls, strict=True)]))
     return counts, distinct
 
 
@@ -358,7 +380,7 @@ class Signals:
         if source:
             aw = self.addresses.get(source) or self._get(self.addresses, source)
             if auth_failed:
-                asample = aw.add(ts, AUTH_FAILURE, ((FAILED_KEYS, principal),))
+                asample = aw.add(ts, AUTH_FAILURE, ((FAILED_KEYS, (principal,)),))
             else:
                 asample = aw.add(ts, ONE_REQUEST if len(run) == 1 else ((0, float(len(run))),), ())
         return pw, sample, aw, asample

@@ -60,7 +60,7 @@ def test_auth_failures_count_per_address_not_principal():
 
 def test_denied_and_not_found_are_counted():
     counts, distinct = event_counts(ev(0.0, error="AccessDenied", status=403))
-    assert (7, 1.0) in counts and (3, "GetObject") in distinct
+    assert (7, 1.0) in counts and (3, ["GetObject"]) in distinct
     counts, _ = event_counts(ev(0.0, error="NoSuchKey", status=404))
     assert (8, 1.0) in counts
 
