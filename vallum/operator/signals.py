@@ -48,9 +48,6 @@ class Distinct:
         self.last: dict[str, float] = {}
         self.fifo: deque[tuple[float, Sequence[str]]] = deque()
 
-    def add(self, value: str, ts: float) -> None:
-        self.add_all((value,), ts)
-
     def add_all(self, values: Sequence[str], ts: float) -> None:
         last = self.last
         for value in values:
@@ -97,9 +94,6 @@ class Spread:
         self.fifo: deque[tuple[float, Sequence[str]]] = deque()
         self.total = 0
         self.squares = 0
-
-    def add(self, value: str, ts: float) -> None:
-        self.add_all((value,), ts)
 
     def add_all(self, values: Sequence[str], ts: float) -> None:
         counts = self.counts
@@ -171,8 +165,8 @@ class Window:
         """Count one event (or run); when a minute ended, returns (its peaks, that minute's
         number). ``distinct`` pairs a set's index with the values it gets.
 
-        Hot path (every run, three windows): attribute lookups are hoisted and the
-        distinct sets are updated inline rather than through Distinct.add_all."""
+        Hot path (every run, three windows): attribute lookups are hoisted; the distinct
+        sets take a run's values in one call each."""
         sample = None
         minute = int(ts // 60)
         if minute != self.minute:
@@ -195,11 +189,8 @@ class Window:
             sets = self.sets
             for j, values in distinct:
                 s = sets[j]
-                last = s.last
-                for value in values:
-                    last[value] = ts
-                s.fifo.append((ts, values))
-                n = len(last)
+                s.add_all(values, ts)
+                n = len(s.last)
                 if n > peak[NC + j]:
                     peak[NC + j] = n
                 if j == GOT_KEYS:
@@ -254,11 +245,6 @@ def _kind(op: str, err: str) -> Kind:
     return kind
 
 
-def event_counts(ev: RequestEvent) -> tuple[list[tuple[int, float]], list[tuple[int, list[str]]]]:
-    """The counter increments and distinct values one event contributes."""
-    return run_counts((ev,))
-
-
 def run_counts(run: Sequence[RequestEvent]) -> tuple[list[tuple[int, float]], list[tuple[int, list[str]]]]:
     """The counter increments and distinct values of a run of events alike in all but
     key, bytes and time (``run_end``): the counters of one event times the run's length,
@@ -286,18 +272,20 @@ def run_counts(run: Sequence[RequestEvent]) -> tuple[list[tuple[int, float]], li
         if first.key:
             fulls: list[str] = []
             prefixes: list[str] = []
+            read_keys: list[str] = []
             for e in run:
-                key = e.key
-                fulls.append(f"{bucket}/{key}")
-                prefix = prefix_of(bucket, key)
+                full = f"{bucket}/{e.key}"
+                fulls.append(full)
+                prefix = prefix_of(bucket, e.key)
                 if not prefixes or prefixes[-1] != prefix:   # a run's repeats change nothing
                     prefixes.append(prefix)
+                if got:
+                    # each value carries its prefix so the spread needs no second parse
+                    read_keys.append(f"{prefix}\0{full}")
             distinct.append((0, fulls))
             distinct.append((1, prefixes))
             if got:
-                # each value carries its prefix so the spread needs no second parse
-                distinct.append((GOT_KEYS, [f"{prefix_of(bucket, e.key)}\0{full}"
-                                            for e, full in zip(run, fulls, strict=True)]))
+                distinct.append((GOT_KEYS, read_keys))
     return counts, distinct
 
 
@@ -347,11 +335,6 @@ class Signals:
         if w is None:
             w = table[name] = Window(self.window, self.slot)
         return w
-
-    def update(self, ev: RequestEvent
-               ) -> tuple[Window | None, tuple[list[float], int] | None, Window | None, tuple[list[float], int] | None]:
-        """Count one event (see ``update_run``)."""
-        return self.update_run((ev,))
 
     def update_run(self, run: Sequence[RequestEvent]
                    ) -> tuple[Window | None, tuple[list[float], int] | None, Window | None, tuple[list[float], int] | None]:
