@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vallum.iam.directory import Directory, IAMError
+from vallum.iam.directory import Directory, IAMError, policy_arn
 
 KEY = "iam:permissionsboundary"
 
@@ -27,11 +27,6 @@ _SETS = {"CreateUser": ("user", "boundary"), "CreateRole": ("role", "boundary"),
 _ON_ENTITY = {"DeleteUserPermissionsBoundary": "user", "DeleteRolePermissionsBoundary": "role",
               "AttachPolicy": None, "DetachPolicy": None, "PutInlinePolicy": None,
               "DeleteInlinePolicy": None}
-
-
-def policy_arn(account: str, ref: str) -> str:
-    """The ARN of a managed policy of ``account`` named by name or ARN."""
-    return ref if ref.startswith("arn:") else f"arn:aws:iam::{account}:policy/{ref}"
 
 
 def boundary_keys(directory: Directory, action: str, account: str,

@@ -74,6 +74,11 @@ def key_aad(access_key_id: str) -> bytes:
     return b"vallum-iam-key:" + access_key_id.encode()
 
 
+def policy_arn(account: str, ref: str) -> str:
+    """The ARN of a managed policy of ``account`` named by name (or already by ARN)."""
+    return ref if ref.startswith("arn:") else f"arn:aws:iam::{account}:policy/{ref}"
+
+
 class Directory:
     def __init__(self, store: IAMStore, master_key: bytes) -> None:
         self.store = store
@@ -267,7 +272,7 @@ class Directory:
         _check_name(name, "policy")
         policy_lang.parse(document, kind="identity")
         row = {"account": account, "name": name, "document": document, "updated": time.time(),
-               "arn": f"arn:aws:iam::{account}:policy/{name}"}
+               "arn": policy_arn(account, name)}
         self.store.apply([Op("put", "policy", row)])
         return row
 
@@ -306,7 +311,7 @@ class Directory:
         row["boundary"] = policy_name
         self.store.apply([Op("put", kind, row)])
         return {kind: name, "boundary": policy_name,
-                "boundary_arn": f"arn:aws:iam::{account}:policy/{policy_name}"}
+                "boundary_arn": policy_arn(account, policy_name)}
 
     def _boundary_policy(self, account: str, policy_ref: str) -> str:
         """The name of the existing managed policy of ``account`` that ``policy_ref`` (a
@@ -315,7 +320,7 @@ class Directory:
             raise IAMError("a permissions boundary is a policy name or ARN")
         policy_name = policy_ref
         if policy_ref.startswith("arn:"):
-            prefix = f"arn:aws:iam::{account}:policy/"
+            prefix = policy_arn(account, "")
             if not policy_ref.startswith(prefix):
                 raise IAMError(f"the boundary must be a managed policy of account {account}")
             policy_name = policy_ref[len(prefix):]
