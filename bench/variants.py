@@ -2,8 +2,8 @@
 
 One run per target, in sequence, swings by +-10% on a 2-core box: more than the
 5% (operator hook, issue 6) and 25%/30% (encryption + labels + audit, issue 7)
-budgets it should check. So vallum, vallum-plain and vallum-plain-operator run *at
-the same time* (an idle server uses no CPU) and take turns: R rounds, each running
+budgets it should check. So vallum, vallum-plain, vallum-plain-operator and
+vallum-plain-noscan run *at the same time* (an idle server uses no CPU) and take turns: R rounds, each running
 every small-object op against every variant back to back, in an order rotated
 each round so no variant always goes first. A cost is then 1 - the median of the
 per-round ratios variant / base, whose min-max shows the spread; the server's CPU
@@ -203,7 +203,7 @@ def _big(ep: workloads.Endpoint, pid: int, size: int, block: bytes) -> dict[str,
 
 def run(base_dir: Path, s: Settings, block: bytes, log: Callable[[str], None],
         workers: int | None = None, keep_files: bool = False) -> dict:
-    """Start the three variants together, run the interleaved rounds, stop them (always).
+    """Start the variants together (afresh every epoch), run the interleaved rounds, stop them (always).
 
     Returns the JSON-ready section: settings, per-round samples, comparisons, errors.
     """
