@@ -25,6 +25,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from vallum.compute import schema
 from vallum.meta.groupcommit import GroupCommitWriter
+from vallum.sqlite_open import enable_wal, opening
 
 T = TypeVar("T")
 _DIALECT = sqlite_dialect.dialect()
@@ -57,11 +58,9 @@ class ComputeDB:
 
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = self._connect(False)
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if mode.lower() != "wal":
-            raise RuntimeError(f"{self.path}: cannot enable WAL (journal_mode={mode})")
-        with self._wlock:
+        with opening(self.path), self._wlock:
+            conn = self._connect(False)
+            enable_wal(conn, self.path)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for ddl in DDL:

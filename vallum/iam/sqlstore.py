@@ -30,6 +30,7 @@ from vallum.iam import schema
 from vallum.iam.schema import ENTITIES
 from vallum.iam.store import IAMStore, KeyRow, Op
 from vallum.meta.changes import ChangeSignal
+from vallum.sqlite_open import enable_wal, opening
 
 _DIALECT = sqlite_dialect.dialect(paramstyle="named")
 POLL_EVERY = 0.5          # seconds between database reads of the generation when unsignalled
@@ -120,22 +121,21 @@ class SQLiteIAMStore(IAMStore):
         if self._conn is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
-                               check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
-        conn.execute("PRAGMA synchronous=FULL")
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if mode.lower() != "wal":
-            raise RuntimeError(f"{self.path}: cannot enable WAL (journal_mode={mode})")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for ddl in _ddl():
-                conn.execute(ddl)
-            conn.execute(_GEN_INIT)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        with opening(self.path):
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+            conn.execute("PRAGMA synchronous=FULL")
+            enable_wal(conn, self.path)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for ddl in _ddl():
+                    conn.execute(ddl)
+                conn.execute(_GEN_INIT)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
         self._conn = conn
         self.signal = ChangeSignal(signal_path(self.path))
 

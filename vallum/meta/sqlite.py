@@ -49,6 +49,7 @@ from vallum.meta.changes import ChangeSignal
 from vallum.meta.groupcommit import GroupCommitWriter
 from vallum.meta.listing import paginate, start_of, successor, to_list_page
 from vallum.meta.records import BucketRecord, ListPage, ObjectRecord, PartRecord, UploadRecord
+from vallum.sqlite_open import enable_wal, opening
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -221,19 +222,19 @@ class SQLiteMetaStore(MetaStore):
         return conn
 
     def _create_schema(self) -> sqlite3.Connection:
-        conn = self._connect(readonly=False)
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if mode.lower() != "wal":
-            raise RuntimeError(f"{self.path}: cannot enable WAL (journal_mode={mode})")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for ddl in DDL:
-                conn.execute(ddl)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        return conn
+        """Switch to WAL and create the tables, one opener at a time (see ``sqlite_open``)."""
+        with opening(self.path):
+            conn = self._connect(readonly=False)
+            enable_wal(conn, self.path)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for ddl in DDL:
+                    conn.execute(ddl)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return conn
 
     async def open(self) -> None:
         if self._writer is not None:

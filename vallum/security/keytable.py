@@ -27,6 +27,7 @@ from pathlib import Path
 
 from vallum.security import crypto
 from vallum.security.crypto import CryptoError
+from vallum.sqlite_open import enable_wal, opening
 
 KEYRING_FILE = "object-keys.json"
 KEYTABLE_FILE = "object-keys.sqlite3"
@@ -125,11 +126,13 @@ class KeyTable:
         self._db: sqlite3.Connection | None = None
 
     def open(self) -> None:
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("CREATE TABLE IF NOT EXISTS deks (blob_id TEXT PRIMARY KEY, kek TEXT NOT NULL,"
-                   " wrapped BLOB NOT NULL)")
+        with opening(self.path):
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                 timeout=30)
+            enable_wal(db, self.path)
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("CREATE TABLE IF NOT EXISTS deks (blob_id TEXT PRIMARY KEY, kek TEXT NOT NULL,"
+                       " wrapped BLOB NOT NULL)")
         os.chmod(self.path, 0o600)
         self._db = db
 
