@@ -8,7 +8,7 @@ tuning never saw, so they estimate what happens on new traffic.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from vallum.operator.alerts import ANOMALY, KINDS, Alert
@@ -73,9 +73,9 @@ class Result:
 def refused(ev: RequestEvent, verdict: str) -> RequestEvent:
     """The event as the gateway would have answered it once containment refuses the caller."""
     throttled = verdict in ("throttled", "blocked")
-    return replace(ev, status=503 if throttled else 403,
-                   error="SlowDown" if throttled else "AccessDenied",
-                   bytes_out=0, bytes_in=0, label=-1)
+    return ev._replace(status=503 if throttled else 403,
+                       error="SlowDown" if throttled else "AccessDenied",
+                       bytes_out=0, bytes_in=0, label=-1)
 
 
 def replay(trace: Trace, tuning: Tuning | None = None, *, anomaly: bool = True,

@@ -6,8 +6,7 @@ records and on simulated traces, so all three are reduced to this shape first.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 # Label lattice levels, lowest first (security.labels names them the same way).
 LEVELS = ("UNCLASSIFIED", "CUI", "CONFIDENTIAL", "SECRET", "TOP SECRET")
@@ -23,8 +22,11 @@ WRITE_OPS = frozenset({"PutObject", "CopyObject", "UploadPart", "CompleteMultipa
 DELETE_OPS = frozenset({"DeleteObject", "DeleteObjects", "DeleteBucket"})
 
 
-@dataclass(slots=True)
-class RequestEvent:
+class RequestEvent(NamedTuple):
+    """Why a named tuple: the gateway builds one per request, and a tuple is built in C
+    (``tuple.__new__(RequestEvent, values)``, gateway.py) where a class's ``__init__``
+    runs Python code per field; its fields read as fast as slots."""
+
     ts: float                       # seconds since the epoch (simulated or real)
     principal: str                  # access key id as claimed ("" when anonymous)
     account: str = ""               # owning account ("" when unknown, e.g. failed auth)
@@ -39,11 +41,11 @@ class RequestEvent:
     label: int = -1                 # index into LEVELS of the object's label, -1 unknown
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RequestEvent:
-        return cls(**{k: d[k] for k in cls.__slots__ if k in d})  # type: ignore[attr-defined]
+        return cls(**{k: d[k] for k in cls._fields if k in d})
 
 
 def label_index(name: str | None) -> int:

@@ -2,12 +2,11 @@
 
 Enabled by ``VALLUM_OPERATOR=observe|contain`` (the default mode; per-account modes
 in ``<data_dir>/operator/modes.json`` override it). Disabled, both hooks cost one
-global lookup. Enabled, ``admit`` is a few dict lookups and ``observe`` only appends
-one tuple to a queue (~0.5 us; the object's label banner rides along unparsed, so
-label climbing sees live reads as the replay does); the detector (signals, rules,
-learning, containment decisions) runs over the queue in batches, at most BATCH events
-and MAX_DELAY seconds late, on the event loop after the responses have left
-(measured in docs/operator.md).
+global lookup. Enabled, ``admit`` is three truth tests while nobody is contained, and
+``observe`` only appends the request's event (a named tuple, built in C) to a queue;
+the detector (signals, rules, learning, containment decisions) runs over the queue in
+batches, at most BATCH events and MAX_DELAY seconds late, on the event loop after the
+responses have left (measured in docs/operator.md).
 Alerts and actions are appended to the operator journal and counted in Prometheus.
 
 A suspension is applied three ways: in this process at once (the very next request
@@ -68,7 +67,7 @@ class Hook:
         self._offset = 0
         self._modes_mtime = -1.0
         self._next_poll = 0.0
-        self._pending: list[tuple] = []
+        self._pending: list[RequestEvent] = []
         self._draining = False
         try:
             self.sinks = sinks.from_env(os.environ)
@@ -114,9 +113,12 @@ class Hook:
 
     # -- per request ---------------------------------------------------------------
     def admit(self, request: Any) -> None:
-        self.poll()
-        akid = request.principal
-        verdict = self.policy.admit(akid, request.source_ip, time.time())
+        if time.monotonic() >= self._next_poll:
+            self.poll()
+        policy = self.policy
+        if not (policy.suspended or policy.throttled or policy.blocked):
+            return                      # nobody contained: nothing to look up
+        verdict = policy.admit(request.principal, request.source_ip, time.time())
         if verdict is None:
             return
         if verdict == "throttled" or verdict == "blocked":
@@ -125,28 +127,30 @@ class Hook:
 
     def observe(self, scope: dict[str, Any], request: Any, operation: str, response: Any,
                 error: str) -> None:
-        """Queue one compact tuple for the detector; O(1), no parsing, no allocation
-        beyond the tuple. The detector runs on the queue every MAX_DELAY seconds (or
-        every BATCH events, whichever comes first), after the responses have left.
+        """Queue the request's event for the detector; O(1), one tuple built in C. The
+        detector runs on the queue every MAX_DELAY seconds (or every BATCH events,
+        whichever comes first), after the responses have left.
 
-        The tuple ends with the object's label as the MAC handlers noted it
-        (``request.audit_label``, the banner, None when no label was involved); it
-        becomes the event's level index only in the batch, so label climbing sees live
-        traffic exactly as the replay sees its events, at no cost on the request path."""
+        The event's label is the level of the object's label as the MAC handlers noted it
+        (``request.audit_label``, the banner, None when no label was involved), so label
+        climbing sees live traffic exactly as the replay sees its events."""
         body = response.body
         bytes_out = len(body) if body.__class__ is bytes else (response.length or 0)
         if request is not None:
             endpoint = request.endpoint
             cl = request.headers.get("content-length")
-            item: tuple = (time.time(), request.principal or "",
-                           getattr(request.services, "tenant", None) or "", request.source_ip,
-                           operation, endpoint.bucket or "", endpoint.key or "",
-                           response.status, error, int(cl) if cl and cl.isdigit() else 0,
-                           bytes_out, request.audit_label)
+            principal = request.principal or ""
+            banner = request.audit_label
+            item = _new(RequestEvent, (
+                time.time(), principal,
+                getattr(request.services, "tenant", None) or ("root" if principal == self.root_key else ""),
+                request.source_ip, operation, endpoint.bucket or "", endpoint.key or "",
+                response.status, error, int(cl) if cl and cl.isdigit() else 0, bytes_out,
+                _level(banner) if banner else -1))
         elif operation in ("admin", "reserved"):
             return
-        else:   # refused before a Request existed (bad signature, unknown key): parse later
-            item = (time.time(), None, scope, operation, response.status, error, bytes_out)
+        else:   # refused before a Request existed (bad signature, unknown key)
+            item = self._refused(scope, operation, response.status, error, bytes_out)
         pending = self._pending
         pending.append(item)
         if self._draining:
@@ -175,31 +179,26 @@ class Hook:
         pending, self._pending = self._pending, []
         self._process(pending)
 
-    def _process(self, pending: list[tuple]) -> None:
+    def _process(self, pending: list[RequestEvent]) -> None:
         if not pending:
             return
-        root, event = self.root_key, self._event
         try:
-            alerts = self.detector.observe_batch([event(item, root) for item in pending])
+            alerts = self.detector.observe_batch(pending)
         except Exception:  # noqa: BLE001 - the operator must never break the gateway
             log.exception("operator failed to observe %d requests", len(pending))
             return
         for alert in alerts:
             self._alert(alert)
 
-    @staticmethod
-    def _event(item: tuple, root: str) -> RequestEvent:
-        if item[1] is None:
-            ts, _, scope, operation, status, error, bytes_out = item
-            headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
-            akid = credential_of(headers, scope.get("query_string", b"").decode("latin-1"))[0] or ""
-            source = (scope.get("client") or ("", 0))[0]
-            return RequestEvent(ts, akid, "root" if akid == root else "", source, operation, "", "",
-                                status, error, 0, bytes_out)
-        level = _level(item[11])
-        if item[1] == root and not item[2]:
-            return RequestEvent(item[0], root, "root", *item[3:11], level)
-        return RequestEvent(*item[:11], level)
+    def _refused(self, scope: dict[str, Any], operation: str, status: int, error: str,
+                 bytes_out: int) -> RequestEvent:
+        """The event of a request refused before a Request existed: the key it claimed,
+        read from the raw headers or query."""
+        headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
+        akid = credential_of(headers, scope.get("query_string", b"").decode("latin-1"))[0] or ""
+        source = (scope.get("client") or ("", 0))[0]
+        return RequestEvent(time.time(), akid, "root" if akid == self.root_key else "", source,
+                            operation, "", "", status, error, 0, bytes_out)
 
     def _alert(self, alert: Alert) -> None:
         ALERTS.labels(alert.kind).inc()
@@ -211,6 +210,9 @@ class Hook:
         if alert.entity == self.root_key:
             return                      # never lock the platform root out: alert only
         self.policy.on_alert(alert)
+
+
+_new = tuple.__new__
 
 
 @lru_cache(maxsize=1024)

@@ -35,6 +35,7 @@ FEATURES = COUNTERS + DISTINCT
 IDX = {name: i for i, name in enumerate(FEATURES)}
 NC = len(COUNTERS)
 GOT_KEYS = DISTINCT.index("got_keys")
+SPREAD = -1         # in a run's distinct values: the read prefixes, one per read (Spread)
 NOT_FOUND = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NoSuchUpload"})
 
 
@@ -163,7 +164,7 @@ class Window:
     def add(self, ts: float, counts: Sequence[tuple[int, float]],
             distinct: Sequence[tuple[int, Sequence[str]]]) -> tuple[list[float], int] | None:
         """Count one event (or run); when a minute ended, returns (its peaks, that minute's
-        number). ``distinct`` pairs a set's index with the values it gets.
+        number). ``distinct`` pairs a set's index (or SPREAD) with the values it gets.
 
         Hot path (every run, three windows): attribute lookups are hoisted; the distinct
         sets take a run's values in one call each."""
@@ -188,13 +189,14 @@ class Window:
         if distinct:
             sets = self.sets
             for j, values in distinct:
+                if j == SPREAD:
+                    self.spread.add_all(values, ts)
+                    continue
                 s = sets[j]
                 s.add_all(values, ts)
                 n = len(s.last)
                 if n > peak[NC + j]:
                     peak[NC + j] = n
-                if j == GOT_KEYS:
-                    self.spread.add_all([value.rsplit("\0", 1)[0] for value in values], ts)
         self.last_ts = ts
         self.events += 1
         return sample
@@ -271,21 +273,21 @@ def run_counts(run: Sequence[RequestEvent]) -> tuple[list[tuple[int, float]], li
         distinct.append((2, [bucket]))
         if first.key:
             fulls: list[str] = []
-            prefixes: list[str] = []
-            read_keys: list[str] = []
+            prefixes: list[str] = []          # a run's repeats left out: they change nothing
+            each_prefix: list[str] = []       # one per event: the spread weighs reads
             for e in run:
-                full = f"{bucket}/{e.key}"
-                fulls.append(full)
-                prefix = prefix_of(bucket, e.key)
-                if not prefixes or prefixes[-1] != prefix:   # a run's repeats change nothing
+                key = e.key
+                fulls.append(f"{bucket}/{key}")
+                head, sep, _ = key.partition("/")
+                prefix = f"{bucket}/{head}/" if sep else f"{bucket}/"     # prefix_of, inlined
+                each_prefix.append(prefix)
+                if not prefixes or prefixes[-1] != prefix:
                     prefixes.append(prefix)
-                if got:
-                    # each value carries its prefix so the spread needs no second parse
-                    read_keys.append(f"{prefix}\0{full}")
             distinct.append((0, fulls))
             distinct.append((1, prefixes))
             if got:
-                distinct.append((GOT_KEYS, read_keys))
+                distinct.append((GOT_KEYS, fulls))
+                distinct.append((SPREAD, each_prefix))
     return counts, distinct
 
 

@@ -116,9 +116,9 @@ def test_contain_refuses_a_copier_despite_the_queue(tmp_path):
     assert all(a["entity"] == KEY and a["kind"] == "exfiltration" for a in actions)
 
 
-def test_failed_sign_ins_are_parsed_when_flushed(tmp_path):
-    """A request refused before authentication has no Request: the hook queues the raw
-    scope and reads the claimed key only when the batch is processed."""
+def test_failed_sign_ins_are_counted_by_the_key_they_claimed(tmp_path):
+    """A request refused before authentication has no Request: the hook reads the claimed
+    key from the raw headers, and the address window counts the failures."""
     h = hook(tmp_path)
 
     async def main():
@@ -126,7 +126,8 @@ def test_failed_sign_ins_are_parsed_when_flushed(tmp_path):
             scope = {"headers": [(b"Authorization", f"AWS4-HMAC-SHA256 Credential=AKBAD{i}/x/y".encode())],
                      "query_string": b"", "client": ("203.0.113.9", 5000)}
             h.observe(scope, None, "ListBuckets", Response(403), "InvalidAccessKeyId")
-        assert h._pending[0][1] is None
+        assert [e.principal for e in h._pending] == [f"AKBAD{i}" for i in range(6)]
+        assert {e.source for e in h._pending} == {"203.0.113.9"}
         h.flush()
 
     asyncio.run(main())
@@ -216,14 +217,13 @@ def actions_of(tmp_path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_the_queued_tuple_carries_the_label_and_the_batch_reads_its_level(tmp_path):
+def test_the_queued_event_carries_the_level_of_the_label_read(tmp_path):
     h = hook(tmp_path)
 
     async def main():
         h.observe({}, labelled("a/1", 3), "GetObject", Response(200, {}, b"x"), "")
         h.observe({}, labelled("a/2", None), "GetObject", Response(200, {}, b"x"), "")
-        assert [item[-1] for item in h._pending] == [BANNERS[3], None]
-        assert [h._event(item, h.root_key).label for item in h._pending] == [3, -1]
+        assert [e.label for e in h._pending] == [3, -1]
         h.flush()
 
     asyncio.run(main())

@@ -117,9 +117,7 @@ def _counters(s: Signals):
 
 
 def _count(events, chunk, *, spread=1.0):
-    events = sorted(events, key=lambda e: e.ts)
-    for e in events:
-        e.ts *= spread
+    events = sorted((e._replace(ts=e.ts * spread) for e in events), key=lambda e: e.ts)
     alone, runs = Signals(), Signals()
     for e in events:
         alone.update_run((e,))
