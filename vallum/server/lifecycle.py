@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import TYPE_CHECKING
 
@@ -78,6 +79,11 @@ async def lifespan(gateway: Gateway, receive, send) -> None:
                 log.exception("start-up failed")
                 await send({"type": "lifespan.startup.failed", "message": str(exc)})
                 return
+            # Everything built so far (modules, compiled statements, the services) lives as
+            # long as the process: frozen, full collections stop walking it (without this,
+            # each one paused a 4 KiB PUT load for ~40 ms, gen2 measured with gc.callbacks).
+            gc.collect()
+            gc.freeze()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             if worker is not None:
