@@ -159,6 +159,28 @@ def variant_rows(comparisons: dict[str, dict], big: str) -> list[list[str]]:
     return body
 
 
+PAIRED_HEADER = ["feature (variant / base)", "workload", "CPU/req base", "CPU/req variant",
+                 "CPU ratio", "min-max", "cost", "p50 latency ratio", "target", "met"]
+
+
+def paired_rows(comparisons: dict[str, dict]) -> list[list[str]]:
+    """The paired-costs table: per pair and op, the median CPU-per-request ratio with its
+    min-max over the rounds, the cost it implies for a CPU-bound gateway, the median
+    ratio of client-side median latencies, and the issue's budget."""
+    body = []
+    for key, comp in comparisons.items():
+        for op, s in comp["ops"].items():
+            target = s.get("target_pct")
+            body.append([
+                f"{comp['what']}: {key}", variant_label(op, ""),
+                _cpu(s["base_cpu_per_req"]), _cpu(s["variant_cpu_per_req"]),
+                f"{s['cpu_ratio']:.3f}", f"{s['cpu_ratio_min']:.2f}-{s['cpu_ratio_max']:.2f}",
+                _pct(s["cost_pct"]), f"{s['p50_ratio']:.3f}",
+                "-" if target is None else f"<= {target:.0f}%", _met(s["cost_pct"], target),
+            ])
+    return body
+
+
 def save_json(path: Path, document: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")

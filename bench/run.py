@@ -3,8 +3,9 @@
 Runs the same workloads against every target in one run, one server at a time
 (so no two servers share the two CPUs), after measuring the machine's own
 limits; then the variant-costs stage (bench/variants.py: the Vallum variants
-side by side, interleaved, for the cost of each feature); prints the figures
-with Vallum/peer ratios and the feature costs, and writes them as JSON.
+side by side, interleaved, for the cost of each feature) and the paired stage
+(bench/paired.py: two servers loaded at once, for costs of a few %); prints the
+figures with Vallum/peer ratios and the feature costs, and writes them as JSON.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench import machine, report, servers, variants, workloads
+from bench import machine, paired, report, servers, variants, workloads
 from bench.stats import MIB, human_size, parse_size
 
 BUCKET = "bench"
@@ -68,8 +69,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="Vallum only: GET by an IAM user with an N-statement policy vs by root "
                         "(policy-check cost); 0 skips it (default 50)")
     p.add_argument("--no-variants", action="store_true",
-                   help="skip the variant-costs stage (vallum, vallum-plain, vallum-plain-operator "
+                   help="skip the variant-costs stage (vallum, vallum-plain, vallum-plain-noscan "
                         "interleaved; runs whatever --targets says)")
+    p.add_argument("--no-paired", action="store_true",
+                   help="skip the paired stage (the operator hook against the plain gateway, "
+                        "both loaded at once, and the plain gateway against itself)")
+    p.add_argument("--paired-rounds", type=int,
+                   help="rounds of the paired stage, fresh servers each (default 12, quick 2)")
     p.add_argument("--variant-rounds", type=int,
                    help="interleaved rounds of 4 KiB ops in the variant-costs stage "
                         "(default 12, quick 4: each variant takes each position equally often; "
@@ -93,6 +99,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.target_list = names
     if args.concurrency < 1 or args.client_procs < 1:
         p.error("--concurrency and --client-procs must be at least 1")
+    if args.paired_rounds is not None and args.paired_rounds < 1:
+        p.error("--paired-rounds must be at least 1")
     if (args.variant_rounds is not None and args.variant_rounds < 1) or \
             (args.variant_big_rounds is not None and args.variant_big_rounds < 0):
         p.error("--variant-rounds must be at least 1 and --variant-big-rounds at least 0")
@@ -126,7 +134,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
 def variant_settings(args: argparse.Namespace, plan: Plan) -> variants.Settings:
     """The variant-costs stage uses the run's batch size, concurrency and big size."""
     return variants.Settings(
-        # A multiple of the 4 variants (one epoch each, see bench/variants.py). 12, not 6:
+        # A multiple of the 3 variants (one epoch each, see bench/variants.py). 12, not 6:
         # with 6 rounds of 3,000 ops the median ratio of a write op moved by +-4 points
         # between runs (the 14:28 UTC run read an 8% operator cost for DELETE where 6
         # alternating rounds of 8,000 read 1%).
@@ -136,6 +144,13 @@ def variant_settings(args: argparse.Namespace, plan: Plan) -> variants.Settings:
         ops=plan.ops, concurrency=plan.concurrency, procs=plan.procs,
         big_size=plan.big_size, warmup_ops=max(100, plan.ops // 10),
     )
+
+
+def paired_settings(args: argparse.Namespace, plan: Plan) -> paired.Settings:
+    """The paired stage uses the run's batch size and concurrency."""
+    return paired.Settings(rounds=args.paired_rounds or (2 if args.quick else 12), ops=plan.ops,
+                           concurrency=plan.concurrency, procs=plan.procs,
+                           warmup_ops=max(100, plan.ops // 10))
 
 
 def log(msg: str) -> None:
@@ -359,6 +374,13 @@ def main(argv: list[str] | None = None) -> int:
                                          keep_files=args.keep)
             variant_costs["loadavg_after"] = os.getloadavg()
             log(f"  variant costs done in {variant_costs['seconds']:.0f}s")
+        paired_costs = None
+        if not args.no_paired:
+            ps = paired_settings(args, plan)
+            log(f"paired costs: {', '.join(p.key for p in paired.PAIRS)}, {ps.rounds} rounds of "
+                f"{ps.ops} 4 KiB ops sent to both servers of a pair at once")
+            paired_costs = paired.run(base, ps, log, workers=args.workers)
+            log(f"  paired costs done in {paired_costs['seconds']:.0f}s")
     except KeyboardInterrupt:
         log("interrupted: stopping servers")
         return 130
@@ -390,6 +412,13 @@ def main(argv: list[str] | None = None) -> int:
             report.VARIANT_HEADER,
             report.variant_rows(variant_costs["comparisons"], human_size(vs["big_size"])),
             args.plain)
+    if paired_costs is not None:
+        ps = paired_costs["settings"]
+        report.print_table(
+            f"Paired costs (same run): both servers of a pair loaded at once, {ps['rounds']} "
+            f"rounds of {ps['ops']} ops each, fresh servers every round; CPU = server CPU s "
+            "per request, ratio = variant/base, median of rounds; cost = 1 - 1/ratio",
+            report.PAIRED_HEADER, report.paired_rows(paired_costs["comparisons"]), args.plain)
     compute_figs = None
     if args.compute:               # optional section: its own server, after the S3 targets
         from bench import compute
@@ -399,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     failures = {t: r["errors"] for t, r in results.items() if r.get("errors")}
     if variant_costs is not None and variant_costs["errors"]:
         failures["variants"] = variant_costs["errors"]
+    if paired_costs is not None and paired_costs["errors"]:
+        failures["paired"] = paired_costs["errors"]
     for target, errs in failures.items():
         for name, msg in errs.items():
             print(f"! {target} {name}: {msg}")
@@ -411,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         "plan": asdict(plan), "vallum_workers": args.workers,
         "machine": limits, "results": results, "ratios": ratio_table,
         "figures": [asdict(f) for f in figs], "compute": compute_figs,
-        "variants": variant_costs,
+        "variants": variant_costs, "paired": paired_costs,
     })
     print(f"results written to {out}")
     return 0

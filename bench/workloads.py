@@ -89,35 +89,45 @@ class OpBatch:
         return asdict(self)
 
 
-def _thread_loop(ep: Endpoint, bucket: str, op: str, prefix: str, lo: int, hi: int,
+def _thread_loop(eps: list[Endpoint], bucket: str, op: str, prefix: str, lo: int, hi: int,
                  body: bytes, ready, go, out: list) -> None:
-    client = ep.client(timeout=60)
-    lats: list[float] = []
-    errors, first = 0, ""
+    """One client thread: each key in [lo, hi) once on every endpoint, in turn. With two
+    endpoints the first goes first on even keys and second on odd ones, so neither
+    always meets the other's after-effects."""
+    clients = [ep.client(timeout=60) for ep in eps]
+    n = len(clients)
+    lats: list[list[float]] = [[] for _ in clients]
+    errors, first = [0] * n, [""] * n
+    failed = ""
     try:
-        client.connect()
+        for client in clients:
+            client.connect()
     except OSError as exc:
-        errors, first = hi - lo, f"connect: {exc}"
+        failed = f"connect: {exc}"
+        errors, first = [hi - lo] * n, [failed] * n
     ready.release()
     go.wait()
     start = time.monotonic()
     ok = OK_STATUS[op]
-    end = lo if first else hi  # a thread that could not connect has already counted its errors
+    end = lo if failed else hi  # a thread that could not connect has already counted its errors
+    payload = body if op == "PUT" else b""
     for i in range(lo, end):
         path = f"/{bucket}/{prefix}{i:07d}"
-        t0 = time.perf_counter()
-        try:
-            resp = client.request(op, path, body=body if op == "PUT" else b"")
-        except Exception as exc:  # counted, not retried: retries would hide failures
-            errors += 1
-            first = first or f"{type(exc).__name__}: {exc}"
-            continue
-        lats.append(time.perf_counter() - t0)
-        if resp.status not in ok or (op == "GET" and resp.nbytes != len(body)):
-            errors += 1
-            first = first or f"{op} {path} -> {resp.status} ({resp.nbytes} bytes)"
+        for k in (range(n) if i % 2 == 0 else range(n - 1, -1, -1)):
+            t0 = time.perf_counter()
+            try:
+                resp = clients[k].request(op, path, body=payload)
+            except Exception as exc:  # counted, not retried: retries would hide failures
+                errors[k] += 1
+                first[k] = first[k] or f"{type(exc).__name__}: {exc}"
+                continue
+            lats[k].append(time.perf_counter() - t0)
+            if resp.status not in ok or (op == "GET" and resp.nbytes != len(body)):
+                errors[k] += 1
+                first[k] = first[k] or f"{op} {path} -> {resp.status} ({resp.nbytes} bytes)"
     out.append((lats, errors, first, start, time.monotonic()))
-    client.close()
+    for client in clients:
+        client.close()
 
 
 _WORDS = ("the convoy reached the depot at dawn and the engineers began to unload the spare "
@@ -143,14 +153,14 @@ def prose(size: int) -> bytes:
     return "".join(out).encode()[:size]
 
 
-def _worker(ep: Endpoint, bucket: str, op: str, prefix: str, ranges: list[tuple[int, int]],
+def _worker(eps: list[Endpoint], bucket: str, op: str, prefix: str, ranges: list[tuple[int, int]],
             body_size: int, text: bool, ready, go, results) -> None:
     """One client process: a thread per key range, all released together by the `go` event."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends us
     body = prose(body_size) if text else os.urandom(body_size)
     out: list = []
     threads = [threading.Thread(target=_thread_loop,
-                                args=(ep, bucket, op, prefix, lo, hi, body, ready, go, out))
+                                args=(eps, bucket, op, prefix, lo, hi, body, ready, go, out))
                for lo, hi in ranges]
     cpu0 = _cpu_self()
     for t in threads:
@@ -170,6 +180,28 @@ def small_ops(ep: Endpoint, bucket: str, op: str, prefix: str, count: int, body_
               timeout: float = 900.0, text: bool = False) -> OpBatch:
     """`count` ops of one kind on keys prefix0000000.., `concurrency` in flight across `procs`;
     bodies are random bytes, or ``prose`` with ``text``."""
+    return _batch([ep], bucket, op, prefix, count, body_size, concurrency, procs, [server_pid],
+                  timeout, text)[0]
+
+
+def paired_ops(eps: tuple[Endpoint, Endpoint], bucket: str, op: str, prefix: str, count: int,
+               body_size: int, concurrency: int, procs: int,
+               server_pids: tuple[int | None, int | None], timeout: float = 900.0,
+               text: bool = False) -> list[OpBatch]:
+    """small_ops against two servers at once: every client thread sends each key to one and
+    then the other (alternating which goes first), so both see the same requests at the
+    same moments and on the same machine load. One OpBatch per server, over one window.
+
+    Why: two servers measured one after the other differ by the machine's drift between
+    the two batches (+-10-25% per batch on a 2-core VM); measured together they share it,
+    and their CPU per request compares a few % apart."""
+    return _batch(list(eps), bucket, op, prefix, count, body_size, concurrency, procs,
+                  list(server_pids), timeout, text)
+
+
+def _batch(eps: list[Endpoint], bucket: str, op: str, prefix: str, count: int, body_size: int,
+           concurrency: int, procs: int, server_pids: list[int | None], timeout: float,
+           text: bool) -> list[OpBatch]:
     procs = max(1, min(procs, concurrency))
     per_proc = split_evenly(concurrency, procs)
     shares = split_evenly(count, concurrency)
@@ -185,17 +217,17 @@ def small_ops(ep: Endpoint, bucket: str, op: str, prefix: str, count: int, body_
         ranges = bounds[cursor:cursor + n]
         cursor += n
         p = ctx.Process(target=_worker, daemon=True,
-                        args=(ep, bucket, op, prefix, ranges, body_size, text, ready, go, results))
+                        args=(eps, bucket, op, prefix, ranges, body_size, text, ready, go, results))
         p.start()
         workers.append(p)
     finished = False
     try:
         for _ in range(concurrency):  # every thread connected: start the clock for all
             _wait_ready(ready, workers)
-        srv0 = tree_cpu_seconds(server_pid) if server_pid else None
+        srv0 = [tree_cpu_seconds(pid) if pid else None for pid in server_pids]
         go.set()
         gathered = [_get(results, workers, timeout) for _ in workers]
-        srv1 = tree_cpu_seconds(server_pid) if server_pid else None
+        srv1 = [tree_cpu_seconds(pid) if pid else None for pid in server_pids]
         finished = True
     finally:
         go.set()  # never leave a worker blocked on the start line
@@ -204,24 +236,30 @@ def small_ops(ep: Endpoint, bucket: str, op: str, prefix: str, count: int, body_
             if p.is_alive():
                 p.kill()
                 p.join()
-    lats: list[float] = []
-    errors, first, starts, ends, cpu = 0, "", [], [], 0.0
+    cpu, starts, ends = 0.0, [], []
     for per_thread, cpu_s in gathered:
         cpu += cpu_s
-        for t_lats, t_err, t_first, t_start, t_end in per_thread:
-            lats.extend(t_lats)
-            errors += t_err
-            first = first or t_first
+        for _, _, _, t_start, t_end in per_thread:
             starts.append(t_start)
             ends.append(t_end)
     seconds = max(ends) - min(starts)
-    summary = latency_summary(lats) if lats else {"p50_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0}
-    server_pct = None
-    if srv0 is not None and srv1 is not None:
-        server_pct = 100.0 * (srv1 - srv0) / seconds
-    return OpBatch(op, count, errors, seconds, rate(count - errors, seconds), **summary,
-                   client_cpu_pct=100.0 * cpu / seconds, server_cpu_pct=server_pct,
-                   first_error=first)
+    batches = []
+    for k in range(len(eps)):
+        lats: list[float] = []
+        errors, first = 0, ""
+        for per_thread, _ in gathered:
+            for t_lats, t_err, t_first, _, _ in per_thread:
+                lats.extend(t_lats[k])
+                errors += t_err[k]
+                first = first or t_first[k]
+        summary = latency_summary(lats) if lats else {"p50_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0}
+        server_pct = None
+        if srv0[k] is not None and srv1[k] is not None:
+            server_pct = 100.0 * (srv1[k] - srv0[k]) / seconds
+        batches.append(OpBatch(op, count, errors, seconds, rate(count - errors, seconds), **summary,
+                               client_cpu_pct=100.0 * cpu / seconds, server_cpu_pct=server_pct,
+                               first_error=first))
+    return batches
 
 
 def _wait_ready(ready, workers, timeout: float = 120.0) -> None:
