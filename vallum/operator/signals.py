@@ -35,7 +35,7 @@ FEATURES = COUNTERS + DISTINCT
 IDX = {name: i for i, name in enumerate(FEATURES)}
 NC = len(COUNTERS)
 GOT_KEYS = DISTINCT.index("got_keys")
-SPREAD = -1         # in a run's distinct values: the read prefixes, one per read (Spread)
+SPREAD = -1         # in a run's distinct values: (read prefix, reads from it) pairs (Spread)
 NOT_FOUND = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NoSuchUpload"})
 
 
@@ -92,34 +92,37 @@ class Spread:
     def __init__(self, window: float) -> None:
         self.window = window
         self.counts: dict[str, int] = {}
-        self.fifo: deque[tuple[float, Sequence[str]]] = deque()
+        self.fifo: deque[tuple[float, Sequence[tuple[str, int]]]] = deque()
         self.total = 0
         self.squares = 0
 
-    def add_all(self, values: Sequence[str], ts: float) -> None:
+    def add_all(self, reads: Sequence[tuple[str, int]], ts: float) -> None:
+        """``reads``: (prefix, reads from it) pairs; integer sums, so exactly the result of
+        adding the reads one by one."""
         counts = self.counts
-        squares = 0
-        for value in values:
-            c = counts.get(value, 0)
-            counts[value] = c + 1
-            squares += 2 * c + 1
+        squares = total = 0
+        for prefix, k in reads:
+            c = counts.get(prefix, 0)
+            counts[prefix] = c + k
+            squares += (2 * c + k) * k
+            total += k
         self.squares += squares
-        self.total += len(values)
-        self.fifo.append((ts, values))
+        self.total += total
+        self.fifo.append((ts, reads))
 
     def expire(self, now: float) -> None:
         horizon = now - self.window
         fifo, counts = self.fifo, self.counts
         while fifo and fifo[0][0] <= horizon:
-            _, values = fifo.popleft()
-            for value in values:
-                c = counts[value]
-                self.squares -= 2 * c - 1
-                self.total -= 1
-                if c == 1:
-                    del counts[value]
+            _, reads = fifo.popleft()
+            for prefix, k in reads:
+                c = counts[prefix]
+                self.squares -= (2 * c - k) * k
+                self.total -= k
+                if c == k:
+                    del counts[prefix]
                 else:
-                    counts[value] = c - 1
+                    counts[prefix] = c - k
 
     def effective(self) -> float:
         return self.total * self.total / self.squares if self.squares else 0.0
@@ -273,21 +276,25 @@ def run_counts(run: Sequence[RequestEvent]) -> tuple[list[tuple[int, float]], li
         distinct.append((2, [bucket]))
         if first.key:
             fulls: list[str] = []
-            prefixes: list[str] = []          # a run's repeats left out: they change nothing
-            each_prefix: list[str] = []       # one per event: the spread weighs reads
+            prefixes: list[str] = []      # consecutive repeats once: they change no distinct set
+            repeats: list[int] = []       # ... but each read weighs in the spread
+            last = None
             for e in run:
                 key = e.key
                 fulls.append(f"{bucket}/{key}")
                 head, sep, _ = key.partition("/")
                 prefix = f"{bucket}/{head}/" if sep else f"{bucket}/"     # prefix_of, inlined
-                each_prefix.append(prefix)
-                if not prefixes or prefixes[-1] != prefix:
+                if prefix == last:
+                    repeats[-1] += 1
+                else:
                     prefixes.append(prefix)
+                    repeats.append(1)
+                    last = prefix
             distinct.append((0, fulls))
             distinct.append((1, prefixes))
             if got:
                 distinct.append((GOT_KEYS, fulls))
-                distinct.append((SPREAD, each_prefix))
+                distinct.append((SPREAD, list(zip(prefixes, repeats, strict=True))))
     return counts, distinct
 
 
@@ -303,21 +310,22 @@ def run_end(events: Sequence[RequestEvent], i: int, slot: float) -> int:
     principal = first.principal
     if not principal or first.error in AUTH_FAILURES:
         return j
-    op, err, source, account, label, bucket = (first.operation, first.error, first.source,
-                                               first.account, first.label, first.bucket)
-    has_key = bool(first.key)
+    who = first[WHO]
+    err, label, has_key = first.error, first.label, bool(first.key)
     start = int(first.ts // slot) * slot
     end = min(start + slot, (int(first.ts // 60) + 1) * 60.0)
     while j < n:
         e = events[j]
-        if not (start <= e.ts < end and e.principal == principal and e.operation == op
-                and e.error == err and e.bucket == bucket and bool(e.key) == has_key
-                and e.source == source and e.account == account and e.label == label):
+        if not (start <= e.ts < end and e[WHO] == who and e.error == err and e.label == label
+                and bool(e.key) == has_key):
             break
         j += 1
     return j
 
 
+# run_end compares these fields of RequestEvent as one slice (test_signals checks the order).
+WHO = slice(1, 6)
+WHO_FIELDS = ("principal", "account", "source", "operation", "bucket")
 ONE_REQUEST = ((0, 1.0),)
 AUTH_FAILURE = ((0, 1.0), (9, 1.0))
 FAILED_KEYS = DISTINCT.index("failed_keys")

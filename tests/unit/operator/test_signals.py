@@ -1,5 +1,13 @@
 from vallum.operator.events import RequestEvent
-from vallum.operator.signals import Distinct, Signals, Window, prefix_of, run_counts
+from vallum.operator.signals import (
+    WHO,
+    WHO_FIELDS,
+    Distinct,
+    Signals,
+    Window,
+    prefix_of,
+    run_counts,
+)
 
 
 def ev(ts, op="GetObject", key="a/b", principal="AK1", **kw):
@@ -63,6 +71,10 @@ def test_denied_and_not_found_are_counted():
     assert (7, 1.0) in counts and (3, ["GetObject"]) in distinct
     counts, _ = run_counts((ev(0.0, error="NoSuchKey", status=404),))
     assert (8, 1.0) in counts
+
+
+def test_run_end_compares_the_caller_fields_as_one_slice():
+    assert RequestEvent._fields[WHO] == WHO_FIELDS
 
 
 def test_prefix_of():
