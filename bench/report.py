@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,7 +83,10 @@ def rows(results: dict[str, dict], figs: list[Figure], columns: list[str],
 
 
 def print_table(title: str, header: list[str], body: list[list[str]], plain: bool) -> None:
-    """Rich table when rich is importable and not refused; aligned plain text otherwise."""
+    """Rich table when rich is importable, not refused and printing to a terminal; aligned
+    plain text otherwise (rich squeezes a wide table into 80 columns in a log file)."""
+    if not plain and not sys.stdout.isatty():
+        plain = True
     if not plain:
         try:
             from rich.console import Console

@@ -78,13 +78,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="rounds of the paired stage, fresh servers each (default 12, quick 2)")
     p.add_argument("--variant-rounds", type=int,
                    help="interleaved rounds of 4 KiB ops in the variant-costs stage "
-                        "(default 12, quick 4: each variant takes each position equally often; "
-                        "servers restart every 4 rounds)")
+                        "(default 12, quick 3: each variant takes each position equally often; "
+                        "servers restart every 3 rounds)")
     p.add_argument("--variant-big-rounds", type=int,
                    help="rounds of big single PUT+GET, vallum vs vallum-plain (default 3, quick 2)")
     p.add_argument("--tmp-dir", help="parent dir for data dirs and the disk probe (default $TMPDIR)")
     p.add_argument("--out", help="JSON results file (default bench/results/bench-<time>.json)")
-    p.add_argument("--plain", action="store_true", help="plain-text table even if rich is installed")
+    p.add_argument("--plain", action="store_true",
+                   help="plain-text tables on a terminal too (always plain when stdout is not one)")
     p.add_argument("--keep", action="store_true", help="keep server dirs and logs for inspection")
     p.add_argument("--compute", action="store_true",
                    help="also run the compute section (bench.compute: jobs, array, events, and "
@@ -138,7 +139,7 @@ def variant_settings(args: argparse.Namespace, plan: Plan) -> variants.Settings:
         # with 6 rounds of 3,000 ops the median ratio of a write op moved by +-4 points
         # between runs (the 14:28 UTC run read an 8% operator cost for DELETE where 6
         # alternating rounds of 8,000 read 1%).
-        rounds=args.variant_rounds or (4 if args.quick else 12),
+        rounds=args.variant_rounds or (3 if args.quick else 12),
         big_rounds=(args.variant_big_rounds if args.variant_big_rounds is not None
                     else (2 if args.quick else 3)),
         ops=plan.ops, concurrency=plan.concurrency, procs=plan.procs,
