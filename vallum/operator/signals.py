@@ -71,12 +71,6 @@ class Distinct:
         return iter(self.last)
 
 
-def prefix_of(bucket: str, key: str) -> str:
-    """The 'directory' a key sits in: bucket plus its first path component."""
-    head, sep, _ = key.partition("/")
-    return f"{bucket}/{head}/" if sep else f"{bucket}/"
-
-
 class Spread:
     """How many prefixes the data actually read in the window came from, weighted.
 
@@ -283,7 +277,7 @@ def run_counts(run: Sequence[RequestEvent]) -> tuple[list[tuple[int, float]], li
                 key = e.key
                 fulls.append(f"{bucket}/{key}")
                 head, sep, _ = key.partition("/")
-                prefix = f"{bucket}/{head}/" if sep else f"{bucket}/"     # prefix_of, inlined
+                prefix = f"{bucket}/{head}/" if sep else f"{bucket}/"     # its 'directory'
                 if prefix == last:
                     repeats[-1] += 1
                 else:

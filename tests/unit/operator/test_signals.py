@@ -1,11 +1,11 @@
 from vallum.operator.events import RequestEvent
 from vallum.operator.signals import (
+    SPREAD,
     WHO,
     WHO_FIELDS,
     Distinct,
     Signals,
     Window,
-    prefix_of,
     run_counts,
 )
 
@@ -77,9 +77,13 @@ def test_run_end_compares_the_caller_fields_as_one_slice():
     assert RequestEvent._fields[WHO] == WHO_FIELDS
 
 
-def test_prefix_of():
-    assert prefix_of("b", "x/y/z") == "b/x/"
-    assert prefix_of("b", "flat") == "b/"
+def test_a_keys_prefix_is_its_bucket_and_first_path_component():
+    run = [RequestEvent(0.0, "AK1", bucket="b", key=k, operation="GetObject")
+           for k in ("x/y/z", "x/w", "flat", "x/v")]
+    _, distinct = run_counts(run)
+    sets = dict(distinct)
+    assert sets[1] == ["b/x/", "b/", "b/x/"]             # consecutive repeats once
+    assert sets[SPREAD] == [("b/x/", 2), ("b/", 1), ("b/x/", 1)]   # every read weighed
 
 
 # --- runs: a batch's alike events counted at once -----------------------------------------
