@@ -1,4 +1,5 @@
-"""The metadata tables, as SQLAlchemy Core, shared by the SQLite and PostgreSQL backends.
+"""The metadata tables, as SQLAlchemy Core: the SQLite backend's, written so that the
+planned PostgreSQL backend (DESIGN.md; not built yet) can share them.
 
 Keys must compare in UTF-8 byte order (S3 listing order). SQLite's default
 BINARY collation on TEXT already does that; PostgreSQL needs ``COLLATE "C"``,
