@@ -13,7 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,3 +35,17 @@ def enable_wal(conn: sqlite3.Connection, db_path: Path) -> None:
     mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
     if mode.lower() != "wal":
         raise RuntimeError(f"{db_path}: cannot enable WAL (journal_mode={mode})")
+
+
+def create_schema(conn: sqlite3.Connection, db_path: Path, statements: Iterable[str]) -> None:
+    """Switch to WAL, then run ``statements`` (CREATE ... IF NOT EXISTS and the like) in one
+    write transaction, all or nothing; call inside ``opening``."""
+    enable_wal(conn, db_path)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in statements:
+            conn.execute(statement)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

@@ -25,7 +25,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from vallum.compute import schema
 from vallum.meta.groupcommit import GroupCommitWriter
-from vallum.sqlite_open import enable_wal, opening
+from vallum.sqlite_open import create_schema, opening
 
 T = TypeVar("T")
 _DIALECT = sqlite_dialect.dialect()
@@ -60,15 +60,7 @@ class ComputeDB:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with opening(self.path), self._wlock:
             conn = self._connect(False)
-            enable_wal(conn, self.path)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for ddl in DDL:
-                    conn.execute(ddl)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            create_schema(conn, self.path, DDL)
         self._writer = conn
         self._group.start(conn)
 

@@ -30,7 +30,7 @@ from vallum.iam import schema
 from vallum.iam.schema import ENTITIES
 from vallum.iam.store import IAMStore, KeyRow, Op
 from vallum.meta.changes import ChangeSignal
-from vallum.sqlite_open import enable_wal, opening
+from vallum.sqlite_open import create_schema, opening
 
 _DIALECT = sqlite_dialect.dialect(paramstyle="named")
 POLL_EVERY = 0.5          # seconds between database reads of the generation when unsignalled
@@ -126,16 +126,7 @@ class SQLiteIAMStore(IAMStore):
                                    check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
             conn.execute("PRAGMA synchronous=FULL")
-            enable_wal(conn, self.path)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for ddl in _ddl():
-                    conn.execute(ddl)
-                conn.execute(_GEN_INIT)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            create_schema(conn, self.path, [*_ddl(), _GEN_INIT])
         self._conn = conn
         self.signal = ChangeSignal(signal_path(self.path))
 

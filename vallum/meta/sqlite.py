@@ -49,7 +49,7 @@ from vallum.meta.changes import ChangeSignal
 from vallum.meta.groupcommit import GroupCommitWriter
 from vallum.meta.listing import paginate, start_of, successor, to_list_page
 from vallum.meta.records import BucketRecord, ListPage, ObjectRecord, PartRecord, UploadRecord
-from vallum.sqlite_open import enable_wal, opening
+from vallum.sqlite_open import create_schema, opening
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -225,15 +225,7 @@ class SQLiteMetaStore(MetaStore):
         """Switch to WAL and create the tables, one opener at a time (see ``sqlite_open``)."""
         with opening(self.path):
             conn = self._connect(readonly=False)
-            enable_wal(conn, self.path)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for ddl in DDL:
-                    conn.execute(ddl)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            create_schema(conn, self.path, DDL)
             return conn
 
     async def open(self) -> None:
