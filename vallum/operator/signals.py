@@ -126,7 +126,7 @@ class Window:
     """One entity's sliding window of counters and distinct sets, plus minute peaks."""
 
     __slots__ = ("slot", "nslots", "slots", "totals", "head", "sets", "peak", "minute",
-                 "last_ts", "events", "spread")
+                 "last_ts", "spread")
 
     def __init__(self, window: float = 60.0, slot: float = 5.0) -> None:
         self.slot = slot
@@ -139,7 +139,6 @@ class Window:
         self.peak = [0.0] * len(FEATURES)
         self.minute = -1
         self.last_ts = 0.0
-        self.events = 0
 
     def _advance(self, ts: float) -> None:
         n = int(ts // self.slot)
@@ -195,7 +194,6 @@ class Window:
                 if n > peak[NC + j]:
                     peak[NC + j] = n
         self.last_ts = ts
-        self.events += 1
         return sample
 
     def recent(self, name: str, seconds: float) -> float:
@@ -244,10 +242,11 @@ def _kind(op: str, err: str) -> Kind:
     return kind
 
 
-def run_counts(run: Sequence[RequestEvent]) -> tuple[list[tuple[int, float]], list[tuple[int, list[str]]]]:
+def run_counts(run: Sequence[RequestEvent]) -> tuple[list[tuple[int, float]], list[tuple[int, list]]]:
     """The counter increments and distinct values of a run of events alike in all but
     key, bytes and time (``run_end``): the counters of one event times the run's length,
-    the bytes summed, and each event's key, prefix and read key as distinct values."""
+    the bytes summed, each event's key and prefix as distinct values (its key again as an
+    object read, when it is one) and, for reads, (prefix, reads) pairs for the spread."""
     first, n = run[0], len(run)
     op, err, bucket = first.operation, first.error, first.bucket
     base, read, got, what = _KINDS.get((op, err)) or _kind(op, err)
@@ -263,7 +262,7 @@ def run_counts(run: Sequence[RequestEvent]) -> tuple[list[tuple[int, float]], li
     got = got and bool(first.key)
     if got:
         counts.append((15, float(n)))
-    distinct: list[tuple[int, list[str]]] = []
+    distinct: list[tuple[int, list]] = []
     if what:
         distinct.append((3, [op]) if what == "denied" else (4, [first.principal]))
     if bucket:
