@@ -29,10 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import servers, workloads
+from bench.variants import SMALL_OPS, SMALL_SIZE, cost_pct
 
 BUCKET = "bench-paired"
-SMALL_OPS = ("PUT", "GET", "HEAD", "DELETE")   # in this order: each op needs the one before
-SMALL_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ def summarize(variant: Sequence[Sample | None], base: Sequence[Sample | None]) -
     return {
         "rounds": len(rounds), "cpu_ratios": cpu, "cpu_ratio": med,
         "cpu_ratio_min": min(cpu), "cpu_ratio_max": max(cpu),
-        "cost_pct": 100.0 * (1.0 - 1.0 / med) if med > 0 else None,
+        "cost_pct": cost_pct(1.0 / med) if med > 0 else None,   # as variants' CPU cost
         "p50_ratios": lat, "p50_ratio": statistics.median(lat),
         "variant_cpu_per_req": statistics.median(v.cpu_per_req for v, _ in rounds),
         "base_cpu_per_req": statistics.median(b.cpu_per_req for _, b in rounds),
@@ -112,9 +111,8 @@ class Settings:
 
 
 def _sample(batch: workloads.OpBatch) -> Sample | None:
-    if batch.errors or batch.server_cpu_pct is None:
-        return None
-    return Sample(batch.server_cpu_pct / 100.0 * batch.seconds / batch.count, batch.p50_ms)
+    cpu = batch.server_cpu_per_request
+    return None if batch.errors or cpu is None else Sample(cpu, batch.p50_ms)
 
 
 def run(base_dir: Path, s: Settings, log: Callable[[str], None], pairs: Sequence[Pair] = PAIRS,

@@ -176,10 +176,7 @@ def _small(ep: workloads.Endpoint, pid: int, op: str, s: Settings) -> tuple[Samp
                             text=True)
     if b.errors:
         return None, f"{b.errors}/{b.count} failed; first: {b.first_error}"
-    cpu = None
-    if b.server_cpu_pct is not None:       # small_ops gives % of one core over the batch
-        cpu = b.server_cpu_pct / 100.0 * b.seconds / (b.count - b.errors)
-    return Sample(b.ops_per_s, cpu), f"{b.ops_per_s:7.0f} ops/s"
+    return Sample(b.ops_per_s, b.server_cpu_per_request), f"{b.ops_per_s:7.0f} ops/s"
 
 
 def _big(ep: workloads.Endpoint, pid: int, size: int, block: bytes) -> dict[str, Sample]:

@@ -88,6 +88,13 @@ class OpBatch:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def server_cpu_per_request(self) -> float | None:
+        """Server CPU seconds per successful request over the batch (None if unmeasured)."""
+        if self.server_cpu_pct is None or self.count <= self.errors:
+            return None
+        return self.server_cpu_pct / 100.0 * self.seconds / (self.count - self.errors)
+
 
 def _thread_loop(eps: list[Endpoint], bucket: str, op: str, prefix: str, lo: int, hi: int,
                  body: bytes, ready, go, out: list) -> None:
