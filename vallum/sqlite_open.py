@@ -30,8 +30,7 @@ def opening(db_path: Path) -> Iterator[None]:
         os.close(fd)                               # closing releases the flock
 
 
-def enable_wal(conn: sqlite3.Connection, db_path: Path) -> None:
-    """Switch ``conn``'s file to WAL; call inside ``opening``."""
+def _enable_wal(conn: sqlite3.Connection, db_path: Path) -> None:
     mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
     if mode.lower() != "wal":
         raise RuntimeError(f"{db_path}: cannot enable WAL (journal_mode={mode})")
@@ -40,7 +39,7 @@ def enable_wal(conn: sqlite3.Connection, db_path: Path) -> None:
 def create_schema(conn: sqlite3.Connection, db_path: Path, statements: Iterable[str]) -> None:
     """Switch to WAL, then run ``statements`` (CREATE ... IF NOT EXISTS and the like) in one
     write transaction, all or nothing; call inside ``opening``."""
-    enable_wal(conn, db_path)
+    _enable_wal(conn, db_path)
     conn.execute("BEGIN IMMEDIATE")
     try:
         for statement in statements:

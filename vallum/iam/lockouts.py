@@ -22,7 +22,7 @@ from pathlib import Path
 
 from vallum.iam.limits import FailureLimiter
 from vallum.meta.changes import ChangeSignal
-from vallum.sqlite_open import enable_wal, opening
+from vallum.sqlite_open import create_schema, opening
 
 log = logging.getLogger("vallum.security")
 POLL_EVERY = 1.0            # seconds between lockout re-reads when no change was signalled
@@ -61,11 +61,9 @@ class SharedFailureLimiter(FailureLimiter):
             conn = sqlite3.connect(self.db_path, timeout=BUSY_MS / 1000, isolation_level=None,
                                    check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout={BUSY_MS}")
-            enable_wal(conn, self.db_path)
             # Counters, not records: a power cut may forget the last failures, never corrupt.
             conn.execute("PRAGMA synchronous=NORMAL")
-            for ddl in _DDL:
-                conn.execute(ddl)
+            create_schema(conn, self.db_path, _DDL)
         self._conn: sqlite3.Connection | None = conn
         self._lock = threading.Lock()
         self.signal = ChangeSignal(signal_path(self.db_path))

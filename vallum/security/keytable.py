@@ -27,7 +27,7 @@ from pathlib import Path
 
 from vallum.security import crypto
 from vallum.security.crypto import CryptoError
-from vallum.sqlite_open import enable_wal, opening
+from vallum.sqlite_open import create_schema, opening
 
 KEYRING_FILE = "object-keys.json"
 KEYTABLE_FILE = "object-keys.sqlite3"
@@ -129,10 +129,9 @@ class KeyTable:
         with opening(self.path):
             db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
                                  timeout=30)
-            enable_wal(db, self.path)
             db.execute("PRAGMA synchronous=FULL")
-            db.execute("CREATE TABLE IF NOT EXISTS deks (blob_id TEXT PRIMARY KEY, kek TEXT NOT NULL,"
-                       " wrapped BLOB NOT NULL)")
+            create_schema(db, self.path, ["CREATE TABLE IF NOT EXISTS deks (blob_id TEXT PRIMARY KEY,"
+                                          " kek TEXT NOT NULL, wrapped BLOB NOT NULL)"])
         os.chmod(self.path, 0o600)
         self._db = db
 
