@@ -54,6 +54,7 @@ class Request:
     services: Any = None           # vallum.server.state.Services
     decision_reason: str | None = None   # the rule that decided (audited)
     audit_label: str | None = None       # the object label read or written (audited, never sent)
+    decision: str | None = None          # "allow"/"deny" as decided (audited); None: from the status
 
     @property
     def bucket(self) -> str:
@@ -77,6 +78,9 @@ class Response:
     body: bytes | AsyncIterator[bytes] = b""
     # Length of a streamed body (sent as Content-Length); None means chunked.
     length: int | None = None
+    # Attribution for the audit record from APIs outside the S3 chain (admin, STS, compute):
+    # keys "principal", "account", "action", "target", "decision", "rule". Never sent.
+    audit: dict[str, Any] | None = None
 
 
 def xml_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
