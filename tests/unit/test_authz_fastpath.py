@@ -23,7 +23,7 @@ from vallum.iam import gate
 from vallum.iam.policy import parse
 from vallum.iam.principal import Principal
 from vallum.iam.root import RootCredentials
-from vallum.server import metrics
+from vallum import metrics
 from vallum.server.config import Config
 from vallum.server.state import Services
 

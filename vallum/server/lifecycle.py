@@ -6,12 +6,12 @@ import gc
 import logging
 from typing import TYPE_CHECKING
 
+from vallum import metrics
 from vallum.iam import service as iam_service
 from vallum.iam.root import load_or_create
 from vallum.meta.sqlite import SQLiteMetaStore
 from vallum.s3 import errors
 from vallum.security import setup as security_setup
-from vallum.server import metrics
 from vallum.server.config import Config, from_env_and_flags
 from vallum.server.http import Response
 from vallum.server.state import Services
