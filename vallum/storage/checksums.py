@@ -13,6 +13,7 @@ import base64
 import hashlib
 import zlib
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from awscrt import checksums as _crt
 
@@ -192,7 +193,7 @@ class MultiHasher:
             self._hashers.setdefault(h.algorithm, h)
         if sha256:
             self._hashers.setdefault("SHA256", new_hasher("SHA256"))
-        self._all = [self._md5, *self._hashers.values()]
+        self._all: list[Any] = [self._md5, *self._hashers.values()]
 
     def update(self, data: bytes) -> None:
         for h in self._all:
