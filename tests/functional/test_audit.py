@@ -254,13 +254,13 @@ def test_mac_refusals_are_recorded_as_deny(own_server):
     status, above_id = refused(lambda: above.get_object(Bucket=bucket, Key="open"))
     assert status == 403
     recs = records_by_id(own_server.data_dir)
-    ok = recs[ok_id]
-    assert (ok["principal"], ok["principal_claimed"], ok["account"], ok["action"], ok["target"], ok["decision"]) \
-        == (low_key, False, account, "s3:GetObject", f"arn:aws:s3:::{bucket}/open", "allow"), ok
     for rid in (hidden_id, above_id):
         rec = recs[rid]
         assert rec["decision"] == "deny" and rec["rule"].startswith("mac: "), rec
         assert rec["principal"] == low_key and rec["account"] == account, rec
+    ok = recs[ok_id]
+    assert (ok["principal"], ok["principal_claimed"], ok["account"], ok["action"], ok["target"], ok["decision"]) \
+        == (low_key, False, account, "s3:GetObject", f"arn:aws:s3:::{bucket}/open", "allow"), ok
     admin_recs = [r for r in recs.values() if r.get("operation") == "admin"
                   and r.get("action") == "iam:CreateAccessKey"]
     assert any(r["principal"] == admin_key["access_key_id"] for r in admin_recs), admin_recs

@@ -102,7 +102,7 @@ def test_long_rewrite_without_checkpoints_is_broken(tmp_path):
     forged = [dict(template, seq=i, since_checkpoint=i) for i in range(1, audit.MAX_GAP + 2)]
     write_chain(path, forged)
     result = audit.verify(path, pinned(tmp_path))
-    assert result.status == "broken" and "without a signed checkpoint" in result.reason, result
+    assert not result.ok and result.status == "broken" and "without a signed checkpoint" in result.reason, result
 
 
 def test_resign_with_attacker_key_and_replaced_pub_is_broken(tmp_path):
@@ -112,12 +112,12 @@ def test_resign_with_attacker_key_and_replaced_pub_is_broken(tmp_path):
     fake = make_log(tmp_path / "attacker", n=20)
     shutil.copy(fake, real)
     shutil.copy(fake.parent / audit.PUB_FILE, real.parent / audit.PUB_FILE)
-    result = audit.verify(real, pin)
-    assert result.status == "broken" and "not the pinned one" in result.reason, result
-    out = cli("--log", str(real), "--fingerprint", fingerprint(pin))
-    assert out.returncode == 1 and "BROKEN" in out.stdout, out.stdout + out.stderr
     out = cli("--log", str(real))                    # the replaced .pub is never trusted
     assert out.returncode == 2, out.stdout
+    out = cli("--log", str(real), "--fingerprint", fingerprint(pin))
+    assert out.returncode == 1 and "BROKEN" in out.stdout, out.stdout + out.stderr
+    result = audit.verify(real, pin)
+    assert not result.ok and result.status == "broken" and "not the pinned one" in result.reason, result
 
 
 def test_truncated_tail_is_reported(tmp_path):
@@ -139,39 +139,40 @@ def test_forged_record_appended_after_the_seal_is_unverified(tmp_path):
     forged["prev"] = line_hash(data.splitlines()[-1])
     path.write_bytes(data + json.dumps(forged, separators=(",", ":")).encode() + b"\n")
     result = audit.verify(path, pinned(tmp_path))
-    assert result.status == "unverified" and "follow the last signed checkpoint" in result.reason, result
+    assert not result.ok and result.status == "unverified" and "follow the last signed checkpoint" in result.reason, result
     out = cli("--log", str(path), "--public-key", pinned(tmp_path).hex())
     assert out.returncode == 3, out.stdout
 
 
 def test_edit_of_the_last_record_is_broken(tmp_path):
-    """The seal signs the head hash: the last request record cannot change, nor the seal."""
+    """The seal signs the head hash: neither the seal nor the last request record can change."""
     path = make_log(tmp_path)
     recs = records(path)
-    recs[-2]["decision"] = "deny"                    # the last request record
+    recs[-1]["time"] = "2020-01-01T00:00:00.000+00:00"   # the last record: the seal itself
     write_chain(path, recs)
     result = audit.verify(path, pinned(tmp_path))
-    assert result.status == "broken", result
+    assert not result.ok and result.status == "broken" and "signature" in result.reason, result
     path2 = make_log(tmp_path / "two")
     recs = records(path2)
-    recs[-1]["time"] = "2020-01-01T00:00:00.000+00:00"   # the last record: the seal itself
+    recs[-2]["decision"] = "deny"                    # the last request record
     write_chain(path2, recs)
     result = audit.verify(path2, pinned(tmp_path / "two"))
-    assert result.status == "broken" and "signature" in result.reason, result
+    assert not result.ok and result.status == "broken", result
 
 
 def test_edited_checkpoint_fields_are_broken(tmp_path):
-    """Every checkpoint field is signed, not just seq and prev."""
+    """Every field of the last checkpoint (nothing after it re-checks it) is signed,
+    not just seq and prev."""
     for field, value in (("time", "1999-01-01T00:00:00.000+00:00"), ("ts", 1.0), ("records", 1),
-                         ("seal", True), ("prev_checkpoint", "ab" * 32), ("reason", "timer")):
+                         ("seal", False), ("prev_checkpoint", "ab" * 32), ("reason", "timer")):
         d = tmp_path / field
         path = make_log(d)
         recs = records(path)
-        cp = next(r for r in recs if r["type"] == "checkpoint")
+        cp = [r for r in recs if r["type"] == "checkpoint"][-1]
         cp[field] = value
         write_chain(path, recs)
         result = audit.verify(path, pinned(d))
-        assert result.status == "broken", (field, result)
+        assert not result.ok and result.status == "broken", (field, result)
 
 
 def test_dropped_checkpoint_breaks_the_checkpoint_chain(tmp_path):
@@ -183,7 +184,7 @@ def test_dropped_checkpoint_breaks_the_checkpoint_chain(tmp_path):
     for i, r in enumerate(recs, 1):
         r["seq"] = i
     write_chain(path, recs)
-    assert audit.verify(path, pinned(tmp_path)).status == "broken"
+    assert not audit.verify(path, pinned(tmp_path)).ok
 
 
 def test_expect_anchor_detects_a_cut_back_to_an_earlier_seal(tmp_path):
@@ -197,7 +198,7 @@ def test_expect_anchor_detects_a_cut_back_to_an_earlier_seal(tmp_path):
     path.write_bytes(b"".join(lines[:first_seal + 1]))
     assert audit.verify(path, pinned(tmp_path)).ok          # indistinguishable without an anchor
     result = audit.verify(path, pinned(tmp_path), expect_seq=head[0], expect_hash=head[1])
-    assert result.status == "broken" and "cut" in result.reason, result
+    assert not result.ok and result.status == "broken" and "cut" in result.reason, result
     out = cli("--log", str(path), "--public-key", pinned(tmp_path).hex(),
               "--expect-seq", str(head[0]), "--expect-hash", head[1])
     assert out.returncode == 1, out.stdout + out.stderr
@@ -206,7 +207,7 @@ def test_expect_anchor_detects_a_cut_back_to_an_earlier_seal(tmp_path):
 def test_expect_anchor_with_a_wrong_hash_is_broken(tmp_path):
     path = make_log(tmp_path)
     result = audit.verify(path, pinned(tmp_path), expect_seq=3, expect_hash="00" * 32)
-    assert result.status == "broken" and "anchored" in result.reason, result
+    assert not result.ok and result.status == "broken" and "anchored" in result.reason, result
 
 
 CRASH = """
@@ -225,4 +226,4 @@ asyncio.run(main())
 def test_unsealed_tail_of_a_crashed_gateway_is_unverified_not_ok(tmp_path):
     subprocess.run([sys.executable, "-c", CRASH, str(tmp_path)], check=True, timeout=60)
     result = audit.verify(audit.log_path(tmp_path), pinned(tmp_path))
-    assert result.status == "unverified" and "7..8" in result.reason, result
+    assert not result.ok and result.status == "unverified" and "7..8" in result.reason, result
