@@ -227,3 +227,10 @@ def test_unsealed_tail_of_a_crashed_gateway_is_unverified_not_ok(tmp_path):
     subprocess.run([sys.executable, "-c", CRASH, str(tmp_path)], check=True, timeout=60)
     result = audit.verify(audit.log_path(tmp_path), pinned(tmp_path))
     assert not result.ok and result.status == "unverified" and "7..8" in result.reason, result
+
+
+def test_audit_key_prints_the_fingerprint_from_the_private_key(tmp_path):
+    make_log(tmp_path, n=1)
+    (tmp_path / "audit" / audit.PUB_FILE).write_text("00" * 32 + "\n")     # replaced: ignored
+    r = CliRunner().invoke(app, ["audit", "key", "--data-dir", str(tmp_path)])
+    assert r.exit_code == 0 and fingerprint(pinned(tmp_path)) in r.output, r.output

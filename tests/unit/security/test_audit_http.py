@@ -62,3 +62,52 @@ def test_unsigned_admin_call_without_attribution(tmp_path):
 def test_sts_query_action(tmp_path):
     rec = recorded(tmp_path, scope("/", "GET", b"Action=GetCallerIdentity&Version=2011-06-15"), Response(200), "sts")
     assert rec["action"] == "sts:GetCallerIdentity" and rec["decision"] == "allow"
+
+
+def request_for(path="/b/k", **fields):
+    from vallum.s3.router import route
+    from vallum.server.http import Headers, Request
+
+    caller = SimpleNamespace(account="210987654321")
+    req = Request(method="PUT", endpoint=route("PUT", "127.0.0.1:9000", path, "", domain=None), headers=Headers([]),
+                  body=None, request_id="RID", auth=None, principal="AKIAUSER", source_ip="127.0.0.1",
+                  secure=False, services=SimpleNamespace(caller=caller, tenant="210987654321"))
+    for k, v in fields.items():
+        setattr(req, k, v)
+    return req
+
+
+def recorded_request(tmp_path, request, response, error=""):
+    async def main():
+        log = audit.AuditLog(tmp_path, checkpoint_seconds=0)
+        await log.open()
+        await audit_http.record(SimpleNamespace(audit=log, config=Config()), scope(method="PUT"), request,
+                                "RID", request.endpoint.name, response, error)
+        await log.close()
+
+    asyncio.run(main())
+    return json.loads(audit.log_path(tmp_path).read_bytes().rstrip(b"\0").splitlines()[0])
+
+
+def test_refusal_after_iam_allowed_names_itself(tmp_path):
+    """A spill refusal is not decided by the IAM statement that let the request in."""
+    rec = recorded_request(tmp_path, request_for(decision_reason="allowed (identity p s1)"), Response(403),
+                           "SpillDetected")
+    assert (rec["decision"], rec["rule"], rec["authz_rule"]) == \
+        ("deny", "refused: SpillDetected", "allowed (identity p s1)")
+    assert (rec["principal"], rec["account"], rec["action"], rec["target"]) == \
+        ("AKIAUSER", "210987654321", "s3:PutObject", "arn:aws:s3:::b/k")
+
+
+def test_hidden_answers_with_a_mac_rule_are_deny(tmp_path):
+    for status in (404, 503, 204):
+        d = tmp_path / str(status)
+        rec = recorded_request(d, request_for(decision_reason="mac: no read up: label SECRET above ..."),
+                               Response(status))
+        assert rec["decision"] == "deny" and rec["rule"].startswith("mac: "), rec
+
+
+def test_gate_denial_keeps_its_rule(tmp_path):
+    rec = recorded_request(tmp_path, request_for(decision="deny", decision_reason="explicitly denied by p s2"),
+                           Response(403), "AccessDenied")
+    assert (rec["decision"], rec["rule"], rec["authz_rule"]) == ("deny", "explicitly denied by p s2", None)
