@@ -10,6 +10,7 @@ import time
 import pytest
 
 from vallum.security import audit, crypto
+from vallum.security.audit_checkpoint import line_hash
 
 
 def write_log(tmp_path, n=20, checkpoint_every=5):
@@ -97,7 +98,7 @@ def test_rewritten_chain_is_caught_by_checkpoint_signature(tmp_path):
     for r in recs:
         r["prev"] = prev
         line = json.dumps(r, separators=(",", ":"), sort_keys=True).encode()
-        prev = audit._line_hash(line)
+        prev = line_hash(line)
         out.append(line + b"\n")
     path.write_bytes(b"".join(out))
     result = audit.verify(path, pin(tmp_path))

@@ -62,9 +62,6 @@ class AuditError(Exception):
     """The audit record could not be made durable: the request must fail (fail closed)."""
 
 
-_line_hash = line_hash
-
-
 def ensure_signing_key(directory: Path) -> tuple[bytes, bool]:
     """(the Ed25519 private key, whether it was created now). Kept 0600 and created once;
     its public half is written beside it for convenience only (verify never trusts it)."""
@@ -148,7 +145,7 @@ def _read_tail(fd: int, known: int | None = None) -> tuple[_Tail, int]:
         return _Tail(end, 0, GENESIS, 0, GENESIS, 0, False), data_end
     last = lines[-1]
     rec = json.loads(last)
-    seq, h = int(rec["seq"]), _line_hash(last)
+    seq, h = int(rec["seq"]), line_hash(last)
     if rec.get("type") == "checkpoint":
         return _Tail(end, seq, h, 0, h, seq, rec.get("seal") is True), data_end
     return _Tail(end, seq, h, int(rec.get("since_checkpoint", 0)), None, 0, False), data_end
@@ -174,7 +171,7 @@ def _checkpoint_at(line: bytes) -> tuple[str, int] | None:
     if b'"type":"checkpoint"' not in line:
         return None
     rec = json.loads(line)
-    return (_line_hash(line), int(rec["seq"])) if rec.get("type") == "checkpoint" else None
+    return (line_hash(line), int(rec["seq"])) if rec.get("type") == "checkpoint" else None
 
 
 def _pwrite_all(fd: int, data: bytes | memoryview, pos: int) -> None:
@@ -339,7 +336,7 @@ class AuditLog:
         full["seq"], full["prev"], full["time"] = tail.seq, tail.prev, stamp
         full["since_checkpoint"] = tail.since
         line = self._encoder.encode(full).encode()
-        tail.prev, tail.sealed = _line_hash(line), False
+        tail.prev, tail.sealed = line_hash(line), False
         return line + b"\n"
 
     def _add_checkpoint(self, fd: int, pos: int, out: list[bytes], signed: list[bytes], tail: _Tail,
@@ -356,7 +353,7 @@ class AuditLog:
             "seal": seal, "key": self._public_hex}
         full["sig"] = sign(self._key, full)
         line = self._encoder.encode(full).encode()
-        h = _line_hash(line)
+        h = line_hash(line)
         tail.prev, tail.since, tail.cp_hash, tail.cp_seq, tail.sealed = h, 0, h, tail.seq, seal
         out.append(line + b"\n")
         signed.append(line)
