@@ -43,6 +43,7 @@ class VerifyResult:
     head_seq: int = 0
     head_hash: str = GENESIS
     sealed: bool = False
+    head_time: str = ""              # when the head was written (an operator compares it)
 
     @property
     def ok(self) -> bool:
@@ -52,7 +53,7 @@ class VerifyResult:
         if self.status == "ok":
             how = "sealed" if self.sealed else "anchored"
             return (f"OK: {self.records} records, {self.checkpoints} signed checkpoints, "
-                    f"{how} at seq {self.head_seq} (hash {self.head_hash})")
+                    f"{how} at seq {self.head_seq}, {self.head_time or 'time unknown'} (hash {self.head_hash})")
         if self.status == "unverified":
             return f"UNVERIFIED: {self.reason}"
         return f"BROKEN at line {self.broken_line} (seq {self.broken_seq}): {self.reason}"
@@ -93,7 +94,7 @@ def verify(path: Path, public_key: bytes | None = None, *, fp: str | None = None
         raise ValueError("expect_seq and expect_hash go together")
     prev_hash, prev_seq, count, checkpoints = GENESIS, 0, 0, 0
     cp_hash, cp_seq = GENESIS, 0
-    sealed = False
+    sealed, head_time = False, ""
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
             if raw[:1] == b"\0":                    # the padding: it must run to the end
@@ -139,9 +140,11 @@ def verify(path: Path, public_key: bytes | None = None, *, fp: str | None = None
                 sealed = False
                 if seq - cp_seq > max_gap:
                     return broken(f"more than {max_gap} records without a signed checkpoint", seq=seq)
-            prev_hash, prev_seq = this_hash, seq
+            prev_hash, prev_seq, head_time = this_hash, seq, str(rec.get("time", ""))
             count += 1
-    return _conclude(count, checkpoints, prev_seq, prev_hash, cp_seq, sealed, expect_seq)
+    result = _conclude(count, checkpoints, prev_seq, prev_hash, cp_seq, sealed, expect_seq)
+    result.head_time = head_time
+    return result
 
 
 def _conclude(count: int, checkpoints: int, head: int, head_hash: str, cp_seq: int,
