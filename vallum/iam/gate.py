@@ -237,6 +237,7 @@ async def authorize(request: Any, action: str, resource: str) -> authz.Decision:
         decision = await _authorize_copy_source(request, principal, keys)
     request.decision_reason = decision.reason      # audited as the deciding rule
     if not decision.allowed:
+        request.decision = "deny"
         raise errors.AccessDenied()
     return decision
 

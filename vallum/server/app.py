@@ -93,7 +93,7 @@ class Gateway:
             # did not read: closing is the only way to keep the next request in sync.
             response.headers["connection"] = "close"
         try:   # the audit record is durable before the answer leaves, or the request fails
-            await audit_http.record(self.services, scope, request, request_id, operation, response)
+            await audit_http.record(self.services, scope, request, request_id, operation, response, error_code)
         except AuditError:
             log.exception("audit write failed for request %s", request_id)
             response = error_response(errors.InternalError(), request_id, path)

@@ -86,13 +86,16 @@ async def lifespan(gateway: Gateway, receive, send) -> None:
             gc.freeze()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
-            if worker is not None:
-                await worker.stop()
-            if gateway.services is not None and gateway.services.compute is not None:
-                await gateway.services.compute.stop()
-            if gateway.services is not None:
-                await close_services(gateway.services)
-                gateway.services = None
+            try:
+                if worker is not None:
+                    await worker.stop()
+                if gateway.services is not None and gateway.services.compute is not None:
+                    await gateway.services.compute.stop()
+            finally:
+                # Always: closing the audit log writes its signed seal (a clean shutdown).
+                if gateway.services is not None:
+                    await close_services(gateway.services)
+                    gateway.services = None
             await send({"type": "lifespan.shutdown.complete"})
             return
 
