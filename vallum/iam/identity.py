@@ -14,8 +14,8 @@ import threading
 from dataclasses import replace
 from functools import lru_cache
 
+from vallum.iam import clearance, sts
 from vallum.iam import policy as policy_lang
-from vallum.iam import sts
 from vallum.iam.directory import Directory
 from vallum.iam.principal import PLATFORM_ARN, Principal
 from vallum.iam.root import RootCredentials
@@ -59,7 +59,8 @@ class Identities:
         self.root = root
         self.root_account = root_account
         self._gen = -1
-        self._keys: dict[str, tuple[str, str, str, str]] = {}   # akid -> (secret, status, account, user)
+        # akid -> (secret, status, account, user, clearance ceiling)
+        self._keys: dict[str, tuple[str, str, str, str, str | None]] = {}
         self._users: dict[tuple[str, str], Principal] = {}
         self._roles: dict[tuple[str, str], Principal] = {}
         self._by_key: dict[str, Principal] = {}
@@ -78,13 +79,14 @@ class Identities:
                 self._gen = gen
 
     # -- lookups --------------------------------------------------------------
-    def key(self, akid: str) -> tuple[str, str, str, str] | None:
+    def key(self, akid: str) -> tuple[str, str, str, str, str | None] | None:
         hit = self._keys.get(akid)
         if hit is None:
             row = self.store.get_key(akid)
             if row is None:
                 return None
-            hit = (self.directory.secret_of(row), row.status, row.account, row.user_name)
+            hit = (self.directory.secret_of(row), row.status, row.account, row.user_name,
+                   self.directory.key_ceiling(akid))
             self._keys[akid] = hit
         return hit
 
@@ -149,6 +151,7 @@ class Identities:
             principal = self.user_principal(akid, hit[2], hit[3])
             if principal is None:
                 return None
+            principal = _capped(principal, hit[4])
             self._by_key[akid] = principal
         self._touch(akid, now)
         return hit[0], principal
@@ -162,9 +165,9 @@ class Identities:
             if s.session_level else {}
         if s.role:
             base = self.role_principal(s.account, s.role)
-            if base is None:
-                return None
-            p = _with_key(base, s.access_key_id, arn=session_arn(s.account, s.role,
+            if base is None or (s.role_id is not None and base.user_id != s.role_id):
+                return None        # the role was deleted (and maybe re-created): so is the session
+            p = _with_key(_capped(base, s.ceiling), s.access_key_id, arn=session_arn(s.account, s.role,
                                                                  s.session_name or ""),
                           session_name=s.session_name, session_policies=session,
                           token_issued=s.issued, **level)
@@ -188,6 +191,7 @@ class Identities:
         p = self.user_principal(s.access_key_id, s.account, s.user)
         if p is None:
             return None
+        p = _capped(p, hit[4])          # a session is no more cleared than its key
         scoped = {"session_policies": session, "arn": federated_arn(s.account, s.user)} \
             if session else {}
         return s.secret, _with_key(p, s.access_key_id, token_issued=s.issued, **scoped, **level)
@@ -207,3 +211,13 @@ class Identities:
 
 def _with_key(p: Principal, akid: str, **changes) -> Principal:
     return replace(p, access_key=akid, **changes)
+
+
+def _capped(p: Principal, ceiling: str | None) -> Principal:
+    """``p`` with its clearance capped by a credential's minting ceiling (iam/clearance.py)."""
+    cleared = clearance.capped(p.clearance, ceiling)
+    if cleared == p.clearance:
+        return p
+    level = p.session_level if clearance.label(cleared).dominates(
+        clearance.label(p.session_level)) else None
+    return replace(p, clearance=cleared, session_level=level)

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from vallum import authz
-from vallum.iam import gate, sts_api
+from vallum.iam import clearance, gate, sts_api
 from vallum.iam.admin_keys import boundary_keys
 from vallum.iam.directory import IAMError
 from vallum.iam.identity import parsed
@@ -159,7 +159,7 @@ def _key_out(k) -> dict[str, Any]:
     return asdict(k)
 
 
-def _set_clearance(d, account: str, args: dict[str, Any]) -> dict[str, Any]:
+def _set_clearance(d, account: str, args: dict[str, Any], who: Principal) -> dict[str, Any]:
     """A user's or role's clearance (and a role's default session level), validated and
     stored canonical. Root-only: an account admin must not clear itself."""
     kind = "role" if args.get("role") else "user"
@@ -178,44 +178,61 @@ def _set_clearance(d, account: str, args: dict[str, Any]) -> dict[str, Any]:
     return {kind: name, "clearance": row.get("clearance"), "session_level": row.get("session_level")}
 
 
+def _guard_clearance(d, who: Principal, name: str, account: str, args: dict[str, Any]) -> None:
+    """Refuse a credential the caller's clearance does not dominate (iam/clearance.py):
+    a new or rotated key of a cleared user, or re-enabling one (an inactive key may be one
+    the caller kept). Raised before the change, re-checked by the ceiling the key records."""
+    if who.is_root:
+        return
+    if name == "CreateAccessKey":
+        owner = args.get("user")
+    elif name == "RotateAccessKey" or (name == "UpdateAccessKey" and args.get("status") == "Active"):
+        key_id = args.get("access_key_id")
+        owner = d.key(key_id, account).user_name if isinstance(key_id, str) and key_id else None
+    else:
+        return
+    if isinstance(owner, str) and owner:
+        clearance.require(who, d.user(account, owner).get("clearance"), f"iam:{name}")
+
+
 # action -> (iam action checked for account callers, or None for root-only; handler)
 def _actions():
     return {
-        "CreateAccount": (None, lambda d, a, x: (lambda acc, key: {"account": acc, "admin_key": asdict(key)})(*d.create_account(*_need(x, "name")))),
-        "ListAccounts": (None, lambda d, a, x: {"accounts": d.list_accounts()}),
-        "GetAccount": (None, lambda d, a, x: d.account(*_need(x, "account"))),
-        "DeleteAccount": (None, lambda d, a, x: d.delete_account(d.account(*_need(x, "account"))["id"])),
-        "CreateUser": ("CreateUser", lambda d, a, x: d.create_user(a, *_need(x, "user"), admin=bool(x.get("admin")), tags=x.get("tags"), boundary=x.get("boundary"))),
-        "GetUser": ("GetUser", lambda d, a, x: {**d.user(a, *_need(x, "user")), "groups": d.groups_of(a, x["user"]), "keys": d.list_keys(a, x["user"]), "policies": [lbl for lbl, _ in d.policies_of(a, "user", x["user"])]}),
-        "ListUsers": ("ListUsers", lambda d, a, x: {"users": d.list_users(a)}),
-        "DeleteUser": ("DeleteUser", lambda d, a, x: d.delete_user(a, *_need(x, "user"))),
-        "CreateGroup": ("CreateGroup", lambda d, a, x: d.create_group(a, *_need(x, "group"))),
-        "GetGroup": ("ListGroups", lambda d, a, x: d.group(a, *_need(x, "group"))),
-        "ListGroups": ("ListGroups", lambda d, a, x: {"groups": d.list_groups(a)}),
-        "DeleteGroup": ("DeleteGroup", lambda d, a, x: d.delete_group(a, *_need(x, "group"))),
-        "AddUserToGroup": ("AddUserToGroup", lambda d, a, x: d.add_to_group(a, *_need(x, "group", "user"))),
-        "RemoveUserFromGroup": ("RemoveUserFromGroup", lambda d, a, x: d.remove_from_group(a, *_need(x, "group", "user"))),
-        "CreateAccessKey": ("CreateAccessKey", lambda d, a, x: _key_out(d.create_key(a, *_need(x, "user")))),
-        "ListAccessKeys": ("ListAccessKeys", lambda d, a, x: {"keys": d.list_keys(a, x.get("user"))}),
-        "UpdateAccessKey": ("UpdateAccessKey", lambda d, a, x: d.set_key_status(*_need(x, "access_key_id", "status"), account=a)),
-        "RotateAccessKey": ("CreateAccessKey", lambda d, a, x: _key_out(d.rotate_key(*_need(x, "access_key_id"), account=a))),
-        "DeleteAccessKey": ("DeleteAccessKey", lambda d, a, x: d.delete_key(*_need(x, "access_key_id"), account=a)),
-        "CreatePolicy": ("CreatePolicy", lambda d, a, x: d.put_policy(a, x.get("policy") or "", _doc(x.get("document") or ""))),
-        "GetPolicy": ("GetPolicy", lambda d, a, x: d.policy(a, *_need(x, "policy"))),
-        "ListPolicies": ("ListPolicies", lambda d, a, x: {"policies": d.list_policies(a)}),
-        "DeletePolicy": ("DeletePolicy", lambda d, a, x: d.delete_policy(a, *_need(x, "policy"))),
-        "AttachPolicy": ("AttachUserPolicy", lambda d, a, x: d.attach(a, *_need(x, "kind", "target", "policy"))),
-        "DetachPolicy": ("DetachUserPolicy", lambda d, a, x: d.detach(a, *_need(x, "kind", "target", "policy"))),
-        "PutInlinePolicy": ("PutUserPolicy", lambda d, a, x: d.put_inline(a, *_need(x, "kind", "target", "name"), _doc(x.get("document") or ""))),
-        "DeleteInlinePolicy": ("DeleteUserPolicy", lambda d, a, x: d.delete_inline(a, *_need(x, "kind", "target", "name"))),
-        "CreateRole": ("CreateRole", lambda d, a, x: d.create_role(a, *_need(x, "role"), _doc(x.get("trust_policy") or ""), max_session=int(x.get("max_session", 3600)), boundary=x.get("boundary"))),
-        "GetRole": ("GetRole", lambda d, a, x: {**d.role(a, *_need(x, "role")), "policies": [lbl for lbl, _ in d.policies_of(a, "role", x["role"])]}),
-        "ListRoles": ("ListRoles", lambda d, a, x: {"roles": d.list_roles(a)}),
-        "DeleteRole": ("DeleteRole", lambda d, a, x: d.delete_role(a, *_need(x, "role"))),
-        "PutUserPermissionsBoundary": ("PutUserPermissionsBoundary", lambda d, a, x: d.put_boundary(a, "user", *_need(x, "user", "policy"))),
-        "DeleteUserPermissionsBoundary": ("DeleteUserPermissionsBoundary", lambda d, a, x: d.delete_boundary(a, "user", *_need(x, "user"))),
-        "PutRolePermissionsBoundary": ("PutRolePermissionsBoundary", lambda d, a, x: d.put_boundary(a, "role", *_need(x, "role", "policy"))),
-        "DeleteRolePermissionsBoundary": ("DeleteRolePermissionsBoundary", lambda d, a, x: d.delete_boundary(a, "role", *_need(x, "role"))),
+        "CreateAccount": (None, lambda d, a, x, w: (lambda acc, key: {"account": acc, "admin_key": asdict(key)})(*d.create_account(*_need(x, "name")))),
+        "ListAccounts": (None, lambda d, a, x, w: {"accounts": d.list_accounts()}),
+        "GetAccount": (None, lambda d, a, x, w: d.account(*_need(x, "account"))),
+        "DeleteAccount": (None, lambda d, a, x, w: d.delete_account(d.account(*_need(x, "account"))["id"])),
+        "CreateUser": ("CreateUser", lambda d, a, x, w: d.create_user(a, *_need(x, "user"), admin=bool(x.get("admin")), tags=x.get("tags"), boundary=x.get("boundary"))),
+        "GetUser": ("GetUser", lambda d, a, x, w: {**d.user(a, *_need(x, "user")), "groups": d.groups_of(a, x["user"]), "keys": d.list_keys(a, x["user"]), "policies": [lbl for lbl, _ in d.policies_of(a, "user", x["user"])]}),
+        "ListUsers": ("ListUsers", lambda d, a, x, w: {"users": d.list_users(a)}),
+        "DeleteUser": ("DeleteUser", lambda d, a, x, w: d.delete_user(a, *_need(x, "user"))),
+        "CreateGroup": ("CreateGroup", lambda d, a, x, w: d.create_group(a, *_need(x, "group"))),
+        "GetGroup": ("ListGroups", lambda d, a, x, w: d.group(a, *_need(x, "group"))),
+        "ListGroups": ("ListGroups", lambda d, a, x, w: {"groups": d.list_groups(a)}),
+        "DeleteGroup": ("DeleteGroup", lambda d, a, x, w: d.delete_group(a, *_need(x, "group"))),
+        "AddUserToGroup": ("AddUserToGroup", lambda d, a, x, w: d.add_to_group(a, *_need(x, "group", "user"))),
+        "RemoveUserFromGroup": ("RemoveUserFromGroup", lambda d, a, x, w: d.remove_from_group(a, *_need(x, "group", "user"))),
+        "CreateAccessKey": ("CreateAccessKey", lambda d, a, x, w: _key_out(d.create_key(a, *_need(x, "user"), ceiling=clearance.ceiling_of(w)))),
+        "ListAccessKeys": ("ListAccessKeys", lambda d, a, x, w: {"keys": d.list_keys(a, x.get("user"))}),
+        "UpdateAccessKey": ("UpdateAccessKey", lambda d, a, x, w: d.set_key_status(*_need(x, "access_key_id", "status"), account=a)),
+        "RotateAccessKey": ("CreateAccessKey", lambda d, a, x, w: _key_out(d.rotate_key(*_need(x, "access_key_id"), account=a, ceiling=clearance.ceiling_of(w)))),
+        "DeleteAccessKey": ("DeleteAccessKey", lambda d, a, x, w: d.delete_key(*_need(x, "access_key_id"), account=a)),
+        "CreatePolicy": ("CreatePolicy", lambda d, a, x, w: d.put_policy(a, x.get("policy") or "", _doc(x.get("document") or ""))),
+        "GetPolicy": ("GetPolicy", lambda d, a, x, w: d.policy(a, *_need(x, "policy"))),
+        "ListPolicies": ("ListPolicies", lambda d, a, x, w: {"policies": d.list_policies(a)}),
+        "DeletePolicy": ("DeletePolicy", lambda d, a, x, w: d.delete_policy(a, *_need(x, "policy"))),
+        "AttachPolicy": ("AttachUserPolicy", lambda d, a, x, w: d.attach(a, *_need(x, "kind", "target", "policy"))),
+        "DetachPolicy": ("DetachUserPolicy", lambda d, a, x, w: d.detach(a, *_need(x, "kind", "target", "policy"))),
+        "PutInlinePolicy": ("PutUserPolicy", lambda d, a, x, w: d.put_inline(a, *_need(x, "kind", "target", "name"), _doc(x.get("document") or ""))),
+        "DeleteInlinePolicy": ("DeleteUserPolicy", lambda d, a, x, w: d.delete_inline(a, *_need(x, "kind", "target", "name"))),
+        "CreateRole": ("CreateRole", lambda d, a, x, w: d.create_role(a, *_need(x, "role"), _doc(x.get("trust_policy") or ""), max_session=int(x.get("max_session", 3600)), boundary=x.get("boundary"))),
+        "GetRole": ("GetRole", lambda d, a, x, w: {**d.role(a, *_need(x, "role")), "policies": [lbl for lbl, _ in d.policies_of(a, "role", x["role"])]}),
+        "ListRoles": ("ListRoles", lambda d, a, x, w: {"roles": d.list_roles(a)}),
+        "DeleteRole": ("DeleteRole", lambda d, a, x, w: d.delete_role(a, *_need(x, "role"))),
+        "PutUserPermissionsBoundary": ("PutUserPermissionsBoundary", lambda d, a, x, w: d.put_boundary(a, "user", *_need(x, "user", "policy"))),
+        "DeleteUserPermissionsBoundary": ("DeleteUserPermissionsBoundary", lambda d, a, x, w: d.delete_boundary(a, "user", *_need(x, "user"))),
+        "PutRolePermissionsBoundary": ("PutRolePermissionsBoundary", lambda d, a, x, w: d.put_boundary(a, "role", *_need(x, "role", "policy"))),
+        "DeleteRolePermissionsBoundary": ("DeleteRolePermissionsBoundary", lambda d, a, x, w: d.delete_boundary(a, "role", *_need(x, "role"))),
         "SetClearance": (None, _set_clearance),
     }
 
@@ -280,7 +297,8 @@ async def handle(services, scope, receive, path: str) -> Response:
             result = await asyncio.to_thread(alerts_for, services.config.data_dir, account or None, args)
         else:
             # Writes commit with an fsync: keep them off the event loop.
-            result = await asyncio.to_thread(ACTIONS[name][1], d, account, args)
+            _guard_clearance(d, principal, name, account, args)
+            result = await asyncio.to_thread(ACTIONS[name][1], d, account, args, principal)
         log.info("admin %s by %s", name, principal.arn)
         return _json(200, result if result is not None else {})
     except MalformedPolicy as exc:
