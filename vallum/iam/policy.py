@@ -58,7 +58,7 @@ s3:x-amz-grant-full-control s3:if-match s3:if-none-match
 STS_KEYS = frozenset({"sts:externalid", "sts:rolesessionname", "sts:sourceidentity",
                       "sts:durationseconds"})
 # IAM's own request keys that the admin API sets (vallum/server/admin.py).
-IAM_KEYS = frozenset({"iam:permissionsboundary"})
+IAM_KEYS = frozenset({"iam:permissionsboundary", "iam:policyarn"})
 KEY_PREFIXES = ("aws:principaltag/", "aws:requesttag/", "aws:resourcetag/",
                 "s3:existingobjecttag/", "s3:requestobjecttag/")
 KNOWN_KEYS = GLOBAL_KEYS | S3_KEYS | STS_KEYS | IAM_KEYS
