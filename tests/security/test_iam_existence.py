@@ -6,6 +6,7 @@ sessions of the old one. Real server, boto3 and the admin API.
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import boto3
@@ -16,6 +17,9 @@ from botocore.exceptions import ClientError
 from tests.functional import conftest as functional
 from tests.functional.iam_util import Tenant, doc, s3_for
 from vallum.cli.admin import AdminClient, AdminError
+from vallum.iam import sts as sts_tokens
+from vallum.iam.root import RootCredentials
+from vallum.iam.service import open_sqlite
 
 server, root = functional.server, functional.root
 
@@ -129,3 +133,33 @@ def test_a_recreated_role_does_not_revive_old_sessions(tenants):
     creds = _sts(a.server, *a.admin_key).assume_role(RoleArn=arn, RoleSessionName="new")["Credentials"]
     s3_for(a.server, creds["AccessKeyId"], creds["SecretAccessKey"],
            creds["SessionToken"]).list_objects_v2(Bucket=a.bucket)
+
+
+def test_a_recreated_role_does_not_revive_sessions_without_a_role_id(tenants, server):
+    """Sessions minted elsewhere (compute tasks) may not carry the role id: the role's
+    creation time still ends them."""
+    a, _ = tenants
+    trust = doc({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{a.id}:root"},
+                 "Action": "sts:AssumeRole"})
+    a.admin.call("CreateRole", role="phoenix2", trust_policy=trust)
+    a.admin.call("PutInlinePolicy", kind="role", target="phoenix2", name="p",
+                 document=doc({"Effect": "Allow", "Action": "s3:*", "Resource": "*"}))
+    data = server.data_dir
+    iam = open_sqlite(data, data / "meta.sqlite3", RootCredentials(server.access_key,
+                                                                    server.secret_key), "x")
+    try:
+        session = sts_tokens.new_session(account=a.id, duration=900, role="phoenix2",
+                                         session_name="task")
+        token = sts_tokens.encode(iam.master_key, session)
+    finally:
+        iam.close()
+    old = s3_for(a.server, session.access_key_id, session.secret, token)
+    old.list_objects_v2(Bucket=a.bucket)
+    time.sleep(0.01)
+    a.admin.call("DeleteRole", role="phoenix2")
+    a.admin.call("CreateRole", role="phoenix2", trust_policy=trust)
+    a.admin.call("PutInlinePolicy", kind="role", target="phoenix2", name="p",
+                 document=doc({"Effect": "Allow", "Action": "s3:*", "Resource": "*"}))
+    with pytest.raises(ClientError) as exc:
+        old.list_objects_v2(Bucket=a.bucket)
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403

@@ -63,6 +63,7 @@ class Identities:
         self._keys: dict[str, tuple[str, str, str, str, str | None]] = {}
         self._users: dict[tuple[str, str], Principal] = {}
         self._roles: dict[tuple[str, str], Principal] = {}
+        self._role_born: dict[tuple[str, str], float] = {}    # role -> when it was created
         self._by_key: dict[str, Principal] = {}
         self._touched: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -75,7 +76,8 @@ class Identities:
         gen = self.store.generation()
         if gen != self._gen:
             with self._lock:
-                self._keys, self._users, self._roles, self._by_key = {}, {}, {}, {}
+                (self._keys, self._users, self._roles, self._role_born,
+                 self._by_key) = {}, {}, {}, {}, {}
                 self._gen = gen
 
     # -- lookups --------------------------------------------------------------
@@ -123,6 +125,7 @@ class Identities:
                              user_id=row.get("id", ""), clearance=row.get("clearance"),
                              session_level=row.get("session_level"))
             self._roles[(account, role)] = base
+            self._role_born[(account, role)] = float(row.get("created") or 0.0)
         return base
 
     def _boundary(self, account: str, row: dict) -> tuple[tuple[str, policy_lang.Policy], ...]:
@@ -165,7 +168,8 @@ class Identities:
             if s.session_level else {}
         if s.role:
             base = self.role_principal(s.account, s.role)
-            if base is None or (s.role_id is not None and base.user_id != s.role_id):
+            if base is None or (s.role_id is not None and base.user_id != s.role_id) \
+                    or self._role_born.get((s.account, s.role), 0.0) > s.issued:
                 return None        # the role was deleted (and maybe re-created): so is the session
             p = _with_key(_capped(base, s.ceiling), s.access_key_id, arn=session_arn(s.account, s.role,
                                                                  s.session_name or ""),
