@@ -168,9 +168,11 @@ class Identities:
             if s.session_level else {}
         if s.role:
             base = self.role_principal(s.account, s.role)
-            if base is None or (s.role_id is not None and base.user_id != s.role_id) \
-                    or self._role_born.get((s.account, s.role), 0.0) > s.issued:
-                return None        # the role was deleted (and maybe re-created): so is the session
+            # The role was deleted (and maybe re-created): so is the session. Sessions
+            # minted without the role's id (compute tasks) go by the role's birth instead.
+            if base is None or (base.user_id != s.role_id if s.role_id is not None else
+                                self._role_born.get((s.account, s.role), 0.0) > s.issued):
+                return None
             p = _with_key(_capped(base, s.ceiling), s.access_key_id, arn=session_arn(s.account, s.role,
                                                                  s.session_name or ""),
                           session_name=s.session_name, session_policies=session,
