@@ -121,3 +121,22 @@ def test_the_simulator_sees_mac_and_public_access_blocks(server, root, tenant):
     out = tenant.admin.call("Simulate", user="reader", action="s3:GetObject",
                             resource=f"arn:aws:s3:::{mine}/ts.txt")
     assert out["decision"] == "deny" and out["policy"] == "mac"
+
+
+def test_the_simulator_does_not_probe_another_accounts_objects(server, root, tenant):
+    """Tags (and labels) of another account's objects are not read: a simulation cannot
+    tell whether such an object exists or what it is tagged."""
+    other = Tenant(server, root)
+    bucket = "sim-" + uuid.uuid4().hex[:12]
+    other.s3.create_bucket(Bucket=bucket)
+    other.s3.put_object(Bucket=bucket, Key="tagged.txt", Body=b"x", Tagging="secret=yes")
+    other.s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(doc(
+        {"Sid": "OtherTenantsPrivateSid", "Effect": "Allow", "Principal": "*",
+         "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"})))
+    tenant.user("prober", {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*",
+                           "Condition": {"StringEquals": {"s3:ExistingObjectTag/secret": "yes"}}})
+    answers = [tenant.admin.call("Simulate", user="prober", action="s3:GetObject",
+                                 resource=f"arn:aws:s3:::{bucket}/{key}")
+               for key in ("tagged.txt", "absent.txt")]
+    assert answers[0] == answers[1]
+    assert "OtherTenantsPrivateSid" not in json.dumps(answers)

@@ -159,6 +159,10 @@ async def _simulate(services, d, account: str, args: dict[str, Any]) -> dict[str
         raise IAMError("no such principal")
     ctx = await _simulated_context(services, who, action, resource, args)
     decision = authz.decide(who, action, resource, ctx)
+    if decision.policy == "bucket-policy" and ctx.resource_owner not in (None, account):
+        # Another account's bucket policy decided: say so, not what its statements are.
+        return {"decision": "allow" if decision.allowed else "deny", "policy": "bucket-policy",
+                "reason": "decided by the bucket's policy (another account's)", "statement": ""}
     return {"decision": "allow" if decision.allowed else "deny", "reason": decision.reason,
             "policy": decision.policy, "statement": decision.statement}
 
@@ -168,7 +172,8 @@ async def _simulated_context(services, who: Principal, action: str, resource: st
     """The context a real request would be decided in (iam/gate.py builds it for S3):
     global keys (overridable by the call's ``context``), the bucket's owner, policy and
     PublicAccessBlock, the object's tags, and MAC: an object's label for reads, the
-    session level and the bucket's range for PutObject."""
+    session level and the bucket's range for PutObject. Objects of another account's
+    bucket are not read (that would tell the caller they exist)."""
     given = {k.lower(): v for k, v in (args.get("context") or {}).items()}
     keys = {**gate.global_keys(str(given.get("aws:sourceip", "")),
                                given.get("aws:securetransport") == "true", time.time()), **given}
@@ -186,6 +191,10 @@ async def _simulated_context(services, who: Principal, action: str, resource: st
         ctx.bucket_policy = parsed(bucket.config["policy"], "resource")
     pab = bucket.config.get("publicAccessBlock")
     ctx.restrict_public = bool(pab) and gate._restrict_public(pab)
+    if bucket.owner != who.account:
+        # Another account's objects (their existence, tags, labels) are not the
+        # simulating account's to probe: the simulation stops at the bucket.
+        return ctx
     subject = downgrade.subject_of(who, args.get("session_level"))
     if action == "s3:PutObject":
         ctx.labels = authz.LabelCheck(subject, write=subject.write,
