@@ -13,13 +13,15 @@ import time
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 from vallum import authz
 from vallum.iam import sts
 from vallum.iam.identity import parsed
 from vallum.iam.principal import ANONYMOUS, Principal
 from vallum.s3 import errors, sigv2, sigv4
+from vallum.s3.copy_source import HEADER, parse_copy_source
+from vallum.s3.handlers import labels
 
 # Operations whose action names the version when ?versionId= is present.
 VERSIONED_ACTIONS = {
@@ -197,7 +199,7 @@ def _needs_object_tags(principal: Principal, bucket_policy: Any) -> bool:
 
 
 async def _context(request: Any, principal: Principal, bucket_name: str | None, key: str | None,
-                   keys: dict[str, Any]) -> authz.Context:
+                   version_id: str | None, keys: dict[str, Any]) -> authz.Context:
     ctx = authz.Context(keys=dict(keys))
     if bucket_name is None:
         return ctx
@@ -212,12 +214,30 @@ async def _context(request: Any, principal: Principal, bucket_name: str | None, 
     pab = bucket.config.get("publicAccessBlock")
     ctx.restrict_public = bool(pab) and _restrict_public(pab)
     if key is not None and _needs_object_tags(principal, ctx.bucket_policy):
-        record = await request.services.meta.get_object(bucket_name, key,
-                                                        request.query.get("versionId"))
-        tags = (record.extra.get("tags") or {}) if record is not None else {}
-        for k, v in tags.items():
-            ctx.keys["s3:existingobjecttag/" + k.lower()] = v
+        record = await request.services.meta.get_object(bucket_name, key, version_id)
+        # MAC first: a version the caller may not read has no tags for it (as if missing),
+        # so no allow or deny can reveal that it exists or what it is tagged with.
+        if record is not None and not record.delete_marker \
+                and labels.readable(labels.subject(request), record):
+            for k, v in (record.extra.get("tags") or {}).items():
+                ctx.keys["s3:existingobjecttag/" + k.lower()] = v
     return ctx
+
+
+async def _decide(request: Any, principal: Principal, action: str, resource: str,
+                  bucket: str | None, key: str | None, version_id: str | None) -> authz.Decision:
+    """authz.decide with the condition keys of a request naming this bucket/key/version."""
+    keys = condition_keys(request, time.time())
+    keys.pop("s3:versionid", None)
+    if version_id is not None:
+        keys["s3:versionid"] = version_id
+    ctx = await _context(request, principal, bucket, key, version_id, keys)
+    return authz.decide(principal, action, resource, ctx)
+
+
+# Operations whose request-level check is replaced by one check per object they name
+# (multidelete.py calls authorize_object for every key, as AWS evaluates DeleteObjects).
+PER_OBJECT = frozenset({"DeleteObjects"})
 
 
 async def authorize(request: Any, action: str, resource: str) -> authz.Decision:
@@ -227,27 +247,45 @@ async def authorize(request: Any, action: str, resource: str) -> authz.Decision:
         request.decision_reason = "platform root"
         return authz.Decision(True, "platform root")
     endpoint = request.endpoint
-    if "versionId" in request.query:
+    if endpoint.name in PER_OBJECT:
+        request.decision_reason = f"{endpoint.name}: each object is authorized on its own"
+        return authz.Decision(True, request.decision_reason)
+    version_id = request.query.get("versionId")
+    if version_id is not None:
         action = VERSIONED_ACTIONS.get(action, action)
-    keys = condition_keys(request, time.time())
     bucket = endpoint.bucket if endpoint.name not in ("CreateBucket", "ListBuckets") else None
-    ctx = await _context(request, principal, bucket, endpoint.key, keys)
-    decision = authz.decide(principal, action, resource, ctx)
+    decision = await _decide(request, principal, action, resource, bucket, endpoint.key, version_id)
     if decision.allowed and endpoint.name in ("CopyObject", "UploadPartCopy"):
-        decision = await _authorize_copy_source(request, principal, keys)
+        decision = await _authorize_copy_source(request, principal)
     request.decision_reason = decision.reason      # audited as the deciding rule
     if not decision.allowed:
         raise errors.AccessDenied()
     return decision
 
 
-async def _authorize_copy_source(request: Any, principal: Principal,
-                                 keys: dict[str, Any]) -> authz.Decision:
-    source = unquote(request.headers.get("x-amz-copy-source", "")).lstrip("/")
-    source, _, query = source.partition("?")
-    bucket, _, key = source.partition("/")
-    if not bucket or not key:
-        return authz.Decision(True, "malformed copy source: the handler answers")
-    action = "s3:GetObjectVersion" if "versionId=" in query else "s3:GetObject"
-    ctx = await _context(request, principal, bucket, None, keys)
-    return authz.decide(principal, action, f"arn:aws:s3:::{bucket}/{key}", ctx)
+async def authorize_object(request: Any, action: str, key: str,
+                           version_id: str | None = None) -> authz.Decision:
+    """``action`` on one object of the request's bucket, decided exactly as a request
+    naming that key (and version: s3:DeleteObject becomes s3:DeleteObjectVersion) alone
+    would be. For batches (DeleteObjects) and permissions asked mid-request
+    (s3:BypassGovernanceRetention). Raises AccessDenied; leaves the request's audited
+    rule to the caller."""
+    principal = principal_of(request)
+    if principal.is_root:
+        return authz.Decision(True, "platform root")
+    if version_id is not None:
+        action = VERSIONED_ACTIONS.get(action, action)
+    bucket = request.endpoint.bucket
+    decision = await _decide(request, principal, action, f"arn:aws:s3:::{bucket}/{key}",
+                             bucket, key, version_id)
+    if not decision.allowed:
+        raise errors.AccessDenied()
+    return decision
+
+
+async def _authorize_copy_source(request: Any, principal: Principal) -> authz.Decision:
+    """s3:GetObject(Version) on the source, named by the parser the handler uses too:
+    a value it cannot parse is refused here (InvalidArgument), never waved through."""
+    ref = parse_copy_source(request.headers.get(HEADER, ""))
+    action = "s3:GetObjectVersion" if ref.version_id is not None else "s3:GetObject"
+    return await _decide(request, principal, action, ref.arn, ref.bucket, None, ref.version_id)

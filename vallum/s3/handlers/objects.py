@@ -228,7 +228,8 @@ async def delete_object(request: Request) -> Response:
         suspended_marker = bucket.versioning == "Suspended" and version_id is None
         try:
             removed, obsolete = await lock.guarded_delete_version(
-                request, bucket, request.key, target, hidden_as_missing=not suspended_marker)
+                request, bucket, request.key, target, hidden_as_missing=not suspended_marker,
+                named=version_id is not None)
         except lock.HiddenVersion:
             # The null marker would replace a null version above the caller's level: leave
             # it, and answer as for a missing key (docs/security.md).

@@ -1,0 +1,205 @@
+"""Adversarial tests of S3 authorization on the request path (issue 13: High 1, High 6,
+the ExistingObjectTag/MAC ordering). Each attack is run against a real `vallum serve`
+with stock boto3 clients, the way the red team ran it.
+
+- DeleteObjects must authorize every key and version exactly as the single delete does.
+- A copy source the gate cannot parse must never be let through (one parser for both).
+- s3:ExistingObjectTag must not reveal a hidden object (MAC first, then tags).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.functional.conftest import code, start_server, stop_server
+from tests.functional.iam_util import Tenant, doc, s3_for
+from tests.functional.test_mac import TS, put
+from vallum.cli.admin import AdminClient
+
+pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),
+                                reason="needs Vallum's admin API")
+
+ALLOW_ALL = {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    server = start_server(tmp_path_factory.mktemp("authz") / "data")
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def root(srv):
+    return AdminClient(srv.endpoint, srv.access_key, srv.secret_key, srv.region)
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+# ---------------------------------------------------------------- High 1: DeleteObjects
+
+@pytest.fixture(scope="module")
+def guarded(srv, root):
+    """A versioned bucket of a tenant whose user may not delete protected/*, may not delete
+    any version, and may not delete objects tagged keep=yes."""
+    tenant = Tenant(srv, root)
+    bucket = _name("md")
+    tenant.s3.create_bucket(Bucket=bucket)
+    tenant.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    user = s3_for(srv, *tenant.user(_name("u"), ALLOW_ALL, {
+        "Effect": "Deny", "Action": "s3:DeleteObject",
+        "Resource": f"arn:aws:s3:::{bucket}/protected/*"}, {
+        "Effect": "Deny", "Action": "s3:DeleteObjectVersion", "Resource": "*"}, {
+        "Effect": "Deny", "Action": "s3:DeleteObject", "Resource": "*",
+        "Condition": {"StringEquals": {"s3:ExistingObjectTag/keep": "yes"}}}))
+    return tenant, user, bucket
+
+
+def _versions(c, bucket: str) -> list[tuple[str, str]]:
+    out = c.list_object_versions(Bucket=bucket)
+    return sorted((v["Key"], v["VersionId"]) for v in out.get("Versions", []))
+
+
+def test_delete_objects_authorizes_every_key_and_version(guarded):
+    tenant, user, bucket = guarded
+    v_protected = user.put_object(Bucket=bucket, Key="protected/a", Body=b"a")["VersionId"]
+    v_free = user.put_object(Bucket=bucket, Key="free/b", Body=b"b")["VersionId"]
+    user.put_object(Bucket=bucket, Key="free/tagged", Body=b"t", Tagging="keep=yes")
+    before = _versions(tenant.s3, bucket)
+    out = user.delete_objects(Bucket=bucket, Delete={"Objects": [
+        {"Key": "protected/a", "VersionId": v_protected},   # both denies apply
+        {"Key": "protected/a"},                              # prefix deny
+        {"Key": "free/b", "VersionId": v_free},              # DeleteObjectVersion denied on *
+        {"Key": "free/tagged"},                              # existing-tag condition
+        {"Key": "free/b"},                                   # allowed: a delete marker
+    ]})
+    errors = sorted((e["Key"], e.get("VersionId", ""), e["Code"]) for e in out.get("Errors", []))
+    assert errors == [("free/b", v_free, "AccessDenied"), ("free/tagged", "", "AccessDenied"),
+                      ("protected/a", "", "AccessDenied"),
+                      ("protected/a", v_protected, "AccessDenied")]
+    assert [(d["Key"], d.get("DeleteMarker")) for d in out["Deleted"]] == [("free/b", True)]
+    assert _versions(tenant.s3, bucket) == before, "no protected version may be removed"
+    # The batch answers each key as the single request does.
+    for key, version in (("protected/a", v_protected), ("protected/a", None),
+                         ("free/b", v_free), ("free/tagged", None)):
+        with pytest.raises(ClientError) as exc:
+            user.delete_object(Bucket=bucket, Key=key, **({"VersionId": version} if version else {}))
+        assert code(exc) == "AccessDenied"
+
+
+def test_delete_objects_of_another_tenant_is_refused_per_key(srv, root, guarded):
+    owner, _, bucket = guarded
+    owner.s3.put_object(Bucket=bucket, Key="theirs", Body=b"x")
+    stranger = Tenant(srv, root).s3
+    out = stranger.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "theirs"}]})
+    assert [e["Code"] for e in out["Errors"]] == ["AccessDenied"]
+    assert owner.s3.get_object(Bucket=bucket, Key="theirs")["Body"].read() == b"x"
+
+
+# ---------------------------------------------------------------- High 6: copy source
+
+@pytest.fixture(scope="module")
+def victim(srv, root):
+    """Another tenant's bucket holding a key that starts with '?'."""
+    tenant = Tenant(srv, root)
+    bucket = _name("victim")
+    tenant.s3.create_bucket(Bucket=bucket)
+    tenant.s3.put_object(Bucket=bucket, Key="?secret", Body=b"the other tenant's data")
+    return bucket
+
+
+@pytest.fixture(scope="module")
+def attacker(srv, root):
+    tenant = Tenant(srv, root)
+    bucket = _name("loot")
+    tenant.s3.create_bucket(Bucket=bucket)
+    return tenant.s3, bucket
+
+
+@pytest.mark.parametrize("source", ["{b}/%3Fsecret", "/{b}/%3Fsecret", "{b}/%3Fsecret?versionId=null"])
+def test_cross_tenant_copy_of_a_question_mark_key_is_refused(victim, attacker, source):
+    s3, loot = attacker
+    raw = source.format(b=victim)
+
+    def raw_source(params, **_):
+        params["headers"]["x-amz-copy-source"] = raw     # exactly these bytes on the wire
+    s3.meta.events.register_first("before-call.s3.CopyObject", raw_source)
+    try:
+        with pytest.raises(ClientError) as exc:
+            s3.copy_object(Bucket=loot, Key="stolen", CopySource=f"{victim}/placeholder")
+    finally:
+        s3.meta.events.unregister("before-call.s3.CopyObject", raw_source)
+    assert code(exc) == "AccessDenied"
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=loot, Key="stolen")
+
+
+def test_cross_tenant_upload_part_copy_of_a_question_mark_key_is_refused(victim, attacker):
+    s3, loot = attacker
+    upload = s3.create_multipart_upload(Bucket=loot, Key="stolen-mp")["UploadId"]
+    try:
+        with pytest.raises(ClientError) as exc:
+            s3.upload_part_copy(Bucket=loot, Key="stolen-mp", UploadId=upload, PartNumber=1,
+                                CopySource=f"{victim}/?secret")   # boto3 sends %3Fsecret
+        assert code(exc) == "AccessDenied"
+    finally:
+        s3.abort_multipart_upload(Bucket=loot, Key="stolen-mp", UploadId=upload)
+
+
+@pytest.mark.parametrize("source", ["{b}", "{b}/", "/", "{b}/k?versionId=", "{b}/k?partNumber=1",
+                                    "{b}/k?versionId=../../x", "{b}/%ff%fe"])
+def test_unparsable_copy_source_is_refused_not_waved_through(victim, attacker, source):
+    s3, loot = attacker
+    raw = source.format(b=victim)
+
+    def raw_source(params, **_):
+        params["headers"]["x-amz-copy-source"] = raw
+    s3.meta.events.register_first("before-call.s3.CopyObject", raw_source)
+    try:
+        with pytest.raises(ClientError) as exc:
+            s3.copy_object(Bucket=loot, Key="x", CopySource=f"{victim}/placeholder")
+    finally:
+        s3.meta.events.unregister("before-call.s3.CopyObject", raw_source)
+    assert code(exc) == "InvalidArgument"
+
+
+def test_same_tenant_copy_of_a_question_mark_key_still_works(attacker):
+    s3, loot = attacker
+    s3.put_object(Bucket=loot, Key="?mine", Body=b"ok")
+    s3.copy_object(Bucket=loot, Key="copy", CopySource=f"{loot}/?mine")
+    assert s3.get_object(Bucket=loot, Key="copy")["Body"].read() == b"ok"
+
+
+# ---------------------------------------------------------------- ExistingObjectTag after MAC
+
+def test_existing_object_tag_does_not_reveal_a_hidden_object(srv, root):
+    """An uncleared user denied GetObject on objects tagged project=x must get, for a TOP
+    SECRET object so tagged, exactly the answer a missing key gives."""
+    tenant = Tenant(srv, root)
+    top_name, low_name = _name("top"), _name("low")
+    tenant.admin.call("CreateUser", user=top_name)
+    tenant.admin.call("PutInlinePolicy", kind="user", target=top_name, name="p",
+                      document=doc(ALLOW_ALL))
+    root.call("SetClearance", account=tenant.id, user=top_name, clearance=TS)
+    key = tenant.admin.call("CreateAccessKey", user=top_name)
+    top = s3_for(srv, key["access_key_id"], key["secret_access_key"])
+    low = s3_for(srv, *tenant.user(low_name, ALLOW_ALL, {
+        "Effect": "Deny", "Action": ["s3:GetObject", "s3:GetObjectTagging"], "Resource": "*",
+        "Condition": {"StringEquals": {"s3:ExistingObjectTag/project": "x"}}}))
+    bucket = _name("tags")
+    top.create_bucket(Bucket=bucket)
+    put(top, bucket, "hidden", b"ts", TS)
+    top.put_object_tagging(Bucket=bucket, Key="hidden",
+                           Tagging={"TagSet": [{"Key": "project", "Value": "x"}]})
+    answers = []
+    for k in ("hidden", "absent"):
+        with pytest.raises(ClientError) as exc:
+            low.get_object(Bucket=bucket, Key=k)
+        answers.append((code(exc), exc.value.response["ResponseMetadata"]["HTTPStatusCode"]))
+    assert answers[0] == answers[1] == ("NoSuchKey", 404)
