@@ -9,7 +9,10 @@ with stock boto3 clients, the way the red team ran it.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -176,30 +179,65 @@ def test_same_tenant_copy_of_a_question_mark_key_still_works(attacker):
     assert s3.get_object(Bucket=loot, Key="copy")["Body"].read() == b"ok"
 
 
-# ---------------------------------------------------------------- ExistingObjectTag after MAC
+# ---------------------------------------------------------------- MAC: tags, audit
 
-def test_existing_object_tag_does_not_reveal_a_hidden_object(srv, root):
-    """An uncleared user denied GetObject on objects tagged project=x must get, for a TOP
-    SECRET object so tagged, exactly the answer a missing key gives."""
+@pytest.fixture(scope="module")
+def mac(srv, root):
+    """A tenant with a TOP SECRET user and an uncleared one (denied GetObject on objects
+    tagged project=x), and an unversioned bucket holding a TOP SECRET object so tagged."""
     tenant = Tenant(srv, root)
-    top_name, low_name = _name("top"), _name("low")
+    top_name = _name("top")
     tenant.admin.call("CreateUser", user=top_name)
     tenant.admin.call("PutInlinePolicy", kind="user", target=top_name, name="p",
                       document=doc(ALLOW_ALL))
     root.call("SetClearance", account=tenant.id, user=top_name, clearance=TS)
     key = tenant.admin.call("CreateAccessKey", user=top_name)
     top = s3_for(srv, key["access_key_id"], key["secret_access_key"])
-    low = s3_for(srv, *tenant.user(low_name, ALLOW_ALL, {
+    low = s3_for(srv, *tenant.user(_name("low"), ALLOW_ALL, {
         "Effect": "Deny", "Action": ["s3:GetObject", "s3:GetObjectTagging"], "Resource": "*",
         "Condition": {"StringEquals": {"s3:ExistingObjectTag/project": "x"}}}))
-    bucket = _name("tags")
+    bucket = _name("mac")
     top.create_bucket(Bucket=bucket)
     put(top, bucket, "hidden", b"ts", TS)
     top.put_object_tagging(Bucket=bucket, Key="hidden",
                            Tagging={"TagSet": [{"Key": "project", "Value": "x"}]})
+    return top, low, bucket
+
+
+def test_existing_object_tag_does_not_reveal_a_hidden_object(mac):
+    """For a TOP SECRET object tagged project=x, the uncleared user denied by that tag must
+    get exactly the answer a missing key gives."""
+    _, low, bucket = mac
     answers = []
     for k in ("hidden", "absent"):
         with pytest.raises(ClientError) as exc:
             low.get_object(Bucket=bucket, Key=k)
         answers.append((code(exc), exc.value.response["ResponseMetadata"]["HTTPStatusCode"]))
     assert answers[0] == answers[1] == ("NoSuchKey", 404)
+
+
+def _audit(srv, bucket: str) -> dict[str, dict]:
+    out = subprocess.run([sys.executable, "-m", "vallum", "audit", "export", "--data-dir",
+                          str(srv.data_dir), "--bucket", bucket],
+                         capture_output=True, text=True, check=True)
+    return {r["request_id"]: r for r in map(json.loads, out.stdout.splitlines())}
+
+
+def test_mac_refusals_are_audited_as_deny(srv, mac):
+    """No read up (404), a hidden delete (204) and a refused overwrite of a hidden null
+    version (503) all look like something else to the client; the audit says deny."""
+    _, low, bucket = mac
+    rids = {}
+    with pytest.raises(ClientError) as exc:
+        low.head_object(Bucket=bucket, Key="hidden")
+    rids["read"] = exc.value.response["ResponseMetadata"]["RequestId"]
+    rids["delete"] = low.delete_object(Bucket=bucket, Key="hidden")["ResponseMetadata"]["RequestId"]
+    with pytest.raises(ClientError) as exc:
+        low.put_object(Bucket=bucket, Key="hidden", Body=b"overwrite")
+    rids["overwrite"] = exc.value.response["ResponseMetadata"]["RequestId"]
+    rids["allowed"] = low.put_object(Bucket=bucket, Key="mine", Body=b"u")["ResponseMetadata"]["RequestId"]
+    records = _audit(srv, bucket)
+    got = {what: (records[rid]["decision"], (records[rid]["rule"] or "").startswith("mac:"))
+           for what, rid in rids.items()}
+    assert got == {"read": ("deny", True), "delete": ("deny", True),
+                   "overwrite": ("deny", True), "allowed": ("allow", False)}

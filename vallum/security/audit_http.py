@@ -32,7 +32,7 @@ async def record(services: Any, scope: dict[str, Any], request: Any, request_id:
         "key": getattr(endpoint, "key", None),
         "version": (getattr(endpoint, "query", None) or {}).get("versionId"),
         "label": getattr(request, "audit_label", None) or response.headers.get("x-vallum-classification"),
-        "decision": "deny" if status == 403 else "allow",
+        "decision": getattr(request, "decision", None) or ("deny" if status == 403 else "allow"),
         "rule": getattr(request, "decision_reason", None),
         "status": status,
         "bytes_in": getattr(getattr(request, "body", None), "length", None) or 0,

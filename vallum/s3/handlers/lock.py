@@ -89,8 +89,8 @@ async def guarded_delete_version(request: Request, bucket: BucketRecord, key: st
         return await request.services.meta.delete_version(bucket.name, key, version_id,
                                                           precondition=precondition)
     except HiddenVersion:
-        request.decision_reason = "mac: no read up: delete of a version above the session level, " \
-                                  "answered as a missing one"
+        labels.refused(request, "mac: no read up: delete of a version above the session level, "
+                                "answered as a missing one")
         if hidden_as_missing:
             return None, []
         raise
