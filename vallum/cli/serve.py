@@ -30,12 +30,17 @@ def serve(
                                          "<data-dir>/test-clock-offset"),
     tls_cert: str = typer.Option(None, "--tls-cert", help="PEM certificate (chain) to serve HTTPS with; needs --tls-key"),
     tls_key: str = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert"),
+    require_signed_payload: bool = typer.Option(
+        False, "--require-signed-payload",
+        help="Refuse SigV2 and unsigned SigV4 payloads (presigned GET/HEAD URLs excepted) "
+             "[env VALLUM_REQUIRE_SIGNED_PAYLOAD]"),
 ) -> None:
     """Run the S3-compatible gateway with the embedded metadata store and local disk."""
     # Everything the server creates (database, blobs, keys, audit log) is private to its user.
     os.umask(0o077)
     try:
-        config = from_env_and_flags(data_dir, address, region, domain, workers)
+        config = from_env_and_flags(data_dir, address, region, domain, workers,
+                                    require_signed_payload=require_signed_payload)
     except ValueError as exc:
         typer.echo(f"vallum serve: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -59,6 +64,8 @@ def serve(
         print(f"Root secret key:    {creds.secret_key}", flush=True)
     else:
         print("Root secret key:    (from VALLUM_ROOT_SECRET_KEY)", flush=True)
+    if config.require_signed_payload:
+        print("Signing:            SigV4 with a signed payload required", flush=True)
     if removed:
         print(f"Removed {removed} leftover blob(s) of interrupted writes.", flush=True)
     os.environ.pop("VALLUM_TLS_CERT", None)      # set again by to_env only when --tls-cert is given

@@ -19,7 +19,7 @@ from vallum import authz
 from vallum.iam import sts
 from vallum.iam.identity import parsed
 from vallum.iam.principal import ANONYMOUS, Principal
-from vallum.s3 import errors, sigv2, sigv4
+from vallum.s3 import errors, router, sigv2, sigv4
 from vallum.s3.copy_source import HEADER, parse_copy_source
 from vallum.s3.handlers import labels
 
@@ -73,6 +73,17 @@ def credential_of(headers: list[tuple[str, str]], raw_query: str) -> tuple[str |
     return akid, token
 
 
+def vhost_bucket(services: Any, raw_path: str, headers: list[tuple[str, str]]) -> str | None:
+    """The bucket a virtual-host request names in its Host header (with ``--domain``):
+    SigV2 signs it as the head of the resource, so a signature made for one bucket does
+    not verify on another. None for path-style requests and the reserved ``/-/`` APIs."""
+    domain = getattr(services.config, "domain", None)
+    if not domain or raw_path.startswith("/-/"):
+        return None
+    host = next((value for name, value in headers if name == "host"), "")
+    return router.virtual_bucket(host, domain)
+
+
 async def authenticate(services: Any, method: str, raw_path: str, raw_query: str,
                        headers: list[tuple[str, str]], source_ip: str, *,
                        service: str = "s3", now: float | None = None
@@ -99,13 +110,42 @@ async def authenticate(services: Any, method: str, raw_path: str, raw_query: str
     try:
         auth = sigv4.authenticate(method, raw_path, raw_query, headers,
                                   lookup_secret=lambda k: secret if k == akid else None,
-                                  region=services.config.region, now=now, service=service)
+                                  region=services.config.region, now=now, service=service,
+                                  bucket_for_vhost=vhost_bucket(services, raw_path, headers))
     except (errors.InvalidAccessKeyId, errors.SignatureDoesNotMatch):
         iam.limiter.failed(akid, source_ip)
         raise
+    if auth is not None and getattr(services.config, "require_signed_payload", False):
+        refusal = strict_refusal(auth, method, headers)
+        if refusal is not None:
+            raise errors.AccessDenied(refusal)
     if auth is None or resolved is None:
         return auth, ANONYMOUS
     return auth, resolved[1]
+
+
+_UNSIGNED_PAYLOADS = frozenset({"unsigned", "streaming-unsigned-trailer"})
+
+
+def strict_refusal(auth: sigv4.AuthResult, method: str,
+                   headers: list[tuple[str, str]]) -> str | None:
+    """Why ``--require-signed-payload`` refuses a correctly signed request, or None.
+
+    SigV2 (HMAC-SHA1, no payload hash, few headers signed) always; SigV4 with an unsigned
+    payload unless it is a presigned GET/HEAD without a body (AWS's presigned URLs always
+    say UNSIGNED-PAYLOAD; a download has no payload to sign)."""
+    if auth.mode.endswith("-v2"):
+        return ("This server requires AWS4-HMAC-SHA256 signatures with a signed payload; "
+                "Signature Version 2 is refused.")
+    if auth.payload not in _UNSIGNED_PAYLOADS:
+        return None
+    bodiless = not any(name == "transfer-encoding" or (name == "content-length"
+                                                       and value.strip() not in ("", "0"))
+                       for name, value in headers)
+    if auth.mode == "presigned" and method in ("GET", "HEAD") and bodiless:
+        return None
+    return ("This server requires a signed payload (x-amz-content-sha256 set to the body's "
+            "SHA-256 or STREAMING-AWS4-HMAC-SHA256-PAYLOAD); UNSIGNED-PAYLOAD is refused.")
 
 
 # ---------------------------------------------------------------- authorization
