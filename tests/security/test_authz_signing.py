@@ -2,6 +2,7 @@
 
 - a SigV2 signature made for one virtual-host bucket must not verify on another;
 - x-vallum-* headers (labels, session levels) must be signed, or the request refused;
+- bad signatures sent for a key never lock out its owner's valid signatures;
 - ``--require-signed-payload`` refuses SigV2 and unsigned SigV4 payloads (presigned
   GET/HEAD URLs excepted).
 """
@@ -29,11 +30,13 @@ DOMAIN = "vallum.test"
 
 
 def _send(server, method: str, url: str, headers: dict[str, str] | None = None,
-          body: bytes = b"") -> tuple[int, bytes]:
-    """Send to the test server whatever host the URL names (its Host header is kept)."""
+          body: bytes = b"", source: str | None = None) -> tuple[int, bytes]:
+    """Send to the test server whatever host the URL names (its Host header is kept),
+    from loopback address ``source`` if given."""
     parts = urlsplit(url)
     port = urlsplit(server.endpoint).port
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10,
+                                      source_address=(source, 0) if source else None)
     try:
         target = parts.path + ("?" + parts.query if parts.query else "")
         all_headers = {"Host": parts.netloc, **(headers or {})}
@@ -130,6 +133,27 @@ def test_sigv2_refuses_vallum_headers(vhost):
     assert "Signature=" in url and _send(vhost, "GET", url)[0] == 200
     status, body = _send(vhost, "GET", url, {"x-vallum-session-level": "UNCLASSIFIED"})
     assert status == 403 and b"x-vallum" in body, body[:300]
+
+
+# ---------------------------------------------------------------- failed-auth lockouts
+
+def test_bad_signatures_never_lock_out_a_valid_signature(vhost):
+    """25 forged requests for the platform root's key (over the limit of 20): the root's
+    own signed requests still succeed, from the attacker's address too; further forgeries
+    from there get SlowDown; from another address they are counted apart."""
+    url = f"{vhost.endpoint}/"
+
+    def signed(secret: str) -> dict[str, str]:
+        return sign_headers("GET", url, {}, hashlib.sha256(b"").hexdigest(), ACCESS_KEY,
+                            secret, REGION, time.time())
+    codes = [_send(vhost, "GET", url, signed("x" * 40), source="127.0.0.3")[0] for _ in range(25)]
+    assert codes[:20] == [403] * 20 and codes[20:] == [503] * 5, codes
+    assert _send(vhost, "GET", url, signed(SECRET_KEY), source="127.0.0.3")[0] == 200
+    assert _send(vhost, "GET", url, signed(SECRET_KEY), source="127.0.0.4")[0] == 200
+    status, body = _send(vhost, "GET", url, signed("y" * 40), source="127.0.0.4")
+    assert status == 403 and b"SignatureDoesNotMatch" in body, body[:300]
+    status, body = _send(vhost, "GET", url, signed("y" * 40), source="127.0.0.3")
+    assert status == 503 and b"SlowDown" in body, body[:300]
 
 
 # ---------------------------------------------------------------- --require-signed-payload

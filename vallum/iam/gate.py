@@ -90,29 +90,32 @@ async def authenticate(services: Any, method: str, raw_path: str, raw_query: str
                        ) -> tuple[sigv4.AuthResult | None, Principal]:
     """Who sent the request (ANONYMOUS when unsigned); raises the S3 error otherwise.
 
+    Failed-authentication limits (iam/limits.py) are consulted only once a request has
+    failed: a valid signature is never refused because of anyone's failures; over the
+    limit, failures are answered SlowDown and no longer counted.
     The IAM lookup reads the store inline: one indexed read, cheaper than a thread hop.
     """
     now = time.time() if now is None else now
     iam = services.iam
     akid, token = credential_of(headers, raw_query)
-    if akid is not None and iam.limiter.blocked(akid, source_ip):
-        raise errors.SlowDown("Too many failed authentication attempts; retry later.")
     resolved = None
-    if akid is not None:
-        try:
-            resolved = iam.identities.resolve(akid, token, now)
-        except sts.TokenExpired:
-            raise errors.ExpiredToken() from None
-        except sts.TokenError as exc:
-            iam.limiter.failed(akid, source_ip)
-            raise errors.InvalidToken(f"The provided token is malformed or otherwise invalid: {exc}") from None
-    secret = resolved[0] if resolved else None
     try:
+        if akid is not None:
+            try:
+                resolved = iam.identities.resolve(akid, token, now)
+            except sts.TokenExpired:
+                raise errors.ExpiredToken() from None
+            except sts.TokenError as exc:
+                raise errors.InvalidToken("The provided token is malformed or otherwise "
+                                          f"invalid: {exc}") from None
+        secret = resolved[0] if resolved else None
         auth = sigv4.authenticate(method, raw_path, raw_query, headers,
                                   lookup_secret=lambda k: secret if k == akid else None,
                                   region=services.config.region, now=now, service=service,
                                   bucket_for_vhost=vhost_bucket(services, raw_path, headers))
-    except (errors.InvalidAccessKeyId, errors.SignatureDoesNotMatch):
+    except (errors.InvalidAccessKeyId, errors.SignatureDoesNotMatch, errors.InvalidToken):
+        if iam.limiter.blocked(akid, source_ip):
+            raise errors.SlowDown("Too many failed authentication attempts; retry later.") from None
         iam.limiter.failed(akid, source_ip)
         raise
     if auth is not None and getattr(services.config, "require_signed_payload", False):
