@@ -22,6 +22,7 @@ from vallum.iam.principal import ANONYMOUS, Principal
 from vallum.s3 import errors, router, sigv2, sigv4
 from vallum.s3.copy_source import HEADER, parse_copy_source
 from vallum.s3.handlers import labels
+from vallum.s3.handlers.tagging import tags_from_header
 
 # Operations whose action names the version when ?versionId= is present.
 VERSIONED_ACTIONS = {
@@ -198,12 +199,12 @@ def condition_keys(request: Any, now: float) -> dict[str, Any]:
         keys["s3:signatureversion"] = "AWS" if auth.mode.endswith("-v2") else "AWS4-HMAC-SHA256"
         keys["s3:authtype"] = ("REST-QUERY-STRING" if auth.mode.startswith("presigned")
                                else "REST-HEADER")
-    tagging = h.get("x-amz-tagging")
-    if tagging:
-        tags = parse_qsl(tagging, keep_blank_values=True)
-        for k, v in tags:
+    # The handler's own parser: tags it would refuse are refused here, before any policy.
+    tags = tags_from_header(h.get("x-amz-tagging"))
+    if tags:
+        for k, v in tags.items():
             keys["s3:requestobjecttag/" + k.lower()] = v
-        keys["s3:requestobjecttagkeys"] = [k for k, _ in tags]
+        keys["s3:requestobjecttagkeys"] = list(tags)
     return keys
 
 
