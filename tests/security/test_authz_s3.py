@@ -105,6 +105,44 @@ def test_delete_objects_of_another_tenant_is_refused_per_key(srv, root, guarded)
     assert owner.s3.get_object(Bucket=bucket, Key="theirs")["Body"].read() == b"x"
 
 
+# ---------------------------------------------------------------- implied actions of a write
+
+@pytest.mark.parametrize("op", ["put", "copy", "multipart"])
+@pytest.mark.parametrize("extra, denied", [
+    ({"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": "2099-01-01T00:00:00Z"},
+     "s3:PutObjectRetention"),
+    ({"ObjectLockLegalHoldStatus": "ON"}, "s3:PutObjectLegalHold"),
+    ({"Tagging": "team=red"}, "s3:PutObjectTagging"),
+    ({"ACL": "public-read"}, "s3:PutObjectAcl"),
+])
+def test_a_write_cannot_do_through_headers_what_its_caller_is_denied(srv, root, op, extra, denied):
+    """A caller denied s3:PutObjectRetention must not make an undeletable object by sending
+    x-amz-object-lock-* on PutObject (nor tags, legal holds, ACLs likewise)."""
+    tenant = Tenant(srv, root)
+    bucket = _name("impl")
+    tenant.s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    tenant.s3.put_object(Bucket=bucket, Key="src", Body=b"s")
+    user = s3_for(srv, *tenant.user(_name("u"), ALLOW_ALL,
+                                    {"Effect": "Deny", "Action": denied, "Resource": "*"}))
+    args = dict(Bucket=bucket, Key="k", **extra)
+    if "Object" in next(iter(extra)):
+        args["ChecksumAlgorithm"] = "SHA256"        # object lock headers need a digest
+    with pytest.raises(ClientError) as exc:
+        if op == "put":
+            user.put_object(Body=b"x", **args)
+        elif op == "copy":
+            args.pop("ChecksumAlgorithm", None)
+            user.copy_object(CopySource=f"{bucket}/src", TaggingDirective="REPLACE", **args)
+        else:
+            args.pop("ChecksumAlgorithm", None)
+            user.create_multipart_upload(**args)
+    assert code(exc) == "AccessDenied"
+    assert [v["Key"] for v in tenant.s3.list_object_versions(Bucket=bucket).get("Versions", [])] \
+        == ["src"]
+    assert not tenant.s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
+    user.put_object(Bucket=bucket, Key="plain", Body=b"x")         # the write itself is allowed
+
+
 # ---------------------------------------------------------------- High 6: copy source
 
 @pytest.fixture(scope="module")

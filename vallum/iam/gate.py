@@ -279,6 +279,27 @@ async def _decide(request: Any, principal: Principal, action: str, resource: str
     return authz.decide(principal, action, resource, ctx)
 
 
+# Writes whose headers also do what another action does (AWS asks for that action too):
+# a caller denied s3:PutObjectRetention must not lock an object through PutObject.
+IMPLIED_BY_HEADERS = frozenset({"PutObject", "CopyObject", "CreateMultipartUpload"})
+_ACL_HEADERS = ("x-amz-acl", "x-amz-grant-read", "x-amz-grant-read-acp", "x-amz-grant-write-acp",
+                "x-amz-grant-full-control")
+
+
+def implied_actions(headers: Any) -> list[str]:
+    """The extra actions a new object's headers perform: tags, retention, legal hold, ACL."""
+    out = []
+    if "x-amz-tagging" in headers:
+        out.append("s3:PutObjectTagging")
+    if "x-amz-object-lock-mode" in headers or "x-amz-object-lock-retain-until-date" in headers:
+        out.append("s3:PutObjectRetention")
+    if "x-amz-object-lock-legal-hold" in headers:
+        out.append("s3:PutObjectLegalHold")
+    if any(name in headers for name in _ACL_HEADERS):
+        out.append("s3:PutObjectAcl")
+    return out
+
+
 # Operations whose request-level check is replaced by one check per object they name
 # (multidelete.py calls authorize_object for every key, as AWS evaluates DeleteObjects).
 PER_OBJECT = frozenset({"DeleteObjects"})
@@ -301,6 +322,12 @@ async def authorize(request: Any, action: str, resource: str) -> authz.Decision:
     decision = await _decide(request, principal, action, resource, bucket, endpoint.key, version_id)
     if decision.allowed and endpoint.name in ("CopyObject", "UploadPartCopy"):
         decision = await _authorize_copy_source(request, principal)
+    if decision.allowed and endpoint.name in IMPLIED_BY_HEADERS:
+        for implied in implied_actions(request.headers):
+            decision = await _decide(request, principal, implied, resource, bucket,
+                                     endpoint.key, None)
+            if not decision.allowed:
+                break
     request.decision_reason = decision.reason      # audited as the deciding rule
     if not decision.allowed:
         raise errors.AccessDenied()
