@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from tests.functional.conftest import code, start_server, stop_server
 from tests.functional.iam_util import Tenant, doc, s3_for
-from tests.functional.test_mac import TS, put
+from tests.functional.test_mac import LABEL, TS, put, with_headers
 from vallum.cli.admin import AdminClient
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),
@@ -279,3 +279,46 @@ def test_mac_refusals_are_audited_as_deny(srv, mac):
            for what, rid in rids.items()}
     assert got == {"read": ("deny", True), "delete": ("deny", True),
                    "overwrite": ("deny", True), "allowed": ("allow", False)}
+
+
+# ---------------------------------------------------------------- lifecycle: a scheduled delete
+
+@pytest.fixture(scope="module")
+def clocked(tmp_path_factory):
+    server = start_server(tmp_path_factory.mktemp("authz-clock") / "data", "--test-clock")
+    yield server
+    stop_server(server)
+
+
+def test_a_low_users_lifecycle_rule_cannot_expire_hidden_objects(clocked):
+    """An uncleared user who may set its bucket's lifecycle must not destroy, through an
+    expiration rule, the TOP SECRET objects it can neither see nor delete."""
+    from tests.functional.test_lifecycle import sweep_at
+    root = AdminClient(clocked.endpoint, clocked.access_key, clocked.secret_key, clocked.region)
+    tenant = Tenant(clocked, root)
+    top_name = _name("top")
+    tenant.admin.call("CreateUser", user=top_name)
+    tenant.admin.call("PutInlinePolicy", kind="user", target=top_name, name="p",
+                      document=doc(ALLOW_ALL))
+    root.call("SetClearance", account=tenant.id, user=top_name, clearance=TS)
+    key = tenant.admin.call("CreateAccessKey", user=top_name)
+    top = s3_for(clocked, key["access_key_id"], key["secret_access_key"])
+    low = s3_for(clocked, *tenant.user(_name("low"), ALLOW_ALL))
+    bucket = _name("lc")
+    low.create_bucket(Bucket=bucket)
+    put(top, bucket, "ts.txt", b"top secret", TS)
+    add = with_headers(top, {LABEL: TS})
+    try:
+        upload = top.create_multipart_upload(Bucket=bucket, Key="ts-upload")["UploadId"]
+    finally:
+        top.meta.events.unregister("before-call.s3", add)
+    low.put_object(Bucket=bucket, Key="low.txt", Body=b"low")
+    low.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [
+        {"ID": "all", "Status": "Enabled", "Filter": {"Prefix": ""},
+         "Expiration": {"Days": 1}, "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]})
+    sweep_at(clocked, 3 * 86400)
+    assert top.get_object(Bucket=bucket, Key="ts.txt")["Body"].read() == b"top secret"
+    assert [u["UploadId"] for u in top.list_multipart_uploads(Bucket=bucket)["Uploads"]] == [upload]
+    with pytest.raises(ClientError) as exc:
+        low.head_object(Bucket=bucket, Key="low.txt")               # the rule did run
+    assert code(exc) == "404"
