@@ -254,6 +254,24 @@ def test_existing_object_tag_does_not_reveal_a_hidden_object(mac):
     assert answers[0] == answers[1] == ("NoSuchKey", 404)
 
 
+def test_a_tag_condition_on_reads_also_holds_for_copies(mac):
+    """Denied GetObject on objects tagged project=x, the low user must not read one by
+    copying it: the copy source's tags are evaluated as for a GET."""
+    top, low, bucket = mac
+    low.put_object(Bucket=bucket, Key="low-tagged", Body=b"need to know",
+                   Tagging="project=x")
+    with pytest.raises(ClientError) as exc:
+        low.get_object(Bucket=bucket, Key="low-tagged")
+    assert code(exc) == "AccessDenied"
+    with pytest.raises(ClientError) as exc:
+        low.copy_object(Bucket=bucket, Key="laundered", CopySource=f"{bucket}/low-tagged",
+                        TaggingDirective="REPLACE")
+    assert code(exc) == "AccessDenied"
+    with pytest.raises(ClientError) as exc:
+        low.head_object(Bucket=bucket, Key="laundered")
+    assert code(exc) == "404"
+
+
 def _audit(srv, bucket: str) -> dict[str, dict]:
     out = subprocess.run([sys.executable, "-m", "vallum", "audit", "export", "--data-dir",
                           str(srv.data_dir), "--bucket", bucket],

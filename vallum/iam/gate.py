@@ -356,7 +356,8 @@ async def authorize_object(request: Any, action: str, key: str,
 
 async def _authorize_copy_source(request: Any, principal: Principal) -> authz.Decision:
     """s3:GetObject(Version) on the source, named by the parser the handler uses too:
-    a value it cannot parse is refused here (InvalidArgument), never waved through."""
+    a value it cannot parse is refused here (InvalidArgument), never waved through. The
+    source's own tags are its s3:ExistingObjectTag keys (a copy is a read of it)."""
     ref = parse_copy_source(request.headers.get(HEADER, ""))
     action = "s3:GetObjectVersion" if ref.version_id is not None else "s3:GetObject"
-    return await _decide(request, principal, action, ref.arn, ref.bucket, None, ref.version_id)
+    return await _decide(request, principal, action, ref.arn, ref.bucket, ref.key, ref.version_id)
