@@ -36,12 +36,17 @@ def serve(
     tls_cert: str = typer.Option(None, "--tls-cert", help="PEM certificate (chain) to serve HTTPS with; needs --tls-key"),
     tls_key: str = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert"),
     audit_witness: str = typer.Option(None, "--audit-witness", help="Send every signed audit checkpoint off-box: file:/path (outside the data dir), syslog:unix:PATH, syslog:udp:HOST:PORT or an http(s) URL [env VALLUM_AUDIT_WITNESS]"),
+    require_signed_payload: bool = typer.Option(
+        False, "--require-signed-payload",
+        help="Refuse SigV2 and unsigned SigV4 payloads (presigned GET/HEAD URLs excepted) "
+             "[env VALLUM_REQUIRE_SIGNED_PAYLOAD]"),
 ) -> None:
     """Run the S3-compatible gateway with the embedded metadata store and local disk."""
     # Everything the server creates (database, blobs, keys, audit log) is private to its user.
     os.umask(0o077)
     try:
-        config = from_env_and_flags(data_dir, address, region, domain, workers)
+        config = from_env_and_flags(data_dir, address, region, domain, workers,
+                                    require_signed_payload=require_signed_payload)
     except ValueError as exc:
         typer.echo(f"vallum serve: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -82,6 +87,8 @@ def serve(
         if audit_key[1]:
             print("New audit signing key: keep its public key or fingerprint OUTSIDE this machine; "
                   "`vallum audit verify --fingerprint` checks the log against it.", flush=True)
+    if config.require_signed_payload:
+        print("Signing:            SigV4 with a signed payload required", flush=True)
     if removed:
         print(f"Removed {removed} leftover blob(s) of interrupted writes.", flush=True)
     os.environ.pop("VALLUM_TLS_CERT", None)      # set again by to_env only when --tls-cert is given

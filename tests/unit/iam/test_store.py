@@ -174,12 +174,14 @@ def test_failure_limiter():
     for t in range(3):
         assert lim.blocked("AK", "1.2.3.4", now=float(t)) is None
         lim.failed("AK", "1.2.3.4", now=float(t))
-    assert lim.blocked("AK", "9.9.9.9", now=3.0) == "key"
+    assert lim.blocked("AK", "1.2.3.4", now=3.0) == "key"
+    # Counted per (key, address): failures elsewhere never lock the key out here.
+    assert lim.blocked("AK", "9.9.9.9", now=3.0) is None
     assert lim.blocked("OTHER", "1.2.3.4", now=3.0) is None
     lim.failed("OTHER", "1.2.3.4", now=3.0)
     lim.failed("OTHER", "1.2.3.4", now=3.0)
     assert lim.blocked("THIRD", "1.2.3.4", now=3.0) == "address"
-    assert lim.blocked("AK", "9.9.9.9", now=20.0) is None          # the window passed
+    assert lim.blocked("AK", "1.2.3.4", now=20.0) is None          # the window passed
 
 
 def test_every_router_operation_maps_to_a_known_action():
