@@ -164,50 +164,51 @@ async def _route(c: Call) -> Response:
         if len(rest) == 1 and method == "GET":
             c.allow("ListJobs", "job")
             return _json(200, {"jobs": compute.list_jobs(who, query.get("state"),
-                                                         int(query.get("limit", "100")))})
+                                                         int(query.get("limit", "100")),
+                                                         c.level)})
         if len(rest) == 2 and method == "GET":
             c.allow("GetJob", "job", rest[1])
-            return _json(200, compute.job(who, rest[1]))
+            return _json(200, compute.job(who, rest[1], c.level))
         if len(rest) == 3 and rest[2] == "tasks" and method == "GET":
             c.allow("GetJob", "job", rest[1])
-            return _json(200, {"tasks": compute.tasks(who, rest[1])})
+            return _json(200, {"tasks": compute.tasks(who, rest[1], c.level)})
         if len(rest) == 3 and rest[2] == "logs" and method == "GET":
             c.allow("GetJobLogs", "job", rest[1])
             return _json(200, await compute.logs(who, rest[1], int(query.get("task", "0")),
-                                                 max(0, int(query.get("offset", "0")))))
+                                                 max(0, int(query.get("offset", "0"))), c.level))
         if len(rest) == 3 and rest[2] == "cancel" and method == "POST":
             c.allow("CancelJob", "job", rest[1])
-            return _json(200, await compute.cancel(who, rest[1]))
+            return _json(200, await compute.cancel(who, rest[1], c.level))
     if area == "jobs" and rest[0] == "triggers":
         if len(rest) == 1 and method == "POST":
             c.allow("CreateTrigger", "trigger")
             return _json(201, await compute.add_trigger(who, doc, c.level))
         if len(rest) == 1 and method == "GET":
             c.allow("ListTriggers", "trigger")
-            return _json(200, {"triggers": compute.list_triggers(who)})
+            return _json(200, {"triggers": compute.list_triggers(who, c.level)})
         if len(rest) == 2 and method == "DELETE":
             c.allow("DeleteTrigger", "trigger", rest[1])
-            await compute.delete_trigger(who, rest[1])
+            await compute.delete_trigger(who, rest[1], c.level)
             return _json(200, {"deleted": rest[1]})
     if area == "functions" and rest[0] == "functions":
         if len(rest) == 1 and method == "GET":
             c.allow("ListFunctions", "function")
-            return _json(200, {"functions": compute.list_functions(who)})
+            return _json(200, {"functions": compute.list_functions(who, c.level)})
         if len(rest) == 2 and method == "PUT":
             c.allow("CreateFunction", "function", rest[1])
             return _json(200, await compute.put_function(who, rest[1], doc, c.level))
         if len(rest) == 2 and method == "GET":
             c.allow("GetFunction", "function", rest[1])
-            return _json(200, compute.function(who, rest[1]))
+            return _json(200, compute.function(who, rest[1], c.level))
         if len(rest) == 2 and method == "DELETE":
             c.allow("DeleteFunction", "function", rest[1])
-            gone = await compute.delete_function(who, rest[1])
+            gone = await compute.delete_function(who, rest[1], c.level)
             return _json(200, {"deleted": rest[1], "triggers_deleted": gone})
         if len(rest) == 3 and rest[2] == "invoke" and method == "POST":
             c.allow("InvokeFunction", "function", rest[1])
             payload = (doc or {}).get("payload") if isinstance(doc, dict) else None
             if query.get("async") in ("1", "true"):
                 key = (doc or {}).get("idempotency_key") if isinstance(doc, dict) else None
-                return _json(202, await compute.invoke_async(who, rest[1], payload, key))
-            return _json(200, {"result": await compute.invoke(who, rest[1], payload)})
+                return _json(202, await compute.invoke_async(who, rest[1], payload, key, c.level))
+            return _json(200, {"result": await compute.invoke(who, rest[1], payload, c.level)})
     return _error(404, "NotFound", f"no {method} {'/'.join(parts)}; see /-/jobs/openapi.json")

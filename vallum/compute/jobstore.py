@@ -285,6 +285,7 @@ def job_doc(row: sqlite3.Row) -> dict[str, Any]:
     doc["depends_on"] = spec.get("depends_on", [])
     doc["output"] = spec.get("output")
     doc["runtime"] = spec.get("runtime")
+    doc["level"] = spec.get("level")
     if row["result"] is not None:
         doc["result"] = json.loads(row["result"])
     return doc

@@ -104,7 +104,13 @@ outbox = sa.Table(
     sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("bucket", sa.Text, nullable=False),
     sa.Column("event", sa.Text, nullable=False),         # one AWS S3 event record (JSON)
+    sa.Column("label", sa.Text),                         # the object's label (MAC); NULL: never delivered
     sa.Column("created", sa.Float, nullable=False),
     sa.Column("done", sa.Integer, nullable=False),
 )
 sa.Index("ix_compute_outbox_pending", outbox.c.done, outbox.c.seq)
+
+# Columns added after a table first shipped: (table, column, SQL type). db.open adds the
+# missing ones to an existing database (CREATE TABLE IF NOT EXISTS leaves old tables as
+# they were).
+ADDED_COLUMNS = (("compute_outbox", "label", "TEXT"),)

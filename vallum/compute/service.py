@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import socket
+import sqlite3
 import tempfile
 import time
 import uuid
@@ -27,7 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from vallum import authz
-from vallum.compute import access, jobstore, levels, metrics, notifications, triggers
+from vallum.compute import (
+    access,
+    jobstore,
+    levels,
+    metrics,
+    notifications,
+    triggers,
+    visibility,
+)
 from vallum.compute import sandbox as sbx
 from vallum.compute.credentials import StaticMinter, STSMinter, principal_doc
 from vallum.compute.db import ComputeDB
@@ -181,8 +190,8 @@ class ComputeService:
             metrics.SUBMITTED.labels(it.kind).inc()
         self.wake.set()
         if batch:
-            return {"jobs": {ref: self.job(principal, jid) for ref, jid in ids.items()}}
-        return self.job(principal, ids["job"])
+            return {"jobs": {ref: self._job_doc(jid) for ref, jid in ids.items()}}
+        return self._job_doc(ids["job"])
 
     async def _prepare(self, principal: Any, ref: str, spec: JobSpec,
                        level: str | None = None) -> jobstore.NewJob:
@@ -201,20 +210,30 @@ class ComputeService:
             await access.check_read(meta, principal, spec.array, "array", spec.level)
             arr = spec.array[5:].split("/", 1)
             prefix = arr[1] if len(arr) > 1 else ""
-            keys = await access.list_prefix(meta, spec.array, self.quota.tasks, spec.level)
+            keys = await access.list_prefix(meta, spec.array, self.quota.tasks, spec.level,
+                                            principal)
             tasks = [(k[len(prefix):] or k, k) for k in keys]
             if not tasks:
                 raise SpecError(f"array: no objects under {spec.array}")
             return jobstore.NewJob(ref, spec, "array", tasks, who)
         return jobstore.NewJob(ref, spec, "job", [("", None)], who)
 
-    def _visible(self, principal: Any, account: str) -> bool:
-        return principal.is_root or principal.account == account
+    def _visible(self, principal: Any, row: Any, reader: Any) -> bool:
+        """Same account (or the root), and made at a level the caller's session level
+        dominates: a job above it, its tasks' names, counts and logs do not exist for it."""
+        return ((principal.is_root or principal.account == row["account"])
+                and levels.sees(reader, json.loads(row["spec"]).get("level")))
 
-    def job(self, principal: Any, job_id: str) -> dict[str, Any]:
+    def job(self, principal: Any, job_id: str, level: str | None = None) -> dict[str, Any]:
+        """A job's status as ``principal`` at session ``level`` may see it (else NoSuchJob)."""
         rows = self.db.query("SELECT * FROM compute_jobs WHERE id=?", (job_id,))
-        if not rows or not self._visible(principal, rows[0]["account"]):
+        if not rows or not self._visible(principal, rows[0],
+                                         levels.reader_level(principal, level)):
             raise SpecError(f"no such job {job_id}", "NoSuchJob", 404)
+        return self._job_doc(job_id)
+
+    def _job_doc(self, job_id: str) -> dict[str, Any]:
+        rows = self.db.query("SELECT * FROM compute_jobs WHERE id=?", (job_id,))
         doc = jobstore.job_doc(rows[0])
         counts = dict(self.db.reader().execute(
             "SELECT state, count(*) FROM compute_tasks WHERE job_id=? GROUP BY state",
@@ -223,7 +242,9 @@ class ComputeService:
                         ("QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT")}
         return doc
 
-    def list_jobs(self, principal: Any, state: str | None, limit: int) -> list[dict[str, Any]]:
+    def list_jobs(self, principal: Any, state: str | None, limit: int,
+                  level: str | None = None) -> list[dict[str, Any]]:
+        reader = levels.reader_level(principal, level)
         sql, params = "SELECT * FROM compute_jobs WHERE 1=1", []
         if not principal.is_root:
             sql += " AND account=?"
@@ -231,31 +252,40 @@ class ComputeService:
         if state:
             sql += " AND state=?"
             params.append(state)
-        sql += " ORDER BY seq DESC LIMIT ?"
-        params.append(max(1, min(limit, 1000)))
-        return [jobstore.job_doc(r) for r in self.db.query(sql, params)]
+        sql += " ORDER BY seq DESC"
+        limit = max(1, min(limit, 1000))
+        out: list[dict[str, Any]] = []
+        conn = self.db.reader()
+        conn.row_factory = sqlite3.Row
+        for row in conn.execute(sql, params):
+            if self._visible(principal, row, reader):
+                out.append(jobstore.job_doc(row))
+                if len(out) == limit:
+                    break
+        return out
 
-    def tasks(self, principal: Any, job_id: str) -> list[dict[str, Any]]:
-        self.job(principal, job_id)
+    def tasks(self, principal: Any, job_id: str, level: str | None = None) -> list[dict[str, Any]]:
+        self.job(principal, job_id, level)
         rows = self.db.query("SELECT idx, name, input, state, attempts, started, finished, "
                              "exit_code, reason FROM compute_tasks WHERE job_id=? ORDER BY idx",
                              (job_id,))
         return [dict(r) for r in rows]
 
-    async def cancel(self, principal: Any, job_id: str) -> dict[str, Any]:
-        self.job(principal, job_id)
+    async def cancel(self, principal: Any, job_id: str, level: str | None = None) -> dict[str, Any]:
+        self.job(principal, job_id, level)
         ok, running, _ = await self.db.write(lambda c: jobstore.cancel_job(c, job_id, time.time()))
         for seq in running:
             if seq in self.running:
                 self.running[seq].cancel.set()
         self.wake.set()
-        doc = self.job(principal, job_id)
+        doc = self._job_doc(job_id)
         doc["cancelled"] = ok
         return doc
 
-    async def logs(self, principal: Any, job_id: str, idx: int, offset: int) -> dict[str, Any]:
+    async def logs(self, principal: Any, job_id: str, idx: int, offset: int,
+                   level: str | None = None) -> dict[str, Any]:
         """Live from the running task's log file, else from the stored log object."""
-        job = self.job(principal, job_id)
+        job = self.job(principal, job_id, level)
         row = self.db.query("SELECT seq, name, state FROM compute_tasks WHERE job_id=? AND idx=?",
                             (job_id, idx))
         if not row:
@@ -476,23 +506,43 @@ class ComputeService:
 
         await self.db.write(tx)
         self.functions.retire(principal.account, name)
-        return self.function(principal, name)
+        return _function_doc(self._function_row(principal.account, name))
 
-    def function(self, principal: Any, name: str) -> dict[str, Any]:
+    def _seen_function(self, principal: Any, name: str, level: str | None) -> Any:
+        """The function row, when made at a level the caller's session level dominates;
+        one above it does not exist for the caller (NoSuchFunction)."""
         row = self._function_row(principal.account, name)
-        return {"name": row["name"], "account": row["account"], "owner": row["owner"],
-                "revision": row["revision"], "created": row["created"],
-                "spec": json.loads(row["spec"])}
+        if not levels.sees(levels.reader_level(principal, level), _level_of(row)):
+            raise SpecError(f"no such function {name!r}", "NoSuchFunction", 404)
+        return row
 
-    def list_functions(self, principal: Any) -> list[dict[str, Any]]:
-        rows = self.db.query("SELECT name FROM compute_functions WHERE account=? ORDER BY name",
+    def _invocable(self, principal: Any, name: str, level: str | None) -> Any:
+        """An invocation carries the payload in and the result out, so the caller's session
+        level must equal the function's: above it would write down, below it read up."""
+        row = self._seen_function(principal, name, level)
+        mine = levels.label(levels.job_level(principal, level))
+        theirs = levels.label(_level_of(row))
+        if not theirs.dominates(mine):
+            raise SpecError(f"function {name!r} runs at {theirs.banner()}, below your session "
+                            f"level {mine.banner()} (no write down)", "AccessDenied", 403)
+        if not mine.dominates(theirs):
+            raise SpecError(f"no such function {name!r}", "NoSuchFunction", 404)
+        return row
+
+    def function(self, principal: Any, name: str, level: str | None = None) -> dict[str, Any]:
+        return _function_doc(self._seen_function(principal, name, level))
+
+    def list_functions(self, principal: Any, level: str | None = None) -> list[dict[str, Any]]:
+        reader = levels.reader_level(principal, level)
+        rows = self.db.query("SELECT * FROM compute_functions WHERE account=? ORDER BY name",
                              (principal.account,))
-        return [self.function(principal, r["name"]) for r in rows]
+        return [_function_doc(r) for r in rows if levels.sees(reader, _level_of(r))]
 
-    async def delete_function(self, principal: Any, name: str) -> list[str]:
+    async def delete_function(self, principal: Any, name: str,
+                              level: str | None = None) -> list[str]:
         """Delete the function, its object triggers and the bucket-notification entries
         that target it, in one transaction; returns the ids of the triggers removed."""
-        self._function_row(principal.account, name)
+        self._seen_function(principal, name, level)
         account = principal.account
         try:
             removed = await self.db.write(lambda c: notifications.delete_function(c, account, name))
@@ -502,8 +552,9 @@ class ComputeService:
         self.functions.retire(account, name)
         return removed
 
-    async def invoke(self, principal: Any, name: str, payload: Any) -> Any:
-        row = self._function_row(principal.account, name)
+    async def invoke(self, principal: Any, name: str, payload: Any,
+                     level: str | None = None) -> Any:
+        row = self._invocable(principal, name, level)
         spec = FunctionSpec.from_json(json.loads(row["spec"]))
         t0 = time.perf_counter()
         outcome = "ok"
@@ -518,15 +569,17 @@ class ComputeService:
             metrics.INVOKE.labels(outcome).observe(time.perf_counter() - t0)
 
     async def invoke_async(self, principal: Any, name: str, payload: Any,
-                           idempotency_key: str | None = None) -> dict[str, Any]:
-        self._function_row(principal.account, name)
+                           idempotency_key: str | None = None,
+                           level: str | None = None) -> dict[str, Any]:
+        row = self._invocable(principal, name, level)
         spec = triggers.invocation_spec(name, payload, idempotency_key)
+        spec.level = _level_of(row)
         item = jobstore.NewJob("job", spec, "function", [("", None)])
         ids = await self.db.write(lambda c: jobstore.insert_jobs(
             c, principal.account, principal.arn, [item], time.time(), principal_doc(principal)))
         metrics.SUBMITTED.labels("function").inc()
         self.wake.set()
-        return self.job(principal, ids["job"])
+        return self._job_doc(ids["job"])
 
     # ------------------------------------------------------------ triggers and events
     def reload_triggers(self) -> None:
@@ -536,12 +589,13 @@ class ComputeService:
     def has_triggers(self, bucket: str) -> bool:
         return bucket in self.trigger_buckets
 
-    async def enqueue_event(self, bucket: str, record: dict[str, Any]) -> None:
-        """Durable before the write is acknowledged (the caller awaits this)."""
+    async def enqueue_event(self, bucket: str, record: dict[str, Any], label: str) -> None:
+        """Durable before the write is acknowledged (the caller awaits this). ``label``: the
+        object's, so only triggers whose principal may read it receive the event."""
         text = json.dumps(record)
         await self.db.write(lambda c: c.execute(
-            "INSERT INTO compute_outbox (bucket, event, created, done) VALUES (?,?,?,0)",
-            (bucket, text, time.time())))
+            "INSERT INTO compute_outbox (bucket, event, label, created, done) VALUES (?,?,?,?,0)",
+            (bucket, text, label, time.time())))
         metrics.EVENTS.labels(record["eventName"]).inc()
         self.events_wake.set()
 
@@ -551,13 +605,20 @@ class ComputeService:
         self.reload_triggers()
         return triggers.doc(row)
 
-    def list_triggers(self, principal: Any) -> list[dict[str, Any]]:
+    def list_triggers(self, principal: Any, level: str | None = None) -> list[dict[str, Any]]:
+        reader = levels.reader_level(principal, level)
         rows = self.db.query("SELECT * FROM compute_triggers WHERE account=? ORDER BY created",
                              (principal.account,))
-        return [triggers.doc(dict(r)) for r in rows]
+        return [triggers.doc(dict(r)) for r in rows
+                if levels.sees(reader, triggers.level_of(dict(r)))]
 
-    async def delete_trigger(self, principal: Any, trigger_id: str) -> None:
-        n = await self.db.write(lambda c: c.execute(
+    async def delete_trigger(self, principal: Any, trigger_id: str,
+                             level: str | None = None) -> None:
+        rows = self.db.query("SELECT * FROM compute_triggers WHERE id=? AND account=?",
+                             (trigger_id, principal.account))
+        seen = bool(rows) and levels.sees(levels.reader_level(principal, level),
+                                          triggers.level_of(dict(rows[0])))
+        n = seen and await self.db.write(lambda c: c.execute(
             "DELETE FROM compute_triggers WHERE id=? AND account=?",
             (trigger_id, principal.account)).rowcount)
         if not n:
@@ -592,7 +653,7 @@ class ComputeService:
         while True:
             self.events_wake.clear()
             try:
-                n = await self.db.write(lambda c: triggers.dispatch(c, time.time()))
+                n = await self._dispatch_once()
                 if n:
                     self.wake.set()
                     continue
@@ -609,7 +670,7 @@ class ComputeService:
     async def _cron_loop(self) -> None:
         while True:
             try:
-                n = await self.db.write(lambda c: triggers.run_due_crons(c, time.time()))
+                n = await self._run_due_crons()
                 if n:
                     self.wake.set()
             except asyncio.CancelledError:
@@ -617,6 +678,48 @@ class ComputeService:
             except Exception:
                 log.exception("cron pass failed")
             await asyncio.sleep(1.0)
+
+    async def _dispatch_once(self) -> int:
+        """One batch of outbox events: each trigger match is delivered only when both the
+        trigger's principal and the function's may read the object (MAC, then IAM)."""
+        seqs, found = triggers.pending(self.db.reader())
+        if not seqs:
+            return 0
+        viewers: dict[str, visibility.Viewer] = {}
+        allowed = []
+        for d in found:
+            ok = True
+            for doc in (d.trigger["principal"], d.trigger["fn_principal"]):
+                if doc not in viewers:
+                    viewers[doc] = visibility.Viewer(self.services, json.loads(doc))
+                ok = ok and await viewers[doc].may_read(d.bucket, d.key, d.label)
+            if ok:
+                allowed.append(d)
+        return await self.db.write(lambda c: triggers.deliver(c, seqs, allowed, time.time()))
+
+    async def _run_due_crons(self) -> int:
+        """Submit the due scheduled jobs; an array job expands its prefix as its principal
+        (at its level, through IAM), so hidden keys never become task names."""
+        n = 0
+        for row in triggers.due_crons(self.db.reader(), time.time()):
+            spec = triggers.cron_spec(row)
+            tasks: list[tuple[str, str | None]] | None = None
+            if spec.array:
+                viewer = visibility.Viewer(self.services, json.loads(row["principal"]))
+                prefix = spec.array[5:].partition("/")[2]
+                keys: list[str] = []
+                if viewer.principal is not None:
+                    try:
+                        keys = await access.list_prefix(self.services.meta, spec.array,
+                                                        self.quota.tasks, spec.level,
+                                                        viewer.principal)
+                    except SpecError as exc:
+                        log.warning("cron %s: %s", row["id"], exc.message)
+                tasks = [(k[len(prefix):] or k, k) for k in keys]
+            now = time.time()
+            n += await self.db.write(lambda c, row=row, spec=spec, tasks=tasks, now=now:
+                                     triggers.start_cron(c, row, spec, tasks, now))
+        return n
 
     async def _heartbeat_loop(self) -> None:
         while True:
@@ -644,6 +747,17 @@ class ComputeService:
                 raise
             except Exception:
                 log.exception("heartbeat failed")
+
+
+def _level_of(function_row: Any) -> str | None:
+    """The session level a function runs at (None: the lowest)."""
+    return json.loads(function_row["principal"]).get("level")
+
+
+def _function_doc(row: Any) -> dict[str, Any]:
+    return {"name": row["name"], "account": row["account"], "owner": row["owner"],
+            "revision": row["revision"], "created": row["created"],
+            "level": _level_of(row), "spec": json.loads(row["spec"])}
 
 
 def scratch_dir(data_dir: Path) -> Path:
