@@ -113,6 +113,10 @@ def test_array_jobs_and_listings_do_not_show_hidden_keys_or_jobs(world):
         with pytest.raises(VallumError) as exc:
             call(job["id"])
         assert (exc.value.status, exc.value.code) == (404, "NoSuchJob")
+    with pytest.raises(VallumError) as exc:              # nor can a job depend on it
+        world.low.submit({"runtime": "command", "command": ["true"], "depends_on": [job["id"]],
+                          "output": f"s3://{b}/low-out/"})
+    assert exc.value.message == f"depends_on: no such job {job['id']!r}"
     # The low user's own array job over the same prefix sees only what it may read.
     mine = world.low.submit({"runtime": "command", "command": ["true"],
                              "array": f"s3://{b}/arr/", "output": f"s3://{b}/low-out/"})

@@ -180,6 +180,12 @@ class ComputeService:
         items: list[jobstore.NewJob] = []
         for ref, d in docs.items():
             spec = parse_job(d, self.quota)
+            for dep in spec.depends_on:      # a job above the caller's level does not exist
+                if dep not in docs:
+                    try:
+                        self.job(principal, dep, level)
+                    except SpecError:
+                        raise SpecError(f"depends_on: no such job {dep!r}") from None
             items.append(await self._prepare(principal, ref, spec, level))
         jobstore.check_refs(items)
         now = time.time()
