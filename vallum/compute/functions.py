@@ -127,9 +127,11 @@ class Worker:
     _ids = itertools.count(1)
 
     def __init__(self, key: tuple[str, str, int], proc: asyncio.subprocess.Process,
-                 scratch: sbx.Scratch, secrets: list[str], box: sbx.Sandbox) -> None:
+                 scratch: sbx.Scratch, secrets: list[str], box: sbx.Sandbox,
+                 creds: Any = None, revoke: Any = None) -> None:
         self.key, self.proc, self.scratch, self.secrets = key, proc, scratch, secrets
         self.box = box
+        self.creds, self._revoke = creds, revoke      # network: its key dies with it
         self._stopped = False
         self.last_used = time.monotonic()
         self.served = 0
@@ -158,6 +160,8 @@ class Worker:
         if self._stopped:
             return
         self._stopped = True
+        if self.creds is not None and self._revoke is not None:
+            await self._revoke(self.creds)
         sbx.kill_group(self.proc.pid)
         try:
             await asyncio.wait_for(self.proc.wait(), 5)
@@ -178,11 +182,13 @@ def _tail(path: Path, n: int = 2000) -> str:
 class FunctionPool:
     """Warm workers by (account, name, revision); at most ``max_workers`` per function."""
 
-    def __init__(self, box: sbx.Sandbox, scratch_base: Path, stage_code, mint) -> None:
+    def __init__(self, box: sbx.Sandbox, scratch_base: Path, stage_code, mint,
+                 revoke) -> None:
         self.box = box
         self.scratch_base = scratch_base
         self.stage_code = stage_code      # async (spec, code_dir, principal) -> None
         self.mint = mint                  # (principal, JobSpec, duration) -> TaskCredentials
+        self.revoke = revoke              # async (*TaskCredentials) -> None: when a worker stops
         self.idle: dict[tuple[str, str, int], list[Worker]] = {}
         self.busy: dict[tuple[str, str, int], int] = {}
         self.cond = asyncio.Condition()
@@ -260,12 +266,13 @@ class FunctionPool:
         except BaseException:
             self.box.release_uid(uid)
             raise
+        creds = None
         try:
             await self.stage_code(spec, scratch.code, principal)
             env = self.box.env_paths(scratch)
             env.update(spec.env)
             secrets: list[str] = []
-            if spec.network:
+            if spec.network:        # valid while this worker lives: revoked by Worker.stop
                 creds = self.mint(principal, spec.as_job(), 43200)
                 env.update(creds.env())
                 secrets = creds.secrets()
@@ -283,7 +290,7 @@ class FunctionPool:
                     stderr=logf, env=env, cwd=str(scratch.work), start_new_session=True)
             finally:
                 logf.close()
-            worker = Worker(key, proc, scratch, secrets, self.box)
+            worker = Worker(key, proc, scratch, secrets, self.box, creds, self.revoke)
             worker.idle_s = spec.idle_s
             self.started += 1
             assert proc.stdout is not None
@@ -295,6 +302,8 @@ class FunctionPool:
                 raise FunctionError(hello.get("error") or {"type": "Error", "message": "?"})
             return worker
         except BaseException:
+            if creds is not None:
+                await self.revoke(creds)
             sbx.remove_scratch(scratch)
             self.box.release_uid(uid)
             raise

@@ -110,6 +110,14 @@ outbox = sa.Table(
 )
 sa.Index("ix_compute_outbox_pending", outbox.c.done, outbox.c.seq)
 
+# Task credentials that ended before they expire: refused on every request (gate.py asks
+# ComputeService.revoked); a row goes once the credentials would have expired anyway.
+revoked = sa.Table(
+    "compute_revoked", metadata,
+    sa.Column("akid", sa.Text, primary_key=True),
+    sa.Column("until", sa.Float, nullable=False),        # the credentials' own expiry
+)
+
 # Columns added after a table first shipped: (table, column, SQL type). db.open adds the
 # missing ones to an existing database (CREATE TABLE IF NOT EXISTS leaves old tables as
 # they were).

@@ -34,6 +34,7 @@ from vallum.compute import (
     levels,
     metrics,
     notifications,
+    revocations,
     triggers,
     visibility,
 )
@@ -42,6 +43,7 @@ from vallum.compute.credentials import StaticMinter, STSMinter, principal_doc
 from vallum.compute.db import ComputeDB
 from vallum.compute.executors import make_executor
 from vallum.compute.functions import FunctionError, FunctionPool, FunctionSpec, parse_function
+from vallum.compute.revocations import Revocations
 from vallum.compute.runner import (
     TaskBundle,
     TaskResult,
@@ -66,6 +68,7 @@ class Running:
     started: float = field(default_factory=time.time)
     scratch: sbx.Scratch | None = None
     secrets: list[str] = field(default_factory=list)
+    creds: Any = None            # this attempt's TaskCredentials, revoked when it ends
 
 
 class ComputeService:
@@ -83,11 +86,11 @@ class ComputeService:
         self.minter = STSMinter(services.iam) if services.iam is not None else StaticMinter(
             services.root.access_key, services.root.secret_key)
         self.executor = make_executor(executor_url, self.box, self.scratch_base)
+        self.revocations = Revocations(self.db)
         self.functions = FunctionPool(self.box, self.scratch_base, self._stage_function_code,
-                                      self.minter.mint)
+                                      self.minter.mint, self.revocations.revoke)
         self.lease = f"{socket.gethostname()}|{os.getpid()}|{uuid.uuid4().hex[:8]}"
         self.running: dict[int, Running] = {}
-        self._creds: dict[str, Any] = {}          # job id -> TaskCredentials
         self._mean_service = 1.0                  # seconds per attempt (moving average)
         self._observed_at = time.time()
         self.wake = asyncio.Event()
@@ -119,12 +122,15 @@ class ComputeService:
 
     async def stop(self) -> None:
         self._stopping = True
+        live = [r.creds for r in self.running.values() if r.creds is not None]
         for t in self._loops:
             t.cancel()
         for t in list(self._tasks):
             t.cancel()        # kills the sandboxes; tasks stay RUNNING and are requeued on start
         await asyncio.gather(*self._loops, *self._tasks, return_exceptions=True)
         await self.functions.close()
+        if live:              # the killed tasks' keys die with them (a retry mints new ones)
+            await self.revocations.revoke(*live)
         await self.executor.close()
         await asyncio.to_thread(self.db.close)
         shutil.rmtree(self.scratch_base, ignore_errors=True)
@@ -280,9 +286,7 @@ class ComputeService:
     async def cancel(self, principal: Any, job_id: str, level: str | None = None) -> dict[str, Any]:
         self.job(principal, job_id, level)
         ok, running, _ = await self.db.write(lambda c: jobstore.cancel_job(c, job_id, time.time()))
-        for seq in running:
-            if seq in self.running:
-                self.running[seq].cancel.set()
+        await self._stop_tasks([seq for seq in running if seq in self.running])
         self.wake.set()
         doc = self._job_doc(job_id)
         doc["cancelled"] = ok
@@ -388,8 +392,12 @@ class ComputeService:
             if result.state in ("FAILED", "TIMED_OUT"):
                 metrics.FAILURES.labels(runtime, result.state.lower()).inc()
             payload = getattr(result, "payload", None)
+            creds = self.running[c.seq].creds
+            self.revocations.note(creds)        # the attempt is over: so are its credentials
 
-            def tx(conn, c=c, result=result, now=now, retry_at=retry_at, payload=payload):
+            def tx(conn, c=c, result=result, now=now, retry_at=retry_at, payload=payload,
+                   creds=creds):
+                revocations.insert(conn, creds)
                 jobstore.finish_task(conn, c.seq, result.state, result.exit_code, result.reason,
                                      now, retry_at, payload)
                 if self._stopping:
@@ -418,7 +426,10 @@ class ComputeService:
         try:
             if c.spec.runtime == "function":
                 return await self._run_function_task(c)
-            creds = self._credentials(c)
+            # Minted per attempt and revoked when it ends (_execute): never shared, never
+            # outliving the task (the expiry is only a backstop).
+            creds = self.minter.mint(c.principal, c.spec, int(c.spec.resources.wall_time_s) + 120)
+            run.creds = creds
             run.secrets = creds.secrets()
             bundle = TaskBundle(c.job_id, c.idx, c.name, c.attempt, c.spec.to_json(), c.input,
                                 self.endpoint, self.region, creds.__dict__,
@@ -436,17 +447,18 @@ class ComputeService:
             log.exception("task %s/%s failed internally", c.job_id, c.idx)
             return TaskResult("FAILED", None, f"internal error: {exc}")
 
-    def _credentials(self, c: jobstore.Claimed):
-        """A job's scoped credentials, minted once and shared by its tasks while they last
-        (same scope for every task; one mint and one warm S3 client per job, not per task)."""
-        wall = c.spec.resources.wall_time_s
-        hit = self._creds.get(c.job_id)
-        if hit is None or hit.expires - time.time() < wall + 120:
-            hit = self.minter.mint(c.principal, c.spec, int(wall) + 900)
-            if len(self._creds) >= 1024:
-                self._creds.clear()
-            self._creds[c.job_id] = hit
-        return hit
+    async def _stop_tasks(self, seqs: list[int]) -> None:
+        """Cancel running tasks of this process: their keys are refused from now on (before
+        the sandbox is even gone), then the sandboxes are stopped."""
+        creds = [self.running[s].creds for s in seqs if self.running[s].creds is not None]
+        if creds:
+            await self.revocations.revoke(*creds)
+        for seq in seqs:
+            self.running[seq].cancel.set()
+
+    def revoked(self, akid: str) -> bool:
+        """Has this temporary key's task ended (gate.py asks on every signed request)?"""
+        return self.revocations.revoked(akid)
 
     # ------------------------------------------------------------ functions
     def _function_row(self, account: str, name: str) -> Any:
@@ -466,7 +478,10 @@ class ComputeService:
             client = Client(self.endpoint, creds.access_key_id, creds.secret_access_key,
                             session_token=creds.session_token, region=self.region,
                             verify=gateway_tls(self.ca_bundle) if self.ca_bundle else True)
-            await _io(_stage, client, spec.code_uri, code_dir)
+            try:
+                await _io(_stage, client, spec.code_uri, code_dir)
+            finally:
+                await self.revocations.revoke(creds)
 
     async def _run_function_task(self, c: jobstore.Claimed) -> TaskResult:
         row = self._function_row(c.account, c.spec.function or "")
@@ -735,17 +750,17 @@ class ComputeService:
 
                 def tx(conn, now=now) -> list[tuple[int, str]]:
                     jobstore.heartbeat(conn, self.lease, now)
+                    revocations.purge(conn, now)
                     return jobstore.recover(conn, now, now - LEASE_TTL, self._live_leases(conn))
 
                 if await self.db.write(tx):
                     self.wake.set()
                 if self.running:
-                    for (seq,) in self.db.reader().execute(
-                            "SELECT t.seq FROM compute_tasks t JOIN compute_jobs j ON "
-                            "j.id=t.job_id WHERE t.lease=? AND t.state='RUNNING' AND "
-                            "j.state='CANCELLED'", (self.lease,)).fetchall():
-                        if seq in self.running:
-                            self.running[seq].cancel.set()
+                    await self._stop_tasks([seq for (seq,) in self.db.reader().execute(
+                        "SELECT t.seq FROM compute_tasks t JOIN compute_jobs j ON "
+                        "j.id=t.job_id WHERE t.lease=? AND t.state='RUNNING' AND "
+                        "j.state='CANCELLED'", (self.lease,)).fetchall()
+                        if seq in self.running and not self.running[seq].cancel.is_set()])
                 queued = self.db.reader().execute(
                     "SELECT count(*) FROM compute_tasks WHERE state='QUEUED'").fetchone()[0]
                 metrics.QUEUE_LENGTH.set(queued)

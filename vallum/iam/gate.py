@@ -93,6 +93,8 @@ async def authenticate(services: Any, method: str, raw_path: str, raw_query: str
         except sts.TokenError as exc:
             iam.limiter.failed(akid, source_ip)
             raise errors.InvalidToken(f"The provided token is malformed or otherwise invalid: {exc}") from None
+        if resolved and getattr(services, "compute", None) and services.compute.revoked(akid):
+            raise errors.ExpiredToken()          # a compute task's key: its task has ended
     secret = resolved[0] if resolved else None
     try:
         auth = sigv4.authenticate(method, raw_path, raw_query, headers,
