@@ -214,7 +214,7 @@ def test_idempotency_key_returns_the_same_job(api, bucket):
     ({"runtime": "python"}, 400, "InvalidSpec", "exactly one of"),
     ({"runtime": "command", "command": []}, 400, "InvalidSpec", "argv"),
     ({"runtime": "python", "code": "", "resources": {"memory_mb": 10 ** 9}}, 403,
-     "QuotaExceeded", "quota"),
+     "QuotaExceeded", "resources.memory_mb 1000000000 is over the platform limit of 8192"),
     ({"runtime": "python", "code": "", "resources": {"cpu": 10 ** 4}}, 400, "InvalidSpec", "cpu"),
     ({"runtime": "python", "code": "", "env": {"AWS_SECRET_ACCESS_KEY": "x"}}, 400,
      "InvalidSpec", "reserved"),

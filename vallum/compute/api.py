@@ -7,6 +7,8 @@
     GET    /-/jobs/v1/jobs/{id}/logs?task=&offset=   log text from offset (live while running)
     POST   /-/jobs/v1/jobs/{id}/cancel
     POST   /-/jobs/v1/triggers, GET /-/jobs/v1/triggers, DELETE /-/jobs/v1/triggers/{id}
+    GET    /-/jobs/v1/quotas/{account}          platform limits, account quota, effective
+    PUT    /-/jobs/v1/quotas/{account}          {knob: value} (the platform root only)
     PUT    /-/functions/v1/functions/{name}     create or update
     GET    /-/functions/v1/functions[/{name}], DELETE /-/functions/v1/functions/{name}
     POST   /-/functions/v1/functions/{name}/invoke[?async=1]   {"payload": ...}
@@ -17,7 +19,8 @@ Errors are {"error": {"code", "message"}} with a 4xx/5xx status.
 Every call needs its IAM permission, ``vallum:<Action>`` on
 ``arn:vallum:compute::ACCOUNT:{job|function|trigger}/NAME`` (SubmitJob, ListJobs,
 GetJob, GetJobLogs, CancelJob, CreateFunction, GetFunction, ListFunctions,
-DeleteFunction, InvokeFunction, CreateTrigger, ListTriggers, DeleteTrigger): the
+DeleteFunction, InvokeFunction, CreateTrigger, ListTriggers, DeleteTrigger, GetQuota,
+PutQuota): the
 root and account admins hold them through their policies; other users need a grant,
 and a task's scoped credentials hold none (a job cannot submit jobs).
 """
@@ -179,6 +182,13 @@ async def _route(c: Call) -> Response:
         if len(rest) == 3 and rest[2] == "cancel" and method == "POST":
             c.allow("CancelJob", "job", rest[1])
             return _json(200, await compute.cancel(who, rest[1], c.level))
+    if area == "jobs" and rest[0] == "quotas" and len(rest) == 2:
+        if method == "GET":
+            c.allow("GetQuota", "quota", rest[1])
+            return _json(200, compute.quota_doc(who, rest[1]))
+        if method == "PUT":
+            c.allow("PutQuota", "quota", rest[1])
+            return _json(200, await compute.put_quota(who, rest[1], doc))
     if area == "jobs" and rest[0] == "triggers":
         if len(rest) == 1 and method == "POST":
             c.allow("CreateTrigger", "trigger")

@@ -105,13 +105,15 @@ def parse_function(doc: Any, quota: Quota) -> FunctionSpec:
     spec.env = dict(env)
     spec.resources = parse_resources(doc.get("resources"), quota)
     spec.network = bool(doc.get("network", False))
-    for name, lo, hi in (("timeout_s", 0.1, quota.wall_time_s), ("idle_s", 0, 86400),
+    for name, lo, hi in (("timeout_s", 0.1, 1e9), ("idle_s", 0, 86400),
                          ("max_workers", 1, 256)):
         if name in doc:
             v = doc[name]
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
                 raise SpecError(f"{name} must be a number between {lo:g} and {hi:g}")
             setattr(spec, name, type(getattr(spec, name))(v))
+    quota.check("timeout_s", "wall_time_s", spec.timeout_s)
+    quota.check("max_workers", "concurrency", spec.max_workers)    # each worker is a task
     for uri in doc.get("inputs") or []:
         parse_uri(uri, "inputs")
     spec.inputs = list(doc.get("inputs") or [])

@@ -112,12 +112,19 @@ def check_refs(items: list[NewJob]) -> None:
         raise SpecError(str(exc), "CyclicDependency") from None
 
 
-def claim(conn: sqlite3.Connection, lease: str, now: float, free: int) -> list[Claimed]:
+def claim(conn: sqlite3.Connection, lease: str, now: float, free: int,
+          concurrency: tuple[int, dict[str, int]] | None = None) -> list[Claimed]:
     """Move up to ``free`` runnable tasks to RUNNING under ``lease``; FIFO by job, bounded
-    by each job's parallelism."""
+    by each job's parallelism and by each account's running-task limit (``concurrency``:
+    the platform's, and the accounts with a lower quota; quotas.concurrency)."""
     if free <= 0:
         return []
     out: list[Claimed] = []
+    running_by: dict[str, int] = {}
+    if concurrency is not None:
+        running_by = dict(conn.execute(
+            "SELECT j.account, count(*) FROM compute_tasks t JOIN compute_jobs j ON "
+            "j.id=t.job_id WHERE t.state='RUNNING' GROUP BY j.account").fetchall())
     jobs = conn.execute(
         "SELECT id, spec, parallelism, account, owner, kind, state, tasks_total, principal "
         "FROM compute_jobs "
@@ -130,6 +137,11 @@ def claim(conn: sqlite3.Connection, lease: str, now: float, free: int) -> list[C
             running = conn.execute("SELECT count(*) FROM compute_tasks WHERE job_id=? AND "
                                    "state='RUNNING'", (job_id,)).fetchone()[0]
             n = min(n, parallelism - running)
+            if n <= 0:
+                continue
+        if concurrency is not None:
+            limit = concurrency[1].get(account, concurrency[0])
+            n = min(n, limit - running_by.get(account, 0))
             if n <= 0:
                 continue
         rows = conn.execute(
@@ -145,6 +157,7 @@ def claim(conn: sqlite3.Connection, lease: str, now: float, free: int) -> list[C
         if state == QUEUED:
             conn.execute("UPDATE compute_jobs SET state='RUNNING', started=? WHERE id=?",
                          (now, job_id))
+        running_by[account] = running_by.get(account, 0) + len(rows)
         for seq, idx, name, inp, attempts, ready in rows:
             out.append(Claimed(seq, job_id, idx, name, inp, attempts + 1, account, owner, kind,
                                spec, total, json.loads(who), ready))

@@ -118,6 +118,15 @@ revoked = sa.Table(
     sa.Column("until", sa.Float, nullable=False),        # the credentials' own expiry
 )
 
+# Account quotas set by the platform root: each knob lowers the platform limit
+# (spec.LIMITS) for that account's jobs and functions.
+quotas = sa.Table(
+    "compute_quotas", metadata,
+    sa.Column("account", sa.Text, primary_key=True),
+    sa.Column("limits", sa.Text, nullable=False),        # JSON {knob: value}
+    sa.Column("updated", sa.Float, nullable=False),
+)
+
 # Columns added after a table first shipped: (table, column, SQL type). db.open adds the
 # missing ones to an existing database (CREATE TABLE IF NOT EXISTS leaves old tables as
 # they were).

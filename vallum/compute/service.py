@@ -34,6 +34,7 @@ from vallum.compute import (
     levels,
     metrics,
     notifications,
+    quotas,
     revocations,
     triggers,
     visibility,
@@ -184,8 +185,9 @@ class ComputeService:
         if not isinstance(docs, dict) or not docs:
             raise SpecError("jobs must be a non-empty object of name -> job spec")
         items: list[jobstore.NewJob] = []
+        quota = self.quota_for(principal.account)
         for ref, d in docs.items():
-            spec = parse_job(d, self.quota)
+            spec = parse_job(d, quota)
             for dep in spec.depends_on:      # a job above the caller's level does not exist
                 if dep not in docs:
                     try:
@@ -222,7 +224,8 @@ class ComputeService:
             await access.check_read(meta, principal, spec.array, "array", spec.level)
             arr = spec.array[5:].split("/", 1)
             prefix = arr[1] if len(arr) > 1 else ""
-            keys = await access.list_prefix(meta, spec.array, self.quota.tasks, spec.level,
+            keys = await access.list_prefix(meta, spec.array,
+                                            self.quota_for(principal.account).tasks, spec.level,
                                             principal)
             tasks = [(k[len(prefix):] or k, k) for k in keys]
             if not tasks:
@@ -333,7 +336,8 @@ class ComputeService:
                 claimed = []
                 if free > 0:
                     claimed = await self.db.write(
-                        lambda c, n=free: jobstore.claim(c, self.lease, time.time(), n))
+                        lambda c, n=free: jobstore.claim(c, self.lease, time.time(), n,
+                                                         quotas.concurrency(c, self.quota)))
                 for c in claimed:
                     self._track(c)
                     t = asyncio.ensure_future(self._execute(c))
@@ -402,7 +406,8 @@ class ComputeService:
                                      now, retry_at, payload)
                 if self._stopping:
                     return []
-                return jobstore.claim(conn, self.lease, time.time(), 1)
+                return jobstore.claim(conn, self.lease, time.time(), 1,
+                                      quotas.concurrency(conn, self.quota))
 
             try:
                 nxt = await self.db.write(tx)
@@ -456,6 +461,26 @@ class ComputeService:
         for seq in seqs:
             self.running[seq].cancel.set()
 
+    def quota_for(self, account: str) -> Quota:
+        """The platform limits lowered by the account's quota (what its callers may ask)."""
+        return quotas.effective(self.db.reader(), self.quota, account)
+
+    def quota_doc(self, principal: Any, account: str) -> dict[str, Any]:
+        if not (principal.is_root or principal.account == account):
+            raise SpecError(f"no quota for account {account}", "NoSuchAccount", 404)
+        conn = self.db.reader()
+        return {"account": account, "platform": self.quota.doc(),
+                "quota": quotas.account_limits(conn, account),
+                "effective": quotas.effective(conn, self.quota, account).doc()}
+
+    async def put_quota(self, principal: Any, account: str, doc: Any) -> dict[str, Any]:
+        """Set an account's quota (the platform root only: tenants share the host)."""
+        if not principal.is_root:
+            raise SpecError("only the platform root sets account quotas", "AccessDenied", 403)
+        limits = quotas.parse(doc)
+        await self.db.write(lambda c: quotas.put(c, account, limits))
+        return self.quota_doc(principal, account)
+
     def revoked(self, akid: str) -> bool:
         """Has this temporary key's task ended (gate.py asks on every signed request)?"""
         return self.revocations.revoked(akid)
@@ -503,7 +528,7 @@ class ComputeService:
                            level: str | None = None) -> dict[str, Any]:
         if not jobstore_name_ok(name):
             raise SpecError("function names are 1-64 of [A-Za-z0-9_-]")
-        spec = parse_function(doc, self.quota)
+        spec = parse_function(doc, self.quota_for(principal.account))
         spec.level = levels.job_level(principal, spec.level or level)
         meta = self.services.meta
         for what, uri in (("code_uri", spec.code_uri), *(("inputs", u) for u in spec.inputs)):
@@ -723,19 +748,24 @@ class ComputeService:
         (at its level, through IAM), so hidden keys never become task names."""
         n = 0
         for row in triggers.due_crons(self.db.reader(), time.time()):
-            spec = triggers.cron_spec(row)
+            quota = self.quota_for(row["account"])
             tasks: list[tuple[str, str | None]] | None = None
-            if spec.array:
+            try:
+                spec = triggers.cron_spec(row, quota)
+            except SpecError as exc:         # e.g. the account's quota was lowered since
+                log.warning("cron %s: run skipped: %s", row["id"], exc.message)
+                spec, tasks = None, []
+            if spec is not None and spec.array:
                 viewer = visibility.Viewer(self.services, json.loads(row["principal"]))
                 prefix = spec.array[5:].partition("/")[2]
                 keys: list[str] = []
                 if viewer.principal is not None:
                     try:
                         keys = await access.list_prefix(self.services.meta, spec.array,
-                                                        self.quota.tasks, spec.level,
+                                                        quota.tasks, spec.level,
                                                         viewer.principal)
                     except SpecError as exc:
-                        log.warning("cron %s: %s", row["id"], exc.message)
+                        log.warning("cron %s: run skipped: %s", row["id"], exc.message)
                 tasks = [(k[len(prefix):] or k, k) for k in keys]
             now = time.time()
             n += await self.db.write(lambda c, row=row, spec=spec, tasks=tasks, now=now:

@@ -18,7 +18,7 @@ from typing import Any
 from vallum.compute import access, cron, jobstore, levels
 from vallum.compute.credentials import principal_doc
 from vallum.compute.events import KNOWN_PATTERNS, event_matches
-from vallum.compute.spec import JobSpec, SpecError, parse_job
+from vallum.compute.spec import JobSpec, Quota, SpecError, parse_job
 
 ASYNC_RETRIES = 2          # like Lambda's asynchronous invocations
 
@@ -73,7 +73,7 @@ async def validate(service: Any, principal: Any, doc: Any,
             schedule = cron.parse(str(doc.get("schedule", "")))
         except cron.CronError as exc:
             raise SpecError(f"schedule: {exc}", "InvalidSchedule") from None
-        spec = parse_job(doc.get("job"), service.quota)
+        spec = parse_job(doc.get("job"), service.quota_for(principal.account))
         if spec.depends_on or spec.idempotency_key:
             raise SpecError("a scheduled job cannot carry depends_on or idempotency_key")
         item = await service._prepare(principal, "job", spec, level)   # as a submit checks
@@ -176,14 +176,14 @@ def due_crons(conn: sqlite3.Connection, now: float) -> list[dict[str, Any]]:
     return [dict(zip(names, r, strict=True)) for r in rows]
 
 
-def cron_spec(row: dict[str, Any]) -> JobSpec:
-    from vallum.compute.spec import Quota
-    spec = parse_job(json.loads(row["job"]), Quota.from_env())
+def cron_spec(row: dict[str, Any], quota: Quota) -> JobSpec:
+    """The job a due run submits, checked against the account's quota as it is now."""
+    spec = parse_job(json.loads(row["job"]), quota)
     spec.idempotency_key = f"cron:{row['id']}:{int(row['next_run'])}"
     return spec
 
 
-def start_cron(conn: sqlite3.Connection, row: dict[str, Any], spec: JobSpec,
+def start_cron(conn: sqlite3.Connection, row: dict[str, Any], spec: JobSpec | None,
                tasks: list[tuple[str, str | None]] | None, now: float) -> bool:
     """Submit one due run (``tasks``: an array job's, expanded by the caller as the
     principal it runs as; None: a plain job; []: nothing to run) and schedule the next;
@@ -195,7 +195,7 @@ def start_cron(conn: sqlite3.Connection, row: dict[str, Any], spec: JobSpec,
         tasks, kind = [("", None)], "job"
     else:
         kind = "array"
-    if tasks:
+    if tasks and spec is not None:
         jobstore.insert_jobs(conn, row["account"], row["owner"],
                              [jobstore.NewJob("c", spec, kind, tasks)], now,
                              json.loads(row["principal"]))
