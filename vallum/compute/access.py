@@ -10,7 +10,7 @@ from typing import Any
 
 from vallum import authz
 from vallum.compute import levels
-from vallum.compute.spec import SpecError, parse_uri
+from vallum.compute.spec import Hidden, SpecError, parse_uri
 from vallum.iam.identity import parsed
 
 
@@ -38,9 +38,10 @@ async def check_read(meta: Any, principal: Any, uri_text: str, what: str,
         arn = f"arn:aws:s3:::{uri.bucket}/{uri.key}*"
     else:
         rec = await meta.get_object(uri.bucket, uri.key)
-        if rec is None or rec.delete_marker or (
-                level is not None and not levels.label(level).dominates(levels.object_label(rec))):
+        if rec is None or rec.delete_marker:
             raise SpecError(f"{what}: no such object {uri}", "NoSuchKey", 404)
+        if level is not None and not levels.label(level).dominates(levels.object_label(rec)):
+            raise Hidden(f"{what}: no such object {uri}", "NoSuchKey")
         arn = f"arn:aws:s3:::{uri.bucket}/{uri.key}"
     if not authz.decide(principal, "s3:GetObject", arn, ctx).allowed:
         raise SpecError(f"{what}: you may not read {uri}", "AccessDenied", 403)

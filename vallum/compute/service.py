@@ -54,7 +54,7 @@ from vallum.compute.runner import (
     read_nofollow,
     redact,
 )
-from vallum.compute.spec import JobSpec, Quota, SpecError, backoff, parse_job
+from vallum.compute.spec import Hidden, JobSpec, Quota, SpecError, backoff, parse_job
 
 log = logging.getLogger("vallum.compute")
 LEASE_TTL = 15.0
@@ -192,6 +192,9 @@ class ComputeService:
                 if dep not in docs:
                     try:
                         self.job(principal, dep, level)
+                    except Hidden:
+                        raise Hidden(f"depends_on: no such job {dep!r}", "InvalidSpec",
+                                     400) from None
                     except SpecError:
                         raise SpecError(f"depends_on: no such job {dep!r}") from None
             items.append(await self._prepare(principal, ref, spec, level))
@@ -242,9 +245,10 @@ class ComputeService:
     def job(self, principal: Any, job_id: str, level: str | None = None) -> dict[str, Any]:
         """A job's status as ``principal`` at session ``level`` may see it (else NoSuchJob)."""
         rows = self.db.query("SELECT * FROM compute_jobs WHERE id=?", (job_id,))
-        if not rows or not self._visible(principal, rows[0],
-                                         levels.reader_level(principal, level)):
+        if not rows or not (principal.is_root or principal.account == rows[0]["account"]):
             raise SpecError(f"no such job {job_id}", "NoSuchJob", 404)
+        if not self._visible(principal, rows[0], levels.reader_level(principal, level)):
+            raise Hidden(f"no such job {job_id}", "NoSuchJob")
         return self._job_doc(job_id)
 
     def _job_doc(self, job_id: str) -> dict[str, Any]:
@@ -559,7 +563,7 @@ class ComputeService:
         one above it does not exist for the caller (NoSuchFunction)."""
         row = self._function_row(principal.account, name)
         if not levels.sees(levels.reader_level(principal, level), _level_of(row)):
-            raise SpecError(f"no such function {name!r}", "NoSuchFunction", 404)
+            raise Hidden(f"no such function {name!r}", "NoSuchFunction")
         return row
 
     def _invocable(self, principal: Any, name: str, level: str | None) -> Any:
@@ -572,7 +576,7 @@ class ComputeService:
             raise SpecError(f"function {name!r} runs at {theirs.banner()}, below your session "
                             f"level {mine.banner()} (no write down)", "AccessDenied", 403)
         if not mine.dominates(theirs):
-            raise SpecError(f"no such function {name!r}", "NoSuchFunction", 404)
+            raise Hidden(f"no such function {name!r}", "NoSuchFunction")
         return row
 
     def function(self, principal: Any, name: str, level: str | None = None) -> dict[str, Any]:
@@ -664,6 +668,8 @@ class ComputeService:
                              (trigger_id, principal.account))
         seen = bool(rows) and levels.sees(levels.reader_level(principal, level),
                                           triggers.level_of(dict(rows[0])))
+        if rows and not seen:
+            raise Hidden(f"no such trigger {trigger_id}", "NoSuchTrigger")
         n = seen and await self.db.write(lambda c: c.execute(
             "DELETE FROM compute_triggers WHERE id=? AND account=?",
             (trigger_id, principal.account)).rowcount)

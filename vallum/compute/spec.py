@@ -27,6 +27,16 @@ class SpecError(Exception):
         self.code, self.message, self.status = code, message, status
 
 
+class Hidden(SpecError):
+    """Refused by MAC and answered exactly as a missing thing would be (the caller may not
+    learn it exists); ``rule`` is what the audit record says decided it."""
+
+    def __init__(self, message: str, code: str, status: int = 404,
+                 rule: str = "mac: no read up") -> None:
+        super().__init__(message, code, status)
+        self.rule = rule
+
+
 def quota_error(message: str) -> SpecError:
     return SpecError(message, "QuotaExceeded", 403)
 
