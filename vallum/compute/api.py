@@ -4,14 +4,15 @@
     GET    /-/jobs/v1/jobs[?state=&limit=]      list
     GET    /-/jobs/v1/jobs/{id}                 status
     GET    /-/jobs/v1/jobs/{id}/tasks           per-task status
-    GET    /-/jobs/v1/jobs/{id}/logs?task=&offset=   log text from offset (live while running)
+    GET    /-/jobs/v1/jobs/{id}/logs?task=&attempt=&offset=   one attempt's log from offset
+                                                (default the latest; live while running)
     POST   /-/jobs/v1/jobs/{id}/cancel
     POST   /-/jobs/v1/triggers, GET /-/jobs/v1/triggers, DELETE /-/jobs/v1/triggers/{id}
     GET    /-/jobs/v1/quotas/{account}          platform limits, account quota, effective
     PUT    /-/jobs/v1/quotas/{account}          {knob: value} (the platform root only)
     PUT    /-/functions/v1/functions/{name}     create or update
     GET    /-/functions/v1/functions[/{name}], DELETE /-/functions/v1/functions/{name}
-    POST   /-/functions/v1/functions/{name}/invoke[?async=1]   {"payload": ...}
+    POST   /-/functions/v1/functions/{name}/invoke[?async=1|?log=tail]   {"payload": ...}
     GET    /-/jobs/openapi.json (also /-/functions/openapi.json), unsigned
 
 Errors are {"error": {"code", "message"}} with a 4xx/5xx status.
@@ -245,8 +246,10 @@ async def _get_job(c: Call, job_id: str) -> Response:
 
 
 async def _logs(c: Call, job_id: str) -> Response:
+    attempt = c.query.get("attempt")
     return _json(200, await c.compute.logs(c.who, job_id, int(c.query.get("task", "0")),
-                                           max(0, int(c.query.get("offset", "0"))), c.level))
+                                           max(0, int(c.query.get("offset", "0"))), c.level,
+                                           int(attempt) if attempt else None))
 
 
 async def _cancel(c: Call, job_id: str) -> Response:
@@ -297,7 +300,10 @@ async def _invoke(c: Call, name: str) -> Response:
     if c.query.get("async") in ("1", "true"):
         return _json(202, await c.compute.invoke_async(c.who, name, payload,
                                                        doc.get("idempotency_key"), c.level))
-    return _json(200, {"result": await c.compute.invoke(c.who, name, payload, c.level)})
+    result, log = await c.compute.invoke(c.who, name, payload, c.level)
+    if c.query.get("log") == "tail":        # as Lambda's LogType=Tail: the call's own output
+        return _json(200, {"result": result, "log": log[-4096:]})
+    return _json(200, {"result": result})
 
 
 _HANDLERS = {"SubmitJob": _submit, "ListJobs": _list_jobs, "GetJob": _get_job,

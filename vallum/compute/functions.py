@@ -12,12 +12,14 @@ import asyncio
 import itertools
 import json
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vallum.compute import sandbox as sbx
+from vallum.compute import tasklog
 from vallum.compute.spec import (
     JobSpec,
     Quota,
@@ -35,9 +37,10 @@ _HANDLER_FIELDS = {"runtime", "code", "code_uri", "handler", "env", "resources",
 class FunctionError(Exception):
     """The handler raised (or the worker died): ``error`` is {"type", "message", "trace"}."""
 
-    def __init__(self, error: dict[str, Any]) -> None:
+    def __init__(self, error: dict[str, Any], log: str = "") -> None:
         super().__init__(f"{error.get('type')}: {error.get('message')}")
         self.error = error
+        self.log = log                    # what the failed call printed
 
 
 @dataclass
@@ -158,6 +161,18 @@ class Worker:
     def alive(self) -> bool:
         return self.proc.returncode is None
 
+    def log_size(self) -> int:
+        """The worker's log (its stderr, where print() goes: fnworker.py) is a file only the
+        gateway can reach (the scratch holder, outside the sandbox's mounts)."""
+        try:
+            return os.stat(self.scratch.log_path, follow_symlinks=False).st_size
+        except OSError:
+            return 0
+
+    def log_since(self, offset: int) -> str:
+        return tasklog.text(tasklog.read_bounded(self.scratch.log_path, offset=offset),
+                            self.secrets)
+
     async def stop(self) -> None:
         if self._stopped:
             return
@@ -209,21 +224,28 @@ class FunctionPool:
         self.idle.clear()
 
     async def invoke(self, account: str, name: str, revision: int, spec: FunctionSpec,
-                     principal: dict[str, Any], event: Any, context: dict[str, Any]) -> Any:
+                     principal: dict[str, Any], event: Any,
+                     context: dict[str, Any]) -> tuple[Any, str]:
+        """(the handler's result, what this call printed); a FunctionError carries the
+        call's output as ``log``. A worker serves one call at a time, so the call's output
+        is what its log file gained meanwhile."""
         key = (account, name, revision)
         worker = await self._acquire(key, spec, principal)
         ok = False
+        start = worker.log_size()
         try:
             context = {**context, "function_name": name,
                        "deadline": time.time() + spec.timeout_s}
             result = await worker.call(event, context, spec.timeout_s)
             ok = True
-            return result
+            return result, worker.log_since(start)
         except asyncio.TimeoutError:
             raise FunctionError({"type": "TimedOut", "message":
-                                 f"no answer within timeout_s={spec.timeout_s:g}s"}) from None
-        except FunctionError:
+                                 f"no answer within timeout_s={spec.timeout_s:g}s"},
+                                worker.log_since(start)) from None
+        except FunctionError as exc:
             ok = worker.alive()
+            exc.log = worker.log_since(start)
             raise
         finally:
             await self._release(key, worker, ok and worker.alive())

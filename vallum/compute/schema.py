@@ -127,6 +127,18 @@ quotas = sa.Table(
     sa.Column("updated", sa.Float, nullable=False),
 )
 
+# One log per job, task and attempt (tasklog.py), kept by the gateway, outside any bucket.
+logs = sa.Table(
+    "compute_logs", metadata,
+    sa.Column("job_id", sa.Text, nullable=False),
+    sa.Column("idx", sa.Integer, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("job_id", "idx", "attempt"),
+)
+sa.Index("ix_compute_logs_created", logs.c.created)
+
 # Columns added after a table first shipped: (table, column, SQL type). db.open adds the
 # missing ones to an existing database (CREATE TABLE IF NOT EXISTS leaves old tables as
 # they were).

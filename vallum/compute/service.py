@@ -36,6 +36,7 @@ from vallum.compute import (
     notifications,
     quotas,
     revocations,
+    tasklog,
     triggers,
     visibility,
 )
@@ -51,7 +52,6 @@ from vallum.compute.runner import (
     _io,
     _stage,
     gateway_tls,
-    read_nofollow,
     redact,
 )
 from vallum.compute.spec import Hidden, JobSpec, Quota, SpecError, backoff, parse_job
@@ -300,36 +300,32 @@ class ComputeService:
         return doc
 
     async def logs(self, principal: Any, job_id: str, idx: int, offset: int,
-                   level: str | None = None) -> dict[str, Any]:
-        """Live from the running task's log file, else from the stored log object."""
+                   level: str | None = None, attempt: int | None = None) -> dict[str, Any]:
+        """One attempt's log (default: the latest) from ``offset``: live from the running
+        attempt's log file, else as stored when the attempt ended (tasklog.py)."""
         job = self.job(principal, job_id, level)
-        row = self.db.query("SELECT seq, name, state FROM compute_tasks WHERE job_id=? AND idx=?",
-                            (job_id, idx))
+        row = self.db.query("SELECT seq, state, attempts FROM compute_tasks WHERE job_id=? AND "
+                            "idx=?", (job_id, idx))
         if not row:
             raise SpecError(f"job {job_id} has no task {idx}", "NoSuchTask", 404)
-        seq, name, state = row[0]["seq"], row[0]["name"], row[0]["state"]
+        seq, state, latest = row[0]["seq"], row[0]["state"], row[0]["attempts"]
+        stored = tasklog.attempts(self.db.reader(), job_id, idx)
+        attempt = latest if attempt is None else attempt
+        page = {"state": state, "task": idx, "attempt": attempt,
+                "attempts": sorted({*stored, *([latest] if state == "RUNNING" else [])})}
         running = self.running.get(seq)
-        if running is not None and running.scratch is not None:
-            try:
-                data = read_nofollow(running.scratch.log_path, offset, 1 << 20)
-            except OSError:
-                data = b""
-            data = redact(data, running.secrets)
-            return {"data": data.decode("utf-8", "replace"), "offset": offset + len(data),
-                    "done": False, "state": state}
-        done = state in jobstore.TERMINAL or job["state"] in jobstore.TERMINAL
-        data = b""
-        if job.get("output"):
-            from vallum.compute.runner import log_key
-            from vallum.service.reader import read_object
-            bucket, key = log_key(JobSpec.from_json(json.loads(self.db.query(
-                "SELECT spec FROM compute_jobs WHERE id=?", (job_id,))[0]["spec"])), name)
-            rec = await self.services.meta.get_object(bucket, key)
-            if rec is not None and not rec.delete_marker and rec.size > offset:
-                data = b"".join([c async for c in read_object(   # decrypts inline bodies too
-                    self.services.blobs, rec, offset, rec.size - 1)])
-        return {"data": data.decode("utf-8", "replace"), "offset": offset + len(data),
-                "done": done and state != "RUNNING", "state": state}
+        if (running is not None and running.scratch is not None and attempt == latest
+                and state == "RUNNING"):
+            data = redact(tasklog.read_bounded(running.scratch.log_path, 1 << 20, offset),
+                          running.secrets)
+            return {**page, "data": data.decode("utf-8", "replace"),
+                    "offset": offset + len(data), "done": False}
+        text = tasklog.read(self.db.reader(), job_id, idx, attempt) or ""
+        data = text[offset:]
+        done = state in jobstore.TERMINAL or job["state"] in jobstore.TERMINAL or (
+            attempt < latest)
+        return {**page, "data": data, "offset": offset + len(data),
+                "done": done and not (state == "RUNNING" and attempt == latest)}
 
     # ------------------------------------------------------------ scheduler
     async def _schedule_loop(self) -> None:
@@ -406,6 +402,8 @@ class ComputeService:
             def tx(conn, c=c, result=result, now=now, retry_at=retry_at, payload=payload,
                    creds=creds):
                 revocations.insert(conn, creds)
+                if result.log:           # kept per attempt, in the transaction ending it
+                    tasklog.store(conn, c.job_id, c.idx, c.attempt, result.log, now)
                 jobstore.finish_task(conn, c.seq, result.state, result.exit_code, result.reason,
                                      now, retry_at, payload)
                 if self._stopping:
@@ -517,14 +515,16 @@ class ComputeService:
         spec = FunctionSpec.from_json(json.loads(row["spec"]))
         ctx = {"invocation_id": f"{c.job_id}/{c.attempt}", "attempt": c.attempt}
         try:
-            value = await self.functions.invoke(c.account, row["name"], row["revision"], spec,
-                                                json.loads(row["principal"]), c.spec.payload, ctx)
-            result = TaskResult("SUCCEEDED", 0)
+            value, log_text = await self.functions.invoke(
+                c.account, row["name"], row["revision"], spec, json.loads(row["principal"]),
+                c.spec.payload, ctx)
+            result = TaskResult("SUCCEEDED", 0, log=log_text)   # print() output: the job's log
             result.payload = {"result": value}          # type: ignore[attr-defined]
         except FunctionError as exc:
             timed_out = exc.error.get("type") == "TimedOut"
-            result = TaskResult("TIMED_OUT" if timed_out else "FAILED", None,
-                                f"{exc.error.get('type')}: {exc.error.get('message')}")
+            reason = f"{exc.error.get('type')}: {exc.error.get('message')}"
+            result = TaskResult("TIMED_OUT" if timed_out else "FAILED", None, reason,
+                                log=exc.log + f"\n[vallum] FAILED: {reason}\n")
             result.payload = {"error": exc.error}       # type: ignore[attr-defined]
         return result
 
@@ -603,7 +603,8 @@ class ComputeService:
         return removed
 
     async def invoke(self, principal: Any, name: str, payload: Any,
-                     level: str | None = None) -> Any:
+                     level: str | None = None) -> tuple[Any, str]:
+        """(the result, what the call printed)."""
         row = self._invocable(principal, name, level)
         spec = FunctionSpec.from_json(json.loads(row["spec"]))
         t0 = time.perf_counter()
@@ -787,6 +788,7 @@ class ComputeService:
                 def tx(conn, now=now) -> list[tuple[int, str]]:
                     jobstore.heartbeat(conn, self.lease, now)
                     revocations.purge(conn, now)
+                    tasklog.purge(conn, now)
                     return jobstore.recover(conn, now, now - LEASE_TTL, self._live_leases(conn))
 
                 if await self.db.write(tx):
