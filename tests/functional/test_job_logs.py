@@ -3,6 +3,7 @@ print() output in its invocation's log."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -58,3 +59,20 @@ def test_a_functions_print_output_is_in_its_logs(api):
         assert got == {"result": 10, "log": "handling 5\n"}
     finally:
         api.delete_function(name)
+
+
+def test_a_cancelled_warm_task_keeps_its_log(api, bucket):
+    job = api.submit({"runtime": "python", "output": f"s3://{bucket}/c/",
+                      "code": "import time\nprint('started', flush=True)\ntime.sleep(60)\n"})
+    for _ in range(300):
+        if "started" in api.logs(job["id"])["data"]:
+            break
+        time.sleep(0.1)
+    api.cancel(job["id"])
+    assert api.wait(job["id"], timeout=30)["state"] == "CANCELLED"
+    for _ in range(300):                 # the job says CANCELLED before its log is stored
+        page = api.logs(job["id"])
+        if page["done"]:
+            break
+        time.sleep(0.1)
+    assert page["data"] == "started\n\n[vallum] CANCELLED: cancelled\n", page

@@ -314,8 +314,8 @@ class ComputeService:
         page = {"state": state, "task": idx, "attempt": attempt,
                 "attempts": sorted({*stored, *([latest] if state == "RUNNING" else [])})}
         running = self.running.get(seq)
-        if (running is not None and running.scratch is not None and attempt == latest
-                and state == "RUNNING"):
+        if running is not None and running.scratch is not None and attempt == latest:
+            # Live until the attempt's end is recorded (a cancelled job says CANCELLED first).
             data = redact(tasklog.read_bounded(running.scratch.log_path, 1 << 20, offset),
                           running.secrets)
             return {**page, "data": data.decode("utf-8", "replace"),

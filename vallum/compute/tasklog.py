@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 from pathlib import Path
 
 REDACTED = "[REDACTED]"
@@ -29,15 +30,41 @@ def retention_s() -> float:
 
 def read_bounded(path: Path, limit: int | None = None, offset: int = 0) -> bytes:
     """At most ``limit`` bytes of a log from ``offset``, without following a symlink in its
-    last component: the head and the tail of a longer one, with a line saying what was
-    left out (a task can write gigabytes; the gateway holds only this much)."""
-    limit = max_bytes() if limit is None else limit
+    last component (for logs in folders the task cannot reach)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return b""
+    return _read_fd(fd, max_bytes() if limit is None else limit, offset)
+
+
+def read_beneath(base: Path, parts: list[str], limit: int | None = None) -> bytes:
+    """A log at ``base/parts...`` where the folders below ``base`` are the task's: every
+    component is opened relative to its parent without following a symlink, and only a
+    regular file is read (never a FIFO, device or a host file a swap points to)."""
+    fds: list[int] = []
     try:
-        size = os.fstat(fd).st_size - offset
+        fds.append(os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW))
+        for part in parts[:-1]:
+            fds.append(os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
+                               dir_fd=fds[-1]))
+        fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fds[-1])
+    except OSError:
+        return b""
+    finally:
+        for d in fds:
+            os.close(d)
+    return _read_fd(fd, max_bytes() if limit is None else limit, 0)
+
+
+def _read_fd(fd: int, limit: int, offset: int) -> bytes:
+    """The head and the tail of a longer log, with a line saying what was left out (a
+    task can write gigabytes; the gateway holds only this much). Closes ``fd``."""
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return b""
+        size = st.st_size - offset
         if size <= limit:
             return os.pread(fd, max(0, size), offset)
         head = os.pread(fd, HEAD, offset)
@@ -58,6 +85,12 @@ def text(data: bytes, secrets: list[str], trailer: str = "") -> str:
 
 def capture(path: Path, secrets: list[str], trailer: str = "") -> str:
     return text(read_bounded(path), secrets, trailer)
+
+
+def ended(base: Path, parts: list[str], secrets: list[str], state: str, reason: str) -> str:
+    """The log of a task that ended without its runner's finish (a warm task cancelled,
+    timed out or lost): read beneath ``base`` (read_beneath), with the gateway's trailer."""
+    return text(read_beneath(base, parts), secrets, f"\n[vallum] {state}: {reason}\n")
 
 
 def store(conn: sqlite3.Connection, job_id: str, idx: int, attempt: int, log: str,
