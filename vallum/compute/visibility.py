@@ -14,8 +14,10 @@ from typing import Any
 
 from vallum import authz
 from vallum.compute import levels
+from vallum.compute.revocations import TEMP_PREFIX
+from vallum.compute.spec import SpecError
 from vallum.iam.identity import parsed
-from vallum.security.labels import Label, LabelError
+from vallum.security.labels import Label
 
 log = logging.getLogger("vallum.compute")
 
@@ -32,9 +34,10 @@ def runs_as(iam: Any, doc: dict[str, Any]) -> Any | None:
     if doc.get("role"):
         return ids.role_principal(doc.get("account", ""), doc["role"])
     if doc.get("user") and doc.get("access_key"):
-        hit = ids.key(doc["access_key"])
-        if hit is None or hit[1] != "Active":
-            return None            # the submitter's key was disabled or deleted
+        if not doc["access_key"].startswith(TEMP_PREFIX):
+            hit = ids.key(doc["access_key"])
+            if hit is None or hit[1] != "Active":
+                return None        # the submitter's key was disabled or deleted
         return ids.user_principal(doc["access_key"], doc.get("account", ""), doc["user"])
     return None
 
@@ -47,7 +50,7 @@ class Viewer:
         self.doc = doc
         try:
             self.level: Label | None = levels.label(doc.get("level"))
-        except Exception:  # noqa: BLE001 - an unparsable stored level sees nothing
+        except SpecError:         # an unparsable stored level sees nothing
             self.level = None
         self.principal = runs_as(getattr(services, "iam", None), doc)
         self._ctx: dict[str, authz.Context | None] = {}
@@ -69,7 +72,7 @@ class Viewer:
             return False
         try:
             return self.level.dominates(levels.label(label_text))
-        except (LabelError, Exception):  # noqa: BLE001 - unparsable: refused
+        except SpecError:         # an unparsable label: refused
             return False
 
     async def may_read(self, bucket: str, key: str, label_text: str | None) -> bool:
