@@ -117,6 +117,13 @@ def test_array_jobs_and_listings_do_not_show_hidden_keys_or_jobs(world):
         world.low.submit({"runtime": "command", "command": ["true"], "depends_on": [job["id"]],
                           "output": f"s3://{b}/low-out/"})
     assert exc.value.message == f"depends_on: no such job {job['id']!r}"
+    # An idempotency key reused at another level makes a new job, never answers with it.
+    spec = {"runtime": "command", "command": ["true"], "output": f"s3://{b}/idem/",
+            "idempotency_key": "nightly"}
+    ts_job = high_ts.submit(spec)
+    assert high_ts.submit(spec)["id"] == ts_job["id"]
+    low_job = world.low.submit(spec)
+    assert low_job["id"] != ts_job["id"] and low_job["idempotency_key"] == "nightly"
     # The low user's own array job over the same prefix sees only what it may read.
     mine = world.low.submit({"runtime": "command", "command": ["true"],
                              "array": f"s3://{b}/arr/", "output": f"s3://{b}/low-out/"})

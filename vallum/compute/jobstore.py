@@ -63,7 +63,7 @@ def insert_jobs(conn: sqlite3.Connection, account: str, owner: str, items: list[
     ids: dict[str, str] = {}
     for ref in order:
         it = by_ref[ref]
-        key = it.spec.idempotency_key
+        key = scoped_key(it.spec.idempotency_key, it.spec.level)
         if key is not None:
             row = conn.execute("SELECT id FROM compute_jobs WHERE account=? AND idem_key=?",
                                (account, key)).fetchone()
@@ -102,6 +102,15 @@ def insert_jobs(conn: sqlite3.Connection, account: str, owner: str, items: list[
             [(job_id, i, name, inp, QUEUED, now) for i, (name, inp) in enumerate(it.tasks)])
         ids[ref] = job_id
     return ids
+
+
+_SEP = "\x1f"
+
+
+def scoped_key(key: str | None, level: str | None) -> str | None:
+    """An idempotency key as stored: within the job's level, so a key reused at another
+    level makes a new job instead of answering with (and revealing) that level's job."""
+    return None if key is None else f"{level or ''}{_SEP}{key}"
 
 
 def check_refs(items: list[NewJob]) -> None:
@@ -294,7 +303,7 @@ def job_doc(row: sqlite3.Row) -> dict[str, Any]:
     spec = json.loads(row["spec"])
     doc = {k: row[k] for k in ("id", "account", "owner", "name", "kind", "state", "created",
                                "started", "finished", "exit_code", "reason", "tasks_total")}
-    doc["idempotency_key"] = row["idem_key"]
+    doc["idempotency_key"] = row["idem_key"].split(_SEP, 1)[-1] if row["idem_key"] else None
     doc["depends_on"] = spec.get("depends_on", [])
     doc["output"] = spec.get("output")
     doc["runtime"] = spec.get("runtime")
