@@ -38,7 +38,8 @@ def read_bounded(path: Path, limit: int | None = None, offset: int = 0) -> bytes
     return _read_fd(fd, max_bytes() if limit is None else limit, offset)
 
 
-def read_beneath(base: Path, parts: list[str], limit: int | None = None) -> bytes:
+def read_beneath(base: Path, parts: list[str], limit: int | None = None,
+                 offset: int = 0) -> bytes:
     """A log at ``base/parts...`` where the folders below ``base`` are the task's: every
     component is opened relative to its parent without following a symlink, and only a
     regular file is read (never a FIFO, device or a host file a swap points to)."""
@@ -54,7 +55,13 @@ def read_beneath(base: Path, parts: list[str], limit: int | None = None) -> byte
     finally:
         for d in fds:
             os.close(d)
-    return _read_fd(fd, max_bytes() if limit is None else limit, 0)
+    return _read_fd(fd, max_bytes() if limit is None else limit, offset)
+
+
+def read_live(path: Path, limit: int, offset: int) -> bytes:
+    """A running task's log: its folder may be the task's own (a warm task's), so it is
+    walked from the folder above without following a symlink (read_beneath)."""
+    return read_beneath(path.parent.parent, [path.parent.name, path.name], limit, offset)
 
 
 def _read_fd(fd: int, limit: int, offset: int) -> bytes:
