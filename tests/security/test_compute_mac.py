@@ -168,6 +168,9 @@ def test_functions_above_the_session_level_do_not_exist_and_none_is_called_acros
     with pytest.raises(VallumError) as exc:                # TOP SECRET payload into U code
         high_ts.invoke(u_fn, {"Records": []})
     assert (exc.value.status, exc.value.code) == (403, "AccessDenied")
+    with pytest.raises(VallumError) as exc:    # nor a TOP SECRET trigger firing U code
+        high_ts.add_trigger({"bucket": world.bucket, "prefix": "x/", "function": u_fn})
+    assert (exc.value.status, exc.value.code) == (403, "AccessDenied")
     assert high_ts.invoke(ts_fn, {"Records": [{"s3": {"object": {"key": "k"}}}]}) == {
         "result": ["k"]}
     assert json.dumps(world.low.invoke(u_fn, {"Records": []})) == '{"result": []}'

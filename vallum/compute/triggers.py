@@ -51,7 +51,7 @@ async def validate(service: Any, principal: Any, doc: Any,
             raise SpecError(f"no such bucket {bucket!r}", "NoSuchBucket", 404)
         if not isinstance(function, str):
             raise SpecError("an object trigger needs function (the name of a function)")
-        service._seen_function(principal, function, level)
+        service._invocable(principal, function, level)    # at the function's own level
         events = doc.get("events") or ["s3:ObjectCreated:*"]
         if not isinstance(events, list) or any(e not in KNOWN_PATTERNS for e in events):
             raise SpecError(f"events must be a list of: {', '.join(KNOWN_PATTERNS)}")
