@@ -320,11 +320,11 @@ class ComputeService:
                           running.secrets)
             return {**page, "data": data.decode("utf-8", "replace"),
                     "offset": offset + len(data), "done": False}
-        text = tasklog.read(self.db.reader(), job_id, idx, attempt) or ""
-        data = text[offset:]
+        # Offsets count bytes, live or stored, so a follower crosses over without a gap.
+        data = (tasklog.read(self.db.reader(), job_id, idx, attempt) or "").encode()[offset:]
         done = state in jobstore.TERMINAL or job["state"] in jobstore.TERMINAL or (
             attempt < latest)
-        return {**page, "data": data, "offset": offset + len(data),
+        return {**page, "data": data.decode("utf-8", "replace"), "offset": offset + len(data),
                 "done": done and not (state == "RUNNING" and attempt == latest)}
 
     # ------------------------------------------------------------ scheduler
