@@ -53,9 +53,7 @@ LAYERS: dict[str, int] = {
 KNOWN_UPWARD: set[tuple[str, str]] = set()
 
 # Cycles between units today (sorted tuples of LAYERS prefixes).
-KNOWN_CYCLES: set[tuple[str, ...]] = {
-    ("vallum.compute", "vallum.service"),   # service.lifecycle emits compute events
-}
+KNOWN_CYCLES: set[tuple[str, ...]] = set()
 
 
 def layer_of(module: str) -> int:

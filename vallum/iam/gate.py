@@ -119,6 +119,8 @@ async def authenticate(services: Any, method: str, raw_path: str, raw_query: str
             raise errors.SlowDown("Too many failed authentication attempts; retry later.") from None
         iam.limiter.failed(akid, source_ip)
         raise
+    if resolved and getattr(services, "compute", None) and services.compute.revoked(akid):
+        raise errors.ExpiredToken()          # a compute task's key: its task has ended
     if auth is not None and getattr(services.config, "require_signed_payload", False):
         refusal = strict_refusal(auth, method, headers)
         if refusal is not None:
