@@ -469,31 +469,37 @@ def _ts(value: float | str | dt.datetime | None) -> float | None:
     return value.timestamp()
 
 
-def query(path: Path, *, principal: str | None = None, bucket: str | None = None,
+def query(path: Path | list[Path], *, principal: str | None = None, bucket: str | None = None,
           since: float | str | dt.datetime | None = None, until: float | str | dt.datetime | None = None,
           decision: str | None = None, include_checkpoints: bool = False) -> Iterator[dict[str, Any]]:
-    """Records matching every given filter, in log order (streams; no whole-file load)."""
+    """Records matching every given filter, in log order (streams; no whole-file load);
+    ``path`` may be a list of segments, read in order."""
     lo, hi = _ts(since), _ts(until)
-    with open(path, "rb") as f:
-        for raw in f:
-            if raw[:1] == b"\0":
-                break                               # the preallocated padding
-            try:
-                rec = json.loads(raw)
-            except ValueError:
-                continue
-            if rec.get("type") == "checkpoint" and not include_checkpoints:
-                continue
-            if principal is not None and rec.get("principal") != principal:
-                continue
-            if bucket is not None and rec.get("bucket") != bucket:
-                continue
-            if decision is not None and rec.get("decision") != decision:
-                continue
-            ts = rec.get("ts", 0.0)
-            if (lo is not None and ts < lo) or (hi is not None and ts >= hi):
-                continue
-            yield rec
+    for rec in _records(path if isinstance(path, list) else [path]):
+        if rec.get("type") == "checkpoint" and not include_checkpoints:
+            continue
+        if principal is not None and rec.get("principal") != principal:
+            continue
+        if bucket is not None and rec.get("bucket") != bucket:
+            continue
+        if decision is not None and rec.get("decision") != decision:
+            continue
+        ts = rec.get("ts", 0.0)
+        if (lo is not None and ts < lo) or (hi is not None and ts >= hi):
+            continue
+        yield rec
+
+
+def _records(paths: list[Path]) -> Iterator[dict[str, Any]]:
+    for path in paths:
+        with open(path, "rb") as f:
+            for raw in f:
+                if raw[:1] == b"\0":
+                    break                           # the preallocated padding
+                try:
+                    yield json.loads(raw)
+                except ValueError:
+                    continue
 
 
 def export(records: Iterable[dict[str, Any]], out: TextIO) -> int:
