@@ -200,3 +200,19 @@ def test_corrupt_inline_body_answers_500(srv, bucket):
         db.close()
     rid = refused(lambda: s3.get_object(Bucket=bucket, Key="tiny"))
     assert_failed_request(srv, bucket, "tiny", rid)
+
+
+def test_copy_from_a_corrupt_source_answers_500_and_names_the_request(srv, bucket):
+    """Every path that reads a stored body goes through the same check (CopyObject,
+    UploadPartCopy): the copy fails loudly, nothing corrupt is copied."""
+    s3 = srv.client()
+    path = put(srv, s3, bucket, "src", os.urandom(SMALL))
+    truncate(path, 3)
+    rid = refused(lambda: s3.copy_object(Bucket=bucket, Key="dst", CopySource={"Bucket": bucket, "Key": "src"}))
+    lines = [x for x in server_log(Path(srv.data_dir)).read_text().splitlines() if rid in x]
+    assert any("integrity failure" in x and bucket in x for x in lines), lines
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key="dst")
+    up = s3.create_multipart_upload(Bucket=bucket, Key="mp-dst")["UploadId"]
+    refused(lambda: s3.upload_part_copy(Bucket=bucket, Key="mp-dst", UploadId=up, PartNumber=1,
+                                        CopySource={"Bucket": bucket, "Key": "src"}))
