@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import os
 import time
 
 import pytest
@@ -201,3 +202,24 @@ def test_a_gap_in_the_archive_is_detected(tmp_path):
     middle.with_name(middle.name.removesuffix(".gz") + ".sig.json").unlink()
     result = audit_segments.verify_archive(archive, pin(tmp_path))
     assert result.status == "broken" and "missing" in result.reason, result
+
+
+def test_a_crash_between_closing_a_segment_and_opening_the_next_loses_nothing(tmp_path):
+    """The rename is durable before the fresh file exists: a restart that finds no
+    audit.log continues the chain from the last segment."""
+    async def crash_right_after_a_rotation():
+        log = audit.AuditLog(tmp_path, checkpoint_seconds=0, segment_bytes=1)
+        await log.open()
+        for i in range(3):
+            await log.append({"n": i})              # every batch ends in a rotation
+        await asyncio.to_thread(log._writer.stop)   # die without a seal
+        os.close(log._fd)
+
+    asyncio.run(crash_right_after_a_rotation())
+    active = audit.log_path(tmp_path)
+    assert active.read_bytes().strip(b"\0") == b""
+    active.unlink()                                 # the crash came before it was created
+    last = audit_segments.segments(tmp_path / "audit")[-1].last
+    write(tmp_path, 4, segment_bytes=1 << 20)
+    result = verify(tmp_path)
+    assert result.ok and result.head_seq > last + 4, result

@@ -240,6 +240,7 @@ class AuditLog:
         self.segment_seconds = segment_seconds if segment_seconds is not None else (
             _env_float("VALLUM_AUDIT_SEGMENT_HOURS", SEGMENT_HOURS) * 3600)
         self._segment_started: float | None = None     # ts of the active file's first record
+        self._inode: int | None = None                  # of the file self._fd is open on
         self.witness = witness          # audit_witness.Witness: gets every checkpoint line
         self.fsync = fsync
         self._fd: int | None = None
@@ -259,7 +260,7 @@ class AuditLog:
         self._key = await asyncio.to_thread(load_or_create_signing_key, self.dir)
         self._public_hex = crypto.ed25519_public(self._key).hex()
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
-        self._tail = None
+        self._tail, self._inode, self._segment_started, self._allocated = None, None, None, 0
         self._writer.start()
         if self.checkpoint_seconds > 0:
             self._timer = asyncio.get_running_loop().create_task(self._tick())
@@ -369,7 +370,9 @@ class AuditLog:
             assert fd is not None
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
-                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                if self._inode is None:
+                    self._inode = os.fstat(fd).st_ino
+                if os.stat(self.path).st_ino == self._inode:      # one stat per batch
                     return fd
             except FileNotFoundError:
                 pass
@@ -379,7 +382,7 @@ class AuditLog:
             fcntl.flock(fd, fcntl.LOCK_UN)
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
             os.close(fd)
-            self._tail, self._allocated, self._segment_started = None, 0, None
+            self._tail, self._allocated, self._segment_started, self._inode = None, 0, None, None
 
     def _rotation_due(self, fd: int, end: int, now: float) -> bool:
         if end == 0:
@@ -413,7 +416,7 @@ class AuditLog:
                     os.fsync(dfd)
                 finally:
                     os.close(dfd)
-        self._allocated, self._segment_started = 0, None
+        self._allocated, self._segment_started, self._inode = 0, None, None
 
     def _extend(self, fd: int, end: int) -> None:
         """Grow the padding so ``end`` fits with PREALLOC to spare; durable before use."""
