@@ -143,6 +143,14 @@ async def check_version(blobs: BlobStore, record: ObjectRecord, limit: RateLimit
     return out, customer
 
 
+async def _still_stored(meta: MetaStore, record: ObjectRecord) -> bool:
+    """Whether the version still exists with the same bodies (a scrub beside a running
+    server must not report a blob a concurrent delete removed)."""
+    now = await meta.get_object(record.bucket, record.key, record.version_id)
+    return (now is not None and now.blob_ids() == record.blob_ids()
+            and now.inline == record.inline)
+
+
 async def scrub(meta: MetaStore, blobs: BlobStore, progress: Progress, *, rate: float = 0,
                 save: Callable[[Progress], None] = lambda p: None,
                 stop: Callable[[Progress], bool] = lambda p: False,
@@ -166,6 +174,8 @@ async def scrub(meta: MetaStore, blobs: BlobStore, progress: Progress, *, rate: 
                     continue
                 before = limit.done
                 found, length_only = await check_version(blobs, record, limit)
+                if found and not await _still_stored(meta, record):
+                    found = []              # deleted or replaced while we read it: not rot
                 progress.findings += found
                 progress.versions += 1
                 progress.length_only += length_only
