@@ -68,6 +68,13 @@ def refused(call) -> str:
     return meta["RequestId"]
 
 
+def metric(srv, prefix: str) -> float:
+    """The value of the one sample whose line starts with ``prefix`` (0 if absent)."""
+    with urllib.request.urlopen(srv.endpoint + "/-/metrics", timeout=5) as r:
+        lines = r.read().decode().splitlines()
+    return next((float(x.rsplit(" ", 1)[1]) for x in lines if x.startswith(prefix)), 0.0)
+
+
 def failures(srv) -> dict[str, float]:
     with urllib.request.urlopen(srv.endpoint + "/-/metrics", timeout=5) as r:
         text = r.read().decode()
@@ -136,6 +143,7 @@ def test_corruption_late_in_a_large_body_is_audited_as_a_failed_read(srv, bucket
     got = s3.get_object(Bucket=bucket, Key="late", Range="bytes=0-1048575")["Body"].read()
     assert got == body[:1048576]
     before = failures(srv).get("during-body", 0)
+    errors_before = metric(srv, 'vallum_s3_requests_total{operation="GetObject",status="500"}')
     resp = s3.get_object(Bucket=bucket, Key="late")
     assert resp["ResponseMetadata"]["HTTPStatusCode"] == 200
     received = b""
@@ -152,6 +160,8 @@ def test_corruption_late_in_a_large_body_is_audited_as_a_failed_read(srv, bucket
     assert len(received) <= rec["bytes_out"] < LARGE and rec["bytes_expected"] == LARGE
     assert received == body[:len(received)]         # what was sent was authentic
     assert failures(srv)["during-body"] == before + 1
+    # The request is counted (as the server error it was), not lost with the connection.
+    assert metric(srv, 'vallum_s3_requests_total{operation="GetObject",status="500"}') == errors_before + 1
     lines = [x for x in server_log(Path(srv.data_dir)).read_text().splitlines() if rid in x]
     assert any("integrity failure" in x and bucket in x and "late" in x for x in lines), lines
 
