@@ -223,3 +223,22 @@ def test_a_crash_between_closing_a_segment_and_opening_the_next_loses_nothing(tm
     write(tmp_path, 4, segment_bytes=1 << 20)
     result = verify(tmp_path)
     assert result.ok and result.head_seq > last + 4, result
+
+
+def test_prune_removes_only_what_the_archive_really_holds(tmp_path):
+    """A statement for another log's segment of the same name, or a damaged export, does
+    not count as exported: nothing is pruned."""
+    write(tmp_path / "other", 200)
+    write(tmp_path, 200)
+    audit_dir, archive = tmp_path / "audit", tmp_path / "archive"
+    audit_segments.export(tmp_path / "other" / "audit", archive, key(tmp_path / "other"))
+    later = time.time() + 1
+    assert audit_segments.prune(audit_dir, key(tmp_path), retain_days=0, archive=archive, now=later) == []
+    for f in archive.iterdir():
+        f.unlink()
+    audit_segments.export(audit_dir, archive, key(tmp_path))
+    first_gz = sorted(archive.glob("*.gz"))[0]
+    first_gz.write_bytes(first_gz.read_bytes()[:-1])
+    assert audit_segments.prune(audit_dir, key(tmp_path), retain_days=0, archive=archive, now=later) == []
+    first_gz.unlink()
+    assert audit_segments.verify_archive(archive, pin(tmp_path)).status == "broken"

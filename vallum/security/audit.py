@@ -401,7 +401,7 @@ class AuditLog:
         """Close the active file (it ends at the rotate checkpoint just synced) as a
         segment and open a fresh one; the caller still holds the old file's lock, so no
         other process writes in between."""
-        first = json.loads(os.pread(fd, 65536, 0).split(b"\n", 1)[0])["seq"]
+        first = json.loads(audit_segments.first_line(self.path))["seq"]
         os.ftruncate(fd, end)                       # drop the padding
         if self.fsync:
             os.fsync(fd)

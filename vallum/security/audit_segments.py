@@ -144,20 +144,17 @@ def export(audit_dir: Path, archive: Path, private: bytes) -> list[Path]:
         if sig.exists():
             continue
         tmp = gz.with_name(gz.name + ".tmp")
-        digest = hashlib.sha256()
         with open(seg.path, "rb") as src, open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as raw:
             with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as out:
                 while block := src.read(1 << 20):
                     out.write(block)
             raw.flush()
             os.fsync(raw.fileno())
-        with open(tmp, "rb") as f:
-            while block := f.read(1 << 20):
-                digest.update(block)
+        digest = _sha256(tmp)
         os.replace(tmp, gz)
         first = json.loads(first_line(seg.path))
         _write_json(sig, _sign(private, _EXPORT_DOMAIN, {
-            "file": gz.name, "sha256": digest.hexdigest(), "first_seq": seg.first, "last_seq": seg.last,
+            "file": gz.name, "sha256": digest, "first_seq": seg.first, "last_seq": seg.last,
             "follows": first["prev"], "last_hash": line_hash(last_line(seg.path)),
             "exported": time.time()}))
         written.append(gz)
@@ -165,7 +162,26 @@ def export(audit_dir: Path, archive: Path, private: bytes) -> list[Path]:
 
 
 def exported(archive: Path | None, seg: Segment) -> bool:
-    return archive is not None and (archive / (seg.path.name + ".sig.json")).exists()
+    """Whether ``archive`` holds this very segment: a statement for its seq range and last
+    line, and a gzip with the stated digest (a same-named file from elsewhere is not it)."""
+    if archive is None:
+        return False
+    try:
+        doc = json.loads((archive / (seg.path.name + ".sig.json")).read_text())
+        if (int(doc["first_seq"]), int(doc["last_seq"])) != (seg.first, seg.last) or not same_hex(
+                str(doc["last_hash"]), line_hash(last_line(seg.path))):
+            return False
+        return same_hex(_sha256(archive / Path(str(doc["file"])).name), str(doc["sha256"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 # --- prune ----------------------------------------------------------------------------
@@ -234,11 +250,9 @@ def verify_archive(archive: Path, public: bytes | None, *, fp: str | None = None
     try:
         for doc in statements:
             gz = archive / Path(str(doc["file"])).name
-            digest = hashlib.sha256()
-            with open(gz, "rb") as f:
-                while block := f.read(1 << 20):
-                    digest.update(block)
-            if not same_hex(digest.hexdigest(), str(doc["sha256"])):
+            if not gz.is_file():
+                return VerifyResult("broken", 0, 0, None, None, f"{gz.name}: exported segment is missing")
+            if not same_hex(_sha256(gz), str(doc["sha256"])):
                 return VerifyResult("broken", 0, 0, None, None, f"{gz.name}: not the file that was exported")
             out = tmp_dir / gz.name.removesuffix(".gz")
             with gzip.open(gz, "rb") as src, open(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as dst:
