@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from vallum.client import Client, VallumError, tls_context
-from vallum.compute import gateway_ca
+from vallum.compute import gateway_ca, safeio
 from vallum.compute import sandbox as sbx
 from vallum.compute.credentials import TaskCredentials
 from vallum.compute.spec import JobSpec, parse_uri
@@ -92,33 +92,33 @@ def _stage(client: Client, uri_text: str, dest: Path) -> list[str]:
     else:
         items, base = [uri.key], uri.key.rsplit("/", 1)[0] + "/" if "/" in uri.key else ""
     staged = []
-    for key in items:
-        rel = safe_relpath(key, base)
-        if rel is None:
-            continue
-        target = dest / rel
-        _mkdirs(dest, target.parent)
-        client.download(uri.bucket, key, str(target))
-        os.chmod(target, 0o644)
-        staged.append(rel)
+    dest_fd = safeio.open_dir(dest)
+    try:
+        for key in items:
+            rel = safe_relpath(key, base)
+            if rel is None:
+                continue
+            fd = safeio.write_at(dest_fd, rel, 0o644)     # the sandbox uid reads staged inputs
+            try:
+                # The client writes to a path: /proc/self/fd/N is the file just opened (a
+                # magic link to its inode), never a name the sandbox could swap.
+                client.download(uri.bucket, key, f"/proc/self/fd/{fd}")
+            finally:
+                os.close(fd)
+            staged.append(rel)
+    finally:
+        os.close(dest_fd)
     return staged
-
-
-def _mkdirs(root: Path, path: Path) -> None:
-    """mkdir -p below ``root`` with 0755 whatever the process umask (the sandbox reads them)."""
-    missing = []
-    while path != root and not path.exists():
-        missing.append(path)
-        path = path.parent
-    for p in reversed(missing):
-        p.mkdir()
-        os.chmod(p, 0o755)  # noqa: S103 - the sandbox uid reads staged inputs
 
 
 def stage_code(client: Client, spec: JobSpec, code_dir: Path) -> None:
     if spec.code is not None:
-        (code_dir / "main.py").write_text(spec.code)
-        os.chmod(code_dir / "main.py", 0o644)
+        dir_fd = safeio.open_dir(code_dir)
+        try:
+            with os.fdopen(safeio.write_at(dir_fd, "main.py", 0o644), "w") as f:
+                f.write(spec.code)
+        finally:
+            os.close(dir_fd)
     if spec.script:
         _stage(client, spec.script, code_dir)
     if spec.code_uri:
@@ -170,12 +170,8 @@ def client_for(bundle: TaskBundle) -> Client:
 
 
 def read_nofollow(path: Path, offset: int = 0, limit: int | None = None) -> bytes:
-    """Read a file the sandbox could have replaced, never following a symlink."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(fd, "rb") as f:
-        if offset:
-            f.seek(offset)
-        return f.read() if limit is None else f.read(limit)
+    """Read a file the sandbox could have replaced, following no link in any component."""
+    return safeio.read_file(path, offset, limit)
 
 
 def argv_of(spec: JobSpec, box: sbx.Sandbox, scratch: sbx.Scratch) -> list[str]:
@@ -194,20 +190,15 @@ def upload_outputs(client: Client, spec: JobSpec, name: str, scratch: sbx.Scratc
     out = parse_uri(spec.output, "output")
     prefix = out.key + (f"{name}/" if name else "")
     done = []
-    root = scratch.outputs
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
-        for fn in sorted(filenames):
-            path = os.path.join(dirpath, fn)
-            try:
-                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-            except OSError:
-                continue                     # symlinks and oddities never leave the sandbox
+    root = safeio.open_dir(scratch.outputs)
+    try:
+        for rel, fd in safeio.walk_files(root):    # links and oddities never leave the sandbox
             with os.fdopen(fd, "rb") as f:
                 data = f.read()
-            rel = os.path.relpath(path, root).replace(os.sep, "/")
             client.put_object(out.bucket, prefix + rel, data, label=label)
             done.append(prefix + rel)
+    finally:
+        os.close(root)
     return done
 
 
@@ -294,7 +285,6 @@ class GatewayRelay:
 async def finish(client: Client, spec: JobSpec, name: str, scratch: sbx.Scratch,
                  outcome: sbx.Outcome, secrets: list[str], label: str | None = None) -> TaskResult:
     """After the process ended: outputs (on success) and the log go to the output prefix."""
-    sbx.finish_scratch(scratch)
     outputs: list[str] = []
     reason = outcome.reason
     if outcome.ok:

@@ -29,6 +29,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from vallum.compute import safeio
+
 log = logging.getLogger("vallum.compute.sandbox")
 
 NOBODY = 65534
@@ -95,33 +97,33 @@ def drop_privileges() -> bool:
 
 
 def make_scratch(base: Path, name: str, uid: int = NOBODY) -> Scratch:
-    """``base/name/`` (0700, owned by the sandbox's uid) with in, out, code, work."""
+    """``base/name/`` (0700, owned by the sandbox's uid) with in, out, code, work.
+
+    ``base`` is resolved once here, so every scratch path is canonical: the host's
+    file operations (safeio) may then refuse a symlink in any component."""
+    base = base.resolve()
     base.mkdir(parents=True, exist_ok=True)
     os.chmod(base, 0o711)  # noqa: S103 - traversable, not listable: each task finds only its own
-    holder = base / name
-    holder.mkdir(mode=0o700)
-    os.chmod(holder, 0o700)
-    root = holder / "job"
-    for sub in ("", "in", "out", "code", "work"):
-        (root / sub).mkdir(exist_ok=True)
+    owner = uid if drop_privileges() else None
+    base_fd = safeio.open_dir(base)
+    try:
+        holder = safeio.mkdir_at(base_fd, name, 0o700, owner)
+    finally:
+        os.close(base_fd)
+    try:
         # Explicit modes: the gateway runs with umask 077, the sandbox uid must read in/ and code/.
-        os.chmod(root / sub, 0o755 if sub in ("in", "code") else 0o700)  # noqa: S103
-    if drop_privileges():
-        for sub in ("", "out", "work"):
-            os.chown(root / sub, uid, uid)
-        os.chown(holder, uid, uid)
-        os.chmod(holder, 0o700)
-    return Scratch(root, holder / "task.log", holder / "gw.sock", uid)
-
-
-def finish_scratch(scratch: Scratch) -> None:
-    """Let the server read what the task wrote (it may run as nobody with a 077 umask)."""
-    if drop_privileges():
-        for dirpath, dirnames, filenames in os.walk(scratch.outputs):
-            for n in dirnames + filenames:
-                p = os.path.join(dirpath, n)
-                if not os.path.islink(p):
-                    os.chown(p, 0, 0)
+        job = safeio.mkdir_at(holder, "job", 0o700, owner)
+        try:
+            for sub in ("in", "code", "out", "work"):
+                writable = sub in ("out", "work")
+                os.close(safeio.mkdir_at(job, sub, 0o700 if writable else 0o755,
+                                         owner if writable else None))
+        finally:
+            os.close(job)
+    finally:
+        os.close(holder)
+    holder_path = base / name
+    return Scratch(holder_path / "job", holder_path / "task.log", holder_path / "gw.sock", uid)
 
 
 def remove_scratch(scratch: Scratch) -> None:
@@ -308,6 +310,50 @@ def python() -> str:
             sys.base_prefix, sys.prefix, os.path.realpath(sys.executable))):
         return sys.executable
     return shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin") or sys.executable
+
+
+def sandbox_pidns(outer_pid: int) -> str | None:
+    """The PID namespace of the sandbox bubblewrap ``outer_pid`` started (its one child is
+    the namespace's init), or None when it cannot be found."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            if ppid == outer_pid:
+                ns = os.readlink(f"/proc/{entry}/ns/pid")
+                return ns if ns != os.readlink("/proc/self/ns/pid") else None
+        except (OSError, ValueError, IndexError):
+            continue
+    return None
+
+
+def pidns_population(ns: str) -> int:
+    """How many processes live in the PID namespace ``ns``, counted by the host itself
+    (a task's word is never taken for it). A zombie leader whose threads still run is
+    found through its threads."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/ns/pid") == ns:
+                count += 1
+            continue
+        except OSError:
+            pass
+        try:
+            for tid in os.listdir(f"/proc/{entry}/task"):
+                try:
+                    if os.readlink(f"/proc/{entry}/task/{tid}/ns/pid") == ns:
+                        count += 1
+                        break
+                except OSError:
+                    continue
+        except OSError:
+            continue
+    return count
 
 
 def kill_group(pgid: int) -> None:

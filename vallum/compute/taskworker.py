@@ -9,7 +9,11 @@ each task every other process of the sandbox's PID namespace is killed and the
 private /tmp emptied, so nothing of one task lives on into the next. Stdlib only.
 
 Protocol: one JSON request per line on stdin, one JSON answer per line on stdout
-(``clean`` says the sandbox was cleared; the host retires it otherwise).
+(``clean`` says the sandbox was cleared; the host retires it otherwise). The channel
+is the worker's alone: a task's process has every descriptor but 0-2 closed before
+its code runs, so it cannot speak on it. Each answer repeats the request's id and
+per-task nonce, and the host still checks for itself that the task's processes are
+gone before it believes the answer.
 """
 
 import ctypes
@@ -45,6 +49,7 @@ def _child(req: dict) -> None:
     os.dup2(fd, 2)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
+    os.closerange(3, 1 << 20)        # close_range(2): the worker's answer channel above all
     os.chdir(os.path.join(d, "work"))
     _limits(req["limits"])
     env = req["env"]
@@ -77,6 +82,11 @@ def _child(req: dict) -> None:
 
 
 def _run(req: dict) -> dict:
+    nonce = req.pop("nonce", "")     # popped before the fork: the task never holds it
+    return {**_wait(req), "nonce": nonce}
+
+
+def _wait(req: dict) -> dict:
     pid = os.fork()
     if pid == 0:
         try:

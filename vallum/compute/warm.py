@@ -14,14 +14,21 @@ starts clean:
   background) before the sandbox takes another task;
 - the code directory (read-only inside) is restaged whenever the job changes.
 
+A task never decides when it is finished: it has no descriptor of the worker's answer
+channel, an answer must repeat the request's id and per-task nonce, and the host itself
+counts the processes of the sandbox's PID namespace (init and the worker, nothing else)
+before it touches the task's files; otherwise the sandbox is killed first.
+
 Host-side file operations never follow a path the sandbox could have planted: task
 directories get unpredictable names, are created by the host (which fails on anything
-already there), and logs are read with O_NOFOLLOW.
+already there), and everything is read and written through safeio (no symlink in any
+component).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import os
 import secrets
@@ -32,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from vallum.client import Client, VallumError
-from vallum.compute import runner
+from vallum.compute import runner, safeio
 from vallum.compute import sandbox as sbx
 from vallum.compute.spec import JobSpec
 
@@ -46,6 +53,7 @@ class _Worker:
     scratch: sbx.Scratch
     last_used: float
     code_job: str | None = None        # the job whose code /job/code holds
+    pidns: str | None = None           # the sandbox's PID namespace, as the host sees it
     served: int = 0
     busy: bool = field(default=False, compare=False)
 
@@ -124,6 +132,7 @@ class WarmPool:
             if not hello or not json.loads(hello).get("ready"):
                 await self._stop(w)
                 raise RuntimeError("task worker did not start: " + runner_tail(scratch.log_path))
+            w.pidns = await runner._io(sbx.sandbox_pidns, proc.pid)
             self.spawned += 1
             return w
         except BaseException:
@@ -131,12 +140,20 @@ class WarmPool:
             self.box.release_uid(uid)
             raise
 
-    async def _stop(self, w: _Worker) -> None:
+    async def _kill(self, w: _Worker) -> None:
+        """Kill the sandbox; once bubblewrap has exited its PID namespace is empty."""
         sbx.kill_group(w.proc.pid)
         try:
             await asyncio.wait_for(w.proc.wait(), 5)
         except asyncio.TimeoutError:
             pass
+
+    def _idle(self, w: _Worker) -> bool:
+        """The host's own check that nothing but the namespace's init and the worker runs."""
+        return w.alive() and w.pidns is not None and sbx.pidns_population(w.pidns) == 2
+
+    async def _stop(self, w: _Worker) -> None:
+        await self._kill(w)
         await runner._io(sbx.remove_scratch, w.scratch)
         self.box.release_uid(w.scratch.uid)
 
@@ -191,8 +208,9 @@ class WarmPool:
             if spec.module:
                 env["PYTHONPATH"] = code
             r = spec.resources
+            nonce = secrets.token_hex(16)
             req: dict[str, Any] = {
-                "id": name, "dir": inner, "env": env, "args": spec.args, "wall": r.wall_time_s,
+                "id": name, "nonce": nonce, "dir": inner, "env": env, "args": spec.args, "wall": r.wall_time_s,
                 "limits": {"memory_mb": r.memory_mb, "cpu_seconds": r.cpu_seconds(),
                            "max_files": r.max_files, "max_file_mb": r.max_file_mb}}
             if spec.runtime == "command":
@@ -223,8 +241,16 @@ class WarmPool:
             raw = reader.result()
             if not raw:
                 return runner.TaskResult("FAILED", None, "the task worker died")
-            answer = json.loads(raw)
-            keep = answer.get("clean") is True        # every other process gone, /tmp empty
+            answer = _parse(raw)
+            if (answer.get("id") != name
+                    or not hmac.compare_digest(str(answer.get("nonce", "")), nonce)):
+                await self._kill(w)
+                return runner.TaskResult("FAILED", None,
+                                         "the sandbox answered for another task")
+            # Finished only when the host sees the task's processes gone, never on its word.
+            keep = answer.get("clean") is True and await runner._io(self._idle, w)
+            if not keep:
+                await self._kill(w)
             if answer.get("timed_out"):
                 outcome = sbx.Outcome(None, timed_out=True,
                                       reason=f"wall-time limit of {r.wall_time_s:g}s exceeded")
@@ -260,6 +286,14 @@ class WarmPool:
                     self.idle.pop(key, None)
 
 
+def _parse(raw: bytes) -> dict:
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
 def _prepare_task(w: _Worker, bundle: runner.TaskBundle, client: Client, task: sbx.Scratch) -> None:
     """(Re)stage the job's code when the job changed, make the task's directories (the
     host creates them: anything already there is refused), stage its inputs."""
@@ -268,16 +302,22 @@ def _prepare_task(w: _Worker, bundle: runner.TaskBundle, client: Client, task: s
         _empty(w.scratch.code)
         runner.stage_code(client, bundle.job_spec(), w.scratch.code)
         w.code_job = bundle.job_id
-    os.mkdir(task.root, 0o711)          # root-owned when the server is root: nothing to plant
-    os.chmod(task.root, 0o711)  # noqa: S103 - traversable by the sandbox uid, not writable
-    for sub, mode in (("in", 0o755), ("out", 0o700), ("work", 0o700)):
-        os.mkdir(task.root / sub, mode)
-        os.chmod(task.root / sub, mode)
-    fd = os.open(task.log_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    os.close(fd)
-    if sbx.drop_privileges():
-        for path in (task.root / "out", task.root / "work", task.log_path):
-            os.chown(path, w.scratch.uid, w.scratch.uid)
+    owner = w.scratch.uid if sbx.drop_privileges() else None
+    work = safeio.open_dir(w.scratch.work)
+    try:                                 # root-owned, made by the host: nothing to plant
+        root = safeio.mkdir_at(work, task.root.name, 0o711)  # noqa: S103 - traversable only
+    finally:
+        os.close(work)
+    try:
+        for sub, mode in (("in", 0o755), ("out", 0o700), ("work", 0o700)):
+            os.close(safeio.mkdir_at(root, sub, mode, None if sub == "in" else owner))
+        fd = os.open(task.log_path.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                     0o600, dir_fd=root)
+        if owner is not None:
+            os.fchown(fd, owner, owner)
+        os.close(fd)
+    finally:
+        os.close(root)
     runner.stage_inputs(client, bundle, task)
 
 
