@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install bubblewrap (the compute sandbox) when it is missing. Idempotent; needs root for apt.
-# Without it Vallum still runs jobs, with rlimits only and a loud warning.
+# Without it the gateway refuses tenant compute (VALLUM_SANDBOX=unsafe-single-tenant overrides
+# that on a single-tenant machine only).
 set -euo pipefail
 if command -v bwrap >/dev/null 2>&1; then
     exit 0
@@ -13,5 +14,5 @@ elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
     sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
 else
     echo "install-sandbox: bubblewrap is missing and cannot be installed here (need root + apt);" \
-         "sandbox tests will be skipped and jobs run with rlimits only" >&2
+         "sandbox tests will be skipped and the gateway will refuse tenant compute" >&2
 fi

@@ -10,7 +10,8 @@ so root-owned files and other jobs' scratch directories stay closed to it.
 The tree lives in its own session/process group; timeout and cancel SIGKILL the
 group, and ``--die-with-parent`` plus the PID namespace take every descendant
 with it. Without usable namespaces the fallback keeps the rlimits and process
-group but has no filesystem or network isolation: it says so loudly.
+group but has no filesystem or network isolation, so it is only used when the operator
+asks for it (VALLUM_SANDBOX=unsafe-single-tenant); otherwise tenant code is refused.
 """
 
 from __future__ import annotations
@@ -131,7 +132,8 @@ def remove_scratch(scratch: Scratch) -> None:
 
 
 class Sandbox:
-    """Builds and runs the sandboxed command line; ``mode`` is "bwrap" or "rlimits"."""
+    """Builds and runs the sandboxed command line. ``mode``: "bwrap"; "unsafe-single-tenant"
+    (rlimits and a process group only, by explicit request); anything else refuses to run."""
 
     def __init__(self, mode: str | None = None) -> None:
         self.mode = mode or detect_mode()
@@ -139,6 +141,10 @@ class Sandbox:
         self.prlimit = shutil.which("prlimit")
         self.setpriv = shutil.which("setpriv")
         self._free_uids = list(range(UID_BASE + UID_COUNT - 1, UID_BASE - 1, -1))
+
+    @property
+    def usable(self) -> bool:
+        return self.mode in ("bwrap", UNSAFE)
 
     def acquire_uid(self) -> int:
         """A uid no other running sandbox of this process uses (NOBODY when not root)."""
@@ -168,6 +174,8 @@ class Sandbox:
 
     def command(self, scratch: Scratch, argv: list[str], env: dict[str, str], limits: Limits,
                 *, network: bool = False) -> list[str]:
+        if not self.usable:
+            raise SandboxUnavailable(REFUSAL)
         cmd: list[str] = []
         if drop_privileges() and self.setpriv:
             cmd += [self.setpriv, f"--reuid={scratch.uid}", f"--regid={scratch.uid}", "--clear-groups",
@@ -377,34 +385,52 @@ def describe(code: int | None) -> Outcome:
     return Outcome(code, reason=f"exit code {code}")
 
 
+UNSAFE = "unsafe-single-tenant"
+REFUSAL = ("tenant compute is refused: this host has no working bubblewrap sandbox. Install it "
+           "(apt-get install bubblewrap, or scripts/install-sandbox.sh) and allow unprivileged "
+           "user namespaces; only on a single-tenant machine may the gateway instead be started "
+           f"with VALLUM_SANDBOX={UNSAFE}")
+
+
+class SandboxUnavailable(RuntimeError):
+    """No isolating sandbox and no explicit single-tenant override: tenant code never runs."""
+
+
 _MODE: str | None = None
 
 
 def detect_mode() -> str:
-    """"bwrap" when a throw-away sandbox starts here; otherwise "rlimits", with a loud warning."""
+    """"bwrap" when a throw-away sandbox starts here; "unsafe-single-tenant" only when the
+    operator asked for it (VALLUM_SANDBOX); otherwise "unavailable": no silent downgrade."""
     global _MODE
     if _MODE is not None:
         return _MODE
-    forced = os.environ.get("VALLUM_SANDBOX")
-    if forced in ("bwrap", "rlimits"):
+    forced = os.environ.get("VALLUM_SANDBOX") or ""
+    if forced in ("bwrap", UNSAFE):
         _MODE = forced
     else:
-        _MODE = "rlimits"
-        bwrap = shutil.which("bwrap")
-        if bwrap:
-            try:
-                probe = [bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/",
-                         "--proc", "/proc", "--dev", "/dev", "true"]
-                if drop_privileges() and shutil.which("setpriv"):
-                    probe = [shutil.which("setpriv"), f"--reuid={NOBODY}", f"--regid={NOBODY}",
-                             "--clear-groups", "--", *probe]
-                ok = subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
-                _MODE = "bwrap" if ok else "rlimits"
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-    if _MODE != "bwrap":
-        log.warning("!!! SANDBOX DEGRADED: bubblewrap is missing or cannot create namespaces here. "
-                    "Tasks run with rlimits and their own process group ONLY: no filesystem, "
-                    "network or PID isolation. Install bubblewrap (apt-get install bubblewrap) "
-                    "and allow unprivileged user namespaces. !!!")
+        if forced:
+            log.error("VALLUM_SANDBOX=%s is not a mode (bwrap or %s): ignored", forced, UNSAFE)
+        _MODE = "bwrap" if _bwrap_works() else "unavailable"
+    if _MODE == UNSAFE:
+        log.warning("!!! VALLUM_SANDBOX=%s: tasks run with rlimits and their own process group "
+                    "ONLY: no filesystem, network or PID isolation. Never use this with more "
+                    "than one tenant. !!!", UNSAFE)
+    elif _MODE != "bwrap":
+        log.error("!!! %s !!!", REFUSAL)
     return _MODE
+
+
+def _bwrap_works() -> bool:
+    bwrap = shutil.which("bwrap")
+    if not bwrap:
+        return False
+    probe = [bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/",
+             "--proc", "/proc", "--dev", "/dev", "true"]
+    if drop_privileges() and shutil.which("setpriv"):
+        probe = [shutil.which("setpriv"), f"--reuid={NOBODY}", f"--regid={NOBODY}",
+                 "--clear-groups", "--", *probe]
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
