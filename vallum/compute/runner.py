@@ -202,6 +202,14 @@ def upload_outputs(client: Client, spec: JobSpec, name: str, scratch: sbx.Scratc
     return done
 
 
+def error_text(exc: Exception) -> str:
+    """What a job's reason may say about an error: never a host path (they name the
+    scratch folder and, through it, the gateway's pid)."""
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return str(exc)
+
+
 def redact(data: bytes, secrets: list[str]) -> bytes:
     for s in secrets:
         if s:
@@ -291,7 +299,7 @@ async def finish(client: Client, spec: JobSpec, name: str, scratch: sbx.Scratch,
         try:
             outputs = await _io(upload_outputs, client, spec, name, scratch, label)
         except (VallumError, OSError) as exc:
-            reason = f"uploading outputs failed: {exc}"
+            reason = f"uploading outputs failed: {error_text(exc)}"
     state = ("CANCELLED" if outcome.cancelled else "TIMED_OUT" if outcome.timed_out
              else "SUCCEEDED" if outcome.ok and reason is None else "FAILED")
     trailer = f"\n[vallum] {state}" + (f": {reason}" if reason else "") + "\n"
@@ -324,7 +332,7 @@ async def run_task(bundle: TaskBundle, box: sbx.Sandbox, scratch_base: Path,
         try:
             await _io(stage_all, client, bundle, scratch)
         except (VallumError, OSError) as exc:
-            reason = f"staging inputs failed: {exc}"
+            reason = f"staging inputs failed: {error_text(exc)}"
             scratch.log_path.write_text(f"vallum: {reason}\n")
             await _io(upload_log, client, spec, bundle.name, scratch,
                       creds.secrets(), "", bundle.label)

@@ -165,7 +165,8 @@ class Sandbox:
         base = self.env_paths_root(scratch)
         return {"VALLUM_INPUT": f"{base}/in", "VALLUM_OUTPUT": f"{base}/out",
                 "VALLUM_CODE": f"{base}/code", "HOME": f"{base}/work",
-                "TMPDIR": "/tmp",  # noqa: S108 - the sandbox's private tmpfs "PATH": "/usr/local/bin:/usr/bin:/bin",
+                "TMPDIR": "/tmp",  # noqa: S108 - the sandbox's private tmpfs
+                "PATH": "/usr/local/bin:/usr/bin:/bin",
                 "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
 
     def helper(self, name: str) -> str:
@@ -187,8 +188,10 @@ class Sandbox:
                     f"--fsize={limits.max_file_mb * 1024 * 1024}", "--core=0", "--"]
         if self.mode != "bwrap":
             return cmd + argv
+        # The task's environment is bubblewrap's own (the caller passes exactly ``env``): never
+        # --setenv, which would put a network task's secret and session token in argv (ps).
         b = [self.bwrap, "--unshare-all", "--die-with-parent", "--new-session",
-             "--hostname", "vallum-task", "--clearenv", "--cap-drop", "ALL"]
+             "--hostname", "vallum-task", "--cap-drop", "ALL"]
         for path in _SYSTEM:
             if os.path.islink(path):
                 b += ["--symlink", os.readlink(path), path]
@@ -206,8 +209,6 @@ class Sandbox:
               "--ro-bind", str(helpers_dir() / "taskworker.py"), "/opt/vallum/taskworker.py"]
         if network:
             b += ["--bind", str(scratch.sock_path), "/run/vallum-gateway.sock"]
-        for k, v in env.items():
-            b += ["--setenv", k, v]
         b += ["--remount-ro", "/", "--chdir", f"{JOB}/work", "--"]
         return cmd + b + argv
 
@@ -216,11 +217,10 @@ class Sandbox:
                   on_start=None) -> Outcome:
         """Run to completion, timeout or cancel; stdout and stderr go to scratch.log_path."""
         cmd = self.command(scratch, argv, env, limits, network=network)
-        full_env = env if self.mode == "bwrap" else env
         with open(scratch.log_path, "ab") as logf:
             proc = await asyncio.create_subprocess_exec(
                 *cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                env=full_env, cwd=str(scratch.work), start_new_session=True)
+                env=env, cwd=str(scratch.work), start_new_session=True)
         if on_start is not None:
             on_start(proc.pid)
         waiter = asyncio.ensure_future(proc.wait())

@@ -192,7 +192,7 @@ class WarmPool:
                 await runner._io(_prepare_task, w, bundle, client, task)
             except (VallumError, OSError) as exc:
                 keep = True
-                return runner.TaskResult("FAILED", None, f"staging inputs failed: {exc}")
+                return runner.TaskResult("FAILED", None, f"staging inputs failed: {runner.error_text(exc)}")
             if on_scratch is not None:
                 on_scratch(task)
             root = self.box.env_paths_root(w.scratch)
