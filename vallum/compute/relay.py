@@ -54,7 +54,11 @@ def main() -> int:
     listener.bind(("127.0.0.1", port))
     listener.listen(64)
     threading.Thread(target=serve, args=(listener,), daemon=True).start()
-    return subprocess.call(argv, env=os.environ)
+    try:
+        return subprocess.call(argv, env=os.environ)
+    except FileNotFoundError:
+        print(f"vallum: command not found: {argv[0]}", file=sys.stderr)
+        return 127
 
 
 if __name__ == "__main__":

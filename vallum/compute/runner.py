@@ -349,7 +349,7 @@ async def run_task(bundle: TaskBundle, box: sbx.Sandbox, scratch_base: Path,
         r = spec.resources
         limits = sbx.Limits(memory_mb=r.memory_mb, cpu_seconds=r.cpu_seconds(),
                             max_files=r.max_files, max_procs=r.max_procs,
-                            max_file_mb=r.max_file_mb, wall_time_s=r.wall_time_s)
+                            max_file_mb=r.max_file_mb, wall_time_s=r.wall_time_s, cpu=r.cpu)
         relay = None
         if spec.network:
             parts = urlsplit(bundle.endpoint)

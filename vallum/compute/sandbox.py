@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -30,7 +31,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from vallum.compute import safeio
+from vallum.compute import cgroups, safeio
 
 log = logging.getLogger("vallum.compute.sandbox")
 
@@ -41,6 +42,8 @@ NOBODY = 65534
 UID_BASE = int(os.environ.get("VALLUM_SANDBOX_UID_BASE", "200000"))
 UID_COUNT = 4096
 JOB = "/job"
+MAX_PROCS = int(os.environ.get("VALLUM_COMPUTE_MAX_PROCS", "1024"))
+HELPER_MB = 32
 HELPERS = Path(__file__).parent          # relay.py and fnworker.py, bound read-only
 _SYSTEM = ("/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc")
 
@@ -53,6 +56,21 @@ class Limits:
     max_procs: int = 64
     max_file_mb: int = 1024
     wall_time_s: float = 600.0
+    cpu: float | None = None           # cores (a cgroup CPU quota), where the host has one
+    task_memory_mb: int | None = None  # the task's own memory (tmpfs caps, cgroup) when the
+                                       # sandbox's processes need more address space (warm)
+
+    def memory(self) -> int:
+        return self.task_memory_mb or self.memory_mb
+
+    def procs(self) -> int:
+        """max_procs within the platform's ceiling (VALLUM_COMPUTE_MAX_PROCS)."""
+        return max(1, min(self.max_procs, MAX_PROCS))
+
+    def group_spec(self) -> cgroups.Spec:
+        # The sandbox's own helpers (bubblewrap, the warm worker) ride on top of the task's.
+        return cgroups.Spec((self.memory() + HELPER_MB) * 1024 * 1024, self.procs() + 4,
+                            self.cpu)
 
 
 @dataclass
@@ -65,6 +83,24 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.exit_code == 0 and not self.timed_out and not self.cancelled
+
+
+@dataclass
+class Started:
+    """A running sandbox: its process, its cgroup (None when none could be made) and the
+    PID namespace its processes live in, as the host sees it."""
+
+    proc: asyncio.subprocess.Process
+    group: cgroups.Group | None = None
+    pidns: str | None = None
+
+    def notes(self, limits: Limits) -> str:
+        """The job-log line saying which limits this host could not enforce ("" if none)."""
+        missing = (["memory (including /tmp and /dev/shm)", "process count"]
+                   if self.group is None else list(self.group.unenforced))
+        if limits.procs() < limits.max_procs:
+            missing.append(f"max_procs above the platform's {limits.procs()}")
+        return f"vallum: limits not enforced on this host: {', '.join(missing)}\n" if missing else ""
 
 
 @dataclass
@@ -174,7 +210,10 @@ class Sandbox:
         return f"/opt/vallum/{name}" if self.mode == "bwrap" else str(helpers_dir() / name)
 
     def command(self, scratch: Scratch, argv: list[str], env: dict[str, str], limits: Limits,
-                *, network: bool = False) -> list[str]:
+                *, network: bool = False, sync: tuple[int, int] | None = None) -> list[str]:
+        """The command line; ``env`` goes to the process's environment (``env=``), never
+        to argv. ``sync`` (info fd, block fd): bubblewrap reports its pids and waits, so
+        the caller can put it in a cgroup before any task code runs."""
         if not self.usable:
             raise SandboxUnavailable(REFUSAL)
         cmd: list[str] = []
@@ -183,8 +222,9 @@ class Sandbox:
                     "--inh-caps=-all", "--"]
         if self.prlimit:
             mem = limits.memory_mb * 1024 * 1024
-            cmd += [self.prlimit, f"--as={mem}", f"--cpu={limits.cpu_seconds}",
-                    f"--nofile={limits.max_files}", f"--nproc={limits.max_procs}",
+            # CPU: SIGXCPU at the limit (reported as such), SIGKILL a second later.
+            cmd += [self.prlimit, f"--as={mem}", f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 1}",
+                    f"--nofile={limits.max_files}", f"--nproc={limits.procs()}",
                     f"--fsize={limits.max_file_mb * 1024 * 1024}", "--core=0", "--"]
         if self.mode != "bwrap":
             return cmd + argv
@@ -199,7 +239,10 @@ class Sandbox:
                 b += ["--ro-bind", path, path]
         for prefix in python_binds():
             b += ["--ro-bind", prefix, prefix]
-        b += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", JOB,  # noqa: S108 - private
+        tmpfs = str(limits.memory() * 1024 * 1024)   # each capped; the cgroup bounds the sum
+        b += ["--proc", "/proc", "--dev", "/dev",
+              "--size", tmpfs, "--tmpfs", "/dev/shm",  # noqa: S108 - the sandbox's private tmpfs
+              "--size", tmpfs, "--tmpfs", "/tmp", "--dir", JOB,  # noqa: S108 - private
               "--ro-bind", str(scratch.inputs), f"{JOB}/in",
               "--ro-bind", str(scratch.code), f"{JOB}/code",
               "--bind", str(scratch.outputs), f"{JOB}/out",
@@ -209,20 +252,67 @@ class Sandbox:
               "--ro-bind", str(helpers_dir() / "taskworker.py"), "/opt/vallum/taskworker.py"]
         if network:
             b += ["--bind", str(scratch.sock_path), "/run/vallum-gateway.sock"]
+        if sync is not None:
+            b += ["--info-fd", str(sync[0]), "--block-fd", str(sync[1])]
         b += ["--remount-ro", "/", "--chdir", f"{JOB}/work", "--"]
         return cmd + b + argv
 
-    async def run(self, scratch: Scratch, argv: list[str], env: dict[str, str], limits: Limits,
-                  *, network: bool = False, cancel: asyncio.Event | None = None,
-                  on_start=None) -> Outcome:
-        """Run to completion, timeout or cancel; stdout and stderr go to scratch.log_path."""
-        cmd = self.command(scratch, argv, env, limits, network=network)
-        with open(scratch.log_path, "ab") as logf:
+    async def start(self, scratch: Scratch, argv: list[str], env: dict[str, str],
+                    limits: Limits, *, network: bool = False, stdin=subprocess.DEVNULL,
+                    stdout=None, stderr=None) -> Started:
+        """Start the sandbox. With bubblewrap it starts blocked: its processes join a fresh
+        cgroup (memory, pids, cpu where available) before the task's code may run."""
+        if self.mode != "bwrap":
             proc = await asyncio.create_subprocess_exec(
-                *cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                env=env, cwd=str(scratch.work), start_new_session=True)
-        if on_start is not None:
-            on_start(proc.pid)
+                *self.command(scratch, argv, env, limits, network=network), stdin=stdin,
+                stdout=stdout, stderr=stderr, env=env, cwd=str(scratch.work),
+                start_new_session=True)
+            return Started(proc)
+        info_r, info_w = os.pipe()
+        block_r, block_w = os.pipe()
+        try:
+            cmd = self.command(scratch, argv, env, limits, network=network, sync=(info_w, block_r))
+            proc = await asyncio.create_subprocess_exec(
+                *cmd, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=str(scratch.work),
+                start_new_session=True, pass_fds=(info_w, block_r))
+        except BaseException:
+            for fd in (info_r, block_w):
+                os.close(fd)
+            raise
+        finally:
+            os.close(info_w)
+            os.close(block_r)
+        started = Started(proc)
+        try:
+            info = await _read_info(info_r)
+            child = info.get("child-pid")
+            ns = info.get("pid-namespace")
+            started.pidns = f"pid:[{ns}]" if isinstance(ns, int) else None
+            group = cgroups.create(limits.group_spec())
+            started.group = group
+            group.add(proc.pid)
+            if isinstance(child, int):
+                group.add(child)
+            os.write(block_w, b"g")           # go: the task's code starts inside the group
+        except BaseException:
+            kill_group(proc.pid)
+            await proc.wait()
+            if started.group is not None:
+                started.group.remove()
+            raise
+        finally:
+            os.close(block_w)
+        return started
+
+    async def run(self, scratch: Scratch, argv: list[str], env: dict[str, str], limits: Limits,
+                  *, network: bool = False, cancel: asyncio.Event | None = None) -> Outcome:
+        """Run to completion, timeout or cancel; stdout and stderr go to scratch.log_path."""
+        with open(scratch.log_path, "ab") as logf:
+            started = await self.start(scratch, argv, env, limits, network=network,
+                                       stdout=logf, stderr=subprocess.STDOUT)
+            if note := started.notes(limits):
+                logf.write(note.encode())
+        proc = started.proc
         waiter = asyncio.ensure_future(proc.wait())
         stopper = asyncio.ensure_future(cancel.wait()) if cancel is not None else None
         try:
@@ -230,7 +320,11 @@ class Sandbox:
                                          timeout=limits.wall_time_s,
                                          return_when=asyncio.FIRST_COMPLETED)
             if waiter in done:
-                return describe(proc.returncode)
+                code = proc.returncode
+                if code == 1 and _exec_failed(scratch.log_path):
+                    code = NOT_FOUND
+                return describe(code, oom=started.group is not None
+                                and started.group.oom_kills() > 0, limits=limits)
             kill_group(proc.pid)
             await waiter
             if stopper is not None and stopper in done:
@@ -243,6 +337,46 @@ class Sandbox:
             if not waiter.done():
                 kill_group(proc.pid)
                 await waiter
+            if started.group is not None:
+                started.group.remove()
+
+
+def _exec_failed(log_path: Path) -> bool:
+    """bubblewrap could not exec the task's command (it says so and exits 1)."""
+    try:
+        size = os.stat(log_path).st_size
+        return b"bwrap: execvp " in safeio.read_file(log_path, max(0, size - 4096))
+    except OSError:
+        return False
+
+
+async def _read_info(fd: int, timeout: float = 30.0) -> dict:
+    """bubblewrap's --info-fd JSON (it names the sandbox's first pid and namespaces)."""
+    loop = asyncio.get_running_loop()
+    os.set_blocking(fd, False)
+    done: asyncio.Future = loop.create_future()
+    data = bytearray()
+
+    def readable() -> None:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        data.extend(chunk)
+        if done.done():
+            return
+        try:
+            done.set_result(json.loads(data))
+        except ValueError:
+            if not chunk:
+                done.set_exception(RuntimeError("bubblewrap did not start the sandbox"))
+
+    loop.add_reader(fd, readable)
+    try:
+        return await asyncio.wait_for(done, timeout)
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
 
 
 def _open_to_others(path: str) -> bool:
@@ -320,23 +454,6 @@ def python() -> str:
     return shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin") or sys.executable
 
 
-def sandbox_pidns(outer_pid: int) -> str | None:
-    """The PID namespace of the sandbox bubblewrap ``outer_pid`` started (its one child is
-    the namespace's init), or None when it cannot be found."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
-            if ppid == outer_pid:
-                ns = os.readlink(f"/proc/{entry}/ns/pid")
-                return ns if ns != os.readlink("/proc/self/ns/pid") else None
-        except (OSError, ValueError, IndexError):
-            continue
-    return None
-
-
 def pidns_population(ns: str) -> int:
     """How many processes live in the PID namespace ``ns``, counted by the host itself
     (a task's word is never taken for it). A zombie leader whose threads still run is
@@ -371,18 +488,29 @@ def kill_group(pgid: int) -> None:
         pass
 
 
-def describe(code: int | None) -> Outcome:
+def describe(code: int | None, *, oom: bool = False, limits: Limits | None = None) -> Outcome:
+    """An exit status as the job's reason: OOM, CPU time, file size and "command not
+    found" are told apart (``oom``: the sandbox's cgroup counted an OOM kill)."""
     if code is None:
         return Outcome(None, reason="no exit status")
+    if oom and code != 0:
+        limit = f" of {limits.memory_mb} MB" if limits is not None else ""
+        return Outcome(code if code > 0 else 128 + signal.SIGKILL,
+                       reason=f"out of memory: killed at the memory limit{limit}")
     if code == 0:
         return Outcome(0)
     if code < 0 or code > 128:
         sig = -code if code < 0 else code - 128
         name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
         why = {"SIGXCPU": "CPU-time limit exceeded", "SIGXFSZ": "file-size limit exceeded",
-               "SIGKILL": "killed (memory or CPU limit)"}.get(name, f"killed by {name}")
+               "SIGKILL": "killed (SIGKILL)"}.get(name, f"killed by {name}")
         return Outcome(code if code > 0 else 128 + sig, reason=why)
+    if code == NOT_FOUND:
+        return Outcome(code, reason="command not found")
     return Outcome(code, reason=f"exit code {code}")
+
+
+NOT_FOUND = 127
 
 
 UNSAFE = "unsafe-single-tenant"

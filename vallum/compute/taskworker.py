@@ -6,7 +6,7 @@ warm.py for who may share); each task still gets a fresh process (forked from th
 warm one, or exec'd for commands) in its own session, its own directories,
 environment and rlimits, and is killed as a group at its wall-time limit. After
 each task every other process of the sandbox's PID namespace is killed and the
-private /tmp emptied, so nothing of one task lives on into the next. Stdlib only.
+private /tmp and /dev/shm emptied, so nothing of one task lives on into the next. Stdlib only.
 
 Protocol: one JSON request per line on stdin, one JSON answer per line on stdout
 (``clean`` says the sandbox was cleared; the host retires it otherwise). The channel
@@ -38,7 +38,11 @@ def _limits(lim: dict) -> None:
                        (resource.RLIMIT_CORE, 0)):
         soft, hard = resource.getrlimit(res)
         value = value if hard == resource.RLIM_INFINITY else min(value, hard)
-        resource.setrlimit(res, (value, value))
+        # CPU: SIGXCPU at the limit (reported as such), SIGKILL a second later.
+        top = value
+        if res == resource.RLIMIT_CPU:
+            top = value + 1 if hard == resource.RLIM_INFINITY else min(value + 1, hard)
+        resource.setrlimit(res, (value, top))
 
 
 def _child(req: dict) -> None:
@@ -54,7 +58,14 @@ def _child(req: dict) -> None:
     _limits(req["limits"])
     env = req["env"]
     if req.get("argv"):
-        os.execvpe(req["argv"][0], req["argv"], env)  # noqa: S606 - the task's own argv
+        try:
+            os.execvpe(req["argv"][0], req["argv"], env)  # noqa: S606 - the task's own argv
+        except FileNotFoundError:
+            os.write(2, f"vallum: command not found: {req['argv'][0]}\n".encode())
+            os._exit(127)
+        except PermissionError:
+            os.write(2, f"vallum: command not executable: {req['argv'][0]}\n".encode())
+            os._exit(126)
     os.environ.clear()
     os.environ.update(env)
     sys.stdout = open(1, "w", buffering=1, closefd=False)
@@ -149,12 +160,13 @@ def _clear() -> bool:
     else:
         return False
     try:
-        for name in os.listdir("/tmp"):  # noqa: S108 - the sandbox's private tmpfs
-            path = os.path.join("/tmp", name)  # noqa: S108
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-            else:
-                os.unlink(path)
+        for tmp in ("/tmp", "/dev/shm"):  # noqa: S108 - the sandbox's private tmpfs mounts
+            for name in os.listdir(tmp):
+                path = os.path.join(tmp, name)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path)
+                else:
+                    os.unlink(path)
     except OSError:
         return False
     return True

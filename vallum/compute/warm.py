@@ -54,6 +54,8 @@ class _Worker:
     last_used: float
     code_job: str | None = None        # the job whose code /job/code holds
     pidns: str | None = None           # the sandbox's PID namespace, as the host sees it
+    group: Any = None                  # its cgroup (sandbox.Started.group)
+    note: str = ""                     # the limits this host cannot enforce, for each task log
     served: int = 0
     busy: bool = field(default=False, compare=False)
 
@@ -72,7 +74,7 @@ def pool_key(bundle: runner.TaskBundle, spec: JobSpec) -> tuple:
     resource shape (the sandbox-wide limits are set when it starts)."""
     r = spec.resources
     return (bundle.owner or f"job:{bundle.job_id}", spec.level, r.memory_mb, r.max_procs,
-            r.max_files, r.max_file_mb)
+            r.max_files, r.max_file_mb, r.cpu)
 
 
 class WarmPool:
@@ -117,22 +119,25 @@ class WarmPool:
             r = spec.resources
             limits = sbx.Limits(memory_mb=max(r.memory_mb, 256), cpu_seconds=10 ** 7,
                                 max_files=max(r.max_files, 64), max_procs=r.max_procs + 4,
-                                max_file_mb=r.max_file_mb, wall_time_s=float("inf"))
+                                max_file_mb=r.max_file_mb, wall_time_s=float("inf"), cpu=r.cpu,
+                                task_memory_mb=r.memory_mb)
             env = self.box.env_paths(scratch)
             env["VALLUM_WARM_PIDNS"] = "1"         # the worker may clear its PID namespace
             argv = [sbx.python(), "-u", self.box.helper("taskworker.py")]
-            cmd = self.box.command(scratch, argv, env, limits)
             with open(scratch.log_path, "ab") as logf:
-                proc = await asyncio.create_subprocess_exec(
-                    *cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                    stderr=logf, env=env, cwd=str(scratch.work), start_new_session=True)
-            w = _Worker(key, proc, scratch, time.monotonic())
+                started = await self.box.start(scratch, argv, env, limits,
+                                               stdin=asyncio.subprocess.PIPE,
+                                               stdout=asyncio.subprocess.PIPE, stderr=logf)
+            proc = started.proc
+            w = _Worker(key, proc, scratch, time.monotonic(), pidns=started.pidns,
+                        group=started.group, note=started.notes(limits))
             assert proc.stdout is not None
             hello = await asyncio.wait_for(proc.stdout.readline(), 30)
             if not hello or not json.loads(hello).get("ready"):
-                await self._stop(w)
+                await self._kill(w)
+                if w.group is not None:
+                    w.group.remove()
                 raise RuntimeError("task worker did not start: " + runner_tail(scratch.log_path))
-            w.pidns = await runner._io(sbx.sandbox_pidns, proc.pid)
             self.spawned += 1
             return w
         except BaseException:
@@ -155,6 +160,8 @@ class WarmPool:
     async def _stop(self, w: _Worker) -> None:
         await self._kill(w)
         await runner._io(sbx.remove_scratch, w.scratch)
+        if w.group is not None:
+            w.group.remove()
         self.box.release_uid(w.scratch.uid)
 
     async def _take(self, key: tuple, spec: JobSpec) -> _Worker:
@@ -221,6 +228,7 @@ class WarmPool:
                 script = spec.script.rsplit("/", 1)[-1] if spec.script else "main.py"
                 req["script"] = f"{code}/{script}"
             assert w.proc.stdin is not None and w.proc.stdout is not None
+            ooms = w.group.oom_kills() if w.group is not None else 0
             w.proc.stdin.write((json.dumps(req) + "\n").encode())
             await w.proc.stdin.drain()
             reader = asyncio.ensure_future(w.proc.stdout.readline())
@@ -239,8 +247,11 @@ class WarmPool:
                 return runner.TaskResult("TIMED_OUT", None,
                                          f"wall-time limit of {r.wall_time_s:g}s exceeded")
             raw = reader.result()
+            oom = w.group is not None and w.group.oom_kills() > ooms
             if not raw:
-                return runner.TaskResult("FAILED", None, "the task worker died")
+                return runner.TaskResult("FAILED", None, f"out of memory: killed at the memory "
+                                         f"limit of {r.memory_mb} MB" if oom else
+                                         "the task worker died")
             answer = _parse(raw)
             if (answer.get("id") != name
                     or not hmac.compare_digest(str(answer.get("nonce", "")), nonce)):
@@ -255,7 +266,9 @@ class WarmPool:
                 outcome = sbx.Outcome(None, timed_out=True,
                                       reason=f"wall-time limit of {r.wall_time_s:g}s exceeded")
             else:
-                outcome = sbx.describe(answer.get("exit"))
+                code = answer.get("exit")
+                outcome = sbx.describe(code if isinstance(code, int) else None, oom=oom,
+                                       limits=sbx.Limits(memory_mb=r.memory_mb))
             w.served += 1
             return await runner.finish(client, spec, bundle.name, task, outcome, creds.secrets(),
                                        bundle.label)
@@ -315,6 +328,7 @@ def _prepare_task(w: _Worker, bundle: runner.TaskBundle, client: Client, task: s
                      0o600, dir_fd=root)
         if owner is not None:
             os.fchown(fd, owner, owner)
+        os.write(fd, w.note.encode())
         os.close(fd)
     finally:
         os.close(root)
