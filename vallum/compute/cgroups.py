@@ -56,11 +56,16 @@ class Group:
             pass
         return 0
 
-    def remove(self) -> None:
-        for d in {id(p): p for p in self.dirs.values()}.values():
-            with contextlib.suppress(OSError):
-                d.rmdir()
-        self.dirs.clear()
+    def remove(self) -> bool:
+        """Remove the group once its processes are gone (False: some still run)."""
+        for c, d in list(self.dirs.items()):
+            with contextlib.suppress(FileNotFoundError):
+                try:
+                    d.rmdir()
+                except OSError:
+                    continue
+            del self.dirs[c]
+        return not self.dirs
 
 
 def _mounts() -> tuple[Path | None, dict[str, Path]]:
@@ -121,8 +126,23 @@ def _parent_v2(mount: Path, own: str) -> Path | None:
     return parent if {"memory", "pids"} <= enabled else None
 
 
+_LIVE: list[Group] = []
+
+
+def sweep() -> None:
+    """Remove the groups whose sandboxes have ended, whoever forgot to (a crash path)."""
+    _LIVE[:] = [g for g in _LIVE if not g.remove()]
+
+
 def create(spec: Spec) -> Group:
     """A fresh cgroup for one sandbox with ``spec``'s limits (as many as this host allows)."""
+    sweep()
+    group = _create(spec)
+    _LIVE.append(group)
+    return group
+
+
+def _create(spec: Spec) -> Group:
     name = "vallum-" + secrets.token_hex(8)
     v2mount, v1mounts = _mounts()
     own = _own_paths()

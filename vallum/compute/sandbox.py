@@ -31,7 +31,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from vallum.compute import cgroups, safeio
+from vallum.compute import cgroups, safeio, seccomp
 
 log = logging.getLogger("vallum.compute.sandbox")
 
@@ -93,11 +93,14 @@ class Started:
     proc: asyncio.subprocess.Process
     group: cgroups.Group | None = None
     pidns: str | None = None
+    seccomp: bool = False
 
     def notes(self, limits: Limits) -> str:
         """The job-log line saying which limits this host could not enforce ("" if none)."""
         missing = (["memory (including /tmp and /dev/shm)", "process count"]
                    if self.group is None else list(self.group.unenforced))
+        if not self.seccomp:
+            missing.append("system-call filter (seccomp)")
         if limits.procs() < limits.max_procs:
             missing.append(f"max_procs above the platform's {limits.procs()}")
         return f"vallum: limits not enforced on this host: {', '.join(missing)}\n" if missing else ""
@@ -210,10 +213,11 @@ class Sandbox:
         return f"/opt/vallum/{name}" if self.mode == "bwrap" else str(helpers_dir() / name)
 
     def command(self, scratch: Scratch, argv: list[str], env: dict[str, str], limits: Limits,
-                *, network: bool = False, sync: tuple[int, int] | None = None) -> list[str]:
+                *, network: bool = False, fds: dict[str, int] | None = None) -> list[str]:
         """The command line; ``env`` goes to the process's environment (``env=``), never
-        to argv. ``sync`` (info fd, block fd): bubblewrap reports its pids and waits, so
-        the caller can put it in a cgroup before any task code runs."""
+        to argv. ``fds`` (see start): "info" and "block" make bubblewrap report its pids
+        and wait, so the caller can put it in a cgroup before any task code runs;
+        "seccomp" holds the system-call filter."""
         if not self.usable:
             raise SandboxUnavailable(REFUSAL)
         cmd: list[str] = []
@@ -252,8 +256,9 @@ class Sandbox:
               "--ro-bind", str(helpers_dir() / "taskworker.py"), "/opt/vallum/taskworker.py"]
         if network:
             b += ["--bind", str(scratch.sock_path), "/run/vallum-gateway.sock"]
-        if sync is not None:
-            b += ["--info-fd", str(sync[0]), "--block-fd", str(sync[1])]
+        for name in ("info", "block", "seccomp"):
+            if fds and name in fds:
+                b += [f"--{name}-fd" if name != "seccomp" else "--seccomp", str(fds[name])]
         b += ["--remount-ro", "/", "--chdir", f"{JOB}/work", "--"]
         return cmd + b + argv
 
@@ -270,19 +275,23 @@ class Sandbox:
             return Started(proc)
         info_r, info_w = os.pipe()
         block_r, block_w = os.pipe()
+        fds = {"info": info_w, "block": block_r}
+        filt = seccomp.pipe()
+        if filt is not None:
+            fds["seccomp"] = filt
         try:
-            cmd = self.command(scratch, argv, env, limits, network=network, sync=(info_w, block_r))
+            cmd = self.command(scratch, argv, env, limits, network=network, fds=fds)
             proc = await asyncio.create_subprocess_exec(
                 *cmd, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=str(scratch.work),
-                start_new_session=True, pass_fds=(info_w, block_r))
+                start_new_session=True, pass_fds=tuple(fds.values()))
         except BaseException:
             for fd in (info_r, block_w):
                 os.close(fd)
             raise
         finally:
-            os.close(info_w)
-            os.close(block_r)
-        started = Started(proc)
+            for fd in fds.values():
+                os.close(fd)
+        started = Started(proc, seccomp=filt is not None)
         try:
             info = await _read_info(info_r)
             child = info.get("child-pid")
