@@ -41,6 +41,15 @@ class Group:
         for d in {id(p): p for p in self.dirs.values()}.values():
             (d / "cgroup.procs").write_text(str(pid))
 
+    def members(self) -> int | None:
+        """How many processes are in the group (None when it has no directory)."""
+        for d in self.dirs.values():
+            try:
+                return len((d / "cgroup.procs").read_text().split())
+            except OSError:
+                return None
+        return None
+
     def oom_kills(self) -> int:
         """How many processes of this group the kernel has killed for memory."""
         d = self.dirs.get("memory")

@@ -154,8 +154,15 @@ class WarmPool:
             pass
 
     def _idle(self, w: _Worker) -> bool:
-        """The host's own check that nothing but the namespace's init and the worker runs."""
-        return w.alive() and w.pidns is not None and sbx.pidns_population(w.pidns) == 2
+        """The host's own check that nothing but bubblewrap (outside and as the namespace's
+        init) and the worker runs: the sandbox's cgroup, which no process can leave, or
+        else its PID namespace counted through /proc."""
+        if not w.alive():
+            return False
+        members = w.group.members() if w.group is not None else None
+        if members is not None:
+            return members == 3
+        return w.pidns is not None and sbx.pidns_population(w.pidns) == 2
 
     async def _stop(self, w: _Worker) -> None:
         await self._kill(w)
