@@ -293,7 +293,7 @@ class Sandbox:
                 os.close(fd)
         started = Started(proc, seccomp=filt is not None)
         try:
-            info = await _read_info(info_r)
+            info = await read_json(info_r, 30.0)
             child = info.get("child-pid")
             ns = info.get("pid-namespace")
             started.pidns = f"pid:[{ns}]" if isinstance(ns, int) else None
@@ -359,8 +359,9 @@ def _exec_failed(log_path: Path) -> bool:
         return False
 
 
-async def _read_info(fd: int, timeout: float = 30.0) -> dict:
-    """bubblewrap's --info-fd JSON (it names the sandbox's first pid and namespaces)."""
+async def read_json(fd: int, timeout: float | None = None) -> dict:
+    """One JSON document from a pipe (bubblewrap's --info-fd, a warm task's answer); the
+    descriptor is closed. RuntimeError when the writer closes without a whole document."""
     loop = asyncio.get_running_loop()
     os.set_blocking(fd, False)
     done: asyncio.Future = loop.create_future()
@@ -378,7 +379,7 @@ async def _read_info(fd: int, timeout: float = 30.0) -> dict:
             done.set_result(json.loads(data))
         except ValueError:
             if not chunk:
-                done.set_exception(RuntimeError("bubblewrap did not start the sandbox"))
+                done.set_exception(RuntimeError("the pipe closed before a whole answer"))
 
     loop.add_reader(fd, readable)
     try:

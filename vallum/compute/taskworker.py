@@ -8,12 +8,14 @@ environment and rlimits, and is killed as a group at its wall-time limit. After
 each task every other process of the sandbox's PID namespace is killed and the
 private /tmp and /dev/shm emptied, so nothing of one task lives on into the next. Stdlib only.
 
-Protocol: one JSON request per line on stdin, one JSON answer per line on stdout
-(``clean`` says the sandbox was cleared; the host retires it otherwise). The channel
-is the worker's alone: a task's process has every descriptor but 0-2 closed before
-its code runs, so it cannot speak on it. Each answer repeats the request's id and
-per-task nonce, and the host still checks for itself that the task's processes are
-gone before it believes the answer.
+Protocol: stdin is a SOCK_SEQPACKET socket to the host. The worker says
+``{"ready": true}`` on it; then each message is one JSON request carrying (SCM_RIGHTS)
+the write end of a pipe made for that task alone, on which the worker writes the one
+JSON answer and closes it (``clean`` says the sandbox was cleared; the host retires it
+otherwise). A task's process has every descriptor but 0-2 closed before its code runs,
+so it can speak on neither; each answer repeats the request's id and per-task nonce,
+and the host still checks for itself that the task's processes are gone before it
+believes the answer.
 """
 
 import ctypes
@@ -23,6 +25,7 @@ import resource
 import runpy
 import shutil
 import signal
+import socket
 import sys
 import threading
 import time
@@ -177,12 +180,23 @@ def main() -> int:
         ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)     # PR_SET_DUMPABLE, 0
     except (OSError, AttributeError):
         pass
-    out = os.fdopen(os.dup(1), "w", buffering=1)
+    ctl = socket.socket(fileno=os.dup(0))
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
     os.dup2(2, 1)
-    out.write(json.dumps({"ready": True}) + "\n")
-    for line in sys.stdin:
-        out.write(json.dumps(_run(json.loads(line))) + "\n")
-    return 0
+    ctl.send(json.dumps({"ready": True}).encode())
+    while True:
+        msg, fds, _, _ = socket.recv_fds(ctl, 1 << 22, 4)
+        if not msg:
+            return 0
+        try:
+            answer = _run(json.loads(msg)) if len(fds) == 1 else None
+            if answer is not None:
+                os.write(fds[0], json.dumps(answer).encode())
+        finally:
+            for fd in fds:
+                os.close(fd)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,10 @@ starts clean:
   background) before the sandbox takes another task;
 - the code directory (read-only inside) is restaged whenever the job changes.
 
-A task never decides when it is finished: it has no descriptor of the worker's answer
-channel, an answer must repeat the request's id and per-task nonce, and the host itself
+A task never decides when it is finished: each request goes to the worker with a pipe
+made for that task alone (the answer comes back on it, nowhere else), the task's process
+holds no descriptor of either, an answer must repeat the request's id and per-task
+nonce, and the host itself
 counts the processes of the sandbox's PID namespace (init and the worker, nothing else)
 before it touches the task's files; otherwise the sandbox is killed first.
 
@@ -33,6 +35,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +59,7 @@ class _Worker:
     pidns: str | None = None           # the sandbox's PID namespace, as the host sees it
     group: Any = None                  # its cgroup (sandbox.Started.group)
     note: str = ""                     # the limits this host cannot enforce, for each task log
+    ctl: socket.socket | None = None   # requests go out here, each with its own answer pipe
     served: int = 0
     busy: bool = field(default=False, compare=False)
 
@@ -124,16 +128,25 @@ class WarmPool:
             env = self.box.env_paths(scratch)
             env["VALLUM_WARM_PIDNS"] = "1"         # the worker may clear its PID namespace
             argv = [sbx.python(), "-u", self.box.helper("taskworker.py")]
-            with open(scratch.log_path, "ab") as logf:
-                started = await self.box.start(scratch, argv, env, limits,
-                                               stdin=asyncio.subprocess.PIPE,
-                                               stdout=asyncio.subprocess.PIPE, stderr=logf)
-            proc = started.proc
-            w = _Worker(key, proc, scratch, time.monotonic(), pidns=started.pidns,
-                        group=started.group, note=started.notes(limits))
-            assert proc.stdout is not None
-            hello = await asyncio.wait_for(proc.stdout.readline(), 30)
-            if not hello or not json.loads(hello).get("ready"):
+            ctl, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                with open(scratch.log_path, "ab") as logf:
+                    started = await self.box.start(scratch, argv, env, limits,
+                                                   stdin=theirs.fileno(), stdout=logf,
+                                                   stderr=logf)
+            except BaseException:
+                ctl.close()
+                raise
+            finally:
+                theirs.close()
+            ctl.setblocking(False)
+            w = _Worker(key, started.proc, scratch, time.monotonic(), pidns=started.pidns,
+                        group=started.group, note=started.notes(limits), ctl=ctl)
+            try:
+                hello = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(ctl, 4096), 30)
+            except (OSError, asyncio.TimeoutError):
+                hello = b""
+            if not hello or not _parse(hello).get("ready"):
                 await self._kill(w)
                 if w.group is not None:
                     w.group.remove()
@@ -147,6 +160,8 @@ class WarmPool:
 
     async def _kill(self, w: _Worker) -> None:
         """Kill the sandbox; once bubblewrap has exited its PID namespace is empty."""
+        if w.ctl is not None:
+            w.ctl.close()
         sbx.kill_group(w.proc.pid)
         try:
             await asyncio.wait_for(w.proc.wait(), 5)
@@ -234,11 +249,17 @@ class WarmPool:
             else:
                 script = spec.script.rsplit("/", 1)[-1] if spec.script else "main.py"
                 req["script"] = f"{code}/{script}"
-            assert w.proc.stdin is not None and w.proc.stdout is not None
             ooms = w.group.oom_kills() if w.group is not None else 0
-            w.proc.stdin.write((json.dumps(req) + "\n").encode())
-            await w.proc.stdin.drain()
-            reader = asyncio.ensure_future(w.proc.stdout.readline())
+            answers, theirs = os.pipe()            # this task's answer, and nothing else
+            try:
+                assert w.ctl is not None
+                socket.send_fds(w.ctl, [json.dumps(req).encode()], [theirs])
+            except OSError:
+                os.close(answers)
+                return runner.TaskResult("FAILED", None, "the task worker could not be reached")
+            finally:
+                os.close(theirs)
+            reader = asyncio.ensure_future(sbx.read_json(answers))
             stopper = asyncio.ensure_future(cancel.wait()) if cancel is not None else None
             try:
                 done, _ = await asyncio.wait([x for x in (reader, stopper) if x],
@@ -253,13 +274,15 @@ class WarmPool:
                     return runner.TaskResult("CANCELLED", None, "cancelled")
                 return runner.TaskResult("TIMED_OUT", None,
                                          f"wall-time limit of {r.wall_time_s:g}s exceeded")
-            raw = reader.result()
+            try:
+                answer = reader.result()
+            except RuntimeError:
+                answer = None
             oom = w.group is not None and w.group.oom_kills() > ooms
-            if not raw:
+            if not isinstance(answer, dict):
                 return runner.TaskResult("FAILED", None, f"out of memory: killed at the memory "
                                          f"limit of {r.memory_mb} MB" if oom else
                                          "the task worker died")
-            answer = _parse(raw)
             if (answer.get("id") != name
                     or not hmac.compare_digest(str(answer.get("nonce", "")), nonce)):
                 await self._kill(w)
