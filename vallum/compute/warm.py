@@ -17,9 +17,9 @@ starts clean:
 A task never decides when it is finished: each request goes to the worker with a pipe
 made for that task alone (the answer comes back on it, nowhere else), the task's process
 holds no descriptor of either, an answer must repeat the request's id and per-task
-nonce, and the host itself
-counts the processes of the sandbox's PID namespace (init and the worker, nothing else)
-before it touches the task's files; otherwise the sandbox is killed first.
+nonce, and the host itself counts the sandbox's processes (its cgroup, else its PID
+namespace: bubblewrap and the worker, nothing else) before it touches the task's files;
+otherwise the sandbox is killed first.
 
 Host-side file operations never follow a path the sandbox could have planted: task
 directories get unpredictable names, are created by the host (which fails on anything
