@@ -94,3 +94,13 @@ def test_a_missing_command_is_reported_as_such(api, bucket, network):
     done, log = run(api, bucket, {"runtime": "command", "command": ["no-such-command-x"],
                                   "network": network})
     assert done["state"] == "FAILED" and done["reason"] == "command not found", (done, log)
+
+
+@pytest.mark.parametrize("network", [False, True], ids=["warm", "cold"])
+def test_an_oom_kill_is_reported_as_such(api, bucket, network):
+    """56 MB in each tmpfs fits its cap, but not the 64 MB task's memory together."""
+    done, log = run(api, bucket, {"runtime": "python", "network": network,
+                                  "code": FILL.replace("range(15)", "range(7)"),
+                                  "resources": {"memory_mb": 64, "wall_time_s": 60}})
+    assert done["state"] == "FAILED", (done, log)
+    assert done["reason"] == "out of memory: killed at the memory limit of 64 MB", (done, log)
