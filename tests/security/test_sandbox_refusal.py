@@ -13,11 +13,14 @@ import pytest
 
 from tests.functional.compute_util import client_of
 from tests.functional.conftest import start_server, stop_server
+from vallum.client import VallumError
 
 CODE = "import os\nopen(os.environ['VALLUM_OUTPUT'] + '/ran', 'w').write('tenant code ran')\n"
 
 
 def _run_job(tmp_path, env):
+    """A job's end, the keys in its bucket, the server, and a function invocation's error
+    (None when it ran)."""
     srv = start_server(tmp_path / "data", env={"PATH": str(tmp_path / "empty-bin"), **env})
     try:
         s3, api = srv.client(), client_of(srv)
@@ -26,7 +29,13 @@ def _run_job(tmp_path, env):
         job = api.submit({"runtime": "python", "code": CODE, "output": f"s3://{name}/o/"})
         done = api.wait(job["id"], timeout=60)
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket=name).get("Contents", [])]
-        return done, keys, srv
+        api.create_function("probe", {"handler": "main.h", "code": "def h(e, c):\n    return 1\n"})
+        try:
+            api.invoke("probe", {})
+            error = None
+        except VallumError as exc:
+            error = str(exc)
+        return done, keys, srv, error
     finally:
         stop_server(srv)
 
@@ -38,8 +47,9 @@ def no_bwrap(tmp_path):
 
 
 def test_without_bubblewrap_tenant_code_is_refused(no_bwrap):
-    done, keys, srv = _run_job(no_bwrap, {"VALLUM_SANDBOX": ""})
+    done, keys, srv, error = _run_job(no_bwrap, {"VALLUM_SANDBOX": ""})
     assert done["state"] == "FAILED", done
+    assert error is not None and "bubblewrap" in error, error     # functions do not start
     reason = done["reason"] or ""
     assert "bubblewrap" in reason and "VALLUM_SANDBOX=unsafe-single-tenant" in reason, reason
     assert str(srv.data_dir) not in reason
@@ -47,10 +57,12 @@ def test_without_bubblewrap_tenant_code_is_refused(no_bwrap):
 
 
 def test_the_old_degraded_mode_name_does_not_downgrade(no_bwrap):
-    done, keys, _ = _run_job(no_bwrap, {"VALLUM_SANDBOX": "rlimits"})
+    done, keys, _, error = _run_job(no_bwrap, {"VALLUM_SANDBOX": "rlimits"})
     assert done["state"] == "FAILED" and "o/ran" not in keys, done
+    assert error is not None, "a function ran unsandboxed"
 
 
 def test_the_explicit_single_tenant_override_runs_tasks(no_bwrap):
-    done, keys, _ = _run_job(no_bwrap, {"VALLUM_SANDBOX": "unsafe-single-tenant"})
+    done, keys, _, error = _run_job(no_bwrap, {"VALLUM_SANDBOX": "unsafe-single-tenant"})
     assert done["state"] == "SUCCEEDED" and "o/ran" in keys, done
+    assert error is None, error

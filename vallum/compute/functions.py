@@ -280,6 +280,8 @@ class FunctionPool:
                 proc = (await self.box.start(scratch, argv, env, limits,
                                              stdin=asyncio.subprocess.PIPE,
                                              stdout=asyncio.subprocess.PIPE, stderr=logf)).proc
+            except sbx.SandboxUnavailable as exc:
+                raise FunctionError({"type": "SandboxUnavailable", "message": str(exc)}) from None
             finally:
                 logf.close()
             worker = Worker(key, proc, scratch, secrets, self.box)
