@@ -38,8 +38,17 @@ class Group:
     v2: bool = False
 
     def add(self, pid: int) -> None:
-        for d in {id(p): p for p in self.dirs.values()}.values():
-            (d / "cgroup.procs").write_text(str(pid))
+        """Move ``pid`` in; a hierarchy that refuses it is dropped and reported unenforced."""
+        for d in list(dict.fromkeys(self.dirs.values())):     # v2: one directory for all
+            try:
+                (d / "cgroup.procs").write_text(str(pid))
+            except OSError:
+                for other in [k for k, v in self.dirs.items() if v == d]:
+                    del self.dirs[other]
+                    if _LABEL[other] not in self.unenforced:
+                        self.unenforced.append(_LABEL[other])
+                with contextlib.suppress(OSError):
+                    d.rmdir()
 
     def members(self) -> int | None:
         """How many processes are in the group (None when it has no directory)."""
@@ -163,7 +172,11 @@ def _create(spec: Spec) -> Group:
             parent = None
         if parent is not None:
             d = parent / name
-            d.mkdir()
+            try:
+                d.mkdir()
+            except OSError:
+                parent = None
+        if parent is not None:
             group.v2 = True
             group.dirs = {"memory": d, "pids": d, "cpu": d}
             _set(group, spec, {"memory": ("memory.max", str(spec.memory_bytes)),
