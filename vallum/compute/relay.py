@@ -55,7 +55,8 @@ def main() -> int:
     listener.listen(64)
     threading.Thread(target=serve, args=(listener,), daemon=True).start()
     try:
-        return subprocess.call(argv, env=os.environ)
+        code = subprocess.call(argv, env=os.environ)
+        return 128 - code if code < 0 else code     # a signal's death as the shell says it
     except FileNotFoundError:
         print(f"vallum: command not found: {argv[0]}", file=sys.stderr)
         return 127
