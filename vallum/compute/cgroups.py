@@ -14,6 +14,7 @@ bubblewrap blocked on a pipe, moves it here, then lets it go).
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,16 +153,44 @@ def sweep() -> None:
     _LIVE[:] = [g for g in _LIVE if not g.remove()]
 
 
+def _stale(parent: Path) -> None:
+    """Remove the empty groups of gateway processes that are gone (killed, crashed): each
+    group's name carries the pid of the gateway that made it."""
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return
+    for d in entries:
+        parts = d.name.split("-")
+        if len(parts) != 3 or parts[0] != "vallum" or not parts[1].isdigit():
+            continue
+        try:
+            os.kill(int(parts[1]), 0)
+            continue                         # its gateway still runs
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        with contextlib.suppress(OSError):
+            d.rmdir()
+
+
+_SWEPT: set[Path] = set()
+
+
 def create(spec: Spec) -> Group:
     """A fresh cgroup for one sandbox with ``spec``'s limits (as many as this host allows)."""
     sweep()
     group = _create(spec)
+    for parent in {d.parent for d in group.dirs.values()} - _SWEPT:   # once per process
+        _SWEPT.add(parent)
+        _stale(parent)
     _LIVE.append(group)
     return group
 
 
 def _create(spec: Spec) -> Group:
-    name = "vallum-" + secrets.token_hex(8)
+    name = f"vallum-{os.getpid()}-{secrets.token_hex(8)}"
     v2mount, v1mounts = _mounts()
     own = _own_paths()
     group = Group()

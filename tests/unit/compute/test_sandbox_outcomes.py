@@ -47,3 +47,21 @@ def test_a_cgroup_bounds_memory_and_pids_of_its_members():
         assert (group.dirs["pids"] / "pids.max").read_text().strip() == "8"
     finally:
         assert group.remove()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making cgroups needs root or a delegation")
+def test_groups_of_a_gateway_that_is_gone_are_removed():
+    first = cgroups.create(cgroups.Spec(64 << 20, 8))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    try:
+        parent = first.dirs["pids"].parent
+        stale = parent / f"vallum-{gone.pid}-0000000000000000"
+        stale.mkdir()
+        cgroups._SWEPT.discard(parent)
+        second = cgroups.create(cgroups.Spec(64 << 20, 8))
+        assert not stale.exists()
+        assert first.dirs["pids"].exists()             # this gateway's own stay
+        assert second.remove()
+    finally:
+        assert first.remove()
