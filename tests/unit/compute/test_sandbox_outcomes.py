@@ -51,17 +51,22 @@ def test_a_cgroup_bounds_memory_and_pids_of_its_members():
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="making cgroups needs root or a delegation")
 def test_groups_of_a_gateway_that_is_gone_are_removed():
-    first = cgroups.create(cgroups.Spec(64 << 20, 8))
+    probe = cgroups.create(cgroups.Spec(64 << 20, 8))
+    parent = probe.dirs["pids"].parent
+    assert probe.remove()
     gone = subprocess.Popen(["true"])
     gone.wait()
+    stale = parent / f"vallum-{gone.pid}-0000000000000000"
+    mine = parent / f"vallum-{os.getpid()}-0000000000000000"
+    stale.mkdir()
+    mine.mkdir()
     try:
-        parent = first.dirs["pids"].parent
-        stale = parent / f"vallum-{gone.pid}-0000000000000000"
-        stale.mkdir()
         cgroups._SWEPT.discard(parent)
-        second = cgroups.create(cgroups.Spec(64 << 20, 8))
+        group = cgroups.create(cgroups.Spec(64 << 20, 8))
         assert not stale.exists()
-        assert first.dirs["pids"].exists()             # this gateway's own stay
-        assert second.remove()
+        assert mine.exists()                          # a running gateway's groups stay
+        assert group.remove()
     finally:
-        assert first.remove()
+        for d in (stale, mine):
+            if d.exists():
+                d.rmdir()
