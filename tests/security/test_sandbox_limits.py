@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(sandbox.detect_mode() != "bwrap",
                                 reason="bubblewrap cannot create namespaces here")
 
 server, s3, bucket = functional.server, functional.s3, functional.bucket
-CAP = 1024                     # VALLUM_COMPUTE_MAX_PROCS's default: the platform's ceiling
+CAP = 256                      # VALLUM_COMPUTE_MAX_PROCS's default: the platform's ceiling
 
 
 @pytest.fixture(scope="module")
@@ -67,13 +67,15 @@ def test_dev_shm_is_not_carried_into_the_next_warm_task(api, bucket):
     assert "shm []" in second, second
 
 
-def test_max_procs_is_capped_by_the_platform(api, bucket):
+def test_max_procs_at_the_platform_ceiling_holds_in_the_sandbox(api, bucket):
+    """Asking above the ceiling is refused at submission (test_compute_quotas); at the
+    ceiling, the sandbox itself stops the task's processes and threads there."""
     code = """
 import threading, time
 threading.stack_size(64 * 1024)
 n = 0
 try:
-    for _ in range(1100):
+    for _ in range(400):
         threading.Thread(target=time.sleep, args=(5,), daemon=True).start()
         n += 1
 except RuntimeError:
@@ -82,11 +84,10 @@ print("THREADS", n)
 """
     done, log = run(api, bucket, {"runtime": "python", "code": code, "network": True,
                                   "env": {"MALLOC_ARENA_MAX": "1"},
-                                  "resources": {"max_procs": 5000, "memory_mb": 2048,
+                                  "resources": {"max_procs": CAP, "memory_mb": 2048,
                                                 "wall_time_s": 60}})
     n = int(log.split("THREADS ")[1].split()[0])
-    assert 900 < n < CAP, log
-    assert f"max_procs above the platform's {CAP}" in log, log
+    assert 200 < n < CAP, log
 
 
 @pytest.mark.parametrize("network", [False, True], ids=["warm", "cold"])

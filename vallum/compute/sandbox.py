@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vallum.compute import cgroups, safeio, seccomp
+from vallum.compute import spec as spec_limits
 
 log = logging.getLogger("vallum.compute.sandbox")
 
@@ -42,7 +43,8 @@ NOBODY = 65534
 UID_BASE = int(os.environ.get("VALLUM_SANDBOX_UID_BASE", "200000"))
 UID_COUNT = 4096
 JOB = "/job"
-MAX_PROCS = int(os.environ.get("VALLUM_COMPUTE_MAX_PROCS", "1024"))
+# The same ceiling jobs are checked against at submission (spec.LIMITS), enforced again here.
+MAX_PROCS = int(os.environ.get("VALLUM_COMPUTE_MAX_PROCS", str(spec_limits.LIMITS["max_procs"][1])))
 HELPER_MB = 32
 HELPERS = Path(__file__).parent          # relay.py and fnworker.py, bound read-only
 _SYSTEM = ("/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc")
