@@ -175,6 +175,9 @@ def test_a_batch_raises_the_alerts_one_by_one_would_and_at_the_same_event():
     one, batched = Detector(), Detector()
     alone = [a for e in evs for a in one.observe(e)]
     together = [a for s in range(0, len(evs), 32) for a in batched.observe_batch(evs[s:s + 32])]
-    assert [a.kind for a in alone] == [a.kind for a in together] == ["exfiltration"]
-    # the batch's alert comes at the end of the run holding the event that raised it
-    assert 0 <= together[0].ts - alone[0].ts < 32 / 3000.0
+    # a key with no history: the tight bar of an unfamiliar caller, then the escalation
+    assert [a.kind for a in alone] == [a.kind for a in together] == ["exfiltration"] * 2
+    assert together[0].features.get("tight") and together[1].features.get("escalated")
+    # the batch's alerts come at the end of the run holding the event that raised them
+    for a, b in zip(alone, together, strict=True):
+        assert 0 <= b.ts - a.ts < 32 / 3000.0
