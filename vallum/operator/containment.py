@@ -133,7 +133,10 @@ class Containment:
         if alert.kind in SUSPEND_AT_ONCE or (alert.kind in THROTTLE_FIRST and (active or alert.score >= 3.0)):
             return [self.suspend(entity, alert.account, why, now, alert.kind)]
         if (alert.kind in THROTTLE_FIRST or alert.kind in ESCALATING) and not active:
-            self.throttled[entity] = Bucket(self.throttle_rate, self.throttle_burst,
+            # An unfamiliar caller sweeping is held below any copy tool's pace (a paced
+            # copy at 1 object/s would live with 1 req/s); hammering then suspends it.
+            rate = self.slow_rate if features.get("tight") else self.throttle_rate
+            self.throttled[entity] = Bucket(rate, self.throttle_burst,
                                             now + self.throttle_for, self.throttle_burst, now)
             return [self._record(Action(now, "throttle", entity, "principal", why, alert.account,
                                         alert.kind))]

@@ -52,6 +52,7 @@ class PrincipalState:
     denied: Distinct = field(default_factory=Distinct)     # refused actions, last hour
     last_incident: float = 0.0          # last alert other than the model's (0: none)
     before_episode: float = 0.0         # ... the last before the current episode of alerts
+    allowed: set[str] = field(default_factory=set)          # operations it has been served
 
 
 class Detector:
@@ -164,7 +165,9 @@ class Detector:
                 self._emit(alerts, ev, "destruction", ev.principal, "principal", found)
         if ev.operation in GET_OPS and (not ev.error or ev.error in REFUSED):
             self._budgets(alerts, ev, st, pw, count)
-        if ev.error == "AccessDenied":
+        if not ev.error:
+            st.allowed.add(ev.operation)
+        elif ev.error == "AccessDenied" and ev.operation not in st.allowed:
             self._slow_probing(alerts, ev, st, run)
         if not st.escalated and ev.error in REFUSED and ev.operation in READ_OPS:
             refused = st.refused
@@ -247,6 +250,9 @@ class Detector:
 
     def _slow_probing(self, alerts: list[Alert], ev: RequestEvent, st: PrincipalState,
                       run: Sequence[RequestEvent]) -> None:
+        """Refusals of actions this key was never served: probing is trying what one may
+        not do. Refusals of its everyday actions (a policy change, or the operator's own
+        suspension answering every request) are not counted."""
         src = None
         if ev.source:
             src = self.source_denied.get(ev.source)

@@ -220,3 +220,24 @@ def test_a_stolen_key_sweeping_from_a_new_network_is_held_in_seconds():
     assert any(a.action == "suspend" for a in actions)
     leaked = {e.key for e in served if e.source == "185.9.9.9"}
     assert len(leaked) < 40, len(leaked)
+
+
+def test_a_suspended_users_refused_everyday_work_is_not_probing():
+    """Once suspended, every request of the key is refused AccessDenied: its usual
+    Get/Put/List are not privilege probing."""
+    work = office_days()
+    tail = [e._replace(ts=e.ts + DAY, status=403, error="AccessDenied", bytes_out=0, label=-1)
+            for e in office_days(days=1, rate=3.0)]
+    alerts, _, _ = replay(work + [e._replace(ts=e.ts + 3 * DAY) for e in tail], START)
+    assert not [a for a in alerts if a.kind == "privilege_probing"]
+
+
+def test_a_paced_copy_from_a_new_network_is_suspended():
+    """A whole 400-object bucket at 1.5 objects/s: a 1 req/s throttle would let it
+    finish; the unfamiliar caller's throttle is slower and its hammering suspends it."""
+    copy = [ev(START + i / 1.5, "GetObject", f"d{i % 6}/obj{i}", source="185.7.7.7")
+            for i in range(400)]
+    alerts, actions, served = replay(office_days() + copy, START)
+    assert any(a.action == "suspend" for a in actions)
+    leaked = {e.key for e in served if e.source == "185.7.7.7"}
+    assert len(leaked) < 40, len(leaked)              # under 10% of the bucket
