@@ -19,7 +19,7 @@ from vallum.operator.anomaly import AnomalyModel, RobustModel, normalised
 from vallum.operator.budget import DAY, Distinct, ReadBudget
 from vallum.operator.events import AUTH_FAILURES, READ_OPS, RequestEvent
 from vallum.operator.profile import Profile, network_of
-from vallum.operator.signals import DISTINCT, FEATURES, IDX, Signals, run_end
+from vallum.operator.signals import DISTINCT, FEATURES, IDX, Signals, Window, run_end
 from vallum.operator.signals import GETS as GET_OPS
 
 REFUSED = frozenset({"SlowDown"})      # what a throttled request is answered with
@@ -180,9 +180,9 @@ class Detector:
                                f"kept requesting objects while throttled after an exfiltration alert: "
                                f"{len(refused)} refused reads in the last minute")
         if ev.label > 0 and p.samples >= t.min_samples and ev.operation in GET_OPS and not ev.error:
-            # Object contents read above the habitual level (learned over days): not
-            # writes, not HEADs (an ingest service verifying its uploads), never
-            # UNCLASSIFIED (reading it climbs nothing).
+            # Object contents read above the habitual level (one read for 30 minutes at
+            # least): not writes, not HEADs (an ingest service verifying its uploads),
+            # never UNCLASSIFIED (reading it climbs nothing).
             above = st.above
             if ev.label > p.usual_label(3, ev.ts - t.climb_learn):
                 above.extend((e.ts, ev.label) for e in run)
@@ -210,12 +210,13 @@ class Detector:
         return alerts
 
     # ------------------------------------------------------------ slow and budgeted
-    def _budgets(self, alerts: list[Alert], ev: RequestEvent, st: PrincipalState, pw, count: int) -> None:
+    def _budgets(self, alerts: list[Alert], ev: RequestEvent, st: PrincipalState, pw: Window,
+                 count: int) -> None:
         """Objects asked for (served, or refused while throttled: a reader that does not
-        back off keeps spending its budget) against the busiest hour and day on its
-        record; and, for an unfamiliar caller, a tight bar on the first seconds of a sweep.
-        A read-budget alert is raised again each time the score doubles (the
-        containment escalates with it), past the cool-down."""
+        back off keeps spending its budget) in the last 24 hours against the busiest day
+        on its record; and, for an unfamiliar caller, a tight bar on the first seconds of
+        a sweep. A read-budget alert is raised once more, past the cool-down, when its
+        score doubles (the containment escalates with it)."""
         t, p, b = self.tuning, st.profile, st.budget
         b.add(ev.ts, count)
         if b.days_seen >= t.budget_days:
