@@ -53,6 +53,7 @@ class PrincipalState:
     last_incident: float = 0.0          # last alert other than the model's (0: none)
     before_episode: float = 0.0         # ... the last before the current episode of alerts
     allowed: set[str] = field(default_factory=set)          # operations it has been served
+    buckets: dict[str, float] = field(default_factory=dict)  # bucket -> its first object read
 
 
 class Detector:
@@ -215,10 +216,16 @@ class Detector:
         """Objects asked for (served, or refused while throttled: a reader that does not
         back off keeps spending its budget) in the last 24 hours against the busiest day
         on its record; and, for an unfamiliar caller, a tight bar on the first seconds of
-        a sweep. A read-budget alert is raised once more, past the cool-down, when its
+        a sweep (a network it never used, under 2 days of history, or a bucket it first
+        read under 30 minutes ago). A read-budget alert is raised once more, past the cool-down, when its
         score doubles (the containment escalates with it)."""
         t, p, b = self.tuning, st.profile, st.budget
         b.add(ev.ts, count)
+        first = st.buckets.get(ev.bucket)
+        if first is None and not ev.error:
+            if len(st.buckets) < 4096:
+                st.buckets[ev.bucket] = ev.ts
+            first = ev.ts
         if b.days_seen >= t.budget_days:
             day = b.last_day()
             if day >= t.budget_day_floor:
@@ -239,8 +246,9 @@ class Detector:
         if ev.error or not ev.source or pw.totals[GETS] < t.tight_reads:
             return
         net = self._network_of(ev.source)
-        if net in p.networks and p.days >= t.unusual_min_days:
-            return                          # a familiar caller: the ordinary bars apply
+        new_bucket = first is not None and ev.ts - first < t.climb_learn
+        if net in p.networks and p.days >= t.unusual_min_days and not new_bucket:
+            return                          # a familiar caller on a familiar bucket
         found = rules.exfiltration_tight(pw, p, t)
         if found:
             n = len(alerts)

@@ -118,8 +118,8 @@ def exfiltration(w: Window, p: Profile, prior: Profile, t: Tuning) -> Finding | 
 
 
 def exfiltration_tight(w: Window, p: Profile, t: Tuning) -> Finding | None:
-    """An unfamiliar caller (a network this key never used, or a key with no mature
-    history) sweeping objects: a tight bar before volume evidence exists, so a stolen
+    """An unfamiliar caller (a network this key never used, a key with no mature
+    history, or a bucket it never read before) sweeping objects: a tight bar before volume evidence exists, so a stolen
     key's bulk copy is slowed in its first seconds. Only at a machine's pace (a dozen
     objects in 10 s): a person on a new network is not a sweep. The containment is a throttle,
     which a person's tools live with and which a sweep hammers into a suspension."""
@@ -131,8 +131,8 @@ def exfiltration_tight(w: Window, p: Profile, t: Tuning) -> Finding | None:
     if score < 1.0:
         return None
     return score, (f"read {keys:.0f} distinct objects ({human_bytes(out)}) in the last minute, "
-                   f"{burst:.0f} in the last 10 s, from a network it never used or with no "
-                   f"history of its own (tight budget for an unfamiliar caller)"), {
+                   f"{burst:.0f} in the last 10 s, from a network or a bucket it never used, or with "
+                   f"no history of its own (tight budget for an unfamiliar caller)"), {
         "reads": reads, "distinct_keys": keys, "bytes_out": out, "burst_10s": burst,
         "tight": True}
 

@@ -241,3 +241,12 @@ def test_a_paced_copy_from_a_new_network_is_suspended():
     assert any(a.action == "suspend" for a in actions)
     leaked = {e.key for e in served if e.source == "185.7.7.7"}
     assert len(leaked) < 40, len(leaked)              # under 10% of the bucket
+
+
+def test_a_familiar_key_sweeping_a_bucket_it_never_read_is_held():
+    """The key's own office network, but a bucket it never read in four days: a sweep
+    at 5 objects/s gets the tight bar, not the 40-object one."""
+    sweep = [ev(START + i / 5, "GetObject", f"d{i % 6}/obj{i}", bucket="vault") for i in range(400)]
+    alerts, actions, served = replay(office_days() + sweep, START)
+    assert actions and actions[0].action == "throttle"
+    assert len({e.key for e in served if e.bucket == "vault"}) < 30
