@@ -114,11 +114,10 @@ class Containment:
             return []                         # listing what it may list: a sync tool's walk
         if features.get("budget"):
             # Slow-and-low: a throttle below its pace at once, suspension once the score
-            # doubles. Not softened for a veteran: three times its busiest day on record
-            # is not doubt, and an insider's key has a clean history too.
+            # doubles; a veteran at the first bar (a batch job's big day) is only alerted on.
             if alert.score >= self.suspend_score:
                 return [self.suspend(entity, alert.account, why, now, alert.kind)]
-            if active:
+            if active or features.get("veteran"):
                 return []
             self.throttled[entity] = Bucket(self.slow_rate, self.throttle_burst,
                                             now + self.throttle_for, self.throttle_burst, now)

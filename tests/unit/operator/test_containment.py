@@ -112,7 +112,8 @@ def test_a_listing_walk_alerts_without_containment():
 
 def test_read_budget_throttles_below_the_pace_then_suspends():
     c = Containment(default_mode="contain")
-    [first] = c.on_alert(flagged("exfiltration", budget="day", veteran=True))
+    assert c.on_alert(flagged("exfiltration", budget="day", veteran=True)) == []   # in doubt
+    [first] = c.on_alert(flagged("exfiltration", budget="day"))
     assert first.action == "throttle"
     served = sum(c.admit("AK1", "", 100.0 + i) is None for i in range(120))   # 1/s for 2 min
     assert served <= 5 + 12 + 1                        # burst, then 0.1/s
