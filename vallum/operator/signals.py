@@ -273,7 +273,8 @@ def run_counts(run: Sequence[RequestEvent]) -> tuple[list[tuple[int, float]], li
         if op in REWRITES:
             counts.append((DESTROYS, float(n)))
         elif op == "DeleteObjects":
-            counts.append((DESTROYS, float(max(n, bytes_in // BYTES_PER_DELETED_KEY))))
+            counts.append((DESTROYS, float(sum(max(1, e.bytes_in // BYTES_PER_DELETED_KEY)
+                                               for e in run))))
     distinct: list[tuple[int, list]] = []
     if what:
         distinct.append((3, [op]) if what == "denied" else (4, [first.principal]))
@@ -373,9 +374,17 @@ class Signals:
             pw = self.principals.get(principal) or self._get(self.principals, principal)
             if ev.operation == "PutObject" and not err and ev.key:
                 # A write over an object this caller read in the window: encrypt in place.
-                read = pw.sets[GOT_KEYS].last
+                got = pw.sets[GOT_KEYS]
+                read, window = got.last, got.window
                 if read:
-                    over = sum(1 for e in run if f"{e.bucket}/{e.key}" in read)
+                    # Still in the window at the write's own time (the set itself may
+                    # expire up to a slot late in a run): the count is the same however
+                    # the events were grouped.
+                    over = 0
+                    for e in run:
+                        seen = read.get(f"{e.bucket}/{e.key}")
+                        if seen is not None and seen > e.ts - window:
+                            over += 1
                     if over:
                         counts = [*counts, (DESTROYS, float(over))]
             sample = pw.add(ts, counts, distinct)
