@@ -74,10 +74,10 @@ def test_a_policy_at_the_size_limit_with_many_stars_is_fast():
     req = ev.Request("s3:GetObject", "arn:aws:s3:::b/" + "a" * 200 + "b")
     ev.evaluate(req, resource=[("bucket", parsed)])                # warm the caches
     best = float("inf")
-    for _ in range(5):
-        t0 = time.perf_counter()
+    for _ in range(20):            # CPU time of this thread: other processes' load does not count
+        t0 = time.thread_time()
         verdict = ev.evaluate(req, resource=[("bucket", parsed)])
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, time.thread_time() - t0)
     assert not verdict.allowed
     assert best < 0.001, f"evaluation took {best * 1e3:.2f} ms"
 
@@ -85,6 +85,6 @@ def test_a_policy_at_the_size_limit_with_many_stars_is_fast():
 def test_one_glob_with_many_stars_is_linear():
     g = compile_glob("*a" * 200 + "*c*b")
     value = "a" * 20000 + "b"
-    t0 = time.perf_counter()
+    t0 = time.thread_time()
     assert g.fullmatch(value) is None
-    assert time.perf_counter() - t0 < 0.05
+    assert time.thread_time() - t0 < 0.05
