@@ -171,12 +171,13 @@ def test_office_xml_without_markings():
     assert scan_bytes(target.getvalue()) is None
 
 
-def test_binary_bodies_are_not_scanned():
-    """Random bytes spell CUI every few MiB: binary content must not be refused at random."""
+def test_random_binary_is_scanned_but_not_refused():
+    """Random bytes spell CUI every few MiB; the grammar (banner lines, // markings, portion
+    marks opening a line) does not fire on them, so binary bodies are scanned too."""
     s = MarkingScanner()
-    for _ in range(64):
+    for _ in range(16):
         s.feed(os.urandom(1024 * 1024))
-    assert s.finish() is None and s.kind == "binary"
+    assert s.finish() is None and not s.incomplete
 
 
 def test_pdf_image_streams_are_skipped():
