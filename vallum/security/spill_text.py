@@ -7,7 +7,8 @@ since the grammar in marking_grammar.py does not fire on random bytes) passes he
   is dropped (UTF-16 without a byte-order mark is then ASCII), control characters,
   zero-width characters and soft hyphens are dropped, Unicode spaces become spaces;
 - **markup** (the text starts with ``<``: XML, HTML, Office parts): tags are removed,
-  block-level tags become line breaks, character references are decoded;
+  block-level tags become line breaks, character references are decoded; in other text
+  (HTML inside an email) block-level tags still become line breaks;
 - **base64 runs** of 40 or more characters, or shorter ones ending in ``=`` padding (MIME parts, data URIs, whole base64 bodies)
   are decoded and scanned as a nested body (which may itself be gzip, zip, PDF...);
 - **quoted-printable**: once a body names that encoding (MIME), the rest of it is also
@@ -261,8 +262,8 @@ class TextPipe:
                 self._markup = Markup(self._owner.text.feed)
         if self._markup is not None:
             self._markup.feed(data)
-        else:
-            self._owner.text.feed(data)
+        else:           # HTML inside a text (an email part): block tags still end lines
+            self._owner.text.feed(_BREAK.sub(b"\n", data) if b"<" in data else data)
 
     def finish(self) -> None:
         if self._markup is not None:

@@ -28,6 +28,7 @@ from vallum.s3.handlers.common import (
 )
 from vallum.s3.names import validate_key
 from vallum.s3.ranges import content_range, parse_range
+from vallum.security import spill
 from vallum.security.spill import SpillDetected
 from vallum.server.http import Request, Response
 from vallum.service.ingest import ingest
@@ -111,9 +112,10 @@ async def put_object(request: Request) -> Response:
     guard = labels.put_guard(request, bucket, headers.get(labels.LABEL_HEADER))
     object_key = new_object_key(encryption.customer, extra)
     try:
+        guard.check_fields(spill.fields(request.key, user_meta, extra.get(tagging.TAGS_KEY)))
         stored = await ingest(services.blobs, request.body, expect, scanner=guard, customer=object_key)
     except SpillDetected as exc:
-        raise errors.SpillDetected(str(exc)) from None
+        raise spill_refused(request, exc) from None
     record = ObjectRecord(
         bucket=bucket.name, key=request.key, version_id=new_version_id(bucket), size=stored.size,
         etag=stored.etag, last_modified=time.time(), system_meta=system_meta, user_meta=user_meta,
@@ -126,6 +128,12 @@ async def put_object(request: Request) -> Response:
     out = version_headers(bucket, record, checksums=True)
     out.update(encryption_headers(request, record.extra, encryption.customer))
     return Response(200, out)
+
+
+def spill_refused(request: Request, exc: SpillDetected) -> errors.S3Error:
+    """The S3 error for a spill; the audit record names the spill rule, not an IAM one."""
+    request.decision, request.decision_reason = "deny", str(exc)
+    return errors.SpillDetected(str(exc))
 
 
 async def commit_version(request: Request, record: ObjectRecord, precondition=None) -> None:

@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 
 from vallum.meta.records import ObjectRecord
 from vallum.s3 import errors, xml
+from vallum.s3.handlers import labels
 from vallum.s3.handlers.common import (
     MD5_REQUIRED,
     find_version,
@@ -20,6 +21,8 @@ from vallum.s3.handlers.common import (
     modify_version,
     read_xml,
 )
+from vallum.security import spill
+from vallum.security.spill import SpillDetected, SpillGuard
 from vallum.server.http import Request, Response, xml_response
 
 OBJECT_TAG_LIMIT = 10
@@ -116,6 +119,7 @@ async def _version(request: Request) -> ObjectRecord:
 async def put_object_tagging(request: Request) -> Response:
     tags = parse_tagging(await read_xml(request, "Tagging", digest_required=MD5_REQUIRED), OBJECT_TAG_LIMIT)
     record = await _version(request)
+    await refuse_marked_tags(request, record, tags)
 
     def change(current: ObjectRecord) -> None:
         if tags:
@@ -125,6 +129,17 @@ async def put_object_tagging(request: Request) -> Response:
 
     await modify_version(request, record, change)
     return Response(200, {"x-amz-version-id": record.version_id})
+
+
+async def refuse_marked_tags(request: Request, record: ObjectRecord, tags: dict[str, str]) -> None:
+    """Tags are readable beside the object: markings in them above its label are a spill."""
+    guard = SpillGuard(labels.record_label(record.extra), labels.bucket_range(await get_bucket(request)),
+                       f"{request.request_id} {record.bucket}/{record.key} tagging")
+    try:
+        guard.check_fields(spill.fields(tags=tags))
+    except SpillDetected as exc:
+        request.decision, request.decision_reason = "deny", str(exc)
+        raise errors.SpillDetected(str(exc)) from None
 
 
 async def get_object_tagging(request: Request) -> Response:
