@@ -21,7 +21,10 @@ is the grammar of marking_grammar.py.
 
 from __future__ import annotations
 
+import binascii
 import codecs
+import re
+from email.header import decode_header
 
 from vallum.security import spill_containers as containers
 from vallum.security.labels import DEFAULT_SCHEME, Label, LevelScheme
@@ -175,10 +178,38 @@ def scan_bytes(data: bytes, scheme: LevelScheme = DEFAULT_SCHEME) -> Label | Non
     return s.finish()
 
 
+_B64_TOKEN = re.compile(r"[A-Za-z0-9+/]{8,}={0,2}")
+
+
+def _field_views(value: str) -> list[bytes]:
+    """A short field as written, with path separators as line breaks, RFC 2047 words
+    decoded (how S3 carries non-ASCII metadata), and base64 tokens decoded."""
+    raw = value.encode("utf-8", "surrogateescape")
+    views = [raw, raw.replace(b"/", b"\n")]
+    if "=?" in value:
+        try:
+            views += [part if isinstance(part, bytes) else part.encode() for part, _ in decode_header(value)]
+        except (ValueError, LookupError):
+            pass
+    for token in _B64_TOKEN.findall(value):
+        if len(token) % 4 == 0:
+            try:
+                views.append(binascii.a2b_base64(token))
+            except binascii.Error:
+                pass
+    return views
+
+
 def scan_text(value: str, scheme: LevelScheme = DEFAULT_SCHEME) -> tuple[Label | None, bool]:
     """Scan a short field (a key name, a metadata value, a tag): (label, incomplete).
     Path separators count as line breaks, so a key ``CUI/plan.txt`` has a banner line."""
-    s = MarkingScanner(scheme)
-    raw = value.encode("utf-8", "surrogateescape")
-    s.feed(raw + b"\n" + raw.replace(b"/", b"\n"))
-    return s.finish(), s.incomplete
+    found: Label | None = None
+    incomplete = False
+    for view in _field_views(value):
+        s = MarkingScanner(scheme)
+        s.feed(view)
+        label = s.finish()
+        incomplete |= s.incomplete
+        if label is not None:
+            found = label if found is None else found.join(label)
+    return found, incomplete

@@ -1,0 +1,127 @@
+"""Spill prevention at the gateway, through boto3 against the real server: markings in
+key names, metadata and tags; a banner or a compressed stream split across multipart
+parts; refusals audited with the spill rule; ordinary files accepted (issue 13, High 3)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.functional.conftest import code, start_server, stop_server
+
+PART = 5 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    server = start_server(tmp_path_factory.mktemp("spill") / "data")
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def s3(srv):
+    client = srv.client()
+    client.create_bucket(Bucket="spill")
+    return client
+
+
+def refused(call) -> ClientError:
+    with pytest.raises(ClientError) as exc:
+        call()
+    assert code(exc) == "SpillDetected"
+    return exc.value
+
+
+def missing(s3, key: str) -> bool:
+    try:
+        s3.head_object(Bucket="spill", Key=key)
+    except ClientError as exc:
+        return exc.response["Error"]["Code"] in ("404", "NoSuchKey")
+    return False
+
+
+def test_ordinary_files_are_accepted(s3):
+    for key, body in [("notice.txt", b"Copyright (C) 2024 Example Corp\nAll rights reserved.\n"),
+                      ("labs.txt", b"SECRET LABS AB AND THE AUTHOR DISCLAIMS ALL WARRANTIES\n"),
+                      ("it.txt", "La casa in cui vivo è vecchia.\n".encode()),
+                      ("cat.csv", b"id,category\n1,CUI\n2,CUI\n")]:
+        s3.put_object(Bucket="spill", Key=key, Body=body)
+
+
+def test_compressed_and_encoded_bodies_are_refused(s3):
+    memo = b"TOP SECRET//SI//NOFORN\nThe plan.\nTOP SECRET//SI//NOFORN\n"
+    for key, body in [("memo.gz", gzip.compress(memo)), ("memo.u16", memo.decode().encode("utf-16")),
+                      ("memo.nul", b"\x00" + memo)]:
+        refused(lambda: s3.put_object(Bucket="spill", Key=key, Body=body))
+        assert missing(s3, key)
+
+
+@pytest.mark.parametrize("where", ["key", "metadata", "metadata-name", "tagging"])
+def test_markings_around_the_body_are_refused(s3, where):
+    kwargs = {"Bucket": "spill", "Key": "plain.txt", "Body": b"nothing to see\n"}
+    if where == "key":
+        kwargs["Key"] = "reports/SECRET//NOFORN/plan.txt"
+    elif where == "metadata":
+        kwargs["Metadata"] = {"banner": "TOP SECRET//SI"}
+    elif where == "metadata-name":
+        kwargs["Metadata"] = {"x": "(S//NF) source list"}
+    else:
+        kwargs["Tagging"] = "class=SECRET%2F%2FNOFORN"
+    refused(lambda: s3.put_object(**kwargs))
+    refused(lambda: s3.create_multipart_upload(**{k: v for k, v in kwargs.items() if k != "Body"}))
+
+
+def test_marked_tags_on_an_existing_object_are_refused(s3):
+    s3.put_object(Bucket="spill", Key="tagged.txt", Body=b"plain\n")
+    refused(lambda: s3.put_object_tagging(Bucket="spill", Key="tagged.txt", Tagging={
+        "TagSet": [{"Key": "c", "Value": "SECRET//NOFORN"}]}))
+    assert s3.get_object_tagging(Bucket="spill", Key="tagged.txt")["TagSet"] == []
+
+
+def _multipart(s3, key: str, parts: list[bytes]):
+    up = s3.create_multipart_upload(Bucket="spill", Key=key)["UploadId"]
+    done = []
+    for n, body in enumerate(parts, 1):          # each part alone carries no marking
+        etag = s3.upload_part(Bucket="spill", Key=key, UploadId=up, PartNumber=n, Body=body)["ETag"]
+        done.append({"PartNumber": n, "ETag": etag})
+    return lambda: s3.complete_multipart_upload(Bucket="spill", Key=key, UploadId=up,
+                                                MultipartUpload={"Parts": done})
+
+
+def test_banner_split_across_parts_is_refused_at_complete(s3):
+    filler = (b"ordinary words on an ordinary line\n" * (PART // 35 + 2))[:PART - 8]
+    complete = _multipart(s3, "split.txt", [filler + b"\nTOP SEC", b"RET//SI//NOFORN\nThe plan.\n"])
+    refused(complete)
+    assert missing(s3, "split.txt")
+
+
+def test_compressed_stream_across_parts_is_refused_at_complete(s3):
+    words = b"Plain words of the report. " * 200       # compressible: the marking is Huffman-coded
+    body = gzip.compress(os.urandom(PART + 4096) + words + b"\nSECRET//NOFORN\n" + words, 1)
+    assert b"SECRET" not in body
+    complete = _multipart(s3, "split.gz", [body[:PART], body[PART:]])
+    refused(complete)
+    assert missing(s3, "split.gz")
+
+
+def test_ordinary_multipart_completes(s3):
+    filler = (b"ordinary words on an ordinary line\n" * (PART // 35 + 2))[:PART]
+    _multipart(s3, "ok.txt", [filler, b"Copyright (C) 2024 Example Corp\n"])()
+    assert s3.head_object(Bucket="spill", Key="ok.txt")["ContentLength"] == PART + 32
+
+
+def test_refusal_is_audited_as_deny_with_the_spill_rule(srv, s3):
+    err = refused(lambda: s3.put_object(Bucket="spill", Key="audited.txt", Body=b"SECRET//NOFORN\nx\n"))
+    rid = err.response["ResponseMetadata"]["RequestId"]
+    out = subprocess.run([sys.executable, "-m", "vallum", "audit", "export", "--data-dir", str(srv.data_dir),
+                          "--bucket", "spill"], capture_output=True, text=True, check=True)
+    rec = next(json.loads(x) for x in out.stdout.splitlines() if json.loads(x).get("request_id") == rid)
+    assert rec["decision"] == "deny"
+    assert rec["rule"].startswith("spill: content marked SECRET//NOFORN")
