@@ -23,6 +23,7 @@ import re
 from typing import Any
 
 _CONTROLS = bytes(c for c in range(1, 32) if c not in b"\t\n\r\f\v") + b"\x7f"
+_PLAIN = bytes(range(32, 127)) + b"\t\n\r\f\v"      # printable ASCII: nothing to normalise
 # Unicode spaces -> " "; zero-width characters, soft hyphen, BOM -> nothing (UTF-8 forms).
 _SPACES = (0xA0, *range(0x2000, 0x200B), 0x202F, 0x205F, 0x3000)
 _INVISIBLE = (0xAD, 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF)
@@ -39,6 +40,8 @@ class Normaliser:
         self._nul = False        # the previous chunk ended in a NUL
 
     def __call__(self, data: bytes) -> bytes:
+        if not self._nul and not data.translate(None, _PLAIN):
+            return data
         if self._nul:
             data = b"\x00" + data
             self._nul = False
@@ -212,7 +215,9 @@ class QuotedPrintable:
 
     def feed(self, data: bytes) -> None:
         if self._child is None:
-            seen = b"quoted-printable" in (self._carry + data).lower()
+            buf = self._carry + data
+            seen = (b"-printable" in buf or b"-PRINTABLE" in buf or b"-Printable" in buf) \
+                and b"quoted-printable" in buf.lower()
             self._carry = data[-16:]
             if not seen:
                 return
