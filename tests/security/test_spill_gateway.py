@@ -85,6 +85,17 @@ def test_marked_tags_on_an_existing_object_are_refused(s3):
     assert s3.get_object_tagging(Bucket="spill", Key="tagged.txt")["TagSet"] == []
 
 
+def test_copy_with_marked_name_metadata_or_tags_is_refused(s3):
+    s3.put_object(Bucket="spill", Key="src.txt", Body=b"plain\n")
+    src = {"Bucket": "spill", "Key": "src.txt"}
+    refused(lambda: s3.copy_object(Bucket="spill", Key="CUI/copy.txt", CopySource=src))
+    refused(lambda: s3.copy_object(Bucket="spill", Key="copy.txt", CopySource=src, MetadataDirective="REPLACE",
+                                   Metadata={"banner": "SECRET//NOFORN"}))
+    refused(lambda: s3.copy_object(Bucket="spill", Key="copy.txt", CopySource=src, TaggingDirective="REPLACE",
+                                   Tagging="c=TOP%20SECRET%2F%2FSI"))
+    assert missing(s3, "copy.txt") and missing(s3, "CUI/copy.txt")
+
+
 def _multipart(s3, key: str, parts: list[bytes]):
     up = s3.create_multipart_upload(Bucket="spill", Key=key)["UploadId"]
     done = []
