@@ -136,3 +136,63 @@ def test_refusal_is_audited_as_deny_with_the_spill_rule(srv, s3):
     rec = next(json.loads(x) for x in out.stdout.splitlines() if json.loads(x).get("request_id") == rid)
     assert rec["decision"] == "deny"
     assert rec["rule"].startswith("spill: content marked SECRET//NOFORN")
+
+
+# --- a bucket's spill mode: refuse (default), quarantine, audit-only --------------------
+def _bucket_with_mode(s3, name: str, mode: str) -> None:
+    def add(params, **_):
+        params["headers"]["x-vallum-spill-mode"] = mode
+
+    s3.meta.events.register_first("before-call.s3.CreateBucket", add)
+    try:
+        s3.create_bucket(Bucket=name)
+    finally:
+        s3.meta.events.unregister("before-call.s3.CreateBucket", add)
+
+
+def _label(s3, bucket: str, key: str) -> str:
+    return s3.head_object(Bucket=bucket, Key=key)["ResponseMetadata"]["HTTPHeaders"]["x-vallum-classification"]
+
+
+def _audit(srv, bucket: str, rid: str) -> dict:
+    out = subprocess.run([sys.executable, "-m", "vallum", "audit", "export", "--data-dir", str(srv.data_dir),
+                          "--bucket", bucket], capture_output=True, text=True, check=True)
+    return next(json.loads(x) for x in out.stdout.splitlines() if json.loads(x).get("request_id") == rid)
+
+
+def test_quarantine_stores_the_spill_at_the_marked_level(srv, s3):
+    _bucket_with_mode(s3, "quarantine", "quarantine")
+    put = s3.put_object(Bucket="quarantine", Key="memo.gz", Body=gzip.compress(b"SECRET//NOFORN\nThe plan.\n"))
+    assert _label(s3, "quarantine", "memo.gz") == "SECRET//NOFORN"       # only SECRET//NOFORN readers
+    rec = _audit(srv, "quarantine", put["ResponseMetadata"]["RequestId"])
+    assert rec["rule"].startswith("spill: quarantined at SECRET//NOFORN") and rec["label"] == "SECRET//NOFORN"
+    s3.put_object(Bucket="quarantine", Key="plain.txt", Body=b"Copyright (C) 2024 Example Corp\n")
+    assert _label(s3, "quarantine", "plain.txt") == "UNCLASSIFIED"
+    s3.put_object(Bucket="quarantine", Key="meta.txt", Body=b"x", Metadata={"c": "TOP SECRET//SI"})
+    assert _label(s3, "quarantine", "meta.txt") == "TOP SECRET//SI"
+
+
+def test_quarantine_labels_a_multipart_spill_at_complete(s3):
+    filler = (b"ordinary words on an ordinary line\n" * (PART // 35 + 2))[:PART - 8]
+    up = s3.create_multipart_upload(Bucket="quarantine", Key="split.txt")["UploadId"]
+    parts = []
+    for n, body in enumerate([filler + b"\nTOP SEC", b"RET//SI//NOFORN\nThe plan.\n"], 1):
+        etag = s3.upload_part(Bucket="quarantine", Key="split.txt", UploadId=up, PartNumber=n, Body=body)["ETag"]
+        parts.append({"PartNumber": n, "ETag": etag})
+    s3.complete_multipart_upload(Bucket="quarantine", Key="split.txt", UploadId=up,
+                                 MultipartUpload={"Parts": parts})
+    assert _label(s3, "quarantine", "split.txt") == "TOP SECRET//SI//NOFORN"
+
+
+def test_audit_only_stores_as_labelled_and_audits_the_spill(srv, s3):
+    _bucket_with_mode(s3, "audit-only", "audit")                # the platform root may
+    put = s3.put_object(Bucket="audit-only", Key="memo.txt", Body=b"SECRET//NOFORN\nThe plan.\n")
+    assert _label(s3, "audit-only", "memo.txt") == "UNCLASSIFIED"
+    rec = _audit(srv, "audit-only", put["ResponseMetadata"]["RequestId"])
+    assert rec["rule"].startswith("spill: audit-only: content marked SECRET//NOFORN")
+
+
+def test_unknown_spill_mode_is_invalid(s3):
+    with pytest.raises(ClientError) as exc:
+        _bucket_with_mode(s3, "bad-mode", "ignore")
+    assert code(exc) == "InvalidArgument"

@@ -5,6 +5,12 @@ What an upload carries is checked against its label and the bucket's ceiling: th
 metadata names and values, tags), which are as readable as the body. A body that could
 not be scanned whole (inflation budget, nesting depth) is refused: fail closed.
 
+A bucket chooses what a spill does (``config["spill-mode"]``, set at CreateBucket with the
+``x-vallum-spill-mode`` header): ``refuse`` (the default), ``quarantine`` (stored, but at
+the marked level: the guard's ``label`` rises to the join of the label and the markings,
+so only readers cleared for the marking see it; alerted) or ``audit`` (stored as labelled,
+alerted and audited). Either way ``outcome`` says what happened, for the audit rule.
+
 Benchmark-only switch (never in production, like those in ``security/setup.py``):
 ``VALLUM_SPILL_SCAN=off`` turns the scan off, so ``make bench`` can measure what it costs.
 """
@@ -21,6 +27,15 @@ from vallum.security.markings import MarkingScanner, scan_text
 
 alert_log = logging.getLogger("vallum.security.alert")
 SCANNING = os.environ.get("VALLUM_SPILL_SCAN", "on").lower() not in ("off", "0", "false", "no")
+MODES = ("refuse", "quarantine", "audit")
+MODE_KEY = "spill-mode"
+MODE_HEADER = "x-vallum-spill-mode"
+
+
+def mode_of(bucket_config: Mapping[str, object]) -> str:
+    """The bucket's spill mode; anything unknown is "refuse" (fail closed)."""
+    mode = bucket_config.get(MODE_KEY)
+    return mode if mode in MODES else "refuse"
 
 
 class SpillDetected(Exception):
@@ -44,10 +59,13 @@ def fields(key: str | None = None, user_meta: Mapping[str, str] | None = None,
 
 
 class SpillGuard:
-    def __init__(self, label: Label, bucket_range: LabelRange | None, context: str = "") -> None:
+    def __init__(self, label: Label, bucket_range: LabelRange | None, context: str = "",
+                 mode: str = "refuse") -> None:
         self.label = label
         self.bucket_range = bucket_range
         self.context = context
+        self.mode = mode if mode in MODES else "refuse"
+        self.outcome: str | None = None     # "spill: quarantined ..." / "spill: audit-only ..." when stored
         self.scanner = MarkingScanner(label.scheme) if SCANNING else None
 
     def feed(self, data: bytes) -> None:
@@ -76,9 +94,17 @@ class SpillGuard:
 
     def _judge(self, what: str, found: Label | None, markings: list[str]) -> None:
         decision = check_spill(found, self.label, self.bucket_range)
-        if not decision.allowed:
-            reason = decision.reason if what == "content" else decision.reason.replace("content", what, 1)
+        if decision.allowed:
+            return
+        reason = decision.reason if what == "content" else decision.reason.replace("content", what, 1)
+        if self.mode == "refuse" or found is None:
             self._refuse(reason, markings)
+        if self.mode == "quarantine":
+            self.label = self.label.join(found)
+            self.outcome = f"spill: quarantined at {self.label}: {reason}"
+        else:
+            self.outcome = f"spill: audit-only: {reason}"
+        alert_log.warning("SPILL %s %s (markings: %s)", self.outcome, self.context, ", ".join(markings))
 
     def _refuse(self, reason: str, markings: list[str]) -> None:
         alert_log.warning("SPILL refused %s: %s (markings: %s)", self.context, reason, ", ".join(markings))

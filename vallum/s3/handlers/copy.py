@@ -29,6 +29,7 @@ from vallum.s3.handlers.objects import (
     commit_version,
     refuse_hidden_null,
     spill_refused,
+    spill_stored,
     version_headers,
     write_precondition,
 )
@@ -126,11 +127,14 @@ async def copy_object(request: Request) -> Response:
         system_meta, user_meta = system_meta_from(headers), user_meta_from(headers)
     else:
         system_meta, user_meta = dict(src.system_meta), dict(src.user_meta)
+    guard = SpillGuard(label, rng, f"{request.request_id} {bucket.name}/{request.key} copy",
+                       spill.mode_of(bucket.config))
     try:      # the new name, metadata and tags are as readable as the body
-        SpillGuard(label, rng, f"{request.request_id} {bucket.name}/{request.key} copy").check_fields(
-            spill.fields(request.key, user_meta, extra.get(tagging.TAGS_KEY)))
+        guard.check_fields(spill.fields(request.key, user_meta, extra.get(tagging.TAGS_KEY)))
     except SpillDetected as exc:
         raise spill_refused(request, exc) from None
+    extra["label"] = guard.label.banner()
+    spill_stored(request, guard)
     record = ObjectRecord(
         bucket=bucket.name, key=request.key, version_id=new_version_id(bucket), size=src.size,
         etag=src.etag, last_modified=time.time(), system_meta=system_meta, user_meta=user_meta,

@@ -46,11 +46,12 @@ from vallum.s3.handlers.copy import resolve_copy_source
 from vallum.s3.handlers.objects import (
     refuse_hidden_null,
     spill_refused,
+    spill_stored,
     version_headers,
     write_precondition,
 )
 from vallum.s3.names import validate_key
-from vallum.security import spill
+from vallum.security import spill, ssec
 from vallum.security.spill import SpillDetected, SpillGuard
 from vallum.security.ssec import is_customer_encrypted
 from vallum.server.http import Request, Response, xml_response
@@ -89,11 +90,14 @@ async def create_upload(request: Request) -> Response:
     extra.update(tagging.tags_extra(request))
     label, rng = labels.write_label(request, bucket, headers.get(labels.LABEL_HEADER))
     extra["label"] = label.banner()
+    guard = SpillGuard(label, rng, f"{request.request_id} {bucket.name}/{request.key}",
+                       spill.mode_of(bucket.config))
     try:
-        SpillGuard(label, rng, f"{request.request_id} {bucket.name}/{request.key}").check_fields(
-            spill.fields(request.key, user_meta_from(headers), extra.get(tagging.TAGS_KEY)))
+        guard.check_fields(spill.fields(request.key, user_meta_from(headers), extra.get(tagging.TAGS_KEY)))
     except SpillDetected as exc:
         raise spill_refused(request, exc) from None
+    extra["label"] = guard.label.banner()              # raised when the bucket quarantines
+    spill_stored(request, guard)
     new_object_key(encryption.customer, extra)      # parts derive their keys from it
     upload = UploadRecord(
         upload_id=_new_upload_id(), bucket=bucket.name, key=request.key, initiated=time.time(),
@@ -155,8 +159,11 @@ def _part_guard(request: Request, bucket, upload: UploadRecord,
         request.decision_reason = (f"mac: no write down: copy source label {source_label} "
                                    f"above the upload label {label}")
         raise errors.AccessDenied()
+    # A stored spill is labelled at Complete, which rescans the parts; an SSE-C upload may
+    # complete without its key (no rescan), so its parts refuse whatever the bucket's mode.
+    mode = "refuse" if upload.extra.get(ssec.EXTRA) else spill.mode_of(bucket.config)
     return SpillGuard(label, rng, f"{request.request_id} {bucket.name}/{upload.key} "
-                                  f"upload {upload.upload_id}")
+                                  f"upload {upload.upload_id}", mode)
 
 
 async def upload_part(request: Request) -> Response:
@@ -299,7 +306,10 @@ async def complete_upload(request: Request) -> Response:
                                     [labels.record_label(upload.extra)])   # lub of the sources
     record.extra["label"] = label.banner()
     _check_declared_object_checksum(request, upload, record)
-    await _scan_whole(request, bucket, upload, record, label, rng, object_key)
+    guard = await _scan_whole(request, bucket, upload, record, label, rng, object_key)
+    if guard is not None:
+        record.extra["label"] = guard.label.banner()     # raised when the bucket quarantines
+        spill_stored(request, guard)
     await refuse_hidden_null(request, bucket, upload.key)
     try:
         obsolete = await services.meta.complete_upload(upload.upload_id, record,
@@ -324,21 +334,22 @@ async def complete_upload(request: Request) -> Response:
 
 
 async def _scan_whole(request: Request, bucket, upload: UploadRecord, record: ObjectRecord,
-                      label, rng, object_key) -> None:
+                      label, rng, object_key) -> SpillGuard | None:
     """Scan the parts in their final order as one stream: a marking split across a part
     boundary, or a container (gzip, zip) whose content spans parts, is read whole. The
     stream is scanned with the scanner's bounded window, never buffered. An SSE-C upload
     completed without its key cannot be read here: its parts were scanned one by one."""
     if is_customer_encrypted(record.extra) and object_key is None:
-        return
+        return None
     guard = SpillGuard(label, rng, f"{request.request_id} {bucket.name}/{upload.key} "
-                                   f"upload {upload.upload_id} complete")
+                                   f"upload {upload.upload_id} complete", spill.mode_of(bucket.config))
     try:
         async for data in read_object(request.services.blobs, record, 0, record.size - 1, object_key):
             guard.feed(data)
         guard.check()
     except SpillDetected as exc:
         raise spill_refused(request, exc) from None
+    return guard
 
 
 def _check_declared_object_checksum(request: Request, upload: UploadRecord, record: ObjectRecord) -> None:

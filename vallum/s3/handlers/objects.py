@@ -122,7 +122,8 @@ async def put_object(request: Request) -> Response:
         checksums=dict(stored.checksums, type="FULL_OBJECT") if stored.checksums else {},
         blob_id=stored.blob_id, inline=stored.inline, storage_class=storage_class,
         owner=services.owner_id, extra=extra)
-    record.extra["label"] = guard.label.banner()
+    record.extra["label"] = guard.label.banner()          # raised when the bucket quarantines
+    spill_stored(request, guard)
     await commit_version(request, record, precondition)
     await events.object_event(request, events.CREATED_PUT, record)
     out = version_headers(bucket, record, checksums=True)
@@ -134,6 +135,12 @@ def spill_refused(request: Request, exc: SpillDetected) -> errors.S3Error:
     """The S3 error for a spill; the audit record names the spill rule, not an IAM one."""
     request.decision, request.decision_reason = "deny", str(exc)
     return errors.SpillDetected(str(exc))
+
+
+def spill_stored(request: Request, guard: spill.SpillGuard) -> None:
+    """A spill the bucket stores (quarantine, audit-only): the audit names it."""
+    if guard.outcome is not None:
+        request.decision_reason, request.audit_label = guard.outcome, guard.label.banner()
 
 
 async def commit_version(request: Request, record: ObjectRecord, precondition=None) -> None:

@@ -133,13 +133,17 @@ async def put_object_tagging(request: Request) -> Response:
 
 async def refuse_marked_tags(request: Request, record: ObjectRecord, tags: dict[str, str]) -> None:
     """Tags are readable beside the object: markings in them above its label are a spill."""
-    guard = SpillGuard(labels.record_label(record.extra), labels.bucket_range(await get_bucket(request)),
-                       f"{request.request_id} {record.bucket}/{record.key} tagging")
+    bucket = await get_bucket(request)
+    mode = "audit" if spill.mode_of(bucket.config) == "audit" else "refuse"   # tags cannot relabel
+    guard = SpillGuard(labels.record_label(record.extra), labels.bucket_range(bucket),
+                       f"{request.request_id} {record.bucket}/{record.key} tagging", mode)
     try:
         guard.check_fields(spill.fields(tags=tags))
     except SpillDetected as exc:
         request.decision, request.decision_reason = "deny", str(exc)
         raise errors.SpillDetected(str(exc)) from None
+    if guard.outcome is not None:
+        request.decision_reason = guard.outcome
 
 
 async def get_object_tagging(request: Request) -> Response:
