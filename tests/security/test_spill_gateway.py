@@ -10,10 +10,13 @@ import os
 import subprocess
 import sys
 
+import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.functional.conftest import code, start_server, stop_server
+from vallum.cli.admin import AdminClient
 
 PART = 5 * 1024 * 1024
 
@@ -196,3 +199,15 @@ def test_unknown_spill_mode_is_invalid(s3):
     with pytest.raises(ClientError) as exc:
         _bucket_with_mode(s3, "bad-mode", "ignore")
     assert code(exc) == "InvalidArgument"
+
+
+def test_only_the_platform_root_creates_audit_only_buckets(srv):
+    root = AdminClient(srv.endpoint, srv.access_key, srv.secret_key, srv.region)
+    key = root.call("CreateAccount", name="spill-admin")["admin_key"]
+    admin = boto3.client("s3", endpoint_url=srv.endpoint, aws_access_key_id=key["access_key_id"],
+                         aws_secret_access_key=key["secret_access_key"], region_name=srv.region,
+                         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+    with pytest.raises(ClientError) as exc:          # a tenant cannot declassify its spills
+        _bucket_with_mode(admin, "tenant-audit-only", "audit")
+    assert code(exc) == "AccessDenied"
+    _bucket_with_mode(admin, "tenant-quarantine", "quarantine")
