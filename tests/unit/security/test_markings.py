@@ -185,3 +185,52 @@ def test_pdf_image_streams_are_skipped():
     pdf = (b"%PDF-1.4\n5 0 obj\n<< /Filter /DCTDecode /Length 50005 >>\nstream\n" + image
            + b"\nendstream\nendobj\n6 0 obj\n<< /Length 30 >>\nstream\nBT (SECRET) Tj ET\nendstream\n")
     assert scan_bytes(pdf) == parse("SECRET")
+
+
+# --- the grammar and the views (issue 13) -----------------------------------------
+@pytest.mark.parametrize("text, expected", [
+    (b"CONTROLLED UNCLASSIFIED INFORMATION\nbody\n", "CUI"),
+    (b"body\nCUI//SP-PRVCY\n", "CUI//SP-PRVCY"),
+    (b"*** TOP SECRET ***\nbody\n", "TOP SECRET"),
+    (b"Classification: SECRET\nbody\n", "SECRET"),
+    (b"<p>SECRET</p>\n", "SECRET"),
+    (b"  - (S//NF) a bullet portion\n", "SECRET//NOFORN"),
+    (b"TOP\n  SECRET\nbody", "TOP SECRET"),
+    (b"1,CUI,x\n", None),
+    (b"the word SECRET in a sentence\n", None),
+    (b"(C) 2024 Example\n", None),
+    (b"Copyright notice\n(C) Example Corp\n", None),
+    (b"(A) first\n(B) second\n(C) third\n", None),
+    (b"(C) The supplier pricing.\n", "CONFIDENTIAL"),
+])
+def test_grammar(text, expected):
+    found = scan_bytes(text)
+    assert (found.banner() if found else None) == expected
+
+
+@pytest.mark.parametrize("body", [
+    b"<html><body><div>TOP&nbsp;SECRET</div><p>plan</p></body></html>",
+    b"<html><body><div>TOP&#32;SECRET</div></body></html>",
+    b'<?xml version="1.0"?><worksheet><headerFooter><oddHeader>&amp;CTOP SECRET</oddHeader>'
+    b"</headerFooter></worksheet>",
+])
+def test_markup(body):
+    assert scan_bytes(body) == parse("TOP SECRET")
+
+
+def test_pdf_kerned_array_and_utf16_string():
+    pdf = make_pdf(b"BT [(TOP) -300 (SECRET)] TJ ET\nBT <FEFF0053004500430052004500540020> Tj ET\n", flate=True)
+    assert scan_bytes(pdf) == parse("TOP SECRET")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_encoded_bodies_at_any_chunk_boundaries(data):
+    import base64
+    import gzip
+    plain = b"intro\n" * 50 + b"SECRET//NOFORN\n" + b"outro\n" * 50
+    body = data.draw(st.sampled_from([gzip.compress(plain), base64.encodebytes(plain),
+                                      plain.decode().encode("utf-16"), b"\x00".join(plain[i:i + 1]
+                                                                                  for i in range(len(plain)))]))
+    cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=10))
+    assert chunked_scan(body, cuts) == parse("SECRET//NOFORN")
