@@ -18,6 +18,7 @@ since the grammar in marking_grammar.py does not fire on random bytes) passes he
 from __future__ import annotations
 
 import binascii
+import codecs
 import html
 import re
 from typing import Any
@@ -31,6 +32,15 @@ _UNICODE: dict[bytes, tuple[tuple[bytes, bytes], ...]] = {}     # by the first t
 for _c in (*_SPACES, *_INVISIBLE):
     _u = chr(_c).encode()
     _UNICODE[_u[:2]] = (*_UNICODE.get(_u[:2], ()), (_u, b"" if _c in _INVISIBLE else b" "))
+
+
+def _utf8(data: bytes) -> bool:
+    """Is ``data`` UTF-8 text (a sequence cut at the end allowed)? Fails fast on binary."""
+    try:
+        codecs.utf_8_decode(data, "strict", False)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class Normaliser:
@@ -50,8 +60,9 @@ class Normaliser:
                 data, self._nul = data[:-1], True
             data = data.replace(b"\x00\x00", b"\n\x00").replace(b"\x00", b"")
         data = data.translate(None, _CONTROLS)
-        for lead, forms in _UNICODE.items():   # finds and replaces: C speed, unlike a regex
-            if lead in data:
+        leads = [forms for lead, forms in _UNICODE.items() if lead in data]
+        if leads and _utf8(data):              # binary noise holds these bytes by chance
+            for forms in leads:                # finds and replaces: C speed, unlike a regex
                 for seq, repl in forms:
                     data = data.replace(seq, repl)
         return data
