@@ -35,9 +35,12 @@ for _c in (*_SPACES, *_INVISIBLE):
 
 
 def _utf8(data: bytes) -> bool:
-    """Is ``data`` UTF-8 text (a sequence cut at the end allowed)? Fails fast on binary."""
+    """Is ``data`` UTF-8 text (a character cut at either end allowed)? Fails fast on binary."""
+    start = 0
+    while start < 3 and start < len(data) and data[start] & 0xC0 == 0x80:
+        start += 1
     try:
-        codecs.utf_8_decode(data, "strict", False)
+        codecs.utf_8_decode(data[start:], "strict", False)
     except UnicodeDecodeError:
         return False
     return True
@@ -48,10 +51,16 @@ class Normaliser:
 
     def __init__(self) -> None:
         self._nul = False        # the previous chunk ended in a NUL
+        self._cut = b""          # a UTF-8 character cut by the chunk boundary, kept for the next
 
     def __call__(self, data: bytes) -> bytes:
+        if self._cut:
+            data, self._cut = self._cut + data, b""
         if not self._nul and not data.translate(None, _PLAIN):
             return data
+        keep = _partial_char(data)
+        if keep:
+            data, self._cut = data[:-keep], data[-keep:]
         if self._nul:
             data = b"\x00" + data
             self._nul = False
@@ -66,6 +75,22 @@ class Normaliser:
                 for seq, repl in forms:
                     data = data.replace(seq, repl)
         return data
+
+    def flush(self) -> bytes:
+        """The bytes held back at the end of the stream (an incomplete character)."""
+        cut, self._cut, self._nul = self._cut, b"", False
+        return cut
+
+
+def _partial_char(data: bytes) -> int:
+    """How many bytes at the end of ``data`` start a UTF-8 character that is not complete."""
+    for k in range(1, min(3, len(data)) + 1):
+        b = data[-k]
+        if b & 0xC0 == 0xC0:                     # a lead byte: how long is its character?
+            return k if (2 if b < 0xE0 else 3 if b < 0xF0 else 4) > k else 0
+        if b & 0xC0 != 0x80:                     # ASCII: nothing cut
+            return 0
+    return 0
 
 
 _BREAK = re.compile(
@@ -263,7 +288,9 @@ class TextPipe:
         self._views: list[Any] = [Base64Runs(owner), QuotedPrintable(owner)] if decode else []
 
     def feed(self, data: bytes) -> None:
-        data = self._norm(data)
+        self._emit(self._norm(data))
+
+    def _emit(self, data: bytes) -> None:
         if not data:
             return
         for view in self._views:
@@ -281,6 +308,7 @@ class TextPipe:
             self._owner.text.feed(_BREAK.sub(b"\n", data) if b"<" in data else data)
 
     def finish(self) -> None:
+        self._emit(self._norm.flush())
         if self._markup is not None:
             self._markup.finish()
         for view in self._views:

@@ -234,3 +234,9 @@ def test_encoded_bodies_at_any_chunk_boundaries(data):
                                                                                   for i in range(len(plain)))]))
     cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=10))
     assert chunked_scan(body, cuts) == parse("SECRET//NOFORN")
+
+
+def test_invisible_characters_are_dropped_in_text_cut_inside_a_character():
+    body = ("é" * 400 + "\nTOP SE\u200bCRET//NO\u00adFORN\n").encode()
+    for cut in range(790, 812):                       # inside and around the two-byte "é"s
+        assert chunked_scan(body, [cut]) == parse("TOP SECRET//NOFORN"), cut
