@@ -16,6 +16,8 @@ import time
 import zipfile
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.support import spill_corpus as corpus
 from vallum.security.labels import parse
@@ -147,3 +149,27 @@ def test_marking_split_at_every_chunk_boundary_of_a_compressed_body():
     body = gzip.compress(b"x" * 5000 + b"\nSECRET//NOFORN\n" + b"y" * 5000)
     for chunk in (1, 7, 512, 4096):
         assert refused(body, chunk=chunk), chunk
+
+
+@settings(max_examples=150, deadline=None)
+@given(magic=st.sampled_from([b"%PDF-1.4\n", b"PK\x03\x04", b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00",
+                              b"\xff\xfe", b"\xfe\xff", b"\xff\xfe\x00\x00", b"<html>", b""]),
+       tail=st.binary(max_size=3000), cut=st.integers(0, 3000))
+def test_malformed_containers_never_fault(magic, tail, cut):
+    """Garbage after any magic: no scanner fault (a fault refuses the upload, fail closed,
+    but must not be what an ordinary odd file meets)."""
+    body = magic + tail
+    s = MarkingScanner()
+    s.feed(body[:cut])
+    s.feed(body[cut:])
+    s.finish()
+    assert s.budget.reason != "the content could not be parsed"
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(min_size=1, max_size=2000))
+def test_pdf_content_garbage_never_faults(noise):
+    s = MarkingScanner()
+    s.feed(corpus.pdf(["x"], flate=False).replace(b"(x) Tj", b"[" + noise.replace(b"endstream", b"") + b"] TJ"))
+    s.finish()
+    assert s.budget.reason != "the content could not be parsed"

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import binascii
 import codecs
+import logging
 import re
 from email.header import decode_header
 
@@ -33,6 +34,7 @@ from vallum.security.spill_text import TextPipe
 
 __all__ = ["MAX_MARKING", "MarkingScanner", "TextScanner", "scan_bytes", "scan_text"]
 
+log = logging.getLogger(__name__)
 MAX_DEPTH = 6
 SNIFF_BYTES = 512
 BASE_BUDGET = 64 * 1024 * 1024
@@ -136,6 +138,10 @@ class MarkingScanner:
         except containers.Exhausted:
             self.budget.exhausted = True
             self.budget.reason = "the decompressed content exceeds the scan budget"
+        except Exception:                     # a scanner fault never lets a body through
+            log.exception("spill scan fault (%s body): the upload is refused", self._kind)
+            self.budget.exhausted = True
+            self.budget.reason = "the content could not be parsed"
 
     def _choose(self, head: bytes) -> None:
         for magic, kind in _CONTAINERS:

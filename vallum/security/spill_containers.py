@@ -221,6 +221,7 @@ _DICT_WINDOW = 2048
 _TOKEN = re.compile(rb"\((?:\\.|[^\\()]|\((?:\\.|[^\\()])*\))*\)|<[0-9A-Fa-f\s]*>|<<|>>|[\[\]]"
                     rb"|[-+]?(?:\d+\.?\d*|\.\d+)(?![A-Za-z])|T[jJ](?![A-Za-z])|[^\s()<>\[\]/]+|/[^\s()<>\[\]/]*",
                     re.DOTALL)
+_NUMBER = re.compile(rb"[-+]?(?:\d+\.?\d*|\.\d+)\Z")
 _ESCAPE = re.compile(rb"\\([nrtbf()\\]|[0-7]{1,3}|\r?\n)")
 _ESCAPES = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b"b": b"", b"f": b"", b"(": b"(", b")": b")",
             b"\\": b"\\"}
@@ -285,11 +286,9 @@ class PdfStrings:
                 in_array = False
             elif tok in (b"Tj", b"TJ"):
                 continue
-            elif in_array and (first.isdigit() or first in b"-+."):
-                if tok.startswith(b"-") and float(tok) <= -200:
+            elif _NUMBER.match(tok):
+                if in_array and tok.startswith(b"-") and float(tok) <= -200:
                     line.append(b" ")                  # a word gap in a kerned TJ array
-            elif first.isdigit() or first in b"-+.":
-                continue                                # operands of the next operator
             elif line:
                 out.append(b"".join(line))
                 line = []
