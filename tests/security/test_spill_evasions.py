@@ -16,7 +16,7 @@ import time
 import zipfile
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.support import spill_corpus as corpus
@@ -168,6 +168,7 @@ def test_malformed_containers_never_fault(magic, tail, cut):
 
 @settings(max_examples=100, deadline=None)
 @given(st.binary(min_size=1, max_size=2000))
+@example(b"(a) -\x08I -.5 +3 - . -")              # "-\x08I" crashed the number parsing
 def test_pdf_content_garbage_never_faults(noise):
     s = MarkingScanner()
     s.feed(corpus.pdf(["x"], flate=False).replace(b"(x) Tj", b"[" + noise.replace(b"endstream", b"") + b"] TJ"))
