@@ -148,14 +148,13 @@ def _run_start(buf: bytes, t: bytes, pos: int) -> int:
     end = len(buf) if long_at == -1 else long_at
     j = t.find(b"A=", pos, end) if t.find(b"=", pos, end) != -1 else -1     # memchr first: C speed
     while j != -1:
-        start = max(t.rfind(b" ", pos, j), t.rfind(b"=", pos, j)) + 1
+        start = max(pos, t.rfind(b" ", pos, j) + 1, t.rfind(b"=", pos, j) + 1)
         if j + 1 - start >= 8 and (start == 0 or buf[start - 1] in _B64_DELIMS):
             return start
         j = t.find(b"A=", j + 2, end)
     if long_at == -1:
         return -1
-    back = max(t.rfind(b" ", 0, long_at), t.rfind(b"=", 0, long_at)) + 1
-    return back
+    return max(pos, t.rfind(b" ", pos, long_at) + 1, t.rfind(b"=", pos, long_at) + 1)   # never behind pos
 
 
 class Base64Runs:

@@ -240,3 +240,21 @@ def test_invisible_characters_are_dropped_in_text_cut_inside_a_character():
     body = ("é" * 400 + "\nTOP SE\u200bCRET//NO\u00adFORN\n").encode()
     for cut in range(790, 812):                       # inside and around the two-byte "é"s
         assert chunked_scan(body, [cut]) == parse("TOP SECRET//NOFORN"), cut
+
+
+@pytest.mark.parametrize("text", [b"credential=l=", b"x edential=l= y " * 50, b"abcdefgh=\n=ijklmnop=" * 20])
+def test_short_padded_runs_end(text):
+    """A padded run followed by another padded fragment looped forever (systemd's NEWS)."""
+    import signal
+
+    def stuck(*_):
+        raise TimeoutError("the base64 view does not advance")
+    previous = signal.signal(signal.SIGALRM, stuck)
+    signal.alarm(5)
+    try:
+        s = MarkingScanner()
+        s.feed(text)
+        assert s.finish() is None and not s.incomplete     # a fault (the timeout) refuses
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
