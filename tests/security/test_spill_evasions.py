@@ -174,3 +174,20 @@ def test_pdf_content_garbage_never_faults(noise):
     s.feed(corpus.pdf(["x"], flate=False).replace(b"(x) Tj", b"[" + noise.replace(b"endstream", b"") + b"] TJ"))
     s.finish()
     assert s.budget.reason != "the content could not be parsed"
+
+
+@pytest.mark.parametrize("name, unit", [
+    ("padded fragments", b"abcdefgh="), ("unclosed tags", b"x <p "), ("markup", b"<"),
+    ("pdf strings", b"(a"), ("portions", b"(C) x\n"), ("banner lines", b"SECRET\n"),
+])
+def test_no_input_makes_the_scan_quadratic(name, unit):
+    """2 MB of a pattern that once made a view rescan the rest of the chunk per match
+    (7 s per MB for padded fragments): the scan stays linear, far below the bound."""
+    body = (b"%PDF-1.4\n" if name == "pdf strings" else b"<html>" if name == "markup" else b"")
+    body += unit * (2_000_000 // len(unit))
+    started = time.process_time()
+    s = MarkingScanner()
+    for i in range(0, len(body), 1 << 16):
+        s.feed(body[i:i + (1 << 16)])
+    s.finish()
+    assert time.process_time() - started < 6, name

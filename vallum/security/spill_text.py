@@ -96,9 +96,9 @@ def _partial_char(data: bytes) -> int:
 _BREAK = re.compile(
     rb"</?(?:w:p|a:p|w:br|a:br|w:cr|text:p|text:h|row|p|br|div|h[1-6]|li|tr|title|table|section|header"
     rb"|footer|blockquote|pre|hr|oddHeader|oddFooter|evenHeader|evenFooter|firstHeader|firstFooter"
-    rb"|dc:title|dc:subject|cp:keywords|dc:description|cp:category)(?:\s[^>]*)?/?>", re.IGNORECASE)
-_CELL = re.compile(rb"</?(?:w:tab|td|th|c|si|w:tc)(?:\s[^>]*)?/?>")
-_TAG = re.compile(rb"<[^>]*>")
+    rb"|dc:title|dc:subject|cp:keywords|dc:description|cp:category)(?:\s[^<>]{0,1024})?/?>", re.IGNORECASE)
+_CELL = re.compile(rb"</?(?:w:tab|td|th|c|si|w:tc)(?:\s[^<>]{0,1024})?/?>")
+_TAG = re.compile(rb"<[^<>]{0,4096}>")        # bounded: an unclosed "<" never rescans the rest
 _EXCEL_SECTION = re.compile(rb"&[LCR](?=[A-Z(])")
 
 
@@ -136,15 +136,15 @@ _B64_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _B64_MAP = bytes(b"A"[0] if c in _B64_CHARS else b"="[0] if c == b"="[0] else b" "[0] for c in range(256))
 _B64_LONG = b"A" * 40
 _B64_DELIMS = frozenset(b" \t\r\n\"':=,>([")
-_B64_BODY = re.compile(rb"[A-Za-z0-9+/=\r\n]*")
+_B64_BODY = re.compile(rb"[A-Za-z0-9+/\r\n]*")      # up to padding (or any other byte)
 _B64_TAIL = re.compile(rb"[A-Za-z0-9+/]{1,39}\Z")
 
 
-def _run_start(buf: bytes, t: bytes, pos: int) -> int:
-    """Where the next base64 run starts: 40 characters in a row, or a delimited run of 8 or
-    more ending in padding. Found with C-speed find in ``t``, ``buf`` translated by _B64_MAP
-    (a regex here ran at 4 MB/s)."""
-    long_at = t.find(_B64_LONG, pos)
+def _run_start(buf: bytes, t: bytes, pos: int, long_at: int) -> int:
+    """Where the next base64 run starts: 40 characters in a row (the first such at or after
+    ``pos`` is ``long_at``, found once per chunk), or a delimited run of 8 or more ending in
+    padding. Found with C-speed find in ``t``, ``buf`` translated by _B64_MAP (a regex here
+    ran at 4 MB/s)."""
     end = len(buf) if long_at == -1 else long_at
     j = t.find(b"A=", pos, end) if t.find(b"=", pos, end) != -1 else -1     # memchr first: C speed
     while j != -1:
@@ -176,26 +176,27 @@ class Base64Runs:
         self._carry = b""
         pos = 0
         t = buf.translate(_B64_MAP)
+        long_at = t.find(_B64_LONG)
         while pos < len(buf):
             if self._open:
                 end = _B64_BODY.match(buf, pos).end()
-                piece = buf[pos:end]
-                pad = piece.find(b"=")
-                if pad != -1:
-                    stop = pos + pad
-                    while stop < end and buf[stop:stop + 1] in (b"=", b"\r", b"\n"):
+                if buf[end:end + 1] == b"=":             # padding ends the run
+                    stop = end
+                    while buf[stop:stop + 1] == b"=":
                         stop += 1
                     self._decode(buf[pos:stop])
                     self._close()
                     pos = stop
                     continue
-                self._decode(piece)
+                self._decode(buf[pos:end])
                 if end == len(buf):
                     return
                 self._close()
                 pos = end
                 continue
-            start = _run_start(buf, t, pos)
+            if long_at != -1 and long_at < pos:
+                long_at = t.find(_B64_LONG, pos)
+            start = _run_start(buf, t, pos, long_at)
             if start == -1:
                 tail = _B64_TAIL.search(buf, max(pos, len(buf) - 39))
                 if tail is not None:
