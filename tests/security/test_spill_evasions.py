@@ -79,6 +79,7 @@ def test_whitespace_variants_read_as_top_secret_not_secret(spaced):
     b"Controlled unclassified information (CUI) is defined by the registry.\n",
     b"(A) the term licence means\n(B) the term work means\n(C) the term source means\n",
     b"int SECRET = 3; // SECRET value\n",
+    b"72 700 moveto\n(TS)\nshow\n(C)\nshow\n",           # PostScript strings (two Debian manuals)
 ])
 def test_ordinary_text_is_not_refused(text):
     assert not refused(text)

@@ -243,6 +243,8 @@ def ordinary() -> Iterator[tuple[str, bytes]]:
     yield "source.c", b"/* Copyright (C) 2019 Example */\nint SECRET = 3; // SECRET value\n"
     yield "legal.txt", (b"1. Definitions\n(A) the term licence means\n(B) the term work means\n"
                         b"(C) the term source means\n(S) reserved\n")
+    yield "manual.ps", (b"%!PS-Adobe-2.0\n/Times-Roman findfont 10 scalefont setfont\n72 700 moveto\n(TS)\nshow\n"
+                        b"(C)\nshow (S)\nshow\n(The manual) show\nshowpage\n")
     yield "binary.bin", bytes(range(256)) * 64
     yield "image.png", b"\x89PNG\r\n\x1a\n" + bytes((i * 7919) % 251 for i in range(50000))
 

@@ -9,8 +9,9 @@ follow CAPCO / CUI-registry conventions, and only these forms count:
   ``TOP SECRET``, ``SECRET//NOFORN``, ``CUI``, ``CONTROLLED UNCLASSIFIED INFORMATION``;
 - an **inline control marking**: a level followed by ``//`` segments anywhere
   (``TOP SECRET//SI//NOFORN``, ``CUI//SP-PRVCY``): the ``//`` grammar does not occur in prose;
-- a **portion mark** opening a line (after indentation or a list bullet):
-  ``(S//NF) text``, ``(TS) text``, ``(C) text``. A bare one-letter mark (``(C)``,
+- a **portion mark** opening a line (after indentation or a list bullet) and followed by
+  the portion's text: ``(S//NF) text``, ``(TS) text``, ``(C) text`` (alone on its line only
+  with ``//``: ``(TS)`` alone is a PostScript string). A bare one-letter mark (``(C)``,
   ``(S)``) is *weak*: it does not count when followed by a year or "Copyright"; the
   weak ones are dropped when the document also enumerates with ``(A)``/``(B)`` at line
   starts (legal lists, not portions), and a weak ``(C)`` when the document mentions
@@ -70,7 +71,7 @@ class Grammar:
         self.portion_start = re.compile(rb"\((?:" + alt_abbrev + rb")[/)]")
         self.portion = re.compile(
             rb"[ \t\f\v]*(?:[-*>]|\xe2\x80\xa2|\d{1,3}[.)]|[a-z][.)])?[ \t]*(?P<m>\((?:" + alt_abbrev + rb")(?:"
-            + tail + rb")?\))(?P<after>[ \t]+(?:\d|(?i:copyright))|[^ \t\r\n])?")
+            + tail + rb")?\))")
         self.enumerator = re.compile(rb"\n[ \t]*\([A-Z]\)[ \t]")
         single = {a for a in abbrevs if len(a) == 1}
         self.weak = single
@@ -241,15 +242,19 @@ class TextScanner:
         if m is None or m.start("m") != p:
             return
         mark = m.group("m")
+        after = buf[m.end():m.end() + 64]
+        if after[:1] not in (b" ", b"\t", b"\r", b"\n", b""):
+            return                                  # glued: "(S)ection", "(C)opyright"
+        text = after.split(b"\n", 1)[0].strip()
+        if not text and b"//" not in mark:
+            return                                  # "(TS)" alone on a line: a PostScript string
         inner = mark[1:-1]
         if inner in self._g.weak:
-            if m.group("after") is not None:      # "(C) 2024", "(C)opyright", "(S)ection"
-                return
+            if text[:1].isdigit() or text[:9].lower() == b"copyright":
+                return                              # "(C) 2024", "(C) Copyright 1997"
             label = lenient(mark, self.scheme)
             if label is not None:
                 self._weak[inner] = label
-            return
-        if m.group("after") is not None and not m.group("after").startswith((b" ", b"\t")):
             return
         self._record(mark)
 
