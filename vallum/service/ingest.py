@@ -89,11 +89,11 @@ async def store(blobs: BlobStore, chunks: AsyncIterator[bytes], algorithms: list
             size += len(data)
             if size > max_size:
                 raise errors.EntityTooLarge(MaxSizeAllowed=str(max_size))
+            if behind is not None:
+                await behind.add(data)   # hashed, spill-scanned and written one batch behind
+                continue
             if scanner is not None:
                 scanner.feed(data)       # spill scan as the body streams (security/markings.py)
-            if behind is not None:
-                await behind.add(data)
-                continue
             hasher.update(data)
             if writer is None and buffered_size + len(data) <= INLINE_MAX:
                 buffered.append(data)
@@ -104,7 +104,7 @@ async def store(blobs: BlobStore, chunks: AsyncIterator[bytes], algorithms: list
                 await writer.write(piece)
             buffered = []
             await writer.write(data)
-            behind = _Pipeline(hasher, writer)
+            behind = _Pipeline(hasher, writer, scanner)
         if behind is not None:
             await behind.finish()
         if scanner is not None:
@@ -139,15 +139,16 @@ class _Pipeline:
 
     Why: MD5 (for the ETag) runs at about 650 MiB/s on one core, and on the event loop
     it made a 1 GiB PUT CPU-bound on that core (half of the gateway's samples,
-    py-spy). Here each ~1 MiB batch is hashed on one worker thread while the blob
-    writer encrypts and writes it on another (both release the GIL for large
-    buffers), and the loop meanwhile receives the next batch. Batches run strictly in
+    py-spy). Here each ~1 MiB batch is hashed (and spill-scanned) on one worker thread
+    while the blob writer encrypts and writes it on another (hashing and encryption
+    release the GIL for large buffers), and the loop meanwhile receives the next batch. Batches run strictly in
     order, one at a time, so the hasher and the writer see the bytes in sequence and
     at most two batches are held in memory."""
 
-    def __init__(self, hasher: MultiHasher, writer: BlobWriter) -> None:
+    def __init__(self, hasher: MultiHasher, writer: BlobWriter, scanner: SpillGuard | None = None) -> None:
         self._hasher = hasher
         self._writer = writer
+        self._scanner = scanner
         self._pieces: list[bytes] = []
         self._pending = 0
         self._task: asyncio.Future[None] | None = None
@@ -192,7 +193,10 @@ class _Pipeline:
 
     def _hash(self, pieces: list[bytes]) -> None:
         # One update per batch, so each checksum runs (GIL released) over 1 MiB at a time.
-        self._hasher.update(b"".join(pieces) if len(pieces) > 1 else pieces[0])
+        batch = b"".join(pieces) if len(pieces) > 1 else pieces[0]
+        self._hasher.update(batch)
+        if self._scanner is not None:   # off the event loop too; batches keep their order
+            self._scanner.feed(batch)
 
 
 def _verify(hasher: MultiHasher, expect: Expectations, trailers: dict[str, str]) -> None:

@@ -171,12 +171,13 @@ def test_office_xml_without_markings():
     assert scan_bytes(target.getvalue()) is None
 
 
-def test_binary_bodies_are_not_scanned():
-    """Random bytes spell CUI every few MiB: binary content must not be refused at random."""
+def test_random_binary_is_scanned_but_not_refused():
+    """Random bytes spell CUI every few MiB; the grammar (banner lines, // markings, portion
+    marks opening a line) does not fire on them, so binary bodies are scanned too."""
     s = MarkingScanner()
-    for _ in range(64):
+    for _ in range(16):
         s.feed(os.urandom(1024 * 1024))
-    assert s.finish() is None and s.kind == "binary"
+    assert s.finish() is None and not s.incomplete
 
 
 def test_pdf_image_streams_are_skipped():
@@ -184,3 +185,76 @@ def test_pdf_image_streams_are_skipped():
     pdf = (b"%PDF-1.4\n5 0 obj\n<< /Filter /DCTDecode /Length 50005 >>\nstream\n" + image
            + b"\nendstream\nendobj\n6 0 obj\n<< /Length 30 >>\nstream\nBT (SECRET) Tj ET\nendstream\n")
     assert scan_bytes(pdf) == parse("SECRET")
+
+
+# --- the grammar and the views (issue 13) -----------------------------------------
+@pytest.mark.parametrize("text, expected", [
+    (b"CONTROLLED UNCLASSIFIED INFORMATION\nbody\n", "CUI"),
+    (b"body\nCUI//SP-PRVCY\n", "CUI//SP-PRVCY"),
+    (b"*** TOP SECRET ***\nbody\n", "TOP SECRET"),
+    (b"Classification: SECRET\nbody\n", "SECRET"),
+    (b"<p>SECRET</p>\n", "SECRET"),
+    (b"  - (S//NF) a bullet portion\n", "SECRET//NOFORN"),
+    (b"TOP\n  SECRET\nbody", "TOP SECRET"),
+    (b"1,CUI,x\n", None),
+    (b"the word SECRET in a sentence\n", None),
+    (b"(C) 2024 Example\n", None),
+    (b"Copyright notice\n(C) Example Corp\n", None),
+    (b"(A) first\n(B) second\n(C) third\n", None),
+    (b"(C) The supplier pricing.\n", "CONFIDENTIAL"),
+])
+def test_grammar(text, expected):
+    found = scan_bytes(text)
+    assert (found.banner() if found else None) == expected
+
+
+@pytest.mark.parametrize("body", [
+    b"<html><body><div>TOP&nbsp;SECRET</div><p>plan</p></body></html>",
+    b"<html><body><div>TOP&#32;SECRET</div></body></html>",
+    b'<?xml version="1.0"?><worksheet><headerFooter><oddHeader>&amp;CTOP SECRET</oddHeader>'
+    b"</headerFooter></worksheet>",
+])
+def test_markup(body):
+    assert scan_bytes(body) == parse("TOP SECRET")
+
+
+def test_pdf_kerned_array_and_utf16_string():
+    pdf = make_pdf(b"BT [(TOP) -300 (SECRET)] TJ ET\nBT <FEFF0053004500430052004500540020> Tj ET\n", flate=True)
+    assert scan_bytes(pdf) == parse("TOP SECRET")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_encoded_bodies_at_any_chunk_boundaries(data):
+    import base64
+    import gzip
+    plain = b"intro\n" * 50 + b"SECRET//NOFORN\n" + b"outro\n" * 50
+    body = data.draw(st.sampled_from([gzip.compress(plain), base64.encodebytes(plain),
+                                      plain.decode().encode("utf-16"), b"\x00".join(plain[i:i + 1]
+                                                                                  for i in range(len(plain)))]))
+    cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=10))
+    assert chunked_scan(body, cuts) == parse("SECRET//NOFORN")
+
+
+def test_invisible_characters_are_dropped_in_text_cut_inside_a_character():
+    body = ("é" * 400 + "\nTOP SE\u200bCRET//NO\u00adFORN\n").encode()
+    for cut in range(790, 812):                       # inside and around the two-byte "é"s
+        assert chunked_scan(body, [cut]) == parse("TOP SECRET//NOFORN"), cut
+
+
+@pytest.mark.parametrize("text", [b"credential=l=", b"x edential=l= y " * 50, b"abcdefgh=\n=ijklmnop=" * 20])
+def test_short_padded_runs_end(text):
+    """A padded run followed by another padded fragment looped forever (systemd's NEWS)."""
+    import signal
+
+    def stuck(*_):
+        raise TimeoutError("the base64 view does not advance")
+    previous = signal.signal(signal.SIGALRM, stuck)
+    signal.alarm(5)
+    try:
+        s = MarkingScanner()
+        s.feed(text)
+        assert s.finish() is None and not s.incomplete     # a fault (the timeout) refuses
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

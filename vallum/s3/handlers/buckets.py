@@ -13,7 +13,7 @@ from vallum.s3 import errors, xml
 from vallum.s3.conditions import iso8601
 from vallum.s3.handlers.common import get_bucket, int_param
 from vallum.s3.names import validate_bucket_name
-from vallum.security import object_labels
+from vallum.security import object_labels, spill
 from vallum.security.labels import LabelError
 from vallum.server.http import Request, Response, xml_response
 
@@ -95,6 +95,9 @@ async def create_bucket(request: Request) -> Response:
         record.config["label-range"] = label_range
     if ownership is not None:
         record.config["ownership"] = ownership      # bucket_settings.OWNERSHIP_KEY
+    spill_mode = _spill_mode(request)
+    if spill_mode is not None:
+        record.config[spill.MODE_KEY] = spill_mode
     try:
         await services.meta.create_bucket(record)
     except BucketExists as exc:
@@ -135,6 +138,25 @@ def _label_range(request: Request) -> str | None:
         raise errors.InvalidArgument(f"Invalid label range: {exc}", ArgumentName=FLOOR_HEADER) from None
     except ValueError as exc:     # the ceiling does not dominate the floor
         raise errors.InvalidArgument(f"Invalid label range: {exc}", ArgumentName=CEILING_HEADER) from None
+
+
+def _spill_mode(request: Request) -> str | None:
+    """config["spill-mode"] from x-vallum-spill-mode (security/spill.py). Audit-only stores
+    spills as labelled, a declassification: only the platform root creates such a bucket."""
+    mode = request.headers.get(spill.MODE_HEADER)
+    if mode is None:
+        return None
+    mode = mode.strip().lower()
+    if mode not in spill.MODES:
+        raise errors.InvalidArgument(f"{spill.MODE_HEADER} is one of: {', '.join(spill.MODES)}",
+                                     ArgumentName=spill.MODE_HEADER, ArgumentValue=mode[:32])
+    services = request.services
+    caller = services.caller
+    is_root = caller.is_root if caller is not None else request.principal == services.root.access_key
+    if mode == "audit" and not is_root:
+        request.decision_reason = "spill: only the platform root creates audit-only buckets"
+        raise errors.AccessDenied()
+    return mode
 
 
 async def head_bucket(request: Request) -> Response:

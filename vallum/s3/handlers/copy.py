@@ -27,10 +27,14 @@ from vallum.s3.handlers.common import (
 from vallum.s3.handlers.objects import (
     commit_version,
     refuse_hidden_null,
+    spill_refused,
+    spill_stored,
     version_headers,
     write_precondition,
 )
 from vallum.s3.names import validate_key
+from vallum.security import spill
+from vallum.security.spill import SpillDetected, SpillGuard
 from vallum.server.http import Request, Response, xml_response
 from vallum.service.ingest import MAX_SINGLE_PUT, store
 from vallum.service.reader import read_object
@@ -97,14 +101,22 @@ async def copy_object(request: Request) -> Response:
     lock.apply_default(extra, bucket)
     # The copy keeps the highest label: the least upper bound of the source's label and
     # the requested one (or the bucket floor); checked against no write down and the range.
-    label, _ = labels.write_label(request, bucket, headers.get(labels.LABEL_HEADER),
-                                  [labels.record_label(src.extra)])
+    label, rng = labels.write_label(request, bucket, headers.get(labels.LABEL_HEADER),
+                                    [labels.record_label(src.extra)])
     extra["label"] = label.banner()
     await refuse_hidden_null(request, bucket, request.key)
     if directive == "REPLACE":
         system_meta, user_meta = system_meta_from(headers), user_meta_from(headers)
     else:
         system_meta, user_meta = dict(src.system_meta), dict(src.user_meta)
+    guard = SpillGuard(label, rng, f"{request.request_id} {bucket.name}/{request.key} copy",
+                       spill.mode_of(bucket.config))
+    try:      # the new name, metadata and tags are as readable as the body
+        guard.check_fields(spill.fields(request.key, user_meta, extra.get(tagging.TAGS_KEY)))
+    except SpillDetected as exc:
+        raise spill_refused(request, exc) from None
+    extra["label"] = guard.label.banner()
+    spill_stored(request, guard)
     record = ObjectRecord(
         bucket=bucket.name, key=request.key, version_id=new_version_id(bucket), size=src.size,
         etag=src.etag, last_modified=time.time(), system_meta=system_meta, user_meta=user_meta,

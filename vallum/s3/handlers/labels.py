@@ -22,6 +22,7 @@ from typing import Any
 from vallum import authz
 from vallum.meta.records import BucketRecord, ListPage, ObjectRecord
 from vallum.s3 import errors
+from vallum.security import spill
 from vallum.security.labels import Label, LabelError, lowest, lub, parse
 from vallum.security.mac import LabelRange, Subject, subject_for
 from vallum.security.spill import SpillGuard
@@ -201,7 +202,8 @@ def put_guard(request: Request, bucket: BucketRecord, header: str | None,
               sources: Sequence[Label] = ()) -> SpillGuard:
     """Checked label of a write plus the spill guard that scans its body."""
     label, rng = write_label(request, bucket, header, sources)
-    return SpillGuard(label, rng, f"{request.request_id} {bucket.name}/{request.endpoint.key}")
+    return SpillGuard(label, rng, f"{request.request_id} {bucket.name}/{request.endpoint.key}",
+                      spill.mode_of(bucket.config))
 
 
 # ---------------------------------------------------------------- listings

@@ -43,9 +43,17 @@ from vallum.s3.handlers.common import (
     user_meta_from,
 )
 from vallum.s3.handlers.copy import resolve_copy_source
-from vallum.s3.handlers.objects import refuse_hidden_null, version_headers, write_precondition
+from vallum.s3.handlers.objects import (
+    refuse_hidden_null,
+    spill_refused,
+    spill_stored,
+    version_headers,
+    write_precondition,
+)
 from vallum.s3.names import validate_key
+from vallum.security import spill, ssec
 from vallum.security.spill import SpillDetected, SpillGuard
+from vallum.security.ssec import is_customer_encrypted
 from vallum.server.http import Request, Response, xml_response
 from vallum.service.ingest import MAX_SINGLE_PUT, ingest, store
 from vallum.service.reader import read_object
@@ -80,8 +88,16 @@ async def create_upload(request: Request) -> Response:
     bucket_settings.check_canned_acl(request, for_object=True, bucket=bucket)
     extra = lock.lock_extra(request, bucket, has_digest=None)
     extra.update(tagging.tags_extra(request))
-    label, _ = labels.write_label(request, bucket, headers.get(labels.LABEL_HEADER))
+    label, rng = labels.write_label(request, bucket, headers.get(labels.LABEL_HEADER))
     extra["label"] = label.banner()
+    guard = SpillGuard(label, rng, f"{request.request_id} {bucket.name}/{request.key}",
+                       spill.mode_of(bucket.config))
+    try:
+        guard.check_fields(spill.fields(request.key, user_meta_from(headers), extra.get(tagging.TAGS_KEY)))
+    except SpillDetected as exc:
+        raise spill_refused(request, exc) from None
+    extra["label"] = guard.label.banner()              # raised when the bucket quarantines
+    spill_stored(request, guard)
     new_object_key(encryption.customer, extra)      # parts derive their keys from it
     upload = UploadRecord(
         upload_id=_new_upload_id(), bucket=bucket.name, key=request.key, initiated=time.time(),
@@ -143,8 +159,11 @@ def _part_guard(request: Request, bucket, upload: UploadRecord,
         labels.refused(request, f"mac: no write down: copy source label {source_label} "
                                 f"above the upload label {label}")
         raise errors.AccessDenied()
+    # A stored spill is labelled at Complete, which rescans the parts; an SSE-C upload may
+    # complete without its key (no rescan), so its parts refuse whatever the bucket's mode.
+    mode = "refuse" if upload.extra.get(ssec.EXTRA) else spill.mode_of(bucket.config)
     return SpillGuard(label, rng, f"{request.request_id} {bucket.name}/{upload.key} "
-                                  f"upload {upload.upload_id}")
+                                  f"upload {upload.upload_id}", mode)
 
 
 async def upload_part(request: Request) -> Response:
@@ -161,7 +180,7 @@ async def upload_part(request: Request) -> Response:
         stored = await ingest(request.services.blobs, request.body, expect, max_size=MAX_SINGLE_PUT,
                               allow_inline=False, scanner=guard, customer=object_key)
     except SpillDetected as exc:
-        raise errors.SpillDetected(str(exc)) from None
+        raise spill_refused(request, exc) from None
     assert stored.blob_id is not None
     part = PartRecord(number, stored.size, stored.etag, stored.blob_id, time.time(), stored.checksums)
     await _save_part(request, upload, part)
@@ -256,7 +275,7 @@ async def complete_upload(request: Request) -> Response:
     customer = sse.customer_key(request.headers, secure=request.secure)
     bucket = await get_bucket(request)
     upload = await _get_upload(request)
-    upload_key(request, upload, customer, required=False)    # a key sent must be the upload's
+    object_key = upload_key(request, upload, customer, required=False)   # a key sent must be the upload's
     wanted = parse_complete(await request.body.read())
     stored = await _all_parts(request, upload.upload_id)
     chosen: list[PartRecord] = []
@@ -283,10 +302,14 @@ async def complete_upload(request: Request) -> Response:
         system_meta=upload.system_meta, user_meta=upload.user_meta, checksums=_object_checksum(upload, chosen),
         parts=chosen, storage_class=upload.storage_class, owner=upload.owner,
         extra=lock.apply_default(dict(upload.extra), bucket))
-    label, _ = labels.write_label(request, bucket, None,
-                                  [labels.record_label(upload.extra)])   # lub of the sources
+    label, rng = labels.write_label(request, bucket, None,
+                                    [labels.record_label(upload.extra)])   # lub of the sources
     record.extra["label"] = label.banner()
     _check_declared_object_checksum(request, upload, record)
+    guard = await _scan_whole(request, bucket, upload, record, label, rng, object_key)
+    if guard is not None:
+        record.extra["label"] = guard.label.banner()     # raised when the bucket quarantines
+        spill_stored(request, guard)
     await refuse_hidden_null(request, bucket, upload.key)
     try:
         obsolete = await services.meta.complete_upload(upload.upload_id, record,
@@ -308,6 +331,25 @@ async def complete_upload(request: Request) -> Response:
     if record.checksums.get("type"):
         body.append(("ChecksumType", record.checksums["type"]))
     return xml_response(xml.render("CompleteMultipartUploadResult", body), headers=out)
+
+
+async def _scan_whole(request: Request, bucket, upload: UploadRecord, record: ObjectRecord,
+                      label, rng, object_key) -> SpillGuard | None:
+    """Scan the parts in their final order as one stream: a marking split across a part
+    boundary, or a container (gzip, zip) whose content spans parts, is read whole. The
+    stream is scanned with the scanner's bounded window, never buffered. An SSE-C upload
+    completed without its key cannot be read here: its parts were scanned one by one."""
+    if is_customer_encrypted(record.extra) and object_key is None:
+        return None
+    guard = SpillGuard(label, rng, f"{request.request_id} {bucket.name}/{upload.key} "
+                                   f"upload {upload.upload_id} complete", spill.mode_of(bucket.config))
+    try:
+        async for data in read_object(request.services.blobs, record, 0, record.size - 1, object_key):
+            guard.feed(data)
+        guard.check()
+    except SpillDetected as exc:
+        raise spill_refused(request, exc) from None
+    return guard
 
 
 def _check_declared_object_checksum(request: Request, upload: UploadRecord, record: ObjectRecord) -> None:

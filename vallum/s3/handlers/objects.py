@@ -28,6 +28,7 @@ from vallum.s3.handlers.common import (
 )
 from vallum.s3.names import validate_key
 from vallum.s3.ranges import content_range, parse_range
+from vallum.security import spill
 from vallum.security.spill import SpillDetected
 from vallum.server.http import Request, Response
 from vallum.service.ingest import ingest
@@ -112,21 +113,35 @@ async def put_object(request: Request) -> Response:
     guard = labels.put_guard(request, bucket, headers.get(labels.LABEL_HEADER))
     object_key = new_object_key(encryption.customer, extra)
     try:
+        guard.check_fields(spill.fields(request.key, user_meta, extra.get(tagging.TAGS_KEY)))
         stored = await ingest(services.blobs, request.body, expect, scanner=guard, customer=object_key)
     except SpillDetected as exc:
-        raise errors.SpillDetected(str(exc)) from None
+        raise spill_refused(request, exc) from None
     record = ObjectRecord(
         bucket=bucket.name, key=request.key, version_id=new_version_id(bucket), size=stored.size,
         etag=stored.etag, last_modified=time.time(), system_meta=system_meta, user_meta=user_meta,
         checksums=dict(stored.checksums, type="FULL_OBJECT") if stored.checksums else {},
         blob_id=stored.blob_id, inline=stored.inline, storage_class=storage_class,
         owner=services.owner_id, extra=extra)
-    record.extra["label"] = guard.label.banner()
+    record.extra["label"] = guard.label.banner()          # raised when the bucket quarantines
+    spill_stored(request, guard)
     await commit_version(request, record, precondition)
     await events.object_event(request, events.CREATED_PUT, record)
     out = version_headers(bucket, record, checksums=True)
     out.update(encryption_headers(request, record.extra, encryption.customer))
     return Response(200, out)
+
+
+def spill_refused(request: Request, exc: SpillDetected) -> errors.S3Error:
+    """The S3 error for a spill; the audit record names the spill rule, not an IAM one."""
+    request.decision, request.decision_reason = "deny", str(exc)
+    return errors.SpillDetected(str(exc))
+
+
+def spill_stored(request: Request, guard: spill.SpillGuard) -> None:
+    """A spill the bucket stores (quarantine, audit-only): the audit names it."""
+    if guard.outcome is not None:
+        request.decision_reason, request.audit_label = guard.outcome, guard.label.banner()
 
 
 async def commit_version(request: Request, record: ObjectRecord, precondition=None) -> None:

@@ -11,6 +11,7 @@ import json
 
 from vallum.meta.records import ObjectRecord
 from vallum.s3 import errors, xml
+from vallum.s3.handlers import labels
 from vallum.s3.handlers.common import (
     MD5_REQUIRED,
     find_version,
@@ -24,6 +25,8 @@ from vallum.s3.tags import (  # noqa: F401 - handlers and tests import them from
     tags_from_header,
     validate_tags,
 )
+from vallum.security import spill
+from vallum.security.spill import SpillDetected, SpillGuard
 from vallum.server.http import Request, Response, xml_response
 
 TAGS_KEY = "tags"
@@ -76,6 +79,7 @@ async def _version(request: Request) -> ObjectRecord:
 async def put_object_tagging(request: Request) -> Response:
     tags = parse_tagging(await read_xml(request, "Tagging", digest_required=MD5_REQUIRED), OBJECT_TAG_LIMIT)
     record = await _version(request)
+    await refuse_marked_tags(request, record, tags)
 
     def change(current: ObjectRecord) -> None:
         if tags:
@@ -85,6 +89,21 @@ async def put_object_tagging(request: Request) -> Response:
 
     await modify_version(request, record, change)
     return Response(200, {"x-amz-version-id": record.version_id})
+
+
+async def refuse_marked_tags(request: Request, record: ObjectRecord, tags: dict[str, str]) -> None:
+    """Tags are readable beside the object: markings in them above its label are a spill."""
+    bucket = await get_bucket(request)
+    mode = "audit" if spill.mode_of(bucket.config) == "audit" else "refuse"   # tags cannot relabel
+    guard = SpillGuard(labels.record_label(record.extra), labels.bucket_range(bucket),
+                       f"{request.request_id} {record.bucket}/{record.key} tagging", mode)
+    try:
+        guard.check_fields(spill.fields(tags=tags))
+    except SpillDetected as exc:
+        request.decision, request.decision_reason = "deny", str(exc)
+        raise errors.SpillDetected(str(exc)) from None
+    if guard.outcome is not None:
+        request.decision_reason = guard.outcome
 
 
 async def get_object_tagging(request: Request) -> Response:
