@@ -156,7 +156,7 @@ def marker_label(request: Request, bucket: BucketRecord, current: ObjectRecord |
     may see that object, stays hidden from lower readers; and a lower caller's marker
     over a hidden key is the same as over a missing key (a new, lower version)."""
     who = subject(request)
-    if current is not None and not current.delete_marker and readable(who, current):
+    if current is not None and readable(who, current):   # a marker over a marker: its label
         return record_label(current.extra)
     rng = bucket_range(bucket)
     return lub([who.write, rng.floor]) if rng is not None else who.write

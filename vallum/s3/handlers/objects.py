@@ -11,7 +11,7 @@ from vallum.compute import events
 from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord
 from vallum.s3 import errors, sse
 from vallum.s3.conditions import check_read_conditions, check_write_conditions
-from vallum.s3.handlers import bucket_settings, labels, lock, tagging
+from vallum.s3.handlers import bucket_settings, labels, lock, tagging, visibility
 from vallum.s3.handlers.common import (
     check_version_id,
     encryption_headers,
@@ -257,7 +257,7 @@ async def add_delete_marker(request: Request, bucket: BucketRecord, key: str,
     exactly as a missing key would be; a null marker never replaces a hidden null version
     (the caller checked: guarded_delete_version)."""
     services = request.services
-    current = await services.meta.get_object(bucket.name, key)
+    current = await visibility.latest_version(request, bucket.name, key)   # as the caller sees it
     marker = ObjectRecord(bucket=bucket.name, key=key, version_id=version_id, delete_marker=True,
                           last_modified=time.time())
     marker.extra["label"] = labels.marker_label(request, bucket, current).banner()

@@ -1,0 +1,276 @@
+"""Noninterference, tested as a property: what a low caller may not read does not exist for it.
+
+Two worlds differ only in what an UNCLASSIFIED session may not see: TOP SECRET objects,
+versions on top of visible ones, delete markers over them, multipart uploads and tags.
+Hypothesis generates the hidden setup and a sequence of S3 requests (GET, HEAD, PUT,
+DELETE, COPY, tagging, ListObjects v1/v2, ListObjectVersions, ListMultipartUploads with
+prefixes, delimiters, max-keys and markers, continuation tokens and version markers taken
+from earlier answers); the low caller sends the same sequence to both worlds and every
+answer must be byte-identical once request ids, timestamps and generated ids (version and
+upload ids, numbered in order of first appearance) are normalised.
+
+The low caller is the platform root at session level UNCLASSIFIED (the session header),
+the high writer the root at system high: the whole gateway runs in process
+(tests/support/inprocess.py) over the in-memory stores, so an example costs milliseconds.
+
+Known residual channel, excluded by construction (docs/security.md, "Residual channels"):
+a low write that would *replace* a hidden null version (unversioned bucket) is refused
+with SlowDown, so low writes to the unversioned bucket never target a hidden key there.
+
+VALLUM_NI_EXAMPLES raises the example count (default 150, derandomized for CI).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.support.inprocess import InProcess, Reply
+
+LOW = {"x-vallum-session-level": "UNCLASSIFIED"}
+HIGH_LABEL = {"x-vallum-classification": "TOP SECRET"}
+VER, PLN = "ver-bucket", "pln-bucket"
+# Keys share prefixes and interleave, so hidden keys sit between, before and after visible ones.
+KEYS = ["a", "a/b", "a/c/d", "a/z", "b", "b/x/y", "c", "d/e", "d/f", "e"]
+HIDDEN_ONLY = ["a/h", "ah", "b/h/z", "c/h", "zz/h"]     # the unversioned bucket's hidden keys
+EXAMPLES = int(os.environ.get("VALLUM_NI_EXAMPLES", "150"))
+
+IGNORED_HEADERS = {"x-amz-request-id", "x-amz-id-2", "last-modified", "date"}
+_IDS = re.compile(rb"<(VersionId|NextVersionIdMarker|VersionIdMarker|UploadId|NextUploadIdMarker|"
+                  rb"UploadIdMarker)>([^<]*)</")
+_VOLATILE = re.compile(rb"<(RequestId|HostId|LastModified|Initiated|CreationDate)>[^<]*</")
+
+
+@dataclass
+class World:
+    """One gateway and the generated ids the low caller has seen there, in order."""
+
+    gw: InProcess
+    ids: dict[str, str] = field(default_factory=dict)      # id -> token
+    order: list[str] = field(default_factory=list)         # version ids, for versionId
+    tokens: list[str] = field(default_factory=list)        # continuation tokens seen
+
+    def token(self, value: str, version: bool = True) -> str:
+        if value not in self.ids:
+            self.ids[value] = f"ID{len(self.ids)}"
+            if version:
+                self.order.append(value)
+        return self.ids[value]
+
+    def nth_id(self, i: int) -> str:
+        return self.order[i % len(self.order)] if self.order else "A" * 32
+
+    def normalise(self, reply: Reply) -> tuple:
+        headers = []
+        for k, v in reply.headers:
+            if k in IGNORED_HEADERS:
+                continue
+            if k in ("x-amz-version-id", "x-amz-copy-source-version-id") and v != "null":
+                v = self.token(v)
+            headers.append((k, v))
+        body = _VOLATILE.sub(lambda m: b"<" + m.group(1) + b">T</", reply.body)
+
+        def ident(m: re.Match) -> bytes:
+            value = m.group(2).decode()
+            if not value or value == "null":
+                return m.group(0)
+            token = self.token(value, version=b"Upload" not in m.group(1))
+            return b"<" + m.group(1) + b">" + token.encode() + b"</"
+
+        body = _IDS.sub(ident, body)
+        for value, token in self.ids.items():     # ids echoed elsewhere (error arguments)
+            body = body.replace(value.encode(), token.encode())
+        for t in re.findall(rb"<NextContinuationToken>([^<]*)</", body):
+            self.tokens.append(t.decode())
+        return reply.status, sorted(headers), body
+
+
+def _md5(body: bytes) -> str:
+    return base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
+
+
+def _tagging(tags: dict[str, str]) -> bytes:
+    inner = "".join(f"<Tag><Key>{k}</Key><Value>{v}</Value></Tag>" for k, v in tags.items())
+    return f"<Tagging><TagSet>{inner}</TagSet></Tagging>".encode()
+
+
+# ------------------------------------------------------------------ the hidden setup
+# Each step: (who, op, bucket, key, n). "low" steps run in both worlds, "high" only in A.
+keys = st.sampled_from(KEYS)
+bodies = st.integers(0, 3)
+
+
+@st.composite
+def setups(draw):
+    steps = []
+    hidden_latest: dict[str, str] = {}      # VER: the key's latest in A if hidden: "object", "marker"
+    for _ in range(draw(st.integers(1, 14))):
+        kind = draw(st.sampled_from(["low_put", "high_put", "high_put_pln", "high_delete",
+                                     "high_upload", "low_upload", "high_tag", "low_delete"]))
+        if kind == "low_put":
+            bucket = draw(st.sampled_from([VER, PLN]))
+            key = draw(keys)
+            steps.append(("low", "put", bucket, key, draw(bodies)))
+            if bucket == VER:
+                hidden_latest.pop(key, None)
+        elif kind == "low_delete":
+            key = draw(keys)
+            steps.append(("low", "delete", VER, key, 0))
+            hidden_latest.pop(key, None)
+        elif kind == "high_put":
+            key = draw(keys)
+            steps.append(("high", "put", VER, key, draw(bodies)))
+            hidden_latest[key] = "object"
+        elif kind == "high_put_pln":
+            steps.append(("high", "put", PLN, draw(st.sampled_from(HIDDEN_ONLY)), draw(bodies)))
+        elif kind == "high_delete":
+            # A high delete over a *visible* latest makes a visible marker (by design): only
+            # delete what is hidden already, so the marker is hidden too.
+            hidden = sorted(hidden_latest)
+            if hidden:
+                key = draw(st.sampled_from(hidden))
+                steps.append(("high", "delete", VER, key, 0))
+                hidden_latest[key] = "marker"
+        elif kind == "high_tag":
+            hidden = sorted(k for k, h in hidden_latest.items() if h == "object")
+            if hidden:
+                steps.append(("high", "tag", VER, draw(st.sampled_from(hidden)), 0))
+        else:
+            who = "high" if kind == "high_upload" else "low"
+            bucket = draw(st.sampled_from([VER, PLN]))
+            pool = HIDDEN_ONLY if who == "high" and bucket == PLN else KEYS
+            steps.append((who, "upload", bucket, draw(st.sampled_from(pool)), 0))
+    return steps
+
+
+def apply_setup(gw: InProcess, step: tuple) -> None:
+    who, op, bucket, key, n = step
+    headers = dict(LOW) if who == "low" else dict(HIGH_LABEL)
+    path = f"/{bucket}/{key}"
+    if op == "put":
+        reply = gw.call("PUT", path, headers=headers, body=b"x" * n + key.encode())
+    elif op == "delete":
+        reply = gw.call("DELETE", path, headers=headers)
+    elif op == "tag":
+        body = _tagging({"secret": "project-x"})
+        reply = gw.call("PUT", path, {"tagging": ""}, {"content-md5": _md5(body)}, body)
+    else:
+        reply = gw.call("POST", path, {"uploads": ""}, headers)
+    assert reply.status in (200, 204), (step, reply)
+
+
+# ------------------------------------------------------------------ the low caller's requests
+prefixes = st.sampled_from(["", "a", "a/", "b", "b/", "d/", "z", "c"])
+delimiters = st.sampled_from(["", "/", "c"])
+max_keys = st.sampled_from([None, 0, 1, 2, 3, 1000])
+
+
+def _put(d: dict, name: str, value) -> None:
+    if value is not None:
+        d[name] = str(value)
+
+
+@st.composite
+def requests(draw):
+    kind = draw(st.sampled_from(["get", "head", "put", "delete", "copy", "list1", "list2",
+                                 "versions", "uploads", "get_tags", "put_tags", "list_buckets"]))
+    bucket = draw(st.sampled_from([VER, PLN]))
+    key = draw(st.sampled_from(KEYS + HIDDEN_ONLY))
+    if bucket == PLN and kind in ("put", "copy") and key in HIDDEN_ONLY:
+        key = KEYS[len(key)]          # the residual write-up channel (module docstring)
+    use_id = draw(st.one_of(st.none(), st.integers(0, 30)))
+    q: dict = {}
+    if kind in ("list1", "list2", "versions", "uploads"):
+        _put(q, "prefix", draw(st.one_of(st.none(), prefixes)))
+        _put(q, "delimiter", draw(st.one_of(st.none(), delimiters)))
+        _put(q, "max-uploads" if kind == "uploads" else "max-keys", draw(max_keys))
+        marker = draw(st.one_of(st.none(), st.sampled_from(KEYS + HIDDEN_ONLY)))
+        if kind == "list1":
+            _put(q, "marker", marker)
+        elif kind == "list2":
+            q["list-type"] = "2"
+            _put(q, "start-after", marker)
+        else:
+            _put(q, "key-marker", marker)
+    token = draw(st.one_of(st.none(), st.integers(0, 30)))
+    return kind, bucket, key, use_id, q, token, draw(bodies)
+
+
+def send(world: World, request: tuple, headers: dict[str, str]) -> Reply:
+    """One generated request, with ids and tokens resolved in this world."""
+    kind, bucket, key, use_id, q, token, n = request
+    gw = world.gw
+    q = dict(q)
+    if kind == "list_buckets":
+        return gw.call("GET", "/", headers=headers)
+    path = f"/{bucket}/{key}"
+    if kind == "list2" and token is not None and world.tokens:
+        q["continuation-token"] = world.tokens[token % len(world.tokens)]
+    if kind in ("list1", "list2", "versions", "uploads"):
+        if kind == "versions":
+            q["versions"] = ""
+            if use_id is not None and "key-marker" in q:
+                q["version-id-marker"] = world.nth_id(use_id)
+        if kind == "uploads":
+            q["uploads"] = ""
+        return gw.call("GET", f"/{bucket}", q, headers)
+    if use_id is not None and kind in ("get", "head", "delete", "get_tags"):
+        q["versionId"] = world.nth_id(use_id)
+    if kind in ("get", "head"):
+        return gw.call(kind.upper(), path, q, headers)
+    if kind == "get_tags":
+        return gw.call("GET", path, dict(q, tagging=""), headers)
+    if kind == "put_tags":
+        body = _tagging({"t": str(n)})
+        return gw.call("PUT", path, {"tagging": ""}, dict(headers, **{"content-md5": _md5(body)}), body)
+    if kind == "delete":
+        return gw.call("DELETE", path, q, headers)
+    if kind == "put":
+        return gw.call("PUT", path, headers=headers, body=b"y" * n)
+    every = KEYS + HIDDEN_ONLY
+    source = f"/{bucket}/{every[(n * 3 + len(key)) % len(every)]}"
+    return gw.call("PUT", path, headers=dict(headers, **{"x-amz-copy-source": source}))
+
+
+@pytest.fixture(scope="module")
+def loop():
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+def new_world(loop) -> World:
+    world = World(InProcess.open(loop))
+    assert world.gw.call("PUT", f"/{VER}").status == 200
+    assert world.gw.call("PUT", f"/{PLN}").status == 200
+    body = b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>"
+    assert world.gw.call("PUT", f"/{VER}", {"versioning": ""}, {"content-md5": _md5(body)},
+                         body).status == 200
+    return world
+
+
+@settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(setup=setups(), sequence=st.lists(requests(), min_size=1, max_size=25))
+def test_low_caller_cannot_tell_worlds_apart(loop, setup, sequence):
+    high, low = new_world(loop), new_world(loop)
+    try:
+        for step in setup:
+            apply_setup(high.gw, step)
+            if step[0] == "low":
+                apply_setup(low.gw, step)
+        for i, request in enumerate(sequence):
+            a = high.normalise(send(high, request, LOW))
+            b = low.normalise(send(low, request, LOW))
+            assert a == b, f"request {i} {request} differs:\n with hidden: {a}\n without:     {b}"
+    finally:
+        high.gw.close()
+        low.gw.close()
