@@ -197,7 +197,8 @@ async def latest_version(request: Request, bucket: str, key: str) -> ObjectRecor
 
 async def newest_readable(request: Request, who: Subject, bucket: str, key: str,
                           stop_at: str | None) -> ObjectRecord | None:
-    """The newest version of ``key`` that ``who`` may read (newer than ``stop_at`` when given)."""
+    """The newest version of ``key`` that ``who`` may read, looking no further than
+    version ``stop_at`` (included) when given."""
     meta = request.services.meta
 
     def fetch(m: tuple[str, str], n: int) -> Awaitable[ListPage]:
@@ -207,10 +208,12 @@ async def newest_readable(request: Request, who: Subject, bucket: str, key: str,
     items = _stream(fetch, ("", ""), 16)
     try:
         async for _, rec in items:
-            if rec.key != key or rec.version_id == stop_at:
+            if rec.key != key:
                 return None
             if labels.readable(who, rec):
                 return rec
+            if rec.version_id == stop_at:
+                return None
         return None
     finally:
         await items.aclose()
