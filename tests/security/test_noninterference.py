@@ -44,8 +44,8 @@ HIDDEN_ONLY = ["a/h", "ah", "b/h/z", "c/h", "zz/h"]     # the unversioned bucket
 EXAMPLES = int(os.environ.get("VALLUM_NI_EXAMPLES", "300"))
 
 IGNORED_HEADERS = {"x-amz-request-id", "x-amz-id-2", "last-modified", "date"}
-_IDS = re.compile(rb"<(VersionId|NextVersionIdMarker|VersionIdMarker|UploadId|NextUploadIdMarker|"
-                  rb"UploadIdMarker)>([^<]*)</")
+_IDS = re.compile(rb"<(VersionId|NextVersionIdMarker|VersionIdMarker|DeleteMarkerVersionId|UploadId|"
+                  rb"NextUploadIdMarker|UploadIdMarker)>([^<]*)</")
 _NEXT = re.compile(rb"<NextKeyMarker>([^<]*)</NextKeyMarker>"
                    rb"(?:<NextVersionIdMarker>([^<]*)</NextVersionIdMarker>)?")
 _KEYED = re.compile(rb"<Key>([^<]*)</Key><VersionId>([^<]*)</")
@@ -122,6 +122,7 @@ bodies = st.integers(0, 3)
 @st.composite
 def setups(draw):
     steps = []
+    uploads: set[tuple[str, str]] = set()
     hidden_latest: dict[str, str] = {}      # VER: the key's latest in A if hidden: "object", "marker"
     for _ in range(draw(st.integers(1, 14))):
         kind = draw(st.sampled_from(["low_put", "low_put", "high_put", "high_put",
@@ -159,7 +160,11 @@ def setups(draw):
             who = "high" if kind == "high_upload" else "low"
             bucket = draw(st.sampled_from([VER, PLN]))
             pool = HIDDEN_ONLY if who == "high" and bucket == PLN else KEYS
-            steps.append((who, "upload", bucket, draw(st.sampled_from(pool)), 0))
+            key = draw(st.sampled_from(pool))
+            # One upload per key: uploads of one key list in upload-id order, which is random.
+            if (bucket, key) not in uploads:
+                uploads.add((bucket, key))
+                steps.append((who, "upload", bucket, key, 0))
     return steps
 
 
@@ -194,7 +199,7 @@ def _put(d: dict, name: str, value) -> None:
 def requests(draw):
     kind = draw(st.sampled_from(["get", "head", "put", "delete", "copy", "list1", "list2",
                                  "list2", "versions", "versions", "versions", "uploads",
-                                 "get_tags", "put_tags", "list_buckets"]))
+                                 "get_tags", "put_tags", "list_buckets", "multidelete"]))
     bucket = draw(st.sampled_from([VER, PLN]))
     key = draw(st.one_of(keys, st.sampled_from(HIDDEN_ONLY)))
     if bucket == PLN and kind in ("put", "copy") and key in HIDDEN_ONLY:
@@ -214,6 +219,10 @@ def requests(draw):
         else:
             _put(q, "key-marker", marker)
     token = draw(st.one_of(st.none(), st.integers(0, 30)))
+    if kind in ("get", "head", "put", "copy"):     # conditions and ranges, as headers
+        _put(q, "header:if-none-match", draw(st.one_of(st.none(), st.just("*"), st.just('"x"'))))
+        if kind in ("get", "head"):
+            _put(q, "header:range", draw(st.one_of(st.none(), st.sampled_from(["bytes=0-0", "bytes=2-"]))))
     return kind, bucket, key, use_id, q, token, draw(bodies)
 
 
@@ -238,6 +247,14 @@ def send(world: World, request: tuple, headers: dict[str, str], sent: list | Non
     if kind == "list_buckets":
         return gw.call("GET", "/", headers=headers)
     path = f"/{bucket}/{key}"
+    headers = dict(headers, **{k[7:]: q.pop(k) for k in list(q) if k.startswith("header:")})
+    if kind == "multidelete":
+        names = [key, *KEYS[n:n + 2], *HIDDEN_ONLY[n:n + 1]]
+        if bucket == PLN:      # deleting a hidden null version is answered as for a missing key
+            names = [k for k in names if k not in HIDDEN_ONLY] + HIDDEN_ONLY[n:n + 1]
+        doc = "".join(f"<Object><Key>{k}</Key></Object>" for k in names)
+        body = f"<Delete><Quiet>{'true' if n % 2 else 'false'}</Quiet>{doc}</Delete>".encode()
+        return gw.call("POST", f"/{bucket}", {"delete": ""}, dict(headers, **{"content-md5": _md5(body)}), body)
     if kind == "list2" and token is not None and world.tokens:
         q["continuation-token"] = world.tokens[token % len(world.tokens)]
     if kind in ("list1", "list2", "versions", "uploads"):

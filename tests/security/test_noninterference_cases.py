@@ -159,3 +159,14 @@ def test_copy_source_is_the_visible_version_under_a_hidden_newer_one(gw):
     copied = gw.call("PUT", f"/{name}/dst", headers=dict(LOW, **{"x-amz-copy-source": f"/{name}/src"}))
     assert copied.status == 200, copied
     assert gw.call("GET", f"/{name}/dst", headers=LOW).body == b"low body"
+
+
+def test_conditional_write_sees_the_visible_version_under_a_hidden_newer_one(gw):
+    name = bucket(gw, "cond", versioned=True)
+    put(gw, f"/{name}/k", b"low body", LOW)
+    put(gw, f"/{name}/k", b"high body", TS)
+    refused = gw.call("PUT", f"/{name}/k", headers=dict(LOW, **{"if-none-match": "*"}), body=b"new")
+    assert refused.status == 412, refused
+    etag = '"' + hashlib.md5(b"low body", usedforsecurity=False).hexdigest() + '"'
+    ok = gw.call("PUT", f"/{name}/k", headers=dict(LOW, **{"if-match": etag}), body=b"new")
+    assert ok.status == 200, ok

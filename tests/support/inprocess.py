@@ -70,7 +70,7 @@ class InProcess:
         S3SigV4Auth(self.creds, "s3", "us-east-1").add_auth(req)
         sent = [(k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in req.headers.items()]
         sent.append((b"host", HOST.encode()))
-        if body:
+        if body or method in ("PUT", "POST"):
             sent.append((b"content-length", str(len(body)).encode()))
         scope = {"type": "http", "method": method, "path": path, "raw_path": raw_path.encode(),
                  "query_string": qs.encode(), "headers": sent, "client": ("127.0.0.1", 5000),

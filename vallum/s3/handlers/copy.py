@@ -142,7 +142,7 @@ async def copy_object(request: Request) -> Response:
             record.etag = stored.etag      # the source's ETag says nothing of the new body
         if src.parts:
             record.checksums = dict(stored.checksums, type="FULL_OBJECT") if stored.checksums else {}
-    await commit_version(request, record, write_precondition(request, bucket))
+    await commit_version(request, record, await write_precondition(request, bucket))
     await events.object_event(request, events.CREATED_COPY, record)
     out = version_headers(bucket, record, checksums=False)
     out.pop("etag")

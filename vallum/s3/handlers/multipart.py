@@ -288,9 +288,10 @@ async def complete_upload(request: Request) -> Response:
     record.extra["label"] = label.banner()
     _check_declared_object_checksum(request, upload, record)
     await refuse_hidden_null(request, bucket, upload.key)
+    precondition = await write_precondition(request, bucket)
     try:
         obsolete = await services.meta.complete_upload(upload.upload_id, record,
-                                                       precondition=write_precondition(request, bucket))
+                                                       precondition=precondition)
     except UploadMissing:
         raise errors.NoSuchUpload(UploadId=upload.upload_id) from None
     keep = set(record.blob_ids())
