@@ -199,7 +199,8 @@ def _put(d: dict, name: str, value) -> None:
 def requests(draw):
     kind = draw(st.sampled_from(["get", "head", "put", "delete", "copy", "list1", "list2",
                                  "list2", "versions", "versions", "versions", "uploads",
-                                 "get_tags", "put_tags", "list_buckets", "multidelete"]))
+                                 "get_tags", "put_tags", "get_acl", "list_buckets",
+                                 "multidelete"]))
     bucket = draw(st.sampled_from([VER, PLN]))
     key = draw(st.one_of(keys, st.sampled_from(HIDDEN_ONLY)))
     if bucket == PLN and kind in ("put", "copy") and key in HIDDEN_ONLY:
@@ -271,12 +272,12 @@ def send(world: World, request: tuple, headers: dict[str, str], sent: list | Non
         if kind == "uploads":
             q["uploads"] = ""
         return gw.call("GET", f"/{bucket}", q, headers)
-    if use_id is not None and kind in ("get", "head", "delete", "get_tags"):
+    if use_id is not None and kind in ("get", "head", "delete", "get_tags", "get_acl"):
         q["versionId"] = world.nth_id(use_id)
     if kind in ("get", "head"):
         return gw.call(kind.upper(), path, q, headers)
-    if kind == "get_tags":
-        return gw.call("GET", path, dict(q, tagging=""), headers)
+    if kind in ("get_tags", "get_acl"):
+        return gw.call("GET", path, dict(q, **{kind[4:].replace("tags", "tagging"): ""}), headers)
     if kind == "put_tags":
         body = _tagging({"t": str(n)})
         return gw.call("PUT", path, {"tagging": ""}, dict(headers, **{"content-md5": _md5(body)}), body)
@@ -293,7 +294,7 @@ def send(world: World, request: tuple, headers: dict[str, str], sent: list | Non
     return reply
 
 
-READS = {"get", "head", "list1", "list2", "versions", "uploads", "get_tags"}
+READS = {"get", "head", "list1", "list2", "versions", "uploads", "get_tags", "get_acl"}
 
 
 def _same(a: Reply, b: Reply) -> bool:

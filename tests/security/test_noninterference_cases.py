@@ -170,3 +170,11 @@ def test_conditional_write_sees_the_visible_version_under_a_hidden_newer_one(gw)
     etag = '"' + hashlib.md5(b"low body", usedforsecurity=False).hexdigest() + '"'
     ok = gw.call("PUT", f"/{name}/k", headers=dict(LOW, **{"if-match": etag}), body=b"new")
     assert ok.status == 200, ok
+
+
+def test_object_acl_answers_for_the_visible_version_under_a_hidden_newer_one(gw):
+    name = bucket(gw, "acl", versioned=True)
+    low_version = put(gw, f"/{name}/k", b"low body", LOW)
+    put(gw, f"/{name}/k", b"high body", TS)
+    acl = gw.call("GET", f"/{name}/k", {"acl": ""}, LOW)
+    assert (acl.status, acl.header("x-amz-version-id")) == (200, low_version), acl

@@ -5,7 +5,7 @@ is ``authz.decide_labels``. Why handlers and not the gate: the object's label is
 known after the metadata read the handler does anyway, so MAC costs no extra read.
 A read the caller may not make answers exactly like a missing key (NoSuchKey /
 NoSuchVersion, same headers), so neither codes nor headers reveal what exists above
-the caller's level; listings skip such objects.
+the caller's level; listings skip such objects (visibility.py).
 
 Labels are parsed once per distinct text (LRU caches), subjects once per request, so a
 check is a dominance comparison of precomputed labels.
@@ -16,11 +16,11 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from vallum import authz
-from vallum.meta.records import BucketRecord, ListPage, ObjectRecord
+from vallum.meta.records import BucketRecord, ObjectRecord
 from vallum.s3 import errors
 from vallum.security.labels import Label, LabelError, lowest, lub, parse
 from vallum.security.mac import LabelRange, Subject, subject_for
@@ -195,45 +195,3 @@ def put_guard(request: Request, bucket: BucketRecord, header: str | None,
     """Checked label of a write plus the spill guard that scans its body."""
     label, rng = write_label(request, bucket, header, sources)
     return SpillGuard(label, rng, f"{request.request_id} {bucket.name}/{request.endpoint.key}")
-
-
-# ---------------------------------------------------------------- listings
-Fetch = Callable[[tuple[str, str], int], Awaitable[ListPage]]
-
-
-async def visible_page(request: Request, fetch: Fetch, start: tuple[str, str], max_keys: int,
-                       prefix_visible: Callable[[str], Awaitable[bool]]) -> ListPage:
-    """A listing page with only what the caller may read: pages are fetched until
-    ``max_keys`` visible entries and prefixes are found (or the listing ends); a common
-    prefix shows only if something under it is visible. ``start`` is the (key, version
-    or upload id) marker; ``fetch(marker, n)`` returns the store's next page."""
-    who = subject(request)
-    if who.read is None or max_keys <= 0:
-        return await fetch(start, max_keys)
-    entries: list[Any] = []
-    prefixes: list[str] = []
-    marker = start
-    while True:
-        page = await fetch(marker, max_keys - len(entries) - len(prefixes))
-        entries += [e for e in page.entries if readable(who, e)]
-        for p in page.common_prefixes:
-            if await prefix_visible(p):
-                prefixes.append(p)
-        full = len(entries) + len(prefixes) >= max_keys
-        if not page.is_truncated or page.next_marker is None or full:
-            return ListPage(entries, prefixes, page.is_truncated and full,
-                            page.next_marker, page.next_version_marker)
-        marker = (page.next_marker, page.next_version_marker or "")
-
-
-async def any_visible(request: Request, fetch: Fetch) -> bool:
-    """Is anything the caller may read returned by ``fetch`` (walked page by page)?"""
-    who = subject(request)
-    marker = ("", "")
-    while True:
-        page = await fetch(marker, 1000)
-        if any(readable(who, e) for e in page.entries):
-            return True
-        if not page.is_truncated or page.next_marker is None:
-            return False
-        marker = (page.next_marker, page.next_version_marker or "")
