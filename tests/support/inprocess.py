@@ -9,11 +9,12 @@ authentication, authorization, MAC, handlers, rendering and the audit hook (off 
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-from botocore.auth import S3SigV4Auth
+from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
@@ -60,14 +61,27 @@ class InProcess:
     def close(self) -> None:
         self.services.iam.close()
 
+    def as_user(self, access_key: str, secret_key: str) -> InProcess:
+        """The same gateway, called with another access key."""
+        return InProcess(self.services, self.gateway, self.loop, Credentials(access_key, secret_key))
+
+    def admin(self, action: str, **args) -> tuple[int, dict]:
+        """One admin API call (JSON), as ``vallum admin`` sends it."""
+        body = json.dumps(args).encode()
+        reply = self.call("POST", f"/-/admin/v1/{action}", headers={"content-type": "application/json"},
+                          body=body)
+        return reply.status, json.loads(reply.body or b"{}")
+
     def call(self, method: str, path: str, query: dict[str, str] | None = None,
-             headers: dict[str, str] | None = None, body: bytes = b"") -> Reply:
+             headers: dict[str, str] | None = None, body: bytes = b"", *,
+             service: str = "s3") -> Reply:
         """``path`` is unencoded ("/bucket/key"); it is percent-encoded as boto3 does."""
         qs = urlencode(sorted((query or {}).items()), quote_via=quote, safe="-_.~")
         raw_path = quote(path, safe="/-_.~")
         url = f"http://{HOST}{raw_path}" + (f"?{qs}" if qs else "")
         req = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
-        S3SigV4Auth(self.creds, "s3", "us-east-1").add_auth(req)
+        signer = S3SigV4Auth if service == "s3" else SigV4Auth
+        signer(self.creds, service, "us-east-1").add_auth(req)
         sent = [(k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in req.headers.items()]
         sent.append((b"host", HOST.encode()))
         if body or method in ("PUT", "POST"):
