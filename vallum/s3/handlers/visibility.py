@@ -192,7 +192,23 @@ async def latest_version(request: Request, bucket: str, key: str) -> ObjectRecor
     if record is None or who is None or labels.readable(who, record):
         return record
     found = await newest_readable(request, who, bucket, key, stop_at=None)
-    return await meta.get_object(bucket, key, found.version_id) if found is not None else None
+    if found is None:
+        _audit_hidden(request, record)
+        return None
+    return await meta.get_object(bucket, key, found.version_id)
+
+
+class _Hidden(Exception):
+    pass
+
+
+def _audit_hidden(request: Request, record: ObjectRecord) -> None:
+    """Nothing visible: the audit record says MAC hid the latest version (its label and
+    the no-read-up rule, as labels.require_read records a refused read)."""
+    try:
+        labels.require_read(request, record, _Hidden())
+    except _Hidden:
+        return
 
 
 async def newest_readable(request: Request, who: Subject, bucket: str, key: str,
