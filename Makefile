@@ -2,28 +2,47 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+HASH := $(shell cat pyproject.toml requirements.lock | sha1sum | cut -c1-12)
+RUN_STAMP := $(VENV)/.run-$(HASH)
+DEV_STAMP := $(VENV)/.dev-$(HASH)
 
-.PHONY: run test bench lint clean
+.PHONY: run test test-fast bench lint lock clean
 
-$(STAMP): pyproject.toml
+# Serving needs only the package and its dependencies.
+$(RUN_STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,bench]'
-	rm -f $(VENV)/.installed-* && touch $(STAMP)
+	$(PY) -m pip install -q -c requirements.lock -e .
+	rm -f $(VENV)/.run-* && touch $(RUN_STAMP)
 
-run: $(STAMP)
+# Tests and benchmarks add their clients and peers.
+$(DEV_STAMP): $(RUN_STAMP)
+	$(PY) -m pip install -q -c requirements.lock -e '.[test,bench]'
+	rm -f $(VENV)/.dev-* && touch $(DEV_STAMP)
+
+run: $(RUN_STAMP)
 	$(VENV)/bin/vallum serve
 
-test: $(STAMP)
+test: $(DEV_STAMP)
+	$(VENV)/bin/ruff check vallum tests bench
 	bash scripts/install-sandbox.sh
 	$(PY) -m pytest -n 2 -q -p no:cacheprovider tests
 
-bench: $(STAMP)
+# The inner loop: pure logic and the in-process harness, no server processes.
+test-fast: $(DEV_STAMP)
+	$(PY) -m pytest -n 2 -q -p no:cacheprovider tests/unit
+
+bench: $(DEV_STAMP)
 	$(PY) -m bench.run --compute
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check vallum tests bench
+
+# Pin what the dev environment resolved (after changing dependencies in pyproject.toml).
+lock: $(DEV_STAMP)
+	( echo "# Exact versions for reproducible installs: the Makefile installs with -c requirements.lock."; \
+	  echo "# Regenerate after changing dependencies in pyproject.toml: make lock"; \
+	  $(PY) -m pip freeze --exclude-editable ) > requirements.lock
 
 clean:
 	rm -rf $(VENV) vallum-data

@@ -13,9 +13,8 @@ event loop itself, in the loop iteration after the one that queued it, while com
 take less than that many seconds on average (they move to the thread at twice the bar
 and return at the bar). Why: on a disk that syncs in ~0.1 ms the hand-over costs more
 than the sync it hides (waking the thread, its share of the GIL, the thread-safe wake-up
-of the loop). For the audit log of a 4 KiB GET, on this 2-core VM: 326 -> 259 us of
-gateway CPU per request and 2,902 -> 3,539 GETs/s (3 interleaved rounds of 8,000 GETs at
-concurrency 16). On a slow disk the loop must not wait, so the thread takes over.
+of the loop): for the audit record of a small GET, about a fifth of the gateway's CPU per
+request. On a slow disk the loop must not wait, so the thread takes over.
 """
 
 from __future__ import annotations

@@ -113,7 +113,9 @@ class Account:
                             document={"Version": "2012-10-17", "Statement": list(statements)})
         if clearance:
             self.root.call("SetClearance", account=self.id, user=name, clearance=clearance)
-        key = self.admin.call("CreateAccessKey", user=name)
+        # A cleared user's key is minted by the root (an uncleared admin may not).
+        key = (self.root.call("CreateAccessKey", account=self.id, user=name) if clearance
+               else self.admin.call("CreateAccessKey", user=name))
         return key["access_key_id"], key["secret_access_key"]
 
     def role_session(self, name: str, *statements: dict) -> tuple[str, str, str]:

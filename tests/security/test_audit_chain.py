@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from vallum.security import audit
+from vallum.security import audit, crypto
+from vallum.security.audit_checkpoint import line_hash
 
 
 def write_log(tmp_path, n=20, checkpoint_every=5):
@@ -37,6 +38,11 @@ def reopen_and_append(tmp_path, record):
     asyncio.run(main())
 
 
+def pin(tmp_path):
+    """The public key an operator pinned at first start (derived from the private key)."""
+    return crypto.ed25519_public((tmp_path / "audit" / "audit-signing.key").read_bytes())
+
+
 def lines(path):
     """The record lines, without the preallocated NUL padding after them."""
     return path.read_bytes().rstrip(b"\0").splitlines(keepends=True)
@@ -44,8 +50,8 @@ def lines(path):
 
 def test_intact_log_verifies(tmp_path):
     path = write_log(tmp_path)
-    result = audit.verify(path)
-    assert result.ok and result.records == 20 + 4 and result.checkpoints == 4, result
+    result = audit.verify(path, pin(tmp_path))
+    assert result.ok and result.records == 20 + 4 + 1 and result.checkpoints == 4 + 1, result
     assert (tmp_path / "audit" / "audit-signing.key").stat().st_mode & 0o777 == 0o600
     assert path.stat().st_mode & 0o777 == 0o600
 
@@ -58,7 +64,7 @@ def test_edited_record_is_named(tmp_path, victim):
     if b'"status":201' not in ls[victim] and b"deny!" not in ls[victim]:
         ls[victim] = ls[victim].replace(b'"ts":', b'"ts":1')
     path.write_bytes(b"".join(ls))
-    result = audit.verify(path)
+    result = audit.verify(path, pin(tmp_path))
     assert not result.ok and result.broken_line == victim + 1, result
 
 
@@ -68,7 +74,7 @@ def test_deleted_record_is_named(tmp_path, victim):
     ls = lines(path)
     del ls[victim]
     path.write_bytes(b"".join(ls))
-    result = audit.verify(path)
+    result = audit.verify(path, pin(tmp_path))
     assert not result.ok and result.broken_line == victim + 1, result
 
 
@@ -78,7 +84,7 @@ def test_reordered_records_are_named(tmp_path, victim):
     ls = lines(path)
     ls[victim], ls[victim + 1] = ls[victim + 1], ls[victim]
     path.write_bytes(b"".join(ls))
-    result = audit.verify(path)
+    result = audit.verify(path, pin(tmp_path))
     assert not result.ok and result.broken_line == victim + 1, result
 
 
@@ -92,10 +98,10 @@ def test_rewritten_chain_is_caught_by_checkpoint_signature(tmp_path):
     for r in recs:
         r["prev"] = prev
         line = json.dumps(r, separators=(",", ":"), sort_keys=True).encode()
-        prev = audit._line_hash(line)
+        prev = line_hash(line)
         out.append(line + b"\n")
     path.write_bytes(b"".join(out))
-    result = audit.verify(path)
+    result = audit.verify(path, pin(tmp_path))
     assert not result.ok and "signature" in result.reason, result
 
 
@@ -115,7 +121,7 @@ def test_query_and_export(tmp_path):
 
 def test_group_commit_shares_fsyncs_and_reopen_continues_chain(tmp_path):
     async def main():
-        log = audit.AuditLog(tmp_path, checkpoint_every=10_000)
+        log = audit.AuditLog(tmp_path, checkpoint_every=1000)
         await log.open()
         await asyncio.gather(*(log.append({"n": i}) for i in range(500)))
         batches = log.batches
@@ -128,7 +134,7 @@ def test_group_commit_shares_fsyncs_and_reopen_continues_chain(tmp_path):
 
     batches = asyncio.run(main())
     assert batches < 50, batches              # 500 concurrent appends, few fsyncs
-    result = audit.verify(audit.log_path(tmp_path))
+    result = audit.verify(audit.log_path(tmp_path), pin(tmp_path))
     assert result.ok and result.records == 500 + 1 + 1 + 1, result
 
 
@@ -145,7 +151,7 @@ def test_two_processes_share_one_chain(tmp_path):
         await b.close()
 
     asyncio.run(main())
-    assert audit.verify(audit.log_path(tmp_path)).ok
+    assert audit.verify(audit.log_path(tmp_path), pin(tmp_path)).ok
 
 
 def test_append_cost(tmp_path):
@@ -173,10 +179,10 @@ def test_log_is_preallocated_and_padding_must_stay_empty(tmp_path):
     raw = path.read_bytes()
     records = raw.rstrip(b"\0")
     assert len(raw) % audit.PREALLOC == 0 and len(raw) > len(records)
-    assert audit.verify(path).ok
+    assert audit.verify(path, pin(tmp_path)).ok
     # Records hidden past a NUL (or written into the padding) are refused, not skipped.
     path.write_bytes(records + b"\0" * 10 + b'{"seq":99}\n' + b"\0" * 100)
-    result = audit.verify(path)
+    result = audit.verify(path, pin(tmp_path))
     assert not result.ok and "after the end" in result.reason, result
 
 
@@ -184,8 +190,8 @@ def test_log_grows_in_preallocated_steps(tmp_path, monkeypatch):
     monkeypatch.setattr(audit, "PREALLOC", 4096)
     path = write_log(tmp_path, n=200, checkpoint_every=50)
     assert path.stat().st_size % 4096 == 0 and path.stat().st_size > 3 * 4096
-    result = audit.verify(path)
-    assert result.ok and result.records == 200 + 4, result
+    result = audit.verify(path, pin(tmp_path))
+    assert result.ok and result.records == 200 + 4 + 1, result
 
 
 def test_torn_unacknowledged_write_is_overwritten_on_reopen(tmp_path):
@@ -196,8 +202,8 @@ def test_torn_unacknowledged_write_is_overwritten_on_reopen(tmp_path):
         f.write(b'{"ts":1,"type":"request","seq":99,"prev":"abc')
 
     reopen_and_append(tmp_path, {"after": "crash"})
-    result = audit.verify(path)
-    assert result.ok and result.records == 5 + 1 + 1 + 1, result
+    result = audit.verify(path, pin(tmp_path))
+    assert result.ok and result.records == 5 + 1 + 1 + 1 + 1, result
     assert b'"seq":99' not in path.read_bytes()
 
 
@@ -207,5 +213,5 @@ def test_unpadded_log_is_continued(tmp_path):
     path.write_bytes(path.read_bytes().rstrip(b"\0"))
 
     reopen_and_append(tmp_path, {"n": "next"})
-    result = audit.verify(path)
-    assert result.ok and result.records == 5 + 1 + 1 + 1, result
+    result = audit.verify(path, pin(tmp_path))
+    assert result.ok and result.records == 5 + 1 + 1 + 1 + 1, result

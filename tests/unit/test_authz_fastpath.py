@@ -17,13 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.iam.corpus import ALICE, DECISIONS
-from vallum import authz
+from vallum import authz, metrics
 from vallum.iam import evaluate as ev
 from vallum.iam import gate
 from vallum.iam.policy import parse
 from vallum.iam.principal import Principal
 from vallum.iam.root import RootCredentials
-from vallum.server import metrics
 from vallum.server.config import Config
 from vallum.server.state import Services
 

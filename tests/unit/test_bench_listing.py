@@ -23,7 +23,9 @@ def _versions_doc(keys: list[str], markers: list[bool], next_key: str) -> bytes:
     return ElementTree.tostring(root, encoding="utf-8")
 
 
-keys = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=20)
+# XML 1.0 cannot carry U+FFFE and U+FFFF, so ElementTree (the reference) cannot parse them.
+keys = st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff"),
+               min_size=1, max_size=20)
 
 
 @given(st.lists(st.tuples(keys, st.booleans()), max_size=30), keys)

@@ -9,6 +9,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -227,7 +228,7 @@ def evaluate(trace: str = typer.Option(None, "--trace", help="A directory writte
     else:
         chosen = _seeds(seeds) if seeds else list(ev.REPORTING_SEEDS)
         result = ev.run(chosen, principals, days, warmup, anomaly=anomaly, model=model)
-    doc = {"detection": result.to_dict()}
+    doc: dict[str, Any] = {"detection": result.to_dict()}
     if capacity_eval:
         from vallum.operator.forecast import evaluate_mape
         doc["forecast"] = evaluate_mape(list(range(1, 11)))

@@ -12,6 +12,11 @@ import typer
 import uvicorn
 
 from vallum.iam.root import load_or_create
+from vallum.security import crypto
+from vallum.security.audit import AUDIT_DIR, ensure_signing_key
+from vallum.security.audit_checkpoint import fingerprint
+from vallum.security.audit_witness import Witness
+from vallum.security.setup import audit_on
 from vallum.server.config import from_env_and_flags, to_env
 from vallum.server.lifecycle import sweep_orphans
 from vallum.server.protocol import CoalescingHttpToolsProtocol
@@ -30,22 +35,38 @@ def serve(
                                          "<data-dir>/test-clock-offset"),
     tls_cert: str = typer.Option(None, "--tls-cert", help="PEM certificate (chain) to serve HTTPS with; needs --tls-key"),
     tls_key: str = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert"),
+    audit_witness: str = typer.Option(None, "--audit-witness", help="Send every signed audit checkpoint off-box: file:/path (outside the data dir), syslog:unix:PATH, syslog:udp:HOST:PORT or an http(s) URL [env VALLUM_AUDIT_WITNESS]"),
+    require_signed_payload: bool = typer.Option(
+        False, "--require-signed-payload",
+        help="Refuse SigV2 and unsigned SigV4 payloads (presigned GET/HEAD URLs excepted) "
+             "[env VALLUM_REQUIRE_SIGNED_PAYLOAD]"),
 ) -> None:
     """Run the S3-compatible gateway with the embedded metadata store and local disk."""
     # Everything the server creates (database, blobs, keys, audit log) is private to its user.
     os.umask(0o077)
     try:
-        config = from_env_and_flags(data_dir, address, region, domain, workers)
+        config = from_env_and_flags(data_dir, address, region, domain, workers,
+                                    require_signed_payload=require_signed_payload)
     except ValueError as exc:
         typer.echo(f"vallum serve: {exc}", err=True)
         raise typer.Exit(2) from None
     if bool(tls_cert) != bool(tls_key) or any(p and not os.path.isfile(p) for p in (tls_cert, tls_key)):
         typer.echo("vallum serve: --tls-cert and --tls-key must both name readable PEM files", err=True)
         raise typer.Exit(2)
+    witness = audit_witness or os.environ.get("VALLUM_AUDIT_WITNESS")
+    try:
+        if witness:
+            Witness(witness, config.data_dir)       # refuse a bad target before starting
+    except ValueError as exc:
+        typer.echo(f"vallum serve: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if witness:
+        os.environ["VALLUM_AUDIT_WITNESS"] = witness
     try:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(config.data_dir, 0o700)
         creds = load_or_create(config.data_dir)
+        audit_key = ensure_signing_key(config.data_dir / AUDIT_DIR) if audit_on() else None
         removed = asyncio.run(sweep_orphans(config))
     except (OSError, ValueError) as exc:
         typer.echo(f"vallum serve: {exc}", err=True)
@@ -59,6 +80,15 @@ def serve(
         print(f"Root secret key:    {creds.secret_key}", flush=True)
     else:
         print("Root secret key:    (from VALLUM_ROOT_SECRET_KEY)", flush=True)
+    if audit_key is not None:
+        public = crypto.ed25519_public(audit_key[0])
+        print(f"Audit public key:   {public.hex()}", flush=True)
+        print(f"Audit fingerprint:  {fingerprint(public)}", flush=True)
+        if audit_key[1]:
+            print("New audit signing key: keep its public key or fingerprint OUTSIDE this machine; "
+                  "`vallum audit verify --fingerprint` checks the log against it.", flush=True)
+    if config.require_signed_payload:
+        print("Signing:            SigV4 with a signed payload required", flush=True)
     if removed:
         print(f"Removed {removed} leftover blob(s) of interrupted writes.", flush=True)
     os.environ.pop("VALLUM_TLS_CERT", None)      # set again by to_env only when --tls-cert is given

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from vallum.server.metrics import REGISTRY
+from vallum.metrics import REGISTRY
 
 _B = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
 QUEUE_LENGTH = Gauge("vallum_compute_queue_length", "Tasks waiting to run (QUEUED)",

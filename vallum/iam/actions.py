@@ -46,7 +46,7 @@ RemoveUserFromGroup CreateAccessKey DeleteAccessKey UpdateAccessKey ListAccessKe
 DeletePolicy GetPolicy ListPolicies AttachUserPolicy DetachUserPolicy AttachGroupPolicy
 DetachGroupPolicy AttachRolePolicy DetachRolePolicy PutUserPolicy PutGroupPolicy PutRolePolicy
 DeleteUserPolicy DeleteGroupPolicy DeleteRolePolicy CreateRole DeleteRole GetRole ListRoles
-SimulatePrincipalPolicy PassRole GetOperatorAlerts PutUserPermissionsBoundary
+GetGroup SimulatePrincipalPolicy PassRole GetOperatorAlerts PutUserPermissionsBoundary
 DeleteUserPermissionsBoundary PutRolePermissionsBoundary DeleteRolePermissionsBoundary
 """.split())
 

@@ -123,7 +123,7 @@ class Directory:
         ops = [Op("delete", "account", {"id": account_id})]
         for kind in ("user", "group", "member", "role", "policy", "attachment", "inline"):
             ops += [Op("delete", kind, row) for row in self.store.scan(kind, account=account_id)]
-        ops += [Op("delete_key", value=k.access_key_id) for k in self.store.keys_of(account_id)]
+        ops += self._delete_keys(self.store.keys_of(account_id))
         self.store.apply(ops)
 
     # -- users -----------------------------------------------------------------
@@ -168,7 +168,7 @@ class Directory:
         ops += [Op("delete", "member", m) for m in self.store.scan("member", account=account,
                                                                      user_name=name)]
         ops += self._detach_all(account, "user", name)
-        ops += [Op("delete_key", value=k.access_key_id) for k in self.store.keys_of(account, name)]
+        ops += self._delete_keys(self.store.keys_of(account, name))
         self.store.apply(ops)
 
     def _detach_all(self, account: str, kind: str, target: str) -> list[Op]:
@@ -385,12 +385,31 @@ class Directory:
         wrapped = crypto.wrap(self.master_key, secret.encode(), key_aad(akid))
         return KeyRow(akid, account, user, "Active", wrapped, now), secret
 
-    def create_key(self, account: str, user: str) -> NewKey:
+    @staticmethod
+    def _origin(key: KeyRow, ceiling: str | None) -> list[Op]:
+        """The key's minting ceiling (iam/clearance.py); None (platform root): no row."""
+        if ceiling is None:
+            return []
+        return [Op("put", "key_origin", {"access_key_id": key.access_key_id, "ceiling": ceiling})]
+
+    @staticmethod
+    def _delete_keys(keys: list[KeyRow]) -> list[Op]:
+        return [op for k in keys for op in (
+            Op("delete_key", value=k.access_key_id),
+            Op("delete", "key_origin", {"access_key_id": k.access_key_id}))]
+
+    def key_ceiling(self, access_key_id: str) -> str | None:
+        """The clearance ceiling the key was minted under; None: none (root or legacy)."""
+        row = self.store.get("key_origin", access_key_id=access_key_id)
+        return row.get("ceiling") if row is not None else None
+
+    def create_key(self, account: str, user: str, *, ceiling: str | None = None) -> NewKey:
+        """A new key of ``user``; ``ceiling`` is the minter's clearance (None: the root)."""
         self.user(account, user)
         if len(self.store.keys_of(account, user)) >= MAX_KEYS_PER_USER:
             raise LimitExceeded(f"user {user} already has {MAX_KEYS_PER_USER} access keys")
         key, secret = self._new_key(account, user, time.time())
-        self.store.apply([Op("put_key", value=key)])
+        self.store.apply([Op("put_key", value=key), *self._origin(key, ceiling)])
         return NewKey(key.access_key_id, secret, account, user)
 
     def list_keys(self, account: str, user: str | None = None) -> list[dict[str, Any]]:
@@ -411,14 +430,15 @@ class Directory:
         self.store.apply([Op("key_status", value=(access_key_id, status))])
 
     def delete_key(self, access_key_id: str, account: str | None = None) -> None:
-        self.key(access_key_id, account)
-        self.store.apply([Op("delete_key", value=access_key_id)])
+        self.store.apply(self._delete_keys([self.key(access_key_id, account)]))
 
-    def rotate_key(self, access_key_id: str, account: str | None = None) -> NewKey:
-        """A new key for the same user; the old one is made Inactive in the same commit."""
+    def rotate_key(self, access_key_id: str, account: str | None = None, *,
+                   ceiling: str | None = None) -> NewKey:
+        """A new key for the same user; the old one is made Inactive in the same commit.
+        ``ceiling`` is the minter's clearance (None: the root)."""
         old = self.key(access_key_id, account)
         key, secret = self._new_key(old.account, old.user_name, time.time())
-        self.store.apply([Op("put_key", value=key),
+        self.store.apply([Op("put_key", value=key), *self._origin(key, ceiling),
                           Op("key_status", value=(access_key_id, "Inactive"))])
         return NewKey(key.access_key_id, secret, old.account, old.user_name)
 

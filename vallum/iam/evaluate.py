@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from vallum.iam.glob import compile_glob
 from vallum.iam.policy import (
     DATE_OPS,
     NEGATED_OPS,
@@ -35,7 +36,6 @@ from vallum.iam.policy import (
     PrincipalSpec,
     Statement,
     expand,
-    glob_regex,
     substitute,
     to_epoch,
     to_number,
@@ -100,7 +100,7 @@ def resource_matches(st: Statement, resource: str, keys: Mapping[str, Any], vari
         return (st.resource_re.fullmatch(resource) is not None) != st.not_resource
     hit = False
     for pattern in st.resources:
-        rx = expand(pattern, _lookup(keys)) if variables else glob_regex(pattern)
+        rx = expand(pattern, _lookup(keys)) if variables else compile_glob(pattern)
         if rx is not None and rx.fullmatch(resource):
             hit = True
             break
@@ -159,12 +159,12 @@ def _one(op: str, have: str, want: str, keys: Mapping[str, Any], variables: bool
                 return False
             want = found
         if "Like" in op:
-            return glob_regex(want).fullmatch(have) is not None
+            return compile_glob(want).fullmatch(have) is not None
         if "IgnoreCase" in op:
             return have.casefold() == want.casefold()
         return have == want
     if op.startswith("Arn"):
-        rx = expand(want, _lookup(keys)) if variables else glob_regex(want)
+        rx = expand(want, _lookup(keys)) if variables else compile_glob(want)
         return rx is not None and rx.fullmatch(have) is not None
     if op in NUMERIC_OPS:
         return _compare(op.removeprefix("Numeric"), to_number(have), to_number(want))

@@ -13,13 +13,16 @@ import time
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 from vallum import authz
 from vallum.iam import sts
 from vallum.iam.identity import parsed
 from vallum.iam.principal import ANONYMOUS, Principal
-from vallum.s3 import errors, sigv2, sigv4
+from vallum.s3 import errors, router, sigv2, sigv4
+from vallum.s3.copy_source import HEADER, parse_copy_source
+from vallum.s3.handlers import labels
+from vallum.s3.handlers.tagging import tags_from_header
 
 # Operations whose action names the version when ?versionId= is present.
 VERSIONED_ACTIONS = {
@@ -71,39 +74,82 @@ def credential_of(headers: list[tuple[str, str]], raw_query: str) -> tuple[str |
     return akid, token
 
 
+def vhost_bucket(services: Any, raw_path: str, headers: list[tuple[str, str]]) -> str | None:
+    """The bucket a virtual-host request names in its Host header (with ``--domain``):
+    SigV2 signs it as the head of the resource, so a signature made for one bucket does
+    not verify on another. None for path-style requests and the reserved ``/-/`` APIs."""
+    domain = getattr(services.config, "domain", None)
+    if not domain or raw_path.startswith("/-/"):
+        return None
+    host = next((value for name, value in headers if name == "host"), "")
+    return router.virtual_bucket(host, domain)
+
+
 async def authenticate(services: Any, method: str, raw_path: str, raw_query: str,
                        headers: list[tuple[str, str]], source_ip: str, *,
                        service: str = "s3", now: float | None = None
                        ) -> tuple[sigv4.AuthResult | None, Principal]:
     """Who sent the request (ANONYMOUS when unsigned); raises the S3 error otherwise.
 
+    Failed-authentication limits (iam/limits.py) are consulted only once a request has
+    failed: a valid signature is never refused because of anyone's failures; over the
+    limit, failures are answered SlowDown and no longer counted.
     The IAM lookup reads the store inline: one indexed read, cheaper than a thread hop.
     """
     now = time.time() if now is None else now
     iam = services.iam
     akid, token = credential_of(headers, raw_query)
-    if akid is not None and iam.limiter.blocked(akid, source_ip):
-        raise errors.SlowDown("Too many failed authentication attempts; retry later.")
     resolved = None
-    if akid is not None:
-        try:
-            resolved = iam.identities.resolve(akid, token, now)
-        except sts.TokenExpired:
-            raise errors.ExpiredToken() from None
-        except sts.TokenError as exc:
-            iam.limiter.failed(akid, source_ip)
-            raise errors.InvalidToken(f"The provided token is malformed or otherwise invalid: {exc}") from None
-    secret = resolved[0] if resolved else None
     try:
+        if akid is not None:
+            try:
+                resolved = iam.identities.resolve(akid, token, now)
+            except sts.TokenExpired:
+                raise errors.ExpiredToken() from None
+            except sts.TokenError as exc:
+                raise errors.InvalidToken("The provided token is malformed or otherwise "
+                                          f"invalid: {exc}") from None
+        secret = resolved[0] if resolved else None
         auth = sigv4.authenticate(method, raw_path, raw_query, headers,
                                   lookup_secret=lambda k: secret if k == akid else None,
-                                  region=services.config.region, now=now, service=service)
-    except (errors.InvalidAccessKeyId, errors.SignatureDoesNotMatch):
+                                  region=services.config.region, now=now, service=service,
+                                  bucket_for_vhost=vhost_bucket(services, raw_path, headers))
+    except (errors.InvalidAccessKeyId, errors.SignatureDoesNotMatch, errors.InvalidToken):
+        if iam.limiter.blocked(akid, source_ip):
+            raise errors.SlowDown("Too many failed authentication attempts; retry later.") from None
         iam.limiter.failed(akid, source_ip)
         raise
+    if auth is not None and getattr(services.config, "require_signed_payload", False):
+        refusal = strict_refusal(auth, method, headers)
+        if refusal is not None:
+            raise errors.AccessDenied(refusal)
     if auth is None or resolved is None:
         return auth, ANONYMOUS
     return auth, resolved[1]
+
+
+_UNSIGNED_PAYLOADS = frozenset({"unsigned", "streaming-unsigned-trailer"})
+
+
+def strict_refusal(auth: sigv4.AuthResult, method: str,
+                   headers: list[tuple[str, str]]) -> str | None:
+    """Why ``--require-signed-payload`` refuses a correctly signed request, or None.
+
+    SigV2 (HMAC-SHA1, no payload hash, few headers signed) always; SigV4 with an unsigned
+    payload unless it is a presigned GET/HEAD without a body (AWS's presigned URLs always
+    say UNSIGNED-PAYLOAD; a download has no payload to sign)."""
+    if auth.mode.endswith("-v2"):
+        return ("This server requires AWS4-HMAC-SHA256 signatures with a signed payload; "
+                "Signature Version 2 is refused.")
+    if auth.payload not in _UNSIGNED_PAYLOADS:
+        return None
+    bodiless = not any(name == "transfer-encoding" or (name == "content-length"
+                                                       and value.strip() not in ("", "0"))
+                       for name, value in headers)
+    if auth.mode == "presigned" and method in ("GET", "HEAD") and bodiless:
+        return None
+    return ("This server requires a signed payload (x-amz-content-sha256 set to the body's "
+            "SHA-256 or STREAMING-AWS4-HMAC-SHA256-PAYLOAD); UNSIGNED-PAYLOAD is refused.")
 
 
 # ---------------------------------------------------------------- authorization
@@ -153,12 +199,12 @@ def condition_keys(request: Any, now: float) -> dict[str, Any]:
         keys["s3:signatureversion"] = "AWS" if auth.mode.endswith("-v2") else "AWS4-HMAC-SHA256"
         keys["s3:authtype"] = ("REST-QUERY-STRING" if auth.mode.startswith("presigned")
                                else "REST-HEADER")
-    tagging = h.get("x-amz-tagging")
-    if tagging:
-        tags = parse_qsl(tagging, keep_blank_values=True)
-        for k, v in tags:
+    # The handler's own parser: tags it would refuse are refused here, before any policy.
+    tags = tags_from_header(h.get("x-amz-tagging"))
+    if tags:
+        for k, v in tags.items():
             keys["s3:requestobjecttag/" + k.lower()] = v
-        keys["s3:requestobjecttagkeys"] = [k for k, _ in tags]
+        keys["s3:requestobjecttagkeys"] = list(tags)
     return keys
 
 
@@ -197,7 +243,7 @@ def _needs_object_tags(principal: Principal, bucket_policy: Any) -> bool:
 
 
 async def _context(request: Any, principal: Principal, bucket_name: str | None, key: str | None,
-                   keys: dict[str, Any]) -> authz.Context:
+                   version_id: str | None, keys: dict[str, Any]) -> authz.Context:
     ctx = authz.Context(keys=dict(keys))
     if bucket_name is None:
         return ctx
@@ -212,12 +258,51 @@ async def _context(request: Any, principal: Principal, bucket_name: str | None, 
     pab = bucket.config.get("publicAccessBlock")
     ctx.restrict_public = bool(pab) and _restrict_public(pab)
     if key is not None and _needs_object_tags(principal, ctx.bucket_policy):
-        record = await request.services.meta.get_object(bucket_name, key,
-                                                        request.query.get("versionId"))
-        tags = (record.extra.get("tags") or {}) if record is not None else {}
-        for k, v in tags.items():
-            ctx.keys["s3:existingobjecttag/" + k.lower()] = v
+        record = await request.services.meta.get_object(bucket_name, key, version_id)
+        # MAC first: a version the caller may not read has no tags for it (as if missing),
+        # so no allow or deny can reveal that it exists or what it is tagged with.
+        if record is not None and not record.delete_marker \
+                and labels.readable(labels.subject(request), record):
+            for k, v in (record.extra.get("tags") or {}).items():
+                ctx.keys["s3:existingobjecttag/" + k.lower()] = v
     return ctx
+
+
+async def _decide(request: Any, principal: Principal, action: str, resource: str,
+                  bucket: str | None, key: str | None, version_id: str | None) -> authz.Decision:
+    """authz.decide with the condition keys of a request naming this bucket/key/version."""
+    keys = condition_keys(request, time.time())
+    keys.pop("s3:versionid", None)
+    if version_id is not None:
+        keys["s3:versionid"] = version_id
+    ctx = await _context(request, principal, bucket, key, version_id, keys)
+    return authz.decide(principal, action, resource, ctx)
+
+
+# Writes whose headers also do what another action does (AWS asks for that action too):
+# a caller denied s3:PutObjectRetention must not lock an object through PutObject.
+IMPLIED_BY_HEADERS = frozenset({"PutObject", "CopyObject", "CreateMultipartUpload"})
+_ACL_HEADERS = ("x-amz-acl", "x-amz-grant-read", "x-amz-grant-read-acp", "x-amz-grant-write-acp",
+                "x-amz-grant-full-control")
+
+
+def implied_actions(headers: Any) -> list[str]:
+    """The extra actions a new object's headers perform: tags, retention, legal hold, ACL."""
+    out = []
+    if "x-amz-tagging" in headers:
+        out.append("s3:PutObjectTagging")
+    if "x-amz-object-lock-mode" in headers or "x-amz-object-lock-retain-until-date" in headers:
+        out.append("s3:PutObjectRetention")
+    if "x-amz-object-lock-legal-hold" in headers:
+        out.append("s3:PutObjectLegalHold")
+    if any(name in headers for name in _ACL_HEADERS):
+        out.append("s3:PutObjectAcl")
+    return out
+
+
+# Operations whose request-level check is replaced by one check per object they name
+# (multidelete.py calls authorize_object for every key, as AWS evaluates DeleteObjects).
+PER_OBJECT = frozenset({"DeleteObjects"})
 
 
 async def authorize(request: Any, action: str, resource: str) -> authz.Decision:
@@ -227,27 +312,53 @@ async def authorize(request: Any, action: str, resource: str) -> authz.Decision:
         request.decision_reason = "platform root"
         return authz.Decision(True, "platform root")
     endpoint = request.endpoint
-    if "versionId" in request.query:
+    if endpoint.name in PER_OBJECT:
+        request.decision_reason = f"{endpoint.name}: each object is authorized on its own"
+        return authz.Decision(True, request.decision_reason)
+    version_id = request.query.get("versionId")
+    if version_id is not None:
         action = VERSIONED_ACTIONS.get(action, action)
-    keys = condition_keys(request, time.time())
     bucket = endpoint.bucket if endpoint.name not in ("CreateBucket", "ListBuckets") else None
-    ctx = await _context(request, principal, bucket, endpoint.key, keys)
-    decision = authz.decide(principal, action, resource, ctx)
+    decision = await _decide(request, principal, action, resource, bucket, endpoint.key, version_id)
     if decision.allowed and endpoint.name in ("CopyObject", "UploadPartCopy"):
-        decision = await _authorize_copy_source(request, principal, keys)
+        decision = await _authorize_copy_source(request, principal)
+    if decision.allowed and endpoint.name in IMPLIED_BY_HEADERS:
+        for implied in implied_actions(request.headers):
+            decision = await _decide(request, principal, implied, resource, bucket,
+                                     endpoint.key, None)
+            if not decision.allowed:
+                break
     request.decision_reason = decision.reason      # audited as the deciding rule
+    if not decision.allowed:
+        request.decision = "deny"
+        raise errors.AccessDenied()
+    return decision
+
+
+async def authorize_object(request: Any, action: str, key: str,
+                           version_id: str | None = None) -> authz.Decision:
+    """``action`` on one object of the request's bucket, decided exactly as a request
+    naming that key (and version: s3:DeleteObject becomes s3:DeleteObjectVersion) alone
+    would be. For batches (DeleteObjects) and permissions asked mid-request
+    (s3:BypassGovernanceRetention). Raises AccessDenied; leaves the request's audited
+    rule to the caller."""
+    principal = principal_of(request)
+    if principal.is_root:
+        return authz.Decision(True, "platform root")
+    if version_id is not None:
+        action = VERSIONED_ACTIONS.get(action, action)
+    bucket = request.endpoint.bucket
+    decision = await _decide(request, principal, action, f"arn:aws:s3:::{bucket}/{key}",
+                             bucket, key, version_id)
     if not decision.allowed:
         raise errors.AccessDenied()
     return decision
 
 
-async def _authorize_copy_source(request: Any, principal: Principal,
-                                 keys: dict[str, Any]) -> authz.Decision:
-    source = unquote(request.headers.get("x-amz-copy-source", "")).lstrip("/")
-    source, _, query = source.partition("?")
-    bucket, _, key = source.partition("/")
-    if not bucket or not key:
-        return authz.Decision(True, "malformed copy source: the handler answers")
-    action = "s3:GetObjectVersion" if "versionId=" in query else "s3:GetObject"
-    ctx = await _context(request, principal, bucket, None, keys)
-    return authz.decide(principal, action, f"arn:aws:s3:::{bucket}/{key}", ctx)
+async def _authorize_copy_source(request: Any, principal: Principal) -> authz.Decision:
+    """s3:GetObject(Version) on the source, named by the parser the handler uses too:
+    a value it cannot parse is refused here (InvalidArgument), never waved through. The
+    source's own tags are its s3:ExistingObjectTag keys (a copy is a read of it)."""
+    ref = parse_copy_source(request.headers.get(HEADER, ""))
+    action = "s3:GetObjectVersion" if ref.version_id is not None else "s3:GetObject"
+    return await _decide(request, principal, action, ref.arn, ref.bucket, ref.key, ref.version_id)

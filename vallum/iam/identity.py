@@ -14,8 +14,8 @@ import threading
 from dataclasses import replace
 from functools import lru_cache
 
+from vallum.iam import clearance, sts
 from vallum.iam import policy as policy_lang
-from vallum.iam import sts
 from vallum.iam.directory import Directory
 from vallum.iam.principal import PLATFORM_ARN, Principal
 from vallum.iam.root import RootCredentials
@@ -59,9 +59,11 @@ class Identities:
         self.root = root
         self.root_account = root_account
         self._gen = -1
-        self._keys: dict[str, tuple[str, str, str, str]] = {}   # akid -> (secret, status, account, user)
+        # akid -> (secret, status, account, user, clearance ceiling)
+        self._keys: dict[str, tuple[str, str, str, str, str | None]] = {}
         self._users: dict[tuple[str, str], Principal] = {}
         self._roles: dict[tuple[str, str], Principal] = {}
+        self._role_born: dict[tuple[str, str], float] = {}    # role -> when it was created
         self._by_key: dict[str, Principal] = {}
         self._touched: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -74,17 +76,19 @@ class Identities:
         gen = self.store.generation()
         if gen != self._gen:
             with self._lock:
-                self._keys, self._users, self._roles, self._by_key = {}, {}, {}, {}
+                (self._keys, self._users, self._roles, self._role_born,
+                 self._by_key) = {}, {}, {}, {}, {}
                 self._gen = gen
 
     # -- lookups --------------------------------------------------------------
-    def key(self, akid: str) -> tuple[str, str, str, str] | None:
+    def key(self, akid: str) -> tuple[str, str, str, str, str | None] | None:
         hit = self._keys.get(akid)
         if hit is None:
             row = self.store.get_key(akid)
             if row is None:
                 return None
-            hit = (self.directory.secret_of(row), row.status, row.account, row.user_name)
+            hit = (self.directory.secret_of(row), row.status, row.account, row.user_name,
+                   self.directory.key_ceiling(akid))
             self._keys[akid] = hit
         return hit
 
@@ -121,6 +125,7 @@ class Identities:
                              user_id=row.get("id", ""), clearance=row.get("clearance"),
                              session_level=row.get("session_level"))
             self._roles[(account, role)] = base
+            self._role_born[(account, role)] = float(row.get("created") or 0.0)
         return base
 
     def _boundary(self, account: str, row: dict) -> tuple[tuple[str, policy_lang.Policy], ...]:
@@ -149,6 +154,7 @@ class Identities:
             principal = self.user_principal(akid, hit[2], hit[3])
             if principal is None:
                 return None
+            principal = _capped(principal, hit[4])
             self._by_key[akid] = principal
         self._touch(akid, now)
         return hit[0], principal
@@ -162,9 +168,12 @@ class Identities:
             if s.session_level else {}
         if s.role:
             base = self.role_principal(s.account, s.role)
-            if base is None:
+            # The role was deleted (and maybe re-created): so is the session. Sessions
+            # minted without the role's id (compute tasks) go by the role's birth instead.
+            if base is None or (base.user_id != s.role_id if s.role_id is not None else
+                                self._role_born.get((s.account, s.role), 0.0) > s.issued):
                 return None
-            p = _with_key(base, s.access_key_id, arn=session_arn(s.account, s.role,
+            p = _with_key(_capped(base, s.ceiling), s.access_key_id, arn=session_arn(s.account, s.role,
                                                                  s.session_name or ""),
                           session_name=s.session_name, session_policies=session,
                           token_issued=s.issued, **level)
@@ -188,6 +197,7 @@ class Identities:
         p = self.user_principal(s.access_key_id, s.account, s.user)
         if p is None:
             return None
+        p = _capped(p, hit[4])          # a session is no more cleared than its key
         scoped = {"session_policies": session, "arn": federated_arn(s.account, s.user)} \
             if session else {}
         return s.secret, _with_key(p, s.access_key_id, token_issued=s.issued, **scoped, **level)
@@ -207,3 +217,13 @@ class Identities:
 
 def _with_key(p: Principal, akid: str, **changes) -> Principal:
     return replace(p, access_key=akid, **changes)
+
+
+def _capped(p: Principal, ceiling: str | None) -> Principal:
+    """``p`` with its clearance capped by a credential's minting ceiling (iam/clearance.py)."""
+    cleared = clearance.capped(p.clearance, ceiling)
+    if cleared == p.clearance:
+        return p
+    level = p.session_level if clearance.label(cleared).dominates(
+        clearance.label(p.session_level)) else None
+    return replace(p, clearance=cleared, session_level=level)

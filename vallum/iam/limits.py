@@ -1,11 +1,14 @@
-"""Failed-authentication rate limits, per access key and per source address.
+"""Failed-authentication rate limits, per (access key, source address) and per address.
 
 Why: SigV4 secrets cannot be brute-forced, but a flood of bad signatures or guessed
-key ids is an attack signal and costs CPU. After ``max_failures`` failures inside
-``window`` seconds, the key (or address) is refused with SlowDown, before any
-signature work, until the window has passed. This class counts in one process (the
-in-memory IAM service, and the fallback of iam/lockouts.py, which shares the counts
-between the gateway processes of one database).
+key ids is an attack signal. After ``max_per_key`` failures inside ``window`` seconds
+for one key from one address (or ``max_per_address`` from one address), further
+*failures* from there are answered SlowDown, one answer for a wrong key id and a wrong
+signature alike, and are no longer written down. The gate asks only once a request
+has failed: a correctly signed request is never refused, so nobody can lock out a key
+(the platform root's included) by sending bad signatures for it.
+This class counts in one process (the in-memory IAM service, and the fallback of
+iam/lockouts.py, which shares the counts between the gateway processes of one database).
 """
 
 from __future__ import annotations
@@ -15,6 +18,12 @@ import time
 from collections import deque
 
 log = logging.getLogger("vallum.security")
+
+
+def counters(access_key: str | None, address: str) -> tuple[str | None, str | None]:
+    """The (key at this address, address) counter names a failure counts against."""
+    return (f"k:{access_key}@{address}" if access_key else None,
+            f"a:{address}" if address else None)
 
 
 class FailureLimiter:
@@ -41,9 +50,10 @@ class FailureLimiter:
     def blocked(self, access_key: str | None, address: str, now: float | None = None) -> str | None:
         """What is locked out ("key" / "address"), or None."""
         now = time.monotonic() if now is None else now
-        if access_key and self._recent("k:" + access_key, now) >= self.max_per_key:
+        pair, addr = counters(access_key, address)
+        if pair and self._recent(pair, now) >= self.max_per_key:
             what = "key"
-        elif address and self._recent("a:" + address, now) >= self.max_per_address:
+        elif addr and self._recent(addr, now) >= self.max_per_address:
             what = "address"
         else:
             return None
@@ -60,7 +70,7 @@ class FailureLimiter:
     def _count(self, access_key: str | None, address: str, now: float) -> None:
         if len(self._fails) >= self.max_tracked:
             self._fails.clear()          # bounded memory beats perfect accounting under a flood
-        for who in (("k:" + access_key) if access_key else None, ("a:" + address) if address else None):
+        for who in counters(access_key, address):
             if who:
                 self._fails.setdefault(who, deque()).append(now)
 

@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from vallum.iam.limits import FailureLimiter
+from vallum.iam.limits import FailureLimiter, counters
 from vallum.meta.changes import ChangeSignal
 from vallum.sqlite_open import create_schema, opening
 
@@ -84,8 +84,8 @@ class SharedFailureLimiter(FailureLimiter):
         self._sync(now)
         locked = self._locked
         if locked:
-            for who, what in ((access_key and "k:" + access_key, "key"),
-                              (address and "a:" + address, "address")):
+            pair, addr = counters(access_key, address)
+            for who, what in ((pair, "key"), (addr, "address")):
                 if who and locked.get(who, 0.0) > now:
                     self.lockouts += 1
                     log.warning("authentication locked out (%s): access_key=%s address=%s",
@@ -116,8 +116,8 @@ class SharedFailureLimiter(FailureLimiter):
     def failed(self, access_key: str | None, address: str, now: float | None = None) -> None:
         now = time.time() if now is None else now
         log.warning("authentication failed: access_key=%s address=%s", access_key, address)
-        targets = [(w, n) for w, n in ((access_key and "k:" + access_key, self.max_per_key),
-                                       (address and "a:" + address, self.max_per_address)) if w]
+        pair, addr = counters(access_key, address)
+        targets = [(w, n) for w, n in ((pair, self.max_per_key), (addr, self.max_per_address)) if w]
         try:
             locked = self._record(targets, now)
         except sqlite3.Error:

@@ -16,10 +16,10 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import lru_cache
 from typing import Any
 
 from vallum.iam import actions as known
+from vallum.iam.glob import AnyGlob, Glob, any_of, compile_glob
 
 VERSIONS = ("2012-10-17", "2008-10-17")
 MAX_POLICY_BYTES = 20 * 1024
@@ -58,7 +58,7 @@ s3:x-amz-grant-full-control s3:if-match s3:if-none-match
 STS_KEYS = frozenset({"sts:externalid", "sts:rolesessionname", "sts:sourceidentity",
                       "sts:durationseconds"})
 # IAM's own request keys that the admin API sets (vallum/server/admin.py).
-IAM_KEYS = frozenset({"iam:permissionsboundary"})
+IAM_KEYS = frozenset({"iam:permissionsboundary", "iam:policyarn"})
 KEY_PREFIXES = ("aws:principaltag/", "aws:requesttag/", "aws:resourcetag/",
                 "s3:existingobjecttag/", "s3:requestobjecttag/")
 KNOWN_KEYS = GLOBAL_KEYS | S3_KEYS | STS_KEYS | IAM_KEYS
@@ -102,8 +102,8 @@ class Statement:
     principal: PrincipalSpec | None
     not_principal: bool
     conditions: tuple[Condition, ...]
-    action_re: re.Pattern[str]
-    resource_re: re.Pattern[str] | None = None   # all resources at once, when none has ${...}
+    action_re: AnyGlob                   # fullmatch(action): any of the actions (any case)
+    resource_re: AnyGlob | None = None   # all resources at once, when none has ${...}
 
     @property
     def label(self) -> str:
@@ -125,28 +125,22 @@ class Policy:
 
 # ---------------------------------------------------------------- wildcards
 
-@lru_cache(maxsize=4096)
-def glob_regex(pattern: str, ignore_case: bool = False) -> re.Pattern[str]:
-    """'*' any run, '?' any one character; everything else literal."""
-    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.compile(body, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
-
-
 _VAR = re.compile(r"\$\{([^}]*)\}")
 _LITERAL_VARS = {"*": "*", "?": "?", "$": "$"}
 
 
-def expand(pattern: str, lookup) -> re.Pattern[str] | None:
+def expand(pattern: str, lookup) -> Glob | None:
     """Compile ``pattern`` with ${...} variables replaced (literally) by their values.
 
     None when a variable has no value in the request: the element then matches nothing,
     as in AWS. ``${*}``, ``${?}`` and ``${$}`` stand for the literal characters.
     """
     if "${" not in pattern:
-        return glob_regex(pattern)
-    out, pos = [], 0
+        return compile_glob(pattern)
+    parts: list[tuple[str, bool]] = []
+    pos = 0
     for m in _VAR.finditer(pattern):
-        out.append(glob_regex(pattern[pos:m.start()]).pattern)
+        parts.append((pattern[pos:m.start()], False))
         name = m.group(1)
         if name in _LITERAL_VARS:
             value: Any = _LITERAL_VARS[name]
@@ -154,10 +148,10 @@ def expand(pattern: str, lookup) -> re.Pattern[str] | None:
             value = lookup(name.lower())
             if value is None or isinstance(value, list):
                 return None
-        out.append(re.escape(str(value)))
+        parts.append((str(value), True))
         pos = m.end()
-    out.append(glob_regex(pattern[pos:]).pattern)
-    return re.compile("".join(out), re.DOTALL)
+    parts.append((pattern[pos:], False))
+    return Glob(parts)
 
 
 def substitute(value: str, lookup) -> str | None:
@@ -273,14 +267,11 @@ def _statement(item: Any, i: int, kind: str, bucket: str | None) -> Statement:
     principal = None if prin is None else _principal(
         prin, f"{where}.{'NotPrincipal' if not_principal else 'Principal'}")
     conditions = _conditions(item.get("Condition", {}), f"{where}.Condition")
-    pattern = "|".join(glob_regex(a, True).pattern for a in actions)
     resource_re = None
     if resources is not None and not any("${" in r for r in resources):
-        resource_re = re.compile("(?:" + "|".join(glob_regex(r).pattern for r in resources) + ")",
-                                 re.S)
+        resource_re = any_of(resources)
     return Statement(i, sid, effect, actions, not_action, resources, not_resource, principal,
-                     not_principal, conditions, re.compile(f"(?:{pattern})", re.I | re.S),
-                     resource_re)
+                     not_principal, conditions, any_of(actions, True), resource_re)
 
 
 def _pair(item: dict, a: str, b: str, where: str, *, required: bool) -> tuple[Any, bool]:
@@ -304,7 +295,7 @@ def _action(action: str, where: str) -> str:
     names = known.LOWER.get(service.lower())
     if names is None:
         raise MalformedPolicy(f"Unknown service prefix in action {action!r}", where)
-    rx = glob_regex(name, True)
+    rx = compile_glob(name, True)
     if not any(rx.fullmatch(n) for n in names):
         raise MalformedPolicy(f"Unknown action {action!r}", where)
     return action
@@ -320,7 +311,7 @@ def _resource(resource: str, where: str, bucket: str | None) -> str:
     if len(parts) != 6 or parts[0] != "arn" or not parts[2]:
         raise MalformedPolicy(f"Policy has invalid resource {resource!r}: expected an ARN", where)
     if bucket is not None:
-        if parts[2] != "s3" or not glob_regex(parts[5].split("/", 1)[0]).fullmatch(bucket):
+        if parts[2] != "s3" or not compile_glob(parts[5].split("/", 1)[0]).fullmatch(bucket):
             raise MalformedPolicy(f"Policy has invalid resource {resource!r}: "
                                   f"it does not refer to bucket {bucket}", where)
     return resource

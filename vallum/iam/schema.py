@@ -27,6 +27,9 @@ roles = _entity("iam_roles", "account", "name")
 policies = _entity("iam_policies", "account", "name")            # managed policies
 attachments = _entity("iam_attachments", "account", "kind", "target", "policy")
 inline = _entity("iam_inline_policies", "account", "kind", "target", "name")
+# Who minted an access key: its clearance ceiling (iam/clearance.py). A table of its own
+# so that databases created before it need no migration (no row: no ceiling).
+key_origins = _entity("iam_key_origins", "access_key_id")
 
 keys = sa.Table(
     "iam_access_keys", metadata,
@@ -71,4 +74,5 @@ ENTITIES: dict[str, tuple[sa.Table, tuple[str, ...]]] = {
     "policy": (policies, ("account", "name")),
     "attachment": (attachments, ("account", "kind", "target", "policy")),
     "inline": (inline, ("account", "kind", "target", "name")),
+    "key_origin": (key_origins, ("access_key_id",)),
 }

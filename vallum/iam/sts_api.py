@@ -9,8 +9,8 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
+from vallum.iam import clearance, sts
 from vallum.iam import evaluate as ev
-from vallum.iam import sts
 from vallum.iam.identity import parsed, role_arn, session_arn
 from vallum.iam.policy import MalformedPolicy
 from vallum.iam.principal import Principal
@@ -22,9 +22,12 @@ _SESSION_NAME = re.compile(r"[\w+=,.@\-]{2,64}")
 
 
 class STSError(Exception):
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    """``rule`` is what decided a refusal, for the audit record only (never sent)."""
+
+    def __init__(self, code: str, message: str, status: int = 400, rule: str | None = None) -> None:
         super().__init__(message)
         self.code, self.message, self.status = code, message, status
+        self.rule = rule or f"sts: {code}"
 
     def xml(self, request_id: str) -> bytes:
         kind = "Sender" if self.status < 500 else "Receiver"
@@ -89,29 +92,40 @@ def assume_role(iam: Any, who: Principal, params: dict[str, str], rid: str,
     if not _SESSION_NAME.fullmatch(name):
         raise STSError("ValidationError", "RoleSessionName must be 2-64 of [\\w+=,.@-]")
     account, role_name = m.groups()
-    role = iam.store.get("role", account=account, name=role_name)
-    if role is None:
-        raise STSError("AccessDenied", f"Not authorized to perform sts:AssumeRole on {arn}", 403)
     policy_text = params.get("Policy")
     if policy_text:
         try:
             parsed(policy_text, "session")
         except MalformedPolicy as exc:
             raise STSError("MalformedPolicyDocument", str(exc)) from None
+    # One answer for a missing role, a trust policy that refuses, and a clearance the
+    # caller's does not dominate: another tenant learns nothing of what exists.
+    def denied(rule: str) -> STSError:
+        return STSError("AccessDenied", f"User: {who.arn} is not authorized to perform: "
+                        f"sts:AssumeRole on resource: {arn}", 403, rule)
+
+    role = iam.store.get("role", account=account, name=role_name)
+    if role is None:
+        raise denied("sts: no such role")
     if not who.is_root:
         req = ev.Request("sts:AssumeRole", role_arn(account, role_name),
                          {**keys, **who.context_keys(), "sts:rolesessionname": name},
                          who.caller())
+        try:
+            trust = parsed(role["trust_policy"], "trust")
+        except MalformedPolicy:
+            raise denied("sts: the role's trust policy cannot be read") from None
         verdict = ev.evaluate(req, identity=who.policies, session=who.session_policies,
-                              boundary=who.boundary,
-                              resource=[("trust-policy", parsed(role["trust_policy"], "trust"))],
+                              boundary=who.boundary, resource=[("trust-policy", trust)],
                               resource_account=account, require_resource=True)
         if not verdict.allowed:
-            raise STSError("AccessDenied", f"User: {who.arn} is not authorized to perform: "
-                           f"sts:AssumeRole on resource: {arn}", 403)
+            raise denied(verdict.reason)
+        if not clearance.may_take_on(who, role.get("clearance")):
+            raise denied("clearance: the role's clearance is not dominated by the caller's")
     duration = _duration(params, sts.DEFAULT_ROLE_DURATION, int(role.get("max_session", 3600)))
     session = sts.new_session(account=account, duration=duration, role=role_name,
-                              session_name=name, policy=policy_text or None)
+                              session_name=name, policy=policy_text or None,
+                              role_id=role.get("id") or None, ceiling=clearance.ceiling_of(who))
     assumed = (f"<AssumedRoleUser><AssumedRoleId>{role.get('id', '')}:{escape(name)}</AssumedRoleId>"
                f"<Arn>{escape(session_arn(account, role_name, name))}</Arn></AssumedRoleUser>")
     return _response("AssumeRole", _credentials(iam, session) + assumed

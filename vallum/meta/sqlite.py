@@ -98,7 +98,8 @@ def _p(name: str) -> Any:
 
 def _build() -> Any:
     b, v, u, p = schema.buckets, schema.versions, schema.uploads, schema.parts
-    one, zero = sa.literal_column("1"), sa.literal_column("0")
+    one: Any = sa.literal_column("1")
+    zero: Any = sa.literal_column("0")
 
     def insert(table: sa.Table, skip: tuple[str, ...] = ("seq",)) -> _Stmt:
         return _Stmt(sa.insert(table), [c.name for c in table.c if c.name not in skip])
@@ -189,7 +190,7 @@ S = _build()
 DDL: list[str] = [str(CreateTable(t, if_not_exists=True).compile(dialect=_DIALECT))
                   for t in schema.metadata.sorted_tables]
 DDL += [str(CreateIndex(i, if_not_exists=True).compile(dialect=_DIALECT))
-        for t in schema.metadata.sorted_tables for i in sorted(t.indexes, key=lambda i: i.name)]
+        for t in schema.metadata.sorted_tables for i in sorted(t.indexes, key=lambda i: str(i.name))]
 
 
 class SQLiteMetaStore(MetaStore):

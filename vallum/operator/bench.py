@@ -110,7 +110,8 @@ def in_process(requests: int = 3000, repeat: int = 5) -> None:
     def request(op: str, key: str, length: str) -> Request:
         headers = Headers([("host", "127.0.0.1"), ("content-length", length)])
         return Request(method="GET", endpoint=Endpoint(op, "bench", key), headers=headers,
-                       body=None, request_id="r", auth=None, principal=KEY, source_ip="127.0.0.1",
+                       body=None,  # type: ignore[arg-type]  # the hook reads no body
+                       request_id="r", auth=None, principal=KEY, source_ip="127.0.0.1",
                        secure=False)
 
     async def run() -> None:
@@ -140,8 +141,10 @@ def in_process(requests: int = 3000, repeat: int = 5) -> None:
                 best = min(timeit.repeat(path, number=1, repeat=repeat))
                 print(f"request path only (queue append) {1e6 * best / requests:6.2f} us/request")
             r = reqs[0]
-            best = min(timeit.repeat(lambda: [hook.admit(r) for _ in range(requests)], number=1,
-                                     repeat=repeat))
+            def admit_all() -> None:
+                for _ in range(requests):
+                    hook.admit(r)
+            best = min(timeit.repeat(admit_all, number=1, repeat=repeat))
             print(f"admit {1e6 * best / requests:6.2f} us/request")
 
     asyncio.run(run())

@@ -219,9 +219,9 @@ class Detector:
             x = normalised(peaks, st.profile, self.prior, ts)
             score = self.model.score_and_learn(x)
             if score >= self.anomaly_threshold and st.profile.samples >= self.tuning.min_samples:
-                top = sorted(((v, k) for k, v in x.items()), reverse=True)[:3]
+                ranked = sorted(((v, k) for k, v in x.items()), reverse=True)[:3]
                 words = ", ".join(f"{k} {peaks[k]:.0f}" if k in peaks else "time of day"
-                                  for v, k in top)
+                                  for _, k in ranked)
                 self._emit(alerts, ev, ANOMALY, ev.principal, "principal",
                            (score / self.anomaly_threshold,
                             f"had a minute unlike its usual behaviour (model score {score:.2f}; "

@@ -29,13 +29,13 @@ from typing import Any
 from prometheus_client import Counter
 
 from vallum.iam.gate import credential_of
+from vallum.metrics import REGISTRY
 from vallum.operator import journal, sinks
 from vallum.operator.alerts import Alert
 from vallum.operator.containment import Action, Containment
 from vallum.operator.detector import CHUNK, MAX_DELAY, Detector
 from vallum.operator.events import RequestEvent, label_index
 from vallum.s3 import errors
-from vallum.server.metrics import REGISTRY
 
 log = logging.getLogger("vallum.operator")
 ENV = "VALLUM_OPERATOR"

@@ -57,7 +57,7 @@ class Profile:
         self.hour_max = {f: [0.0] * 24 for f in HOURLY}
         self.candidates: dict[str, int] = {}           # network -> active minutes seen there
 
-    def learn(self, peaks: list[float], ts: float, addresses: set[str] = frozenset()) -> None:
+    def learn(self, peaks: list[float], ts: float, addresses: set[str] | frozenset[str] = frozenset()) -> None:
         for i, v in enumerate(peaks):
             self.hist[i][bin_of(v)] += 1
         self.samples += 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from vallum.operator.events import (
     AUTH_FAILURES,
@@ -158,7 +159,7 @@ class Window:
         self.spread.expire(ts)
 
     def add(self, ts: float, counts: Sequence[tuple[int, float]],
-            distinct: Sequence[tuple[int, Sequence[str]]]) -> tuple[list[float], int] | None:
+            distinct: Sequence[tuple[int, Sequence[Any]]]) -> tuple[list[float], int] | None:
         """Count one event (or run); when a minute ended, returns (its peaks, that minute's
         number). ``distinct`` pairs a set's index (or SPREAD) with the values it gets.
 
@@ -354,15 +355,17 @@ class Signals:
         counts, distinct = run_counts(run)
         ev = run[-1]
         ts, principal, source, err = ev.ts, ev.principal, ev.source, ev.error
-        pw = sample = None
+        pw: Window | None = None
+        sample = None
         auth_failed = err in AUTH_FAILURES
         if principal and not auth_failed:
             pw = self.principals.get(principal) or self._get(self.principals, principal)
             sample = pw.add(ts, counts, distinct)
             if ev.account:
-                aw = self.accounts.get(ev.account) or self._get(self.accounts, ev.account)
-                aw.add(ts, counts, ())
-        aw = asample = None
+                acc = self.accounts.get(ev.account) or self._get(self.accounts, ev.account)
+                acc.add(ts, counts, ())
+        aw: Window | None = None
+        asample = None
         if source:
             aw = self.addresses.get(source) or self._get(self.addresses, source)
             if auth_failed:

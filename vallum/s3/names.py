@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from vallum.meta.records import NULL_VERSION
 from vallum.s3.errors import InvalidArgument, InvalidBucketName, KeyTooLongError
 
 MAX_KEY_BYTES = 1024
@@ -60,3 +61,14 @@ def validate_key(key: str) -> None:
         raise InvalidArgument("Object key is not valid UTF-8", ArgumentName="key") from exc
     if size > MAX_KEY_BYTES:
         raise KeyTooLongError(Size=str(size), MaxSizeAllowed=str(MAX_KEY_BYTES))
+
+
+_VERSION_ID = re.compile(r"[A-Za-z0-9_\-]{32}")
+
+
+def check_version_id(version_id: str | None, argument: str = "versionId") -> str | None:
+    """A version id as sent: None, "null", or one of ours (else InvalidArgument, as S3)."""
+    if version_id is None or version_id == NULL_VERSION or _VERSION_ID.fullmatch(version_id):
+        return version_id
+    raise InvalidArgument("Invalid version id specified", ArgumentName=argument,
+                          ArgumentValue=version_id[:128])

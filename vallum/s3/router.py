@@ -261,7 +261,7 @@ def route(method: str, host: str, raw_path: str | bytes, raw_query: str | bytes,
     if not path.startswith(b"/"):
         raise InvalidURI(resource=_text(path))
     query = parse_query(raw_query)
-    bucket, key = _split(path, _virtual_bucket(host, domain))
+    bucket, key = _split(path, virtual_bucket(host, domain))
 
     if bucket is None:
         level = SERVICE
@@ -360,7 +360,7 @@ def parse_query(raw_query: str | bytes) -> dict[str, str]:
     return params
 
 
-def _virtual_bucket(host: str, domain: str | None) -> str | None:
+def virtual_bucket(host: str, domain: str | None) -> str | None:
     """The bucket named by ``<bucket>.<domain>`` in the Host header, if any."""
     if not domain or not host:
         return None

@@ -199,6 +199,16 @@ def _check_subresources(raw_query: str) -> None:
                 "request with AWS4-HMAC-SHA256.")
 
 
+def _check_vallum_headers(headers: dict[str, list[str]]) -> None:
+    """V2 signs only x-amz-* headers: an x-vallum-* header (label, session level) would
+    travel unsigned, so a request carrying one is refused rather than trusted."""
+    unsigned = sorted(n for n in headers if n.startswith("x-vallum-"))
+    if unsigned:
+        raise errors.AccessDenied(
+            "Signature Version 2 does not sign x-vallum-* headers; sign this request with "
+            "AWS4-HMAC-SHA256.", HeadersNotSigned=", ".join(unsigned))
+
+
 def _lookup(lookup_secret: Callable[[str], str | None], access_key: str) -> str:
     secret = lookup_secret(access_key)
     if secret is None:
@@ -258,6 +268,7 @@ def _authenticate_header(method: str, raw_path: str, raw_query: str,
         if date is not None:
             dated.append((date.strip(), amz))
     _check_subresources(raw_query)
+    _check_vallum_headers(headers)
     secret = _lookup(lookup_secret, access_key)
     _verify(secret, access_key, signature, method,
             _single(headers.get("content-md5"), "content-md5") or "",
@@ -302,6 +313,7 @@ def _authenticate_presigned(method: str, raw_path: str, raw_query: str,
         raise errors.AccessDenied("Request has expired", Expires=_epoch_to_amz(expires),
                                   ServerTime=_epoch_to_amz(now))
     _check_subresources(raw_query)
+    _check_vallum_headers(headers)
     secret = _lookup(lookup_secret, access_key)
     # Signers put the x-amz-* (and content-*) "headers" they signed into the query.
     amz = _amz_headers(headers)

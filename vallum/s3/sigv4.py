@@ -61,6 +61,9 @@ _NEVER_SIGNED = frozenset({
     "proxy-authorization", "te", "traceparent", "tracestate", "trailer", "transfer-encoding",
     "upgrade", "user-agent", "x-amzn-trace-id",
 })
+# Headers that must be signed when present: AWS's x-amz-*, and Vallum's x-vallum-* (labels,
+# session levels: a proxy or a replayed presigned URL must not be able to add or change them).
+MUST_SIGN_PREFIXES = ("x-amz-", "x-vallum-")
 # x-amz-* headers that may travel unsigned: this one is covered by the payload line.
 _UNSIGNED_AMZ_OK = frozenset({"x-amz-content-sha256"})
 
@@ -328,7 +331,7 @@ def _check_signed_headers(signed_headers: str, headers: dict[str, list[str]],
     if not signed_headers or any(not n or n != n.strip() for n in names):
         raise error(prefix + f"the SignedHeaders \"{signed_headers[:128]}\" are malformed.")
     names = [n.lower() for n in names]
-    wanted = {n for n in headers if n.startswith("x-amz-") and n not in _UNSIGNED_AMZ_OK}
+    wanted = {n for n in headers if n.startswith(MUST_SIGN_PREFIXES) and n not in _UNSIGNED_AMZ_OK}
     unsigned = sorted(({"host"} | wanted) - set(names))
     if unsigned:
         raise errors.AccessDenied("There were headers present in the request which were not "

@@ -1,16 +1,16 @@
-"""Tamper-evident audit log: hash-chained JSON lines with Ed25519-signed checkpoints.
+"""Tamper-evident audit log: hash-chained JSON lines with signed, chained checkpoints.
 
 File ``<data_dir>/audit/audit.log``, one JSON object per line. Every record has
 ``seq`` (1, 2, ...) and ``prev``: the SHA-256 (hex) of the previous line's exact
 bytes (``GENESIS`` for the first). Editing a record breaks its successor's
 ``prev``; deleting or reordering records breaks ``seq``/``prev`` where it happened.
-Every ``checkpoint_every`` records (and when the log closes) a ``checkpoint``
-record signs ``seq || prev`` with an Ed25519 key kept 0600 in the audit
-directory (public half in ``audit-signing.pub``), so rewriting the whole chain
-consistently is detected at the first checkpoint — unless the signing key
-leaked, which is why checkpoints should also be shipped to a SIEM. Records after
-the last checkpoint are protected by the chain only: cutting the tail is
-detectable only by comparing with a previously exported head.
+The chain alone proves nothing to someone who can rewrite the whole file, so at least
+every ``checkpoint_every`` records, every ``checkpoint_seconds`` and at a clean close
+(a ``seal``) a ``checkpoint`` record is signed with an Ed25519 key over its whole content
+(audit_checkpoint.py), chained to the previous checkpoint. The public key is printed at
+first start and pinned by the operator; `vallum audit verify` checks against the pin
+(audit_verify.py). Each checkpoint can also be sent off-box to a witness
+(audit_witness.py), which anchors the head against truncation.
 
 Durability: ``await log.append(record)`` returns only after the line is written
 and fsynced. Concurrent appends share one write + fsync (group commit): the
@@ -33,8 +33,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import fcntl
-import hashlib
 import json
+import logging
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -44,12 +44,16 @@ from typing import Any, TextIO
 
 from vallum.batching import BatchThread
 from vallum.security import crypto
+from vallum.security.audit_checkpoint import GENESIS, MAX_GAP, line_hash, sign
+from vallum.security.audit_verify import VerifyResult, verify
+
+__all__ = ["AuditError", "AuditLog", "GENESIS", "VerifyResult", "export", "log_path", "query", "verify"]
+log = logging.getLogger("vallum.audit")
 
 AUDIT_DIR = "audit"
 LOG_FILE = "audit.log"
 KEY_FILE = "audit-signing.key"
 PUB_FILE = "audit-signing.pub"
-GENESIS = "0" * 64
 PREALLOC = 4 * 1024 * 1024      # zero-filled ahead of the records, fsynced once per step
 _ZEROS = bytes(1024 * 1024)
 
@@ -58,16 +62,9 @@ class AuditError(Exception):
     """The audit record could not be made durable: the request must fail (fail closed)."""
 
 
-def _line_hash(line: bytes) -> str:
-    return hashlib.sha256(line).hexdigest()
-
-
-def _checkpoint_message(seq: int, prev: str) -> bytes:
-    return f"vallum-audit-checkpoint:{seq}:{prev}".encode()
-
-
-def load_or_create_signing_key(directory: Path) -> bytes:
-    """The Ed25519 private key (0600, created once) and its public half beside it."""
+def ensure_signing_key(directory: Path) -> tuple[bytes, bool]:
+    """(the Ed25519 private key, whether it was created now). Kept 0600 and created once;
+    its public half is written beside it for convenience only (verify never trusts it)."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = directory / KEY_FILE
     try:
@@ -76,7 +73,7 @@ def load_or_create_signing_key(directory: Path) -> bytes:
         for _ in range(100):
             key = path.read_bytes()
             if len(key) == 32:
-                return key
+                return key, False
             time.sleep(0.01)
         raise AuditError(f"{path}: signing key must be 32 bytes") from None
     key = crypto.ed25519_new_private()
@@ -85,7 +82,11 @@ def load_or_create_signing_key(directory: Path) -> bytes:
         f.flush()
         os.fsync(f.fileno())
     (directory / PUB_FILE).write_text(crypto.ed25519_public(key).hex() + "\n")
-    return key
+    return key, True
+
+
+def load_or_create_signing_key(directory: Path) -> bytes:
+    return ensure_signing_key(directory)[0]
 
 
 def _data_end(fd: int, known: int | None = None) -> int:
@@ -113,10 +114,23 @@ def _data_end(fd: int, known: int | None = None) -> int:
     return 0
 
 
-def _read_tail(fd: int, known: int | None = None) -> tuple[int, int, int, str, int]:
-    """(end of the last complete record, end of the data before the padding, last seq,
-    hash of the last line, records since the last checkpoint) of an open log. The two
-    ends differ only after a crash tore a write that was never acknowledged."""
+@dataclass
+class _Tail:
+    """Where the chain ends: the next record's position, seq and prev hash, records since
+    the last checkpoint, that checkpoint's hash and seq (None: not known, look back), and
+    whether the last record is a seal."""
+    end: int
+    seq: int
+    prev: str
+    since: int
+    cp_hash: str | None
+    cp_seq: int
+    sealed: bool
+
+
+def _read_tail(fd: int, known: int | None = None) -> tuple[_Tail, int]:
+    """The tail of an open log and the end of the data before the padding. The two ends
+    differ only after a crash tore a write that was never acknowledged."""
     data_end = _data_end(fd, known)
     block = b""
     pos = data_end
@@ -128,11 +142,36 @@ def _read_tail(fd: int, known: int | None = None) -> tuple[int, int, int, str, i
     end = pos + cut
     lines = block[:cut].rstrip(b"\n").split(b"\n")
     if not lines[-1]:
-        return end, data_end, 0, GENESIS, 0
+        return _Tail(end, 0, GENESIS, 0, GENESIS, 0, False), data_end
     last = lines[-1]
     rec = json.loads(last)
-    since = 0 if rec.get("type") == "checkpoint" else rec.get("since_checkpoint", 0)
-    return end, data_end, int(rec["seq"]), _line_hash(last), since
+    seq, h = int(rec["seq"]), line_hash(last)
+    if rec.get("type") == "checkpoint":
+        return _Tail(end, seq, h, 0, h, seq, rec.get("seal") is True), data_end
+    return _Tail(end, seq, h, int(rec.get("since_checkpoint", 0)), None, 0, False), data_end
+
+
+def _last_checkpoint(fd: int, end: int) -> tuple[str, int]:
+    """(hash, seq) of the last checkpoint before ``end``, reading back (a checkpoint is at
+    most MAX_GAP lines back; GENESIS, 0 when there is none)."""
+    pos, carry = end, b""
+    while pos > 0:
+        step = min(65536, pos)
+        pos -= step
+        lines = (os.pread(fd, step, pos) + carry).split(b"\n")
+        carry = lines[0]                        # may be the end of an earlier line
+        for line in reversed(lines[1:]):
+            found = _checkpoint_at(line)
+            if found:
+                return found
+    return _checkpoint_at(carry) or (GENESIS, 0)
+
+
+def _checkpoint_at(line: bytes) -> tuple[str, int] | None:
+    if b'"type":"checkpoint"' not in line:
+        return None
+    rec = json.loads(line)
+    return (line_hash(line), int(rec["seq"])) if rec.get("type") == "checkpoint" else None
 
 
 def _pwrite_all(fd: int, data: bytes | memoryview, pos: int) -> None:
@@ -157,23 +196,29 @@ INLINE_BELOW = 0.0005
 class AuditLog:
     """Appends chained records with group commit (vallum/batching.py): each batch is
     encoded, written and fdatasynced at once, on the event loop while that is fast and on
-    one writer thread per process when the disk is slow."""
+    one writer thread per process when the disk is slow. Signs a checkpoint every
+    ``checkpoint_every`` records and every ``checkpoint_seconds``, and a seal at close."""
 
-    def __init__(self, data_dir: Path, *, checkpoint_every: int = 1000, fsync: bool = True) -> None:
+    def __init__(self, data_dir: Path, *, checkpoint_every: int = MAX_GAP, fsync: bool = True,
+                 checkpoint_seconds: float = 60.0, witness: Any = None) -> None:
+        if not 0 < checkpoint_every <= MAX_GAP:
+            raise ValueError(f"checkpoint_every must be 1..{MAX_GAP} (verify refuses longer gaps)")
         self.dir = Path(data_dir) / AUDIT_DIR
         self.path = self.dir / LOG_FILE
         self.checkpoint_every = checkpoint_every
+        self.checkpoint_seconds = checkpoint_seconds
+        self.witness = witness          # audit_witness.Witness: gets every checkpoint line
         self.fsync = fsync
         self._fd: int | None = None
         self._key: bytes = b""
         self._public_hex = ""
         self._writer = BatchThread("vallum-audit", self._commit, closed_message="audit log is not open",
                                    closed_error=AuditError, inline_below=INLINE_BELOW)
-        # (end of our last record, seq, prev hash, since checkpoint): the tail we wrote
-        # last; re-read from the file only if another process appended since.
-        self._tail: tuple[int, int, str, int] | None = None
+        # The tail we wrote last; re-read from the file only if another process appended since.
+        self._tail: _Tail | None = None
         self._allocated = 0       # the file size we last saw (records + padding)
         self._encoder = json.JSONEncoder(separators=(",", ":"), default=str)
+        self._timer: asyncio.Task[None] | None = None
         self.batches = 0          # how many write+fsync rounds (for measurements)
         self.records = 0
 
@@ -183,10 +228,28 @@ class AuditLog:
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
         self._tail = None
         self._writer.start()
+        if self.checkpoint_seconds > 0:
+            self._timer = asyncio.get_running_loop().create_task(self._tick())
+
+    async def _tick(self) -> None:
+        """Sign what accumulated, on a timer: a quiet log's tail is not left unsigned."""
+        while True:
+            await asyncio.sleep(self.checkpoint_seconds)
+            try:
+                await self.checkpoint()
+            except AuditError:
+                log.exception("timed audit checkpoint failed")
+
+    async def checkpoint(self) -> None:
+        """Sign the records since the last checkpoint (nothing if there are none)."""
+        await self._writer.submit({"type": "checkpoint", "reason": "timer"})
 
     async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._writer.running:
-            await self.append({"type": "checkpoint"})
+            await self.append({"type": "checkpoint", "reason": "seal", "seal": True})
             await asyncio.to_thread(self._writer.stop)
         if self._fd is not None:
             os.close(self._fd)
@@ -199,35 +262,40 @@ class AuditLog:
     def _commit(self, records: list[dict[str, Any]]) -> list[tuple[bool, Any]]:
         """Writer thread: one write + sync for the batch; every record shares its outcome."""
         try:
-            self._write_batch(records)
+            signed = self._write_batch(records)
         except BaseException as e:  # noqa: BLE001 - handed to every waiter of the batch
             return [(False, AuditError(f"audit write failed: {e!r}"))] * len(records)
+        if signed and self.witness is not None:
+            self.witness.send_all(signed)
         return [(True, None)] * len(records)
 
-    def _write_batch(self, records: list[dict[str, Any]]) -> None:
+    def _write_batch(self, records: list[dict[str, Any]]) -> list[bytes]:
+        """Write and sync the batch; returns the checkpoint lines it wrote (for the witness)."""
         fd = self._fd
         assert fd is not None
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             tail = self._tail
-            if tail is not None and os.pread(fd, 1, tail[0]) in (b"", b"\0"):
-                pos, seq, prev, since = tail         # nobody wrote after our last record
+            if tail is not None and os.pread(fd, 1, tail.end) in (b"", b"\0"):
+                pos = tail.end                       # nobody wrote after our last record
             else:                                   # first batch, or another process appended
-                pos, torn_end, seq, prev, since = _read_tail(fd, tail[0] if tail else None)
+                tail, torn_end = _read_tail(fd, tail.end if tail else None)
+                pos = tail.end
                 _zero(fd, pos, torn_end)            # never acknowledged: overwritten below
-            out = []
+            out: list[bytes] = []
+            signed: list[bytes] = []
             now = time.time()
             stamp = dt.datetime.fromtimestamp(now, dt.timezone.utc).isoformat(timespec="milliseconds")
             for rec in records:
-                forced = rec.get("type") == "checkpoint"
-                if forced and since == 0:
-                    continue                      # nothing new to sign
-                line, seq, prev, since = self._encode(rec, seq, prev, since, now, stamp)
-                out.append(line)
-                if not forced and since >= self.checkpoint_every:
-                    line, seq, prev, since = self._encode({"type": "checkpoint"}, seq, prev, since,
-                                                          now, stamp)
-                    out.append(line)
+                if rec.get("type") == "checkpoint":
+                    seal = rec.get("seal") is True
+                    if (tail.since == 0 and not seal) or (seal and tail.sealed):
+                        continue                  # nothing new to sign
+                    self._add_checkpoint(fd, pos, out, signed, tail, now, stamp, rec.get("reason"), seal)
+                    continue
+                out.append(self._encode(rec, tail, now, stamp))
+                if tail.since >= self.checkpoint_every:
+                    self._add_checkpoint(fd, pos, out, signed, tail, now, stamp, "interval", False)
             data = b"".join(out)
             end = pos + len(data)
             if end > self._allocated:
@@ -239,9 +307,11 @@ class AuditLog:
                 # The blocks were allocated, zeroed and fsynced ahead and the size does not
                 # change, so fdatasync flushes just these data blocks.
                 os.fdatasync(fd)
-            self._tail = (end, seq, prev, since)
+            tail.end = end
+            self._tail = tail
             self.batches += 1
             self.records += len(records)
+            return signed
         except BaseException:
             self._tail = None                       # unknown state: re-read before the next batch
             raise
@@ -256,92 +326,40 @@ class AuditLog:
             os.fsync(fd)                            # the new size and blocks, once per step
         self._allocated = target
 
-    def _encode(self, rec: dict[str, Any], seq: int, prev: str, since: int,
-                now: float, stamp: str) -> tuple[bytes, int, str, int]:
-        seq += 1
+    def _encode(self, rec: dict[str, Any], tail: _Tail, now: float, stamp: str) -> bytes:
         full: dict[str, Any] = {"ts": now, "type": "request"}
         full.update(rec)
-        full["seq"], full["prev"], full["time"] = seq, prev, stamp
         if full["type"] == "checkpoint":
-            full["sig"] = crypto.ed25519_sign(self._key, _checkpoint_message(seq, prev)).hex()
-            full["key"] = self._public_hex
-            since = 0
-        else:
-            since += 1
-            full["since_checkpoint"] = since
+            full["type"] = "request"                # only the writer signs checkpoints
+        tail.seq += 1
+        tail.since += 1
+        full["seq"], full["prev"], full["time"] = tail.seq, tail.prev, stamp
+        full["since_checkpoint"] = tail.since
         line = self._encoder.encode(full).encode()
-        return line + b"\n", seq, _line_hash(line), since
+        tail.prev, tail.sealed = line_hash(line), False
+        return line + b"\n"
+
+    def _add_checkpoint(self, fd: int, pos: int, out: list[bytes], signed: list[bytes], tail: _Tail,
+                        now: float, stamp: str, reason: Any, seal: bool) -> None:
+        """Sign everything about the head: seq, head hash, time, count, the previous
+        checkpoint (hash and seq) and the key; append it to ``out`` and ``signed``."""
+        if tail.cp_hash is None:                    # not seen since we re-read the tail
+            tail.cp_hash, tail.cp_seq = _last_checkpoint(fd, pos)
+        tail.seq += 1
+        full: dict[str, Any] = {
+            "ts": now, "type": "checkpoint", "seq": tail.seq, "prev": tail.prev, "time": stamp,
+            "records": tail.seq - tail.cp_seq - 1, "prev_checkpoint": tail.cp_hash,
+            "prev_checkpoint_seq": tail.cp_seq, "reason": str(reason or "interval"),
+            "seal": seal, "key": self._public_hex}
+        full["sig"] = sign(self._key, full)
+        line = self._encoder.encode(full).encode()
+        h = line_hash(line)
+        tail.prev, tail.since, tail.cp_hash, tail.cp_seq, tail.sealed = h, 0, h, tail.seq, seal
+        out.append(line + b"\n")
+        signed.append(line)
 
 
-
-
-# --- verification, query, export -----------------------------------------------------------
-@dataclass
-class VerifyResult:
-    ok: bool
-    records: int                 # records read (valid ones, up to the first break)
-    checkpoints: int
-    broken_line: int | None = None   # 1-based line number of the first broken record
-    broken_seq: int | None = None
-    reason: str = ""
-
-    def __str__(self) -> str:
-        if self.ok:
-            return f"OK: {self.records} records, {self.checkpoints} signed checkpoints, chain intact"
-        return f"BROKEN at line {self.broken_line} (seq {self.broken_seq}): {self.reason}"
-
-
-def verify(path: Path, public_key: bytes | None = None) -> VerifyResult:
-    """Walk the chain; name the first record that was edited, removed, inserted or moved."""
-    path = Path(path)
-    if public_key is None:
-        pub_file = path.parent / PUB_FILE
-        public_key = bytes.fromhex(pub_file.read_text().strip()) if pub_file.exists() else None
-    prev_hash, prev_seq, count, checkpoints = GENESIS, 0, 0, 0
-    prev_rec: dict[str, Any] | None = None
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            if raw[:1] == b"\0":                    # the padding: it must run to the end
-                if raw.strip(b"\0") or any(rest.strip(b"\0") for rest in f):
-                    return VerifyResult(False, count, checkpoints, lineno, None,
-                                        "bytes after the end of the log (NUL padding)")
-                break
-            line = raw.rstrip(b"\n")
-
-            def broken(reason: str, at_line: int = lineno, seq: Any = None,
-                       _count: int = count, _checkpoints: int = checkpoints) -> VerifyResult:
-                return VerifyResult(False, _count, _checkpoints, at_line, seq, reason)
-
-            try:
-                rec = json.loads(line)
-                seq = int(rec["seq"])
-            except (ValueError, KeyError, TypeError):
-                return broken("not a valid audit record")
-            if seq != prev_seq + 1:
-                if seq <= prev_seq:
-                    return broken(f"out of order: seq {seq} after {prev_seq}", seq=seq)
-                return broken(f"records {prev_seq + 1}..{seq - 1} are missing", seq=seq)
-            if rec.get("prev") != prev_hash:
-                # Sequence numbers agree, so the previous line's content changed.
-                if prev_rec is not None:
-                    return broken("record was altered (its hash no longer matches the next record)",
-                                  lineno - 1, prev_seq)
-                return broken("first record does not start the chain", seq=seq)
-            if rec.get("type") == "checkpoint":
-                if public_key is None:
-                    return broken("checkpoint present but no public key to check it", seq=seq)
-                try:
-                    sig = bytes.fromhex(rec.get("sig", ""))
-                except ValueError:
-                    sig = b""
-                if not crypto.ed25519_verify(public_key, sig, _checkpoint_message(seq, prev_hash)):
-                    return broken("checkpoint signature is invalid", seq=seq)
-                checkpoints += 1
-            prev_hash, prev_seq, prev_rec = _line_hash(line), seq, rec
-            count += 1
-    return VerifyResult(True, count, checkpoints)
-
-
+# --- query, export (verify: audit_verify.py) ----------------------------------------------
 def _ts(value: float | str | dt.datetime | None) -> float | None:
     if value is None:
         return None

@@ -17,6 +17,10 @@ from vallum.security.mac import LabelRange, check_write
 from vallum.security.spill import SpillGuard
 
 HEADER = "x-vallum-classification"
+# BucketRecord.config key: the read level of whoever last set the lifecycle rules
+# (SYSTEM_HIGH for a trusted subject); absent (rules set before levels were kept): lowest.
+LIFECYCLE_LEVEL = "lifecycle-level"
+SYSTEM_HIGH = "*"
 
 
 def bucket_range(config: dict[str, Any]) -> LabelRange | None:
@@ -38,6 +42,22 @@ def object_label(extra: dict[str, Any]) -> Label | None:
     return parse(text) if text else None
 
 
+def lifecycle_level(read: Label | None) -> str:
+    """What to store under LIFECYCLE_LEVEL for a setter reading at ``read`` (None: any)."""
+    return SYSTEM_HIGH if read is None else read.banner()
+
+
+def lifecycle_may_touch(bucket_config: dict[str, Any], extra: dict[str, Any]) -> bool:
+    """May the bucket's lifecycle rules expire or abort this version or upload?
+
+    A rule is a delete its setter schedules: it acts only on what that setter could read
+    and delete itself, so a low user's rule cannot destroy objects MAC hides from it."""
+    level = bucket_config.get(LIFECYCLE_LEVEL) or lowest().banner()
+    if level == SYSTEM_HIGH:
+        return True
+    return parse(level).dominates(object_label(extra) or lowest())
+
+
 def guard_for_put(bucket_config: dict[str, Any], header: str | None, context: str = "",
                   session: Label | None = None) -> SpillGuard:
     """The label a PUT will carry and the spill guard that scans its body.
@@ -55,4 +75,5 @@ def guard_for_put(bucket_config: dict[str, Any], header: str | None, context: st
     return SpillGuard(label, rng, context)
 
 
-__all__ = ["HEADER", "LabelError", "bucket_range", "guard_for_put", "object_label", "range_config"]
+__all__ = ["HEADER", "LIFECYCLE_LEVEL", "LabelError", "bucket_range", "guard_for_put",
+           "lifecycle_level", "lifecycle_may_touch", "object_label", "range_config"]

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from vallum.security.audit import AuditLog
+from vallum.security.audit_witness import Witness
 from vallum.security.encrypted_store import EncryptedBlobStore
 from vallum.security.keytable import KEYTABLE_FILE, KeyTable, load_keyring
 from vallum.storage.base import BlobStore
@@ -27,10 +28,15 @@ def blob_store(data_dir: Path, inner: BlobStore) -> BlobStore:
                               keyring_dir=Path(data_dir))
 
 
+def audit_on() -> bool:
+    return _on("VALLUM_AUDIT")
+
+
 async def open_audit(data_dir: Path) -> AuditLog | None:
     if not _on("VALLUM_AUDIT"):
         return None
-    log = AuditLog(Path(data_dir))
+    spec = os.environ.get("VALLUM_AUDIT_WITNESS")   # set by `vallum serve --audit-witness`
+    log = AuditLog(Path(data_dir), witness=Witness(spec, Path(data_dir)) if spec else None)
     await log.open()
     return log
 

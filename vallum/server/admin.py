@@ -19,13 +19,14 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from vallum import authz
-from vallum.iam import gate, sts_api
+from vallum.iam import admin_authz, clearance, gate, sts_api
 from vallum.iam.admin_keys import boundary_keys
 from vallum.iam.directory import IAMError
 from vallum.iam.identity import parsed
 from vallum.iam.policy import MalformedPolicy
 from vallum.iam.principal import Principal
 from vallum.s3 import errors
+from vallum.s3.handlers import labels
 from vallum.security.labels import LabelError
 from vallum.security.labels import parse as parse_label
 from vallum.server import downgrade
@@ -83,8 +84,14 @@ def is_sts(scope: dict[str, Any], path: str) -> bool:
                for k, v in scope["headers"])
 
 
+_STS_TARGETS = {"AssumeRole": lambda who, params: params.get("RoleArn") or None}
+
+
 async def handle_sts(services, scope, receive, request_id: str) -> Response:
+    """An STS call; its answer carries the audit attribution (who, action, target,
+    decision and deciding rule), refusals included."""
     headers = {"content-type": "text/xml"}
+    audit: dict[str, Any] = {"action": "sts:unknown", "decision": "deny"}
     try:
         body = await read_body(receive, 64 * 1024)
         principal, _ = await _authenticated(services, scope, body, "/", "sts")
@@ -93,6 +100,9 @@ async def handle_sts(services, scope, receive, request_id: str) -> Response:
                                    "Request is missing Authentication Token", 403)
         params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         action = params.get("Action", "")
+        audit.update(principal=principal.access_key, account=principal.account,
+                     action=f"sts:{action}" if action.isalnum() else "sts:unknown",
+                     target=_STS_TARGETS.get(action, lambda who, p: who.arn)(principal, params))
         iam = services.iam
         if action == "GetCallerIdentity":
             out = sts_api.get_caller_identity(iam, principal, params, request_id)
@@ -100,17 +110,21 @@ async def handle_sts(services, scope, receive, request_id: str) -> Response:
             out = sts_api.get_session_token(iam, principal, params, request_id)
         elif action == "AssumeRole":
             client = scope.get("client") or ("", 0)
-            keys = {"aws:sourceip": client[0],
-                    "aws:securetransport": "true" if scope.get("scheme") == "https" else "false"}
+            keys = gate.global_keys(client[0], scope.get("scheme") == "https", time.time())
             out = sts_api.assume_role(iam, principal, params, request_id, keys)
         else:
             raise sts_api.STSError("InvalidAction", f"Could not find operation {action}")
-        return Response(200, headers, out)
+        audit.update(decision="allow", rule="platform root" if principal.is_root else "sts: allowed")
+        response = Response(200, headers, out)
     except sts_api.STSError as exc:
-        return Response(exc.status, headers, exc.xml(request_id))
+        audit["rule"] = exc.rule
+        response = Response(exc.status, headers, exc.xml(request_id))
     except errors.S3Error as exc:
-        return Response(exc.status, headers, sts_api.STSError(exc.code, exc.message,
-                                                              exc.status).xml(request_id))
+        audit["rule"] = f"authentication: {exc.code}"
+        response = Response(exc.status, headers, sts_api.STSError(exc.code, exc.message,
+                                                                  exc.status).xml(request_id))
+    response.audit = audit
+    return response
 
 
 # ---------------------------------------------------------------- admin API
@@ -143,23 +157,62 @@ async def _simulate(services, d, account: str, args: dict[str, Any]) -> dict[str
         who = ids.user_principal("simulated", account, user)
     if who is None:
         raise IAMError("no such principal")
-    ctx = authz.Context(keys={k.lower(): v for k, v in (args.get("context") or {}).items()})
-    if resource.startswith("arn:aws:s3:::"):
-        bucket = await services.meta.get_bucket(resource[13:].split("/", 1)[0])
-        if bucket is not None:
-            ctx.resource_owner = bucket.owner
-            if bucket.config.get("policy"):
-                ctx.bucket_policy = parsed(bucket.config["policy"], "resource")
+    ctx = await _simulated_context(services, who, action, resource, args)
     decision = authz.decide(who, action, resource, ctx)
+    if decision.policy == "bucket-policy" and ctx.resource_owner not in (None, account):
+        # Another account's bucket policy decided: say so, not what its statements are.
+        return {"decision": "allow" if decision.allowed else "deny", "policy": "bucket-policy",
+                "reason": "decided by the bucket's policy (another account's)", "statement": ""}
     return {"decision": "allow" if decision.allowed else "deny", "reason": decision.reason,
             "policy": decision.policy, "statement": decision.statement}
+
+
+async def _simulated_context(services, who: Principal, action: str, resource: str,
+                             args: dict[str, Any]) -> authz.Context:
+    """The context a real request would be decided in (iam/gate.py builds it for S3):
+    global keys (overridable by the call's ``context``), the bucket's owner, policy and
+    PublicAccessBlock, the object's tags, and MAC: an object's label for reads, the
+    session level and the bucket's range for PutObject. Objects of another account's
+    bucket are not read (that would tell the caller they exist)."""
+    given = {k.lower(): v for k, v in (args.get("context") or {}).items()}
+    keys = {**gate.global_keys(str(given.get("aws:sourceip", "")),
+                               given.get("aws:securetransport") == "true", time.time()), **given}
+    ctx = authz.Context(keys=keys)
+    if not resource.startswith("arn:aws:s3:::"):
+        return ctx
+    bucket_name, _, key = resource[13:].partition("/")
+    bucket = await services.meta.get_bucket(bucket_name)
+    if bucket is None:
+        return ctx
+    ctx.resource_owner = bucket.owner
+    ctx.keys.setdefault("aws:resourceaccount", bucket.owner)
+    ctx.keys.setdefault("s3:resourceaccount", bucket.owner)
+    if bucket.config.get("policy"):
+        ctx.bucket_policy = parsed(bucket.config["policy"], "resource")
+    pab = bucket.config.get("publicAccessBlock")
+    ctx.restrict_public = bool(pab) and gate._restrict_public(pab)
+    if bucket.owner != who.account:
+        # Another account's objects (their existence, tags, labels) are not the
+        # simulating account's to probe: the simulation stops at the bucket.
+        return ctx
+    subject = downgrade.subject_of(who, args.get("session_level"))
+    if action == "s3:PutObject":
+        ctx.labels = authz.LabelCheck(subject, write=subject.write,
+                                      bucket_range=labels.bucket_range(bucket))
+    elif key and (action.startswith("s3:GetObject") or action == downgrade.ACTION):
+        record = await services.meta.get_object(bucket_name, key, args.get("version_id") or None)
+        if record is not None and not record.delete_marker:
+            for name, value in (record.extra.get("tags") or {}).items():
+                ctx.keys.setdefault("s3:existingobjecttag/" + name.lower(), value)
+            ctx.labels = authz.LabelCheck(subject, read=labels.record_label(record.extra))
+    return ctx
 
 
 def _key_out(k) -> dict[str, Any]:
     return asdict(k)
 
 
-def _set_clearance(d, account: str, args: dict[str, Any]) -> dict[str, Any]:
+def _set_clearance(d, account: str, args: dict[str, Any], who: Principal) -> dict[str, Any]:
     """A user's or role's clearance (and a role's default session level), validated and
     stored canonical. Root-only: an account admin must not clear itself."""
     kind = "role" if args.get("role") else "user"
@@ -178,101 +231,155 @@ def _set_clearance(d, account: str, args: dict[str, Any]) -> dict[str, Any]:
     return {kind: name, "clearance": row.get("clearance"), "session_level": row.get("session_level")}
 
 
-# action -> (iam action checked for account callers, or None for root-only; handler)
+def _guard_clearance(d, who: Principal, name: str, account: str, args: dict[str, Any]) -> None:
+    """Refuse a credential the caller's clearance does not dominate (iam/clearance.py):
+    a new or rotated key of a cleared user, or re-enabling one (an inactive key may be one
+    the caller kept). Raised before the change, re-checked by the ceiling the key records."""
+    if who.is_root:
+        return
+    if name == "CreateAccessKey":
+        owner = args.get("user")
+    elif name == "RotateAccessKey" or (name == "UpdateAccessKey" and args.get("status") == "Active"):
+        key_id = args.get("access_key_id")
+        owner = d.key(key_id, account).user_name if isinstance(key_id, str) and key_id else None
+    else:
+        return
+    if isinstance(owner, str) and owner:
+        clearance.require(who, d.user(account, owner).get("clearance"), f"iam:{name}")
+
+
+# Actions only the platform root may call (accounts; clearances: iam/clearance.py).
+ROOT_ONLY = frozenset({"CreateAccount", "ListAccounts", "GetAccount", "DeleteAccount",
+                       "SetClearance"})
+
+
+# action -> handler(directory, account, args, caller); the permissions each needs are in
+# iam/admin_authz.py
 def _actions():
     return {
-        "CreateAccount": (None, lambda d, a, x: (lambda acc, key: {"account": acc, "admin_key": asdict(key)})(*d.create_account(*_need(x, "name")))),
-        "ListAccounts": (None, lambda d, a, x: {"accounts": d.list_accounts()}),
-        "GetAccount": (None, lambda d, a, x: d.account(*_need(x, "account"))),
-        "DeleteAccount": (None, lambda d, a, x: d.delete_account(d.account(*_need(x, "account"))["id"])),
-        "CreateUser": ("CreateUser", lambda d, a, x: d.create_user(a, *_need(x, "user"), admin=bool(x.get("admin")), tags=x.get("tags"), boundary=x.get("boundary"))),
-        "GetUser": ("GetUser", lambda d, a, x: {**d.user(a, *_need(x, "user")), "groups": d.groups_of(a, x["user"]), "keys": d.list_keys(a, x["user"]), "policies": [lbl for lbl, _ in d.policies_of(a, "user", x["user"])]}),
-        "ListUsers": ("ListUsers", lambda d, a, x: {"users": d.list_users(a)}),
-        "DeleteUser": ("DeleteUser", lambda d, a, x: d.delete_user(a, *_need(x, "user"))),
-        "CreateGroup": ("CreateGroup", lambda d, a, x: d.create_group(a, *_need(x, "group"))),
-        "GetGroup": ("ListGroups", lambda d, a, x: d.group(a, *_need(x, "group"))),
-        "ListGroups": ("ListGroups", lambda d, a, x: {"groups": d.list_groups(a)}),
-        "DeleteGroup": ("DeleteGroup", lambda d, a, x: d.delete_group(a, *_need(x, "group"))),
-        "AddUserToGroup": ("AddUserToGroup", lambda d, a, x: d.add_to_group(a, *_need(x, "group", "user"))),
-        "RemoveUserFromGroup": ("RemoveUserFromGroup", lambda d, a, x: d.remove_from_group(a, *_need(x, "group", "user"))),
-        "CreateAccessKey": ("CreateAccessKey", lambda d, a, x: _key_out(d.create_key(a, *_need(x, "user")))),
-        "ListAccessKeys": ("ListAccessKeys", lambda d, a, x: {"keys": d.list_keys(a, x.get("user"))}),
-        "UpdateAccessKey": ("UpdateAccessKey", lambda d, a, x: d.set_key_status(*_need(x, "access_key_id", "status"), account=a)),
-        "RotateAccessKey": ("CreateAccessKey", lambda d, a, x: _key_out(d.rotate_key(*_need(x, "access_key_id"), account=a))),
-        "DeleteAccessKey": ("DeleteAccessKey", lambda d, a, x: d.delete_key(*_need(x, "access_key_id"), account=a)),
-        "CreatePolicy": ("CreatePolicy", lambda d, a, x: d.put_policy(a, x.get("policy") or "", _doc(x.get("document") or ""))),
-        "GetPolicy": ("GetPolicy", lambda d, a, x: d.policy(a, *_need(x, "policy"))),
-        "ListPolicies": ("ListPolicies", lambda d, a, x: {"policies": d.list_policies(a)}),
-        "DeletePolicy": ("DeletePolicy", lambda d, a, x: d.delete_policy(a, *_need(x, "policy"))),
-        "AttachPolicy": ("AttachUserPolicy", lambda d, a, x: d.attach(a, *_need(x, "kind", "target", "policy"))),
-        "DetachPolicy": ("DetachUserPolicy", lambda d, a, x: d.detach(a, *_need(x, "kind", "target", "policy"))),
-        "PutInlinePolicy": ("PutUserPolicy", lambda d, a, x: d.put_inline(a, *_need(x, "kind", "target", "name"), _doc(x.get("document") or ""))),
-        "DeleteInlinePolicy": ("DeleteUserPolicy", lambda d, a, x: d.delete_inline(a, *_need(x, "kind", "target", "name"))),
-        "CreateRole": ("CreateRole", lambda d, a, x: d.create_role(a, *_need(x, "role"), _doc(x.get("trust_policy") or ""), max_session=int(x.get("max_session", 3600)), boundary=x.get("boundary"))),
-        "GetRole": ("GetRole", lambda d, a, x: {**d.role(a, *_need(x, "role")), "policies": [lbl for lbl, _ in d.policies_of(a, "role", x["role"])]}),
-        "ListRoles": ("ListRoles", lambda d, a, x: {"roles": d.list_roles(a)}),
-        "DeleteRole": ("DeleteRole", lambda d, a, x: d.delete_role(a, *_need(x, "role"))),
-        "PutUserPermissionsBoundary": ("PutUserPermissionsBoundary", lambda d, a, x: d.put_boundary(a, "user", *_need(x, "user", "policy"))),
-        "DeleteUserPermissionsBoundary": ("DeleteUserPermissionsBoundary", lambda d, a, x: d.delete_boundary(a, "user", *_need(x, "user"))),
-        "PutRolePermissionsBoundary": ("PutRolePermissionsBoundary", lambda d, a, x: d.put_boundary(a, "role", *_need(x, "role", "policy"))),
-        "DeleteRolePermissionsBoundary": ("DeleteRolePermissionsBoundary", lambda d, a, x: d.delete_boundary(a, "role", *_need(x, "role"))),
-        "SetClearance": (None, _set_clearance),
+        "CreateAccount": lambda d, a, x, w: (lambda acc, key: {"account": acc, "admin_key": asdict(key)})(*d.create_account(*_need(x, "name"))),
+        "ListAccounts": lambda d, a, x, w: {"accounts": d.list_accounts()},
+        "GetAccount": lambda d, a, x, w: d.account(*_need(x, "account")),
+        "DeleteAccount": lambda d, a, x, w: d.delete_account(d.account(*_need(x, "account"))["id"]),
+        "CreateUser": lambda d, a, x, w: d.create_user(a, *_need(x, "user"), admin=bool(x.get("admin")), tags=x.get("tags"), boundary=x.get("boundary")),
+        "GetUser": lambda d, a, x, w: {**d.user(a, *_need(x, "user")), "groups": d.groups_of(a, x["user"]), "keys": d.list_keys(a, x["user"]), "policies": [lbl for lbl, _ in d.policies_of(a, "user", x["user"])]},
+        "ListUsers": lambda d, a, x, w: {"users": d.list_users(a)},
+        "DeleteUser": lambda d, a, x, w: d.delete_user(a, *_need(x, "user")),
+        "CreateGroup": lambda d, a, x, w: d.create_group(a, *_need(x, "group")),
+        "GetGroup": lambda d, a, x, w: d.group(a, *_need(x, "group")),
+        "ListGroups": lambda d, a, x, w: {"groups": d.list_groups(a)},
+        "DeleteGroup": lambda d, a, x, w: d.delete_group(a, *_need(x, "group")),
+        "AddUserToGroup": lambda d, a, x, w: d.add_to_group(a, *_need(x, "group", "user")),
+        "RemoveUserFromGroup": lambda d, a, x, w: d.remove_from_group(a, *_need(x, "group", "user")),
+        "CreateAccessKey": lambda d, a, x, w: _key_out(d.create_key(a, *_need(x, "user"), ceiling=clearance.ceiling_of(w))),
+        "ListAccessKeys": lambda d, a, x, w: {"keys": d.list_keys(a, x.get("user"))},
+        "UpdateAccessKey": lambda d, a, x, w: d.set_key_status(*_need(x, "access_key_id", "status"), account=a),
+        "RotateAccessKey": lambda d, a, x, w: _key_out(d.rotate_key(*_need(x, "access_key_id"), account=a, ceiling=clearance.ceiling_of(w))),
+        "DeleteAccessKey": lambda d, a, x, w: d.delete_key(*_need(x, "access_key_id"), account=a),
+        "CreatePolicy": lambda d, a, x, w: d.put_policy(a, x.get("policy") or "", _doc(x.get("document") or "")),
+        "GetPolicy": lambda d, a, x, w: d.policy(a, *_need(x, "policy")),
+        "ListPolicies": lambda d, a, x, w: {"policies": d.list_policies(a)},
+        "DeletePolicy": lambda d, a, x, w: d.delete_policy(a, *_need(x, "policy")),
+        "AttachPolicy": lambda d, a, x, w: d.attach(a, *_need(x, "kind", "target", "policy")),
+        "DetachPolicy": lambda d, a, x, w: d.detach(a, *_need(x, "kind", "target", "policy")),
+        "PutInlinePolicy": lambda d, a, x, w: d.put_inline(a, *_need(x, "kind", "target", "name"), _doc(x.get("document") or "")),
+        "DeleteInlinePolicy": lambda d, a, x, w: d.delete_inline(a, *_need(x, "kind", "target", "name")),
+        "CreateRole": lambda d, a, x, w: d.create_role(a, *_need(x, "role"), _doc(x.get("trust_policy") or ""), max_session=int(x.get("max_session", 3600)), boundary=x.get("boundary")),
+        "GetRole": lambda d, a, x, w: {**d.role(a, *_need(x, "role")), "policies": [lbl for lbl, _ in d.policies_of(a, "role", x["role"])]},
+        "ListRoles": lambda d, a, x, w: {"roles": d.list_roles(a)},
+        "DeleteRole": lambda d, a, x, w: d.delete_role(a, *_need(x, "role")),
+        "PutUserPermissionsBoundary": lambda d, a, x, w: d.put_boundary(a, "user", *_need(x, "user", "policy")),
+        "DeleteUserPermissionsBoundary": lambda d, a, x, w: d.delete_boundary(a, "user", *_need(x, "user")),
+        "PutRolePermissionsBoundary": lambda d, a, x, w: d.put_boundary(a, "role", *_need(x, "role", "policy")),
+        "DeleteRolePermissionsBoundary": lambda d, a, x, w: d.delete_boundary(a, "role", *_need(x, "role")),
+        "SetClearance": _set_clearance,
     }
 
 
 ACTIONS = _actions()
 
 
+def _account_of(d, principal: Principal, args: dict[str, Any]) -> str | None:
+    """The account a call acts in: any (by id or name) for the root, else the caller's."""
+    if principal.is_root:
+        account = args.get("account")
+        return d.account(account)["id"] if account else None
+    if args.get("account") not in (None, "", principal.account):
+        raise errors.AccessDenied("An account admin acts only inside its own account.")
+    return principal.account
+
+
+def _authorize(scope, d, principal: Principal, name: str, account: str,
+               args: dict[str, Any], audit: dict[str, Any]) -> None:
+    """Every permission the call needs, each on its resource ARN (iam/admin_authz.py),
+    with the request's global keys (an admin may be limited to an address or to TLS) and
+    iam:PermissionsBoundary (the boundary set, or the target's current one)."""
+    needs = admin_authz.needs(d, name, account, args)
+    if needs:
+        audit.update(action="iam:" + needs[0][0], target=needs[0][1])
+    if principal.is_root:
+        audit["rule"] = "platform root"
+        return
+    if not needs:
+        audit["rule"] = "root only"
+        raise errors.AccessDenied("Only the platform root manages accounts and clearances.")
+    client = scope.get("client") or ("", 0)
+    base = {**gate.global_keys(client[0], scope.get("scheme") == "https", time.time()),
+            **boundary_keys(d, name, account, args)}
+    for iam_action, resource, keys in needs:
+        decision = authz.decide(principal, "iam:" + iam_action, resource,
+                                authz.Context(keys={**base, **keys}))
+        audit["rule"] = decision.reason
+        if not decision.allowed:
+            audit.update(action="iam:" + iam_action, target=resource)
+            raise errors.AccessDenied(f"not authorized to perform iam:{iam_action} on {resource}")
+
+
 async def handle(services, scope, receive, path: str) -> Response:
+    """One admin call; its answer carries the audit attribution (who, action, target,
+    decision and deciding rule), refusals included."""
+    audit: dict[str, Any] = {"decision": "deny"}
+    response = await _handle(services, scope, receive, path, audit)
+    response.audit = audit
+    return response
+
+
+async def _handle(services, scope, receive, path: str, audit: dict[str, Any]) -> Response:
     try:
         if scope["method"] != "POST" or not path.startswith("/-/admin/v1/"):
             return _json(404, {"error": {"code": "NotFound", "message": "use POST /-/admin/v1/<Action>"}})
         name = path.split("?", 1)[0][len("/-/admin/v1/"):]
+        audit["action"] = f"vallum:{name}" if name.isalnum() else "vallum:unknown"
         body = await read_body(receive)
         principal, _ = await _authenticated(services, scope, body, path.split("?", 1)[0], "s3")
         if principal.anonymous:
             raise errors.AccessDenied()
+        audit.update(principal=principal.access_key, account=principal.account)
         args = json.loads(body or b"{}")
         if not isinstance(args, dict):
             raise IAMError("the body must be a JSON object")
         if name == "DowngradeLabel":     # an S3 object operation: its own permission and audit
             client = scope.get("client") or ("", 0)
-            return _json(200, await downgrade.downgrade(services, principal, args, client[0]))
-        d = services.iam.directory
-        if principal.is_root:
-            account = args.get("account")
-            if account:
-                account = d.account(account)["id"]
-        else:
-            account = principal.account
-            if args.get("account") not in (None, "", account):
-                raise errors.AccessDenied("An account admin acts only inside its own account.")
-        if name == "Simulate":
-            iam_action = "SimulatePrincipalPolicy"
-        elif name == "OperatorAlerts":      # the root sees every account; an account admin its own
-            iam_action = None if principal.is_root else "GetOperatorAlerts"
-        elif name in ACTIONS:
-            iam_action = ACTIONS[name][0]
-        else:
+            audit.update(action=downgrade.ACTION,
+                         target=f"arn:aws:s3:::{args.get('bucket')}/{args.get('key')}")
+            result = await downgrade.downgrade(services, principal, args, client[0])
+            audit.update(decision="allow", rule="downgrade: allowed")
+            return _json(200, result)
+        if name not in ACTIONS and name not in ("Simulate", "OperatorAlerts"):
             return _json(404, {"error": {"code": "InvalidAction", "message": f"unknown action {name}"}})
-        if not principal.is_root:
-            if iam_action is None:
-                raise errors.AccessDenied("Only the platform root manages accounts.")
-            needed = [iam_action]
-            if name == "CreateUser" and args.get("admin"):
-                needed.append("PutUserPolicy")      # --admin gives the user a full-access policy
-            # The request's global keys (an admin may be limited to an address or to TLS),
-            # plus iam:PermissionsBoundary: the boundary set, or the target's current one.
-            client = scope.get("client") or ("", 0)
-            ctx = authz.Context(keys={
-                **gate.global_keys(client[0], scope.get("scheme") == "https", time.time()),
-                **boundary_keys(d, name, account, args)})
-            for one in needed:
-                decision = authz.decide(principal, "iam:" + one, f"arn:aws:iam::{account}:*", ctx)
-                if not decision.allowed:
-                    raise errors.AccessDenied(f"not authorized to perform iam:{one}")
-        if iam_action is not None and not account:
+        d = services.iam.directory
+        account = _account_of(d, principal, args)
+        if account:
+            audit["target"] = f"arn:aws:iam::{account}:root"
+        if name in ROOT_ONLY:
+            _authorize(scope, d, principal, name, account or "", {}, audit)
+        elif account:
+            _authorize(scope, d, principal, name, account, args, audit)
+        elif not (name == "OperatorAlerts" and principal.is_root):   # the root sees every account
             raise IAMError("missing required field: account")
+        if not principal.is_root:
+            _guard_clearance(d, principal, name, account, args)
+        audit["decision"] = "allow"
         if name == "Simulate":
             result = await _simulate(services, d, account, args)
         elif name == "OperatorAlerts":
@@ -280,15 +387,19 @@ async def handle(services, scope, receive, path: str) -> Response:
             result = await asyncio.to_thread(alerts_for, services.config.data_dir, account or None, args)
         else:
             # Writes commit with an fsync: keep them off the event loop.
-            result = await asyncio.to_thread(ACTIONS[name][1], d, account, args)
+            result = await asyncio.to_thread(ACTIONS[name], d, account, args, principal)
         log.info("admin %s by %s", name, principal.arn)
         return _json(200, result if result is not None else {})
     except MalformedPolicy as exc:
         return _json(400, {"error": {"code": "MalformedPolicy", "message": str(exc),
                                      "position": exc.position}})
     except IAMError as exc:
+        if audit["decision"] == "deny":
+            audit["rule"] = f"clearance: {exc.message}" if exc.code == "AccessDenied" \
+                else f"invalid: {exc.code}"
         return _json(exc.status, {"error": {"code": exc.code, "message": exc.message}})
     except errors.S3Error as exc:
+        audit.setdefault("rule", f"refused: {exc.code}")
         return _json(exc.status, {"error": {"code": exc.code, "message": exc.message}})
     except (ValueError, TypeError) as exc:
         return _json(400, {"error": {"code": "ValidationError", "message": str(exc)}})

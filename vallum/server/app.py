@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from vallum import metrics
 from vallum.compute import api as compute_api
 from vallum.iam import gate
 from vallum.operator import gateway as operator_hook
@@ -24,7 +25,7 @@ from vallum.s3.router import route
 from vallum.s3.xml import render_error
 from vallum.security import audit_http
 from vallum.security.audit import AuditError
-from vallum.server import admin, lifecycle, metrics
+from vallum.server import admin, lifecycle
 from vallum.server.http import Headers, Request, Response
 from vallum.server.state import Services
 
@@ -92,7 +93,7 @@ class Gateway:
             # did not read: closing is the only way to keep the next request in sync.
             response.headers["connection"] = "close"
         try:   # the audit record is durable before the answer leaves, or the request fails
-            await audit_http.record(self.services, scope, request, request_id, operation, response)
+            await audit_http.record(self.services, scope, request, request_id, operation, response, error_code)
         except AuditError:
             log.exception("audit write failed for request %s", request_id)
             response = error_response(errors.InternalError(), request_id, path)

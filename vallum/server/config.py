@@ -18,6 +18,8 @@ class Config:
     # The certificate the gateway serves HTTPS with (None: plain HTTP). Internal clients
     # (compute jobs, functions) trust it to reach the gateway over loopback.
     tls_cert: Path | None = None
+    # Strict signing: refuse SigV2 and unsigned SigV4 payloads (docs/security.md).
+    require_signed_payload: bool = False
 
     @property
     def meta_path(self) -> Path:
@@ -44,13 +46,16 @@ def parse_address(address: str) -> tuple[str, int]:
 
 
 def from_env_and_flags(data_dir: str | None, address: str | None, region: str | None,
-                       domain: str | None, workers: int | None) -> Config:
+                       domain: str | None, workers: int | None, *,
+                       require_signed_payload: bool = False) -> Config:
     cfg = Config()
     cfg.data_dir = Path(data_dir or os.environ.get("VALLUM_DATA_DIR") or cfg.data_dir).resolve()
     cfg.host, cfg.port = parse_address(address or os.environ.get("VALLUM_ADDRESS") or "127.0.0.1:9000")
     cfg.region = region or os.environ.get("VALLUM_REGION") or cfg.region
     cfg.domain = domain or os.environ.get("VALLUM_DOMAIN") or None
     cfg.workers = workers or int(os.environ.get("VALLUM_WORKERS", "1"))
+    cfg.require_signed_payload = require_signed_payload or os.environ.get(
+        "VALLUM_REQUIRE_SIGNED_PAYLOAD", "").strip().lower() in ("1", "true", "yes", "on")
     tls_cert = os.environ.get("VALLUM_TLS_CERT")
     cfg.tls_cert = Path(tls_cert).resolve() if tls_cert else None
     return cfg
@@ -64,4 +69,5 @@ def to_env(cfg: Config) -> dict[str, str]:
         env["VALLUM_DOMAIN"] = cfg.domain
     if cfg.tls_cert:
         env["VALLUM_TLS_CERT"] = str(cfg.tls_cert)
+    env["VALLUM_REQUIRE_SIGNED_PAYLOAD"] = "1" if cfg.require_signed_payload else "0"
     return env

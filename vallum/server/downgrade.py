@@ -2,9 +2,10 @@
 
 Admin API ``POST /-/admin/v1/DowngradeLabel`` with ``{"bucket", "key", "label",
 "version_id"?}``. Needs the dedicated IAM action ``vallum:DowngradeLabel`` on the
-object's ARN (``s3:*`` does not grant it), a clearance that dominates the current label
-(else the object is answered as missing, as everywhere), a new label dominated by the
-current one and inside the bucket's range. Every attempt, allowed or refused, appends a
+object's ARN (``s3:*`` does not grant it), decided before the object is looked up (so a
+caller without it learns nothing of what exists), a clearance that dominates the current
+label (else the object is answered as missing, as everywhere), a new label dominated by
+the current one and inside the bucket's range. Every attempt, allowed or refused, appends a
 ``security`` record (event ``label-downgrade``, old and new label, deciding rule) to the
 audit log before the answer; the change commits only if that record is durable.
 """
@@ -56,26 +57,31 @@ async def downgrade(services: Any, principal: Principal, args: dict[str, Any],
     bucket = await services.meta.get_bucket(bucket_name)
     if bucket is None:
         raise errors.NoSuchBucket(BucketName=bucket_name)
-    record = await services.meta.get_object(bucket_name, key, version_id)
-    missing = labels.missing_error(key, version_id)
-    if record is None or record.delete_marker:
-        raise missing
-    old = labels.record_label(record.extra)
-    doc = {"bucket": bucket_name, "key": key, "version": record.version_id,
-           "label": new.banner(), "from_label": old.banner()}
-    ctx = authz.Context(resource_owner=bucket.owner,
-                        labels=authz.LabelCheck(subject_of(principal, args.get("session_level")),
-                                                read=old))
+    subject = subject_of(principal, args.get("session_level"))
+    # The permission is decided on the object's ARN before the object is looked up, so
+    # a caller without it gets the same answer whether the object exists or not.
+    ctx = authz.Context(resource_owner=bucket.owner)
     ctx.keys["aws:resourceaccount"] = ctx.keys["s3:resourceaccount"] = bucket.owner
     if bucket.config.get("policy"):
         ctx.bucket_policy = parsed(bucket.config["policy"], "resource")
+    doc = {"bucket": bucket_name, "key": key, "version": version_id, "label": new.banner()}
     decision = authz.decide(principal, ACTION, f"arn:aws:s3:::{bucket_name}/{key}", ctx)
+    if not decision.allowed:
+        await _audit(services, principal, source_ip, doc, False, decision.reason)
+        raise errors.AccessDenied(f"not authorized to perform {ACTION}")
+    record = await services.meta.get_object(bucket_name, key, version_id)
+    missing = labels.missing_error(key, version_id)
+    if record is None or record.delete_marker:
+        await _audit(services, principal, source_ip, doc, False, "no such object")
+        raise missing
+    old = labels.record_label(record.extra)
+    doc.update(version=record.version_id, from_label=old.banner())
+    mac = authz.decide_labels(authz.LabelCheck(subject, read=old))
     rng = labels.bucket_range(bucket)
     refusal: errors.S3Error | None = None
     rule = decision.reason
-    if not decision.allowed:
-        refusal = missing if decision.policy == "mac" else errors.AccessDenied(
-            f"not authorized to perform {ACTION}")
+    if not mac.allowed:                  # above the caller: answered as missing, as everywhere
+        rule, refusal = mac.reason, missing
     elif not old.dominates(new):
         rule = f"mac: {new} is not below the current label {old}: not a downgrade"
         refusal = errors.InvalidArgument(rule)

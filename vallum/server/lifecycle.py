@@ -6,12 +6,12 @@ import gc
 import logging
 from typing import TYPE_CHECKING
 
+from vallum import metrics
 from vallum.iam import service as iam_service
 from vallum.iam.root import load_or_create
 from vallum.meta.sqlite import SQLiteMetaStore
 from vallum.s3 import errors
 from vallum.security import setup as security_setup
-from vallum.server import metrics
 from vallum.server.config import Config, from_env_and_flags
 from vallum.server.http import Response
 from vallum.server.state import Services
@@ -86,13 +86,16 @@ async def lifespan(gateway: Gateway, receive, send) -> None:
             gc.freeze()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
-            if worker is not None:
-                await worker.stop()
-            if gateway.services is not None and gateway.services.compute is not None:
-                await gateway.services.compute.stop()
-            if gateway.services is not None:
-                await close_services(gateway.services)
-                gateway.services = None
+            try:
+                if worker is not None:
+                    await worker.stop()
+                if gateway.services is not None and gateway.services.compute is not None:
+                    await gateway.services.compute.stop()
+            finally:
+                # Always: closing the audit log writes its signed seal (a clean shutdown).
+                if gateway.services is not None:
+                    await close_services(gateway.services)
+                    gateway.services = None
             await send({"type": "lifespan.shutdown.complete"})
             return
 

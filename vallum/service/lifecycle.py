@@ -32,6 +32,7 @@ from vallum.compute.events import LIFECYCLE_DELETE, LIFECYCLE_MARKER, lifecycle_
 from vallum.meta.base import UploadMissing
 from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord
 from vallum.s3 import errors
+from vallum.security.object_labels import lifecycle_may_touch
 from vallum.service.clock import Clock
 from vallum.service.lifecycle_rules import Rule, parse_lifecycle, plan_key, upload_due
 from vallum.storage.retention import lock_of, why_not_remove
@@ -161,6 +162,8 @@ class LifecycleWorker:
     async def _apply(self, bucket: BucketRecord, versions: list[ObjectRecord], rules: list[Rule],
                      now: float, stats: SweepStats) -> None:
         for action in plan_key(versions, rules, now):
+            if not lifecycle_may_touch(bucket.config, action.record.extra):
+                continue            # above the rule setter's level (MAC): never its to delete
             try:
                 if action.kind == "expire-current":
                     await self._expire_current(bucket, action.record, now, stats)
@@ -252,7 +255,8 @@ class LifecycleWorker:
         while True:
             page = await meta.list_uploads(bucket.name, key_marker=key_marker, upload_id_marker=upload_marker,
                                            max_uploads=PAGE)
-            due_ids += [u.upload_id for u in page.entries if upload_due(u.key, u.initiated, rules, now)]
+            due_ids += [u.upload_id for u in page.entries if upload_due(u.key, u.initiated, rules, now)
+                        and lifecycle_may_touch(bucket.config, u.extra)]
             if not page.is_truncated or not page.entries:
                 break
             key_marker, upload_marker = page.next_marker or "", page.next_version_marker or ""

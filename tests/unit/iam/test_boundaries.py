@@ -97,7 +97,8 @@ def test_role_sessions_keep_the_role_boundary(directory):
     directory.put_policy(acct, "read-b", READ_B)
     directory.put_boundary(acct, "role", "worker", "read-b")
     ids = Identities(directory, ROOT, "root")
-    s = sts.new_session(account=acct, duration=900, role="worker", session_name="j", now=1000.0)
+    s = sts.new_session(account=acct, duration=900, role="worker", session_name="j", now=1000.0,
+                        role_id=directory.role(acct, "worker")["id"])
     who = ids.resolve(s.access_key_id, sts.encode(directory.master_key, s), 1100.0)[1]
     assert who.role == "worker" and [lbl for lbl, _ in who.boundary] == ["boundary/read-b"]
     assert _decide(who, "s3:GetObject").allowed

@@ -85,15 +85,17 @@ def test_limits_are_shared_between_limiters(db):
         now = time.time()
         for i in range(3):
             (one if i % 2 else two).failed("AKIABRUTE", "10.0.0.1", now=now + i)
-        assert one.blocked("AKIABRUTE", "10.0.0.2", now=now + 3) is None
-        assert two.blocked("AKIABRUTE", "10.0.0.2", now=now + 3) is None
+        assert one.blocked("AKIABRUTE", "10.0.0.1", now=now + 3) is None
+        assert two.blocked("AKIABRUTE", "10.0.0.1", now=now + 3) is None
         one.failed("AKIABRUTE", "10.0.0.1", now=now + 3)     # the 4th, counted across both
-        assert two.blocked("AKIABRUTE", "10.0.0.2", now=now + 4) == "key"
-        assert one.blocked("AKIABRUTE", "10.0.0.2", now=now + 4) == "key"
-        assert two.blocked("AKIAOTHER", "10.0.0.2", now=now + 4) is None
+        assert two.blocked("AKIABRUTE", "10.0.0.1", now=now + 4) == "key"
+        assert one.blocked("AKIABRUTE", "10.0.0.1", now=now + 4) == "key"
+        assert two.blocked("AKIAOTHER", "10.0.0.1", now=now + 4) is None
+        # Per (key, address): the same key from another address is not locked out.
+        assert two.blocked("AKIABRUTE", "10.0.0.2", now=now + 4) is None
         # The lockout lasts until the oldest of the 4 failures leaves the window.
-        assert two.blocked("AKIABRUTE", "10.0.0.2", now=now + 59.5) == "key"
-        assert two.blocked("AKIABRUTE", "10.0.0.2", now=now + 60.5) is None
+        assert two.blocked("AKIABRUTE", "10.0.0.1", now=now + 59.5) == "key"
+        assert two.blocked("AKIABRUTE", "10.0.0.1", now=now + 60.5) is None
     finally:
         one.close()
         two.close()
@@ -151,6 +153,6 @@ def test_a_lockout_in_another_process_is_seen_at_once(db, monkeypatch):
     try:
         assert lim.blocked("AKIACHILD", "10.0.0.7") is None       # view loaded, poll not due
         subprocess.run([sys.executable, "-c", _CHILD, str(db)], check=True, timeout=60)
-        assert lim.blocked("AKIACHILD", "10.0.0.1") == "key"      # signalled, not polled
+        assert lim.blocked("AKIACHILD", "10.0.0.7") == "key"      # signalled, not polled
     finally:
         lim.close()

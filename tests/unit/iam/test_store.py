@@ -131,7 +131,8 @@ def test_session_tokens(directory):
                           '"Principal":{"AWS":"arn:aws:iam::' + acct + ':root"},"Action":"sts:AssumeRole"}]}')
     directory.put_inline(acct, "role", "reader", "read", READ)
     ids = Identities(directory, ROOT, "root")
-    s = sts.new_session(account=acct, duration=900, role="reader", session_name="job", now=1000.0)
+    s = sts.new_session(account=acct, duration=900, role="reader", session_name="job", now=1000.0,
+                        role_id=directory.role(acct, "reader")["id"])
     token = sts.encode(directory.master_key, s)
     secret, who = ids.resolve(s.access_key_id, token, 1500.0)
     assert secret == s.secret and who.role == "reader" and who.arn.endswith("assumed-role/reader/job")
@@ -147,6 +148,11 @@ def test_session_tokens(directory):
     assert ids.resolve(u.access_key_id, sts.encode(directory.master_key, u), 1100.0)[1].user == "admin"
     directory.set_key_status(admin.access_key_id, "Inactive")
     assert ids.resolve(u.access_key_id, sts.encode(directory.master_key, u), 1100.0) is None
+    # A role deleted and re-created under its name does not revive the old role's sessions.
+    trust = directory.role(acct, "reader")["trust_policy"]
+    directory.delete_role(acct, "reader")
+    directory.create_role(acct, "reader", trust)
+    assert ids.resolve(s.access_key_id, token, 1500.0) is None
 
 
 def test_master_key_and_wrapping(tmp_path):
@@ -168,12 +174,14 @@ def test_failure_limiter():
     for t in range(3):
         assert lim.blocked("AK", "1.2.3.4", now=float(t)) is None
         lim.failed("AK", "1.2.3.4", now=float(t))
-    assert lim.blocked("AK", "9.9.9.9", now=3.0) == "key"
+    assert lim.blocked("AK", "1.2.3.4", now=3.0) == "key"
+    # Counted per (key, address): failures elsewhere never lock the key out here.
+    assert lim.blocked("AK", "9.9.9.9", now=3.0) is None
     assert lim.blocked("OTHER", "1.2.3.4", now=3.0) is None
     lim.failed("OTHER", "1.2.3.4", now=3.0)
     lim.failed("OTHER", "1.2.3.4", now=3.0)
     assert lim.blocked("THIRD", "1.2.3.4", now=3.0) == "address"
-    assert lim.blocked("AK", "9.9.9.9", now=20.0) is None          # the window passed
+    assert lim.blocked("AK", "1.2.3.4", now=20.0) is None          # the window passed
 
 
 def test_every_router_operation_maps_to_a_known_action():

@@ -9,7 +9,6 @@ import binascii
 import hashlib
 import hmac
 import os
-import re
 from collections.abc import Callable
 from urllib.parse import quote
 from xml.etree.ElementTree import Element  # noqa: S405 - only the type; parsing is defusedxml
@@ -18,6 +17,7 @@ from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord, Upload
 from vallum.s3 import errors, sse, xml
 from vallum.s3.conditions import http_date, iso8601
 from vallum.s3.handlers import labels, visibility
+from vallum.s3.names import check_version_id  # noqa: F401 - handlers import it from here
 from vallum.security import ssec
 from vallum.server.http import Headers, Request
 from vallum.service.ingest import Expectations, validate_checksum_value
@@ -145,17 +145,6 @@ def lock_headers(extra: dict) -> dict[str, str]:
     if "legal_hold" in extra:
         h["x-amz-object-lock-legal-hold"] = "ON" if lock.legal_hold else "OFF"
     return h
-
-
-_VERSION_ID = re.compile(r"[A-Za-z0-9_\-]{32}")
-
-
-def check_version_id(version_id: str | None) -> str | None:
-    """A versionId query value: None, "null", or one of ours (else InvalidArgument, as S3)."""
-    if version_id is None or version_id == NULL_VERSION or _VERSION_ID.fullmatch(version_id):
-        return version_id
-    raise errors.InvalidArgument("Invalid version id specified", ArgumentName="versionId",
-                                 ArgumentValue=version_id[:128])
 
 
 async def find_version(request: Request, bucket: BucketRecord) -> ObjectRecord:

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from urllib.parse import unquote
 
 from vallum.compute import events
 from vallum.meta.records import BucketRecord, ObjectRecord
 from vallum.s3 import errors, sse, xml
 from vallum.s3.conditions import check_copy_source_conditions, iso8601
+from vallum.s3.copy_source import HEADER, parse_copy_source
 from vallum.s3.handlers import bucket_settings, labels, lock, tagging, visibility
 from vallum.s3.handlers.common import (
-    check_version_id,
     encryption_headers,
     get_bucket,
     new_object_key,
@@ -46,25 +45,8 @@ class CopySource:
 
 async def resolve_copy_source(request: Request) -> CopySource:
     """The object named by x-amz-copy-source ('/bucket/key?versionId=v', URL-encoded)."""
-    raw = request.headers["x-amz-copy-source"]
-    path, _, query = raw.partition("?")
-    path = unquote(path).lstrip("/")
-    bucket_name, _, key = path.partition("/")
-    if not bucket_name or not key:
-        raise errors.InvalidArgument("Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
-                                     ArgumentName="x-amz-copy-source", ArgumentValue=raw)
-    version_id = None
-    if query:
-        name, _, value = query.partition("=")
-        if name != "versionId" or not value:
-            raise errors.InvalidArgument("Invalid version id specified", ArgumentName="x-amz-copy-source",
-                                         ArgumentValue=raw)
-        version_id = unquote(value)
-        try:
-            check_version_id(version_id)
-        except errors.InvalidArgument:
-            raise errors.InvalidArgument("Invalid version id specified", ArgumentName="x-amz-copy-source",
-                                         ArgumentValue=raw) from None
+    ref = parse_copy_source(request.headers[HEADER])
+    bucket_name, key, version_id = ref.bucket, ref.key, ref.version_id
     meta = request.services.meta
     bucket = await meta.get_bucket(bucket_name)
     if bucket is None:

@@ -101,17 +101,24 @@ def subject(request: Request) -> Subject:
         raise errors.InvalidArgument(f"Invalid {SESSION_HEADER} label: {exc}",
                                      ArgumentName=SESSION_HEADER) from None
     except PermissionError as exc:
-        request.decision_reason = f"mac: {exc}"
+        refused(request, f"mac: {exc}")
         raise errors.AccessDenied() from None
     request.__dict__["_mac_subject"] = result
     return result
+
+
+def refused(request: Request, rule: str) -> None:
+    """Audit a MAC refusal as a deny with its rule, whatever the answer looks like (a
+    missing key, SlowDown, an unchanged 204): the client must not learn why, the log must."""
+    request.decision_reason = rule
+    request.decision = "deny"
 
 
 def _note(request: Request, decision: authz.Decision, label: Label | None) -> None:
     """Audit what MAC saw: the label always, the rule when MAC denied (an allowed
     request keeps the IAM rule that let it in)."""
     if not decision.allowed:
-        request.decision_reason = decision.reason
+        refused(request, decision.reason)
     if label is not None:
         request.audit_label = label.banner()
 
@@ -142,7 +149,7 @@ def hide_marker(request: Request, record: ObjectRecord, missing: errors.S3Error)
     """A delete marker above the caller's level answers as a missing key would: before the
     marker's own answer (whose headers would name the hidden marker's version id)."""
     if record.delete_marker and not readable(subject(request), record):
-        request.decision_reason = "mac: no read up: delete marker above the session level"
+        refused(request, "mac: no read up: delete marker above the session level")
         raise missing
 
 

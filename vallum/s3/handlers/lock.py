@@ -42,12 +42,14 @@ def bypass_requested(request: Request) -> bool:
     return request.headers.get("x-amz-bypass-governance-retention", "").strip().lower() == "true"
 
 
-async def may_bypass(request: Request, key: str | None = None) -> bool:
-    """Whether the caller holds s3:BypassGovernanceRetention on the object (the IAM gate decides:
-    root always; other principals per their policies and the bucket policy)."""
-    arn = f"arn:aws:s3:::{request.endpoint.bucket}/{key if key is not None else request.endpoint.key}"
+async def may_bypass(request: Request, key: str | None = None,
+                     version_id: str | None = None) -> bool:
+    """Whether the caller holds s3:BypassGovernanceRetention on the object version (the IAM
+    gate decides: root always; other principals per their policies and the bucket policy)."""
+    if key is None:
+        key, version_id = request.endpoint.key, request.query.get("versionId")
     try:
-        await gate.authorize(request, "s3:BypassGovernanceRetention", arn)
+        await gate.authorize_object(request, "s3:BypassGovernanceRetention", key, version_id)
     except errors.AccessDenied:
         return False
     return True
@@ -59,7 +61,7 @@ class HiddenVersion(Exception):
 
 async def guarded_delete_version(request: Request, bucket: BucketRecord, key: str,
                                  version_id: str, *, hidden_as_missing: bool = True,
-                                 ) -> tuple[ObjectRecord | None, list[str]]:
+                                 named: bool = True) -> tuple[ObjectRecord | None, list[str]]:
     """Permanently delete one version unless object lock protects it (AccessDenied then).
 
     The check runs inside the delete's transaction on the version being removed,
@@ -67,9 +69,11 @@ async def guarded_delete_version(request: Request, bucket: BucketRecord, key: st
     The bypass permission is decided before, since authz may do I/O.
     A version (or delete marker) above the caller's level is left alone and answered
     as a missing one, ``(None, [])``; or HiddenVersion when ``hidden_as_missing`` is False.
+    ``named``: the request named ``version_id`` (else it is the implied null version).
     """
     now = clock().now()
-    allowed_bypass = bypass_requested(request) and await may_bypass(request, key)
+    allowed_bypass = bypass_requested(request) and await may_bypass(
+        request, key, version_id if named else None)
     who = labels.subject(request)
 
     def precondition(target: ObjectRecord | None) -> None:
@@ -85,8 +89,8 @@ async def guarded_delete_version(request: Request, bucket: BucketRecord, key: st
         return await request.services.meta.delete_version(bucket.name, key, version_id,
                                                           precondition=precondition)
     except HiddenVersion:
-        request.decision_reason = "mac: no read up: delete of a version above the session level, " \
-                                  "answered as a missing one"
+        labels.refused(request, "mac: no read up: delete of a version above the session level, "
+                                "answered as a missing one")
         if hidden_as_missing:
             return None, []
         raise

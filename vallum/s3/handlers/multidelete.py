@@ -1,8 +1,15 @@
-"""DeleteObjects: many keys (and versions) in one request, each reported on its own."""
+"""DeleteObjects: many keys (and versions) in one request, each reported on its own.
+
+Each key is authorized as a DeleteObject naming it alone would be (the gate skips the
+request-level check, iam/gate.PER_OBJECT): s3:DeleteObject, or s3:DeleteObjectVersion
+when a VersionId is given, on that object's ARN with its condition keys; then the same
+MAC, object-lock and governance-bypass checks as the single delete. A refused key is
+an AccessDenied entry in the result, as on AWS."""
 
 from __future__ import annotations
 
 from vallum.compute import events
+from vallum.iam import gate
 from vallum.meta.records import NULL_VERSION
 from vallum.s3 import errors, xml
 from vallum.s3.handlers import lock
@@ -13,6 +20,7 @@ from vallum.s3.handlers.common import (
     new_version_id,
 )
 from vallum.s3.handlers.objects import add_delete_marker
+from vallum.s3.names import validate_key
 from vallum.server.http import Request, Response, xml_response
 
 MAX_KEYS = 1000
@@ -45,17 +53,24 @@ async def delete_objects(request: Request) -> Response:
     quiet, objects = parse_delete(data)
     deleted: list[dict] = []
     failed: list[dict] = []
+    refused = 0
     for key, version_id in objects:
         try:
+            validate_key(key)
+            check_version_id(version_id)
+            try:
+                await gate.authorize_object(request, "s3:DeleteObject", key, version_id)
+            except errors.AccessDenied:
+                refused += 1
+                raise
             if version_id is not None or bucket.versioning != "Enabled":
-                check_version_id(version_id)
                 suspended_marker = bucket.versioning == "Suspended" and version_id is None
                 entry: dict = {"Key": key, "VersionId": version_id}
                 try:
                     # MAC: a version above the caller's level is left alone, answered as missing.
                     removed, obsolete = await lock.guarded_delete_version(
                         request, bucket, key, version_id if version_id is not None else NULL_VERSION,
-                        hidden_as_missing=not suspended_marker)
+                        hidden_as_missing=not suspended_marker, named=version_id is not None)
                 except lock.HiddenVersion:    # a null marker would replace it: answer as added
                     removed, obsolete = None, []
                 else:
@@ -77,6 +92,8 @@ async def delete_objects(request: Request) -> Response:
                 deleted.append(entry)
         except errors.S3Error as err:
             failed.append({"Key": key, "VersionId": version_id, "Code": err.code, "Message": err.message})
+    if refused:
+        request.decision_reason = f"DeleteObjects: {refused} of {len(objects)} object(s) refused by policy"
     body = [("Deleted", deleted), ("Error", failed)]
     return xml_response(xml.render("DeleteResult", body))
 

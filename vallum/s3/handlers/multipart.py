@@ -107,7 +107,7 @@ async def _get_upload(request: Request) -> UploadRecord:
     if upload is None or upload.bucket != request.bucket or upload.key != request.key:
         raise errors.NoSuchUpload(UploadId=upload_id)
     if not labels.readable(labels.subject(request), upload):
-        request.decision_reason = "mac: no read up: upload above the session level"
+        labels.refused(request, "mac: no read up: upload above the session level")
         raise errors.NoSuchUpload(UploadId=upload_id)
     return upload
 
@@ -140,8 +140,8 @@ def _part_guard(request: Request, bucket, upload: UploadRecord,
     copied source must be dominated by it (else the part would write its data down)."""
     label, rng = labels.write_label(request, bucket, upload.extra.get("label"))
     if source_label is not None and not label.dominates(source_label):
-        request.decision_reason = (f"mac: no write down: copy source label {source_label} "
-                                   f"above the upload label {label}")
+        labels.refused(request, f"mac: no write down: copy source label {source_label} "
+                                f"above the upload label {label}")
         raise errors.AccessDenied()
     return SpillGuard(label, rng, f"{request.request_id} {bucket.name}/{upload.key} "
                                   f"upload {upload.upload_id}")

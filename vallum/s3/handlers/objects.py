@@ -69,7 +69,7 @@ async def write_precondition(request: Request, bucket: BucketRecord | None = Non
     def check(current: ObjectRecord | None) -> None:
         hidden = current is not None and not labels.readable(who, current)
         if hidden and replaces and current.version_id == NULL_VERSION:
-            request.decision_reason = "mac: write over a null version above the session level"
+            labels.refused(request, "mac: write over a null version above the session level")
             raise errors.SlowDown(HIDDEN_OVERWRITE)
         if hidden:
             current = beneath
@@ -87,7 +87,7 @@ async def refuse_hidden_null(request: Request, bucket: BucketRecord, key: str) -
         return
     null = await request.services.meta.get_object(bucket.name, key, NULL_VERSION)
     if null is not None and not labels.readable(labels.subject(request), null):
-        request.decision_reason = "mac: write over a null version above the session level"
+        labels.refused(request, "mac: write over a null version above the session level")
         raise errors.SlowDown(HIDDEN_OVERWRITE)
 
 
@@ -234,7 +234,8 @@ async def delete_object(request: Request) -> Response:
         suspended_marker = bucket.versioning == "Suspended" and version_id is None
         try:
             removed, obsolete = await lock.guarded_delete_version(
-                request, bucket, request.key, target, hidden_as_missing=not suspended_marker)
+                request, bucket, request.key, target, hidden_as_missing=not suspended_marker,
+                named=version_id is not None)
         except lock.HiddenVersion:
             # The null marker would replace a null version above the caller's level: leave
             # it, and answer as for a missing key (docs/security.md).
