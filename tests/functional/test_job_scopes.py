@@ -244,6 +244,11 @@ def test_jobs_run_at_a_fixed_session_level(server, account):
     with pytest.raises(VallumError) as exc:
         api.submit({**spec, "inputs": [f"s3://{bucket}/in/s.txt"]})
     assert (exc.value.status, exc.value.code) == (404, "NoSuchKey")
-    # A spec's level wins over the header; SECRET reads the SECRET input.
+    # A spec's level wins over the header; SECRET reads the SECRET input. The job is
+    # then a SECRET one: a CONFIDENTIAL session does not see it, a SECRET one does.
     ok = api.submit({**spec, "level": S, "inputs": [f"s3://{bucket}/in/s.txt"]})
-    assert api.wait(ok["id"], timeout=30)["state"] == "SUCCEEDED"
+    with pytest.raises(VallumError) as exc:
+        api.job(ok["id"])
+    assert (exc.value.status, exc.value.code) == (404, "NoSuchJob")
+    at_s = Client(server.endpoint, *key, region=server.region, session_level=S)
+    assert at_s.wait(ok["id"], timeout=30)["state"] == "SUCCEEDED"

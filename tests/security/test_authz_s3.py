@@ -229,7 +229,7 @@ def mac(srv, root):
     tenant.admin.call("PutInlinePolicy", kind="user", target=top_name, name="p",
                       document=doc(ALLOW_ALL))
     root.call("SetClearance", account=tenant.id, user=top_name, clearance=TS)
-    key = tenant.admin.call("CreateAccessKey", user=top_name)
+    key = root.call("CreateAccessKey", account=tenant.id, user=top_name)
     top = s3_for(srv, key["access_key_id"], key["secret_access_key"])
     low = s3_for(srv, *tenant.user(_name("low"), ALLOW_ALL, {
         "Effect": "Deny", "Action": ["s3:GetObject", "s3:GetObjectTagging"], "Resource": "*",
@@ -319,7 +319,7 @@ def test_a_low_users_lifecycle_rule_cannot_expire_hidden_objects(clocked):
     tenant.admin.call("PutInlinePolicy", kind="user", target=top_name, name="p",
                       document=doc(ALLOW_ALL))
     root.call("SetClearance", account=tenant.id, user=top_name, clearance=TS)
-    key = tenant.admin.call("CreateAccessKey", user=top_name)
+    key = root.call("CreateAccessKey", account=tenant.id, user=top_name)
     top = s3_for(clocked, key["access_key_id"], key["secret_access_key"])
     low = s3_for(clocked, *tenant.user(_name("low"), ALLOW_ALL))
     bucket = _name("lc")

@@ -10,7 +10,7 @@ from typing import Any
 
 from vallum import authz
 from vallum.compute import levels
-from vallum.compute.spec import SpecError, parse_uri
+from vallum.compute.spec import Hidden, SpecError, parse_uri
 from vallum.iam.identity import parsed
 
 
@@ -38,9 +38,10 @@ async def check_read(meta: Any, principal: Any, uri_text: str, what: str,
         arn = f"arn:aws:s3:::{uri.bucket}/{uri.key}*"
     else:
         rec = await meta.get_object(uri.bucket, uri.key)
-        if rec is None or rec.delete_marker or (
-                level is not None and not levels.label(level).dominates(levels.object_label(rec))):
+        if rec is None or rec.delete_marker:
             raise SpecError(f"{what}: no such object {uri}", "NoSuchKey", 404)
+        if level is not None and not levels.label(level).dominates(levels.object_label(rec)):
+            raise Hidden(f"{what}: no such object {uri}", "NoSuchKey")
         arn = f"arn:aws:s3:::{uri.bucket}/{uri.key}"
     if not authz.decide(principal, "s3:GetObject", arn, ctx).allowed:
         raise SpecError(f"{what}: you may not read {uri}", "AccessDenied", 403)
@@ -58,18 +59,24 @@ async def check_write(meta: Any, principal: Any, uri_text: str, what: str,
     return levels.output_label(level, bucket, what) if level is not None else None
 
 
-async def list_prefix(meta: Any, uri_text: str, limit: int, level: str | None = None) -> list[str]:
-    """Keys under an array prefix (latest versions) readable at ``level``, refusing more
-    than ``limit`` (objects above the level are absent, as in the task's own listing)."""
+async def list_prefix(meta: Any, uri_text: str, limit: int, level: str | None,
+                      principal: Any) -> list[str]:
+    """Keys under an array prefix (latest versions) that ``principal`` may read at ``level``,
+    refusing more than ``limit``. Objects above the level, or that IAM (bucket policy
+    included) refuses it, are absent, as in the task's own listing: their names never
+    become task names."""
     uri = parse_uri(uri_text, "array")
-    lvl = levels.label(level) if level is not None else None
+    lvl = levels.label(level)
+    ctx, _ = await _context(meta, uri.bucket, "array")
     keys: list[str] = []
     start = ""
     while True:
         page = await meta.list_objects(uri.bucket, prefix=uri.key, start_after=start,
                                        max_keys=1000)
         keys += [e.key for e in page.entries
-                 if lvl is None or lvl.dominates(levels.object_label(e))]
+                 if lvl.dominates(levels.object_label(e)) and authz.decide(
+                     principal, "s3:GetObject", f"arn:aws:s3:::{uri.bucket}/{e.key}",
+                     ctx).allowed]
         if len(keys) > limit:
             raise SpecError(f"array: {uri} holds more than your quota of {limit} tasks",
                             "QuotaExceeded", 403)

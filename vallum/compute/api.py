@@ -4,12 +4,15 @@
     GET    /-/jobs/v1/jobs[?state=&limit=]      list
     GET    /-/jobs/v1/jobs/{id}                 status
     GET    /-/jobs/v1/jobs/{id}/tasks           per-task status
-    GET    /-/jobs/v1/jobs/{id}/logs?task=&offset=   log text from offset (live while running)
+    GET    /-/jobs/v1/jobs/{id}/logs?task=&attempt=&offset=   one attempt's log from offset
+                                                (default the latest; live while running)
     POST   /-/jobs/v1/jobs/{id}/cancel
     POST   /-/jobs/v1/triggers, GET /-/jobs/v1/triggers, DELETE /-/jobs/v1/triggers/{id}
+    GET    /-/jobs/v1/quotas/{account}          platform limits, account quota, effective
+    PUT    /-/jobs/v1/quotas/{account}          {knob: value} (the platform root only)
     PUT    /-/functions/v1/functions/{name}     create or update
     GET    /-/functions/v1/functions[/{name}], DELETE /-/functions/v1/functions/{name}
-    POST   /-/functions/v1/functions/{name}/invoke[?async=1]   {"payload": ...}
+    POST   /-/functions/v1/functions/{name}/invoke[?async=1|?log=tail]   {"payload": ...}
     GET    /-/jobs/openapi.json (also /-/functions/openapi.json), unsigned
 
 Errors are {"error": {"code", "message"}} with a 4xx/5xx status.
@@ -17,7 +20,8 @@ Errors are {"error": {"code", "message"}} with a 4xx/5xx status.
 Every call needs its IAM permission, ``vallum:<Action>`` on
 ``arn:vallum:compute::ACCOUNT:{job|function|trigger}/NAME`` (SubmitJob, ListJobs,
 GetJob, GetJobLogs, CancelJob, CreateFunction, GetFunction, ListFunctions,
-DeleteFunction, InvokeFunction, CreateTrigger, ListTriggers, DeleteTrigger): the
+DeleteFunction, InvokeFunction, CreateTrigger, ListTriggers, DeleteTrigger, GetQuota,
+PutQuota): the
 root and account admins hold them through their policies; other users need a grant,
 and a task's scoped credentials hold none (a job cannot submit jobs).
 """
@@ -27,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -35,7 +39,7 @@ from vallum import authz
 from vallum.compute.functions import FunctionError
 from vallum.compute.levels import SESSION_HEADER
 from vallum.compute.openapi import DOCUMENT
-from vallum.compute.spec import SpecError
+from vallum.compute.spec import Hidden, SpecError
 from vallum.iam import gate
 from vallum.s3 import errors
 from vallum.server.http import Response
@@ -85,22 +89,55 @@ async def _principal(services: Any, scope: dict[str, Any], body: bytes, path: st
 
 
 async def handle(services: Any, scope: dict[str, Any], receive, raw_path: str) -> Response:
+    """Answer one compute API request; ``response.audit`` says who asked for what on which
+    resource and what decided it (the audit record takes it from there)."""
     path = raw_path.split("?", 1)[0]
+    op = operation(scope["method"], path.strip("/").split("/"))
+    audit: dict[str, Any] = {"principal": None, "account": None,
+                             "action": f"vallum:{op[0]}" if op else None, "target": None,
+                             "decision": None, "rule": None}
+    response = await _handle(services, scope, receive, path, op, audit)
+    if audit["decision"] is None:
+        audit["decision"] = "allow" if response.status < 400 else "deny"
+    response.audit = audit
+    return response
+
+
+async def _handle(services: Any, scope: dict[str, Any], receive, path: str,
+                  op: tuple[str, str, str] | None, audit: dict[str, Any]) -> Response:
     method = scope["method"]
     try:
         if path in ("/-/jobs/openapi.json", "/-/functions/openapi.json") and method == "GET":
+            audit.update(action="vallum:GetOpenAPI", decision="allow", rule="public document")
             return _json(200, DOCUMENT)
         compute = getattr(services, "compute", None)
         if compute is None:
             return _error(503, "ComputeUnavailable", "compute is not running on this gateway")
         body = await _body(receive)
-        principal = await _principal(services, scope, body, path)
+        try:
+            principal = await _principal(services, scope, body, path)
+        except errors.S3Error as exc:       # the key id that was tried, for the audit
+            headers = [(k.decode("latin-1").lower(), v.decode("latin-1"))
+                       for k, v in scope["headers"]]
+            claimed, _ = gate.credential_of(headers, scope.get("query_string", b"").decode(
+                "latin-1"))
+            audit.update(principal=claimed, decision="deny", rule=f"authentication: {exc.code}")
+            raise
+        audit.update(principal=principal.arn, account=principal.account)
+        if op is None:
+            return _error(404, "NotFound", f"no {method} {path}; see /-/jobs/openapi.json")
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         doc = json.loads(body) if body.strip() else None
         call = Call(compute, principal, method, path.strip("/").split("/"), query, doc,
-                    _header(scope, SESSION_HEADER), (scope.get("client") or ("", 0))[0])
-        return await _route(call)
+                    _header(scope, SESSION_HEADER), (scope.get("client") or ("", 0))[0], audit)
+        call.allow(*op)
+        return await _HANDLERS[op[0]](call, op[2])
+    except Hidden as exc:                   # MAC: answered as missing, audited as denied
+        audit.update(decision="deny", rule=exc.rule)
+        return _error(exc.status, exc.code, exc.message)
     except SpecError as exc:
+        if exc.status == 403:
+            audit.update(decision="deny", rule=f"{exc.code}: {exc.message}")
         return _error(exc.status, exc.code, exc.message)
     except FunctionError as exc:
         return _error(422, "FunctionError", str(exc), detail=exc.error)
@@ -132,6 +169,7 @@ class Call:
     doc: Any
     level: str | None          # x-vallum-session-level of the request
     source_ip: str
+    audit: dict[str, Any] = field(default_factory=dict)
 
     def allow(self, action: str, kind: str, name: str = "*") -> None:
         """AccessDenied unless the caller may do ``vallum:<action>`` (IAM decides: the root
@@ -139,6 +177,9 @@ class Call:
         arn = resource_arn(self.who.account, kind, name)
         ctx = authz.Context(keys={"aws:sourceip": self.source_ip})
         decision = authz.decide(self.who, "vallum:" + action, arn, ctx)
+        rule = " ".join(x for x in (decision.reason, decision.policy, decision.statement) if x)
+        self.audit.update(target=arn, decision="allow" if decision.allowed else "deny",
+                          rule=rule)
         if not decision.allowed:
             log.info("compute: %s denied vallum:%s on %s (%s)", self.who.arn, action, arn,
                      decision.reason)
@@ -151,63 +192,124 @@ def resource_arn(account: str, kind: str, name: str = "*") -> str:
     return f"arn:vallum:compute::{account}:{kind}/{name}"
 
 
-async def _route(c: Call) -> Response:
-    # parts: ["-", "jobs"|"functions", "v1", ...]
-    compute, who, method, parts, query, doc = c.compute, c.who, c.method, c.parts, c.query, c.doc
-    if len(parts) < 4 or parts[2] != "v1":
-        return _error(404, "NotFound", "see /-/jobs/openapi.json")
+def operation(method: str, parts: list[str]) -> tuple[str, str, str] | None:
+    """(action, resource kind, resource name) of a request path split on "/" (["-",
+    "jobs"|"functions", "v1", ...]); None when no endpoint matches. The one table both
+    authorization and the audit record read."""
+    if len(parts) < 4 or parts[0] != "-" or parts[2] != "v1":
+        return None
     area, rest = parts[1], parts[3:]
+    n = len(rest)
     if area == "jobs" and rest[0] == "jobs":
-        if len(rest) == 1 and method == "POST":
-            c.allow("SubmitJob", "job")
-            return _json(201, await compute.submit(who, doc, c.level))
-        if len(rest) == 1 and method == "GET":
-            c.allow("ListJobs", "job")
-            return _json(200, {"jobs": compute.list_jobs(who, query.get("state"),
-                                                         int(query.get("limit", "100")))})
-        if len(rest) == 2 and method == "GET":
-            c.allow("GetJob", "job", rest[1])
-            return _json(200, compute.job(who, rest[1]))
-        if len(rest) == 3 and rest[2] == "tasks" and method == "GET":
-            c.allow("GetJob", "job", rest[1])
-            return _json(200, {"tasks": compute.tasks(who, rest[1])})
-        if len(rest) == 3 and rest[2] == "logs" and method == "GET":
-            c.allow("GetJobLogs", "job", rest[1])
-            return _json(200, await compute.logs(who, rest[1], int(query.get("task", "0")),
-                                                 max(0, int(query.get("offset", "0")))))
-        if len(rest) == 3 and rest[2] == "cancel" and method == "POST":
-            c.allow("CancelJob", "job", rest[1])
-            return _json(200, await compute.cancel(who, rest[1]))
+        if n == 1:
+            return {"POST": ("SubmitJob", "job", "*"), "GET": ("ListJobs", "job", "*")}.get(method)
+        if n == 2 and method == "GET":
+            return ("GetJob", "job", rest[1])
+        if n == 3 and method == "GET" and rest[2] in ("tasks", "logs"):
+            return ("GetJob" if rest[2] == "tasks" else "GetJobLogs", "job", rest[1])
+        if n == 3 and method == "POST" and rest[2] == "cancel":
+            return ("CancelJob", "job", rest[1])
+    if area == "jobs" and rest[0] == "quotas" and n == 2:
+        return {"GET": ("GetQuota", "quota", rest[1]),
+                "PUT": ("PutQuota", "quota", rest[1])}.get(method)
     if area == "jobs" and rest[0] == "triggers":
-        if len(rest) == 1 and method == "POST":
-            c.allow("CreateTrigger", "trigger")
-            return _json(201, await compute.add_trigger(who, doc, c.level))
-        if len(rest) == 1 and method == "GET":
-            c.allow("ListTriggers", "trigger")
-            return _json(200, {"triggers": compute.list_triggers(who)})
-        if len(rest) == 2 and method == "DELETE":
-            c.allow("DeleteTrigger", "trigger", rest[1])
-            await compute.delete_trigger(who, rest[1])
-            return _json(200, {"deleted": rest[1]})
+        if n == 1:
+            return {"POST": ("CreateTrigger", "trigger", "*"),
+                    "GET": ("ListTriggers", "trigger", "*")}.get(method)
+        if n == 2 and method == "DELETE":
+            return ("DeleteTrigger", "trigger", rest[1])
     if area == "functions" and rest[0] == "functions":
-        if len(rest) == 1 and method == "GET":
-            c.allow("ListFunctions", "function")
-            return _json(200, {"functions": compute.list_functions(who)})
-        if len(rest) == 2 and method == "PUT":
-            c.allow("CreateFunction", "function", rest[1])
-            return _json(200, await compute.put_function(who, rest[1], doc, c.level))
-        if len(rest) == 2 and method == "GET":
-            c.allow("GetFunction", "function", rest[1])
-            return _json(200, compute.function(who, rest[1]))
-        if len(rest) == 2 and method == "DELETE":
-            c.allow("DeleteFunction", "function", rest[1])
-            gone = await compute.delete_function(who, rest[1])
-            return _json(200, {"deleted": rest[1], "triggers_deleted": gone})
-        if len(rest) == 3 and rest[2] == "invoke" and method == "POST":
-            c.allow("InvokeFunction", "function", rest[1])
-            payload = (doc or {}).get("payload") if isinstance(doc, dict) else None
-            if query.get("async") in ("1", "true"):
-                key = (doc or {}).get("idempotency_key") if isinstance(doc, dict) else None
-                return _json(202, await compute.invoke_async(who, rest[1], payload, key))
-            return _json(200, {"result": await compute.invoke(who, rest[1], payload)})
-    return _error(404, "NotFound", f"no {method} {'/'.join(parts)}; see /-/jobs/openapi.json")
+        if n == 1 and method == "GET":
+            return ("ListFunctions", "function", "*")
+        if n == 2:
+            return {"PUT": ("CreateFunction", "function", rest[1]),
+                    "GET": ("GetFunction", "function", rest[1]),
+                    "DELETE": ("DeleteFunction", "function", rest[1])}.get(method)
+        if n == 3 and rest[2] == "invoke" and method == "POST":
+            return ("InvokeFunction", "function", rest[1])
+    return None
+
+
+async def _submit(c: Call, _: str) -> Response:
+    return _json(201, await c.compute.submit(c.who, c.doc, c.level))
+
+
+async def _list_jobs(c: Call, _: str) -> Response:
+    return _json(200, {"jobs": c.compute.list_jobs(c.who, c.query.get("state"),
+                                                   int(c.query.get("limit", "100")), c.level)})
+
+
+async def _get_job(c: Call, job_id: str) -> Response:
+    if c.parts[-1] == "tasks":
+        return _json(200, {"tasks": c.compute.tasks(c.who, job_id, c.level)})
+    return _json(200, c.compute.job(c.who, job_id, c.level))
+
+
+async def _logs(c: Call, job_id: str) -> Response:
+    attempt = c.query.get("attempt")
+    return _json(200, await c.compute.logs(c.who, job_id, int(c.query.get("task", "0")),
+                                           max(0, int(c.query.get("offset", "0"))), c.level,
+                                           int(attempt) if attempt else None))
+
+
+async def _cancel(c: Call, job_id: str) -> Response:
+    return _json(200, await c.compute.cancel(c.who, job_id, c.level))
+
+
+async def _get_quota(c: Call, account: str) -> Response:
+    return _json(200, c.compute.quota_doc(c.who, account))
+
+
+async def _put_quota(c: Call, account: str) -> Response:
+    return _json(200, await c.compute.put_quota(c.who, account, c.doc))
+
+
+async def _add_trigger(c: Call, _: str) -> Response:
+    return _json(201, await c.compute.add_trigger(c.who, c.doc, c.level))
+
+
+async def _list_triggers(c: Call, _: str) -> Response:
+    return _json(200, {"triggers": c.compute.list_triggers(c.who, c.level)})
+
+
+async def _delete_trigger(c: Call, trigger_id: str) -> Response:
+    await c.compute.delete_trigger(c.who, trigger_id, c.level)
+    return _json(200, {"deleted": trigger_id})
+
+
+async def _list_functions(c: Call, _: str) -> Response:
+    return _json(200, {"functions": c.compute.list_functions(c.who, c.level)})
+
+
+async def _put_function(c: Call, name: str) -> Response:
+    return _json(200, await c.compute.put_function(c.who, name, c.doc, c.level))
+
+
+async def _get_function(c: Call, name: str) -> Response:
+    return _json(200, c.compute.function(c.who, name, c.level))
+
+
+async def _delete_function(c: Call, name: str) -> Response:
+    gone = await c.compute.delete_function(c.who, name, c.level)
+    return _json(200, {"deleted": name, "triggers_deleted": gone})
+
+
+async def _invoke(c: Call, name: str) -> Response:
+    doc = c.doc if isinstance(c.doc, dict) else {}
+    payload = doc.get("payload")
+    if c.query.get("async") in ("1", "true"):
+        return _json(202, await c.compute.invoke_async(c.who, name, payload,
+                                                       doc.get("idempotency_key"), c.level))
+    result, log = await c.compute.invoke(c.who, name, payload, c.level)
+    if c.query.get("log") == "tail":        # as Lambda's LogType=Tail: the call's own output
+        return _json(200, {"result": result, "log": log[-4096:]})
+    return _json(200, {"result": result})
+
+
+_HANDLERS = {"SubmitJob": _submit, "ListJobs": _list_jobs, "GetJob": _get_job,
+             "GetJobLogs": _logs, "CancelJob": _cancel, "GetQuota": _get_quota,
+             "PutQuota": _put_quota, "CreateTrigger": _add_trigger,
+             "ListTriggers": _list_triggers, "DeleteTrigger": _delete_trigger,
+             "ListFunctions": _list_functions, "CreateFunction": _put_function,
+             "GetFunction": _get_function, "DeleteFunction": _delete_function,
+             "InvokeFunction": _invoke}

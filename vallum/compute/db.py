@@ -61,6 +61,7 @@ class ComputeDB:
         with opening(self.path), self._wlock:
             conn = self._connect(False)
             create_schema(conn, self.path, DDL)
+            _add_columns(conn)
         self._writer = conn
         self._group.start(conn)
 
@@ -117,3 +118,12 @@ class ComputeDB:
         conn = self.reader()
         conn.row_factory = sqlite3.Row
         return conn.execute(sql, params).fetchall()
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """Bring tables created by an older release up to schema.ADDED_COLUMNS."""
+    for table, column, kind in schema.ADDED_COLUMNS:
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            # Names and types come from schema.py, never from input.
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")

@@ -16,6 +16,8 @@ import uuid
 from typing import Any
 from urllib.parse import quote_plus
 
+from vallum.compute import levels
+
 CREATED_PUT = "ObjectCreated:Put"
 CREATED_COPY = "ObjectCreated:Copy"
 CREATED_MULTIPART = "ObjectCreated:CompleteMultipartUpload"
@@ -75,8 +77,9 @@ def trigger_matches(trigger: dict[str, Any], bucket: str, key: str, event_name: 
 
 
 async def lifecycle_event(services: Any, event_name: str, *, bucket: str, key: str,
-                          version_id: str | None, when: float) -> None:
-    """The hook the lifecycle worker calls after each committed expiration.
+                          version_id: str | None, when: float, label: str | None) -> None:
+    """The hook the lifecycle worker calls after each committed expiration (``label``: the
+    expired version's, None for unlabelled data, so only triggers that may read it hear of it).
 
     Unlike a request's event, nobody waits for an answer here; the event is made durable
     right after the change commits, so a crash in between loses that one event (a
@@ -91,7 +94,7 @@ async def lifecycle_event(services: Any, event_name: str, *, bucket: str, key: s
                     region=services.config.region,
                     bucket_owner=meta_bucket.owner if meta_bucket else "", when=when,
                     event_version="2.3")
-    await compute.enqueue_event(bucket, rec)
+    await compute.enqueue_event(bucket, rec, levels.label(label).banner())
 
 
 async def object_event(request: Any, event_name: str, record: Any) -> None:
@@ -108,4 +111,5 @@ async def object_event(request: Any, event_name: str, record: Any) -> None:
         version_id=record.version_id, principal_id=request.principal or "anonymous",
         source_ip=request.source_ip, request_id=request.request_id,
         region=services.config.region, bucket_owner=bucket.owner if bucket else "")
-    await compute.enqueue_event(record.bucket, rec)
+    # The version's (or delete marker's) label: only triggers that may read it hear of it.
+    await compute.enqueue_event(record.bucket, rec, levels.object_label(record).banner())

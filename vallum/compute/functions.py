@@ -12,12 +12,14 @@ import asyncio
 import itertools
 import json
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vallum.compute import sandbox as sbx
+from vallum.compute import tasklog
 from vallum.compute.spec import (
     JobSpec,
     Quota,
@@ -35,9 +37,10 @@ _HANDLER_FIELDS = {"runtime", "code", "code_uri", "handler", "env", "resources",
 class FunctionError(Exception):
     """The handler raised (or the worker died): ``error`` is {"type", "message", "trace"}."""
 
-    def __init__(self, error: dict[str, Any]) -> None:
+    def __init__(self, error: dict[str, Any], log: str = "") -> None:
         super().__init__(f"{error.get('type')}: {error.get('message')}")
         self.error = error
+        self.log = log                    # what the failed call printed
 
 
 @dataclass
@@ -105,13 +108,15 @@ def parse_function(doc: Any, quota: Quota) -> FunctionSpec:
     spec.env = dict(env)
     spec.resources = parse_resources(doc.get("resources"), quota)
     spec.network = bool(doc.get("network", False))
-    for name, lo, hi in (("timeout_s", 0.1, quota.wall_time_s), ("idle_s", 0, 86400),
+    for name, lo, hi in (("timeout_s", 0.1, 1e9), ("idle_s", 0, 86400),
                          ("max_workers", 1, 256)):
         if name in doc:
             v = doc[name]
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
                 raise SpecError(f"{name} must be a number between {lo:g} and {hi:g}")
             setattr(spec, name, type(getattr(spec, name))(v))
+    quota.check("timeout_s", "wall_time_s", spec.timeout_s)
+    quota.check("max_workers", "concurrency", spec.max_workers)    # each worker is a task
     for uri in doc.get("inputs") or []:
         parse_uri(uri, "inputs")
     spec.inputs = list(doc.get("inputs") or [])
@@ -127,9 +132,11 @@ class Worker:
     _ids = itertools.count(1)
 
     def __init__(self, key: tuple[str, str, int], proc: asyncio.subprocess.Process,
-                 scratch: sbx.Scratch, secrets: list[str], box: sbx.Sandbox) -> None:
+                 scratch: sbx.Scratch, secrets: list[str], box: sbx.Sandbox,
+                 creds: Any = None, revoke: Any = None) -> None:
         self.key, self.proc, self.scratch, self.secrets = key, proc, scratch, secrets
         self.box = box
+        self.creds, self._revoke = creds, revoke      # network: its key dies with it
         self._stopped = False
         self.last_used = time.monotonic()
         self.served = 0
@@ -154,10 +161,24 @@ class Worker:
     def alive(self) -> bool:
         return self.proc.returncode is None
 
+    def log_size(self) -> int:
+        """The worker's log (its stderr, where print() goes: fnworker.py) is a file only the
+        gateway can reach (the scratch holder, outside the sandbox's mounts)."""
+        try:
+            return os.stat(self.scratch.log_path, follow_symlinks=False).st_size
+        except OSError:
+            return 0
+
+    def log_since(self, offset: int) -> str:
+        return tasklog.text(tasklog.read_bounded(self.scratch.log_path, offset=offset),
+                            self.secrets)
+
     async def stop(self) -> None:
         if self._stopped:
             return
         self._stopped = True
+        if self.creds is not None and self._revoke is not None:
+            await self._revoke(self.creds)
         sbx.kill_group(self.proc.pid)
         try:
             await asyncio.wait_for(self.proc.wait(), 5)
@@ -178,11 +199,13 @@ def _tail(path: Path, n: int = 2000) -> str:
 class FunctionPool:
     """Warm workers by (account, name, revision); at most ``max_workers`` per function."""
 
-    def __init__(self, box: sbx.Sandbox, scratch_base: Path, stage_code, mint) -> None:
+    def __init__(self, box: sbx.Sandbox, scratch_base: Path, stage_code, mint,
+                 revoke) -> None:
         self.box = box
         self.scratch_base = scratch_base
         self.stage_code = stage_code      # async (spec, code_dir, principal) -> None
         self.mint = mint                  # (principal, JobSpec, duration) -> TaskCredentials
+        self.revoke = revoke              # async (*TaskCredentials) -> None: when a worker stops
         self.idle: dict[tuple[str, str, int], list[Worker]] = {}
         self.busy: dict[tuple[str, str, int], int] = {}
         self.cond = asyncio.Condition()
@@ -201,21 +224,28 @@ class FunctionPool:
         self.idle.clear()
 
     async def invoke(self, account: str, name: str, revision: int, spec: FunctionSpec,
-                     principal: dict[str, Any], event: Any, context: dict[str, Any]) -> Any:
+                     principal: dict[str, Any], event: Any,
+                     context: dict[str, Any]) -> tuple[Any, str]:
+        """(the handler's result, what this call printed); a FunctionError carries the
+        call's output as ``log``. A worker serves one call at a time, so the call's output
+        is what its log file gained meanwhile."""
         key = (account, name, revision)
         worker = await self._acquire(key, spec, principal)
         ok = False
+        start = worker.log_size()
         try:
             context = {**context, "function_name": name,
                        "deadline": time.time() + spec.timeout_s}
             result = await worker.call(event, context, spec.timeout_s)
             ok = True
-            return result
+            return result, worker.log_since(start)
         except asyncio.TimeoutError:
             raise FunctionError({"type": "TimedOut", "message":
-                                 f"no answer within timeout_s={spec.timeout_s:g}s"}) from None
-        except FunctionError:
+                                 f"no answer within timeout_s={spec.timeout_s:g}s"},
+                                worker.log_since(start)) from None
+        except FunctionError as exc:
             ok = worker.alive()
+            exc.log = worker.log_since(start)
             raise
         finally:
             await self._release(key, worker, ok and worker.alive())
@@ -260,12 +290,13 @@ class FunctionPool:
         except BaseException:
             self.box.release_uid(uid)
             raise
+        creds = None
         try:
             await self.stage_code(spec, scratch.code, principal)
             env = self.box.env_paths(scratch)
             env.update(spec.env)
             secrets: list[str] = []
-            if spec.network:
+            if spec.network:        # valid while this worker lives: revoked by Worker.stop
                 creds = self.mint(principal, spec.as_job(), 43200)
                 env.update(creds.env())
                 secrets = creds.secrets()
@@ -283,7 +314,7 @@ class FunctionPool:
                     stderr=logf, env=env, cwd=str(scratch.work), start_new_session=True)
             finally:
                 logf.close()
-            worker = Worker(key, proc, scratch, secrets, self.box)
+            worker = Worker(key, proc, scratch, secrets, self.box, creds, self.revoke)
             worker.idle_s = spec.idle_s
             self.started += 1
             assert proc.stdout is not None
@@ -295,6 +326,8 @@ class FunctionPool:
                 raise FunctionError(hello.get("error") or {"type": "Error", "message": "?"})
             return worker
         except BaseException:
+            if creds is not None:
+                await self.revoke(creds)
             sbx.remove_scratch(scratch)
             self.box.release_uid(uid)
             raise

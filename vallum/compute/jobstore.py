@@ -63,7 +63,7 @@ def insert_jobs(conn: sqlite3.Connection, account: str, owner: str, items: list[
     ids: dict[str, str] = {}
     for ref in order:
         it = by_ref[ref]
-        key = it.spec.idempotency_key
+        key = scoped_key(it.spec.idempotency_key, it.spec.level)
         if key is not None:
             row = conn.execute("SELECT id FROM compute_jobs WHERE account=? AND idem_key=?",
                                (account, key)).fetchone()
@@ -104,6 +104,15 @@ def insert_jobs(conn: sqlite3.Connection, account: str, owner: str, items: list[
     return ids
 
 
+_SEP = "\x1f"
+
+
+def scoped_key(key: str | None, level: str | None) -> str | None:
+    """An idempotency key as stored: within the job's level, so a key reused at another
+    level makes a new job instead of answering with (and revealing) that level's job."""
+    return None if key is None else f"{level or ''}{_SEP}{key}"
+
+
 def check_refs(items: list[NewJob]) -> None:
     """Cycle check without a connection (so it can run before any I/O)."""
     try:
@@ -112,12 +121,19 @@ def check_refs(items: list[NewJob]) -> None:
         raise SpecError(str(exc), "CyclicDependency") from None
 
 
-def claim(conn: sqlite3.Connection, lease: str, now: float, free: int) -> list[Claimed]:
+def claim(conn: sqlite3.Connection, lease: str, now: float, free: int,
+          concurrency: tuple[int, dict[str, int]] | None = None) -> list[Claimed]:
     """Move up to ``free`` runnable tasks to RUNNING under ``lease``; FIFO by job, bounded
-    by each job's parallelism."""
+    by each job's parallelism and by each account's running-task limit (``concurrency``:
+    the platform's, and the accounts with a lower quota; quotas.concurrency)."""
     if free <= 0:
         return []
     out: list[Claimed] = []
+    running_by: dict[str, int] = {}
+    if concurrency is not None:
+        running_by = dict(conn.execute(
+            "SELECT j.account, count(*) FROM compute_tasks t JOIN compute_jobs j ON "
+            "j.id=t.job_id WHERE t.state='RUNNING' GROUP BY j.account").fetchall())
     jobs = conn.execute(
         "SELECT id, spec, parallelism, account, owner, kind, state, tasks_total, principal "
         "FROM compute_jobs "
@@ -130,6 +146,11 @@ def claim(conn: sqlite3.Connection, lease: str, now: float, free: int) -> list[C
             running = conn.execute("SELECT count(*) FROM compute_tasks WHERE job_id=? AND "
                                    "state='RUNNING'", (job_id,)).fetchone()[0]
             n = min(n, parallelism - running)
+            if n <= 0:
+                continue
+        if concurrency is not None:
+            limit = concurrency[1].get(account, concurrency[0])
+            n = min(n, limit - running_by.get(account, 0))
             if n <= 0:
                 continue
         rows = conn.execute(
@@ -145,6 +166,7 @@ def claim(conn: sqlite3.Connection, lease: str, now: float, free: int) -> list[C
         if state == QUEUED:
             conn.execute("UPDATE compute_jobs SET state='RUNNING', started=? WHERE id=?",
                          (now, job_id))
+        running_by[account] = running_by.get(account, 0) + len(rows)
         for seq, idx, name, inp, attempts, ready in rows:
             out.append(Claimed(seq, job_id, idx, name, inp, attempts + 1, account, owner, kind,
                                spec, total, json.loads(who), ready))
@@ -281,10 +303,11 @@ def job_doc(row: sqlite3.Row) -> dict[str, Any]:
     spec = json.loads(row["spec"])
     doc = {k: row[k] for k in ("id", "account", "owner", "name", "kind", "state", "created",
                                "started", "finished", "exit_code", "reason", "tasks_total")}
-    doc["idempotency_key"] = row["idem_key"]
+    doc["idempotency_key"] = row["idem_key"].split(_SEP, 1)[-1] if row["idem_key"] else None
     doc["depends_on"] = spec.get("depends_on", [])
     doc["output"] = spec.get("output")
     doc["runtime"] = spec.get("runtime")
+    doc["level"] = spec.get("level")
     if row["result"] is not None:
         doc["result"] = json.loads(row["result"])
     return doc

@@ -86,3 +86,17 @@ def output_label(level: str, bucket: Any, what: str = "output") -> str:
         raise SpecError(f"{what}: level {lvl.banner()} is above the ceiling {ceiling.banner()} "
                         f"of bucket {bucket.name!r}", "AccessDenied", 403)
     return out.banner()
+
+
+def reader_level(principal: Any, requested: str | None) -> Label | None:
+    """The level a caller sees compute metadata (jobs, tasks, logs, functions, triggers)
+    at: its session level, as for a job it would submit; None: everything (the platform
+    root without VALLUM_ROOT_CLEARANCE and no level asked for)."""
+    if principal.is_root and not requested and _clearance(principal) is None:
+        return None
+    return label(job_level(principal, requested))
+
+
+def sees(reader: Label | None, level: str | None) -> bool:
+    """May a reader at ``reader`` see something made at ``level`` (None: the lowest)?"""
+    return reader is None or reader.dominates(label(level))

@@ -63,8 +63,14 @@ DOCUMENT: dict[str, Any] = {
         "/-/jobs/v1/jobs/{id}": {"get": _op("Job status", params=[_p("id")], schema="Job")},
         "/-/jobs/v1/jobs/{id}/tasks": {"get": _op("Per-task status", params=[_p("id")])},
         "/-/jobs/v1/jobs/{id}/logs": {"get": _op(
-            "Log text from offset; live while the task runs",
-            params=[_p("id"), _p("task", "query", "integer"), _p("offset", "query", "integer")])},
+            "One attempt's log from offset (default the latest); live while it runs",
+            params=[_p("id"), _p("task", "query", "integer"), _p("attempt", "query", "integer"),
+                    _p("offset", "query", "integer")])},
+        "/-/jobs/v1/quotas/{account}": {
+            "get": _op("Platform limits, the account's quota, the effective limits",
+                       params=[_p("account")]),
+            "put": _op("Set the account's quota (the platform root only)", body="Object",
+                       params=[_p("account")])},
         "/-/jobs/v1/jobs/{id}/cancel": {"post": _op("Cancel", params=[_p("id")], schema="Job")},
         "/-/jobs/v1/triggers": {"post": _op("Add an object or cron trigger", body="Trigger",
                                             ok="201"),
@@ -76,8 +82,9 @@ DOCUMENT: dict[str, Any] = {
             "get": _op("Describe", params=[_p("name")]),
             "delete": _op("Delete", params=[_p("name")])},
         "/-/functions/v1/functions/{name}/invoke": {"post": _op(
-            "Invoke synchronously ({\"result\"}) or with ?async=1 (the invocation job)",
-            body="Invocation", params=[_p("name"), _p("async", "query")])},
+            "Invoke synchronously ({\"result\"}, with ?log=tail also \"log\") or with "
+            "?async=1 (the invocation job)",
+            body="Invocation", params=[_p("name"), _p("async", "query"), _p("log", "query")])},
     },
     "components": {
         "securitySchemes": {"sigv4": {"type": "apiKey", "in": "header", "name": "Authorization",

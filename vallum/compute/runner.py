@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from vallum.client import Client, VallumError, tls_context
-from vallum.compute import gateway_ca
+from vallum.compute import gateway_ca, tasklog
 from vallum.compute import sandbox as sbx
 from vallum.compute.credentials import TaskCredentials
 from vallum.compute.spec import JobSpec, parse_uri
@@ -65,14 +65,10 @@ class TaskResult:
     exit_code: int | None = None
     reason: str | None = None
     outputs: list[str] = field(default_factory=list)
+    log: str = ""                  # the attempt's log (bounded, redacted): tasklog.py stores it
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def log_key(spec: JobSpec, name: str) -> tuple[str, str]:
-    out = parse_uri(spec.output, "output")
-    return out.bucket, f"{out.key}_logs/{name or 'job'}.log"
 
 
 def safe_relpath(key: str, prefix: str) -> str | None:
@@ -218,19 +214,6 @@ def redact(data: bytes, secrets: list[str]) -> bytes:
     return data
 
 
-def upload_log(client: Client, spec: JobSpec, name: str, scratch: sbx.Scratch,
-               secrets: list[str], trailer: str, label: str | None = None) -> None:
-    try:
-        data = read_nofollow(scratch.log_path)
-    except OSError:
-        data = b""
-    data = redact(data, secrets) + trailer.encode()
-    if not data:
-        return                       # nothing said: no object (the API answers "")
-    bucket, key = log_key(spec, name)
-    client.put_object(bucket, key, data, "text/plain; charset=utf-8", label=label)
-
-
 def trust_gateway(cert_file: str, box: sbx.Sandbox, scratch: sbx.Scratch,
                   spec: JobSpec) -> dict[str, str]:
     """Give a network task the gateway's CA bundle (in its work folder) and the variables
@@ -305,12 +288,9 @@ async def finish(client: Client, spec: JobSpec, name: str, scratch: sbx.Scratch,
     state = ("CANCELLED" if outcome.cancelled else "TIMED_OUT" if outcome.timed_out
              else "SUCCEEDED" if outcome.ok and reason is None else "FAILED")
     trailer = f"\n[vallum] {state}" + (f": {reason}" if reason else "") + "\n"
-    try:
-        await _io(upload_log, client, spec, name, scratch, secrets,
-                  trailer if state != "SUCCEEDED" else "", label)
-    except (VallumError, OSError) as exc:
-        log.warning("could not store the log of task %s: %s", name or "job", exc)
-    return TaskResult(state, outcome.exit_code, reason, outputs)
+    text = await _io(tasklog.capture, scratch.log_path, secrets,
+                     trailer if state != "SUCCEEDED" else "")
+    return TaskResult(state, outcome.exit_code, reason, outputs, text)
 
 
 async def run_task(bundle: TaskBundle, box: sbx.Sandbox, scratch_base: Path,
@@ -333,10 +313,7 @@ async def run_task(bundle: TaskBundle, box: sbx.Sandbox, scratch_base: Path,
             await _io(stage_all, client, bundle, scratch)
         except (VallumError, OSError) as exc:
             reason = f"staging inputs failed: {exc}"
-            scratch.log_path.write_text(f"vallum: {reason}\n")
-            await _io(upload_log, client, spec, bundle.name, scratch,
-                      creds.secrets(), "", bundle.label)
-            return TaskResult("FAILED", None, reason)
+            return TaskResult("FAILED", None, reason, log=f"vallum: {reason}\n")
         env = box.env_paths(scratch)
         env.update(spec.env)
         env.update({"VALLUM_JOB_ID": bundle.job_id, "VALLUM_TASK_INDEX": str(bundle.idx),

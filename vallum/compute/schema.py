@@ -104,7 +104,42 @@ outbox = sa.Table(
     sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("bucket", sa.Text, nullable=False),
     sa.Column("event", sa.Text, nullable=False),         # one AWS S3 event record (JSON)
+    sa.Column("label", sa.Text),                         # the object's label (MAC); NULL: never delivered
     sa.Column("created", sa.Float, nullable=False),
     sa.Column("done", sa.Integer, nullable=False),
 )
 sa.Index("ix_compute_outbox_pending", outbox.c.done, outbox.c.seq)
+
+# Task credentials that ended before they expire: refused on every request (gate.py asks
+# ComputeService.revoked); a row goes once the credentials would have expired anyway.
+revoked = sa.Table(
+    "compute_revoked", metadata,
+    sa.Column("akid", sa.Text, primary_key=True),
+    sa.Column("until", sa.Float, nullable=False),        # the credentials' own expiry
+)
+
+# Account quotas set by the platform root: each knob lowers the platform limit
+# (spec.LIMITS) for that account's jobs and functions.
+quotas = sa.Table(
+    "compute_quotas", metadata,
+    sa.Column("account", sa.Text, primary_key=True),
+    sa.Column("limits", sa.Text, nullable=False),        # JSON {knob: value}
+    sa.Column("updated", sa.Float, nullable=False),
+)
+
+# One log per job, task and attempt (tasklog.py), kept by the gateway, outside any bucket.
+logs = sa.Table(
+    "compute_logs", metadata,
+    sa.Column("job_id", sa.Text, nullable=False),
+    sa.Column("idx", sa.Integer, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("job_id", "idx", "attempt"),
+)
+sa.Index("ix_compute_logs_created", logs.c.created)
+
+# Columns added after a table first shipped: (table, column, SQL type). db.open adds the
+# missing ones to an existing database (CREATE TABLE IF NOT EXISTS leaves old tables as
+# they were).
+ADDED_COLUMNS = (("compute_outbox", "label", "TEXT"),)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 RUNTIMES = ("python", "command", "function")
@@ -27,29 +27,99 @@ class SpecError(Exception):
         self.code, self.message, self.status = code, message, status
 
 
+class Hidden(SpecError):
+    """Refused by MAC and answered exactly as a missing thing would be (the caller may not
+    learn it exists); ``rule`` is what the audit record says decided it."""
+
+    def __init__(self, message: str, code: str, status: int = 404,
+                 rule: str = "mac: no read up") -> None:
+        super().__init__(message, code, status)
+        self.rule = rule
+
+
 def quota_error(message: str) -> SpecError:
     return SpecError(message, "QuotaExceeded", 403)
 
 
+# Every resource knob a job or function asks for, with the platform's default ceiling and
+# the environment variable an operator sets it with. An account quota (quotas.py) may only
+# lower these; what a caller gets is the smaller of the two.
+LIMITS: dict[str, tuple[type, float, str]] = {
+    "cpu": (float, float(os.cpu_count() or 1), "VALLUM_COMPUTE_MAX_CPU"),
+    "memory_mb": (int, 8192, "VALLUM_COMPUTE_MAX_MEMORY_MB"),
+    "wall_time_s": (float, 86400.0, "VALLUM_COMPUTE_MAX_WALL_TIME"),
+    "cpu_time_s": (float, 86400.0 * 64, "VALLUM_COMPUTE_MAX_CPU_TIME"),
+    "max_procs": (int, 256, "VALLUM_COMPUTE_MAX_PROCS"),
+    "max_files": (int, 4096, "VALLUM_COMPUTE_MAX_FILES"),
+    "max_file_mb": (int, 10240, "VALLUM_COMPUTE_MAX_FILE_MB"),
+    "tasks": (int, 100_000, "VALLUM_COMPUTE_MAX_TASKS"),
+    "parallelism": (int, 1024, "VALLUM_COMPUTE_MAX_PARALLELISM"),
+    "retries": (int, 10, "VALLUM_COMPUTE_MAX_RETRIES"),
+    "concurrency": (int, 1024, "VALLUM_COMPUTE_MAX_CONCURRENCY"),   # running tasks per account
+}
+PLATFORM = "the platform limit"
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 @dataclass(frozen=True)
 class Quota:
-    """What one caller may ask for; the operator raises it with VALLUM_COMPUTE_MAX_* variables."""
+    """What one caller may ask for: the platform limits (VALLUM_COMPUTE_MAX_* variables),
+    lowered by its account's quota; ``source`` says, per knob, which of the two binds
+    (so a refusal names it)."""
 
-    cpu: float = float(os.cpu_count() or 1)
+    cpu: float = LIMITS["cpu"][1]
     memory_mb: int = 8192
     wall_time_s: float = 86400.0
+    cpu_time_s: float = 86400.0 * 64
+    max_procs: int = 256
+    max_files: int = 4096
+    max_file_mb: int = 10240
     tasks: int = 100_000
     parallelism: int = 1024
     retries: int = 10
+    concurrency: int = 1024
+    source: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_env(cls) -> Quota:
-        d = cls()
-        env = os.environ.get
-        return cls(cpu=float(env("VALLUM_COMPUTE_MAX_CPU", d.cpu)),
-                   memory_mb=int(env("VALLUM_COMPUTE_MAX_MEMORY_MB", d.memory_mb)),
-                   wall_time_s=float(env("VALLUM_COMPUTE_MAX_WALL_TIME", d.wall_time_s)),
-                   tasks=int(env("VALLUM_COMPUTE_MAX_TASKS", d.tasks)))
+        """The platform limits; a malformed or non-positive variable stops start-up loudly."""
+        values: dict[str, Any] = {}
+        for name, (kind, _, var) in LIMITS.items():
+            raw = os.environ.get(var)
+            if raw is not None:
+                try:
+                    value = kind(raw)
+                except ValueError:
+                    raise ValueError(f"{var}={raw!r} is not a number") from None
+                if value <= 0:
+                    raise ValueError(f"{var} must be positive, got {raw!r}")
+                values[name] = value
+        return cls(**values)
+
+    def narrowed(self, account: str, limits: dict[str, Any]) -> Quota:
+        """These limits lowered by an account's quota (values above them change nothing)."""
+        values: dict[str, Any] = {}
+        source = dict(self.source)
+        for name, value in limits.items():
+            if name in LIMITS and value < getattr(self, name):
+                values[name] = LIMITS[name][0](value)
+                source[name] = f"the quota of account {account}"
+        return replace(self, **values, source=tuple(sorted(source.items())))
+
+    def whose(self, name: str) -> str:
+        return dict(self.source).get(name, PLATFORM)
+
+    def check(self, what: str, name: str, value: float) -> None:
+        """QuotaExceeded naming the knob, the value asked for, the limit and whose it is."""
+        limit = getattr(self, name)
+        if value > limit:
+            raise quota_error(f"{what} {_num(value)} is over {self.whose(name)} of {_num(limit)}")
+
+    def doc(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in LIMITS}
 
 
 @dataclass
@@ -156,17 +226,13 @@ def parse_resources(doc: Any, quota: Quota) -> Resources:
         memory_mb=_number(doc, "memory_mb", min(1024, quota.memory_mb), 16, 1 << 30, int),
         wall_time_s=_number(doc, "wall_time_s", min(600.0, quota.wall_time_s), 0.1, 1e9),
         cpu_time_s=_number(doc, "cpu_time_s", None, 1, 1e9),
-        max_files=_number(doc, "max_files", 256, 16, 65536, int),
-        max_procs=_number(doc, "max_procs", 64, 1, 65536, int),
-        max_file_mb=_number(doc, "max_file_mb", 1024, 1, 1 << 30, int),
+        max_files=_number(doc, "max_files", min(256, quota.max_files), 16, 1 << 20, int),
+        max_procs=_number(doc, "max_procs", min(64, quota.max_procs), 1, 1 << 22, int),
+        max_file_mb=_number(doc, "max_file_mb", min(1024, quota.max_file_mb), 1, 1 << 30, int),
     )
-    if r.cpu > quota.cpu:
-        raise quota_error(f"resources.cpu {r.cpu:g} is over your quota of {quota.cpu:g}")
-    if r.memory_mb > quota.memory_mb:
-        raise quota_error(f"resources.memory_mb {r.memory_mb} is over your quota of {quota.memory_mb}")
-    if r.wall_time_s > quota.wall_time_s:
-        raise quota_error(f"resources.wall_time_s {r.wall_time_s:g} is over your quota of "
-                          f"{quota.wall_time_s:g}")
+    for name in ("cpu", "memory_mb", "wall_time_s", "max_procs", "max_files", "max_file_mb"):
+        quota.check(f"resources.{name}", name, getattr(r, name))
+    quota.check("resources.cpu_time_s", "cpu_time_s", r.cpu_seconds() - 1)
     return r
 
 
@@ -226,7 +292,8 @@ def parse_job(doc: Any, quota: Quota, *, allow_function: bool = False) -> JobSpe
         if not uri.is_prefix:
             raise SpecError("array must be an s3:// prefix ending with '/'")
         spec.array = str(uri)
-    spec.parallelism = _number(doc, "parallelism", 0, 0, quota.parallelism, int)
+    spec.parallelism = _number(doc, "parallelism", 0, 0, 1 << 30, int)
+    quota.check("parallelism", "parallelism", spec.parallelism)
     if runtime != "function":
         if doc.get("output") is None:
             raise SpecError("output is required: an s3://bucket/prefix/ for outputs and logs")
@@ -243,7 +310,8 @@ def parse_job(doc: Any, quota: Quota, *, allow_function: bool = False) -> JobSpe
             raise SpecError(f"env name {k!r} is invalid or reserved (AWS_*, VALLUM_*)")
     spec.env = dict(env)
     spec.resources = parse_resources(doc.get("resources"), quota)
-    spec.retries = _number(doc, "retries", 0, 0, quota.retries, int)
+    spec.retries = _number(doc, "retries", 0, 0, 1 << 30, int)
+    quota.check("retries", "retries", spec.retries)
     spec.backoff_s = _number(doc, "backoff_s", 1.0, 0, 3600)
     key = doc.get("idempotency_key")
     if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= 256):

@@ -12,12 +12,13 @@ import json
 import sqlite3
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
-from vallum.compute import access, cron, jobstore
+from vallum.compute import access, cron, jobstore, levels
 from vallum.compute.credentials import principal_doc
 from vallum.compute.events import KNOWN_PATTERNS, event_matches
-from vallum.compute.spec import JobSpec, SpecError, parse_job
+from vallum.compute.spec import JobSpec, Quota, SpecError, parse_job
 
 ASYNC_RETRIES = 2          # like Lambda's asynchronous invocations
 
@@ -50,7 +51,7 @@ async def validate(service: Any, principal: Any, doc: Any,
             raise SpecError(f"no such bucket {bucket!r}", "NoSuchBucket", 404)
         if not isinstance(function, str):
             raise SpecError("an object trigger needs function (the name of a function)")
-        service._function_row(principal.account, function)
+        service._invocable(principal, function, level)    # at the function's own level
         events = doc.get("events") or ["s3:ObjectCreated:*"]
         if not isinstance(events, list) or any(e not in KNOWN_PATTERNS for e in events):
             raise SpecError(f"events must be a list of: {', '.join(KNOWN_PATTERNS)}")
@@ -59,8 +60,11 @@ async def validate(service: Any, principal: Any, doc: Any,
                 raise SpecError(f"{name} must be a string")
         await access.check_read(service.services.meta, principal,
                                 f"s3://{bucket}/{doc.get('prefix', '')}", "bucket")
+        # Events reach it only for objects its owner may read at this level (visibility.py).
         row.update(bucket=bucket, prefix=doc.get("prefix", ""), suffix=doc.get("suffix", ""),
-                   events=json.dumps(events), function=function)
+                   events=json.dumps(events), function=function,
+                   principal=json.dumps(principal_doc(principal, levels.job_level(principal,
+                                                                                   level))))
     elif kind == "cron":
         unknown = set(doc) - {"kind", "schedule", "job", "source"}
         if unknown:
@@ -69,7 +73,7 @@ async def validate(service: Any, principal: Any, doc: Any,
             schedule = cron.parse(str(doc.get("schedule", "")))
         except cron.CronError as exc:
             raise SpecError(f"schedule: {exc}", "InvalidSchedule") from None
-        spec = parse_job(doc.get("job"), service.quota)
+        spec = parse_job(doc.get("job"), service.quota_for(principal.account))
         if spec.depends_on or spec.idempotency_key:
             raise SpecError("a scheduled job cannot carry depends_on or idempotency_key")
         item = await service._prepare(principal, "job", spec, level)   # as a submit checks
@@ -88,8 +92,14 @@ def insert(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
                  list(row.values()))
 
 
+def level_of(row: dict[str, Any]) -> str | None:
+    """The session level a trigger was made at (None: the lowest)."""
+    return json.loads(row["principal"] or "{}").get("level")
+
+
 def doc(row: dict[str, Any]) -> dict[str, Any]:
     out = {k: row[k] for k in ("id", "kind", "source", "owner", "created")}
+    out["level"] = level_of(row)
     if row["kind"] == "object":
         out.update(bucket=row["bucket"], prefix=row["prefix"], suffix=row["suffix"],
                    events=json.loads(row["events"]), function=row["function"])
@@ -98,33 +108,58 @@ def doc(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def dispatch(conn: sqlite3.Connection, now: float, batch: int = 200) -> int:
-    """Turn pending outbox events into invocation jobs; returns events handled."""
-    rows = conn.execute("SELECT seq, bucket, event FROM compute_outbox WHERE done=0 ORDER BY seq "
-                        "LIMIT ?", (batch,)).fetchall()
-    if not rows:
-        return 0
+@dataclass
+class Delivery:
+    """One outbox event matched to one object trigger, waiting for the visibility check."""
+
+    seq: int
+    bucket: str
+    key: str
+    label: str | None            # the object's label (None: unknown, never delivered)
+    record: dict[str, Any]
+    trigger: dict[str, Any]      # id, account, owner, principal (JSON), function, fn_principal
+
+
+def pending(conn: sqlite3.Connection, batch: int = 200) -> tuple[list[int], list[Delivery]]:
+    """(outbox seqs to settle, the trigger matches among them) of the oldest pending events."""
+    rows = conn.execute("SELECT seq, bucket, event, label FROM compute_outbox WHERE done=0 "
+                        "ORDER BY seq LIMIT ?", (batch,)).fetchall()
     by_bucket: dict[str, list[sqlite3.Row]] = {}
-    for seq, bucket, event in rows:
+    out: list[Delivery] = []
+    for seq, bucket, event, label in rows:
         if bucket not in by_bucket:
             by_bucket[bucket] = conn.execute(
-                "SELECT id, account, owner, principal, prefix, suffix, events, function FROM "
-                "compute_triggers WHERE kind='object' AND bucket=?", (bucket,)).fetchall()
+                "SELECT t.id, t.account, t.owner, t.principal, t.prefix, t.suffix, t.events, "
+                "t.function, f.principal FROM compute_triggers t JOIN compute_functions f ON "
+                "f.account=t.account AND f.name=t.function WHERE t.kind='object' AND t.bucket=?",
+                (bucket,)).fetchall()
         record = json.loads(event)
         key = _unquote_key(record["s3"]["object"]["key"])
-        for tid, account, owner, who, prefix, suffix, events, function in by_bucket[bucket]:
-            if not (key.startswith(prefix) and key.endswith(suffix)
+        for tid, account, owner, who, prefix, suffix, events, function, fn_who in by_bucket[bucket]:
+            if (key.startswith(prefix) and key.endswith(suffix)
                     and event_matches(json.loads(events), record["eventName"])):
-                continue
-            rec = json.loads(event)
-            rec["s3"]["configurationId"] = tid
-            spec = invocation_spec(function, {"Records": [rec]}, f"evt:{seq}:{tid}")
-            jobstore.insert_jobs(conn, account, owner,
-                                 [jobstore.NewJob("e", spec, "function", [("", None)])], now,
-                                 json.loads(who))
-        conn.execute("UPDATE compute_outbox SET done=1 WHERE seq=?", (seq,))
+                out.append(Delivery(seq, bucket, key, label, record, {
+                    "id": tid, "account": account, "owner": owner, "principal": who,
+                    "function": function, "fn_principal": fn_who}))
+    return [r[0] for r in rows], out
+
+
+def deliver(conn: sqlite3.Connection, seqs: list[int], allowed: list[Delivery],
+            now: float) -> int:
+    """Turn the deliveries that passed the visibility check into invocation jobs (run as
+    the function's principal, at its level) and mark the events done; returns events."""
+    for d in allowed:
+        rec = json.loads(json.dumps(d.record))
+        rec["s3"]["configurationId"] = d.trigger["id"]
+        runs_as = json.loads(d.trigger["fn_principal"])
+        spec = invocation_spec(d.trigger["function"], {"Records": [rec]},
+                               f"evt:{d.seq}:{d.trigger['id']}")
+        spec.level = runs_as.get("level")
+        jobstore.insert_jobs(conn, d.trigger["account"], d.trigger["owner"],
+                             [jobstore.NewJob("e", spec, "function", [("", None)])], now, runs_as)
+    conn.executemany("UPDATE compute_outbox SET done=1 WHERE seq=?", [(s,) for s in seqs])
     conn.execute("DELETE FROM compute_outbox WHERE done=1 AND created < ?", (now - 86400,))
-    return len(rows)
+    return len(seqs)
 
 
 def _unquote_key(key: str) -> str:
@@ -132,25 +167,38 @@ def _unquote_key(key: str) -> str:
     return unquote_plus(key)
 
 
-def run_due_crons(conn: sqlite3.Connection, now: float) -> int:
+def due_crons(conn: sqlite3.Connection, now: float) -> list[dict[str, Any]]:
+    """Cron triggers whose next run has come (each: id, account, owner, principal, cron,
+    job, next_run)."""
     rows = conn.execute("SELECT id, account, owner, principal, cron, job, next_run FROM "
                         "compute_triggers WHERE kind='cron' AND next_run<=?", (now,)).fetchall()
-    for tid, account, owner, who, expr, job, next_run in rows:
-        from vallum.compute.spec import Quota
-        spec = parse_job(json.loads(job), Quota.from_env())
-        spec.idempotency_key = f"cron:{tid}:{int(next_run)}"
-        arr_tasks: list[tuple[str, str | None]] = [("", None)]
-        kind = "job"
-        if spec.array:          # expand against the bucket as it is now
-            bucket, _, prefix = spec.array[5:].partition("/")
-            keys = [r[0] for r in conn.execute(
-                "SELECT key FROM versions WHERE bucket=? AND key>=? AND key<? AND is_latest=1 "
-                "AND delete_marker=0 ORDER BY key", (bucket, prefix, prefix + "\U0010ffff"))]
-            arr_tasks = [(k[len(prefix):] or k, k) for k in keys]
-            kind = "array"
-        if arr_tasks:
-            jobstore.insert_jobs(conn, account, owner, [jobstore.NewJob("c", spec, kind, arr_tasks)],
-                                 now, json.loads(who))
-        conn.execute("UPDATE compute_triggers SET next_run=? WHERE id=?",
-                     (cron.parse(expr).next_after(now), tid))
-    return len(rows)
+    names = ("id", "account", "owner", "principal", "cron", "job", "next_run")
+    return [dict(zip(names, r, strict=True)) for r in rows]
+
+
+def cron_spec(row: dict[str, Any], quota: Quota) -> JobSpec:
+    """The job a due run submits, checked against the account's quota as it is now."""
+    spec = parse_job(json.loads(row["job"]), quota)
+    spec.idempotency_key = f"cron:{row['id']}:{int(row['next_run'])}"
+    return spec
+
+
+def start_cron(conn: sqlite3.Connection, row: dict[str, Any], spec: JobSpec | None,
+               tasks: list[tuple[str, str | None]] | None, now: float) -> bool:
+    """Submit one due run (``tasks``: an array job's, expanded by the caller as the
+    principal it runs as; None: a plain job; []: nothing to run) and schedule the next;
+    False when another gateway took this run first."""
+    if conn.execute("SELECT next_run FROM compute_triggers WHERE id=?",
+                    (row["id"],)).fetchone() != (row["next_run"],):
+        return False
+    if tasks is None:
+        tasks, kind = [("", None)], "job"
+    else:
+        kind = "array"
+    if tasks and spec is not None:
+        jobstore.insert_jobs(conn, row["account"], row["owner"],
+                             [jobstore.NewJob("c", spec, kind, tasks)], now,
+                             json.loads(row["principal"]))
+    conn.execute("UPDATE compute_triggers SET next_run=? WHERE id=?",
+                 (cron.parse(row["cron"]).next_after(now), row["id"]))
+    return True

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from vallum.client import Client, VallumError
-from vallum.compute import runner
+from vallum.compute import runner, tasklog
 from vallum.compute import sandbox as sbx
 from vallum.compute.spec import JobSpec
 
@@ -216,13 +216,15 @@ class WarmPool:
                     stopper.cancel()
             if reader not in done:
                 reader.cancel()
-                if stopper is not None and stopper in done:
-                    return runner.TaskResult("CANCELLED", None, "cancelled")
-                return runner.TaskResult("TIMED_OUT", None,
-                                         f"wall-time limit of {r.wall_time_s:g}s exceeded")
+                state, why = ("CANCELLED", "cancelled") if stopper is not None and \
+                    stopper in done else ("TIMED_OUT", f"wall-time limit of {r.wall_time_s:g}s exceeded")
+                return runner.TaskResult(state, None, why, log=tasklog.ended(
+                    w.scratch.work, [name, "task.log"], creds.secrets(), state, why))
             raw = reader.result()
             if not raw:
-                return runner.TaskResult("FAILED", None, "the task worker died")
+                return runner.TaskResult("FAILED", None, "the task worker died", log=tasklog.ended(
+                    w.scratch.work, [name, "task.log"], creds.secrets(), "FAILED",
+                    "the task worker died"))
             answer = json.loads(raw)
             keep = answer.get("clean") is True        # every other process gone, /tmp empty
             if answer.get("timed_out"):

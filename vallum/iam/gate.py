@@ -22,7 +22,7 @@ from vallum.iam.principal import ANONYMOUS, Principal
 from vallum.s3 import errors, router, sigv2, sigv4
 from vallum.s3.copy_source import HEADER, parse_copy_source
 from vallum.s3.handlers import labels
-from vallum.s3.handlers.tagging import tags_from_header
+from vallum.s3.tags import tags_from_header
 
 # Operations whose action names the version when ?versionId= is present.
 VERSIONED_ACTIONS = {
@@ -119,6 +119,8 @@ async def authenticate(services: Any, method: str, raw_path: str, raw_query: str
             raise errors.SlowDown("Too many failed authentication attempts; retry later.") from None
         iam.limiter.failed(akid, source_ip)
         raise
+    if resolved and getattr(services, "compute", None) and services.compute.revoked(akid):
+        raise errors.ExpiredToken()          # a compute task's key: its task has ended
     if auth is not None and getattr(services.config, "require_signed_payload", False):
         refusal = strict_refusal(auth, method, headers)
         if refusal is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-NULL_VERSION = "null"
+from vallum.s3.names import NULL_VERSION  # noqa: F401 - stores and handlers import it from here
 
 
 @dataclass

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 
-from vallum.meta.records import NULL_VERSION
 from vallum.s3.errors import InvalidArgument, InvalidBucketName, KeyTooLongError
+
+NULL_VERSION = "null"     # the version id S3 gives objects written while versioning was off
 
 MAX_KEY_BYTES = 1024
 

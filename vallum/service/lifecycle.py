@@ -240,7 +240,8 @@ class LifecycleWorker:
         never allowed to stop the sweep (the change itself already happened)."""
         try:
             await lifecycle_event(self.services, event_name, bucket=record.bucket,
-                                  key=record.key, version_id=record.version_id, when=now)
+                                  key=record.key, version_id=record.version_id, when=now,
+                                  label=(record.extra or {}).get("label"))
         except Exception:  # noqa: BLE001
             log.exception("lifecycle: could not record the %s event of %s/%s", event_name,
                           record.bucket, record.key)

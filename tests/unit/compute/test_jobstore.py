@@ -127,17 +127,40 @@ def test_dispatch_turns_outbox_events_into_idempotent_invocations(db):
            "events": json.dumps(["s3:ObjectCreated:*"]), "function": "f", "cron": None,
            "job": None, "next_run": None, "created": 0.0}
     db.run_write(lambda c: triggers.insert(c, row))
+    db.run_write(lambda c: c.execute(
+        "INSERT INTO compute_functions (account, name, owner, principal, spec, revision, "
+        "created) VALUES ('acct', 'f', 'arn', ?, '{}', 1, 0)", (json.dumps({"level": "SECRET"}),)))
     for key in ("in/a.csv", "in/b.txt", "out/c.csv"):
         ev = {"eventName": "ObjectCreated:Put", "s3": {"object": {"key": key}}}
         db.run_write(lambda c, ev=ev: c.execute(
-            "INSERT INTO compute_outbox (bucket, event, created, done) VALUES ('b', ?, 0, 0)",
-            (json.dumps(ev),)))
-    assert db.run_write(lambda c: triggers.dispatch(c, 1.0)) == 3
-    jobs = db.query("SELECT spec, idem_key FROM compute_jobs")
+            "INSERT INTO compute_outbox (bucket, event, label, created, done) "
+            "VALUES ('b', ?, 'UNCLASSIFIED', 0, 0)", (json.dumps(ev),)))
+    seqs, found = triggers.pending(db.reader())
+    assert len(seqs) == 3 and [d.key for d in found] == ["in/a.csv"]
+    assert found[0].label == "UNCLASSIFIED" and found[0].trigger["id"] == "t1"
+    assert db.run_write(lambda c: triggers.deliver(c, seqs, found, 1.0)) == 3
+    jobs = db.query("SELECT spec, idem_key, principal FROM compute_jobs")
     assert len(jobs) == 1 and jobs[0]["idem_key"].endswith(":t1")
-    payload = json.loads(jobs[0]["spec"])["payload"]
-    assert payload["Records"][0]["s3"]["configurationId"] == "t1"
-    assert db.run_write(lambda c: triggers.dispatch(c, 1.0)) == 0
+    spec = json.loads(jobs[0]["spec"])
+    assert spec["payload"]["Records"][0]["s3"]["configurationId"] == "t1"
+    # The invocation runs as the function's principal, at its level.
+    assert spec["level"] == "SECRET" and json.loads(jobs[0]["principal"])["level"] == "SECRET"
+    assert triggers.pending(db.reader()) == ([], [])
+
+
+def test_old_outbox_tables_gain_the_label_column(tmp_path):
+    import sqlite3
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE compute_outbox (seq INTEGER PRIMARY KEY, bucket TEXT NOT NULL, "
+                     "event TEXT NOT NULL, created FLOAT NOT NULL, done INTEGER NOT NULL)")
+    d = ComputeDB(path)
+    d.open()
+    try:
+        cols = {r[1] for r in d.reader().execute("PRAGMA table_info(compute_outbox)")}
+        assert "label" in cols
+    finally:
+        d.close()
 
 
 def test_spec_round_trip():

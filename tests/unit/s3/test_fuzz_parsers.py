@@ -39,12 +39,13 @@ from vallum.s3.handlers.lock import parse_date, parse_lock_configuration
 from vallum.s3.handlers.multidelete import parse_delete
 from vallum.s3.handlers.multipart import parse_complete, parse_copy_range
 from vallum.s3.handlers.policy import pab_flag
-from vallum.s3.handlers.tagging import parse_tagging, tags_from_header
+from vallum.s3.handlers.tagging import parse_tagging
 from vallum.s3.names import validate_bucket_name, validate_key
 from vallum.s3.ranges import parse_range
 from vallum.s3.router import parse_query, route
 from vallum.s3.sigv2 import authenticate_v2
 from vallum.s3.sigv4 import AuthResult, authenticate, derive_signing_key
+from vallum.s3.tags import tags_from_header
 from vallum.server.http import Headers
 from vallum.service.lifecycle_rules import parse_lifecycle
 
