@@ -54,9 +54,14 @@ _VOLATILE = re.compile(rb"<(RequestId|HostId|LastModified|Initiated|CreationDate
 
 @dataclass
 class World:
-    """One gateway and the generated ids the low caller has seen there, in order."""
+    """One gateway as the low caller, the high writer, and the generated ids the low caller
+    has seen there, in order."""
 
     gw: InProcess
+    high: InProcess
+    low_headers: dict[str, str]
+    top: InProcess | None = None           # a system-high reader (root mode only)
+    account: str | None = None             # the IAM users' account id (random per world)
     ids: dict[str, str] = field(default_factory=dict)      # id -> token
     order: list[str] = field(default_factory=list)         # version ids, for versionId
     tokens: list[str] = field(default_factory=list)        # continuation tokens seen
@@ -78,7 +83,7 @@ class World:
             self.keys.setdefault(version.decode(), key.decode())
         nxt = _NEXT.search(reply.body)
         if nxt:
-            self.pages.append((nxt.group(1).decode(), nxt.group(2).decode()))
+            self.pages.append((nxt.group(1).decode(), (nxt.group(2) or b"").decode()))
         headers = []
         for k, v in reply.headers:
             if k in IGNORED_HEADERS:
@@ -87,6 +92,8 @@ class World:
                 v = self.token(v)
             headers.append((k, v))
         body = _VOLATILE.sub(lambda m: b"<" + m.group(1) + b">T</", reply.body)
+        if self.account:
+            body = body.replace(self.account.encode(), b"ACCOUNT")
 
         def ident(m: re.Match) -> bytes:
             value = m.group(2).decode()
@@ -168,9 +175,10 @@ def setups(draw):
     return steps
 
 
-def apply_setup(gw: InProcess, step: tuple) -> None:
+def apply_setup(world: World, step: tuple) -> None:
     who, op, bucket, key, n = step
-    headers = dict(LOW) if who == "low" else dict(HIGH_LABEL)
+    gw = world.gw if who == "low" else world.high
+    headers = dict(world.low_headers) if who == "low" else dict(HIGH_LABEL)
     path = f"/{bucket}/{key}"
     if op == "put":
         reply = gw.call("PUT", path, headers=headers, body=b"x" * n + key.encode())
@@ -312,13 +320,44 @@ def loop():
     loop.close()
 
 
-def new_world(loop) -> World:
-    world = World(InProcess.open(loop))
-    assert world.gw.call("PUT", f"/{VER}").status == 200
-    assert world.gw.call("PUT", f"/{PLN}").status == 200
+ALLOW_S3 = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+
+
+def _iam_users(root: InProcess) -> tuple[InProcess, InProcess, InProcess, str]:
+    """An account with its admin, a TOP SECRET-cleared user and an uncleared one."""
+    made = root.admin("CreateAccount", name="mac")[1]
+    key = made["admin_key"]
+    admin = root.as_user(key["access_key_id"], key["secret_access_key"])
+    users = []
+    for name in ("hi", "lo"):
+        assert admin.admin("CreateUser", user=name)[0] == 200
+        assert admin.admin("PutInlinePolicy", kind="user", target=name, name="p",
+                           document=ALLOW_S3)[0] == 200
+        minter, account = admin, {}
+        if name == "hi":     # only the platform root may clear, and mint keys for a cleared user
+            account = {"account": made["account"]["id"]}
+            assert root.admin("SetClearance", user=name, clearance="TOP SECRET", **account)[0] == 200
+            minter = root
+        key = minter.admin("CreateAccessKey", user=name, **account)[1]
+        users.append(root.as_user(key["access_key_id"], key["secret_access_key"]))
+    return admin, users[0], users[1], made["account"]["id"]
+
+
+def new_world(loop, mode: str) -> World:
+    """``root-session``: the root at session UNCLASSIFIED reads, the root at system high
+    writes the hidden data. ``iam-users``: an uncleared IAM user reads, a TOP SECRET-cleared
+    user of the same account writes."""
+    root = InProcess.open(loop)
+    if mode == "root-session":
+        world, owner = World(root, root, dict(LOW), top=root), root
+    else:
+        owner, high, low, account = _iam_users(root)
+        world = World(low, high, {}, account=account)
+    assert owner.call("PUT", f"/{VER}").status == 200
+    assert owner.call("PUT", f"/{PLN}").status == 200
     body = b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>"
-    assert world.gw.call("PUT", f"/{VER}", {"versioning": ""}, {"content-md5": _md5(body)},
-                         body).status == 200
+    assert owner.call("PUT", f"/{VER}", {"versioning": ""}, {"content-md5": _md5(body)},
+                      body).status == 200
     return world
 
 
@@ -329,24 +368,25 @@ def new_world(loop) -> World:
 @example(setup=[("low", "put", VER, "a", 0), ("low", "put", VER, "a", 1), ("high", "put", VER, "a", 2)],
          sequence=[("versions", VER, "a", None, {"max-keys": "1"}, None, 0),
                    ("versions", VER, "a", None, {}, 0, 0)])
-def test_low_caller_cannot_tell_worlds_apart(loop, setup, sequence):
-    high, low = new_world(loop), new_world(loop)
+@pytest.mark.parametrize("mode", ["root-session", "iam-users"])
+def test_low_caller_cannot_tell_worlds_apart(loop, mode, setup, sequence):
+    high, low = new_world(loop, mode), new_world(loop, mode)
     try:
         for step in setup:
-            apply_setup(high.gw, step)
+            apply_setup(high, step)
             if step[0] == "low":
-                apply_setup(low.gw, step)
+                apply_setup(low, step)
         for i, request in enumerate(sequence):
-            a = high.normalise(send(high, request, LOW))
+            a = high.normalise(send(high, request, high.low_headers))
             sent: list[tuple] = []
-            raw = send(low, request, LOW, sent)
+            raw = send(low, request, low.low_headers, sent)
             b = low.normalise(raw)
             assert a == b, f"request {i} {request} differs:\n with hidden: {a}\n without:     {b}"
-            if request[0] in READS:
+            if request[0] in READS and low.top is not None:
                 # Nothing is hidden in this world: the low view equals the system-high view.
                 method, path, query, headers, body = sent[0]
                 headers = {k: v for k, v in headers.items() if k not in LOW}
-                top = low.gw.call(method, path, query, headers, body)
+                top = low.top.call(method, path, query, headers, body)
                 assert _same(top, raw), f"request {i} {request}: {top} != {raw}"
     finally:
         high.gw.close()
