@@ -17,7 +17,7 @@ Known residual channel, excluded by construction (docs/security.md, "Residual ch
 a low write that would *replace* a hidden null version (unversioned bucket) is refused
 with SlowDown, so low writes to the unversioned bucket never target a hidden key there.
 
-VALLUM_NI_EXAMPLES raises the example count (default 300, derandomized for CI).
+VALLUM_NI_EXAMPLES raises the example count (default 200 per mode, derandomized for CI).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ VER, PLN = "ver-bucket", "pln-bucket"
 # Keys share prefixes and interleave, so hidden keys sit between, before and after visible ones.
 KEYS = ["a", "a/b", "a/c/d", "a/z", "b", "b/x/y", "c", "d/e", "d/f", "e"]
 HIDDEN_ONLY = ["a/h", "ah", "b/h/z", "c/h", "zz/h"]     # the unversioned bucket's hidden keys
-EXAMPLES = int(os.environ.get("VALLUM_NI_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("VALLUM_NI_EXAMPLES", "200"))
 
 IGNORED_HEADERS = {"x-amz-request-id", "x-amz-id-2", "last-modified", "date"}
 _IDS = re.compile(rb"<(VersionId|NextVersionIdMarker|VersionIdMarker|DeleteMarkerVersionId|UploadId|"

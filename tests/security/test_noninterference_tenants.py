@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from tests.support.inprocess import InProcess, Reply
 
-EXAMPLES = int(os.environ.get("VALLUM_NI_EXAMPLES", "300")) // 3
+EXAMPLES = int(os.environ.get("VALLUM_NI_EXAMPLES", "200")) // 3
 NAMES = ["u1", "ou", "admin", "orole", "dev"]
 ALLOW_S3 = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
 
