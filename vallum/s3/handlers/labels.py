@@ -154,10 +154,11 @@ def hide_marker(request: Request, record: ObjectRecord, missing: errors.S3Error)
 
 
 def marker_label(request: Request, bucket: BucketRecord, current: ObjectRecord | None) -> Label:
-    """The label of a delete marker this caller adds over ``current`` (the key's latest).
+    """The label of a delete marker this caller adds over ``current`` (the key's newest
+    version the caller may see, visibility.latest_version).
 
-    It is seen by exactly those who saw what it deletes: the label of the version it
-    shadows when the caller can read that version; otherwise (no live version, or one
+    It is seen by exactly those who saw what it deletes: the label of the version (or
+    marker) it shadows when the caller can read it; otherwise (none, or one
     hidden from the caller, which is then treated as absent) the caller's write level,
     raised to the bucket floor. So a marker over a hidden object, made by someone who
     may see that object, stays hidden from lower readers; and a lower caller's marker
