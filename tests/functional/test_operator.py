@@ -9,9 +9,11 @@ must be journalled, served as JSON under /-/admin/ and POSTed to the webhook.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -165,7 +167,6 @@ def test_bulk_copy_out_is_suspended_before_ten_percent(contained, webhook):
     doc = admin(srv, "OperatorAlerts", {"kind": "exfiltration"})
     assert doc["count"] >= 1 and doc["alerts"][0]["entity"] == keys["mallory"]["access_key_id"]
     assert admin(srv, "OperatorAlerts", {"account": account})["count"] == len(mine)
-    import time
     deadline = time.monotonic() + 5
     while len(webhook.alerts) < len(alerts) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -185,3 +186,40 @@ def test_bulk_copy_out_is_suspended_before_ten_percent(contained, webhook):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def test_rclone_sync_then_check_is_neither_throttled_nor_refused(contained):
+    """What a new tenant admin does first (issue 16): `rclone sync` of 500 files in 40
+    directories (a listing per directory, four transfers), then `rclone check` (the
+    listings again). No SlowDown, no containment; and `operator status` says the mode
+    the gateway really runs in."""
+    srv = contained
+    account = admin(srv, "CreateAccount", {"name": "survey"})["account"]["id"]
+    admin(srv, "CreatePolicy", {"account": account, "policy": "s3all", "document": {
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}})
+    admin(srv, "CreateUser", {"account": account, "user": "tenantadmin"})
+    admin(srv, "AttachPolicy", {"account": account, "kind": "user", "target": "tenantadmin", "policy": "s3all"})
+    key = admin(srv, "CreateAccessKey", {"account": account, "user": "tenantadmin"})
+    s3 = client(srv, key)           # no retries: one SlowDown fails the run, as it failed rclone's check
+    s3.create_bucket(Bucket="survey-data")
+    dirs = [f"upload/set{k:02d}/" for k in range(40)]
+
+    def list_all():
+        with ThreadPoolExecutor(4) as pool:        # rclone's 4 checkers
+            list(pool.map(lambda d: s3.list_objects_v2(Bucket="survey-data", Prefix=d, Delimiter="/"), dirs))
+
+    list_all()
+    with ThreadPoolExecutor(4) as pool:            # rclone's 4 transfers
+        list(pool.map(lambda i: s3.put_object(Bucket="survey-data", Key=f"{dirs[i % 40]}file-{i:04d}.dat",
+                                              Body=b"s" * 2048), range(500)))
+    list_all()                                     # rclone check
+    total = sum(s3.list_objects_v2(Bucket="survey-data", Prefix=d)["KeyCount"] for d in dirs)
+    assert total == 500
+
+    time.sleep(1.2)                                # the detector runs at most 50 ms late; let it
+    out = subprocess.run([sys.executable, "-m", "vallum", "operator", "status", "--json",
+                          "--data-dir", str(srv.data_dir)], capture_output=True, text=True, check=True,
+                         env={**os.environ, "VALLUM_OPERATOR": ""})
+    doc = json.loads(out.stdout)
+    assert doc["default_mode"] == "contain", doc
+    assert key["access_key_id"] not in doc["contained"], doc["contained"]

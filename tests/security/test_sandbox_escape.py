@@ -157,10 +157,11 @@ while True:
     assert "MemoryError" in log or "killed" in (done["reason"] or "")
 
 
-def test_cpu_time_limit(api, bucket):
-    done, log = run(api, bucket, "while True: pass", resources={"cpu_time_s": 1,
-                                                               "wall_time_s": 30})
-    assert done["state"] == "FAILED" and "CPU" in done["reason"], (done, log)
+@pytest.mark.parametrize("network", [False, True], ids=["warm", "cold"])
+def test_cpu_time_limit(api, bucket, network):
+    done, log = run(api, bucket, "while True: pass", network=network,
+                    resources={"cpu_time_s": 1, "wall_time_s": 30})
+    assert done["state"] == "FAILED" and done["reason"] == "CPU-time limit exceeded", (done, log)
 
 
 WARM_PROBE = """

@@ -1,4 +1,5 @@
-"""`vallum audit verify|query|export`: prove the audit chain intact, search it, ship it."""
+"""`vallum audit verify|query|export|prune`: prove the audit chain intact, search it, ship
+it, and drop old segments per the retention policy (security/audit_segments.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,23 @@ import typer
 
 from vallum.security import audit as audit_log
 from vallum.security import audit_checkpoint as checkpoint
-from vallum.security import audit_witness, crypto
+from vallum.security import audit_segments, audit_witness, crypto
 
 app = typer.Typer(help="Inspect the tamper-evident audit log.", no_args_is_help=True, add_completion=False)
 
 DATA_DIR = typer.Option(None, "--data-dir", help="Data directory [env VALLUM_DATA_DIR; default ./vallum-data]")
-LOG = typer.Option(None, "--log", help="Audit log file (default <data-dir>/audit/audit.log)")
+LOG = typer.Option(None, "--log", help="One audit log file, verified from its genesis (default: the retained set under <data-dir>/audit)")
+ARCHIVE = typer.Option(None, "--archive", help="Directory of exported segments")
+
+
+def _dir(data_dir: str | None) -> Path:
+    return Path(data_dir or os.environ.get("VALLUM_DATA_DIR") or "./vallum-data") / audit_log.AUDIT_DIR
+
+
+def _files(data_dir: str | None, log: str | None) -> list[Path]:
+    """What query/export read: the given file, or every retained segment and the active log."""
+    path = _path(data_dir, log)
+    return [path] if log else [s.path for s in audit_segments.segments(path.parent)] + [path]
 
 
 def _path(data_dir: str | None, log: str | None) -> Path:
@@ -53,18 +65,28 @@ def verify(data_dir: str = DATA_DIR, log: str = LOG,
            fingerprint: str = typer.Option(None, "--fingerprint", help="SHA-256 fingerprint of the pinned public key"),
            expect_seq: int = typer.Option(None, "--expect-seq", help="Anchor: the log must hold this seq ..."),
            expect_hash: str = typer.Option(None, "--expect-hash", help="... with this line hash (from a witness)"),
-           witness: str = typer.Option(None, "--witness", help="Witness file: anchor at its latest checkpoint")) -> None:
-    """Check the chain and every checkpoint against the PINNED key. Exit 0: authentic and
+           witness: str = typer.Option(None, "--witness", help="Witness file: anchor at its latest checkpoint"),
+           archive: str = ARCHIVE) -> None:
+    """Check the chain and every checkpoint against the PINNED key: the retained segments
+    and the active log (anchored by the signed retention manifest after a prune), one
+    --log file, or the exported segments in --archive (offline). Exit 0: authentic and
     sealed (or anchored); 1: tampered; 2: usage (no pin); 3: intact but its end is unsigned."""
-    path = _path(data_dir, log)
     try:
         key, fp = _pin(public_key, fingerprint)
         if witness:
             if expect_seq is not None or expect_hash:
                 raise ValueError("--witness and --expect-seq/--expect-hash exclude each other")
             expect_seq, expect_hash = audit_witness.anchor(Path(witness))
-        result = audit_log.verify(path, key, fp=fp, expect_seq=expect_seq, expect_hash=expect_hash)
-    except (OSError, ValueError) as exc:
+        if archive:
+            result = audit_segments.verify_archive(Path(archive), key, fp=fp)
+        else:
+            path = _path(data_dir, log)
+            if log:
+                result = audit_log.verify(path, key, fp=fp, expect_seq=expect_seq, expect_hash=expect_hash)
+            else:
+                result = audit_segments.verify_retained(path.parent, key, fp=fp, expect_seq=expect_seq,
+                                                        expect_hash=expect_hash)
+    except (OSError, ValueError, KeyError) as exc:
         typer.echo(f"vallum audit verify: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(str(result))
@@ -77,7 +99,7 @@ def verify(data_dir: str = DATA_DIR, log: str = LOG,
 @app.command("key")
 def key(data_dir: str = DATA_DIR) -> None:
     """Print the audit public key and its fingerprint (derived from the private key), to pin them."""
-    path = Path(data_dir or os.environ.get("VALLUM_DATA_DIR") or "./vallum-data") / audit_log.AUDIT_DIR / audit_log.KEY_FILE
+    path = _dir(data_dir) / audit_log.KEY_FILE
     try:
         private = path.read_bytes()
         public = crypto.ed25519_public(private)
@@ -90,7 +112,7 @@ def key(data_dir: str = DATA_DIR) -> None:
 
 def _records(data_dir, log, principal, bucket, since, until, decision):
     try:
-        return audit_log.query(_path(data_dir, log), principal=principal, bucket=bucket,
+        return audit_log.query(_files(data_dir, log), principal=principal, bucket=bucket,
                                since=since, until=until, decision=decision)
     except ValueError as exc:
         typer.echo(f"vallum audit: {exc}", err=True)
@@ -119,8 +141,21 @@ def query(data_dir: str = DATA_DIR, log: str = LOG, principal: str = PRINCIPAL, 
 @app.command("export")
 def export(data_dir: str = DATA_DIR, log: str = LOG, principal: str = PRINCIPAL, bucket: str = BUCKET,
            since: str = SINCE, until: str = UNTIL, decision: str = DECISION,
-           output: str = typer.Option("-", "--output", "-o", help="File to write ('-' = stdout)")) -> None:
-    """Write matching records as JSON lines, for a SIEM."""
+           output: str = typer.Option("-", "--output", "-o", help="File to write ('-' = stdout)"),
+           archive: str = typer.Option(None, "--archive", help="Instead: copy every closed segment to this directory, gzip-compressed and signed")) -> None:
+    """Write matching records as JSON lines, for a SIEM; or, with --archive DIR, export the
+    closed segments for retention (compressed, each with a signed statement; idempotent)."""
+    if archive:
+        if any(x is not None for x in (principal, bucket, since, until, decision)) or output != "-":
+            typer.echo("vallum audit export: --archive exports whole segments (no filters or --output)", err=True)
+            raise typer.Exit(2)
+        try:
+            written = audit_segments.export(_dir(data_dir), Path(archive), _private(data_dir))
+        except OSError as exc:
+            typer.echo(f"vallum audit export: {exc}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"exported {len(written)} segments to {archive}", err=True)
+        return
     records = _records(data_dir, log, principal, bucket, since, until, decision)
     if output == "-":
         audit_log.export(records, sys.stdout)
@@ -130,4 +165,34 @@ def export(data_dir: str = DATA_DIR, log: str = LOG, principal: str = PRINCIPAL,
     typer.echo(f"exported {n} records to {output}", err=True)
 
 
+def _private(data_dir: str | None) -> bytes:
+    try:
+        return (_dir(data_dir) / audit_log.KEY_FILE).read_bytes()
+    except OSError as exc:
+        typer.echo(f"vallum audit: the audit signing key is needed here: {exc}", err=True)
+        raise typer.Exit(2) from None
 
+
+@app.command("prune")
+def prune(data_dir: str = DATA_DIR,
+          retain_days: float = typer.Option(None, "--retain-days", "--audit-retain-days",
+                                            help="Keep segments younger than this many days [env VALLUM_AUDIT_RETAIN_DAYS]"),
+          archive: str = typer.Option(..., "--archive", help="Where the segments were exported: only exported segments are removed")) -> None:
+    """Remove closed segments older than the retention period, oldest first, only once
+    exported; the signed manifest keeps the rest verifiable."""
+    if retain_days is None:
+        env = os.environ.get("VALLUM_AUDIT_RETAIN_DAYS")
+        retain_days = float(env) if env else None
+    if retain_days is None or retain_days < 0:
+        typer.echo("vallum audit prune: a retention period is required: --retain-days DAYS (>= 0) "
+                   "or VALLUM_AUDIT_RETAIN_DAYS", err=True)
+        raise typer.Exit(2)
+    try:
+        gone = audit_segments.prune(_dir(data_dir), _private(data_dir), retain_days=retain_days,
+                                    archive=Path(archive))
+    except (OSError, ValueError) as exc:
+        typer.echo(f"vallum audit prune: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for seg in gone:
+        typer.echo(f"pruned {seg.path.name} (records {seg.first}..{seg.last})")
+    typer.echo(f"pruned {len(gone)} segments; {len(audit_segments.segments(_dir(data_dir)))} retained", err=True)

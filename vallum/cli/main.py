@@ -10,11 +10,13 @@ from vallum.cli import functions, jobs
 from vallum.cli.admin import app as admin_app
 from vallum.cli.keys import app as keys_app
 from vallum.cli.operator import app as operator_app
+from vallum.cli.scrub import scrub
 from vallum.cli.serve import serve
 
 app = typer.Typer(help="Vallum: a self-hosted, S3-compatible cloud for sensitive organisations.",
                   no_args_is_help=True, add_completion=False)
 app.command("serve")(serve)
+app.command("scrub")(scrub)
 app.add_typer(jobs.app, name="job")
 app.add_typer(functions.fn_app, name="fn")
 app.add_typer(functions.trigger_app, name="trigger")

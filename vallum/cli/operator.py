@@ -43,6 +43,22 @@ def _state(d: Path) -> dict[str, dict]:
     return state
 
 
+def effective_default(d: Path) -> tuple[str, str]:
+    """(the default mode the running gateways apply, where it comes from). The gateway
+    applies modes.json's default over its own VALLUM_OPERATOR; with no gateway running
+    the operator (none, or VALLUM_OPERATOR unset there) it is off, whatever this
+    shell's environment says."""
+    gateways = journal.running_gateways(d)
+    if not gateways:
+        return "off", "no running gateway has the operator on (VALLUM_OPERATOR=observe|contain)"
+    pids = ", ".join(str(p) for p in sorted(gateways))
+    saved = journal.load_modes(d)["default"]
+    if saved:
+        return saved, f"set by `vallum operator mode default`; gateway pid {pids}"
+    env = sorted(set(gateways.values()))
+    return "/".join(env), f"VALLUM_OPERATOR of gateway pid {pids}"
+
+
 @app.command()
 def status(data_dir: str = DataDir, as_json: bool = typer.Option(False, "--json")) -> None:
     """Modes, alert counts and what is contained right now."""
@@ -52,12 +68,13 @@ def status(data_dir: str = DataDir, as_json: bool = typer.Option(False, "--json"
     counts: dict[str, int] = {}
     for a in alerts:
         counts[a["kind"]] = counts.get(a["kind"], 0) + 1
-    doc = {"default_mode": modes["default"] or os.environ.get("VALLUM_OPERATOR", "off"),
+    mode, source = effective_default(d)
+    doc = {"default_mode": mode, "default_mode_source": source,
            "account_modes": modes["accounts"], "alerts": counts, "contained": _state(d)}
     if as_json:
         typer.echo(json.dumps(doc, indent=1, sort_keys=True))
         return
-    typer.echo(f"default mode: {doc['default_mode']}")
+    typer.echo(f"default mode: {mode} ({source})")
     for acct, mode in sorted(modes["accounts"].items()):
         typer.echo(f"  account {acct}: {mode}")
     typer.echo(f"alerts: {sum(counts.values())} " + " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
@@ -105,20 +122,45 @@ def release(entity: str = typer.Argument(..., help="Access key id or source addr
     typer.echo(f"released {entity}")
 
 
+def _account_id(d: Path, ref: str) -> str | None:
+    """The id of the account named or numbered ``ref`` in this data directory's IAM
+    store; None when there is no such account (or no store yet)."""
+    from vallum.iam.sqlstore import SQLiteIAMStore
+    path = d / "meta.sqlite3"
+    if not path.exists():
+        return None
+    store = SQLiteIAMStore(path)
+    store.open()
+    try:
+        found = store.get("account", id=ref)
+        if found is None:
+            found = next((a for a in store.scan("account") if a.get("name") == ref), None)
+        return None if found is None else str(found["id"])
+    finally:
+        store.close()
+
+
 @app.command()
-def mode(account: str = typer.Argument(..., help="Account id, or 'default'"),
+def mode(account: str = typer.Argument(..., help="Account name or id, or 'default'"),
          value: str = typer.Argument(..., help="off | observe | contain"), data_dir: str = DataDir) -> None:
-    """Set the operator mode of one account (or the default)."""
+    """Set the operator mode of one account (by name or id) or the default; an unknown
+    account is refused (exit 2), never recorded as a mode nothing would apply."""
     if value not in journal.MODES_ALLOWED:
         _fail(f"mode must be one of {', '.join(journal.MODES_ALLOWED)}", 2)
     d = _data_dir(data_dir)
     modes = journal.load_modes(d)
     if account == "default":
         modes["default"] = value
+        label = "default"
     else:
-        modes["accounts"][account] = value
+        account_id = _account_id(d, account)
+        if account_id is None:
+            _fail(f"no account {account!r} in {d} (give an account name or id, or 'default')", 2)
+            return
+        modes["accounts"][account_id] = value
+        label = account_id if account_id == account else f"{account} ({account_id})"
     journal.save_modes(d, modes)
-    typer.echo(f"{account}: {value}")
+    typer.echo(f"{label}: {value}")
 
 
 async def _usage(d: Path) -> dict[str, int]:
@@ -210,18 +252,34 @@ def _seeds(text: str) -> list[int]:
 @app.command()
 def evaluate(trace: str = typer.Option(None, "--trace", help="A directory written by `simulate`"),
              seeds: str = typer.Option(None, "--seeds", help="Generate and replay these seeds [default: the reporting seeds]"),
-             principals: int = typer.Option(120, "--principals"), days: int = typer.Option(7, "--days"),
-             warmup: int = typer.Option(3, "--warmup-days"),
+             principals: int = typer.Option(None, "--principals", help="[default: 120; --heldout 30]"),
+             days: int = typer.Option(None, "--days", help="[default: 7; --heldout 6]"),
+             warmup: int = typer.Option(None, "--warmup-days", help="[default: 3; --heldout 4]"),
              capacity_eval: bool = typer.Option(False, "--forecast", help="Also report forecast MAPE"),
              scaling_eval: bool = typer.Option(False, "--scaling", help="Also compare pool sizing policies"),
              anomaly: bool = typer.Option(True, "--anomaly/--no-anomaly", help="Run the unsupervised model too"),
              model: str = typer.Option("robust", "--model", help="Unsupervised model: robust | hst"),
+             heldout: bool = typer.Option(False, "--heldout", help="Replay the frozen held-out scenarios "
+                                          "(heldout.py) instead: recall, time to contain, fraction leaked"),
              as_json: bool = typer.Option(False, "--json")) -> None:
     """Replay traffic through the real detectors; precision, recall, F1, time to detect."""
     from vallum.operator import evaluate as ev
     from vallum.operator import simulate as sim
+    if heldout:
+        from vallum.operator import heldout as ho
+        from vallum.operator import heldout_eval as he
+        if trace:
+            _fail("--heldout generates its own traces: drop --trace", 2)
+        days, warmup = days or 6, warmup or 4
+        if days <= warmup:
+            _fail("--days must exceed --warmup-days", 2)
+        chosen = _seeds(seeds) if seeds else list(ho.HELDOUT_SEEDS)
+        held = he.run(chosen, principals or 30, days, warmup)
+        typer.echo(json.dumps({"heldout": held.to_dict()}, indent=1) if as_json else he.table(held))
+        return
     if model not in ("robust", "hst"):
         _fail("--model is robust or hst", 2)
+    principals, days, warmup = principals or 120, days or 7, warmup or 3
     if trace:
         result = ev.replay(sim.load(Path(trace)), anomaly=anomaly, model=model)
         result.seeds = []

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from vallum.compute import metrics, runner
+from vallum.compute import cgroups, metrics, runner
 from vallum.compute import sandbox as sbx
 from vallum.compute.sizing import PoolSizer, parse_bounds
 from vallum.compute.warm import WarmPool, eligible
@@ -55,6 +55,7 @@ class LocalPool:
 
     async def close(self) -> None:
         await self.warm.close()
+        cgroups.sweep()                     # the cgroups of sandboxes that have ended
 
     async def run(self, bundle: runner.TaskBundle, cancel: asyncio.Event,
                   on_scratch=None) -> runner.TaskResult:

@@ -306,12 +306,13 @@ class FunctionPool:
                                 max_file_mb=r.max_file_mb, wall_time_s=float("inf"))
             code_dir = self.box.env_paths_root(scratch) + "/code"
             argv = [sbx.python(), "-u", self.box.helper("fnworker.py"), code_dir, spec.handler]
-            cmd = self.box.command(scratch, argv, env, limits)
             logf = open(scratch.log_path, "ab")
-            try:
-                proc = await asyncio.create_subprocess_exec(
-                    *cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                    stderr=logf, env=env, cwd=str(scratch.work), start_new_session=True)
+            try:            # the sandbox's cgroup and seccomp filter (sandbox.Sandbox.start)
+                proc = (await self.box.start(scratch, argv, env, limits,
+                                             stdin=asyncio.subprocess.PIPE,
+                                             stdout=asyncio.subprocess.PIPE, stderr=logf)).proc
+            except sbx.SandboxUnavailable as exc:
+                raise FunctionError({"type": "SandboxUnavailable", "message": str(exc)}) from None
             finally:
                 logf.close()
             worker = Worker(key, proc, scratch, secrets, self.box, creds, self.revoke)

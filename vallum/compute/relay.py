@@ -54,7 +54,12 @@ def main() -> int:
     listener.bind(("127.0.0.1", port))
     listener.listen(64)
     threading.Thread(target=serve, args=(listener,), daemon=True).start()
-    return subprocess.call(argv, env=os.environ)
+    try:
+        code = subprocess.call(argv, env=os.environ)
+        return 128 - code if code < 0 else code     # a signal's death as the shell says it
+    except FileNotFoundError:
+        print(f"vallum: command not found: {argv[0]}", file=sys.stderr)
+        return 127
 
 
 if __name__ == "__main__":

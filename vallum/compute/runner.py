@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from vallum.client import Client, VallumError, tls_context
-from vallum.compute import gateway_ca, tasklog
+from vallum.compute import gateway_ca, safeio, tasklog
 from vallum.compute import sandbox as sbx
 from vallum.compute.credentials import TaskCredentials
 from vallum.compute.spec import JobSpec, parse_uri
@@ -88,33 +88,33 @@ def _stage(client: Client, uri_text: str, dest: Path) -> list[str]:
     else:
         items, base = [uri.key], uri.key.rsplit("/", 1)[0] + "/" if "/" in uri.key else ""
     staged = []
-    for key in items:
-        rel = safe_relpath(key, base)
-        if rel is None:
-            continue
-        target = dest / rel
-        _mkdirs(dest, target.parent)
-        client.download(uri.bucket, key, str(target))
-        os.chmod(target, 0o644)
-        staged.append(rel)
+    dest_fd = safeio.open_dir(dest)
+    try:
+        for key in items:
+            rel = safe_relpath(key, base)
+            if rel is None:
+                continue
+            fd = safeio.write_at(dest_fd, rel, 0o644)     # the sandbox uid reads staged inputs
+            try:
+                # The client writes to a path: /proc/self/fd/N is the file just opened (a
+                # magic link to its inode), never a name the sandbox could swap.
+                client.download(uri.bucket, key, f"/proc/self/fd/{fd}")
+            finally:
+                os.close(fd)
+            staged.append(rel)
+    finally:
+        os.close(dest_fd)
     return staged
-
-
-def _mkdirs(root: Path, path: Path) -> None:
-    """mkdir -p below ``root`` with 0755 whatever the process umask (the sandbox reads them)."""
-    missing = []
-    while path != root and not path.exists():
-        missing.append(path)
-        path = path.parent
-    for p in reversed(missing):
-        p.mkdir()
-        os.chmod(p, 0o755)  # noqa: S103 - the sandbox uid reads staged inputs
 
 
 def stage_code(client: Client, spec: JobSpec, code_dir: Path) -> None:
     if spec.code is not None:
-        (code_dir / "main.py").write_text(spec.code)
-        os.chmod(code_dir / "main.py", 0o644)
+        dir_fd = safeio.open_dir(code_dir)
+        try:
+            with os.fdopen(safeio.write_at(dir_fd, "main.py", 0o644), "w") as f:
+                f.write(spec.code)
+        finally:
+            os.close(dir_fd)
     if spec.script:
         _stage(client, spec.script, code_dir)
     if spec.code_uri:
@@ -166,12 +166,8 @@ def client_for(bundle: TaskBundle) -> Client:
 
 
 def read_nofollow(path: Path, offset: int = 0, limit: int | None = None) -> bytes:
-    """Read a file the sandbox could have replaced, never following a symlink."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(fd, "rb") as f:
-        if offset:
-            f.seek(offset)
-        return f.read() if limit is None else f.read(limit)
+    """Read a file the sandbox could have replaced, following no link in any component."""
+    return safeio.read_file(path, offset, limit)
 
 
 def argv_of(spec: JobSpec, box: sbx.Sandbox, scratch: sbx.Scratch) -> list[str]:
@@ -190,21 +186,24 @@ def upload_outputs(client: Client, spec: JobSpec, name: str, scratch: sbx.Scratc
     out = parse_uri(spec.output, "output")
     prefix = out.key + (f"{name}/" if name else "")
     done = []
-    root = scratch.outputs
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
-        for fn in sorted(filenames):
-            path = os.path.join(dirpath, fn)
-            try:
-                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-            except OSError:
-                continue                     # symlinks and oddities never leave the sandbox
+    root = safeio.open_dir(scratch.outputs)
+    try:
+        for rel, fd in safeio.walk_files(root):    # links and oddities never leave the sandbox
             with os.fdopen(fd, "rb") as f:
                 data = f.read()
-            rel = os.path.relpath(path, root).replace(os.sep, "/")
             client.put_object(out.bucket, prefix + rel, data, label=label)
             done.append(prefix + rel)
+    finally:
+        os.close(root)
     return done
+
+
+def error_text(exc: Exception) -> str:
+    """What a job's reason may say about an error: never a host path (they name the
+    scratch folder and, through it, the gateway's pid)."""
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return str(exc)
 
 
 def redact(data: bytes, secrets: list[str]) -> bytes:
@@ -277,14 +276,13 @@ class GatewayRelay:
 async def finish(client: Client, spec: JobSpec, name: str, scratch: sbx.Scratch,
                  outcome: sbx.Outcome, secrets: list[str], label: str | None = None) -> TaskResult:
     """After the process ended: outputs (on success) and the log go to the output prefix."""
-    sbx.finish_scratch(scratch)
     outputs: list[str] = []
     reason = outcome.reason
     if outcome.ok:
         try:
             outputs = await _io(upload_outputs, client, spec, name, scratch, label)
         except (VallumError, OSError) as exc:
-            reason = f"uploading outputs failed: {exc}"
+            reason = f"uploading outputs failed: {error_text(exc)}"
     state = ("CANCELLED" if outcome.cancelled else "TIMED_OUT" if outcome.timed_out
              else "SUCCEEDED" if outcome.ok and reason is None else "FAILED")
     trailer = f"\n[vallum] {state}" + (f": {reason}" if reason else "") + "\n"
@@ -296,6 +294,8 @@ async def finish(client: Client, spec: JobSpec, name: str, scratch: sbx.Scratch,
 async def run_task(bundle: TaskBundle, box: sbx.Sandbox, scratch_base: Path,
                    cancel: asyncio.Event | None = None, on_scratch=None) -> TaskResult:
     """Run one attempt end to end; never raises for the task's own failures."""
+    if not box.usable:
+        return TaskResult("FAILED", None, sbx.REFUSAL)
     spec = bundle.job_spec()
     creds = bundle.credentials()
     client = client_for(bundle)
@@ -312,7 +312,7 @@ async def run_task(bundle: TaskBundle, box: sbx.Sandbox, scratch_base: Path,
         try:
             await _io(stage_all, client, bundle, scratch)
         except (VallumError, OSError) as exc:
-            reason = f"staging inputs failed: {exc}"
+            reason = f"staging inputs failed: {error_text(exc)}"
             return TaskResult("FAILED", None, reason, log=f"vallum: {reason}\n")
         env = box.env_paths(scratch)
         env.update(spec.env)
@@ -326,7 +326,7 @@ async def run_task(bundle: TaskBundle, box: sbx.Sandbox, scratch_base: Path,
         r = spec.resources
         limits = sbx.Limits(memory_mb=r.memory_mb, cpu_seconds=r.cpu_seconds(),
                             max_files=r.max_files, max_procs=r.max_procs,
-                            max_file_mb=r.max_file_mb, wall_time_s=r.wall_time_s)
+                            max_file_mb=r.max_file_mb, wall_time_s=r.wall_time_s, cpu=r.cpu)
         relay = None
         if spec.network:
             parts = urlsplit(bundle.endpoint)

@@ -10,7 +10,8 @@ so root-owned files and other jobs' scratch directories stay closed to it.
 The tree lives in its own session/process group; timeout and cancel SIGKILL the
 group, and ``--die-with-parent`` plus the PID namespace take every descendant
 with it. Without usable namespaces the fallback keeps the rlimits and process
-group but has no filesystem or network isolation: it says so loudly.
+group but has no filesystem or network isolation, so it is only used when the operator
+asks for it (VALLUM_SANDBOX=unsafe-single-tenant); otherwise tenant code is refused.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -29,6 +31,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from vallum.compute import cgroups, safeio, seccomp
+from vallum.compute import spec as spec_limits
+
 log = logging.getLogger("vallum.compute.sandbox")
 
 NOBODY = 65534
@@ -38,6 +43,9 @@ NOBODY = 65534
 UID_BASE = int(os.environ.get("VALLUM_SANDBOX_UID_BASE", "200000"))
 UID_COUNT = 4096
 JOB = "/job"
+# The same ceiling jobs are checked against at submission (spec.LIMITS), enforced again here.
+MAX_PROCS = int(os.environ.get("VALLUM_COMPUTE_MAX_PROCS", str(spec_limits.LIMITS["max_procs"][1])))
+HELPER_MB = 32
 HELPERS = Path(__file__).parent          # relay.py and fnworker.py, bound read-only
 _SYSTEM = ("/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc")
 
@@ -50,6 +58,21 @@ class Limits:
     max_procs: int = 64
     max_file_mb: int = 1024
     wall_time_s: float = 600.0
+    cpu: float | None = None           # cores (a cgroup CPU quota), where the host has one
+    task_memory_mb: int | None = None  # the task's own memory (tmpfs caps, cgroup) when the
+                                       # sandbox's processes need more address space (warm)
+
+    def memory(self) -> int:
+        return self.task_memory_mb or self.memory_mb
+
+    def procs(self) -> int:
+        """max_procs within the platform's ceiling (VALLUM_COMPUTE_MAX_PROCS)."""
+        return max(1, min(self.max_procs, MAX_PROCS))
+
+    def group_spec(self) -> cgroups.Spec:
+        # The sandbox's own helpers (bubblewrap, the warm worker) ride on top of the task's.
+        return cgroups.Spec((self.memory() + HELPER_MB) * 1024 * 1024, self.procs() + 4,
+                            self.cpu)
 
 
 @dataclass
@@ -62,6 +85,27 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.exit_code == 0 and not self.timed_out and not self.cancelled
+
+
+@dataclass
+class Started:
+    """A running sandbox: its process, its cgroup (None when none could be made) and the
+    PID namespace its processes live in, as the host sees it."""
+
+    proc: asyncio.subprocess.Process
+    group: cgroups.Group | None = None
+    pidns: str | None = None
+    seccomp: bool = False
+
+    def notes(self, limits: Limits) -> str:
+        """The job-log line saying which limits this host could not enforce ("" if none)."""
+        missing = (["memory (including /tmp and /dev/shm)", "process count"]
+                   if self.group is None else list(self.group.unenforced))
+        if not self.seccomp:
+            missing.append("system-call filter (seccomp)")
+        if limits.procs() < limits.max_procs:
+            missing.append(f"max_procs above the platform's {limits.procs()}")
+        return f"vallum: limits not enforced on this host: {', '.join(missing)}\n" if missing else ""
 
 
 @dataclass
@@ -95,33 +139,33 @@ def drop_privileges() -> bool:
 
 
 def make_scratch(base: Path, name: str, uid: int = NOBODY) -> Scratch:
-    """``base/name/`` (0700, owned by the sandbox's uid) with in, out, code, work."""
+    """``base/name/`` (0700, owned by the sandbox's uid) with in, out, code, work.
+
+    ``base`` is resolved once here, so every scratch path is canonical: the host's
+    file operations (safeio) may then refuse a symlink in any component."""
+    base = base.resolve()
     base.mkdir(parents=True, exist_ok=True)
     os.chmod(base, 0o711)  # noqa: S103 - traversable, not listable: each task finds only its own
-    holder = base / name
-    holder.mkdir(mode=0o700)
-    os.chmod(holder, 0o700)
-    root = holder / "job"
-    for sub in ("", "in", "out", "code", "work"):
-        (root / sub).mkdir(exist_ok=True)
+    owner = uid if drop_privileges() else None
+    base_fd = safeio.open_dir(base)
+    try:
+        holder = safeio.mkdir_at(base_fd, name, 0o700, owner)
+    finally:
+        os.close(base_fd)
+    try:
         # Explicit modes: the gateway runs with umask 077, the sandbox uid must read in/ and code/.
-        os.chmod(root / sub, 0o755 if sub in ("in", "code") else 0o700)  # noqa: S103
-    if drop_privileges():
-        for sub in ("", "out", "work"):
-            os.chown(root / sub, uid, uid)
-        os.chown(holder, uid, uid)
-        os.chmod(holder, 0o700)
-    return Scratch(root, holder / "task.log", holder / "gw.sock", uid)
-
-
-def finish_scratch(scratch: Scratch) -> None:
-    """Let the server read what the task wrote (it may run as nobody with a 077 umask)."""
-    if drop_privileges():
-        for dirpath, dirnames, filenames in os.walk(scratch.outputs):
-            for n in dirnames + filenames:
-                p = os.path.join(dirpath, n)
-                if not os.path.islink(p):
-                    os.chown(p, 0, 0)
+        job = safeio.mkdir_at(holder, "job", 0o700, owner)
+        try:
+            for sub in ("in", "code", "out", "work"):
+                writable = sub in ("out", "work")
+                os.close(safeio.mkdir_at(job, sub, 0o700 if writable else 0o755,
+                                         owner if writable else None))
+        finally:
+            os.close(job)
+    finally:
+        os.close(holder)
+    holder_path = base / name
+    return Scratch(holder_path / "job", holder_path / "task.log", holder_path / "gw.sock", uid)
 
 
 def remove_scratch(scratch: Scratch) -> None:
@@ -129,7 +173,8 @@ def remove_scratch(scratch: Scratch) -> None:
 
 
 class Sandbox:
-    """Builds and runs the sandboxed command line; ``mode`` is "bwrap" or "rlimits"."""
+    """Builds and runs the sandboxed command line. ``mode``: "bwrap"; "unsafe-single-tenant"
+    (rlimits and a process group only, by explicit request); anything else refuses to run."""
 
     def __init__(self, mode: str | None = None) -> None:
         self.mode = mode or detect_mode()
@@ -137,6 +182,10 @@ class Sandbox:
         self.prlimit = shutil.which("prlimit")
         self.setpriv = shutil.which("setpriv")
         self._free_uids = list(range(UID_BASE + UID_COUNT - 1, UID_BASE - 1, -1))
+
+    @property
+    def usable(self) -> bool:
+        return self.mode in ("bwrap", UNSAFE)
 
     def acquire_uid(self) -> int:
         """A uid no other running sandbox of this process uses (NOBODY when not root)."""
@@ -157,7 +206,8 @@ class Sandbox:
         base = self.env_paths_root(scratch)
         return {"VALLUM_INPUT": f"{base}/in", "VALLUM_OUTPUT": f"{base}/out",
                 "VALLUM_CODE": f"{base}/code", "HOME": f"{base}/work",
-                "TMPDIR": "/tmp",  # noqa: S108 - the sandbox's private tmpfs "PATH": "/usr/local/bin:/usr/bin:/bin",
+                "TMPDIR": "/tmp",  # noqa: S108 - the sandbox's private tmpfs
+                "PATH": "/usr/local/bin:/usr/bin:/bin",
                 "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
 
     def helper(self, name: str) -> str:
@@ -165,20 +215,29 @@ class Sandbox:
         return f"/opt/vallum/{name}" if self.mode == "bwrap" else str(helpers_dir() / name)
 
     def command(self, scratch: Scratch, argv: list[str], env: dict[str, str], limits: Limits,
-                *, network: bool = False) -> list[str]:
+                *, network: bool = False, fds: dict[str, int] | None = None) -> list[str]:
+        """The command line; ``env`` goes to the process's environment (``env=``), never
+        to argv. ``fds`` (see start): "info" and "block" make bubblewrap report its pids
+        and wait, so the caller can put it in a cgroup before any task code runs;
+        "seccomp" holds the system-call filter."""
+        if not self.usable:
+            raise SandboxUnavailable(REFUSAL)
         cmd: list[str] = []
         if drop_privileges() and self.setpriv:
             cmd += [self.setpriv, f"--reuid={scratch.uid}", f"--regid={scratch.uid}", "--clear-groups",
                     "--inh-caps=-all", "--"]
         if self.prlimit:
             mem = limits.memory_mb * 1024 * 1024
-            cmd += [self.prlimit, f"--as={mem}", f"--cpu={limits.cpu_seconds}",
-                    f"--nofile={limits.max_files}", f"--nproc={limits.max_procs}",
+            # CPU: SIGXCPU at the limit (reported as such), SIGKILL a second later.
+            cmd += [self.prlimit, f"--as={mem}", f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 1}",
+                    f"--nofile={limits.max_files}", f"--nproc={limits.procs()}",
                     f"--fsize={limits.max_file_mb * 1024 * 1024}", "--core=0", "--"]
         if self.mode != "bwrap":
             return cmd + argv
+        # The task's environment is bubblewrap's own (the caller passes exactly ``env``): never
+        # --setenv, which would put a network task's secret and session token in argv (ps).
         b = [self.bwrap, "--unshare-all", "--die-with-parent", "--new-session",
-             "--hostname", "vallum-task", "--clearenv", "--cap-drop", "ALL"]
+             "--hostname", "vallum-task", "--cap-drop", "ALL"]
         for path in _SYSTEM:
             if os.path.islink(path):
                 b += ["--symlink", os.readlink(path), path]
@@ -186,7 +245,10 @@ class Sandbox:
                 b += ["--ro-bind", path, path]
         for prefix in python_binds():
             b += ["--ro-bind", prefix, prefix]
-        b += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", JOB,  # noqa: S108 - private
+        tmpfs = str(limits.memory() * 1024 * 1024)   # each capped; the cgroup bounds the sum
+        b += ["--proc", "/proc", "--dev", "/dev",
+              "--size", tmpfs, "--tmpfs", "/dev/shm",  # noqa: S108 - the sandbox's private tmpfs
+              "--size", tmpfs, "--tmpfs", "/tmp", "--dir", JOB,  # noqa: S108 - private
               "--ro-bind", str(scratch.inputs), f"{JOB}/in",
               "--ro-bind", str(scratch.code), f"{JOB}/code",
               "--bind", str(scratch.outputs), f"{JOB}/out",
@@ -196,23 +258,72 @@ class Sandbox:
               "--ro-bind", str(helpers_dir() / "taskworker.py"), "/opt/vallum/taskworker.py"]
         if network:
             b += ["--bind", str(scratch.sock_path), "/run/vallum-gateway.sock"]
-        for k, v in env.items():
-            b += ["--setenv", k, v]
+        for name in ("info", "block", "seccomp"):
+            if fds and name in fds:
+                b += [f"--{name}-fd" if name != "seccomp" else "--seccomp", str(fds[name])]
         b += ["--remount-ro", "/", "--chdir", f"{JOB}/work", "--"]
         return cmd + b + argv
 
-    async def run(self, scratch: Scratch, argv: list[str], env: dict[str, str], limits: Limits,
-                  *, network: bool = False, cancel: asyncio.Event | None = None,
-                  on_start=None) -> Outcome:
-        """Run to completion, timeout or cancel; stdout and stderr go to scratch.log_path."""
-        cmd = self.command(scratch, argv, env, limits, network=network)
-        full_env = env if self.mode == "bwrap" else env
-        with open(scratch.log_path, "ab") as logf:
+    async def start(self, scratch: Scratch, argv: list[str], env: dict[str, str],
+                    limits: Limits, *, network: bool = False, stdin=subprocess.DEVNULL,
+                    stdout=None, stderr=None) -> Started:
+        """Start the sandbox. With bubblewrap it starts blocked: its processes join a fresh
+        cgroup (memory, pids, cpu where available) before the task's code may run."""
+        if self.mode != "bwrap":
             proc = await asyncio.create_subprocess_exec(
-                *cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                env=full_env, cwd=str(scratch.work), start_new_session=True)
-        if on_start is not None:
-            on_start(proc.pid)
+                *self.command(scratch, argv, env, limits, network=network), stdin=stdin,
+                stdout=stdout, stderr=stderr, env=env, cwd=str(scratch.work),
+                start_new_session=True)
+            return Started(proc)
+        info_r, info_w = os.pipe()
+        block_r, block_w = os.pipe()
+        fds = {"info": info_w, "block": block_r}
+        filt = seccomp.pipe()
+        if filt is not None:
+            fds["seccomp"] = filt
+        try:
+            cmd = self.command(scratch, argv, env, limits, network=network, fds=fds)
+            proc = await asyncio.create_subprocess_exec(
+                *cmd, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=str(scratch.work),
+                start_new_session=True, pass_fds=tuple(fds.values()))
+        except BaseException:
+            for fd in (info_r, block_w):
+                os.close(fd)
+            raise
+        finally:
+            for fd in fds.values():
+                os.close(fd)
+        started = Started(proc, seccomp=filt is not None)
+        try:
+            info = await read_json(info_r, 30.0)
+            child = info.get("child-pid")
+            ns = info.get("pid-namespace")
+            started.pidns = f"pid:[{ns}]" if isinstance(ns, int) else None
+            group = cgroups.create(limits.group_spec())
+            started.group = group
+            group.add(proc.pid)
+            if isinstance(child, int):
+                group.add(child)
+            os.write(block_w, b"g")           # go: the task's code starts inside the group
+        except BaseException:
+            kill_group(proc.pid)
+            await proc.wait()
+            if started.group is not None:
+                started.group.remove()
+            raise
+        finally:
+            os.close(block_w)
+        return started
+
+    async def run(self, scratch: Scratch, argv: list[str], env: dict[str, str], limits: Limits,
+                  *, network: bool = False, cancel: asyncio.Event | None = None) -> Outcome:
+        """Run to completion, timeout or cancel; stdout and stderr go to scratch.log_path."""
+        with open(scratch.log_path, "ab") as logf:
+            started = await self.start(scratch, argv, env, limits, network=network,
+                                       stdout=logf, stderr=subprocess.STDOUT)
+            if note := started.notes(limits):
+                logf.write(note.encode())
+        proc = started.proc
         waiter = asyncio.ensure_future(proc.wait())
         stopper = asyncio.ensure_future(cancel.wait()) if cancel is not None else None
         try:
@@ -220,7 +331,11 @@ class Sandbox:
                                          timeout=limits.wall_time_s,
                                          return_when=asyncio.FIRST_COMPLETED)
             if waiter in done:
-                return describe(proc.returncode)
+                code = proc.returncode
+                if code == 1 and _exec_failed(scratch.log_path):
+                    code = NOT_FOUND
+                return describe(code, oom=started.group is not None
+                                and started.group.oom_kills() > 0, limits=limits)
             kill_group(proc.pid)
             await waiter
             if stopper is not None and stopper in done:
@@ -233,6 +348,47 @@ class Sandbox:
             if not waiter.done():
                 kill_group(proc.pid)
                 await waiter
+            if started.group is not None:
+                started.group.remove()
+
+
+def _exec_failed(log_path: Path) -> bool:
+    """bubblewrap could not exec the task's command (it says so and exits 1)."""
+    try:
+        size = os.stat(log_path).st_size
+        return b"bwrap: execvp " in safeio.read_file(log_path, max(0, size - 4096))
+    except OSError:
+        return False
+
+
+async def read_json(fd: int, timeout: float | None = None) -> dict:
+    """One JSON document from a pipe (bubblewrap's --info-fd, a warm task's answer); the
+    descriptor is closed. RuntimeError when the writer closes without a whole document."""
+    loop = asyncio.get_running_loop()
+    os.set_blocking(fd, False)
+    done: asyncio.Future = loop.create_future()
+    data = bytearray()
+
+    def readable() -> None:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        data.extend(chunk)
+        if done.done():
+            return
+        try:
+            done.set_result(json.loads(data))
+        except ValueError:
+            if not chunk:
+                done.set_exception(RuntimeError("the pipe closed before a whole answer"))
+
+    loop.add_reader(fd, readable)
+    try:
+        return await asyncio.wait_for(done, timeout)
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
 
 
 def _open_to_others(path: str) -> bool:
@@ -310,6 +466,33 @@ def python() -> str:
     return shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin") or sys.executable
 
 
+def pidns_population(ns: str) -> int:
+    """How many processes live in the PID namespace ``ns``, counted by the host itself
+    (a task's word is never taken for it). A zombie leader whose threads still run is
+    found through its threads."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/ns/pid") == ns:
+                count += 1
+            continue
+        except OSError:
+            pass
+        try:
+            for tid in os.listdir(f"/proc/{entry}/task"):
+                try:
+                    if os.readlink(f"/proc/{entry}/task/{tid}/ns/pid") == ns:
+                        count += 1
+                        break
+                except OSError:
+                    continue
+        except OSError:
+            continue
+    return count
+
+
 def kill_group(pgid: int) -> None:
     try:
         os.killpg(pgid, signal.SIGKILL)
@@ -317,48 +500,77 @@ def kill_group(pgid: int) -> None:
         pass
 
 
-def describe(code: int | None) -> Outcome:
+def describe(code: int | None, *, oom: bool = False, limits: Limits | None = None) -> Outcome:
+    """An exit status as the job's reason: OOM, CPU time, file size and "command not
+    found" are told apart (``oom``: the sandbox's cgroup counted an OOM kill)."""
     if code is None:
         return Outcome(None, reason="no exit status")
+    if oom and code != 0:
+        limit = f" of {limits.memory_mb} MB" if limits is not None else ""
+        return Outcome(code if code > 0 else 128 + signal.SIGKILL,
+                       reason=f"out of memory: killed at the memory limit{limit}")
     if code == 0:
         return Outcome(0)
     if code < 0 or code > 128:
         sig = -code if code < 0 else code - 128
         name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
         why = {"SIGXCPU": "CPU-time limit exceeded", "SIGXFSZ": "file-size limit exceeded",
-               "SIGKILL": "killed (memory or CPU limit)"}.get(name, f"killed by {name}")
+               "SIGKILL": "killed (SIGKILL)"}.get(name, f"killed by {name}")
         return Outcome(code if code > 0 else 128 + sig, reason=why)
+    if code == NOT_FOUND:
+        return Outcome(code, reason="command not found")
     return Outcome(code, reason=f"exit code {code}")
+
+
+NOT_FOUND = 127
+
+
+UNSAFE = "unsafe-single-tenant"
+REFUSAL = ("tenant compute is refused: this host has no working bubblewrap sandbox. Install it "
+           "(apt-get install bubblewrap, or scripts/install-sandbox.sh) and allow unprivileged "
+           "user namespaces; only on a single-tenant machine may the gateway instead be started "
+           f"with VALLUM_SANDBOX={UNSAFE}")
+
+
+class SandboxUnavailable(RuntimeError):
+    """No isolating sandbox and no explicit single-tenant override: tenant code never runs."""
 
 
 _MODE: str | None = None
 
 
 def detect_mode() -> str:
-    """"bwrap" when a throw-away sandbox starts here; otherwise "rlimits", with a loud warning."""
+    """"bwrap" when a throw-away sandbox starts here; "unsafe-single-tenant" only when the
+    operator asked for it (VALLUM_SANDBOX); otherwise "unavailable": no silent downgrade."""
     global _MODE
     if _MODE is not None:
         return _MODE
-    forced = os.environ.get("VALLUM_SANDBOX")
-    if forced in ("bwrap", "rlimits"):
+    forced = os.environ.get("VALLUM_SANDBOX") or ""
+    if forced in ("bwrap", UNSAFE):
         _MODE = forced
     else:
-        _MODE = "rlimits"
-        bwrap = shutil.which("bwrap")
-        if bwrap:
-            try:
-                probe = [bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/",
-                         "--proc", "/proc", "--dev", "/dev", "true"]
-                if drop_privileges() and shutil.which("setpriv"):
-                    probe = [shutil.which("setpriv"), f"--reuid={NOBODY}", f"--regid={NOBODY}",
-                             "--clear-groups", "--", *probe]
-                ok = subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
-                _MODE = "bwrap" if ok else "rlimits"
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-    if _MODE != "bwrap":
-        log.warning("!!! SANDBOX DEGRADED: bubblewrap is missing or cannot create namespaces here. "
-                    "Tasks run with rlimits and their own process group ONLY: no filesystem, "
-                    "network or PID isolation. Install bubblewrap (apt-get install bubblewrap) "
-                    "and allow unprivileged user namespaces. !!!")
+        if forced:
+            log.error("VALLUM_SANDBOX=%s is not a mode (bwrap or %s): ignored", forced, UNSAFE)
+        _MODE = "bwrap" if _bwrap_works() else "unavailable"
+    if _MODE == UNSAFE:
+        log.warning("!!! VALLUM_SANDBOX=%s: tasks run with rlimits and their own process group "
+                    "ONLY: no filesystem, network or PID isolation. Never use this with more "
+                    "than one tenant. !!!", UNSAFE)
+    elif _MODE != "bwrap":
+        log.error("!!! %s !!!", REFUSAL)
     return _MODE
+
+
+def _bwrap_works() -> bool:
+    bwrap = shutil.which("bwrap")
+    if not bwrap:
+        return False
+    probe = [bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/",
+             "--proc", "/proc", "--dev", "/dev", "true"]
+    if drop_privileges() and shutil.which("setpriv"):
+        probe = [shutil.which("setpriv"), f"--reuid={NOBODY}", f"--regid={NOBODY}",
+                 "--clear-groups", "--", *probe]
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False

@@ -16,6 +16,8 @@ import sqlite3
 import stat
 from pathlib import Path
 
+from vallum.compute import safeio
+
 REDACTED = "[REDACTED]"
 HEAD = 64 * 1024                       # kept from the start of a long log, the rest from its end
 
@@ -29,39 +31,25 @@ def retention_s() -> float:
 
 
 def read_bounded(path: Path, limit: int | None = None, offset: int = 0) -> bytes:
-    """At most ``limit`` bytes of a log from ``offset``, without following a symlink in its
-    last component (for logs in folders the task cannot reach)."""
+    """At most ``limit`` bytes of a task's log from ``offset``. The folders on the way may be
+    the task's own (it can swap one for a symlink at any time), so the path is walked with
+    ``safeio`` (no link followed in any component) and only a regular file is read."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
+        fd = safeio.open_file(path)
+    except (OSError, ValueError):
         return b""
     return _read_fd(fd, max_bytes() if limit is None else limit, offset)
 
 
 def read_beneath(base: Path, parts: list[str], limit: int | None = None,
                  offset: int = 0) -> bytes:
-    """A log at ``base/parts...`` where the folders below ``base`` are the task's: every
-    component is opened relative to its parent without following a symlink, and only a
-    regular file is read (never a FIFO, device or a host file a swap points to)."""
-    fds: list[int] = []
-    try:
-        fds.append(os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW))
-        for part in parts[:-1]:
-            fds.append(os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
-                               dir_fd=fds[-1]))
-        fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fds[-1])
-    except OSError:
-        return b""
-    finally:
-        for d in fds:
-            os.close(d)
-    return _read_fd(fd, max_bytes() if limit is None else limit, offset)
+    """The log at ``base/parts...`` (see read_bounded)."""
+    return read_bounded(base.joinpath(*parts), limit, offset)
 
 
 def read_live(path: Path, limit: int, offset: int) -> bytes:
-    """A running task's log: its folder may be the task's own (a warm task's), so it is
-    walked from the folder above without following a symlink (read_beneath)."""
-    return read_beneath(path.parent.parent, [path.parent.name, path.name], limit, offset)
+    """A running task's log (see read_bounded)."""
+    return read_bounded(path, limit, offset)
 
 
 def _read_fd(fd: int, limit: int, offset: int) -> bytes:

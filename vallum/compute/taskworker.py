@@ -6,10 +6,16 @@ warm.py for who may share); each task still gets a fresh process (forked from th
 warm one, or exec'd for commands) in its own session, its own directories,
 environment and rlimits, and is killed as a group at its wall-time limit. After
 each task every other process of the sandbox's PID namespace is killed and the
-private /tmp emptied, so nothing of one task lives on into the next. Stdlib only.
+private /tmp and /dev/shm emptied, so nothing of one task lives on into the next. Stdlib only.
 
-Protocol: one JSON request per line on stdin, one JSON answer per line on stdout
-(``clean`` says the sandbox was cleared; the host retires it otherwise).
+Protocol: stdin is a SOCK_SEQPACKET socket to the host. The worker says
+``{"ready": true}`` on it; then each message is one JSON request carrying (SCM_RIGHTS)
+the write end of a pipe made for that task alone, on which the worker writes the one
+JSON answer and closes it (``clean`` says the sandbox was cleared; the host retires it
+otherwise). A task's process has every descriptor but 0-2 closed before its code runs,
+so it can speak on neither; each answer repeats the request's id and per-task nonce,
+and the host still checks for itself that the task's processes are gone before it
+believes the answer.
 """
 
 import ctypes
@@ -19,6 +25,7 @@ import resource
 import runpy
 import shutil
 import signal
+import socket
 import sys
 import threading
 import time
@@ -34,7 +41,11 @@ def _limits(lim: dict) -> None:
                        (resource.RLIMIT_CORE, 0)):
         soft, hard = resource.getrlimit(res)
         value = value if hard == resource.RLIM_INFINITY else min(value, hard)
-        resource.setrlimit(res, (value, value))
+        # CPU: SIGXCPU at the limit (reported as such), SIGKILL a second later.
+        top = value
+        if res == resource.RLIMIT_CPU:
+            top = value + 1 if hard == resource.RLIM_INFINITY else min(value + 1, hard)
+        resource.setrlimit(res, (value, top))
 
 
 def _child(req: dict) -> None:
@@ -45,11 +56,19 @@ def _child(req: dict) -> None:
     os.dup2(fd, 2)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
+    os.closerange(3, 1 << 20)        # close_range(2): the worker's answer channel above all
     os.chdir(os.path.join(d, "work"))
     _limits(req["limits"])
     env = req["env"]
     if req.get("argv"):
-        os.execvpe(req["argv"][0], req["argv"], env)  # noqa: S606 - the task's own argv
+        try:
+            os.execvpe(req["argv"][0], req["argv"], env)  # noqa: S606 - the task's own argv
+        except FileNotFoundError:
+            os.write(2, f"vallum: command not found: {req['argv'][0]}\n".encode())
+            os._exit(127)
+        except PermissionError:
+            os.write(2, f"vallum: command not executable: {req['argv'][0]}\n".encode())
+            os._exit(126)
     os.environ.clear()
     os.environ.update(env)
     sys.stdout = open(1, "w", buffering=1, closefd=False)
@@ -77,6 +96,11 @@ def _child(req: dict) -> None:
 
 
 def _run(req: dict) -> dict:
+    nonce = req.pop("nonce", "")     # popped before the fork: the task never holds it
+    return {**_wait(req), "nonce": nonce}
+
+
+def _wait(req: dict) -> dict:
     pid = os.fork()
     if pid == 0:
         try:
@@ -139,12 +163,13 @@ def _clear() -> bool:
     else:
         return False
     try:
-        for name in os.listdir("/tmp"):  # noqa: S108 - the sandbox's private tmpfs
-            path = os.path.join("/tmp", name)  # noqa: S108
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-            else:
-                os.unlink(path)
+        for tmp in ("/tmp", "/dev/shm"):  # noqa: S108 - the sandbox's private tmpfs mounts
+            for name in os.listdir(tmp):
+                path = os.path.join(tmp, name)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path)
+                else:
+                    os.unlink(path)
     except OSError:
         return False
     return True
@@ -155,12 +180,23 @@ def main() -> int:
         ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)     # PR_SET_DUMPABLE, 0
     except (OSError, AttributeError):
         pass
-    out = os.fdopen(os.dup(1), "w", buffering=1)
+    ctl = socket.socket(fileno=os.dup(0))
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
     os.dup2(2, 1)
-    out.write(json.dumps({"ready": True}) + "\n")
-    for line in sys.stdin:
-        out.write(json.dumps(_run(json.loads(line))) + "\n")
-    return 0
+    ctl.send(json.dumps({"ready": True}).encode())
+    while True:
+        msg, fds, _, _ = socket.recv_fds(ctl, 1 << 22, 4)
+        if not msg:
+            return 0
+        try:
+            answer = _run(json.loads(msg)) if len(fds) == 1 else None
+            if answer is not None:
+                os.write(fds[0], json.dumps(answer).encode())
+        finally:
+            for fd in fds:
+                os.close(fd)
 
 
 if __name__ == "__main__":

@@ -14,25 +14,35 @@ starts clean:
   background) before the sandbox takes another task;
 - the code directory (read-only inside) is restaged whenever the job changes.
 
+A task never decides when it is finished: each request goes to the worker with a pipe
+made for that task alone (the answer comes back on it, nowhere else), the task's process
+holds no descriptor of either, an answer must repeat the request's id and per-task
+nonce, and the host itself counts the sandbox's processes (its cgroup, else its PID
+namespace: bubblewrap and the worker, nothing else) before it touches the task's files;
+otherwise the sandbox is killed first.
+
 Host-side file operations never follow a path the sandbox could have planted: task
 directories get unpredictable names, are created by the host (which fails on anything
-already there), and logs are read with O_NOFOLLOW.
+already there), and everything is read and written through safeio (no symlink in any
+component).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import os
 import secrets
 import shutil
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vallum.client import Client, VallumError
-from vallum.compute import runner, tasklog
+from vallum.compute import runner, safeio, tasklog
 from vallum.compute import sandbox as sbx
 from vallum.compute.spec import JobSpec
 
@@ -46,6 +56,10 @@ class _Worker:
     scratch: sbx.Scratch
     last_used: float
     code_job: str | None = None        # the job whose code /job/code holds
+    pidns: str | None = None           # the sandbox's PID namespace, as the host sees it
+    group: Any = None                  # its cgroup (sandbox.Started.group)
+    note: str = ""                     # the limits this host cannot enforce, for each task log
+    ctl: socket.socket | None = None   # requests go out here, each with its own answer pipe
     served: int = 0
     busy: bool = field(default=False, compare=False)
 
@@ -64,7 +78,7 @@ def pool_key(bundle: runner.TaskBundle, spec: JobSpec) -> tuple:
     resource shape (the sandbox-wide limits are set when it starts)."""
     r = spec.resources
     return (bundle.owner or f"job:{bundle.job_id}", spec.level, r.memory_mb, r.max_procs,
-            r.max_files, r.max_file_mb)
+            r.max_files, r.max_file_mb, r.cpu)
 
 
 class WarmPool:
@@ -109,20 +123,33 @@ class WarmPool:
             r = spec.resources
             limits = sbx.Limits(memory_mb=max(r.memory_mb, 256), cpu_seconds=10 ** 7,
                                 max_files=max(r.max_files, 64), max_procs=r.max_procs + 4,
-                                max_file_mb=r.max_file_mb, wall_time_s=float("inf"))
+                                max_file_mb=r.max_file_mb, wall_time_s=float("inf"), cpu=r.cpu,
+                                task_memory_mb=r.memory_mb)
             env = self.box.env_paths(scratch)
             env["VALLUM_WARM_PIDNS"] = "1"         # the worker may clear its PID namespace
             argv = [sbx.python(), "-u", self.box.helper("taskworker.py")]
-            cmd = self.box.command(scratch, argv, env, limits)
-            with open(scratch.log_path, "ab") as logf:
-                proc = await asyncio.create_subprocess_exec(
-                    *cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                    stderr=logf, env=env, cwd=str(scratch.work), start_new_session=True)
-            w = _Worker(key, proc, scratch, time.monotonic())
-            assert proc.stdout is not None
-            hello = await asyncio.wait_for(proc.stdout.readline(), 30)
-            if not hello or not json.loads(hello).get("ready"):
-                await self._stop(w)
+            ctl, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                with open(scratch.log_path, "ab") as logf:
+                    started = await self.box.start(scratch, argv, env, limits,
+                                                   stdin=theirs.fileno(), stdout=logf,
+                                                   stderr=logf)
+            except BaseException:
+                ctl.close()
+                raise
+            finally:
+                theirs.close()
+            ctl.setblocking(False)
+            w = _Worker(key, started.proc, scratch, time.monotonic(), pidns=started.pidns,
+                        group=started.group, note=started.notes(limits), ctl=ctl)
+            try:
+                hello = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(ctl, 4096), 30)
+            except (OSError, asyncio.TimeoutError):
+                hello = b""
+            if not hello or not _parse(hello).get("ready"):
+                await self._kill(w)
+                if w.group is not None:
+                    w.group.remove()
                 raise RuntimeError("task worker did not start: " + runner_tail(scratch.log_path))
             self.spawned += 1
             return w
@@ -131,13 +158,32 @@ class WarmPool:
             self.box.release_uid(uid)
             raise
 
-    async def _stop(self, w: _Worker) -> None:
+    async def _kill(self, w: _Worker) -> None:
+        """Kill the sandbox; once bubblewrap has exited its PID namespace is empty."""
+        if w.ctl is not None:
+            w.ctl.close()
         sbx.kill_group(w.proc.pid)
         try:
             await asyncio.wait_for(w.proc.wait(), 5)
         except asyncio.TimeoutError:
             pass
+
+    def _idle(self, w: _Worker) -> bool:
+        """The host's own check that nothing but bubblewrap (outside and as the namespace's
+        init) and the worker runs: the sandbox's cgroup, which no process can leave, or
+        else its PID namespace counted through /proc."""
+        if not w.alive():
+            return False
+        members = w.group.members() if w.group is not None else None
+        if members is not None:
+            return members == 3
+        return w.pidns is not None and sbx.pidns_population(w.pidns) == 2
+
+    async def _stop(self, w: _Worker) -> None:
+        await self._kill(w)
         await runner._io(sbx.remove_scratch, w.scratch)
+        if w.group is not None:
+            w.group.remove()
         self.box.release_uid(w.scratch.uid)
 
     async def _take(self, key: tuple, spec: JobSpec) -> _Worker:
@@ -175,7 +221,7 @@ class WarmPool:
                 await runner._io(_prepare_task, w, bundle, client, task)
             except (VallumError, OSError) as exc:
                 keep = True
-                return runner.TaskResult("FAILED", None, f"staging inputs failed: {exc}")
+                return runner.TaskResult("FAILED", None, f"staging inputs failed: {runner.error_text(exc)}")
             if on_scratch is not None:
                 on_scratch(task)
             root = self.box.env_paths_root(w.scratch)
@@ -191,8 +237,9 @@ class WarmPool:
             if spec.module:
                 env["PYTHONPATH"] = code
             r = spec.resources
+            nonce = secrets.token_hex(16)
             req: dict[str, Any] = {
-                "id": name, "dir": inner, "env": env, "args": spec.args, "wall": r.wall_time_s,
+                "id": name, "nonce": nonce, "dir": inner, "env": env, "args": spec.args, "wall": r.wall_time_s,
                 "limits": {"memory_mb": r.memory_mb, "cpu_seconds": r.cpu_seconds(),
                            "max_files": r.max_files, "max_file_mb": r.max_file_mb}}
             if spec.runtime == "command":
@@ -202,10 +249,17 @@ class WarmPool:
             else:
                 script = spec.script.rsplit("/", 1)[-1] if spec.script else "main.py"
                 req["script"] = f"{code}/{script}"
-            assert w.proc.stdin is not None and w.proc.stdout is not None
-            w.proc.stdin.write((json.dumps(req) + "\n").encode())
-            await w.proc.stdin.drain()
-            reader = asyncio.ensure_future(w.proc.stdout.readline())
+            ooms = w.group.oom_kills() if w.group is not None else 0
+            answers, theirs = os.pipe()            # this task's answer, and nothing else
+            try:
+                assert w.ctl is not None
+                socket.send_fds(w.ctl, [json.dumps(req).encode()], [theirs])
+            except OSError:
+                os.close(answers)
+                return runner.TaskResult("FAILED", None, "the task worker could not be reached")
+            finally:
+                os.close(theirs)
+            reader = asyncio.ensure_future(sbx.read_json(answers))
             stopper = asyncio.ensure_future(cancel.wait()) if cancel is not None else None
             try:
                 done, _ = await asyncio.wait([x for x in (reader, stopper) if x],
@@ -220,18 +274,33 @@ class WarmPool:
                     stopper in done else ("TIMED_OUT", f"wall-time limit of {r.wall_time_s:g}s exceeded")
                 return runner.TaskResult(state, None, why, log=tasklog.ended(
                     w.scratch.work, [name, "task.log"], creds.secrets(), state, why))
-            raw = reader.result()
-            if not raw:
-                return runner.TaskResult("FAILED", None, "the task worker died", log=tasklog.ended(
-                    w.scratch.work, [name, "task.log"], creds.secrets(), "FAILED",
-                    "the task worker died"))
-            answer = json.loads(raw)
-            keep = answer.get("clean") is True        # every other process gone, /tmp empty
+            try:
+                answer = reader.result()
+            except RuntimeError:
+                answer = None
+            oom = w.group is not None and w.group.oom_kills() > ooms
+            if not isinstance(answer, dict):
+                why = (f"out of memory: killed at the memory limit of {r.memory_mb} MB" if oom
+                       else "the task worker died")
+                return runner.TaskResult("FAILED", None, why, log=tasklog.ended(
+                    w.scratch.work, [name, "task.log"], creds.secrets(), "FAILED", why))
+            if (answer.get("id") != name
+                    or not hmac.compare_digest(str(answer.get("nonce", "")), nonce)):
+                await self._kill(w)
+                why = "the sandbox answered for another task"
+                return runner.TaskResult("FAILED", None, why, log=tasklog.ended(
+                    w.scratch.work, [name, "task.log"], creds.secrets(), "FAILED", why))
+            # Finished only when the host sees the task's processes gone, never on its word.
+            keep = answer.get("clean") is True and await runner._io(self._idle, w)
+            if not keep:
+                await self._kill(w)
             if answer.get("timed_out"):
                 outcome = sbx.Outcome(None, timed_out=True,
                                       reason=f"wall-time limit of {r.wall_time_s:g}s exceeded")
             else:
-                outcome = sbx.describe(answer.get("exit"))
+                code = answer.get("exit")
+                outcome = sbx.describe(code if isinstance(code, int) else None, oom=oom,
+                                       limits=sbx.Limits(memory_mb=r.memory_mb))
             w.served += 1
             return await runner.finish(client, spec, bundle.name, task, outcome, creds.secrets(),
                                        bundle.label)
@@ -262,6 +331,14 @@ class WarmPool:
                     self.idle.pop(key, None)
 
 
+def _parse(raw: bytes) -> dict:
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
 def _prepare_task(w: _Worker, bundle: runner.TaskBundle, client: Client, task: sbx.Scratch) -> None:
     """(Re)stage the job's code when the job changed, make the task's directories (the
     host creates them: anything already there is refused), stage its inputs."""
@@ -270,16 +347,23 @@ def _prepare_task(w: _Worker, bundle: runner.TaskBundle, client: Client, task: s
         _empty(w.scratch.code)
         runner.stage_code(client, bundle.job_spec(), w.scratch.code)
         w.code_job = bundle.job_id
-    os.mkdir(task.root, 0o711)          # root-owned when the server is root: nothing to plant
-    os.chmod(task.root, 0o711)  # noqa: S103 - traversable by the sandbox uid, not writable
-    for sub, mode in (("in", 0o755), ("out", 0o700), ("work", 0o700)):
-        os.mkdir(task.root / sub, mode)
-        os.chmod(task.root / sub, mode)
-    fd = os.open(task.log_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    os.close(fd)
-    if sbx.drop_privileges():
-        for path in (task.root / "out", task.root / "work", task.log_path):
-            os.chown(path, w.scratch.uid, w.scratch.uid)
+    owner = w.scratch.uid if sbx.drop_privileges() else None
+    work = safeio.open_dir(w.scratch.work)
+    try:                                 # root-owned, made by the host: nothing to plant
+        root = safeio.mkdir_at(work, task.root.name, 0o711)  # noqa: S103 - traversable only
+    finally:
+        os.close(work)
+    try:
+        for sub, mode in (("in", 0o755), ("out", 0o700), ("work", 0o700)):
+            os.close(safeio.mkdir_at(root, sub, mode, None if sub == "in" else owner))
+        fd = os.open(task.log_path.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                     0o600, dir_fd=root)
+        if owner is not None:
+            os.fchown(fd, owner, owner)
+        os.write(fd, w.note.encode())
+        os.close(fd)
+    finally:
+        os.close(root)
     runner.stage_inputs(client, bundle, task)
 
 

@@ -7,9 +7,14 @@ suspends when the alert is far past its bar or the detector escalates it, so a
 normal bulk read the baseline had not seen costs a throttle, not a lockout; probing kinds (enumeration, privilege probing, unusual access)
 throttle first and suspend if the same key alerts again while throttled;
 credential stuffing blocks the source address for a while (there is no key of
-the attacker's to suspend). The unsupervised model only alerts: it is not
-precise enough to act alone. Every action, and every release, is recorded with
-its reason through the sink.
+the attacker's to suspend). Destruction (deletes, overwrites, copies over)
+suspends at once: a throttle is never the only answer to it. A read-budget alert
+(slow-and-low) throttles below the reader's pace and suspends when its score
+doubles. When in doubt (below the suspension score, not escalated, not the tight
+bar of an unfamiliar caller), a veteran (a long clean history, see
+Detector.veteran) is alerted on, not contained; so is a listing walk, which is what
+sync tools do. The unsupervised model only alerts: it is not precise enough to act
+alone. Every action, and every release, is recorded with its reason through the sink.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 
 from vallum.operator.alerts import Alert
 
-SUSPEND_AT_ONCE = frozenset({"label_climbing"})
+SUSPEND_AT_ONCE = frozenset({"label_climbing", "destruction"})
 THROTTLE_FIRST = frozenset({"enumeration", "privilege_probing", "unusual_access"})
 # Throttle on the first alert; suspend when it is far past the bar (score >= suspend_score),
 # when the detector escalates it (the volume kept climbing, or the key kept hammering
@@ -70,6 +75,7 @@ class Containment:
     suspender: Callable[[str, bool], None] | None = None       # (access key, suspend?) -> IAM
     suspend_score: float = 2.0        # an exfiltration alert this far past its bar suspends at once
     throttle_rate: float = 1.0
+    slow_rate: float = 0.1            # a read-budget throttle: below any slow-and-low pace
     throttle_burst: float = 5.0
     throttle_for: float = 1800.0
     block_for: float = 900.0
@@ -101,13 +107,35 @@ class Containment:
             return []
         throttled = self.throttled.get(entity)
         active = throttled is not None and throttled.until > now
+        features = alert.features
+        if alert.kind == "destruction":       # never only a throttle: destruction is not undone
+            return [self.suspend(entity, alert.account, why, now, alert.kind)]
+        if alert.kind == "enumeration" and features.get("style") == "walk":
+            return []                         # listing what it may list: a sync tool's walk
+        if features.get("budget"):
+            # Slow-and-low: a throttle below its pace at once, suspension once the score
+            # doubles; a veteran at the first bar (a batch job's big day) is only alerted on.
+            if alert.score >= self.suspend_score:
+                return [self.suspend(entity, alert.account, why, now, alert.kind)]
+            if active or features.get("veteran"):
+                return []
+            self.throttled[entity] = Bucket(self.slow_rate, self.throttle_burst,
+                                            now + self.throttle_for, self.throttle_burst, now)
+            return [self._record(Action(now, "throttle", entity, "principal", why, alert.account,
+                                        alert.kind))]
+        if features.get("veteran") and not features.get("tight") and not features.get("escalated") \
+                and alert.score < self.suspend_score and not active:
+            return []                         # a long clean history, in doubt: alert only
         if alert.kind in ESCALATING and (active or alert.score >= self.suspend_score
                                          or alert.features.get("escalated")):
             return [self.suspend(entity, alert.account, why, now, alert.kind)]
         if alert.kind in SUSPEND_AT_ONCE or (alert.kind in THROTTLE_FIRST and (active or alert.score >= 3.0)):
             return [self.suspend(entity, alert.account, why, now, alert.kind)]
         if (alert.kind in THROTTLE_FIRST or alert.kind in ESCALATING) and not active:
-            self.throttled[entity] = Bucket(self.throttle_rate, self.throttle_burst,
+            # An unfamiliar caller sweeping is held below any copy tool's pace (a paced
+            # copy at 1 object/s would live with 1 req/s); hammering then suspends it.
+            rate = self.slow_rate if features.get("tight") else self.throttle_rate
+            self.throttled[entity] = Bucket(rate, self.throttle_burst,
                                             now + self.throttle_for, self.throttle_burst, now)
             return [self._record(Action(now, "throttle", entity, "principal", why, alert.account,
                                         alert.kind))]

@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 from vallum.operator import rules
 from vallum.operator.alerts import ANOMALY, Alert
 from vallum.operator.anomaly import AnomalyModel, RobustModel, normalised
+from vallum.operator.budget import DAY, Distinct, ReadBudget
 from vallum.operator.events import AUTH_FAILURES, READ_OPS, RequestEvent
 from vallum.operator.profile import Profile, network_of
-from vallum.operator.signals import DISTINCT, FEATURES, IDX, Signals, run_end
+from vallum.operator.signals import DISTINCT, FEATURES, IDX, Signals, Window, run_end
+from vallum.operator.signals import GETS as GET_OPS
 
 REFUSED = frozenset({"SlowDown"})      # what a throttled request is answered with
-GETS, BYTES_OUT, NOT_FOUND, LISTS, DENIED = (IDX[f] for f in ("gets", "bytes_out", "not_found",
-                                                             "lists", "denied"))
+GETS, BYTES_OUT, NOT_FOUND, LISTS, DENIED, DESTROYS = (
+    IDX[f] for f in ("gets", "bytes_out", "not_found", "lists", "denied", "destroys"))
 BUCKETS = DISTINCT.index("buckets")
 # How the gateway hands requests to the detector (gateway.py), and the replay too
 # (evaluate.py): batches of at most CHUNK events, none waiting over MAX_DELAY seconds.
@@ -45,6 +47,13 @@ class PrincipalState:
     exfil_at: float = 0.0               # last exfiltration alert (escalation follows it)
     escalated: bool = True
     refused: deque = field(default_factory=deque)  # ts of reads refused since (throttled)
+    budget: ReadBudget = field(default_factory=ReadBudget)
+    budget_next: float = 1.0            # read-budget score that raises the next alert
+    denied: Distinct = field(default_factory=Distinct)     # refused actions, last hour
+    last_incident: float = 0.0          # last alert other than the model's (0: none)
+    before_episode: float = 0.0         # ... the last before the current episode of alerts
+    allowed: set[str] = field(default_factory=set)          # operations it has been served
+    buckets: dict[str, float] = field(default_factory=dict)  # bucket -> its first object read
 
 
 class Detector:
@@ -66,6 +75,8 @@ class Detector:
         self.anomaly_threshold = anomaly_threshold
         self.last_anomaly: dict[str, float] = {}
         self._networks: dict[str, str] = {}
+        self.failed_nets: dict[str, Distinct] = {}        # /24 -> failed keys, last hour
+        self.source_denied: dict[str, Distinct] = {}      # address -> refused keys, last hour
 
     # ------------------------------------------------------------------ events
     def observe(self, ev: RequestEvent) -> list[Alert]:
@@ -104,6 +115,8 @@ class Detector:
                 self.address_prior.learn(asample[0], asample[1] * 60.0)
             if ev.error in AUTH_FAILURES:
                 found = rules.credential_stuffing(aw, ap, self.address_prior, self.tuning)
+                if not found:
+                    found = self._slow_stuffing(ev)
                 if found:
                     self._emit(alerts, ev, "credential_stuffing", ev.source, "address", found)
         if pw is None:
@@ -147,6 +160,16 @@ class Detector:
                 if kind == "exfiltration" and len(alerts) > n:
                     st.exfil_at, st.escalated = ev.ts, found[0] >= t.exfil_escalate
                     st.refused.clear()
+        if tot[DESTROYS] >= t.destroy_floor:
+            found = rules.destruction(pw, p, t)
+            if found:
+                self._emit(alerts, ev, "destruction", ev.principal, "principal", found)
+        if ev.operation in GET_OPS and (not ev.error or ev.error in REFUSED):
+            self._budgets(alerts, ev, st, pw, count)
+        if not ev.error:
+            st.allowed.add(ev.operation)
+        elif ev.error == "AccessDenied" and ev.operation not in st.allowed:
+            self._slow_probing(alerts, ev, st, run)
         if not st.escalated and ev.error in REFUSED and ev.operation in READ_OPS:
             refused = st.refused
             refused.extend(e.ts for e in run)
@@ -157,9 +180,12 @@ class Detector:
                                {"refused_reads_last_minute": len(refused)},
                                f"kept requesting objects while throttled after an exfiltration alert: "
                                f"{len(refused)} refused reads in the last minute")
-        if ev.label >= 0 and p.samples >= t.min_samples:
+        if ev.label > 0 and p.samples >= t.min_samples and ev.operation in GET_OPS and not ev.error:
+            # Object contents read above the habitual level (one read for 30 minutes at
+            # least): not writes, not HEADs (an ingest service verifying its uploads),
+            # never UNCLASSIFIED (reading it climbs nothing).
             above = st.above
-            if ev.label > p.usual_label():
+            if ev.label > p.usual_label(3, ev.ts - t.climb_learn):
                 above.extend((e.ts, ev.label) for e in run)
             while above and above[0][0] < ev.ts - t.climb_window:
                 above.popleft()
@@ -177,7 +203,106 @@ class Detector:
                     self._emit(alerts, ev, "unusual_access", ev.principal, "principal", found)
         if alerts:
             st.alerted_until = ev.ts + self.cooldown
+            st.budget.taint()
+            if any(a.kind != ANOMALY for a in alerts):
+                if not st.last_incident or ev.ts - st.last_incident > self.cooldown:
+                    st.before_episode = st.last_incident
+                st.last_incident = ev.ts
         return alerts
+
+    # ------------------------------------------------------------ slow and budgeted
+    def _budgets(self, alerts: list[Alert], ev: RequestEvent, st: PrincipalState, pw: Window,
+                 count: int) -> None:
+        """Objects asked for (served, or refused while throttled: a reader that does not
+        back off keeps spending its budget) in the last 24 hours against the busiest day
+        on its record; and, for an unfamiliar caller, a tight bar on the first seconds of
+        a sweep (a network it never used, under 2 days of history, or a bucket it first
+        read under 30 minutes ago). A read-budget alert is raised once more, past the cool-down, when its
+        score doubles (the containment escalates with it)."""
+        t, p, b = self.tuning, st.profile, st.budget
+        b.add(ev.ts, count)
+        first = st.buckets.get(ev.bucket)
+        if first is None and not ev.error:
+            if len(st.buckets) < 4096:
+                st.buckets[ev.bucket] = ev.ts
+            first = ev.ts
+        if b.days_seen >= t.budget_days:
+            day = b.last_day()
+            if day >= t.budget_day_floor:
+                found = rules.read_budget(day, b.busiest_day, t)
+                if found and found[0] >= st.budget_next:
+                    score, reason, features = found
+                    st.budget_next = 2.0 if score < 2.0 else float("inf")
+                    last = self.last_alert.get((ev.principal, "exfiltration"))
+                    # In the cool-down of an exfiltration alert, only an escalation speaks.
+                    if last is None or ev.ts - last >= self.cooldown \
+                            or (not st.escalated and score >= 2.0):
+                        alert = self._alert(ev, "exfiltration", score, reason, features)
+                        alerts.append(alert)
+                        self.last_alert[(ev.principal, "exfiltration")] = ev.ts
+                        st.exfil_at = ev.ts
+                        st.escalated = score >= 2.0
+                    return
+        if ev.error or not ev.source or pw.totals[GETS] < t.tight_reads:
+            return
+        net = self._network_of(ev.source)
+        new_bucket = first is not None and ev.ts - first < t.climb_learn
+        if net in p.networks and p.days >= t.unusual_min_days and not new_bucket:
+            return                          # a familiar caller on a familiar bucket
+        found = rules.exfiltration_tight(pw, p, t)
+        if found:
+            n = len(alerts)
+            self._emit(alerts, ev, "exfiltration", ev.principal, "principal", found)
+            if len(alerts) > n:
+                st.exfil_at, st.escalated = ev.ts, False
+                st.refused.clear()
+
+    def _slow_probing(self, alerts: list[Alert], ev: RequestEvent, st: PrincipalState,
+                      run: Sequence[RequestEvent]) -> None:
+        """Refusals of actions this key was never served: probing is trying what one may
+        not do. Refusals of its everyday actions (a policy change, or the operator's own
+        suspension answering every request) are not counted."""
+        src = None
+        if ev.source:
+            src = self.source_denied.get(ev.source)
+            if src is None:
+                if len(self.source_denied) >= 65536:
+                    self.source_denied.clear()
+                src = self.source_denied[ev.source] = Distinct()
+        for e in run:
+            st.denied.add(e.ts, e.operation)
+            if src is not None:
+                src.add(e.ts, e.principal)
+        others = src.events - src.counts.get(ev.principal, 0) if src is not None else 0
+        found = rules.slow_probing(st.denied.events, st.denied.distinct, others, self.tuning)
+        if found:
+            self._emit(alerts, ev, "privilege_probing", ev.principal, "principal", found)
+
+    def _slow_stuffing(self, ev: RequestEvent) -> rules.Finding | None:
+        """Failed sign-ins counted per /24 (per /48) over an hour, across its addresses."""
+        if not ev.source:
+            return None
+        net = ev.source.rsplit(".", 1)[0] if ":" not in ev.source else network_of(ev.source)
+        d = self.failed_nets.get(net)
+        if d is None:
+            if len(self.failed_nets) >= 65536:
+                self.failed_nets.clear()
+            d = self.failed_nets[net] = Distinct()
+        d.add(ev.ts, ev.principal)
+        return rules.slow_stuffing(net, d.distinct, d.events, self.tuning)
+
+    def veteran(self, principal: str, ts: float) -> bool:
+        """A long, clean, steady history: seen for ``veteran_days`` and no alert (but the
+        model's) in as long. When in doubt, such a principal is alerted on, not contained."""
+        st = self.principals.get(principal)
+        if st is None:
+            return False
+        span = self.tuning.veteran_days * DAY
+        # The alerts of the episode under way do not count against it (its escalation is
+        # judged by the record it had when the episode began).
+        last = st.before_episode if st.last_incident and ts - st.last_incident <= self.cooldown \
+            else st.last_incident
+        return st.profile.days * DAY >= span and (not last or ts - last >= span)
 
     def _network_of(self, source: str) -> str:
         """network_of() memoised: a gateway sees the same few addresses over and over."""
@@ -234,10 +359,14 @@ class Detector:
         """The second bar of exfiltration: one more alert, past the cool-down, that suspends."""
         st.escalated = True
         self.last_alert[(ev.principal, "exfiltration")] = ev.ts
-        alerts.append(Alert(ts=ev.ts, kind="exfiltration", entity=ev.principal,
-                            entity_type="principal", score=round(score, 3),
-                            reason=f"access key {ev.principal} {reason}", account=ev.account,
-                            source=ev.source, features={**features, "escalated": True}))
+        alerts.append(self._alert(ev, "exfiltration", score, reason, {**features, "escalated": True}))
+
+    def _alert(self, ev: RequestEvent, kind: str, score: float, reason: str, features: dict) -> Alert:
+        """A principal alert, marked with whether the principal is a veteran."""
+        return Alert(ts=ev.ts, kind=kind, entity=ev.principal, entity_type="principal",
+                     score=round(score, 3), reason=f"access key {ev.principal} {reason}",
+                     account=ev.account, source=ev.source,
+                     features={**features, "veteran": self.veteran(ev.principal, ev.ts)})
 
     def _emit(self, alerts: list[Alert], ev: RequestEvent, kind: str, entity: str, etype: str,
               found: rules.Finding) -> None:
@@ -247,7 +376,9 @@ class Detector:
             return
         self.last_alert[key] = ev.ts
         score, reason, features = found
-        who = f"access key {entity}" if etype == "principal" else f"address {entity}"
+        if etype == "principal":
+            alerts.append(self._alert(ev, kind, score, reason, features))
+            return
         alerts.append(Alert(ts=ev.ts, kind=kind, entity=entity, entity_type=etype,
-                            score=round(score, 3), reason=f"{who} {reason}", account=ev.account,
-                            source=ev.source, features=features))
+                            score=round(score, 3), reason=f"address {entity} {reason}",
+                            account=ev.account, source=ev.source, features=features))

@@ -70,6 +70,10 @@ class Hook:
         self._pending: list[RequestEvent] = []
         self._draining = False
         try:
+            journal.announce(self.data_dir, self.pid, default_mode)
+        except OSError as exc:          # status then cannot tell; the gateway still runs
+            log.warning("operator could not record its mode: %s", exc)
+        try:
             self.sinks = sinks.from_env(os.environ)
         except ValueError as exc:       # a bad sink setting must not take the gateway down
             log.error("operator sink not started: %s", exc)

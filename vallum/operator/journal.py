@@ -19,6 +19,7 @@ ALERTS = "alerts.jsonl"
 ACTIONS = "actions.jsonl"
 MODES = "modes.json"
 MODES_ALLOWED = ("off", "observe", "contain")
+GATEWAY = "gateway-{pid}.json"     # one per gateway process running the operator
 
 
 def directory(data_dir: Path) -> Path:
@@ -68,6 +69,54 @@ def save_modes(data_dir: Path, modes: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(modes, indent=1, sort_keys=True))
     os.replace(tmp, path)
+
+
+def announce(data_dir: Path, pid: int, mode: str) -> None:
+    """Record that process ``pid`` runs the operator with ``mode`` as its default (from
+    VALLUM_OPERATOR), so `vallum operator status` can say what the gateway really does;
+    the files of processes no longer running are removed."""
+    d = directory(data_dir)
+    for old in d.glob(GATEWAY.format(pid="*")):
+        other = _pid_of(old)
+        if other is not None and other != pid and not alive(other):
+            old.unlink(missing_ok=True)
+    path = d / GATEWAY.format(pid=pid)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"pid": pid, "mode": mode}, f)
+    os.replace(tmp, path)
+
+
+def running_gateways(data_dir: Path) -> dict[int, str]:
+    """pid -> default mode of every live gateway process running the operator."""
+    out: dict[int, str] = {}
+    for path in directory(data_dir).glob(GATEWAY.format(pid="*")):
+        pid = _pid_of(path)
+        if pid is None or not alive(pid):
+            continue
+        try:
+            out[pid] = str(json.loads(path.read_text())["mode"])
+        except (OSError, ValueError, KeyError):
+            continue
+    return out
+
+
+def _pid_of(path: Path) -> int | None:
+    try:
+        return int(path.stem.split("-", 1)[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def alerts_for(data_dir: Path, account: str | None, args: Mapping[str, Any]) -> dict[str, Any]:

@@ -41,7 +41,8 @@ class Profile:
     """What one principal (or address) normally does in an active minute."""
 
     __slots__ = ("hist", "samples", "how", "addresses", "networks", "label_minutes",
-                 "first_ts", "last_ts", "_cache", "hour_max", "candidates")
+                 "label_first", "first_ts", "last_ts", "_cache", "hour_max",
+                 "candidates")
 
     def __init__(self) -> None:
         self.hist = [array("I", bytes(4 * NBINS)) for _ in FEATURES]
@@ -50,6 +51,7 @@ class Profile:
         self.addresses: set[str] = set()
         self.networks: set[str] = set()
         self.label_minutes = [0] * 5                   # sample minutes with reads at each level
+        self.label_first = [0.0] * 5                   # ... the first of them
         self.first_ts = 0.0
         self.last_ts = 0.0
         self._cache: dict[tuple[int, float], float] = {}
@@ -65,6 +67,8 @@ class Profile:
         for level in range(5):
             if peaks[IDX["label0"] + level] > 0:
                 self.label_minutes[level] += 1
+                if not self.label_first[level]:
+                    self.label_first[level] = ts
         hour = hour_of_week(ts) % 24
         for f in HOURLY:
             v = peaks[IDX[f]]
@@ -108,11 +112,14 @@ class Profile:
         row = self.hour_max[feature]
         return max(row[(hour + dh) % 24] for dh in range(-spread, spread + 1))
 
-    def usual_label(self, min_minutes: int = 3) -> int:
-        """Highest level read in at least ``min_minutes`` distinct minutes (-1: none)."""
+    def usual_label(self, min_minutes: int = 3, before: float | None = None) -> int:
+        """Highest level read in at least ``min_minutes`` distinct minutes, the first of
+        them no later than ``before`` (-1: none). Why ``before``: minutes alone let a climb
+        become its own baseline three minutes in, before it is judged; a level is habitual
+        only once it has been read for a while."""
         top = -1
         for level, n in enumerate(self.label_minutes):
-            if n >= min_minutes:
+            if n >= min_minutes and (before is None or self.label_first[level] <= before):
                 top = level
         return top
 

@@ -52,6 +52,24 @@ class Tuning:
     climb_levels: float = 2.0
     climb_single: float = 12.0
     climb_window: float = 900.0
+    climb_learn: float = 1800.0            # a level is usual only once read for this long
+    # destruction: objects deleted / overwritten / copied over in a minute
+    destroy_floor: float = 10.0
+    destroy_mult: float = 2.0              # x the most it ever destroyed in a learned minute
+    # read budget (slow-and-low): reads in the last 24 h against its busiest day on record
+    budget_day_floor: float = 150.0
+    budget_mult: float = 3.0
+    budget_days: int = 2                   # whole days on record before budgets apply
+    # an unfamiliar caller (new network, or no mature history) gets a tight exfiltration bar
+    tight_reads: float = 12.0
+    tight_bytes: float = 1024 * 1024
+    tight_burst: float = 12.0              # objects in 10 s
+    # slow stuffing / probing, counted over an hour
+    slow_stuff_keys: float = 20.0          # distinct failed keys from one /24
+    slow_probe_denied: float = 30.0        # refusals of one key
+    slow_probe_ops: float = 3.0
+    slow_probe_source: float = 30.0        # refusals through one address, any key
+    veteran_days: float = 3.0              # clean history that earns "alert, not contain"
 
 
 def thr(profile: Profile, prior: Profile, feature: str, floor: float, mult: float, t: Tuning) -> float:
@@ -61,9 +79,12 @@ def thr(profile: Profile, prior: Profile, feature: str, floor: float, mult: floa
 
 def hour_thr(p: Profile, prior: Profile, feature: str, floor: float, mult: float, t: Tuning,
              hour: int) -> float:
-    """Like thr(), but a principal with a mature profile is held to what it does at this
-    hour of day: a nightly batch key reading at noon is judged by its noon self."""
-    if p.samples < t.min_samples or p.days < t.unusual_min_days:
+    """Like thr(), but a principal with days of history is held to what it does at this
+    hour of day: a nightly batch key reading at noon is judged by its noon self. Days,
+    not only minutes: a backup busy three minutes a night never has many minutes, but
+    it has the same three minutes every night."""
+    if p.days < t.unusual_min_days or (p.samples < t.min_samples
+                                        and p.active_at_hour(hour) < t.rare_minutes):
         return thr(p, prior, feature, floor, mult, t)
     return max(floor, mult * p.hourly(feature, hour))
 
@@ -96,6 +117,88 @@ def exfiltration(w: Window, p: Profile, prior: Profile, t: Tuning) -> Finding | 
                            "usual_reads_p99": p.quantile("gets", t.q)}
 
 
+def exfiltration_tight(w: Window, p: Profile, t: Tuning) -> Finding | None:
+    """An unfamiliar caller (a network this key never used, a key with no mature
+    history, or a bucket it never read before) sweeping objects: a tight bar before volume evidence exists, so a stolen
+    key's bulk copy is slowed in its first seconds. Only at a machine's pace (a dozen
+    objects in 10 s): a person on a new network is not a sweep. The containment is a throttle,
+    which a person's tools live with and which a sweep hammers into a suspension."""
+    reads, keys, out = w.value("gets"), w.value("got_keys"), w.value("bytes_out")
+    if reads < t.tight_reads or keys < t.tight_reads or out < t.tight_bytes:
+        return None
+    burst = w.recent("gets", 10.0)
+    score = min(keys / t.tight_reads, burst / t.tight_burst)     # at a machine's pace
+    if score < 1.0:
+        return None
+    return score, (f"read {keys:.0f} distinct objects ({human_bytes(out)}) in the last minute, "
+                   f"{burst:.0f} in the last 10 s, from a network or a bucket it never used, or with "
+                   f"no history of its own (tight budget for an unfamiliar caller)"), {
+        "reads": reads, "distinct_keys": keys, "bytes_out": out, "burst_10s": burst,
+        "tight": True}
+
+
+def read_budget(last_day: float, busiest_day: float, t: Tuning) -> Finding | None:
+    """Slow-and-low: objects read in the last 24 hours far past the busiest day on the
+    principal's own record, however slowly they came. Days, not hours: an analyst's
+    hour holds a dataset pull now and then, its days are steadier."""
+    bar = max(t.budget_day_floor, t.budget_mult * busiest_day)
+    score = last_day / bar
+    if score < 1.0:
+        return None
+    return score, (f"read {last_day:.0f} objects in the last 24 hours; its busiest day on record "
+                   f"is {busiest_day:.0f} (read volume budget: slow-and-low exfiltration)"), {
+        "reads_last_day": round(last_day), "busiest_day": busiest_day, "budget": "day"}
+
+
+GUIDANCE = ("Contain first, then restore: turn on bucket versioning (and object lock for data "
+            "that must not be destroyed) so overwritten or deleted objects keep their previous "
+            "versions, and restore them from there or from backup.")
+
+
+def destruction(w: Window, p: Profile, t: Tuning) -> Finding | None:
+    """Objects deleted, overwritten after being read, or copied over (re-encryption in
+    place, a rename) in the last minute, far past the most this key ever destroyed in a
+    minute: ransomware and wipers. Judged against its own record only: a purge job
+    that deletes every night learns its own norm."""
+    d = w.value("destroys")
+    if d < t.destroy_floor:
+        return None
+    bar = max(t.destroy_floor, t.destroy_mult * p.quantile("destroys", 1.0))
+    score = d / bar
+    if score < 1.0:
+        return None
+    return score, (f"deleted, overwrote or copied over {d:.0f} objects in the last minute; the most "
+                   f"it ever did in a minute is {p.quantile('destroys', 1.0):.0f}. {GUIDANCE}"), {
+        "destroyed_last_minute": d, "usual_max": p.quantile("destroys", 1.0)}
+
+
+def slow_stuffing(network: str, failed_keys: int, failures: int, t: Tuning) -> Finding | None:
+    """Sign-ins with many different keys from one /24 over an hour, however slowly
+    and from however many of its addresses: a forgotten cron retries one dead key, a
+    typo one real one; a stuffing list tries many."""
+    if failed_keys < t.slow_stuff_keys:
+        return None
+    return failed_keys / t.slow_stuff_keys, (
+        f"is in {network}, from which {failures} sign-ins with {failed_keys} different access keys "
+        f"failed in the last hour (slow credential stuffing)"), {
+        "network": network, "failed_keys_last_hour": failed_keys, "auth_failures_last_hour": failures}
+
+
+def slow_probing(denied: int, ops: int, source_denied: int, t: Tuning) -> Finding | None:
+    """Refusals over an hour: of this key (across several actions), or, once it is
+    refused a few times itself, of other keys through its address (a second stolen key
+    probing from where the first one did)."""
+    own = min(denied / t.slow_probe_denied, ops / t.slow_probe_ops)
+    shared = source_denied / t.slow_probe_source if denied >= 5 else 0.0
+    score = max(own, shared)
+    if score < 1.0:
+        return None
+    return score, (f"was refused {denied} times across {ops} actions in the last hour; "
+                   f"{source_denied} refusals of other keys through its address (slow privilege "
+                   f"probing)"), {"denied_last_hour": denied, "denied_actions_last_hour": ops,
+                                  "source_denied_last_hour": source_denied, "slow": True}
+
+
 def enumeration(w: Window, p: Profile, prior: Profile, t: Tuning) -> Finding | None:
     nf, lists, prefixes, buckets = (w.value("not_found"), w.value("lists"), w.value("prefixes"),
                                     w.value("buckets"))
@@ -112,11 +215,11 @@ def enumeration(w: Window, p: Profile, prior: Profile, t: Tuning) -> Finding | N
     score = max(guess, walk, sweep)
     if score < 1.0:
         return None
-    how = {guess: f"asked for {nf:.0f} keys that do not exist",
-           walk: f"listed {lists:.0f} times under {w.value('keys'):.0f} different prefixes",
-           sweep: f"touched {buckets:.0f} buckets, {fails:.0f} of the requests failing"}[score]
+    style, how = {guess: ("guess", f"asked for {nf:.0f} keys that do not exist"),
+                  walk: ("walk", f"listed {lists:.0f} times under {w.value('keys'):.0f} different prefixes"),
+                  sweep: ("sweep", f"touched {buckets:.0f} buckets, {fails:.0f} of the requests failing")}[score]
     return score, f"{how} in the last minute (key/bucket enumeration)", {
-        "not_found": nf, "lists": lists, "prefixes": prefixes, "buckets": buckets}
+        "not_found": nf, "lists": lists, "prefixes": prefixes, "buckets": buckets, "style": style}
 
 
 def privilege_probing(w: Window, p: Profile, prior: Profile, t: Tuning) -> Finding | None:

@@ -29,7 +29,7 @@ from vallum.operator.events import (
 
 COUNTERS = ("requests", "reads", "writes", "lists", "deletes", "bytes_out", "bytes_in",
             "denied", "not_found", "auth_failures",
-            "label0", "label1", "label2", "label3", "label4", "gets")
+            "label0", "label1", "label2", "label3", "label4", "gets", "destroys")
 DISTINCT = ("keys", "prefixes", "buckets", "denied_ops", "failed_keys", "got_keys")
 GETS = frozenset({"GetObject", "SelectObjectContent"})
 FEATURES = COUNTERS + DISTINCT
@@ -38,6 +38,12 @@ NC = len(COUNTERS)
 GOT_KEYS = DISTINCT.index("got_keys")
 SPREAD = -1         # in a run's distinct values: (read prefix, reads from it) pairs (Spread)
 NOT_FOUND = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NoSuchUpload"})
+DESTROYS = COUNTERS.index("destroys")
+# Objects a request may destroy: a delete, a copy (the event has no copy source, and
+# copy-in-place re-encryption or a server-side rename both look like this), and a
+# DeleteObjects, whose keys are estimated from its XML body (about this many bytes a key).
+REWRITES = frozenset({"DeleteObject", "CopyObject"})
+BYTES_PER_DELETED_KEY = 64
 
 
 class Distinct:
@@ -263,6 +269,12 @@ def run_counts(run: Sequence[RequestEvent]) -> tuple[list[tuple[int, float]], li
     got = got and bool(first.key)
     if got:
         counts.append((15, float(n)))
+    if not err:
+        if op in REWRITES:
+            counts.append((DESTROYS, float(n)))
+        elif op == "DeleteObjects":
+            counts.append((DESTROYS, float(sum(max(1, e.bytes_in // BYTES_PER_DELETED_KEY)
+                                               for e in run))))
     distinct: list[tuple[int, list]] = []
     if what:
         distinct.append((3, [op]) if what == "denied" else (4, [first.principal]))
@@ -360,6 +372,21 @@ class Signals:
         auth_failed = err in AUTH_FAILURES
         if principal and not auth_failed:
             pw = self.principals.get(principal) or self._get(self.principals, principal)
+            if ev.operation == "PutObject" and not err and ev.key:
+                # A write over an object this caller read in the window: encrypt in place.
+                got = pw.sets[GOT_KEYS]
+                read, window = got.last, got.window
+                if read:
+                    # Still in the window at the write's own time (the set itself may
+                    # expire up to a slot late in a run): the count is the same however
+                    # the events were grouped.
+                    over = 0
+                    for e in run:
+                        seen = read.get(f"{e.bucket}/{e.key}")
+                        if seen is not None and seen > e.ts - window:
+                            over += 1
+                    if over:
+                        counts = [*counts, (DESTROYS, float(over))]
             sample = pw.add(ts, counts, distinct)
             if ev.account:
                 acc = self.accounts.get(ev.account) or self._get(self.accounts, ev.account)

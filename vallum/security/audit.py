@@ -26,6 +26,13 @@ the data blocks alone, without an ext4 journal commit: 17 us less CPU per record
 (``python -m bench.threadcpu vallum GET``, audit writer thread, 64-70 -> 46-58 us).
 Readers stop at the first NUL byte (JSON lines never contain one); ``verify`` also
 checks that nothing but NULs follows.
+
+Segments (audit_segments.py): when the active file outgrows ``segment_bytes`` or its first
+record is older than ``segment_seconds``, the batch ends with a signed ``rotate``
+checkpoint and the file is closed as ``segments/audit-<first>-<last>.log``; the chain and
+the checkpoint chain continue in a fresh ``audit.log``. Other processes notice (the path
+names another inode once they hold the lock) and reopen; an empty active file continues
+from the last segment (or the retention manifest after a prune).
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from vallum.batching import BatchThread
-from vallum.security import crypto
+from vallum.security import audit_segments, crypto
 from vallum.security.audit_checkpoint import GENESIS, MAX_GAP, line_hash, sign
 from vallum.security.audit_verify import VerifyResult, verify
 
@@ -55,6 +62,8 @@ LOG_FILE = "audit.log"
 KEY_FILE = "audit-signing.key"
 PUB_FILE = "audit-signing.pub"
 PREALLOC = 4 * 1024 * 1024      # zero-filled ahead of the records, fsynced once per step
+SEGMENT_MB = 256                # default rotation size [env VALLUM_AUDIT_SEGMENT_MB]
+SEGMENT_HOURS = 24.0            # default rotation age [env VALLUM_AUDIT_SEGMENT_HOURS]
 _ZEROS = bytes(1024 * 1024)
 
 
@@ -151,9 +160,9 @@ def _read_tail(fd: int, known: int | None = None) -> tuple[_Tail, int]:
     return _Tail(end, seq, h, int(rec.get("since_checkpoint", 0)), None, 0, False), data_end
 
 
-def _last_checkpoint(fd: int, end: int) -> tuple[str, int]:
+def _last_checkpoint(fd: int, end: int) -> tuple[str, int] | None:
     """(hash, seq) of the last checkpoint before ``end``, reading back (a checkpoint is at
-    most MAX_GAP lines back; GENESIS, 0 when there is none)."""
+    most MAX_GAP lines back; None when this file has none: it follows a segment's)."""
     pos, carry = end, b""
     while pos > 0:
         step = min(65536, pos)
@@ -164,7 +173,25 @@ def _last_checkpoint(fd: int, end: int) -> tuple[str, int]:
             found = _checkpoint_at(line)
             if found:
                 return found
-    return _checkpoint_at(carry) or (GENESIS, 0)
+    return _checkpoint_at(carry)
+
+
+def _chain_before(audit_dir: Path) -> tuple[str, int]:
+    """(hash, seq) of the signed checkpoint the active file follows: the last closed
+    segment's last line, else the retention manifest's anchor, else GENESIS."""
+    segs = audit_segments.segments(audit_dir)
+    if segs:
+        line = audit_segments.last_line(segs[-1].path)
+        return line_hash(line), int(json.loads(line)["seq"])
+    manifest = audit_segments.read_manifest(audit_dir)
+    if manifest is not None:
+        return str(manifest["hash"]), int(manifest["pruned_through_seq"])
+    return GENESIS, 0
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
 
 
 def _checkpoint_at(line: bytes) -> tuple[str, int] | None:
@@ -200,13 +227,20 @@ class AuditLog:
     ``checkpoint_every`` records and every ``checkpoint_seconds``, and a seal at close."""
 
     def __init__(self, data_dir: Path, *, checkpoint_every: int = MAX_GAP, fsync: bool = True,
-                 checkpoint_seconds: float = 60.0, witness: Any = None) -> None:
+                 checkpoint_seconds: float = 60.0, witness: Any = None,
+                 segment_bytes: int | None = None, segment_seconds: float | None = None) -> None:
         if not 0 < checkpoint_every <= MAX_GAP:
             raise ValueError(f"checkpoint_every must be 1..{MAX_GAP} (verify refuses longer gaps)")
         self.dir = Path(data_dir) / AUDIT_DIR
         self.path = self.dir / LOG_FILE
         self.checkpoint_every = checkpoint_every
         self.checkpoint_seconds = checkpoint_seconds
+        self.segment_bytes = segment_bytes if segment_bytes is not None else int(
+            _env_float("VALLUM_AUDIT_SEGMENT_MB", SEGMENT_MB) * 1024 * 1024)
+        self.segment_seconds = segment_seconds if segment_seconds is not None else (
+            _env_float("VALLUM_AUDIT_SEGMENT_HOURS", SEGMENT_HOURS) * 3600)
+        self._segment_started: float | None = None     # ts of the active file's first record
+        self._inode: int | None = None                  # of the file self._fd is open on
         self.witness = witness          # audit_witness.Witness: gets every checkpoint line
         self.fsync = fsync
         self._fd: int | None = None
@@ -226,7 +260,7 @@ class AuditLog:
         self._key = await asyncio.to_thread(load_or_create_signing_key, self.dir)
         self._public_hex = crypto.ed25519_public(self._key).hex()
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
-        self._tail = None
+        self._tail, self._inode, self._segment_started, self._allocated = None, None, None, 0
         self._writer.start()
         if self.checkpoint_seconds > 0:
             self._timer = asyncio.get_running_loop().create_task(self._tick())
@@ -271,15 +305,16 @@ class AuditLog:
 
     def _write_batch(self, records: list[dict[str, Any]]) -> list[bytes]:
         """Write and sync the batch; returns the checkpoint lines it wrote (for the witness)."""
-        fd = self._fd
-        assert fd is not None
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fd = self._lock_current()
         try:
             tail = self._tail
             if tail is not None and os.pread(fd, 1, tail.end) in (b"", b"\0"):
                 pos = tail.end                       # nobody wrote after our last record
             else:                                   # first batch, or another process appended
                 tail, torn_end = _read_tail(fd, tail.end if tail else None)
+                if tail.seq == 0:                   # a fresh active file: continue the chain
+                    tail.prev, tail.seq = _chain_before(self.dir)
+                    tail.cp_hash, tail.cp_seq = tail.prev, tail.seq
                 pos = tail.end
                 _zero(fd, pos, torn_end)            # never acknowledged: overwritten below
             out: list[bytes] = []
@@ -296,6 +331,10 @@ class AuditLog:
                 out.append(self._encode(rec, tail, now, stamp))
                 if tail.since >= self.checkpoint_every:
                     self._add_checkpoint(fd, pos, out, signed, tail, now, stamp, "interval", False)
+            # Never after a seal: a clean shutdown's log ends sealed (rotate at the next start).
+            rotate = not tail.sealed and self._rotation_due(fd, pos + sum(map(len, out)), now)
+            if rotate:
+                self._add_checkpoint(fd, pos, out, signed, tail, now, stamp, "rotate", False)
             data = b"".join(out)
             end = pos + len(data)
             if end > self._allocated:
@@ -308,6 +347,9 @@ class AuditLog:
                 # change, so fdatasync flushes just these data blocks.
                 os.fdatasync(fd)
             tail.end = end
+            if rotate:
+                self._rotate(fd, end, tail.seq)
+                tail.end = 0
             self._tail = tail
             self.batches += 1
             self.records += len(records)
@@ -317,6 +359,64 @@ class AuditLog:
             raise
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
+            if fd != self._fd:
+                os.close(fd)                        # the segment just closed
+
+    def _lock_current(self) -> int:
+        """Lock the active file; if another process rotated it meanwhile (the path names
+        another inode), reopen the new one first."""
+        while True:
+            fd = self._fd
+            assert fd is not None
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                if self._inode is None:
+                    self._inode = os.fstat(fd).st_ino
+                if os.stat(self.path).st_ino == self._inode:      # one stat per batch
+                    return fd
+            except FileNotFoundError:
+                pass
+            except BaseException:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                raise
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+            os.close(fd)
+            self._tail, self._allocated, self._segment_started, self._inode = None, 0, None, None
+
+    def _rotation_due(self, fd: int, end: int, now: float) -> bool:
+        if end == 0:
+            return False
+        if end >= self.segment_bytes:
+            return True
+        if self._segment_started is None:
+            first = os.pread(fd, 65536, 0).split(b"\n", 1)[0]
+            try:
+                self._segment_started = float(json.loads(first)["ts"])
+            except (ValueError, KeyError, TypeError):
+                self._segment_started = now         # this batch starts the file
+        return now - self._segment_started >= self.segment_seconds
+
+    def _rotate(self, fd: int, end: int, last_seq: int) -> None:
+        """Close the active file (it ends at the rotate checkpoint just synced) as a
+        segment and open a fresh one; the caller still holds the old file's lock, so no
+        other process writes in between."""
+        first = json.loads(audit_segments.first_line(self.path))["seq"]
+        os.ftruncate(fd, end)                       # drop the padding
+        if self.fsync:
+            os.fsync(fd)
+        folder = self.dir / audit_segments.SEGMENTS_DIR
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.rename(self.path, folder / audit_segments.segment_name(int(first), last_seq))
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        if self.fsync:
+            for d in (folder, self.dir):
+                dfd = os.open(d, os.O_RDONLY)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
+        self._allocated, self._segment_started, self._inode = 0, None, None
 
     def _extend(self, fd: int, end: int) -> None:
         """Grow the padding so ``end`` fits with PREALLOC to spare; durable before use."""
@@ -344,7 +444,7 @@ class AuditLog:
         """Sign everything about the head: seq, head hash, time, count, the previous
         checkpoint (hash and seq) and the key; append it to ``out`` and ``signed``."""
         if tail.cp_hash is None:                    # not seen since we re-read the tail
-            tail.cp_hash, tail.cp_seq = _last_checkpoint(fd, pos)
+            tail.cp_hash, tail.cp_seq = _last_checkpoint(fd, pos) or _chain_before(self.dir)
         tail.seq += 1
         full: dict[str, Any] = {
             "ts": now, "type": "checkpoint", "seq": tail.seq, "prev": tail.prev, "time": stamp,
@@ -372,31 +472,37 @@ def _ts(value: float | str | dt.datetime | None) -> float | None:
     return value.timestamp()
 
 
-def query(path: Path, *, principal: str | None = None, bucket: str | None = None,
+def query(path: Path | list[Path], *, principal: str | None = None, bucket: str | None = None,
           since: float | str | dt.datetime | None = None, until: float | str | dt.datetime | None = None,
           decision: str | None = None, include_checkpoints: bool = False) -> Iterator[dict[str, Any]]:
-    """Records matching every given filter, in log order (streams; no whole-file load)."""
+    """Records matching every given filter, in log order (streams; no whole-file load);
+    ``path`` may be a list of segments, read in order."""
     lo, hi = _ts(since), _ts(until)
-    with open(path, "rb") as f:
-        for raw in f:
-            if raw[:1] == b"\0":
-                break                               # the preallocated padding
-            try:
-                rec = json.loads(raw)
-            except ValueError:
-                continue
-            if rec.get("type") == "checkpoint" and not include_checkpoints:
-                continue
-            if principal is not None and rec.get("principal") != principal:
-                continue
-            if bucket is not None and rec.get("bucket") != bucket:
-                continue
-            if decision is not None and rec.get("decision") != decision:
-                continue
-            ts = rec.get("ts", 0.0)
-            if (lo is not None and ts < lo) or (hi is not None and ts >= hi):
-                continue
-            yield rec
+    for rec in _records(path if isinstance(path, list) else [path]):
+        if rec.get("type") == "checkpoint" and not include_checkpoints:
+            continue
+        if principal is not None and rec.get("principal") != principal:
+            continue
+        if bucket is not None and rec.get("bucket") != bucket:
+            continue
+        if decision is not None and rec.get("decision") != decision:
+            continue
+        ts = rec.get("ts", 0.0)
+        if (lo is not None and ts < lo) or (hi is not None and ts >= hi):
+            continue
+        yield rec
+
+
+def _records(paths: list[Path]) -> Iterator[dict[str, Any]]:
+    for path in paths:
+        with open(path, "rb") as f:
+            for raw in f:
+                if raw[:1] == b"\0":
+                    break                           # the preallocated padding
+                try:
+                    yield json.loads(raw)
+                except ValueError:
+                    continue
 
 
 def export(records: Iterable[dict[str, Any]], out: TextIO) -> int:

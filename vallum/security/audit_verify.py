@@ -44,6 +44,7 @@ class VerifyResult:
     head_hash: str = GENESIS
     sealed: bool = False
     head_time: str = ""              # when the head was written (an operator compares it)
+    broken_file: str = ""            # which segment holds the broken record (several files)
 
     @property
     def ok(self) -> bool:
@@ -56,7 +57,8 @@ class VerifyResult:
                     f"{how} at seq {self.head_seq}, {self.head_time or 'time unknown'} (hash {self.head_hash})")
         if self.status == "unverified":
             return f"UNVERIFIED: {self.reason}"
-        return f"BROKEN at line {self.broken_line} (seq {self.broken_seq}): {self.reason}"
+        where = f"{self.broken_file} " if self.broken_file else ""
+        return f"BROKEN at {where}line {self.broken_line} (seq {self.broken_seq}): {self.reason}"
 
 
 class _Pin:
@@ -88,60 +90,80 @@ class _Pin:
 def verify(path: Path, public_key: bytes | None = None, *, fp: str | None = None,
            expect_seq: int | None = None, expect_hash: str | None = None,
            max_gap: int = MAX_GAP) -> VerifyResult:
-    """Walk the chain and the checkpoint chain; see the module docstring for the outcomes."""
+    """Walk the chain and the checkpoint chain of one log file from its genesis; see the
+    module docstring for the outcomes."""
+    return verify_files([path], public_key, fp=fp, expect_seq=expect_seq,
+                        expect_hash=expect_hash, max_gap=max_gap)
+
+
+def verify_files(paths: list[Path], public_key: bytes | None = None, *, fp: str | None = None,
+                 start: tuple[int, str] = (0, GENESIS), expect_seq: int | None = None,
+                 expect_hash: str | None = None, max_gap: int = MAX_GAP) -> VerifyResult:
+    """Verify consecutive segments of one chain as one log (audit_segments.py). ``start``:
+    the (seq, hash) of the signed checkpoint the first file follows (GENESIS for a chain
+    from its beginning; a pruned prefix's last checkpoint, from the signed manifest). Every
+    file but the last must end at a signed checkpoint (segments are cut at one)."""
     pin = _Pin(public_key, fp)
     if (expect_seq is None) != (expect_hash is None):
         raise ValueError("expect_seq and expect_hash go together")
-    prev_hash, prev_seq, count, checkpoints = GENESIS, 0, 0, 0
-    cp_hash, cp_seq = GENESIS, 0
+    prev_seq, prev_hash = start
+    count, checkpoints = 0, 0
+    cp_hash, cp_seq = prev_hash, prev_seq
     sealed, head_time = False, ""
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            if raw[:1] == b"\0":                    # the padding: it must run to the end
-                if raw.strip(b"\0") or any(rest.strip(b"\0") for rest in f):
-                    return VerifyResult("broken", count, checkpoints, lineno, None,
-                                        "bytes after the end of the log (NUL padding)")
-                break
-            line = raw.rstrip(b"\n")
+    for index, path in enumerate(paths):
+        if index and cp_seq != prev_seq:
+            return VerifyResult("broken", count, checkpoints, None, prev_seq,
+                                f"segment {paths[index - 1].name} does not end at a signed checkpoint",
+                                broken_file=str(paths[index - 1]))
+        with open(path, "rb") as f:
+            for lineno, raw in enumerate(f, 1):
+                def broken(reason: str, at_line: int = lineno, seq: Any = None, _count: int = count,
+                           _checkpoints: int = checkpoints, _path: Path = path) -> VerifyResult:
+                    return VerifyResult("broken", _count, _checkpoints, at_line, seq, reason,
+                                        broken_file=str(_path) if len(paths) > 1 else "")
 
-            def broken(reason: str, at_line: int = lineno, seq: Any = None,
-                       _count: int = count, _checkpoints: int = checkpoints) -> VerifyResult:
-                return VerifyResult("broken", _count, _checkpoints, at_line, seq, reason)
-
-            try:
-                rec = json.loads(line)
-                seq = int(rec["seq"])
-            except (ValueError, KeyError, TypeError):
-                return broken("not a valid audit record")
-            if seq != prev_seq + 1:
-                if seq <= prev_seq:
-                    return broken(f"out of order: seq {seq} after {prev_seq}", seq=seq)
-                return broken(f"records {prev_seq + 1}..{seq - 1} are missing", seq=seq)
-            if rec.get("prev") != prev_hash:
-                # Sequence numbers agree, so the previous line's content changed.
-                if count:
-                    return broken("record was altered (its hash no longer matches the next record)",
-                                  lineno - 1, prev_seq)
-                return broken("first record does not start the chain", seq=seq)
-            this_hash = line_hash(line)
-            if expect_seq == seq and not same_hex(this_hash, expect_hash or ""):
-                return broken(f"record {seq} is not the anchored one (expected hash {expect_hash})", seq=seq)
-            if rec.get("type") == "checkpoint":
-                why = pin.check(rec)
-                if not why and (rec.get("prev_checkpoint") != cp_hash or rec.get("prev_checkpoint_seq") != cp_seq):
-                    why = "checkpoint does not chain to the previous checkpoint"
-                if not why and rec.get("records") != seq - cp_seq - 1:
-                    why = "checkpoint's record count does not match the records it covers"
-                if why:
-                    return broken(why, seq=seq)
-                checkpoints += 1
-                cp_hash, cp_seq, sealed = this_hash, seq, rec.get("seal") is True
-            else:
-                sealed = False
-                if seq - cp_seq > max_gap:
-                    return broken(f"more than {max_gap} records without a signed checkpoint", seq=seq)
-            prev_hash, prev_seq, head_time = this_hash, seq, str(rec.get("time", ""))
-            count += 1
+                if raw[:1] == b"\0":                    # the padding: it must run to the end
+                    if raw.strip(b"\0") or any(rest.strip(b"\0") for rest in f):
+                        return broken("bytes after the end of the log (NUL padding)")
+                    break
+                line = raw.rstrip(b"\n")
+                try:
+                    rec = json.loads(line)
+                    seq = int(rec["seq"])
+                except (ValueError, KeyError, TypeError):
+                    return broken("not a valid audit record")
+                if seq != prev_seq + 1:
+                    if seq <= prev_seq:
+                        return broken(f"out of order: seq {seq} after {prev_seq}", seq=seq)
+                    return broken(f"records {prev_seq + 1}..{seq - 1} are missing", seq=seq)
+                if rec.get("prev") != prev_hash:
+                    # Sequence numbers agree, so the previous line's content changed.
+                    if count and lineno > 1:
+                        return broken("record was altered (its hash no longer matches the next record)",
+                                      lineno - 1, prev_seq)
+                    if count:
+                        return broken("segment does not continue the previous one", seq=seq)
+                    return broken("first record does not start the chain" if start[0] == 0 else
+                                  f"first record does not follow the anchored checkpoint {start[0]}", seq=seq)
+                this_hash = line_hash(line)
+                if expect_seq == seq and not same_hex(this_hash, expect_hash or ""):
+                    return broken(f"record {seq} is not the anchored one (expected hash {expect_hash})", seq=seq)
+                if rec.get("type") == "checkpoint":
+                    why = pin.check(rec)
+                    if not why and (rec.get("prev_checkpoint") != cp_hash or rec.get("prev_checkpoint_seq") != cp_seq):
+                        why = "checkpoint does not chain to the previous checkpoint"
+                    if not why and rec.get("records") != seq - cp_seq - 1:
+                        why = "checkpoint's record count does not match the records it covers"
+                    if why:
+                        return broken(why, seq=seq)
+                    checkpoints += 1
+                    cp_hash, cp_seq, sealed = this_hash, seq, rec.get("seal") is True
+                else:
+                    sealed = False
+                    if seq - cp_seq > max_gap:
+                        return broken(f"more than {max_gap} records without a signed checkpoint", seq=seq)
+                prev_hash, prev_seq, head_time = this_hash, seq, str(rec.get("time", ""))
+                count += 1
     result = _conclude(count, checkpoints, prev_seq, prev_hash, cp_seq, sealed, expect_seq)
     result.head_time = head_time
     return result

@@ -20,18 +20,16 @@ from vallum.security.crypto import TAG_BYTES, CryptoError
 from vallum.security.keytable import Keyring, KeyTable, dek_aad, load_keyring
 from vallum.storage.base import (
     CHUNK,
+    BlobCorrupt,
     BlobMissing,
     BlobStore,
     BlobWriter,
     StorageError,
     check_blob_id,
+    check_size,
 )
 
 DEK_CACHE = 4096
-
-
-class BlobCorrupt(StorageError):
-    """An encrypted blob (or its data key) failed authentication."""
 
 
 class EncryptedBlobStore(BlobStore):
@@ -115,15 +113,17 @@ class EncryptedBlobStore(BlobStore):
             raise BlobCorrupt(f"blob {blob_id}: {e}") from None
 
     def read(self, blob_id: str, start: int = 0, end: int | None = None,
-             chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
+             chunk_size: int = CHUNK, *, expect_size: int | None = None) -> AsyncIterator[bytes]:
         check_blob_id(blob_id)
         if start < 0 or (end is not None and end < start) or chunk_size <= 0:
             raise ValueError(f"invalid range or chunk size: {start}, {end}, {chunk_size}")
-        return self._read(blob_id, start, end, chunk_size)
+        return self._read(blob_id, start, end, chunk_size, expect_size)
 
-    async def _read(self, blob_id: str, start: int, end: int | None, out_size: int) -> AsyncIterator[bytes]:
+    async def _read(self, blob_id: str, start: int, end: int | None, out_size: int,
+                    expect_size: int | None) -> AsyncIterator[bytes]:
         dek = await self._dek(blob_id)
-        async for piece in read_sealed(self.inner, blob_id, dek, start, end, out_size):
+        async for piece in read_sealed(self.inner, blob_id, dek, start, end, out_size,
+                                       expect_size=expect_size):
             yield piece
 
     # --- the rest ----------------------------------------------------------------------
@@ -152,11 +152,12 @@ async def _header(inner: BlobStore, blob_id: str) -> bytes:
 
 
 async def read_sealed(inner: BlobStore, blob_id: str, dek: bytes, start: int, end: int | None,
-                      out_size: int = CHUNK) -> AsyncIterator[bytes]:
+                      out_size: int = CHUNK, *, expect_size: int | None = None) -> AsyncIterator[bytes]:
     """Plaintext bytes [start, end) of a blob in the envelope format, stored in ``inner``
     and sealed under ``dek``; only the chunks overlapping the range are fetched and opened.
     Shared by the master-key store and SSE-C objects (security/ssec.py), which differ only
-    in where the data key comes from. BlobCorrupt on any authentication failure."""
+    in where the data key comes from. BlobCorrupt on any authentication failure, and
+    (before any byte) when the plaintext length is not ``expect_size``."""
     header = await _header(inner, blob_id)
     cipher_size = await inner.size(blob_id)
     try:
@@ -165,6 +166,7 @@ async def read_sealed(inner: BlobStore, blob_id: str, dek: bytes, start: int, en
         opener = envelope.Opener(dek, blob_id, header, size)
     except CryptoError as e:
         raise BlobCorrupt(f"blob {blob_id}: {e}") from None
+    check_size(blob_id, size, expect_size)
     end = size if end is None else min(end, size)
     if start >= end:
         return

@@ -160,6 +160,7 @@ def writer(blobs: BlobStore, key: ObjectKey) -> CustomerBlobWriter:
 
 
 def read_blob(blobs: BlobStore, key: ObjectKey, blob_id: str, start: int, end: int,
-              chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
+              chunk_size: int = CHUNK, *, expect_size: int | None = None) -> AsyncIterator[bytes]:
     """Plaintext bytes [start, end) of an SSE-C blob (only the chunks needed are opened)."""
-    return read_sealed(raw_store(blobs), blob_id, key.blob_key(blob_id), start, end, chunk_size)
+    return read_sealed(raw_store(blobs), blob_id, key.blob_key(blob_id), start, end, chunk_size,
+                       expect_size=expect_size)

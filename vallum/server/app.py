@@ -28,6 +28,8 @@ from vallum.security.audit import AuditError
 from vallum.server import admin, lifecycle
 from vallum.server.http import Headers, Request, Response
 from vallum.server.state import Services
+from vallum.service import integrity
+from vallum.storage.base import StorageError
 
 log = logging.getLogger("vallum.gateway")
 
@@ -83,6 +85,9 @@ class Gateway:
         except errors.S3Error as err:
             error_code = err.code
             response = error_response(err, request_id, path)
+        except StorageError as exc:        # a stored body failed its integrity check, or is gone
+            error_code = "InternalError"
+            response = error_response(integrity.failed(request, request_id, exc), request_id, path)
         except Exception:
             log.exception("internal error in request %s", request_id)
             response = error_response(errors.InternalError(), request_id, path)
@@ -97,9 +102,14 @@ class Gateway:
         except AuditError:
             log.exception("audit write failed for request %s", request_id)
             response = error_response(errors.InternalError(), request_id, path)
-        await send_response(send, response, request_id, head=method == "HEAD")
-        metrics.observe(operation, response.status, time.perf_counter() - started)
-        operator_hook.observe(self.services, scope, request, operation, response, error_code)
+        try:
+            await send_response(send, response, request_id, head=method == "HEAD")
+        except Exception:   # the body failed after the status line (integrity.checked_body)
+            response.status, error_code = 500, "InternalError"
+            raise
+        finally:            # counted and seen by the operator either way
+            metrics.observe(operation, response.status, time.perf_counter() - started)
+            operator_hook.observe(self.services, scope, request, operation, response, error_code)
 
     async def build_request(self, scope: dict[str, Any], receive, request_id: str, path: str) -> Request:
         services = self.services

@@ -34,11 +34,12 @@ def inline_body(blobs: BlobStore, record: ObjectRecord, key: ssec.ObjectKey | No
 
 
 def _blob(blobs: BlobStore, key: ssec.ObjectKey | None, blob_id: str, start: int,
-          end: int) -> AsyncIterator[bytes]:
-    """Bytes [start, end) of one blob of the object."""
+          end: int, size: int) -> AsyncIterator[bytes]:
+    """Bytes [start, end) of one blob of the object, whose metadata says it holds ``size``
+    bytes (a blob of another length is corrupt: BlobCorrupt before any byte)."""
     if key is not None:
-        return ssec.read_blob(blobs, key, blob_id, start, end)
-    return blobs.read(blob_id, start, end)
+        return ssec.read_blob(blobs, key, blob_id, start, end, expect_size=size)
+    return blobs.read(blob_id, start, end, expect_size=size)
 
 
 async def read_object(blobs: BlobStore, record: ObjectRecord, start: int, end: int,
@@ -61,11 +62,11 @@ async def read_object(blobs: BlobStore, record: ObjectRecord, start: int, end: i
                 break
             lo = max(start, part_start) - part_start
             hi = min(end, part_end) - part_start
-            async for chunk in _blob(blobs, customer, part.blob_id, lo, hi + 1):
+            async for chunk in _blob(blobs, customer, part.blob_id, lo, hi + 1, part.size):
                 yield chunk
         return
     if record.blob_id:
-        async for chunk in _blob(blobs, customer, record.blob_id, start, end + 1):
+        async for chunk in _blob(blobs, customer, record.blob_id, start, end + 1, record.size):
             yield chunk
 
 

@@ -41,6 +41,16 @@ class BlobMissing(StorageError):
     pass
 
 
+class BlobCorrupt(StorageError):
+    """A blob failed its integrity check: authentication (encrypted blobs) or its length."""
+
+
+def check_size(blob_id: str, actual: int, expect: int | None) -> None:
+    """BlobCorrupt when a blob's length is not the one its metadata recorded."""
+    if expect is not None and actual != expect:
+        raise BlobCorrupt(f"blob {blob_id} holds {actual} bytes, its object recorded {expect}")
+
+
 class BlobWriter(ABC):
     blob_id: str
 
@@ -75,9 +85,11 @@ class BlobStore(ABC):
 
     @abstractmethod
     def read(self, blob_id: str, start: int = 0, end: int | None = None,
-             chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
+             chunk_size: int = CHUNK, *, expect_size: int | None = None) -> AsyncIterator[bytes]:
         """Stream bytes [start, end) of a blob (end None = to the end).
-        Raise BlobMissing (on first iteration) if it does not exist."""
+        Raise BlobMissing (on first iteration) if it does not exist, and BlobCorrupt (on
+        first iteration) if ``expect_size`` is given and the blob's length differs: a
+        truncated blob fails before any byte, even for a range it still covers."""
 
     @abstractmethod
     async def size(self, blob_id: str) -> int: ...

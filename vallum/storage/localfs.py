@@ -23,12 +23,14 @@ from pathlib import Path
 
 from vallum.storage.base import (
     CHUNK,
+    BlobCorrupt,
     BlobMissing,
     BlobStore,
     BlobWriter,
     StorageError,
     check_blob_id,
     check_range,
+    check_size,
     new_blob_id,
 )
 
@@ -157,10 +159,10 @@ class LocalBlobStore(BlobStore):
         return blob_id
 
     def read(self, blob_id: str, start: int = 0, end: int | None = None,
-             chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
+             chunk_size: int = CHUNK, *, expect_size: int | None = None) -> AsyncIterator[bytes]:
         path = self._blob_path(blob_id)
         check_range(start, end, chunk_size)
-        return _stream_file(path, blob_id, start, end, chunk_size)
+        return _stream_file(path, blob_id, start, end, chunk_size, expect_size)
 
     async def size(self, blob_id: str) -> int:
         path = self._blob_path(blob_id)
@@ -247,12 +249,27 @@ def _consume_outcome(fut: asyncio.Future[bytes]) -> None:
         fut.exception()
 
 
-async def _stream_file(path: str, blob_id: str, start: int, end: int | None,
-                       chunk_size: int) -> AsyncIterator[bytes]:
+def _open_sized(path: str) -> tuple[int, int]:
+    """An fd on the blob and its length (one thread hop for both)."""
+    fd = os.open(path, os.O_RDONLY | _O_CLOEXEC)
     try:
-        fd = await asyncio.to_thread(os.open, path, os.O_RDONLY | _O_CLOEXEC)
+        return fd, os.fstat(fd).st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+async def _stream_file(path: str, blob_id: str, start: int, end: int | None,
+                       chunk_size: int, expect_size: int | None = None) -> AsyncIterator[bytes]:
+    try:
+        fd, length = await asyncio.to_thread(_open_sized, path)
     except (FileNotFoundError, NotADirectoryError):
         raise BlobMissing(blob_id) from None
+    try:
+        check_size(blob_id, length, expect_size)
+    except BlobCorrupt:
+        os.close(fd)
+        raise
     # A cancelled reader (or its read-ahead) may leave a pread queued or running in a
     # worker thread; the lock and the closed flag make sure no pread ever touches the
     # fd number after it is closed (it could already name another file).

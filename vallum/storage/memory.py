@@ -16,6 +16,7 @@ from vallum.storage.base import (
     StorageError,
     check_blob_id,
     check_range,
+    check_size,
     new_blob_id,
 )
 
@@ -65,16 +66,17 @@ class MemoryBlobStore(BlobStore):
         return blob_id
 
     def read(self, blob_id: str, start: int = 0, end: int | None = None,
-             chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
+             chunk_size: int = CHUNK, *, expect_size: int | None = None) -> AsyncIterator[bytes]:
         check_blob_id(blob_id)
         check_range(start, end, chunk_size)
-        return self._stream(blob_id, start, end, chunk_size)
+        return self._stream(blob_id, start, end, chunk_size, expect_size)
 
     async def _stream(self, blob_id: str, start: int, end: int | None,
-                      chunk_size: int) -> AsyncIterator[bytes]:
+                      chunk_size: int, expect_size: int | None) -> AsyncIterator[bytes]:
         data = self._blobs.get(blob_id)  # a delete mid-stream leaves this reader whole, as on disk
         if data is None:
             raise BlobMissing(blob_id)
+        check_size(blob_id, len(data), expect_size)
         stop = len(data) if end is None else min(end, len(data))
         for pos in range(start, stop, chunk_size):
             yield data[pos:min(pos + chunk_size, stop)]

@@ -22,9 +22,13 @@ def test_describe_exit_statuses():
 def test_bwrap_command_isolates(tmp_path):
     box = sbx.Sandbox("bwrap")
     s = sbx.Scratch(tmp_path / "job", tmp_path / "log", tmp_path / "sock", 12345)
-    cmd = box.command(s, ["python3", "x.py"], {"A": "1"}, sbx.Limits(memory_mb=64, max_procs=7))
+    cmd = box.command(s, ["python3", "x.py"], {"AWS_SECRET_ACCESS_KEY": "s3cr3t"},
+                      sbx.Limits(memory_mb=64, max_procs=7))
     joined = " ".join(cmd)
-    assert "--unshare-all" in cmd and "--die-with-parent" in cmd and "--clearenv" in cmd
+    assert "--unshare-all" in cmd and "--die-with-parent" in cmd
+    assert "s3cr3t" not in joined and "--setenv" not in cmd     # the environment, not argv
+    assert f"--size {64 * 1024 * 1024} --tmpfs /dev/shm" in joined
+    assert f"--size {64 * 1024 * 1024} --tmpfs /tmp" in joined
     assert "--share-net" not in cmd
     assert f"--ro-bind {tmp_path}/job/in /job/in" in joined
     assert "--remount-ro /" in joined

@@ -78,3 +78,44 @@ def test_release_of_suspended_key_reactivates_it():
 def test_anomaly_alone_takes_no_action():
     c = Containment(default_mode="contain")
     assert c.on_alert(alert("behaviour_anomaly", score=5.0)) == []
+
+
+def flagged(kind, score=1.2, **features):
+    a = alert(kind, score=score)
+    a.features = features
+    return a
+
+
+def test_a_veteran_in_doubt_is_alerted_on_not_contained():
+    c = Containment(default_mode="contain")
+    for kind in ("exfiltration", "enumeration", "privilege_probing", "unusual_access", "label_climbing"):
+        assert c.on_alert(flagged(kind, veteran=True)) == [], kind
+    # ... but not past the suspension score, nor escalated, nor on the tight bar
+    assert c.on_alert(flagged("exfiltration", veteran=True, tight=True))[0].action == "throttle"
+    c = Containment(default_mode="contain")
+    assert c.on_alert(flagged("exfiltration", score=2.5, veteran=True))[0].action == "suspend"
+    c = Containment(default_mode="contain")
+    assert c.on_alert(flagged("exfiltration", veteran=True, escalated=True))[0].action == "suspend"
+
+
+def test_destruction_suspends_even_a_veteran():
+    c = Containment(default_mode="contain")
+    [action] = c.on_alert(flagged("destruction", veteran=True))
+    assert action.action == "suspend"
+
+
+def test_a_listing_walk_alerts_without_containment():
+    c = Containment(default_mode="contain")
+    assert c.on_alert(flagged("enumeration", style="walk")) == []
+    assert c.on_alert(flagged("enumeration", style="guess"))[0].action == "throttle"
+
+
+def test_read_budget_throttles_below_the_pace_then_suspends():
+    c = Containment(default_mode="contain")
+    assert c.on_alert(flagged("exfiltration", budget="day", veteran=True)) == []   # in doubt
+    [first] = c.on_alert(flagged("exfiltration", budget="day"))
+    assert first.action == "throttle"
+    served = sum(c.admit("AK1", "", 100.0 + i) is None for i in range(120))   # 1/s for 2 min
+    assert served <= 5 + 12 + 1                        # burst, then 0.1/s
+    [second] = c.on_alert(flagged("exfiltration", score=2.0, budget="day", escalated=True))
+    assert second.action == "suspend"

@@ -99,7 +99,8 @@ _event = st.builds(
     principal=st.sampled_from(["AK1", "AK2", ""]),
     account=st.sampled_from(["acct", ""]),
     source=st.sampled_from(["10.0.0.1", "10.0.0.2"]),
-    operation=st.sampled_from(["GetObject", "PutObject", "HeadObject", "ListObjectsV2", "DeleteObject"]),
+    operation=st.sampled_from(["GetObject", "PutObject", "HeadObject", "ListObjectsV2", "DeleteObject",
+                               "DeleteObjects", "CopyObject"]),
     bucket=st.sampled_from(["bkt", "other", ""]),
     key=st.sampled_from(["", "a/1", "a/2", "b/1", "k"]),
     status=st.just(200),
@@ -175,6 +176,9 @@ def test_a_batch_raises_the_alerts_one_by_one_would_and_at_the_same_event():
     one, batched = Detector(), Detector()
     alone = [a for e in evs for a in one.observe(e)]
     together = [a for s in range(0, len(evs), 32) for a in batched.observe_batch(evs[s:s + 32])]
-    assert [a.kind for a in alone] == [a.kind for a in together] == ["exfiltration"]
-    # the batch's alert comes at the end of the run holding the event that raised it
-    assert 0 <= together[0].ts - alone[0].ts < 32 / 3000.0
+    # a key with no history: the tight bar of an unfamiliar caller, then the escalation
+    assert [a.kind for a in alone] == [a.kind for a in together] == ["exfiltration"] * 2
+    assert together[0].features.get("tight") and together[1].features.get("escalated")
+    # the batch's alerts come at the end of the run holding the event that raised them
+    for a, b in zip(alone, together, strict=True):
+        assert 0 <= b.ts - a.ts < 32 / 3000.0

@@ -166,6 +166,23 @@ def test_truncation_is_detected(tmp_path):
     with_store(tmp_path, body)
 
 
+def test_truncation_fails_a_range_it_still_covers_given_the_recorded_size(tmp_path):
+    """Without a size the first chunks of a cut blob still open (they are authentic); the
+    object service passes the size its metadata recorded, and the read fails first."""
+    plain = os.urandom(CHUNK * 5 + 7)
+
+    async def body(store):
+        bid = await store.put(plain)
+        path = blob_path(store, bid)
+        path.write_bytes(path.read_bytes()[:envelope.cipher_offset(3, CHUNK) + 20])
+        assert await collect(store, bid, 0, CHUNK) == plain[:CHUNK]
+        it = store.read(bid, 0, CHUNK, expect_size=len(plain))
+        with pytest.raises(BlobCorrupt, match="recorded"):
+            await it.__anext__()
+
+    with_store(tmp_path, body)
+
+
 def test_reordered_and_swapped_chunks_and_blobs_fail(tmp_path):
     plain = os.urandom(CHUNK * 3 + 5)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vallum.storage.base import BlobMissing, BlobStore, StorageError
+from vallum.storage.base import BlobCorrupt, BlobMissing, BlobStore, StorageError
 from vallum.storage.localfs import LocalBlobStore
 from vallum.storage.memory import MemoryBlobStore
 
@@ -153,6 +153,22 @@ def test_missing_blob_raises_on_first_iteration(run):
         with pytest.raises(BlobMissing):
             await store.size(missing)
         await store.delete([missing])  # ignored
+
+    run(body)
+
+
+def test_a_blob_of_another_length_than_expected_fails_before_any_byte(run):
+    """expect_size (the length the metadata recorded): a truncated or grown blob is
+    corrupt even for a range it still covers, and fails on the first iteration."""
+    async def body(store):
+        data = os.urandom(300_000)
+        blob_id = await store.put(data)
+        assert await collect(store, blob_id, expect_size=len(data)) == data
+        assert await collect(store, blob_id, 10, 20, expect_size=len(data)) == data[10:20]
+        for wrong in (len(data) - 1, len(data) + 1, 0):
+            it = store.read(blob_id, 0, 10, expect_size=wrong)
+            with pytest.raises(BlobCorrupt):
+                await it.__anext__()
 
     run(body)
 

@@ -31,6 +31,7 @@ from vallum.s3.ranges import content_range, parse_range
 from vallum.security.spill import SpillDetected
 from vallum.server.http import Request, Response
 from vallum.service.ingest import ingest
+from vallum.service.integrity import checked_body
 from vallum.service.reader import inline_body, part_range, read_object
 
 RESPONSE_OVERRIDES = {
@@ -221,7 +222,8 @@ async def _read(request: Request, *, with_body: bool) -> Response:
     blobs = request.services.blobs
     if record.inline is not None:
         return Response(status, headers, inline_body(blobs, record, object_key)[start:end + 1])
-    return Response(status, headers, read_object(blobs, record, start, end, object_key), length=length)
+    body = await checked_body(request, read_object(blobs, record, start, end, object_key), length)
+    return Response(status, headers, body, length=length)   # first chunk authenticated: status can go
 
 
 async def delete_object(request: Request) -> Response:

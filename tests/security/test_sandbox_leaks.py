@@ -1,0 +1,74 @@
+"""What a task's run shows to others: no secret in any process's argv, no host path in a
+job's reason, and a cold task gets the PATH it is promised."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from tests.functional import conftest as functional
+from tests.functional.compute_util import client_of, read
+from vallum.compute import sandbox
+
+pytestmark = pytest.mark.skipif(sandbox.detect_mode() != "bwrap",
+                                reason="bubblewrap cannot create namespaces here")
+
+server, s3, bucket = functional.server, functional.s3, functional.bucket
+
+
+@pytest.fixture(scope="module")
+def api(server):
+    return client_of(server)
+
+
+def _cmdlines() -> list[bytes]:
+    out = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    out.append(f.read())
+            except OSError:
+                pass
+    return out
+
+
+def test_network_task_secrets_never_appear_in_argv(api, s3, bucket):
+    code = """
+import os, time
+e = os.environ
+open(e["VALLUM_OUTPUT"] + "/s", "w").write(e["AWS_SECRET_ACCESS_KEY"][::-1] + "\\n"
+                                           + e["AWS_SESSION_TOKEN"][::-1])
+print("PATH=" + e.get("PATH", "<unset>"))
+time.sleep(3)
+"""
+    job = api.submit({"runtime": "python", "code": code, "network": True,
+                      "output": f"s3://{bucket}/o/"})
+    seen: list[bytes] = []
+    deadline = time.monotonic() + 60
+    while api.job(job["id"])["state"] in ("QUEUED", "RUNNING") and time.monotonic() < deadline:
+        seen += _cmdlines()
+        time.sleep(0.2)
+    done = api.wait(job["id"], timeout=60)
+    log = api.logs(job["id"])["data"]
+    assert done["state"] == "SUCCEEDED", log
+    secret, token = (x[::-1].encode() for x in read(s3, bucket, "o/s").decode().split("\n"))
+    assert len(seen) > 10
+    for line in seen:
+        assert secret not in line and token not in line, "a task secret was in a process's argv"
+        assert b"AWS_SECRET_ACCESS_KEY" not in line
+    assert "PATH=/usr/local/bin:/usr/bin:/bin" in log
+
+
+def test_reasons_name_no_host_path_nor_the_gateway_pid(api, s3, bucket, server):
+    s3.put_object(Bucket=bucket, Key="in/" + "n" * 300, Body=b"x")   # too long a file name
+    for network in (False, True):                                      # warm and cold paths
+        job = api.submit({"runtime": "python", "code": "pass", "network": network,
+                          "inputs": [f"s3://{bucket}/in/"], "output": f"s3://{bucket}/o/"})
+        done = api.wait(job["id"], timeout=60)
+        reason = done["reason"] or ""
+        assert done["state"] == "FAILED" and "staging inputs failed" in reason, done
+        assert "/" not in reason.split("failed:", 1)[1], reason
+        assert str(server.proc.pid) not in reason, reason
