@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from vallum.meta.records import BucketRecord
 from vallum.s3 import errors, xml
-from vallum.s3.handlers import labels
+from vallum.s3.handlers import labels, visibility
 from vallum.s3.handlers.buckets import owner_element
 from vallum.s3.handlers.common import (
     MD5_REQUIRED,
@@ -121,7 +121,8 @@ async def put_bucket_acl(request: Request) -> Response:
 async def _object(request: Request) -> dict[str, str]:
     bucket = await get_bucket(request)
     version_id = check_version_id(request.query.get("versionId"))
-    record = await request.services.meta.get_object(bucket.name, request.key, version_id)
+    record = await (visibility.latest_version(request, bucket.name, request.key) if version_id is None
+                    else request.services.meta.get_object(bucket.name, request.key, version_id))
     if record is None or (record.delete_marker and version_id is None):
         if version_id is not None:
             raise errors.NoSuchVersion(Key=request.key, VersionId=version_id)

@@ -16,7 +16,7 @@ from xml.etree.ElementTree import Element  # noqa: S405 - only the type; parsing
 from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord, UploadRecord
 from vallum.s3 import errors, sse, xml
 from vallum.s3.conditions import http_date, iso8601
-from vallum.s3.handlers import labels
+from vallum.s3.handlers import labels, visibility
 from vallum.s3.names import check_version_id  # noqa: F401 - handlers import it from here
 from vallum.security import ssec
 from vallum.server.http import Headers, Request
@@ -154,7 +154,10 @@ async def find_version(request: Request, bucket: BucketRecord) -> ObjectRecord:
         raise errors.InvalidArgument("Version id cannot be the empty string", ArgumentName="versionId",
                                      ArgumentValue="")
     check_version_id(version_id)
-    record = await request.services.meta.get_object(bucket.name, request.key, version_id)
+    if version_id is None:   # the newest version the caller may read (visibility.py)
+        record = await visibility.latest_version(request, bucket.name, request.key)
+    else:
+        record = await request.services.meta.get_object(bucket.name, request.key, version_id)
     if record is None:
         if version_id is not None:
             raise errors.NoSuchVersion(Key=request.key, VersionId=version_id)

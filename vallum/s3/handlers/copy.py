@@ -14,7 +14,7 @@ from vallum.meta.records import BucketRecord, ObjectRecord
 from vallum.s3 import errors, sse, xml
 from vallum.s3.conditions import check_copy_source_conditions, iso8601
 from vallum.s3.copy_source import HEADER, parse_copy_source
-from vallum.s3.handlers import bucket_settings, labels, lock, tagging
+from vallum.s3.handlers import bucket_settings, labels, lock, tagging, visibility
 from vallum.s3.handlers.common import (
     encryption_headers,
     get_bucket,
@@ -55,7 +55,8 @@ async def resolve_copy_source(request: Request) -> CopySource:
     bucket = await meta.get_bucket(bucket_name)
     if bucket is None:
         raise errors.NoSuchBucket(BucketName=bucket_name)
-    record = await meta.get_object(bucket_name, key, version_id)
+    record = (await visibility.latest_version(request, bucket_name, key) if version_id is None
+              else await meta.get_object(bucket_name, key, version_id))
     if record is None or (record.delete_marker and version_id is None):
         if version_id is not None:
             raise errors.NoSuchVersion(Key=key, VersionId=version_id)
@@ -135,7 +136,7 @@ async def copy_object(request: Request) -> Response:
             record.etag = stored.etag      # the source's ETag says nothing of the new body
         if src.parts:
             record.checksums = dict(stored.checksums, type="FULL_OBJECT") if stored.checksums else {}
-    await commit_version(request, record, write_precondition(request, bucket))
+    await commit_version(request, record, await write_precondition(request, bucket))
     await events.object_event(request, events.CREATED_COPY, record)
     out = version_headers(bucket, record, checksums=False)
     out.pop("etag")

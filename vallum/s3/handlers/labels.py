@@ -5,7 +5,7 @@ is ``authz.decide_labels``. Why handlers and not the gate: the object's label is
 known after the metadata read the handler does anyway, so MAC costs no extra read.
 A read the caller may not make answers exactly like a missing key (NoSuchKey /
 NoSuchVersion, same headers), so neither codes nor headers reveal what exists above
-the caller's level; listings skip such objects.
+the caller's level; listings skip such objects (visibility.py).
 
 Labels are parsed once per distinct text (LRU caches), subjects once per request, so a
 check is a dominance comparison of precomputed labels.
@@ -16,11 +16,11 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from vallum import authz
-from vallum.meta.records import BucketRecord, ListPage, ObjectRecord
+from vallum.meta.records import BucketRecord, ObjectRecord
 from vallum.s3 import errors
 from vallum.security import spill
 from vallum.security.labels import Label, LabelError, lowest, lub, parse
@@ -155,16 +155,17 @@ def hide_marker(request: Request, record: ObjectRecord, missing: errors.S3Error)
 
 
 def marker_label(request: Request, bucket: BucketRecord, current: ObjectRecord | None) -> Label:
-    """The label of a delete marker this caller adds over ``current`` (the key's latest).
+    """The label of a delete marker this caller adds over ``current`` (the key's newest
+    version the caller may see, visibility.latest_version).
 
-    It is seen by exactly those who saw what it deletes: the label of the version it
-    shadows when the caller can read that version; otherwise (no live version, or one
+    It is seen by exactly those who saw what it deletes: the label of the version (or
+    marker) it shadows when the caller can read it; otherwise (none, or one
     hidden from the caller, which is then treated as absent) the caller's write level,
     raised to the bucket floor. So a marker over a hidden object, made by someone who
     may see that object, stays hidden from lower readers; and a lower caller's marker
     over a hidden key is the same as over a missing key (a new, lower version)."""
     who = subject(request)
-    if current is not None and not current.delete_marker and readable(who, current):
+    if current is not None and readable(who, current):   # a marker over a marker: its label
         return record_label(current.extra)
     rng = bucket_range(bucket)
     return lub([who.write, rng.floor]) if rng is not None else who.write
@@ -204,45 +205,3 @@ def put_guard(request: Request, bucket: BucketRecord, header: str | None,
     label, rng = write_label(request, bucket, header, sources)
     return SpillGuard(label, rng, f"{request.request_id} {bucket.name}/{request.endpoint.key}",
                       spill.mode_of(bucket.config))
-
-
-# ---------------------------------------------------------------- listings
-Fetch = Callable[[tuple[str, str], int], Awaitable[ListPage]]
-
-
-async def visible_page(request: Request, fetch: Fetch, start: tuple[str, str], max_keys: int,
-                       prefix_visible: Callable[[str], Awaitable[bool]]) -> ListPage:
-    """A listing page with only what the caller may read: pages are fetched until
-    ``max_keys`` visible entries and prefixes are found (or the listing ends); a common
-    prefix shows only if something under it is visible. ``start`` is the (key, version
-    or upload id) marker; ``fetch(marker, n)`` returns the store's next page."""
-    who = subject(request)
-    if who.read is None or max_keys <= 0:
-        return await fetch(start, max_keys)
-    entries: list[Any] = []
-    prefixes: list[str] = []
-    marker = start
-    while True:
-        page = await fetch(marker, max_keys - len(entries) - len(prefixes))
-        entries += [e for e in page.entries if readable(who, e)]
-        for p in page.common_prefixes:
-            if await prefix_visible(p):
-                prefixes.append(p)
-        full = len(entries) + len(prefixes) >= max_keys
-        if not page.is_truncated or page.next_marker is None or full:
-            return ListPage(entries, prefixes, page.is_truncated and full,
-                            page.next_marker, page.next_version_marker)
-        marker = (page.next_marker, page.next_version_marker or "")
-
-
-async def any_visible(request: Request, fetch: Fetch) -> bool:
-    """Is anything the caller may read returned by ``fetch`` (walked page by page)?"""
-    who = subject(request)
-    marker = ("", "")
-    while True:
-        page = await fetch(marker, 1000)
-        if any(readable(who, e) for e in page.entries):
-            return True
-        if not page.is_truncated or page.next_marker is None:
-            return False
-        marker = (page.next_marker, page.next_version_marker or "")

@@ -8,7 +8,7 @@ import binascii
 from vallum.meta.records import ListPage, ObjectRecord
 from vallum.s3 import errors, xml
 from vallum.s3.conditions import iso8601
-from vallum.s3.handlers import labels
+from vallum.s3.handlers import visibility
 from vallum.s3.handlers.buckets import owner_element
 from vallum.s3.handlers.common import get_bucket, int_param, url_encoder
 from vallum.server.http import Request, Response, xml_response
@@ -51,17 +51,22 @@ def _contents(entries: list[ObjectRecord], encode, owner: str) -> str:
 
 
 async def _page(request: Request, start_after: str, max_keys: int) -> ListPage:
-    """One page of keys the caller may read (objects above its level are absent)."""
+    """One page of keys as the caller sees them (visibility.py: what it may not read is
+    absent, including from truncation, markers and common prefixes)."""
     bucket = await get_bucket(request)
     meta = request.services.meta
+    prefix, delimiter = request.query.get("prefix", ""), request.query.get("delimiter", "")
+    who = visibility.restricted(request)
+    if who is None:
+        return await meta.list_objects(bucket.name, prefix=prefix, delimiter=delimiter,
+                                       start_after=start_after, max_keys=max_keys)
 
-    def fetch(prefix: str, delimiter: str):
-        return lambda m, n: meta.list_objects(bucket.name, prefix=prefix, delimiter=delimiter,
-                                              start_after=m[0], max_keys=n)
+    def versions(prefix: str, delimiter: str):
+        return lambda m, n: meta.list_versions(bucket.name, prefix=prefix, delimiter=delimiter,
+                                               key_marker=m[0], version_id_marker=m[1], max_keys=n)
 
-    return await labels.visible_page(
-        request, fetch(request.query.get("prefix", ""), request.query.get("delimiter", "")),
-        (start_after, ""), max_keys, lambda p: labels.any_visible(request, fetch(p, "")))
+    return await visibility.objects_page(who, versions(prefix, delimiter),
+                                         lambda p: versions(p, ""), start_after, max_keys)
 
 
 async def list_objects_v2(request: Request) -> Response:

@@ -16,7 +16,7 @@ from vallum.iam import gate
 from vallum.meta.records import BucketRecord, ObjectRecord
 from vallum.s3 import errors, xml
 from vallum.s3.conditions import iso8601
-from vallum.s3.handlers import labels
+from vallum.s3.handlers import labels, visibility
 from vallum.s3.handlers.common import (
     MD5_REQUIRED,
     check_body_digests,
@@ -233,7 +233,8 @@ async def _target(request: Request) -> tuple[BucketRecord, ObjectRecord]:
     version_id = check_version_id(request.query.get("versionId"))
     if not bucket.object_lock:
         raise errors.InvalidRequest(NO_LOCK_CONFIG)
-    record = await request.services.meta.get_object(bucket.name, request.key, version_id)
+    record = await (visibility.latest_version(request, bucket.name, request.key) if version_id is None
+                    else request.services.meta.get_object(bucket.name, request.key, version_id))
     if record is None:
         if version_id is not None:
             raise errors.NoSuchVersion(Key=request.key, VersionId=version_id)

@@ -26,7 +26,7 @@ from vallum.meta.base import UploadMissing
 from vallum.meta.records import ObjectRecord, PartRecord, UploadRecord
 from vallum.s3 import errors, sse, xml
 from vallum.s3.conditions import iso8601
-from vallum.s3.handlers import bucket_settings, labels, lock, tagging
+from vallum.s3.handlers import bucket_settings, labels, lock, tagging, visibility
 from vallum.s3.handlers.buckets import owner_element
 from vallum.s3.handlers.common import (
     encryption_headers,
@@ -311,9 +311,10 @@ async def complete_upload(request: Request) -> Response:
         record.extra["label"] = guard.label.banner()     # raised when the bucket quarantines
         spill_stored(request, guard)
     await refuse_hidden_null(request, bucket, upload.key)
+    precondition = await write_precondition(request, bucket)
     try:
         obsolete = await services.meta.complete_upload(upload.upload_id, record,
-                                                       precondition=write_precondition(request, bucket))
+                                                       precondition=precondition)
     except UploadMissing:
         raise errors.NoSuchUpload(UploadId=upload.upload_id) from None
     keep = set(record.blob_ids())
@@ -427,9 +428,10 @@ async def list_uploads(request: Request) -> Response:
         return lambda m, n: meta.list_uploads(bucket.name, prefix=prefix, delimiter=delimiter,
                                               key_marker=m[0], upload_id_marker=m[1], max_uploads=n)
 
-    page = await labels.visible_page(   # uploads above the caller's level are not listed
-        request, fetch(q.get("prefix", ""), q.get("delimiter", "")), (key_marker, upload_id_marker),
-        max_uploads, lambda p: labels.any_visible(request, fetch(p, "")))
+    listed, who = fetch(q.get("prefix", ""), q.get("delimiter", "")), visibility.restricted(request)
+    page = (await listed((key_marker, upload_id_marker), max_uploads) if who is None else  # uploads above
+            await visibility.uploads_page(who, listed, lambda p: fetch(p, ""),  # the caller's level: absent
+                                          (key_marker, upload_id_marker), max_uploads))
     owner = owner_element(request)
     uploads = [{"Key": encode(u.key), "UploadId": u.upload_id, "Initiator": owner, "Owner": owner,
                 "StorageClass": u.storage_class, "Initiated": iso8601(u.initiated),

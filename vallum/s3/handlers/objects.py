@@ -11,7 +11,7 @@ from vallum.compute import events
 from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord
 from vallum.s3 import errors, sse
 from vallum.s3.conditions import check_read_conditions, check_write_conditions
-from vallum.s3.handlers import bucket_settings, labels, lock, tagging
+from vallum.s3.handlers import bucket_settings, labels, lock, tagging, visibility
 from vallum.s3.handlers.common import (
     check_version_id,
     encryption_headers,
@@ -50,26 +50,32 @@ RESPONSE_OVERRIDES = {
 HIDDEN_OVERWRITE = "Request rate limited by the operator; retry later."
 
 
-def write_precondition(request: Request, bucket: BucketRecord | None = None):
+async def write_precondition(request: Request, bucket: BucketRecord | None = None):
     """The If-None-Match / If-Match check, evaluated inside the metadata transaction.
 
-    MAC: a latest version above the caller's level counts as absent for the conditions
-    (no 412 reveals it). When the write would *replace* it (the null version of an
-    unversioned or suspended bucket) it is refused (SlowDown) instead of destroyed; a
-    versioned bucket just gets a new, lower version on top of it."""
+    MAC: a latest version above the caller's level does not exist for the conditions;
+    they see the newest version the caller may read (visibility.py, looked up before the
+    transaction), so no 412 reveals it. When the write would *replace* it (the null
+    version of an unversioned or suspended bucket) it is refused (SlowDown) instead of
+    destroyed; a versioned bucket just gets a new, lower version on top of it."""
     headers = request.headers
     conditional = "if-none-match" in headers or "if-match" in headers
     who = labels.subject(request)
     if not conditional and who.read is None:
         return None
     replaces = bucket is None or bucket.versioning != "Enabled"
+    beneath = None
+    if conditional and who.read is not None and bucket is not None:
+        beneath = await visibility.latest_version(request, bucket.name, request.key)
 
     def check(current: ObjectRecord | None) -> None:
         hidden = current is not None and not labels.readable(who, current)
         if hidden and replaces and current.version_id == NULL_VERSION:
             labels.refused(request, "mac: write over a null version above the session level")
             raise errors.SlowDown(HIDDEN_OVERWRITE)
-        live = current if current is not None and not current.delete_marker and not hidden else None
+        if hidden:
+            current = beneath
+        live = current if current is not None and not current.delete_marker else None
         if conditional:
             check_write_conditions(headers.mapping(), live.etag if live else None)
 
@@ -106,7 +112,7 @@ async def put_object(request: Request) -> Response:
     extra = lock.lock_extra(request, bucket, has_digest=expect.md5 is not None or bool(expect.checksums))
     extra.update(tagging.tags_extra(request))
     lock.apply_default(extra, bucket)
-    precondition = write_precondition(request, bucket)
+    precondition = await write_precondition(request, bucket)
     await refuse_hidden_null(request, bucket, request.key)
     # Classification label: checked by MAC (no write down, bucket range), then the body
     # is spill-scanned as it streams (vallum/security).
@@ -275,7 +281,7 @@ async def add_delete_marker(request: Request, bucket: BucketRecord, key: str,
     exactly as a missing key would be; a null marker never replaces a hidden null version
     (the caller checked: guarded_delete_version)."""
     services = request.services
-    current = await services.meta.get_object(bucket.name, key)
+    current = await visibility.latest_version(request, bucket.name, key)   # as the caller sees it
     marker = ObjectRecord(bucket=bucket.name, key=key, version_id=version_id, delete_marker=True,
                           last_modified=time.time())
     marker.extra["label"] = labels.marker_label(request, bucket, current).banner()

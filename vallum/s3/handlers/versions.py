@@ -10,7 +10,7 @@ from __future__ import annotations
 from vallum.meta.records import ObjectRecord
 from vallum.s3 import errors, xml
 from vallum.s3.conditions import iso8601
-from vallum.s3.handlers import labels
+from vallum.s3.handlers import visibility
 from vallum.s3.handlers.buckets import owner_element
 from vallum.s3.handlers.common import (
     check_version_id,
@@ -65,9 +65,15 @@ async def list_object_versions(request: Request) -> Response:
         return lambda m, n: meta.list_versions(bucket.name, prefix=prefix, delimiter=delimiter,
                                                key_marker=m[0], version_id_marker=m[1], max_keys=n)
 
-    page = await labels.visible_page(   # versions above the caller's level are not listed
-        request, fetch(prefix, delimiter), (key_marker, version_marker), max_keys,
-        lambda p: labels.any_visible(request, fetch(p, "")))
+    who = visibility.restricted(request)
+    if who is None:
+        page = await fetch(prefix, delimiter)((key_marker, version_marker), max_keys)
+    else:   # versions above the caller's level are absent (visibility.py)
+        async def newer_visible(key: str, version: str) -> bool:
+            return await visibility.newest_readable(request, who, bucket.name, key, version) is not None
+
+        page = await visibility.versions_page(who, fetch(prefix, delimiter), lambda p: fetch(p, ""),
+                                              (key_marker, version_marker), max_keys, newer_visible)
     owner = xml.fragment("Owner", owner_element(request))
     next_key = next_version = None
     if page.is_truncated:
