@@ -24,7 +24,7 @@ import pytest
 try:
     from functional.conftest import Server, start_server, stop_server
 except ImportError:  # tests/ became a package
-    from tests.functional.conftest import Server, start_server, stop_server
+    from tests.support.server import Server, start_server, stop_server
 
 KiB, MiB = 1024, 1024 * 1024
 THREADS = 12

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from tests.functional.compute_util import client_of
-from tests.functional.conftest import start_server, stop_server
+from tests.support.compute import client_of
+from tests.support.server import start_server, stop_server
 
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT")
 

@@ -18,7 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from typer.testing import CliRunner
 
-from tests.functional.conftest import server_log, start_server, stop_server
+from tests.support.server import server_log, start_server, stop_server
 from vallum.cli.admin import AdminClient
 from vallum.cli.main import app
 

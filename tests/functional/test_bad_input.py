@@ -31,7 +31,7 @@ from botocore.httpsession import URLLib3Session
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.functional.conftest import start_server, stop_server
+from tests.support.server import start_server, stop_server
 from vallum.s3 import errors
 from vallum.s3.router import SUBRESOURCES
 from vallum.s3.sigv4 import sign_headers

@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.functional.conftest import start_server, stop_server
+from tests.support.server import start_server, stop_server
 from vallum.s3.sigv4 import sign_headers
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),

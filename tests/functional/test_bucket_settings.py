@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.functional.conftest import code
+from tests.support.server import code
 
 
 def test_bucket_acl(s3, bucket):

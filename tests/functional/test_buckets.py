@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import uuid
-from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
+
+from tests.support.server import start_server, stop_server
 
 
 def _prefix() -> str:
@@ -139,21 +140,11 @@ def test_create_bucket_with_unknown_location_constraint_is_invalid(s3):
         _delete_quietly(s3, name)
 
 
-def _conftest(request):
-    """The functional conftest module (for start_server/stop_server), as pytest loaded it."""
-    path = str(Path(__file__).with_name("conftest.py"))
-    mod = request.config.pluginmanager.get_plugin(path)
-    if mod is None:  # pragma: no cover - older pytest registered conftests by another name
-        import conftest as mod  # type: ignore[no-redef]
-    return mod
-
-
 @pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),
                     reason="needs its own Vallum process started with --region")
 def test_create_bucket_with_location_constraint_on_regional_server(request, tmp_path):
     """A server configured for eu-west-1 accepts that constraint and refuses any other."""
-    cf = _conftest(request)
-    srv = cf.start_server(tmp_path / "data", "--region", "eu-west-1")
+    srv = start_server(tmp_path / "data", "--region", "eu-west-1")
     try:
         srv.region = "eu-west-1"
         s3 = srv.client()
@@ -168,7 +159,7 @@ def test_create_bucket_with_location_constraint_on_regional_server(request, tmp_
         names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
         assert names == ["regional-ok"]
     finally:
-        cf.stop_server(srv)
+        stop_server(srv)
 
 
 def test_create_existing_own_bucket_is_already_owned_by_you(s3, bucket):

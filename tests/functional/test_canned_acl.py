@@ -8,7 +8,7 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.functional.conftest import code
+from tests.support.server import code
 
 
 def _name() -> str:

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from tests.functional.conftest import ACCESS_KEY, SECRET_KEY, dev_certs, start_server, stop_server
+from tests.support.server import ACCESS_KEY, SECRET_KEY, dev_certs, start_server, stop_server
 from vallum.client import Client, VallumError
 
 ADDER = "def handler(event, context):\n    return {'sum': event['a'] + event['b']}\n"

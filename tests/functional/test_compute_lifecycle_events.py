@@ -8,8 +8,8 @@ from __future__ import annotations
 import time
 import uuid
 
-from tests.functional.compute_util import client_of
 from tests.functional.test_lifecycle import DAY, sweep_at
+from tests.support.compute import client_of
 
 RECORDER = "def handler(event, context):\n    return event\n"
 EXPIRE = {"Rules": [{"ID": "logs", "Status": "Enabled", "Filter": {"Prefix": "logs/"},

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.functional.conftest import code
+from tests.support.server import code
 
 RULES = {"CORSRules": [
     {"ID": "app", "AllowedOrigins": ["https://app.example.com"], "AllowedMethods": ["PUT", "GET"],

@@ -18,8 +18,8 @@ import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.functional.conftest import start_server, stop_server
-from tests.functional.iam_util import Tenant, s3_for, uid
+from tests.support.iam import Tenant, s3_for, uid
+from tests.support.server import start_server, stop_server
 from vallum.cli.admin import AdminClient, AdminError
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),

@@ -13,8 +13,8 @@ import os
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.functional.iam_util import doc, s3_for, uid
 from tests.functional.test_iam import _cli, code_of, sts_for
+from tests.support.iam import doc, s3_for, uid
 from vallum.cli.admin import AdminClient, AdminError
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),

@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from tests.functional.iam_util import Tenant, doc, uid
+from tests.support.iam import Tenant, doc, uid
 from vallum.cli.admin import AdminClient, AdminError
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.functional.conftest import server_log, start_server, stop_server
+from tests.support.server import server_log, start_server, stop_server
 
 SMALL = 300_000                    # > inline size: one blob, a few 64 KiB sealed chunks
 LARGE = 3 * 1024 * 1024 + 12345    # several 1 MiB reads: a failure late in the body comes after the headers

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.functional.compute_util import client_of
+from tests.support.compute import client_of
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from tests.functional.compute_util import client_of
+from tests.support.compute import client_of
 from vallum.cli.admin import AdminClient
 from vallum.client import Client, VallumError
 

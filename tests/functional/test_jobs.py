@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from tests.functional.compute_util import client_of, put_many, read
+from tests.support.compute import client_of, put_many, read
 from vallum.client import VallumError
 
 WORDCOUNT = """

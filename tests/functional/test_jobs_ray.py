@@ -16,8 +16,8 @@ import time
 import pytest
 
 from bench import rayhead
-from tests.functional.compute_util import client_of, put_many, read
-from tests.functional.conftest import start_server, stop_server
+from tests.support.compute import client_of, put_many, read
+from tests.support.server import start_server, stop_server
 
 ray = pytest.importorskip("ray")
 # Keep the node address 127.0.0.1 (see above); no usage reporting.

@@ -25,8 +25,8 @@ import six
 import urllib3
 from botocore.config import Config
 
-from tests.functional.compute_util import put_many, read
-from tests.functional.conftest import dev_certs, start_server, stop_server
+from tests.support.compute import put_many, read
+from tests.support.server import dev_certs, start_server, stop_server
 from vallum.client import Client
 from vallum.compute import gateway_ca
 

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.functional.conftest import start_server, stop_server
+from tests.support.server import start_server, stop_server
 from vallum.security import envelope
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),

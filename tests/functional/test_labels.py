@@ -80,7 +80,7 @@ def test_spill_in_office_document(s3, bucket):
 def test_spill_scan_switch_for_benchmarks_turns_the_scan_off(tmp_path):
     """`make bench` prices the scan as a server with VALLUM_SPILL_SCAN=off against one with
     it on: the switch must really switch it off (and labels and MAC stay on)."""
-    from tests.functional.conftest import start_server, stop_server
+    from tests.support.server import start_server, stop_server
     srv = start_server(tmp_path / "data", env={"VALLUM_SPILL_SCAN": "off"})
     try:
         s3 = srv.client()

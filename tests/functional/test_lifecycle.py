@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.functional.conftest import code
+from tests.support.server import code
 
 DAY = 86400
 

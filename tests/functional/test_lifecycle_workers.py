@@ -10,8 +10,8 @@ import uuid
 
 import pytest
 
-from tests.functional.conftest import start_server, stop_server
 from tests.functional.test_lifecycle import DAY, sweep_at
+from tests.support.server import start_server, stop_server
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),
                                 reason="needs Vallum's test clock and data directory")

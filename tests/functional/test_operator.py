@@ -26,7 +26,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from tests.functional.conftest import REGION, start_server, stop_server
+from tests.support.server import REGION, start_server, stop_server
 
 OBJECTS = 1000
 SIZE = 64 * 1024

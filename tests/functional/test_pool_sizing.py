@@ -9,8 +9,8 @@ import urllib.request
 
 import pytest
 
-from tests.functional.compute_util import client_of
-from tests.functional.conftest import start_server, stop_server
+from tests.support.compute import client_of
+from tests.support.server import start_server, stop_server
 from vallum.compute.executors import LocalPool, make_executor
 from vallum.compute.sandbox import Sandbox
 

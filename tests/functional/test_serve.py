@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from tests.functional.conftest import start_server, stop_server
+from tests.support.server import start_server, stop_server
 
 
 def test_health_endpoints_need_no_credentials(server):

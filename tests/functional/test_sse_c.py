@@ -16,7 +16,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.functional.conftest import (
+from tests.support.server import (
     ACCESS_KEY,
     REGION,
     SECRET_KEY,

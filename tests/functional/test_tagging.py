@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.functional.conftest import code
+from tests.support.server import code
 
 
 def tagset(d: dict[str, str]) -> dict:

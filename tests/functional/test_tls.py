@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from tests.functional.conftest import (
+from tests.support.server import (
     ACCESS_KEY,
     REGION,
     SECRET_KEY,

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from tests.functional.compute_util import client_of
+from tests.support.compute import client_of
 from vallum.client import VallumError
 
 RECORDER = """
@@ -263,6 +263,6 @@ def s3b(s3):
     for n in names:
         s3.create_bucket(Bucket=n)
     yield names
-    from tests.functional.conftest import _empty_and_delete
+    from tests.support.server import empty_and_delete
     for n in names:
-        _empty_and_delete(s3, n)
+        empty_and_delete(s3, n)

@@ -18,9 +18,9 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.functional.conftest import code, start_server, stop_server
-from tests.functional.iam_util import Tenant, doc, s3_for
 from tests.functional.test_mac import LABEL, TS, put, with_headers
+from tests.support.iam import Tenant, doc, s3_for
+from tests.support.server import code, start_server, stop_server
 from vallum.cli.admin import AdminClient
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),

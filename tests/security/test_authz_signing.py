@@ -20,7 +20,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from tests.functional.conftest import ACCESS_KEY, REGION, SECRET_KEY, start_server, stop_server
+from tests.support.server import ACCESS_KEY, REGION, SECRET_KEY, start_server, stop_server
 from vallum.s3.sigv4 import sign_headers
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),

@@ -16,8 +16,8 @@ import uuid
 
 import pytest
 
-from tests.functional import conftest as functional
 from tests.functional.test_job_scopes import ALLOW_COMPUTE, ALLOW_S3, Account, s3_for
+from tests.support import fixtures as functional
 from vallum.client import Client, VallumError
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),

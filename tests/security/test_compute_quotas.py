@@ -12,9 +12,9 @@ import uuid
 
 import pytest
 
-from tests.functional import conftest as functional
-from tests.functional.compute_util import client_of
 from tests.functional.test_job_scopes import ALLOW_COMPUTE, ALLOW_S3, Account, s3_for
+from tests.support import fixtures as functional
+from tests.support.compute import client_of
 from vallum.client import Client, VallumError
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),

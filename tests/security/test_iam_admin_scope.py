@@ -13,8 +13,8 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.functional import conftest as functional
-from tests.functional.iam_util import Tenant, doc, s3_for
+from tests.support import fixtures as functional
+from tests.support.iam import Tenant, doc, s3_for
 from vallum.cli.admin import AdminClient, AdminError
 
 server, root = functional.server, functional.root

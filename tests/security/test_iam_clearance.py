@@ -14,8 +14,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.functional import conftest as functional
-from tests.functional.iam_util import doc, s3_for
+from tests.support import fixtures as functional
+from tests.support.iam import doc, s3_for
 from vallum.cli.admin import AdminClient, AdminError
 
 server = functional.server

@@ -11,7 +11,7 @@ import time
 import urllib.error
 import urllib.request
 
-from tests.functional import conftest as functional
+from tests.support import fixtures as functional
 
 server, s3, bucket = functional.server, functional.s3, functional.bucket
 

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from tests.functional import conftest as functional
-from tests.functional.compute_util import client_of
+from tests.support import fixtures as functional
+from tests.support.compute import client_of
 from vallum.compute import sandbox
 
 pytestmark = pytest.mark.skipif(sandbox.detect_mode() != "bwrap",

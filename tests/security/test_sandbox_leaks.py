@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from tests.functional import conftest as functional
-from tests.functional.compute_util import client_of, read
+from tests.support import fixtures as functional
+from tests.support.compute import client_of, read
 from vallum.compute import sandbox
 
 pytestmark = pytest.mark.skipif(sandbox.detect_mode() != "bwrap",

@@ -11,8 +11,8 @@ import uuid
 
 import pytest
 
-from tests.functional.compute_util import client_of
-from tests.functional.conftest import start_server, stop_server
+from tests.support.compute import client_of
+from tests.support.server import start_server, stop_server
 from vallum.client import VallumError
 
 CODE = "import os\nopen(os.environ['VALLUM_OUTPUT'] + '/ran', 'w').write('tenant code ran')\n"

@@ -14,8 +14,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from tests.functional import conftest as functional
-from tests.functional.compute_util import client_of
+from tests.support import fixtures as functional
+from tests.support.compute import client_of
 from vallum.compute import runner
 from vallum.compute import sandbox as sbx
 from vallum.compute.spec import JobSpec

@@ -15,7 +15,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.functional.conftest import code, start_server, stop_server
+from tests.support.server import code, start_server, stop_server
 from vallum.cli.admin import AdminClient
 
 PART = 5 * 1024 * 1024

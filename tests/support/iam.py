@@ -1,4 +1,4 @@
-"""IAM test helpers shared by the IAM test modules (their fixtures are in conftest.py)."""
+"""IAM test helpers shared by the IAM test modules (their fixtures: tests/support/fixtures.py)."""
 
 from __future__ import annotations
 

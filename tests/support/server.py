@@ -1,0 +1,133 @@
+"""Run the real `vallum serve` process on a free loopback port, and small helpers around it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+ACCESS_KEY = "VALLUMTESTROOTKEY000"
+SECRET_KEY = "vallum-test-root-secret-key-0000000000000"
+REGION = "us-east-1"
+
+
+@dataclass
+class Server:
+    endpoint: str
+    access_key: str
+    secret_key: str
+    region: str
+    data_dir: Path | None
+    proc: subprocess.Popen | None
+
+    def client(self, service: str = "s3", **config):
+        cfg = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, **config)
+        return boto3.client(service, endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
+                            aws_secret_access_key=self.secret_key, region_name=self.region, config=cfg)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(endpoint: str, proc: subprocess.Popen | None, timeout: float = 30.0, *,
+               context: ssl.SSLContext | None = None, log_path: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            log = log_path.read_text(errors="replace") if log_path is not None else ""
+            raise RuntimeError(f"vallum serve exited with {proc.returncode}\n{log}")
+        try:
+            with urllib.request.urlopen(endpoint + "/-/health/ready", timeout=1, context=context) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("vallum serve did not become ready")
+
+
+def server_log(data_dir: Path) -> Path:
+    """Where start_server sends the server's output."""
+    return data_dir.parent / f"{data_dir.name}-server.log"
+
+
+def dev_certs(out: Path) -> Path:
+    """`vallum certs dev --out OUT` (a CA and a server certificate for 127.0.0.1/localhost)."""
+    made = subprocess.run([sys.executable, "-m", "vallum", "certs", "dev", "--out", str(out)],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        raise RuntimeError(f"vallum certs dev failed: {made.stderr}")
+    return out
+
+
+def start_server(data_dir: Path, *extra: str, env: dict | None = None,
+                 tls_certs: Path | None = None) -> Server:
+    """Start `vallum serve` on a free port; the caller stops it (stop_server). With
+    ``tls_certs`` (a `vallum certs dev` directory) it serves HTTPS with that certificate."""
+    port = free_port()
+    full_env = dict(os.environ, VALLUM_ROOT_ACCESS_KEY=ACCESS_KEY, VALLUM_ROOT_SECRET_KEY=SECRET_KEY)
+    full_env.update(env or {})
+    scheme, context = "http", None
+    if tls_certs is not None:
+        extra = (*extra, "--tls-cert", str(tls_certs / "server.pem"),
+                 "--tls-key", str(tls_certs / "server.key"))
+        scheme, context = "https", ssl.create_default_context(cafile=str(tls_certs / "ca.pem"))
+    log_path = server_log(data_dir)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vallum", "serve", "--data-dir", str(data_dir),
+             "--address", f"127.0.0.1:{port}", *extra],
+            env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    endpoint = f"{scheme}://127.0.0.1:{port}"
+    try:
+        wait_ready(endpoint, proc, context=context, log_path=log_path)
+    except Exception:
+        proc.kill()
+        proc.wait()
+        raise
+    return Server(endpoint, ACCESS_KEY, SECRET_KEY, REGION, data_dir, proc)
+
+
+def stop_server(server: Server, sig: str = "term") -> None:
+    if server.proc is None or server.proc.poll() is not None:
+        return
+    if sig == "kill":
+        server.proc.kill()
+    else:
+        server.proc.terminate()
+    try:
+        server.proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+        server.proc.wait()
+
+
+def code(exc: pytest.ExceptionInfo) -> str:
+    """The S3 error code of a ClientError caught by pytest.raises."""
+    return exc.value.response["Error"]["Code"]
+
+
+def empty_and_delete(s3, name: str) -> None:
+    try:
+        for up in s3.list_multipart_uploads(Bucket=name).get("Uploads", []):
+            s3.abort_multipart_upload(Bucket=name, Key=up["Key"], UploadId=up["UploadId"])
+        paginator = s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=name):
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if keys:
+                s3.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
+        s3.delete_bucket(Bucket=name)
+    except Exception:  # noqa: BLE001 - cleanup must not mask the test's own failure
+        pass
