@@ -38,7 +38,7 @@ from vallum.compute import (
     revocations,
     tasklog,
     triggers,
-    visibility,
+    viewer,
 )
 from vallum.compute import sandbox as sbx
 from vallum.compute.credentials import StaticMinter, STSMinter, principal_doc
@@ -738,13 +738,13 @@ class ComputeService:
         seqs, found = triggers.pending(self.db.reader())
         if not seqs:
             return 0
-        viewers: dict[str, visibility.Viewer] = {}
+        viewers: dict[str, viewer.Viewer] = {}
         allowed = []
         for d in found:
             ok = True
             for doc in (d.trigger["principal"], d.trigger["fn_principal"]):
                 if doc not in viewers:
-                    viewers[doc] = visibility.Viewer(self.services, json.loads(doc))
+                    viewers[doc] = viewer.Viewer(self.services, json.loads(doc))
                 ok = ok and await viewers[doc].may_read(d.bucket, d.key, d.label)
             if ok:
                 allowed.append(d)
@@ -763,7 +763,7 @@ class ComputeService:
                 log.warning("cron %s: run skipped: %s", row["id"], exc.message)
                 spec, tasks = None, []
             if spec is not None and spec.array:
-                viewer = visibility.Viewer(self.services, json.loads(row["principal"]))
+                viewer = viewer.Viewer(self.services, json.loads(row["principal"]))
                 prefix = spec.array[5:].partition("/")[2]
                 keys: list[str] = []
                 if viewer.principal is not None:

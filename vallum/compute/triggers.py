@@ -60,7 +60,7 @@ async def validate(service: Any, principal: Any, doc: Any,
                 raise SpecError(f"{name} must be a string")
         await access.check_read(service.services.meta, principal,
                                 f"s3://{bucket}/{doc.get('prefix', '')}", "bucket")
-        # Events reach it only for objects its owner may read at this level (visibility.py).
+        # Events reach it only for objects its owner may read at this level (viewer.py).
         row.update(bucket=bucket, prefix=doc.get("prefix", ""), suffix=doc.get("suffix", ""),
                    events=json.dumps(events), function=function,
                    principal=json.dumps(principal_doc(principal, levels.job_level(principal,
