@@ -763,14 +763,14 @@ class ComputeService:
                 log.warning("cron %s: run skipped: %s", row["id"], exc.message)
                 spec, tasks = None, []
             if spec is not None and spec.array:
-                viewer = viewer.Viewer(self.services, json.loads(row["principal"]))
+                who = viewer.Viewer(self.services, json.loads(row["principal"]))
                 prefix = spec.array[5:].partition("/")[2]
                 keys: list[str] = []
-                if viewer.principal is not None:
+                if who.principal is not None:
                     try:
                         keys = await access.list_prefix(self.services.meta, spec.array,
                                                         quota.tasks, spec.level,
-                                                        viewer.principal)
+                                                        who.principal)
                     except SpecError as exc:
                         log.warning("cron %s: run skipped: %s", row["id"], exc.message)
                 tasks = [(k[len(prefix):] or k, k) for k in keys]
