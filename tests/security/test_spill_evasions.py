@@ -38,7 +38,7 @@ def refused(body: bytes, ceiling=U, chunk: int = 1 << 16) -> bool:
 MEMO = b"TOP SECRET//SI//NOFORN\n\n(TS//SI//NF) The collection plan.\n\nTOP SECRET//SI//NOFORN\n"
 
 
-@pytest.mark.parametrize("name, body", [
+EVASIONS = [
     ("nul bytes", b"\x00".join(bytes([c]) for c in MEMO)),
     ("a NUL in the first bytes", b"\x00" + MEMO),
     ("utf-16-le with bom", MEMO.decode().encode("utf-16")),
@@ -47,7 +47,7 @@ MEMO = b"TOP SECRET//SI//NOFORN\n\n(TS//SI//NF) The collection plan.\n\nTOP SECR
     ("utf-16-be with bom", b"\xfe\xff" + MEMO.decode().encode("utf-16-be")),
     ("many control characters", b"\x01\x02\x03\x04\x05\x06" * 200 + b"\n" + MEMO),
     ("controls inside the words", MEMO.replace(b"SECRET", b"SE\x01CR\x02ET")),
-    ("gzip", gzip.compress(MEMO)),
+    ("gzip", gzip.compress(MEMO, mtime=0)),
     ("bzip2", bz2.compress(MEMO)),
     ("zip, any member name", corpus.zip_of({"payload.bin": MEMO})),
     ("zip, stored", corpus.zip_of({"noext": MEMO}, zipfile.ZIP_STORED)),
@@ -56,7 +56,12 @@ MEMO = b"TOP SECRET//SI//NOFORN\n\n(TS//SI//NF) The collection plan.\n\nTOP SECR
     ("base64 one line", base64.b64encode(MEMO)),
     ("short padded base64 value", b'{"note": "' + base64.b64encode(b"SECRET//NOFORN") + b'"}'),
     ("zero-width characters", "TOP SE\u200bCRET//NO\u200dFORN\nThe plan.\n".encode()),
-])
+]
+
+
+# ids by name: the bodies of compressed cases carry a timestamp, and pytest-xdist workers
+# must collect the same test ids
+@pytest.mark.parametrize("name, body", EVASIONS, ids=[name for name, _ in EVASIONS])
 def test_evasions_are_refused(name, body):
     assert refused(body, ceiling=S), name
 
