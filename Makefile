@@ -25,6 +25,7 @@ run: $(RUN_STAMP)
 
 test: $(DEV_STAMP)
 	$(VENV)/bin/ruff check vallum tests bench
+	$(VENV)/bin/mypy
 	bash scripts/install-sandbox.sh
 	$(PY) -m pytest -n 2 -q -p no:cacheprovider tests
 

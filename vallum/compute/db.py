@@ -32,7 +32,7 @@ _DIALECT = sqlite_dialect.dialect()
 DDL: list[str] = [str(CreateTable(t, if_not_exists=True).compile(dialect=_DIALECT))
                   for t in schema.metadata.sorted_tables]
 DDL += [str(CreateIndex(i, if_not_exists=True).compile(dialect=_DIALECT))
-        for t in schema.metadata.sorted_tables for i in sorted(t.indexes, key=lambda i: i.name)]
+        for t in schema.metadata.sorted_tables for i in sorted(t.indexes, key=lambda i: str(i.name))]
 
 
 class ComputeDB:

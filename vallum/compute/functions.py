@@ -320,7 +320,7 @@ class FunctionPool:
             self.started += 1
             assert proc.stdout is not None
             ready = await asyncio.wait_for(proc.stdout.readline(), 30)
-            hello = json.loads(ready) if ready else {"ready": False, "error": {
+            hello: dict[str, Any] = json.loads(ready) if ready else {"ready": False, "error": {
                 "type": "WorkerDied", "message": _tail(scratch.log_path)}}
             if not hello.get("ready"):
                 await worker.stop()

@@ -47,7 +47,12 @@ class Revocations:
     async def revoke(self, *creds: Any) -> None:
         for c in creds:
             self.note(c)
-        await self.db.write(lambda conn: [insert(conn, c) for c in creds])
+
+        def insert_all(conn: sqlite3.Connection) -> None:
+            for c in creds:
+                insert(conn, c)
+
+        await self.db.write(insert_all)
 
     def revoked(self, akid: str) -> bool:
         if not akid.startswith(TEMP_PREFIX):

@@ -567,8 +567,8 @@ def _bwrap_works() -> bool:
         return False
     probe = [bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/",
              "--proc", "/proc", "--dev", "/dev", "true"]
-    if drop_privileges() and shutil.which("setpriv"):
-        probe = [shutil.which("setpriv"), f"--reuid={NOBODY}", f"--regid={NOBODY}",
+    if drop_privileges() and (setpriv := shutil.which("setpriv")):
+        probe = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}",
                  "--clear-groups", "--", *probe]
     try:
         return subprocess.run(probe, capture_output=True, timeout=10).returncode == 0

@@ -216,11 +216,14 @@ class ComputeService:
         remember who it runs as (with the label its outputs get)."""
         spec.level = levels.job_level(principal, spec.level or level)
         meta = self.services.meta
+        uri: str | None
         for uri in spec.inputs:
             await access.check_read(meta, principal, uri, "inputs", spec.level)
         for what, uri in (("script", spec.script), ("code_uri", spec.code_uri)):
             if uri:
                 await access.check_read(meta, principal, uri, what, spec.level)
+        if spec.output is None:      # parse_job requires it of every runtime that gets here
+            raise SpecError("output is required: an s3://bucket/prefix/ for outputs and logs")
         out_label = await access.check_write(meta, principal, spec.output, "output", spec.level)
         who = principal_doc(principal, spec.level, out_label)
         if spec.array:
@@ -230,7 +233,7 @@ class ComputeService:
             keys = await access.list_prefix(meta, spec.array,
                                             self.quota_for(principal.account).tasks, spec.level,
                                             principal)
-            tasks = [(k[len(prefix):] or k, k) for k in keys]
+            tasks: list[tuple[str, str | None]] = [(k[len(prefix):] or k, k) for k in keys]
             if not tasks:
                 raise SpecError(f"array: no objects under {spec.array}")
             return jobstore.NewJob(ref, spec, "array", tasks, who)
@@ -333,10 +336,10 @@ class ComputeService:
             self.wake.clear()
             try:
                 free = self.executor.capacity - len(self.running)
-                claimed = []
+                claimed: list[jobstore.Claimed] = []
                 if free > 0:
                     claimed = await self.db.write(
-                        lambda c, n=free: jobstore.claim(c, self.lease, time.time(), n,
+                        lambda c, n=free: jobstore.claim(c, self.lease, time.time(), n,  # type: ignore[misc]  # mypy cannot infer a lambda with default args
                                                          quotas.concurrency(c, self.quota)))
                 for c in claimed:
                     self._track(c)
@@ -671,7 +674,7 @@ class ComputeService:
                                           triggers.level_of(dict(rows[0])))
         if rows and not seen:
             raise Hidden(f"no such trigger {trigger_id}", "NoSuchTrigger")
-        n = seen and await self.db.write(lambda c: c.execute(
+        n: int = seen and await self.db.write(lambda c: c.execute(
             "DELETE FROM compute_triggers WHERE id=? AND account=?",
             (trigger_id, principal.account)).rowcount)
         if not n:
@@ -775,7 +778,7 @@ class ComputeService:
                         log.warning("cron %s: run skipped: %s", row["id"], exc.message)
                 tasks = [(k[len(prefix):] or k, k) for k in keys]
             now = time.time()
-            n += await self.db.write(lambda c, row=row, spec=spec, tasks=tasks, now=now:
+            n += await self.db.write(lambda c, row=row, spec=spec, tasks=tasks, now=now:  # type: ignore[misc]  # mypy cannot infer a lambda with default args
                                      triggers.start_cron(c, row, spec, tasks, now))
         return n
 

@@ -257,6 +257,7 @@ def parse_job(doc: Any, quota: Quota, *, allow_function: bool = False) -> JobSpe
     spec = JobSpec(runtime=runtime, name=name)
     spec.args = _str_list(doc.get("args"), "args")
     spec.inputs = _str_list(doc.get("inputs"), "inputs")
+    uri: str | S3Uri                     # an input's text here, the array's S3Uri below
     for uri in spec.inputs:
         parse_uri(uri, "inputs")
     spec.depends_on = _str_list(doc.get("depends_on"), "depends_on")

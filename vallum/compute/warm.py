@@ -298,8 +298,8 @@ class WarmPool:
                 outcome = sbx.Outcome(None, timed_out=True,
                                       reason=f"wall-time limit of {r.wall_time_s:g}s exceeded")
             else:
-                code = answer.get("exit")
-                outcome = sbx.describe(code if isinstance(code, int) else None, oom=oom,
+                exit_code = answer.get("exit")
+                outcome = sbx.describe(exit_code if isinstance(exit_code, int) else None, oom=oom,
                                        limits=sbx.Limits(memory_mb=r.memory_mb))
             w.served += 1
             return await runner.finish(client, spec, bundle.name, task, outcome, creds.secrets(),

@@ -62,12 +62,12 @@ def needs(directory: Directory, action: str, account: str, args: dict[str, Any])
     if action in _ON_ENTITY:
         iam_action, kind, field = _ON_ENTITY[action]
         resource = arn(account, kind, "*" if field == "*" else _name(args, field))
-        out = [(iam_action, resource, {})]
+        out: list[Need] = [(iam_action, resource, {})]
         if action == "CreateUser" and args.get("admin"):
             out.append(("PutUserPolicy", resource, {}))   # --admin gives a full-access policy
         return out
     if action in _ON_POLICY_OF:
-        kind = args.get("kind")
+        kind = args.get("kind", "")         # "" (missing) is not in KINDS either
         if kind not in KINDS:
             raise IAMError(f"kind must be one of {', '.join(KINDS)}")
         resource = arn(account, kind, _name(args, "target"))

@@ -43,7 +43,7 @@ def boundary_keys(directory: Directory, action: str, account: str,
     if action not in _ON_ENTITY:
         return {}
     kind = _ON_ENTITY[action] or args.get("kind")
-    name = args.get(kind) if _ON_ENTITY[action] else args.get("target")
+    name = args.get(kind) if isinstance(kind, str) and _ON_ENTITY[action] else args.get("target")
     if kind not in ("user", "role") or not isinstance(name, str) or not name:
         return {}
     try:

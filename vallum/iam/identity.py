@@ -166,6 +166,7 @@ class Identities:
         session = (("session-policy", parsed(s.policy, "session")),) if s.policy else ()
         level: dict = {"session_level": s.session_level, "level_fixed": True} \
             if s.session_level else {}
+        p: Principal | None             # the session's principal; None once its user is gone
         if s.role:
             base = self.role_principal(s.account, s.role)
             # The role was deleted (and maybe re-created): so is the session. Sessions

@@ -19,6 +19,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from vallum.iam.limits import FailureLimiter, counters
 from vallum.meta.changes import ChangeSignal
@@ -54,7 +55,7 @@ class SharedFailureLimiter(FailureLimiter):
     """FailureLimiter's interface and limits, counted across processes. Times are wall
     clock (``time.time()``), which every process and host agrees on."""
 
-    def __init__(self, db_path: Path, **limits: float) -> None:
+    def __init__(self, db_path: Path, **limits: Any) -> None:
         super().__init__(**limits)
         self.db_path = Path(db_path)
         with opening(self.db_path):

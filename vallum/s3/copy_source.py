@@ -33,7 +33,7 @@ class CopySourceRef:
         return f"arn:aws:s3:::{self.bucket}/{self.key}"
 
 
-def _invalid(message: str, raw: str) -> errors.InvalidArgument:
+def _invalid(message: str, raw: str) -> errors.S3Error:
     return errors.InvalidArgument(message, ArgumentName=HEADER, ArgumentValue=raw[:1024])
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from vallum.s3.errors import InvalidRange
+from vallum.s3.errors import InvalidRange, S3Error
 
 _SPEC = re.compile(r"(?:([0-9]+)-([0-9]*)|-([0-9]+))")  # ASCII digits only
 _PAST_ANY_SIZE = 10 ** 20   # bigger than any object; stands in for longer numbers
@@ -60,7 +60,7 @@ def content_range(start: int, end: int, size: int) -> str:
     return f"bytes {start}-{end}/{size}"
 
 
-def _unsatisfiable(header: str, size: int) -> InvalidRange:
+def _unsatisfiable(header: str, size: int) -> S3Error:
     # AWS adds RangeRequested and ActualObjectSize to the error document, and
     # RFC 9110 asks for "Content-Range: bytes */size" on a 416.
     return InvalidRange(headers={"Content-Range": f"bytes */{size}"},

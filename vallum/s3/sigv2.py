@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from datetime import timezone
 from email.utils import parsedate_to_datetime
 from itertools import product
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from vallum.s3 import errors
@@ -251,7 +252,7 @@ def _authenticate_header(method: str, raw_path: str, raw_query: str,
     date = _single(headers.get("date"), "date")
     effective = amz_date if amz_date is not None else date
     epoch = _parse_time(effective) if effective is not None else None
-    if epoch is None:
+    if epoch is None or effective is None:
         raise errors.AccessDenied(_DATE_MESSAGE)
     if abs(epoch - now) > MAX_SKEW_SECONDS:
         raise errors.RequestTimeTooSkewed(
@@ -348,9 +349,10 @@ def claimed_credential(headers: list[tuple[str, str]],
             token = value
     if akid is None and "AWSAccessKeyId" in raw_query:
         params = _query_params(raw_query)
-        akid = (params.get("AWSAccessKeyId") or [None])[0] or None
+        akid = (params.get("AWSAccessKeyId") or [""])[0] or None
         if akid is not None and token is None:
-            token = (params.get("x-amz-security-token") or [None])[0]
+            tokens = params.get("x-amz-security-token")
+            token = tokens[0] if tokens else None
     return (akid, token) if akid is not None else (None, None)
 
 
@@ -365,7 +367,7 @@ def authenticate_v2(method: str, raw_path: str, raw_query: str, headers: list[tu
     """
     hmap = _header_map(headers)
     authorization = _single(hmap.get("authorization"), "authorization")
-    common = dict(lookup_secret=lookup_secret, region=region, now=now,
+    common: dict[str, Any] = dict(lookup_secret=lookup_secret, region=region, now=now,
                   bucket_for_vhost=bucket_for_vhost)
     if authorization is not None:
         return _authenticate_header(method, raw_path, raw_query, hmap, authorization, **common)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timezone
 from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
 from vallum.s3 import errors
@@ -471,9 +472,10 @@ def _authenticate_presigned(req: _Request, params: dict[str, list[str]], *, look
                                   errors.AuthorizationQueryParametersError,
                                   "X-Amz-SignedHeaders: ")
     if now > epoch + expires:
-        raise errors.AccessDenied("Request has expired", **{
+        fields: dict[str, Any] = {
             "X-Amz-Expires": str(expires), "Expires": _epoch_to_amz(epoch + expires),
-            "ServerTime": _epoch_to_amz(now)})
+            "ServerTime": _epoch_to_amz(now)}
+        raise errors.AccessDenied("Request has expired", **fields)
     if epoch - now > MAX_SKEW_SECONDS:
         raise errors.AccessDenied("Request is not valid yet", RequestTime=amz_date,
                                   ServerTime=_epoch_to_amz(now))

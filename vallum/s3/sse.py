@@ -13,8 +13,8 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from vallum.s3 import errors
 
@@ -23,6 +23,15 @@ PREFIX = "x-amz-server-side-encryption-customer-"
 COPY_PREFIX = "x-amz-copy-source-server-side-encryption-customer-"
 SSE_HEADER = "x-amz-server-side-encryption"
 KMS_HEADERS = ("x-amz-server-side-encryption-aws-kms-key-id", "x-amz-server-side-encryption-context")
+
+
+class HeaderLookup(Protocol):
+    """The headers these checks read: a dict, or the server's case-insensitive Headers."""
+
+    def get(self, name: str, /) -> str | None: ...
+
+    def __contains__(self, name: str, /) -> bool: ...
+
 
 INSECURE = ("Requests specifying Server Side Encryption with Customer provided keys must be made "
             "over a secure connection.")
@@ -74,8 +83,8 @@ class WriteEncryption:
     sse: str | None = None          # "AES256" when x-amz-server-side-encryption was sent
 
 
-def _invalid(message: str, name: str, value: str | None = None) -> errors.InvalidArgument:
-    fields = {"ArgumentName": name}
+def _invalid(message: str, name: str, value: str | None = None) -> errors.S3Error:
+    fields: dict[str, Any] = {"ArgumentName": name}
     if value is not None:
         fields["ArgumentValue"] = value
     return errors.InvalidArgument(message, **fields)
@@ -89,7 +98,7 @@ def _b64(text: str) -> bytes:
         return b""
 
 
-def customer_key(headers: Mapping[str, str], *, secure: bool, copy_source: bool = False) -> CustomerKey | None:
+def customer_key(headers: HeaderLookup, *, secure: bool, copy_source: bool = False) -> CustomerKey | None:
     """The SSE-C key a request carries (or, with ``copy_source``, its copy source's key).
 
     None when no such header is present; S3 errors for anything incomplete or inconsistent,
@@ -119,7 +128,7 @@ def customer_key(headers: Mapping[str, str], *, secure: bool, copy_source: bool 
     return CustomerKey(key, md5_b64)
 
 
-def managed(headers: Mapping[str, str]) -> str | None:
+def managed(headers: HeaderLookup) -> str | None:
     """``x-amz-server-side-encryption`` of a write: "AES256", None, or the S3 error."""
     value = headers.get(SSE_HEADER)
     if value is None:
@@ -137,7 +146,7 @@ def managed(headers: Mapping[str, str]) -> str | None:
     raise _invalid(UNSUPPORTED_METHOD, SSE_HEADER, value[:64])
 
 
-def write_encryption(headers: Mapping[str, str], *, secure: bool) -> WriteEncryption:
+def write_encryption(headers: HeaderLookup, *, secure: bool) -> WriteEncryption:
     """Both kinds of server-side encryption a write may request; not both at once."""
     customer = customer_key(headers, secure=secure)
     sse = managed(headers)
@@ -146,7 +155,7 @@ def write_encryption(headers: Mapping[str, str], *, secure: bool) -> WriteEncryp
     return WriteEncryption(customer, sse)
 
 
-def refuse_on_read(headers: Mapping[str, str]) -> None:
+def refuse_on_read(headers: HeaderLookup) -> None:
     """GET/HEAD may not carry x-amz-server-side-encryption (AWS answers InvalidArgument)."""
     value = headers.get(SSE_HEADER)
     if value is not None:

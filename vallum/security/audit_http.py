@@ -86,7 +86,7 @@ async def record(services: Any, scope: dict[str, Any], request: Any, request_id:
 
 def _is_refusal(rule: str | None) -> bool:
     """A rule a refusing check recorded (MAC, SSE-C, spill), as opposed to an IAM reason."""
-    return bool(rule) and rule.startswith(_REFUSALS) and rule != "mac: allowed"
+    return bool(rule and rule.startswith(_REFUSALS) and rule != "mac: allowed")
 
 
 def _from_request(request: Any) -> dict[str, Any]:

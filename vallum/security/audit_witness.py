@@ -90,6 +90,7 @@ def _file(path: Path) -> Any:
 
 def _syslog(address: str) -> Any:
     kind, _, where = address.partition(":")
+    target: str | tuple[str, int]
     if kind == "unix" and where:
         family, target = socket.AF_UNIX, where
     elif kind == "udp" and where.rpartition(":")[2].isdigit():

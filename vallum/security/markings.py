@@ -26,6 +26,7 @@ import codecs
 import logging
 import re
 from email.header import decode_header
+from typing import Any
 
 from vallum.security import spill_containers as containers
 from vallum.security.labels import DEFAULT_SCHEME, Label, LevelScheme
@@ -89,7 +90,7 @@ class MarkingScanner:
         self.text = TextScanner(scheme)
         self._pipe: TextPipe | None = None
         self._head = b""
-        self._router = None
+        self._router: Any = None     # container, decoder or text pipe: set by _choose
         self._kind: str | None = None
         self._done = False
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from typing import NoReturn
 
 from vallum.security.labels import Label
 from vallum.security.mac import LabelRange, check_spill
@@ -106,6 +107,6 @@ class SpillGuard:
             self.outcome = f"spill: audit-only: {reason}"
         alert_log.warning("SPILL %s %s (markings: %s)", self.outcome, self.context, ", ".join(markings))
 
-    def _refuse(self, reason: str, markings: list[str]) -> None:
+    def _refuse(self, reason: str, markings: list[str]) -> NoReturn:
         alert_log.warning("SPILL refused %s: %s (markings: %s)", self.context, reason, ", ".join(markings))
         raise SpillDetected(f"spill: {reason}")

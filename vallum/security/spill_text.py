@@ -21,7 +21,7 @@ import binascii
 import codecs
 import html
 import re
-from typing import Any
+from typing import Any, cast
 
 _CONTROLS = bytes(c for c in range(1, 32) if c not in b"\t\n\r\f\v") + b"\x7f"
 _PLAIN = bytes(range(32, 127)) + b"\t\n\r\f\v"      # printable ASCII: nothing to normalise
@@ -179,7 +179,8 @@ class Base64Runs:
         long_at = t.find(_B64_LONG)
         while pos < len(buf):
             if self._open:
-                end = _B64_BODY.match(buf, pos).end()
+                # cast: _B64_BODY is a starred class, so it matches (maybe empty) at any pos
+                end = cast(re.Match[bytes], _B64_BODY.match(buf, pos)).end()
                 if buf[end:end + 1] == b"=":             # padding ends the run
                     stop = end
                     while buf[stop:stop + 1] == b"=":

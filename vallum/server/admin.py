@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from dataclasses import asdict
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl
 
 from vallum import authz
@@ -377,11 +377,12 @@ async def _handle(services, scope, receive, path: str, audit: dict[str, Any]) ->
             _authorize(scope, d, principal, name, account, args, audit)
         elif not (name == "OperatorAlerts" and principal.is_root):   # the root sees every account
             raise IAMError("missing required field: account")
-        if not principal.is_root:
-            _guard_clearance(d, principal, name, account, args)
+        if not principal.is_root:      # cast: _account_of gives a non-root caller its own account
+            _guard_clearance(d, principal, name, cast(str, account), args)
         audit["decision"] = "allow"
         if name == "Simulate":
-            result = await _simulate(services, d, account, args)
+            # cast: Simulate is not root-only, so a call without an account was refused above
+            result = await _simulate(services, d, cast(str, account), args)
         elif name == "OperatorAlerts":
             from vallum.operator.journal import alerts_for
             result = await asyncio.to_thread(alerts_for, services.config.data_dir, account or None, args)

@@ -35,7 +35,7 @@ def _where(request: Any) -> tuple[str, str, str]:
             (getattr(endpoint, "query", None) or {}).get("versionId") or "-")
 
 
-def failed(request: Any, request_id: str, exc: StorageError) -> errors.InternalError:
+def failed(request: Any, request_id: str, exc: StorageError) -> errors.S3Error:
     """Log and count a body that failed before the status line; the error to answer."""
     bucket, key, version = _where(request)
     FAILURES.labels("before-headers").inc()

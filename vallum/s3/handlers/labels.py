@@ -125,7 +125,7 @@ def _note(request: Request, decision: authz.Decision, label: Label | None) -> No
 
 
 # ---------------------------------------------------------------- reads
-def require_read(request: Request, record: ObjectRecord, missing: errors.S3Error) -> None:
+def require_read(request: Request, record: ObjectRecord, missing: Exception) -> None:
     """No read up: raise ``missing`` (the error a missing key would give) when the
     caller's session level does not dominate the record's label."""
     who = subject(request)

@@ -47,7 +47,7 @@ async def may_bypass(request: Request, key: str | None = None,
     """Whether the caller holds s3:BypassGovernanceRetention on the object version (the IAM
     gate decides: root always; other principals per their policies and the bucket policy)."""
     if key is None:
-        key, version_id = request.endpoint.key, request.query.get("versionId")
+        key, version_id = request.key, request.query.get("versionId")
     try:
         await gate.authorize_object(request, "s3:BypassGovernanceRetention", key, version_id)
     except errors.AccessDenied:

@@ -70,7 +70,7 @@ async def write_precondition(request: Request, bucket: BucketRecord | None = Non
 
     def check(current: ObjectRecord | None) -> None:
         hidden = current is not None and not labels.readable(who, current)
-        if hidden and replaces and current.version_id == NULL_VERSION:
+        if hidden and replaces and current is not None and current.version_id == NULL_VERSION:
             labels.refused(request, "mac: write over a null version above the session level")
             raise errors.SlowDown(HIDDEN_OVERWRITE)
         if hidden:

@@ -12,7 +12,7 @@ Callers that read everything (system high) take the store's answer unchanged.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from vallum.meta.records import ListPage, ObjectRecord
@@ -33,7 +33,7 @@ def restricted(request: Request) -> Subject | None:
     return who if who.read is not None else None
 
 
-async def _stream(fetch: Fetch, start: tuple[str, str], first: int) -> AsyncIterator[tuple[bool, Any]]:
+async def _stream(fetch: Fetch, start: tuple[str, str], first: int) -> AsyncGenerator[tuple[bool, Any], None]:
     """The store's listing as one ordered stream of (is_prefix, entry or prefix), fetched
     in growing batches. Entries and prefixes never tie: a key under a prefix is rolled up."""
     marker, n = start, max(1, min(first, _BATCH))
@@ -56,7 +56,7 @@ async def _stream(fetch: Fetch, start: tuple[str, str], first: int) -> AsyncIter
 Accept = Callable[[bool, Any], Awaitable[bool]]
 
 
-async def _collect(items: AsyncIterator[tuple[bool, Any]], accept: Accept, max_keys: int,
+async def _collect(items: AsyncGenerator[tuple[bool, Any], None], accept: Accept, max_keys: int,
                    version_of: Callable[[Any], str] | None) -> ListPage:
     """Up to ``max_keys`` accepted items; truncated only if another accepted item follows.
     The next marker names the last item returned, never one the caller cannot see."""
