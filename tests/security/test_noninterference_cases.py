@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import xml.etree.ElementTree as ET  # noqa: S405 - parses our own answers
 
 import pytest
@@ -178,3 +179,30 @@ def test_object_acl_answers_for_the_visible_version_under_a_hidden_newer_one(gw)
     put(gw, f"/{name}/k", b"high body", TS)
     acl = gw.call("GET", f"/{name}/k", {"acl": ""}, LOW)
     assert (acl.status, acl.header("x-amz-version-id")) == (200, low_version), acl
+
+
+# ---------------------------------------------------------------- tag conditions
+def test_a_tag_condition_reads_the_version_the_caller_sees(gw):
+    """A Deny on reading objects tagged project=x holds for the version the low caller is
+    served, whatever hidden version lies on top (before: the gate read the hidden latest
+    version, saw no tags, and let the tagged visible version out)."""
+    made = gw.admin("CreateAccount", name="tags")[1]
+    key = made["admin_key"]
+    admin = gw.as_user(key["access_key_id"], key["secret_access_key"])
+    assert admin.admin("CreateUser", user="lo")[0] == 200
+    assert admin.admin("PutInlinePolicy", kind="user", target="lo", name="p", document={
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})[0] == 200
+    key = admin.admin("CreateAccessKey", user="lo")[1]
+    lo = gw.as_user(key["access_key_id"], key["secret_access_key"])
+    name = bucket(admin, "tagged", versioned=True)
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{name}/*",
+        "Condition": {"StringEquals": {"s3:ExistingObjectTag/project": "x"}}}]}).encode()
+    assert admin.call("PUT", f"/{name}", {"policy": ""}, body=policy).status == 204
+    put(lo, f"/{name}/k", b"low", {"x-amz-tagging": "project=x"})
+    assert lo.call("GET", f"/{name}/k").status == 403
+    put(gw, f"/{name}/k", b"high", TS)                    # hidden newer version, untagged
+    assert lo.call("GET", f"/{name}/k").status == 403
+    assert lo.call("HEAD", f"/{name}/k").status == 403

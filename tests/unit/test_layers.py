@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     # api: handlers and the request frame
     "vallum.s3.handlers": 4,
     "vallum.s3.handlers.labels": 4,   # MAC of a request: used by the gate and the handlers
+    "vallum.s3.handlers.visibility": 4,   # what a MAC-restricted caller sees: gate and handlers
     "vallum.server.http": 4,
     "vallum.iam.gate": 4,
     "vallum.iam.sts_api": 4,

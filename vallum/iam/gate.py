@@ -21,7 +21,7 @@ from vallum.iam.identity import parsed
 from vallum.iam.principal import ANONYMOUS, Principal
 from vallum.s3 import errors, router, sigv2, sigv4
 from vallum.s3.copy_source import HEADER, parse_copy_source
-from vallum.s3.handlers import labels
+from vallum.s3.handlers import labels, visibility
 from vallum.s3.tags import tags_from_header
 
 # Operations whose action names the version when ?versionId= is present.
@@ -260,7 +260,7 @@ async def _context(request: Any, principal: Principal, bucket_name: str | None, 
     pab = bucket.config.get("publicAccessBlock")
     ctx.restrict_public = bool(pab) and _restrict_public(pab)
     if key is not None and _needs_object_tags(principal, ctx.bucket_policy):
-        record = await request.services.meta.get_object(bucket_name, key, version_id)
+        record = await _tagged_version(request, bucket_name, key, version_id)
         # MAC first: a version the caller may not read has no tags for it (as if missing),
         # so no allow or deny can reveal that it exists or what it is tagged with.
         if record is not None and not record.delete_marker \
@@ -268,6 +268,22 @@ async def _context(request: Any, principal: Principal, bucket_name: str | None, 
             for k, v in (record.extra.get("tags") or {}).items():
                 ctx.keys["s3:existingobjecttag/" + k.lower()] = v
     return ctx
+
+
+async def _tagged_version(request: Any, bucket: str, key: str,
+                          version_id: str | None) -> Any:
+    """The version whose tags ``s3:ExistingObjectTag`` tests: the one named, else the one
+    the handler will serve this caller, i.e. its newest readable version (a hidden newer
+    version must neither hide the tags of the visible one nor lend it its own)."""
+    meta = request.services.meta
+    record = await meta.get_object(bucket, key, version_id)
+    if version_id is not None or record is None:
+        return record
+    who = visibility.restricted(request)
+    if who is None or labels.readable(who, record):
+        return record
+    found = await visibility.newest_readable(request, who, bucket, key, stop_at=None)
+    return None if found is None else await meta.get_object(bucket, key, found.version_id)
 
 
 async def _decide(request: Any, principal: Principal, action: str, resource: str,
