@@ -131,6 +131,25 @@ def test_truncated_tail_is_reported(tmp_path):
     assert out.returncode == 3 and out.stdout.startswith("UNVERIFIED"), out.stdout
 
 
+def test_a_log_cut_back_to_its_first_seal_is_not_ok(tmp_path):
+    """A gateway's first start seals an empty log at once; a log cut back to that line must
+    not verify as OK (red team: the whole history erased, exit 0)."""
+    async def first_start():
+        log = audit.AuditLog(tmp_path, checkpoint_every=5)
+        await log.open()
+        await log.close()
+    asyncio.run(first_start())
+    path = audit.log_path(tmp_path)
+    first = path.read_bytes().rstrip(b"\0").splitlines(keepends=True)
+    assert len(first) == 1 and records(path)[0].get("seal") is True
+    make_log(tmp_path)                                   # the history that follows
+    path.write_bytes(b"".join(first))                    # ... erased back to the first seal
+    result = audit.verify(path, pinned(tmp_path))
+    assert not result.ok and result.status == "unverified", result
+    out = cli("--log", str(path), "--public-key", pinned(tmp_path).hex())
+    assert out.returncode == 3, out.stdout
+
+
 def test_forged_record_appended_after_the_seal_is_unverified(tmp_path):
     path = make_log(tmp_path)
     recs = records(path)

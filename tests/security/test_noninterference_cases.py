@@ -206,3 +206,33 @@ def test_a_tag_condition_reads_the_version_the_caller_sees(gw):
     put(gw, f"/{name}/k", b"high", TS)                    # hidden newer version, untagged
     assert lo.call("GET", f"/{name}/k").status == 403
     assert lo.call("HEAD", f"/{name}/k").status == 403
+
+
+# ---------------------------------------------------------------- the policy simulator
+def test_the_simulator_tells_an_uncleared_admin_nothing_about_hidden_objects(gw):
+    """An account admin with no clearance simulates reads of its own bucket's keys: a TOP
+    SECRET object (tagged) answers exactly as a missing key, both for the admin itself and
+    for a cleared role whose policy tests the tag (before: the label and the tag leaked)."""
+    made = gw.admin("CreateAccount", name="sim")[1]
+    key = made["admin_key"]
+    admin = gw.as_user(key["access_key_id"], key["secret_access_key"])
+    account = made["account"]["id"]
+    name = bucket(admin, "simulated", versioned=False)
+    put(gw, f"/{name}/hid", b"high", {**TS, "x-amz-tagging": "proj=x"})
+    assert admin.admin("CreateRole", role="cleared", trust_policy={
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {
+            "AWS": f"arn:aws:iam::{account}:root"}, "Action": "sts:AssumeRole"}]})[0] == 200
+    assert gw.admin("SetClearance", account=account, role="cleared",
+                    clearance="TOP SECRET")[0] == 200
+    assert admin.admin("PutInlinePolicy", kind="role", target="cleared", name="probe", document={
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "s3:GetObject", "Resource": "*",
+             "Condition": {"StringEquals": {"s3:ExistingObjectTag/proj": "x"}}}]})[0] == 200
+
+    def simulate(key: str, **who) -> tuple[int, dict]:
+        return admin.admin("Simulate", action="s3:GetObject",
+                           resource=f"arn:aws:s3:::{name}/{key}", **who)
+
+    assert simulate("hid", role="cleared") == simulate("missing", role="cleared")
+    assert simulate("hid", user="admin") == simulate("missing", user="admin")

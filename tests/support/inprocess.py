@@ -65,7 +65,7 @@ class InProcess:
         """The same gateway, called with another access key."""
         return InProcess(self.services, self.gateway, self.loop, Credentials(access_key, secret_key))
 
-    def admin(self, action: str, **args) -> tuple[int, dict]:
+    def admin(self, action: str, /, **args) -> tuple[int, dict]:
         """One admin API call (JSON), as ``vallum admin`` sends it."""
         body = json.dumps(args).encode()
         reply = self.call("POST", f"/-/admin/v1/{action}", headers={"content-type": "application/json"},

@@ -110,6 +110,7 @@ def verify_files(paths: list[Path], public_key: bytes | None = None, *, fp: str 
     count, checkpoints = 0, 0
     cp_hash, cp_seq = prev_hash, prev_seq
     sealed, head_time = False, ""
+    entries = 0                     # records that are not checkpoints
     for index, path in enumerate(paths):
         if index and cp_seq != prev_seq:
             return VerifyResult("broken", count, checkpoints, None, prev_seq,
@@ -160,11 +161,19 @@ def verify_files(paths: list[Path], public_key: bytes | None = None, *, fp: str 
                     cp_hash, cp_seq, sealed = this_hash, seq, rec.get("seal") is True
                 else:
                     sealed = False
+                    entries += 1
                     if seq - cp_seq > max_gap:
                         return broken(f"more than {max_gap} records without a signed checkpoint", seq=seq)
                 prev_hash, prev_seq, head_time = this_hash, seq, str(rec.get("time", ""))
                 count += 1
     result = _conclude(count, checkpoints, prev_seq, prev_hash, cp_seq, sealed, expect_seq)
+    if result.status == "ok" and sealed and start[0] == 0 and not entries and expect_seq is None:
+        # Every start writes a seal at once, so a log cut back to its first line is a sealed
+        # log too: one with no records proves nothing about what it held.
+        result = VerifyResult("unverified", count, checkpoints, None, None,
+                              "the log holds only checkpoints, no records: it may have been cut "
+                              "back to its first seal; anchor it with --expect-seq/--expect-hash "
+                              "or --witness", prev_seq, prev_hash, sealed)
     result.head_time = head_time
     return result
 

@@ -145,7 +145,8 @@ def _doc(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-async def _simulate(services, d, account: str, args: dict[str, Any]) -> dict[str, Any]:
+async def _simulate(services, d, account: str, args: dict[str, Any],
+                    caller: Principal) -> dict[str, Any]:
     action, resource = _need(args, "action", "resource")
     ids = services.iam.identities
     ids.refresh()
@@ -157,7 +158,7 @@ async def _simulate(services, d, account: str, args: dict[str, Any]) -> dict[str
         who = ids.user_principal("simulated", account, user)
     if who is None:
         raise IAMError("no such principal")
-    ctx = await _simulated_context(services, who, action, resource, args)
+    ctx = await _simulated_context(services, who, action, resource, args, caller)
     decision = authz.decide(who, action, resource, ctx)
     if decision.policy == "bucket-policy" and ctx.resource_owner not in (None, account):
         # Another account's bucket policy decided: say so, not what its statements are.
@@ -168,12 +169,14 @@ async def _simulate(services, d, account: str, args: dict[str, Any]) -> dict[str
 
 
 async def _simulated_context(services, who: Principal, action: str, resource: str,
-                             args: dict[str, Any]) -> authz.Context:
+                             args: dict[str, Any], caller: Principal) -> authz.Context:
     """The context a real request would be decided in (iam/gate.py builds it for S3):
     global keys (overridable by the call's ``context``), the bucket's owner, policy and
     PublicAccessBlock, the object's tags, and MAC: an object's label for reads, the
     session level and the bucket's range for PutObject. Objects of another account's
-    bucket are not read (that would tell the caller they exist)."""
+    bucket are not read (that would tell the caller they exist), nor are objects above the
+    CALLER's own level: the simulated principal may be cleared higher than whoever asks,
+    and the answer must not tell the caller such an object exists, its label or its tags."""
     given = {k.lower(): v for k, v in (args.get("context") or {}).items()}
     keys = {**gate.global_keys(str(given.get("aws:sourceip", "")),
                                given.get("aws:securetransport") == "true", time.time()), **given}
@@ -201,6 +204,8 @@ async def _simulated_context(services, who: Principal, action: str, resource: st
                                       bucket_range=labels.bucket_range(bucket))
     elif key and (action.startswith("s3:GetObject") or action == downgrade.ACTION):
         record = await services.meta.get_object(bucket_name, key, args.get("version_id") or None)
+        if record is not None and not labels.readable(downgrade.subject_of(caller), record):
+            record = None                       # above the caller: as if it did not exist
         if record is not None and not record.delete_marker:
             for name, value in (record.extra.get("tags") or {}).items():
                 ctx.keys.setdefault("s3:existingobjecttag/" + name.lower(), value)
@@ -382,7 +387,7 @@ async def _handle(services, scope, receive, path: str, audit: dict[str, Any]) ->
         audit["decision"] = "allow"
         if name == "Simulate":
             # cast: Simulate is not root-only, so a call without an account was refused above
-            result = await _simulate(services, d, cast(str, account), args)
+            result = await _simulate(services, d, cast(str, account), args, principal)
         elif name == "OperatorAlerts":
             from vallum.operator.journal import alerts_for
             result = await asyncio.to_thread(alerts_for, services.config.data_dir, account or None, args)
