@@ -118,9 +118,15 @@ def test_the_simulator_sees_mac_and_public_access_blocks(server, root, tenant):
         labelled.put_object(Bucket=mine, Key="ts.txt", Body=b"ts")
     finally:
         root.call("SetClearance", account=tenant.id, user="admin")
-    out = tenant.admin.call("Simulate", user="reader", action="s3:GetObject",
-                            resource=f"arn:aws:s3:::{mine}/ts.txt")
+    # The root may know the object: its simulation says MAC decides.
+    out = root.call("Simulate", account=tenant.id, user="reader", action="s3:GetObject",
+                    resource=f"arn:aws:s3:::{mine}/ts.txt")
     assert out["decision"] == "deny" and out["policy"] == "mac"
+    # The uncleared admin may not: to it the object answers as a missing one would.
+    hidden, missing = (tenant.admin.call("Simulate", user="reader", action="s3:GetObject",
+                                         resource=f"arn:aws:s3:::{mine}/{k}")
+                       for k in ("ts.txt", "none.txt"))
+    assert hidden == missing
 
 
 def test_the_simulator_does_not_probe_another_accounts_objects(server, root, tenant):
