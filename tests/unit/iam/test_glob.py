@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from functools import lru_cache
@@ -74,12 +75,19 @@ def test_a_policy_at_the_size_limit_with_many_stars_is_fast():
     req = ev.Request("s3:GetObject", "arn:aws:s3:::b/" + "a" * 200 + "b")
     ev.evaluate(req, resource=[("bucket", parsed)])                # warm the caches
     best = float("inf")
-    for _ in range(20):            # CPU time of this thread: other processes' load does not count
-        t0 = time.thread_time()
-        verdict = ev.evaluate(req, resource=[("bucket", parsed)])
-        best = min(best, time.thread_time() - t0)
+    gc.disable()                   # a collection is not the evaluation's cost
+    try:
+        for _ in range(20):        # CPU time of this thread: other processes' load does not count
+            t0 = time.thread_time()
+            verdict = ev.evaluate(req, resource=[("bucket", parsed)])
+            best = min(best, time.thread_time() - t0)
+    finally:
+        gc.enable()
     assert not verdict.allowed
-    assert best < 0.001, f"evaluation took {best * 1e3:.2f} ms"
+    # About 0.1 ms on an idle machine; the bar leaves room for a loaded CI box (two test
+    # workers and their servers on two cores) and is still far below a backtracking
+    # matcher, which took minutes on this policy.
+    assert best < 0.005, f"evaluation took {best * 1e3:.2f} ms"
 
 
 def test_one_glob_with_many_stars_is_linear():
