@@ -104,8 +104,13 @@ def test_worker_expires_exactly_what_is_due_and_keeps_locked(clocked, c3):
     c3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=RULES)
     before = state(c3, bucket)
 
-    sweep_at(clocked, 0)                       # nothing is due yet
-    assert state(c3, bucket) == before
+    # Nothing is due yet but the expired delete marker (due at any sweep, as on AWS; whether
+    # this sweep_at waits for a sweep depends on the clock the test before left behind).
+    sweep_at(clocked, 0)
+
+    def but_marker(s: dict) -> dict:
+        return {k: v for k, v in s.items() if k != "gone/x"}
+    assert but_marker(state(c3, bucket)) == but_marker(before)
     assert len(c3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])) == 1
 
     # Three days on; several sweeps so that cascades (expire, then noncurrent) settle.
