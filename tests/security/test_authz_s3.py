@@ -219,18 +219,24 @@ def test_same_tenant_copy_of_a_question_mark_key_still_works(attacker):
 
 # ---------------------------------------------------------------- MAC: tags, audit
 
+def top_secret_user(server, root, tenant):
+    """An S3 client of a new TOP SECRET-cleared user of ``tenant`` allowed everything (its
+    key minted by the platform root: only the root may mint a cleared credential)."""
+    name = _name("top")
+    tenant.admin.call("CreateUser", user=name)
+    tenant.admin.call("PutInlinePolicy", kind="user", target=name, name="p",
+                      document=doc(ALLOW_ALL))
+    root.call("SetClearance", account=tenant.id, user=name, clearance=TS)
+    key = root.call("CreateAccessKey", account=tenant.id, user=name)
+    return s3_for(server, key["access_key_id"], key["secret_access_key"])
+
+
 @pytest.fixture(scope="module")
 def mac(srv, root):
     """A tenant with a TOP SECRET user and an uncleared one (denied GetObject on objects
     tagged project=x), and an unversioned bucket holding a TOP SECRET object so tagged."""
     tenant = Tenant(srv, root)
-    top_name = _name("top")
-    tenant.admin.call("CreateUser", user=top_name)
-    tenant.admin.call("PutInlinePolicy", kind="user", target=top_name, name="p",
-                      document=doc(ALLOW_ALL))
-    root.call("SetClearance", account=tenant.id, user=top_name, clearance=TS)
-    key = root.call("CreateAccessKey", account=tenant.id, user=top_name)
-    top = s3_for(srv, key["access_key_id"], key["secret_access_key"])
+    top = top_secret_user(srv, root, tenant)
     low = s3_for(srv, *tenant.user(_name("low"), ALLOW_ALL, {
         "Effect": "Deny", "Action": ["s3:GetObject", "s3:GetObjectTagging"], "Resource": "*",
         "Condition": {"StringEquals": {"s3:ExistingObjectTag/project": "x"}}}))
@@ -314,13 +320,7 @@ def test_a_low_users_lifecycle_rule_cannot_expire_hidden_objects(clocked):
     from tests.functional.test_lifecycle import sweep_at
     root = AdminClient(clocked.endpoint, clocked.access_key, clocked.secret_key, clocked.region)
     tenant = Tenant(clocked, root)
-    top_name = _name("top")
-    tenant.admin.call("CreateUser", user=top_name)
-    tenant.admin.call("PutInlinePolicy", kind="user", target=top_name, name="p",
-                      document=doc(ALLOW_ALL))
-    root.call("SetClearance", account=tenant.id, user=top_name, clearance=TS)
-    key = root.call("CreateAccessKey", account=tenant.id, user=top_name)
-    top = s3_for(clocked, key["access_key_id"], key["secret_access_key"])
+    top = top_secret_user(clocked, root, tenant)
     low = s3_for(clocked, *tenant.user(_name("low"), ALLOW_ALL))
     bucket = _name("lc")
     low.create_bucket(Bucket=bucket)

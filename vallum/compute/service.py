@@ -319,7 +319,7 @@ class ComputeService:
         running = self.running.get(seq)
         if running is not None and running.scratch is not None and attempt == latest:
             # Live until the attempt's end is recorded (a cancelled job says CANCELLED first).
-            data = redact(tasklog.read_live(running.scratch.log_path, 1 << 20, offset),
+            data = redact(tasklog.read_bounded(running.scratch.log_path, 1 << 20, offset),
                           running.secrets)
             return {**page, "data": data.decode("utf-8", "replace"),
                     "offset": offset + len(data), "done": False}

@@ -41,17 +41,6 @@ def read_bounded(path: Path, limit: int | None = None, offset: int = 0) -> bytes
     return _read_fd(fd, max_bytes() if limit is None else limit, offset)
 
 
-def read_beneath(base: Path, parts: list[str], limit: int | None = None,
-                 offset: int = 0) -> bytes:
-    """The log at ``base/parts...`` (see read_bounded)."""
-    return read_bounded(base.joinpath(*parts), limit, offset)
-
-
-def read_live(path: Path, limit: int, offset: int) -> bytes:
-    """A running task's log (see read_bounded)."""
-    return read_bounded(path, limit, offset)
-
-
 def _read_fd(fd: int, limit: int, offset: int) -> bytes:
     """The head and the tail of a longer log, with a line saying what was left out (a
     task can write gigabytes; the gateway holds only this much). Closes ``fd``."""
@@ -84,8 +73,8 @@ def capture(path: Path, secrets: list[str], trailer: str = "") -> str:
 
 def ended(base: Path, parts: list[str], secrets: list[str], state: str, reason: str) -> str:
     """The log of a task that ended without its runner's finish (a warm task cancelled,
-    timed out or lost): read beneath ``base`` (read_beneath), with the gateway's trailer."""
-    return text(read_beneath(base, parts), secrets, f"\n[vallum] {state}: {reason}\n")
+    timed out or lost): read beneath ``base`` (read_bounded), with the gateway's trailer."""
+    return text(read_bounded(base.joinpath(*parts)), secrets, f"\n[vallum] {state}: {reason}\n")
 
 
 def store(conn: sqlite3.Connection, job_id: str, idx: int, attempt: int, log: str,
