@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.test_audit import printed_fingerprint
+from tests.support.audit import printed_fingerprint
 from tests.support.server import start_server, stop_server
 from vallum.s3.sigv4 import sign_headers
 from vallum.security import audit, audit_segments

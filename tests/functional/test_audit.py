@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import urllib.error
@@ -18,6 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from typer.testing import CliRunner
 
+from tests.support.audit import printed_fingerprint
 from tests.support.server import server_log, start_server, stop_server
 from vallum.cli.admin import AdminClient
 from vallum.cli.main import app
@@ -42,11 +42,6 @@ def verify_in_process(*args):
     r = CliRunner().invoke(app, ["audit", "verify", *args])
     return subprocess.CompletedProcess(args, r.exit_code, r.output, r.output)
 
-
-def printed_fingerprint(data_dir: Path) -> str:
-    """The audit key fingerprint `vallum serve` printed at first start (what an operator pins)."""
-    text = server_log(Path(data_dir)).read_text()
-    return re.search(r"Audit fingerprint:\s+([0-9a-f]{64})", text).group(1)
 
 
 def test_every_request_is_audited_and_chain_verifies(own_server):

@@ -8,8 +8,8 @@ from __future__ import annotations
 import time
 import uuid
 
-from tests.functional.test_lifecycle import DAY, sweep_at
 from tests.support.compute import client_of
+from tests.support.lifecycle import DAY, sweep_at
 
 RECORDER = "def handler(event, context):\n    return event\n"
 EXPIRE = {"Rules": [{"ID": "logs", "Status": "Enabled", "Filter": {"Prefix": "logs/"},

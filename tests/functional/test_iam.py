@@ -8,32 +8,19 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 
-import boto3
 import pytest
 import requests
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.support.iam import Tenant, s3_for, uid
+from tests.support.iam import Tenant, admin_cli, code_of, s3_for, sts_for, uid
 from tests.support.server import start_server, stop_server
 from vallum.cli.admin import AdminClient, AdminError
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),
                                 reason="needs Vallum's admin API")
 
-
-def sts_for(server, key: str, secret: str, token: str | None = None):
-    return boto3.client("sts", endpoint_url=server.endpoint, aws_access_key_id=key,
-                        aws_secret_access_key=secret, aws_session_token=token,
-                        region_name=server.region, config=Config(retries={"max_attempts": 1}))
-
-
-def code_of(exc_info) -> str:
-    return exc_info.value.response["Error"]["Code"]
 
 
 @pytest.fixture(scope="module")
@@ -325,48 +312,40 @@ def test_failed_authentication_is_rate_limited(server, tenants):
     assert codes[-1] == "SlowDown"
 
 
-def _cli(server, *args: str, key=None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, VALLUM_ENDPOINT=server.endpoint,
-               VALLUM_ROOT_ACCESS_KEY=server.access_key, VALLUM_ROOT_SECRET_KEY=server.secret_key)
-    if key:
-        env["VALLUM_ACCESS_KEY"], env["VALLUM_SECRET_KEY"] = key
-    return subprocess.run([sys.executable, "-m", "vallum", "admin", *args], env=env,
-                          capture_output=True, text=True, timeout=60)
-
 
 def test_admin_cli_round_trip(server, tmp_path):
     acct = uid("cli")
-    out = _cli(server, "--output", "json", "account", "create", acct)
+    out = admin_cli(server, "--output", "json", "account", "create", acct)
     assert out.returncode == 0, out.stderr
     created = json.loads(out.stdout)
     account_id = created["account"]["id"]
-    assert _cli(server, "user", "create", "bob", "--account", acct).returncode == 0
-    key = json.loads(_cli(server, "key", "create", "--user", "bob", "--account", acct,
+    assert admin_cli(server, "user", "create", "bob", "--account", acct).returncode == 0
+    key = json.loads(admin_cli(server, "key", "create", "--user", "bob", "--account", acct,
                           "--output", "json").stdout)
     assert key["access_key_id"].startswith("AKIA") and key["secret_access_key"]
     doc = tmp_path / "p.json"
     doc.write_text(json.dumps({"Version": "2012-10-17", "Statement": [
         {"Sid": "ReadReports", "Effect": "Allow", "Action": "s3:GetObject",
          "Resource": "arn:aws:s3:::reports/*"}]}))
-    assert _cli(server, "policy", "create", "read-reports", "--document", f"@{doc}",
+    assert admin_cli(server, "policy", "create", "read-reports", "--document", f"@{doc}",
                 "--account", acct).returncode == 0
-    assert _cli(server, "policy", "attach", "read-reports", "--user", "bob",
+    assert admin_cli(server, "policy", "attach", "read-reports", "--user", "bob",
                 "--account", acct).returncode == 0
-    sim = json.loads(_cli(server, "-o", "json", "policy", "simulate", "--user", "bob",
+    sim = json.loads(admin_cli(server, "-o", "json", "policy", "simulate", "--user", "bob",
                           "--action", "s3:GetObject", "--resource", "arn:aws:s3:::reports/q1",
                           "--account", acct).stdout)
     assert sim["decision"] == "allow" and sim["statement"] == "ReadReports"
-    sim = json.loads(_cli(server, "-o", "json", "policy", "simulate", "--user", "bob",
+    sim = json.loads(admin_cli(server, "-o", "json", "policy", "simulate", "--user", "bob",
                           "--action", "s3:PutObject", "--resource", "arn:aws:s3:::reports/q1",
                           "--account", acct).stdout)
     assert sim["decision"] == "deny"
-    table = _cli(server, "user", "list", "--account", acct)
+    table = admin_cli(server, "user", "list", "--account", acct)
     assert table.returncode == 0 and "bob" in table.stdout and "NAME" in table.stdout
     # The account's admin acts in its own account without naming it.
     admin_key = (created["admin_key"]["access_key_id"], created["admin_key"]["secret_access_key"])
-    listed = json.loads(_cli(server, "-o", "json", "key", "list", key=admin_key).stdout)
+    listed = json.loads(admin_cli(server, "-o", "json", "key", "list", key=admin_key).stdout)
     assert key["access_key_id"] in [k["access_key_id"] for k in listed["keys"]]
-    bad = _cli(server, "policy", "create", "broken", "--document", '{"Statement": []}', "--account", acct)
+    bad = admin_cli(server, "policy", "create", "broken", "--document", '{"Statement": []}', "--account", acct)
     assert bad.returncode == 1 and "MalformedPolicy" in bad.stderr
-    assert _cli(server, "account", "delete", account_id).returncode == 0
-    assert _cli(server, "user", "list", "--account", acct).returncode == 1
+    assert admin_cli(server, "account", "delete", account_id).returncode == 0
+    assert admin_cli(server, "user", "list", "--account", acct).returncode == 1

@@ -13,8 +13,7 @@ import os
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.functional.test_iam import _cli, code_of, sts_for
-from tests.support.iam import doc, s3_for, uid
+from tests.support.iam import admin_cli, code_of, doc, s3_for, sts_for, uid
 from vallum.cli.admin import AdminClient, AdminError
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),
@@ -122,16 +121,16 @@ def test_boundary_cli_round_trip(server, tenant, tmp_path):
     doc_file = tmp_path / "deny-all.json"
     doc_file.write_text(json.dumps(doc({"Effect": "Allow", "Action": "s3:ListAllMyBuckets",
                                     "Resource": "*"})))
-    assert _cli(server, "policy", "create", user + "-lb", "-d", f"@{doc_file}",
+    assert admin_cli(server, "policy", "create", user + "-lb", "-d", f"@{doc_file}",
                 "--account", t.id).returncode == 0
-    out = _cli(server, "-o", "json", "user", "set-boundary", user, user + "-lb", "--account", t.id)
+    out = admin_cli(server, "-o", "json", "user", "set-boundary", user, user + "-lb", "--account", t.id)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["boundary_arn"] == f"arn:aws:iam::{t.id}:policy/{user}-lb"
     s3.list_buckets()
     _denied(lambda: s3.create_bucket(Bucket=uid("nope")))
-    missing = _cli(server, "user", "set-boundary", user, "no-such-policy", "--account", t.id)
+    missing = admin_cli(server, "user", "set-boundary", user, "no-such-policy", "--account", t.id)
     assert missing.returncode == 1 and "NoSuchEntity" in missing.stderr
-    assert _cli(server, "user", "delete-boundary", user, "--account", t.id).returncode == 0
+    assert admin_cli(server, "user", "delete-boundary", user, "--account", t.id).returncode == 0
     name = uid("yes")
     s3.create_bucket(Bucket=name)
     s3.delete_bucket(Bucket=name)
@@ -139,16 +138,16 @@ def test_boundary_cli_round_trip(server, tenant, tmp_path):
     t.admin.call("CreateRole", role=role, trust_policy=doc(
         {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{t.id}:root"},
          "Action": "sts:AssumeRole"}))
-    assert _cli(server, "role", "set-boundary", role, user + "-lb", "--account", t.id).returncode == 0
+    assert admin_cli(server, "role", "set-boundary", role, user + "-lb", "--account", t.id).returncode == 0
     assert t.admin.call("GetRole", role=role)["boundary"] == user + "-lb"
-    assert _cli(server, "role", "delete-boundary", role, "--account", t.id).returncode == 0
+    assert admin_cli(server, "role", "delete-boundary", role, "--account", t.id).returncode == 0
     assert "boundary" not in t.admin.call("GetRole", role=role)
 
 
 def test_admin_flag_grants_account_administration(server, tenant):
     t = tenant
     ops = uid("ops")
-    out = _cli(server, "user", "create", ops, "--admin", "--account", t.id)
+    out = admin_cli(server, "user", "create", ops, "--admin", "--account", t.id)
     assert out.returncode == 0, out.stderr
     assert t.admin.call("GetUser", user=ops)["policies"] == [f"user/{ops}/inline/AccountAdmin"]
     key = t.admin.call("CreateAccessKey", user=ops)
@@ -182,20 +181,20 @@ def test_cli_creates_users_and_roles_under_a_boundary(server, tenant, tmp_path):
     doc_file = tmp_path / "list-only.json"
     doc_file.write_text(json.dumps(doc({"Effect": "Allow", "Action": "s3:ListAllMyBuckets",
                                     "Resource": "*"})))
-    assert _cli(server, "policy", "create", policy, "-d", f"@{doc_file}", "--account", t.id).returncode == 0
+    assert admin_cli(server, "policy", "create", policy, "-d", f"@{doc_file}", "--account", t.id).returncode == 0
     user = uid("cbuser")
-    out = _cli(server, "user", "create", user, "--boundary", policy, "--account", t.id)
+    out = admin_cli(server, "user", "create", user, "--boundary", policy, "--account", t.id)
     assert out.returncode == 0, out.stderr
     assert t.admin.call("GetUser", user=user)["boundary"] == policy
     trust = tmp_path / "trust.json"
     trust.write_text(json.dumps(doc({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{t.id}:root"},
                                       "Action": "sts:AssumeRole"})))
     role = uid("cbrole")
-    out = _cli(server, "role", "create", role, "--trust", f"@{trust}",
+    out = admin_cli(server, "role", "create", role, "--trust", f"@{trust}",
                "--boundary", f"arn:aws:iam::{t.id}:policy/{policy}", "--account", t.id)
     assert out.returncode == 0, out.stderr
     assert t.admin.call("GetRole", role=role)["boundary"] == policy
     bad = uid("cbbad")
-    out = _cli(server, "user", "create", bad, "--boundary", "no-such-policy", "--account", t.id)
+    out = admin_cli(server, "user", "create", bad, "--boundary", "no-such-policy", "--account", t.id)
     assert out.returncode == 1 and "NoSuchEntity" in out.stderr
     assert bad not in [u["name"] for u in t.admin.call("ListUsers")["users"]]

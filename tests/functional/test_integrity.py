@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.support.integrity import blob_files, flip, put, truncate
 from tests.support.server import server_log, start_server, stop_server
 
 SMALL = 300_000                    # > inline size: one blob, a few 64 KiB sealed chunks
@@ -29,28 +30,6 @@ def srv(tmp_path_factory):
     stop_server(server)
 
 
-def blob_files(srv) -> set[Path]:
-    return {p for p in (Path(srv.data_dir) / "blobs").rglob("*") if p.is_file()}
-
-
-def put(srv, s3, bucket: str, key: str, body: bytes) -> Path:
-    """PUT an object; the path of the one blob it added."""
-    before = blob_files(srv)
-    s3.put_object(Bucket=bucket, Key=key, Body=body)
-    added = blob_files(srv) - before
-    assert len(added) == 1
-    return added.pop()
-
-
-def flip(path: Path, at: int) -> None:
-    raw = bytearray(path.read_bytes())
-    raw[at] ^= 0x40
-    path.write_bytes(raw)
-
-
-def truncate(path: Path, by: int) -> None:
-    with open(path, "r+b") as f:
-        f.truncate(path.stat().st_size - by)
 
 
 def records(srv) -> list[dict]:

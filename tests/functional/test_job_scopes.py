@@ -12,20 +12,17 @@ import json
 import os
 import uuid
 
-import boto3
 import pytest
-from botocore.config import Config
 
+from tests.support.accounts import ALLOW_COMPUTE, ALLOW_S3, Account
 from tests.support.compute import client_of
-from vallum.cli.admin import AdminClient
+from tests.support.iam import s3_for
 from vallum.client import Client, VallumError
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),
                                 reason="needs Vallum's admin API")
 
 S, C, U = "SECRET", "CONFIDENTIAL", "UNCLASSIFIED"
-ALLOW_S3 = {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}
-ALLOW_COMPUTE = {"Effect": "Allow", "Action": "vallum:*", "Resource": "*"}
 
 PROBE = r'''
 import datetime, hashlib, hmac, http.client, json, os, re, urllib.parse
@@ -81,56 +78,6 @@ def probe_job(api: Client, bucket: str, inputs: list[str], probes: list[tuple], 
     staged = next(x for x in log.splitlines() if x.startswith("staged "))
     return done, seen, staged
 
-
-def s3_for(server, key: str, secret: str, token: str | None = None, headers=None):
-    c = boto3.client("s3", endpoint_url=server.endpoint, aws_access_key_id=key,
-                     aws_secret_access_key=secret, aws_session_token=token,
-                     region_name=server.region,
-                     config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
-    if headers:
-        def add(params, **_):
-            params["headers"].update(headers)
-        c.meta.events.register_first("before-call.s3", add)
-    return c
-
-
-class Account:
-    """A fresh account; users get an inline policy and a key."""
-
-    def __init__(self, server) -> None:
-        self.server = server
-        self.root = AdminClient(server.endpoint, server.access_key, server.secret_key, server.region)
-        out = self.root.call("CreateAccount", name="scope-" + uuid.uuid4().hex[:8])
-        self.id = out["account"]["id"]
-        k = out["admin_key"]
-        self.admin_key = (k["access_key_id"], k["secret_access_key"])
-        self.admin = AdminClient(server.endpoint, *self.admin_key, server.region)
-
-    def user(self, name: str, *statements: dict, clearance: str | None = None) -> tuple[str, str]:
-        self.admin.call("CreateUser", user=name)
-        if statements:
-            self.admin.call("PutInlinePolicy", kind="user", target=name, name="p",
-                            document={"Version": "2012-10-17", "Statement": list(statements)})
-        if clearance:
-            self.root.call("SetClearance", account=self.id, user=name, clearance=clearance)
-        # A cleared user's key is minted by the root (an uncleared admin may not).
-        key = (self.root.call("CreateAccessKey", account=self.id, user=name) if clearance
-               else self.admin.call("CreateAccessKey", user=name))
-        return key["access_key_id"], key["secret_access_key"]
-
-    def role_session(self, name: str, *statements: dict) -> tuple[str, str, str]:
-        self.admin.call("CreateRole", role=name, trust_policy={
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{self.id}:root"},
-                           "Action": "sts:AssumeRole"}]})
-        self.admin.call("PutInlinePolicy", kind="role", target=name, name="p",
-                        document={"Version": "2012-10-17", "Statement": list(statements)})
-        sts = boto3.client("sts", endpoint_url=self.server.endpoint,
-                           aws_access_key_id=self.admin_key[0],
-                           aws_secret_access_key=self.admin_key[1], region_name=self.server.region)
-        c = sts.assume_role(RoleArn=f"arn:aws:iam::{self.id}:role/{name}",
-                            RoleSessionName="submitter", DurationSeconds=900)["Credentials"]
-        return c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"]
 
 
 @pytest.fixture(scope="module")

@@ -3,29 +3,14 @@ the server's injected clock is moved forward (``vallum serve --test-clock``)."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.support.lifecycle import DAY, sweep_at
 from tests.support.server import code
-
-DAY = 86400
-
-
-def sweep_at(server, offset: float, timeout: float = 20.0) -> None:
-    """Move the server clock to now + offset and wait until a whole sweep ran with it."""
-    clock = server.data_dir / "test-clock-offset"
-    done = server.data_dir / "test-clock-offset.swept"
-    clock.write_text(repr(float(offset)))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if done.exists() and done.read_text().strip() == repr(float(offset)):
-            return
-        time.sleep(0.05)
-    raise AssertionError("no lifecycle sweep ran with the new clock")
 
 
 def state(c3, bucket: str) -> dict[str, list[tuple[str, str]]]:

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from tests.functional.test_lifecycle import DAY, sweep_at
+from tests.support.lifecycle import DAY, sweep_at
 from tests.support.server import start_server, stop_server
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.functional.test_integrity import blob_files, flip, put, truncate
+from tests.support.integrity import blob_files, flip, put, truncate
 from tests.support.server import start_server, stop_server
 from vallum.cli.main import app
 

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.functional.test_sse_c import (
+from tests.support.sse import (
     CHUNK,
     KEY_A,
     error,

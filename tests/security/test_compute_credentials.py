@@ -14,9 +14,9 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.functional.test_job_scopes import s3_for
 from tests.support import fixtures as functional
 from tests.support.compute import client_of
+from tests.support.iam import s3_for
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),
                                 reason="needs the compute service")

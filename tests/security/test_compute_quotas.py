@@ -12,9 +12,10 @@ import uuid
 
 import pytest
 
-from tests.functional.test_job_scopes import ALLOW_COMPUTE, ALLOW_S3, Account, s3_for
 from tests.support import fixtures as functional
+from tests.support.accounts import ALLOW_COMPUTE, ALLOW_S3, Account
 from tests.support.compute import client_of
+from tests.support.iam import s3_for
 from vallum.client import Client, VallumError
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),

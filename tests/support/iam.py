@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 
 import boto3
@@ -19,11 +22,16 @@ def doc(*statements: dict) -> dict:
     return {"Version": "2012-10-17", "Statement": list(statements)}
 
 
-def s3_for(server, key: str, secret: str, token: str | None = None):
-    return boto3.client("s3", endpoint_url=server.endpoint, aws_access_key_id=key,
-                        aws_secret_access_key=secret, aws_session_token=token,
-                        region_name=server.region,
-                        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+def s3_for(server, key: str, secret: str, token: str | None = None, headers=None):
+    c = boto3.client("s3", endpoint_url=server.endpoint, aws_access_key_id=key,
+                     aws_secret_access_key=secret, aws_session_token=token,
+                     region_name=server.region,
+                     config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+    if headers:
+        def add(params, **_):
+            params["headers"].update(headers)
+        c.meta.events.register_first("before-call.s3", add)
+    return c
 
 
 class Tenant:
@@ -44,3 +52,22 @@ class Tenant:
                             document=doc(*statements))
         key = self.admin.call("CreateAccessKey", user=name)
         return key["access_key_id"], key["secret_access_key"]
+
+
+def sts_for(server, key: str, secret: str, token: str | None = None):
+    return boto3.client("sts", endpoint_url=server.endpoint, aws_access_key_id=key,
+                        aws_secret_access_key=secret, aws_session_token=token,
+                        region_name=server.region, config=Config(retries={"max_attempts": 1}))
+
+
+def code_of(exc_info) -> str:
+    return exc_info.value.response["Error"]["Code"]
+
+
+def admin_cli(server, *args: str, key=None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, VALLUM_ENDPOINT=server.endpoint,
+               VALLUM_ROOT_ACCESS_KEY=server.access_key, VALLUM_ROOT_SECRET_KEY=server.secret_key)
+    if key:
+        env["VALLUM_ACCESS_KEY"], env["VALLUM_SECRET_KEY"] = key
+    return subprocess.run([sys.executable, "-m", "vallum", "admin", *args], env=env,
+                          capture_output=True, text=True, timeout=60)
