@@ -317,7 +317,7 @@ def clocked(tmp_path_factory):
 def test_a_low_users_lifecycle_rule_cannot_expire_hidden_objects(clocked):
     """An uncleared user who may set its bucket's lifecycle must not destroy, through an
     expiration rule, the TOP SECRET objects it can neither see nor delete."""
-    from tests.functional.test_lifecycle import sweep_at
+    from tests.support.lifecycle import sweep_at
     root = AdminClient(clocked.endpoint, clocked.access_key, clocked.secret_key, clocked.region)
     tenant = Tenant(clocked, root)
     top = top_secret_user(clocked, root, tenant)

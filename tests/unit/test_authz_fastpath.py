@@ -95,7 +95,7 @@ def test_narrowing_never_changes_a_verdict(ident, sess, bucket, action, resource
 
 @pytest.mark.parametrize("case", DECISIONS, ids=[c["id"] for c in DECISIONS])
 def test_narrowing_agrees_on_the_decision_corpus(case):
-    from tests.unit.iam.test_evaluate import CALLERS
+    from tests.unit.iam.corpus import CALLERS
 
     caller, keys = CALLERS[case.get("caller", "alice")]
     keys = {**keys, **case.get("keys", {})}

@@ -9,8 +9,19 @@ resource policies, caller, resource owner) to pin AWS's evaluation order.
 
 from __future__ import annotations
 
+from vallum.iam import evaluate as ev
+
 ALICE = "arn:aws:iam::111122223333:user/alice"
 T, F = True, False
+
+# Callers the DECISIONS rows name.
+CALLERS = {
+    "alice": (ev.Caller(ALICE, "111122223333"), {"aws:username": "alice"}),
+    "bob@other": (ev.Caller("arn:aws:iam::444455556666:user/bob", "444455556666"), {"aws:username": "bob"}),
+    "session": (ev.Caller("arn:aws:sts::111122223333:assumed-role/reader/job", "111122223333",
+                          "arn:aws:iam::111122223333:role/reader"), {}),
+    "anonymous": (ev.ANONYMOUS_CALLER, {}),
+}
 
 CONDITIONS = [
     # -- String

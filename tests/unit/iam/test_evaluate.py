@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.iam.corpus import ALICE, CONDITIONS, DECISIONS
+from tests.unit.iam.corpus import ALICE, CALLERS, CONDITIONS, DECISIONS
 from vallum import authz
 from vallum.iam import evaluate as ev
 from vallum.iam.policy import parse
 from vallum.iam.principal import Principal
-
-CALLERS = {
-    "alice": (ev.Caller(ALICE, "111122223333"), {"aws:username": "alice"}),
-    "bob@other": (ev.Caller("arn:aws:iam::444455556666:user/bob", "444455556666"), {"aws:username": "bob"}),
-    "session": (ev.Caller("arn:aws:sts::111122223333:assumed-role/reader/job", "111122223333",
-                          "arn:aws:iam::111122223333:role/reader"), {}),
-    "anonymous": (ev.ANONYMOUS_CALLER, {}),
-}
 
 
 def test_corpus_is_large_enough():
