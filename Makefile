@@ -33,8 +33,11 @@ test: $(DEV_STAMP)
 test-fast: $(DEV_STAMP)
 	$(PY) -m pytest -n 2 -q -p no:cacheprovider tests/unit
 
+# The full run writes bench/results/latest.json (committed); docs/benchmarks.md shows it
+# through `python -m bench.report bench/results/latest.json`.
 bench: $(DEV_STAMP)
-	$(PY) -m bench.run --compute
+	$(PY) -m bench.run --compute --out bench/results/latest.json
+	$(PY) -m bench.report bench/results/latest.json
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check vallum tests bench

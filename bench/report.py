@@ -188,3 +188,31 @@ def paired_rows(comparisons: dict[str, dict]) -> list[list[str]]:
 def save_json(path: Path, document: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
+def _markdown(header: list[str], body: list[list[str]]) -> str:
+    align = ["---" if i < 2 else "---:" for i in range(len(header))]
+    return "\n".join("| " + " | ".join(r) + " |" for r in [header, align, *body])
+
+
+def markdown(doc: dict) -> str:
+    """The tables of a saved run (``--out`` JSON) as Markdown: what docs/benchmarks.md shows."""
+    figs = [Figure(**f) for f in doc["figures"]]
+    results, ratio_table = doc["results"], doc["ratios"]
+    columns = list(results)
+    header = ["workload", "unit", *[("client ceiling" if c == "ceiling" else c) for c in columns],
+              *ratio_table]
+    body = [r for r in rows(results, figs, columns, ratio_table) if any(c != "-" for c in r[2:])]
+    parts = [_markdown(header, body)]
+    if doc.get("variants"):
+        big = doc["variants"]["settings"].get("big_size")
+        from bench.stats import human_size
+        parts.append(_markdown(VARIANT_HEADER, variant_rows(doc["variants"]["comparisons"],
+                                                            human_size(big) if big else "big")))
+    if doc.get("paired"):
+        parts.append(_markdown(PAIRED_HEADER, paired_rows(doc["paired"]["comparisons"])))
+    return "\n\n".join(parts) + "\n"
+
+
+if __name__ == "__main__":    # python -m bench.report bench/results/latest.json
+    print(markdown(json.loads(Path(sys.argv[1]).read_text())), end="")
