@@ -96,3 +96,29 @@ class ListPage:
     # The last key or common prefix returned; the marker for the next page.
     next_marker: str | None = None
     next_version_marker: str | None = None
+
+
+@dataclass
+class Usage:
+    """What a bucket (or an account's buckets) holds: every stored version counts,
+    delete markers do not; ``pending`` is the bytes of multipart parts not yet completed."""
+
+    bytes: int = 0
+    objects: int = 0
+    pending: int = 0
+    by_label: dict[str, int] = field(default_factory=dict)   # banner ("" none) -> bytes
+
+    def add(self, other: Usage) -> None:
+        self.bytes += other.bytes
+        self.objects += other.objects
+        self.pending += other.pending
+        for label, n in other.by_label.items():
+            self.by_label[label] = self.by_label.get(label, 0) + n
+
+
+@dataclass
+class Quota:
+    """Storage limits of a bucket or an account; None is no limit."""
+
+    max_bytes: int | None = None
+    max_objects: int | None = None
