@@ -269,14 +269,11 @@ class MemoryMetaStore(MetaStore):
         for key in self._keys.get(bucket, []):
             for _, v in self._versions[(bucket, key)]:
                 if not v.delete_marker:
-                    usage.bytes += v.size
-                    usage.objects += 1
-                    label = str(v.extra.get("label") or "")
-                    if v.size:
-                        usage.by_label[label] = usage.by_label.get(label, 0) + v.size
+                    usage.count(str(v.extra.get("label") or ""), v.size, 1, 0)
         for upload_id, (_, rec) in self._uploads.items():
             if rec.bucket == bucket:
-                usage.pending += sum(p.size for p in self._parts.get(upload_id, {}).values())
+                usage.count(str(rec.extra.get("label") or ""), 0, 0,
+                            sum(p.size for p in self._parts.get(upload_id, {}).values()))
         return usage
 
     def _check_quota(self, bucket: str, grow_bytes: int, grow_objects: int) -> None:

@@ -106,14 +106,23 @@ class Usage:
     bytes: int = 0
     objects: int = 0
     pending: int = 0
-    by_label: dict[str, int] = field(default_factory=dict)   # banner ("" none) -> bytes
+    # banner ("" none) -> (bytes, objects, pending) at that label (an upload's parts at the
+    # upload's label); only labels with something stored or pending appear.
+    by_label: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+
+    def count(self, label: str, size: int, objects: int, pending: int) -> None:
+        self.bytes += size
+        self.objects += objects
+        self.pending += pending
+        b, o, p = self.by_label.get(label, (0, 0, 0))
+        if (b + size, o + objects, p + pending) == (0, 0, 0):
+            self.by_label.pop(label, None)
+        else:
+            self.by_label[label] = (b + size, o + objects, p + pending)
 
     def add(self, other: Usage) -> None:
-        self.bytes += other.bytes
-        self.objects += other.objects
-        self.pending += other.pending
-        for label, n in other.by_label.items():
-            self.by_label[label] = self.by_label.get(label, 0) + n
+        for label, (size, objects, pending) in other.by_label.items():
+            self.count(label, size, objects, pending)
 
 
 @dataclass

@@ -20,6 +20,8 @@ _UPSERT = ("INSERT INTO usage (bucket, label, bytes, objects, pending) VALUES ({
            "ON CONFLICT (bucket, label) DO UPDATE SET bytes = bytes + excluded.bytes, "
            "objects = objects + excluded.objects, pending = pending + excluded.pending;")
 _UPLOAD_BUCKET = "(SELECT bucket FROM uploads WHERE upload_id = {row}.upload_id)"
+_UPLOAD_LABEL = ("(SELECT COALESCE(json_extract(extra, '$.label'), '') FROM uploads "
+                 "WHERE upload_id = {row}.upload_id)")
 
 TRIGGERS = [
     "CREATE TRIGGER IF NOT EXISTS usage_version_added AFTER INSERT ON versions "
@@ -33,10 +35,12 @@ TRIGGERS = [
     + _UPSERT.format(values=f"OLD.bucket, {_LABEL.format(row='OLD')}, -OLD.size, -1, 0")
     + _UPSERT.format(values=f"NEW.bucket, {_LABEL.format(row='NEW')}, NEW.size, 1, 0") + " END",
     "CREATE TRIGGER IF NOT EXISTS usage_part_added AFTER INSERT ON parts BEGIN "
-    + _UPSERT.format(values=f"{_UPLOAD_BUCKET.format(row='NEW')}, '', 0, 0, NEW.size") + " END",
+    + _UPSERT.format(values=f"{_UPLOAD_BUCKET.format(row='NEW')}, {_UPLOAD_LABEL.format(row='NEW')}, "
+                            "0, 0, NEW.size") + " END",
     "CREATE TRIGGER IF NOT EXISTS usage_part_dropped AFTER DELETE ON parts "
     f"WHEN {_UPLOAD_BUCKET.format(row='OLD')} IS NOT NULL BEGIN "
-    + _UPSERT.format(values=f"{_UPLOAD_BUCKET.format(row='OLD')}, '', 0, 0, -OLD.size") + " END",
+    + _UPSERT.format(values=f"{_UPLOAD_BUCKET.format(row='OLD')}, {_UPLOAD_LABEL.format(row='OLD')}, "
+                            "0, 0, -OLD.size") + " END",
     "CREATE TRIGGER IF NOT EXISTS usage_bucket_dropped AFTER DELETE ON buckets BEGIN "
     "DELETE FROM usage WHERE bucket = OLD.name; "
     "DELETE FROM quotas WHERE scope = 'bucket:' || OLD.name; END",
@@ -47,7 +51,8 @@ BACKFILL = (
     "SELECT bucket, label, SUM(b), SUM(o), SUM(p) FROM ("
     " SELECT bucket, COALESCE(json_extract(extra, '$.label'), '') AS label, size AS b, 1 AS o, 0 AS p"
     "  FROM versions WHERE delete_marker = 0"
-    " UNION ALL SELECT u.bucket, '', 0, 0, p.size FROM parts p"
+    " UNION ALL SELECT u.bucket, COALESCE(json_extract(u.extra, '$.label'), ''), 0, 0, p.size"
+    "  FROM parts p"
     "  JOIN uploads u ON u.upload_id = p.upload_id"
     ") WHERE NOT EXISTS (SELECT 1 FROM usage) GROUP BY bucket, label"
 )
@@ -90,11 +95,7 @@ def bucket_usage(conn: sqlite3.Connection, bucket: str) -> Usage:
     usage = Usage()
     for label, size, count, pending in conn.execute(
             "SELECT label, bytes, objects, pending FROM usage WHERE bucket = ?", (bucket,)):
-        usage.bytes += size
-        usage.objects += count
-        usage.pending += pending
-        if size:
-            usage.by_label[label] = usage.by_label.get(label, 0) + size
+        usage.count(label, size, count, pending)
     return usage
 
 

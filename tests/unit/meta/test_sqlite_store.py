@@ -288,4 +288,4 @@ def test_usage_is_backfilled_for_a_data_dir_made_before_it_existed(tmp_path):
         for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
             conn.execute(f"DROP TRIGGER {name}")
     used = run(reopen)
-    assert (used.bytes, used.objects, used.pending, used.by_label) == (15, 2, 3, {"SECRET": 10, "": 5})
+    assert (used.bytes, used.objects, used.pending, used.by_label) == (15, 2, 3, {"SECRET": (10, 1, 0), "": (5, 1, 3)})

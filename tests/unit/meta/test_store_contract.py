@@ -396,13 +396,16 @@ def test_usage_counts_versions_labels_and_parts_and_goes_with_the_bucket(run):
         await s.create_upload(UploadRecord("u", "bkt", "m", 1.0))
         await s.put_part("u", PartRecord(1, 4, "e", "p1", 1.0))
         await s.put_part("u", PartRecord(1, 6, "e", "p2", 1.0))         # replaces part 1
+        await s.create_upload(UploadRecord("s", "bkt", "n", 1.0, extra={"label": "SECRET"}))
+        await s.put_part("s", PartRecord(1, 2, "e", "s1", 1.0))         # at the upload's label
         used = await s.bucket_usage("bkt")
-        assert (used.bytes, used.objects, used.pending) == (30, 2, 6)
-        assert used.by_label == {"": 10, "SECRET": 20}
+        assert (used.bytes, used.objects, used.pending) == (30, 2, 8)
+        assert used.by_label == {"": (10, 1, 6), "SECRET": (20, 1, 2)}
+        await s.abort_upload("s")
         assert sorted(await s.account_usage("acct1")) == ["bkt", "two"]
         assert (await s.account_usage("acct1"))["two"].bytes == 7
         await s.modify_object("bkt", "a", "v2", lambda r: r.extra.update(label="TOP SECRET"))
-        assert (await s.bucket_usage("bkt")).by_label == {"": 10, "TOP SECRET": 20}
+        assert (await s.bucket_usage("bkt")).by_label == {"": (10, 1, 6), "TOP SECRET": (20, 1, 0)}
         await s.complete_upload("u", ObjectRecord("bkt", "m", "v9", size=6,
                                                   parts=[PartRecord(1, 6, "e", "p2", 1.0)]))
         used = await s.bucket_usage("bkt")
