@@ -7,6 +7,7 @@ import typer
 from vallum.cli import audit as audit_cli
 from vallum.cli import certs as certs_cli
 from vallum.cli import functions, jobs
+from vallum.cli import quota as quota_cli
 from vallum.cli import spill as spill_cli
 from vallum.cli.admin import app as admin_app
 from vallum.cli.keys import app as keys_app
@@ -24,6 +25,8 @@ app.add_typer(functions.trigger_app, name="trigger")
 app.add_typer(operator_app, name="operator")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(certs_cli.app, name="certs")
+admin_app.add_typer(quota_cli.app, name="quota")
+admin_app.command("usage")(quota_cli.usage)
 app.add_typer(admin_app, name="admin")
 app.add_typer(keys_app, name="keys")
 app.add_typer(spill_cli.app, name="spill")

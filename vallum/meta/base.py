@@ -13,7 +13,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
-from vallum.meta.records import BucketRecord, ListPage, ObjectRecord, PartRecord, UploadRecord
+from vallum.meta.records import (
+    BucketRecord,
+    ListPage,
+    ObjectRecord,
+    PartRecord,
+    Quota,
+    UploadRecord,
+    Usage,
+)
 
 # Called inside the write transaction; raising aborts that one write and the
 # exception reaches the caller.
@@ -38,6 +46,15 @@ class BucketMissing(MetaError):
 
 class BucketNotEmptyError(MetaError):
     pass
+
+
+class QuotaExceeded(MetaError):
+    """A write would take a bucket or account over its storage quota (nothing changed)."""
+
+    def __init__(self, scope: str, what: str) -> None:
+        super().__init__(f"{scope}: {what} quota exceeded")
+        self.scope = scope
+        self.what = what
 
 
 class UploadMissing(MetaError):
@@ -168,3 +185,23 @@ class MetaStore(ABC):
     @abstractmethod
     async def referenced_blobs(self) -> set[str]:
         """Every blob id referenced by an object version or an upload part."""
+
+    # -- usage and quotas --------------------------------------------------
+    # put_object, put_part and complete_upload refuse (QuotaExceeded, nothing changed) a
+    # write that grows a bucket or its owner's account past a quota, judged in the same
+    # transaction as the write, so concurrent writes cannot both slip under it.
+    @abstractmethod
+    async def bucket_usage(self, bucket: str) -> Usage:
+        """What ``bucket`` holds now (zeros for an unknown bucket)."""
+
+    @abstractmethod
+    async def account_usage(self, owner: str) -> dict[str, Usage]:
+        """Usage of every bucket ``owner`` owns, by bucket name."""
+
+    @abstractmethod
+    async def get_quota(self, scope: str) -> Quota | None:
+        """The quota of ``bucket:<name>`` or ``account:<id>``, or None."""
+
+    @abstractmethod
+    async def set_quota(self, scope: str, quota: Quota | None) -> None:
+        """Set (or, with None, remove) a quota. A bucket's quota goes with the bucket."""

@@ -19,10 +19,19 @@ from vallum.meta.base import (
     BucketNotEmptyError,
     MetaStore,
     Precondition,
+    QuotaExceeded,
     UploadMissing,
 )
 from vallum.meta.listing import paginate, start_of, to_list_page
-from vallum.meta.records import BucketRecord, ListPage, ObjectRecord, PartRecord, UploadRecord
+from vallum.meta.records import (
+    BucketRecord,
+    ListPage,
+    ObjectRecord,
+    PartRecord,
+    Quota,
+    UploadRecord,
+    Usage,
+)
 
 _Version = tuple[int, ObjectRecord]          # (seq, record)
 
@@ -35,6 +44,7 @@ class MemoryMetaStore(MetaStore):
         self._versions: dict[tuple[str, str], list[_Version]] = {}  # newest first
         self._uploads: dict[str, tuple[int, UploadRecord]] = {}
         self._parts: dict[str, dict[int, PartRecord]] = {}
+        self._quotas: dict[str, Quota] = {}
 
     async def open(self) -> None:
         return None
@@ -72,6 +82,7 @@ class MemoryMetaStore(MetaStore):
         for upload_id in [u for u, (_, rec) in self._uploads.items() if rec.bucket == name]:
             freed += self._drop_upload(upload_id)
         del self._buckets[name]
+        self._quotas.pop(f"bucket:{name}", None)
         self._keys.pop(name, None)
         return freed
 
@@ -80,7 +91,8 @@ class MemoryMetaStore(MetaStore):
                          precondition: Precondition | None = None) -> list[str]:
         return self._put(record, precondition)
 
-    def _put(self, record: ObjectRecord, precondition: Precondition | None) -> list[str]:
+    def _put(self, record: ObjectRecord, precondition: Precondition | None,
+             credit: int = 0) -> list[str]:
         if record.bucket not in self._buckets:
             raise BucketMissing(record.bucket)
         vkey = (record.bucket, record.key)
@@ -88,6 +100,9 @@ class MemoryMetaStore(MetaStore):
         if precondition is not None:
             precondition(codec.clone_object(old[0][1]) if old else None)
         new = codec.clone_object(record, is_latest=True)
+        replaced = [v for _, v in old if v.version_id == new.version_id]
+        self._check_quota(record.bucket, _stored(new) - sum(_stored(v) for v in replaced) - credit,
+                          (not new.delete_marker) - sum(not v.delete_marker for v in replaced))
         kept: list[_Version] = []
         freed: list[str] = []
         for seq, v in old:
@@ -195,6 +210,8 @@ class MemoryMetaStore(MetaStore):
         if parts is None:
             raise UploadMissing(upload_id)
         old = parts.get(part.part_number)
+        self._check_quota(self._uploads[upload_id][1].bucket,
+                          part.size - (old.size if old else 0), 0)
         parts[part.part_number] = codec.clone_part(part)
         return [old.blob_id] if old and old.blob_id != part.blob_id else []
 
@@ -231,7 +248,8 @@ class MemoryMetaStore(MetaStore):
                               precondition: Precondition | None = None) -> list[str]:
         if upload_id not in self._uploads:
             raise UploadMissing(upload_id)
-        freed = self._put(record, precondition)
+        pending = sum(p.size for p in self._parts.get(upload_id, {}).values())
+        freed = self._put(record, precondition, credit=pending)
         used = set(record.blob_ids())
         return [b for b in self._drop_upload(upload_id) if b not in used] + freed
 
@@ -244,6 +262,54 @@ class MemoryMetaStore(MetaStore):
         del self._uploads[upload_id]
         parts = self._parts.pop(upload_id, {})
         return [parts[n].blob_id for n in sorted(parts)]
+
+    # -- usage and quotas --------------------------------------------------
+    def _usage(self, bucket: str) -> Usage:
+        usage = Usage()
+        for key in self._keys.get(bucket, []):
+            for _, v in self._versions[(bucket, key)]:
+                if not v.delete_marker:
+                    usage.count(str(v.extra.get("label") or ""), v.size, 1, 0)
+        for upload_id, (_, rec) in self._uploads.items():
+            if rec.bucket == bucket:
+                usage.count(str(rec.extra.get("label") or ""), 0, 0,
+                            sum(p.size for p in self._parts.get(upload_id, {}).values()))
+        return usage
+
+    def _check_quota(self, bucket: str, grow_bytes: int, grow_objects: int) -> None:
+        """As the SQLite store judges it: refuse a write that grows a scope past its limit."""
+        owner = self._buckets[bucket].owner
+        for scope in (f"bucket:{bucket}", f"account:{owner}"):
+            quota = self._quotas.get(scope)
+            if quota is None:
+                continue
+            names = [bucket] if scope.startswith("bucket:") else [
+                n for n, b in self._buckets.items() if b.owner == owner]
+            total = Usage()
+            for name in names:
+                total.add(self._usage(name))
+            size, count = total.bytes + total.pending, total.objects
+            if quota.max_bytes is not None and grow_bytes > 0 and size + grow_bytes > quota.max_bytes:
+                raise QuotaExceeded(scope, "storage")
+            if (quota.max_objects is not None and grow_objects > 0
+                    and count + grow_objects > quota.max_objects):
+                raise QuotaExceeded(scope, "object count")
+
+    async def bucket_usage(self, bucket: str) -> Usage:
+        return self._usage(bucket) if bucket in self._buckets else Usage()
+
+    async def account_usage(self, owner: str) -> dict[str, Usage]:
+        return {name: self._usage(name) for name, b in sorted(self._buckets.items()) if b.owner == owner}
+
+    async def get_quota(self, scope: str) -> Quota | None:
+        found = self._quotas.get(scope)
+        return Quota(found.max_bytes, found.max_objects) if found else None
+
+    async def set_quota(self, scope: str, quota: Quota | None) -> None:
+        if quota is None or (quota.max_bytes is None and quota.max_objects is None):
+            self._quotas.pop(scope, None)
+        else:
+            self._quotas[scope] = Quota(quota.max_bytes, quota.max_objects)
 
     # -- maintenance -------------------------------------------------------
     async def referenced_blobs(self) -> set[str]:
@@ -266,3 +332,7 @@ def _version(entry: ObjectRecord) -> str:
 
 def _upload_id(entry: UploadRecord) -> str:
     return entry.upload_id
+
+
+def _stored(v: ObjectRecord) -> int:
+    return 0 if v.delete_marker else v.size

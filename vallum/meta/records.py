@@ -96,3 +96,38 @@ class ListPage:
     # The last key or common prefix returned; the marker for the next page.
     next_marker: str | None = None
     next_version_marker: str | None = None
+
+
+@dataclass
+class Usage:
+    """What a bucket (or an account's buckets) holds: every stored version counts,
+    delete markers do not; ``pending`` is the bytes of multipart parts not yet completed."""
+
+    bytes: int = 0
+    objects: int = 0
+    pending: int = 0
+    # banner ("" none) -> (bytes, objects, pending) at that label (an upload's parts at the
+    # upload's label); only labels with something stored or pending appear.
+    by_label: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+
+    def count(self, label: str, size: int, objects: int, pending: int) -> None:
+        self.bytes += size
+        self.objects += objects
+        self.pending += pending
+        b, o, p = self.by_label.get(label, (0, 0, 0))
+        if (b + size, o + objects, p + pending) == (0, 0, 0):
+            self.by_label.pop(label, None)
+        else:
+            self.by_label[label] = (b + size, o + objects, p + pending)
+
+    def add(self, other: Usage) -> None:
+        for label, (size, objects, pending) in other.by_label.items():
+            self.count(label, size, objects, pending)
+
+
+@dataclass
+class Quota:
+    """Storage limits of a bucket or an account; None is no limit."""
+
+    max_bytes: int | None = None
+    max_objects: int | None = None

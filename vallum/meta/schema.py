@@ -92,3 +92,24 @@ parts = sa.Table(
     sa.Column("last_modified", sa.Float, nullable=False),
     sa.Column("checksums", sa.Text, nullable=False),
 )
+
+# Bytes and objects stored per bucket and label (banner, "" for none), plus the bytes of
+# multipart parts not yet completed. Kept by triggers on ``versions`` and ``parts``
+# (meta/usage_sql.py) so that no write path can skip it; quotas read it in the same
+# transaction as the write they judge.
+usage = sa.Table(
+    "usage", metadata,
+    sa.Column("bucket", KeyText, primary_key=True),
+    sa.Column("label", sa.Text, primary_key=True),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("objects", sa.BigInteger, nullable=False),
+    sa.Column("pending", sa.BigInteger, nullable=False),
+)
+
+# Storage quotas: scope "bucket:<name>" or "account:<id>"; NULL means no limit.
+quotas = sa.Table(
+    "quotas", metadata,
+    sa.Column("scope", KeyText, primary_key=True),
+    sa.Column("max_bytes", sa.BigInteger),
+    sa.Column("max_objects", sa.BigInteger),
+)

@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from vallum.meta import codec, schema
+from vallum.meta import codec, schema, usage_sql
 from vallum.meta.base import (
     BucketExists,
     BucketMissing,
@@ -48,7 +48,15 @@ from vallum.meta.base import (
 from vallum.meta.changes import ChangeSignal
 from vallum.meta.groupcommit import GroupCommitWriter
 from vallum.meta.listing import paginate, start_of, successor, to_list_page
-from vallum.meta.records import BucketRecord, ListPage, ObjectRecord, PartRecord, UploadRecord
+from vallum.meta.records import (
+    BucketRecord,
+    ListPage,
+    ObjectRecord,
+    PartRecord,
+    Quota,
+    UploadRecord,
+    Usage,
+)
 from vallum.sqlite_open import create_schema, opening
 
 T = TypeVar("T")
@@ -191,6 +199,7 @@ DDL: list[str] = [str(CreateTable(t, if_not_exists=True).compile(dialect=_DIALEC
                   for t in schema.metadata.sorted_tables]
 DDL += [str(CreateIndex(i, if_not_exists=True).compile(dialect=_DIALECT))
         for t in schema.metadata.sorted_tables for i in sorted(t.indexes, key=lambda i: str(i.name))]
+DDL += [*usage_sql.TRIGGERS, usage_sql.BACKFILL]
 
 
 class SQLiteMetaStore(MetaStore):
@@ -508,13 +517,16 @@ class SQLiteMetaStore(MetaStore):
         params = codec.part_params(upload_id, part)
 
         def op(conn: sqlite3.Connection) -> list[str]:
-            if S.upload_get.one(conn, upload_id=upload_id) is None:
+            upload = S.upload_get.one(conn, upload_id=upload_id)
+            if upload is None:
                 raise UploadMissing(upload_id)
+            guard = usage_sql.QuotaGuard(conn, codec.upload_from_row(upload).bucket)
             old = S.part_blob.one(conn, upload_id=upload_id, part_number=part.part_number)
             if old is not None:
                 S.part_delete.run(conn, {"upload_id": upload_id,
                                          "part_number": part.part_number})
             S.part_insert.run(conn, params)
+            guard.check()
             return [old[0]] if old is not None and old[0] != part.blob_id else []
 
         return await self._write(op)
@@ -574,9 +586,12 @@ class SQLiteMetaStore(MetaStore):
         def op(conn: sqlite3.Connection) -> list[str]:
             if S.upload_get.one(conn, upload_id=upload_id) is None:
                 raise UploadMissing(upload_id)
-            freed = _put(conn, record, params, precondition)
+            guard = usage_sql.QuotaGuard(conn, record.bucket)
+            freed = _put(conn, record, params, precondition, guarded=False)
             used = set(record.blob_ids())
-            return [b for b in _drop_upload(conn, upload_id) if b not in used] + freed
+            freed = [b for b in _drop_upload(conn, upload_id) if b not in used] + freed
+            guard.check()       # the parts' bytes moved into the object: judged together
+            return freed
 
         return await self._write(op)
 
@@ -587,6 +602,24 @@ class SQLiteMetaStore(MetaStore):
             return _drop_upload(conn, upload_id)
 
         return await self._write(op)
+
+    # -- usage and quotas --------------------------------------------------
+    async def bucket_usage(self, bucket: str) -> Usage:
+        return await self._read_pooled(lambda conn: usage_sql.bucket_usage(conn, bucket))
+
+    async def account_usage(self, owner: str) -> dict[str, Usage]:
+        def read(conn: sqlite3.Connection) -> dict[str, Usage]:
+            names = [r[0] for r in conn.execute(
+                "SELECT name FROM buckets WHERE owner = ? ORDER BY name", (owner,))]
+            return {name: usage_sql.bucket_usage(conn, name) for name in names}
+
+        return await self._read_pooled(read)
+
+    async def get_quota(self, scope: str) -> Quota | None:
+        return await self._read_pooled(lambda conn: usage_sql.get_quota(conn, scope))
+
+    async def set_quota(self, scope: str, quota: Quota | None) -> None:
+        await self._write(lambda conn: usage_sql.set_quota(conn, scope, quota))
 
     # -- maintenance -------------------------------------------------------
     async def referenced_blobs(self) -> set[str]:
@@ -604,9 +637,10 @@ class SQLiteMetaStore(MetaStore):
 
 # -- write bodies shared by several operations (writer thread) ---------------
 def _put(conn: sqlite3.Connection, record: ObjectRecord, params: dict[str, Any],
-         precondition: Precondition | None) -> list[str]:
+         precondition: Precondition | None, *, guarded: bool = True) -> list[str]:
     if S.bucket_exists.one(conn, name=record.bucket) is None:
         raise BucketMissing(record.bucket)
+    guard = usage_sql.QuotaGuard(conn, record.bucket) if guarded else None
     cur = S.ver_latest.one(conn, bucket=record.bucket, key=record.key)
     if precondition is not None:
         precondition(codec.object_from_row(cur) if cur else None)
@@ -622,6 +656,8 @@ def _put(conn: sqlite3.Connection, record: ObjectRecord, params: dict[str, Any],
             freed = codec.row_blob_ids(same[_BLOB], same[_PARTS])
             S.ver_delete.run(conn, {"seq": same[0]})
     S.ver_insert.run(conn, params)
+    if guard is not None:
+        guard.check()
     if freed:
         keep = set(record.blob_ids())
         freed = [b for b in freed if b not in keep]

@@ -104,6 +104,8 @@ _CODES: list[tuple[str, int, str]] = [
     # Vallum security (vallum/security): an upload whose content carries a classification
     # marking above its label or the bucket's ceiling; refused and alerted.
     ("SpillDetected", 403, "The uploaded content carries a classification marking above the object's label or the bucket's label ceiling; it was refused and reported."),
+    # A write that would take a bucket or account past its storage quota (Ceph RGW's code).
+    ("QuotaExceeded", 403, "The quota is exceeded."),
     ("AccessControlListNotSupported", 400, "The bucket does not allow ACLs"),
     ("AccessForbidden", 403, "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec."),
     ("BadRequest", 400, "Bad Request"),
@@ -184,6 +186,7 @@ XAmzContentChecksumMismatch = _by_code["XAmzContentChecksumMismatch"]
 XAmzContentSHA256Mismatch = _by_code["XAmzContentSHA256Mismatch"]
 InvalidPartNumber = _by_code["InvalidPartNumber"]
 SpillDetected = _by_code["SpillDetected"]
+QuotaExceeded = _by_code["QuotaExceeded"]
 # Data protection and bucket settings.
 AccessControlListNotSupported = _by_code["AccessControlListNotSupported"]
 AccessForbidden = _by_code["AccessForbidden"]

@@ -29,7 +29,7 @@ from vallum.s3 import errors
 from vallum.s3.handlers import labels
 from vallum.security.labels import LabelError
 from vallum.security.labels import parse as parse_label
-from vallum.server import downgrade
+from vallum.server import downgrade, quotas_admin
 from vallum.server.http import Response
 
 log = logging.getLogger("vallum.admin")
@@ -369,6 +369,10 @@ async def _handle(services, scope, receive, path: str, audit: dict[str, Any]) ->
                          target=f"arn:aws:s3:::{args.get('bucket')}/{args.get('key')}")
             result = await downgrade.downgrade(services, principal, args, client[0])
             audit.update(decision="allow", rule="downgrade: allowed")
+            return _json(200, result)
+        if name in quotas_admin.ACTIONS:   # storage quotas and usage: their own authorization
+            result = await quotas_admin.handle(services, principal, name, args, audit)
+            audit["decision"] = "allow"
             return _json(200, result)
         if name not in ACTIONS and name not in ("Simulate", "OperatorAlerts"):
             return _json(404, {"error": {"code": "InvalidAction", "message": f"unknown action {name}"}})

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from vallum.meta import codec
-from vallum.meta.records import ObjectRecord, UploadRecord
+from vallum.meta.records import ObjectRecord, PartRecord, UploadRecord
 from vallum.meta.sqlite import S, SQLiteMetaStore
 
 from . import bucket, obj
@@ -261,3 +261,31 @@ def test_failed_transaction_is_retried_op_by_op(tmp_path):
             [f"k{i}" for i in range(5)]
         await s.close()
     run(main)
+
+
+def test_usage_is_backfilled_for_a_data_dir_made_before_it_existed(tmp_path):
+    async def fill():
+        s = SQLiteMetaStore(tmp_path / "m.db")
+        await s.open()
+        await s.create_bucket(bucket())
+        await s.put_object(obj("a", "v1", size=10, extra={"label": "SECRET"}))
+        await s.put_object(obj("b", size=5))
+        await s.create_upload(UploadRecord("u", "bkt", "m", 1.0))
+        await s.put_part("u", PartRecord(1, 3, "e", "p", 1.0))
+        await s.close()
+
+    async def reopen():
+        s = SQLiteMetaStore(tmp_path / "m.db")
+        await s.open()
+        try:
+            return await s.bucket_usage("bkt")
+        finally:
+            await s.close()
+
+    run(fill)
+    with sqlite3.connect(tmp_path / "m.db") as conn:     # what an older release left
+        conn.execute("DROP TABLE usage")
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+            conn.execute(f"DROP TRIGGER {name}")
+    used = run(reopen)
+    assert (used.bytes, used.objects, used.pending, used.by_label) == (15, 2, 3, {"SECRET": (10, 1, 0), "": (5, 1, 3)})

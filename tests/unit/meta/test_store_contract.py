@@ -11,9 +11,10 @@ from vallum.meta.base import (
     BucketMissing,
     BucketNotEmptyError,
     MetaStore,
+    QuotaExceeded,
     UploadMissing,
 )
-from vallum.meta.records import ObjectRecord, PartRecord, UploadRecord
+from vallum.meta.records import ObjectRecord, PartRecord, Quota, UploadRecord
 
 from . import BACKENDS, bucket, obj, run_on
 
@@ -377,4 +378,81 @@ def test_referenced_blobs_covers_versions_manifests_and_parts(run):
         await s.create_upload(UploadRecord("u", "bkt", "k", 1.0))
         await s.put_part("u", PartRecord(1, 1, "e", "u1", 1.0))
         assert await s.referenced_blobs() == {"b1", "b2", "m1", "u1"}
+    run(body)
+
+
+# -- usage and quotas -------------------------------------------------------------
+def test_usage_counts_versions_labels_and_parts_and_goes_with_the_bucket(run):
+    async def body(s: MetaStore):
+        await s.create_bucket(bucket())
+        await s.create_bucket(bucket("two"))
+        await s.create_bucket(bucket("theirs", owner="acct2"))
+        await s.put_object(obj("a", "v1", size=10))
+        await s.put_object(obj("a", "v2", size=20, extra={"label": "SECRET"}))
+        await s.put_object(obj("a", "v3", delete_marker=True, blob=""))
+        await s.put_object(obj("k", "null", b="two", size=5))
+        await s.put_object(obj("k", "null", b="two", size=7))          # replaces: credited
+        await s.put_object(obj("k", "null", b="theirs", size=1000))
+        await s.create_upload(UploadRecord("u", "bkt", "m", 1.0))
+        await s.put_part("u", PartRecord(1, 4, "e", "p1", 1.0))
+        await s.put_part("u", PartRecord(1, 6, "e", "p2", 1.0))         # replaces part 1
+        await s.create_upload(UploadRecord("s", "bkt", "n", 1.0, extra={"label": "SECRET"}))
+        await s.put_part("s", PartRecord(1, 2, "e", "s1", 1.0))         # at the upload's label
+        used = await s.bucket_usage("bkt")
+        assert (used.bytes, used.objects, used.pending) == (30, 2, 8)
+        assert used.by_label == {"": (10, 1, 6), "SECRET": (20, 1, 2)}
+        await s.abort_upload("s")
+        assert sorted(await s.account_usage("acct1")) == ["bkt", "two"]
+        assert (await s.account_usage("acct1"))["two"].bytes == 7
+        await s.modify_object("bkt", "a", "v2", lambda r: r.extra.update(label="TOP SECRET"))
+        assert (await s.bucket_usage("bkt")).by_label == {"": (10, 1, 6), "TOP SECRET": (20, 1, 0)}
+        await s.complete_upload("u", ObjectRecord("bkt", "m", "v9", size=6,
+                                                  parts=[PartRecord(1, 6, "e", "p2", 1.0)]))
+        used = await s.bucket_usage("bkt")
+        assert (used.bytes, used.objects, used.pending) == (36, 3, 0)
+        await s.delete_version("bkt", "a", "v1")
+        assert (await s.bucket_usage("bkt")).bytes == 26
+        await s.set_quota("bucket:two", Quota(max_bytes=100))
+        await s.delete_version("two", "k", "null")
+        await s.delete_bucket("two")
+        assert await s.get_quota("bucket:two") is None            # a new "two" starts clean
+        assert (await s.bucket_usage("two")).bytes == 0
+    run(body)
+
+
+def test_quota_refuses_growth_past_it_and_changes_nothing(run):
+    async def body(s: MetaStore):
+        await s.create_bucket(bucket())
+        await s.create_bucket(bucket("two"))
+        await s.set_quota("bucket:bkt", Quota(max_bytes=100, max_objects=3))
+        assert await s.get_quota("bucket:bkt") == Quota(100, 3)
+        await s.put_object(obj("a", size=60))
+        with pytest.raises(QuotaExceeded) as err:
+            await s.put_object(obj("b", size=41))
+        assert (err.value.scope, err.value.what) == ("bucket:bkt", "storage")
+        assert await s.get_object("bkt", "b") is None
+        await s.put_object(obj("a", size=100))                     # an overwrite within it
+        await s.put_object(obj("b", size=0))
+        await s.put_object(obj("c", size=0))
+        with pytest.raises(QuotaExceeded) as err:
+            await s.put_object(obj("d", size=0))
+        assert err.value.what == "object count"
+        # Parts in flight count: a part that would pass the quota is refused.
+        await s.create_upload(UploadRecord("u", "bkt", "m", 1.0))
+        with pytest.raises(QuotaExceeded):
+            await s.put_part("u", PartRecord(1, 1, "e", "p1", 1.0))
+        # A quota lowered below usage refuses growth but never a write that shrinks usage.
+        await s.set_quota("bucket:bkt", Quota(max_bytes=10))
+        await s.put_object(obj("a", size=50))
+        with pytest.raises(QuotaExceeded):
+            await s.put_object(obj("a", size=51))
+        # The account's quota covers all its buckets.
+        await s.set_quota("bucket:bkt", None)
+        await s.set_quota("account:acct1", Quota(max_bytes=60))
+        with pytest.raises(QuotaExceeded) as err:
+            await s.put_object(obj("x", b="two", size=11))
+        assert err.value.scope == "account:acct1"
+        await s.put_object(obj("x", b="two", size=10))
+        used = await s.bucket_usage("bkt")
+        assert (used.bytes, used.objects) == (50, 3)
     run(body)

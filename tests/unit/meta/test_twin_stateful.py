@@ -15,13 +15,14 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from vallum.meta.memory import MemoryMetaStore
-from vallum.meta.records import ObjectRecord, PartRecord, UploadRecord
+from vallum.meta.records import ObjectRecord, PartRecord, Quota, UploadRecord
 from vallum.meta.sqlite import SQLiteMetaStore
 
 from . import bucket
 
 KEYS = st.sampled_from(["a", "a/b", "a/c", "b", "é", "\U0001f600/x", "a\x00"])
 DELIMS = st.sampled_from(["", "/"])
+LABELS = st.sampled_from(["", "SECRET", "TOP SECRET//NOFORN"])
 
 
 class Twins(RuleBasedStateMachine):
@@ -60,12 +61,19 @@ class Twins(RuleBasedStateMachine):
         self.n += 1
         return f"{tag}{self.n:04d}"
 
-    @rule(key=KEYS, null=st.booleans(), marker=st.booleans())
-    def put(self, key, null, marker):
+    @rule(key=KEYS, null=st.booleans(), marker=st.booleans(), label=LABELS)
+    def put(self, key, null, marker, label):
         vid = "null" if null else self.next_id("v")
         blob = None if marker else self.next_id("blob")
         self.both("put_object", ObjectRecord("bkt", key, vid, size=self.n, blob_id=blob,
-                                             delete_marker=marker, last_modified=1.0))
+                                             delete_marker=marker, last_modified=1.0,
+                                             extra={"label": label} if label else {}))
+
+    @rule(scope=st.sampled_from(["bucket:bkt", "account:acct1"]),
+          max_bytes=st.none() | st.integers(0, 400), max_objects=st.none() | st.integers(0, 8))
+    def set_quota(self, scope, max_bytes, max_objects):
+        self.both("set_quota", scope, Quota(max_bytes, max_objects))
+        self.both("get_quota", scope)
 
     @rule(key=KEYS, pick=st.integers(0, 3), refuse=st.booleans())
     def delete_version(self, key, pick, refuse):
@@ -88,7 +96,7 @@ class Twins(RuleBasedStateMachine):
     @rule(pick=st.integers(0, 50), number=st.integers(1, 3))
     def put_part(self, pick, number):
         uid = self.uploads[pick % len(self.uploads)]
-        self.both("put_part", uid, PartRecord(number, 1, "e", self.next_id("p"), 1.0))
+        self.both("put_part", uid, PartRecord(number, self.n % 7, "e", self.next_id("p"), 1.0))
 
     @precondition(lambda self: self.uploads)
     @rule(pick=st.integers(0, 50), use=st.integers(0, 3), finish=st.booleans())
@@ -125,6 +133,9 @@ class Twins(RuleBasedStateMachine):
         self.both("list_versions", "bkt", max_keys=1000)
         self.both("list_uploads", "bkt", max_uploads=1000)
         self.both("referenced_blobs")
+        self.both("bucket_usage", "bkt")
+        self.both("account_usage", "acct1")
+        self.both("get_quota", "bucket:bkt")
 
 
 Twins.TestCase.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)

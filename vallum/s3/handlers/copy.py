@@ -36,6 +36,7 @@ from vallum.s3.names import validate_key
 from vallum.security import spill
 from vallum.security.spill import SpillDetected, SpillGuard
 from vallum.server.http import Request, Response, xml_response
+from vallum.service import quotas
 from vallum.service.ingest import MAX_SINGLE_PUT, store
 from vallum.service.reader import read_object
 
@@ -128,6 +129,7 @@ async def copy_object(request: Request) -> Response:
         # Rewriting the null version's metadata in place: the body is shared, not copied.
         record.blob_id, record.inline, record.parts = src.blob_id, src.inline, src.parts
     else:
+        await quotas.precheck(services.meta, bucket, src.size)
         algorithms = [a for a in src.checksums if a != "type" and src.checksums.get("type") != "COMPOSITE"]
         stored = await store(services.blobs, read_object(services.blobs, src, 0, src.size - 1, source_key),
                              algorithms, customer=object_key)

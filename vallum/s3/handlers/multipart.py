@@ -22,7 +22,7 @@ import re
 import time
 
 from vallum.compute import events
-from vallum.meta.base import UploadMissing
+from vallum.meta.base import QuotaExceeded, UploadMissing
 from vallum.meta.records import ObjectRecord, PartRecord, UploadRecord
 from vallum.s3 import errors, sse, xml
 from vallum.s3.conditions import iso8601
@@ -55,6 +55,7 @@ from vallum.security import spill, ssec
 from vallum.security.spill import SpillDetected, SpillGuard
 from vallum.security.ssec import is_customer_encrypted
 from vallum.server.http import Request, Response, xml_response
+from vallum.service import quotas
 from vallum.service.ingest import MAX_SINGLE_PUT, ingest, store
 from vallum.service.reader import read_object
 from vallum.storage.checksums import ALGORITHMS, combine_composite, combine_full_object_crc
@@ -147,6 +148,9 @@ async def _save_part(request: Request, upload: UploadRecord, part: PartRecord) -
     except UploadMissing:
         await services.discard_blobs([part.blob_id])
         raise errors.NoSuchUpload(UploadId=upload.upload_id) from None
+    except QuotaExceeded as exc:
+        await services.discard_blobs([part.blob_id])
+        raise quotas.refused(exc) from None
     await services.discard_blobs([b for b in obsolete if b != part.blob_id])
 
 
@@ -176,6 +180,7 @@ async def upload_part(request: Request) -> Response:
     object_key = upload_key(request, upload, customer)
     expect = expectations_from(request.headers, default_algorithm=upload.checksum_algorithm)
     guard = _part_guard(request, bucket, upload)
+    await quotas.precheck(request.services.meta, bucket, request.body.length)
     try:   # parts are spill-scanned as they stream, like a PUT
         stored = await ingest(request.services.blobs, request.body, expect, max_size=MAX_SINGLE_PUT,
                               allow_inline=False, scanner=guard, customer=object_key)
@@ -208,6 +213,7 @@ async def upload_part_copy(request: Request) -> Response:
         start, end = parse_copy_range(range_header, src.size)
     if end - start + 1 > MAX_SINGLE_PUT:
         raise errors.InvalidRequest("The specified copy source is larger than the maximum allowable size for a copy source: 5368709120")
+    await quotas.precheck(services.meta, bucket, end - start + 1)
     algorithms = [upload.checksum_algorithm] if upload.checksum_algorithm else []
     stored = await store(services.blobs, read_object(services.blobs, src, start, end, source_key), algorithms,
                          allow_inline=False, customer=object_key)
@@ -317,6 +323,8 @@ async def complete_upload(request: Request) -> Response:
                                                        precondition=precondition)
     except UploadMissing:
         raise errors.NoSuchUpload(UploadId=upload.upload_id) from None
+    except QuotaExceeded as exc:
+        raise quotas.refused(exc) from None
     keep = set(record.blob_ids())
     await services.discard_blobs([b for b in obsolete if b not in keep])
     await events.object_event(request, events.CREATED_MULTIPART, record)

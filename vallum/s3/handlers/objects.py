@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 from vallum.compute import events
+from vallum.meta.base import QuotaExceeded
 from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord
 from vallum.s3 import errors, sse
 from vallum.s3.conditions import check_read_conditions, check_write_conditions
@@ -31,6 +32,7 @@ from vallum.s3.ranges import content_range, parse_range
 from vallum.security import spill
 from vallum.security.spill import SpillDetected
 from vallum.server.http import Request, Response
+from vallum.service import quotas
 from vallum.service.ingest import ingest
 from vallum.service.integrity import checked_body
 from vallum.service.reader import inline_body, part_range, read_object
@@ -118,6 +120,7 @@ async def put_object(request: Request) -> Response:
     # is spill-scanned as it streams (vallum/security).
     guard = labels.put_guard(request, bucket, headers.get(labels.LABEL_HEADER))
     object_key = new_object_key(encryption.customer, extra)
+    await quotas.precheck(services.meta, bucket, request.body.length)
     try:
         guard.check_fields(spill.fields(request.key, user_meta, extra.get(tagging.TAGS_KEY)))
         stored = await ingest(services.blobs, request.body, expect, scanner=guard, customer=object_key)
@@ -155,8 +158,10 @@ async def commit_version(request: Request, record: ObjectRecord, precondition=No
     services = request.services
     try:
         obsolete = await services.meta.put_object(record, precondition=precondition)
-    except BaseException:
+    except BaseException as exc:
         await services.discard_blobs(record.blob_ids())
+        if isinstance(exc, QuotaExceeded):
+            raise quotas.refused(exc) from None
         raise
     keep = set(record.blob_ids())
     await services.discard_blobs([b for b in obsolete if b not in keep])
