@@ -160,9 +160,8 @@ def test_usage_leaves_out_levels_the_admin_may_not_read(server, root, tenant):
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
     root.call("SetClearance", account=tenant.id, user=name, clearance="SECRET")
     key = root.call("CreateAccessKey", account=tenant.id, user=name)
-    cleared = s3_for(server, key["access_key_id"], key["secret_access_key"])
-    cleared.meta.events.register_first(
-        "before-call.s3", lambda params, **_: params["headers"].update({"x-vallum-classification": "SECRET"}))
+    cleared = s3_for(server, key["access_key_id"], key["secret_access_key"],
+                     headers={"x-vallum-classification": "SECRET"})
     tenant.s3.put_object(Bucket=b, Key="open", Body=b"x" * 10)
     cleared.put_object(Bucket=b, Key="hidden", Body=b"y" * 1000)
     seen = usage_of(tenant.admin, tenant.id)["buckets"][b]           # the admin is uncleared
