@@ -20,6 +20,7 @@ from vallum.compute.functions import FunctionError, FunctionPool, FunctionSpec, 
 from vallum.compute.limits import Limits
 from vallum.compute.revocations import Revocations
 from vallum.compute.runner import TaskResult, _io, _stage, gateway_tls
+from vallum.compute.runtimes import Registry
 from vallum.compute.scheduler import Gateway, Scheduler
 from vallum.compute.spec import Hidden, SpecError
 
@@ -27,8 +28,10 @@ from vallum.compute.spec import Hidden, SpecError
 class FunctionRegistry:
     def __init__(self, db: ComputeDB, meta: Any, limits: Limits, box: sbx.Sandbox,
                  scratch_base: Path, minter: Any, revocations: Revocations, gateway: Gateway,
-                 scheduler: Scheduler, job_doc: Callable[[str], dict[str, Any]]) -> None:
+                 scheduler: Scheduler, job_doc: Callable[[str], dict[str, Any]],
+                 runtimes: Registry) -> None:
         self.db = db
+        self.runtimes = runtimes
         self.meta = meta
         self.limits = limits
         self.minter = minter
@@ -38,7 +41,7 @@ class FunctionRegistry:
         self.job_doc = job_doc
         self.triggers_changed: Callable[[], None] = lambda: None   # set by the dispatcher
         self.pool = FunctionPool(box, scratch_base, self._stage_code, minter.mint,
-                                 revocations.revoke)
+                                 revocations.revoke, runtimes.resolve)
 
     def row(self, account: str, name: str) -> Any:
         rows = self.db.query("SELECT * FROM compute_functions WHERE account=? AND name=?",
@@ -87,6 +90,8 @@ class FunctionRegistry:
             raise SpecError("function names are 1-64 of [A-Za-z0-9_-]")
         spec = parse_function(doc, self.limits.for_account(principal.account))
         spec.level = levels.job_level(principal, spec.level or level)
+        if spec.venv is not None:
+            self.runtimes.resolve(spec.venv)          # UnknownRuntime (400) before anything
         meta = self.meta
         for what, uri in (("code_uri", spec.code_uri), *(("inputs", u) for u in spec.inputs)):
             if uri:

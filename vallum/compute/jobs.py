@@ -14,13 +14,16 @@ from vallum.compute.credentials import principal_doc
 from vallum.compute.db import ComputeDB
 from vallum.compute.limits import Limits
 from vallum.compute.runner import redact
+from vallum.compute.runtimes import Registry
 from vallum.compute.scheduler import Scheduler
 from vallum.compute.spec import Hidden, JobSpec, SpecError, parse_job
 
 
 class Jobs:
-    def __init__(self, db: ComputeDB, meta: Any, limits: Limits, scheduler: Scheduler) -> None:
+    def __init__(self, db: ComputeDB, meta: Any, limits: Limits, scheduler: Scheduler,
+                 runtimes: Registry) -> None:
         self.db = db
+        self.runtimes = runtimes
         self.meta = meta
         self.limits = limits
         self.scheduler = scheduler
@@ -63,6 +66,8 @@ class Jobs:
         """Fix the job's session level, check its inputs and output at that level, and
         remember who it runs as (with the label its outputs get)."""
         spec.level = levels.job_level(principal, spec.level or level)
+        if spec.venv is not None:
+            self.runtimes.resolve(spec.venv)          # UnknownRuntime (400) before anything
         meta = self.meta
         uri: str | None
         for uri in spec.inputs:

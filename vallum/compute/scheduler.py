@@ -26,7 +26,8 @@ from vallum.compute import sandbox as sbx
 from vallum.compute.db import ComputeDB
 from vallum.compute.revocations import Revocations
 from vallum.compute.runner import TaskBundle, TaskResult
-from vallum.compute.spec import Quota, backoff
+from vallum.compute.runtimes import Registry
+from vallum.compute.spec import Quota, SpecError, backoff
 
 log = logging.getLogger("vallum.compute")
 LEASE_TTL = 15.0
@@ -55,9 +56,10 @@ class Gateway:
 
 class Scheduler:
     def __init__(self, db: ComputeDB, executor: Any, minter: Any, revocations: Revocations,
-                 platform: Quota, gateway: Gateway,
+                 platform: Quota, gateway: Gateway, runtimes: Registry,
                  run_function: Callable[[jobstore.Claimed], Awaitable[TaskResult]]) -> None:
         self.db = db
+        self.runtimes = runtimes
         self.executor = executor
         self.minter = minter
         self.revocations = revocations
@@ -211,6 +213,10 @@ class Scheduler:
         try:
             if c.spec.runtime == "function":
                 return await self.run_function(c)
+            try:       # the registry's path for the name the job gave (never the tenant's)
+                runtime = str(self.runtimes.resolve(c.spec.venv)) if c.spec.venv else None
+            except SpecError as exc:           # unregistered since the job was submitted
+                return TaskResult("FAILED", None, exc.message, log=f"vallum: {exc.message}\n")
             # Minted per attempt and revoked when it ends (_execute): never shared, never
             # outliving the task (the expiry is only a backstop).
             creds = self.minter.mint(c.principal, c.spec, int(c.spec.resources.wall_time_s) + 120)
@@ -220,7 +226,7 @@ class Scheduler:
             bundle = TaskBundle(c.job_id, c.idx, c.name, c.attempt, c.spec.to_json(), c.input,
                                 gw.endpoint, gw.region, creds.__dict__,
                                 f"{c.account}|{c.principal.get('arn')}",
-                                c.principal.get("out_label"), gw.ca_bundle)
+                                c.principal.get("out_label"), gw.ca_bundle, runtime)
 
             def on_scratch(scratch: sbx.Scratch) -> None:
                 run.scratch = scratch

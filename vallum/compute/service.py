@@ -31,6 +31,7 @@ from vallum.compute.function_registry import FunctionRegistry
 from vallum.compute.jobs import Jobs
 from vallum.compute.limits import Limits
 from vallum.compute.revocations import Revocations
+from vallum.compute.runtimes import Registry
 from vallum.compute.scheduler import Gateway, Scheduler
 from vallum.compute.spec import Quota
 
@@ -51,12 +52,14 @@ class ComputeService:
         self.executor = make_executor(executor_url, self.box, self.scratch_base)
         self.revocations = Revocations(self.db)
         self.limits = Limits(self.db, Quota.from_env())
+        self.runtimes = Registry(cfg.data_dir)
         self.scheduler = Scheduler(self.db, self.executor, minter, self.revocations,
-                                   self.limits.platform, gateway, self._run_function)
-        self.jobs = Jobs(self.db, services.meta, self.limits, self.scheduler)
+                                   self.limits.platform, gateway, self.runtimes,
+                                   self._run_function)
+        self.jobs = Jobs(self.db, services.meta, self.limits, self.scheduler, self.runtimes)
         self.functions = FunctionRegistry(self.db, services.meta, self.limits, self.box,
                                           self.scratch_base, minter, self.revocations, gateway,
-                                          self.scheduler, self.jobs.job_doc)
+                                          self.scheduler, self.jobs.job_doc, self.runtimes)
         self.triggers = Dispatcher(self.db, services, self.limits, self.jobs, self.functions,
                                    self.scheduler)
         self.functions.triggers_changed = self.triggers.reload

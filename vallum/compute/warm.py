@@ -69,8 +69,9 @@ class _Worker:
 
 def eligible(spec: JobSpec) -> bool:
     """Tasks a warm sandbox can run: python and command tasks without network (those get a
-    relay and credentials of their own)."""
-    return not spec.network and spec.runtime in ("python", "command")
+    relay and credentials of their own) on the system Python (a named runtime's task
+    starts its own sandbox, with the runtime bound in)."""
+    return not spec.network and spec.runtime in ("python", "command") and spec.venv is None
 
 
 def pool_key(bundle: runner.TaskBundle, spec: JobSpec) -> tuple:
