@@ -1,5 +1,6 @@
 """Python client for Vallum's compute API (jobs, functions, triggers) and the few S3 calls
-tasks need, signed with SigV4. Stdlib only, so it also runs inside sandboxes and Ray workers.
+tasks need, signed with SigV4 (vallum.s3.sigv4, the signer the gateway verifies against).
+No dependency beyond defusedxml, so it also runs inside sandboxes and Ray workers.
 
     from vallum.client import Client
     c = Client("http://127.0.0.1:9000", access_key, secret_key)
