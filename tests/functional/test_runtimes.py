@@ -38,16 +38,19 @@ def test_cli_lists_the_built_runtime(server, runtime):
     assert listed.returncode == 0 and f"tiny\t{runtime}" in listed.stdout
 
 
-def test_job_in_the_runtime_imports_its_library(api, bucket, runtime):
-    done, log = _run(api, bucket, runtime="python", venv="tiny", code=USE)
+@pytest.mark.parametrize("network", [False, True], ids=["warm", "cold-network"])
+def test_job_in_the_runtime_imports_its_library(api, bucket, runtime, network):
+    done, log = _run(api, bucket, runtime="python", venv="tiny", code=USE, network=network)
     assert done["state"] == "SUCCEEDED", log
     assert "magic 42" in log
 
 
-def test_job_without_a_runtime_cannot(api, bucket, runtime):
-    done, log = _run(api, bucket, runtime="python", code=USE)
-    assert done["state"] == "FAILED"
-    assert "No module named 'vallum_tiny_lib'" in log
+def test_the_runtime_job_then_a_plain_one_of_the_same_owner(api, bucket, runtime):
+    """A warm sandbox of the runtime is never handed a task without it (nor the reverse)."""
+    for venv, expect in (("tiny", "magic 42"), (None, "No module named"), ("tiny", "magic 42")):
+        done, log = _run(api, bucket, runtime="python", code=USE,
+                         **({"venv": venv} if venv else {}))
+        assert expect in log, (venv, done, log)
 
 
 def test_command_job_finds_the_runtime_first_on_path(api, bucket, runtime):
@@ -75,13 +78,16 @@ def test_function_in_the_runtime_and_without(api, runtime):
         api.delete_function("plainfn")
 
 
-def test_a_runtime_removed_after_submit_fails_its_task_by_name(server, api, bucket):
-    with built_runtime(server.data_dir, "gone", "vallum_gone_lib", "X = 1\n"):
-        out = f"s3://{bucket}/o/"
+def test_a_runtime_removed_after_submit_fails_its_task_by_name(server, api, bucket, runtime):
+    assert vallum("runtime", "add", "gone", runtime, "--data-dir", server.data_dir).returncode == 0
+    out = f"s3://{bucket}/o/"
+    try:
         ids = api.submit_batch({
-            "first": {"runtime": "python", "code": "import time; time.sleep(4)", "output": out},
+            "first": {"runtime": "python", "code": "import time; time.sleep(3)", "output": out},
             "then": {"runtime": "python", "venv": "gone", "code": "print(1)", "output": out,
                      "depends_on": ["first"]}})["jobs"]
+    finally:
+        assert vallum("runtime", "remove", "gone", "--data-dir", server.data_dir).returncode == 0
     done = api.wait(ids["then"]["id"], timeout=60)
     assert done["state"] == "FAILED"
     assert done["reason"].startswith("unknown runtime 'gone' (venv)"), done
