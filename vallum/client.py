@@ -292,6 +292,10 @@ class Client:
         return self.call("POST", f"/-/functions/v1/functions/{name}/invoke",
                          {"payload": payload}, query=q)
 
+    def runtimes(self) -> list[str]:
+        """Names of the named runtimes a spec's ``venv`` may give."""
+        return self.call("GET", "/-/jobs/v1/runtimes")["runtimes"]
+
     def add_trigger(self, trigger: dict[str, Any]) -> dict[str, Any]:
         return self.call("POST", "/-/jobs/v1/triggers", trigger)
 

@@ -118,6 +118,13 @@ def test_no_caller_can_register_a_runtime_over_the_network(server, tenant, runti
     assert registry.load() == before and "evil" not in registry.load()
 
 
+def test_callers_see_runtime_names_never_their_paths(server, tenant, runtime):
+    listing = Client(server.endpoint, *tenant.admin_key, region=server.region).call(
+        "GET", "/-/jobs/v1/runtimes")
+    assert listing == {"runtimes": runtimes.Registry(server.data_dir).names()}
+    assert "sec" in listing["runtimes"] and str(runtime) not in str(listing)
+
+
 def test_the_registry_is_private_to_the_data_directory_owner(server, runtime):
     path = server.data_dir / runtimes.FILE
     assert os.stat(path).st_mode & 0o777 == 0o600
