@@ -12,10 +12,10 @@ from typing import Any
 
 from vallum import authz
 from vallum.compute import access, levels, metrics, triggers, viewer
+from vallum.compute.caller_limits import CallerLimits
 from vallum.compute.db import ComputeDB
 from vallum.compute.function_registry import FunctionRegistry
 from vallum.compute.jobs import Jobs
-from vallum.compute.limits import Limits
 from vallum.compute.scheduler import Scheduler
 from vallum.compute.spec import Hidden, SpecError
 
@@ -23,7 +23,7 @@ log = logging.getLogger("vallum.compute")
 
 
 class Dispatcher:
-    def __init__(self, db: ComputeDB, services: Any, limits: Limits, jobs: Jobs,
+    def __init__(self, db: ComputeDB, services: Any, limits: CallerLimits, jobs: Jobs,
                  functions: FunctionRegistry, scheduler: Scheduler) -> None:
         self.db = db
         self.services = services          # the viewers of events ask IAM and MAC

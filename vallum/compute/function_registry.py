@@ -14,10 +14,10 @@ from typing import Any
 
 from vallum.compute import access, jobstore, levels, metrics, notifications, triggers
 from vallum.compute import sandbox as sbx
+from vallum.compute.caller_limits import CallerLimits
 from vallum.compute.credentials import principal_doc
 from vallum.compute.db import ComputeDB
 from vallum.compute.functions import FunctionError, FunctionPool, FunctionSpec, parse_function
-from vallum.compute.limits import Limits
 from vallum.compute.revocations import Revocations
 from vallum.compute.runner import TaskResult, _io, _stage, gateway_tls
 from vallum.compute.runtimes import Registry
@@ -26,7 +26,7 @@ from vallum.compute.spec import Hidden, SpecError
 
 
 class FunctionRegistry:
-    def __init__(self, db: ComputeDB, meta: Any, limits: Limits, box: sbx.Sandbox,
+    def __init__(self, db: ComputeDB, meta: Any, limits: CallerLimits, box: sbx.Sandbox,
                  scratch_base: Path, minter: Any, revocations: Revocations, gateway: Gateway,
                  scheduler: Scheduler, job_doc: Callable[[str], dict[str, Any]],
                  runtimes: Registry) -> None:

@@ -10,9 +10,9 @@ import time
 from typing import Any
 
 from vallum.compute import access, jobstore, levels, metrics, tasklog
+from vallum.compute.caller_limits import CallerLimits
 from vallum.compute.credentials import principal_doc
 from vallum.compute.db import ComputeDB
-from vallum.compute.limits import Limits
 from vallum.compute.runner import redact
 from vallum.compute.runtimes import Registry
 from vallum.compute.scheduler import Scheduler
@@ -20,7 +20,7 @@ from vallum.compute.spec import Hidden, JobSpec, SpecError, parse_job
 
 
 class Jobs:
-    def __init__(self, db: ComputeDB, meta: Any, limits: Limits, scheduler: Scheduler,
+    def __init__(self, db: ComputeDB, meta: Any, limits: CallerLimits, scheduler: Scheduler,
                  runtimes: Registry) -> None:
         self.db = db
         self.runtimes = runtimes

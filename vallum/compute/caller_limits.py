@@ -13,7 +13,7 @@ from vallum.compute.db import ComputeDB
 from vallum.compute.spec import Quota, SpecError
 
 
-class Limits:
+class CallerLimits:
     def __init__(self, db: ComputeDB, platform: Quota) -> None:
         self.db = db
         self.platform = platform
