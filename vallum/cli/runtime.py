@@ -51,6 +51,9 @@ def build(name: str = typer.Argument(..., help="Name jobs give as venv"),
         path = runtimes.build(name, wheelhouse, requirements, into, registry)
     except runtimes.RuntimeRefused as exc:
         raise _refused(exc) from None
+    except runtimes.BuildFailed as exc:
+        typer.echo(f"vallum runtime: {exc}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(f"{name}: {path}")
 
 

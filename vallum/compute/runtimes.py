@@ -34,6 +34,10 @@ class RuntimeRefused(ValueError):
     """An operator's runtime request that cannot be honoured; the message says why."""
 
 
+class BuildFailed(RuntimeError):
+    """venv or pip failed; the message is pip's last word (e.g. the missing wheel)."""
+
+
 def check_name(name: str) -> str:
     if not isinstance(name, str) or not RUNTIME_NAME.fullmatch(name):
         raise RuntimeRefused(f"runtime names are 1-64 of [a-z0-9._-], starting with a letter "
@@ -191,8 +195,9 @@ def build(name: str, wheelhouse: Path, requirements: Path, root: Path,
         for argv in steps:
             done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
             if done.returncode != 0:
-                raise RuntimeRefused(f"{' '.join(argv[:4])} failed:\n"
-                                     f"{(done.stdout + done.stderr)[-2000:]}")
+                said = [ln for ln in (done.stdout + done.stderr).splitlines() if ln.strip()]
+                raise BuildFailed(f"building runtime {name!r} failed: "
+                                  f"{said[-1].strip() if said else argv[2]}")
         _relocate_scripts(target)
         _publish(target)
         return registry.add(name, target)

@@ -110,3 +110,15 @@ def test_built_scripts_name_the_mounted_interpreter(public):
     runtimes._relocate_scripts(venv)
     assert (venv / "bin" / "tool").read_text().startswith("#!/opt/vallum/runtime/bin/python\n")
     assert (venv / "bin" / "other").read_text() == "#!/bin/sh\necho hi\n"
+
+
+def test_a_failed_build_names_the_missing_wheel_and_leaves_nothing(public, tmp_path):
+    (public / "wheels").mkdir()
+    (public / "req.txt").write_text("vallum-no-such-package\n")
+    reg = runtimes.Registry(tmp_path / "data")
+    with pytest.raises(runtimes.BuildFailed) as failed:
+        runtimes.build("x", public / "wheels", public / "req.txt", public / "rt", reg)
+    assert "vallum-no-such-package" in str(failed.value) and "\n" not in str(failed.value)
+    assert not (public / "rt" / "x").exists() and reg.names() == []
+    with pytest.raises(runtimes.RuntimeRefused):
+        runtimes.build("x", public / "missing", public / "req.txt", public / "rt", reg)
