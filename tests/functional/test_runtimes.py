@@ -8,7 +8,7 @@ import pytest
 from tests.support.compute import client_of
 from tests.support.runtimes import built_runtime, vallum
 from vallum.client import VallumError
-from vallum.compute import sandbox
+from vallum.compute import runtimes, sandbox
 
 pytestmark = pytest.mark.skipif(sandbox.detect_mode() != "bwrap",
                                 reason="bubblewrap cannot create namespaces here")
@@ -79,17 +79,18 @@ def test_function_in_the_runtime_and_without(api, runtime):
 
 
 def test_a_runtime_removed_after_submit_fails_its_task_by_name(server, api, bucket, runtime):
-    assert vallum("runtime", "add", "gone", runtime, "--data-dir", server.data_dir).returncode == 0
+    registry = runtimes.Registry(server.data_dir)     # in-process: removed within ms
+    registry.add("gone", runtime)
     out = f"s3://{bucket}/o/"
     try:
         ids = api.submit_batch({
-            "first": {"runtime": "python", "code": "import time; time.sleep(3)", "output": out},
+            "first": {"runtime": "python", "code": "import time; time.sleep(6)", "output": out},
             "then": {"runtime": "python", "venv": "gone", "code": "print(1)", "output": out,
                      "depends_on": ["first"]}})["jobs"]
     finally:
-        assert vallum("runtime", "remove", "gone", "--data-dir", server.data_dir).returncode == 0
+        registry.remove("gone")
     done = api.wait(ids["then"]["id"], timeout=60)
-    assert done["state"] == "FAILED"
+    assert done["state"] == "FAILED", done
     assert done["reason"].startswith("unknown runtime 'gone' (venv)"), done
     with pytest.raises(VallumError) as refused:
         api.submit({"runtime": "python", "venv": "gone", "code": "print(1)", "output": out})
