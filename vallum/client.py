@@ -1,5 +1,6 @@
 """Python client for Vallum's compute API (jobs, functions, triggers) and the few S3 calls
-tasks need, signed with SigV4. Stdlib only, so it also runs inside sandboxes and Ray workers.
+tasks need, signed with SigV4 (vallum.s3.sigv4, the signer the gateway verifies against).
+No dependency beyond defusedxml, so it also runs inside sandboxes and Ray workers.
 
     from vallum.client import Client
     c = Client("http://127.0.0.1:9000", access_key, secret_key)
@@ -14,9 +15,7 @@ check (only for throw-away test servers). ``from_env`` reads VALLUM_CA_BUNDLE or
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
-import hmac
 import http.client
 import json
 import os
@@ -28,6 +27,8 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from defusedxml import ElementTree
+
+from vallum.s3.sigv4 import sign_headers
 
 _S3NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -44,6 +45,14 @@ class VallumError(Exception):
 
 def _enc(s: str, safe: str = "") -> str:
     return quote(s, safe="-_.~" + safe)
+
+
+def _target(path: str, query: dict[str, str]) -> str:
+    """The request target as sent (and signed): the path and sorted query, URI-encoded."""
+    url = _enc(path, "/")
+    if query:
+        url += "?" + "&".join(f"{_enc(k)}={_enc(v)}" for k, v in sorted(query.items()))
+    return url
 
 
 def tls_context(verify: bool | str | ssl.SSLContext = True) -> ssl.SSLContext:
@@ -87,6 +96,7 @@ class Client:
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or (443 if self.https else 80)
         self.host_header = parts.netloc
+        self._origin = f"{parts.scheme}://{parts.netloc}"   # what is signed: no endpoint path
         self.verify = verify
         # Built once: loading a CA bundle costs milliseconds, a handshake reuses the context.
         self._tls = tls_context(verify) if self.https else None
@@ -125,39 +135,23 @@ class Client:
 
     def sign(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
              payload_hash: str) -> dict[str, str]:
-        now = _dt.datetime.now(_dt.timezone.utc)
-        amz_date, date = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+        """The headers to send, SigV4-signed by the same code the gateway verifies with."""
         h = {k.lower(): str(v).strip() for k, v in headers.items()}
-        h.update({"host": self.host_header, "x-amz-date": amz_date,
-                  "x-amz-content-sha256": payload_hash})
+        h["host"] = self.host_header
         if self.token:
             h["x-amz-security-token"] = self.token
         if self.session_level:
             h.setdefault("x-vallum-session-level", self.session_level)
-        names = sorted(h)
-        canonical_query = "&".join(f"{_enc(k)}={_enc(v)}" for k, v in sorted(query.items()))
-        canonical = "\n".join([method, _enc(path, "/"), canonical_query,
-                               "".join(f"{n}:{h[n]}\n" for n in names), ";".join(names),
-                               payload_hash])
-        scope = f"{date}/{self.region}/s3/aws4_request"
-        to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
-                             hashlib.sha256(canonical.encode()).hexdigest()])
-        key = ("AWS4" + self.secret_key).encode()
-        for part in (date, self.region, "s3", "aws4_request"):
-            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-        sig = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-        h["authorization"] = (f"AWS4-HMAC-SHA256 Credential={self.access_key}/{scope}, "
-                              f"SignedHeaders={';'.join(names)}, Signature={sig}")
-        return h
+        signed = sign_headers(method, self._origin + _target(path, query), h, payload_hash,
+                              self.access_key, self.secret_key, self.region, time.time())
+        return {k.lower(): v for k, v in signed.items()}
 
     def request(self, method: str, path: str, *, query: dict[str, str] | None = None,
                 body: bytes = b"", headers: dict[str, str] | None = None, stream_to=None
                 ) -> tuple[int, dict[str, str], bytes]:
         query = query or {}
         h = self.sign(method, path, query, dict(headers or {}), hashlib.sha256(body).hexdigest())
-        url = _enc(path, "/")
-        if query:
-            url += "?" + "&".join(f"{_enc(k)}={_enc(v)}" for k, v in sorted(query.items()))
+        url = _target(path, query)
         for attempt in (0, 1):
             conn = self._conn()
             try:
@@ -297,6 +291,10 @@ class Client:
         q = {"async": "1"} if asynchronous else None
         return self.call("POST", f"/-/functions/v1/functions/{name}/invoke",
                          {"payload": payload}, query=q)
+
+    def runtimes(self) -> list[str]:
+        """Names of the named runtimes a spec's ``venv`` may give."""
+        return self.call("GET", "/-/jobs/v1/runtimes")["runtimes"]
 
     def add_trigger(self, trigger: dict[str, Any]) -> dict[str, Any]:
         return self.call("POST", "/-/jobs/v1/triggers", trigger)

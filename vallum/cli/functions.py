@@ -20,6 +20,7 @@ def create(name: str,
            code_uri: str = typer.Option(None, "--code-uri", help="s3:// prefix holding the code"),
            handler: str = typer.Option("main.handler", "--handler", help="module.func"),
            spec: str = typer.Option(None, "--spec", help="Full JSON spec (file, '-' or inline)"),
+           venv: str = typer.Option(None, "--venv", help="Named runtime (`vallum runtime`)"),
            endpoint: str = Endpoint) -> None:
     """Create or update a function."""
     doc = load_spec(spec) if spec else {}
@@ -28,6 +29,8 @@ def create(name: str,
         doc["code"] = code.read_text()
     if code_uri:
         doc["code_uri"] = code_uri
+    if venv:
+        doc["venv"] = venv
     emit(call(client(endpoint).create_function, name, doc))
 
 

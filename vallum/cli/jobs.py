@@ -73,6 +73,7 @@ def submit(
     inputs: list[str] = typer.Option(None, "--input", "-i", help="s3:// object or prefix; repeat"),
     array: str = typer.Option(None, "--array", help="s3:// prefix: one task per object"),
     output: str = typer.Option(None, "--output", "-o", help="s3:// prefix for outputs and logs"),
+    venv: str = typer.Option(None, "--venv", help="Named runtime to run in (`vallum runtime`)"),
     wait: bool = typer.Option(False, "--wait", help="Wait for the end (with progress)"),
     endpoint: str = Endpoint,
 ) -> None:
@@ -84,7 +85,7 @@ def submit(
         doc.update(runtime="command", command=list(command))
     if inputs:
         doc["inputs"] = list(inputs)
-    for name, value in (("array", array), ("output", output)):
+    for name, value in (("array", array), ("output", output), ("venv", venv)):
         if value:
             doc[name] = value
     c = client(endpoint)

@@ -12,6 +12,7 @@ from vallum.cli import spill as spill_cli
 from vallum.cli.admin import app as admin_app
 from vallum.cli.keys import app as keys_app
 from vallum.cli.operator import app as operator_app
+from vallum.cli.runtime import app as runtime_app
 from vallum.cli.scrub import scrub
 from vallum.cli.serve import serve
 
@@ -30,6 +31,7 @@ admin_app.command("usage")(quota_cli.usage)
 app.add_typer(admin_app, name="admin")
 app.add_typer(keys_app, name="keys")
 app.add_typer(spill_cli.app, name="spill")
+app.add_typer(runtime_app, name="runtime")
 
 
 @app.command("version")

@@ -21,7 +21,7 @@ Every call needs its IAM permission, ``vallum:<Action>`` on
 ``arn:vallum:compute::ACCOUNT:{job|function|trigger}/NAME`` (SubmitJob, ListJobs,
 GetJob, GetJobLogs, CancelJob, CreateFunction, GetFunction, ListFunctions,
 DeleteFunction, InvokeFunction, CreateTrigger, ListTriggers, DeleteTrigger, GetQuota,
-PutQuota): the
+PutQuota, ListRuntimes): the
 root and account admins hold them through their policies; other users need a grant,
 and a task's scoped credentials hold none (a job cannot submit jobs).
 """
@@ -212,6 +212,8 @@ def operation(method: str, parts: list[str]) -> tuple[str, str, str] | None:
     if area == "jobs" and rest[0] == "quotas" and n == 2:
         return {"GET": ("GetQuota", "quota", rest[1]),
                 "PUT": ("PutQuota", "quota", rest[1])}.get(method)
+    if area == "jobs" and rest[0] == "runtimes" and n == 1 and method == "GET":
+        return ("ListRuntimes", "runtime", "*")
     if area == "jobs" and rest[0] == "triggers":
         if n == 1:
             return {"POST": ("CreateTrigger", "trigger", "*"),
@@ -264,6 +266,11 @@ async def _put_quota(c: Call, account: str) -> Response:
     return _json(200, await c.compute.put_quota(c.who, account, c.doc))
 
 
+async def _list_runtimes(c: Call, _: str) -> Response:
+    """The names a spec's ``venv`` may give (never their host paths)."""
+    return _json(200, {"runtimes": c.compute.runtimes.names()})
+
+
 async def _add_trigger(c: Call, _: str) -> Response:
     return _json(201, await c.compute.add_trigger(c.who, c.doc, c.level))
 
@@ -308,7 +315,8 @@ async def _invoke(c: Call, name: str) -> Response:
 
 _HANDLERS = {"SubmitJob": _submit, "ListJobs": _list_jobs, "GetJob": _get_job,
              "GetJobLogs": _logs, "CancelJob": _cancel, "GetQuota": _get_quota,
-             "PutQuota": _put_quota, "CreateTrigger": _add_trigger,
+             "PutQuota": _put_quota, "ListRuntimes": _list_runtimes,
+             "CreateTrigger": _add_trigger,
              "ListTriggers": _list_triggers, "DeleteTrigger": _delete_trigger,
              "ListFunctions": _list_functions, "CreateFunction": _put_function,
              "GetFunction": _get_function, "DeleteFunction": _delete_function,

@@ -27,11 +27,12 @@ from vallum.compute.spec import (
     SpecError,
     parse_resources,
     parse_uri,
+    parse_venv,
 )
 
 log = logging.getLogger("vallum.compute.functions")
 _HANDLER_FIELDS = {"runtime", "code", "code_uri", "handler", "env", "resources", "network",
-                   "timeout_s", "max_workers", "idle_s", "inputs", "output", "level"}
+                   "timeout_s", "max_workers", "idle_s", "inputs", "output", "level", "venv"}
 
 
 class FunctionError(Exception):
@@ -58,6 +59,7 @@ class FunctionSpec:
     inputs: list[str] = field(default_factory=list)
     output: str | None = None
     level: str | None = None
+    venv: str | None = None          # a named runtime (runtimes.py); None: system Python
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,6 +125,7 @@ def parse_function(doc: Any, quota: Quota) -> FunctionSpec:
     if doc.get("output") is not None:
         spec.output = str(parse_uri(doc["output"], "output"))
     spec.level = doc.get("level")
+    spec.venv = parse_venv(doc.get("venv"))
     return spec
 
 
@@ -200,8 +203,9 @@ class FunctionPool:
     """Warm workers by (account, name, revision); at most ``max_workers`` per function."""
 
     def __init__(self, box: sbx.Sandbox, scratch_base: Path, stage_code, mint,
-                 revoke) -> None:
+                 revoke, runtime_dir=None) -> None:
         self.box = box
+        self.runtime_dir = runtime_dir    # (name) -> Path of a named runtime, or SpecError
         self.scratch_base = scratch_base
         self.stage_code = stage_code      # async (spec, code_dir, principal) -> None
         self.mint = mint                  # (principal, JobSpec, duration) -> TaskCredentials
@@ -292,6 +296,11 @@ class FunctionPool:
             raise
         creds = None
         try:
+            if spec.venv is not None:
+                try:
+                    scratch.runtime = self.runtime_dir(spec.venv)
+                except SpecError as exc:   # unregistered since the function was defined
+                    raise FunctionError({"type": exc.code, "message": exc.message}) from None
             await self.stage_code(spec, scratch.code, principal)
             env = self.box.env_paths(scratch)
             env.update(spec.env)
@@ -305,7 +314,8 @@ class FunctionPool:
                                 max_files=r.max_files, max_procs=r.max_procs,
                                 max_file_mb=r.max_file_mb, wall_time_s=float("inf"))
             code_dir = self.box.env_paths_root(scratch) + "/code"
-            argv = [sbx.python(), "-u", self.box.helper("fnworker.py"), code_dir, spec.handler]
+            argv = [self.box.python_for(scratch), "-u", self.box.helper("fnworker.py"), code_dir,
+                    spec.handler]
             logf = open(scratch.log_path, "ab")
             try:            # the sandbox's cgroup and seccomp filter (sandbox.Sandbox.start)
                 proc = (await self.box.start(scratch, argv, env, limits,

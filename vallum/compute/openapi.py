@@ -48,7 +48,8 @@ JOB_SPEC = {
         "retries": {"type": "integer"}, "backoff_s": {"type": "number"},
         "idempotency_key": {"type": "string"},
         "depends_on": {"type": "array", "items": {"type": "string"}},
-        "network": {"type": "boolean"}, "level": {"type": "string"}}}
+        "network": {"type": "boolean"}, "level": {"type": "string"},
+        "venv": {"type": "string", "description": "a named runtime (GET /-/jobs/v1/runtimes)"}}}
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.3",
@@ -72,6 +73,7 @@ DOCUMENT: dict[str, Any] = {
             "put": _op("Set the account's quota (the platform root only)", body="Object",
                        params=[_p("account")])},
         "/-/jobs/v1/jobs/{id}/cancel": {"post": _op("Cancel", params=[_p("id")], schema="Job")},
+        "/-/jobs/v1/runtimes": {"get": _op("Names of the runtimes a spec's venv may give")},
         "/-/jobs/v1/triggers": {"post": _op("Add an object or cron trigger", body="Trigger",
                                             ok="201"),
                                 "get": _op("List triggers")},
@@ -108,7 +110,8 @@ DOCUMENT: dict[str, Any] = {
                 "code": {"type": "string"}, "code_uri": {"type": "string"},
                 "env": {"type": "object"}, "resources": {"type": "object"},
                 "network": {"type": "boolean"}, "timeout_s": {"type": "number"},
-                "max_workers": {"type": "integer"}, "idle_s": {"type": "number"}}},
+                "max_workers": {"type": "integer"}, "idle_s": {"type": "number"},
+                "venv": {"type": "string"}}},
             "Invocation": {"type": "object", "properties": {"payload": {},
                                                             "idempotency_key": {"type": "string"}}},
             "Trigger": {"type": "object", "properties": {

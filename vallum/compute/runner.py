@@ -51,6 +51,8 @@ class TaskBundle:
     label: str | None = None       # the label outputs and logs get (the job's level, raised
                                    # to the output bucket's floor)
     ca_bundle: str | None = None   # the gateway's TLS certificate when it speaks HTTPS
+    runtime: str | None = None     # the named runtime's directory (the registry's, never
+                                   # the tenant's: runtimes.py)
 
     def job_spec(self) -> JobSpec:
         return JobSpec.from_json(self.spec)
@@ -175,10 +177,11 @@ def argv_of(spec: JobSpec, box: sbx.Sandbox, scratch: sbx.Scratch) -> list[str]:
     if spec.runtime == "command":
         return [*spec.command, *spec.args]
     if spec.module:
-        return [sbx.python(), "-u", "-m", spec.module, *spec.args]
+        return [box.python_for(scratch), "-u", "-m", spec.module, *spec.args]
     if spec.script:
-        return [sbx.python(), "-u", f"{code_dir}/{spec.script.rsplit('/', 1)[-1]}", *spec.args]
-    return [sbx.python(), "-u", f"{code_dir}/main.py", *spec.args]
+        return [box.python_for(scratch), "-u", f"{code_dir}/{spec.script.rsplit('/', 1)[-1]}",
+                *spec.args]
+    return [box.python_for(scratch), "-u", f"{code_dir}/main.py", *spec.args]
 
 
 def upload_outputs(client: Client, spec: JobSpec, name: str, scratch: sbx.Scratch,
@@ -306,6 +309,7 @@ async def run_task(bundle: TaskBundle, box: sbx.Sandbox, scratch_base: Path,
     except BaseException:
         box.release_uid(uid)
         raise
+    scratch.runtime = Path(bundle.runtime) if bundle.runtime else None
     if on_scratch is not None:
         on_scratch(scratch)
     try:

@@ -48,6 +48,7 @@ MAX_PROCS = int(os.environ.get("VALLUM_COMPUTE_MAX_PROCS", str(spec_limits.LIMIT
 HELPER_MB = 32
 HELPERS = Path(__file__).parent          # relay.py and fnworker.py, bound read-only
 _SYSTEM = ("/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc")
+RUNTIME_MOUNT = "/opt/vallum/runtime"    # a task's named runtime (runtimes.py), read-only
 
 
 @dataclass
@@ -116,6 +117,7 @@ class Scratch:
     log_path: Path
     sock_path: Path
     uid: int = NOBODY
+    runtime: Path | None = None          # the named runtime's directory (runtimes.py)
 
     @property
     def inputs(self) -> Path:
@@ -207,8 +209,16 @@ class Sandbox:
         return {"VALLUM_INPUT": f"{base}/in", "VALLUM_OUTPUT": f"{base}/out",
                 "VALLUM_CODE": f"{base}/code", "HOME": f"{base}/work",
                 "TMPDIR": "/tmp",  # noqa: S108 - the sandbox's private tmpfs
-                "PATH": "/usr/local/bin:/usr/bin:/bin",
+                "PATH": (f"{self.runtime_root(scratch)}/bin:" if scratch.runtime else "")
+                + "/usr/local/bin:/usr/bin:/bin",
                 "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+
+    def runtime_root(self, scratch: Scratch) -> str:
+        return RUNTIME_MOUNT if self.mode == "bwrap" else str(scratch.runtime)
+
+    def python_for(self, scratch: Scratch) -> str:
+        """The task's interpreter: its named runtime's, else python()."""
+        return f"{self.runtime_root(scratch)}/bin/python" if scratch.runtime else python()
 
     def helper(self, name: str) -> str:
         """Path (as the task sees it) of a helper script shipped with Vallum."""
@@ -245,6 +255,8 @@ class Sandbox:
                 b += ["--ro-bind", path, path]
         for prefix in python_binds():
             b += ["--ro-bind", prefix, prefix]
+        if scratch.runtime is not None:
+            b += ["--ro-bind", str(scratch.runtime), RUNTIME_MOUNT]
         tmpfs = str(limits.memory() * 1024 * 1024)   # each capped; the cgroup bounds the sum
         b += ["--proc", "/proc", "--dev", "/dev",
               "--size", tmpfs, "--tmpfs", "/dev/shm",  # noqa: S108 - the sandbox's private tmpfs

@@ -17,6 +17,8 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _RESERVED_ENV = ("AWS_", "VALLUM_")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+# A named runtime (runtimes.py): what a spec's ``venv`` may say; never a path.
+RUNTIME_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 
 class SpecError(Exception):
@@ -183,6 +185,7 @@ class JobSpec:
     level: str | None = None             # session level (security label) for credentials
     function: str | None = None          # function runtime: the function's name
     payload: Any = None                  # function runtime: the event
+    venv: str | None = None              # a named runtime (runtimes.py); None: system Python
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -321,11 +324,24 @@ def parse_job(doc: Any, quota: Quota, *, allow_function: bool = False) -> JobSpe
     if not isinstance(doc.get("network", False), bool):
         raise SpecError("network must be true or false")
     spec.network = bool(doc.get("network", False))
+    spec.venv = parse_venv(doc.get("venv"))
+    if spec.venv is not None and runtime == "function":
+        raise SpecError("venv belongs to python and command jobs (a function names its own)")
     level = doc.get("level")
     if level is not None and not isinstance(level, str):
         raise SpecError("level must be a string (a security label)")
     spec.level = level
     return spec
+
+
+def parse_venv(value: Any) -> str | None:
+    """A runtime's name as given (whether it is registered is checked at submit)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not RUNTIME_NAME.fullmatch(value):
+        raise SpecError(f"venv must name a runtime (1-64 of [a-z0-9._-]), got {value!r}",
+                        "UnknownRuntime")
+    return value
 
 
 def backoff(spec: JobSpec, attempt: int) -> float:

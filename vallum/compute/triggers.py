@@ -47,18 +47,18 @@ async def validate(service: Any, principal: Any, doc: Any,
         bucket, function = doc.get("bucket"), doc.get("function")
         if not isinstance(bucket, str) or not bucket:
             raise SpecError("an object trigger needs bucket")
-        if await service.services.meta.get_bucket(bucket) is None:
+        if await service.meta.get_bucket(bucket) is None:
             raise SpecError(f"no such bucket {bucket!r}", "NoSuchBucket", 404)
         if not isinstance(function, str):
             raise SpecError("an object trigger needs function (the name of a function)")
-        service._invocable(principal, function, level)    # at the function's own level
+        service.invocable(principal, function, level)    # at the function's own level
         events = doc.get("events") or ["s3:ObjectCreated:*"]
         if not isinstance(events, list) or any(e not in KNOWN_PATTERNS for e in events):
             raise SpecError(f"events must be a list of: {', '.join(KNOWN_PATTERNS)}")
         for name in ("prefix", "suffix"):
             if not isinstance(doc.get(name, ""), str):
                 raise SpecError(f"{name} must be a string")
-        await access.check_read(service.services.meta, principal,
+        await access.check_read(service.meta, principal,
                                 f"s3://{bucket}/{doc.get('prefix', '')}", "bucket")
         # Events reach it only for objects its owner may read at this level (viewer.py).
         row.update(bucket=bucket, prefix=doc.get("prefix", ""), suffix=doc.get("suffix", ""),
@@ -73,10 +73,10 @@ async def validate(service: Any, principal: Any, doc: Any,
             schedule = cron.parse(str(doc.get("schedule", "")))
         except cron.CronError as exc:
             raise SpecError(f"schedule: {exc}", "InvalidSchedule") from None
-        spec = parse_job(doc.get("job"), service.quota_for(principal.account))
+        spec = parse_job(doc.get("job"), service.limits.for_account(principal.account))
         if spec.depends_on or spec.idempotency_key:
             raise SpecError("a scheduled job cannot carry depends_on or idempotency_key")
-        item = await service._prepare(principal, "job", spec, level)   # as a submit checks
+        item = await service.prepare(principal, "job", spec, level)   # as a submit checks
         row.update(cron=doc["schedule"], job=json.dumps({**doc["job"], "level": spec.level}),
                    principal=json.dumps(item.principal),
                    next_run=schedule.next_after(time.time()))

@@ -74,11 +74,12 @@ def eligible(spec: JobSpec) -> bool:
 
 
 def pool_key(bundle: runner.TaskBundle, spec: JobSpec) -> tuple:
-    """Who may share a sandbox: one owner (account, principal, session level) and one
-    resource shape (the sandbox-wide limits are set when it starts)."""
+    """Who may share a sandbox: one owner (account, principal, session level), one
+    resource shape (the sandbox-wide limits are set when it starts) and one runtime (its
+    interpreter runs the worker; last in the key)."""
     r = spec.resources
     return (bundle.owner or f"job:{bundle.job_id}", spec.level, r.memory_mb, r.max_procs,
-            r.max_files, r.max_file_mb, r.cpu)
+            r.max_files, r.max_file_mb, r.cpu, bundle.runtime)
 
 
 class WarmPool:
@@ -119,6 +120,7 @@ class WarmPool:
         except BaseException:
             self.box.release_uid(uid)
             raise
+        scratch.runtime = Path(key[-1]) if key[-1] else None      # pool_key: the runtime
         try:
             r = spec.resources
             limits = sbx.Limits(memory_mb=max(r.memory_mb, 256), cpu_seconds=10 ** 7,
@@ -127,7 +129,7 @@ class WarmPool:
                                 task_memory_mb=r.memory_mb)
             env = self.box.env_paths(scratch)
             env["VALLUM_WARM_PIDNS"] = "1"         # the worker may clear its PID namespace
-            argv = [sbx.python(), "-u", self.box.helper("taskworker.py")]
+            argv = [self.box.python_for(scratch), "-u", self.box.helper("taskworker.py")]
             ctl, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             try:
                 with open(scratch.log_path, "ab") as logf:
@@ -228,7 +230,7 @@ class WarmPool:
             inner, code = f"{root}/work/{name}", f"{root}/code"
             env = {"VALLUM_INPUT": f"{inner}/in", "VALLUM_OUTPUT": f"{inner}/out",
                    "VALLUM_CODE": code, "HOME": f"{inner}/work", "TMPDIR": "/tmp",  # noqa: S108 - private tmpfs
-                   "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+                   "PATH": self.box.env_paths(w.scratch)["PATH"], "LANG": "C.UTF-8",
                    "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", **spec.env,
                    "VALLUM_JOB_ID": bundle.job_id, "VALLUM_TASK_INDEX": str(bundle.idx),
                    "VALLUM_ATTEMPT": str(bundle.attempt)}

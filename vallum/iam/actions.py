@@ -61,7 +61,7 @@ SERVICES: dict[str, frozenset[str]] = {
     "vallum": frozenset({"DowngradeLabel", "SubmitJob", "ListJobs", "GetJob", "GetJobLogs",
                          "CancelJob", "CreateFunction", "GetFunction", "ListFunctions",
                          "DeleteFunction", "InvokeFunction", "CreateTrigger", "ListTriggers",
-                         "DeleteTrigger", "GetQuota", "PutQuota"}),
+                         "DeleteTrigger", "GetQuota", "PutQuota", "ListRuntimes"}),
 }
 
 LOWER: dict[str, frozenset[str]] = {s: frozenset(a.lower() for a in names)
