@@ -46,6 +46,9 @@ JOB = "/job"
 # The same ceiling jobs are checked against at submission (spec.LIMITS), enforced again here.
 MAX_PROCS = int(os.environ.get("VALLUM_COMPUTE_MAX_PROCS", str(spec_limits.LIMITS["max_procs"][1])))
 HELPER_MB = 32
+# The platform's disk bandwidth per sandbox on the scratch disk (read and write, MB/s);
+# 0: unbounded. Set where the cgroup's io (v2) or blkio (v1) controller is available.
+IO_MBPS = int(os.environ.get("VALLUM_COMPUTE_IO_MBPS", "0") or 0)
 HELPERS = Path(__file__).parent          # relay.py and fnworker.py, bound read-only
 _SYSTEM = ("/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc")
 
@@ -69,10 +72,11 @@ class Limits:
         """max_procs within the platform's ceiling (VALLUM_COMPUTE_MAX_PROCS)."""
         return max(1, min(self.max_procs, MAX_PROCS))
 
-    def group_spec(self) -> cgroups.Spec:
+    def group_spec(self, scratch: Path | None = None) -> cgroups.Spec:
         # The sandbox's own helpers (bubblewrap, the warm worker) ride on top of the task's.
         return cgroups.Spec((self.memory() + HELPER_MB) * 1024 * 1024, self.procs() + 4,
-                            self.cpu)
+                            self.cpu, io_device=block_device(scratch) if scratch else None,
+                            io_bps=IO_MBPS * 1024 * 1024 if IO_MBPS else None)
 
 
 @dataclass
@@ -96,6 +100,13 @@ class Started:
     group: cgroups.Group | None = None
     pidns: str | None = None
     seccomp: bool = False
+
+    def kill(self) -> None:
+        """SIGKILL the sandbox: its process group, and everything in its cgroup (which no
+        process can leave, whatever it did to its session or parent)."""
+        kill_group(self.proc.pid)
+        if self.group is not None:
+            self.group.kill()
 
     def notes(self, limits: Limits) -> str:
         """The job-log line saying which limits this host could not enforce ("" if none)."""
@@ -132,6 +143,15 @@ class Scratch:
     @property
     def work(self) -> Path:
         return self.root / "work"
+
+
+def block_device(path: Path) -> str | None:
+    """"MAJ:MIN" of the block device holding ``path`` (None for tmpfs, overlay, ...)."""
+    try:
+        dev = os.stat(path).st_dev
+    except OSError:
+        return None
+    return f"{os.major(dev)}:{os.minor(dev)}" if os.major(dev) else None
 
 
 def drop_privileges() -> bool:
@@ -217,8 +237,7 @@ class Sandbox:
     def command(self, scratch: Scratch, argv: list[str], env: dict[str, str], limits: Limits,
                 *, network: bool = False, fds: dict[str, int] | None = None) -> list[str]:
         """The command line; ``env`` goes to the process's environment (``env=``), never
-        to argv. ``fds`` (see start): "info" and "block" make bubblewrap report its pids
-        and wait, so the caller can put it in a cgroup before any task code runs;
+        to argv. ``fds`` (see start): "info" makes bubblewrap report its PID namespace,
         "seccomp" holds the system-call filter."""
         if not self.usable:
             raise SandboxUnavailable(REFUSAL)
@@ -258,7 +277,7 @@ class Sandbox:
               "--ro-bind", str(helpers_dir() / "taskworker.py"), "/opt/vallum/taskworker.py"]
         if network:
             b += ["--bind", str(scratch.sock_path), "/run/vallum-gateway.sock"]
-        for name in ("info", "block", "seccomp"):
+        for name in ("info", "seccomp"):
             if fds and name in fds:
                 b += [f"--{name}-fd" if name != "seccomp" else "--seccomp", str(fds[name])]
         b += ["--remount-ro", "/", "--chdir", f"{JOB}/work", "--"]
@@ -267,52 +286,56 @@ class Sandbox:
     async def start(self, scratch: Scratch, argv: list[str], env: dict[str, str],
                     limits: Limits, *, network: bool = False, stdin=subprocess.DEVNULL,
                     stdout=None, stderr=None) -> Started:
-        """Start the sandbox. With bubblewrap it starts blocked: its processes join a fresh
-        cgroup (memory, pids, cpu where available) before the task's code may run."""
+        """Start the sandbox. With bubblewrap it starts held at a gate (see ``gate``): its
+        first process joins a fresh cgroup (memory, pids, cpu where available) before
+        anything else runs, and every process after it is born inside. Only the
+        descriptors named here cross to the child (``close_fds``, ``pass_fds``)."""
         if self.mode != "bwrap":
             proc = await asyncio.create_subprocess_exec(
                 *self.command(scratch, argv, env, limits, network=network), stdin=stdin,
                 stdout=stdout, stderr=stderr, env=env, cwd=str(scratch.work),
-                start_new_session=True)
+                start_new_session=True, close_fds=True, pass_fds=())
             return Started(proc)
         info_r, info_w = os.pipe()
-        block_r, block_w = os.pipe()
-        fds = {"info": info_w, "block": block_r}
+        go_r, go_w = os.pipe()
+        fds = {"info": info_w}
         filt = seccomp.pipe()
         if filt is not None:
             fds["seccomp"] = filt
         try:
-            cmd = self.command(scratch, argv, env, limits, network=network, fds=fds)
+            cmd = gate(go_r) + self.command(scratch, argv, env, limits, network=network, fds=fds)
             proc = await asyncio.create_subprocess_exec(
                 *cmd, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=str(scratch.work),
-                start_new_session=True, pass_fds=tuple(fds.values()))
+                start_new_session=True, close_fds=True, pass_fds=(go_r, *fds.values()))
         except BaseException:
-            for fd in (info_r, block_w):
+            for fd in (info_r, go_w):
                 os.close(fd)
             raise
         finally:
-            for fd in fds.values():
+            for fd in (go_r, *fds.values()):
                 os.close(fd)
         started = Started(proc, seccomp=filt is not None)
         try:
+            group = cgroups.create(limits.group_spec(scratch.root))
+            started.group = group
+            group.add(proc.pid)               # the gate: all that follows is born inside
+            os.write(go_w, b"g\n")
+            os.close(go_w)
+            go_w = -1
             info = await read_json(info_r, 30.0)
-            child = info.get("child-pid")
+            info_r = -1
             ns = info.get("pid-namespace")
             started.pidns = f"pid:[{ns}]" if isinstance(ns, int) else None
-            group = cgroups.create(limits.group_spec())
-            started.group = group
-            group.add(proc.pid)
-            if isinstance(child, int):
-                group.add(child)
-            os.write(block_w, b"g")           # go: the task's code starts inside the group
         except BaseException:
-            kill_group(proc.pid)
+            started.kill()
             await proc.wait()
             if started.group is not None:
                 started.group.remove()
             raise
         finally:
-            os.close(block_w)
+            for fd in (go_w, info_r):
+                if fd >= 0:
+                    os.close(fd)
         return started
 
     async def run(self, scratch: Scratch, argv: list[str], env: dict[str, str], limits: Limits,
@@ -336,7 +359,7 @@ class Sandbox:
                     code = NOT_FOUND
                 return describe(code, oom=started.group is not None
                                 and started.group.oom_kills() > 0, limits=limits)
-            kill_group(proc.pid)
+            started.kill()
             await waiter
             if stopper is not None and stopper in done:
                 return Outcome(None, cancelled=True, reason="cancelled")
@@ -346,10 +369,29 @@ class Sandbox:
             if stopper is not None:
                 stopper.cancel()
             if not waiter.done():
-                kill_group(proc.pid)
+                started.kill()
                 await waiter
             if started.group is not None:
+                started.group.kill()          # whatever the task left behind it
                 started.group.remove()
+
+
+GATE_REFUSED = 125
+_GATE = 'fd=$1; shift; IFS= read -r -u "$fd" go; exec {fd}<&-; [ "$go" = g ] || exit 125; exec "$@"'
+
+
+def gate(fd: int) -> list[str]:
+    """A prefix that holds the command until the host writes "g" on ``fd``, and otherwise
+    never runs it: if the process that started it dies first (the pipe reaches EOF), the
+    gate exits. Why not bubblewrap's ``--block-fd``: bubblewrap goes on at EOF, so a
+    sandbox whose owner was killed while it waited ran on outside any cgroup, with no
+    parent to die with. bash, because only bash reads and closes a descriptor above 9."""
+    return [_bash(), "-c", _GATE, "vallum-gate", str(fd)]
+
+
+@functools.cache
+def _bash() -> str:
+    return shutil.which("bash", path="/usr/bin:/bin") or "/bin/bash"
 
 
 def _exec_failed(log_path: Path) -> bool:

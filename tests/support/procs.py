@@ -1,0 +1,57 @@
+"""Which processes are still alive, read from /proc: the check that a test leaves nothing
+behind (a sandbox, a task, a bubblewrap waiting on a pipe)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command line) of every live (not zombie) process."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            out[int(entry)] = (int(fields[1]), cmd)
+    return out
+
+
+def matching(*needles: str) -> dict[int, str]:
+    """Live processes whose command line contains any of ``needles``."""
+    return {pid: cmd for pid, (_, cmd) in table().items() if any(n in cmd for n in needles)}
+
+
+def gone(*needles: str, timeout: float = 10.0) -> dict[int, str]:
+    """Wait until no live process matches ``needles``; what still matches at the deadline."""
+    deadline = time.monotonic() + timeout
+    while (left := matching(*needles)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def wait_for(*needles: str, timeout: float = 60.0) -> dict[int, str]:
+    """Wait until some live process matches ``needles``; the matches ({} at the deadline)."""
+    deadline = time.monotonic() + timeout
+    while not (found := matching(*needles)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return found
+
+
+def ancestors(pid: int) -> list[tuple[int, str]]:
+    """``pid``'s parents up to init, nearest first."""
+    procs = table()
+    chain = []
+    while pid in procs and pid > 1:
+        pid = procs[pid][0]
+        if pid in procs:
+            chain.append((pid, procs[pid][1]))
+    return chain
