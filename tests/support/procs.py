@@ -38,11 +38,12 @@ def gone(*needles: str, timeout: float = 10.0) -> dict[int, str]:
     return left
 
 
-def wait_for(*needles: str, timeout: float = 60.0) -> dict[int, str]:
-    """Wait until some live process matches ``needles``; the matches ({} at the deadline)."""
+def wait_for(*needles: str, timeout: float = 60.0, poll: float = 0.1) -> dict[int, str]:
+    """Wait until some live process matches ``needles``; the matches ({} at the deadline).
+    ``poll=0`` catches a process within milliseconds of its start."""
     deadline = time.monotonic() + timeout
     while not (found := matching(*needles)) and time.monotonic() < deadline:
-        time.sleep(0.1)
+        time.sleep(poll)
     return found
 
 
