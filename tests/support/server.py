@@ -73,11 +73,14 @@ def dev_certs(out: Path) -> Path:
 
 
 def start_server(data_dir: Path, *extra: str, env: dict | None = None,
-                 tls_certs: Path | None = None) -> Server:
+                 tls_certs: Path | None = None, launcher: list[str] | None = None) -> Server:
     """Start `vallum serve` on a free port; the caller stops it (stop_server). With
-    ``tls_certs`` (a `vallum certs dev` directory) it serves HTTPS with that certificate."""
+    ``tls_certs`` (a `vallum certs dev` directory) it serves HTTPS with that certificate;
+    ``launcher`` replaces ``[sys.executable]`` (e.g. setpriv ... python, another user)."""
     port = free_port()
     full_env = dict(os.environ, VALLUM_ROOT_ACCESS_KEY=ACCESS_KEY, VALLUM_ROOT_SECRET_KEY=SECRET_KEY)
+    if os.geteuid() == 0:        # CI runs as root: tenant compute from root, said explicitly
+        full_env["VALLUM_ALLOW_ROOT_COMPUTE"] = "1"
     full_env.update(env or {})
     scheme, context = "http", None
     if tls_certs is not None:
@@ -87,7 +90,7 @@ def start_server(data_dir: Path, *extra: str, env: dict | None = None,
     log_path = server_log(data_dir)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "vallum", "serve", "--data-dir", str(data_dir),
+            [*(launcher or [sys.executable]), "-m", "vallum", "serve", "--data-dir", str(data_dir),
              "--address", f"127.0.0.1:{port}", *extra],
             env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     endpoint = f"{scheme}://127.0.0.1:{port}"

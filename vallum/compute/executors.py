@@ -64,9 +64,13 @@ class LocalPool:
         return await runner.run_task(bundle, self.box, self.scratch_base, cancel, on_scratch)
 
 
-def _ray_task(bundle_doc: dict[str, Any], scratch_base: str) -> dict[str, Any]:
-    """Body of the Ray remote function: one attempt on a Ray worker."""
+def _ray_task(bundle_doc: dict[str, Any], scratch_base: str,
+              allow_root: bool = False) -> dict[str, Any]:
+    """Body of the Ray remote function: one attempt on a Ray worker. ``allow_root``: the
+    gateway's operator allowed tenant code to start from root (--allow-root-compute)."""
     bundle = runner.TaskBundle(**bundle_doc)
+    if allow_root:
+        os.environ[sbx.ALLOW_ROOT_ENV] = "1"
     box = sbx.Sandbox()
     # A Ray worker runs one task at a time: one uid of its own, apart from the gateway's range.
     box._free_uids = [sbx.UID_BASE + sbx.UID_COUNT + os.getpid() % 1_000_000]
@@ -122,7 +126,7 @@ class RayExecutor:
         spec = bundle.job_spec()
         ref = self._remote.options(num_cpus=spec.resources.cpu,
                                    memory=spec.resources.memory_mb * 1024 * 1024).remote(
-            bundle.__dict__, str(self.scratch_base))
+            bundle.__dict__, str(self.scratch_base), sbx.root_allowed())
         waiter = asyncio.ensure_future(_await_ref(ref))
         stopper = asyncio.ensure_future(cancel.wait())
         try:

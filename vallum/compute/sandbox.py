@@ -207,6 +207,10 @@ class Sandbox:
     def usable(self) -> bool:
         return self.mode in ("bwrap", UNSAFE)
 
+    def refusal(self) -> str:
+        """Why tenant code does not run here (the job's reason, the function's error)."""
+        return ROOT_REFUSAL if self.mode == ROOT_REFUSED else REFUSAL
+
     def acquire_uid(self) -> int:
         """A uid no other running sandbox of this process uses (NOBODY when not root)."""
         if not drop_privileges():
@@ -240,7 +244,7 @@ class Sandbox:
         to argv. ``fds`` (see start): "info" makes bubblewrap report its PID namespace,
         "seccomp" holds the system-call filter."""
         if not self.usable:
-            raise SandboxUnavailable(REFUSAL)
+            raise SandboxUnavailable(self.refusal())
         cmd: list[str] = []
         if drop_privileges() and self.setpriv:
             cmd += [self.setpriv, f"--reuid={scratch.uid}", f"--regid={scratch.uid}", "--clear-groups",
@@ -572,10 +576,23 @@ REFUSAL = ("tenant compute is refused: this host has no working bubblewrap sandb
            "(apt-get install bubblewrap, or scripts/install-sandbox.sh) and allow unprivileged "
            "user namespaces; only on a single-tenant machine may the gateway instead be started "
            f"with VALLUM_SANDBOX={UNSAFE}")
+ROOT_REFUSED = "root-refused"
+ALLOW_ROOT_ENV = "VALLUM_ALLOW_ROOT_COMPUTE"
+ROOT_REFUSAL = ("tenant compute is refused: the gateway runs as root, and a sandbox escape would "
+                "then be root on the host. Run `vallum serve` as an unprivileged service user "
+                "(docs/compute.md, \"Running as a service user\": bubblewrap with unprivileged user "
+                "namespaces, a delegated cgroup, the data directory owned by that user), or start "
+                f"it with --allow-root-compute ({ALLOW_ROOT_ENV}=1) to run each task from root "
+                "under an unprivileged uid of its own")
 
 
 class SandboxUnavailable(RuntimeError):
     """No isolating sandbox and no explicit single-tenant override: tenant code never runs."""
+
+
+def root_allowed() -> bool:
+    """May tenant code be started by a gateway running as root (the operator said so)?"""
+    return os.environ.get(ALLOW_ROOT_ENV, "") in ("1", "true", "yes")
 
 
 _MODE: str | None = None
@@ -583,12 +600,15 @@ _MODE: str | None = None
 
 def detect_mode() -> str:
     """"bwrap" when a throw-away sandbox starts here; "unsafe-single-tenant" only when the
-    operator asked for it (VALLUM_SANDBOX); otherwise "unavailable": no silent downgrade."""
+    operator asked for it (VALLUM_SANDBOX); "root-refused" when the gateway runs as root
+    without --allow-root-compute; otherwise "unavailable": no silent downgrade."""
     global _MODE
     if _MODE is not None:
         return _MODE
     forced = os.environ.get("VALLUM_SANDBOX") or ""
-    if forced in ("bwrap", UNSAFE):
+    if os.geteuid() == 0 and not root_allowed():
+        _MODE = ROOT_REFUSED
+    elif forced in ("bwrap", UNSAFE):
         _MODE = forced
     else:
         if forced:
@@ -599,7 +619,7 @@ def detect_mode() -> str:
                     "ONLY: no filesystem, network or PID isolation. Never use this with more "
                     "than one tenant. !!!", UNSAFE)
     elif _MODE != "bwrap":
-        log.error("!!! %s !!!", REFUSAL)
+        log.error("!!! %s !!!", ROOT_REFUSAL if _MODE == ROOT_REFUSED else REFUSAL)
     return _MODE
 
 
