@@ -187,32 +187,34 @@ def _write(path: Path, value: str) -> bool:
         return False
 
 
-def _parent_v2(host: Host) -> Path | None:
-    """Where the gateway may make v2 groups with memory and pids: a parent under its own
-    cgroup. A cgroup with processes may not enable controllers for its children (no
-    internal processes), so when enabling fails the gateway first moves itself into a
-    leaf beside the parent (what a systemd unit with ``Delegate=yes`` allows)."""
+def _parent_v2(host: Host) -> tuple[Path, set[str]] | None:
+    """Where the gateway may make v2 groups with memory and pids, and which controllers
+    their children get: a parent under its own cgroup. A cgroup with processes may not
+    enable controllers for its children (no internal processes), so when enabling fails
+    the gateway first moves itself into a leaf beside the parent (what a systemd unit
+    with ``Delegate=yes`` allows)."""
     assert host.v2 is not None
     base = host.v2 / host.own[""].lstrip("/")
     available = set((base / "cgroup.controllers").read_text().split())
     if not {"memory", "pids"} <= available:
         return None
     wanted = [c for c in V2 if c in available]
-    if not _enable(base, wanted):
+    if not {"memory", "pids"} <= _enable(base, wanted):
         leaf = base / LEAF
         leaf.mkdir(exist_ok=True)
-        if not _write(leaf / "cgroup.procs", str(os.getpid())) or not _enable(base, wanted):
+        if (not _write(leaf / "cgroup.procs", str(os.getpid()))
+                or not {"memory", "pids"} <= _enable(base, wanted)):
             return None
     parent = base / PARENT
     parent.mkdir(exist_ok=True)
-    return parent if _enable(parent, wanted) else None
+    enabled = _enable(parent, wanted)
+    return (parent, enabled) if {"memory", "pids"} <= enabled else None
 
 
-def _enable(d: Path, controllers: list[str]) -> bool:
-    """Enable ``controllers`` for ``d``'s children; True when memory and pids are (the
-    kernel refuses the write of one it cannot enable, so success is the answer)."""
-    enabled = {c for c in controllers if _write(d / "cgroup.subtree_control", f"+{c}")}
-    return {"memory", "pids"} <= enabled
+def _enable(d: Path, controllers: list[str]) -> set[str]:
+    """Enable ``controllers`` for ``d``'s children; those that are (the kernel refuses
+    the write of one it cannot enable, so success is the answer)."""
+    return {c for c in controllers if _write(d / "cgroup.subtree_control", f"+{c}")}
 
 
 def _track_v2(host: Host, name: str) -> Path | None:
@@ -354,15 +356,15 @@ def _create(spec: Spec, host: Host, name: str) -> Group:
     group = Group()
     if host.v2 is not None and "" in host.own:
         try:
-            parent = _parent_v2(host)
-            if parent is not None:
-                (parent / name).mkdir()
+            found = _parent_v2(host)
+            if found is not None:
+                (found[0] / name).mkdir()
         except OSError:
-            parent = None
-        if parent is not None:
-            d = parent / name
+            found = None
+        if found is not None:
+            d = found[0] / name
             group.v2 = True
-            group.dirs = {c: d for c in V2}
+            group.dirs = {c: d for c in V2 if c in found[1]}
             group.track = d
             _set(group, spec, {"memory": ("memory.max", str(spec.memory_bytes)),
                                "pids": ("pids.max", str(spec.max_procs)),
