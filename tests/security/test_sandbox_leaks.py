@@ -4,12 +4,14 @@ job's reason, and a cold task gets the PATH it is promised."""
 from __future__ import annotations
 
 import os
+import shutil
 import time
 
 import pytest
 
 from tests.support import fixtures as functional
 from tests.support.compute import client_of, read
+from tests.support.server import server_log, start_server, stop_server
 from vallum.compute import sandbox
 
 pytestmark = pytest.mark.skipif(sandbox.detect_mode() != "bwrap",
@@ -72,3 +74,27 @@ def test_reasons_name_no_host_path_nor_the_gateway_pid(api, s3, bucket, server):
         assert done["state"] == "FAILED" and "staging inputs failed" in reason, done
         assert "/" not in reason.split("failed:", 1)[1], reason
         assert str(server.proc.pid) not in reason, reason
+
+
+@pytest.mark.parametrize("warm", ["1", "0"], ids=["warm", "cold"])
+def test_an_internal_failure_names_its_kind_not_host_paths(tmp_path, warm):
+    """Vallum's own machinery fails around a task (its scratch folder is not a folder):
+    the job's reason says so without the host path or the gateway's pid in it."""
+    scratch = tmp_path / "scratch"
+    srv = start_server(tmp_path / "data", env={"VALLUM_SCRATCH_DIR": str(scratch),
+                                               "VALLUM_COMPUTE_WARM": warm})
+    try:
+        s3, api = srv.client(), client_of(srv)
+        s3.create_bucket(Bucket="internal-" + warm)
+        mine = scratch / str(srv.proc.pid)
+        shutil.rmtree(mine)
+        mine.write_text("not a folder")
+        job = api.submit({"runtime": "python", "code": "pass",
+                          "output": f"s3://internal-{warm}/o/"})
+        done = api.wait(job["id"], timeout=60)
+    finally:
+        stop_server(srv)
+    assert done["state"] == "FAILED", done
+    assert done["reason"] == ("internal error (FileExistsError); the gateway's log has the "
+                              "details"), done
+    assert "FileExistsError" in server_log(tmp_path / "data").read_text()   # details: the log

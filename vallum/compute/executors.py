@@ -59,9 +59,29 @@ class LocalPool:
 
     async def run(self, bundle: runner.TaskBundle, cancel: asyncio.Event,
                   on_scratch=None) -> runner.TaskResult:
-        if self.warm_enabled and self.box.mode == "bwrap" and eligible(bundle.job_spec()):
-            return await self.warm.run(bundle, cancel, on_scratch)
-        return await runner.run_task(bundle, self.box, self.scratch_base, cancel, on_scratch)
+        try:
+            if self.warm_enabled and self.box.mode == "bwrap" and eligible(bundle.job_spec()):
+                return await self.warm.run(bundle, cancel, on_scratch)
+            return await runner.run_task(bundle, self.box, self.scratch_base, cancel, on_scratch)
+        except Exception as exc:  # noqa: BLE001 - the task's failure, told without host detail
+            return internal_failure(bundle, exc)
+
+
+def internal_failure(bundle: runner.TaskBundle, exc: BaseException) -> runner.TaskResult:
+    """A failure of Vallum's own machinery around a task: the details (host paths, pids,
+    a helper's output) go to the gateway's log; the job's reason names only its kind."""
+    log.error("task %s/%s failed internally", bundle.job_id, bundle.idx, exc_info=exc)
+    return runner.TaskResult("FAILED", None, f"internal error ({type(exc).__name__}); "
+                                             "the gateway's log has the details")
+
+
+_RAY_REASONS = {
+    "WorkerCrashedError": "ray: the worker running the task died",
+    "NodeDiedError": "ray: the node running the task died",
+    "LocalRayletDiedError": "ray: the node running the task died",
+    "OutOfMemoryError": "ray: the node ran out of memory and Ray killed the task's worker",
+    "TaskCancelledError": "cancelled",
+}
 
 
 def _ray_task(bundle_doc: dict[str, Any], scratch_base: str,
@@ -139,7 +159,12 @@ class RayExecutor:
             self._ray.cancel(ref, force=True)
             raise
         except Exception as exc:  # noqa: BLE001 - a lost Ray worker is the task's failure
-            return runner.TaskResult("FAILED", None, f"ray: {type(exc).__name__}: {exc}")
+            # Ray's own text carries node addresses, worker pids and host tracebacks.
+            reason = _RAY_REASONS.get(type(exc).__name__)
+            if reason is None:
+                return internal_failure(bundle, exc)
+            log.warning("task %s/%s: %s", bundle.job_id, bundle.idx, exc)
+            return runner.TaskResult("FAILED", None, reason)
         finally:
             stopper.cancel()
 
