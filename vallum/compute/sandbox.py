@@ -240,9 +240,10 @@ class Sandbox:
 
     def command(self, scratch: Scratch, argv: list[str], env: dict[str, str], limits: Limits,
                 *, network: bool = False, fds: dict[str, int] | None = None) -> list[str]:
-        """The command line; ``env`` goes to the process's environment (``env=``), never
-        to argv. ``fds`` (see start): "info" makes bubblewrap report its PID namespace,
-        "seccomp" holds the system-call filter."""
+        """The command line. ``env`` is the task's, never in argv: with bubblewrap it
+        reaches only the task, through ``fds["args"]`` (see start); in the unsafe mode it
+        is the process's environment. ``fds``: "info" makes bubblewrap report its PID
+        namespace, "seccomp" holds the system-call filter."""
         if not self.usable:
             raise SandboxUnavailable(self.refusal())
         cmd: list[str] = []
@@ -257,10 +258,13 @@ class Sandbox:
                     f"--fsize={limits.max_file_mb * 1024 * 1024}", "--core=0", "--"]
         if self.mode != "bwrap":
             return cmd + argv
-        # The task's environment is bubblewrap's own (the caller passes exactly ``env``): never
-        # --setenv, which would put a network task's secret and session token in argv (ps).
+        # The task's environment is set by bubblewrap from arguments it reads from a
+        # descriptor (--args): never in argv, where ps would show a network task's secret,
+        # and never the environment of the host-side helpers (see start).
         b = [self.bwrap, "--unshare-all", "--die-with-parent", "--new-session",
              "--hostname", "vallum-task", "--cap-drop", "ALL"]
+        if fds and "args" in fds:
+            b += ["--args", str(fds["args"])]
         for path in _SYSTEM:
             if os.path.islink(path):
                 b += ["--symlink", os.readlink(path), path]
@@ -300,17 +304,19 @@ class Sandbox:
                 stdout=stdout, stderr=stderr, env=env, cwd=str(scratch.work),
                 start_new_session=True, close_fds=True, pass_fds=())
             return Started(proc)
+        args = env_args(env)
         info_r, info_w = os.pipe()
         go_r, go_w = os.pipe()
-        fds = {"info": info_w}
+        fds = {"info": info_w, "args": args}
         filt = seccomp.pipe()
         if filt is not None:
             fds["seccomp"] = filt
         try:
             cmd = gate(go_r) + self.command(scratch, argv, env, limits, network=network, fds=fds)
             proc = await asyncio.create_subprocess_exec(
-                *cmd, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=str(scratch.work),
-                start_new_session=True, close_fds=True, pass_fds=(go_r, *fds.values()))
+                *cmd, stdin=stdin, stdout=stdout, stderr=stderr, env=HOST_ENV,
+                cwd=str(scratch.work), start_new_session=True, close_fds=True,
+                pass_fds=(go_r, *fds.values()))
         except BaseException:
             for fd in (info_r, go_w):
                 os.close(fd)
@@ -380,7 +386,32 @@ class Sandbox:
                 started.group.remove()
 
 
-GATE_REFUSED = 125
+# The environment of the host-side processes that start a sandbox (the gate, setpriv,
+# prlimit, bubblewrap), run as the gateway's user: fixed, never the job's. A job's env
+# there would be a root shell's BASH_ENV or SHELLOPTS/PS4, or the loader's LD_PRELOAD.
+HOST_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+
+
+def env_args(env: dict[str, str]) -> int:
+    """A descriptor holding ``--clearenv --setenv NAME VALUE ...`` for ``bwrap --args``
+    (NUL-separated, in memory): the task's whole environment, which no host-side process
+    sees and no process listing shows. A NUL in a name or value would split it into
+    further bubblewrap options, so it is refused."""
+    words = ["--clearenv"]
+    for name, value in env.items():
+        if "\0" in name or "\0" in value or not name or "=" in name:
+            raise ValueError("an environment variable's name or value is not allowed")
+        words += ["--setenv", name, value]
+    fd = os.memfd_create("vallum-task-env", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, b"".join(w.encode() + b"\0" for w in words))
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 _GATE = 'fd=$1; shift; IFS= read -r -u "$fd" go; exec {fd}<&-; [ "$go" = g ] || exit 125; exec "$@"'
 
 
