@@ -56,3 +56,15 @@ def ancestors(pid: int) -> list[tuple[int, str]]:
         if pid in procs:
             chain.append((pid, procs[pid][1]))
     return chain
+
+
+def left_behind(needle: str, timeout: float = 10.0) -> dict[int, str]:
+    """Processes other than this one and its ancestors that still mention ``needle``
+    (a test session's temp dir) after ``timeout``: what the tests failed to stop."""
+    mine = {os.getpid(), *(pid for pid, _ in ancestors(os.getpid()))}
+    deadline = time.monotonic() + timeout
+    while True:
+        left = {pid: cmd for pid, cmd in matching(needle).items() if pid not in mine}
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.2)
