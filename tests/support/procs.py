@@ -58,13 +58,21 @@ def ancestors(pid: int) -> list[tuple[int, str]]:
     return chain
 
 
-def left_behind(needle: str, timeout: float = 10.0) -> dict[int, str]:
-    """Processes other than this one and its ancestors that still mention ``needle``
-    (a test session's temp dir) after ``timeout``: what the tests failed to stop."""
+def left_behind(patterns: list[tuple[str, ...]], timeout: float = 10.0) -> dict[int, str]:
+    """Processes other than this one and its ancestors whose command line holds every
+    string of one of ``patterns`` (a session's temp dir; a server's scratch folder) after
+    ``timeout``: what the tests failed to stop."""
     mine = {os.getpid(), *(pid for pid, _ in ancestors(os.getpid()))}
     deadline = time.monotonic() + timeout
     while True:
-        left = {pid: cmd for pid, cmd in matching(needle).items() if pid not in mine}
+        left = {pid: cmd for pid, (_, cmd) in table().items() if pid not in mine
+                and any(all(n in cmd for n in p) for p in patterns)}
         if not left or time.monotonic() >= deadline:
             return left
         time.sleep(0.2)
+
+
+def sandbox_patterns(server_pids: list[int]) -> list[tuple[str, ...]]:
+    """What the sandboxes of these gateways carry in their command lines: their scratch
+    folders, <temp>/vallum-scratch-<tag>/<gateway pid>/ (a Ray worker's too)."""
+    return [("/vallum-scratch-", f"/{pid}/") for pid in server_pids]

@@ -19,6 +19,7 @@ from botocore.config import Config
 ACCESS_KEY = "VALLUMTESTROOTKEY000"
 SECRET_KEY = "vallum-test-root-secret-key-0000000000000"
 REGION = "us-east-1"
+STARTED: list[int] = []       # pids of the servers this process started (tests/conftest.py)
 
 
 @dataclass
@@ -93,6 +94,7 @@ def start_server(data_dir: Path, *extra: str, env: dict | None = None,
             [*(launcher or [sys.executable]), "-m", "vallum", "serve", "--data-dir", str(data_dir),
              "--address", f"127.0.0.1:{port}", *extra],
             env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    STARTED.append(proc.pid)
     endpoint = f"{scheme}://127.0.0.1:{port}"
     try:
         wait_ready(endpoint, proc, context=context, log_path=log_path)
