@@ -24,7 +24,8 @@ from tests.support.server import server_log, start_server, stop_server
 from vallum.client import VallumError
 from vallum.compute import sandbox
 
-CODE = "import os\nopen(os.environ['VALLUM_OUTPUT'] + '/ran', 'w').write('tenant code ran')\n"
+CODE = ("import os, subprocess\nsubprocess.run([\"sh\", \"-c\", \"echo a | cat\"], check=True)\n"
+        "open(os.environ['VALLUM_OUTPUT'] + '/ran', 'w').write('tenant code ran')\n")
 
 
 def _run_job(tmp_path, env, *extra, launcher=None, data=None):

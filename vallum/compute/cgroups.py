@@ -375,7 +375,7 @@ def _create(spec: Spec, host: Host, name: str) -> Group:
             return group
     for c in V1:
         mount = host.v1.get(c)
-        if mount is None or c not in host.own:
+        if mount is None or c not in host.own or (c == "blkio" and not spec.io_bps):
             continue
         d = mount / host.own[c].lstrip("/") / name
         try:

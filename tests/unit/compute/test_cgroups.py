@@ -99,3 +99,24 @@ def test_cgroup_kill_on_the_real_kernel_ends_a_forking_tree():
                 break
             time.sleep(0.02)
     assert group.remove() and not group.track
+
+
+def _fake_v1(tmp_path: Path) -> cgroups.Host:
+    mounts = {c: tmp_path / c for c in cgroups.V1}
+    for m in mounts.values():
+        (m / "svc").mkdir(parents=True)
+    return cgroups.Host(None, mounts, {c: "/svc" for c in cgroups.V1})
+
+
+def test_v1_limits_and_io_only_when_asked(tmp_path):
+    host = _fake_v1(tmp_path)
+    group = cgroups._create(SPEC, host, "vallum-1.2-04")
+    assert not group.v2 and set(group.dirs) == set(cgroups.V1) and group.unenforced == []
+    assert (group.dirs["memory"] / "memory.limit_in_bytes").read_text() == str(96 << 20)
+    assert (group.dirs["pids"] / "pids.max").read_text() == "12"
+    assert (group.dirs["cpu"] / "cpu.cfs_quota_us").read_text() == "50000"
+    for f in ("read", "write"):
+        assert (group.dirs["blkio"] / f"blkio.throttle.{f}_bps_device").read_text() == \
+            f"8:0 {10 << 20}"
+    plain = cgroups._create(cgroups.Spec(96 << 20, 12), host, "vallum-1.2-05")
+    assert set(plain.dirs) == {"memory", "pids", "cpu"} and plain.unenforced == []
