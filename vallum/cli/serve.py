@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 import uvicorn
 
+from vallum.compute import sandbox
 from vallum.iam.root import load_or_create
 from vallum.security import crypto
 from vallum.security.audit import AUDIT_DIR, ensure_signing_key
@@ -40,6 +41,11 @@ def serve(
         False, "--require-signed-payload",
         help="Refuse SigV2 and unsigned SigV4 payloads (presigned GET/HEAD URLs excepted) "
              "[env VALLUM_REQUIRE_SIGNED_PAYLOAD]"),
+    allow_root_compute: bool = typer.Option(
+        False, "--allow-root-compute",
+        help="Run tenant jobs and functions although the gateway runs as root (each task "
+             "under an unprivileged uid of its own); without it, compute is refused as root. "
+             "Better: run as a service user (docs/compute.md) [env VALLUM_ALLOW_ROOT_COMPUTE=1]"),
 ) -> None:
     """Run the S3-compatible gateway with the embedded metadata store and local disk."""
     # Everything the server creates (database, blobs, keys, audit log) is private to its user.
@@ -91,6 +97,7 @@ def serve(
         print("Signing:            SigV4 with a signed payload required", flush=True)
     if removed:
         print(f"Removed {removed} leftover blob(s) of interrupted writes.", flush=True)
+    _say_compute_user(allow_root_compute)
     os.environ.pop("VALLUM_TLS_CERT", None)      # set again by to_env only when --tls-cert is given
     os.environ.update(to_env(config))
     # The test clock is honoured only when this flag is given, never from an inherited environment.
@@ -106,3 +113,16 @@ def serve(
                 timeout_graceful_shutdown=30, backlog=2048,
                 # PROTOCOL_TLS_SERVER contexts refuse TLS < 1.2 on Python >= 3.10.
                 ssl_certfile=tls_cert, ssl_keyfile=tls_key, ssl_version=ssl.PROTOCOL_TLS_SERVER)
+
+
+def _say_compute_user(allow_root_compute: bool) -> None:
+    """As root, tenant compute runs only when the operator says so; say which it is."""
+    if allow_root_compute:
+        os.environ[sandbox.ALLOW_ROOT_ENV] = "1"
+    if os.geteuid() != 0:
+        return
+    if sandbox.root_allowed():
+        print("Compute:            running as root by request (--allow-root-compute): each task "
+              "starts from root under an unprivileged uid of its own", flush=True)
+    else:
+        print(f"Compute:            REFUSED. {sandbox.ROOT_REFUSAL}", flush=True)
