@@ -276,7 +276,7 @@ def _actions():
         "DeleteGroup": lambda d, a, x, w: d.delete_group(a, *_need(x, "group")),
         "AddUserToGroup": lambda d, a, x, w: d.add_to_group(a, *_need(x, "group", "user")),
         "RemoveUserFromGroup": lambda d, a, x, w: d.remove_from_group(a, *_need(x, "group", "user")),
-        "CreateAccessKey": lambda d, a, x, w: _key_out(d.create_key(a, *_need(x, "user"), ceiling=clearance.ceiling_of(w))),
+        "CreateAccessKey": lambda d, a, x, w: _key_out(d.create_key(a, *_need(x, "user"), ceiling=clearance.ceiling_of(w), session_level=clearance.issued_level(w, d.user(a, x["user"]).get("clearance"), x.get("session_level")))),
         "ListAccessKeys": lambda d, a, x, w: {"keys": d.list_keys(a, x.get("user"))},
         "UpdateAccessKey": lambda d, a, x, w: d.set_key_status(*_need(x, "access_key_id", "status"), account=a),
         "RotateAccessKey": lambda d, a, x, w: _key_out(d.rotate_key(*_need(x, "access_key_id"), account=a, ceiling=clearance.ceiling_of(w))),

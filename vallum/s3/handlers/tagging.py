@@ -36,6 +36,7 @@ BUCKET_CONFIG_KEY = "tagging"
 def tags_extra(request: Request) -> dict[str, dict[str, str]]:
     """The ``extra`` entry of a new version written with x-amz-tagging (PUT, multipart)."""
     tags = tags_from_header(request.headers.get("x-amz-tagging"))
+    tags = labels.without_label_tag(tags)     # vallum:label is the label (labels.requested)
     return {TAGS_KEY: tags} if tags else {}
 
 
@@ -79,9 +80,18 @@ async def _version(request: Request) -> ObjectRecord:
 async def put_object_tagging(request: Request) -> Response:
     tags = parse_tagging(await read_xml(request, "Tagging", digest_required=MD5_REQUIRED), OBJECT_TAG_LIMIT)
     record = await _version(request)
+    new_label = labels.relabel(request, await get_bucket(request), record, tags.get(labels.TAG_KEY))
+    tags = labels.without_label_tag(tags) or {}
+    label_before = record.extra.get("label")
+    if new_label is not None:
+        record.extra["label"] = new_label.banner()        # the tags are scanned against it
     await refuse_marked_tags(request, record, tags)
 
     def change(current: ObjectRecord) -> None:
+        if new_label is not None:
+            if current.extra.get("label") != label_before:    # relabelled meanwhile
+                raise errors.ConditionalRequestConflict()
+            current.extra["label"] = new_label.banner()
         if tags:
             current.extra[TAGS_KEY] = tags
         else:
@@ -108,7 +118,7 @@ async def refuse_marked_tags(request: Request, record: ObjectRecord, tags: dict[
 
 async def get_object_tagging(request: Request) -> Response:
     record = await _version(request)
-    return xml_response(render_tagging(record.extra.get(TAGS_KEY) or {}),
+    return xml_response(render_tagging(labels.tags_with_label(record.extra)),
                         headers={"x-amz-version-id": record.version_id})
 
 
