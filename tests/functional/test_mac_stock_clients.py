@@ -12,7 +12,7 @@ import sys
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support.labels import TS, U, C, S, Cleared, aws
+from tests.support.labels import TS, C, Cleared, S, U, aws
 from tests.support.server import code, start_server, stop_server
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),
