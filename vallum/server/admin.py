@@ -200,8 +200,9 @@ async def _simulated_context(services, who: Principal, action: str, resource: st
         return ctx
     subject = downgrade.subject_of(who, args.get("session_level"))
     if action == "s3:PutObject":
-        ctx.labels = authz.LabelCheck(subject, write=subject.write,
-                                      bucket_range=labels.bucket_range(bucket))
+        rng = labels.bucket_range(bucket)
+        ctx.labels = authz.LabelCheck(subject, write=labels.default_label(subject, rng, args.get("label")),
+                                      bucket_range=rng)
     elif key and (action.startswith("s3:GetObject") or action == downgrade.ACTION):
         record = await services.meta.get_object(bucket_name, key, args.get("version_id") or None)
         if record is not None and not labels.readable(downgrade.subject_of(caller), record):

@@ -236,6 +236,14 @@ def refusal_message(reason: str) -> str:
     return "Access Denied by mandatory access control: " + reason.removeprefix("mac: ")
 
 
+def default_label(who: Subject, rng: LabelRange | None, text: str | None = None) -> Label:
+    """The label a write gets: ``text`` if given, else the session level raised to the
+    bucket floor (the policy simulator asks here too, so both agree)."""
+    if text:
+        return parsed_label(text)
+    return lub([who.write, rng.floor]) if rng is not None else who.write
+
+
 def write_label(request: Request, bucket: BucketRecord, header: str | None,
                 sources: Sequence[Label] = (), *,
                 session_default: bool = True) -> tuple[Label, LabelRange | None]:
@@ -247,11 +255,10 @@ def write_label(request: Request, bucket: BucketRecord, header: str | None,
     AccessDenied naming the rule otherwise."""
     rng = bucket_range(bucket)
     who = subject(request)
-    floor = rng.floor if rng else LOWEST
     if header:
         label = parsed_label(header)
     else:
-        label = lub([who.write, floor]) if session_default else floor
+        label = default_label(who, rng) if session_default else (rng.floor if rng else LOWEST)
     if sources:
         label = lub([label, *sources])
     decision = authz.decide_labels(authz.LabelCheck(who, write=label, bucket_range=rng))
