@@ -219,9 +219,15 @@ def parsed_label(text: str, name: str = LABEL_HEADER) -> Label:
 
 
 def label_headers(extra: dict[str, Any]) -> dict[str, str]:
-    """Response headers showing a version's label: ours, and user metadata any client shows."""
+    """Response headers showing a version's label: ours, and user metadata any client
+    shows when the label is above the lowest level (absent there, as the reserved tag is:
+    an unclassified object looks like any S3 object to tools comparing metadata)."""
     text = extra.get("label")
-    return {LABEL_HEADER: text, META_HEADER: text} if text else {}
+    if not text:
+        return {}
+    if record_label(extra) == LOWEST:
+        return {LABEL_HEADER: text}
+    return {LABEL_HEADER: text, META_HEADER: text}
 
 
 def denied(request: Request, decision: authz.Decision) -> errors.S3Error:
