@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 from botocore.exceptions import ClientError
+from typer.testing import CliRunner
 
 from tests.support.labels import TS, C, Cleared, S, U, aws
 from tests.support.server import code, start_server, stop_server
+from vallum.cli.main import app
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),
                                 reason="needs Vallum's admin API")
@@ -134,44 +134,53 @@ def test_label_shown_and_raised_through_the_reserved_tag(world, srv):
     assert meta_label(c.head_object(Bucket=b, Key="t")) == S
 
 
-def test_cli_label_get_set_ls_and_bucket_create(world, srv, tmp_path):
-    """`vallum label get|set|ls` and `vallum admin bucket create --floor --ceiling`."""
+def test_cli_label_get_set_ls_and_bucket_create(world, srv):
+    """`vallum label get|set|ls` and `vallum admin bucket create --floor --ceiling`, run
+    through the real command (in-process) against the real server."""
     key = world.key("ts", S)
-    env = dict(os.environ, VALLUM_ENDPOINT=srv.endpoint, VALLUM_ACCESS_KEY=key[0],
-               VALLUM_SECRET_KEY=key[1], VALLUM_REGION=srv.region)
+    user_env = {"VALLUM_ENDPOINT": srv.endpoint, "VALLUM_ACCESS_KEY": key[0],
+                "VALLUM_SECRET_KEY": key[1], "VALLUM_REGION": srv.region}
+    root_env = dict(user_env, VALLUM_ACCESS_KEY=srv.access_key, VALLUM_SECRET_KEY=srv.secret_key)
 
-    def vallum(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-        out = subprocess.run([sys.executable, "-m", "vallum", *args], env=env,
-                             capture_output=True, text=True, timeout=120)
-        if check:
-            assert out.returncode == 0, out.stderr
+    def vallum(*args: str, env: dict[str, str] = user_env, ok: bool = True):
+        out = CliRunner().invoke(app, list(args), env=env)
+        assert (out.exit_code == 0) == ok, out.output
         return out
 
-    root_env = dict(env, VALLUM_ACCESS_KEY=srv.access_key, VALLUM_SECRET_KEY=srv.secret_key)
     name = "cli-" + os.urandom(5).hex()
-    out = subprocess.run([sys.executable, "-m", "vallum", "admin", "bucket", "create", name,
-                          "--floor", U, "--ceiling", S], env=root_env, capture_output=True,
-                         text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    root_s3 = srv.client()
-    h = root_s3.head_bucket(Bucket=name)["ResponseMetadata"]["HTTPHeaders"]
+    vallum("admin", "bucket", "create", name, "--floor", U, "--ceiling", S, env=root_env)
+    h = srv.client().head_bucket(Bucket=name)["ResponseMetadata"]["HTTPHeaders"]
     assert (h["x-vallum-label-floor"], h["x-vallum-label-ceiling"]) == (U, S)
-    bad = subprocess.run([sys.executable, "-m", "vallum", "admin", "bucket", "create", name + "x",
-                          "--floor", S, "--ceiling", U], env=root_env, capture_output=True,
-                         text=True, timeout=120)
-    assert bad.returncode == 1 and "InvalidArgument" in bad.stderr
+    bad = vallum("admin", "bucket", "create", name + "x", "--floor", S, "--ceiling", U,
+                 env=root_env, ok=False)
+    assert bad.exit_code == 1 and "InvalidArgument" in bad.output
     b = world.bucket(U, TS)
     c = world.s3(key)
     for k in ("docs/a", "other"):
         c.put_object(Bucket=b, Key=k, Body=b"x")
     world.s3(world.key("ts", C)).put_object(Bucket=b, Key="docs/b", Body=b"x")
-    assert vallum("label", "get", b, "docs/a").stdout.strip() == S
-    assert vallum("label", "get", b, "docs/b").stdout.strip() == C
+    assert vallum("label", "get", b, "docs/a").output.strip() == S
+    assert vallum("label", "get", b, "docs/b").output.strip() == C
     vallum("label", "set", b, "docs/b", "secret")
     assert meta_label(c.head_object(Bucket=b, Key="docs/b")) == S
-    lines = vallum("label", "ls", b, "--prefix", "docs/").stdout.splitlines()
-    assert lines == [f"docs/a\t{S}", f"docs/b\t{S}"]
-    down = vallum("label", "set", b, "docs/b", C, check=False)
-    assert down.returncode == 1 and "AccessDenied" in down.stderr and "downgrade" in down.stderr
-    missing = vallum("label", "get", b, "nope", check=False)
-    assert missing.returncode == 1 and "NoSuchKey" in missing.stderr
+    assert vallum("label", "ls", b, "--prefix", "docs/").output.splitlines() == [
+        f"docs/a\t{S}", f"docs/b\t{S}"]
+    down = vallum("label", "set", b, "docs/b", C, ok=False)
+    assert down.exit_code == 1 and "AccessDenied" in down.output and "downgrade" in down.output
+    missing = vallum("label", "get", b, "nope", ok=False)
+    assert missing.exit_code == 1 and "NoSuchKey" in missing.output
+
+
+def test_a_full_tag_set_round_trips_with_the_reserved_tag(world):
+    b = world.bucket(U, TS)
+    c = world.s3(world.key("sec"))
+    ten = [{"Key": f"k{i}", "Value": "v"} for i in range(10)]
+    c.put_object(Bucket=b, Key="full", Body=b"x")
+    c.put_object_tagging(Bucket=b, Key="full", Tagging={"TagSet": ten})
+    got = c.get_object_tagging(Bucket=b, Key="full")["TagSet"]
+    assert len(got) == 11 and {"Key": TAG, "Value": S} in got
+    c.put_object_tagging(Bucket=b, Key="full", Tagging={"TagSet": got})     # read, write back
+    assert c.get_object(Bucket=b, Key="full")["TagCount"] == 10
+    with pytest.raises(ClientError) as exc:                                 # 11 of the user's
+        c.put_object_tagging(Bucket=b, Key="full", Tagging={"TagSet": [*ten, {"Key": "k10", "Value": "v"}]})
+    assert code(exc) == "BadRequest"

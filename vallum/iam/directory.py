@@ -418,7 +418,8 @@ class Directory:
 
     def list_keys(self, account: str, user: str | None = None) -> list[dict[str, Any]]:
         return [{"access_key_id": k.access_key_id, "user": k.user_name, "status": k.status,
-                 "created": k.created, "last_used": k.last_used}
+                 "created": k.created, "last_used": k.last_used,
+                 "session_level": self.key_bounds(k.access_key_id)[1]}
                 for k in self.store.keys_of(account, user)]
 
     def key(self, access_key_id: str, account: str | None = None) -> KeyRow:

@@ -78,7 +78,10 @@ async def _version(request: Request) -> ObjectRecord:
 
 
 async def put_object_tagging(request: Request) -> Response:
-    tags = parse_tagging(await read_xml(request, "Tagging", digest_required=MD5_REQUIRED), OBJECT_TAG_LIMIT)
+    # The reserved vallum:label (the label, labels.relabel) does not count as a tag.
+    tags = parse_tagging(await read_xml(request, "Tagging", digest_required=MD5_REQUIRED), OBJECT_TAG_LIMIT + 1)
+    if len(labels.without_label_tag(tags) or {}) > OBJECT_TAG_LIMIT:
+        raise errors.BadRequest(f"Object tags cannot be greater than {OBJECT_TAG_LIMIT}")
     record = await _version(request)
     new_label = labels.relabel(request, await get_bucket(request), record, tags.get(labels.TAG_KEY))
     tags = labels.without_label_tag(tags) or {}
