@@ -44,6 +44,7 @@ class World(Cleared):
                                                            "vallum:DowngradeLabel"],
                              "Resource": "*"})
         self.user("sec", S)
+        self.sec_key = self.key("sec")
         self.ts_key = self.key("ts")
         self.s_key = self.key("ts", S)
         self.c_key = self.key("ts", C)
@@ -285,3 +286,27 @@ def test_the_label_metadata_must_be_signed(world):
     with pytest.raises(urllib.error.HTTPError) as exc:
         urllib.request.urlopen(req, timeout=30)  # noqa: S310 - loopback test server
     assert exc.value.code == 403
+
+
+# ---------------------------------------------------------------- the simulator agrees
+@pytest.mark.parametrize("floor, ceiling, label, allowed, rule", [
+    (U, TS, None, True, ""),                       # default: the session level, in range
+    (U, C, None, False, "bucket-range"),           # the session is above the ceiling
+    (U, TS, C, False, "no-write-down"),            # asking for a lower label
+], ids=["default-in-range", "above-ceiling", "write-down"])
+def test_policy_simulate_agrees_with_the_gateway_on_uploads(world, floor, ceiling, label,
+                                                             allowed, rule):
+    b = world.bucket(floor, ceiling)
+    sim = world.root.call("Simulate", account=world.account, user="sec", action="s3:PutObject",
+                          resource=f"arn:aws:s3:::{b}/k", label=label)
+    c = world.s3(world.sec_key)
+    extra = {"Metadata": {"vallum-label": label}} if label else {}
+    try:
+        c.put_object(Bucket=b, Key="k", Body=b"x", **extra)
+        gateway = True
+    except ClientError as exc:
+        assert exc.response["Error"]["Code"] == "AccessDenied"
+        gateway = False
+    assert (sim["decision"] == "allow") == allowed == gateway
+    if not allowed:
+        assert sim["policy"] == "mac" and sim["statement"] == rule
