@@ -235,6 +235,19 @@ def test_relabel_refusals_say_why_and_change_nothing(world, srv, obj, label, rul
         assert rec["decision"] == "deny" and rec["rule"].startswith("mac: relabel")
 
 
+def test_an_allowed_relabel_is_audited_with_both_labels(world, srv):
+    world.s3(world.c_key).put_object(Bucket=world.b, Key="raised", Body=b"x")
+    world.s3(world.s_key).put_object_tagging(Bucket=world.b, Key="raised", Tagging={
+        "TagSet": [{"Key": TAG, "Value": S}]})
+    assert world.label("raised") == S
+    out = subprocess.run([sys.executable, "-m", "vallum", "audit", "export", "--data-dir",
+                          str(srv.data_dir)], capture_output=True, text=True, check=True)
+    events = [r for r in map(json.loads, out.stdout.splitlines())
+              if r.get("event") == "label-raise" and r.get("key") == "raised"]
+    assert len(events) == 1
+    assert (events[0]["from_label"], events[0]["label"], events[0]["principal"]) == (C, S, world.s_key[0])
+
+
 def test_relabel_outside_the_bucket_range_is_refused(world):
     b = world.bucket(U, C)
     world.s3(world.c_key).put_object(Bucket=b, Key="k", Body=b"x")

@@ -333,3 +333,19 @@ def relabel(request: Request, bucket: BucketRecord, record: ObjectRecord,
     if not decision.allowed:
         raise denied(request, decision)
     return new
+
+
+async def audit_relabel(request: Request, record: ObjectRecord, new: Label) -> None:
+    """A security record of an allowed relabel, durable before the change commits (as
+    DowngradeLabel's): who raised which version from what to what."""
+    log = request.services.audit
+    if log is None:
+        return
+    caller = request.services.caller
+    await log.append({
+        "type": "security", "event": "label-raise", "operation": "PutObjectTagging",
+        "principal": request.principal, "account": caller.account if caller else None,
+        "source_ip": request.source_ip,
+        "bucket": record.bucket, "key": record.key, "version": record.version_id,
+        "from_label": record_label(record.extra).banner(), "label": new.banner(),
+        "decision": "allow", "rule": "mac: relabel: raised within the session level"})

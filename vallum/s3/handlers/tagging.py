@@ -86,9 +86,9 @@ async def put_object_tagging(request: Request) -> Response:
     new_label = labels.relabel(request, await get_bucket(request), record, tags.get(labels.TAG_KEY))
     tags = labels.without_label_tag(tags) or {}
     label_before = record.extra.get("label")
+    await refuse_marked_tags(request, record, tags, new_label)
     if new_label is not None:
-        record.extra["label"] = new_label.banner()        # the tags are scanned against it
-    await refuse_marked_tags(request, record, tags)
+        await labels.audit_relabel(request, record, new_label)
 
     def change(current: ObjectRecord) -> None:
         if new_label is not None:
@@ -104,11 +104,13 @@ async def put_object_tagging(request: Request) -> Response:
     return Response(200, {"x-amz-version-id": record.version_id})
 
 
-async def refuse_marked_tags(request: Request, record: ObjectRecord, tags: dict[str, str]) -> None:
-    """Tags are readable beside the object: markings in them above its label are a spill."""
+async def refuse_marked_tags(request: Request, record: ObjectRecord, tags: dict[str, str],
+                             label=None) -> None:
+    """Tags are readable beside the object: markings in them above its label (``label``
+    when the request relabels it) are a spill."""
     bucket = await get_bucket(request)
     mode = "audit" if spill.mode_of(bucket.config) == "audit" else "refuse"   # tags cannot relabel
-    guard = SpillGuard(labels.record_label(record.extra), labels.bucket_range(bucket),
+    guard = SpillGuard(label or labels.record_label(record.extra), labels.bucket_range(bucket),
                        f"{request.request_id} {record.bucket}/{record.key} tagging", mode)
     try:
         guard.check_fields(spill.fields(tags=tags))
