@@ -131,10 +131,11 @@ def set_(ctx: typer.Context, bucket: str, key: str, label: str,
 @app.command("ls")
 def ls(ctx: typer.Context, bucket: str,
        prefix: str = typer.Option("", "--prefix", "-p", help="Only keys under this prefix"),
-       output: str = typer.Option("text", "--output", "-o", help="text (key<TAB>label) or json")) -> None:
+       output: str = typer.Option("table", "--output", "-o",
+                                  help="table (key<TAB>label, one a line) or json")) -> None:
     """List the keys under a prefix that the caller may see, with their labels."""
-    if output not in ("text", "json"):
-        _fail("label", "--output must be text or json", 2)
+    if output not in ("table", "json"):
+        _fail("label", "--output must be json or table", 2)
     client: Client = ctx.obj
     rows = []
     try:
