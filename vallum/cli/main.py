@@ -7,6 +7,7 @@ import typer
 from vallum.cli import audit as audit_cli
 from vallum.cli import certs as certs_cli
 from vallum.cli import functions, jobs
+from vallum.cli import label as label_cli
 from vallum.cli import quota as quota_cli
 from vallum.cli import spill as spill_cli
 from vallum.cli.admin import app as admin_app
@@ -32,6 +33,7 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(keys_app, name="keys")
 app.add_typer(spill_cli.app, name="spill")
 app.add_typer(runtime_app, name="runtime")
+app.add_typer(label_cli.app, name="label")
 
 
 @app.command("version")

@@ -123,9 +123,15 @@ def assume_role(iam: Any, who: Principal, params: dict[str, str], rid: str,
         if not clearance.may_take_on(who, role.get("clearance")):
             raise denied("clearance: the role's clearance is not dominated by the caller's")
     duration = _duration(params, sts.DEFAULT_ROLE_DURATION, int(role.get("max_session", 3600)))
+    try:
+        level = clearance.issued_level(who, role.get("clearance"), sts.requested_level(params))
+    except clearance.IAMError as exc:
+        raise STSError("AccessDenied" if exc.status == 403 else "ValidationError", str(exc),
+                       exc.status if exc.status == 403 else 400, f"clearance: {exc}") from None
     session = sts.new_session(account=account, duration=duration, role=role_name,
                               session_name=name, policy=policy_text or None,
-                              role_id=role.get("id") or None, ceiling=clearance.ceiling_of(who))
+                              role_id=role.get("id") or None, ceiling=clearance.ceiling_of(who),
+                              session_level=level)
     assumed = (f"<AssumedRoleUser><AssumedRoleId>{role.get('id', '')}:{escape(name)}</AssumedRoleId>"
                f"<Arn>{escape(session_arn(account, role_name, name))}</Arn></AssumedRoleUser>")
     return _response("AssumeRole", _credentials(iam, session) + assumed

@@ -200,8 +200,9 @@ async def _simulated_context(services, who: Principal, action: str, resource: st
         return ctx
     subject = downgrade.subject_of(who, args.get("session_level"))
     if action == "s3:PutObject":
-        ctx.labels = authz.LabelCheck(subject, write=subject.write,
-                                      bucket_range=labels.bucket_range(bucket))
+        rng = labels.bucket_range(bucket)
+        ctx.labels = authz.LabelCheck(subject, write=labels.default_label(subject, rng, args.get("label")),
+                                      bucket_range=rng)
     elif key and (action.startswith("s3:GetObject") or action == downgrade.ACTION):
         record = await services.meta.get_object(bucket_name, key, args.get("version_id") or None)
         if record is not None and not labels.readable(downgrade.subject_of(caller), record):
@@ -276,7 +277,7 @@ def _actions():
         "DeleteGroup": lambda d, a, x, w: d.delete_group(a, *_need(x, "group")),
         "AddUserToGroup": lambda d, a, x, w: d.add_to_group(a, *_need(x, "group", "user")),
         "RemoveUserFromGroup": lambda d, a, x, w: d.remove_from_group(a, *_need(x, "group", "user")),
-        "CreateAccessKey": lambda d, a, x, w: _key_out(d.create_key(a, *_need(x, "user"), ceiling=clearance.ceiling_of(w))),
+        "CreateAccessKey": lambda d, a, x, w: _key_out(d.create_key(a, *_need(x, "user"), ceiling=clearance.ceiling_of(w), session_level=clearance.issued_level(w, d.user(a, x["user"]).get("clearance"), x.get("session_level")))),
         "ListAccessKeys": lambda d, a, x, w: {"keys": d.list_keys(a, x.get("user"))},
         "UpdateAccessKey": lambda d, a, x, w: d.set_key_status(*_need(x, "access_key_id", "status"), account=a),
         "RotateAccessKey": lambda d, a, x, w: _key_out(d.rotate_key(*_need(x, "access_key_id"), account=a, ceiling=clearance.ceiling_of(w))),

@@ -58,6 +58,7 @@ def system_meta_from(headers: Headers) -> dict[str, str]:
 
 def user_meta_from(headers: Headers) -> dict[str, str]:
     meta = {k[len("x-amz-meta-"):]: v for k, v in headers.raw if k.startswith("x-amz-meta-")}
+    meta.pop(labels.META_KEY, None)          # the label, stored as the label (labels.requested)
     size = sum(len(k) + len(v) for k, v in meta.items())
     if size > MAX_USER_META:
         raise errors.MetadataTooLarge(Size=str(size), MaxSizeAllowed=str(MAX_USER_META))

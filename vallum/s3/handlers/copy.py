@@ -103,7 +103,7 @@ async def copy_object(request: Request) -> Response:
     lock.apply_default(extra, bucket)
     # The copy keeps the highest label: the least upper bound of the source's label and
     # the requested one (or the bucket floor); checked against no write down and the range.
-    label, rng = labels.write_label(request, bucket, headers.get(labels.LABEL_HEADER),
+    label, rng = labels.write_label(request, bucket, labels.requested(headers),
                                     [labels.record_label(src.extra)])
     extra["label"] = label.banner()
     await refuse_hidden_null(request, bucket, request.key)

@@ -89,7 +89,7 @@ async def create_upload(request: Request) -> Response:
     bucket_settings.check_canned_acl(request, for_object=True, bucket=bucket)
     extra = lock.lock_extra(request, bucket, has_digest=None)
     extra.update(tagging.tags_extra(request))
-    label, rng = labels.write_label(request, bucket, headers.get(labels.LABEL_HEADER))
+    label, rng = labels.write_label(request, bucket, labels.requested(headers))
     extra["label"] = label.banner()
     guard = SpillGuard(label, rng, f"{request.request_id} {bucket.name}/{request.key}",
                        spill.mode_of(bucket.config))
@@ -160,9 +160,9 @@ def _part_guard(request: Request, bucket, upload: UploadRecord,
     copied source must be dominated by it (else the part would write its data down)."""
     label, rng = labels.write_label(request, bucket, upload.extra.get("label"))
     if source_label is not None and not label.dominates(source_label):
-        labels.refused(request, f"mac: no write down: copy source label {source_label} "
-                                f"above the upload label {label}")
-        raise errors.AccessDenied()
+        rule = f"mac: no write down: copy source label {source_label} above the upload label {label}"
+        labels.refused(request, rule)
+        raise errors.AccessDenied(labels.refusal_message(rule))
     # A stored spill is labelled at Complete, which rescans the parts; an SSE-C upload may
     # complete without its key (no rescan), so its parts refuse whatever the bucket's mode.
     mode = "refuse" if upload.extra.get(ssec.EXTRA) else spill.mode_of(bucket.config)
@@ -308,8 +308,8 @@ async def complete_upload(request: Request) -> Response:
         system_meta=upload.system_meta, user_meta=upload.user_meta, checksums=_object_checksum(upload, chosen),
         parts=chosen, storage_class=upload.storage_class, owner=upload.owner,
         extra=lock.apply_default(dict(upload.extra), bucket))
-    label, rng = labels.write_label(request, bucket, None,
-                                    [labels.record_label(upload.extra)])   # lub of the sources
+    label, rng = labels.write_label(request, bucket, None, [labels.record_label(upload.extra)],
+                                    session_default=False)   # the upload's label
     record.extra["label"] = label.banner()
     _check_declared_object_checksum(request, upload, record)
     guard = await _scan_whole(request, bucket, upload, record, label, rng, object_key)

@@ -118,7 +118,7 @@ async def put_object(request: Request) -> Response:
     await refuse_hidden_null(request, bucket, request.key)
     # Classification label: checked by MAC (no write down, bucket range), then the body
     # is spill-scanned as it streams (vallum/security).
-    guard = labels.put_guard(request, bucket, headers.get(labels.LABEL_HEADER))
+    guard = labels.put_guard(request, bucket, labels.requested(headers))
     object_key = new_object_key(encryption.customer, extra)
     await quotas.precheck(services.meta, bucket, request.body.length)
     try:
@@ -229,8 +229,7 @@ async def _read(request: Request, *, with_body: bool) -> Response:
             headers["content-range"] = content_range(start, end, size)
     if whole and request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
         headers = object_headers(bucket, record, checksums=True)
-    if record.extra.get("label"):
-        headers[labels.LABEL_HEADER] = record.extra["label"]
+    headers.update(labels.label_headers(record.extra))
     headers.update(encryption_headers(request, record.extra, customer))
     for param, header in RESPONSE_OVERRIDES.items():
         if param in request.query:
