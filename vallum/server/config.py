@@ -236,6 +236,7 @@ def load(flags: Mapping[str, Any] | None = None, config_file: str | None = None,
         else:
             setattr(cfg, s.key, value)
         cfg.sources[s.key] = source
+    cfg.data_dir = cfg.data_dir.resolve()
     return cfg
 
 
