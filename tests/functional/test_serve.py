@@ -5,18 +5,28 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import resource
 import stat
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support.server import ACCESS_KEY, SECRET_KEY, free_port, start_server, stop_server
+from tests.support.server import (
+    ACCESS_KEY,
+    SECRET_KEY,
+    free_port,
+    start_server,
+    stop_server,
+    wait_ready,
+)
 
 
 def test_health_endpoints_need_no_credentials(server):
@@ -227,3 +237,34 @@ def test_root_secret_is_shown_once_then_never_again_and_rotate_replaces_it(tmp_p
     refused = subprocess.run(rotate, capture_output=True, text=True, timeout=60,
                              env=_bare_env(VALLUM_ROOT_ACCESS_KEY="A" * 20, VALLUM_ROOT_SECRET_KEY="s" * 40))
     assert refused.returncode == 1 and "VALLUM_ROOT_SECRET_KEY" in refused.stderr
+
+
+def _limit_files(soft: int, hard: int):
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return apply
+
+
+def test_open_files_below_the_minimum_refuse_to_start(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "vallum", "serve", "--data-dir", str(tmp_path / "d"),
+                           "--address", f"127.0.0.1:{free_port()}"], capture_output=True, text=True,
+                          timeout=60, env=_bare_env(), preexec_fn=_limit_files(512, 512))
+    assert proc.returncode == 1
+    assert "open-files limit is 512" in proc.stderr and "LimitNOFILE" in proc.stderr
+
+
+def test_soft_open_files_limit_is_raised_and_the_connection_cap_fits_the_hard_one(tmp_path):
+    port = free_port()
+    out = tmp_path / "out"
+    with open(out, "wb") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "vallum", "serve", "--data-dir", str(tmp_path / "d"),
+                                 "--address", f"127.0.0.1:{port}"], stdout=f, stderr=subprocess.STDOUT,
+                                env=_bare_env(), preexec_fn=_limit_files(256, 2048), start_new_session=True)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc)
+        limits = Path(f"/proc/{proc.pid}/limits").read_text()
+        assert re.search(r"Max open files\s+2048\s+2048", limits), limits
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert "serving at most 1536 connections" in out.read_text()
