@@ -16,7 +16,7 @@ import typer
 import uvicorn
 
 from vallum.iam.root import ROOT_FILE, RootCredentials, load_or_create
-from vallum.security import crypto
+from vallum.security import crypto, fips
 from vallum.security.audit import AUDIT_DIR, ensure_signing_key
 from vallum.security.audit_checkpoint import fingerprint
 from vallum.security.audit_witness import Witness
@@ -57,6 +57,7 @@ def serve(
     max_connections: int = _opt("max_connections"),
     max_connections_per_source: int = _opt("max_connections_per_source"),
     log_format: str = _opt("log_format"),
+    fips_mode: bool = typer.Option(False, "--fips", help=BY_KEY["fips"].help + " [env VALLUM_FIPS]"),
     test_clock: bool = typer.Option(False, "--test-clock", hidden=True,
                                     help="TESTS ONLY: shift retention/lifecycle time by the seconds in "
                                          "<data-dir>/test-clock-offset"),
@@ -65,6 +66,7 @@ def serve(
     # Everything the server creates (database, blobs, keys, audit log) is private to its user.
     os.umask(0o077)
     flags = {k: v for k, v in locals().items() if k in BY_KEY}
+    flags["fips"] = fips_mode
     try:
         config = load(flags, config_file)
         if bool(config.tls_cert) != bool(config.tls_key) or any(
@@ -105,6 +107,13 @@ def serve(
                   "`vallum audit verify --fingerprint` checks the log against it.", flush=True)
     if config.require_signed_payload:
         print("Signing:            SigV4 with a signed payload required", flush=True)
+    if config.fips:
+        print("FIPS mode:          approved algorithms only; SigV2 refused", flush=True)
+        for line in fips.report():
+            print(f"  {line}", flush=True)
+        if not fips.validated():
+            print("  (no OpenSSL FIPS provider is configured: the algorithms are approved, "
+                  "the module is not a validated one)", flush=True)
     if fd_warning:
         print(f"WARNING: {fd_warning}", flush=True)
     if removed:
@@ -123,7 +132,8 @@ def serve(
                 timeout_keep_alive=config.keep_alive_timeout,  # type: ignore[arg-type]
                 # PROTOCOL_TLS_SERVER contexts refuse TLS < 1.2 on Python >= 3.10.
                 ssl_certfile=str(config.tls_cert) if tls else None,
-                ssl_keyfile=str(config.tls_key) if tls else None, ssl_version=ssl.PROTOCOL_TLS_SERVER)
+                ssl_keyfile=str(config.tls_key) if tls else None, ssl_version=ssl.PROTOCOL_TLS_SERVER,
+                ssl_ciphers=fips.TLS12_CIPHERS if config.fips else "TLSv1")
 
 
 def root_secret_line(config: Config, creds: RootCredentials) -> str:
