@@ -89,9 +89,15 @@ def test_slowloris_from_one_source_does_not_stop_another_client(guarded):
     assert 'vallum_connections_dropped_total{reason="header_timeout"}' in text
 
 
-def test_headers_trickled_byte_by_byte_are_cut_at_the_deadline(guarded):
-    """Sending something all the time does not extend the header deadline."""
+@pytest.mark.parametrize("first", [False, True], ids=["first-request", "after-a-request"])
+def test_headers_trickled_line_by_line_are_cut_at_the_deadline(guarded, first):
+    """Sending something all the time does not extend the header deadline, on a new
+    connection or on one that was already served a request."""
     with connect(guarded, "127.0.0.4") as s:
+        if first:
+            s.sendall(b"GET /-/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            s.settimeout(10)
+            assert s.recv(4096).startswith(b"HTTP/1.1 200")
         s.sendall(b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         started = time.monotonic()
         cut = False

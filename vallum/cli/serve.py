@@ -7,6 +7,7 @@ their flags (same name, dashes for underscores). Add a setting there, then here.
 from __future__ import annotations
 
 import asyncio
+import logging.config
 import os
 import ssl
 import sys
@@ -77,6 +78,7 @@ def serve(
     except ValueError as exc:
         typer.echo(f"vallum serve: {exc}", err=True)
         raise typer.Exit(2) from None
+    logging.config.dictConfig(log_config(config.log_format))   # start-up logs too
     try:
         fd_warning = raise_open_files(config)
     except ValueError as exc:

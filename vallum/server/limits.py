@@ -1,8 +1,9 @@
 """Slow or greedy clients cannot exhaust the gateway: timeouts, connection caps, open files.
 
-- Header timeout: a connection has ``header_timeout`` seconds from its first byte (or
-  from its previous response) to complete a request's line and headers, else it is
-  closed (uvicorn times out idle keep-alive connections, not slow headers).
+- Header timeout: a new connection has ``header_timeout`` seconds to complete its first
+  request's line and headers, and each later request as many from its first byte, else
+  the connection is closed (uvicorn times out idle keep-alive connections, not slow
+  headers).
 - Connection caps: at most ``max_connections`` open connections per gateway process,
   and ``max_connections_per_source`` per client address; one over is closed at once.
 - Body timeout: a request body that stalls for ``body_timeout`` seconds fails the
@@ -117,10 +118,12 @@ class GuardedHttpProtocol(CoalescingHttpToolsProtocol):
                 del limits.by_source[self._source]
         super().connection_lost(exc)
 
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing():
-            self._arm_header_timer()    # the next request's headers have the same deadline
+    def on_message_begin(self) -> None:
+        # The next request's first byte: its headers get the same deadline. (The wait for
+        # that byte is uvicorn's keep-alive timeout; a new connection's, the timer above.)
+        if self._header_timer is None:
+            self._arm_header_timer()
+        super().on_message_begin()
 
     def on_headers_complete(self) -> None:
         self._disarm_header_timer()

@@ -66,3 +66,35 @@ def test_floor_is_half_the_reserve():
 def test_real_statvfs(tmp_path):
     free, reserve = Headroom(tmp_path, parse_reserve("1%")).sample()
     assert free > 0 and reserve > 0
+
+
+async def _write_blob(store, chunks: int) -> None:
+    writer = store.writer()
+    try:
+        for _ in range(chunks):
+            await writer.write(b"x" * (1024 * 1024))
+        await writer.commit()
+    except BaseException:
+        await writer.abort()
+        raise
+
+
+def test_a_streaming_write_stops_at_the_floor_and_leaves_nothing(tmp_path):
+    """Writes admitted together cannot pass half the reserve: the writer raises StorageFull
+    at its next chunk and its temp file goes with the abort."""
+    import asyncio
+
+    from vallum.storage.localfs import LocalBlobStore
+
+    disk = FakeDisk(free=10_000, reserve=100)
+    store = LocalBlobStore(tmp_path, disk)
+    asyncio.run(store.open())
+    asyncio.run(_write_blob(store, 3))                 # plenty of room: committed
+    disk.free = 49                                     # another writer took the space
+    with pytest.raises(StorageFull):
+        asyncio.run(_write_blob(store, 3))
+    with pytest.raises(StorageFull):
+        asyncio.run(store.put(b"small"))
+    assert list((tmp_path / "tmp").iterdir()) == []
+    committed = [p for p in (tmp_path / "blobs").rglob("*") if p.is_file()]
+    assert len(committed) == 1
