@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import urllib.error
 import urllib.request
 
@@ -160,3 +161,34 @@ def test_an_unauthorized_caller_learns_nothing_about_the_disk(small):
         with pytest.raises(ClientError) as err:
             attempt()
         assert err.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def test_concurrent_uploads_racing_for_the_last_space_get_200_or_507_never_500(small):
+    """Uploads admitted together are stopped at the floor (half the reserve) or refused up
+    front; none fails another way, every acknowledged one is whole, and a refused one
+    leaves no partial blob behind (its space comes back)."""
+    s3 = small.client()
+    s3.create_bucket(Bucket="race")
+    start_free = metric(small.endpoint, "vallum_disk_free_bytes")
+    bodies = {f"r{i}": os.urandom(14 * MiB) for i in range(4)}
+    outcome: dict[str, int] = {}
+
+    def upload(key: str) -> None:
+        try:
+            small.client().put_object(Bucket="race", Key=key, Body=bodies[key])
+            outcome[key] = 200
+        except ClientError as exc:
+            outcome[key] = exc.response["ResponseMetadata"]["HTTPStatusCode"]
+
+    threads = [threading.Thread(target=upload, args=(k,)) for k in bodies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted(set(outcome.values())) in ([200, 507], [507]), outcome
+    acked = {k: hashlib.sha256(bodies[k]).hexdigest() for k, v in outcome.items() if v == 200}
+    verify(s3, "race", acked)
+    for key in acked:
+        s3.delete_object(Bucket="race", Key=key)
+    assert metric(small.endpoint, "vallum_disk_free_bytes") >= start_free - 2 * MiB
+    assert ready(small.endpoint)[0] == 200

@@ -86,9 +86,9 @@ class Gateway:
         except errors.S3Error as err:
             error_code = err.code
             response = error_response(err, request_id, path)
-        except StorageFull:                # the disk reserve was reached while writing
+        except StorageFull as exc:         # the disk reserve was reached while writing
             error_code = "XMinioStorageFull"
-            response = error_response(diskguard.storage_full(), request_id, path)
+            response = error_response(diskguard.storage_full(request_id, exc), request_id, path)
         except StorageError as exc:        # a stored body failed its integrity check, or is gone
             error_code = "InternalError"
             response = error_response(integrity.failed(request, request_id, exc), request_id, path)

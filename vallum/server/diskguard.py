@@ -46,8 +46,11 @@ def is_write(operation: str) -> bool:
     return not (operation.startswith(_READ_PREFIXES) or operation in _ALWAYS)
 
 
-def storage_full() -> errors.S3Error:
+def storage_full(request_id: str = "", detail: object = None) -> errors.S3Error:
+    """Count a refusal (and log one stopped mid-write: ``detail``); the error to answer."""
     REFUSED.inc()
+    if detail is not None:
+        log.warning("write stopped, disk reserve reached: request %s: %s", request_id, detail)
     return errors.XMinioStorageFull()
 
 
