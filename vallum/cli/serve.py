@@ -33,7 +33,8 @@ def _opt(key: str) -> Any:
     """The flag of one SETTINGS row, its help text from the table."""
     setting = BY_KEY[key]
     flag = "--" + key.replace("_", "-")
-    return typer.Option(None, flag, help=f"{setting.help} [env {setting.env}]")
+    env = f"; env {setting.env}" if setting.main_env else "; flag or config file only"
+    return typer.Option(None, flag, help=setting.help + env)
 
 
 def serve(
@@ -50,7 +51,7 @@ def serve(
     audit_witness: str = _opt("audit_witness"),
     require_signed_payload: bool = typer.Option(
         False, "--require-signed-payload", help=BY_KEY["require_signed_payload"].help
-        + " [env VALLUM_REQUIRE_SIGNED_PAYLOAD]"),
+        + "; env VALLUM_REQUIRE_SIGNED_PAYLOAD"),
     disk_reserve: str = _opt("disk_reserve"),
     header_timeout: float = _opt("header_timeout"),
     body_timeout: float = _opt("body_timeout"),
@@ -58,7 +59,7 @@ def serve(
     max_connections: int = _opt("max_connections"),
     max_connections_per_source: int = _opt("max_connections_per_source"),
     log_format: str = _opt("log_format"),
-    fips_mode: bool = typer.Option(False, "--fips", help=BY_KEY["fips"].help + " [env VALLUM_FIPS]"),
+    fips_mode: bool = typer.Option(False, "--fips", help=BY_KEY["fips"].help + "; env VALLUM_FIPS"),
     test_clock: bool = typer.Option(False, "--test-clock", hidden=True,
                                     help="TESTS ONLY: shift retention/lifecycle time by the seconds in "
                                          "<data-dir>/test-clock-offset"),

@@ -153,12 +153,12 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("data_dir", "VALLUM_DATA_DIR", _path, "Where metadata and blobs live [default ./vallum-data]"),
+    Setting("data_dir", "VALLUM_DATA_DIR", _path, "Where metadata and blobs live (default ./vallum-data)"),
     Setting("address", "VALLUM_ADDRESS", lambda v: parse_address(_text(v)),
-            "HOST:PORT to listen on [default 127.0.0.1:9000]"),
-    Setting("region", "VALLUM_REGION", _text, "Region name reported to clients [default us-east-1]"),
+            "HOST:PORT to listen on (default 127.0.0.1:9000)"),
+    Setting("region", "VALLUM_REGION", _text, "Region name reported to clients (default us-east-1)"),
     Setting("domain", "VALLUM_DOMAIN", _optional_text, "Base host name for virtual-host-style requests"),
-    Setting("workers", "VALLUM_WORKERS", _positive_int, "Gateway processes sharing the port [default 1]"),
+    Setting("workers", "VALLUM_WORKERS", _positive_int, "Gateway processes sharing the port (default 1)"),
     Setting("compute", "VALLUM_COMPUTE", _optional_text,
             "Where jobs run: local (default, one slot per core), local:N, local:MIN-MAX "
             "(predictively sized), or ray://HOST:PORT"),
@@ -172,18 +172,18 @@ SETTINGS: tuple[Setting, ...] = (
             "Refuse SigV2 and unsigned SigV4 payloads (presigned GET/HEAD URLs excepted)"),
     Setting("disk_reserve", "VALLUM_DISK_RESERVE", _reserve,
             f"Free space kept for deletes and audit; new writes get 507 below it; the larger "
-            f"of comma-separated sizes and percentages [default {DEFAULT_RESERVE}]"),
+            f"of comma-separated sizes and percentages (default {DEFAULT_RESERVE})"),
     Setting("header_timeout", "VALLUM_HEADER_TIMEOUT", _seconds,
-            "Seconds a client has to send a request's line and headers [default 30]"),
+            "Seconds a client has to send a request's line and headers (default 30)"),
     Setting("body_timeout", "VALLUM_BODY_TIMEOUT", _seconds,
-            "Longest wait, in seconds, for the next part of a request body (then 400 RequestTimeout) [default 60]"),
+            "Longest wait, in seconds, for the next part of a request body (default 60; then 400 RequestTimeout)"),
     Setting("keep_alive_timeout", "VALLUM_KEEP_ALIVE_TIMEOUT", _seconds,
-            "Seconds an idle connection stays open between requests [default 5]"),
+            "Seconds an idle connection stays open between requests (default 5)"),
     Setting("max_connections", "VALLUM_MAX_CONNECTIONS", _positive_int,
-            "Open connections per gateway process, all sources together [default 4096]"),
+            "Open connections per gateway process, all sources together (default 4096)"),
     Setting("max_connections_per_source", "VALLUM_MAX_CONNECTIONS_PER_SOURCE", _positive_int,
-            "Open connections per client address and gateway process [default 256]"),
-    Setting("log_format", "VALLUM_LOG_FORMAT", _log_format, "Log lines as text or json [default text]"),
+            "Open connections per client address and gateway process (default 256)"),
+    Setting("log_format", "VALLUM_LOG_FORMAT", _log_format, "Log lines as text or json (default text)"),
     Setting("fips", "VALLUM_FIPS", _bool,
             "Approved algorithms only: refuse SigV2 and MD5-based authentication"),
 )
