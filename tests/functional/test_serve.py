@@ -164,6 +164,7 @@ def test_config_file_sets_the_server_and_flags_override_it(tmp_path):
     assert f"Data directory:     {tmp_path / 'from-file'}" in out
     assert "(region env-region)" in out                        # the environment beats the file
     assert f"127.0.0.1:{srv.port}" in out                      # the flag beats the file
+    assert f"Config file:        {conf} (data_dir)" in out
 
 
 @pytest.mark.parametrize("text, word", [('colour = "red"\n', "unknown setting 'colour'"),

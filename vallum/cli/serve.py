@@ -99,6 +99,10 @@ def serve(
         raise typer.Exit(1) from None
     print(f"Vallum S3 endpoint: {config.endpoint}  (region {config.region})", flush=True)
     print(f"Data directory:     {config.data_dir}", flush=True)
+    if config_file:
+        from_file = sorted(k for k, where in config.sources.items() if where == "file")
+        print(f"Config file:        {config_file} ({', '.join(from_file) or 'every setting overridden'})",
+              flush=True)
     print(f"Root access key:    {creds.access_key}", flush=True)
     print(root_secret_line(config, creds), flush=True)
     if audit_key is not None:

@@ -49,7 +49,7 @@ class Config:
     max_connections_per_source: int = 256
     log_format: str = "text"            # text | json
     fips: bool = False                  # approved algorithms only (security/fips.py)
-    # Which settings came from where ("flag", "env", "file"), for the start-up banner.
+    # Where each setting given came from ("flag", "env", "file"): the banner names the file's.
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
