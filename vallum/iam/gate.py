@@ -23,6 +23,7 @@ from vallum.s3 import errors, router, sigv2, sigv4
 from vallum.s3.copy_source import HEADER, parse_copy_source
 from vallum.s3.handlers import labels, visibility
 from vallum.s3.tags import tags_from_header
+from vallum.security import fips
 
 # Operations whose action names the version when ?versionId= is present.
 VERSIONED_ACTIONS = {
@@ -97,6 +98,8 @@ async def authenticate(services: Any, method: str, raw_path: str, raw_query: str
     The IAM lookup reads the store inline: one indexed read, cheaper than a thread hop.
     """
     now = time.time() if now is None else now
+    if getattr(services.config, "fips", False) and fips.is_sigv2(headers, raw_query):
+        raise errors.InvalidRequest(fips.SIGV2_REFUSED)      # no HMAC-SHA1 under --fips
     iam = services.iam
     akid, token = credential_of(headers, raw_query)
     resolved = None

@@ -25,11 +25,12 @@ from vallum.s3.router import route
 from vallum.s3.xml import render_error
 from vallum.security import audit_http
 from vallum.security.audit import AuditError
-from vallum.server import admin, lifecycle
+from vallum.server import admin, diskguard, lifecycle
 from vallum.server.http import Headers, Request, Response
 from vallum.server.state import Services
 from vallum.service import integrity
 from vallum.storage.base import StorageError
+from vallum.storage.headroom import StorageFull
 
 log = logging.getLogger("vallum.gateway")
 
@@ -85,6 +86,9 @@ class Gateway:
         except errors.S3Error as err:
             error_code = err.code
             response = error_response(err, request_id, path)
+        except StorageFull as exc:         # the disk reserve was reached while writing
+            error_code = "XMinioStorageFull"
+            response = error_response(diskguard.storage_full(request_id, exc), request_id, path)
         except StorageError as exc:        # a stored body failed its integrity check, or is gone
             error_code = "InternalError"
             response = error_response(integrity.failed(request, request_id, exc), request_id, path)
@@ -136,6 +140,7 @@ class Gateway:
             return await cors.preflight(request)     # browsers send preflights unauthenticated
         resource = registry.resource_arn(endpoint.bucket, endpoint.key)
         await gate.authorize(request, registry.action_of(endpoint.name), resource)
+        diskguard.admit(request)                     # 507 for writes inside the disk reserve
         if handler is None:
             raise errors.NotImplemented_(f"{endpoint.name} is not implemented by Vallum.")
         return await handler(request)

@@ -12,11 +12,13 @@ from vallum.iam.root import load_or_create
 from vallum.meta.sqlite import SQLiteMetaStore
 from vallum.s3 import errors
 from vallum.security import setup as security_setup
-from vallum.server.config import Config, from_env_and_flags
+from vallum.server import diskguard
+from vallum.server.config import Config, from_env
 from vallum.server.http import Response
 from vallum.server.state import Services
 from vallum.service.clock import clock
 from vallum.service.lifecycle import LifecycleWorker
+from vallum.storage.headroom import Headroom, parse_reserve
 from vallum.storage.localfs import LocalBlobStore
 
 if TYPE_CHECKING:
@@ -28,10 +30,12 @@ log = logging.getLogger("vallum.server")
 async def open_services(config: Config) -> Services:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     meta = SQLiteMetaStore(config.meta_path)
-    blobs = security_setup.blob_store(config.data_dir, LocalBlobStore(config.blob_root))
+    headroom = Headroom(config.data_dir, parse_reserve(config.disk_reserve))
+    blobs = security_setup.blob_store(config.data_dir, LocalBlobStore(config.blob_root, headroom))
     await meta.open()
     await blobs.open()
     services = Services(config, meta, blobs, load_or_create(config.data_dir))
+    services.headroom = headroom
     services.audit = await security_setup.open_audit(config.data_dir)
     services.iam = iam_service.open_sqlite(config.data_dir, config.meta_path, services.root,
                                            services.owner_id)
@@ -66,12 +70,15 @@ async def start_compute(services: Services) -> None:
 
 async def lifespan(gateway: Gateway, receive, send) -> None:
     worker: LifecycleWorker | None = None
+    watcher: diskguard.Watcher | None = None
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             try:
                 if gateway.services is None:
-                    gateway.services = await open_services(from_env_and_flags(None, None, None, None, None))
+                    gateway.services = await open_services(from_env())
+                    watcher = diskguard.Watcher(gateway.services.headroom, gateway.services.config.data_dir)
+                    watcher.start()
                     worker = LifecycleWorker(gateway.services, clock())
                     worker.start()
                     await start_compute(gateway.services)
@@ -87,6 +94,8 @@ async def lifespan(gateway: Gateway, receive, send) -> None:
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             try:
+                if watcher is not None:
+                    await watcher.stop()
                 if worker is not None:
                     await worker.stop()
                 if gateway.services is not None and gateway.services.compute is not None:
@@ -109,6 +118,9 @@ async def reserved(gateway: Gateway, method: str, path: str) -> Response:
     if path == "/-/health/ready":
         if gateway.services is None:
             return Response(503, {"content-type": "text/plain"}, b"starting\n")
+        full = diskguard.readiness(gateway.services.headroom)
+        if full is not None:
+            return Response(503, {"content-type": "text/plain", "x-vallum-disk": "full"}, full)
         return Response(200, {"content-type": "text/plain"}, b"ready\n")
     if path == "/-/metrics":
         body, content_type = metrics.exposition()
