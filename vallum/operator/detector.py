@@ -13,9 +13,9 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from vallum.operator import rules
+from vallum.operator import rules, state
 from vallum.operator.alerts import ANOMALY, Alert
-from vallum.operator.anomaly import AnomalyModel, RobustModel, normalised
+from vallum.operator.anomaly import SCORE_BINS, AnomalyModel, RobustModel, normalised
 from vallum.operator.budget import DAY, Distinct, ReadBudget
 from vallum.operator.events import AUTH_FAILURES, READ_OPS, RequestEvent
 from vallum.operator.profile import Profile, network_of
@@ -77,6 +77,7 @@ class Detector:
         self._networks: dict[str, str] = {}
         self.failed_nets: dict[str, Distinct] = {}        # /24 -> failed keys, last hour
         self.source_denied: dict[str, Distinct] = {}      # address -> refused keys, last hour
+        self.dirty: set[str] = set()        # principals whose baseline changed since the last save
 
     # ------------------------------------------------------------------ events
     def observe(self, ev: RequestEvent) -> list[Alert]:
@@ -202,6 +203,7 @@ class Detector:
                 if found:
                     self._emit(alerts, ev, "unusual_access", ev.principal, "principal", found)
         if alerts:
+            self.dirty.add(ev.principal)
             st.alerted_until = ev.ts + self.cooldown
             st.budget.taint()
             if any(a.kind != ANOMALY for a in alerts):
@@ -209,6 +211,46 @@ class Detector:
                     st.before_episode = st.last_incident
                 st.last_incident = ev.ts
         return alerts
+
+    # ------------------------------------------------------------ what a restart keeps
+    def baseline(self, principal: str) -> dict:
+        """What a restart must not forget about a principal: its profile, read budget,
+        alert record (cool-downs, the veteran's clean history), the actions it was served
+        and the buckets it read, and its anomaly bar. Not its live windows (a minute)."""
+        st = self.principals[principal]
+        doc = {"account": st.account, "profile": state.dump_profile(st.profile),
+               "budget": state.dump_budget(st.budget), "budget_next": min(st.budget_next, 1e9),
+               "last_incident": st.last_incident, "before_episode": st.before_episode,
+               "alerted_until": st.alerted_until, "exfil_at": st.exfil_at, "escalated": st.escalated,
+               "allowed": sorted(st.allowed),
+               "buckets": dict(list(st.buckets.items())[:state.MAX_BUCKETS]),
+               "last_alert": {k: ts for (e, k), ts in self.last_alert.items() if e == principal}}
+        if self.robust is not None and principal in self.robust.history:
+            doc["robust"] = self.robust.history[principal]
+        return doc
+
+    def restore(self, principal: str, doc: dict) -> None:
+        """Take a principal's baseline back (``baseline``); a malformed one is skipped."""
+        try:
+            st = PrincipalState(account=str(doc.get("account", "")),
+                                profile=state.load_profile(doc.get("profile") or {}),
+                                budget=state.load_budget(doc.get("budget") or {}))
+            st.budget_next = float(doc.get("budget_next", 1.0))
+            st.last_incident = float(doc.get("last_incident", 0.0))
+            st.before_episode = float(doc.get("before_episode", 0.0))
+            st.alerted_until = float(doc.get("alerted_until", 0.0))
+            st.exfil_at = float(doc.get("exfil_at", 0.0))
+            st.escalated = bool(doc.get("escalated", True))
+            st.allowed = {str(o) for o in doc.get("allowed", [])}
+            st.buckets = {str(b): float(t) for b, t in (doc.get("buckets") or {}).items()}
+            last = {(principal, str(k)): float(t) for k, t in (doc.get("last_alert") or {}).items()}
+            robust = doc.get("robust")
+            if self.robust is not None and isinstance(robust, list) and len(robust) == SCORE_BINS:
+                self.robust.history[principal] = [int(n) for n in robust]
+        except (TypeError, ValueError, AttributeError):
+            return
+        self.principals[principal] = st
+        self.last_alert.update(last)
 
     # ------------------------------------------------------------ slow and budgeted
     def _budgets(self, alerts: list[Alert], ev: RequestEvent, st: PrincipalState, pw: Window,
@@ -353,6 +395,7 @@ class Detector:
                             f"most unusual: {words})", {k: round(v, 3) for k, v in x.items()}))
         st.profile.learn(peaks_list, ts, addresses)
         self.prior.learn(peaks_list, ts)
+        self.dirty.add(ev.principal)
 
     def _escalate(self, alerts: list[Alert], ev: RequestEvent, st: PrincipalState, score: float,
                   features: dict, reason: str) -> None:
