@@ -23,8 +23,8 @@ from vallum.operator.signals import DISTINCT, FEATURES, IDX, Signals, Window, ru
 from vallum.operator.signals import GETS as GET_OPS
 
 REFUSED = frozenset({"SlowDown"})      # what a throttled request is answered with
-GETS, BYTES_OUT, NOT_FOUND, LISTS, DENIED, DESTROYS = (
-    IDX[f] for f in ("gets", "bytes_out", "not_found", "lists", "denied", "destroys"))
+GETS, BYTES_OUT, NOT_FOUND, LISTS, DENIED, DESTROYS, OPAQUE = (
+    IDX[f] for f in ("gets", "bytes_out", "not_found", "lists", "denied", "destroys", "opaque_writes"))
 BUCKETS = DISTINCT.index("buckets")
 # How the gateway hands requests to the detector (gateway.py), and the replay too
 # (evaluate.py): batches of at most CHUNK events, none waiting over MAX_DELAY seconds.
@@ -161,7 +161,7 @@ class Detector:
                 if kind == "exfiltration" and len(alerts) > n:
                     st.exfil_at, st.escalated = ev.ts, found[0] >= t.exfil_escalate
                     st.refused.clear()
-        if tot[DESTROYS] >= t.destroy_floor:
+        if tot[DESTROYS] >= t.destroy_floor or tot[OPAQUE] >= t.destroy_floor:
             found = rules.destruction(pw, p, t)
             if found:
                 self._emit(alerts, ev, "destruction", ev.principal, "principal", found)
@@ -181,13 +181,19 @@ class Detector:
                                {"refused_reads_last_minute": len(refused)},
                                f"kept requesting objects while throttled after an exfiltration alert: "
                                f"{len(refused)} refused reads in the last minute")
-        if ev.label > 0 and p.samples >= t.min_samples and ev.operation in GET_OPS and not ev.error:
+        if ev.operation in GET_OPS and p.samples >= t.min_samples and (
+                (ev.label > 0 and not ev.error) or (t.climb_refused and ev.error == "AccessDenied")):
             # Object contents read above the habitual level (one read for 30 minutes at
-            # least): not writes, not HEADs (an ingest service verifying its uploads),
-            # never UNCLASSIFIED (reading it climbs nothing).
+            # least, in a share of its minutes): not writes, not HEADs (an ingest service
+            # verifying its uploads), never UNCLASSIFIED (reading it climbs nothing). A
+            # refused read is a climb's top: counted at its label (MAC notes it), or,
+            # unlabelled, while reads above the habit are already in the window.
             above = st.above
-            if ev.label > p.usual_label(3, ev.ts - t.climb_learn):
-                above.extend((e.ts, ev.label) for e in run)
+            if ev.label > 0:
+                if ev.label > p.usual_label(3, ev.ts - t.climb_learn, t.climb_habit_share):
+                    above.extend((e.ts, ev.label) for e in run)
+            elif above:
+                above.extend((e.ts, -1) for e in run)
             while above and above[0][0] < ev.ts - t.climb_window:
                 above.popleft()
             found = rules.label_climbing(above, p, t) if above else None
@@ -269,10 +275,14 @@ class Detector:
                 st.buckets[ev.bucket] = ev.ts
             first = ev.ts
         if b.days_seen >= t.budget_days:
-            day = b.last_day()
-            if day >= t.budget_day_floor:
-                found = rules.read_budget(day, b.busiest_day, t)
-                if found and found[0] >= st.budget_next:
+            day, hour = b.last_day(), b.last_hour(ev.ts)
+            found = rules.read_budget(day, b.busiest_day, t) if day >= t.budget_day_floor else None
+            if hour >= t.budget_hour_floor:
+                by_hour = rules.read_budget_hour(hour, b.busiest_hour, t)
+                if by_hour and (found is None or by_hour[0] > found[0]):
+                    found = by_hour
+            if found is not None:
+                if found[0] >= st.budget_next:
                     score, reason, features = found
                     st.budget_next = 2.0 if score < 2.0 else float("inf")
                     last = self.last_alert.get((ev.principal, "exfiltration"))

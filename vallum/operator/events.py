@@ -39,6 +39,8 @@ class RequestEvent(NamedTuple):
     bytes_in: int = 0
     bytes_out: int = 0
     label: int = -1                 # index into LEVELS of the object's label, -1 unknown
+    opaque: int = -1                # a written body's first 4 KiB: 1 incompressible (ciphertext-
+                                    # like), 0 compressible, -1 not sampled
 
     def to_dict(self) -> dict[str, Any]:
         return self._asdict()

@@ -15,11 +15,12 @@ import atexit
 import logging
 import os
 import time
+import zlib
 from functools import lru_cache
 from typing import Any
 
 from vallum.iam.gate import credential_of
-from vallum.operator.events import RequestEvent, label_index
+from vallum.operator.events import WRITE_OPS, RequestEvent, label_index
 from vallum.operator.live import BATCH, CHUNK, MAX_DELAY, Live
 from vallum.s3 import errors
 
@@ -27,6 +28,8 @@ __all__ = ["BATCH", "CHUNK", "MAX_DELAY", "Hook", "admit", "current", "observe"]
 
 log = logging.getLogger("vallum.operator")
 ENV = "VALLUM_OPERATOR"
+MIN_SAMPLE = 256        # bytes: below this a body's compressibility says little
+OPAQUE_RATIO = 0.97     # zlib output at least this share of its input: incompressible
 
 
 class Hook(Live):
@@ -61,12 +64,13 @@ class Hook(Live):
             cl = request.headers.get("content-length")
             principal = request.principal or ""
             banner = request.audit_label
+            head = getattr(request.body, "head", None) if operation in WRITE_OPS else None
             item = _new(RequestEvent, (
                 time.time(), principal,
                 getattr(request.services, "tenant", None) or ("root" if principal == self.root_key else ""),
                 request.source_ip, operation, endpoint.bucket or "", endpoint.key or "",
                 response.status, error, int(cl) if cl and cl.isdigit() else 0, bytes_out,
-                _level(banner) if banner else -1))
+                _level(banner) if banner else -1, opaque(head) if head else -1))
         elif operation in ("admin", "reserved"):
             return
         else:   # refused before a Request existed (bad signature, unknown key)
@@ -85,6 +89,16 @@ class Hook(Live):
 
 
 _new = tuple.__new__
+
+
+def opaque(head: bytes) -> int:
+    """1 when a written body's first 4 KiB (at most) do not compress, as ciphertext does not
+    (nor do archives and media: the detector judges it against the key's own habit); 0 when
+    they do; -1 when too short to tell. One zlib pass at its fastest level over what the
+    request already read: no extra read, a bounded cost."""
+    if len(head) < MIN_SAMPLE:
+        return -1
+    return 1 if len(zlib.compress(head, 1)) >= OPAQUE_RATIO * len(head) else 0
 
 
 @lru_cache(maxsize=1024)

@@ -29,7 +29,7 @@ from vallum.operator.events import (
 
 COUNTERS = ("requests", "reads", "writes", "lists", "deletes", "bytes_out", "bytes_in",
             "denied", "not_found", "auth_failures",
-            "label0", "label1", "label2", "label3", "label4", "gets", "destroys")
+            "label0", "label1", "label2", "label3", "label4", "gets", "destroys", "opaque_writes")
 DISTINCT = ("keys", "prefixes", "buckets", "denied_ops", "failed_keys", "got_keys")
 GETS = frozenset({"GetObject", "SelectObjectContent"})
 FEATURES = COUNTERS + DISTINCT
@@ -39,6 +39,7 @@ GOT_KEYS = DISTINCT.index("got_keys")
 SPREAD = -1         # in a run's distinct values: (read prefix, reads from it) pairs (Spread)
 NOT_FOUND = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NoSuchUpload"})
 DESTROYS = COUNTERS.index("destroys")
+OPAQUE = COUNTERS.index("opaque_writes")
 # Objects a request may destroy: a delete, a copy (the event has no copy source, and
 # copy-in-place re-encryption or a server-side rename both look like this), and a
 # DeleteObjects, whose keys are estimated from its XML body (about this many bytes a key).
@@ -270,6 +271,10 @@ def run_counts(run: Sequence[RequestEvent]) -> tuple[list[tuple[int, float]], li
     if got:
         counts.append((15, float(n)))
     if not err:
+        if op in WRITE_OPS and first.opaque >= 0:
+            opaque = sum(1 for e in run if e.opaque == 1)
+            if opaque:
+                counts.append((OPAQUE, float(opaque)))
         if op in REWRITES:
             counts.append((DESTROYS, float(n)))
         elif op == "DeleteObjects":

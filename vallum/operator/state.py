@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS baselines (principal TEXT PRIMARY KEY, updated REAL N
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL, principal TEXT,
     account TEXT, source TEXT, operation TEXT, bucket TEXT, key TEXT, status INTEGER,
-    error TEXT, bytes_in INTEGER, bytes_out INTEGER, label INTEGER);
+    error TEXT, bytes_in INTEGER, bytes_out INTEGER, label INTEGER, opaque INTEGER);
 """
 
 
@@ -81,13 +81,13 @@ class Store:
         with self.db:
             self.db.executemany(
                 "INSERT INTO events (ts, principal, account, source, operation, bucket, key, status,"
-                " error, bytes_in, bytes_out, label) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", events)
+                " error, bytes_in, bytes_out, label, opaque) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", events)
 
     def pull(self, after: int, limit: int = 4096) -> tuple[list[RequestEvent], int]:
         """Events appended after id ``after`` (oldest first), and the last id read."""
         rows = self.db.execute(
             "SELECT id, ts, principal, account, source, operation, bucket, key, status, error,"
-            " bytes_in, bytes_out, label FROM events WHERE id > ? ORDER BY id LIMIT ?",
+            " bytes_in, bytes_out, label, opaque FROM events WHERE id > ? ORDER BY id LIMIT ?",
             (after, limit)).fetchall()
         if not rows:
             return [], after
