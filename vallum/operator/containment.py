@@ -28,7 +28,8 @@ from vallum.operator.alerts import Alert
 from vallum.operator.events import RequestEvent
 
 SUSPEND_AT_ONCE = frozenset({"label_climbing", "destruction"})
-THROTTLE_FIRST = frozenset({"enumeration", "privilege_probing", "unusual_access"})
+THROTTLE_FIRST = frozenset({"enumeration", "privilege_probing", "unusual_access",
+                            "credential_minting"})
 # Throttle on the first alert; suspend when it is far past the bar (score >= suspend_score),
 # when the detector escalates it (the volume kept climbing, or the key kept hammering
 # through its throttle) or when it alerts again while throttled.

@@ -17,14 +17,15 @@ from vallum.operator import rules, state
 from vallum.operator.alerts import ANOMALY, Alert
 from vallum.operator.anomaly import SCORE_BINS, AnomalyModel, RobustModel, normalised
 from vallum.operator.budget import DAY, Distinct, ReadBudget
-from vallum.operator.events import AUTH_FAILURES, READ_OPS, RequestEvent
+from vallum.operator.events import AUTH_FAILURES, READ_OPS, TARGETED, RequestEvent
 from vallum.operator.profile import Profile, network_of
 from vallum.operator.signals import DISTINCT, FEATURES, IDX, Signals, Window, run_end
 from vallum.operator.signals import GETS as GET_OPS
 
 REFUSED = frozenset({"SlowDown"})      # what a throttled request is answered with
-GETS, BYTES_OUT, NOT_FOUND, LISTS, DENIED, DESTROYS, OPAQUE = (
-    IDX[f] for f in ("gets", "bytes_out", "not_found", "lists", "denied", "destroys", "opaque_writes"))
+GETS, BYTES_OUT, NOT_FOUND, LISTS, DENIED, DESTROYS, OPAQUE, MINTS = (
+    IDX[f] for f in ("gets", "bytes_out", "not_found", "lists", "denied", "destroys", "opaque_writes",
+                     "mints"))
 BUCKETS = DISTINCT.index("buckets")
 # How the gateway hands requests to the detector (gateway.py), and the replay too
 # (evaluate.py): batches of at most CHUNK events, none waiting over MAX_DELAY seconds.
@@ -54,6 +55,12 @@ class PrincipalState:
     before_episode: float = 0.0         # ... the last before the current episode of alerts
     allowed: set[str] = field(default_factory=set)          # operations it has been served
     buckets: dict[str, float] = field(default_factory=dict)  # bucket -> its first object read
+
+
+def _what(ev: RequestEvent) -> str:
+    """What a refusal refused: the action, and for AssumeRole the role too (a prober
+    tries role after role with one action)."""
+    return f"{ev.operation} {ev.key}" if ev.operation in TARGETED else ev.operation
 
 
 class Detector:
@@ -165,11 +172,15 @@ class Detector:
             found = rules.destruction(pw, p, t)
             if found:
                 self._emit(alerts, ev, "destruction", ev.principal, "principal", found)
+        if tot[MINTS] >= t.mint_floor:
+            found = rules.credential_minting(pw, p, t)
+            if found:
+                self._emit(alerts, ev, "credential_minting", ev.principal, "principal", found)
         if ev.operation in GET_OPS and (not ev.error or ev.error in REFUSED):
             self._budgets(alerts, ev, st, pw, count)
         if not ev.error:
-            st.allowed.add(ev.operation)
-        elif ev.error == "AccessDenied" and ev.operation not in st.allowed:
+            st.allowed.add(_what(ev))
+        elif ev.error == "AccessDenied" and _what(ev) not in st.allowed:
             self._slow_probing(alerts, ev, st, run)
         if not st.escalated and ev.error in REFUSED and ev.operation in READ_OPS:
             refused = st.refused
@@ -322,7 +333,7 @@ class Detector:
                     self.source_denied.clear()
                 src = self.source_denied[ev.source] = Distinct()
         for e in run:
-            st.denied.add(e.ts, e.operation)
+            st.denied.add(e.ts, _what(e))
             if src is not None:
                 src.add(e.ts, e.principal)
         others = src.events - src.counts.get(ev.principal, 0) if src is not None else 0

@@ -20,6 +20,14 @@ LIST_OPS = frozenset({"ListObjects", "ListObjectsV2", "ListObjectVersions", "Lis
 WRITE_OPS = frozenset({"PutObject", "CopyObject", "UploadPart", "CompleteMultipartUpload",
                        "CreateMultipartUpload", "UploadPartCopy"})
 DELETE_OPS = frozenset({"DeleteObject", "DeleteObjects", "DeleteBucket"})
+# Admin calls that mint credentials or widen what a principal may do (a burst of them is
+# a stolen admin key building itself a way back in).
+MINT_OPS = frozenset({"CreateAccessKey", "RotateAccessKey", "UpdateAccessKey", "CreateUser",
+                      "CreateRole", "CreatePolicy", "AttachPolicy", "PutInlinePolicy",
+                      "AddUserToGroup", "SetClearance", "DeleteUserPermissionsBoundary",
+                      "DeleteRolePermissionsBoundary"})
+# Calls whose target, not only their name, is what a prober varies (role after role).
+TARGETED = frozenset({"AssumeRole"})
 
 
 class RequestEvent(NamedTuple):

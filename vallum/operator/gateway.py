@@ -71,11 +71,34 @@ class Hook(Live):
                 request.source_ip, operation, endpoint.bucket or "", endpoint.key or "",
                 response.status, error, int(cl) if cl and cl.isdigit() else 0, bytes_out,
                 _level(banner) if banner else -1, opaque(head) if head else -1))
+        elif response.audit and response.audit.get("action"):
+            item = self._api_event(scope, response.audit, response.status, error, bytes_out)
         elif operation in ("admin", "reserved"):
             return
         else:   # refused before a Request existed (bad signature, unknown key)
             item = self._refused(scope, operation, response.status, error, bytes_out)
         self._enqueue(item)
+
+    def _api_event(self, scope: dict[str, Any], audit: dict[str, Any], status: int, error: str,
+                   bytes_out: int) -> RequestEvent:
+        """The event of an admin, STS or compute call, from the attribution its handler
+        gave the audit record: the action ('vallum:CreateAccessKey' -> CreateAccessKey,
+        'sts:AssumeRole' -> AssumeRole), its target as the key, the caller and its account;
+        a refused sign-in keeps its code (credential stuffing counts it), any other refusal
+        is AccessDenied (privilege probing counts it)."""
+        base = self._refused(scope, "", status, error, bytes_out)
+        op = str(audit.get("action", "")).rpartition(":")[2] or "unknown"
+        rule = str(audit.get("rule") or "")
+        if rule.startswith("authentication: "):
+            error = rule.partition(": ")[2]
+        elif audit.get("decision") == "deny" or status == 403:
+            error = error or "AccessDenied"
+        elif status >= 400:
+            error = error or f"Error{status}"
+        principal = str(audit.get("principal") or base.principal)
+        return base._replace(principal=principal, account=str(audit.get("account") or base.account),
+                             operation=op, key=str(audit.get("target") or ""), error=error,
+                             status=status)
 
     def _refused(self, scope: dict[str, Any], operation: str, status: int, error: str,
                  bytes_out: int) -> RequestEvent:

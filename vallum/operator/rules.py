@@ -75,6 +75,9 @@ class Tuning:
     slow_probe_ops: float = 3.0
     slow_probe_source: float = 30.0        # refusals through one address, any key
     veteran_days: float = 3.0              # clean history that earns "alert, not contain"
+    # credential minting: admin calls that create keys or widen grants, in a minute
+    mint_floor: float = 8.0
+    mint_mult: float = 2.0                 # x the most it ever did in a learned minute
 
 
 def thr(profile: Profile, prior: Profile, feature: str, floor: float, mult: float, t: Tuning) -> float:
@@ -198,6 +201,23 @@ def destruction(w: Window, p: Profile, t: Tuning) -> Finding | None:
     return score, (f"deleted, overwrote or copied over {d:.0f} objects in the last minute; the most "
                    f"it ever did in a minute is {p.quantile('destroys', 1.0):.0f}. {GUIDANCE}"), {
         "destroyed_last_minute": d, "usual_max": p.quantile("destroys", 1.0)}
+
+
+def credential_minting(w: Window, p: Profile, t: Tuning) -> Finding | None:
+    """Keys created, rotated or re-enabled, users and roles created, policies attached or
+    boundaries removed in the last minute, far past the most this key ever did in one: a
+    stolen admin key building itself ways back in. Judged against its own record (an
+    onboarding script that creates users every Monday learns its norm)."""
+    m = w.value("mints")
+    if m < t.mint_floor:
+        return None
+    usual = p.quantile("mints", 1.0)
+    score = m / max(t.mint_floor, t.mint_mult * usual)
+    if score < 1.0:
+        return None
+    return score, (f"created or widened {m:.0f} credentials, users, roles or grants in the last "
+                   f"minute; the most it ever did in a minute is {usual:.0f}"), {
+        "mints_last_minute": m, "usual_max": usual}
 
 
 def slow_stuffing(network: str, failed_keys: int, failures: int, t: Tuning) -> Finding | None:
