@@ -246,8 +246,8 @@ class Live:
         if not self.leader or self.store is None:
             self._ticking = False
             return
-        self._process([])
-        busy = self.peers > 1 or time.monotonic() - self._fed_at < IDLE_TICK
+        self._process([], pull=True)
+        busy = self._shared()
         asyncio.get_running_loop().call_later(MAX_DELAY if busy else IDLE_TICK, self._tick)
 
     def flush(self) -> None:
@@ -255,7 +255,11 @@ class Live:
         pending, self._pending = self._pending, []
         self._process(pending)
 
-    def _process(self, pending: list[RequestEvent]) -> None:
+    def _shared(self) -> bool:
+        """Other processes feed this detector (or did in the last IDLE_TICK seconds)."""
+        return self.peers > 1 or time.monotonic() - self._fed_at < IDLE_TICK
+
+    def _process(self, pending: list[RequestEvent], pull: bool = False) -> None:
         """The hand-over: in the detector's process, decide on these requests and on the
         ones other processes fed in meanwhile (in time order); elsewhere, feed them in."""
         store = self.store
@@ -267,7 +271,7 @@ class Live:
                     log.warning("operator could not feed %d requests to the detector: %s",
                                 len(pending), exc)
             return
-        if store is not None:           # (one indexed lookup when nobody fed anything)
+        if store is not None and (pull or self._shared()):
             try:
                 shared, self.cursor = store.pull(self.cursor)
             except sqlite3.Error as exc:
