@@ -195,13 +195,13 @@ class Detector:
         if ev.operation in GET_OPS and p.samples >= t.min_samples and (
                 (ev.label > 0 and not ev.error) or (t.climb_refused and ev.error == "AccessDenied")):
             # Object contents read above the habitual level (one read for 30 minutes at
-            # least, in a share of its minutes): not writes, not HEADs (an ingest service
+            # least): not writes, not HEADs (an ingest service
             # verifying its uploads), never UNCLASSIFIED (reading it climbs nothing). A
             # refused read is a climb's top: counted at its label (MAC notes it), or,
             # unlabelled, while reads above the habit are already in the window.
             above = st.above
             if ev.label > 0:
-                if ev.label > p.usual_label(3, ev.ts - t.climb_learn, t.climb_habit_share):
+                if ev.label > p.usual_label(3, ev.ts - t.climb_learn):
                     above.extend((e.ts, ev.label) for e in run)
             elif above:
                 above.extend((e.ts, -1) for e in run)

@@ -112,16 +112,14 @@ class Profile:
         row = self.hour_max[feature]
         return max(row[(hour + dh) % 24] for dh in range(-spread, spread + 1))
 
-    def usual_label(self, min_minutes: int = 3, before: float | None = None, share: float = 0.0) -> int:
+    def usual_label(self, min_minutes: int = 3, before: float | None = None) -> int:
         """Highest level read in at least ``min_minutes`` distinct minutes, the first of
-        them no later than ``before``, and in at least ``share`` of its active minutes (-1:
-        none). Why ``before``: minutes alone let a climb
+        them no later than ``before`` (-1: none). Why ``before``: minutes alone let a climb
         become its own baseline three minutes in, before it is judged; a level is habitual
         only once it has been read for a while."""
         top = -1
-        need = max(min_minutes, share * self.samples)
         for level, n in enumerate(self.label_minutes):
-            if n >= need and (before is None or self.label_first[level] <= before):
+            if n >= min_minutes and (before is None or self.label_first[level] <= before):
                 top = level
         return top
 

@@ -53,7 +53,6 @@ class Tuning:
     climb_single: float = 12.0
     climb_window: float = 900.0
     climb_learn: float = 1800.0            # a level is usual only once read for this long
-    climb_habit_share: float = 0.0         # ... and in this share of its active minutes
     climb_refused: bool = True             # refused reads count as a climb's top
     # destruction: objects deleted / overwritten / copied over in a minute
     destroy_floor: float = 10.0

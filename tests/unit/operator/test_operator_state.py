@@ -85,6 +85,7 @@ def test_requests_fed_by_other_processes_reach_the_one_detector(tmp_path):
     """A sweep split over two processes: each sees 7 reads (under the unfamiliar-caller
     bar of 12), the detector sees 14 and throttles; the other process applies it too."""
     leader, follower = live(tmp_path), live(tmp_path)
+    leader.peers = 2                # what poll() counts from the gateway files of two processes
     thief = "AKIATHIEF00000000001"
     t = time.time()
     for i in range(14):
