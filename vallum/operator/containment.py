@@ -169,7 +169,7 @@ class Containment:
         return self._record(Action(now, "release", entity, etype, reason,
                                    was.account if was else "", "", by))
 
-    def apply(self, action: Action) -> None:
+    def apply(self, action: Action, now: float | None = None) -> None:
         """Mirror an action another gateway took (read from the shared action log): every
         kind, suspension, throttle, address block and release."""
         if action.action == "suspend":
@@ -178,6 +178,8 @@ class Containment:
             self.suspended.pop(action.entity, None)
             self.throttled.pop(action.entity, None)
             self.blocked.pop(action.entity, None)
+        elif now is not None and action.ts + max(self.block_for, self.throttle_for) <= now:
+            return                      # a block or throttle long over (read back at start)
         elif action.action == "block_address":
             self.blocked[action.entity] = action.ts + self.block_for
         elif action.action == "throttle" and action.entity not in self.suspended:

@@ -185,10 +185,11 @@ class Live:
         if size != self._actions_size or force:
             self._actions_size = size
             records, self._offset = journal.read(path, self._offset)
+            wall = time.time()
             for rec in records:
                 if rec.get("pid") != self.pid or force:
                     fields = {k: rec[k] for k in Action.__dataclass_fields__ if k in rec}
-                    self.policy.apply(Action(**fields))
+                    self.policy.apply(Action(**fields), wall)
         try:
             mtime = (self.dir / journal.MODES).stat().st_mtime
         except FileNotFoundError:

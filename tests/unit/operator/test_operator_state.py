@@ -194,3 +194,16 @@ def test_the_database_is_0600_under_a_permissive_umask(tmp_path):
         assert stat.S_IMODE((tmp_path / "operator" / name).stat().st_mode) == 0o600
     with sqlite3.connect(tmp_path / "operator" / state.DB) as conn:
         assert conn.execute("SELECT COUNT(*) FROM baselines").fetchone()[0] == 1
+
+
+def test_throttles_and_blocks_long_over_are_not_read_back():
+    """A gateway starting up reads the whole action journal: what expired stays expired
+    (and the admission fast path stays free); suspensions hold until released."""
+    policy = Containment(default_mode="contain")
+    old = 1000.0
+    now = old + 2 * max(policy.block_for, policy.throttle_for)
+    policy.apply(Action(old, "throttle", "AKIAT", "principal", "why", rate=0.1), now)
+    policy.apply(Action(old, "block_address", "10.6.6.6", "address", "why"), now)
+    policy.apply(Action(old, "suspend", "AKIAS", "principal", "why"), now)
+    assert not policy.throttled and not policy.blocked
+    assert policy.admit("AKIAS", "10.0.0.1", now) == "suspended"
