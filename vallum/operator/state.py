@@ -134,6 +134,22 @@ class Store:
             self._lock_fd = None
 
 
+def remembered(directory: Path) -> int:
+    """How many principals' baselines are on disk (0 when there is no database yet); read
+    only, for `vallum operator status`."""
+    path = Path(directory) / DB
+    if not path.exists():
+        return 0
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.5)
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM baselines").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
+
+
 # -- (de)serialising what a restart must keep ----------------------------------------------
 
 def dump_profile(p: Profile) -> dict[str, Any]:

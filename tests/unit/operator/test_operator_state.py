@@ -207,3 +207,16 @@ def test_throttles_and_blocks_long_over_are_not_read_back():
     policy.apply(Action(old, "suspend", "AKIAS", "principal", "why"), now)
     assert not policy.throttled and not policy.blocked
     assert policy.admit("AKIAS", "10.0.0.1", now) == "suspended"
+
+
+def test_status_counts_the_baselines_on_disk(tmp_path):
+    from typer.testing import CliRunner
+
+    from vallum.cli.main import app
+    assert state.remembered(tmp_path / "operator") == 0
+    h = live(tmp_path)
+    h.replay(routine(1), contain_from=float("inf"))
+    h.close()
+    assert state.remembered(tmp_path / "operator") == 1
+    out = CliRunner().invoke(app, ["operator", "status", "--data-dir", str(tmp_path)])
+    assert out.exit_code == 0 and "baselines on disk: 1 principals" in out.output
