@@ -188,8 +188,9 @@ class Live:
             wall = time.time()
             for rec in records:
                 if rec.get("pid") != self.pid or force:
-                    fields = {k: rec[k] for k in Action.__dataclass_fields__ if k in rec}
-                    self.policy.apply(Action(**fields), wall)
+                    action = _action(rec)
+                    if action is not None:
+                        self.policy.apply(action, wall)
         try:
             mtime = (self.dir / journal.MODES).stat().st_mtime
         except FileNotFoundError:
@@ -354,3 +355,18 @@ class Live:
 
 
 _TS = itemgetter(0)
+
+
+def _action(rec: dict[str, Any]) -> Action | None:
+    """An action journalled by another process; None for a record that is not one (a
+    torn or edited line must not put a malformed rate into an admission check)."""
+    try:
+        fields = {k: rec[k] for k in Action.__dataclass_fields__ if k in rec}
+        action = Action(**fields)
+        action.ts, action.rate = float(action.ts), float(action.rate or 0.0)
+        if not (isinstance(action.entity, str) and isinstance(action.action, str)) \
+                or action.rate < 0 or action.rate != action.rate:
+            return None
+        return action
+    except (TypeError, ValueError):
+        return None

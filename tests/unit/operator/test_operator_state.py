@@ -8,8 +8,10 @@ import stat
 import time
 
 import pytest
+from typer.testing import CliRunner
 
-from vallum.operator import state
+from vallum.cli.main import app
+from vallum.operator import journal, state
 from vallum.operator.containment import Action, Containment
 from vallum.operator.events import RequestEvent
 from vallum.operator.live import Live
@@ -210,9 +212,6 @@ def test_throttles_and_blocks_long_over_are_not_read_back():
 
 
 def test_status_counts_the_baselines_on_disk(tmp_path):
-    from typer.testing import CliRunner
-
-    from vallum.cli.main import app
     assert state.remembered(tmp_path / "operator") == 0
     h = live(tmp_path)
     h.replay(routine(1), contain_from=float("inf"))
@@ -220,3 +219,20 @@ def test_status_counts_the_baselines_on_disk(tmp_path):
     assert state.remembered(tmp_path / "operator") == 1
     out = CliRunner().invoke(app, ["operator", "status", "--data-dir", str(tmp_path)])
     assert out.exit_code == 0 and "baselines on disk: 1 principals" in out.output
+
+
+@pytest.mark.parametrize("record", [
+    {"ts": "soon", "action": "throttle", "entity": "AKIAX", "entity_type": "principal", "reason": "r"},
+    {"ts": 1.0, "action": "throttle", "entity": "AKIAX", "entity_type": "principal", "reason": "r",
+     "rate": "fast"},
+    {"ts": 1.0, "action": "throttle", "entity": "AKIAX", "entity_type": "principal", "reason": "r",
+     "rate": -1},
+    {"ts": 1.0, "action": "suspend", "entity": ["AKIAX"], "entity_type": "principal", "reason": "r"},
+    {"action": "suspend"},
+], ids=["bad-ts", "bad-rate", "negative-rate", "list-entity", "missing-fields"])
+def test_a_malformed_journal_record_is_ignored(tmp_path, record):
+    d = journal.directory(tmp_path)
+    journal.append(d / journal.ACTIONS, {**record, "pid": -5})
+    h = live(tmp_path)
+    assert not (h.policy.suspended or h.policy.throttled or h.policy.blocked)
+    h.close()
