@@ -10,6 +10,7 @@ from vallum import metrics
 from vallum.iam import service as iam_service
 from vallum.iam.root import load_or_create
 from vallum.meta.sqlite import SQLiteMetaStore
+from vallum.operator import gateway as operator_hook
 from vallum.s3 import errors
 from vallum.security import setup as security_setup
 from vallum.server import diskguard
@@ -101,6 +102,7 @@ async def lifespan(gateway: Gateway, receive, send) -> None:
                 if gateway.services is not None and gateway.services.compute is not None:
                     await gateway.services.compute.stop()
             finally:
+                operator_hook.shutdown()        # its baselines saved, its detector lock given up
                 # Always: closing the audit log writes its signed seal (a clean shutdown).
                 if gateway.services is not None:
                     await close_services(gateway.services)
