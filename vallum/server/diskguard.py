@@ -20,7 +20,7 @@ from prometheus_client import Counter, Gauge
 
 from vallum import metrics
 from vallum.operator import journal
-from vallum.operator.gateway import ALERTS
+from vallum.operator.live import ALERTS
 from vallum.s3 import errors
 from vallum.storage.headroom import FULL, LOW, OK, Headroom
 
