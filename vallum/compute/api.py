@@ -42,7 +42,7 @@ from vallum.compute.openapi import DOCUMENT
 from vallum.compute.spec import Hidden, SpecError
 from vallum.iam import gate
 from vallum.s3 import errors
-from vallum.server.http import Response
+from vallum.http import Response
 
 log = logging.getLogger("vallum.compute.api")
 MAX_BODY = 4 * 1024 * 1024

@@ -30,7 +30,7 @@ from vallum.s3.handlers import labels
 from vallum.security.labels import LabelError
 from vallum.security.labels import parse as parse_label
 from vallum.server import downgrade
-from vallum.server.http import Response
+from vallum.http import Response
 
 log = logging.getLogger("vallum.admin")
 MAX_BODY = 1024 * 1024

@@ -26,7 +26,7 @@ from vallum.s3.xml import render_error
 from vallum.security import audit_http
 from vallum.security.audit import AuditError
 from vallum.server import admin, lifecycle
-from vallum.server.http import Headers, Request, Response
+from vallum.http import Headers, Request, Response
 from vallum.server.state import Services
 from vallum.service import integrity
 from vallum.storage.base import StorageError

@@ -3,7 +3,7 @@
 
 from vallum.iam import gate
 from vallum.iam.actions import SERVICES
-from vallum.server.http import Headers
+from vallum.http import Headers
 
 
 def test_object_lock_headers_become_aws_condition_keys():

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from vallum.security import audit, audit_http
 from vallum.server.config import Config
-from vallum.server.http import Response
+from vallum.http import Response
 
 
 def recorded(tmp_path, scope, response, operation="unknown", error=""):
@@ -66,7 +66,7 @@ def test_sts_query_action(tmp_path):
 
 def request_for(path="/b/k", **fields):
     from vallum.s3.router import route
-    from vallum.server.http import Headers, Request
+    from vallum.http import Headers, Request
 
     caller = SimpleNamespace(account="210987654321")
     req = Request(method="PUT", endpoint=route("PUT", "127.0.0.1:9000", path, "", domain=None), headers=Headers([]),

@@ -20,7 +20,7 @@ from vallum.s3.handlers.common import (
     get_bucket,
     read_xml,
 )
-from vallum.server.http import Request, Response, xml_response
+from vallum.http import Request, Response, xml_response
 
 OWNERSHIP_KEY = "ownership"
 ENCRYPTION_KEY = "encryption"

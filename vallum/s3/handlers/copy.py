@@ -35,7 +35,7 @@ from vallum.s3.handlers.objects import (
 from vallum.s3.names import validate_key
 from vallum.security import spill
 from vallum.security.spill import SpillDetected, SpillGuard
-from vallum.server.http import Request, Response, xml_response
+from vallum.http import Request, Response, xml_response
 from vallum.service.ingest import MAX_SINGLE_PUT, store
 from vallum.service.reader import read_object
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from vallum.s3 import errors, xml
 from vallum.s3.handlers.common import MD5_REQUIRED, check_body_digests, get_bucket
-from vallum.server.http import Request, Response, xml_response
+from vallum.http import Request, Response, xml_response
 
 log = logging.getLogger("vallum.cors")
 

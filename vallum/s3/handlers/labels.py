@@ -26,7 +26,7 @@ from vallum.security import spill
 from vallum.security.labels import Label, LabelError, lowest, lub, parse
 from vallum.security.mac import LabelRange, Subject, subject_for
 from vallum.security.spill import SpillGuard
-from vallum.server.http import Request
+from vallum.http import Request
 
 LABEL_HEADER = "x-vallum-classification"
 SESSION_HEADER = "x-vallum-session-level"

@@ -24,7 +24,7 @@ from vallum.s3.handlers.common import (
     get_bucket,
     modify_version,
 )
-from vallum.server.http import Request, Response, xml_response
+from vallum.http import Request, Response, xml_response
 from vallum.service.clock import clock
 from vallum.storage import retention
 from vallum.storage.retention import LEGAL_HOLD_KEY, MODES, lock_of, store_retention

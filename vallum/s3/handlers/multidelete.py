@@ -21,7 +21,7 @@ from vallum.s3.handlers.common import (
 )
 from vallum.s3.handlers.objects import add_delete_marker
 from vallum.s3.names import validate_key
-from vallum.server.http import Request, Response, xml_response
+from vallum.http import Request, Response, xml_response
 
 MAX_KEYS = 1000
 

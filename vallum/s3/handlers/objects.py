@@ -30,7 +30,7 @@ from vallum.s3.names import validate_key
 from vallum.s3.ranges import content_range, parse_range
 from vallum.security import spill
 from vallum.security.spill import SpillDetected
-from vallum.server.http import Request, Response
+from vallum.http import Request, Response
 from vallum.service.ingest import ingest
 from vallum.service.integrity import checked_body
 from vallum.service.reader import inline_body, part_range, read_object

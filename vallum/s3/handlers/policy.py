@@ -12,7 +12,7 @@ from vallum import authz
 from vallum.iam.policy import MalformedPolicy, parse
 from vallum.s3 import errors, xml
 from vallum.s3.handlers.common import get_bucket
-from vallum.server.http import Request, Response, xml_response
+from vallum.http import Request, Response, xml_response
 
 _PAB_FIELDS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
 

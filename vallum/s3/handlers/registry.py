@@ -21,7 +21,7 @@ from vallum.s3.handlers import (
     versions,
 )
 from vallum.s3.handlers import policy as bucket_policy
-from vallum.server.http import Request, Response
+from vallum.http import Request, Response
 
 Handler = Callable[[Request], Awaitable[Response]]
 

@@ -27,7 +27,7 @@ from vallum.s3.tags import (  # noqa: F401 - handlers and tests import them from
 )
 from vallum.security import spill
 from vallum.security.spill import SpillDetected, SpillGuard
-from vallum.server.http import Request, Response, xml_response
+from vallum.http import Request, Response, xml_response
 
 TAGS_KEY = "tags"
 BUCKET_CONFIG_KEY = "tagging"

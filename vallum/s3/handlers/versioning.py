@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from vallum.s3 import errors, xml
 from vallum.s3.handlers.common import MD5_REQUIRED, get_bucket, read_xml
-from vallum.server.http import Request, Response, xml_response
+from vallum.http import Request, Response, xml_response
 
 
 async def put_bucket_versioning(request: Request) -> Response:

@@ -18,7 +18,7 @@ from vallum.s3.handlers.common import (
     int_param,
     url_encoder,
 )
-from vallum.server.http import Request, Response, xml_response
+from vallum.http import Request, Response, xml_response
 
 
 def _entries(records: list[ObjectRecord], encode, owner: str) -> str:

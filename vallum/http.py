@@ -1,4 +1,7 @@
-"""The request and response objects handlers see: no ASGI details leak past here."""
+"""The request and response every API handler sees (S3, STS, admin, compute, health).
+
+A neutral low module: handlers at any layer import it, and no ASGI detail leaks past it.
+"""
 
 from __future__ import annotations
 
