@@ -3,10 +3,11 @@
 Every record says who did what: ``principal`` (the access key id; when no request was
 built, e.g. authentication failed, the key id the request CLAIMED, with
 ``principal_claimed``), ``account``, ``action`` (the IAM action name), ``target`` (the
-resource ARN), ``decision`` and the deciding ``rule``. Admin, STS and compute handlers
-put their attribution in ``Response.audit``; it is merged over what the front door can
-see. Decision: ``request.decision`` (set where a handler refused, e.g. MAC) wins, then
-``response.audit["decision"]``, then deny for 401/403, else allow.
+resource ARN), ``decision`` and the deciding ``rule``: one shape for every API. Admin, STS
+and compute handlers put their attribution in ``Request.audit`` (before authentication,
+the API's ``attribution``); it is merged over what the front door can see. Decision:
+``request.decision`` (set where a handler refused, e.g. MAC) wins, then the handler's
+attribution, then deny for 401/403, else allow.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ _ATTRIBUTION = ("principal", "account", "action", "target", "decision", "rule")
 
 
 async def record(services: Any, scope: dict[str, Any], request: Any, request_id: str,
-                 operation: str, response: Any, error: str = "") -> None:
+                 operation: str, response: Any, error: str = "", *,
+                 attribution: dict[str, Any] | None = None) -> None:
     """Append the request's record durably (raises AuditError: the caller fails closed).
-    A no-op when the services have no audit log."""
+    A no-op when the services have no audit log. ``attribution``: what a request refused
+    before it was authenticated asked for, as its API names it."""
     log: AuditLog | None = services.audit if services is not None else None
     if log is None:
         return
@@ -37,11 +40,9 @@ async def record(services: Any, scope: dict[str, Any], request: Any, request_id:
     status = response.status
     who = _from_request(request) if request is not None else _from_scope(services, scope, operation)
     endpoint = who.pop("endpoint", None)
-    extra = response.audit
+    extra = request.audit if request is not None else attribution
     if extra:
         who.update({k: extra[k] for k in _ATTRIBUTION if extra.get(k) is not None})
-        if extra.get("principal") is not None:
-            who["principal_claimed"] = False
     explicit = request.decision if request is not None else None
     rule = (request.decision_reason if request is not None else None) or who.get("rule")
     authz_rule = None
@@ -56,7 +57,7 @@ async def record(services: Any, scope: dict[str, Any], request: Any, request_id:
     if decision == "deny" and not explicit and error and not _is_refusal(rule):
         # Refused after authorization allowed (spill, object lock...): the allowing rule
         # did not decide; name the refusal and keep the rule that had allowed.
-        stage = "authentication" if request is None and not extra else "refused"
+        stage = "authentication" if request is None else "refused"
         rule, authz_rule = f"{stage}: {error}", rule
     await log.append({
         "type": "request",
@@ -90,16 +91,22 @@ def _is_refusal(rule: str | None) -> bool:
 
 
 def _from_request(request: Any) -> dict[str, Any]:
-    """Attribution of an S3 request that got through authentication."""
+    """Attribution of a request that got through authentication: the key id that signed
+    it and its account, whatever the API; the action and target of an S3 request (other
+    APIs name theirs in ``request.audit``)."""
     endpoint = request.endpoint
+    caller = getattr(request, "caller", None)
+    account = None if caller is None or caller.anonymous else caller.account
+    if request.api != "s3":
+        return {"principal": request.principal, "account": account}
     action = action_of(endpoint.name)
     if "versionId" in endpoint.query:
         action = VERSIONED_ACTIONS.get(action, action)
     services = request.services
-    caller = getattr(services, "caller", None)
+    scoped = getattr(services, "caller", None)
     return {"endpoint": endpoint, "principal": request.principal,
-            "account": getattr(caller, "account", None) or getattr(services, "tenant", None),
-            "action": action, "target": resource_arn(endpoint.bucket, endpoint.key)}
+            "account": getattr(scoped, "account", None) or getattr(services, "tenant", None)
+            or account, "action": action, "target": resource_arn(endpoint.bucket, endpoint.key)}
 
 
 def _from_scope(services: Any, scope: dict[str, Any], operation: str) -> dict[str, Any]:

@@ -7,13 +7,13 @@ import logging
 from typing import TYPE_CHECKING
 
 from vallum import metrics
+from vallum.http import Response
 from vallum.iam import service as iam_service
 from vallum.iam.root import load_or_create
 from vallum.meta.sqlite import SQLiteMetaStore
 from vallum.s3 import errors
 from vallum.security import setup as security_setup
 from vallum.server.config import Config, from_env_and_flags
-from vallum.http import Response
 from vallum.server.state import Services
 from vallum.service.clock import clock
 from vallum.service.lifecycle import LifecycleWorker

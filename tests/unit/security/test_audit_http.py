@@ -6,9 +6,9 @@ import asyncio
 import json
 from types import SimpleNamespace
 
+from vallum.http import Response
 from vallum.security import audit, audit_http
 from vallum.server.config import Config
-from vallum.http import Response
 
 
 def recorded(tmp_path, scope, response, operation="unknown", error=""):
@@ -43,15 +43,34 @@ def test_sigv2_query_claim(tmp_path):
     assert rec["principal"] == "AKIAQUERYCLAIM" and rec["action"] == "s3:DeleteObject"
 
 
-def test_response_audit_wins_over_the_status_and_names_the_principal(tmp_path):
-    rec = recorded(tmp_path, scope("/-/admin/v1/CreateAccessKey", "POST"),
-                   Response(200, audit={"principal": "AKIAADMIN", "account": "123456789012",
-                                        "target": "arn:aws:iam::123456789012:user/u", "decision": "deny",
-                                        "rule": "mac: clearance above the caller's"}), "admin")
+def test_handler_attribution_wins_over_the_status_and_the_request_names_the_principal(tmp_path):
+    from vallum.iam.principal import Principal
+    from vallum.s3.router import Endpoint
+
+    req = request_for(api="admin", endpoint=Endpoint("admin", None, None), principal="AKIAADMIN",
+                      caller=Principal("AKIAADMIN", "123456789012"),
+                      audit={"action": "iam:CreateAccessKey", "target": "arn:aws:iam::123456789012:user/u",
+                             "decision": "deny", "rule": "mac: clearance above the caller's"})
+    rec = recorded_request(tmp_path, req, Response(200))
     assert (rec["principal"], rec["principal_claimed"], rec["account"], rec["action"], rec["target"],
             rec["decision"], rec["rule"]) == ("AKIAADMIN", False, "123456789012", "iam:CreateAccessKey",
                                               "arn:aws:iam::123456789012:user/u", "deny",
                                               "mac: clearance above the caller's")
+
+
+def test_attribution_of_a_request_refused_before_authentication(tmp_path):
+    async def main():
+        log = audit.AuditLog(tmp_path, checkpoint_seconds=0)
+        await log.open()
+        await audit_http.record(SimpleNamespace(audit=log, config=Config()), scope("/-/jobs/v1/jobs", "POST"),
+                                None, "RID", "compute", Response(403), "SignatureDoesNotMatch",
+                                attribution={"action": "vallum:SubmitJob"})
+        await log.close()
+
+    asyncio.run(main())
+    rec = json.loads(audit.log_path(tmp_path).read_bytes().rstrip(b"\0").splitlines()[0])
+    assert (rec["action"], rec["decision"], rec["rule"]) == \
+        ("vallum:SubmitJob", "deny", "authentication: SignatureDoesNotMatch")
 
 
 def test_unsigned_admin_call_without_attribution(tmp_path):
@@ -65,8 +84,8 @@ def test_sts_query_action(tmp_path):
 
 
 def request_for(path="/b/k", **fields):
-    from vallum.s3.router import route
     from vallum.http import Headers, Request
+    from vallum.s3.router import route
 
     caller = SimpleNamespace(account="210987654321")
     req = Request(method="PUT", endpoint=route("PUT", "127.0.0.1:9000", path, "", domain=None), headers=Headers([]),
