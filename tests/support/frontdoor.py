@@ -18,6 +18,7 @@ from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from vallum.compute.service import ComputeService
 from vallum.security import audit
 from vallum.server.app import Gateway
 from vallum.server.config import Config
@@ -44,14 +45,19 @@ class Reply:
 class FrontDoor:
     """One gateway over its own data directory; ``root`` is its platform root's key pair."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, compute: bool = False) -> None:
         self.data_dir = data_dir
         self.loop = asyncio.new_event_loop()
         self.services = self.loop.run_until_complete(open_services(Config(data_dir=data_dir)))
+        if compute:         # the compute API's store, without workers (no job runs)
+            self.services.compute = ComputeService(self.services)
+            self.services.compute.db.open()
         self.gateway = Gateway(self.services)
         self.root = (self.services.root.access_key, self.services.root.secret_key)
 
     def close(self) -> None:
+        if self.services.compute is not None:
+            self.services.compute.db.close()
         self.loop.run_until_complete(close_services(self.services))
         self.loop.close()
 

@@ -52,7 +52,7 @@ def new_request_id() -> str:
 class S3Api:
     """The S3 REST API: everything no other API claims."""
 
-    name = "unknown"          # a request refused before routing named no operation
+    name = "s3"
     body_limit: int | None = None
     service = "s3"
     signed_only = False       # anonymous requests are decided by the bucket's policy
@@ -145,7 +145,9 @@ class Gateway:
         headers = Headers([(k.decode("latin-1").lower(), v.decode("latin-1"))
                            for k, v in scope["headers"]])
         api = self.pick(method, path, headers)
-        operation = api.name
+        # The operation counted and audited: the API's, until S3 routing names its own
+        # ("unknown" for an S3 request refused before that).
+        operation = "unknown" if api.name == "s3" else api.name
         request: Request | None = None
         error_code = ""
         try:
