@@ -1,10 +1,11 @@
-"""The gateway's authentication and authorization steps, for S3, STS and admin calls.
+"""The front door's authentication step (every API) and the S3 authorization step.
 
 authenticate(): pull the access key id (and session token) out of the request
 cheaply, refuse locked-out keys/addresses, resolve the key to its secret and
 principal (IAM store, generation-checked), then verify SigV4 with a lookup closure.
-authorize(): build the condition keys and the bucket's owner / policy /
-PublicAccessBlock, and ask authz.decide(); AccessDenied unless allowed.
+authorize(): the request's condition keys and its bucket's context (authz.context_for:
+owner, policy, PublicAccessBlock, object tags), then authz.decide(); AccessDenied unless
+allowed.
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ attribution, then deny for 401/403, else allow.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl
 
 from vallum.iam.gate import VERSIONED_ACTIONS, credential_of
 from vallum.s3 import errors
@@ -110,19 +109,15 @@ def _from_request(request: Any) -> dict[str, Any]:
 
 
 def _from_scope(services: Any, scope: dict[str, Any], operation: str) -> dict[str, Any]:
-    """Attribution when no Request was built: authentication failed, or an admin, STS or
-    compute call. The key id is the one the request claims (never verified here)."""
+    """Attribution when no Request was built (authentication or the body failed, or the
+    path is public). The key id is the one the request claims (never verified here); an
+    S3 request is routed to name what it asked for (other APIs say it in ``attribution``)."""
     headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope.get("headers", ())]
     query = scope.get("query_string", b"").decode("latin-1")
     claimed, _ = credential_of(headers, query)
     out: dict[str, Any] = {"principal": claimed, "principal_claimed": claimed is not None}
     path = scope.get("path", "")
-    if operation == "admin":
-        out["action"] = "iam:" + path.rstrip("/").rsplit("/", 1)[-1] if path.startswith("/-/admin/v1/") else None
-    elif operation == "sts":
-        name = dict(parse_qsl(query)).get("Action")
-        out["action"] = "sts:" + name if name else None
-    elif operation == "unknown" and not path.startswith("/-/"):
+    if operation == "unknown" and not path.startswith("/-/"):
         try:                    # what the refused request asked for (routing is pure parsing)
             endpoint = route(scope.get("method", ""), dict(headers).get("host", ""),
                              (scope.get("raw_path") or path.encode()).decode("latin-1"), query,

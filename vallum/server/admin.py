@@ -1,4 +1,5 @@
-"""The JSON admin API under /-/admin/ and the STS endpoint hook (POST / with Action=...).
+"""The JSON admin API under /-/admin/ and STS (POST / with Action=...): two front-door
+APIs (``ADMIN``, ``STS``; server/app.py reads, authenticates, admits and audits for them).
 
 Admin calls are ``POST /-/admin/v1/<Action>`` with a JSON object body, SigV4-signed
 (service ``s3``, signed payload). The platform root may do everything; any other

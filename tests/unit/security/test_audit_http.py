@@ -6,17 +6,20 @@ import asyncio
 import json
 from types import SimpleNamespace
 
+from vallum.compute import api as compute_api
 from vallum.http import Response
 from vallum.security import audit, audit_http
+from vallum.server import admin
 from vallum.server.config import Config
 
 
-def recorded(tmp_path, scope, response, operation="unknown", error=""):
+def recorded(tmp_path, scope, response, operation="unknown", error="", attribution=None):
     async def main():
         log = audit.AuditLog(tmp_path, checkpoint_seconds=0)
         await log.open()
         services = SimpleNamespace(audit=log, config=Config())   # what record() reads of Services
-        await audit_http.record(services, scope, None, "RID", operation, response, error)
+        await audit_http.record(services, scope, None, "RID", operation, response, error,
+                                attribution=attribution)
         await log.close()
 
     asyncio.run(main())
@@ -59,28 +62,17 @@ def test_handler_attribution_wins_over_the_status_and_the_request_names_the_prin
 
 
 def test_attribution_of_a_request_refused_before_authentication(tmp_path):
-    async def main():
-        log = audit.AuditLog(tmp_path, checkpoint_seconds=0)
-        await log.open()
-        await audit_http.record(SimpleNamespace(audit=log, config=Config()), scope("/-/jobs/v1/jobs", "POST"),
-                                None, "RID", "compute", Response(403), "SignatureDoesNotMatch",
-                                attribution={"action": "vallum:SubmitJob"})
-        await log.close()
-
-    asyncio.run(main())
-    rec = json.loads(audit.log_path(tmp_path).read_bytes().rstrip(b"\0").splitlines()[0])
+    rec = recorded(tmp_path, scope("/-/jobs/v1/jobs", "POST"), Response(403), "compute", "SignatureDoesNotMatch",
+                   attribution=compute_api.API.attribution("POST", "/-/jobs/v1/jobs", ""))
     assert (rec["action"], rec["decision"], rec["rule"]) == \
         ("vallum:SubmitJob", "deny", "authentication: SignatureDoesNotMatch")
 
 
-def test_unsigned_admin_call_without_attribution(tmp_path):
-    rec = recorded(tmp_path, scope("/-/admin/v1/ListUsers", "POST"), Response(403), "admin", "AccessDenied")
-    assert rec["principal"] is None and rec["action"] == "iam:ListUsers" and rec["decision"] == "deny"
-
-
-def test_sts_query_action(tmp_path):
-    rec = recorded(tmp_path, scope("/", "GET", b"Action=GetCallerIdentity&Version=2011-06-15"), Response(200), "sts")
-    assert rec["action"] == "sts:GetCallerIdentity" and rec["decision"] == "allow"
+def test_unsigned_admin_call_with_the_apis_attribution(tmp_path):
+    rec = recorded(tmp_path, scope("/-/admin/v1/ListUsers", "POST"), Response(403), "admin", "AccessDenied",
+                   attribution=admin.ADMIN.attribution("POST", "/-/admin/v1/ListUsers", ""))
+    assert rec["principal"] is None and rec["action"] == "vallum:ListUsers" and rec["decision"] == "deny"
+    assert rec["rule"] == "authentication: AccessDenied"
 
 
 def request_for(path="/b/k", **fields):
