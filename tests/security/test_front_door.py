@@ -348,3 +348,27 @@ def test_simulator_equals_the_gateway_for_a_public_policy_set_aside_by_the_block
     assert (status, rec["decision"], sim["decision"]) == (403, "deny", "deny")
     assert (sim["policy"], sim["statement"]) == ("public-access-block", "RestrictPublicBuckets")
     assert rec["rule"] == sim["reason"]
+
+
+# ------------------------------------------------------------------ one set of condition keys
+
+def test_every_api_decides_on_the_same_global_condition_keys(door):
+    """A deny on plain HTTP holds for every API (compute used to see only aws:SourceIp, so a
+    condition on aws:SecureTransport could not match there and the deny did not apply)."""
+    t = tenant(door)
+    allow = {"Effect": "Allow", "Action": ["s3:ListBucket", "vallum:ListJobs", "iam:ListUsers"],
+             "Resource": "*"}
+    plain = user(door, t, "plain", allow)
+    tls_only = user(door, t, "tls-only", allow)
+    deny = {"Effect": "Deny", "Action": "*", "Resource": "*",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+    assert door.admin(t.key, "PutInlinePolicy", kind="user", target="tls-only", name="tls",
+                      document={"Version": "2012-10-17", "Statement": [deny]}).status == 200
+    for who, status in ((plain, 200), (tls_only, 403)):
+        replies = {"s3": door.send("GET", f"/{t.bucket}", creds=who),
+                   "compute": door.send("GET", "/-/jobs/v1/jobs", creds=who),
+                   "admin": door.admin(who, "ListUsers")}
+        for api, reply in replies.items():
+            assert reply.status == status, (api, reply.body)
+            rec = door.audit(reply)
+            assert rec["decision"] == ("allow" if status == 200 else "deny"), (api, rec)
