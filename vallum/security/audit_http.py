@@ -26,10 +26,12 @@ _ATTRIBUTION = ("principal", "account", "action", "target", "decision", "rule")
 
 async def record(services: Any, scope: dict[str, Any], request: Any, request_id: str,
                  operation: str, response: Any, error: str = "", *,
-                 attribution: dict[str, Any] | None = None) -> None:
+                 attribution: dict[str, Any] | None = None,
+                 headers: list[tuple[str, str]] | None = None) -> None:
     """Append the request's record durably (raises AuditError: the caller fails closed).
     A no-op when the services have no audit log. ``attribution``: what a request refused
-    before it was authenticated asked for, as its API names it."""
+    before it was authenticated asked for, as its API names it; ``headers``: the request's
+    headers as the front door decoded them (else decoded from the scope)."""
     log: AuditLog | None = services.audit if services is not None else None
     if log is None:
         return
@@ -37,7 +39,8 @@ async def record(services: Any, scope: dict[str, Any], request: Any, request_id:
     body = response.body
     sent = len(body) if isinstance(body, bytes) else (response.length or 0)
     status = response.status
-    who = _from_request(request) if request is not None else _from_scope(services, scope, operation)
+    who = _from_request(request) if request is not None else _from_scope(services, scope, operation,
+                                                                        headers)
     endpoint = who.pop("endpoint", None)
     extra = request.audit if request is not None else attribution
     if extra:
@@ -108,11 +111,14 @@ def _from_request(request: Any) -> dict[str, Any]:
             or account, "action": action, "target": resource_arn(endpoint.bucket, endpoint.key)}
 
 
-def _from_scope(services: Any, scope: dict[str, Any], operation: str) -> dict[str, Any]:
+def _from_scope(services: Any, scope: dict[str, Any], operation: str,
+                headers: list[tuple[str, str]] | None) -> dict[str, Any]:
     """Attribution when no Request was built (authentication or the body failed, or the
     path is public). The key id is the one the request claims (never verified here); an
     S3 request is routed to name what it asked for (other APIs say it in ``attribution``)."""
-    headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope.get("headers", ())]
+    if headers is None:
+        headers = [(k.decode("latin-1").lower(), v.decode("latin-1"))
+                   for k, v in scope.get("headers", ())]
     query = scope.get("query_string", b"").decode("latin-1")
     claimed, _ = credential_of(headers, query)
     out: dict[str, Any] = {"principal": claimed, "principal_claimed": claimed is not None}

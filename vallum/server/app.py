@@ -174,10 +174,10 @@ class Gateway:
             # did not read: closing is the only way to keep the next request in sync.
             response.headers["connection"] = "close"
         try:   # the audit record is durable before the answer leaves, or the request fails
+            attribution = None if request is not None else api.attribution(
+                method, path, scope.get("query_string", b"").decode("latin-1"))
             await audit_http.record(self.services, scope, request, request_id, operation, response,
-                                    error_code, attribution=None if request is not None else
-                                    api.attribution(method, path, scope.get("query_string", b"")
-                                                    .decode("latin-1")))
+                                    error_code, attribution=attribution, headers=headers.raw)
         except AuditError:
             log.exception("audit write failed for request %s", request_id)
             response = api.render_error(errors.InternalError(), request_id, path)
