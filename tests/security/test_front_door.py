@@ -353,11 +353,13 @@ def test_simulator_equals_the_gateway_for_a_public_policy_set_aside_by_the_block
 # ------------------------------------------------------------------ one set of condition keys
 
 def test_every_api_decides_on_the_same_global_condition_keys(door):
-    """A deny on plain HTTP holds for every API (compute used to see only aws:SourceIp, so a
-    condition on aws:SecureTransport could not match there and the deny did not apply)."""
+    """A deny on plain HTTP holds for every API (compute and label downgrade used to see no
+    aws:SecureTransport, so a condition on it could not match there and the deny did not
+    apply)."""
     t = tenant(door)
-    allow = {"Effect": "Allow", "Action": ["s3:ListBucket", "vallum:ListJobs", "iam:ListUsers"],
-             "Resource": "*"}
+    assert door.send("PUT", f"/{t.bucket}/doc", creds=t.key, body=b"x").status == 200
+    allow = {"Effect": "Allow", "Action": ["s3:ListBucket", "vallum:ListJobs", "iam:ListUsers",
+                                           "vallum:DowngradeLabel"], "Resource": "*"}
     plain = user(door, t, "plain", allow)
     tls_only = user(door, t, "tls-only", allow)
     deny = {"Effect": "Deny", "Action": "*", "Resource": "*",
@@ -367,7 +369,9 @@ def test_every_api_decides_on_the_same_global_condition_keys(door):
     for who, status in ((plain, 200), (tls_only, 403)):
         replies = {"s3": door.send("GET", f"/{t.bucket}", creds=who),
                    "compute": door.send("GET", "/-/jobs/v1/jobs", creds=who),
-                   "admin": door.admin(who, "ListUsers")}
+                   "admin": door.admin(who, "ListUsers"),
+                   "downgrade": door.admin(who, "DowngradeLabel", bucket=t.bucket, key="doc",
+                                           label="UNCLASSIFIED")}
         for api, reply in replies.items():
             assert reply.status == status, (api, reply.body)
             rec = door.audit(reply)
