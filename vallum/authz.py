@@ -52,6 +52,8 @@ class Context:
     bucket_policy: Policy | None = None
     restrict_public: bool = False          # PublicAccessBlock RestrictPublicBuckets
     labels: LabelCheck | None = None       # MAC inputs, decided before any policy
+    trust_policy: Policy | None = None     # sts:AssumeRole: the role's trust policy, which
+    #                                        must allow even inside the role's account
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,9 @@ def decide(principal: Principal, action: str, resource: str,
     ctx = context or Context()
     resource_policies: tuple[tuple[str, Policy], ...] = ()
     blocked = False               # PublicAccessBlock set the bucket's public policy aside
-    if ctx.bucket_policy is not None:
+    if ctx.trust_policy is not None:
+        resource_policies = _labelled(ctx.trust_policy, "trust-policy")
+    elif ctx.bucket_policy is not None:
         cross = principal.anonymous or (ctx.resource_owner is not None
                                         and ctx.resource_owner != principal.account)
         blocked = ctx.restrict_public and cross and is_public(ctx.bucket_policy)
@@ -169,7 +173,8 @@ def decide(principal: Principal, action: str, resource: str,
                        session=narrowed(principal.session_policies, action, resource),
                        boundary=narrowed(principal.boundary, action, resource),
                        resource=narrowed(resource_policies, action, resource),
-                       resource_account=ctx.resource_owner)
+                       resource_account=ctx.resource_owner,
+                       require_resource=ctx.trust_policy is not None)
     if blocked and not verdict.allowed and not verdict.policy:
         # No explicit deny decided: the public policy set aside by the block did.
         return Decision(False, "public-access-block: RestrictPublicBuckets: the bucket's "
@@ -191,15 +196,17 @@ _NARROWED: dict[int, tuple[Any, dict[tuple[str, str], Any]]] = {}
 _LABELLED: dict[int, tuple[Policy, tuple[tuple[str, Policy], ...]]] = {}
 
 
-def _labelled(bucket_policy: Policy) -> tuple[tuple[str, Policy], ...]:
-    """The same ``(("bucket-policy", policy),)`` tuple for the same parsed policy, so that
+def _labelled(policy: Policy, label: str = "bucket-policy") -> tuple[tuple[str, Policy], ...]:
+    """The same ``((label, policy),)`` tuple for the same parsed policy, so that
     ``narrowed`` (keyed by the tuple's identity) finds its views instead of starting over
-    on every request to a bucket with a policy."""
-    hit = _LABELLED.get(id(bucket_policy))
-    if hit is None or hit[0] is not bucket_policy:      # the strong reference pins the id
+    on every request to a bucket with a policy (or every AssumeRole of a role)."""
+    hit = _LABELLED.get(id(policy))
+    # The strong reference pins the id; a parsed policy is a bucket's or a role's trust
+    # policy, never both, so its label is fixed.
+    if hit is None or hit[0] is not policy or hit[1][0][0] != label:
         if len(_LABELLED) >= _MAX_SETS:
             _LABELLED.clear()
-        hit = _LABELLED[id(bucket_policy)] = (bucket_policy, (("bucket-policy", bucket_policy),))
+        hit = _LABELLED[id(policy)] = (policy, ((label, policy),))
     return hit[1]
 _MAX_SETS = 4096          # distinct policy tuples remembered (then start over)
 _MAX_VIEWS = 256          # (action, bucket) views per policy tuple
