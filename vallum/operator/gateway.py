@@ -59,7 +59,7 @@ class Hook(Live):
         climbing sees live traffic exactly as the replay sees its events."""
         body = response.body
         bytes_out = len(body) if body.__class__ is bytes else (response.length or 0)
-        if request is not None:
+        if request is not None and request.api == "s3":
             endpoint = request.endpoint
             cl = request.headers.get("content-length")
             principal = request.principal or ""
@@ -71,10 +71,12 @@ class Hook(Live):
                 request.source_ip, operation, endpoint.bucket or "", endpoint.key or "",
                 response.status, error, int(cl) if cl and cl.isdigit() else 0, bytes_out,
                 _level(banner) if banner else -1, opaque(head) if head else -1))
-        elif response.audit and response.audit.get("action"):
-            item = self._api_event(scope, response.audit, response.status, error, bytes_out)
-        elif operation in ("admin", "reserved"):
-            return
+        elif request is not None:         # admin, STS, compute: what their handler attributed
+            if not request.audit.get("action"):
+                return
+            item = self._api_event(scope, request.audit, response.status, error, bytes_out)
+        elif operation == "reserved" or not error:
+            return      # nothing attributed: a health check, or a call refused before routing
         else:   # refused before a Request existed (bad signature, unknown key)
             item = self._refused(scope, operation, response.status, error, bytes_out)
         self._enqueue(item)

@@ -7,6 +7,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from vallum import metrics
+from vallum.http import Response
 from vallum.iam import service as iam_service
 from vallum.iam.root import load_or_create
 from vallum.meta.sqlite import SQLiteMetaStore
@@ -15,7 +16,6 @@ from vallum.s3 import errors
 from vallum.security import setup as security_setup
 from vallum.server import diskguard
 from vallum.server.config import Config, from_env
-from vallum.server.http import Response
 from vallum.server.state import Services
 from vallum.service.clock import clock
 from vallum.service.lifecycle import LifecycleWorker

@@ -1,12 +1,13 @@
 """Admin, STS and compute calls observed like S3 calls: the hook reads the attribution
-their handlers give the audit record (Response.audit), and the detectors see key-minting
+their handlers give the audit record (Request.audit), and the detectors see key-minting
 bursts, AssumeRole probing role after role, and failed sign-ins at the admin door."""
 
 import json
+from types import SimpleNamespace
 
+from vallum.http import Response
 from vallum.operator import gateway
 from vallum.operator.alerts import Alert
-from vallum.server.http import Response
 
 ADMIN = "AKIASTOLENADMIN00001"
 SOURCE = "10.44.0.9"
@@ -18,10 +19,13 @@ def scope(key: str, source: str = SOURCE) -> dict:
             "query_string": b"", "client": (source, 40000)}
 
 
-def answer(status: int, **audit) -> Response:
-    r = Response(status, {}, b"{}")
-    r.audit = audit
-    return r
+def call(api: str, **audit) -> SimpleNamespace:
+    """What the hook reads of a front-door Request of the admin, STS or compute API."""
+    return SimpleNamespace(api=api, audit=audit)
+
+
+def answer(status: int) -> Response:
+    return Response(status, {}, b"{}")
 
 
 def hook(tmp_path, mode: str = "contain") -> gateway.Hook:
@@ -31,9 +35,9 @@ def hook(tmp_path, mode: str = "contain") -> gateway.Hook:
 def test_a_burst_of_key_creation_is_credential_minting_and_throttled(tmp_path):
     h = hook(tmp_path)
     for i in range(12):
-        h.observe(scope(ADMIN), None, "admin", answer(200, principal=ADMIN, account="111",
+        h.observe(scope(ADMIN), call("admin", principal=ADMIN, account="111",
                   action="vallum:CreateAccessKey", target=f"arn:aws:iam::111:user/u{i}",
-                  decision="allow"), "")
+                  decision="allow"), "admin", answer(200), "")
     ev = h._api_event(scope(ADMIN), {"principal": ADMIN, "account": "111", "decision": "allow",
                                      "action": "vallum:CreateAccessKey"}, 200, "", 0)
     assert (ev.operation, ev.principal, ev.account, ev.error) == ("CreateAccessKey", ADMIN, "111", "")
@@ -45,8 +49,9 @@ def test_a_burst_of_key_creation_is_credential_minting_and_throttled(tmp_path):
 def test_the_platform_root_onboarding_users_is_alerted_on_never_contained(tmp_path):
     h = hook(tmp_path)
     for i in range(12):
-        h.observe(scope("ROOTKEY"), None, "admin", answer(200, principal="ROOTKEY", account="",
-                  action="vallum:CreateUser", target=f"u{i}", decision="allow"), "")
+        h.observe(scope("ROOTKEY"), call("admin", principal="ROOTKEY", account="",
+                  action="vallum:CreateUser", target=f"u{i}", decision="allow"), "admin",
+                  answer(200), "")
     h.flush()
     assert "credential_minting" in [a.kind for a in _alerts(tmp_path)]
     assert not (h.policy.throttled or h.policy.suspended)
@@ -82,8 +87,8 @@ def test_failed_sign_ins_at_the_admin_door_count_as_failed_sign_ins(tmp_path):
     h = hook(tmp_path, "observe")
     for i in range(30):
         key = f"AKIAGUESS{i:011d}"
-        h.observe(scope(key), None, "admin", answer(403, action="vallum:ListUsers", decision="deny",
-                  rule="authentication: InvalidAccessKeyId"), "")
+        # Refused at authentication: no Request exists, the error code says why.
+        h.observe(scope(key), None, "admin", answer(403), "InvalidAccessKeyId")
     ev = h._api_event(scope("AKIAGUESS1"), {"action": "vallum:ListUsers", "decision": "deny",
                                             "rule": "authentication: InvalidAccessKeyId"}, 403, "", 0)
     assert (ev.principal, ev.error, ev.source) == ("AKIAGUESS1", "InvalidAccessKeyId", SOURCE)

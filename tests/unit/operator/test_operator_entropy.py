@@ -5,13 +5,13 @@ request already read."""
 import asyncio
 import os
 
+from vallum.http import Headers, Request, Response
 from vallum.operator import gateway
 from vallum.operator.detector import Detector
 from vallum.operator.events import RequestEvent
 from vallum.operator.simulate import START
 from vallum.s3.body import HEAD_BYTES, Body
 from vallum.s3.router import Endpoint
-from vallum.server.http import Headers, Request, Response
 
 TEXT = b"Minutes of the weekly engineering review, item 4: hull survey schedule.\n" * 80
 KEY = "AKIAWRITER0000000001"

@@ -7,6 +7,7 @@ import binascii
 import json
 import time
 
+from vallum.http import Request, Response, xml_response
 from vallum.meta.base import BucketExists, BucketMissing, BucketNotEmptyError
 from vallum.meta.records import BucketRecord
 from vallum.s3 import errors, xml
@@ -15,7 +16,6 @@ from vallum.s3.handlers.common import get_bucket, int_param
 from vallum.s3.names import validate_bucket_name
 from vallum.security import object_labels, spill
 from vallum.security.labels import LabelError
-from vallum.server.http import Request, Response, xml_response
 
 # AWS's region names: a constraint naming one of these, but not ours, is "illegal for this
 # endpoint"; any other name is simply invalid.

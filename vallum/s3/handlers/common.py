@@ -13,13 +13,13 @@ from collections.abc import Callable
 from urllib.parse import quote
 from xml.etree.ElementTree import Element  # noqa: S405 - only the type; parsing is defusedxml
 
+from vallum.http import Headers, Request
 from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord, UploadRecord
 from vallum.s3 import errors, sse, xml
 from vallum.s3.conditions import http_date, iso8601
 from vallum.s3.handlers import labels, visibility
 from vallum.s3.names import check_version_id  # noqa: F401 - handlers import it from here
 from vallum.security import ssec
-from vallum.server.http import Headers, Request
 from vallum.service.ingest import Expectations, validate_checksum_value
 from vallum.storage.checksums import ALGORITHMS, new_hasher
 from vallum.storage.retention import lock_of

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 
 from vallum.compute import events
+from vallum.http import Request, Response, xml_response
 from vallum.meta.records import BucketRecord, ObjectRecord
 from vallum.s3 import errors, sse, xml
 from vallum.s3.conditions import check_copy_source_conditions, iso8601
@@ -35,7 +36,6 @@ from vallum.s3.handlers.objects import (
 from vallum.s3.names import validate_key
 from vallum.security import spill
 from vallum.security.spill import SpillDetected, SpillGuard
-from vallum.server.http import Request, Response, xml_response
 from vallum.service import quotas
 from vallum.service.ingest import MAX_SINGLE_PUT, store
 from vallum.service.reader import read_object

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from vallum import authz
+from vallum.http import Headers, Request
 from vallum.meta.records import BucketRecord, ObjectRecord
 from vallum.s3 import errors
 from vallum.s3.tags import tags_from_header
@@ -33,7 +34,6 @@ from vallum.security import spill
 from vallum.security.labels import Label, LabelError, lowest, lub, parse
 from vallum.security.mac import LabelRange, Subject, subject_for
 from vallum.security.spill import SpillGuard
-from vallum.server.http import Headers, Request
 
 LABEL_HEADER = "x-vallum-classification"
 SESSION_HEADER = "x-vallum-session-level"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from vallum.http import Request, Response, xml_response
 from vallum.iam import gate
 from vallum.meta.records import BucketRecord, ObjectRecord
 from vallum.s3 import errors, xml
@@ -24,7 +25,6 @@ from vallum.s3.handlers.common import (
     get_bucket,
     modify_version,
 )
-from vallum.server.http import Request, Response, xml_response
 from vallum.service.clock import clock
 from vallum.storage import retention
 from vallum.storage.retention import LEGAL_HOLD_KEY, MODES, lock_of, store_retention

@@ -9,6 +9,7 @@ an AccessDenied entry in the result, as on AWS."""
 from __future__ import annotations
 
 from vallum.compute import events
+from vallum.http import Request, Response, xml_response
 from vallum.iam import gate
 from vallum.meta.records import NULL_VERSION
 from vallum.s3 import errors, xml
@@ -21,7 +22,6 @@ from vallum.s3.handlers.common import (
 )
 from vallum.s3.handlers.objects import add_delete_marker
 from vallum.s3.names import validate_key
-from vallum.server.http import Request, Response, xml_response
 
 MAX_KEYS = 1000
 

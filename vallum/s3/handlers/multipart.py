@@ -22,6 +22,7 @@ import re
 import time
 
 from vallum.compute import events
+from vallum.http import Request, Response, xml_response
 from vallum.meta.base import QuotaExceeded, UploadMissing
 from vallum.meta.records import ObjectRecord, PartRecord, UploadRecord
 from vallum.s3 import errors, sse, xml
@@ -54,7 +55,6 @@ from vallum.s3.names import validate_key
 from vallum.security import spill, ssec
 from vallum.security.spill import SpillDetected, SpillGuard
 from vallum.security.ssec import is_customer_encrypted
-from vallum.server.http import Request, Response, xml_response
 from vallum.service import quotas
 from vallum.service.ingest import MAX_SINGLE_PUT, ingest, store
 from vallum.service.reader import read_object

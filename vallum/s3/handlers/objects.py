@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 from vallum.compute import events
+from vallum.http import Request, Response
 from vallum.meta.base import QuotaExceeded
 from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord
 from vallum.s3 import errors, sse
@@ -31,7 +32,6 @@ from vallum.s3.names import validate_key
 from vallum.s3.ranges import content_range, parse_range
 from vallum.security import spill
 from vallum.security.spill import SpillDetected
-from vallum.server.http import Request, Response
 from vallum.service import quotas
 from vallum.service.ingest import ingest
 from vallum.service.integrity import checked_body

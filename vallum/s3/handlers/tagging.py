@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from vallum.http import Request, Response, xml_response
 from vallum.meta.records import ObjectRecord
 from vallum.s3 import errors, xml
 from vallum.s3.handlers import labels
@@ -27,7 +28,6 @@ from vallum.s3.tags import (  # noqa: F401 - handlers and tests import them from
 )
 from vallum.security import spill
 from vallum.security.spill import SpillDetected, SpillGuard
-from vallum.server.http import Request, Response, xml_response
 
 TAGS_KEY = "tags"
 BUCKET_CONFIG_KEY = "tagging"
