@@ -148,8 +148,9 @@ def lenient(text: bytes, scheme: LevelScheme) -> Label | None:
 class TextScanner:
     """Finds markings in a stream of text bytes; ``finish`` gives their join (or None)."""
 
-    def __init__(self, scheme: LevelScheme) -> None:
+    def __init__(self, scheme: LevelScheme, *, weak_marks: bool = True) -> None:
         self.scheme = scheme
+        self.weak_marks = weak_marks      # one-letter portion marks count (not in a rot13 view)
         self._g = grammar(scheme)
         self._buf = b"\n"                 # the stream starts at a line start
         self._done = 1                    # candidates before this index are decided
@@ -274,6 +275,8 @@ class TextScanner:
             return                                  # "(TS)" alone on a line: a PostScript string
         inner = mark[1:-1]
         if inner in self._g.weak:
+            if not self.weak_marks:
+                return
             if text[:1].isdigit() or text[:9].lower() == b"copyright":
                 return                              # "(C) 2024", "(C) Copyright 1997"
             label = lenient(mark, self.scheme)

@@ -24,6 +24,7 @@ import html
 import re
 from typing import Any, cast
 
+from vallum.security.spill_decode import EncodedRuns, worth_decoding
 from vallum.security.spill_unicode import fold
 
 _CONTROLS = bytes(c for c in range(1, 32) if c not in b"\t\n\r\f\v") + b"\x7f"
@@ -124,7 +125,6 @@ class Markup:
             self._sink(_TAG.sub(b"", carry))
 
 
-_MAGIC2 = {b"%P", b"PK", b"\x1f\x8b", b"BZ", b"\xfd7", b"\xff\xfe", b"\xfe\xff"}
 _B64_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _B64_MAP = bytes(b"A"[0] if c in _B64_CHARS else b"="[0] if c == b"="[0] else b" "[0] for c in range(256))
 _B64_LONG = b"A" * 40
@@ -220,7 +220,7 @@ class Base64Runs:
     def _close(self) -> None:
         child, head = self._child, self._head
         self._child, self._open, self._head, self._pending = None, False, b"", b""
-        if child is None and head and (self._owner.text.worth(head) or head[:2] in _MAGIC2):
+        if child is None and head and worth_decoding(self._owner, head):
             child = self._owner.child()
             child.feed(head)
         if child is not None:
@@ -351,7 +351,7 @@ class TextPipe:
         self._text = LetterSpaced(owner.text.feed, owner.text.worth)
         self._markup: Markup | Rtf | None = None
         self._decided = False
-        self._views: list[Any] = [Base64Runs(owner), QuotedPrintable(owner)] if decode else []
+        self._views: list[Any] = [Base64Runs(owner), QuotedPrintable(owner), EncodedRuns(owner)] if decode else []
 
     def feed(self, data: bytes) -> None:
         self._emit(self._norm(data))

@@ -1,0 +1,282 @@
+"""Decode layers of the spill scan: text that is another text encoded (base64 has its own,
+faster view in spill_text.py; this module reads the rest).
+
+- **runs**: a token of 16 or more printable characters without spaces (continued on the
+  next line when it wraps) is decoded as hex, base32, URL-safe or short base64, Ascii85 or
+  base85, whichever its alphabet allows; what decodes to text (or to a known container) is
+  scanned as a nested body, which sniffs and decodes again (base64 of base64, hex of gzip),
+  to the depth and within the budget of the whole scan;
+- **hex bytes** separated by spaces or colons (``54 4f 50 20``) are read as hex;
+- **uuencode**: the lines between ``begin 644 name`` and ``end``;
+- **UTF-7**: ``+AFQ-`` shifted runs decoded in place, in a copy of their lines;
+- **rot13**: every line rotated, scanned for the strong forms only (banner lines, ``//``
+  markings, portion marks of two letters or more): a one-letter portion mark rotated
+  (``(F) text`` is ``(S) text``) is ordinary enumeration too often.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import re
+from typing import Any
+
+from vallum.security.marking_grammar import TextScanner
+from vallum.security.spill_unicode import fold
+
+LINE_CARRY = 64 * 1024        # a line longer than this is cut (a run continues across the cut)
+RUN_STEP = 64 * 1024          # a run's characters are decoded this many at a time
+HEAD = 512                    # decoded bytes looked at before a run is worth a nested scan
+
+_TOKEN = re.compile(rb"[!-~]{16,}")
+_HEX_BYTES = re.compile(rb"(?<![0-9A-Za-z])(?:[0-9A-Fa-f]{2}[ :]){7,}[0-9A-Fa-f]{2}(?![0-9A-Za-z])")
+_UU_BEGIN = re.compile(rb"^begin(?:-base64)? [0-7]{3,4} [^\n]*\n", re.MULTILINE)
+_UTF7 = re.compile(rb"\+[A-Za-z0-9+/]{3,}-?")
+_B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+_ALPHABETS = {       # kind -> (characters, quantum); tried in this order
+    "hex": (b"0123456789abcdefABCDEF", 2),
+    "base32": (b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567=", 8),
+    "base64": (_B64, 4),
+    "base64url": (_B64[:-3] + b"-_=", 4),
+    "ascii85": (bytes(range(33, 118)) + b"z~<", 5),
+    "base85": (b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!#$%&()*+-;<=>?@^_`{|}~", 5),
+}
+_STRIP = b"\"'(),;:[]{}<>`."
+_MAGIC = (b"%PDF", b"PK\x03\x04", b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\xff\xfe", b"\xfe\xff", b"{\\rtf")
+_PRINTABLE = bytes(range(32, 127)) + b"\t\n\r"
+_ROT13 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+                         b"NOPQRSTUVWXYZABCDEFGHIJKLMnopqrstuvwxyzabcdefghijklm")
+
+
+def _decode(kind: str, chars: bytes) -> bytes:
+    """Decode ``chars`` (whole quanta, padding allowed) of ``kind``; b"" when they are not."""
+    try:
+        if kind == "hex":
+            return binascii.unhexlify(chars)
+        if kind == "base32":
+            return base64.b32decode(chars + b"=" * (-len(chars) % 8))
+        if kind == "base64":
+            return binascii.a2b_base64(chars)
+        if kind == "base64url":
+            return base64.urlsafe_b64decode(chars + b"=" * (-len(chars) % 4))
+        if kind == "ascii85":
+            return base64.a85decode(chars)
+        return base64.b85decode(chars)
+    except (ValueError, binascii.Error):
+        return b""
+
+
+def _form(kind: str, raw: bytes) -> bytes:
+    """A token as encoded text of ``kind``: quotes and brackets around it are not part of
+    it, except in the 85 alphabets, which hold brackets."""
+    return raw.strip(b"\"'") if kind in ("ascii85", "base85") else raw.strip(_STRIP)
+
+
+def _fits(kind: str, raw: bytes) -> bool:
+    token = _form(kind, raw)
+    return len(token) >= 4 and not token.translate(None, _ALPHABETS[kind][0])
+
+
+def _kinds(raw: bytes, base64_view: bool) -> list[str]:
+    """Which encodings ``raw``'s alphabet allows (the base64 view in spill_text.py reads
+    base64 runs of 40 characters or more, and padded ones)."""
+    out = []
+    for kind, (alphabet, _) in _ALPHABETS.items():
+        token = _form(kind, raw)
+        if len(token) < 16 or token.translate(None, alphabet):
+            continue
+        if kind == "base64" and base64_view and (len(token) >= 40 or token.endswith(b"=")):
+            continue
+        if kind in ("base64url", "ascii85", "base85") and not token.translate(None, _B64):
+            continue                   # plain base64: read as such, not by the wider alphabets
+        out.append(kind)
+        if kind == "hex":
+            break                      # hex is valid base32/64 too: not worth decoding twice
+    return out
+
+
+class _Run:
+    """One encoded run being decoded into its nested scan."""
+
+    def __init__(self, owner: Any, kind: str) -> None:
+        self.owner = owner
+        self.kind = kind
+        self.quantum = _ALPHABETS[kind][1]
+        self.pending = b""
+        self.head = b""
+        self.child: Any = None
+        self.dead = False
+        self.started = False
+
+    def feed(self, chars: bytes, final: bool = False) -> None:
+        if self.dead:
+            return
+        if self.kind == "ascii85" and not self.started and chars.startswith(b"<~"):
+            chars = chars[2:]                                   # Adobe's start mark
+        self.started = True
+        chars = self.pending + chars
+        if self.kind == "ascii85" and b"~>" in chars:          # Adobe's end mark
+            chars, final = chars[:chars.index(b"~>")], True
+        n = len(chars) if final else len(chars) // self.quantum * self.quantum
+        if self.kind == "hex" and n % 2:
+            n -= 1
+        self.pending = chars[n:]
+        decoded = _decode(self.kind, chars[:n]) if n else b""
+        if n and not decoded:
+            self.dead = True           # not this encoding after all
+            return
+        if self.child is None:
+            self.head += decoded
+            if len(self.head) < HEAD and not final:
+                return
+            decoded, self.head = self.head, b""
+            if not decoded or not worth_decoding(self.owner, decoded):
+                self.dead = True
+                return
+            self.child = self.owner.child()
+        if decoded:
+            self.child.feed(decoded)
+
+    def close(self) -> None:
+        self.feed(b"", final=True)
+        if self.child is not None:
+            self.owner.adopt(self.child)
+            self.child = None
+
+
+def worth_decoding(owner: Any, head: bytes) -> bool:
+    """Is a decoded run's start text (or a container) worth a nested scan?"""
+    if head.startswith(_MAGIC):
+        return True
+    if owner.text.worth(head):
+        return True
+    return len(head.translate(None, _PRINTABLE)) * 10 <= len(head)     # 90% printable
+
+
+class EncodedRuns:
+    """Finds encoded runs in a text stream and scans each decoded (the module docstring)."""
+
+    def __init__(self, owner: Any, *, base64_view: bool = True) -> None:
+        self._owner = owner
+        self._base64_view = base64_view
+        self._carry = b""
+        self._runs: list[_Run] = []          # the runs open at the end of the last line fed
+        self._uu: Any = None                 # a uuencoded body's scan, between begin and end
+        self._rot = TextScanner(owner.scheme, weak_marks=False)
+
+    def feed(self, data: bytes) -> None:
+        buf = self._carry + data
+        nl = buf.rfind(b"\n")
+        if nl == -1 and len(buf) < LINE_CARRY:
+            self._carry = buf
+            return
+        cut = nl + 1 if nl != -1 else len(buf)
+        self._carry = buf[cut:]
+        self._lines(buf[:cut])
+
+    def finish(self) -> None:
+        if self._carry:
+            carry, self._carry = self._carry, b""
+            self._lines(carry + b"\n")
+        self._close_runs()
+        if self._uu is not None:
+            self._owner.adopt(self._uu)
+            self._uu = None
+        self._owner.text.absorb(self._rot.finish(), self._rot.found)
+
+    def _lines(self, buf: bytes) -> None:
+        if self._uu is not None or b"begin" in buf:
+            buf = self._uudecode(buf)
+        self._tokens(buf)
+        for m in _HEX_BYTES.finditer(buf):
+            run = _Run(self._owner, "hex")
+            run.feed(m.group().translate(None, b" :"))
+            run.close()
+        if b"+" in buf:
+            self._utf7(buf)
+        rotated = buf.translate(_ROT13)
+        if self._rot.worth(rotated):
+            self._rot.feed(rotated)
+
+    def _tokens(self, buf: bytes) -> None:
+        runs, self._runs = self._runs, []
+        prev_end = 0
+        for m in _TOKEN.finditer(buf):
+            token = m.group()
+            joins = bool(runs) and b"\n" in buf[prev_end:m.start()] and not buf[prev_end:m.start()].strip()
+            if not joins:
+                self._close(runs)
+                runs = [_Run(self._owner, k) for k in _kinds(token, self._base64_view)]
+            else:
+                still = [r for r in runs if _fits(r.kind, token)]
+                self._close([r for r in runs if r not in still])
+                runs = still
+            for run in runs:
+                run.feed(_form(run.kind, token))
+            runs = [r for r in runs if not r.dead]
+            prev_end = m.end()
+        if runs and not buf[prev_end:].strip():
+            self._runs = runs                 # the run may go on in the next line
+        else:
+            self._close(runs)
+
+    def _close(self, runs: list[_Run]) -> None:
+        for run in runs:
+            run.close()
+
+    def _close_runs(self) -> None:
+        runs, self._runs = self._runs, []
+        self._close(runs)
+
+    def _uudecode(self, buf: bytes) -> bytes:
+        """Decode the uuencoded lines of ``buf`` into their nested scan; return the rest."""
+        pos = 0
+        out = []
+        while pos < len(buf):
+            if self._uu is None:
+                m = _UU_BEGIN.search(buf, pos)
+                if m is None:
+                    break
+                out.append(buf[pos:m.end()])
+                pos = m.end()
+                self._uu = self._owner.child()
+                continue
+            nl = buf.find(b"\n", pos)
+            line = buf[pos:nl if nl != -1 else len(buf)].rstrip(b"\r")
+            pos = nl + 1 if nl != -1 else len(buf)
+            if line.startswith(b"end") and line.strip() in (b"end", b"===="):
+                self._owner.adopt(self._uu)
+                self._uu = None
+                continue
+            try:
+                decoded = binascii.a2b_uu(line)
+            except binascii.Error:
+                self._owner.adopt(self._uu)
+                self._uu = None
+                out.append(line + b"\n")
+                continue
+            self._uu.feed(decoded)
+        out.append(buf[pos:])
+        return b"".join(out)
+
+    def _utf7(self, buf: bytes) -> None:
+        """A copy of ``buf`` with its UTF-7 shifted runs decoded, scanned when any decoded."""
+        decoded = False
+
+        def one(m: re.Match[bytes]) -> bytes:
+            nonlocal decoded
+            try:
+                text = codecs.utf_7_decode(m.group() if m.group().endswith(b"-") else m.group() + b"-")[0]
+            except UnicodeDecodeError:
+                return m.group()
+            if not text.isprintable() or not fold(text).isascii():
+                return m.group()            # "x+abc" in code: noise, not a hidden word
+            decoded = True
+            return text.encode("utf-8")
+
+        view = _UTF7.sub(one, buf)
+        if decoded:
+            child = self._owner.child()
+            child.feed(view)
+            self._owner.adopt(child)
