@@ -83,9 +83,10 @@ class MarkingScanner:
     """The scanner of one body (or one nested part of it): sniffs, routes, joins labels."""
 
     def __init__(self, scheme: LevelScheme = DEFAULT_SCHEME, *, max_inflated: int | None = None,
-                 depth: int = 0, budget: Budget | None = None) -> None:
+                 depth: int = 0, budget: Budget | None = None, embedded: bool = False) -> None:
         self.scheme = scheme
         self.depth = depth
+        self.embedded = embedded     # started at a magic inside bytes that are read as text anyway
         self.budget = budget if budget is not None else Budget(max_inflated)
         self.text = TextScanner(scheme)
         self._pipe: TextPipe | None = None
@@ -108,9 +109,20 @@ class MarkingScanner:
         """True when part of the body could not be scanned (budget or depth): refuse it."""
         return self.budget.exhausted
 
-    def child(self) -> MarkingScanner:
+    @property
+    def ended(self) -> bool:
+        """True once a container body ended (or broke): what follows is not its business."""
+        return bool(getattr(self._router, "ended", False))
+
+    def child(self, *, embedded: bool = False) -> MarkingScanner:
         """A scanner for a part this one holds (an archive member, a decoded run)."""
-        return MarkingScanner(self.scheme, depth=self.depth + 1, budget=self.budget)
+        return MarkingScanner(self.scheme, depth=self.depth + 1, budget=self.budget, embedded=embedded)
+
+    def leftover(self, data: bytes) -> None:
+        """Bytes a container does not account for (corrupt, or after its end): read as text,
+        unless this scan started inside bytes that are read as text already."""
+        if not self.embedded:
+            self.text_pipe().feed(data)
 
     def adopt(self, child: MarkingScanner) -> None:
         self.text.absorb(child.finish(), child.found)
@@ -159,7 +171,9 @@ class MarkingScanner:
             if head.startswith(bom):
                 self._kind, self._router = encoding, _Decoded(self, encoding)
                 return
-        self._kind, self._router = "text", self.text_pipe()
+        self._kind = "text"
+        self._router = containers.TextAndStreams(self, containers.speculations(self, head)) \
+            if self.depth < MAX_DEPTH and not self.embedded else self.text_pipe()
 
     def finish(self) -> Label | None:
         """The highest label marked anywhere in the body, None if no marking was found."""

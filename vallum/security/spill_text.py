@@ -24,6 +24,7 @@ import html
 import re
 from typing import Any, cast
 
+from vallum.security.spill_containers import Embedded
 from vallum.security.spill_decode import EncodedRuns, worth_decoding
 from vallum.security.spill_unicode import fold
 
@@ -352,8 +353,11 @@ class TextPipe:
         self._markup: Markup | Rtf | None = None
         self._decided = False
         self._views: list[Any] = [Base64Runs(owner), QuotedPrintable(owner), EncodedRuns(owner)] if decode else []
+        self._embedded = Embedded(owner) if decode else None
 
     def feed(self, data: bytes) -> None:
+        if self._embedded is not None:
+            self._embedded.feed(data)
         self._emit(self._norm(data))
 
     def _emit(self, data: bytes) -> None:
@@ -382,3 +386,5 @@ class TextPipe:
         self._text.finish()
         for view in self._views:
             view.finish()
+        if self._embedded is not None:
+            self._embedded.finish()
