@@ -129,8 +129,12 @@ def zip_of(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> byt
 
 
 def tar_gz(members: dict[str, bytes]) -> bytes:
+    return tar_of(members, "w:gz")
+
+
+def tar_of(members: dict[str, bytes], mode: str = "w") -> bytes:
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as t:
+    with tarfile.open(fileobj=buf, mode=mode) as t:  # type: ignore[call-overload]
         for name, data in members.items():
             info = tarfile.TarInfo(name)
             info.size, info.mtime = len(data), 0

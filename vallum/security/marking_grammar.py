@@ -36,7 +36,7 @@ BACK = 256                 # carried behind: to find the start of a candidate's 
 _WS = rb"[ \t\r\n\f\v]{0,16}"        # none too: "TOPSECRET", a letter-spaced banner closed up
 _DECO = rb"(?:[ \t\r\f\v*=#~|_.:\-]|<[^<>\n]{0,40}>){0,40}"
 # after the marking: a field's closing quote and comma (after a key), or a CSV row's empty cells
-_FIELD_END = (rb"(?(k)[\"']?[ \t]*[,;]?|(?(q)[\"'](?=[ \t]*[,;][ \t]*[,;])))"
+_FIELD_END = (rb"(?(k)[\"']?[ \t]*[,;]?|(?(q)[\"'](?=(?:[ \t]*[,;][ \t]*(?:[\"'][\"'])?){2})))"
               rb"(?:(?:[ \t]*[,;](?:[ \t]*[\"'][\"'])?){2,})?")
 _KEY = rb"[\"']?(?i:classification|classif|security[ _-]?classification)[\"']?[ \t]*[:=][ \t]*[\"']?"
 _ALIASES = {"CUI": ("CONTROLLED UNCLASSIFIED INFORMATION", "CONTROLLED")}

@@ -27,6 +27,7 @@ import logging
 import re
 from email.header import decode_header
 from typing import Any
+from urllib.parse import unquote, unquote_to_bytes
 
 from vallum.security import spill_containers as containers
 from vallum.security.labels import DEFAULT_SCHEME, Label, LevelScheme
@@ -202,11 +203,26 @@ def scan_bytes(data: bytes, scheme: LevelScheme = DEFAULT_SCHEME) -> Label | Non
 _B64_TOKEN = re.compile(r"[A-Za-z0-9+/]{8,}={0,2}")
 
 
+_PARAM = re.compile(r"^\s*[A-Za-z0-9!#$&+.^_`|~-]+\*?=\s*")
+
+
 def _field_views(value: str) -> list[bytes]:
-    """A short field as written, with path separators as line breaks, RFC 2047 words
-    decoded (how S3 carries non-ASCII metadata), and base64 tokens decoded."""
+    """A short field as written; with path separators as line breaks (``//`` kept, so
+    ``reports/TS//NF/x`` holds the line ``TS//NF``); percent-decoded; as header parameters
+    (``attachment; filename="TOP SECRET"``, ``max-age=60, TOP SECRET``: each value a line, RFC 5987 values decoded);
+    with RFC 2047 words decoded (how S3 carries non-ASCII metadata) and base64 tokens decoded."""
     raw = value.encode("utf-8", "surrogateescape")
-    views = [raw, raw.replace(b"/", b"\n")]
+    views = [raw, raw.replace(b"/", b"\n"), re.sub(rb"(?<!/)/(?!/)", b"\n", raw)]
+    if "%" in value:
+        views.append(unquote_to_bytes(value))
+    if ";" in value or "=" in value or "," in value:
+        params = []
+        for part in re.split(r"[;,]", value):
+            part = _PARAM.sub("", part).strip().strip('"')
+            if "''" in part:                            # RFC 5987: charset'language'value
+                part = unquote(part.split("'", 2)[-1], errors="replace")
+            params.append(part)
+        views.append("\n".join(params).encode("utf-8", "surrogateescape"))
     if "=?" in value:
         try:
             views += [part if isinstance(part, bytes) else part.encode() for part, _ in decode_header(value)]

@@ -20,6 +20,7 @@ import base64
 import binascii
 import codecs
 import re
+import zlib
 from typing import Any
 
 from vallum.security.marking_grammar import TextScanner
@@ -151,7 +152,15 @@ def worth_decoding(owner: Any, head: bytes) -> bool:
         return True
     if owner.text.worth(head):
         return True
-    return len(head.translate(None, _PRINTABLE)) * 10 <= len(head)     # 90% printable
+    if len(head.translate(None, _PRINTABLE)) * 10 <= len(head):        # 90% printable
+        return True
+    for wbits in (-15, 15):                                            # raw deflate or zlib, no magic
+        try:
+            if len(zlib.decompressobj(wbits).decompress(head, 64)) >= 16:
+                return True
+        except zlib.error:
+            pass
+    return False
 
 
 class EncodedRuns:

@@ -119,7 +119,7 @@ async def put_object(request: Request) -> Response:
     guard = labels.put_guard(request, bucket, headers.get(labels.LABEL_HEADER))
     object_key = new_object_key(encryption.customer, extra)
     try:
-        guard.check_fields(spill.fields(request.key, user_meta, extra.get(tagging.TAGS_KEY)))
+        guard.check_fields(spill.fields(request.key, user_meta, extra.get(tagging.TAGS_KEY), system_meta))
         stored = await ingest(services.blobs, request.body, expect, scanner=guard, customer=object_key)
     except SpillDetected as exc:
         raise spill_refused(request, exc) from None
