@@ -14,7 +14,13 @@ import unicodedata
 import zipfile
 import zlib
 
-from tests.support.spill_corpus import zip_of
+
+def zip_of(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buf.getvalue()
 
 _CONFUSABLE = str.maketrans({"T": "\u0422", "O": "\u041e", "P": "\u0420", "E": "\u0415", "C": "\u0421",
                              "A": "\u0391", "N": "\u039d", "I": "\u0399", "S": "\u0405"})
@@ -112,3 +118,19 @@ def letter_spaced(data: bytes) -> bytes:
 
 def nfd(data: bytes) -> bytes:
     return unicodedata.normalize("NFD", data.decode()).encode()
+
+
+def rtf(data: bytes) -> bytes:
+    paragraphs = data.decode().replace("\\", "\\\\").replace("{", "\\{").replace("}", "\\}").split("\n")
+    return ("{\\rtf1\\ansi{\\fonttbl\\f0\\fswiss Arial;}\\f0\\fs22 " + "".join(
+        f"\\pard\\b {p}\\b0\\par\n" for p in paragraphs) + "}").encode()
+
+
+# What the red-team pass hid a banner in: name -> encoder (every form refused now).
+RED_TEAM = {
+    "zip-bzip2.zip": zip_bzip2, "zip-lzma.zip": zip_lzma, "sfx.exe": self_extracting, "raw.deflate": raw_deflate,
+    "zlib": zlib_stream, "lzma": lzma_alone, "b64-of-b64": b64_of_b64, "b32": base32, "b85": base85,
+    "a85": ascii85, "hex": hex_text, "hex-bytes": hex_spaced, "uu": uuencoded, "utf-7": utf7_forced,
+    "rot13": rot13, "lookalike.txt": lookalikes, "combining.txt": combining, "fullwidth.txt": fullwidth,
+    "letter-spaced.txt": letter_spaced, "rtf": rtf,
+}

@@ -79,6 +79,7 @@ class Grammar:
                                  + rb")(?![a-z0-9_])")
         # abbreviated levels hold no level word: found by "TS//", "S//" (a banner line, or inline for TS)
         short = [re.escape(a.encode()) for _, a in scheme.levels if a not in names]
+        self.abbrev_slashes = [a + b"//" for _, a in scheme.levels if a not in names for a in [a.encode()]]
         self.abbrev_start = re.compile(rb"(?<![A-Za-z0-9_])(?:" + b"|".join(short) + rb")//[A-Z0-9]")
         self.portion_start = re.compile(rb"\((?:" + alt_abbrev + rb")[/)]")
         self.portion = re.compile(
@@ -95,12 +96,17 @@ class Grammar:
             if alts:
                 self.before[w] = re.compile(rb"(?:" + b"|".join(alts) + rb")\Z")
 
-    def maybe(self, buf: bytes) -> bool:
-        """Cheap prefilter: False when no level word and no "(X" can be in ``buf``."""
+    def maybe(self, buf: bytes, *, spaced: bool = False) -> bool:
+        """Cheap prefilter: False when no level word, no "(X" and no "TS//" can be in ``buf``
+        (``spaced``: nor once letter-spaced text is closed up)."""
         residue = buf.translate(None, self.DELETE)
-        return bool(residue) and (any(w in residue for w in self.residue_words)
-                                  or self.portion_start.search(residue) is not None
-                                  or (b"//" in residue and self.abbrev_start.search(buf) is not None))
+        if not residue:
+            return False
+        if any(w in residue for w in self.residue_words) or self.portion_start.search(residue) is not None:
+            return True
+        if b"//" not in residue:
+            return False
+        return any(a in (residue if spaced else buf) for a in self.abbrev_slashes)
 
 
 _GRAMMARS: dict[int, Grammar] = {}
@@ -180,9 +186,9 @@ class TextScanner:
         self._buf = buf[cut:]
         self._done -= cut
 
-    def worth(self, data: bytes) -> bool:
+    def worth(self, data: bytes, *, spaced: bool = False) -> bool:
         """Could ``data`` hold a marking? (the prefilter, for decoded fragments)"""
-        return self._g.maybe(data)
+        return self._g.maybe(data, spaced=spaced)
 
     def boundary(self) -> None:
         """End of a text unit (a PDF string, a zip member): words must not join across it."""
@@ -219,11 +225,12 @@ class TextScanner:
             if c.start() >= limit:
                 break
             self._at_portion(buf, c.start())
-        if b"//" in buf:
-            for c in g.abbrev_start.finditer(buf, pos, limit + 8):
-                if c.start() >= limit:
-                    break
-                self._at_word(buf, c.start(), b"")
+        for a in g.abbrev_slashes:                      # finds, then the pattern: C speed
+            i = buf.find(a, pos, limit + len(a))
+            while i != -1 and i < limit:
+                if g.abbrev_start.match(buf, i) is not None:
+                    self._at_word(buf, i, b"")
+                i = buf.find(a, i + 1, limit + len(a))
 
     def _line_starts(self, buf: bytes, i: int, lines: int) -> list[int]:
         """Starts of the line holding ``i`` and of up to ``lines - 1`` lines before it."""

@@ -31,6 +31,15 @@ RUN_STEP = 64 * 1024          # a run's characters are decoded this many at a ti
 HEAD = 512                    # decoded bytes looked at before a run is worth a nested scan
 
 _TOKEN = re.compile(rb"[!-~]{16,}")
+# Prefilters at C speed (a regex over every byte runs at 30-60 MB/s): printable characters
+# as "x", hex digits as "h", spaces and colons as "s"; a run or hex bytes exist only where
+# their translated shape does.
+_SHAPE = bytes(0x78 if 33 <= c <= 126 else 0x20 for c in range(256))
+_HEX_SHAPE = bytes(0x68 if bytes([c]) in b"0123456789abcdefABCDEF" else 0x73 if c in b" :" else 0x2E
+                   for c in range(256))
+_RUN_SHAPE = b"x" * 16
+_HEX_BYTES_SHAPE = b"hhs" * 7 + b"hh"
+_LAST_LINE = re.compile(rb"[ \t]*\r?\n[ \t]*([!-~]{1,15})[ \t]*(?=\r?\n|\Z)")     # a wrapped run's short end
 _HEX_BYTES = re.compile(rb"(?<![0-9A-Za-z])(?:[0-9A-Fa-f]{2}[ :]){7,}[0-9A-Fa-f]{2}(?![0-9A-Za-z])")
 _UU_BEGIN = re.compile(rb"^begin(?:-base64)? [0-7]{3,4} [^\n]*\n", re.MULTILINE)
 _UTF7 = re.compile(rb"\+[A-Za-z0-9+/]{3,}-?")
@@ -71,30 +80,80 @@ def _decode(kind: str, chars: bytes) -> bytes:
 def _form(kind: str, raw: bytes) -> bytes:
     """A token as encoded text of ``kind``: quotes and brackets around it are not part of
     it, except in the 85 alphabets, which hold brackets."""
-    return raw.strip(b"\"'") if kind in ("ascii85", "base85") else raw.strip(_STRIP)
+    if kind in ("ascii85", "base85"):
+        return raw[1:-1] if len(raw) > 1 and raw[:1] == raw[-1:] and raw[:1] in b"\"'" else raw
+    return raw.strip(_STRIP)
 
 
 def _fits(kind: str, raw: bytes) -> bool:
     token = _form(kind, raw)
-    return len(token) >= 4 and not token.translate(None, _ALPHABETS[kind][0])
+    return bool(token) and not token.translate(None, _ALPHABETS[kind][0])
 
 
 def _kinds(raw: bytes, base64_view: bool) -> list[str]:
     """Which encodings ``raw``'s alphabet allows (the base64 view in spill_text.py reads
-    base64 runs of 40 characters or more, and padded ones)."""
-    out = []
-    for kind, (alphabet, _) in _ALPHABETS.items():
-        token = _form(kind, raw)
-        if len(token) < 16 or token.translate(None, alphabet):
-            continue
-        if kind == "base64" and base64_view and (len(token) >= 40 or token.endswith(b"=")):
-            continue
-        if kind in ("base64url", "ascii85", "base85") and not token.translate(None, _B64):
-            continue                   # plain base64: read as such, not by the wider alphabets
-        out.append(kind)
-        if kind == "hex":
-            break                      # hex is valid base32/64 too: not worth decoding twice
-    return out
+    base64 runs of 40 characters or more, and padded ones), and whose first characters
+    decode to something worth reading (text, a container, a deflate stream)."""
+    narrow = raw.strip(_STRIP)
+    if not narrow.translate(None, _B64):             # the base64 alphabet: hex, base32 or base64
+        if len(narrow) < 16:
+            return []
+        if not narrow.translate(None, _ALPHABETS["hex"][0]):
+            kinds = ["hex"]                          # valid base32/64 too: not decoded twice
+        else:
+            kinds = [] if narrow.translate(None, _ALPHABETS["base32"][0]) else ["base32"]
+            if not (base64_view and (len(narrow) >= 40 or narrow.endswith(b"="))):
+                kinds.append("base64")
+    else:
+        kinds = [k for k in ("base64url", "ascii85", "base85") if len(_form(k, raw)) >= 16
+                 and not _form(k, raw).translate(None, _ALPHABETS[k][0])]
+    return [k for k in kinds if _plausible(k, _form(k, raw))]
+
+
+_DIGITS85 = {"ascii85": {c: c - 33 for c in range(33, 118)},
+             "base85": {c: i for i, c in enumerate(_ALPHABETS["base85"][0])}}
+
+
+def _head85(token: bytes, kind: str) -> bytes:
+    """The first (up to) 16 bytes of an Ascii85/base85 token, b"" if they do not decode (the
+    library decoders cost 100 us a call, and most tokens tried are paths and URLs)."""
+    digits = _DIGITS85[kind]
+    out = bytearray()
+    for g in range(0, min(len(token), 20) - 4, 5):
+        if kind == "ascii85" and token[g] == 0x7A:       # "z": four zero bytes (then misaligned: give up)
+            return b""
+        n = 0
+        for c in token[g:g + 5]:
+            d = digits.get(c)
+            if d is None:
+                return b""
+            n = n * 85 + d
+        if n > 0xFFFFFFFF:
+            return b""
+        out += n.to_bytes(4, "big")
+    return bytes(out)
+
+
+def _plausible(kind: str, token: bytes) -> bool:
+    """Do the first characters of ``token`` decode to what a run must start with? (Cheap:
+    most long tokens are paths, URLs and identifiers, which decode to noise.)"""
+    quantum = _ALPHABETS[kind][1]
+    if quantum == 5:
+        decoded = _head85(token.removeprefix(b"<~") if kind == "ascii85" else token, kind)
+    else:
+        head = token[:quantum * 8]
+        decoded = _decode(kind, head[:len(head) // quantum * quantum])
+    if not decoded:
+        return False
+    if decoded.startswith(_MAGIC) or not decoded.translate(None, _PRINTABLE):
+        return True
+    for wbits in (-15, 15):
+        try:
+            zlib.decompressobj(wbits).decompress(decoded, 1)
+            return True                              # still a plausible deflate stream
+        except zlib.error:
+            pass
+    return False
 
 
 class _Run:
@@ -124,9 +183,9 @@ class _Run:
             n -= 1
         self.pending = chars[n:]
         decoded = _decode(self.kind, chars[:n]) if n else b""
-        if n and not decoded:
+        if n and not decoded and not final:
             self.dead = True           # not this encoding after all
-            return
+            return                     # (at the end: a partial group; what came before counts)
         if self.child is None:
             self.head += decoded
             if len(self.head) < HEAD and not final:
@@ -198,7 +257,8 @@ class EncodedRuns:
         if self._uu is not None or b"begin" in buf:
             buf = self._uudecode(buf)
         self._tokens(buf)
-        for m in _HEX_BYTES.finditer(buf):
+        hexes = buf.translate(_HEX_SHAPE).find(_HEX_BYTES_SHAPE)
+        for m in _HEX_BYTES.finditer(buf, max(0, hexes - 1)) if hexes != -1 else ():
             run = _Run(self._owner, "hex")
             run.feed(m.group().translate(None, b" :"))
             run.close()
@@ -211,9 +271,12 @@ class EncodedRuns:
     def _tokens(self, buf: bytes) -> None:
         runs, self._runs = self._runs, []
         prev_end = 0
-        for m in _TOKEN.finditer(buf):
+        shape = buf.translate(_SHAPE)
+        start = shape.find(_RUN_SHAPE)
+        for m in _TOKEN.finditer(buf, start) if start != -1 else ():
             token = m.group()
-            joins = bool(runs) and b"\n" in buf[prev_end:m.start()] and not buf[prev_end:m.start()].strip()
+            gap = buf[prev_end:m.start()]            # the buffer starts at a line start
+            joins = bool(runs) and not gap.strip() and (b"\n" in gap or prev_end == 0)
             if not joins:
                 self._close(runs)
                 runs = [_Run(self._owner, k) for k in _kinds(token, self._base64_view)]
@@ -225,6 +288,14 @@ class EncodedRuns:
                 run.feed(_form(run.kind, token))
             runs = [r for r in runs if not r.dead]
             prev_end = m.end()
+            last = _LAST_LINE.match(buf, m.end()) if runs else None
+            if last is not None:
+                for run in runs:
+                    if _fits(run.kind, last.group(1)):
+                        run.feed(_form(run.kind, last.group(1)))
+                self._close(runs)
+                runs = []
+                prev_end = last.end()
         if runs and not buf[prev_end:].strip():
             self._runs = runs                 # the run may go on in the next line
         else:

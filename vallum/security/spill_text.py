@@ -312,14 +312,27 @@ class Rtf:
             self._sink(carry)
 
 
-_SPACED = re.compile(rb"(?<![A-Za-z])[A-Z](?:[ \t.\-_*]{1,3}[A-Z](?![A-Za-z])){2,}")
-_SPACED_TAIL = re.compile(rb"(?<![A-Za-z])[A-Z](?:[ \t.\-_*]{1,3}[A-Z])*[ \t.\-_*]{0,3}\Z")
-_SPACERS = b" \t.-_*"
+_SPACED = re.compile(rb"(?<![^ \t\r\n])[!-~](?:[ \t][!-~])+(?![^ \t\r\n])")      # "S E C R E T / / N F"
+_DOTTED = re.compile(rb"(?<![A-Za-z])[A-Z](?:[.\-_*][A-Z](?![A-Za-z])){2,}")  # "S.E.C.R.E.T", "T-O-P"
+
+
+_SPACED_SHAPE = bytes(0x78 if 33 <= c <= 126 else 0x73 if c in b" \t" else 0x6E for c in range(256))
+_DOTTED_SHAPE = bytes(0x41 if 65 <= c <= 90 else 0x2E if c in b".-_*" else 0x20 for c in range(256))
+
+
+def _close_up(buf: bytes) -> bytes:
+    """Prefiltered at C speed: "x x" (two one-character words) and "A.A" must occur."""
+    if (b" " + buf + b" ").translate(_SPACED_SHAPE).find(b"sxsxs") != -1:
+        buf = _SPACED.sub(lambda m: m.group().translate(None, b" \t"), buf)
+    if buf.translate(_DOTTED_SHAPE).find(b"A.A.A") != -1:
+        buf = _DOTTED.sub(lambda m: m.group().translate(None, b".-_*"), buf)
+    return buf
 
 
 class LetterSpaced:
-    """Closes up letter-spaced capitals (``S E C R E T``, ``T-O-P``) before the grammar:
-    single capitals, three or more, joined by up to three spaces, dots, dashes or stars."""
+    """Closes up letter-spaced text before the grammar: single characters, three or more,
+    each after one space (``S E C R E T / / N F``; a wider gap stays a word break), and
+    single capitals joined by one dot, dash or star each (``S.E.C.R.E.T``)."""
 
     def __init__(self, sink, worth) -> None:
         self._sink = sink
@@ -329,18 +342,18 @@ class LetterSpaced:
     def feed(self, data: bytes) -> None:
         buf = self._carry + data
         self._carry = b""
-        if not self._worth(buf):
+        if not self._worth(buf, spaced=True):
             self._sink(buf)
             return
-        tail = _SPACED_TAIL.search(buf, max(0, len(buf) - 256))
-        if tail is not None and tail.start() > 0:
-            buf, self._carry = buf[:tail.start()], buf[tail.start():]
-        self._sink(_SPACED.sub(lambda m: m.group().translate(None, _SPACERS), buf))
+        nl = buf.rfind(b"\n", max(0, len(buf) - 256))      # the last line, if short, waits for its end
+        if nl != -1:
+            buf, self._carry = buf[:nl + 1], buf[nl + 1:]
+        self._sink(_close_up(buf))
 
     def finish(self) -> None:
         if self._carry:
             carry, self._carry = self._carry, b""
-            self._sink(_SPACED.sub(lambda m: m.group().translate(None, _SPACERS), carry))
+            self._sink(_close_up(carry))
 
 
 class TextPipe:

@@ -12,7 +12,6 @@ has no R, F, D or L; Greek no S, C, D, F, L, R).
 
 from __future__ import annotations
 
-import sys
 import unicodedata
 from functools import cache
 
@@ -52,10 +51,8 @@ def _table() -> dict[int, str | None]:
     table: dict[int, str | None] = {ord(k): v for k, v in _LOOKALIKE.items()}
     table.update({c: " " for c in _SPACES})
     table.update({c: None for c in _INVISIBLE})
-    for c in range(0x300, sys.maxunicode + 1):       # combining marks, whatever they sit on
-        if 0xD800 <= c < 0xE000 or 0x30000 <= c < 0xE0000:
-            continue
-        if unicodedata.combining(chr(c)) or unicodedata.category(chr(c)) == "Mn":
+    for c in (*range(0x300, 0xD800), *range(0xF900, 0x20000)):   # combining marks (planes 0 and 1)
+        if unicodedata.category(chr(c)) == "Mn":
             table[c] = None
     for c in range(0xFE00, 0xFE10):                  # variation selectors
         table[c] = None
