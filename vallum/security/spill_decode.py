@@ -9,7 +9,7 @@ faster view in spill_text.py; this module reads the rest).
 - **hex bytes** separated by spaces or colons (``54 4f 50 20``) are read as hex;
 - **uuencode**: the lines between ``begin 644 name`` and ``end``;
 - **UTF-7**: ``+AFQ-`` shifted runs decoded in place, in a copy of their lines;
-- **rot13**: every line rotated, scanned for the strong forms only (banner lines, ``//``
+- **rot13**: text (lines of a feed 90% printable) rotated, scanned for the strong forms only (banner lines, ``//``
   markings, portion marks of two letters or more): a one-letter portion mark rotated
   (``(F) text`` is ``(S) text``) is ordinary enumeration too often.
 """
@@ -30,7 +30,6 @@ LINE_CARRY = 64 * 1024        # a line longer than this is cut (a run continues 
 RUN_STEP = 64 * 1024          # a run's characters are decoded this many at a time
 HEAD = 512                    # decoded bytes looked at before a run is worth a nested scan
 
-_TOKEN = re.compile(rb"[!-~]{16,}")
 # Prefilters at C speed (a regex over every byte runs at 30-60 MB/s): printable characters
 # as "x", hex digits as "h", spaces and colons as "s"; a run or hex bytes exist only where
 # their translated shape does.
@@ -222,6 +221,17 @@ def worth_decoding(owner: Any, head: bytes) -> bool:
     return False
 
 
+def _runs_of(shape: bytes):
+    """(start, end) of every run of 16 or more printable characters, found in ``shape``
+    (the text translated by _SHAPE) with finds, at C speed."""
+    pos = shape.find(_RUN_SHAPE)
+    while pos != -1:
+        end = shape.find(b" ", pos + 16)
+        end = len(shape) if end == -1 else end
+        yield pos, end
+        pos = shape.find(_RUN_SHAPE, end)
+
+
 class EncodedRuns:
     """Finds encoded runs in a text stream and scans each decoded (the module docstring)."""
 
@@ -264,19 +274,19 @@ class EncodedRuns:
             run.close()
         if b"+" in buf:
             self._utf7(buf)
-        rotated = buf.translate(_ROT13)
-        if self._rot.worth(rotated):
-            self._rot.feed(rotated)
+        if len(buf.translate(None, _PRINTABLE)) * 10 <= len(buf):    # rot13 is of text (90% printable)
+            rotated = buf.translate(_ROT13)
+            if self._rot.worth(rotated):
+                self._rot.feed(rotated)
 
     def _tokens(self, buf: bytes) -> None:
         runs, self._runs = self._runs, []
         prev_end = 0
         shape = buf.translate(_SHAPE)
-        start = shape.find(_RUN_SHAPE)
-        for m in _TOKEN.finditer(buf, start) if start != -1 else ():
-            token = m.group()
-            gap = buf[prev_end:m.start()]            # the buffer starts at a line start
-            joins = bool(runs) and not gap.strip() and (b"\n" in gap or prev_end == 0)
+        for start, end in _runs_of(shape):
+            token = buf[start:end]
+            gap = buf[prev_end:start] if runs and start - prev_end <= 64 else b"x"
+            joins = not gap.strip() and (b"\n" in gap or prev_end == 0)   # the buffer starts a line
             if not joins:
                 self._close(runs)
                 runs = [_Run(self._owner, k) for k in _kinds(token, self._base64_view)]
@@ -287,8 +297,8 @@ class EncodedRuns:
             for run in runs:
                 run.feed(_form(run.kind, token))
             runs = [r for r in runs if not r.dead]
-            prev_end = m.end()
-            last = _LAST_LINE.match(buf, m.end()) if runs else None
+            prev_end = end
+            last = _LAST_LINE.match(buf, end) if runs else None
             if last is not None:
                 for run in runs:
                     if _fits(run.kind, last.group(1)):
@@ -296,7 +306,7 @@ class EncodedRuns:
                 self._close(runs)
                 runs = []
                 prev_end = last.end()
-        if runs and not buf[prev_end:].strip():
+        if runs and len(buf) - prev_end <= 64 and not buf[prev_end:].strip():
             self._runs = runs                 # the run may go on in the next line
         else:
             self._close(runs)

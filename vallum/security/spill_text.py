@@ -321,12 +321,28 @@ _DOTTED_SHAPE = bytes(0x41 if 65 <= c <= 90 else 0x2E if c in b".-_*" else 0x20 
 
 
 def _close_up(buf: bytes) -> bytes:
-    """Prefiltered at C speed: "x x" (two one-character words) and "A.A" must occur."""
-    if (b" " + buf + b" ").translate(_SPACED_SHAPE).find(b"sxsxs") != -1:
-        buf = _SPACED.sub(lambda m: m.group().translate(None, b" \t"), buf)
-    if buf.translate(_DOTTED_SHAPE).find(b"A.A.A") != -1:
-        buf = _DOTTED.sub(lambda m: m.group().translate(None, b".-_*"), buf)
-    return buf
+    """Prefiltered at C speed: " x x " (two one-character words) or "A.A.A" must occur,
+    and the pattern runs only where it does."""
+    buf = _sub_at(buf, (b" " + buf + b" ").translate(_SPACED_SHAPE), b"sxsxs", _SPACED, b" \t")
+    return _sub_at(buf, buf.translate(_DOTTED_SHAPE), b"A.A.A", _DOTTED, b".-_*")
+
+
+def _sub_at(buf: bytes, shape: bytes, needle: bytes, pattern: re.Pattern[bytes], drop: bytes) -> bytes:
+    """``buf`` with the matches of ``pattern`` near each ``needle`` of ``shape`` closed up."""
+    i = shape.find(needle)
+    if i == -1:
+        return buf
+    out, last = [], 0
+    while i != -1:
+        m = pattern.search(buf, max(last, i - 1), i + 4096)
+        if m is None:
+            i = shape.find(needle, i + 1)
+            continue
+        out += [buf[last:m.start()], m.group().translate(None, drop)]
+        last = m.end()
+        i = shape.find(needle, max(last, i + 1))
+    out.append(buf[last:])
+    return b"".join(out)
 
 
 class LetterSpaced:
