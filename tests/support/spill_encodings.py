@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import bz2
 import codecs
 import io
 import lzma

@@ -79,7 +79,7 @@ class Grammar:
                                  + rb")(?![a-z0-9_])")
         # abbreviated levels hold no level word: found by "TS//", "S//" (a banner line, or inline for TS)
         short = [re.escape(a.encode()) for _, a in scheme.levels if a not in names]
-        self.abbrev_slashes = [a + b"//" for _, a in scheme.levels if a not in names for a in [a.encode()]]
+        self.abbrev_slashes = [a.encode() + b"//" for _, a in scheme.levels if a not in names]
         self.abbrev_start = re.compile(rb"(?<![A-Za-z0-9_])(?:" + b"|".join(short) + rb")//[A-Z0-9]")
         self.portion_start = re.compile(rb"\((?:" + alt_abbrev + rb")[/)]")
         self.portion = re.compile(
