@@ -247,9 +247,12 @@ def test_marking_split_at_every_chunk_boundary_of_a_compressed_body():
         assert refused(body, chunk=chunk), chunk
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(magic=st.sampled_from([b"%PDF-1.4\n", b"PK\x03\x04", b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00",
-                              b"\xff\xfe", b"\xfe\xff", b"\xff\xfe\x00\x00", b"<html>", b""]),
+                              b"\xff\xfe", b"\xfe\xff", b"\xff\xfe\x00\x00", b"<html>", b"",
+                              b"x\x9c", b"\x5d\x00\x00\x80\x00" + b"\xff" * 8, b"{\\rtf1 ", b"begin 644 x\n",
+                              b"<~", b"MZ\x90\x00PK\x03\x04", b"PK\x03\x04\x14\x00\x00\x00\x0e\x00",
+                              b"PK\x03\x04\x14\x00\x00\x00\x0c\x00", b"+AFQ-"]),
        tail=st.binary(max_size=3000), cut=st.integers(0, 3000))
 def test_malformed_containers_never_fault(magic, tail, cut):
     """Garbage after any magic: no scanner fault (a fault refuses the upload, fail closed,
@@ -275,6 +278,8 @@ def test_pdf_content_garbage_never_faults(noise):
 @pytest.mark.parametrize("name, unit", [
     ("padded fragments", b"abcdefgh="), ("unclosed tags", b"x <p "), ("markup", b"<"),
     ("pdf strings", b"(a"), ("portions", b"(C) x\n"), ("banner lines", b"SECRET\n"),
+    ("letter spacing", b"S E "), ("dotted capitals", b"S.E."), ("hex bytes", b"4f "), ("utf-7", b"+AFQ-x"),
+    ("encoded tokens", b"0123456789abcdef" * 4 + b"\n"), ("abbreviations", b"S//N"),
 ])
 def test_no_input_makes_the_scan_quadratic(name, unit):
     """2 MB of a pattern that once made a view rescan the rest of the chunk per match
