@@ -266,7 +266,8 @@ class EncodedRuns:
     def _lines(self, buf: bytes) -> None:
         if self._uu is not None or b"begin" in buf:
             buf = self._uudecode(buf)
-        self._tokens(buf)
+        shape = buf.translate(_SHAPE)
+        self._tokens(buf, shape)
         hexes = buf.translate(_HEX_SHAPE).find(_HEX_BYTES_SHAPE)
         for m in _HEX_BYTES.finditer(buf, max(0, hexes - 1)) if hexes != -1 else ():
             run = _Run(self._owner, "hex")
@@ -274,15 +275,15 @@ class EncodedRuns:
             run.close()
         if b"+" in buf:
             self._utf7(buf)
-        if len(buf.translate(None, _PRINTABLE)) * 10 <= len(buf):    # rot13 is of text (90% printable)
+        text = shape.count(b"x") + buf.count(b" ") + buf.count(b"\n") + buf.count(b"\t") + buf.count(b"\r")
+        if text * 10 >= len(buf) * 9:                           # rot13 is of text (90% printable)
             rotated = buf.translate(_ROT13)
             if self._rot.worth(rotated):
                 self._rot.feed(rotated)
 
-    def _tokens(self, buf: bytes) -> None:
+    def _tokens(self, buf: bytes, shape: bytes) -> None:
         runs, self._runs = self._runs, []
         prev_end = 0
-        shape = buf.translate(_SHAPE)
         for start, end in _runs_of(shape):
             token = buf[start:end]
             gap = buf[prev_end:start] if runs and start - prev_end <= 64 else b"x"
