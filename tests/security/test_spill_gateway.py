@@ -162,6 +162,10 @@ def test_refusal_is_audited_as_deny_with_the_spill_rule(srv, s3):
 
 # --- a bucket's spill mode: refuse (default), quarantine, audit-only --------------------
 def _bucket_with_mode(s3, name: str, mode: str) -> None:
+    """Create ``name`` with spill mode ``mode`` once (tests of a mode may run in any order)."""
+    if any(b["Name"] == name for b in s3.list_buckets()["Buckets"]):
+        return
+
     def add(params, **_):
         params["headers"]["x-vallum-spill-mode"] = mode
 
@@ -195,6 +199,7 @@ def test_quarantine_stores_the_spill_at_the_marked_level(srv, s3):
 
 
 def test_quarantine_labels_a_multipart_spill_at_complete(s3):
+    _bucket_with_mode(s3, "quarantine", "quarantine")
     filler = (b"ordinary words on an ordinary line\n" * (PART // 35 + 2))[:PART - 8]
     up = s3.create_multipart_upload(Bucket="quarantine", Key="split.txt")["UploadId"]
     parts = []
