@@ -232,6 +232,18 @@ def _runs_of(shape: bytes):
         pos = shape.find(_RUN_SHAPE, end)
 
 
+def _utf7_word(token: bytes) -> bytes | None:
+    """A UTF-7 shifted run as the text it encodes, if that is printable and reads as
+    Latin letters (look-alikes folded); None for noise."""
+    try:
+        text = codecs.utf_7_decode(token if token.endswith(b"-") else token + b"-")[0]
+    except UnicodeDecodeError:
+        return None
+    if not text.isprintable() or (not text.isascii() and max(text) >= "\u3000" and max(text) < "\ua4d0"):
+        return None                      # CJK and the like: nothing folds to a Latin letter there
+    return text.encode("utf-8") if fold(text).isascii() else None
+
+
 class EncodedRuns:
     """Finds encoded runs in a text stream and scans each decoded (the module docstring)."""
 
@@ -352,22 +364,16 @@ class EncodedRuns:
         return b"".join(out)
 
     def _utf7(self, buf: bytes) -> None:
-        """A copy of ``buf`` with its UTF-7 shifted runs decoded, scanned when any decoded."""
-        decoded = False
-
-        def one(m: re.Match[bytes]) -> bytes:
-            nonlocal decoded
-            try:
-                text = codecs.utf_7_decode(m.group() if m.group().endswith(b"-") else m.group() + b"-")[0]
-            except UnicodeDecodeError:
-                return m.group()
-            if not text.isprintable() or not fold(text).isascii():
-                return m.group()            # "x+abc" in code: noise, not a hidden word
-            decoded = True
-            return text.encode("utf-8")
-
-        view = _UTF7.sub(one, buf)
-        if decoded:
+        """A copy of ``buf`` with its UTF-7 shifted runs decoded, scanned when any decoded
+        (the copy is made only then: most "+abc" in code and binary is noise)."""
+        pieces: list[bytes] = []
+        last = 0
+        for m in _UTF7.finditer(buf):
+            text = _utf7_word(m.group())
+            if text is not None:
+                pieces += [buf[last:m.start()], text]
+                last = m.end()
+        if pieces:
             child = self._owner.child()
-            child.feed(view)
+            child.feed(b"".join([*pieces, buf[last:]]))
             self._owner.adopt(child)
