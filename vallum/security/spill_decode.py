@@ -364,16 +364,21 @@ class EncodedRuns:
         return b"".join(out)
 
     def _utf7(self, buf: bytes) -> None:
-        """A copy of ``buf`` with its UTF-7 shifted runs decoded, scanned when any decoded
-        (the copy is made only then: most "+abc" in code and binary is noise)."""
-        pieces: list[bytes] = []
-        last = 0
+        """The lines holding UTF-7 shifted runs that decode to Latin letters, decoded in
+        place, scanned as a nested body (most "+abc" in code and binary is noise)."""
+        windows: list[tuple[int, int]] = []
         for m in _UTF7.finditer(buf):
-            text = _utf7_word(m.group())
-            if text is not None:
-                pieces += [buf[last:m.start()], text]
-                last = m.end()
-        if pieces:
+            if _utf7_word(m.group()) is None:
+                continue
+            lo = buf.rfind(b"\n", max(0, m.start() - 512), m.start()) + 1 or max(0, m.start() - 512)
+            hi = buf.find(b"\n", m.end(), m.end() + 512)
+            hi = min(len(buf), m.end() + 512) if hi == -1 else hi
+            if windows and lo <= windows[-1][1]:
+                windows[-1] = (windows[-1][0], max(hi, windows[-1][1]))
+            else:
+                windows.append((lo, hi))
+        if windows:
             child = self._owner.child()
-            child.feed(b"".join([*pieces, buf[last:]]))
+            for lo, hi in windows:
+                child.feed(_UTF7.sub(lambda w: _utf7_word(w.group()) or w.group(), buf[lo:hi]) + b"\n")
             self._owner.adopt(child)
