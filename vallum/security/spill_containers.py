@@ -521,17 +521,19 @@ class Embedded:
         self._child: Any = None
 
     def feed(self, data: bytes) -> None:
-        if self._child is not None:
-            self._child.feed(data)
         buf = self._carry + data
         hits = sorted(p for magic in _EMBEDDED for p in _finds(buf, magic, len(self._carry))
                       if _magic_at(buf, p, magic))
-        for p in hits:
-            if self._child is not None and not self._child.ended:
-                continue                 # inside the container being read: its own business
-            self._end()
-            self._child = self._owner.child(embedded=True)
-            self._child.feed(buf[p:])
+        pos = len(self._carry)           # what the current child has not been fed yet
+        for bound in (*hits, len(buf)):
+            # segment by segment: each byte goes to one child at most (linear, whatever the hits)
+            if self._child is not None and not self._child.ended and pos < bound:
+                self._child.feed(buf[pos:bound])
+            pos = max(pos, bound)
+            if bound < len(buf) and (self._child is None or self._child.ended):
+                self._end()              # a hit inside a container being read is its own business
+                self._child = self._owner.child(embedded=True)
+                pos = bound
         self._carry = buf[-_CARRY:]
 
     def _end(self) -> None:
