@@ -114,7 +114,7 @@ async def copy_object(request: Request) -> Response:
     guard = SpillGuard(label, rng, f"{request.request_id} {bucket.name}/{request.key} copy",
                        spill.mode_of(bucket.config))
     try:      # the new name, metadata and tags are as readable as the body
-        guard.check_fields(spill.fields(request.key, user_meta, extra.get(tagging.TAGS_KEY)))
+        guard.check_fields(spill.fields(request.key, user_meta, extra.get(tagging.TAGS_KEY), system_meta))
     except SpillDetected as exc:
         raise spill_refused(request, exc) from None
     extra["label"] = guard.label.banner()

@@ -94,7 +94,8 @@ async def create_upload(request: Request) -> Response:
     guard = SpillGuard(label, rng, f"{request.request_id} {bucket.name}/{request.key}",
                        spill.mode_of(bucket.config))
     try:
-        guard.check_fields(spill.fields(request.key, user_meta_from(headers), extra.get(tagging.TAGS_KEY)))
+        guard.check_fields(spill.fields(request.key, user_meta_from(headers), extra.get(tagging.TAGS_KEY),
+                                        system_meta_from(headers)))
     except SpillDetected as exc:
         raise spill_refused(request, exc) from None
     extra["label"] = guard.label.banner()              # raised when the bucket quarantines

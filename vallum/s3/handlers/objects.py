@@ -122,7 +122,7 @@ async def put_object(request: Request) -> Response:
     object_key = new_object_key(encryption.customer, extra)
     await quotas.precheck(services.meta, bucket, request.body.length)
     try:
-        guard.check_fields(spill.fields(request.key, user_meta, extra.get(tagging.TAGS_KEY)))
+        guard.check_fields(spill.fields(request.key, user_meta, extra.get(tagging.TAGS_KEY), system_meta))
         stored = await ingest(services.blobs, request.body, expect, scanner=guard, customer=object_key)
     except SpillDetected as exc:
         raise spill_refused(request, exc) from None
