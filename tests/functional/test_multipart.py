@@ -382,3 +382,16 @@ def test_transfer_manager_round_trip(s3, bucket, tmp_path):
     dst = tmp_path / "down.bin"
     s3.download_file(bucket, "tm/file.bin", str(dst), Config=cfg)
     assert hashlib.sha256(dst.read_bytes()).digest() == hashlib.sha256(body).digest()
+
+
+def test_conditional_complete_if_match(s3, bucket):
+    etag = s3.put_object(Bucket=bucket, Key="cm", Body=b"v1")["ETag"]
+    uid, done = upload(s3, bucket, "cm", [b"second"])
+    with pytest.raises(ClientError) as e:
+        complete(s3, bucket, "cm", uid, done, IfMatch='"0123456789abcdef0123456789abcdef"')
+    assert err(e) == ("PreconditionFailed", 412)
+    with pytest.raises(ClientError) as e:
+        complete(s3, bucket, "cm-absent", *upload(s3, bucket, "cm-absent", [b"x"]), IfMatch=etag)
+    assert err(e) == ("NoSuchKey", 404)
+    complete(s3, bucket, "cm", uid, done, IfMatch=etag)     # the upload survived the 412
+    assert s3.get_object(Bucket=bucket, Key="cm")["Body"].read() == b"second"

@@ -4,7 +4,7 @@ Reads (GetObject, HeadObject) follow the RFC evaluation order, which is what
 the S3 docs describe: a true If-Match makes If-Unmodified-Since irrelevant,
 and a present If-None-Match makes If-Modified-Since irrelevant. Copies use the
 x-amz-copy-source-if-* twins, where every failure is a 412. Writes (PutObject,
-CompleteMultipartUpload) accept only If-None-Match: * and If-Match: <etag>.
+CompleteMultipartUpload) accept If-None-Match (* or ETags) and If-Match.
 
 Also the two timestamp formats S3 puts on the wire. Pure functions: callers
 pass the object's current ETag and modification time.
@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from vallum.s3.errors import (
     InvalidArgument,
     NoSuchKey,
-    NotImplemented_,
     NotModified,
     PreconditionFailed,
 )
@@ -187,8 +186,9 @@ def check_write_conditions(headers: Mapping[str, str], existing_etag: str | None
     ``existing_etag`` is the current version's ETag, or None when the key has
     no current object (absent, or a delete marker).
     - If-Match: 412 when the ETag differs; 404 NoSuchKey when there is no object.
-    - If-None-Match: only '*' is accepted (501 otherwise, as on AWS); 412 when
-      an object exists.
+    - If-None-Match: '*': 412 when an object exists; an ETag list (an extension, as
+      Ceph's; AWS answers 501): 412 when the current object has one of them, so
+      "replace unless it is already this content" is one request.
     """
     h = _lower(headers)
     if (v := h.get("if-match")) is not None:
@@ -196,12 +196,9 @@ def check_write_conditions(headers: Mapping[str, str], existing_etag: str | None
             raise NoSuchKey()
         if not _matches(v, existing_etag, weak=False):
             raise PreconditionFailed(Condition="If-Match")
-    if (v := h.get("if-none-match")) is not None:
-        if v.strip() != "*":
-            raise NotImplemented_("If-None-Match on a write only supports the value '*'",
-                                  Header="If-None-Match")
-        if existing_etag is not None:
-            raise PreconditionFailed(Condition="If-None-Match")
+    if (v := h.get("if-none-match")) is not None and existing_etag is not None \
+            and _matches(v, existing_etag, weak=True):
+        raise PreconditionFailed(Condition="If-None-Match")
 
 
 def _title(header: str) -> str:

@@ -182,10 +182,12 @@ def test_if_none_match_star():
     raises_412(check_write_conditions, {"If-None-Match": "*"}, ETAG, condition="If-None-Match")
 
 
-def test_if_none_match_other_than_star_is_not_implemented():
-    with pytest.raises(errors.NotImplemented_) as info:
-        check_write_conditions({"If-None-Match": ETAG}, None)
-    assert info.value.status == 501
+def test_if_none_match_with_etags_refuses_only_a_matching_object():
+    check_write_conditions({"If-None-Match": ETAG}, None)
+    check_write_conditions({"If-None-Match": ETAG}, OTHER)
+    raises_412(check_write_conditions, {"If-None-Match": ETAG}, ETAG, condition="If-None-Match")
+    raises_412(check_write_conditions, {"If-None-Match": f"{OTHER}, W/{ETAG}"}, ETAG,
+               condition="If-None-Match")
 
 
 def test_if_match_on_write():

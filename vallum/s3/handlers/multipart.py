@@ -283,6 +283,8 @@ async def complete_upload(request: Request) -> Response:
     upload = await _get_upload(request)
     object_key = upload_key(request, upload, customer, required=False)   # a key sent must be the upload's
     wanted = parse_complete(await request.body.read())
+    await refuse_hidden_null(request, bucket, upload.key)
+    precondition = await write_precondition(request, bucket)   # 412 before the parts are read
     stored = await _all_parts(request, upload.upload_id)
     chosen: list[PartRecord] = []
     previous = 0
@@ -316,8 +318,6 @@ async def complete_upload(request: Request) -> Response:
     if guard is not None:
         record.extra["label"] = guard.label.banner()     # raised when the bucket quarantines
         spill_stored(request, guard)
-    await refuse_hidden_null(request, bucket, upload.key)
-    precondition = await write_precondition(request, bucket)
     try:
         obsolete = await services.meta.complete_upload(upload.upload_id, record,
                                                        precondition=precondition)

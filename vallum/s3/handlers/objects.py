@@ -60,7 +60,9 @@ HIDDEN_OVERWRITE = "Request rate limited by the operator; retry later."
 
 
 async def write_precondition(request: Request, bucket: BucketRecord | None = None):
-    """The If-None-Match / If-Match check, evaluated inside the metadata transaction.
+    """The If-None-Match / If-Match check: evaluated now (412, or 404 for If-Match on
+    no object) and again inside the metadata transaction, where a condition that no
+    longer holds is a concurrent change: 409 ConditionalRequestConflict, as on AWS.
 
     MAC: a latest version above the caller's level does not exist for the conditions;
     they see the newest version the caller may read (visibility.py, looked up before the
@@ -88,7 +90,19 @@ async def write_precondition(request: Request, bucket: BucketRecord | None = Non
         if conditional:
             check_write_conditions(headers.mapping(), live.etag if live else None)
 
-    return check
+    if not conditional or bucket is None:
+        return check
+    # Checked once before the body is received (412 / 404 without uploading it)...
+    check(await request.services.meta.get_object(bucket.name, request.key))
+
+    def recheck(current: ObjectRecord | None) -> None:
+        # ...and again at commit: what changed in between is AWS's 409, retry the write.
+        try:
+            check(current)
+        except (errors.PreconditionFailed, errors.NoSuchKey):
+            raise errors.ConditionalRequestConflict() from None
+
+    return recheck
 
 
 async def refuse_hidden_null(request: Request, bucket: BucketRecord, key: str) -> None:
