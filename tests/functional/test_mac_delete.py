@@ -179,3 +179,25 @@ def test_conditional_delete_of_a_hidden_object_answers_as_missing(w, versioning)
     vid = [v["VersionId"] for v in w.top.list_object_versions(Bucket=b)["Versions"]
            if v["Key"] == "hidden.txt"]
     assert w.top.get_object(Bucket=b, Key="hidden.txt", VersionId=vid[0])["Body"].read() == b"top secret"
+
+
+def test_retried_complete_of_a_hidden_upload_is_no_such_upload(w):
+    b = _bucket(w, None)
+    add = with_headers(w.top, {LABEL: TS})
+    try:
+        uid = w.top.create_multipart_upload(Bucket=b, Key="mp.txt")["UploadId"]
+        etag = w.top.upload_part(Bucket=b, Key="mp.txt", UploadId=uid, PartNumber=1,
+                                 Body=b"top secret part")["ETag"]
+    finally:
+        w.top.meta.events.unregister("before-call.s3", add)
+    parts = {"Parts": [{"PartNumber": 1, "ETag": etag}]}
+    first = w.top.complete_multipart_upload(Bucket=b, Key="mp.txt", UploadId=uid, MultipartUpload=parts)
+    assert w.top.complete_multipart_upload(Bucket=b, Key="mp.txt", UploadId=uid,
+                                           MultipartUpload=parts)["ETag"] == first["ETag"]
+    views = []
+    for upload_id in (uid, "0" * 48):       # the retry of the hidden one, and a made-up id
+        with pytest.raises(ClientError) as exc:
+            w.sec.complete_multipart_upload(Bucket=b, Key="mp.txt", UploadId=upload_id,
+                                            MultipartUpload=parts)
+        views.append(_error(exc, upload_id))
+    assert views[0] == views[1] and views[0][1]["Code"] == "NoSuchUpload"
