@@ -64,9 +64,14 @@ def _r(name: str, method: str, level: str, sub: str | None = None, *when: str,
 ROUTES: tuple[Route, ...] = (
     # -- service
     _r("ListDirectoryBuckets", "GET", SERVICE, None, "max-directory-buckets"),
+    _r("ListenNotification", "GET", SERVICE, None, "events"),     # MinIO's event stream
     _r("ListBuckets", "GET", SERVICE),
     _r("WriteGetObjectResponse", "POST", LAMBDA),
     # -- bucket, no sub-resource
+    # MinIO's ListenBucketNotification (?events=...&ping=N): a long-lived event stream,
+    # not a listing; answered as such, its SDK would poll in a tight loop.
+    _r("ListenBucketNotification", "GET", BUCKET, None, "events"),
+    _r("ListenBucketNotification", "GET", BUCKET, None, "ping"),
     _r("ListObjectsV2", "GET", BUCKET, None, "list-type", list_type="2"),
     _r("ListObjects", "GET", BUCKET),
     _r("HeadBucket", "HEAD", BUCKET),
@@ -414,8 +419,9 @@ def compatibility_markdown() -> str:
         " do not edit by hand. -->",
         "",
         f"The router names {len(ALL_OPERATIONS)} operations: every action of the Amazon S3"
-        " API reference, plus PostObject (browser form upload) and OptionsObject (CORS"
-        f" preflight). {len(supported)} are implemented; the others answer"
+        " API reference, plus PostObject (browser form upload), OptionsObject (CORS"
+        " preflight) and MinIO's ListenNotification / ListenBucketNotification event"
+        f" streams. {len(supported)} are implemented; the others answer"
         " `501 NotImplemented`.",
         "Requests may use path-style (`/{Bucket}/{Key+}`) or virtual-host-style"
         " (`{Bucket}.<domain>/{Key+}`) addressing.",

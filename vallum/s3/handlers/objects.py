@@ -237,10 +237,13 @@ async def _read(request: Request, *, with_body: bool) -> Response:
         found = part_range(record, number)
         if found is None:
             raise errors.InvalidPartNumber()
-        start, end = found
-        status = 206
-        whole = False
-        headers["content-range"] = content_range(start, end, size)
+        if record.parts:     # AWS: PartsCount only when a part is asked for
+            headers["x-amz-mp-parts-count"] = str(len(record.parts))
+        if size:             # an empty object has no byte range to name: 200, whole
+            start, end = found
+            status = 206
+            whole = False
+            headers["content-range"] = content_range(start, end, size)
     elif range_header is not None:
         parsed = parse_range(range_header, size)
         if parsed is not None:
