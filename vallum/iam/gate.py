@@ -10,6 +10,7 @@ allowed.
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Any
 from urllib.parse import parse_qsl
@@ -293,13 +294,34 @@ def implied_actions(headers: Any) -> list[str]:
 PER_OBJECT = frozenset({"DeleteObjects"})
 
 
+async def check_expected_owner(request: Any, header: str, bucket_name: str | None) -> None:
+    """x-amz-expected-bucket-owner (or x-amz-source-expected-bucket-owner): AccessDenied
+    when the bucket's owner account differs, for every operation and every caller. The
+    bucket is looked up in the caller's own view: one it cannot see is missing, and the
+    handler answers for it exactly as without the header."""
+    expected = request.headers.get(header)
+    if expected is None or bucket_name is None:
+        return
+    bucket = await request.services.meta.get_bucket(bucket_name)
+    if bucket is not None and not hmac.compare_digest(bucket.owner.encode(),
+                                                      expected.strip().encode()):
+        request.decision, request.decision_reason = "deny", f"{header} does not name the owner"
+        raise errors.AccessDenied()
+
+
 async def authorize(request: Any, action: str, resource: str) -> authz.Decision:
     """Raise AccessDenied unless the caller may do ``action`` on ``resource``."""
+    endpoint = request.endpoint
+    if endpoint.name not in ("CreateBucket", "ListBuckets"):
+        await check_expected_owner(request, "x-amz-expected-bucket-owner", endpoint.bucket)
+    if endpoint.name in ("CopyObject", "UploadPartCopy") \
+            and "x-amz-source-expected-bucket-owner" in request.headers:
+        ref = parse_copy_source(request.headers.get(HEADER, ""))
+        await check_expected_owner(request, "x-amz-source-expected-bucket-owner", ref.bucket)
     principal = principal_of(request)
     if principal.is_root:
         request.decision_reason = "platform root"
         return authz.Decision(True, "platform root")
-    endpoint = request.endpoint
     if endpoint.name in PER_OBJECT:
         request.decision_reason = f"{endpoint.name}: each object is authorized on its own"
         return authz.Decision(True, request.decision_reason)

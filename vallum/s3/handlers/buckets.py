@@ -75,12 +75,12 @@ async def create_bucket(request: Request) -> Response:
     validate_bucket_name(name)
     region = services.config.region
     constraint = _location_constraint(await request.body.read(64 * 1024))
+    # A constraint naming this endpoint's own region is accepted, us-east-1 included
+    # (AWS refuses that one; s3fs, MinIO, Ceph and SeaweedFS send or accept it).
     if constraint is not None:
         if constraint == "" and region != "us-east-1":
             raise errors.IllegalLocationConstraintException(
                 "The unspecified location constraint is incompatible for the region specific endpoint this request was sent to.")
-        if constraint == "us-east-1" and region == "us-east-1":
-            raise errors.InvalidLocationConstraint(LocationConstraint=constraint)
         if constraint not in ("", region) and constraint not in KNOWN_REGIONS:
             raise errors.InvalidLocationConstraint(LocationConstraint=constraint)
         if constraint not in ("", region):

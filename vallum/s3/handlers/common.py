@@ -127,8 +127,6 @@ def object_headers(bucket: BucketRecord, record: ObjectRecord, *, checksums: boo
                 h["x-amz-checksum-type"] = value
             else:
                 h["x-amz-checksum-" + alg.lower()] = value
-    if record.parts:
-        h["x-amz-mp-parts-count"] = str(len(record.parts))
     h.update(lock_headers(record.extra))
     tags = record.extra.get("tags")
     if tags:
