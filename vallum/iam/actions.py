@@ -37,7 +37,7 @@ GetBucketAbac PutBucketAbac ListAllMyDirectoryBuckets OptionsObject
 """.split())
 
 STS_ACTIONS: frozenset[str] = frozenset({"AssumeRole", "GetSessionToken", "GetCallerIdentity",
-                                         "TagSession"})
+                                         "TagSession", "AssumeRoleWithWebIdentity"})
 
 # IAM actions the admin API checks (account admins act through them).
 IAM_ACTIONS: frozenset[str] = frozenset("""
@@ -48,6 +48,8 @@ DetachGroupPolicy AttachRolePolicy DetachRolePolicy PutUserPolicy PutGroupPolicy
 DeleteUserPolicy DeleteGroupPolicy DeleteRolePolicy CreateRole DeleteRole GetRole ListRoles
 GetGroup SimulatePrincipalPolicy PassRole GetOperatorAlerts PutUserPermissionsBoundary
 DeleteUserPermissionsBoundary PutRolePermissionsBoundary DeleteRolePermissionsBoundary
+CreateOpenIDConnectProvider GetOpenIDConnectProvider ListOpenIDConnectProviders
+DeleteOpenIDConnectProvider
 """.split())
 
 SERVICES: dict[str, frozenset[str]] = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from vallum.iam.directory import KINDS, Directory, IAMError, policy_arn
+from vallum.iam.oidc import provider_arn
 
 Need = tuple[str, str, dict[str, Any]]      # (iam action, resource ARN, extra condition keys)
 
@@ -41,6 +42,8 @@ _ON_ENTITY: dict[str, tuple[str, str, str]] = {
 _ON_POLICY_OF = {"AttachPolicy": "Attach{}Policy", "DetachPolicy": "Detach{}Policy",
                  "PutInlinePolicy": "Put{}Policy", "DeleteInlinePolicy": "Delete{}Policy"}
 # admin action on an access key named by id -> IAM actions (on the key's user)
+_ON_PROVIDER = ("CreateOpenIDConnectProvider", "GetOpenIDConnectProvider",
+                "ListOpenIDConnectProviders", "DeleteOpenIDConnectProvider")
 _ON_KEY = {"UpdateAccessKey": ("UpdateAccessKey",), "DeleteAccessKey": ("DeleteAccessKey",),
            "RotateAccessKey": ("CreateAccessKey", "UpdateAccessKey")}
 
@@ -84,6 +87,14 @@ def needs(directory: Directory, action: str, account: str, args: dict[str, Any])
     if action == "Simulate":
         kind = "role" if args.get("role") else "user"
         return [("SimulatePrincipalPolicy", arn(account, kind, _name(args, kind)), {})]
+    if action in _ON_PROVIDER:
+        if action == "ListOpenIDConnectProviders":
+            return [(action, arn(account, "oidc-provider", "*"), {})]
+        ref = args.get("arn") or args.get("url")
+        if not isinstance(ref, str) or not ref:
+            raise IAMError("missing required field(s): url")
+        return [(action, provider_arn(account, ref.partition(":oidc-provider/")[2]
+                                      if ref.startswith("arn:") else ref), {})]
     if action == "OperatorAlerts":
         return [("GetOperatorAlerts", f"arn:aws:iam::{account}:*", {})]
     return []

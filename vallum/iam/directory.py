@@ -122,7 +122,8 @@ class Directory:
     def delete_account(self, account_id: str) -> None:
         self.account(account_id)
         ops = [Op("delete", "account", {"id": account_id})]
-        for kind in ("user", "group", "member", "role", "policy", "attachment", "inline"):
+        for kind in ("user", "group", "member", "role", "policy", "attachment", "inline",
+                     "oidc_provider"):
             ops += [Op("delete", kind, row) for row in self.store.scan(kind, account=account_id)]
         ops += self._delete_keys(self.store.keys_of(account_id))
         self.store.apply(ops)

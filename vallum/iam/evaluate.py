@@ -50,6 +50,7 @@ class Caller:
     account: str = ""
     role_arn: str = ""                   # for role sessions: the role's ARN
     anonymous: bool = False
+    federated: bool = False              # a web identity: ``arn`` is its OIDC provider's
 
 
 ANONYMOUS_CALLER = Caller("*", "", "", True)
@@ -114,6 +115,8 @@ def principal_match(spec: PrincipalSpec, caller: Caller) -> int | None:
         return DIRECT
     if caller.anonymous:
         return None
+    if caller.federated:                 # only {"Federated": <its provider>} names it
+        return DIRECT if caller.arn in spec.other else None
     best = None
     for arn in spec.aws:
         if arn == caller.arn:

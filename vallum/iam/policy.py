@@ -345,9 +345,16 @@ def _principal(value: Any, where: str) -> PrincipalSpec:
     return PrincipalSpec(anyone, tuple(aws), canonical, other)
 
 
+# An OIDC provider's claim as AWS keys it: ``host[/path]:claim`` (iam/oidc.py); the dot
+# in the host keeps a misspelt ``aws:``/``s3:`` key from passing as one.
+_OIDC_KEY = re.compile(r"[a-z0-9\-]+(?:\.[a-z0-9\-]+)+(?::[0-9]{1,5})?(?:/[a-z0-9._~\-/]*)?"
+                       r":[a-z0-9_.\-]+")
+
+
 def _known_key(key: str) -> bool:
     k = key.lower()
-    return k in KNOWN_KEYS or any(k.startswith(p) and len(k) > len(p) for p in KEY_PREFIXES)
+    return (k in KNOWN_KEYS or any(k.startswith(p) and len(k) > len(p) for p in KEY_PREFIXES)
+            or _OIDC_KEY.fullmatch(k) is not None)
 
 
 def _conditions(block: Any, where: str) -> tuple[Condition, ...]:

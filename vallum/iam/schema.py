@@ -30,6 +30,7 @@ inline = _entity("iam_inline_policies", "account", "kind", "target", "name")
 # Who minted an access key: its clearance ceiling (iam/clearance.py). A table of its own
 # so that databases created before it need no migration (no row: no ceiling).
 key_origins = _entity("iam_key_origins", "access_key_id")
+oidc_providers = _entity("iam_oidc_providers", "account", "name")     # iam/oidc.py
 
 keys = sa.Table(
     "iam_access_keys", metadata,
@@ -75,4 +76,5 @@ ENTITIES: dict[str, tuple[sa.Table, tuple[str, ...]]] = {
     "attachment": (attachments, ("account", "kind", "target", "policy")),
     "inline": (inline, ("account", "kind", "target", "name")),
     "key_origin": (key_origins, ("access_key_id",)),
+    "oidc_provider": (oidc_providers, ("account", "name")),
 }

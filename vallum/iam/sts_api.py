@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from vallum import authz
-from vallum.iam import clearance, sts
+from vallum.iam import clearance, oidc, sts
 from vallum.iam.identity import parsed, role_arn, session_arn
 from vallum.iam.policy import MalformedPolicy
 from vallum.iam.principal import Principal
@@ -136,3 +136,68 @@ def assume_role(iam: Any, who: Principal, params: dict[str, str], rid: str,
     return _response("AssumeRole", _credentials(iam, session) + assumed
                      + "<PackedPolicySize>0</PackedPolicySize>", rid)
 
+
+
+def assume_role_with_web_identity(iam: Any, params: dict[str, str], rid: str,
+                                  keys: dict[str, Any], audit: dict[str, Any]) -> bytes:
+    """AssumeRoleWithWebIdentity: the token is the credential (the request is unsigned).
+    The token must verify against a provider of the role's account (iam/oidc.py), the
+    role's trust policy must allow its provider with the claims as condition keys, and the
+    session's clearance is the role's capped by the claim the provider maps (and the cap
+    the root set for it). ``audit`` receives the external identity once verified."""
+    arn = params.get("RoleArn", "")
+    name = params.get("RoleSessionName", "")
+    m = _ROLE_ARN.fullmatch(arn)
+    if not m:
+        raise STSError("ValidationError", f"{arn!r} is not a valid role ARN")
+    if not _SESSION_NAME.fullmatch(name):
+        raise STSError("ValidationError", "RoleSessionName must be 2-64 of [\\w+=,.@-]")
+    account, role_name = m.groups()
+    policy_text = params.get("Policy")
+    if policy_text:
+        try:
+            parsed(policy_text, "session")
+        except MalformedPolicy as exc:
+            raise STSError("MalformedPolicyDocument", str(exc)) from None
+    try:
+        verified = oidc.verify(iam.directory, account, params.get("WebIdentityToken", ""))
+    except oidc.WebIdentityError as exc:
+        raise STSError(exc.code, exc.message, exc.status, f"oidc: {exc.message}") from None
+    who = f"{verified.provider['url']}#{verified.subject}"
+    audit.update(principal=f"oidc:{who}", account=account)
+
+    def denied(rule: str) -> STSError:
+        return STSError("AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity",
+                        403, f"{rule} ({who})")
+
+    role = iam.store.get("role", account=account, name=role_name)
+    if role is None:
+        raise denied("sts: no such role")
+    try:
+        trust = parsed(role["trust_policy"], "trust")
+    except MalformedPolicy:
+        raise denied("sts: the role's trust policy cannot be read") from None
+    ctx = authz.Context(keys={**keys, **verified.condition_keys(), "sts:rolesessionname": name},
+                        resource_owner=account, trust_policy=trust)
+    decision = authz.decide(oidc.caller_of(verified), "sts:AssumeRoleWithWebIdentity",
+                            role_arn(account, role_name), ctx)
+    if not decision.allowed:
+        raise denied(decision.reason)
+    try:
+        ceiling = oidc.ceiling(verified)
+    except oidc.WebIdentityError as exc:
+        raise STSError(exc.code, exc.message, exc.status, f"oidc: {exc.message} ({who})") from None
+    duration = _duration(params, sts.DEFAULT_ROLE_DURATION, int(role.get("max_session", 3600)))
+    session = sts.new_session(account=account, duration=duration, role=role_name,
+                              session_name=name, policy=policy_text or None,
+                              role_id=role.get("id") or None, ceiling=ceiling)
+    audit["rule"] = f"sts: allowed by {decision.policy or 'trust-policy'} ({who})"
+    assumed = (f"<AssumedRoleUser><AssumedRoleId>{role.get('id', '')}:{escape(name)}</AssumedRoleId>"
+               f"<Arn>{escape(session_arn(account, role_name, name))}</Arn></AssumedRoleUser>")
+    return _response("AssumeRoleWithWebIdentity",
+                     _credentials(iam, session) + assumed
+                     + f"<SubjectFromWebIdentityToken>{escape(verified.subject)}"
+                       "</SubjectFromWebIdentityToken>"
+                     + f"<Audience>{escape(verified.audience)}</Audience>"
+                     + f"<Provider>{escape(verified.name)}</Provider>"
+                     + "<PackedPolicySize>0</PackedPolicySize>", rid)

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 
 from vallum import authz
 from vallum.http import Headers, Request, Response
-from vallum.iam import admin_authz, clearance, sts_api
+from vallum.iam import admin_authz, clearance, oidc, sts_api
 from vallum.iam.admin_keys import boundary_keys
 from vallum.iam.directory import IAMError
 from vallum.iam.policy import MalformedPolicy
@@ -48,7 +48,8 @@ def _json_error(err: errors.S3Error, request_id: str, path: str) -> Response:
 
 # ---------------------------------------------------------------- STS
 
-_STS_TARGETS = {"AssumeRole": lambda who, params: params.get("RoleArn") or None}
+_STS_TARGETS = {"AssumeRole": lambda who, params: params.get("RoleArn") or None,
+                "AssumeRoleWithWebIdentity": lambda who, params: params.get("RoleArn") or None}
 _STS_HEADERS = {"content-type": "text/xml"}
 
 
@@ -58,13 +59,19 @@ class StsApi:
     name = "sts"
     body_limit: int | None = STS_MAX_BODY
     service = "sts"
-    signed_only = True
+    signed_only = False       # AssumeRoleWithWebIdentity: the token is the credential;
+    #                           handle_sts refuses every other unsigned action
     tenant_view = False
 
     def match(self, method: str, path: str, headers: Headers) -> bool:
-        # Only requests signed for STS: anything else at POST / stays an S3 (error) answer.
-        return method == "POST" and path == "/" and "/sts/aws4_request" in headers.get(
-            "authorization", "")
+        # Requests signed for STS, and unsigned query-protocol forms (no S3 operation is an
+        # unsigned form POST to /): anything else at POST / stays an S3 (error) answer.
+        if method != "POST" or path != "/":
+            return False
+        auth = headers.get("authorization")
+        if auth is None:
+            return headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
+        return "/sts/aws4_request" in auth
 
     def public(self, method: str, path: str) -> bool:
         return False
@@ -90,7 +97,7 @@ async def handle_sts(request: Request) -> Response:
     audit = request.audit
     audit.update(action="sts:unknown", decision="deny")
     principal = request.caller
-    assert principal is not None          # the front door refused unsigned callers
+    assert principal is not None          # anonymous, when unsigned
     request_id = request.request_id
     try:
         params = dict(parse_qsl(request.payload.decode("utf-8", "replace"),
@@ -99,6 +106,15 @@ async def handle_sts(request: Request) -> Response:
         audit.update(action=f"sts:{action}" if action.isalnum() else "sts:unknown",
                      target=_STS_TARGETS.get(action, lambda who, p: who.arn)(principal, params))
         iam = request.services.iam
+        if action == "AssumeRoleWithWebIdentity":      # signed or not: the token decides
+            keys = authz.global_keys(request.source_ip, request.secure, time.time())
+            out = await asyncio.to_thread(sts_api.assume_role_with_web_identity, iam, params,
+                                          request_id, keys, audit)
+            audit["decision"] = "allow"
+            return Response(200, dict(_STS_HEADERS), out)
+        if principal.anonymous:
+            raise sts_api.STSError("MissingAuthenticationToken",
+                                   "Request is missing Authentication Token", 403)
         if action == "GetCallerIdentity":
             out = sts_api.get_caller_identity(iam, principal, params, request_id)
         elif action == "GetSessionToken":
@@ -276,6 +292,10 @@ def _actions():
         "PutRolePermissionsBoundary": lambda d, a, x, w: d.put_boundary(a, "role", *_need(x, "role", "policy")),
         "DeleteRolePermissionsBoundary": lambda d, a, x, w: d.delete_boundary(a, "role", *_need(x, "role")),
         "SetClearance": _set_clearance,
+        "CreateOpenIDConnectProvider": lambda d, a, x, w: oidc.create_provider(d, a, x, w),
+        "GetOpenIDConnectProvider": lambda d, a, x, w: oidc.get_provider(d, a, x),
+        "ListOpenIDConnectProviders": lambda d, a, x, w: oidc.list_providers(d, a),
+        "DeleteOpenIDConnectProvider": lambda d, a, x, w: oidc.delete_provider(d, a, x),
     }
 
 
