@@ -147,10 +147,17 @@ def test_unsigned_request_is_refused_as_s3_refuses_it(door, call):
     call.unchanged(door, t, reply)
 
 
-def test_an_unsigned_sts_call_is_not_an_sts_call(door):
-    """STS is what is signed for STS: an unsigned POST / is an S3 request (refused)."""
+def test_an_unsigned_sts_call_is_refused_unless_web_identity(door):
+    """Only AssumeRoleWithWebIdentity is unsigned (its token is the credential): any other
+    unsigned STS form is refused as AWS refuses it, audited, and mints nothing; an unsigned
+    POST / that is not a form stays an S3 request (refused)."""
     t = tenant(door)
     reply = Call("sts", 0).send(door, t, None)
+    assert (reply.status, error_code(reply)) == (403, "MissingAuthenticationToken")
+    assert_in_format(Call("sts", 0), reply)
+    assert_audited_deny(door, reply, None)
+    Call("sts", 0).unchanged(door, t, reply)
+    reply = door.send("POST", "/", body=b"Action=GetSessionToken&Version=2011-06-15")
     assert reply.status >= 400 and b"SecretAccessKey" not in reply.body
     assert reply.headers["content-type"] == "application/xml"
 

@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
 
 from tests.support import fixtures as functional
+from tests.support.frontdoor import FrontDoor
 from tests.support.iam import doc, s3_for, uid
 from tests.support.oidc import Provider, trust
 from vallum.cli.admin import AdminClient, AdminError
@@ -251,3 +252,29 @@ def test_an_admin_sees_only_its_own_providers(world):
     assert exc.value.code == "AccessDenied"
     assert world.root.call("GetOpenIDConnectProvider", account=world.a.id,
                            arn=world.idp_arn)["arn"] == world.idp_arn
+
+
+def test_web_identity_calls_are_audited_with_the_external_identity(tmp_path):
+    """Allowed and refused, the record names the verified issuer and subject (and, for a
+    token that did not verify, no one: its claims are not to be believed)."""
+    door = FrontDoor(tmp_path / "data")
+    try:
+        account, admin = door.account("audited")
+        idp = Provider()
+        arn = door.admin(admin, "CreateOpenIDConnectProvider", url=idp.url,
+                         client_ids=[idp.client_id], jwks=idp.jwks()).json()["arn"]
+        door.admin(admin, "CreateRole", role="web", trust_policy=trust(arn, idp.name))
+        role = f"arn:aws:iam::{account}:role/web"
+        for token, status, principal in (
+                (idp.token(), 200, f"oidc:{idp.url}#alice"),
+                (idp.token(sub="mallory"), 403, f"oidc:{idp.url}#mallory"),
+                (idp.token(kid="forged"), 400, None)):
+            reply = door.sts(None, Action="AssumeRoleWithWebIdentity", RoleArn=role,
+                             RoleSessionName="s1", WebIdentityToken=token)
+            assert reply.status == status, reply.body
+            rec = door.audit(reply)
+            assert rec["principal"] == principal and rec["target"] == role, rec
+            assert rec["action"] == "sts:AssumeRoleWithWebIdentity" and rec["rule"], rec
+            assert rec["decision"] == ("allow" if status == 200 else "deny"), rec
+    finally:
+        door.close()

@@ -123,11 +123,11 @@ def create_provider(d: Directory, account: str, args: dict[str, Any],
     if (claim is None) != (cap is None):
         raise IAMError("clearance_claim and max_clearance go together")
     if claim is not None:
-        if not isinstance(claim, str) or not claim:
-            raise IAMError("clearance_claim must be a claim name")
+        if not isinstance(claim, str) or not claim or not isinstance(cap, str):
+            raise IAMError("clearance_claim must be a claim name, max_clearance a label")
         try:
             row["max_clearance"] = parse_label(cap).banner()
-        except (LabelError, TypeError) as exc:
+        except LabelError as exc:
             raise IAMError(f"invalid max_clearance: {exc}") from None
         row["clearance_claim"] = claim
     if d.store.get(KIND, account=account, name=row["name"]) is not None:
@@ -137,7 +137,7 @@ def create_provider(d: Directory, account: str, args: dict[str, Any],
 
 
 def describe(row: dict[str, Any]) -> dict[str, Any]:
-    out = {k: row[k] for k in ("url", "client_ids", "created", "jwks_file", "clearance_claim",
+    out: dict[str, Any] = {k: row[k] for k in ("url", "client_ids", "created", "jwks_file", "clearance_claim",
                                "max_clearance") if k in row}
     out["arn"] = provider_arn(row["account"], row["url"])
     return out
