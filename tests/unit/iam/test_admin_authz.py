@@ -19,7 +19,8 @@ def directory():
 
 
 ARGS = {"user": "bob", "group": "g", "role": "r", "policy": "p", "kind": "role", "target": "r",
-        "name": "n", "access_key_id": "AKIANOSUCHKEY", "status": "Active"}
+        "name": "n", "access_key_id": "AKIANOSUCHKEY", "status": "Active",
+        "url": "https://idp.example/realm"}
 
 
 def test_every_account_action_names_its_permissions(directory):
@@ -44,6 +45,12 @@ def test_every_account_action_names_its_permissions(directory):
      [("DeleteRolePermissionsBoundary", f"arn:aws:iam::{A}:role/r")]),
     ("CreateUser", {"user": "bob", "admin": True},
      [("CreateUser", f"arn:aws:iam::{A}:user/bob"), ("PutUserPolicy", f"arn:aws:iam::{A}:user/bob")]),
+    ("CreateOpenIDConnectProvider", {"url": "https://idp.example/r"},
+     [("CreateOpenIDConnectProvider", f"arn:aws:iam::{A}:oidc-provider/idp.example/r")]),
+    ("DeleteOpenIDConnectProvider", {"arn": f"arn:aws:iam::{A}:oidc-provider/idp.example/r"},
+     [("DeleteOpenIDConnectProvider", f"arn:aws:iam::{A}:oidc-provider/idp.example/r")]),
+    ("ListOpenIDConnectProviders", {},
+     [("ListOpenIDConnectProviders", f"arn:aws:iam::{A}:oidc-provider/*")]),
     ("RotateAccessKey", {"access_key_id": "AKIAUNKNOWN"},
      [("CreateAccessKey", f"arn:aws:iam::{A}:user/*"), ("UpdateAccessKey", f"arn:aws:iam::{A}:user/*")]),
 ])
