@@ -4,7 +4,10 @@ token signed by a test key, then S3 with the returned credentials."""
 
 from __future__ import annotations
 
+import json
 import os
+import time
+from types import SimpleNamespace
 
 import boto3
 import pytest
@@ -99,7 +102,6 @@ def test_session_policy_narrows(server, tenant, idp):
     role = _role(tenant, idp)
     name = uid("oidcp")
     tenant.s3.create_bucket(Bucket=name)
-    import json
     out = unsigned_sts(server).assume_role_with_web_identity(
         RoleArn=role, RoleSessionName="narrow", WebIdentityToken=idp.token(),
         Policy=json.dumps(doc({"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"})))
@@ -115,3 +117,36 @@ def test_other_sts_actions_stay_signed(server):
     with pytest.raises(ClientError) as exc:
         unsigned_sts(server).get_caller_identity()
     assert code_of(exc) == "MissingAuthenticationToken"
+
+
+def test_jwks_file_is_reread_when_it_changes(server, root, tenant, tmp_path):
+    """A root-registered provider whose keys live in a file (air-gapped key rotation):
+    a rotated file is used at once; the retired key no longer verifies."""
+    old, new = Provider(), Provider()
+    new.url, new.host, new.name = old.url, old.host, old.name
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps(old.jwks()))
+    arn = root.call("CreateOpenIDConnectProvider", account=tenant.id, url=old.url,
+                    client_ids=[old.client_id], jwks_file=str(path))["arn"]
+    role = _role(tenant, SimpleNamespace(arn=arn, name=old.name))
+    sts = unsigned_sts(server)
+
+    def assume(token):
+        return sts.assume_role_with_web_identity(RoleArn=role, RoleSessionName="rot",
+                                                 WebIdentityToken=token)
+    assume(old.token())
+    path.write_text(json.dumps(new.jwks()))
+    os.utime(path, (time.time() + 5, time.time() + 5))
+    assume(new.token(alg="ES256"))
+    with pytest.raises(ClientError) as exc:
+        assume(old.token())
+    assert code_of(exc) == "InvalidIdentityToken"
+
+
+def test_duration_is_bounded_by_the_role(server, tenant, idp):
+    role = _role(tenant, idp)
+    with pytest.raises(ClientError) as exc:
+        unsigned_sts(server).assume_role_with_web_identity(
+            RoleArn=role, RoleSessionName="long", WebIdentityToken=idp.token(),
+            DurationSeconds=7200)
+    assert code_of(exc) == "ValidationError"
