@@ -278,3 +278,28 @@ def test_web_identity_calls_are_audited_with_the_external_identity(tmp_path):
             assert rec["decision"] == ("allow" if status == 200 else "deny"), rec
     finally:
         door.close()
+
+
+@pytest.mark.parametrize("bad", ["http-url", "no-client-ids", "bad-client-id", "no-keys",
+                                 "hmac-key", "both-key-sources", "relative-file",
+                                 "cap-without-claim", "bad-cap"])
+def test_malformed_provider_is_refused_and_stores_nothing(world, bad):
+    p = Provider()
+    args = dict(url=p.url, client_ids=[p.client_id], jwks=p.jwks())
+    args.update({
+        "http-url": {"url": p.url.replace("https", "http")},
+        "no-client-ids": {"client_ids": []},
+        "bad-client-id": {"client_ids": ["with space"]},
+        "no-keys": {"jwks": {"keys": []}},
+        "hmac-key": {"jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "h"}]}},
+        "both-key-sources": {"jwks_file": "/nonexistent/jwks.json"},
+        "relative-file": {"jwks": None, "jwks_file": "jwks.json"},
+        "cap-without-claim": {"max_clearance": "SECRET"},
+        "bad-cap": {"clearance_claim": "c", "max_clearance": "NOT A LABEL"},
+    }[bad])
+    args = {k: v for k, v in args.items() if v is not None}
+    with pytest.raises(AdminError) as exc:
+        world.root.call("CreateOpenIDConnectProvider", account=world.a.id, **args)
+    assert exc.value.code == "ValidationError", exc.value
+    assert p.url not in [x["url"] for x in world.root.call(
+        "ListOpenIDConnectProviders", account=world.a.id)["providers"]]
