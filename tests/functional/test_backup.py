@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from tests.support.backup import fingerprint, modes, site_state, vallum
+from tests.support.backup import cli, fingerprint, modes, site_state, vallum
 from tests.support.iam import s3_for, uid
 from tests.support.server import start_server, stop_server
 from vallum.cli.admin import AdminClient
@@ -105,7 +105,7 @@ def site(tmp_path_factory):
         assert not load.errors, load.errors[:3]
         assert load.acked > 3, "the load did not overlap the backup"
         before = site_state(srv.client(), buckets)
-        second = vallum("backup", "create", "--data-dir", str(srv.data_dir), "--to", str(base / "backup"))
+        second = cli("backup", "create", "--data-dir", str(srv.data_dir), "--to", str(base / "backup"))
         pin = fingerprint(srv.data_dir)
         yield {"base": base, "buckets": buckets, "load": load_bucket, "key": key, "before": before,
                "first": made.stdout, "second": second, "pin": pin, "srv": srv}
@@ -116,8 +116,8 @@ def site(tmp_path_factory):
 @pytest.fixture(scope="module")
 def restored(site):
     target = site["base"] / "restored"
-    out = vallum("backup", "restore", str(site["base"] / "backup"), "--data-dir", str(target),
-                 "--snapshot", _snapshot(site["first"]))
+    out = cli("backup", "restore", str(site["base"] / "backup"), "--data-dir", str(target),
+              "--snapshot", _snapshot(site["first"]))
     assert out.returncode == 0, out.stderr
     return target
 
@@ -127,7 +127,7 @@ def _snapshot(stdout: str) -> str:
 
 
 def test_backup_verifies_and_is_private(site):
-    out = vallum("backup", "verify", str(site["base"] / "backup"))
+    out = cli("backup", "verify", str(site["base"] / "backup"))
     assert out.returncode == 0, out.stderr
     assert "OK" in out.stdout
     assert modes(site["base"] / "backup") <= {("dir", 0o700), ("file", 0o600)}
@@ -164,15 +164,15 @@ def test_restored_site_serves_everything(site, restored):
         assert "AccessDenied" in str(exc.value)
     finally:
         stop_server(srv)
-    out = vallum("audit", "verify", "--data-dir", str(restored), "--fingerprint", site["pin"])
+    out = cli("audit", "verify", "--data-dir", str(restored), "--fingerprint", site["pin"])
     assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_restored_audit_log_verifies_before_serving(site, tmp_path):
     target = tmp_path / "fresh"
-    out = vallum("backup", "restore", str(site["base"] / "backup"), "--data-dir", str(target))
+    out = cli("backup", "restore", str(site["base"] / "backup"), "--data-dir", str(target))
     assert out.returncode == 0, out.stderr
-    out = vallum("audit", "verify", "--data-dir", str(target), "--fingerprint", site["pin"])
+    out = cli("audit", "verify", "--data-dir", str(target), "--fingerprint", site["pin"])
     assert out.returncode == 0, out.stdout + out.stderr
-    query = vallum("audit", "query", "--data-dir", str(target), passphrase=None)
+    query = cli("audit", "query", "--data-dir", str(target), passphrase=None)
     assert re.search(r"^\S+ \d+ restore ", query.stdout, re.M), query.stdout

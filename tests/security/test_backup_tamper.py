@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.backup import PASSPHRASE, vallum
+from tests.support.backup import PASSPHRASE, cli
 from tests.support.server import start_server, stop_server
 from vallum.ops import backup_manifest as bm
 from vallum.ops.backup_keys import BackupError
@@ -33,7 +33,7 @@ def site(tmp_path_factory):
         s3.put_object_retention(Bucket="worm", Key="kept",
                                 Retention={"Mode": "GOVERNANCE", "RetainUntilDate": UNTIL})
         s3.put_object(Bucket="worm", Key="held", Body=b"h")
-        made = vallum("backup", "create", "--data-dir", str(srv.data_dir), "--to", str(base / "backup"))
+        made = cli("backup", "create", "--data-dir", str(srv.data_dir), "--to", str(base / "backup"))
         assert made.returncode == 0, made.stderr
     finally:
         stop_server(srv)
@@ -58,11 +58,11 @@ def _blob_object(backup: Path) -> Path:
 
 
 def _refused_everywhere(backup: Path, tmp_path: Path, expect: str, code: int = 1) -> None:
-    out = vallum("backup", "verify", str(backup))
+    out = cli("backup", "verify", str(backup))
     assert out.returncode == code, out.stdout + out.stderr
     assert expect in out.stderr
     target = tmp_path / "restored"
-    out = vallum("backup", "restore", str(backup), "--data-dir", str(target))
+    out = cli("backup", "restore", str(backup), "--data-dir", str(target))
     assert out.returncode == code, out.stdout + out.stderr
     assert expect in out.stderr
     assert not target.exists()
@@ -102,17 +102,17 @@ def test_wrong_passphrase_is_named_as_such(site, tmp_path):
     for args in (["verify", str(site["backup"])],
                  ["restore", str(site["backup"]), "--data-dir", str(tmp_path / "r")],
                  ["create", "--data-dir", str(site["data"]), "--to", str(site["backup"])]):
-        out = vallum("backup", *args, passphrase="not the right passphrase")
+        out = cli("backup", *args, passphrase="not the right passphrase")
         assert out.returncode == 4, out.stderr
         assert "wrong passphrase" in out.stderr
     assert not (tmp_path / "r").exists()
 
 
 def test_passphrase_never_from_argv_and_required(site):
-    out = vallum("backup", "verify", str(site["backup"]), passphrase=None)
+    out = cli("backup", "verify", str(site["backup"]), passphrase=None)
     assert out.returncode == 1 and "no passphrase" in out.stderr
-    out = vallum("backup", "verify", str(site["backup"]), "--passphrase", PASSPHRASE, passphrase=None)
-    assert out.returncode == 2                                 # no such option
+    out = cli("backup", "verify", str(site["backup"]), "--passphrase", PASSPHRASE, passphrase=None)
+    assert out.returncode == 2 and "No such option" in out.stderr
 
 
 def test_secrets_are_not_stored_in_clear(site):
@@ -154,16 +154,16 @@ def test_restore_cannot_weaken_object_locks(site, tmp_path):
     shutil.copytree(site["data"], data)
     _extend_locks(data)
     digest = hashlib.sha256((data / "meta.sqlite3").read_bytes()).hexdigest()
-    out = vallum("backup", "restore", str(site["backup"]), "--data-dir", str(data))
+    out = cli("backup", "restore", str(site["backup"]), "--data-dir", str(data))
     assert out.returncode == 1 and "not empty" in out.stderr
-    out = vallum("backup", "restore", str(site["backup"]), "--data-dir", str(data), "--replace")
+    out = cli("backup", "restore", str(site["backup"]), "--data-dir", str(data), "--replace")
     assert out.returncode == 1, out.stdout
     assert "would be shortened" in out.stderr and "legal hold would be lifted" in out.stderr
     assert hashlib.sha256((data / "meta.sqlite3").read_bytes()).hexdigest() == digest
     # A backup of the site as it is now restores over it: nothing is weakened.
     fresh = tmp_path / "fresh-backup"
-    assert vallum("backup", "create", "--data-dir", str(data), "--to", str(fresh)).returncode == 0
-    out = vallum("backup", "restore", str(fresh), "--data-dir", str(data), "--replace")
+    assert cli("backup", "create", "--data-dir", str(data), "--to", str(fresh)).returncode == 0
+    out = cli("backup", "restore", str(fresh), "--data-dir", str(data), "--replace")
     assert out.returncode == 0, out.stderr
     assert "kept at" in out.stdout
 

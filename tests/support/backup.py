@@ -24,8 +24,26 @@ def vallum(*args: str, passphrase: str | None = PASSPHRASE, timeout: float = 120
                           text=True, timeout=timeout)
 
 
+def cli(*args: str, passphrase: str | None = PASSPHRASE) -> subprocess.CompletedProcess:
+    """`vallum ARGS` run in this process (the same typer app, no interpreter start-up), with
+    the passphrase in the environment; the process umask is put back afterwards."""
+    from typer.testing import CliRunner
+
+    from vallum.cli.main import app
+
+    umask = os.umask(0o077)
+    os.umask(umask)
+    try:
+        r = CliRunner().invoke(app, list(args), env={"VALLUM_BACKUP_PASSPHRASE": passphrase})
+    finally:
+        os.umask(umask)
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        raise r.exception
+    return subprocess.CompletedProcess(list(args), r.exit_code, r.stdout, r.stderr)
+
+
 def fingerprint(data_dir: Path) -> str:
-    out = vallum("audit", "key", "--data-dir", str(data_dir), passphrase=None)
+    out = cli("audit", "key", "--data-dir", str(data_dir), passphrase=None)
     assert out.returncode == 0, out.stderr
     return out.stdout.split("fingerprint:")[1].split()[0]
 
