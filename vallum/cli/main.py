@@ -14,11 +14,13 @@ from vallum.cli.keys import app as keys_app
 from vallum.cli.operator import app as operator_app
 from vallum.cli.scrub import scrub
 from vallum.cli.serve import serve
+from vallum.cli.upgrade import upgrade
 
 app = typer.Typer(help="Vallum: a self-hosted, S3-compatible cloud for sensitive organisations.",
                   no_args_is_help=True, add_completion=False)
 app.command("serve")(serve)
 app.command("scrub")(scrub)
+app.command("upgrade")(upgrade)
 app.add_typer(jobs.app, name="job")
 app.add_typer(functions.fn_app, name="fn")
 app.add_typer(functions.trigger_app, name="trigger")

@@ -12,6 +12,7 @@ import typer
 import uvicorn
 
 from vallum.iam.root import load_or_create
+from vallum.ops.schema_versions import prepare as prepare_schema
 from vallum.security import crypto
 from vallum.security.audit import AUDIT_DIR, ensure_signing_key
 from vallum.security.audit_checkpoint import fingerprint
@@ -40,6 +41,7 @@ def serve(
         False, "--require-signed-payload",
         help="Refuse SigV2 and unsigned SigV4 payloads (presigned GET/HEAD URLs excepted) "
              "[env VALLUM_REQUIRE_SIGNED_PAYLOAD]"),
+    auto_upgrade: bool = typer.Option(False, "--auto-upgrade", help="Run pending schema migrations at start (else refuse and ask for `vallum upgrade`)"),
 ) -> None:
     """Run the S3-compatible gateway with the embedded metadata store and local disk."""
     # Everything the server creates (database, blobs, keys, audit log) is private to its user.
@@ -65,6 +67,8 @@ def serve(
     try:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(config.data_dir, 0o700)
+        for step in prepare_schema(config.data_dir, auto_upgrade=auto_upgrade):
+            print(f"Schema upgraded:    {step}", flush=True)
         creds = load_or_create(config.data_dir)
         audit_key = ensure_signing_key(config.data_dir / AUDIT_DIR) if audit_on() else None
         removed = asyncio.run(sweep_orphans(config))
