@@ -59,6 +59,7 @@ class _Store:
     def __init__(self, root: Path, keys: BackupKeys, previous: dict[str, bm.Entry]) -> None:
         self.root, self.keys, self.previous = root, keys, previous
         self.copied = self.reused = 0
+        self.done: dict[str, bm.Entry] = {}       # immutable files stored by this run (retries)
         (root / bm.OBJECTS).mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def _have(self, sha: str, size: int) -> bool:
@@ -100,12 +101,15 @@ class _Store:
             return None
         with os.fdopen(fd, "rb") as f:
             st = os.fstat(f.fileno())
+            if cached and (mine := self.done.get(path)) is not None and mine.mtime_ns == st.st_mtime_ns:
+                return mine
             prev = self.previous.get(path)
             if (cached and prev is not None and not prev.secret and prev.kind == kind and prev.size == st.st_size
                     and prev.mtime_ns == st.st_mtime_ns and self._have(prev.object, prev.stored)):
                 self.reused += 1
-                return bm.Entry(path, kind, prev.size, prev.sha256, prev.object, prev.stored,
-                                mtime_ns=st.st_mtime_ns)
+                self.done[path] = bm.Entry(path, kind, prev.size, prev.sha256, prev.object,
+                                           prev.stored, mtime_ns=st.st_mtime_ns)
+                return self.done[path]
             tmp = self._tmp()
             h, size = hashlib.sha256(), 0
             with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600),
@@ -118,7 +122,10 @@ class _Store:
                 os.fsync(out.fileno())
         sha = h.hexdigest()
         self._place(tmp, sha)
-        return bm.Entry(path, kind, size, sha, sha, size, mtime_ns=st.st_mtime_ns)
+        entry = bm.Entry(path, kind, size, sha, sha, size, mtime_ns=st.st_mtime_ns)
+        if cached:
+            self.done[path] = entry
+        return entry
 
     def _tmp(self) -> Path:
         return self.root / bm.OBJECTS / f".tmp-{uuid.uuid4().hex}"

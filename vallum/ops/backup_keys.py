@@ -24,7 +24,7 @@ ENV = "VALLUM_BACKUP_PASSPHRASE"
 MIN_LENGTH = 12
 # scrypt cost: about 32 MiB and a tenth of a second; bounds refuse a hostile manifest's.
 KDF = {"name": "scrypt", "n": 2 ** 15, "r": 8, "p": 1}
-_N_RANGE, _R_MAX, _P_MAX = (2 ** 14, 2 ** 20), 16, 4
+_N_RANGE, _R_MAX, _P_MAX = (2 ** 14, 2 ** 18), 8, 4      # at most 256 MiB
 _CHECK = b"vallum-backup-passphrase-check-v1"
 
 
