@@ -6,6 +6,7 @@ import typer
 
 from vallum.cli import audit as audit_cli
 from vallum.cli import backup as backup_cli
+from vallum.cli import bundle as bundle_cli
 from vallum.cli import certs as certs_cli
 from vallum.cli import functions, jobs
 from vallum.cli import spill as spill_cli
@@ -31,6 +32,7 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(keys_app, name="keys")
 app.add_typer(spill_cli.app, name="spill")
 app.add_typer(backup_cli.app, name="backup")
+app.add_typer(bundle_cli.app, name="bundle")
 
 
 @app.command("version")
