@@ -179,3 +179,19 @@ def test_weakened_compares_every_kind_of_lock():
     assert weakened({v: gov}, {}, now)                                   # the version would go
     assert weakened({v: Lock(legal_hold=True)}, {v: gov}, now)
     assert weakened({v: Lock("GOVERNANCE", 500.0)}, {}, now) == []      # expired: nothing to keep
+
+
+def test_a_site_that_lost_a_blob_is_not_backed_up_as_if_whole(site, tmp_path):
+    """A row pointing at a missing blob is a damaged site: the backup says so, names the blob,
+    and writes no snapshot (rather than one that restores a broken object silently)."""
+    data = tmp_path / "site"
+    shutil.copytree(site["data"], data)
+    blob = next((data / "blobs").rglob("*"), None)
+    while blob is not None and blob.is_dir():
+        blob = next(blob.iterdir())
+    assert blob is not None
+    blob.unlink()
+    out = cli("backup", "create", "--data-dir", str(data), "--to", str(tmp_path / "b"))
+    assert out.returncode == 1
+    assert "lost 1 blob(s)" in out.stderr and blob.name in out.stderr
+    assert bm.snapshot_ids(tmp_path / "b") == []

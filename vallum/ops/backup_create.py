@@ -196,7 +196,9 @@ def _databases(data_dir: Path) -> list[str]:
 
 
 def _consistent_core(data_dir: Path, store: _Store, staging: Path) -> tuple[list[bm.Entry], int]:
-    """Databases and the blobs they reference, retried until they agree."""
+    """Databases and the blobs they reference, retried until they agree. The same blobs
+    missing twice in a row are not a race but a damaged site: refused, naming them."""
+    before: set[str] = set()
     for attempt in range(1, ATTEMPTS + 1):
         entries: list[bm.Entry] = []
         copies: dict[str, Path] = {}
@@ -223,6 +225,14 @@ def _consistent_core(data_dir: Path, store: _Store, staging: Path) -> tuple[list
                 else:
                     raise BackupError(f"the staged copy of {name} vanished from {staging}")
             return entries, attempt
+        if lost == before:
+            shown = ", ".join(sorted(lost)[:5])
+            raise BackupError(f"the site has lost {len(lost)} blob(s) (or their data keys) that its "
+                              f"metadata references: {shown}. Run `vallum scrub` to find the objects "
+                              "concerned; no snapshot was written")
+        before = lost
+        for copy in copies.values():
+            copy.unlink()
         time.sleep(0.05 * attempt)
     raise BackupError(f"no consistent snapshot after {ATTEMPTS} attempts: blobs referenced by the "
                       "metadata kept disappearing (deletes racing the backup); try again")

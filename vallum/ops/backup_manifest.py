@@ -86,8 +86,9 @@ def snapshot_ids(root: Path) -> list[str]:
 
 def write(root: Path, manifest: Manifest, keys: BackupKeys) -> Path:
     """Write the manifest and its MAC (0600), then fsync: the snapshot exists once this returns."""
+    (root / SNAPSHOTS).mkdir(mode=0o700, exist_ok=True)
     folder = root / SNAPSHOTS / manifest.id
-    folder.mkdir(mode=0o700, parents=True)
+    folder.mkdir(mode=0o700)
     body = manifest.to_bytes()
     for name, data in ((MANIFEST, body), (MAC, backup_keys.mac(keys, body).encode())):
         write_file(folder / name, data)
