@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "vallum.service": 3,
     "vallum.compute": 3,
     "vallum.operator": 3,
+    "vallum.ops": 3,
     # api: handlers and the request frame
     "vallum.s3.handlers": 4,
     "vallum.s3.handlers.labels": 4,   # MAC of a request: used by the gate and the handlers

@@ -18,6 +18,7 @@ import uvicorn
 
 from vallum.compute import sandbox
 from vallum.iam.root import ROOT_FILE, RootCredentials, load_or_create
+from vallum.ops.schema_versions import prepare as prepare_schema
 from vallum.security import crypto, fips
 from vallum.security.audit import AUDIT_DIR, ensure_signing_key
 from vallum.security.audit_checkpoint import fingerprint
@@ -67,6 +68,7 @@ def serve(
     test_clock: bool = typer.Option(False, "--test-clock", hidden=True,
                                     help="TESTS ONLY: shift retention/lifecycle time by the seconds in "
                                          "<data-dir>/test-clock-offset"),
+    auto_upgrade: bool = typer.Option(False, "--auto-upgrade", help="Run pending schema migrations at start (else refuse and ask for `vallum upgrade`)"),
 ) -> None:
     """Run the S3-compatible gateway with the embedded metadata store and local disk."""
     # Everything the server creates (database, blobs, keys, audit log) is private to its user.
@@ -95,6 +97,8 @@ def serve(
     try:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(config.data_dir, 0o700)
+        for step in prepare_schema(config.data_dir, auto_upgrade=auto_upgrade):
+            print(f"Schema upgraded:    {step}", flush=True)
         creds = load_or_create(config.data_dir)
         audit_key = ensure_signing_key(config.data_dir / AUDIT_DIR) if audit_on() else None
         removed = asyncio.run(sweep_orphans(config))

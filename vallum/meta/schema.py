@@ -17,6 +17,14 @@ from sqlalchemy.dialects import postgresql
 
 metadata = sa.MetaData()
 
+# Schema version of the meta tables (vallum/ops/schema_versions.py records it in the
+# database and refuses to start on a newer one). MIGRATIONS[n]: the SQL statements that take
+# a version n-1 database to version n, run in one transaction by `vallum upgrade`. Version 1
+# is the first versioned schema: databases of earlier releases hold the same tables, so
+# adopting them needs no statement.
+SCHEMA_VERSION = 1
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: ()}
+
 # TEXT compared byte by byte on every backend.
 KeyText = sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
 # INTEGER PRIMARY KEY on SQLite (the rowid alias), BIGINT elsewhere.

@@ -84,6 +84,13 @@ def unwrap(key: bytes, wrapped: bytes, aad: bytes = b"") -> bytes:
         raise CryptoError("wrapped value failed authentication") from None
 
 
+def passphrase_key(passphrase: bytes, salt: bytes, *, n: int, r: int, p: int, length: int = 64) -> bytes:
+    """Key material from an operator's passphrase (scrypt): backups are wrapped under it."""
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+    return Scrypt(salt=salt, length=length, n=n, r=r, p=p).derive(passphrase)
+
+
 # --- object encryption: AES-256-GCM with caller-chosen nonces (security/envelope.py) ---
 TAG_BYTES = 16
 
