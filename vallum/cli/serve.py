@@ -12,6 +12,7 @@ import typer
 import uvicorn
 
 from vallum.iam.root import load_or_create
+from vallum.meta.postgres import is_postgres_url, redacted
 from vallum.security import crypto
 from vallum.security.audit import AUDIT_DIR, ensure_signing_key
 from vallum.security.audit_checkpoint import fingerprint
@@ -40,6 +41,7 @@ def serve(
         False, "--require-signed-payload",
         help="Refuse SigV2 and unsigned SigV4 payloads (presigned GET/HEAD URLs excepted) "
              "[env VALLUM_REQUIRE_SIGNED_PAYLOAD]"),
+    meta: str = typer.Option(None, "--meta", help="Object metadata on PostgreSQL: postgresql://USER@HOST:PORT/DB (password from VALLUM_META_URL or PGPASSFILE, never here) [env VALLUM_META_URL; default SQLite in the data directory]"),
 ) -> None:
     """Run the S3-compatible gateway with the embedded metadata store and local disk."""
     # Everything the server creates (database, blobs, keys, audit log) is private to its user.
@@ -50,6 +52,15 @@ def serve(
     except ValueError as exc:
         typer.echo(f"vallum serve: {exc}", err=True)
         raise typer.Exit(2) from None
+    if meta:
+        if not is_postgres_url(meta) or redacted(meta) != meta:
+            typer.echo("vallum serve: --meta takes a postgresql:// URL without a password "
+                       "(give the password in VALLUM_META_URL or a PGPASSFILE)", err=True)
+            raise typer.Exit(2)
+        config.meta_url = meta
+    if config.meta_url and not is_postgres_url(config.meta_url):
+        typer.echo("vallum serve: VALLUM_META_URL must be a postgresql:// URL", err=True)
+        raise typer.Exit(2)
     if bool(tls_cert) != bool(tls_key) or any(p and not os.path.isfile(p) for p in (tls_cert, tls_key)):
         typer.echo("vallum serve: --tls-cert and --tls-key must both name readable PEM files", err=True)
         raise typer.Exit(2)
@@ -68,13 +79,16 @@ def serve(
         creds = load_or_create(config.data_dir)
         audit_key = ensure_signing_key(config.data_dir / AUDIT_DIR) if audit_on() else None
         removed = asyncio.run(sweep_orphans(config))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:
         typer.echo(f"vallum serve: {exc}", err=True)
         raise typer.Exit(1) from None
     # The flag, not an inherited environment, says whether this gateway speaks HTTPS.
     config.tls_cert = Path(tls_cert).resolve() if tls_cert else None
     print(f"Vallum S3 endpoint: {config.endpoint}  (region {config.region})", flush=True)
     print(f"Data directory:     {config.data_dir}", flush=True)
+    if config.meta_url:
+        print(f"Object metadata:    PostgreSQL {redacted(config.meta_url)} (IAM, compute, operator "
+              "state and audit stay on SQLite in the data directory)", flush=True)
     print(f"Root access key:    {creds.access_key}", flush=True)
     if creds.generated or "VALLUM_ROOT_SECRET_KEY" not in os.environ:
         print(f"Root secret key:    {creds.secret_key}", flush=True)

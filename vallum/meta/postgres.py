@@ -20,6 +20,7 @@ with ``UnstorableText`` (an S3 ``InvalidArgument``) before any statement runs.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -61,6 +62,11 @@ _UPLOAD_ID = 1
 _SCAN_FIRST, _SCAN_MAX = 32, 1024
 _RETRIES = 5
 _DDL_LOCK = 0x56414C4C554D   # advisory lock id: one gateway creates the schema at a time
+OPEN_TIMEOUT_ENV = "VALLUM_META_OPEN_TIMEOUT"   # seconds to reach the database at start-up
+
+
+class MetaUnavailable(MetaError, RuntimeError):
+    """The database cannot be reached or set up (start-up fails with this message)."""
 
 
 class UnstorableText(MetaError, S3Error):
@@ -336,20 +342,24 @@ class PostgresMetaStore(MetaStore):
         if self._pool is not None:
             return
         try:
+            import psycopg
             from psycopg_pool import ConnectionPool
         except ImportError as exc:      # the optional extra is not installed
-            raise RuntimeError("the PostgreSQL metadata store needs psycopg and psycopg_pool: "
-                               "pip install 'vallum[postgres]'") from exc
+            raise MetaUnavailable("the PostgreSQL metadata store needs psycopg and psycopg_pool: "
+                                  "pip install 'vallum[postgres]'") from exc
         pool = ConnectionPool(self.url, min_size=1, max_size=self.max_connections, open=False,
                               kwargs={"autocommit": True}, name="vallum-meta")
         self._threads = ThreadPoolExecutor(self.max_connections, thread_name_prefix="vallum-meta-pg")
         try:
-            await asyncio.to_thread(pool.open, True, 30.0)
+            await asyncio.to_thread(pool.open, True, _open_timeout())
             await asyncio.to_thread(self._create_schema, pool)
-        except BaseException:
+        except BaseException as exc:
             await asyncio.to_thread(pool.close)
             self._threads.shutdown()
             self._threads = None
+            if isinstance(exc, psycopg.Error):     # PoolTimeout included; libpq's text has no password
+                raise MetaUnavailable(f"PostgreSQL metadata store {redacted(self.url)}: "
+                                      f"{type(exc).__name__}: {exc}") from None
             raise
         self._pool = pool
 
@@ -760,6 +770,13 @@ def _drop_upload(conn: Conn, upload_id: str) -> list[str]:
     S.parts_delete_upload.run(conn, {"upload_id": upload_id})
     S.upload_delete.run(conn, {"upload_id": upload_id})
     return blobs
+
+
+def _open_timeout() -> float:
+    try:
+        return max(0.1, float(os.environ.get(OPEN_TIMEOUT_ENV, "15")))
+    except ValueError:
+        return 15.0
 
 
 def _first_batch(limit: int, delimiter: str) -> int:

@@ -20,6 +20,8 @@ class Config:
     tls_cert: Path | None = None
     # Strict signing: refuse SigV2 and unsigned SigV4 payloads (docs/security.md).
     require_signed_payload: bool = False
+    # postgresql://... : object metadata on PostgreSQL (docs/scale-out.md); None: SQLite.
+    meta_url: str | None = None
 
     @property
     def meta_path(self) -> Path:
@@ -58,6 +60,7 @@ def from_env_and_flags(data_dir: str | None, address: str | None, region: str | 
         "VALLUM_REQUIRE_SIGNED_PAYLOAD", "").strip().lower() in ("1", "true", "yes", "on")
     tls_cert = os.environ.get("VALLUM_TLS_CERT")
     cfg.tls_cert = Path(tls_cert).resolve() if tls_cert else None
+    cfg.meta_url = os.environ.get("VALLUM_META_URL") or None
     return cfg
 
 
@@ -70,4 +73,6 @@ def to_env(cfg: Config) -> dict[str, str]:
     if cfg.tls_cert:
         env["VALLUM_TLS_CERT"] = str(cfg.tls_cert)
     env["VALLUM_REQUIRE_SIGNED_PAYLOAD"] = "1" if cfg.require_signed_payload else "0"
+    if cfg.meta_url:
+        env["VALLUM_META_URL"] = cfg.meta_url
     return env

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from vallum import metrics
 from vallum.iam import service as iam_service
 from vallum.iam.root import load_or_create
+from vallum.meta.base import MetaStore
+from vallum.meta.postgres import PostgresMetaStore
 from vallum.meta.sqlite import SQLiteMetaStore
 from vallum.s3 import errors
 from vallum.security import setup as security_setup
@@ -27,7 +29,9 @@ log = logging.getLogger("vallum.server")
 
 async def open_services(config: Config) -> Services:
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    meta = SQLiteMetaStore(config.meta_path)
+    # Object metadata only: IAM, compute, operator state and audit stay in the data directory.
+    meta: MetaStore = (PostgresMetaStore(config.meta_url) if config.meta_url
+                       else SQLiteMetaStore(config.meta_path))
     blobs = security_setup.blob_store(config.data_dir, LocalBlobStore(config.blob_root))
     await meta.open()
     await blobs.open()
