@@ -20,7 +20,9 @@ with ``UnstorableText`` (an S3 ``InvalidArgument``) before any statement runs.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -53,6 +55,7 @@ from vallum.meta.records import (
 )
 from vallum.s3.errors import S3Error
 
+log = logging.getLogger("vallum.meta.postgres")
 T = TypeVar("T")
 Row = tuple[Any, ...]
 Conn = Any      # psycopg.Connection (imported lazily: an optional dependency)
@@ -67,6 +70,21 @@ OPEN_TIMEOUT_ENV = "VALLUM_META_OPEN_TIMEOUT"   # seconds to reach the database 
 
 class MetaUnavailable(MetaError, RuntimeError):
     """The database cannot be reached or set up (start-up fails with this message)."""
+
+
+class DatabaseUnavailable(MetaError, S3Error):
+    """The database could not answer (connection lost, restart, failover): nothing was
+    committed by this call, or the commit's outcome is unknown; the client retries."""
+
+    status = 503
+    message = "The metadata database is unavailable. Please retry."
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": "1"})
+
+    @property
+    def code(self) -> str:
+        return "ServiceUnavailable"
 
 
 class UnstorableText(MetaError, S3Error):
@@ -381,27 +399,68 @@ class PostgresMetaStore(MetaStore):
 
     def _run(self, fn: Callable[[Conn], T], *, write: bool, snapshot: bool = False) -> T:
         """``fn`` on a pooled connection: a write in one transaction (retried on a
-        serialisation failure or deadlock), a snapshot read in a read-only one."""
+        serialisation failure or deadlock), a snapshot read in a read-only one.
+
+        A lost connection (database restart, failover) answers 503 and has the pool drop its
+        broken connections, so the next request gets a fresh one. A write whose connection
+        was lost during COMMIT may have committed: its transaction id, read first, is looked
+        up on a new connection, and a committed write returns its result (callers delete the
+        new body of a write that failed, which must never happen to a committed one)."""
+        import psycopg
         from psycopg import errors as pg_errors
 
         pool = self._pool
         if pool is None:
             raise RuntimeError("metadata store is not open")
         for attempt in range(_RETRIES):
-            with pool.connection() as conn:
-                try:
-                    if write:
+            xid: int | None = None
+            done: list[T] = []
+            try:
+                with pool.connection() as conn:
+                    if write or snapshot:
                         with conn.transaction():
-                            return fn(conn)
-                    if snapshot:
-                        with conn.transaction():
-                            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                            return fn(conn)
+                            if snapshot:
+                                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, "
+                                             "READ ONLY")
+                            else:
+                                xid = conn.execute("SELECT txid_current()").fetchone()[0]
+                            done.append(fn(conn))
+                        return done[0]
                     return fn(conn)
-                except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected):
-                    if attempt == _RETRIES - 1:
-                        raise
+            except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected):
+                if attempt < _RETRIES - 1:
+                    continue
+                raise DatabaseUnavailable() from None
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                log.warning("metadata database unavailable: %s: %s", type(exc).__name__, exc)
+                try:
+                    pool.check()
+                except psycopg.Error:
+                    pass
+                if done and xid is not None and self._committed(xid):
+                    return done[0]
+                raise DatabaseUnavailable() from None
         raise AssertionError("unreachable")
+
+    def _committed(self, xid: int) -> bool:
+        """Whether transaction ``xid`` committed, asked on a new connection (False when
+        it aborted; DatabaseUnavailable when that cannot be known)."""
+        import psycopg
+
+        deadline = time.monotonic() + 5.0
+        while True:
+            try:
+                with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+                    row = conn.execute("SELECT txid_status(%s)", (xid,)).fetchone()
+                status = row[0] if row else None
+            except psycopg.Error:
+                status = None
+            if status in ("committed", "aborted"):
+                return status == "committed"
+            if time.monotonic() > deadline:
+                log.error("metadata write %s: outcome unknown (database unreachable)", xid)
+                raise DatabaseUnavailable()
+            time.sleep(0.1)
 
     async def _call(self, fn: Callable[[Conn], T], *, write: bool = False,
                     snapshot: bool = False) -> T:

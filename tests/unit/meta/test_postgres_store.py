@@ -6,11 +6,19 @@ from __future__ import annotations
 
 import asyncio
 
+import psycopg
 import pytest
 
-from tests.support.postgres import fresh_url
+from tests.support.postgres import fresh_url, shared
 from vallum.meta.base import QuotaExceeded
-from vallum.meta.postgres import PostgresMetaStore, UnstorableText, redacted
+from vallum.meta.postgres import (
+    OPEN_TIMEOUT_ENV,
+    DatabaseUnavailable,
+    MetaUnavailable,
+    PostgresMetaStore,
+    UnstorableText,
+    redacted,
+)
 from vallum.meta.records import ObjectRecord, PartRecord, Quota, UploadRecord
 
 from . import bucket, obj
@@ -141,3 +149,44 @@ def test_urls_are_checked_and_passwords_never_shown():
     shown = redacted("postgresql://vallum:s3cret-pw@db.example:5432/vallum?sslmode=require")
     assert "s3cret-pw" not in shown and shown.startswith("postgresql://vallum:***@db.example:5432/")
     assert redacted("postgresql://db/vallum") == "postgresql://db/vallum"
+
+
+def test_lost_connections_answer_503_then_the_store_recovers_by_itself():
+    async def body(stores):
+        (s,) = stores
+        await s.create_bucket(bucket())
+        await s.put_object(obj("before"))
+        # What a restart or failover does to the gateway's connections.
+        with psycopg.connect(shared().url(), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")
+        with pytest.raises(DatabaseUnavailable) as err:
+            await s.put_object(obj("during"))
+        assert (err.value.code, err.value.status) == ("ServiceUnavailable", 503)
+        assert err.value.headers == {"Retry-After": "1"}
+        await s.put_object(obj("after"))            # the pool replaced its connections
+        assert [e.key for e in (await s.list_objects("bkt")).entries] == ["after", "before"]
+    on_gateways(1, body)
+
+
+def test_a_write_cut_off_at_commit_is_looked_up_by_transaction_id():
+    async def body(stores):
+        (s,) = stores
+        with psycopg.connect(s.url, autocommit=True) as conn:
+            with conn.transaction():
+                committed = conn.execute("SELECT txid_current()").fetchone()[0]
+            with pytest.raises(psycopg.errors.DivisionByZero), conn.transaction():
+                aborted = conn.execute("SELECT txid_current()").fetchone()[0]
+                conn.execute("SELECT 1 / 0")
+        assert await asyncio.to_thread(s._committed, committed) is True
+        assert await asyncio.to_thread(s._committed, aborted) is False
+    on_gateways(1, body)
+
+
+def test_an_unreachable_database_fails_open_precisely(monkeypatch):
+    monkeypatch.setenv(OPEN_TIMEOUT_ENV, "0.5")
+    store = PostgresMetaStore("postgresql://vallum:pw-abc@127.0.0.1:1/vallum")
+    with pytest.raises(MetaUnavailable) as err:
+        asyncio.run(store.open())
+    assert "postgresql://vallum:***@127.0.0.1:1/vallum" in str(err.value)
+    assert "pw-abc" not in str(err.value)
