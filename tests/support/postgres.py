@@ -127,8 +127,10 @@ def start() -> PostgresServer:
 def stop(server: PostgresServer) -> None:
     """Stop the server (no process left behind) and remove its directory."""
     if (server.data / "postmaster.pid").exists():
-        _pg_ctl(server, "-w", "-t", "60", "-m", "immediate", "stop")
-    shutil.rmtree(server.root, ignore_errors=True)
+        # "fast": the postmaster exits only after every child has (with "immediate" a child
+        # could still write into the directory being removed).
+        _pg_ctl(server, "-w", "-t", "60", "-m", "fast", "stop")
+    shutil.rmtree(server.root)
 
 
 def shared() -> PostgresServer:

@@ -23,6 +23,18 @@ BACKENDS = ["memory", "sqlite", "postgres"]
 HOLDS_NUL = {"memory": True, "sqlite": True, "postgres": False}
 
 
+def storable(kind: str, value: T) -> T:
+    """``value`` (text, or lists and tuples of it) with NUL made U+0001 on a backend that
+    cannot store NUL: still below every other character, so byte-order cases stay."""
+    if HOLDS_NUL[kind]:
+        return value
+    if isinstance(value, str):
+        return value.replace("\x00", "\x01")  # type: ignore[return-value]
+    if isinstance(value, list | tuple):
+        return type(value)(storable(kind, v) for v in value)  # type: ignore[return-value]
+    return value
+
+
 def make_store(kind: str, directory: Path) -> MetaStore:
     if kind == "memory":
         return MemoryMetaStore()
