@@ -4,6 +4,7 @@ PostgreSQL, and the database password never reaches argv or the log."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -114,3 +115,21 @@ def test_unreachable_database_fails_start_up_with_a_precise_message(tmp_path):
     assert out.returncode == 1
     assert "PostgreSQL metadata store postgresql://vallum:***@127.0.0.1:1/v" in out.stderr
     assert "pw-xyz" not in out.stdout + out.stderr
+
+
+def test_scrub_reads_the_postgres_store_not_an_empty_sqlite_one(pg_server):
+    srv, url = pg_server
+    s3 = srv.client()
+    s3.create_bucket(Bucket="pgscrub")
+    s3.put_object(Bucket="pgscrub", Key="big", Body=os.urandom(200 * 1024))
+    with psycopg.connect(url) as conn:
+        stored = conn.execute("SELECT COUNT(*) FROM versions WHERE delete_marker = 0").fetchone()[0]
+    out = subprocess.run([sys.executable, "-m", "vallum", "scrub", "--data-dir", str(srv.data_dir),
+                          "--json", "--rate", "0", "--restart", "--cursor",
+                          str(srv.data_dir.parent / "pg-scrub-cursor.json")],
+                         env=dict(os.environ, VALLUM_META_URL=url), capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["versions"] == stored and stored > 0
+    assert report["findings"] == []

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from vallum.meta.factory import configured_url
+
 
 @dataclass
 class Config:
@@ -60,7 +62,7 @@ def from_env_and_flags(data_dir: str | None, address: str | None, region: str | 
         "VALLUM_REQUIRE_SIGNED_PAYLOAD", "").strip().lower() in ("1", "true", "yes", "on")
     tls_cert = os.environ.get("VALLUM_TLS_CERT")
     cfg.tls_cert = Path(tls_cert).resolve() if tls_cert else None
-    cfg.meta_url = os.environ.get("VALLUM_META_URL") or None
+    cfg.meta_url = configured_url()
     return cfg
 
 

@@ -9,9 +9,7 @@ from typing import TYPE_CHECKING
 from vallum import metrics
 from vallum.iam import service as iam_service
 from vallum.iam.root import load_or_create
-from vallum.meta.base import MetaStore
-from vallum.meta.postgres import PostgresMetaStore
-from vallum.meta.sqlite import SQLiteMetaStore
+from vallum.meta.factory import meta_store
 from vallum.s3 import errors
 from vallum.security import setup as security_setup
 from vallum.server.config import Config, from_env_and_flags
@@ -30,8 +28,7 @@ log = logging.getLogger("vallum.server")
 async def open_services(config: Config) -> Services:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     # Object metadata only: IAM, compute, operator state and audit stay in the data directory.
-    meta: MetaStore = (PostgresMetaStore(config.meta_url) if config.meta_url
-                       else SQLiteMetaStore(config.meta_path))
+    meta = meta_store(config.meta_path, config.meta_url)
     blobs = security_setup.blob_store(config.data_dir, LocalBlobStore(config.blob_root))
     await meta.open()
     await blobs.open()
