@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 
 import psycopg
 import pytest
@@ -87,6 +88,8 @@ def test_nul_in_a_key_is_refused_with_invalid_argument(pg_server):
 
 def test_start_up_log_names_the_store_without_the_password(pg_server):
     srv, _ = pg_server
+    with urllib.request.urlopen(srv.endpoint + "/-/health/ready", timeout=10) as ready:
+        assert ready.status == 200             # the database answers
     log = server_log(srv.data_dir).read_text()
     assert "Object metadata:    PostgreSQL postgresql://vallum:***@127.0.0.1:" in log
     assert "IAM, compute, operator state and audit stay on SQLite" in log

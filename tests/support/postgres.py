@@ -130,7 +130,8 @@ def stop(server: PostgresServer) -> None:
         # "fast": the postmaster exits only after every child has (with "immediate" a child
         # could still write into the directory being removed).
         _pg_ctl(server, "-w", "-t", "60", "-m", "fast", "stop")
-    shutil.rmtree(server.root)
+    if server.root.exists():
+        shutil.rmtree(server.root)
 
 
 def shared() -> PostgresServer:

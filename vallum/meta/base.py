@@ -70,6 +70,11 @@ class MetaStore(ABC):
     async def close(self) -> None:
         """Flush pending writes and release connections."""
 
+    async def reachable(self) -> bool:
+        """Whether the store can answer now (the readiness endpoint asks); embedded stores
+        always can."""
+        return True
+
     # -- buckets -----------------------------------------------------------
     def buckets_changed(self) -> None:
         """Bucket rows were changed behind the store's back (the compute service rewrites

@@ -65,6 +65,7 @@ _UPLOAD_ID = 1
 _SCAN_FIRST, _SCAN_MAX = 32, 1024
 _RETRIES = 5
 _DDL_LOCK = 0x56414C4C554D   # advisory lock id: one gateway creates the schema at a time
+POOL_WAIT = 10.0
 OPEN_TIMEOUT_ENV = "VALLUM_META_OPEN_TIMEOUT"   # seconds to reach the database at start-up
 
 
@@ -365,8 +366,9 @@ class PostgresMetaStore(MetaStore):
         except ImportError as exc:      # the optional extra is not installed
             raise MetaUnavailable("the PostgreSQL metadata store needs psycopg and psycopg_pool: "
                                   "pip install 'vallum[postgres]'") from exc
+        # A request waits at most POOL_WAIT for a connection, then answers 503.
         pool = ConnectionPool(self.url, min_size=1, max_size=self.max_connections, open=False,
-                              kwargs={"autocommit": True}, name="vallum-meta")
+                              kwargs={"autocommit": True}, name="vallum-meta", timeout=POOL_WAIT)
         self._threads = ThreadPoolExecutor(self.max_connections, thread_name_prefix="vallum-meta-pg")
         try:
             await asyncio.to_thread(pool.open, True, _open_timeout())
@@ -468,6 +470,14 @@ class PostgresMetaStore(MetaStore):
             raise RuntimeError("metadata store is not open")
         return await asyncio.get_running_loop().run_in_executor(
             self._threads, lambda: self._run(fn, write=write, snapshot=snapshot))
+
+    async def reachable(self) -> bool:
+        """One ``SELECT 1`` (a lost connection is replaced by the pool meanwhile)."""
+        try:
+            await self._call(lambda conn: conn.execute("SELECT 1").fetchone())
+        except DatabaseUnavailable:
+            return False
+        return True
 
     # -- buckets -----------------------------------------------------------
     async def create_bucket(self, bucket: BucketRecord) -> None:

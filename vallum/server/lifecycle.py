@@ -110,6 +110,8 @@ async def reserved(gateway: Gateway, method: str, path: str) -> Response:
     if path == "/-/health/ready":
         if gateway.services is None:
             return Response(503, {"content-type": "text/plain"}, b"starting\n")
+        if not await gateway.services.meta.reachable():
+            return Response(503, {"content-type": "text/plain"}, b"metadata database unavailable\n")
         return Response(200, {"content-type": "text/plain"}, b"ready\n")
     if path == "/-/metrics":
         body, content_type = metrics.exposition()

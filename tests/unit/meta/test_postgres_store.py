@@ -10,6 +10,8 @@ import psycopg
 import pytest
 
 from tests.support.postgres import fresh_url, shared
+from tests.support.postgres import start as pg_start
+from tests.support.postgres import stop as pg_stop
 from vallum.meta.base import QuotaExceeded
 from vallum.meta.postgres import (
     OPEN_TIMEOUT_ENV,
@@ -190,3 +192,21 @@ def test_an_unreachable_database_fails_open_precisely(monkeypatch):
         asyncio.run(store.open())
     assert "postgresql://vallum:***@127.0.0.1:1/vallum" in str(err.value)
     assert "pw-abc" not in str(err.value)
+
+
+def test_readiness_reports_a_stopped_database():
+    server = pg_start()                  # a server of its own: this test stops it
+    try:
+        async def main():
+            store = PostgresMetaStore(server.url())
+            await store.open()
+            try:
+                assert await store.reachable() is True
+                pg_stop(server)
+                assert await store.reachable() is False
+            finally:
+                await store.close()
+
+        asyncio.run(main())
+    finally:
+        pg_stop(server)
