@@ -108,12 +108,7 @@ def start() -> PostgresServer:
         raise RuntimeError(f"initdb failed: {made.stderr}")
     for _ in range(5):
         server = PostgresServer(root, free_port(), proc_user)
-        # Durability settings off: the tests check the store's semantics, not PostgreSQL's fsync.
-        options = (f"-c listen_addresses=127.0.0.1 -c port={server.port} "
-                   f"-c unix_socket_directories={root} -c fsync=off -c synchronous_commit=off "
-                   "-c full_page_writes=off -c max_connections=200")
-        run = _pg_ctl(server, "-w", "-t", "60", "-l", str(root / "server.log"), "-o", options,
-                      "start")
+        run = _launch(server)
         if run.returncode == 0:
             server.psql(f"CREATE DATABASE {USER}", database="postgres")
             return server
@@ -122,6 +117,26 @@ def start() -> PostgresServer:
     log = (root / "server.log").read_text(errors="replace") if (root / "server.log").exists() else ""
     shutil.rmtree(root, ignore_errors=True)
     raise RuntimeError(f"pg_ctl start failed: {run.stderr}\n{log}")
+
+
+def _launch(server: PostgresServer) -> subprocess.CompletedProcess:
+    # Durability settings off: the tests check the store's semantics, not PostgreSQL's fsync.
+    options = (f"-c listen_addresses=127.0.0.1 -c port={server.port} "
+               f"-c unix_socket_directories={server.root} -c fsync=off -c synchronous_commit=off "
+               "-c full_page_writes=off -c max_connections=200")
+    return _pg_ctl(server, "-w", "-t", "60", "-l", str(server.root / "server.log"), "-o", options,
+                   "start")
+
+
+def halt(server: PostgresServer) -> None:
+    """Stop the server but keep its data (``resume`` starts it again on the same port)."""
+    _pg_ctl(server, "-w", "-t", "60", "-m", "fast", "stop")
+
+
+def resume(server: PostgresServer) -> None:
+    run = _launch(server)
+    if run.returncode != 0:
+        raise RuntimeError(f"pg_ctl start failed: {run.stderr}")
 
 
 def stop(server: PostgresServer) -> None:

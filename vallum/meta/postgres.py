@@ -348,11 +348,12 @@ def _usage_of(conn: Conn, bucket: str) -> Usage:
 
 
 class PostgresMetaStore(MetaStore):
-    def __init__(self, url: str, *, max_connections: int = 8) -> None:
+    def __init__(self, url: str, *, max_connections: int = 8, pool_wait: float = POOL_WAIT) -> None:
         if not is_postgres_url(url):
             raise ValueError("a PostgreSQL metadata URL starts with postgresql://")
         self.url = url
         self.max_connections = max_connections
+        self.pool_wait = pool_wait
         self._pool: Any = None
         self._threads: ThreadPoolExecutor | None = None
 
@@ -366,9 +367,9 @@ class PostgresMetaStore(MetaStore):
         except ImportError as exc:      # the optional extra is not installed
             raise MetaUnavailable("the PostgreSQL metadata store needs psycopg and psycopg_pool: "
                                   "pip install 'vallum[postgres]'") from exc
-        # A request waits at most POOL_WAIT for a connection, then answers 503.
+        # A request waits at most pool_wait seconds for a connection, then answers 503.
         pool = ConnectionPool(self.url, min_size=1, max_size=self.max_connections, open=False,
-                              kwargs={"autocommit": True}, name="vallum-meta", timeout=POOL_WAIT)
+                              kwargs={"autocommit": True}, name="vallum-meta", timeout=self.pool_wait)
         self._threads = ThreadPoolExecutor(self.max_connections, thread_name_prefix="vallum-meta-pg")
         try:
             await asyncio.to_thread(pool.open, True, _open_timeout())

@@ -10,6 +10,8 @@ import psycopg
 import pytest
 
 from tests.support.postgres import fresh_url, shared
+from tests.support.postgres import halt as pg_halt
+from tests.support.postgres import resume as pg_resume
 from tests.support.postgres import start as pg_start
 from tests.support.postgres import stop as pg_stop
 from vallum.meta.base import QuotaExceeded
@@ -194,16 +196,29 @@ def test_an_unreachable_database_fails_open_precisely(monkeypatch):
     assert "pw-abc" not in str(err.value)
 
 
-def test_readiness_reports_a_stopped_database():
-    server = pg_start()                  # a server of its own: this test stops it
+def test_database_restart_answers_503_meanwhile_and_the_store_recovers_by_itself():
+    server = pg_start()                  # a server of its own: this test restarts it
     try:
         async def main():
-            store = PostgresMetaStore(server.url())
+            store = PostgresMetaStore(server.url(), pool_wait=1.0)
             await store.open()
             try:
+                await store.create_bucket(bucket())
+                await store.put_object(obj("before"))
                 assert await store.reachable() is True
-                pg_stop(server)
+                pg_halt(server)
                 assert await store.reachable() is False
+                with pytest.raises(DatabaseUnavailable):
+                    await store.put_object(obj("while-down"))
+                pg_resume(server)
+                for _ in range(50):
+                    if await store.reachable():
+                        break
+                    await asyncio.sleep(0.1)
+                await store.put_object(obj("after"))
+                keys = [e.key for e in (await store.list_objects("bkt")).entries]
+                assert keys == ["after", "before"]
+                assert (await store.bucket_usage("bkt")).objects == 2
             finally:
                 await store.close()
 
