@@ -14,16 +14,20 @@ the object's label (security/mac.py holds the pure rules).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 from vallum.iam.evaluate import Request as EvalRequest
 from vallum.iam.evaluate import evaluate
+from vallum.iam.identity import parsed
 from vallum.iam.policy import Policy
 from vallum.iam.principal import ANONYMOUS, Principal
 from vallum.security.labels import Label
 from vallum.security.mac import LabelRange, Subject
 
-__all__ = ["ANONYMOUS", "Context", "Decision", "Principal", "decide", "is_public"]
+__all__ = ["ANONYMOUS", "Context", "Decision", "Principal", "context_for", "decide",
+           "global_keys", "is_public"]
 
 # Condition keys that tie a public-looking statement to known callers (AWS's list, abridged).
 _RESTRICTING_KEYS = {"aws:sourceip", "aws:principalaccount", "aws:sourceaccount",
@@ -48,6 +52,8 @@ class Context:
     bucket_policy: Policy | None = None
     restrict_public: bool = False          # PublicAccessBlock RestrictPublicBuckets
     labels: LabelCheck | None = None       # MAC inputs, decided before any policy
+    trust_policy: Policy | None = None     # sts:AssumeRole: the role's trust policy, which
+    #                                        must allow even inside the role's account
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,58 @@ def decide_labels(check: LabelCheck) -> Decision:
     return Decision(True, "mac: allowed", "mac", "")
 
 
+# ---------------------------------------------------------------- the context
+
+_ISO_LAST: tuple[int, str] = (-1, "")
+
+
+def _iso(now: float) -> str:
+    """aws:currenttime; formatted once per second, not once per request."""
+    global _ISO_LAST
+    second = int(now)
+    last = _ISO_LAST
+    if last[0] != second:
+        last = _ISO_LAST = (second, datetime.fromtimestamp(second, timezone.utc)
+                            .strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return last[1]
+
+
+def global_keys(source_ip: str, secure: bool, now: float) -> dict[str, Any]:
+    """The aws:* keys every request carries, whatever its API: where from, over TLS, when."""
+    return {"aws:sourceip": source_ip, "aws:securetransport": "true" if secure else "false",
+            "aws:currenttime": _iso(now), "aws:epochtime": str(int(now))}
+
+
+@lru_cache(maxsize=1024)
+def _restrict_public(pab_xml: str) -> bool:
+    return "<RestrictPublicBuckets>true</RestrictPublicBuckets>" in pab_xml.replace(" ", "").replace("\n", "")
+
+
+def context_for(keys: dict[str, Any], bucket: Any = None, *,
+                object_tags: dict[str, str] | None = None,
+                labels: LabelCheck | None = None) -> Context:
+    """The one authorization-context builder (S3 requests, admin and compute calls, label
+    downgrade and the policy simulator all use it, so none decides on less than another):
+    the request's condition keys, and for a bucket (a meta ``BucketRecord``, or None) its
+    owner, policy and PublicAccessBlock; the object's tags (``s3:ExistingObjectTag``) and
+    MAC inputs when the caller has them."""
+    ctx = Context(keys=dict(keys), labels=labels)
+    if bucket is None:
+        return ctx
+    ctx.resource_owner = bucket.owner
+    ctx.keys["aws:resourceaccount"] = ctx.keys["s3:resourceaccount"] = bucket.owner
+    text = bucket.config.get("policy")
+    if text:
+        ctx.bucket_policy = parsed(text, "resource")
+    pab = bucket.config.get("publicAccessBlock")
+    ctx.restrict_public = bool(pab) and _restrict_public(pab)
+    for k, v in (object_tags or {}).items():
+        ctx.keys["s3:existingobjecttag/" + k.lower()] = v
+    return ctx
+
+
+# ---------------------------------------------------------------- the decision
+
 def is_public(policy: Policy) -> bool:
     """Does the policy grant anything to everyone (no restricting condition)?"""
     for st in policy.statements:
@@ -100,10 +158,14 @@ def decide(principal: Principal, action: str, resource: str,
         return Decision(True, "platform root")
     ctx = context or Context()
     resource_policies: tuple[tuple[str, Policy], ...] = ()
-    if ctx.bucket_policy is not None:
+    blocked = False               # PublicAccessBlock set the bucket's public policy aside
+    if ctx.trust_policy is not None:
+        resource_policies = _labelled(ctx.trust_policy, "trust-policy")
+    elif ctx.bucket_policy is not None:
         cross = principal.anonymous or (ctx.resource_owner is not None
                                         and ctx.resource_owner != principal.account)
-        if not (ctx.restrict_public and cross and is_public(ctx.bucket_policy)):
+        blocked = ctx.restrict_public and cross and is_public(ctx.bucket_policy)
+        if not blocked:
             resource_policies = _labelled(ctx.bucket_policy)
     keys = {**ctx.keys, **principal.context_keys()}
     verdict = evaluate(EvalRequest(action, resource, keys, principal.caller()),
@@ -111,7 +173,13 @@ def decide(principal: Principal, action: str, resource: str,
                        session=narrowed(principal.session_policies, action, resource),
                        boundary=narrowed(principal.boundary, action, resource),
                        resource=narrowed(resource_policies, action, resource),
-                       resource_account=ctx.resource_owner)
+                       resource_account=ctx.resource_owner,
+                       require_resource=ctx.trust_policy is not None)
+    if blocked and not verdict.allowed and not verdict.policy:
+        # No explicit deny decided: the public policy set aside by the block did.
+        return Decision(False, "public-access-block: RestrictPublicBuckets: the bucket's "
+                        "public policy does not apply to this caller", "public-access-block",
+                        "RestrictPublicBuckets")
     return Decision(verdict.allowed, verdict.reason, verdict.policy, verdict.statement)
 
 
@@ -128,15 +196,17 @@ _NARROWED: dict[int, tuple[Any, dict[tuple[str, str], Any]]] = {}
 _LABELLED: dict[int, tuple[Policy, tuple[tuple[str, Policy], ...]]] = {}
 
 
-def _labelled(bucket_policy: Policy) -> tuple[tuple[str, Policy], ...]:
-    """The same ``(("bucket-policy", policy),)`` tuple for the same parsed policy, so that
+def _labelled(policy: Policy, label: str = "bucket-policy") -> tuple[tuple[str, Policy], ...]:
+    """The same ``((label, policy),)`` tuple for the same parsed policy, so that
     ``narrowed`` (keyed by the tuple's identity) finds its views instead of starting over
-    on every request to a bucket with a policy."""
-    hit = _LABELLED.get(id(bucket_policy))
-    if hit is None or hit[0] is not bucket_policy:      # the strong reference pins the id
+    on every request to a bucket with a policy (or every AssumeRole of a role)."""
+    hit = _LABELLED.get(id(policy))
+    # The strong reference pins the id; a parsed policy is a bucket's or a role's trust
+    # policy, never both, so its label is fixed.
+    if hit is None or hit[0] is not policy or hit[1][0][0] != label:
         if len(_LABELLED) >= _MAX_SETS:
             _LABELLED.clear()
-        hit = _LABELLED[id(bucket_policy)] = (bucket_policy, (("bucket-policy", bucket_policy),))
+        hit = _LABELLED[id(policy)] = (policy, ((label, policy),))
     return hit[1]
 _MAX_SETS = 4096          # distinct policy tuples remembered (then start over)
 _MAX_VIEWS = 256          # (action, bucket) views per policy tuple

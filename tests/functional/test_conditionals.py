@@ -180,3 +180,35 @@ def test_put_if_match_on_missing_key_is_no_such_key(s3, bucket):
     assert e.value.response["Error"]["Code"] == "NoSuchKey"
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
     assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+
+
+def test_put_if_none_match_etag_refuses_only_the_same_content(s3, bucket):
+    etag = s3.put_object(Bucket=bucket, Key="k", Body=b"v1")["ETag"]
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="k", Body=b"v1 again", IfNoneMatch=etag)
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    assert e.value.response["Error"]["Code"] == "PreconditionFailed"
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v2", IfNoneMatch=OTHER_ETAG)
+    s3.put_object(Bucket=bucket, Key="new", Body=b"n", IfNoneMatch=etag)    # absent: written
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v2"
+
+
+@pytest.mark.parametrize("cond", ["if-none-match", "if-match"])
+def test_a_write_that_loses_a_race_during_its_upload_is_409(server, s3, bucket, cond):
+    """The condition held when the request arrived and not when it committed: AWS's
+    409 ConditionalRequestConflict (retry), not a 412."""
+    from tests.support import signed
+    etag = s3.put_object(Bucket=bucket, Key="k", Body=b"v1")["ETag"] if cond == "if-match" else None
+    body = b"slow body " * 1000
+    conn = signed.open_request(server, "PUT", f"/{bucket}/k", "", {
+        cond: etag or "*", "content-length": str(len(body)), "expect": "100-continue"})
+    try:
+        # 100 Continue: the server checked the condition on arrival and wants the body.
+        assert signed.await_continue(conn).startswith(b"HTTP/1.1 100")
+        s3.put_object(Bucket=bucket, Key="k", Body=b"the other writer")
+        conn.send(body)
+        status, _, answer = signed.finish(conn)
+    finally:
+        conn.close()
+    assert status == 409 and b"<Code>ConditionalRequestConflict</Code>" in answer, answer
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"the other writer"

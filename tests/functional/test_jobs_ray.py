@@ -11,11 +11,14 @@ socket of the head's processes (and the gateway's) is on loopback while jobs run
 from __future__ import annotations
 
 import os
+import signal
 import time
+import uuid
 
 import pytest
 
 from bench import rayhead
+from tests.support import procs
 from tests.support.compute import client_of, put_many, read
 from tests.support.server import start_server, stop_server
 
@@ -198,6 +201,44 @@ def _ray_and_the_gateway_listen_on_loopback_only(api, rbucket, ray_head, ray_ser
     assert api.wait(job["id"], timeout=60)["state"] == "SUCCEEDED"
 
 
+def _nothing_outlives_a_job_a_cancel_or_a_killed_worker(api, rbucket):
+    """No bubblewrap and no task process of a job remains after it ends, after it is
+    cancelled, or after the Ray worker running it is killed mid-task (the sandbox's
+    watchdog kills its cgroup; bubblewrap alone could be left waiting or running)."""
+    _, bucket = rbucket
+    out = f"s3://{bucket}/o/"
+
+    def job(seconds: int) -> tuple[dict, str]:
+        marker = f"vallum-test-{uuid.uuid4().hex}"
+        return api.submit({"runtime": "command", "output": out,
+                           "command": ["sh", "-c", f"sleep {seconds}; true {marker}"]}), marker
+
+    done, marker = job(0)
+    assert api.wait(done["id"], timeout=120)["state"] == "SUCCEEDED"
+    assert procs.gone(marker) == {}
+
+    cancelled, marker = job(300)
+    assert procs.wait_for(marker), "the task never started"
+    api.cancel(cancelled["id"])
+    assert procs.gone(marker, timeout=30) == {}
+
+    for moment in ("starting", "running"):   # killed as its sandbox starts, and mid-task
+        orphaned, marker = job(300)
+        running = procs.wait_for(marker, poll=0 if moment == "starting" else 0.1)
+        assert running, "the task never started"
+        if moment == "running":
+            time.sleep(1)
+        workers = {pid for p in running for pid, cmd in procs.ancestors(p)
+                   if cmd.startswith("ray::")}
+        assert len(workers) == 1, (moment, running, workers)
+        os.kill(workers.pop(), signal.SIGKILL)
+        assert procs.gone(marker, timeout=30) == {}, moment
+        ended = api.wait(orphaned["id"], timeout=120)
+        # Told as such, without Ray's text (node addresses, worker pids, host paths).
+        assert (ended["state"], ended["reason"]) == \
+            ("FAILED", "ray: the worker running the task died"), ended
+
+
 def test_job_suite_on_ray(api, rbucket, ray_head, ray_server):
     """One test, so that pytest-xdist never starts a second Ray head on another worker."""
     _job_runs_on_ray_with_inputs_outputs_and_logs(api, rbucket)
@@ -205,3 +246,4 @@ def test_job_suite_on_ray(api, rbucket, ray_head, ray_server):
     _array_job_on_ray(api, rbucket)
     _failure_retry_timeout_and_cancel_on_ray(api, rbucket)
     _sandbox_holds_on_ray(api, rbucket)
+    _nothing_outlives_a_job_a_cancel_or_a_killed_worker(api, rbucket)

@@ -211,9 +211,10 @@ def test_no_write_down_and_session_levels(world):
     with pytest.raises(ClientError) as exc:          # TS session writing UNCLASSIFIED
         put(world.top, b, "down.txt", b"x", U)
     assert code(exc) == "AccessDenied"
-    with pytest.raises(ClientError) as exc:          # default label (floor) is a write down too
-        world.sec.put_object(Bucket=b, Key="down.txt", Body=b"x")
-    assert code(exc) == "AccessDenied"
+    assert "no write down" in exc.value.response["Error"]["Message"]    # says why
+    world.sec.put_object(Bucket=b, Key="at-session.txt", Body=b"x")    # default: the session level
+    assert world.sec.head_object(Bucket=b, Key="at-session.txt")["Metadata"]["vallum-label"] == S
+    world.top.delete_object(Bucket=b, Key="at-session.txt")           # keep the listings below
     low = world.s3("top", U)                         # lowering the session level allows it ...
     put(low, b, "down.txt", b"x", U)
     with pytest.raises(ClientError) as exc:          # ... and reads at that level only

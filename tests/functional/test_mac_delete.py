@@ -155,3 +155,49 @@ def test_unversioned_write_over_a_hidden_key_is_refused_as_throttled(w, versioni
     assert w.top.get_object(Bucket=b, Key="hidden.txt")["Body"].read() == b"top secret"
     put(w.top, b, "hidden.txt", b"top secret 2", TS)      # those cleared still write it
     assert w.top.get_object(Bucket=b, Key="hidden.txt")["Body"].read() == b"top secret 2"
+
+
+@pytest.mark.parametrize("versioning", [None, "Enabled"])
+def test_conditional_delete_of_a_hidden_object_answers_as_missing(w, versioning):
+    b = _bucket(w, versioning)
+    etag = w.top.head_object(Bucket=b, Key="hidden.txt")["ETag"]   # even the right ETag
+    for cond in ({"IfMatch": etag}, {"IfMatch": "*"}):
+        views = []
+        for key in ("hidden.txt", "absent.txt"):
+            with pytest.raises(ClientError) as exc:
+                w.sec.delete_object(Bucket=b, Key=key, **cond)
+            views.append(_error(exc, key))
+        assert views[0] == views[1] and views[0][0] == 404
+    sized = [_view(w.sec.delete_object(Bucket=b, Key=k, IfMatchSize=10))
+             for k in ("hidden.txt", "absent.txt")]
+    assert sized[0] == sized[1] and sized[0][0] == 204
+    out = w.sec.delete_objects(Bucket=b, Delete={"Objects": [
+        {"Key": "hidden.txt", "ETag": etag}, {"Key": "absent.txt", "ETag": etag}]})
+    assert [(e["Code"], e["Message"]) for e in out["Errors"] if e["Key"] == "hidden.txt"] == \
+        [(e["Code"], e["Message"]) for e in out["Errors"] if e["Key"] == "absent.txt"] == \
+        [("NoSuchKey", "The specified key does not exist.")]
+    vid = [v["VersionId"] for v in w.top.list_object_versions(Bucket=b)["Versions"]
+           if v["Key"] == "hidden.txt"]
+    assert w.top.get_object(Bucket=b, Key="hidden.txt", VersionId=vid[0])["Body"].read() == b"top secret"
+
+
+def test_retried_complete_of_a_hidden_upload_is_no_such_upload(w):
+    b = _bucket(w, None)
+    add = with_headers(w.top, {LABEL: TS})
+    try:
+        uid = w.top.create_multipart_upload(Bucket=b, Key="mp.txt")["UploadId"]
+        etag = w.top.upload_part(Bucket=b, Key="mp.txt", UploadId=uid, PartNumber=1,
+                                 Body=b"top secret part")["ETag"]
+    finally:
+        w.top.meta.events.unregister("before-call.s3", add)
+    parts = {"Parts": [{"PartNumber": 1, "ETag": etag}]}
+    first = w.top.complete_multipart_upload(Bucket=b, Key="mp.txt", UploadId=uid, MultipartUpload=parts)
+    assert w.top.complete_multipart_upload(Bucket=b, Key="mp.txt", UploadId=uid,
+                                           MultipartUpload=parts)["ETag"] == first["ETag"]
+    views = []
+    for upload_id in (uid, "0" * 48):       # the retry of the hidden one, and a made-up id
+        with pytest.raises(ClientError) as exc:
+            w.sec.complete_multipart_upload(Bucket=b, Key="mp.txt", UploadId=upload_id,
+                                            MultipartUpload=parts)
+        views.append(_error(exc, upload_id))
+    assert views[0] == views[1] and views[0][1]["Code"] == "NoSuchUpload"

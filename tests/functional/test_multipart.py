@@ -382,3 +382,43 @@ def test_transfer_manager_round_trip(s3, bucket, tmp_path):
     dst = tmp_path / "down.bin"
     s3.download_file(bucket, "tm/file.bin", str(dst), Config=cfg)
     assert hashlib.sha256(dst.read_bytes()).digest() == hashlib.sha256(body).digest()
+
+
+def test_conditional_complete_if_match(s3, bucket):
+    etag = s3.put_object(Bucket=bucket, Key="cm", Body=b"v1")["ETag"]
+    uid, done = upload(s3, bucket, "cm", [b"second"])
+    with pytest.raises(ClientError) as e:
+        complete(s3, bucket, "cm", uid, done, IfMatch='"0123456789abcdef0123456789abcdef"')
+    assert err(e) == ("PreconditionFailed", 412)
+    with pytest.raises(ClientError) as e:
+        complete(s3, bucket, "cm-absent", *upload(s3, bucket, "cm-absent", [b"x"]), IfMatch=etag)
+    assert err(e) == ("NoSuchKey", 404)
+    complete(s3, bucket, "cm", uid, done, IfMatch=etag)     # the upload survived the 412
+    assert s3.get_object(Bucket=bucket, Key="cm")["Body"].read() == b"second"
+
+
+@pytest.mark.parametrize("versioning", [None, "Enabled"])
+def test_complete_retried_after_success_answers_the_same(s3, bucket, versioning):
+    """SDKs retry a Complete whose answer was lost: AWS answers 200 with the same ETag."""
+    if versioning:
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": versioning})
+    parts = [data(PART, 7), b"tail"]
+    uid, done = upload(s3, bucket, "retry", parts)
+    first = complete(s3, bucket, "retry", uid, done)
+    again = complete(s3, bucket, "retry", uid, done)
+    assert again["ETag"] == first["ETag"] == composite_etag(parts)
+    assert again.get("VersionId") == first.get("VersionId")
+    assert ("VersionId" in first) == bool(versioning)
+    if versioning:      # a newer version on top: the retry still names its own
+        s3.put_object(Bucket=bucket, Key="retry", Body=b"newer")
+        assert complete(s3, bucket, "retry", uid, done)["VersionId"] == first["VersionId"]
+    for other in (done[:1], [done[0], {"PartNumber": 2, "ETag": '"' + "0" * 32 + '"'}]):
+        with pytest.raises(ClientError) as e:       # another part list is not a retry
+            complete(s3, bucket, "retry", uid, other)
+        assert err(e) == ("NoSuchUpload", 404)
+    with pytest.raises(ClientError) as e:           # nor is the same id on another key
+        complete(s3, bucket, "elsewhere", uid, done)
+    assert err(e) == ("NoSuchUpload", 404)
+    with pytest.raises(ClientError) as e:           # and the upload itself is gone
+        s3.list_parts(Bucket=bucket, Key="retry", UploadId=uid)
+    assert err(e) == ("NoSuchUpload", 404)

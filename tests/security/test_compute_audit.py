@@ -2,8 +2,8 @@
 
 The audit record of a compute call used to carry no principal, action or target; a
 failed authentication lost the key id that was tried, and a job hidden by MAC was
-recorded as allowed. The real compute API handler, on real services in a temporary data
-directory, is driven with signed requests and its ``response.audit`` is checked.
+recorded as allowed. The real gateway, on real services in a temporary data directory,
+is driven with signed requests and each answer's record is read from the audit log.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from vallum.client import Client
 from vallum.compute import api, jobstore
 from vallum.compute.service import ComputeService
 from vallum.compute.spec import JobSpec
+from vallum.security import audit
+from vallum.server.app import Gateway
 from vallum.server.config import from_env_and_flags
 from vallum.server.lifecycle import close_services, open_services
 
@@ -28,19 +30,27 @@ def _scope(client: Client, method: str, path: str, body: bytes, level: str | Non
     client.session_level = level
     headers = client.sign(method, path, {}, {}, hashlib.sha256(body).hexdigest())
     return {"type": "http", "method": method, "scheme": "http", "query_string": b"",
-            "client": ("127.0.0.1", 5000),
-            "headers": [(k.encode(), v.encode()) for k, v in headers.items()]}
+            "client": ("127.0.0.1", 5000), "path": path, "raw_path": path.encode(),
+            "headers": [(k.encode(), v.encode()) for k, v in (*headers.items(),
+                                                              ("content-length", str(len(body))))]}
 
 
 async def _call(services, client, method, path, doc=None, level=None):
     body = json.dumps(doc).encode() if doc is not None else b""
+    sent: list[dict] = []
 
     async def receive():
         return {"type": "http.request", "body": body, "more_body": False}
 
-    response = await api.handle(services, _scope(client, method, path, body, level), receive,
-                                path)
-    return response.status, response.audit
+    async def send(message):
+        sent.append(message)
+
+    await Gateway(services)(_scope(client, method, path, body, level), receive, send)
+    headers = dict(sent[0]["headers"])
+    request_id = headers[b"x-amz-request-id"].decode()
+    lines = audit.log_path(services.config.data_dir).read_bytes().rstrip(b"\0").splitlines()
+    (record,) = [r for r in map(json.loads, lines) if r["request_id"] == request_id]
+    return sent[0]["status"], record
 
 
 async def _scenario(tmp_path) -> list:

@@ -3,7 +3,7 @@
 Two worlds differ only in what an UNCLASSIFIED session may not see: TOP SECRET objects,
 versions on top of visible ones, delete markers over them, multipart uploads and tags.
 Hypothesis generates the hidden setup and a sequence of S3 requests (GET, HEAD, PUT,
-DELETE, COPY, tagging, ListObjects v1/v2, ListObjectVersions, ListMultipartUploads with
+DELETE and conditional DELETE, COPY, tagging, ListObjects v1/v2, ListObjectVersions, ListMultipartUploads with
 prefixes, delimiters, max-keys and markers, continuation tokens and version markers taken
 from earlier answers); the low caller sends the same sequence to both worlds and every
 answer must be byte-identical once request ids, timestamps and generated ids (version and
@@ -232,6 +232,9 @@ def requests(draw):
         _put(q, "header:if-none-match", draw(st.one_of(st.none(), st.just("*"), st.just('"x"'))))
         if kind in ("get", "head"):
             _put(q, "header:range", draw(st.one_of(st.none(), st.sampled_from(["bytes=0-0", "bytes=2-"]))))
+    if kind == "delete":                            # conditional deletes
+        _put(q, "header:if-match", draw(st.one_of(st.none(), st.just("*"), st.just('"x"'))))
+        _put(q, "header:x-amz-if-match-size", draw(st.one_of(st.none(), st.sampled_from(["0", "3"]))))
     return kind, bucket, key, use_id, q, token, draw(bodies)
 
 
@@ -261,7 +264,8 @@ def send(world: World, request: tuple, headers: dict[str, str], sent: list | Non
         names = [key, *KEYS[n:n + 2], *HIDDEN_ONLY[n:n + 1]]
         if bucket == PLN:      # deleting a hidden null version is answered as for a missing key
             names = [k for k in names if k not in HIDDEN_ONLY] + HIDDEN_ONLY[n:n + 1]
-        doc = "".join(f"<Object><Key>{k}</Key></Object>" for k in names)
+        etag = ("", "<ETag>*</ETag>", '<ETag>"x"</ETag>', "<Size>0</Size>")[n % 4]  # conditional
+        doc = "".join(f"<Object><Key>{k}</Key>{etag}</Object>" for k in names)
         body = f"<Delete><Quiet>{'true' if n % 2 else 'false'}</Quiet>{doc}</Delete>".encode()
         return gw.call("POST", f"/{bucket}", {"delete": ""}, dict(headers, **{"content-md5": _md5(body)}), body)
     if kind == "list2" and token is not None and world.tokens:

@@ -3,13 +3,16 @@ job's reason, and a cold task gets the PATH it is promised."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import time
 
 import pytest
 
 from tests.support import fixtures as functional
 from tests.support.compute import client_of, read
+from tests.support.server import server_log, start_server, stop_server
 from vallum.compute import sandbox
 
 pytestmark = pytest.mark.skipif(sandbox.detect_mode() != "bwrap",
@@ -72,3 +75,62 @@ def test_reasons_name_no_host_path_nor_the_gateway_pid(api, s3, bucket, server):
         assert done["state"] == "FAILED" and "staging inputs failed" in reason, done
         assert "/" not in reason.split("failed:", 1)[1], reason
         assert str(server.proc.pid) not in reason, reason
+
+
+@pytest.mark.parametrize("warm", ["1", "0"], ids=["warm", "cold"])
+def test_an_internal_failure_names_its_kind_not_host_paths(tmp_path, warm):
+    """Vallum's own machinery fails around a task (its scratch folder is not a folder):
+    the job's reason says so without the host path or the gateway's pid in it."""
+    scratch = tmp_path / "scratch"
+    srv = start_server(tmp_path / "data", env={"VALLUM_SCRATCH_DIR": str(scratch),
+                                               "VALLUM_COMPUTE_WARM": warm})
+    try:
+        s3, api = srv.client(), client_of(srv)
+        s3.create_bucket(Bucket="internal-" + warm)
+        mine = scratch / str(srv.proc.pid)
+        shutil.rmtree(mine)
+        mine.write_text("not a folder")
+        job = api.submit({"runtime": "python", "code": "pass",
+                          "output": f"s3://internal-{warm}/o/"})
+        done = api.wait(job["id"], timeout=60)
+    finally:
+        stop_server(srv)
+    assert done["state"] == "FAILED", done
+    assert done["reason"] == ("internal error (FileExistsError); the gateway's log has the "
+                              "details"), done
+    assert "FileExistsError" in server_log(tmp_path / "data").read_text()   # details: the log
+
+
+HOST_ENV = {
+    # bash (the gate): traces every command, expanding PS4 -- a command substitution
+    "SHELLOPTS": "xtrace", "PS4": "$(touch {canary}-ps4)",
+    "BASH_ENV": "{canary}-bashenv.sh",
+    # the dynamic loader of every host-side helper (setpriv, prlimit, bwrap run as root)
+    "LD_PRELOAD": "{canary}-preload.so", "LD_LIBRARY_PATH": "{canary}-libs",
+}
+
+
+@pytest.mark.parametrize("warm", ["1", "0"], ids=["warm", "cold"])
+def test_a_tasks_environment_never_reaches_the_host_side_helpers(tmp_path, warm):
+    """A job's ``env`` is for its task, inside the sandbox: none of it may steer a host
+    process that starts the sandbox (as root): no shell option, no BASH_ENV, no loader
+    variable. Inside the task, every variable is as the job asked."""
+    canary = tmp_path / "canary"
+    (tmp_path / "canary-bashenv.sh").write_text(f"touch {canary}-bashenv-ran\n")
+    env = {k: v.format(canary=canary) for k, v in HOST_ENV.items()}
+    srv = start_server(tmp_path / "data", env={"VALLUM_COMPUTE_WARM": warm})
+    try:
+        s3, api = srv.client(), client_of(srv)
+        name = "hostenv-" + warm
+        s3.create_bucket(Bucket=name)
+        job = api.submit({"runtime": "python", "env": env, "output": f"s3://{name}/o/",
+                          "code": "import os, json\nprint(json.dumps({k: os.environ.get(k) "
+                                  f"for k in {sorted(env)!r}}}))\n"})
+        done = api.wait(job["id"], timeout=60)
+        log = api.logs(job["id"])["data"]
+    finally:
+        stop_server(srv)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("canary")) == \
+        ["canary-bashenv.sh"], "a host-side helper ran what the job's env told it"
+    assert done["state"] == "SUCCEEDED", (done, log)
+    assert json.loads(log.strip().splitlines()[-1]) == env

@@ -1,27 +1,37 @@
-"""No silent downgrade: without bubblewrap the gateway refuses tenant code.
+"""No silent downgrade: without bubblewrap, or as root, the gateway refuses tenant code.
 
 A real server started with no bubblewrap on its PATH must fail every job with a
 reason that says how to install bubblewrap, and the job's code must not run; only
 the explicit single-tenant override (VALLUM_SANDBOX=unsafe-single-tenant) runs it.
+A gateway running as root refuses tenant code unless started with
+--allow-root-compute (VALLUM_ALLOW_ROOT_COMPUTE=1), saying how to run it as a service
+user; run as an unprivileged user, it runs tasks.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import sysconfig
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 
 from tests.support.compute import client_of
-from tests.support.server import start_server, stop_server
+from tests.support.server import server_log, start_server, stop_server
 from vallum.client import VallumError
+from vallum.compute import sandbox
 
-CODE = "import os\nopen(os.environ['VALLUM_OUTPUT'] + '/ran', 'w').write('tenant code ran')\n"
+CODE = ("import os, subprocess\nsubprocess.run([\"sh\", \"-c\", \"echo a | cat\"], check=True)\n"
+        "open(os.environ['VALLUM_OUTPUT'] + '/ran', 'w').write('tenant code ran')\n")
 
 
-def _run_job(tmp_path, env):
+def _run_job(tmp_path, env, *extra, launcher=None, data=None):
     """A job's end, the keys in its bucket, the server, and a function invocation's error
     (None when it ran)."""
-    srv = start_server(tmp_path / "data", env={"PATH": str(tmp_path / "empty-bin"), **env})
+    srv = start_server(data or tmp_path / "data", *extra, env=env, launcher=launcher)
     try:
         s3, api = srv.client(), client_of(srv)
         name = "refuse-" + uuid.uuid4().hex[:8]
@@ -46,8 +56,12 @@ def no_bwrap(tmp_path):
     return tmp_path
 
 
+def _without_bwrap(tmp_path, env):
+    return _run_job(tmp_path, {"PATH": str(tmp_path / "empty-bin"), **env})
+
+
 def test_without_bubblewrap_tenant_code_is_refused(no_bwrap):
-    done, keys, srv, error = _run_job(no_bwrap, {"VALLUM_SANDBOX": ""})
+    done, keys, srv, error = _without_bwrap(no_bwrap, {"VALLUM_SANDBOX": ""})
     assert done["state"] == "FAILED", done
     assert error is not None and "bubblewrap" in error, error     # functions do not start
     reason = done["reason"] or ""
@@ -57,12 +71,70 @@ def test_without_bubblewrap_tenant_code_is_refused(no_bwrap):
 
 
 def test_the_old_degraded_mode_name_does_not_downgrade(no_bwrap):
-    done, keys, _, error = _run_job(no_bwrap, {"VALLUM_SANDBOX": "rlimits"})
+    done, keys, _, error = _without_bwrap(no_bwrap, {"VALLUM_SANDBOX": "rlimits"})
     assert done["state"] == "FAILED" and "o/ran" not in keys, done
     assert error is not None, "a function ran unsandboxed"
 
 
 def test_the_explicit_single_tenant_override_runs_tasks(no_bwrap):
-    done, keys, _, error = _run_job(no_bwrap, {"VALLUM_SANDBOX": "unsafe-single-tenant"})
+    done, keys, _, error = _without_bwrap(no_bwrap, {"VALLUM_SANDBOX": "unsafe-single-tenant"})
     assert done["state"] == "SUCCEEDED" and "o/ran" in keys, done
     assert error is None, error
+
+
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="the gateway runs as root only in CI")
+NOT_ALLOWED = {sandbox.ALLOW_ROOT_ENV: ""}
+
+
+@as_root
+def test_as_root_tenant_code_is_refused_unless_allowed(tmp_path):
+    done, keys, srv, error = _run_job(tmp_path, NOT_ALLOWED)
+    assert done["state"] == "FAILED" and "o/ran" not in keys, done
+    assert done["reason"] == sandbox.ROOT_REFUSAL
+    for words in ("service user", "--allow-root-compute", "VALLUM_ALLOW_ROOT_COMPUTE=1",
+                  "docs/compute.md"):
+        assert words in done["reason"]
+    assert error is not None and "service user" in error, error       # nor a function
+    assert f"Compute:            REFUSED. {sandbox.ROOT_REFUSAL}" in \
+        server_log(srv.data_dir).read_text()                         # what `make run` shows
+
+
+@as_root
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_as_root_the_explicit_override_runs_tenant_code(tmp_path, how):
+    extra = ("--allow-root-compute",) if how == "flag" else ()
+    env = NOT_ALLOWED if how == "flag" else {sandbox.ALLOW_ROOT_ENV: "1"}
+    done, keys, srv, error = _run_job(tmp_path, env, *extra)
+    assert done["state"] == "SUCCEEDED" and "o/ran" in keys, done
+    assert error is None, error
+    assert "running as root by request" in server_log(srv.data_dir).read_text()
+
+
+SERVICE_UID = 64_123
+
+
+@as_root
+def test_as_an_unprivileged_service_user_tenant_code_runs(tmp_path):
+    """The gateway run with setpriv as a uid of its own (its data directory owned by it):
+    bubblewrap makes its sandboxes with unprivileged user namespaces. The interpreter is
+    the system's python3 with this environment's packages: the test's own may sit under
+    a home the service user cannot enter."""
+    python = shutil.which("python3", path="/usr/bin:/bin")
+    assert python, "a system python3 is needed to run the gateway as another user"
+    home = Path(tempfile.mkdtemp(prefix="vallum-svc-"))
+    try:
+        os.chown(home, SERVICE_UID, SERVICE_UID)
+        packages = sysconfig.get_paths()["purelib"]
+        root = str(Path(sandbox.__file__).parents[2])
+        env = {**NOT_ALLOWED, "PYTHONPATH": os.pathsep.join([root, packages]),
+               "HOME": str(home), "TMPDIR": str(home)}
+        launcher = ["setpriv", f"--reuid={SERVICE_UID}", f"--regid={SERVICE_UID}",
+                    "--clear-groups", "--inh-caps=-all", "--", python]
+        done, keys, srv, error = _run_job(tmp_path, env, launcher=launcher, data=home / "data")
+        assert done["state"] == "SUCCEEDED" and "o/ran" in keys, \
+            (done, server_log(home / "data").read_text()[-2000:])
+        assert error is None, error
+        assert os.stat(home / "data").st_uid == SERVICE_UID
+        assert "Compute:" not in server_log(home / "data").read_text()   # no refusal to tell
+    finally:
+        shutil.rmtree(home, ignore_errors=True)

@@ -20,6 +20,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.support import spill_corpus as corpus
+from tests.support import spill_encodings as enc
 from vallum.security.labels import parse
 from vallum.security.mac import LabelRange, check_spill
 from vallum.security.markings import MarkingScanner, scan_bytes, scan_text
@@ -64,6 +65,95 @@ EVASIONS = [
 @pytest.mark.parametrize("name, body", EVASIONS, ids=[name for name, _ in EVASIONS])
 def test_evasions_are_refused(name, body):
     assert refused(body, ceiling=S), name
+
+
+BANNER = b"TOP SECRET\n\nThe collection plan for the coming quarter.\n\nTOP SECRET\n"
+TAR_OF_ZIP = corpus.tar_of({"readme.txt": b"notes\n", "bundle.zip": corpus.zip_of({"memo.txt": BANNER})})
+
+# Found by an independent red-team pass; each got a marked body past the scanner on main.
+RED_TEAM = [
+    ("zip member in bzip2", enc.zip_bzip2(BANNER)),
+    ("zip member in lzma", enc.zip_lzma(BANNER)),
+    ("self-extracting zip", enc.self_extracting(BANNER)),
+    ("zip appended to a zip", corpus.zip_of({"a.txt": b"hello\n"}) + corpus.zip_of({"b.txt": BANNER})),
+    ("zip in an uncompressed tar", TAR_OF_ZIP),
+    ("raw deflate", enc.raw_deflate(BANNER)),
+    ("zlib stream", enc.zlib_stream(BANNER)),
+    ("legacy .lzma", enc.lzma_alone(BANNER)),
+    ("base64 of base64", enc.b64_of_b64(BANNER)),
+    ("base32", enc.base32(BANNER)),
+    ("base85", enc.base85(BANNER)),
+    ("ascii85, wrapped", enc.ascii85(BANNER)),
+    ("hex", enc.hex_text(BANNER)),
+    ("hex bytes", enc.hex_spaced(BANNER)),
+    ("hex of gzip", enc.hex_text(gzip.compress(BANNER, mtime=0))),
+    ("base32 of raw deflate", enc.base32(enc.raw_deflate(BANNER))),
+    ("url-safe base64", base64.urlsafe_b64encode(b"\xfb\xff" + BANNER)),
+    ("uuencode", enc.uuencoded(BANNER)),
+    ("utf-7", enc.utf7_forced(BANNER)),
+    ("rot13", enc.rot13(BANNER)),
+    ("abbreviated banner line", b"TS//NF\n\nThe collection plan.\n"),
+    ("abbreviated marking inline", b"Distribution: see TS//SI//NF annex.\n"),
+    ("csv banner row", b"TOP SECRET,,,\nsite,owner,date,note\nnorth,ops,2024-01-02,ok\n"),
+    ("quoted csv banner row", b'"TOP SECRET","","",""\nsite,owner,date,note\n'),
+    ("json classification", b'{"classification":"TOP SECRET","body":"the plan"}'),
+    ("json classification, pretty", b'{\n  "classification": "TOP SECRET",\n  "body": "the plan"\n}\n'),
+    ("rtf without //", rb"{\rtf1\ansi{\fonttbl\f0 Arial;}\f0\pard\qc\b TOP SECRET\b0\par The plan.\par}"),
+    ("rtf split by an empty group", rb"{\rtf1\ansi\pard TOP SE{}CRET\par The plan.\par}"),
+    ("cyrillic and greek look-alikes", enc.lookalikes(BANNER)),
+    ("combining accents", enc.combining(BANNER)),
+    ("full-width letters", enc.fullwidth(BANNER)),
+    ("letter-spaced", enc.letter_spaced(BANNER)),
+    ("letter-spaced with dots", b"T.O.P  S.E.C.R.E.T\n\nThe plan.\n"),
+]
+
+
+@pytest.mark.parametrize("name, body", RED_TEAM, ids=[name for name, _ in RED_TEAM])
+def test_red_team_evasions_are_refused(name, body):
+    assert refused(body, ceiling=S), name
+    assert refused(body, ceiling=S, chunk=7), name            # whatever the chunking
+
+
+RUSSIAN = "ТОР СЕКРЕТОВ. Совершенно секретно: РЕЦЕПТ ТОРТА\nСЕКРЕТ\nКОНФИДЕНЦИАЛЬНО\nОТЧЁТ\n"
+GREEK = "ΑΠΟΡΡΗΤΟ ΕΓΓΡΑΦΟ\nΤΟ ΚΟΡΙΤΣΙ ΚΑΙ Η ΘΑΛΑΣΣΑ\nΚΑΤΗΓΟΡΙΑ: ΕΜΠΙΣΤΕΥΤΙΚΟ\n"
+ORDINARY_LOOKALIKES = [
+    ("russian prose", RUSSIAN.encode()),
+    ("greek prose", GREEK.encode()),
+    ("accented french", "SÉCRÉTAIRE GÉNÉRAL\nCONFIDENTIALITÉ DES DONNÉES\n".encode()),
+    ("hex dump", b"".join(b"%08x: " % i + bytes((i * 37 + k) % 256 for k in range(16)).hex(" ").encode()
+                          + b"  ................\n" for i in range(0, 4096, 16))),
+    ("sha-256 list", b"".join(f"{i:064x}  file{i}.bin\n".encode() for i in range(0, 10**6, 7919))),
+    ("rot13 of ordinary text", enc.rot13(corpus.PROSE["en"].encode())),
+    ("rot13-looking enumeration", b"(F) first item\n(P) second item\n(G) third\n"),
+    ("json classification public", b'{"classification": "public", "level": "SECRET-SANTA"}'),
+    ("base32 of random bytes", enc.base32(bytes((i * 7919) % 251 for i in range(3000)))),
+    ("uuencoded binary", enc.uuencoded(bytes(range(256)) * 4)),
+    ("code with plus runs", b"x = a+bcd-e; y = n+ABCD-1; url = 'http://h/x?q=a+b+c'\n" * 20),
+    ("ordinary rtf", rb"{\rtf1\ansi\pard\b Quarterly review\b0\par Secret of the recipe: butter.\par}"),
+    ("spaced initials", b"Made in the U S A by A. B. C. Ltd\nT O D O\n"),
+    ("python enum lines", b"class Level:\n    SECRET,\n    'SECRET',\n    TOP = 1\n"),
+]
+
+
+@pytest.mark.parametrize("name, body", ORDINARY_LOOKALIKES, ids=[name for name, _ in ORDINARY_LOOKALIKES])
+def test_ordinary_look_alikes_are_not_refused(name, body):
+    assert not refused(body), name
+
+
+@pytest.mark.parametrize("value", ["reports/TS//NF/plan.txt", "TS//NF", "classified/S//NF",
+                                   'attachment; filename="TOP SECRET"', "inline; filename*=UTF-8''TS%2F%2FNF",
+                                   "max-age=60, TOP SECRET", "TOP%20SECRET", enc.lookalikes(b"SECRET").decode()])
+def test_red_team_field_evasions(value):
+    found, incomplete = scan_text(value)
+    assert found is not None and not U.dominates(found) and not incomplete, value
+
+
+@pytest.mark.parametrize("value", ["a/S/b", "TS/2024/plan.txt", 'attachment; filename="report.pdf"',
+                                   "max-age=3600, no-transform", "text/html; charset=UTF-8", "en-GB",
+                                   "Wed, 21 Oct 2037 07:28:00 GMT", "ТОР-10 отчёт"])
+def test_ordinary_fields_are_not_refused(value):
+    found, incomplete = scan_text(value)
+    assert (found is None or U.dominates(found)) and not incomplete, value
 
 
 @pytest.mark.parametrize("spaced", [b"TOP  SECRET", b"TOP\nSECRET", b"TOP\r\n  SECRET", b"TOP\tSECRET",
@@ -157,9 +247,12 @@ def test_marking_split_at_every_chunk_boundary_of_a_compressed_body():
         assert refused(body, chunk=chunk), chunk
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(magic=st.sampled_from([b"%PDF-1.4\n", b"PK\x03\x04", b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00",
-                              b"\xff\xfe", b"\xfe\xff", b"\xff\xfe\x00\x00", b"<html>", b""]),
+                              b"\xff\xfe", b"\xfe\xff", b"\xff\xfe\x00\x00", b"<html>", b"",
+                              b"x\x9c", b"\x5d\x00\x00\x80\x00" + b"\xff" * 8, b"{\\rtf1 ", b"begin 644 x\n",
+                              b"<~", b"MZ\x90\x00PK\x03\x04", b"PK\x03\x04\x14\x00\x00\x00\x0e\x00",
+                              b"PK\x03\x04\x14\x00\x00\x00\x0c\x00", b"+AFQ-"]),
        tail=st.binary(max_size=3000), cut=st.integers(0, 3000))
 def test_malformed_containers_never_fault(magic, tail, cut):
     """Garbage after any magic: no scanner fault (a fault refuses the upload, fail closed,
@@ -185,15 +278,19 @@ def test_pdf_content_garbage_never_faults(noise):
 @pytest.mark.parametrize("name, unit", [
     ("padded fragments", b"abcdefgh="), ("unclosed tags", b"x <p "), ("markup", b"<"),
     ("pdf strings", b"(a"), ("portions", b"(C) x\n"), ("banner lines", b"SECRET\n"),
+    ("letter spacing", b"S E "), ("dotted capitals", b"S.E."), ("hex bytes", b"4f "), ("utf-7", b"+AFQ-x"),
+    ("encoded tokens", b"0123456789abcdef" * 4 + b"\n"), ("abbreviations", b"S//N"),
+    ("embedded zip magics", b"xPK\x03\x04"), ("embedded gzip magics", b"x\x1f\x8b\x08\x00"),
 ])
 def test_no_input_makes_the_scan_quadratic(name, unit):
     """2 MB of a pattern that once made a view rescan the rest of the chunk per match
-    (7 s per MB for padded fragments): the scan stays linear, far below the bound."""
+    (7 s per MB for padded fragments; each embedded magic once fed the rest of its chunk
+    to a nested scan): the scan stays linear, far below the bound, in any chunk size."""
     body = (b"%PDF-1.4\n" if name == "pdf strings" else b"<html>" if name == "markup" else b"")
     body += unit * (2_000_000 // len(unit))
     started = time.process_time()
     s = MarkingScanner()
-    for i in range(0, len(body), 1 << 16):
-        s.feed(body[i:i + (1 << 16)])
+    for i in range(0, len(body), 1 << 20):
+        s.feed(body[i:i + (1 << 20)])
     s.finish()
     assert time.process_time() - started < 6, name

@@ -81,6 +81,25 @@ def test_markings_around_the_body_are_refused(s3, where):
     refused(lambda: s3.create_multipart_upload(**{k: v for k, v in kwargs.items() if k != "Body"}))
 
 
+@pytest.mark.parametrize("header, value", [
+    ("ContentDisposition", 'attachment; filename="TOP SECRET"'), ("CacheControl", "max-age=60, SECRET//NOFORN"),
+    ("ContentType", 'text/plain; x-note="TS//NF"'), ("ContentLanguage", "TOP SECRET"),
+    ("ContentEncoding", "TS//SI//NF")])
+def test_markings_in_standard_headers_are_refused(s3, header, value):
+    """Standard headers are stored and returned like user metadata: scanned like it."""
+    key = f"headers-{header}.txt"
+    kwargs = {"Bucket": "spill", "Key": key, header: value}
+    refused(lambda: s3.put_object(Body=b"nothing to see\n", **kwargs))
+    refused(lambda: s3.create_multipart_upload(**kwargs))
+    s3.put_object(Bucket="spill", Key="hsrc.txt", Body=b"plain\n")
+    refused(lambda: s3.copy_object(CopySource={"Bucket": "spill", "Key": "hsrc.txt"}, MetadataDirective="REPLACE",
+                                   **kwargs))
+    assert missing(s3, key)
+    s3.put_object(Bucket="spill", Key=key, Body=b"plain\n", ContentDisposition='attachment; filename="a.pdf"',
+                  CacheControl="max-age=60, no-transform", ContentType="text/plain; charset=utf-8",
+                  ContentLanguage="en-GB", Expires="Wed, 21 Oct 2037 07:28:00 GMT")
+
+
 def test_marked_tags_on_an_existing_object_are_refused(s3):
     s3.put_object(Bucket="spill", Key="tagged.txt", Body=b"plain\n")
     refused(lambda: s3.put_object_tagging(Bucket="spill", Key="tagged.txt", Tagging={
@@ -143,6 +162,10 @@ def test_refusal_is_audited_as_deny_with_the_spill_rule(srv, s3):
 
 # --- a bucket's spill mode: refuse (default), quarantine, audit-only --------------------
 def _bucket_with_mode(s3, name: str, mode: str) -> None:
+    """Create ``name`` with spill mode ``mode`` once (tests of a mode may run in any order)."""
+    if any(b["Name"] == name for b in s3.list_buckets()["Buckets"]):
+        return
+
     def add(params, **_):
         params["headers"]["x-vallum-spill-mode"] = mode
 
@@ -176,6 +199,7 @@ def test_quarantine_stores_the_spill_at_the_marked_level(srv, s3):
 
 
 def test_quarantine_labels_a_multipart_spill_at_complete(s3):
+    _bucket_with_mode(s3, "quarantine", "quarantine")
     filler = (b"ordinary words on an ordinary line\n" * (PART // 35 + 2))[:PART - 8]
     up = s3.create_multipart_upload(Bucket="quarantine", Key="split.txt")["UploadId"]
     parts = []

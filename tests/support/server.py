@@ -19,6 +19,7 @@ from botocore.config import Config
 ACCESS_KEY = "VALLUMTESTROOTKEY000"
 SECRET_KEY = "vallum-test-root-secret-key-0000000000000"
 REGION = "us-east-1"
+STARTED: list[int] = []       # pids of the servers this process started (tests/conftest.py)
 
 
 @dataclass
@@ -73,11 +74,14 @@ def dev_certs(out: Path) -> Path:
 
 
 def start_server(data_dir: Path, *extra: str, env: dict | None = None,
-                 tls_certs: Path | None = None) -> Server:
+                 tls_certs: Path | None = None, launcher: list[str] | None = None) -> Server:
     """Start `vallum serve` on a free port; the caller stops it (stop_server). With
-    ``tls_certs`` (a `vallum certs dev` directory) it serves HTTPS with that certificate."""
+    ``tls_certs`` (a `vallum certs dev` directory) it serves HTTPS with that certificate;
+    ``launcher`` replaces ``[sys.executable]`` (e.g. setpriv ... python, another user)."""
     port = free_port()
     full_env = dict(os.environ, VALLUM_ROOT_ACCESS_KEY=ACCESS_KEY, VALLUM_ROOT_SECRET_KEY=SECRET_KEY)
+    if os.geteuid() == 0:        # CI runs as root: tenant compute from root, said explicitly
+        full_env["VALLUM_ALLOW_ROOT_COMPUTE"] = "1"
     full_env.update(env or {})
     scheme, context = "http", None
     if tls_certs is not None:
@@ -87,9 +91,10 @@ def start_server(data_dir: Path, *extra: str, env: dict | None = None,
     log_path = server_log(data_dir)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "vallum", "serve", "--data-dir", str(data_dir),
+            [*(launcher or [sys.executable]), "-m", "vallum", "serve", "--data-dir", str(data_dir),
              "--address", f"127.0.0.1:{port}", *extra],
             env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    STARTED.append(proc.pid)
     endpoint = f"{scheme}://127.0.0.1:{port}"
     try:
         wait_ready(endpoint, proc, context=context, log_path=log_path)

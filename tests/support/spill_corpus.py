@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
+from tests.support import spill_encodings
+
 # --- documents ----------------------------------------------------------------------
 MEMOS = {
     "TOP SECRET//SI//NOFORN": ("TOP SECRET//SI//NOFORN", "(TS//SI//NF) The collection plan for the coming quarter.",
@@ -41,6 +43,18 @@ ALT_BANNERS = {          # the same levels in their other real forms
     "*** TOP SECRET ***": "TOP SECRET",
     "- CONFIDENTIAL -": "CONFIDENTIAL",
     "SECRET//REL TO USA, GBR": "SECRET//REL TO USA, GBR",
+}
+
+
+RED_TEAM_FORMS = {       # banner forms the red-team pass found unread
+    "TS//NF\n\nThe collection plan.\n": "TOP SECRET//NOFORN",
+    "Memo\n  S//REL TO USA, GBR\nBody.\n": "SECRET//REL TO USA, GBR",
+    "TOP SECRET,,,\nsite,owner,date,note\nnorth,ops,2024-01-02,ok\n": "TOP SECRET",
+    '"SECRET//NOFORN","",""\nsite,owner,date\n': "SECRET//NOFORN",
+    '{"classification":"TOP SECRET","body":"the plan"}': "TOP SECRET",
+    '{\n  "classification": "CONFIDENTIAL",\n  "body": "x"\n}\n': "CONFIDENTIAL",
+    "classification: SECRET\nbody: the plan\n": "SECRET",
+    "Annex: TS//SI//NF material follows.\n": "TOP SECRET//SI//NOFORN",
 }
 
 
@@ -120,17 +134,16 @@ def email(body: str, *, cte: str = "8bit", subtype: str = "plain",
     return msg.as_bytes()
 
 
-def zip_of(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", method) as z:
-        for name, data in members.items():
-            z.writestr(name, data)
-    return buf.getvalue()
+zip_of = spill_encodings.zip_of
 
 
 def tar_gz(members: dict[str, bytes]) -> bytes:
+    return tar_of(members, "w:gz")
+
+
+def tar_of(members: dict[str, bytes], mode: str = "w") -> bytes:
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as t:
+    with tarfile.open(fileobj=buf, mode=mode) as t:  # type: ignore[call-overload]
         for name, data in members.items():
             info = tarfile.TarInfo(name)
             info.size, info.mtime = len(data), 0
@@ -185,10 +198,17 @@ def marked() -> Iterator[tuple[str, bytes, str]]:
                                            cte="quoted-printable"), banner
         yield f"{slug}.docx-attached.eml", email("See attached.", attachment=("memo.docx", docx([top, para]))), banner
         yield f"{slug}.docx.gz", gzip.compress(docx([top, para]), mtime=0), banner
+        for suffix, encode in spill_encodings.RED_TEAM.items():
+            yield f"{slug}.red.{suffix}", encode(text.encode()), banner
     for form, banner in ALT_BANNERS.items():
         slug = "alt-" + "".join(c if c.isalnum() else "-" for c in form)
         for suffix, data in evasions(memo(form, ("Body text of the note.",))):
             yield f"{slug}.{suffix}", data, banner
+        for suffix, encode in spill_encodings.RED_TEAM.items():
+            yield f"{slug}.red.{suffix}", encode(memo(form, ("Body text of the note.",)).encode()), banner
+    for form, banner in RED_TEAM_FORMS.items():
+        slug = "form-" + "".join(c if c.isalnum() else "-" for c in form)[:40]
+        yield f"{slug}.txt", form.encode(), banner
     for mark, banner in (("(S//NF)", "SECRET//NOFORN"), ("(TS)", "TOP SECRET"), ("(C)", "CONFIDENTIAL"),
                          ("(S)", "SECRET"), ("(CUI)", "CUI")):
         slug = "portion-" + "".join(c for c in mark if c.isalnum())
@@ -246,6 +266,23 @@ def ordinary() -> Iterator[tuple[str, bytes]]:
     yield "manual.ps", (b"%!PS-Adobe-2.0\n/Times-Roman findfont 10 scalefont setfont\n72 700 moveto\n(TS)\nshow\n"
                         b"(C)\nshow (S)\nshow\n(The manual) show\nshowpage\n")
     yield "binary.bin", bytes(range(256)) * 64
+    yield "prose-ru.txt", ("ТОР СЕКРЕТОВ. Совершенно секретно: РЕЦЕПТ ТОРТА\nСЕКРЕТ\nКОНФИДЕНЦИАЛЬНО\n"
+                           "Москва — столица России. ОТЧЁТ О РАБОТЕ ЗА КВАРТАЛ\n").encode()
+    yield "prose-el.txt", "ΑΠΟΡΡΗΤΟ ΕΓΓΡΑΦΟ\nΤΟ ΚΟΡΙΤΣΙ ΚΑΙ Η ΘΑΛΑΣΣΑ\nΚΑΤΗΓΟΡΙΑ: ΕΜΠΙΣΤΕΥΤΙΚΟ\n".encode()
+    yield "prose-fr-caps.txt", "SÉCRÉTAIRE GÉNÉRAL\nCONFIDENTIALITÉ DES DONNÉES\n".encode()
+    yield "hexdump.txt", b"".join(b"%08x: " % i + bytes((i * 37 + k) % 256 for k in range(16)).hex(" ").encode()
+                                  + b"  ................\n" for i in range(0, 8192, 16))
+    yield "sha256sums.txt", b"".join(f"{i * 2654435761 % 2**256:064x}  file{i}.bin\n".encode() for i in range(300))
+    for lang in ("en", "de", "nl"):
+        yield f"prose-{lang}.rot13.txt", spill_encodings.rot13(PROSE[lang].encode())
+    yield "enumeration-rot13.txt", b"(F) first item\n(P) second item\n(G) third\n(N) fourth\n"
+    yield "public.json", b'{"classification": "public", "level": "SECRET-SANTA", "items": [1, 2]}\n'
+    yield "random.b32", spill_encodings.base32(bytes((i * 7919) % 251 for i in range(6000)))
+    yield "binary.uu", spill_encodings.uuencoded(bytes(range(256)) * 16)
+    yield "ordinary.rtf", spill_encodings.rtf(PROSE["en"].encode())
+    yield "initials.txt", b"Made in the U S A by A. B. C. Ltd\nT O D O\nR.I.P. S.O.S.\n"
+    yield "ordinary.deflate", spill_encodings.raw_deflate(PROSE["fr"].encode())
+    yield "ordinary.sfx.exe", spill_encodings.self_extracting(PROSE["de"].encode())
     yield "image.png", b"\x89PNG\r\n\x1a\n" + bytes((i * 7919) % 251 for i in range(50000))
 
 

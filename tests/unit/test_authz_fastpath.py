@@ -162,7 +162,7 @@ def test_narrowed_views_are_cached_per_action_and_bucket():
 def test_iso_time_is_cached_per_second_only():
     for now in (0.0, 1.5, 1.9, 2.0, time.time(), time.time() + 86400.3):
         want = datetime.fromtimestamp(int(now), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        assert gate._iso(now) == want
+        assert authz._iso(now) == want
 
 
 def test_object_tag_need_is_remembered_per_policy_set():

@@ -18,6 +18,7 @@ LAYERS: dict[str, int] = {
     # protocol: pure parsing and formatting, no I/O
     "vallum.s3": 0,
     "vallum.batching": 0,
+    "vallum.http": 0,                 # Request/Response: the types every API handler sees
     # stores
     "vallum.sqlite_open": 1,
     "vallum.meta": 1,
@@ -36,7 +37,6 @@ LAYERS: dict[str, int] = {
     "vallum.s3.handlers": 4,
     "vallum.s3.handlers.labels": 4,   # MAC of a request: used by the gate and the handlers
     "vallum.s3.handlers.visibility": 4,   # what a MAC-restricted caller sees: gate and handlers
-    "vallum.server.http": 4,
     "vallum.iam.gate": 4,
     "vallum.iam.sts_api": 4,
     "vallum.compute.api": 4,

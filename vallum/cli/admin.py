@@ -23,6 +23,7 @@ from typing import Any
 
 import typer
 
+from vallum.cli.label import bucket_app
 from vallum.s3.sigv4 import sign_headers
 
 
@@ -70,7 +71,7 @@ policy_app = typer.Typer(help="Managed and inline policies; the simulator.", no_
 label_app = typer.Typer(help="Object classification labels (downgrade).", no_args_is_help=True)
 for _name, _sub in (("account", account_app), ("user", user_app), ("group", group_app),
                     ("key", key_app), ("role", role_app), ("policy", policy_app),
-                    ("label", label_app)):
+                    ("label", label_app), ("bucket", bucket_app)):
     app.add_typer(_sub, name=_name)
 
 
@@ -287,9 +288,13 @@ def group_remove(ctx: typer.Context, group: str, user: str, account: str = Accou
 # ---------------------------------------------------------------- keys
 @key_app.command("create")
 def key_create(ctx: typer.Context, user: str = typer.Option(..., "--user", "-u"),
+               session_level: str = typer.Option(None, "--session-level", help="Bind the key to "
+                                                 "this MAC session level (at most the user's "
+                                                 "clearance and yours): every request signed "
+                                                 "with it runs at that level"),
                account: str = AccountOpt, output: str = OutputOpt) -> None:
     """Create an access key; the secret is shown only now."""
-    _run(ctx, "CreateAccessKey", output, account=account, user=user)
+    _run(ctx, "CreateAccessKey", output, account=account, user=user, session_level=session_level)
 
 
 @key_app.command("list")

@@ -7,11 +7,13 @@ import typer
 from vallum.cli import audit as audit_cli
 from vallum.cli import certs as certs_cli
 from vallum.cli import functions, jobs
+from vallum.cli import label as label_cli
 from vallum.cli import quota as quota_cli
 from vallum.cli import spill as spill_cli
 from vallum.cli.admin import app as admin_app
 from vallum.cli.keys import app as keys_app
 from vallum.cli.operator import app as operator_app
+from vallum.cli.root import app as root_app
 from vallum.cli.runtime import app as runtime_app
 from vallum.cli.scrub import scrub
 from vallum.cli.serve import serve
@@ -28,10 +30,12 @@ app.add_typer(audit_cli.app, name="audit")
 app.add_typer(certs_cli.app, name="certs")
 admin_app.add_typer(quota_cli.app, name="quota")
 admin_app.command("usage")(quota_cli.usage)
+admin_app.add_typer(root_app, name="root")
 app.add_typer(admin_app, name="admin")
 app.add_typer(keys_app, name="keys")
 app.add_typer(spill_cli.app, name="spill")
 app.add_typer(runtime_app, name="runtime")
+app.add_typer(label_cli.app, name="label")
 
 
 @app.command("version")

@@ -69,8 +69,10 @@ def status(data_dir: str = DataDir, as_json: bool = typer.Option(False, "--json"
     for a in alerts:
         counts[a["kind"]] = counts.get(a["kind"], 0) + 1
     mode, source = effective_default(d)
+    from vallum.operator.state import remembered
     doc = {"default_mode": mode, "default_mode_source": source,
-           "account_modes": modes["accounts"], "alerts": counts, "contained": _state(d)}
+           "account_modes": modes["accounts"], "alerts": counts, "contained": _state(d),
+           "baselines": remembered(journal.directory(d))}
     if as_json:
         typer.echo(json.dumps(doc, indent=1, sort_keys=True))
         return
@@ -78,6 +80,7 @@ def status(data_dir: str = DataDir, as_json: bool = typer.Option(False, "--json"
     for acct, mode in sorted(modes["accounts"].items()):
         typer.echo(f"  account {acct}: {mode}")
     typer.echo(f"alerts: {sum(counts.values())} " + " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    typer.echo(f"baselines on disk: {doc['baselines']} principals")
     for entity, a in _state(d).items():
         typer.echo(f"contained: {entity} {a['action']} since {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(a['ts']))} ({a['kind']})")
 

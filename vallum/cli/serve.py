@@ -1,78 +1,102 @@
-"""`vallum serve`: sweep leftovers of interrupted writes, then run the gateway on uvicorn."""
+"""`vallum serve`: settings (flags > environment > --config file), sweep leftovers of
+interrupted writes, then run the gateway on uvicorn.
+
+Every setting is a row of vallum/server/config.py's SETTINGS; the options below are
+their flags (same name, dashes for underscores). Add a setting there, then here."""
 
 from __future__ import annotations
 
 import asyncio
+import logging.config
 import os
 import ssl
 import sys
-from pathlib import Path
+from typing import Any
 
 import typer
 import uvicorn
 
-from vallum.iam.root import load_or_create
-from vallum.meta.postgres import is_postgres_url, redacted
-from vallum.security import crypto
+from vallum.compute import sandbox
+from vallum.iam.root import ROOT_FILE, RootCredentials, load_or_create
+from vallum.meta.postgres import redacted
+from vallum.security import crypto, fips
 from vallum.security.audit import AUDIT_DIR, ensure_signing_key
 from vallum.security.audit_checkpoint import fingerprint
 from vallum.security.audit_witness import Witness
 from vallum.security.setup import audit_on
-from vallum.server.config import from_env_and_flags, to_env
+from vallum.server.config import BY_KEY, Config, clear_env, load, to_env
 from vallum.server.lifecycle import sweep_orphans
-from vallum.server.protocol import CoalescingHttpToolsProtocol
+from vallum.server.limits import GuardedHttpProtocol, raise_open_files
+from vallum.server.logs import log_config
 from vallum.service.clock import TEST_CLOCK_ENV, TEST_CLOCK_NAME
 
 
+def _opt(key: str) -> Any:
+    """The flag of one SETTINGS row, its help text from the table."""
+    setting = BY_KEY[key]
+    flag = "--" + key.replace("_", "-")
+    env = f"; env {setting.env}" if setting.main_env else "; flag or config file only"
+    return typer.Option(None, flag, help=setting.help + env)
+
+
 def serve(
-    data_dir: str = typer.Option(None, "--data-dir", help="Where metadata and blobs live [env VALLUM_DATA_DIR; default ./vallum-data]"),
-    address: str = typer.Option(None, "--address", help="HOST:PORT to listen on [env VALLUM_ADDRESS; default 127.0.0.1:9000]"),
-    region: str = typer.Option(None, "--region", help="Region name reported to clients [default us-east-1]"),
-    domain: str = typer.Option(None, "--domain", help="Base host name for virtual-host-style requests"),
-    workers: int = typer.Option(None, "--workers", help="Gateway processes sharing the port [default 1]"),
-    compute: str = typer.Option(None, "--compute", help="Where jobs run: local (default, one slot per core), local:N, local:MIN-MAX (predictively sized), or ray://HOST:PORT [env VALLUM_COMPUTE]"),
+    config_file: str = typer.Option(None, "--config", help="TOML file with any of these settings "
+                                    "(keys as the flags, with underscores); env and flags override it"),
+    data_dir: str = _opt("data_dir"),
+    address: str = _opt("address"),
+    region: str = _opt("region"),
+    domain: str = _opt("domain"),
+    workers: int = _opt("workers"),
+    compute: str = _opt("compute"),
+    tls_cert: str = _opt("tls_cert"),
+    tls_key: str = _opt("tls_key"),
+    audit_witness: str = _opt("audit_witness"),
+    require_signed_payload: bool = typer.Option(
+        False, "--require-signed-payload", help=BY_KEY["require_signed_payload"].help
+        + "; env VALLUM_REQUIRE_SIGNED_PAYLOAD"),
+    disk_reserve: str = _opt("disk_reserve"),
+    header_timeout: float = _opt("header_timeout"),
+    body_timeout: float = _opt("body_timeout"),
+    keep_alive_timeout: float = _opt("keep_alive_timeout"),
+    max_connections: int = _opt("max_connections"),
+    max_connections_per_source: int = _opt("max_connections_per_source"),
+    log_format: str = _opt("log_format"),
+    fips_mode: bool = typer.Option(False, "--fips", help=BY_KEY["fips"].help + "; env VALLUM_FIPS"),
+    allow_root_compute: bool = typer.Option(
+        False, "--allow-root-compute",
+        help=BY_KEY["allow_root_compute"].help + "; env VALLUM_ALLOW_ROOT_COMPUTE=1"),
+    meta: str = _opt("meta"),
     test_clock: bool = typer.Option(False, "--test-clock", hidden=True,
                                     help="TESTS ONLY: shift retention/lifecycle time by the seconds in "
                                          "<data-dir>/test-clock-offset"),
-    tls_cert: str = typer.Option(None, "--tls-cert", help="PEM certificate (chain) to serve HTTPS with; needs --tls-key"),
-    tls_key: str = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert"),
-    audit_witness: str = typer.Option(None, "--audit-witness", help="Send every signed audit checkpoint off-box: file:/path (outside the data dir), syslog:unix:PATH, syslog:udp:HOST:PORT or an http(s) URL [env VALLUM_AUDIT_WITNESS]"),
-    require_signed_payload: bool = typer.Option(
-        False, "--require-signed-payload",
-        help="Refuse SigV2 and unsigned SigV4 payloads (presigned GET/HEAD URLs excepted) "
-             "[env VALLUM_REQUIRE_SIGNED_PAYLOAD]"),
-    meta: str = typer.Option(None, "--meta", help="Object metadata on PostgreSQL: postgresql://USER@HOST:PORT/DB (password from VALLUM_META_URL or PGPASSFILE, never here) [env VALLUM_META_URL; default SQLite in the data directory]"),
 ) -> None:
     """Run the S3-compatible gateway with the embedded metadata store and local disk."""
     # Everything the server creates (database, blobs, keys, audit log) is private to its user.
     os.umask(0o077)
+    flags = {k: v for k, v in locals().items() if k in BY_KEY}
+    flags["fips"] = fips_mode
     try:
-        config = from_env_and_flags(data_dir, address, region, domain, workers,
-                                    require_signed_payload=require_signed_payload)
+        config = load(flags, config_file)
+        if bool(config.tls_cert) != bool(config.tls_key) or any(
+                p is not None and not p.is_file() for p in (config.tls_cert, config.tls_key)):
+            raise ValueError("--tls-cert and --tls-key must both name readable PEM files")
+        if config.audit_witness:
+            Witness(config.audit_witness, config.data_dir)    # refuse a bad target before starting
+        if config.meta and config.sources.get("meta") == "flag" and redacted(config.meta) != config.meta:
+            raise ValueError("--meta takes a postgresql:// URL without a password (argv is visible "
+                             "to every local user: give it in VALLUM_META_URL or a PGPASSFILE)")
     except ValueError as exc:
         typer.echo(f"vallum serve: {exc}", err=True)
         raise typer.Exit(2) from None
-    if meta:
-        if not is_postgres_url(meta) or redacted(meta) != meta:
-            typer.echo("vallum serve: --meta takes a postgresql:// URL without a password "
-                       "(give the password in VALLUM_META_URL or a PGPASSFILE)", err=True)
-            raise typer.Exit(2)
-        config.meta_url = meta
-    if config.meta_url and not is_postgres_url(config.meta_url):
-        typer.echo("vallum serve: VALLUM_META_URL must be a postgresql:// URL", err=True)
-        raise typer.Exit(2)
-    if bool(tls_cert) != bool(tls_key) or any(p and not os.path.isfile(p) for p in (tls_cert, tls_key)):
-        typer.echo("vallum serve: --tls-cert and --tls-key must both name readable PEM files", err=True)
-        raise typer.Exit(2)
-    witness = audit_witness or os.environ.get("VALLUM_AUDIT_WITNESS")
+    logging.config.dictConfig(log_config(config.log_format))   # start-up logs too
     try:
-        if witness:
-            Witness(witness, config.data_dir)       # refuse a bad target before starting
+        fd_warning = raise_open_files(config)
     except ValueError as exc:
         typer.echo(f"vallum serve: {exc}", err=True)
-        raise typer.Exit(2) from None
-    if witness:
-        os.environ["VALLUM_AUDIT_WITNESS"] = witness
+        raise typer.Exit(1) from None
+    # Workers (and the start-up below) read the settings from the environment.
+    clear_env(os.environ)
+    os.environ.update(to_env(config))
     try:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(config.data_dir, 0o700)
@@ -82,18 +106,17 @@ def serve(
     except (OSError, ValueError, RuntimeError) as exc:
         typer.echo(f"vallum serve: {exc}", err=True)
         raise typer.Exit(1) from None
-    # The flag, not an inherited environment, says whether this gateway speaks HTTPS.
-    config.tls_cert = Path(tls_cert).resolve() if tls_cert else None
     print(f"Vallum S3 endpoint: {config.endpoint}  (region {config.region})", flush=True)
     print(f"Data directory:     {config.data_dir}", flush=True)
-    if config.meta_url:
-        print(f"Object metadata:    PostgreSQL {redacted(config.meta_url)} (IAM, compute, operator "
+    if config.meta:
+        print(f"Object metadata:    PostgreSQL {redacted(config.meta)} (IAM, compute, operator "
               "state and audit stay on SQLite in the data directory)", flush=True)
+    if config_file:
+        from_file = sorted(k for k, where in config.sources.items() if where == "file")
+        print(f"Config file:        {config_file} ({', '.join(from_file) or 'every setting overridden'})",
+              flush=True)
     print(f"Root access key:    {creds.access_key}", flush=True)
-    if creds.generated or "VALLUM_ROOT_SECRET_KEY" not in os.environ:
-        print(f"Root secret key:    {creds.secret_key}", flush=True)
-    else:
-        print("Root secret key:    (from VALLUM_ROOT_SECRET_KEY)", flush=True)
+    print(root_secret_line(config, creds), flush=True)
     if audit_key is not None:
         public = crypto.ed25519_public(audit_key[0])
         print(f"Audit public key:   {public.hex()}", flush=True)
@@ -103,20 +126,54 @@ def serve(
                   "`vallum audit verify --fingerprint` checks the log against it.", flush=True)
     if config.require_signed_payload:
         print("Signing:            SigV4 with a signed payload required", flush=True)
+    if config.fips:
+        print("FIPS mode:          approved algorithms only; SigV2 refused", flush=True)
+        for line in fips.report():
+            print(f"  {line}", flush=True)
+        if not fips.validated():
+            print("  (no OpenSSL FIPS provider is configured: the algorithms are approved, "
+                  "the module is not a validated one)", flush=True)
+    if fd_warning:
+        print(f"WARNING: {fd_warning}", flush=True)
     if removed:
         print(f"Removed {removed} leftover blob(s) of interrupted writes.", flush=True)
-    os.environ.pop("VALLUM_TLS_CERT", None)      # set again by to_env only when --tls-cert is given
-    os.environ.update(to_env(config))
+    _say_compute_user()
     # The test clock is honoured only when this flag is given, never from an inherited environment.
     os.environ.pop(TEST_CLOCK_ENV, None)
-    if compute:
-        os.environ["VALLUM_COMPUTE"] = compute
     if test_clock:
         os.environ[TEST_CLOCK_ENV] = str(config.data_dir / TEST_CLOCK_NAME)
         print("WARNING: test clock enabled (--test-clock); never use this in production.", flush=True)
+    tls = config.tls_cert is not None
     uvicorn.run("vallum.server.asgi:app", host=config.host, port=config.port, workers=config.workers,
-                loop="uvloop" if sys.platform != "win32" else "auto", http=CoalescingHttpToolsProtocol,
+                loop="uvloop" if sys.platform != "win32" else "auto", http=GuardedHttpProtocol,
                 lifespan="on", access_log=False, server_header=False, log_level="warning",
+                log_config=log_config(config.log_format),
                 timeout_graceful_shutdown=30, backlog=2048,
+                timeout_keep_alive=config.keep_alive_timeout,  # type: ignore[arg-type]
                 # PROTOCOL_TLS_SERVER contexts refuse TLS < 1.2 on Python >= 3.10.
-                ssl_certfile=tls_cert, ssl_keyfile=tls_key, ssl_version=ssl.PROTOCOL_TLS_SERVER)
+                ssl_certfile=str(config.tls_cert) if tls else None,
+                ssl_keyfile=str(config.tls_key) if tls else None, ssl_version=ssl.PROTOCOL_TLS_SERVER,
+                ssl_ciphers=fips.TLS12_CIPHERS if config.fips else "TLSv1")
+
+
+def root_secret_line(config: Config, creds: RootCredentials) -> str:
+    """The secret itself only when it was just created; otherwise where it is and how to
+    replace it (it is never printed or logged again)."""
+    if creds.generated:
+        return (f"Root secret key:    {creds.secret_key}\n"
+                f"                    (shown once: kept 0600 in {config.data_dir / ROOT_FILE})")
+    if os.environ.get("VALLUM_ROOT_SECRET_KEY"):
+        return "Root secret key:    (from VALLUM_ROOT_SECRET_KEY)"
+    return (f"Root secret key:    not shown again: read {config.data_dir / ROOT_FILE} (0600), or "
+            f"stop the server and run `vallum admin root rotate --data-dir {config.data_dir}`")
+
+
+def _say_compute_user() -> None:
+    """As root, tenant compute runs only when the operator says so; say which it is."""
+    if os.geteuid() != 0:
+        return
+    if sandbox.root_allowed():
+        print("Compute:            running as root by request (--allow-root-compute): each task "
+              "starts from root under an unprivileged uid of its own", flush=True)
+    else:
+        print(f"Compute:            REFUSED. {sandbox.ROOT_REFUSAL}", flush=True)

@@ -11,17 +11,15 @@ from typing import Any
 from vallum import authz
 from vallum.compute import levels
 from vallum.compute.spec import Hidden, SpecError, parse_uri
-from vallum.iam.identity import parsed
 
 
-async def _context(meta: Any, bucket_name: str, what: str) -> tuple[authz.Context, Any]:
+async def _context(meta: Any, bucket_name: str, what: str,
+                   keys: dict[str, Any] | None = None) -> tuple[authz.Context, Any]:
+    """The bucket's context as the gateway builds it (owner, policy, PublicAccessBlock)."""
     bucket = await meta.get_bucket(bucket_name)
     if bucket is None:
         raise SpecError(f"{what}: no such bucket {bucket_name!r}", "NoSuchBucket", 404)
-    ctx = authz.Context(resource_owner=bucket.owner)
-    if bucket.config.get("policy"):
-        ctx.bucket_policy = parsed(bucket.config["policy"], "resource")
-    return ctx, bucket
+    return authz.context_for(keys or {}, bucket), bucket
 
 
 async def check_read(meta: Any, principal: Any, uri_text: str, what: str,
@@ -29,12 +27,12 @@ async def check_read(meta: Any, principal: Any, uri_text: str, what: str,
     """May ``principal`` read this object (or list and read this prefix) at ``level``?
     An object above the level answers as a missing one would (no read up)."""
     uri = parse_uri(uri_text, what)
-    ctx, _ = await _context(meta, uri.bucket, what)
+    ctx, bucket = await _context(meta, uri.bucket, what)
     if uri.is_prefix:
-        ctx.keys = {"s3:prefix": uri.key}
-        if not authz.decide(principal, "s3:ListBucket", f"arn:aws:s3:::{uri.bucket}", ctx).allowed:
+        listing = authz.context_for({"s3:prefix": uri.key}, bucket)
+        if not authz.decide(principal, "s3:ListBucket", f"arn:aws:s3:::{uri.bucket}",
+                            listing).allowed:
             raise SpecError(f"{what}: you may not list {uri}", "AccessDenied", 403)
-        ctx.keys = {}
         arn = f"arn:aws:s3:::{uri.bucket}/{uri.key}*"
     else:
         rec = await meta.get_object(uri.bucket, uri.key)

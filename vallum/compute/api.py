@@ -28,9 +28,9 @@ and a task's scoped credentials hold none (a job cannot submit jobs).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -40,9 +40,9 @@ from vallum.compute.functions import FunctionError
 from vallum.compute.levels import SESSION_HEADER
 from vallum.compute.openapi import DOCUMENT
 from vallum.compute.spec import Hidden, SpecError
-from vallum.iam import gate
+from vallum.http import Headers, Request, Response
 from vallum.s3 import errors
-from vallum.server.http import Response
+from vallum.s3.router import Endpoint
 
 log = logging.getLogger("vallum.compute.api")
 MAX_BODY = 4 * 1024 * 1024
@@ -57,79 +57,69 @@ def _error(status: int, code: str, message: str, **extra: Any) -> Response:
     return _json(status, {"error": {"code": code, "message": message, **extra}})
 
 
-async def _body(receive) -> bytes:
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise SpecError("request body too large (4 MiB at most)", "EntityTooLarge", 413)
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            break
-    return b"".join(chunks)
+_OPENAPI = ("/-/jobs/openapi.json", "/-/functions/openapi.json")
 
 
-async def _principal(services: Any, scope: dict[str, Any], body: bytes, path: str) -> Any:
-    headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
-    digest = hashlib.sha256(body).hexdigest()
-    sent = [v for k, v in headers if k == "x-amz-content-sha256"]
-    if sent and sent[0] != digest:
-        raise errors.XAmzContentSHA256Mismatch()
-    query = scope.get("query_string", b"").decode("latin-1")
-    client = scope.get("client") or ("", 0)
-    auth, principal = await gate.authenticate(services, scope["method"], path, query, headers,
-                                              client[0])
-    if auth is None or principal.anonymous:
-        raise errors.AccessDenied("The compute API requires a SigV4-signed request.")
-    return principal
+class ComputeApi:
+    """The compute JSON API behind the front door (server/app.py)."""
+
+    name = "compute"
+    body_limit: int | None = MAX_BODY
+    service = "s3"
+    signed_only = True
+    tenant_view = False
+
+    def match(self, method: str, path: str, headers: Headers) -> bool:
+        return path.startswith(("/-/jobs/", "/-/functions/"))
+
+    def public(self, method: str, path: str) -> bool:
+        return method == "GET" and path in _OPENAPI
+
+    def endpoint(self, services: Any, method: str, path: str, query: str,
+                 headers: Headers) -> Endpoint:
+        return Endpoint(self.name, None, None, dict(parse_qsl(query)))
+
+    def attribution(self, method: str, path: str, query: str) -> dict[str, Any]:
+        op = operation(method, path.strip("/").split("/"))
+        return {"action": f"vallum:{op[0]}" if op else None}
+
+    async def handle(self, request: Request) -> Response:
+        return await handle(request)
+
+    def render_error(self, err: errors.S3Error, request_id: str, path: str) -> Response:
+        return _error(err.status, err.code, err.message)
 
 
-async def handle(services: Any, scope: dict[str, Any], receive, raw_path: str) -> Response:
-    """Answer one compute API request; ``response.audit`` says who asked for what on which
+async def handle(request: Request) -> Response:
+    """Answer one compute API request; ``request.audit`` says what was asked on which
     resource and what decided it (the audit record takes it from there)."""
-    path = raw_path.split("?", 1)[0]
-    op = operation(scope["method"], path.strip("/").split("/"))
-    audit: dict[str, Any] = {"principal": None, "account": None,
-                             "action": f"vallum:{op[0]}" if op else None, "target": None,
-                             "decision": None, "rule": None}
-    response = await _handle(services, scope, receive, path, op, audit)
-    if audit["decision"] is None:
+    path, method = request.path, request.method
+    audit = request.audit
+    if method == "GET" and path in _OPENAPI:
+        audit.update(action="vallum:GetOpenAPI", decision="allow", rule="public document")
+        return _json(200, DOCUMENT)
+    op = operation(method, path.strip("/").split("/"))
+    audit["action"] = f"vallum:{op[0]}" if op else None
+    response = await _handle(request, op, audit)
+    if audit.get("decision") is None:
         audit["decision"] = "allow" if response.status < 400 else "deny"
-    response.audit = audit
     return response
 
 
-async def _handle(services: Any, scope: dict[str, Any], receive, path: str,
-                  op: tuple[str, str, str] | None, audit: dict[str, Any]) -> Response:
-    method = scope["method"]
+async def _handle(request: Request, op: tuple[str, str, str] | None,
+                  audit: dict[str, Any]) -> Response:
+    method, path = request.method, request.path
     try:
-        if path in ("/-/jobs/openapi.json", "/-/functions/openapi.json") and method == "GET":
-            audit.update(action="vallum:GetOpenAPI", decision="allow", rule="public document")
-            return _json(200, DOCUMENT)
-        compute = getattr(services, "compute", None)
+        compute = request.services.compute
         if compute is None:
             return _error(503, "ComputeUnavailable", "compute is not running on this gateway")
-        body = await _body(receive)
-        try:
-            principal = await _principal(services, scope, body, path)
-        except errors.S3Error as exc:       # the key id that was tried, for the audit
-            headers = [(k.decode("latin-1").lower(), v.decode("latin-1"))
-                       for k, v in scope["headers"]]
-            claimed, _ = gate.credential_of(headers, scope.get("query_string", b"").decode(
-                "latin-1"))
-            audit.update(principal=claimed, decision="deny", rule=f"authentication: {exc.code}")
-            raise
-        audit.update(principal=principal.arn, account=principal.account)
         if op is None:
             return _error(404, "NotFound", f"no {method} {path}; see /-/jobs/openapi.json")
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        body = request.payload
         doc = json.loads(body) if body.strip() else None
-        call = Call(compute, principal, method, path.strip("/").split("/"), query, doc,
-                    _header(scope, SESSION_HEADER), (scope.get("client") or ("", 0))[0], audit)
+        call = Call(compute, request.caller, method, path.strip("/").split("/"), request.query,
+                    doc, request.headers.get(SESSION_HEADER), request.source_ip, audit,
+                    request.secure)
         call.allow(*op)
         return await _HANDLERS[op[0]](call, op[2])
     except Hidden as exc:                   # MAC: answered as missing, audited as denied
@@ -149,14 +139,6 @@ async def _handle(services: Any, scope: dict[str, Any], receive, path: str,
         return _error(400, "InvalidRequest", str(exc))
 
 
-def _header(scope: dict[str, Any], name: str) -> str | None:
-    raw = name.encode()
-    for k, v in scope["headers"]:
-        if k.lower() == raw:
-            return v.decode("latin-1")
-    return None
-
-
 @dataclass
 class Call:
     """One compute API request, authenticated."""
@@ -170,12 +152,13 @@ class Call:
     level: str | None          # x-vallum-session-level of the request
     source_ip: str
     audit: dict[str, Any] = field(default_factory=dict)
+    secure: bool = False
 
     def allow(self, action: str, kind: str, name: str = "*") -> None:
         """AccessDenied unless the caller may do ``vallum:<action>`` (IAM decides: the root
         and account admins are allowed by their policies, users need a grant)."""
         arn = resource_arn(self.who.account, kind, name)
-        ctx = authz.Context(keys={"aws:sourceip": self.source_ip})
+        ctx = authz.context_for(authz.global_keys(self.source_ip, self.secure, time.time()))
         decision = authz.decide(self.who, "vallum:" + action, arn, ctx)
         rule = " ".join(x for x in (decision.reason, decision.policy, decision.statement) if x)
         self.audit.update(target=arn, decision="allow" if decision.allowed else "deny",
@@ -321,3 +304,6 @@ _HANDLERS = {"SubmitJob": _submit, "ListJobs": _list_jobs, "GetJob": _get_job,
              "ListFunctions": _list_functions, "CreateFunction": _put_function,
              "GetFunction": _get_function, "DeleteFunction": _delete_function,
              "InvokeFunction": _invoke}
+
+
+API = ComputeApi()

@@ -59,14 +59,38 @@ class LocalPool:
 
     async def run(self, bundle: runner.TaskBundle, cancel: asyncio.Event,
                   on_scratch=None) -> runner.TaskResult:
-        if self.warm_enabled and self.box.mode == "bwrap" and eligible(bundle.job_spec()):
-            return await self.warm.run(bundle, cancel, on_scratch)
-        return await runner.run_task(bundle, self.box, self.scratch_base, cancel, on_scratch)
+        try:
+            if self.warm_enabled and self.box.mode == "bwrap" and eligible(bundle.job_spec()):
+                return await self.warm.run(bundle, cancel, on_scratch)
+            return await runner.run_task(bundle, self.box, self.scratch_base, cancel, on_scratch)
+        except Exception as exc:  # noqa: BLE001 - the task's failure, told without host detail
+            return internal_failure(bundle, exc)
 
 
-def _ray_task(bundle_doc: dict[str, Any], scratch_base: str) -> dict[str, Any]:
-    """Body of the Ray remote function: one attempt on a Ray worker."""
+def internal_failure(bundle: runner.TaskBundle, exc: BaseException) -> runner.TaskResult:
+    """A failure of Vallum's own machinery around a task: the details (host paths, pids,
+    a helper's output) go to the gateway's log; the job's reason names only its kind."""
+    log.error("task %s/%s failed internally", bundle.job_id, bundle.idx, exc_info=exc)
+    return runner.TaskResult("FAILED", None, f"internal error ({type(exc).__name__}); "
+                                             "the gateway's log has the details")
+
+
+_RAY_REASONS = {
+    "WorkerCrashedError": "ray: the worker running the task died",
+    "NodeDiedError": "ray: the node running the task died",
+    "LocalRayletDiedError": "ray: the node running the task died",
+    "OutOfMemoryError": "ray: the node ran out of memory and Ray killed the task's worker",
+    "TaskCancelledError": "cancelled",
+}
+
+
+def _ray_task(bundle_doc: dict[str, Any], scratch_base: str,
+              allow_root: bool = False) -> dict[str, Any]:
+    """Body of the Ray remote function: one attempt on a Ray worker. ``allow_root``: the
+    gateway's operator allowed tenant code to start from root (--allow-root-compute)."""
     bundle = runner.TaskBundle(**bundle_doc)
+    if allow_root:
+        os.environ[sbx.ALLOW_ROOT_ENV] = "1"
     box = sbx.Sandbox()
     # A Ray worker runs one task at a time: one uid of its own, apart from the gateway's range.
     box._free_uids = [sbx.UID_BASE + sbx.UID_COUNT + os.getpid() % 1_000_000]
@@ -122,7 +146,7 @@ class RayExecutor:
         spec = bundle.job_spec()
         ref = self._remote.options(num_cpus=spec.resources.cpu,
                                    memory=spec.resources.memory_mb * 1024 * 1024).remote(
-            bundle.__dict__, str(self.scratch_base))
+            bundle.__dict__, str(self.scratch_base), sbx.root_allowed())
         waiter = asyncio.ensure_future(_await_ref(ref))
         stopper = asyncio.ensure_future(cancel.wait())
         try:
@@ -135,7 +159,12 @@ class RayExecutor:
             self._ray.cancel(ref, force=True)
             raise
         except Exception as exc:  # noqa: BLE001 - a lost Ray worker is the task's failure
-            return runner.TaskResult("FAILED", None, f"ray: {type(exc).__name__}: {exc}")
+            # Ray's own text carries node addresses, worker pids and host tracebacks.
+            reason = _RAY_REASONS.get(type(exc).__name__)
+            if reason is None:
+                return internal_failure(bundle, exc)
+            log.warning("task %s/%s: %s", bundle.job_id, bundle.idx, exc)
+            return runner.TaskResult("FAILED", None, reason)
         finally:
             stopper.cancel()
 

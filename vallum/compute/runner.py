@@ -298,7 +298,7 @@ async def run_task(bundle: TaskBundle, box: sbx.Sandbox, scratch_base: Path,
                    cancel: asyncio.Event | None = None, on_scratch=None) -> TaskResult:
     """Run one attempt end to end; never raises for the task's own failures."""
     if not box.usable:
-        return TaskResult("FAILED", None, sbx.REFUSAL)
+        return TaskResult("FAILED", None, box.refusal())
     spec = bundle.job_spec()
     creds = bundle.credentials()
     client = client_for(bundle)

@@ -46,6 +46,9 @@ JOB = "/job"
 # The same ceiling jobs are checked against at submission (spec.LIMITS), enforced again here.
 MAX_PROCS = int(os.environ.get("VALLUM_COMPUTE_MAX_PROCS", str(spec_limits.LIMITS["max_procs"][1])))
 HELPER_MB = 32
+# The platform's disk bandwidth per sandbox on the scratch disk (read and write, MB/s);
+# 0: unbounded. Set where the cgroup's io (v2) or blkio (v1) controller is available.
+IO_MBPS = int(os.environ.get("VALLUM_COMPUTE_IO_MBPS", "0") or 0)
 HELPERS = Path(__file__).parent          # relay.py and fnworker.py, bound read-only
 _SYSTEM = ("/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc")
 RUNTIME_MOUNT = "/opt/vallum/runtime"    # a task's named runtime (runtimes.py), read-only
@@ -70,10 +73,11 @@ class Limits:
         """max_procs within the platform's ceiling (VALLUM_COMPUTE_MAX_PROCS)."""
         return max(1, min(self.max_procs, MAX_PROCS))
 
-    def group_spec(self) -> cgroups.Spec:
+    def group_spec(self, scratch: Path | None = None) -> cgroups.Spec:
         # The sandbox's own helpers (bubblewrap, the warm worker) ride on top of the task's.
         return cgroups.Spec((self.memory() + HELPER_MB) * 1024 * 1024, self.procs() + 4,
-                            self.cpu)
+                            self.cpu, io_device=block_device(scratch) if scratch else None,
+                            io_bps=IO_MBPS * 1024 * 1024 if IO_MBPS else None)
 
 
 @dataclass
@@ -97,6 +101,13 @@ class Started:
     group: cgroups.Group | None = None
     pidns: str | None = None
     seccomp: bool = False
+
+    def kill(self) -> None:
+        """SIGKILL the sandbox: its process group, and everything in its cgroup (which no
+        process can leave, whatever it did to its session or parent)."""
+        kill_group(self.proc.pid)
+        if self.group is not None:
+            self.group.kill()
 
     def notes(self, limits: Limits) -> str:
         """The job-log line saying which limits this host could not enforce ("" if none)."""
@@ -134,6 +145,15 @@ class Scratch:
     @property
     def work(self) -> Path:
         return self.root / "work"
+
+
+def block_device(path: Path) -> str | None:
+    """"MAJ:MIN" of the block device holding ``path`` (None for tmpfs, overlay, ...)."""
+    try:
+        dev = os.stat(path).st_dev
+    except OSError:
+        return None
+    return f"{os.major(dev)}:{os.minor(dev)}" if os.major(dev) else None
 
 
 def drop_privileges() -> bool:
@@ -189,6 +209,10 @@ class Sandbox:
     def usable(self) -> bool:
         return self.mode in ("bwrap", UNSAFE)
 
+    def refusal(self) -> str:
+        """Why tenant code does not run here (the job's reason, the function's error)."""
+        return ROOT_REFUSAL if self.mode == ROOT_REFUSED else REFUSAL
+
     def acquire_uid(self) -> int:
         """A uid no other running sandbox of this process uses (NOBODY when not root)."""
         if not drop_privileges():
@@ -226,12 +250,12 @@ class Sandbox:
 
     def command(self, scratch: Scratch, argv: list[str], env: dict[str, str], limits: Limits,
                 *, network: bool = False, fds: dict[str, int] | None = None) -> list[str]:
-        """The command line; ``env`` goes to the process's environment (``env=``), never
-        to argv. ``fds`` (see start): "info" and "block" make bubblewrap report its pids
-        and wait, so the caller can put it in a cgroup before any task code runs;
-        "seccomp" holds the system-call filter."""
+        """The command line. ``env`` is the task's, never in argv: with bubblewrap it
+        reaches only the task, through ``fds["args"]`` (see start); in the unsafe mode it
+        is the process's environment. ``fds``: "info" makes bubblewrap report its PID
+        namespace, "seccomp" holds the system-call filter."""
         if not self.usable:
-            raise SandboxUnavailable(REFUSAL)
+            raise SandboxUnavailable(self.refusal())
         cmd: list[str] = []
         if drop_privileges() and self.setpriv:
             cmd += [self.setpriv, f"--reuid={scratch.uid}", f"--regid={scratch.uid}", "--clear-groups",
@@ -244,10 +268,13 @@ class Sandbox:
                     f"--fsize={limits.max_file_mb * 1024 * 1024}", "--core=0", "--"]
         if self.mode != "bwrap":
             return cmd + argv
-        # The task's environment is bubblewrap's own (the caller passes exactly ``env``): never
-        # --setenv, which would put a network task's secret and session token in argv (ps).
+        # The task's environment is set by bubblewrap from arguments it reads from a
+        # descriptor (--args): never in argv, where ps would show a network task's secret,
+        # and never the environment of the host-side helpers (see start).
         b = [self.bwrap, "--unshare-all", "--die-with-parent", "--new-session",
              "--hostname", "vallum-task", "--cap-drop", "ALL"]
+        if fds and "args" in fds:
+            b += ["--args", str(fds["args"])]
         for path in _SYSTEM:
             if os.path.islink(path):
                 b += ["--symlink", os.readlink(path), path]
@@ -270,7 +297,7 @@ class Sandbox:
               "--ro-bind", str(helpers_dir() / "taskworker.py"), "/opt/vallum/taskworker.py"]
         if network:
             b += ["--bind", str(scratch.sock_path), "/run/vallum-gateway.sock"]
-        for name in ("info", "block", "seccomp"):
+        for name in ("info", "seccomp"):
             if fds and name in fds:
                 b += [f"--{name}-fd" if name != "seccomp" else "--seccomp", str(fds[name])]
         b += ["--remount-ro", "/", "--chdir", f"{JOB}/work", "--"]
@@ -279,52 +306,58 @@ class Sandbox:
     async def start(self, scratch: Scratch, argv: list[str], env: dict[str, str],
                     limits: Limits, *, network: bool = False, stdin=subprocess.DEVNULL,
                     stdout=None, stderr=None) -> Started:
-        """Start the sandbox. With bubblewrap it starts blocked: its processes join a fresh
-        cgroup (memory, pids, cpu where available) before the task's code may run."""
+        """Start the sandbox. With bubblewrap it starts held at a gate (see ``gate``): its
+        first process joins a fresh cgroup (memory, pids, cpu where available) before
+        anything else runs, and every process after it is born inside. Only the
+        descriptors named here cross to the child (``close_fds``, ``pass_fds``)."""
         if self.mode != "bwrap":
             proc = await asyncio.create_subprocess_exec(
                 *self.command(scratch, argv, env, limits, network=network), stdin=stdin,
                 stdout=stdout, stderr=stderr, env=env, cwd=str(scratch.work),
-                start_new_session=True)
+                start_new_session=True, close_fds=True, pass_fds=())
             return Started(proc)
+        args = env_args(env)
         info_r, info_w = os.pipe()
-        block_r, block_w = os.pipe()
-        fds = {"info": info_w, "block": block_r}
+        go_r, go_w = os.pipe()
+        fds = {"info": info_w, "args": args}
         filt = seccomp.pipe()
         if filt is not None:
             fds["seccomp"] = filt
         try:
-            cmd = self.command(scratch, argv, env, limits, network=network, fds=fds)
+            cmd = gate(go_r) + self.command(scratch, argv, env, limits, network=network, fds=fds)
             proc = await asyncio.create_subprocess_exec(
-                *cmd, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=str(scratch.work),
-                start_new_session=True, pass_fds=tuple(fds.values()))
+                *cmd, stdin=stdin, stdout=stdout, stderr=stderr, env=HOST_ENV,
+                cwd=str(scratch.work), start_new_session=True, close_fds=True,
+                pass_fds=(go_r, *fds.values()))
         except BaseException:
-            for fd in (info_r, block_w):
+            for fd in (info_r, go_w):
                 os.close(fd)
             raise
         finally:
-            for fd in fds.values():
+            for fd in (go_r, *fds.values()):
                 os.close(fd)
         started = Started(proc, seccomp=filt is not None)
         try:
+            group = cgroups.create(limits.group_spec(scratch.root))
+            started.group = group
+            group.add(proc.pid)               # the gate: all that follows is born inside
+            os.write(go_w, b"g\n")
+            os.close(go_w)
+            go_w = -1
             info = await read_json(info_r, 30.0)
-            child = info.get("child-pid")
+            info_r = -1
             ns = info.get("pid-namespace")
             started.pidns = f"pid:[{ns}]" if isinstance(ns, int) else None
-            group = cgroups.create(limits.group_spec())
-            started.group = group
-            group.add(proc.pid)
-            if isinstance(child, int):
-                group.add(child)
-            os.write(block_w, b"g")           # go: the task's code starts inside the group
         except BaseException:
-            kill_group(proc.pid)
+            started.kill()
             await proc.wait()
             if started.group is not None:
                 started.group.remove()
             raise
         finally:
-            os.close(block_w)
+            for fd in (go_w, info_r):
+                if fd >= 0:
+                    os.close(fd)
         return started
 
     async def run(self, scratch: Scratch, argv: list[str], env: dict[str, str], limits: Limits,
@@ -348,7 +381,7 @@ class Sandbox:
                     code = NOT_FOUND
                 return describe(code, oom=started.group is not None
                                 and started.group.oom_kills() > 0, limits=limits)
-            kill_group(proc.pid)
+            started.kill()
             await waiter
             if stopper is not None and stopper in done:
                 return Outcome(None, cancelled=True, reason="cancelled")
@@ -358,10 +391,54 @@ class Sandbox:
             if stopper is not None:
                 stopper.cancel()
             if not waiter.done():
-                kill_group(proc.pid)
+                started.kill()
                 await waiter
             if started.group is not None:
+                started.group.kill()          # whatever the task left behind it
                 started.group.remove()
+
+
+# The environment of the host-side processes that start a sandbox (the gate, setpriv,
+# prlimit, bubblewrap), run as the gateway's user: fixed, never the job's. A job's env
+# there would be a root shell's BASH_ENV or SHELLOPTS/PS4, or the loader's LD_PRELOAD.
+HOST_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+
+
+def env_args(env: dict[str, str]) -> int:
+    """A descriptor holding ``--clearenv --setenv NAME VALUE ...`` for ``bwrap --args``
+    (NUL-separated, in memory): the task's whole environment, which no host-side process
+    sees and no process listing shows. A NUL in a name or value would split it into
+    further bubblewrap options, so it is refused."""
+    words = ["--clearenv"]
+    for name, value in env.items():
+        if "\0" in name or "\0" in value or not name or "=" in name:
+            raise ValueError("an environment variable's name or value is not allowed")
+        words += ["--setenv", name, value]
+    fd = os.memfd_create("vallum-task-env", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, b"".join(w.encode() + b"\0" for w in words))
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+_GATE = 'fd=$1; shift; IFS= read -r -u "$fd" go; exec {fd}<&-; [ "$go" = g ] || exit 125; exec "$@"'
+
+
+def gate(fd: int) -> list[str]:
+    """A prefix that holds the command until the host writes "g" on ``fd``, and otherwise
+    never runs it: if the process that started it dies first (the pipe reaches EOF), the
+    gate exits. Why not bubblewrap's ``--block-fd``: bubblewrap goes on at EOF, so a
+    sandbox whose owner was killed while it waited ran on outside any cgroup, with no
+    parent to die with. bash, because only bash reads and closes a descriptor above 9."""
+    return [_bash(), "-c", _GATE, "vallum-gate", str(fd)]
+
+
+@functools.cache
+def _bash() -> str:
+    return shutil.which("bash", path="/usr/bin:/bin") or "/bin/bash"
 
 
 def _exec_failed(log_path: Path) -> bool:
@@ -542,10 +619,23 @@ REFUSAL = ("tenant compute is refused: this host has no working bubblewrap sandb
            "(apt-get install bubblewrap, or scripts/install-sandbox.sh) and allow unprivileged "
            "user namespaces; only on a single-tenant machine may the gateway instead be started "
            f"with VALLUM_SANDBOX={UNSAFE}")
+ROOT_REFUSED = "root-refused"
+ALLOW_ROOT_ENV = "VALLUM_ALLOW_ROOT_COMPUTE"
+ROOT_REFUSAL = ("tenant compute is refused: the gateway runs as root, and a sandbox escape would "
+                "then be root on the host. Run `vallum serve` as an unprivileged service user "
+                "(docs/compute.md, \"Running as a service user\": bubblewrap with unprivileged user "
+                "namespaces, a delegated cgroup, the data directory owned by that user), or start "
+                f"it with --allow-root-compute ({ALLOW_ROOT_ENV}=1) to run each task from root "
+                "under an unprivileged uid of its own")
 
 
 class SandboxUnavailable(RuntimeError):
     """No isolating sandbox and no explicit single-tenant override: tenant code never runs."""
+
+
+def root_allowed() -> bool:
+    """May tenant code be started by a gateway running as root (the operator said so)?"""
+    return os.environ.get(ALLOW_ROOT_ENV, "") in ("1", "true", "yes")
 
 
 _MODE: str | None = None
@@ -553,12 +643,15 @@ _MODE: str | None = None
 
 def detect_mode() -> str:
     """"bwrap" when a throw-away sandbox starts here; "unsafe-single-tenant" only when the
-    operator asked for it (VALLUM_SANDBOX); otherwise "unavailable": no silent downgrade."""
+    operator asked for it (VALLUM_SANDBOX); "root-refused" when the gateway runs as root
+    without --allow-root-compute; otherwise "unavailable": no silent downgrade."""
     global _MODE
     if _MODE is not None:
         return _MODE
     forced = os.environ.get("VALLUM_SANDBOX") or ""
-    if forced in ("bwrap", UNSAFE):
+    if os.geteuid() == 0 and not root_allowed():
+        _MODE = ROOT_REFUSED
+    elif forced in ("bwrap", UNSAFE):
         _MODE = forced
     else:
         if forced:
@@ -569,7 +662,7 @@ def detect_mode() -> str:
                     "ONLY: no filesystem, network or PID isolation. Never use this with more "
                     "than one tenant. !!!", UNSAFE)
     elif _MODE != "bwrap":
-        log.error("!!! %s !!!", REFUSAL)
+        log.error("!!! %s !!!", ROOT_REFUSAL if _MODE == ROOT_REFUSED else REFUSAL)
     return _MODE
 
 

@@ -309,6 +309,8 @@ def parse_job(doc: Any, quota: Quota, *, allow_function: bool = False) -> JobSpe
     if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                             for k, v in env.items()):
         raise SpecError("env must be an object of string values")
+    if any("\x00" in v for v in env.values()):
+        raise SpecError("env values may not contain NUL characters")
     for k in env:
         if not _ENV_NAME.fullmatch(k) or k.startswith(_RESERVED_ENV):
             raise SpecError(f"env name {k!r} is invalid or reserved (AWS_*, VALLUM_*)")

@@ -165,6 +165,8 @@ class WarmPool:
         if w.ctl is not None:
             w.ctl.close()
         sbx.kill_group(w.proc.pid)
+        if w.group is not None:
+            w.group.kill()                 # all of it, whatever left the process group
         try:
             await asyncio.wait_for(w.proc.wait(), 5)
         except asyncio.TimeoutError:

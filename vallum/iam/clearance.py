@@ -11,11 +11,19 @@ re-enabling another user's key, assuming a cleared role). Two rules close the cl
   current clearance and that ceiling, so raising a user's clearance later does not
   raise keys an uncleared administrator minted earlier. ``None`` means no ceiling
   (minted by the platform root, or before ceilings were recorded).
+
+A credential may also be bound to a **session level** at minting (one key per level, so
+stock S3 clients that cannot send ``x-vallum-session-level`` work at a chosen level, as
+separate logins per network do): it must be dominated by its holder's clearance and by the
+minter's; every request signed with it runs at that level (fixed: no header changes it),
+and the credential's clearance is capped at it, so nothing reachable through the
+credential (reads, downgrades, compute) exceeds it.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass, replace
 
 from vallum.iam.directory import IAMError
 from vallum.security.labels import Label, LabelError, lowest, parse
@@ -68,3 +76,50 @@ def capped(clearance: str | None, ceiling: str | None) -> str | None:
         return clearance
     met = mine.meet(cap)
     return None if met == LOWEST else met.banner()
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What an access key's minting recorded: the minter's clearance (None: the root) and
+    the session level the key is bound to (None: it runs at its holder's clearance)."""
+
+    ceiling: str | None = None
+    session_level: str | None = None
+
+
+def issued_level(caller, holder_clearance: str | None, requested: object) -> str | None:
+    """The canonical session level to bind a new credential to (None: none asked).
+
+    IAMError (ValidationError) if malformed or above the holder's clearance;
+    ClearanceDenied if above the minter's (``caller``, a Principal) own clearance."""
+    if requested is None or requested == "":
+        return None
+    if not isinstance(requested, str):
+        raise IAMError("session_level is a label, e.g. SECRET//NOFORN")
+    try:
+        level = parse(requested)
+    except LabelError as exc:
+        raise IAMError(f"invalid session level: {exc}") from None
+    if not label(holder_clearance).dominates(level):
+        raise IAMError(f"session level {level} is above the holder's clearance "
+                       f"{label(holder_clearance)}")
+    if not may_take_on(caller, level.banner()):
+        raise ClearanceDenied(f"session level {level} is above your own clearance")
+    return level.banner()
+
+
+def bound(principal, bounds: Bounds | None):
+    """``principal`` as a credential with ``bounds`` makes it: its clearance capped by the
+    minting ceiling and by the bound session level, which it then runs at (fixed)."""
+    if bounds is None:
+        return principal
+    cleared = capped(principal.clearance, bounds.ceiling)
+    if bounds.session_level is not None:
+        # Above a clearance lowered since minting: subject_for refuses every request.
+        return replace(principal, clearance=capped(cleared, bounds.session_level),
+                       session_level=bounds.session_level, level_fixed=True)
+    if cleared == principal.clearance:
+        return principal
+    level = principal.session_level if label(cleared).dominates(
+        label(principal.session_level)) else None
+    return replace(principal, clearance=cleared, session_level=level)

@@ -62,6 +62,7 @@ class NewKey:
     secret_access_key: str     # shown once
     account: str
     user: str
+    session_level: str | None = None   # the level every request signed with it runs at
 
 
 def _check_name(name: str, what: str) -> str:
@@ -386,11 +387,13 @@ class Directory:
         return KeyRow(akid, account, user, "Active", wrapped, now), secret
 
     @staticmethod
-    def _origin(key: KeyRow, ceiling: str | None) -> list[Op]:
-        """The key's minting ceiling (iam/clearance.py); None (platform root): no row."""
-        if ceiling is None:
+    def _origin(key: KeyRow, ceiling: str | None, session_level: str | None = None) -> list[Op]:
+        """The key's minting ceiling and bound session level (iam/clearance.py); neither
+        (minted by the platform root, unbound): no row."""
+        if ceiling is None and session_level is None:
             return []
-        return [Op("put", "key_origin", {"access_key_id": key.access_key_id, "ceiling": ceiling})]
+        return [Op("put", "key_origin", {"access_key_id": key.access_key_id, "ceiling": ceiling,
+                                         "session_level": session_level})]
 
     @staticmethod
     def _delete_keys(keys: list[KeyRow]) -> list[Op]:
@@ -398,23 +401,25 @@ class Directory:
             Op("delete_key", value=k.access_key_id),
             Op("delete", "key_origin", {"access_key_id": k.access_key_id}))]
 
-    def key_ceiling(self, access_key_id: str) -> str | None:
-        """The clearance ceiling the key was minted under; None: none (root or legacy)."""
-        row = self.store.get("key_origin", access_key_id=access_key_id)
-        return row.get("ceiling") if row is not None else None
+    def key_bounds(self, access_key_id: str) -> tuple[str | None, str | None]:
+        """(minting ceiling, bound session level) of a key (iam/clearance.Bounds)."""
+        row = self.store.get("key_origin", access_key_id=access_key_id) or {}
+        return row.get("ceiling"), row.get("session_level")
 
-    def create_key(self, account: str, user: str, *, ceiling: str | None = None) -> NewKey:
+    def create_key(self, account: str, user: str, *, ceiling: str | None = None,
+                   session_level: str | None = None) -> NewKey:
         """A new key of ``user``; ``ceiling`` is the minter's clearance (None: the root)."""
         self.user(account, user)
         if len(self.store.keys_of(account, user)) >= MAX_KEYS_PER_USER:
             raise LimitExceeded(f"user {user} already has {MAX_KEYS_PER_USER} access keys")
         key, secret = self._new_key(account, user, time.time())
-        self.store.apply([Op("put_key", value=key), *self._origin(key, ceiling)])
-        return NewKey(key.access_key_id, secret, account, user)
+        self.store.apply([Op("put_key", value=key), *self._origin(key, ceiling, session_level)])
+        return NewKey(key.access_key_id, secret, account, user, session_level)
 
     def list_keys(self, account: str, user: str | None = None) -> list[dict[str, Any]]:
         return [{"access_key_id": k.access_key_id, "user": k.user_name, "status": k.status,
-                 "created": k.created, "last_used": k.last_used}
+                 "created": k.created, "last_used": k.last_used,
+                 "session_level": self.key_bounds(k.access_key_id)[1]}
                 for k in self.store.keys_of(account, user)]
 
     def key(self, access_key_id: str, account: str | None = None) -> KeyRow:
@@ -435,12 +440,14 @@ class Directory:
     def rotate_key(self, access_key_id: str, account: str | None = None, *,
                    ceiling: str | None = None) -> NewKey:
         """A new key for the same user; the old one is made Inactive in the same commit.
-        ``ceiling`` is the minter's clearance (None: the root)."""
+        ``ceiling`` is the minter's clearance (None: the root); the new key keeps the old
+        one's bound session level."""
         old = self.key(access_key_id, account)
         key, secret = self._new_key(old.account, old.user_name, time.time())
-        self.store.apply([Op("put_key", value=key), *self._origin(key, ceiling),
+        level = self.key_bounds(access_key_id)[1]
+        self.store.apply([Op("put_key", value=key), *self._origin(key, ceiling, level),
                           Op("key_status", value=(access_key_id, "Inactive"))])
-        return NewKey(key.access_key_id, secret, old.account, old.user_name)
+        return NewKey(key.access_key_id, secret, old.account, old.user_name, level)
 
     def secret_of(self, key: KeyRow) -> str:
         return crypto.unwrap(self.master_key, key.secret, key_aad(key.access_key_id)).decode()

@@ -1,28 +1,28 @@
-"""The gateway's authentication and authorization steps, for S3, STS and admin calls.
+"""The front door's authentication step (every API) and the S3 authorization step.
 
 authenticate(): pull the access key id (and session token) out of the request
 cheaply, refuse locked-out keys/addresses, resolve the key to its secret and
 principal (IAM store, generation-checked), then verify SigV4 with a lookup closure.
-authorize(): build the condition keys and the bucket's owner / policy /
-PublicAccessBlock, and ask authz.decide(); AccessDenied unless allowed.
+authorize(): the request's condition keys and its bucket's context (authz.context_for:
+owner, policy, PublicAccessBlock, object tags), then authz.decide(); AccessDenied unless
+allowed.
 """
 
 from __future__ import annotations
 
+import hmac
 import time
-from datetime import datetime, timezone
-from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
 
 from vallum import authz
 from vallum.iam import sts
-from vallum.iam.identity import parsed
 from vallum.iam.principal import ANONYMOUS, Principal
 from vallum.s3 import errors, router, sigv2, sigv4
 from vallum.s3.copy_source import HEADER, parse_copy_source
 from vallum.s3.handlers import labels, visibility
 from vallum.s3.tags import tags_from_header
+from vallum.security import fips
 
 # Operations whose action names the version when ?versionId= is present.
 VERSIONED_ACTIONS = {
@@ -97,6 +97,8 @@ async def authenticate(services: Any, method: str, raw_path: str, raw_query: str
     The IAM lookup reads the store inline: one indexed read, cheaper than a thread hop.
     """
     now = time.time() if now is None else now
+    if getattr(services.config, "fips", False) and fips.is_sigv2(headers, raw_query):
+        raise errors.InvalidRequest(fips.SIGV2_REFUSED)      # no HMAC-SHA1 under --fips
     iam = services.iam
     akid, token = credential_of(headers, raw_query)
     resolved = None
@@ -156,35 +158,10 @@ def strict_refusal(auth: sigv4.AuthResult, method: str,
 
 # ---------------------------------------------------------------- authorization
 
-@lru_cache(maxsize=1024)
-def _restrict_public(pab_xml: str) -> bool:
-    return "<RestrictPublicBuckets>true</RestrictPublicBuckets>" in pab_xml.replace(" ", "").replace("\n", "")
-
-
-_ISO_LAST: tuple[int, str] = (-1, "")
-
-
-def _iso(now: float) -> str:
-    """aws:currenttime; formatted once per second, not once per request."""
-    global _ISO_LAST
-    second = int(now)
-    last = _ISO_LAST
-    if last[0] != second:
-        last = _ISO_LAST = (second, datetime.fromtimestamp(second, timezone.utc)
-                            .strftime("%Y-%m-%dT%H:%M:%SZ"))
-    return last[1]
-
-
-def global_keys(source_ip: str, secure: bool, now: float) -> dict[str, Any]:
-    """The aws:* keys every request carries, S3 or admin: where from, over TLS, when."""
-    return {"aws:sourceip": source_ip, "aws:securetransport": "true" if secure else "false",
-            "aws:currenttime": _iso(now), "aws:epochtime": str(int(now))}
-
-
 def condition_keys(request: Any, now: float) -> dict[str, Any]:
     """The request-describing condition keys (aws:* globals and s3:* keys)."""
     h = request.headers
-    keys = global_keys(request.source_ip, request.secure, now)
+    keys = authz.global_keys(request.source_ip, request.secure, now)
     keys["aws:requestedregion"] = request.services.config.region
     for name, value in h.items():          # one pass over the few headers sent
         key = _HEADER_TO_KEY.get(name)
@@ -246,27 +223,21 @@ def _needs_object_tags(principal: Principal, bucket_policy: Any) -> bool:
 
 async def _context(request: Any, principal: Principal, bucket_name: str | None, key: str | None,
                    version_id: str | None, keys: dict[str, Any]) -> authz.Context:
-    ctx = authz.Context(keys=dict(keys))
+    """The context of a request naming this bucket/key/version (``authz.context_for``),
+    reading the object's tags only when a policy in play tests them."""
     if bucket_name is None:
-        return ctx
+        return authz.context_for(keys)
     bucket = await request.services.meta.get_bucket(bucket_name)
     if bucket is None:
-        return ctx            # the handler answers NoSuchBucket
-    ctx.resource_owner = bucket.owner
-    ctx.keys["aws:resourceaccount"] = ctx.keys["s3:resourceaccount"] = bucket.owner
-    text = bucket.config.get("policy")
-    if text:
-        ctx.bucket_policy = parsed(text, "resource")
-    pab = bucket.config.get("publicAccessBlock")
-    ctx.restrict_public = bool(pab) and _restrict_public(pab)
+        return authz.context_for(keys)     # the handler answers NoSuchBucket
+    ctx = authz.context_for(keys, bucket)
     if key is not None and _needs_object_tags(principal, ctx.bucket_policy):
         record = await _tagged_version(request, bucket_name, key, version_id)
         # MAC first: a version the caller may not read has no tags for it (as if missing),
         # so no allow or deny can reveal that it exists or what it is tagged with.
         if record is not None and not record.delete_marker \
                 and labels.readable(labels.subject(request), record):
-            for k, v in (record.extra.get("tags") or {}).items():
-                ctx.keys["s3:existingobjecttag/" + k.lower()] = v
+            ctx = authz.context_for(keys, bucket, object_tags=record.extra.get("tags"))
     return ctx
 
 
@@ -323,13 +294,34 @@ def implied_actions(headers: Any) -> list[str]:
 PER_OBJECT = frozenset({"DeleteObjects"})
 
 
+async def check_expected_owner(request: Any, header: str, bucket_name: str | None) -> None:
+    """x-amz-expected-bucket-owner (or x-amz-source-expected-bucket-owner): AccessDenied
+    when the bucket's owner account differs, for every operation and every caller. The
+    bucket is looked up in the caller's own view: one it cannot see is missing, and the
+    handler answers for it exactly as without the header."""
+    expected = request.headers.get(header)
+    if expected is None or bucket_name is None:
+        return
+    bucket = await request.services.meta.get_bucket(bucket_name)
+    if bucket is not None and not hmac.compare_digest(bucket.owner.encode(),
+                                                      expected.strip().encode()):
+        request.decision, request.decision_reason = "deny", f"{header} does not name the owner"
+        raise errors.AccessDenied()
+
+
 async def authorize(request: Any, action: str, resource: str) -> authz.Decision:
     """Raise AccessDenied unless the caller may do ``action`` on ``resource``."""
+    endpoint = request.endpoint
+    if endpoint.name not in ("CreateBucket", "ListBuckets"):
+        await check_expected_owner(request, "x-amz-expected-bucket-owner", endpoint.bucket)
+    if endpoint.name in ("CopyObject", "UploadPartCopy") \
+            and "x-amz-source-expected-bucket-owner" in request.headers:
+        ref = parse_copy_source(request.headers.get(HEADER, ""))
+        await check_expected_owner(request, "x-amz-source-expected-bucket-owner", ref.bucket)
     principal = principal_of(request)
     if principal.is_root:
         request.decision_reason = "platform root"
         return authz.Decision(True, "platform root")
-    endpoint = request.endpoint
     if endpoint.name in PER_OBJECT:
         request.decision_reason = f"{endpoint.name}: each object is authorized on its own"
         return authz.Decision(True, request.decision_reason)

@@ -59,8 +59,8 @@ class Identities:
         self.root = root
         self.root_account = root_account
         self._gen = -1
-        # akid -> (secret, status, account, user, clearance ceiling)
-        self._keys: dict[str, tuple[str, str, str, str, str | None]] = {}
+        # akid -> (secret, status, account, user, clearance ceiling and bound session level)
+        self._keys: dict[str, tuple[str, str, str, str, clearance.Bounds]] = {}
         self._users: dict[tuple[str, str], Principal] = {}
         self._roles: dict[tuple[str, str], Principal] = {}
         self._role_born: dict[tuple[str, str], float] = {}    # role -> when it was created
@@ -81,14 +81,14 @@ class Identities:
                 self._gen = gen
 
     # -- lookups --------------------------------------------------------------
-    def key(self, akid: str) -> tuple[str, str, str, str, str | None] | None:
+    def key(self, akid: str) -> tuple[str, str, str, str, clearance.Bounds] | None:
         hit = self._keys.get(akid)
         if hit is None:
             row = self.store.get_key(akid)
             if row is None:
                 return None
             hit = (self.directory.secret_of(row), row.status, row.account, row.user_name,
-                   self.directory.key_ceiling(akid))
+                   clearance.Bounds(*self.directory.key_bounds(akid)))
             self._keys[akid] = hit
         return hit
 
@@ -154,7 +154,7 @@ class Identities:
             principal = self.user_principal(akid, hit[2], hit[3])
             if principal is None:
                 return None
-            principal = _capped(principal, hit[4])
+            principal = clearance.bound(principal, hit[4])
             self._by_key[akid] = principal
         self._touch(akid, now)
         return hit[0], principal
@@ -174,7 +174,8 @@ class Identities:
             if base is None or (base.user_id != s.role_id if s.role_id is not None else
                                 self._role_born.get((s.account, s.role), 0.0) > s.issued):
                 return None
-            p = _with_key(_capped(base, s.ceiling), s.access_key_id, arn=session_arn(s.account, s.role,
+            bounds = clearance.Bounds(s.ceiling, s.session_level)     # capped at its level too
+            p = _with_key(clearance.bound(base, bounds), s.access_key_id, arn=session_arn(s.account, s.role,
                                                                  s.session_name or ""),
                           session_name=s.session_name, session_policies=session,
                           token_issued=s.issued, **level)
@@ -198,7 +199,7 @@ class Identities:
         p = self.user_principal(s.access_key_id, s.account, s.user)
         if p is None:
             return None
-        p = _capped(p, hit[4])          # a session is no more cleared than its key
+        p = clearance.bound(p, hit[4])          # a session is no more cleared than its key
         scoped = {"session_policies": session, "arn": federated_arn(s.account, s.user)} \
             if session else {}
         return s.secret, _with_key(p, s.access_key_id, token_issued=s.issued, **scoped, **level)
@@ -219,12 +220,3 @@ class Identities:
 def _with_key(p: Principal, akid: str, **changes) -> Principal:
     return replace(p, access_key=akid, **changes)
 
-
-def _capped(p: Principal, ceiling: str | None) -> Principal:
-    """``p`` with its clearance capped by a credential's minting ceiling (iam/clearance.py)."""
-    cleared = clearance.capped(p.clearance, ceiling)
-    if cleared == p.clearance:
-        return p
-    level = p.session_level if clearance.label(cleared).dominates(
-        clearance.label(p.session_level)) else None
-    return replace(p, clearance=cleared, session_level=level)

@@ -53,6 +53,18 @@ class Session:
     ceiling: str | None = None         # clearance of who minted it (iam/clearance.py); None: root
 
 
+SESSION_LEVEL_TAG = "vallum:session-level"    # AssumeRole session tag binding a level
+
+
+def requested_level(params: dict[str, str]) -> str | None:
+    """The session level an AssumeRole asks for: the session tag ``vallum:session-level``
+    (``Tags.member.N.Key`` / ``.Value``, which any STS client can send). None: none."""
+    for name, value in params.items():
+        if name.startswith("Tags.member.") and name.endswith(".Key") and value == SESSION_LEVEL_TAG:
+            return params.get(name[:-len("Key")] + "Value", "")
+    return None
+
+
 def new_session(*, account: str, duration: int, user: str | None = None,
                 source_key: str | None = None, role: str | None = None,
                 session_name: str | None = None, policy: str | None = None,

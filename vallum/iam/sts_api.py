@@ -9,8 +9,8 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
+from vallum import authz
 from vallum.iam import clearance, sts
-from vallum.iam import evaluate as ev
 from vallum.iam.identity import parsed, role_arn, session_arn
 from vallum.iam.policy import MalformedPolicy
 from vallum.iam.principal import Principal
@@ -108,24 +108,29 @@ def assume_role(iam: Any, who: Principal, params: dict[str, str], rid: str,
     if role is None:
         raise denied("sts: no such role")
     if not who.is_root:
-        req = ev.Request("sts:AssumeRole", role_arn(account, role_name),
-                         {**keys, **who.context_keys(), "sts:rolesessionname": name},
-                         who.caller())
         try:
             trust = parsed(role["trust_policy"], "trust")
         except MalformedPolicy:
             raise denied("sts: the role's trust policy cannot be read") from None
-        verdict = ev.evaluate(req, identity=who.policies, session=who.session_policies,
-                              boundary=who.boundary, resource=[("trust-policy", trust)],
-                              resource_account=account, require_resource=True)
-        if not verdict.allowed:
-            raise denied(verdict.reason)
+        # The decision function every API uses: identity, session policy and boundary of
+        # the caller, and the trust policy, which must allow even inside the account.
+        ctx = authz.Context(keys={**keys, "sts:rolesessionname": name}, resource_owner=account,
+                            trust_policy=trust)
+        decision = authz.decide(who, "sts:AssumeRole", role_arn(account, role_name), ctx)
+        if not decision.allowed:
+            raise denied(decision.reason)
         if not clearance.may_take_on(who, role.get("clearance")):
             raise denied("clearance: the role's clearance is not dominated by the caller's")
     duration = _duration(params, sts.DEFAULT_ROLE_DURATION, int(role.get("max_session", 3600)))
+    try:
+        level = clearance.issued_level(who, role.get("clearance"), sts.requested_level(params))
+    except clearance.IAMError as exc:
+        raise STSError("AccessDenied" if exc.status == 403 else "ValidationError", str(exc),
+                       exc.status if exc.status == 403 else 400, f"clearance: {exc}") from None
     session = sts.new_session(account=account, duration=duration, role=role_name,
                               session_name=name, policy=policy_text or None,
-                              role_id=role.get("id") or None, ceiling=clearance.ceiling_of(who))
+                              role_id=role.get("id") or None, ceiling=clearance.ceiling_of(who),
+                              session_level=level)
     assumed = (f"<AssumedRoleUser><AssumedRoleId>{role.get('id', '')}:{escape(name)}</AssumedRoleId>"
                f"<Arn>{escape(session_arn(account, role_name, name))}</Arn></AssumedRoleUser>")
     return _response("AssumeRole", _credentials(iam, session) + assumed

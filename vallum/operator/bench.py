@@ -101,9 +101,9 @@ def in_process(requests: int = 3000, repeat: int = 5) -> None:
     import logging
     import timeit
 
+    from vallum.http import Headers, Request, Response
     from vallum.operator import gateway
     from vallum.s3.router import Endpoint
-    from vallum.server.http import Headers, Request, Response
 
     logging.disable(logging.WARNING)        # the bench traffic alerts once (exfiltration)
 

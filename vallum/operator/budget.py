@@ -99,6 +99,18 @@ class ReadBudget:
     def taint(self) -> None:
         self.tainted_hour = self.tainted_day = True
 
+    def last_hour(self, ts: float) -> float:
+        """Reads in the last 60 minutes, sliding: this hour's, and the part of the hour
+        before that the span still covers (read evenly)."""
+        hours = self.hours
+        if not hours:
+            return 0.0
+        cur = hours[-1]
+        total = cur[1]
+        if len(hours) > 1 and hours[-2][0] == cur[0] - 1:
+            total += hours[-2][1] * (1.0 - (ts % HOUR) / HOUR)
+        return total
+
     def last_day(self) -> float:
         """Reads in the last 24 whole hours, this one included."""
         return self.total

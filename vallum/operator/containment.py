@@ -25,9 +25,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from vallum.operator.alerts import Alert
+from vallum.operator.events import RequestEvent
 
 SUSPEND_AT_ONCE = frozenset({"label_climbing", "destruction"})
-THROTTLE_FIRST = frozenset({"enumeration", "privilege_probing", "unusual_access"})
+THROTTLE_FIRST = frozenset({"enumeration", "privilege_probing", "unusual_access",
+                            "credential_minting"})
 # Throttle on the first alert; suspend when it is far past the bar (score >= suspend_score),
 # when the detector escalates it (the volume kept climbing, or the key kept hammering
 # through its throttle) or when it alerts again while throttled.
@@ -44,6 +46,7 @@ class Action:
     account: str = ""
     kind: str = ""
     by: str = "operator"
+    rate: float = 0.0        # a throttle's requests per second (every process applies it)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,10 +122,7 @@ class Containment:
                 return [self.suspend(entity, alert.account, why, now, alert.kind)]
             if active or features.get("veteran"):
                 return []
-            self.throttled[entity] = Bucket(self.slow_rate, self.throttle_burst,
-                                            now + self.throttle_for, self.throttle_burst, now)
-            return [self._record(Action(now, "throttle", entity, "principal", why, alert.account,
-                                        alert.kind))]
+            return [self._throttle(entity, alert.account, why, now, alert.kind, self.slow_rate)]
         if features.get("veteran") and not features.get("tight") and not features.get("escalated") \
                 and alert.score < self.suspend_score and not active:
             return []                         # a long clean history, in doubt: alert only
@@ -135,11 +135,15 @@ class Containment:
             # An unfamiliar caller sweeping is held below any copy tool's pace (a paced
             # copy at 1 object/s would live with 1 req/s); hammering then suspends it.
             rate = self.slow_rate if features.get("tight") else self.throttle_rate
-            self.throttled[entity] = Bucket(rate, self.throttle_burst,
-                                            now + self.throttle_for, self.throttle_burst, now)
-            return [self._record(Action(now, "throttle", entity, "principal", why, alert.account,
-                                        alert.kind))]
+            return [self._throttle(entity, alert.account, why, now, alert.kind, rate)]
         return []
+
+    def _throttle(self, key: str, account: str, reason: str, now: float, kind: str,
+                  rate: float) -> Action:
+        self.throttled[key] = Bucket(rate, self.throttle_burst, now + self.throttle_for,
+                                     self.throttle_burst, now)
+        return self._record(Action(now, "throttle", key, "principal", reason, account, kind,
+                                   rate=rate))
 
     def suspend(self, key: str, account: str, reason: str, now: float, kind: str = "",
                 by: str = "operator") -> Action:
@@ -165,16 +169,26 @@ class Containment:
         return self._record(Action(now, "release", entity, etype, reason,
                                    was.account if was else "", "", by))
 
-    def apply(self, action: Action) -> None:
-        """Mirror an action another gateway took (read from the shared action log)."""
+    def apply(self, action: Action, now: float | None = None) -> None:
+        """Mirror an action another gateway took (read from the shared action log): every
+        kind, suspension, throttle, address block and release."""
         if action.action == "suspend":
             self.suspended[action.entity] = action
         elif action.action == "release":
             self.suspended.pop(action.entity, None)
             self.throttled.pop(action.entity, None)
             self.blocked.pop(action.entity, None)
+        elif now is not None and action.ts + max(self.block_for, self.throttle_for) <= now:
+            return                      # a block or throttle long over (read back at start)
         elif action.action == "block_address":
             self.blocked[action.entity] = action.ts + self.block_for
+        elif action.action == "throttle" and action.entity not in self.suspended:
+            # Each process holds its own token bucket at the decided rate (so N processes
+            # together let through at most N x the rate), from the decision's time on.
+            self.throttled[action.entity] = Bucket(action.rate or self.throttle_rate,
+                                                   self.throttle_burst,
+                                                   action.ts + self.throttle_for,
+                                                   self.throttle_burst, action.ts)
 
     def admit(self, principal: str | None, source: str, now: float) -> str | None:
         """Why this request must be refused ('suspended' / 'throttled' / 'blocked'), or None."""
@@ -194,3 +208,11 @@ class Containment:
                 elif not bucket.take(now):
                     return "throttled"
         return None
+
+
+def refused(ev: RequestEvent, verdict: str) -> RequestEvent:
+    """The event as the gateway answers it once containment refuses the caller."""
+    throttled = verdict in ("throttled", "blocked")
+    return ev._replace(status=503 if throttled else 403,
+                       error="SlowDown" if throttled else "AccessDenied",
+                       bytes_out=0, bytes_in=0, label=-1)

@@ -13,18 +13,19 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from vallum.operator import rules
+from vallum.operator import rules, state
 from vallum.operator.alerts import ANOMALY, Alert
-from vallum.operator.anomaly import AnomalyModel, RobustModel, normalised
+from vallum.operator.anomaly import SCORE_BINS, AnomalyModel, RobustModel, normalised
 from vallum.operator.budget import DAY, Distinct, ReadBudget
-from vallum.operator.events import AUTH_FAILURES, READ_OPS, RequestEvent
+from vallum.operator.events import AUTH_FAILURES, READ_OPS, TARGETED, RequestEvent
 from vallum.operator.profile import Profile, network_of
 from vallum.operator.signals import DISTINCT, FEATURES, IDX, Signals, Window, run_end
 from vallum.operator.signals import GETS as GET_OPS
 
 REFUSED = frozenset({"SlowDown"})      # what a throttled request is answered with
-GETS, BYTES_OUT, NOT_FOUND, LISTS, DENIED, DESTROYS = (
-    IDX[f] for f in ("gets", "bytes_out", "not_found", "lists", "denied", "destroys"))
+GETS, BYTES_OUT, NOT_FOUND, LISTS, DENIED, DESTROYS, OPAQUE, MINTS = (
+    IDX[f] for f in ("gets", "bytes_out", "not_found", "lists", "denied", "destroys", "opaque_writes",
+                     "mints"))
 BUCKETS = DISTINCT.index("buckets")
 # How the gateway hands requests to the detector (gateway.py), and the replay too
 # (evaluate.py): batches of at most CHUNK events, none waiting over MAX_DELAY seconds.
@@ -56,6 +57,12 @@ class PrincipalState:
     buckets: dict[str, float] = field(default_factory=dict)  # bucket -> its first object read
 
 
+def _what(ev: RequestEvent) -> str:
+    """What a refusal refused: the action, and for AssumeRole the role too (a prober
+    tries role after role with one action)."""
+    return f"{ev.operation} {ev.key}" if ev.operation in TARGETED else ev.operation
+
+
 class Detector:
     def __init__(self, tuning: rules.Tuning | None = None, *, cooldown: float = 1800.0,
                  anomaly: bool = True, anomaly_threshold: float = 0.95, seed: int = 7,
@@ -77,6 +84,7 @@ class Detector:
         self._networks: dict[str, str] = {}
         self.failed_nets: dict[str, Distinct] = {}        # /24 -> failed keys, last hour
         self.source_denied: dict[str, Distinct] = {}      # address -> refused keys, last hour
+        self.dirty: set[str] = set()        # principals whose baseline changed since the last save
 
     # ------------------------------------------------------------------ events
     def observe(self, ev: RequestEvent) -> list[Alert]:
@@ -160,15 +168,19 @@ class Detector:
                 if kind == "exfiltration" and len(alerts) > n:
                     st.exfil_at, st.escalated = ev.ts, found[0] >= t.exfil_escalate
                     st.refused.clear()
-        if tot[DESTROYS] >= t.destroy_floor:
+        if tot[DESTROYS] >= t.destroy_floor or tot[OPAQUE] >= t.destroy_floor:
             found = rules.destruction(pw, p, t)
             if found:
                 self._emit(alerts, ev, "destruction", ev.principal, "principal", found)
+        if tot[MINTS] >= t.mint_floor:
+            found = rules.credential_minting(pw, p, t)
+            if found:
+                self._emit(alerts, ev, "credential_minting", ev.principal, "principal", found)
         if ev.operation in GET_OPS and (not ev.error or ev.error in REFUSED):
             self._budgets(alerts, ev, st, pw, count)
         if not ev.error:
-            st.allowed.add(ev.operation)
-        elif ev.error == "AccessDenied" and ev.operation not in st.allowed:
+            st.allowed.add(_what(ev))
+        elif ev.error == "AccessDenied" and _what(ev) not in st.allowed:
             self._slow_probing(alerts, ev, st, run)
         if not st.escalated and ev.error in REFUSED and ev.operation in READ_OPS:
             refused = st.refused
@@ -180,13 +192,19 @@ class Detector:
                                {"refused_reads_last_minute": len(refused)},
                                f"kept requesting objects while throttled after an exfiltration alert: "
                                f"{len(refused)} refused reads in the last minute")
-        if ev.label > 0 and p.samples >= t.min_samples and ev.operation in GET_OPS and not ev.error:
+        if ev.operation in GET_OPS and p.samples >= t.min_samples and (
+                (ev.label > 0 and not ev.error) or (t.climb_refused and ev.error == "AccessDenied")):
             # Object contents read above the habitual level (one read for 30 minutes at
-            # least): not writes, not HEADs (an ingest service verifying its uploads),
-            # never UNCLASSIFIED (reading it climbs nothing).
+            # least): not writes, not HEADs (an ingest service
+            # verifying its uploads), never UNCLASSIFIED (reading it climbs nothing). A
+            # refused read is a climb's top: counted at its label (MAC notes it), or,
+            # unlabelled, while reads above the habit are already in the window.
             above = st.above
-            if ev.label > p.usual_label(3, ev.ts - t.climb_learn):
-                above.extend((e.ts, ev.label) for e in run)
+            if ev.label > 0:
+                if ev.label > p.usual_label(3, ev.ts - t.climb_learn):
+                    above.extend((e.ts, ev.label) for e in run)
+            elif above:
+                above.extend((e.ts, -1) for e in run)
             while above and above[0][0] < ev.ts - t.climb_window:
                 above.popleft()
             found = rules.label_climbing(above, p, t) if above else None
@@ -202,6 +220,7 @@ class Detector:
                 if found:
                     self._emit(alerts, ev, "unusual_access", ev.principal, "principal", found)
         if alerts:
+            self.dirty.add(ev.principal)
             st.alerted_until = ev.ts + self.cooldown
             st.budget.taint()
             if any(a.kind != ANOMALY for a in alerts):
@@ -209,6 +228,46 @@ class Detector:
                     st.before_episode = st.last_incident
                 st.last_incident = ev.ts
         return alerts
+
+    # ------------------------------------------------------------ what a restart keeps
+    def baseline(self, principal: str) -> dict:
+        """What a restart must not forget about a principal: its profile, read budget,
+        alert record (cool-downs, the veteran's clean history), the actions it was served
+        and the buckets it read, and its anomaly bar. Not its live windows (a minute)."""
+        st = self.principals[principal]
+        doc = {"account": st.account, "profile": state.dump_profile(st.profile),
+               "budget": state.dump_budget(st.budget), "budget_next": min(st.budget_next, 1e9),
+               "last_incident": st.last_incident, "before_episode": st.before_episode,
+               "alerted_until": st.alerted_until, "exfil_at": st.exfil_at, "escalated": st.escalated,
+               "allowed": sorted(st.allowed),
+               "buckets": dict(list(st.buckets.items())[:state.MAX_BUCKETS]),
+               "last_alert": {k: ts for (e, k), ts in self.last_alert.items() if e == principal}}
+        if self.robust is not None and principal in self.robust.history:
+            doc["robust"] = self.robust.history[principal]
+        return doc
+
+    def restore(self, principal: str, doc: dict) -> None:
+        """Take a principal's baseline back (``baseline``); a malformed one is skipped."""
+        try:
+            st = PrincipalState(account=str(doc.get("account", "")),
+                                profile=state.load_profile(doc.get("profile") or {}),
+                                budget=state.load_budget(doc.get("budget") or {}))
+            st.budget_next = float(doc.get("budget_next", 1.0))
+            st.last_incident = float(doc.get("last_incident", 0.0))
+            st.before_episode = float(doc.get("before_episode", 0.0))
+            st.alerted_until = float(doc.get("alerted_until", 0.0))
+            st.exfil_at = float(doc.get("exfil_at", 0.0))
+            st.escalated = bool(doc.get("escalated", True))
+            st.allowed = {str(o) for o in doc.get("allowed", [])}
+            st.buckets = {str(b): float(t) for b, t in (doc.get("buckets") or {}).items()}
+            last = {(principal, str(k)): float(t) for k, t in (doc.get("last_alert") or {}).items()}
+            robust = doc.get("robust")
+            if self.robust is not None and isinstance(robust, list) and len(robust) == SCORE_BINS:
+                self.robust.history[principal] = [int(n) for n in robust]
+        except (TypeError, ValueError, AttributeError):
+            return
+        self.principals[principal] = st
+        self.last_alert.update(last)
 
     # ------------------------------------------------------------ slow and budgeted
     def _budgets(self, alerts: list[Alert], ev: RequestEvent, st: PrincipalState, pw: Window,
@@ -227,10 +286,14 @@ class Detector:
                 st.buckets[ev.bucket] = ev.ts
             first = ev.ts
         if b.days_seen >= t.budget_days:
-            day = b.last_day()
-            if day >= t.budget_day_floor:
-                found = rules.read_budget(day, b.busiest_day, t)
-                if found and found[0] >= st.budget_next:
+            day, hour = b.last_day(), b.last_hour(ev.ts)
+            found = rules.read_budget(day, b.busiest_day, t) if day >= t.budget_day_floor else None
+            if hour >= t.budget_hour_floor:
+                by_hour = rules.read_budget_hour(hour, b.busiest_hour, t)
+                if by_hour and (found is None or by_hour[0] > found[0]):
+                    found = by_hour
+            if found is not None:
+                if found[0] >= st.budget_next:
                     score, reason, features = found
                     st.budget_next = 2.0 if score < 2.0 else float("inf")
                     last = self.last_alert.get((ev.principal, "exfiltration"))
@@ -270,7 +333,7 @@ class Detector:
                     self.source_denied.clear()
                 src = self.source_denied[ev.source] = Distinct()
         for e in run:
-            st.denied.add(e.ts, e.operation)
+            st.denied.add(e.ts, _what(e))
             if src is not None:
                 src.add(e.ts, e.principal)
         others = src.events - src.counts.get(ev.principal, 0) if src is not None else 0
@@ -353,6 +416,7 @@ class Detector:
                             f"most unusual: {words})", {k: round(v, 3) for k, v in x.items()}))
         st.profile.learn(peaks_list, ts, addresses)
         self.prior.learn(peaks_list, ts)
+        self.dirty.add(ev.principal)
 
     def _escalate(self, alerts: list[Alert], ev: RequestEvent, st: PrincipalState, score: float,
                   features: dict, reason: str) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vallum.operator.alerts import ANOMALY, KINDS, Alert
-from vallum.operator.containment import Action, Containment
+from vallum.operator.containment import Action, Containment, refused
 from vallum.operator.detector import CHUNK, MAX_DELAY, Detector
 from vallum.operator.events import AUTH_FAILURES, RequestEvent
 from vallum.operator.rules import Tuning
@@ -68,14 +68,6 @@ class Result:
             "false_quarantines_per_1000_principal_days": round(self.false_per_1000, 3),
             "false_suspensions_per_1000_principal_days": round(self.false_suspensions_per_1000, 3),
         }
-
-
-def refused(ev: RequestEvent, verdict: str) -> RequestEvent:
-    """The event as the gateway would have answered it once containment refuses the caller."""
-    throttled = verdict in ("throttled", "blocked")
-    return ev._replace(status=503 if throttled else 403,
-                       error="SlowDown" if throttled else "AccessDenied",
-                       bytes_out=0, bytes_in=0, label=-1)
 
 
 def replay(trace: Trace, tuning: Tuning | None = None, *, anomaly: bool = True,

@@ -20,6 +20,14 @@ LIST_OPS = frozenset({"ListObjects", "ListObjectsV2", "ListObjectVersions", "Lis
 WRITE_OPS = frozenset({"PutObject", "CopyObject", "UploadPart", "CompleteMultipartUpload",
                        "CreateMultipartUpload", "UploadPartCopy"})
 DELETE_OPS = frozenset({"DeleteObject", "DeleteObjects", "DeleteBucket"})
+# Admin calls that mint credentials or widen what a principal may do (a burst of them is
+# a stolen admin key building itself a way back in).
+MINT_OPS = frozenset({"CreateAccessKey", "RotateAccessKey", "UpdateAccessKey", "CreateUser",
+                      "CreateRole", "CreatePolicy", "AttachPolicy", "PutInlinePolicy",
+                      "AddUserToGroup", "SetClearance", "DeleteUserPermissionsBoundary",
+                      "DeleteRolePermissionsBoundary"})
+# Calls whose target, not only their name, is what a prober varies (role after role).
+TARGETED = frozenset({"AssumeRole"})
 
 
 class RequestEvent(NamedTuple):
@@ -39,6 +47,8 @@ class RequestEvent(NamedTuple):
     bytes_in: int = 0
     bytes_out: int = 0
     label: int = -1                 # index into LEVELS of the object's label, -1 unknown
+    opaque: int = -1                # a written body's first 4 KiB: 1 incompressible (ciphertext-
+                                    # like), 0 compressible, -1 not sampled
 
     def to_dict(self) -> dict[str, Any]:
         return self._asdict()

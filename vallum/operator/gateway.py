@@ -4,118 +4,37 @@ Enabled by ``VALLUM_OPERATOR=observe|contain`` (the default mode; per-account mo
 in ``<data_dir>/operator/modes.json`` override it). Disabled, both hooks cost one
 global lookup. Enabled, ``admit`` is three truth tests while nobody is contained, and
 ``observe`` only appends the request's event (a named tuple, built in C) to a queue;
-the detector (signals, rules, learning, containment decisions) runs over the queue in
-batches, at most BATCH events and MAX_DELAY seconds late, on the event loop after the
-responses have left (measured in docs/operator.md).
-Alerts and actions are appended to the operator journal and counted in Prometheus.
-
-A suspension is applied three ways: in this process at once (the very next request
-is refused), in the IAM store (the key becomes Inactive; every gateway re-reads
-keys when the IAM generation moves), and in the action journal, which every
-gateway polls once a second (this also covers STS session keys, which have no
-IAM row).
+the decision path (live.py: signals, rules, learning, containment, shared state) runs
+over the queue in batches, at most BATCH events and MAX_DELAY seconds late, on the
+event loop after the responses have left (measured in docs/operator.md).
 """
 
 from __future__ import annotations
 
-import asyncio
+import atexit
 import logging
 import os
 import time
+import zlib
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-from prometheus_client import Counter
-
 from vallum.iam.gate import credential_of
-from vallum.metrics import REGISTRY
-from vallum.operator import journal, sinks
-from vallum.operator.alerts import Alert
-from vallum.operator.containment import Action, Containment
-from vallum.operator.detector import CHUNK, MAX_DELAY, Detector
-from vallum.operator.events import RequestEvent, label_index
+from vallum.operator.events import WRITE_OPS, RequestEvent, label_index
+from vallum.operator.live import BATCH, CHUNK, MAX_DELAY, Live
 from vallum.s3 import errors
+
+__all__ = ["BATCH", "CHUNK", "MAX_DELAY", "Hook", "admit", "current", "observe"]
 
 log = logging.getLogger("vallum.operator")
 ENV = "VALLUM_OPERATOR"
-POLL_EVERY = 1.0
-# Requests are queued and handed to the detector in batches: at most BATCH at a time, and
-# none waits more than MAX_DELAY seconds (the containment test's copier gets ~10 more
-# objects out per 50 ms of delay at one client's pace) ...
-BATCH = 256
-# ... and processed CHUNK at a time (detector.py; the replay batches the same way), one
-# loop turn each, so the event loop never stalls for a whole batch (256 requests at 11-18
-# us each, cache-cold, held it for up to ~4 ms).
-
-ALERTS = Counter("vallum_operator_alerts_total", "Operator alerts by kind", ["kind"], registry=REGISTRY)
-ACTIONS = Counter("vallum_operator_actions_total", "Operator containment actions", ["action"],
-                  registry=REGISTRY)
+MIN_SAMPLE = 256        # bytes: below this a body's compressibility says little
+OPAQUE_RATIO = 0.97     # zlib output at least this share of its input: incompressible
 
 
-class Hook:
-    def __init__(self, data_dir: Path, iam: Any, default_mode: str, root_key: str = "") -> None:
-        self.dir = journal.directory(data_dir)
-        self.data_dir = Path(data_dir)
-        self.iam = iam
-        self.root_key = root_key
-        self.pid = os.getpid()
-        self.detector = Detector()
-        self.policy = Containment(default_mode=default_mode, sink=self._record,
-                                  suspender=self._suspend_key)
-        self._env_default = default_mode
-        self._offset = 0
-        self._modes_mtime = -1.0
-        self._next_poll = 0.0
-        self._pending: list[RequestEvent] = []
-        self._draining = False
-        try:
-            journal.announce(self.data_dir, self.pid, default_mode)
-        except OSError as exc:          # status then cannot tell; the gateway still runs
-            log.warning("operator could not record its mode: %s", exc)
-        try:
-            self.sinks = sinks.from_env(os.environ)
-        except ValueError as exc:       # a bad sink setting must not take the gateway down
-            log.error("operator sink not started: %s", exc)
-            self.sinks = []
-        self.poll(force=True)
+class Hook(Live):
+    """The live path, fed from the request frame (server/app.py)."""
 
-    # -- journal ---------------------------------------------------------------
-    def _record(self, action: Action) -> None:
-        ACTIONS.labels(action.action).inc()
-        journal.append(self.dir / journal.ACTIONS, {**action.to_dict(), "pid": self.pid})
-        log.warning("operator %s %s: %s", action.action, action.entity, action.reason)
-
-    def _suspend_key(self, key: str, suspend: bool) -> None:
-        if self.iam is None or key.startswith("ASIA"):
-            return                      # session keys: the journal carries the suspension
-        try:
-            self.iam.directory.set_key_status(key, "Inactive" if suspend else "Active")
-        except Exception:  # noqa: BLE001 - an unknown key still stays suspended locally
-            log.warning("operator could not change IAM status of %s", key)
-
-    def poll(self, force: bool = False) -> None:
-        """Apply actions other processes journalled, and re-read per-account modes."""
-        now = time.monotonic()
-        if not force and now < self._next_poll:
-            return
-        self._next_poll = now + POLL_EVERY
-        records, self._offset = journal.read(self.dir / journal.ACTIONS, self._offset)
-        for rec in records:
-            if rec.get("pid") != self.pid or force:
-                fields = {k: rec[k] for k in Action.__dataclass_fields__ if k in rec}
-                self.policy.apply(Action(**fields))
-        try:
-            mtime = (self.dir / journal.MODES).stat().st_mtime
-        except FileNotFoundError:
-            mtime = 0.0
-        if mtime != self._modes_mtime:
-            self._modes_mtime = mtime
-            modes = journal.load_modes(self.data_dir)
-            self.policy.default_mode = modes["default"] or self._env_default
-            self.policy.modes = modes["accounts"]
-
-    # -- per request ---------------------------------------------------------------
     def admit(self, request: Any) -> None:
         if time.monotonic() >= self._next_poll:
             self.poll()
@@ -140,59 +59,48 @@ class Hook:
         climbing sees live traffic exactly as the replay sees its events."""
         body = response.body
         bytes_out = len(body) if body.__class__ is bytes else (response.length or 0)
-        if request is not None:
+        if request is not None and request.api == "s3":
             endpoint = request.endpoint
             cl = request.headers.get("content-length")
             principal = request.principal or ""
             banner = request.audit_label
+            head = getattr(request.body, "head", None) if operation in WRITE_OPS else None
             item = _new(RequestEvent, (
                 time.time(), principal,
                 getattr(request.services, "tenant", None) or ("root" if principal == self.root_key else ""),
                 request.source_ip, operation, endpoint.bucket or "", endpoint.key or "",
                 response.status, error, int(cl) if cl and cl.isdigit() else 0, bytes_out,
-                _level(banner) if banner else -1))
-        elif operation in ("admin", "reserved"):
-            return
+                _level(banner) if banner else -1, opaque(head) if head else -1))
+        elif request is not None:         # admin, STS, compute: what their handler attributed
+            if not request.audit.get("action"):
+                return
+            item = self._api_event(scope, request.audit, response.status, error, bytes_out)
+        elif operation == "reserved" or not error:
+            return      # nothing attributed: a health check, or a call refused before routing
         else:   # refused before a Request existed (bad signature, unknown key)
             item = self._refused(scope, operation, response.status, error, bytes_out)
-        pending = self._pending
-        pending.append(item)
-        if self._draining:
-            return                      # the drain under way reaches this one too
-        if len(pending) >= BATCH:
-            self._drain()
-        elif len(pending) == 1:
-            try:
-                asyncio.get_running_loop().call_later(MAX_DELAY, self._drain)
-            except RuntimeError:        # no event loop (called from a plain thread): no batching
-                self.flush()
+        self._enqueue(item)
 
-    def _drain(self) -> None:
-        """Run the detector over the oldest CHUNK queued requests, and come back on the next
-        loop turn for the rest; requests queued meanwhile join the same drain, in order."""
-        pending = self._pending
-        items = pending[:CHUNK]
-        del pending[:CHUNK]
-        self._process(items)
-        self._draining = bool(pending)
-        if pending:
-            asyncio.get_running_loop().call_soon(self._drain)
-
-    def flush(self) -> None:
-        """Run the detector over every queued request, oldest first."""
-        pending, self._pending = self._pending, []
-        self._process(pending)
-
-    def _process(self, pending: list[RequestEvent]) -> None:
-        if not pending:
-            return
-        try:
-            alerts = self.detector.observe_batch(pending)
-        except Exception:  # noqa: BLE001 - the operator must never break the gateway
-            log.exception("operator failed to observe %d requests", len(pending))
-            return
-        for alert in alerts:
-            self._alert(alert)
+    def _api_event(self, scope: dict[str, Any], audit: dict[str, Any], status: int, error: str,
+                   bytes_out: int) -> RequestEvent:
+        """The event of an admin, STS or compute call, from the attribution its handler
+        gave the audit record: the action ('vallum:CreateAccessKey' -> CreateAccessKey,
+        'sts:AssumeRole' -> AssumeRole), its target as the key, the caller and its account;
+        a refused sign-in keeps its code (credential stuffing counts it), any other refusal
+        is AccessDenied (privilege probing counts it)."""
+        base = self._refused(scope, "", status, error, bytes_out)
+        op = str(audit.get("action", "")).rpartition(":")[2] or "unknown"
+        rule = str(audit.get("rule") or "")
+        if rule.startswith("authentication: "):
+            error = rule.partition(": ")[2]
+        elif audit.get("decision") == "deny" or status == 403:
+            error = error or "AccessDenied"
+        elif status >= 400:
+            error = error or f"Error{status}"
+        principal = str(audit.get("principal") or base.principal)
+        return base._replace(principal=principal, account=str(audit.get("account") or base.account),
+                             operation=op, key=str(audit.get("target") or ""), error=error,
+                             status=status)
 
     def _refused(self, scope: dict[str, Any], operation: str, status: int, error: str,
                  bytes_out: int) -> RequestEvent:
@@ -204,19 +112,18 @@ class Hook:
         return RequestEvent(time.time(), akid, "root" if akid == self.root_key else "", source,
                             operation, "", "", status, error, 0, bytes_out)
 
-    def _alert(self, alert: Alert) -> None:
-        ALERTS.labels(alert.kind).inc()
-        journal.append(self.dir / journal.ALERTS, alert.to_dict())
-        log.warning("operator alert %s on %s: %s", alert.kind, alert.entity, alert.reason)
-        record = alert.to_dict()
-        for sink in self.sinks:         # enqueue only: a slow receiver never delays a request
-            sink.submit(record)
-        if alert.entity == self.root_key:
-            return                      # never lock the platform root out: alert only
-        self.policy.on_alert(alert)
-
 
 _new = tuple.__new__
+
+
+def opaque(head: bytes) -> int:
+    """1 when a written body's first 4 KiB (at most) do not compress, as ciphertext does not
+    (nor do archives and media: the detector judges it against the key's own habit); 0 when
+    they do; -1 when too short to tell. One zlib pass at its fastest level over what the
+    request already read: no extra read, a bounded cost."""
+    if len(head) < MIN_SAMPLE:
+        return -1
+    return 1 if len(zlib.compress(head, 1)) >= OPAQUE_RATIO * len(head) else 0
 
 
 @lru_cache(maxsize=1024)
@@ -242,7 +149,15 @@ def current(services: Any) -> Hook | None:
         root = getattr(services, "root", None)
         _hook = Hook(services.config.data_dir, services.iam, mode,
                      getattr(root, "access_key", "") or "")
+        atexit.register(_hook.close)        # the last baselines saved, the detector lock given up
     return _hook
+
+
+def shutdown() -> None:
+    """At the gateway's shutdown (its lifespan; atexit covers other exits): decide on
+    what is queued, save the baselines, give up the detector lock."""
+    if _hook is not None:
+        _hook.close()
 
 
 def admit(services: Any, request: Any) -> None:

@@ -16,17 +16,19 @@ A containment of anything else is false; false ones on automation are named.
 
 from __future__ import annotations
 
+import logging
 import statistics
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vallum.operator.alerts import Alert
-from vallum.operator.containment import Action, Containment
-from vallum.operator.detector import CHUNK, MAX_DELAY, Detector
-from vallum.operator.evaluate import refused
-from vallum.operator.events import AUTH_FAILURES, RequestEvent
+from vallum.operator.containment import Action
+from vallum.operator.detector import Detector
 from vallum.operator.heldout import ATTACKS, HeldoutTrace, Scenario, generate
+from vallum.operator.live import Live
 
 GRACE = 900.0
 ACCEPT = {"bulk_exfil": {"exfiltration"}, "slow_exfil": {"exfiltration"},
@@ -83,37 +85,24 @@ def _inside(ts: float, sc: Scenario) -> bool:
 
 def replay(trace: HeldoutTrace, detector: Detector | None = None
            ) -> tuple[list[Alert], list[Action], list[bool]]:
-    """Every event through the detector in the gateway's batches, Containment in contain
-    mode from the end of the warm-up, contained callers refused. Returns the scored
-    alerts, the actions, and per event whether it was served (not refused)."""
-    detector = detector or Detector()
-    policy = Containment(default_mode="contain")
-    scored_from = trace.scored_from
-    alerts: list[Alert] = []
-    served: list[bool] = []
-    batch: list[RequestEvent] = []
-
-    def hand_over() -> None:
-        for a in detector.observe_batch(batch):
-            if a.ts >= scored_from:
-                alerts.append(a)
-                policy.on_alert(a)
-        batch.clear()
-
-    for ev in trace.events:
-        if batch and (len(batch) >= CHUNK or ev.ts - batch[0].ts > MAX_DELAY):
-            hand_over()
-        ok = True
-        if ev.ts >= scored_from and (policy.suspended or policy.throttled or policy.blocked):
-            verdict = policy.admit(ev.principal if ev.error not in AUTH_FAILURES else None,
-                                   ev.source, ev.ts)
-            if verdict is not None:
-                ev, ok = refused(ev, verdict), False
-        served.append(ok)
-        batch.append(ev)
-    if batch:
-        hand_over()
-    return alerts, [a for a in policy.actions if a.action != "release"], served
+    """Every event through the live path (live.Live.replay: the gateway's admission,
+    batching, detector, journal and containment, in event time), contain mode from the
+    end of the warm-up, contained callers refused. Returns the scored alerts, the
+    actions, and per event whether it was served (not refused)."""
+    quiet = logging.getLogger("vallum.operator")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)           # the journal has every alert and action
+    with tempfile.TemporaryDirectory(prefix="vallum-heldout-") as tmp:
+        hook = Live(Path(tmp), None, "contain", sinks_from_env=False)
+        if detector is not None:
+            hook.detector = detector
+        try:
+            alerts, served = hook.replay(trace.events, contain_from=trace.scored_from)
+        finally:
+            hook.close()
+            quiet.setLevel(level)
+    scored = [a for a in alerts if a.ts >= trace.scored_from]
+    return scored, [a for a in hook.policy.actions if a.action != "release"], served
 
 
 def damage(trace: HeldoutTrace, sc: Scenario, served: list[bool]) -> float | None:
@@ -190,10 +179,10 @@ def run(seeds: list[int] | tuple[int, ...], people: int = 30, days: int = 6,
 def table(result: HeldoutResult) -> str:
     """Per attack kind: recall, time to detect / contain, damage; per alert kind: precision."""
     d = result.to_dict()
-    rows = ["| attack | n | detected | contained | stopped | median TTD (s) | median TTC (s) | "
-            "mean leaked/destroyed | max |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| attack | n | detected | recall | contained | stopped | median TTD (s) | median TTC (s) | "
+            "mean leaked/destroyed | max |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for kind, f in d["attacks"].items():
-        cells = [f["incidents"], f["detected"], f["contained"], f["stopped"],
+        cells = [f["incidents"], f["detected"], f"{f['recall']:.2f}", f["contained"], f["stopped"],
                  "-" if f["median_ttd_s"] is None else f"{f['median_ttd_s']:.0f}",
                  "-" if f["median_ttc_s"] is None else f"{f['median_ttc_s']:.0f}",
                  "-" if f["mean_damage"] is None else f"{100 * f['mean_damage']:.0f}%",

@@ -24,7 +24,7 @@ GATEWAY = "gateway-{pid}.json"     # one per gateway process running the operato
 
 def directory(data_dir: Path) -> Path:
     d = Path(data_dir) / "operator"
-    d.mkdir(parents=True, exist_ok=True)
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
     return d
 
 

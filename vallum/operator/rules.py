@@ -53,6 +53,7 @@ class Tuning:
     climb_single: float = 12.0
     climb_window: float = 900.0
     climb_learn: float = 1800.0            # a level is usual only once read for this long
+    climb_refused: bool = True             # refused reads count as a climb's top
     # destruction: objects deleted / overwritten / copied over in a minute
     destroy_floor: float = 10.0
     destroy_mult: float = 2.0              # x the most it ever destroyed in a learned minute
@@ -60,6 +61,9 @@ class Tuning:
     budget_day_floor: float = 150.0
     budget_mult: float = 3.0
     budget_days: int = 2                   # whole days on record before budgets apply
+    # ... and reads in the last hour (sliding) against its busiest clean hour on record
+    budget_hour_floor: float = 300.0
+    budget_hour_mult: float = 4.0
     # an unfamiliar caller (new network, or no mature history) gets a tight exfiltration bar
     tight_reads: float = 12.0
     tight_bytes: float = 1024 * 1024
@@ -70,6 +74,9 @@ class Tuning:
     slow_probe_ops: float = 3.0
     slow_probe_source: float = 30.0        # refusals through one address, any key
     veteran_days: float = 3.0              # clean history that earns "alert, not contain"
+    # credential minting: admin calls that create keys or widen grants, in a minute
+    mint_floor: float = 8.0
+    mint_mult: float = 2.0                 # x the most it ever did in a learned minute
 
 
 def thr(profile: Profile, prior: Profile, feature: str, floor: float, mult: float, t: Tuning) -> float:
@@ -150,6 +157,19 @@ def read_budget(last_day: float, busiest_day: float, t: Tuning) -> Finding | Non
         "reads_last_day": round(last_day), "busiest_day": busiest_day, "budget": "day"}
 
 
+def read_budget_hour(last_hour: float, busiest_hour: float, t: Tuning) -> Finding | None:
+    """Slow-and-low, sooner: objects read in the last hour far past the busiest clean
+    hour on the principal's own record (a steady reader far under every per-minute bar
+    still reads an hour's worth no day of its own ever held)."""
+    bar = max(t.budget_hour_floor, t.budget_hour_mult * busiest_hour)
+    score = last_hour / bar
+    if score < 1.0:
+        return None
+    return score, (f"read {last_hour:.0f} objects in the last hour; its busiest hour on record "
+                   f"is {busiest_hour:.0f} (read volume budget: slow-and-low exfiltration)"), {
+        "reads_last_hour": round(last_hour), "busiest_hour": busiest_hour, "budget": "hour"}
+
+
 GUIDANCE = ("Contain first, then restore: turn on bucket versioning (and object lock for data "
             "that must not be destroyed) so overwritten or deleted objects keep their previous "
             "versions, and restore them from there or from backup.")
@@ -160,16 +180,43 @@ def destruction(w: Window, p: Profile, t: Tuning) -> Finding | None:
     place, a rename) in the last minute, far past the most this key ever destroyed in a
     minute: ransomware and wipers. Judged against its own record only: a purge job
     that deletes every night learns its own norm."""
-    d = w.value("destroys")
-    if d < t.destroy_floor:
+    d, opaque = w.value("destroys"), w.value("opaque_writes")
+    if d < t.destroy_floor and opaque < t.destroy_floor:
         return None
     bar = max(t.destroy_floor, t.destroy_mult * p.quantile("destroys", 1.0))
     score = d / bar
+    # The entropy jump: a key whose writes were text (never an incompressible body in a
+    # learned minute) writing ciphertext-like bodies in bulk. A key that uploads archives
+    # or media learns that as its own norm; a key with no history is not judged on it.
+    jump = (p.samples >= t.min_samples and p.quantile("opaque_writes", 1.0) == 0.0
+            and opaque >= t.destroy_floor)
+    if jump and opaque / t.destroy_floor > score:
+        return opaque / t.destroy_floor, (
+            f"wrote {opaque:.0f} objects whose contents look encrypted (incompressible) in the last "
+            f"minute; it never wrote one before (ciphertext replacing its data?). {GUIDANCE}"), {
+            "opaque_writes_last_minute": opaque, "destroyed_last_minute": d, "entropy_jump": True}
     if score < 1.0:
         return None
     return score, (f"deleted, overwrote or copied over {d:.0f} objects in the last minute; the most "
                    f"it ever did in a minute is {p.quantile('destroys', 1.0):.0f}. {GUIDANCE}"), {
         "destroyed_last_minute": d, "usual_max": p.quantile("destroys", 1.0)}
+
+
+def credential_minting(w: Window, p: Profile, t: Tuning) -> Finding | None:
+    """Keys created, rotated or re-enabled, users and roles created, policies attached or
+    boundaries removed in the last minute, far past the most this key ever did in one: a
+    stolen admin key building itself ways back in. Judged against its own record (an
+    onboarding script that creates users every Monday learns its norm)."""
+    m = w.value("mints")
+    if m < t.mint_floor:
+        return None
+    usual = p.quantile("mints", 1.0)
+    score = m / max(t.mint_floor, t.mint_mult * usual)
+    if score < 1.0:
+        return None
+    return score, (f"created or widened {m:.0f} credentials, users, roles or grants in the last "
+                   f"minute; the most it ever did in a minute is {usual:.0f}"), {
+        "mints_last_minute": m, "usual_max": usual}
 
 
 def slow_stuffing(network: str, failed_keys: int, failures: int, t: Tuning) -> Finding | None:
@@ -276,7 +323,10 @@ def label_climbing(above: Iterable[tuple[float, int]], p: Profile, t: Tuning) ->
     levels: set[int] = set()
     for _, level in above:
         count += 1
-        levels.add(level)
+        if level >= 0:                      # (-1: a refused read whose label is not known)
+            levels.add(level)
+    if not levels:
+        return None
     score = max(min(count / t.climb_above, len(levels) / t.climb_levels), count / t.climb_single)
     if score < 1.0:
         return None

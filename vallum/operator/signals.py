@@ -22,6 +22,7 @@ from vallum.operator.events import (
     AUTH_FAILURES,
     DELETE_OPS,
     LIST_OPS,
+    MINT_OPS,
     READ_OPS,
     WRITE_OPS,
     RequestEvent,
@@ -29,7 +30,8 @@ from vallum.operator.events import (
 
 COUNTERS = ("requests", "reads", "writes", "lists", "deletes", "bytes_out", "bytes_in",
             "denied", "not_found", "auth_failures",
-            "label0", "label1", "label2", "label3", "label4", "gets", "destroys")
+            "label0", "label1", "label2", "label3", "label4", "gets", "destroys", "opaque_writes",
+            "mints")
 DISTINCT = ("keys", "prefixes", "buckets", "denied_ops", "failed_keys", "got_keys")
 GETS = frozenset({"GetObject", "SelectObjectContent"})
 FEATURES = COUNTERS + DISTINCT
@@ -39,6 +41,8 @@ GOT_KEYS = DISTINCT.index("got_keys")
 SPREAD = -1         # in a run's distinct values: (read prefix, reads from it) pairs (Spread)
 NOT_FOUND = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NoSuchUpload"})
 DESTROYS = COUNTERS.index("destroys")
+OPAQUE = COUNTERS.index("opaque_writes")
+MINTS = COUNTERS.index("mints")
 # Objects a request may destroy: a delete, a copy (the event has no copy source, and
 # copy-in-place re-encryption or a server-side rename both look like this), and a
 # DeleteObjects, whose keys are estimated from its XML body (about this many bytes a key).
@@ -236,6 +240,8 @@ def _kind(op: str, err: str) -> Kind:
     elif op in DELETE_OPS:
         counts.append((4, 1.0))
     got = op in GETS and not err
+    if op in MINT_OPS and not err:
+        counts.append((MINTS, 1.0))
     what = ""
     if err == "AccessDenied":
         counts.append((7, 1.0))
@@ -270,6 +276,10 @@ def run_counts(run: Sequence[RequestEvent]) -> tuple[list[tuple[int, float]], li
     if got:
         counts.append((15, float(n)))
     if not err:
+        if op in WRITE_OPS and first.opaque >= 0:
+            opaque = sum(1 for e in run if e.opaque == 1)
+            if opaque:
+                counts.append((OPAQUE, float(opaque)))
         if op in REWRITES:
             counts.append((DESTROYS, float(n)))
         elif op == "DeleteObjects":

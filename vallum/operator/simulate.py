@@ -286,6 +286,8 @@ class Generator:
         ts = t0
         if kind == "exfiltration":
             n, rate = rng.randint(150, 2000), rng.uniform(50, 300)
+            if rng.random() < 0.4:          # slow-and-low: under every per-minute bar, for hours
+                n, rate = rng.randint(400, 2500), rng.uniform(8, 40)
             for _ in range(n):
                 ts += rng.expovariate(rate / 60.0)
                 b = rng.choice(p.buckets)
@@ -325,6 +327,8 @@ class Generator:
                 self.normal_request(p, ts, source)
         elif kind == "label_climbing":
             n, rate = rng.randint(20, 120), rng.uniform(3, 20)
+            if rng.random() < 0.4:          # a patient climb: a read or two a minute
+                n, rate = rng.randint(20, 60), rng.uniform(0.7, 2.0)
             base = min(p.clearance, 2)
             for i in range(n):
                 ts += rng.expovariate(rate / 60.0)

@@ -18,6 +18,7 @@ from vallum.s3.sigv4 import AuthResult
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 MAX_SMALL_BODY = 2 * 1024 * 1024
+HEAD_BYTES = 4096
 
 
 class Body:
@@ -46,6 +47,7 @@ class Body:
         self._sha = hashlib.sha256() if payload == "signed" else None
         self._expected_sha = auth.content_sha256 if auth and payload == "signed" else None
         self.has_body = (self.length or 0) > 0 or "transfer-encoding" in headers
+        self.head = b""     # the first HEAD_BYTES of the payload, kept as it streams (the operator's entropy sample)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """Payload bytes as they arrive; raises at the end if the body is not what was declared."""
@@ -63,6 +65,8 @@ class Body:
             if decoder is not None and data:
                 data = decoder.feed(data)
             if data:
+                if count < HEAD_BYTES:
+                    self.head += data[:HEAD_BYTES - count]
                 count += len(data)
                 if self.length is not None and count > self.length:
                     raise errors.IncompleteBody("The request body is longer than its declared length.")

@@ -4,7 +4,7 @@ Reads (GetObject, HeadObject) follow the RFC evaluation order, which is what
 the S3 docs describe: a true If-Match makes If-Unmodified-Since irrelevant,
 and a present If-None-Match makes If-Modified-Since irrelevant. Copies use the
 x-amz-copy-source-if-* twins, where every failure is a 412. Writes (PutObject,
-CompleteMultipartUpload) accept only If-None-Match: * and If-Match: <etag>.
+CompleteMultipartUpload) accept If-None-Match (* or ETags) and If-Match.
 
 Also the two timestamp formats S3 puts on the wire. Pure functions: callers
 pass the object's current ETag and modification time.
@@ -19,8 +19,14 @@ import math
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 
-from vallum.s3.errors import NoSuchKey, NotImplemented_, NotModified, PreconditionFailed
+from vallum.s3.errors import (
+    InvalidArgument,
+    NoSuchKey,
+    NotModified,
+    PreconditionFailed,
+)
 
 # ---------------------------------------------------------------- timestamps
 
@@ -180,8 +186,9 @@ def check_write_conditions(headers: Mapping[str, str], existing_etag: str | None
     ``existing_etag`` is the current version's ETag, or None when the key has
     no current object (absent, or a delete marker).
     - If-Match: 412 when the ETag differs; 404 NoSuchKey when there is no object.
-    - If-None-Match: only '*' is accepted (501 otherwise, as on AWS); 412 when
-      an object exists.
+    - If-None-Match: '*': 412 when an object exists; an ETag list (an extension, as
+      Ceph's; AWS answers 501): 412 when the current object has one of them, so
+      "replace unless it is already this content" is one request.
     """
     h = _lower(headers)
     if (v := h.get("if-match")) is not None:
@@ -189,13 +196,88 @@ def check_write_conditions(headers: Mapping[str, str], existing_etag: str | None
             raise NoSuchKey()
         if not _matches(v, existing_etag, weak=False):
             raise PreconditionFailed(Condition="If-Match")
-    if (v := h.get("if-none-match")) is not None:
-        if v.strip() != "*":
-            raise NotImplemented_("If-None-Match on a write only supports the value '*'",
-                                  Header="If-None-Match")
-        if existing_etag is not None:
-            raise PreconditionFailed(Condition="If-None-Match")
+    if (v := h.get("if-none-match")) is not None and existing_etag is not None \
+            and _matches(v, existing_etag, weak=True):
+        raise PreconditionFailed(Condition="If-None-Match")
 
 
 def _title(header: str) -> str:
     return "-".join(part.capitalize() for part in header.split("-"))
+
+
+# ---------------------------------------------------------------- conditional deletes
+
+@dataclass(frozen=True)
+class DeleteConditions:
+    """If-Match, x-amz-if-match-last-modified-time and x-amz-if-match-size of a
+    DeleteObject (or ETag, LastModifiedTime and Size of one DeleteObjects entry)."""
+
+    etag: str | None = None
+    last_modified: int | None = None      # seconds since the epoch
+    size: int | None = None
+
+
+def delete_conditions(etag: str | None, last_modified: str | None, size: str | None, *,
+                      in_xml: bool = False) -> DeleteConditions | None:
+    """Parse the conditions of a delete; None when none is given. A malformed date or
+    size is an InvalidArgument (never ignored: the caller relies on the condition).
+    Dates may be HTTP dates or ISO 8601. ``in_xml``: name the DeleteObjects elements in errors."""
+    etag = etag.strip() if etag is not None and etag.strip() else None
+    when = last_modified.strip() if last_modified is not None and last_modified.strip() else None
+    count = size.strip() if size is not None and size.strip() else None
+    if etag is None and when is None and count is None:
+        return None
+    seconds = None
+    if when is not None:
+        seconds = parse_http_date(when)       # what the SDKs send, in headers and XML
+        if seconds is None:
+            seconds = parse_iso8601(when)
+        if seconds is None:
+            raise InvalidArgument("Invalid last modified time", ArgumentName="LastModifiedTime"
+                                  if in_xml else "x-amz-if-match-last-modified-time",
+                                  ArgumentValue=when[:64])
+    number = None
+    if count is not None:
+        if not count.isdigit() or len(count) > 20:
+            raise InvalidArgument("Invalid size", ArgumentName="Size" if in_xml
+                                  else "x-amz-if-match-size", ArgumentValue=count[:32])
+        number = int(count)
+    return DeleteConditions(etag, seconds, number)
+
+
+def check_delete_conditions(cond: DeleteConditions, current: tuple[str, float, int] | None,
+                            key: str) -> None:
+    """Raise unless the delete may go ahead on ``current`` = (etag, last modified, size)
+    of the object's current version as the caller sees it (None: absent, a delete
+    marker, or above the caller's level). AWS: an If-Match on an absent object is
+    404 NoSuchKey; a mismatch is 412; the date and size alone pass on an absent one."""
+    if current is None:
+        if cond.etag is not None:
+            raise NoSuchKey(Key=key)
+        return
+    etag, modified, size = current
+    if cond.etag is not None and not _matches(cond.etag, etag, weak=False):
+        raise PreconditionFailed(Condition="If-Match")
+    if cond.last_modified is not None and math.floor(modified) != cond.last_modified:
+        raise PreconditionFailed(Condition="x-amz-if-match-last-modified-time")
+    if cond.size is not None and size != cond.size:
+        raise PreconditionFailed(Condition="x-amz-if-match-size")
+
+
+_ISO = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})"
+                  r"(?:\.[0-9]+)?(Z|[+-][0-9]{2}:?[0-9]{2})", re.I)
+
+
+def parse_iso8601(value: str) -> int | None:
+    """Seconds since the epoch (fractions dropped) for an ISO 8601 timestamp, else None."""
+    m = _ISO.fullmatch(value.strip())
+    if m is None:
+        return None
+    year, month, day, hh, mm, ss = (int(g) for g in m.groups()[:6])
+    zone = m.group(7).upper()
+    offset = 0 if zone == "Z" else (1 if zone[0] == "+" else -1) * (
+        int(zone[1:3]) * 3600 + int(zone[-2:]) * 60)
+    if not (year >= 1 and 1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]
+            and hh < 24 and mm < 60 and ss < 61):
+        return None
+    return calendar.timegm((year, month, day, hh, mm, ss, 0, 0, 0)) - offset

@@ -92,6 +92,8 @@ _CODES: list[tuple[str, int, str]] = [
     ("ServiceUnavailable", 503, "Please reduce your request rate."),
     ("SignatureDoesNotMatch", 403, "The request signature we calculated does not match the signature you provided. Check your key and signing method."),
     ("SlowDown", 503, "Please reduce your request rate."),
+    # MinIO's code for a full backend (its clients know it); 507 is not retried by SDKs.
+    ("XMinioStorageFull", 507, "Storage has reached its reserved free-space threshold. Delete objects to free space, then retry."),
     ("TooManyBuckets", 400, "You have attempted to create more buckets than allowed"),
     ("UnexpectedContent", 400, "This request does not support content"),
     ("UnresolvableGrantByEmailAddress", 400, "The email address you provided does not match any account on record."),
@@ -178,8 +180,10 @@ NotImplemented_ = _by_code["NotImplemented"]
 NotModified = _by_code["NotModified"]
 PreconditionFailed = _by_code["PreconditionFailed"]
 RequestTimeTooSkewed = _by_code["RequestTimeTooSkewed"]
+RequestTimeout = _by_code["RequestTimeout"]
 SignatureDoesNotMatch = _by_code["SignatureDoesNotMatch"]
 SlowDown = _by_code["SlowDown"]
+XMinioStorageFull = _by_code["XMinioStorageFull"]
 UnexpectedContent = _by_code["UnexpectedContent"]
 UnknownService = _by_code["UnknownService"]
 XAmzContentChecksumMismatch = _by_code["XAmzContentChecksumMismatch"]

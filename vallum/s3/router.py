@@ -64,9 +64,14 @@ def _r(name: str, method: str, level: str, sub: str | None = None, *when: str,
 ROUTES: tuple[Route, ...] = (
     # -- service
     _r("ListDirectoryBuckets", "GET", SERVICE, None, "max-directory-buckets"),
+    _r("ListenNotification", "GET", SERVICE, None, "events"),     # MinIO's event stream
     _r("ListBuckets", "GET", SERVICE),
     _r("WriteGetObjectResponse", "POST", LAMBDA),
     # -- bucket, no sub-resource
+    # MinIO's ListenBucketNotification (?events=...&ping=N): a long-lived event stream,
+    # not a listing; answered as such, its SDK would poll in a tight loop.
+    _r("ListenBucketNotification", "GET", BUCKET, None, "events"),
+    _r("ListenBucketNotification", "GET", BUCKET, None, "ping"),
     _r("ListObjectsV2", "GET", BUCKET, None, "list-type", list_type="2"),
     _r("ListObjects", "GET", BUCKET),
     _r("HeadBucket", "HEAD", BUCKET),
@@ -414,8 +419,9 @@ def compatibility_markdown() -> str:
         " do not edit by hand. -->",
         "",
         f"The router names {len(ALL_OPERATIONS)} operations: every action of the Amazon S3"
-        " API reference, plus PostObject (browser form upload) and OptionsObject (CORS"
-        f" preflight). {len(supported)} are implemented; the others answer"
+        " API reference, plus PostObject (browser form upload), OptionsObject (CORS"
+        " preflight) and MinIO's ListenNotification / ListenBucketNotification event"
+        f" streams. {len(supported)} are implemented; the others answer"
         " `501 NotImplemented`.",
         "Requests may use path-style (`/{Bucket}/{Key+}`) or virtual-host-style"
         " (`{Bucket}.<domain>/{Key+}`) addressing.",
@@ -428,7 +434,32 @@ def compatibility_markdown() -> str:
         selector = f"`{r.selector}`" if r.selector else ""
         lines.append(f"| {name} | {r.method} | `{_PATHS[r.level]}` | {selector} |"
                      f" {'yes' if served in SUPPORTED else 'no'} | {note} |")
+    lines += ["", "## Semantics", ""] + [f"- {note}" for note in SEMANTICS]
     return "\n".join(lines) + "\n"
+
+
+# How supported operations behave where clients depend on details (kept with the table so
+# the generated page says it; each line is covered by tests/functional).
+SEMANTICS: tuple[str, ...] = (
+    "Conditional writes (PutObject, CopyObject, CompleteMultipartUpload): `If-Match` (412;"
+    " 404 NoSuchKey when there is no object) and `If-None-Match` with `*` or ETags (412 when"
+    " the current object matches; ETags are an extension, AWS answers 501). Checked when the"
+    " request arrives and again at commit; a change in between is 409"
+    " ConditionalRequestConflict.",
+    "Conditional deletes (DeleteObject): `If-Match` (412; 404 NoSuchKey on a missing key or"
+    " a delete marker), `x-amz-if-match-size`, `x-amz-if-match-last-modified-time` (412);"
+    " DeleteObjects: per-object `ETag`, `Size`, `LastModifiedTime`, failing as a per-key"
+    " error entry. Tested against the current version, or the named one with `versionId`.",
+    "`x-amz-expected-bucket-owner` on every bucket and object operation and"
+    " `x-amz-source-expected-bucket-owner` on copies: 403 AccessDenied when the bucket's"
+    " owner account (ListBuckets' Owner ID) differs.",
+    "CompleteMultipartUpload retried with the same part list within 15 minutes of its"
+    " success answers 200 with the same ETag and version id.",
+    "CreateBucket accepts a LocationConstraint naming the server's own region, us-east-1"
+    " included.",
+    "GetObject/HeadObject with `partNumber`: 206 with Content-Range and"
+    " `x-amz-mp-parts-count` (multipart objects); part 1 of a plain object is all of it.",
+)
 
 
 if __name__ == "__main__":

@@ -33,8 +33,12 @@ from vallum.security.labels import Label, LabelError, LevelScheme, parse
 MAX_MARKING = 200          # longest marking text considered (bytes)
 KEEP = 512                 # carried ahead: longer than any match (decoration + marking)
 BACK = 256                 # carried behind: to find the start of a candidate's line (and two before)
-_WS = rb"[ \t\r\n\f\v]{1,16}"
+_WS = rb"[ \t\r\n\f\v]{0,16}"        # none too: "TOPSECRET", a letter-spaced banner closed up
 _DECO = rb"(?:[ \t\r\f\v*=#~|_.:\-]|<[^<>\n]{0,40}>){0,40}"
+# after the marking: a field's closing quote and comma (after a key), or a CSV row's empty cells
+_FIELD_END = (rb"(?(k)[\"']?[ \t]*[,;]?|(?(q)[\"'](?=(?:[ \t]*[,;][ \t]*(?:[\"'][\"'])?){2})))"
+              rb"(?:(?:[ \t]*[,;](?:[ \t]*[\"'][\"'])?){2,})?")
+_KEY = rb"[\"']?(?i:classification|classif|security[ _-]?classification)[\"']?[ \t]*[:=][ \t]*[\"']?"
 _ALIASES = {"CUI": ("CONTROLLED UNCLASSIFIED INFORMATION", "CONTROLLED")}
 
 
@@ -55,6 +59,7 @@ class Grammar:
         last: dict[bytes, list[list[str]]] = {}
         for n in every:
             last.setdefault(n.split()[-1].encode(), []).append(n.split()[:-1])
+        self.closed_up = {n.replace(" ", ""): n for n in every if " " in n}
         self.words = sorted(last)          # a name is found by its last word
         self.residue_words = list(self.words)
         alt = b"|".join(_words(n) for n in every)
@@ -64,10 +69,18 @@ class Grammar:
         alt_abbrev = b"|".join(re.escape(a) for a in abbrevs)
         tail = rb"//[A-Z0-9][A-Z0-9 ,/\-]{0,%d}" % (MAX_MARKING - 20)
         self.line = re.compile(
-            rb"^" + _DECO + rb"(?:(?i:classification)[ \t]*:[ \t]*)?(?P<m>(?:" + alt + rb")(?:" + tail
-            + rb")?)" + _DECO + rb"$", re.MULTILINE)
-        self.inline = re.compile(rb"(?<![A-Za-z0-9/_])(?P<m>(?:" + alt_inline + rb")" + tail
+            rb"^" + _DECO + rb"(?:(?P<k>" + _KEY + rb")|(?P<q>[\"']))?(?P<m>(?:" + alt + rb")(?:" + tail
+            + rb")?|(?:" + alt_abbrev + rb")" + tail + rb")" + _FIELD_END + _DECO + rb"$", re.MULTILINE)
+        # a "classification" field anywhere (minified JSON, XML attributes): the value, whole
+        self.key = re.compile(rb"(?<![A-Za-z])" + _KEY + rb"\Z")
+        self.field = re.compile(rb"(?P<m>(?:" + alt + rb")(?:" + tail + rb")?)(?=[\"'<,;}\]\r\n]|\Z)")
+        multi = [re.escape(a) for a in abbrevs if len(a) > 1 and a.decode() not in names]   # TS
+        self.inline = re.compile(rb"(?<![A-Za-z0-9/_])(?P<m>(?:" + b"|".join([alt_inline, *multi]) + rb")" + tail
                                  + rb")(?![a-z0-9_])")
+        # abbreviated levels hold no level word: found by "TS//", "S//" (a banner line, or inline for TS)
+        short = [re.escape(a.encode()) for _, a in scheme.levels if a not in names]
+        self.abbrev_slashes = [a.encode() + b"//" for _, a in scheme.levels if a not in names]
+        self.abbrev_start = re.compile(rb"(?<![A-Za-z0-9_])(?:" + b"|".join(short) + rb")//[A-Z0-9]")
         self.portion_start = re.compile(rb"\((?:" + alt_abbrev + rb")[/)]")
         self.portion = re.compile(
             rb"[ \t\f\v]*(?:[-*>]|\xe2\x80\xa2|\d{1,3}[.)]|[a-z][.)])?[ \t]*(?P<m>\((?:" + alt_abbrev + rb")(?:"
@@ -83,11 +96,17 @@ class Grammar:
             if alts:
                 self.before[w] = re.compile(rb"(?:" + b"|".join(alts) + rb")\Z")
 
-    def maybe(self, buf: bytes) -> bool:
-        """Cheap prefilter: False when no level word and no "(X" can be in ``buf``."""
+    def maybe(self, buf: bytes, *, spaced: bool = False) -> bool:
+        """Cheap prefilter: False when no level word, no "(X" and no "TS//" can be in ``buf``
+        (``spaced``: nor once letter-spaced text is closed up)."""
         residue = buf.translate(None, self.DELETE)
-        return bool(residue) and (any(w in residue for w in self.residue_words)
-                                  or self.portion_start.search(residue) is not None)
+        if not residue:
+            return False
+        if any(w in residue for w in self.residue_words) or self.portion_start.search(residue) is not None:
+            return True
+        if b"//" not in residue:
+            return False
+        return any(a in (residue if spaced else buf) for a in self.abbrev_slashes)
 
 
 _GRAMMARS: dict[int, Grammar] = {}
@@ -108,7 +127,9 @@ def lenient(text: bytes, scheme: LevelScheme) -> Label | None:
     if s.startswith("(") and s.endswith(")"):
         s = s[1:-1]
     segments = s.split("//")
-    head = grammar(scheme).alias.get(segments[0], segments[0])
+    g = grammar(scheme)
+    head = g.closed_up.get(segments[0], segments[0])          # "TOPSECRET" -> "TOP SECRET"
+    head = g.alias.get(head, head)
     segments[0] = head
     try:
         best = parse(head, scheme)
@@ -133,8 +154,9 @@ def lenient(text: bytes, scheme: LevelScheme) -> Label | None:
 class TextScanner:
     """Finds markings in a stream of text bytes; ``finish`` gives their join (or None)."""
 
-    def __init__(self, scheme: LevelScheme) -> None:
+    def __init__(self, scheme: LevelScheme, *, weak_marks: bool = True) -> None:
         self.scheme = scheme
+        self.weak_marks = weak_marks      # one-letter portion marks count (not in a rot13 view)
         self._g = grammar(scheme)
         self._buf = b"\n"                 # the stream starts at a line start
         self._done = 1                    # candidates before this index are decided
@@ -164,9 +186,9 @@ class TextScanner:
         self._buf = buf[cut:]
         self._done -= cut
 
-    def worth(self, data: bytes) -> bool:
+    def worth(self, data: bytes, *, spaced: bool = False) -> bool:
         """Could ``data`` hold a marking? (the prefilter, for decoded fragments)"""
-        return self._g.maybe(data)
+        return self._g.maybe(data, spaced=spaced)
 
     def boundary(self) -> None:
         """End of a text unit (a PDF string, a zip member): words must not join across it."""
@@ -203,6 +225,12 @@ class TextScanner:
             if c.start() >= limit:
                 break
             self._at_portion(buf, c.start())
+        for a in g.abbrev_slashes:                      # finds, then the pattern: C speed
+            i = buf.find(a, pos, limit + len(a))
+            while i != -1 and i < limit:
+                if g.abbrev_start.match(buf, i) is not None:
+                    self._at_word(buf, i, b"")
+                i = buf.find(a, i + 1, limit + len(a))
 
     def _line_starts(self, buf: bytes, i: int, lines: int) -> list[int]:
         """Starts of the line holding ``i`` and of up to ``lines - 1`` lines before it."""
@@ -228,6 +256,10 @@ class TextScanner:
             if m is not None:
                 self._record(m.group("m"))
                 break
+        if g.key.search(buf, max(0, start - 48), start) is not None:
+            m = g.field.match(buf, start)
+            if m is not None:
+                self._record(m.group("m"))
         for ls in self._line_starts(buf, start, 3):
             m = g.line.match(buf, ls)
             if m is not None and m.start("m") <= i < m.end("m"):
@@ -250,6 +282,8 @@ class TextScanner:
             return                                  # "(TS)" alone on a line: a PostScript string
         inner = mark[1:-1]
         if inner in self._g.weak:
+            if not self.weak_marks:
+                return
             if text[:1].isdigit() or text[:9].lower() == b"copyright":
                 return                              # "(C) 2024", "(C) Copyright 1997"
             label = lenient(mark, self.scheme)

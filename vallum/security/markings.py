@@ -27,6 +27,7 @@ import logging
 import re
 from email.header import decode_header
 from typing import Any
+from urllib.parse import unquote, unquote_to_bytes
 
 from vallum.security import spill_containers as containers
 from vallum.security.labels import DEFAULT_SCHEME, Label, LevelScheme
@@ -83,9 +84,10 @@ class MarkingScanner:
     """The scanner of one body (or one nested part of it): sniffs, routes, joins labels."""
 
     def __init__(self, scheme: LevelScheme = DEFAULT_SCHEME, *, max_inflated: int | None = None,
-                 depth: int = 0, budget: Budget | None = None) -> None:
+                 depth: int = 0, budget: Budget | None = None, embedded: bool = False) -> None:
         self.scheme = scheme
         self.depth = depth
+        self.embedded = embedded     # started at a magic inside bytes that are read as text anyway
         self.budget = budget if budget is not None else Budget(max_inflated)
         self.text = TextScanner(scheme)
         self._pipe: TextPipe | None = None
@@ -108,9 +110,20 @@ class MarkingScanner:
         """True when part of the body could not be scanned (budget or depth): refuse it."""
         return self.budget.exhausted
 
-    def child(self) -> MarkingScanner:
+    @property
+    def ended(self) -> bool:
+        """True once a container body ended (or broke): what follows is not its business."""
+        return bool(getattr(self._router, "ended", False))
+
+    def child(self, *, embedded: bool = False) -> MarkingScanner:
         """A scanner for a part this one holds (an archive member, a decoded run)."""
-        return MarkingScanner(self.scheme, depth=self.depth + 1, budget=self.budget)
+        return MarkingScanner(self.scheme, depth=self.depth + 1, budget=self.budget, embedded=embedded)
+
+    def leftover(self, data: bytes) -> None:
+        """Bytes a container does not account for (corrupt, or after its end): read as text,
+        unless this scan started inside bytes that are read as text already."""
+        if not self.embedded:
+            self.text_pipe().feed(data)
 
     def adopt(self, child: MarkingScanner) -> None:
         self.text.absorb(child.finish(), child.found)
@@ -159,7 +172,9 @@ class MarkingScanner:
             if head.startswith(bom):
                 self._kind, self._router = encoding, _Decoded(self, encoding)
                 return
-        self._kind, self._router = "text", self.text_pipe()
+        self._kind = "text"
+        self._router = containers.TextAndStreams(self, containers.speculations(self, head)) \
+            if self.depth < MAX_DEPTH and not self.embedded else self.text_pipe()
 
     def finish(self) -> Label | None:
         """The highest label marked anywhere in the body, None if no marking was found."""
@@ -188,11 +203,26 @@ def scan_bytes(data: bytes, scheme: LevelScheme = DEFAULT_SCHEME) -> Label | Non
 _B64_TOKEN = re.compile(r"[A-Za-z0-9+/]{8,}={0,2}")
 
 
+_PARAM = re.compile(r"^\s*[A-Za-z0-9!#$&+.^_`|~-]+\*?=\s*")
+
+
 def _field_views(value: str) -> list[bytes]:
-    """A short field as written, with path separators as line breaks, RFC 2047 words
-    decoded (how S3 carries non-ASCII metadata), and base64 tokens decoded."""
+    """A short field as written; with path separators as line breaks (``//`` kept, so
+    ``reports/TS//NF/x`` holds the line ``TS//NF``); percent-decoded; as header parameters
+    (``attachment; filename="TOP SECRET"``, ``max-age=60, TOP SECRET``: each value a line, RFC 5987 values decoded);
+    with RFC 2047 words decoded (how S3 carries non-ASCII metadata) and base64 tokens decoded."""
     raw = value.encode("utf-8", "surrogateescape")
-    views = [raw, raw.replace(b"/", b"\n")]
+    views = [raw, raw.replace(b"/", b"\n"), re.sub(rb"(?<!/)/(?!/)", b"\n", raw)]
+    if "%" in value:
+        views.append(unquote_to_bytes(value))
+    if ";" in value or "=" in value or "," in value:
+        params = []
+        for part in re.split(r"[;,]", value):
+            part = _PARAM.sub("", part).strip().strip('"')
+            if "''" in part:                            # RFC 5987: charset'language'value
+                part = unquote(part.split("'", 2)[-1], errors="replace")
+            params.append(part)
+        views.append("\n".join(params).encode("utf-8", "surrogateescape"))
     if "=?" in value:
         try:
             views += [part if isinstance(part, bytes) else part.encode() for part, _ in decode_header(value)]

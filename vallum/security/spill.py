@@ -45,11 +45,15 @@ class SpillDetected(Exception):
 
 
 def fields(key: str | None = None, user_meta: Mapping[str, str] | None = None,
-           tags: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The named strings of a write that are scanned like its body: where -> value."""
+           tags: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The named strings of a write that are scanned like its body: where -> value.
+    ``headers`` are the standard headers stored and returned with the object
+    (Content-Disposition, Cache-Control, Content-Type and its parameters, ...)."""
     out: dict[str, str] = {}
     if key is not None:
         out["key name"] = key
+    for name, value in (headers or {}).items():
+        out[f"header {name}"] = value
     for name, value in (user_meta or {}).items():
         out[f"metadata name {name!r}"] = name
         out[f"metadata {name!r}"] = value

@@ -76,19 +76,36 @@ class Decompress:
                 rest = _inflate(self._owner, self._z, data, self._child.feed)
             except (zlib.error, OSError, EOFError, lzma.LZMAError):
                 self._broken = True
-                self._owner.text_pipe().feed(data)      # corrupt: what is left, as text
+                self._owner.leftover(data)      # corrupt: what is left, as text
                 return
             if rest is None:
                 return
             if not rest.startswith(_MAGIC[self._kind]):
-                self._owner.text_pipe().feed(rest)
+                self._owner.leftover(rest)
                 self._broken = True
                 return
             self._z, data = _MAKERS[self._kind](), rest
 
+    @property
+    def ended(self) -> bool:
+        return self._broken
+
     def finish(self) -> None:
         if self._child is not None:
             self._owner.adopt(self._child)
+
+
+_CODEC_ERRORS = (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError)
+
+
+def _raw_lzma(props: bytes) -> Any:
+    """A decompressor for a zip member's raw LZMA1 data, from its 5 property bytes."""
+    if len(props) < 5 or props[0] >= 225:
+        raise lzma.LZMAError("bad LZMA properties")
+    d = props[0]
+    return lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[{
+        "id": lzma.FILTER_LZMA1, "lc": d % 9, "lp": d // 9 % 5, "pb": d // 45,
+        "dict_size": int.from_bytes(props[1:5], "little")}])
 
 
 _LOCAL, _CENTRAL, _END, _END64 = b"PK\x03\x04", b"PK\x01\x02", b"PK\x05\x06", b"PK\x06\x06"
@@ -111,20 +128,45 @@ class Zip:
         self._buf += data
         while True:
             st = self._state
-            if st == "raw":                      # structure not understood: scan as text
-                self._owner.text_pipe().feed(self._buf)
+            if st in ("raw", "done"):            # not understood, or after the central directory:
+                self._owner.leftover(self._buf)  # text (which finds a zip appended to a zip)
                 self._buf = b""
                 return
-            if st == "done":
-                self._buf = b""
-                return
+            if st == "lzma":
+                head = 4 + int.from_bytes(self._buf[2:4], "little") if len(self._buf) >= 4 else 9
+                if len(self._buf) < head:
+                    return
+                try:
+                    self._z = _raw_lzma(self._buf[4:head])
+                except _CODEC_ERRORS:
+                    self._state = "raw"
+                    continue
+                self._buf = self._buf[head:]
+                if self._remaining < 0:
+                    self._state = "inflate"
+                else:
+                    self._state, self._remaining = "coded", max(0, self._remaining - head)
+                continue
+            if st == "coded":                    # bzip2 or LZMA with a known compressed size
+                take = min(self._remaining, len(self._buf))
+                piece, self._buf = self._buf[:take], self._buf[take:]
+                self._remaining -= take
+                try:
+                    if piece and not self._z.eof:
+                        _inflate(self._owner, self._z, piece, self._child.feed if self._child else None)
+                except _CODEC_ERRORS:
+                    pass                         # corrupt member: what inflated was scanned
+                if self._remaining:
+                    return
+                self._end_member()
+                continue
             if st == "inflate":
                 if not self._buf:
                     return
                 data, self._buf = self._buf, b""
                 try:
                     rest = _inflate(self._owner, self._z, data, self._child.feed if self._child else None)
-                except zlib.error:
+                except _CODEC_ERRORS:
                     self._state, self._buf = "raw", data
                     continue
                 if rest is None:
@@ -151,6 +193,10 @@ class Zip:
             elif st == "descriptor":
                 self._descriptor()
 
+    @property
+    def ended(self) -> bool:
+        return self._state in ("raw", "done")
+
     def _header(self) -> None:
         sig = self._buf[:4]
         if sig in (_CENTRAL, _END, _END64):
@@ -175,9 +221,15 @@ class Zip:
         text.boundary()
         deferred = bool(m["flags"] & 0x08)
         self._child = self._owner.child()
+        known = not deferred and m["csize"] != 0xFFFFFFFF
         if m["method"] == 8:
             self._z = zlib.decompressobj(-15)
             self._state = "inflate"
+        elif m["method"] == 12:                  # bzip2: ends itself; the size bounds it when known
+            self._z = bz2.BZ2Decompressor()
+            self._state, self._remaining = ("coded", m["csize"]) if known else ("inflate", -1)
+        elif m["method"] == 14:                  # LZMA: a 4-byte header and properties first
+            self._state, self._remaining = "lzma", m["csize"] if known else -1
         elif m["method"] == 0 and not (deferred and m["csize"] == 0) and m["csize"] != 0xFFFFFFFF:
             self._state, self._remaining = "stored", m["csize"]
         else:
@@ -206,8 +258,8 @@ class Zip:
         self._state = "raw"
 
     def finish(self) -> None:
-        if self._state == "raw" and self._buf:
-            self._owner.text_pipe().feed(self._buf)
+        if self._state in ("raw", "done") and self._buf:
+            self._owner.leftover(self._buf)
         if self._child is not None:
             self._owner.adopt(self._child)
             self._child = None
@@ -367,3 +419,135 @@ class Pdf:
             self._outside.feed(self._pend)
             self._pend = b""
         self._outside.finish()
+
+
+# --- streams without a container's magic, and containers inside other bytes -------------
+class Speculative:
+    """A body that is no known container may still be a compressed stream without a magic
+    (raw deflate, zlib, legacy ``.lzma``): it is also inflated from its first byte, for as
+    long as it inflates, into a nested scan. Text and random bytes fail within a few bytes;
+    whatever inflated before the failure was scanned, and the body is read as text too."""
+
+    def __init__(self, owner: Any, z: Any) -> None:
+        self._owner = owner
+        self._z = z
+        self._child: Any = None
+        self.ended = False
+
+    def _sink(self, data: bytes) -> None:
+        if self._child is None:
+            self._child = self._owner.child()      # what inflated is read nowhere else
+        self._child.feed(data)
+
+    def feed(self, data: bytes) -> None:
+        if self.ended:
+            return
+        try:
+            self.ended = _inflate(self._owner, self._z, data, self._sink) is not None
+        except _CODEC_ERRORS:
+            self.ended = True
+
+    def finish(self) -> None:
+        self.ended = True
+        if self._child is not None:
+            self._owner.adopt(self._child)
+            self._child = None
+
+
+def _zlib_header(head: bytes) -> bool:
+    return len(head) >= 2 and head[0] & 0x0F == 8 and head[0] >> 4 <= 7 and (head[0] << 8 | head[1]) % 31 == 0
+
+
+def _lzma_alone_header(head: bytes) -> bool:
+    """props < 225, a dictionary of 4 KiB to 1.5 GiB, a size unknown or below 1 TiB."""
+    if len(head) < 13 or head[0] >= 225:
+        return False
+    dict_size = int.from_bytes(head[1:5], "little")
+    size = int.from_bytes(head[5:13], "little")
+    return 1 << 12 <= dict_size <= 3 << 29 and (size == (1 << 64) - 1 or size < 1 << 40)
+
+
+def speculations(owner: Any, head: bytes) -> list[Speculative]:
+    """The magic-less streams ``head`` may start (raw deflate always: it has no header)."""
+    out = [Speculative(owner, zlib.decompressobj(-15))]
+    if _zlib_header(head):
+        out.append(Speculative(owner, zlib.decompressobj(15)))
+    if _lzma_alone_header(head):
+        out.append(Speculative(owner, lzma.LZMADecompressor(lzma.FORMAT_ALONE)))
+    return out
+
+
+class TextAndStreams:
+    """The router of a body read as text and, in parallel, as magic-less streams."""
+
+    def __init__(self, owner: Any, streams: list[Speculative]) -> None:
+        self._pipe = owner.text_pipe()
+        self._streams = streams
+
+    def feed(self, data: bytes) -> None:
+        for s in self._streams:
+            s.feed(data)
+            if s.ended:
+                s.finish()
+        self._streams = [s for s in self._streams if not s.ended]
+        self._pipe.feed(data)
+
+    def finish(self) -> None:       # the text pipe is finished by its owner
+        for s in self._streams:
+            s.finish()
+
+
+_EMBEDDED = (b"PK\x03\x04", b"\x1f\x8b\x08", b"BZh", b"\xfd7zXZ\x00")
+_CARRY = 9
+
+
+def _magic_at(buf: bytes, p: int, magic: bytes) -> bool:
+    if magic == b"BZh":           # "BZh" + block size + the block magic 1AY&SY
+        return buf[p + 3:p + 4] in (b"1", b"2", b"3", b"4", b"5", b"6", b"7", b"8", b"9") \
+            and buf[p + 4:p + 10] == b"1AY&SY"[:len(buf) - p - 4]
+    if magic == b"\x1f\x8b\x08":
+        return p + 3 >= len(buf) or buf[p + 3] & 0xE0 == 0       # reserved flag bits clear
+    return True
+
+
+class Embedded:
+    """Containers inside a body that is no container (a self-extracting zip after its
+    program, zips in a tar, a gzip after a header): each magic starts a nested scan at its
+    offset, which ends with its container; the bytes around are read as text anyway."""
+
+    def __init__(self, owner: Any) -> None:
+        self._owner = owner
+        self._carry = b""
+        self._child: Any = None
+
+    def feed(self, data: bytes) -> None:
+        buf = self._carry + data
+        hits = sorted(p for magic in _EMBEDDED for p in _finds(buf, magic, len(self._carry))
+                      if _magic_at(buf, p, magic))
+        pos = len(self._carry)           # what the current child has not been fed yet
+        for bound in (*hits, len(buf)):
+            # segment by segment: each byte goes to one child at most (linear, whatever the hits)
+            if self._child is not None and not self._child.ended and pos < bound:
+                self._child.feed(buf[pos:bound])
+            pos = max(pos, bound)
+            if bound < len(buf) and (self._child is None or self._child.ended):
+                self._end()              # a hit inside a container being read is its own business
+                self._child = self._owner.child(embedded=True)
+                pos = bound
+        self._carry = buf[-_CARRY:]
+
+    def _end(self) -> None:
+        if self._child is not None:
+            self._owner.adopt(self._child)
+            self._child = None
+
+    def finish(self) -> None:
+        self._end()
+
+
+def _finds(buf: bytes, magic: bytes, fresh: int):
+    """Offsets of ``magic`` in ``buf`` that end past ``fresh`` (not found in an earlier chunk)."""
+    i = buf.find(magic, max(0, fresh - len(magic) + 1))
+    while i != -1:
+        yield i
+        i = buf.find(magic, i + 1)

@@ -4,8 +4,9 @@ Every text (and every body that is no known container: binary bodies are scanned
 since the grammar in marking_grammar.py does not fire on random bytes) passes here:
 
 - **normalisation**: a run of NULs is a line break (tar padding, UTF-32 gaps), a lone NUL
-  is dropped (UTF-16 without a byte-order mark is then ASCII), control characters,
-  zero-width characters and soft hyphens are dropped, Unicode spaces become spaces;
+  is dropped (UTF-16 without a byte-order mark is then ASCII), control characters are
+  dropped; non-ASCII UTF-8 is folded to the letters a reader sees (spill_unicode.py:
+  look-alike capitals, full-width forms, combining marks, zero-width characters);
 - **markup** (the text starts with ``<``: XML, HTML, Office parts): tags are removed,
   block-level tags become line breaks, character references are decoded; in other text
   (HTML inside an email) block-level tags still become line breaks;
@@ -23,15 +24,12 @@ import html
 import re
 from typing import Any, cast
 
+from vallum.security.spill_containers import Embedded
+from vallum.security.spill_decode import EncodedRuns, worth_decoding
+from vallum.security.spill_unicode import fold
+
 _CONTROLS = bytes(c for c in range(1, 32) if c not in b"\t\n\r\f\v") + b"\x7f"
 _PLAIN = bytes(range(32, 127)) + b"\t\n\r\f\v"      # printable ASCII: nothing to normalise
-# Unicode spaces -> " "; zero-width characters, soft hyphen, BOM -> nothing (UTF-8 forms).
-_SPACES = (0xA0, *range(0x2000, 0x200B), 0x202F, 0x205F, 0x3000)
-_INVISIBLE = (0xAD, 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF)
-_UNICODE: dict[bytes, tuple[tuple[bytes, bytes], ...]] = {}     # by the first two bytes
-for _c in (*_SPACES, *_INVISIBLE):
-    _u = chr(_c).encode()
-    _UNICODE[_u[:2]] = (*_UNICODE.get(_u[:2], ()), (_u, b"" if _c in _INVISIBLE else b" "))
 
 
 def _utf8(data: bytes) -> bool:
@@ -69,11 +67,8 @@ class Normaliser:
                 data, self._nul = data[:-1], True
             data = data.replace(b"\x00\x00", b"\n\x00").replace(b"\x00", b"")
         data = data.translate(None, _CONTROLS)
-        leads = [forms for lead, forms in _UNICODE.items() if lead in data]
-        if leads and _utf8(data):              # binary noise holds these bytes by chance
-            for forms in leads:                # finds and replaces: C speed, unlike a regex
-                for seq, repl in forms:
-                    data = data.replace(seq, repl)
+        if not data.isascii() and _utf8(data):      # binary noise is rarely UTF-8: fails fast
+            data = fold(data.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
         return data
 
     def flush(self) -> bytes:
@@ -121,7 +116,7 @@ class Markup:
             buf, self._carry = buf[:amp], buf[amp:]
         text = _TAG.sub(b"", _CELL.sub(b" ", _BREAK.sub(b"\n", buf)))
         if b"&" in text:
-            text = html.unescape(text.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+            text = fold(html.unescape(text.decode("utf-8", "surrogateescape"))).encode("utf-8", "surrogateescape")
             text = _EXCEL_SECTION.sub(b"\n", text)     # spreadsheet header sections: &L &C &R
         self._sink(text.replace(b"\xc2\xa0", b" "))
 
@@ -131,7 +126,6 @@ class Markup:
             self._sink(_TAG.sub(b"", carry))
 
 
-_MAGIC2 = {b"%P", b"PK", b"\x1f\x8b", b"BZ", b"\xfd7", b"\xff\xfe", b"\xfe\xff"}
 _B64_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _B64_MAP = bytes(b"A"[0] if c in _B64_CHARS else b"="[0] if c == b"="[0] else b" "[0] for c in range(256))
 _B64_LONG = b"A" * 40
@@ -227,7 +221,7 @@ class Base64Runs:
     def _close(self) -> None:
         child, head = self._child, self._head
         self._child, self._open, self._head, self._pending = None, False, b"", b""
-        if child is None and head and (self._owner.text.worth(head) or head[:2] in _MAGIC2):
+        if child is None and head and worth_decoding(self._owner, head):
             child = self._owner.child()
             child.feed(head)
         if child is not None:
@@ -278,17 +272,121 @@ class QuotedPrintable:
             self._child = None
 
 
+_RTF_BREAK = re.compile(rb"\\(?:par|pard|line|sect|page|row|cell|tab)(?![a-z])-?\d* ?")
+_RTF_HEX = re.compile(rb"\\'([0-9a-fA-F]{2})")
+_RTF_UNICODE = re.compile(rb"\\u(-?\d{1,6}) ?\??")
+_RTF_WORD = re.compile(rb"\\(?:[a-zA-Z]{1,32}-?\d{0,10} ?|\*)")
+_RTF_OPEN = re.compile(rb"\\[a-zA-Z']{0,32}-?\d{0,10}\Z")
+
+
+def _rtf_char(m: re.Match[bytes]) -> bytes:
+    n = int(m.group(1))
+    return chr(n % 65536).encode("utf-8", "surrogatepass") if n else b""
+
+
+class Rtf:
+    """RTF (the text starts with ``{\\rtf``): control words removed, paragraph and row
+    ends as line breaks, ``\\'hh`` and ``\\uN`` characters decoded, groups opened."""
+
+    def __init__(self, sink) -> None:
+        self._sink = sink
+        self._carry = b""
+
+    def feed(self, data: bytes) -> None:
+        buf = self._carry + data
+        cut = _RTF_OPEN.search(buf, max(0, len(buf) - 48))
+        if cut is not None:
+            buf, self._carry = buf[:cut.start()], buf[cut.start():]
+        else:
+            self._carry = b""
+        text = _RTF_BREAK.sub(b"\n", buf).replace(b";}", b";\n")     # font and colour table entries
+        text = _RTF_HEX.sub(lambda m: bytes([int(m.group(1), 16)]).decode("cp1252", "replace").encode(), text)
+        text = _RTF_UNICODE.sub(_rtf_char, text)
+        text = _RTF_WORD.sub(b"", text).replace(b"\\{", b"\x00").replace(b"\\}", b"\x00")
+        self._sink(fold(text.translate(None, b"{}\x00").decode("utf-8", "surrogateescape"))
+                   .encode("utf-8", "surrogateescape"))
+
+    def finish(self) -> None:
+        if self._carry:
+            carry, self._carry = self._carry, b""
+            self._sink(carry)
+
+
+_SPACED = re.compile(rb"(?<![^ \t\r\n])[!-~](?:[ \t][!-~])+(?![^ \t\r\n])")      # "S E C R E T / / N F"
+_DOTTED = re.compile(rb"(?<![A-Za-z])[A-Z](?:[.\-_*][A-Z](?![A-Za-z])){2,}")  # "S.E.C.R.E.T", "T-O-P"
+
+
+_SPACED_SHAPE = bytes(0x78 if 33 <= c <= 126 else 0x73 if c in b" \t" else 0x6E for c in range(256))
+_DOTTED_SHAPE = bytes(0x41 if 65 <= c <= 90 else 0x2E if c in b".-_*" else 0x20 for c in range(256))
+
+
+def _close_up(buf: bytes) -> bytes:
+    """Prefiltered at C speed: " x x " (two one-character words) or "A.A.A" must occur,
+    and the pattern runs only where it does."""
+    buf = _sub_at(buf, (b" " + buf + b" ").translate(_SPACED_SHAPE), b"sxsxs", _SPACED, b" \t")
+    return _sub_at(buf, buf.translate(_DOTTED_SHAPE), b"A.A.A", _DOTTED, b".-_*")
+
+
+def _sub_at(buf: bytes, shape: bytes, needle: bytes, pattern: re.Pattern[bytes], drop: bytes) -> bytes:
+    """``buf`` with the matches of ``pattern`` near each ``needle`` of ``shape`` closed up."""
+    i = shape.find(needle)
+    if i == -1:
+        return buf
+    out, last = [], 0
+    while i != -1:
+        m = pattern.search(buf, max(last, i - 1), i + 4096)
+        if m is None:
+            i = shape.find(needle, i + 1)
+            continue
+        out += [buf[last:m.start()], m.group().translate(None, drop)]
+        last = m.end()
+        i = shape.find(needle, max(last, i + 1))
+    out.append(buf[last:])
+    return b"".join(out)
+
+
+class LetterSpaced:
+    """Closes up letter-spaced text before the grammar: single characters, three or more,
+    each after one space (``S E C R E T / / N F``; a wider gap stays a word break), and
+    single capitals joined by one dot, dash or star each (``S.E.C.R.E.T``)."""
+
+    def __init__(self, sink, worth) -> None:
+        self._sink = sink
+        self._worth = worth
+        self._carry = b""
+
+    def feed(self, data: bytes) -> None:
+        buf = self._carry + data
+        self._carry = b""
+        if not self._worth(buf, spaced=True):
+            self._sink(buf)
+            return
+        nl = buf.rfind(b"\n", max(0, len(buf) - 256))      # the last line, if short, waits for its end
+        if nl != -1:
+            buf, self._carry = buf[:nl + 1], buf[nl + 1:]
+        self._sink(_close_up(buf))
+
+    def finish(self) -> None:
+        if self._carry:
+            carry, self._carry = self._carry, b""
+            self._sink(_close_up(carry))
+
+
 class TextPipe:
     """Routes a text body through the views above into its scanner (``owner.text``)."""
 
     def __init__(self, owner: Any, *, decode: bool = True) -> None:
         self._owner = owner
         self._norm = Normaliser()
-        self._markup: Markup | None = None
+        self._text = LetterSpaced(owner.text.feed, owner.text.worth)
+        self._markup: Markup | Rtf | None = None
         self._decided = False
-        self._views: list[Any] = [Base64Runs(owner), QuotedPrintable(owner)] if decode else []
+        self._views: list[Any] = [Base64Runs(owner), QuotedPrintable(owner), EncodedRuns(owner)] if decode else []
+        self._embedded = Embedded(owner) if decode else None
 
     def feed(self, data: bytes) -> None:
+        if self._embedded is not None:
+            self._embedded.feed(data)
         self._emit(self._norm(data))
 
     def _emit(self, data: bytes) -> None:
@@ -302,15 +400,20 @@ class TextPipe:
                 return
             self._decided = True
             if head.startswith(b"<"):
-                self._markup = Markup(self._owner.text.feed)
+                self._markup = Markup(self._text.feed)
+            elif head.startswith(b"{\\rtf"):
+                self._markup = Rtf(self._text.feed)
         if self._markup is not None:
             self._markup.feed(data)
         else:           # HTML inside a text (an email part): block tags still end lines
-            self._owner.text.feed(_BREAK.sub(b"\n", data) if b"<" in data else data)
+            self._text.feed(_BREAK.sub(b"\n", data) if b"<" in data else data)
 
     def finish(self) -> None:
         self._emit(self._norm.flush())
         if self._markup is not None:
             self._markup.finish()
+        self._text.finish()
         for view in self._views:
             view.finish()
+        if self._embedded is not None:
+            self._embedded.finish()

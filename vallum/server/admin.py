@@ -1,4 +1,5 @@
-"""The JSON admin API under /-/admin/ and the STS endpoint hook (POST / with Action=...).
+"""The JSON admin API under /-/admin/ and STS (POST / with Action=...): two front-door
+APIs (``ADMIN``, ``STS``; server/app.py reads, authenticates, admits and audits for them).
 
 Admin calls are ``POST /-/admin/v1/<Action>`` with a JSON object body, SigV4-signed
 (service ``s3``, signed payload). The platform root may do everything; any other
@@ -10,7 +11,6 @@ Answers are JSON; errors are ``{"error": {"code": ..., "message": ...}}``.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import time
@@ -19,120 +19,106 @@ from typing import Any, cast
 from urllib.parse import parse_qsl
 
 from vallum import authz
-from vallum.iam import admin_authz, clearance, gate, sts_api
+from vallum.http import Headers, Request, Response
+from vallum.iam import admin_authz, clearance, sts_api
 from vallum.iam.admin_keys import boundary_keys
 from vallum.iam.directory import IAMError
-from vallum.iam.identity import parsed
 from vallum.iam.policy import MalformedPolicy
 from vallum.iam.principal import Principal
 from vallum.s3 import errors
 from vallum.s3.handlers import labels
+from vallum.s3.router import Endpoint
 from vallum.security.labels import LabelError
 from vallum.security.labels import parse as parse_label
 from vallum.server import downgrade, quotas_admin
-from vallum.server.http import Response
 
 log = logging.getLogger("vallum.admin")
 MAX_BODY = 1024 * 1024
+STS_MAX_BODY = 64 * 1024
 
-
-async def read_body(receive, limit: int = MAX_BODY) -> bytes:
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise errors.MaxMessageLengthExceeded()
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            break
-    return b"".join(chunks)
-
-
-def _headers(scope: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
-
-
-async def _authenticated(services, scope, body: bytes, path: str, service: str
-                         ) -> tuple[Principal, list[tuple[str, str]]]:
-    headers = _headers(scope)
-    digest = hashlib.sha256(body).hexdigest()
-    sent = [v for k, v in headers if k == "x-amz-content-sha256"]
-    if not sent:       # query-protocol signers (STS) hash the body without sending this header
-        headers.append(("x-amz-content-sha256", digest))
-    elif sent[0] != digest:
-        raise errors.XAmzContentSHA256Mismatch()
-    query = scope.get("query_string", b"").decode("latin-1")
-    client = scope.get("client") or ("", 0)
-    auth, principal = await gate.authenticate(services, scope["method"], path, query, headers,
-                                              client[0], service=service)
-    if auth is None:
-        raise errors.AccessDenied("This endpoint requires a signed request.")
-    return principal, headers
-
-
-# ---------------------------------------------------------------- STS
-
-def is_sts(scope: dict[str, Any], path: str) -> bool:
-    if scope["method"] != "POST" or path != "/":
-        return False
-    # Only requests signed for STS: anything else at POST / stays an S3 (error) answer.
-    return any(k.lower() == b"authorization" and b"/sts/aws4_request" in v
-               for k, v in scope["headers"])
-
-
-_STS_TARGETS = {"AssumeRole": lambda who, params: params.get("RoleArn") or None}
-
-
-async def handle_sts(services, scope, receive, request_id: str) -> Response:
-    """An STS call; its answer carries the audit attribution (who, action, target,
-    decision and deciding rule), refusals included."""
-    headers = {"content-type": "text/xml"}
-    audit: dict[str, Any] = {"action": "sts:unknown", "decision": "deny"}
-    try:
-        body = await read_body(receive, 64 * 1024)
-        principal, _ = await _authenticated(services, scope, body, "/", "sts")
-        if principal.anonymous:
-            raise sts_api.STSError("MissingAuthenticationToken",
-                                   "Request is missing Authentication Token", 403)
-        params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-        action = params.get("Action", "")
-        audit.update(principal=principal.access_key, account=principal.account,
-                     action=f"sts:{action}" if action.isalnum() else "sts:unknown",
-                     target=_STS_TARGETS.get(action, lambda who, p: who.arn)(principal, params))
-        iam = services.iam
-        if action == "GetCallerIdentity":
-            out = sts_api.get_caller_identity(iam, principal, params, request_id)
-        elif action == "GetSessionToken":
-            out = sts_api.get_session_token(iam, principal, params, request_id)
-        elif action == "AssumeRole":
-            client = scope.get("client") or ("", 0)
-            keys = gate.global_keys(client[0], scope.get("scheme") == "https", time.time())
-            out = sts_api.assume_role(iam, principal, params, request_id, keys)
-        else:
-            raise sts_api.STSError("InvalidAction", f"Could not find operation {action}")
-        audit.update(decision="allow", rule="platform root" if principal.is_root else "sts: allowed")
-        response = Response(200, headers, out)
-    except sts_api.STSError as exc:
-        audit["rule"] = exc.rule
-        response = Response(exc.status, headers, exc.xml(request_id))
-    except errors.S3Error as exc:
-        audit["rule"] = f"authentication: {exc.code}"
-        response = Response(exc.status, headers, sts_api.STSError(exc.code, exc.message,
-                                                                  exc.status).xml(request_id))
-    response.audit = audit
-    return response
-
-
-# ---------------------------------------------------------------- admin API
 
 def _json(status: int, doc: Any) -> Response:
     return Response(status, {"content-type": "application/json"},
                     json.dumps(doc, default=str, sort_keys=True).encode())
 
+
+def _json_error(err: errors.S3Error, request_id: str, path: str) -> Response:
+    return _json(err.status, {"error": {"code": err.code, "message": err.message}})
+
+
+# ---------------------------------------------------------------- STS
+
+_STS_TARGETS = {"AssumeRole": lambda who, params: params.get("RoleArn") or None}
+_STS_HEADERS = {"content-type": "text/xml"}
+
+
+class StsApi:
+    """STS (POST / with Action=...), answered in the STS query protocol's XML."""
+
+    name = "sts"
+    body_limit: int | None = STS_MAX_BODY
+    service = "sts"
+    signed_only = True
+    tenant_view = False
+
+    def match(self, method: str, path: str, headers: Headers) -> bool:
+        # Only requests signed for STS: anything else at POST / stays an S3 (error) answer.
+        return method == "POST" and path == "/" and "/sts/aws4_request" in headers.get(
+            "authorization", "")
+
+    def public(self, method: str, path: str) -> bool:
+        return False
+
+    def endpoint(self, services: Any, method: str, path: str, query: str,
+                 headers: Headers) -> Endpoint:
+        return Endpoint(self.name, None, None)
+
+    def attribution(self, method: str, path: str, query: str) -> dict[str, Any]:
+        return {"action": "sts:unknown", "decision": "deny"}
+
+    async def handle(self, request: Request) -> Response:
+        return await handle_sts(request)
+
+    def render_error(self, err: errors.S3Error, request_id: str, path: str) -> Response:
+        return Response(err.status, dict(_STS_HEADERS),
+                        sts_api.STSError(err.code, err.message, err.status).xml(request_id))
+
+
+async def handle_sts(request: Request) -> Response:
+    """An STS call; ``request.audit`` says who asked for what and what decided,
+    refusals included."""
+    audit = request.audit
+    audit.update(action="sts:unknown", decision="deny")
+    principal = request.caller
+    assert principal is not None          # the front door refused unsigned callers
+    request_id = request.request_id
+    try:
+        params = dict(parse_qsl(request.payload.decode("utf-8", "replace"),
+                                keep_blank_values=True))
+        action = params.get("Action", "")
+        audit.update(action=f"sts:{action}" if action.isalnum() else "sts:unknown",
+                     target=_STS_TARGETS.get(action, lambda who, p: who.arn)(principal, params))
+        iam = request.services.iam
+        if action == "GetCallerIdentity":
+            out = sts_api.get_caller_identity(iam, principal, params, request_id)
+        elif action == "GetSessionToken":
+            out = sts_api.get_session_token(iam, principal, params, request_id)
+        elif action == "AssumeRole":
+            keys = authz.global_keys(request.source_ip, request.secure, time.time())
+            out = sts_api.assume_role(iam, principal, params, request_id, keys)
+        else:
+            raise sts_api.STSError("InvalidAction", f"Could not find operation {action}")
+        audit.update(decision="allow", rule="platform root" if principal.is_root else "sts: allowed")
+        return Response(200, dict(_STS_HEADERS), out)
+    except sts_api.STSError as exc:
+        audit["rule"] = exc.rule
+        return Response(exc.status, dict(_STS_HEADERS), exc.xml(request_id))
+
+
+STS = StsApi()
+
+
+# ---------------------------------------------------------------- admin API
 
 def _need(args: dict[str, Any], *names: str) -> list[Any]:
     missing = [n for n in names if args.get(n) in (None, "")]
@@ -170,47 +156,39 @@ async def _simulate(services, d, account: str, args: dict[str, Any],
 
 async def _simulated_context(services, who: Principal, action: str, resource: str,
                              args: dict[str, Any], caller: Principal) -> authz.Context:
-    """The context a real request would be decided in (iam/gate.py builds it for S3):
-    global keys (overridable by the call's ``context``), the bucket's owner, policy and
-    PublicAccessBlock, the object's tags, and MAC: an object's label for reads, the
-    session level and the bucket's range for PutObject. Objects of another account's
-    bucket are not read (that would tell the caller they exist), nor are objects above the
-    CALLER's own level: the simulated principal may be cleared higher than whoever asks,
-    and the answer must not tell the caller such an object exists, its label or its tags."""
+    """The context a real request would be decided in, from ``authz.context_for`` as the
+    gateway builds it: global keys (overridable by the call's ``context``), the bucket's
+    owner, policy and PublicAccessBlock, the object's tags, and MAC: an object's label for
+    reads, the session level and the bucket's range for PutObject. Objects of another
+    account's bucket are not read (that would tell the caller they exist), nor are objects
+    above the CALLER's own level: the simulated principal may be cleared higher than
+    whoever asks, and the answer must not tell the caller such an object exists, its label
+    or its tags."""
     given = {k.lower(): v for k, v in (args.get("context") or {}).items()}
-    keys = {**gate.global_keys(str(given.get("aws:sourceip", "")),
-                               given.get("aws:securetransport") == "true", time.time()), **given}
-    ctx = authz.Context(keys=keys)
+    keys = {**authz.global_keys(str(given.get("aws:sourceip", "")),
+                                given.get("aws:securetransport") == "true", time.time()), **given}
     if not resource.startswith("arn:aws:s3:::"):
-        return ctx
+        return authz.context_for(keys)
     bucket_name, _, key = resource[13:].partition("/")
     bucket = await services.meta.get_bucket(bucket_name)
-    if bucket is None:
-        return ctx
-    ctx.resource_owner = bucket.owner
-    ctx.keys.setdefault("aws:resourceaccount", bucket.owner)
-    ctx.keys.setdefault("s3:resourceaccount", bucket.owner)
-    if bucket.config.get("policy"):
-        ctx.bucket_policy = parsed(bucket.config["policy"], "resource")
-    pab = bucket.config.get("publicAccessBlock")
-    ctx.restrict_public = bool(pab) and gate._restrict_public(pab)
-    if bucket.owner != who.account:
+    if bucket is None or bucket.owner != who.account:
         # Another account's objects (their existence, tags, labels) are not the
         # simulating account's to probe: the simulation stops at the bucket.
-        return ctx
+        return authz.context_for(keys, bucket)
     subject = downgrade.subject_of(who, args.get("session_level"))
     if action == "s3:PutObject":
-        ctx.labels = authz.LabelCheck(subject, write=subject.write,
-                                      bucket_range=labels.bucket_range(bucket))
-    elif key and (action.startswith("s3:GetObject") or action == downgrade.ACTION):
+        rng = labels.bucket_range(bucket)
+        return authz.context_for(keys, bucket, labels=authz.LabelCheck(
+            subject, write=labels.default_label(subject, rng, args.get("label")), bucket_range=rng))
+    if key and (action.startswith("s3:GetObject") or action == downgrade.ACTION):
         record = await services.meta.get_object(bucket_name, key, args.get("version_id") or None)
         if record is not None and not labels.readable(downgrade.subject_of(caller), record):
             record = None                       # above the caller: as if it did not exist
         if record is not None and not record.delete_marker:
-            for name, value in (record.extra.get("tags") or {}).items():
-                ctx.keys.setdefault("s3:existingobjecttag/" + name.lower(), value)
-            ctx.labels = authz.LabelCheck(subject, read=labels.record_label(record.extra))
-    return ctx
+            return authz.context_for(keys, bucket, object_tags=record.extra.get("tags"),
+                                     labels=authz.LabelCheck(
+                                         subject, read=labels.record_label(record.extra)))
+    return authz.context_for(keys, bucket)
 
 
 def _key_out(k) -> dict[str, Any]:
@@ -276,7 +254,7 @@ def _actions():
         "DeleteGroup": lambda d, a, x, w: d.delete_group(a, *_need(x, "group")),
         "AddUserToGroup": lambda d, a, x, w: d.add_to_group(a, *_need(x, "group", "user")),
         "RemoveUserFromGroup": lambda d, a, x, w: d.remove_from_group(a, *_need(x, "group", "user")),
-        "CreateAccessKey": lambda d, a, x, w: _key_out(d.create_key(a, *_need(x, "user"), ceiling=clearance.ceiling_of(w))),
+        "CreateAccessKey": lambda d, a, x, w: _key_out(d.create_key(a, *_need(x, "user"), ceiling=clearance.ceiling_of(w), session_level=clearance.issued_level(w, d.user(a, x["user"]).get("clearance"), x.get("session_level")))),
         "ListAccessKeys": lambda d, a, x, w: {"keys": d.list_keys(a, x.get("user"))},
         "UpdateAccessKey": lambda d, a, x, w: d.set_key_status(*_need(x, "access_key_id", "status"), account=a),
         "RotateAccessKey": lambda d, a, x, w: _key_out(d.rotate_key(*_need(x, "access_key_id"), account=a, ceiling=clearance.ceiling_of(w))),
@@ -314,7 +292,7 @@ def _account_of(d, principal: Principal, args: dict[str, Any]) -> str | None:
     return principal.account
 
 
-def _authorize(scope, d, principal: Principal, name: str, account: str,
+def _authorize(request: Request, d, principal: Principal, name: str, account: str,
                args: dict[str, Any], audit: dict[str, Any]) -> None:
     """Every permission the call needs, each on its resource ARN (iam/admin_authz.py),
     with the request's global keys (an admin may be limited to an address or to TLS) and
@@ -328,46 +306,72 @@ def _authorize(scope, d, principal: Principal, name: str, account: str,
     if not needs:
         audit["rule"] = "root only"
         raise errors.AccessDenied("Only the platform root manages accounts and clearances.")
-    client = scope.get("client") or ("", 0)
-    base = {**gate.global_keys(client[0], scope.get("scheme") == "https", time.time()),
+    base = {**authz.global_keys(request.source_ip, request.secure, time.time()),
             **boundary_keys(d, name, account, args)}
     for iam_action, resource, keys in needs:
         decision = authz.decide(principal, "iam:" + iam_action, resource,
-                                authz.Context(keys={**base, **keys}))
+                                authz.context_for({**base, **keys}))
         audit["rule"] = decision.reason
         if not decision.allowed:
             audit.update(action="iam:" + iam_action, target=resource)
             raise errors.AccessDenied(f"not authorized to perform iam:{iam_action} on {resource}")
 
 
-async def handle(services, scope, receive, path: str) -> Response:
-    """One admin call; its answer carries the audit attribution (who, action, target,
-    decision and deciding rule), refusals included."""
-    audit: dict[str, Any] = {"decision": "deny"}
-    response = await _handle(services, scope, receive, path, audit)
-    response.audit = audit
-    return response
+class AdminApi:
+    """The JSON admin API: ``POST /-/admin/v1/<Action>``."""
+
+    name = "admin"
+    body_limit: int | None = MAX_BODY
+    service = "s3"
+    signed_only = True
+    tenant_view = False
+
+    def match(self, method: str, path: str, headers: Headers) -> bool:
+        return path.startswith("/-/admin/")
+
+    def public(self, method: str, path: str) -> bool:
+        return False
+
+    def endpoint(self, services: Any, method: str, path: str, query: str,
+                 headers: Headers) -> Endpoint:
+        return Endpoint(self.name, None, None)
+
+    def attribution(self, method: str, path: str, query: str) -> dict[str, Any]:
+        return {"action": _action_name(path)}
+
+    async def handle(self, request: Request) -> Response:
+        return await handle(request)
+
+    def render_error(self, err: errors.S3Error, request_id: str, path: str) -> Response:
+        return _json_error(err, request_id, path)
 
 
-async def _handle(services, scope, receive, path: str, audit: dict[str, Any]) -> Response:
+def _action_name(path: str) -> str:
+    name = path.split("?", 1)[0].removeprefix("/-/admin/v1/")
+    return f"vallum:{name}" if name.isalnum() else "vallum:unknown"
+
+
+async def handle(request: Request) -> Response:
+    """One admin call; ``request.audit`` says who asked for what on which resource and
+    what decided, refusals included."""
+    audit = request.audit
+    audit["decision"] = "deny"
+    services, path = request.services, request.path
+    principal = request.caller
+    assert principal is not None          # the front door refused unsigned callers
     try:
-        if scope["method"] != "POST" or not path.startswith("/-/admin/v1/"):
+        if request.method != "POST" or not path.startswith("/-/admin/v1/"):
             return _json(404, {"error": {"code": "NotFound", "message": "use POST /-/admin/v1/<Action>"}})
-        name = path.split("?", 1)[0][len("/-/admin/v1/"):]
-        audit["action"] = f"vallum:{name}" if name.isalnum() else "vallum:unknown"
-        body = await read_body(receive)
-        principal, _ = await _authenticated(services, scope, body, path.split("?", 1)[0], "s3")
-        if principal.anonymous:
-            raise errors.AccessDenied()
-        audit.update(principal=principal.access_key, account=principal.account)
-        args = json.loads(body or b"{}")
+        name = path[len("/-/admin/v1/"):]
+        audit["action"] = _action_name(path)
+        args = json.loads(request.payload or b"{}")
         if not isinstance(args, dict):
             raise IAMError("the body must be a JSON object")
         if name == "DowngradeLabel":     # an S3 object operation: its own permission and audit
-            client = scope.get("client") or ("", 0)
             audit.update(action=downgrade.ACTION,
                          target=f"arn:aws:s3:::{args.get('bucket')}/{args.get('key')}")
-            result = await downgrade.downgrade(services, principal, args, client[0])
+            result = await downgrade.downgrade(services, principal, args, request.source_ip,
+                                               request.secure)
             audit.update(decision="allow", rule="downgrade: allowed")
             return _json(200, result)
         if name in quotas_admin.ACTIONS:   # storage quotas and usage: their own authorization
@@ -381,9 +385,9 @@ async def _handle(services, scope, receive, path: str, audit: dict[str, Any]) ->
         if account:
             audit["target"] = f"arn:aws:iam::{account}:root"
         if name in ROOT_ONLY:
-            _authorize(scope, d, principal, name, account or "", {}, audit)
+            _authorize(request, d, principal, name, account or "", {}, audit)
         elif account:
-            _authorize(scope, d, principal, name, account, args, audit)
+            _authorize(request, d, principal, name, account, args, audit)
         elif not (name == "OperatorAlerts" and principal.is_root):   # the root sees every account
             raise IAMError("missing required field: account")
         if not principal.is_root:      # cast: _account_of gives a non-root caller its own account
@@ -413,3 +417,6 @@ async def _handle(services, scope, receive, path: str, audit: dict[str, Any]) ->
         return _json(exc.status, {"error": {"code": exc.code, "message": exc.message}})
     except (ValueError, TypeError) as exc:
         return _json(400, {"error": {"code": "ValidationError", "message": str(exc)}})
+
+
+ADMIN = AdminApi()

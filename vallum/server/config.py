@@ -1,12 +1,26 @@
-"""Server settings from flags, environment variables and defaults (flags win)."""
+"""Server settings: one table, four sources (flags > environment > TOML file > defaults).
+
+Every `vallum serve` setting is a row of SETTINGS: its TOML key (the flag's name with
+underscores), its environment variable, how its value is checked and its help text.
+`load` merges the sources; `to_env` hands the result to uvicorn's worker processes,
+which read it back with `from_env`. A config file with an unknown key or a value of
+the wrong type is refused with the file, the key and what was expected.
+"""
 
 from __future__ import annotations
 
+import difflib
 import os
-from dataclasses import dataclass
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
-from vallum.meta.factory import configured_url
+from vallum.storage.headroom import DEFAULT_RESERVE, parse_reserve
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
 
 
 @dataclass
@@ -20,10 +34,31 @@ class Config:
     # The certificate the gateway serves HTTPS with (None: plain HTTP). Internal clients
     # (compute jobs, functions) trust it to reach the gateway over loopback.
     tls_cert: Path | None = None
+    tls_key: Path | None = None
+    compute: str | None = None          # VALLUM_COMPUTE for the compute service
+    audit_witness: str | None = None    # VALLUM_AUDIT_WITNESS for the audit log
     # Strict signing: refuse SigV2 and unsigned SigV4 payloads (docs/security.md).
     require_signed_payload: bool = False
+    # Disk space kept back for deletes and audit (storage/headroom.py).
+    disk_reserve: str = DEFAULT_RESERVE
+    # Slow clients (server/limits.py, docs/operations.md).
+    header_timeout: float = 30.0        # request line and headers complete within this
+    body_timeout: float = 60.0          # longest wait for the next piece of a request body
+    keep_alive_timeout: float = 5.0     # idle time between requests on one connection
+    max_connections: int = 4096         # open connections, all sources together
+    max_connections_per_source: int = 256
+    log_format: str = "text"            # text | json
+    fips: bool = False                  # approved algorithms only (security/fips.py)
+    # Tenant compute from a root gateway (compute/sandbox.py refuses it otherwise).
+    allow_root_compute: bool = False
     # postgresql://... : object metadata on PostgreSQL (docs/scale-out.md); None: SQLite.
-    meta_url: str | None = None
+    meta: str | None = None
+    # Where each setting given came from ("flag", "env", "file"): the banner names the file's.
+    sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def meta_url(self) -> str | None:
+        return self.meta
 
     @property
     def meta_path(self) -> Path:
@@ -49,32 +84,217 @@ def parse_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def from_env_and_flags(data_dir: str | None, address: str | None, region: str | None,
-                       domain: str | None, workers: int | None, *,
-                       require_signed_payload: bool = False) -> Config:
+# --- value checkers: a str (flag/env) or a TOML value -> the Config value ------------------
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+def _optional_text(value: Any) -> str | None:
+    return _text(value) or None
+
+
+def _path(value: Any) -> Path:
+    return Path(_text(value)).resolve()
+
+
+def _optional_path(value: Any) -> Path | None:
+    return _path(value) if _text(value) else None
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = _text(value).strip().lower()
+    if text not in _TRUE + _FALSE:
+        raise ValueError("must be true or false")
+    return text in _TRUE
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError("must be a positive integer")
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError("must be a positive integer") from None
+    if n < 1:
+        raise ValueError("must be a positive integer")
+    return n
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError("must be a number of seconds")
+    try:
+        s = float(value)
+    except ValueError:
+        raise ValueError("must be a number of seconds") from None
+    if not 0 < s <= 86400:
+        raise ValueError("must be a number of seconds between 0 and 86400")
+    return s
+
+
+def _reserve(value: Any) -> str:
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else _text(value)
+    parse_reserve(text)
+    return text
+
+
+def _meta_url(value: Any) -> str | None:
+    text = _optional_text(value)
+    if text is not None and not text.startswith(("postgresql://", "postgres://")):
+        raise ValueError("must be a postgresql:// URL")
+    return text
+
+
+def _log_format(value: Any) -> str:
+    text = _text(value).strip().lower()
+    if text not in ("text", "json"):
+        raise ValueError("must be 'text' or 'json'")
+    return text
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str                           # TOML key and Config field ("address" sets host and port)
+    env: str
+    check: Callable[[Any], Any]
+    help: str
+    # False: `vallum serve` ignores an inherited variable (only its flag or file sets it);
+    # the variable still carries the value to uvicorn's workers.
+    main_env: bool = True
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data_dir", "VALLUM_DATA_DIR", _path, "Where metadata and blobs live (default ./vallum-data)"),
+    Setting("address", "VALLUM_ADDRESS", lambda v: parse_address(_text(v)),
+            "HOST:PORT to listen on (default 127.0.0.1:9000)"),
+    Setting("region", "VALLUM_REGION", _text, "Region name reported to clients (default us-east-1)"),
+    Setting("domain", "VALLUM_DOMAIN", _optional_text, "Base host name for virtual-host-style requests"),
+    Setting("workers", "VALLUM_WORKERS", _positive_int, "Gateway processes sharing the port (default 1)"),
+    Setting("compute", "VALLUM_COMPUTE", _optional_text,
+            "Where jobs run: local (default, one slot per core), local:N, local:MIN-MAX "
+            "(predictively sized), or ray://HOST:PORT"),
+    Setting("tls_cert", "VALLUM_TLS_CERT", _optional_path,
+            "PEM certificate (chain) to serve HTTPS with; needs tls_key", main_env=False),
+    Setting("tls_key", "VALLUM_TLS_KEY", _optional_path, "PEM private key of tls_cert", main_env=False),
+    Setting("audit_witness", "VALLUM_AUDIT_WITNESS", _optional_text,
+            "Send every signed audit checkpoint off-box: file:/path (outside the data dir), "
+            "syslog:unix:PATH, syslog:udp:HOST:PORT or an http(s) URL"),
+    Setting("require_signed_payload", "VALLUM_REQUIRE_SIGNED_PAYLOAD", _bool,
+            "Refuse SigV2 and unsigned SigV4 payloads (presigned GET/HEAD URLs excepted)"),
+    Setting("disk_reserve", "VALLUM_DISK_RESERVE", _reserve,
+            f"Free space kept for deletes and audit; new writes get 507 below it; the larger "
+            f"of comma-separated sizes and percentages (default {DEFAULT_RESERVE})"),
+    Setting("header_timeout", "VALLUM_HEADER_TIMEOUT", _seconds,
+            "Seconds a client has to send a request's line and headers (default 30)"),
+    Setting("body_timeout", "VALLUM_BODY_TIMEOUT", _seconds,
+            "Longest wait, in seconds, for the next part of a request body (default 60; then 400 RequestTimeout)"),
+    Setting("keep_alive_timeout", "VALLUM_KEEP_ALIVE_TIMEOUT", _seconds,
+            "Seconds an idle connection stays open between requests (default 5)"),
+    Setting("max_connections", "VALLUM_MAX_CONNECTIONS", _positive_int,
+            "Open connections per gateway process, all sources together (default 4096)"),
+    Setting("max_connections_per_source", "VALLUM_MAX_CONNECTIONS_PER_SOURCE", _positive_int,
+            "Open connections per client address and gateway process (default 256)"),
+    Setting("log_format", "VALLUM_LOG_FORMAT", _log_format, "Log lines as text or json (default text)"),
+    Setting("fips", "VALLUM_FIPS", _bool,
+            "Approved algorithms only: refuse SigV2 and MD5-based authentication"),
+    Setting("allow_root_compute", "VALLUM_ALLOW_ROOT_COMPUTE", _bool,
+            "Run tenant jobs and functions although the gateway runs as root (each task under an "
+            "unprivileged uid of its own); without it, compute is refused as root. Better: run as "
+            "a service user (docs/compute.md)"),
+    Setting("meta", "VALLUM_META_URL", _meta_url,
+            "Object metadata on PostgreSQL: postgresql://USER@HOST:PORT/DB (a password only in "
+            "the environment, the config file or a PGPASSFILE, never on the command line); IAM, "
+            "compute, operator state and audit stay on SQLite (default: all on SQLite)"),
+)
+BY_KEY = {s.key: s for s in SETTINGS}
+
+
+def read_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A TOML config file's settings; ValueError naming the file and key on any problem."""
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except OSError as exc:
+        raise ValueError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
+    for key, value in doc.items():
+        if key not in BY_KEY:
+            close = difflib.get_close_matches(key, BY_KEY, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"config file {path}: unknown setting {key!r}{hint}; "
+                             f"known: {', '.join(BY_KEY)}")
+        if isinstance(value, dict | list):
+            raise ValueError(f"config file {path}: setting {key!r} must be a single value")
+    return doc
+
+
+def load(flags: Mapping[str, Any] | None = None, config_file: str | None = None,
+         env: Mapping[str, str] | None = None, *, worker: bool = False) -> Config:
+    """Merge defaults, the TOML file, the environment and flags (None = not given).
+    ``worker``: a process uvicorn started, which takes every setting from the environment."""
+    env = os.environ if env is None else env
+    file_values = read_file(config_file) if config_file else {}
     cfg = Config()
-    cfg.data_dir = Path(data_dir or os.environ.get("VALLUM_DATA_DIR") or cfg.data_dir).resolve()
-    cfg.host, cfg.port = parse_address(address or os.environ.get("VALLUM_ADDRESS") or "127.0.0.1:9000")
-    cfg.region = region or os.environ.get("VALLUM_REGION") or cfg.region
-    cfg.domain = domain or os.environ.get("VALLUM_DOMAIN") or None
-    cfg.workers = workers or int(os.environ.get("VALLUM_WORKERS", "1"))
-    cfg.require_signed_payload = require_signed_payload or os.environ.get(
-        "VALLUM_REQUIRE_SIGNED_PAYLOAD", "").strip().lower() in ("1", "true", "yes", "on")
-    tls_cert = os.environ.get("VALLUM_TLS_CERT")
-    cfg.tls_cert = Path(tls_cert).resolve() if tls_cert else None
-    cfg.meta_url = configured_url()
+    for s in SETTINGS:
+        flag = (flags or {}).get(s.key)
+        if flag is not None and flag is not False:
+            raw, source, where = flag, "flag", f"--{s.key.replace('_', '-')}"
+        elif env.get(s.env) not in (None, "") and (worker or s.main_env):
+            raw, source, where = env[s.env], "env", s.env
+        elif s.key in file_values:
+            raw, source, where = file_values[s.key], "file", f"{s.key} in {config_file}"
+        else:
+            continue
+        try:
+            value = s.check(raw)
+        except ValueError as exc:
+            raise ValueError(f"invalid {where} {raw!r}: {exc}") from None
+        if s.key == "address":
+            cfg.host, cfg.port = value
+        else:
+            setattr(cfg, s.key, value)
+        cfg.sources[s.key] = source
+    cfg.data_dir = cfg.data_dir.resolve()
     return cfg
 
 
+def from_env() -> Config:
+    """A worker process's settings, as `vallum serve` exported them (to_env)."""
+    return load(worker=True)
+
+
+def from_env_and_flags(data_dir: str | None, address: str | None, region: str | None,
+                       domain: str | None, workers: int | None, *,
+                       require_signed_payload: bool = False) -> Config:
+    """The settings from flags and the environment only (what worker processes see)."""
+    return load({"data_dir": data_dir, "address": address, "region": region, "domain": domain,
+                 "workers": workers, "require_signed_payload": require_signed_payload})
+
+
 def to_env(cfg: Config) -> dict[str, str]:
-    """The settings as environment variables, for worker processes started by uvicorn."""
-    env = {"VALLUM_DATA_DIR": str(cfg.data_dir), "VALLUM_ADDRESS": f"{cfg.host}:{cfg.port}",
-           "VALLUM_REGION": cfg.region, "VALLUM_WORKERS": str(cfg.workers)}
-    if cfg.domain:
-        env["VALLUM_DOMAIN"] = cfg.domain
-    if cfg.tls_cert:
-        env["VALLUM_TLS_CERT"] = str(cfg.tls_cert)
-    env["VALLUM_REQUIRE_SIGNED_PAYLOAD"] = "1" if cfg.require_signed_payload else "0"
-    if cfg.meta_url:
-        env["VALLUM_META_URL"] = cfg.meta_url
+    """The settings as environment variables, for worker processes started by uvicorn
+    (None: the variable is left out; clear inherited ones first, `clear_env`)."""
+    env: dict[str, str] = {}
+    names = {f.name for f in fields(Config)}
+    for s in SETTINGS:
+        if s.key == "address":
+            env[s.env] = f"[{cfg.host}]:{cfg.port}" if ":" in cfg.host else f"{cfg.host}:{cfg.port}"
+            continue
+        assert s.key in names
+        value = getattr(cfg, s.key)
+        if isinstance(value, bool):
+            env[s.env] = "1" if value else "0"
+        elif value is not None:
+            env[s.env] = str(value)
     return env
+
+
+def clear_env(environ: dict[str, str] | Any) -> None:
+    """Remove every setting's variable, so ``to_env`` alone says what workers see."""
+    for s in SETTINGS:
+        environ.pop(s.env, None)

@@ -12,10 +12,10 @@ audit log before the answer; the change commits only if that record is durable.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from vallum import authz
-from vallum.iam.identity import parsed
 from vallum.iam.principal import Principal
 from vallum.s3 import errors
 from vallum.s3.handlers import labels
@@ -45,7 +45,7 @@ async def _audit(services: Any, principal: Principal, source_ip: str, doc: dict[
 
 
 async def downgrade(services: Any, principal: Principal, args: dict[str, Any],
-                    source_ip: str = "") -> dict[str, Any]:
+                    source_ip: str = "", secure: bool = False) -> dict[str, Any]:
     bucket_name, key, new_text = (args.get(n) for n in ("bucket", "key", "label"))
     if not bucket_name or not key or not new_text:
         raise errors.InvalidArgument("bucket, key and label are required")
@@ -60,10 +60,7 @@ async def downgrade(services: Any, principal: Principal, args: dict[str, Any],
     subject = subject_of(principal, args.get("session_level"))
     # The permission is decided on the object's ARN before the object is looked up, so
     # a caller without it gets the same answer whether the object exists or not.
-    ctx = authz.Context(resource_owner=bucket.owner)
-    ctx.keys["aws:resourceaccount"] = ctx.keys["s3:resourceaccount"] = bucket.owner
-    if bucket.config.get("policy"):
-        ctx.bucket_policy = parsed(bucket.config["policy"], "resource")
+    ctx = authz.context_for(authz.global_keys(source_ip, secure, time.time()), bucket)
     doc = {"bucket": bucket_name, "key": key, "version": version_id, "label": new.banner()}
     decision = authz.decide(principal, ACTION, f"arn:aws:s3:::{bucket_name}/{key}", ctx)
     if not decision.allowed:

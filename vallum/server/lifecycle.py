@@ -7,16 +7,19 @@ import logging
 from typing import TYPE_CHECKING
 
 from vallum import metrics
+from vallum.http import Response
 from vallum.iam import service as iam_service
 from vallum.iam.root import load_or_create
 from vallum.meta.factory import meta_store
+from vallum.operator import gateway as operator_hook
 from vallum.s3 import errors
 from vallum.security import setup as security_setup
-from vallum.server.config import Config, from_env_and_flags
-from vallum.server.http import Response
+from vallum.server import diskguard
+from vallum.server.config import Config, from_env
 from vallum.server.state import Services
 from vallum.service.clock import clock
 from vallum.service.lifecycle import LifecycleWorker
+from vallum.storage.headroom import Headroom, parse_reserve
 from vallum.storage.localfs import LocalBlobStore
 
 if TYPE_CHECKING:
@@ -29,10 +32,12 @@ async def open_services(config: Config) -> Services:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     # Object metadata only: IAM, compute, operator state and audit stay in the data directory.
     meta = meta_store(config.meta_path, config.meta_url)
-    blobs = security_setup.blob_store(config.data_dir, LocalBlobStore(config.blob_root))
+    headroom = Headroom(config.data_dir, parse_reserve(config.disk_reserve))
+    blobs = security_setup.blob_store(config.data_dir, LocalBlobStore(config.blob_root, headroom))
     await meta.open()
     await blobs.open()
     services = Services(config, meta, blobs, load_or_create(config.data_dir))
+    services.headroom = headroom
     services.audit = await security_setup.open_audit(config.data_dir)
     services.iam = iam_service.open_sqlite(config.data_dir, config.meta_path, services.root,
                                            services.owner_id)
@@ -67,12 +72,15 @@ async def start_compute(services: Services) -> None:
 
 async def lifespan(gateway: Gateway, receive, send) -> None:
     worker: LifecycleWorker | None = None
+    watcher: diskguard.Watcher | None = None
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             try:
                 if gateway.services is None:
-                    gateway.services = await open_services(from_env_and_flags(None, None, None, None, None))
+                    gateway.services = await open_services(from_env())
+                    watcher = diskguard.Watcher(gateway.services.headroom, gateway.services.config.data_dir)
+                    watcher.start()
                     worker = LifecycleWorker(gateway.services, clock())
                     worker.start()
                     await start_compute(gateway.services)
@@ -88,11 +96,14 @@ async def lifespan(gateway: Gateway, receive, send) -> None:
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             try:
+                if watcher is not None:
+                    await watcher.stop()
                 if worker is not None:
                     await worker.stop()
                 if gateway.services is not None and gateway.services.compute is not None:
                     await gateway.services.compute.stop()
             finally:
+                operator_hook.shutdown()        # its baselines saved, its detector lock given up
                 # Always: closing the audit log writes its signed seal (a clean shutdown).
                 if gateway.services is not None:
                     await close_services(gateway.services)
@@ -112,6 +123,9 @@ async def reserved(gateway: Gateway, method: str, path: str) -> Response:
             return Response(503, {"content-type": "text/plain"}, b"starting\n")
         if not await gateway.services.meta.reachable():
             return Response(503, {"content-type": "text/plain"}, b"metadata database unavailable\n")
+        full = diskguard.readiness(gateway.services.headroom)
+        if full is not None:
+            return Response(503, {"content-type": "text/plain", "x-vallum-disk": "full"}, full)
         return Response(200, {"content-type": "text/plain"}, b"ready\n")
     if path == "/-/metrics":
         body, content_type = metrics.exposition()

@@ -33,6 +33,7 @@ from vallum.storage.base import (
     check_size,
     new_blob_id,
 )
+from vallum.storage.headroom import Headroom, StorageFull, is_enospc
 
 WRITE_BUFFER = 1024 * 1024
 # Every EARLY_WRITEBACK bytes a writer asks the kernel to start writing them out (without
@@ -72,8 +73,10 @@ class LocalBlobStore(BlobStore):
     concurrent renames over 65,536 directories, so rounds rarely share one, and
     small concurrent puts ran at about a third of the plain rate."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, headroom: Headroom | None = None) -> None:
         self.root = Path(root)
+        # With a headroom, writes stop at its floor (headroom.py) and ENOSPC is StorageFull.
+        self.headroom = headroom
         self._blobs = str(self.root / "blobs")
         self._tmp = str(self.root / "tmp")
         # Directories whose own entry in their parent is known durable.
@@ -141,6 +144,8 @@ class LocalBlobStore(BlobStore):
         tmp = self._tmp_path(blob_id)
 
         def work() -> None:
+            if self.headroom is not None:
+                self.headroom.check_floor()
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_NOFOLLOW,
                          0o600)
             try:
@@ -155,7 +160,8 @@ class LocalBlobStore(BlobStore):
                 raise
 
         # One thread hop: write, fsync, rename, directory fsync.
-        await asyncio.to_thread(work)
+        with _full_on_enospc():
+            await asyncio.to_thread(work)
         return blob_id
 
     def read(self, blob_id: str, start: int = 0, end: int | None = None,
@@ -228,6 +234,17 @@ class LocalBlobStore(BlobStore):
             except FileNotFoundError:
                 pass
         return n
+
+
+class _full_on_enospc:
+    """Out of space (or quota) while writing is StorageFull, answered 507, not a 500."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if exc is not None and is_enospc(exc):
+            raise StorageFull(str(exc)) from exc
 
 
 def _unlink_quietly(path: str) -> None:
@@ -354,7 +371,8 @@ class LocalBlobWriter(BlobWriter):
         chunks: list[bytes | bytearray] = [self._buf, data] if self._buf else [data]
         self._buf = bytearray()
         try:
-            await asyncio.to_thread(self._write_chunks, chunks)
+            with _full_on_enospc():
+                await asyncio.to_thread(self._write_chunks, chunks)
         except BaseException:
             if self._state == "open":
                 self._state = "failed"
@@ -371,6 +389,8 @@ class LocalBlobWriter(BlobWriter):
         with self._lock:
             if self._state not in ("open", "committing"):
                 raise StorageError(f"writer for {self.blob_id} is {self._state}")
+            if self._store.headroom is not None:
+                self._store.headroom.check_floor()
             fd = self._ensure_open()
             for c in chunks:
                 _write_all(fd, c)
@@ -400,7 +420,8 @@ class LocalBlobWriter(BlobWriter):
         self._state = "committing"
         tail, self._buf = self._buf, bytearray()
         try:
-            await asyncio.to_thread(self._commit_sync, tail)
+            with _full_on_enospc():
+                await asyncio.to_thread(self._commit_sync, tail)
         except BaseException:
             if self._state == "committing":
                 self._state = "failed"

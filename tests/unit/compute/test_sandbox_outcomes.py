@@ -9,7 +9,8 @@ import subprocess
 import pytest
 
 from vallum.compute import cgroups
-from vallum.compute.sandbox import Limits, describe
+from vallum.compute.sandbox import Limits, describe, env_args
+from vallum.compute.spec import Quota, SpecError, parse_job
 
 
 def test_kills_are_told_apart():
@@ -61,7 +62,6 @@ def test_groups_of_a_gateway_that_is_gone_are_removed():
     stale.mkdir()
     mine.mkdir()
     try:
-        cgroups._SWEPT.discard(parent)
         group = cgroups.create(cgroups.Spec(64 << 20, 8))
         assert not stale.exists()
         assert mine.exists()                          # a running gateway's groups stay
@@ -70,3 +70,19 @@ def test_groups_of_a_gateway_that_is_gone_are_removed():
         for d in (stale, mine):
             if d.exists():
                 d.rmdir()
+
+
+def test_the_task_environment_travels_as_bubblewrap_arguments_never_split():
+    fd = env_args({"A": "1", "LD_PRELOAD": "x y", "EMPTY": ""})
+    try:
+        words = os.read(fd, 1 << 16).split(b"\0")
+    finally:
+        os.close(fd)
+    assert words == [b"--clearenv", b"--setenv", b"A", b"1", b"--setenv", b"LD_PRELOAD",
+                     b"x y", b"--setenv", b"EMPTY", b"", b""]
+    for bad in ({"A": "x\0--bind\0/\0/host"}, {"A\0B": "1"}, {"A=B": "1"}):
+        with pytest.raises(ValueError):
+            env_args(bad)
+    with pytest.raises(SpecError, match="NUL"):
+        parse_job({"runtime": "command", "command": ["x"], "output": "s3://b/o/",
+                   "env": {"A": "x\0--bind\0/\0/host"}}, Quota())

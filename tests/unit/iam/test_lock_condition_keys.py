@@ -1,9 +1,9 @@
 """Object-lock request headers reach policies under AWS's condition-key names."""
 
 
+from vallum.http import Headers
 from vallum.iam import gate
 from vallum.iam.actions import SERVICES
-from vallum.server.http import Headers
 
 
 def test_object_lock_headers_become_aws_condition_keys():

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from vallum.http import Headers, Request, Response
 from vallum.operator import gateway
 from vallum.s3 import errors
 from vallum.s3.router import Endpoint
-from vallum.server.http import Headers, Request, Response
 
 KEY = "AKIAGATEWAYTEST00001"
 

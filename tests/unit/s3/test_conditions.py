@@ -12,8 +12,10 @@ from hypothesis import strategies as st
 from vallum.s3 import errors
 from vallum.s3.conditions import (
     check_copy_source_conditions,
+    check_delete_conditions,
     check_read_conditions,
     check_write_conditions,
+    delete_conditions,
     http_date,
     iso8601,
     parse_http_date,
@@ -180,10 +182,12 @@ def test_if_none_match_star():
     raises_412(check_write_conditions, {"If-None-Match": "*"}, ETAG, condition="If-None-Match")
 
 
-def test_if_none_match_other_than_star_is_not_implemented():
-    with pytest.raises(errors.NotImplemented_) as info:
-        check_write_conditions({"If-None-Match": ETAG}, None)
-    assert info.value.status == 501
+def test_if_none_match_with_etags_refuses_only_a_matching_object():
+    check_write_conditions({"If-None-Match": ETAG}, None)
+    check_write_conditions({"If-None-Match": ETAG}, OTHER)
+    raises_412(check_write_conditions, {"If-None-Match": ETAG}, ETAG, condition="If-None-Match")
+    raises_412(check_write_conditions, {"If-None-Match": f"{OTHER}, W/{ETAG}"}, ETAG,
+               condition="If-None-Match")
 
 
 def test_if_match_on_write():
@@ -245,3 +249,27 @@ def test_rfc850_two_digit_year_is_not_far_future():
 @given(st.floats(min_value=0, max_value=253_402_300_799, allow_nan=False))
 def test_http_date_round_trips_to_the_second(ts):
     assert parse_http_date(http_date(ts)) == math.floor(ts)
+
+
+# ---------------------------------------------------------------- conditional deletes
+
+def test_delete_conditions_parse_and_check():
+    assert delete_conditions(None, " ", "") is None
+    cond = delete_conditions(ETAG, AT, "5")
+    assert cond is not None and cond.last_modified == math.floor(T) and cond.size == 5
+    check_delete_conditions(cond, (ETAG, T, 5), "k")
+    for current in ((OTHER, T, 5), (ETAG, T + 1, 5), (ETAG, T, 6)):
+        raises_412(check_delete_conditions, cond, current, "k")
+    with pytest.raises(errors.NoSuchKey):
+        check_delete_conditions(cond, None, "k")
+    check_delete_conditions(delete_conditions(None, AT, "5"), None, "k")   # no If-Match: passes
+    iso = delete_conditions(None, "2009-10-12T17:50:30.250Z", None, in_xml=True)
+    assert iso is not None and iso.last_modified == math.floor(T)
+
+
+@pytest.mark.parametrize("when,size", [("yesterday", None), (None, "-1"), (None, "1e3"),
+                                       ("2009-13-12T17:50:30Z", None)],
+                         ids=["word-date", "negative", "exponent", "month-13"])
+def test_malformed_delete_conditions_are_invalid_argument(when, size):
+    with pytest.raises(errors.InvalidArgument):
+        delete_conditions(None, when, size)

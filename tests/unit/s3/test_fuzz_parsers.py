@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from vallum.http import Headers
 from vallum.iam.policy import MalformedPolicy
 from vallum.iam.policy import parse as parse_policy
 from vallum.s3 import errors, xml
@@ -46,7 +47,6 @@ from vallum.s3.router import parse_query, route
 from vallum.s3.sigv2 import authenticate_v2
 from vallum.s3.sigv4 import AuthResult, authenticate, derive_signing_key
 from vallum.s3.tags import tags_from_header
-from vallum.server.http import Headers
 from vallum.service.lifecycle_rules import parse_lifecycle
 
 # VALLUM_FUZZ_SCALE multiplies every budget for a longer bug hunt (CI keeps 1).

@@ -6,17 +6,20 @@ import asyncio
 import json
 from types import SimpleNamespace
 
+from vallum.compute import api as compute_api
+from vallum.http import Response
 from vallum.security import audit, audit_http
+from vallum.server import admin
 from vallum.server.config import Config
-from vallum.server.http import Response
 
 
-def recorded(tmp_path, scope, response, operation="unknown", error=""):
+def recorded(tmp_path, scope, response, operation="unknown", error="", attribution=None):
     async def main():
         log = audit.AuditLog(tmp_path, checkpoint_seconds=0)
         await log.open()
         services = SimpleNamespace(audit=log, config=Config())   # what record() reads of Services
-        await audit_http.record(services, scope, None, "RID", operation, response, error)
+        await audit_http.record(services, scope, None, "RID", operation, response, error,
+                                attribution=attribution)
         await log.close()
 
     asyncio.run(main())
@@ -43,30 +46,38 @@ def test_sigv2_query_claim(tmp_path):
     assert rec["principal"] == "AKIAQUERYCLAIM" and rec["action"] == "s3:DeleteObject"
 
 
-def test_response_audit_wins_over_the_status_and_names_the_principal(tmp_path):
-    rec = recorded(tmp_path, scope("/-/admin/v1/CreateAccessKey", "POST"),
-                   Response(200, audit={"principal": "AKIAADMIN", "account": "123456789012",
-                                        "target": "arn:aws:iam::123456789012:user/u", "decision": "deny",
-                                        "rule": "mac: clearance above the caller's"}), "admin")
+def test_handler_attribution_wins_over_the_status_and_the_request_names_the_principal(tmp_path):
+    from vallum.iam.principal import Principal
+    from vallum.s3.router import Endpoint
+
+    req = request_for(api="admin", endpoint=Endpoint("admin", None, None), principal="AKIAADMIN",
+                      caller=Principal("AKIAADMIN", "123456789012"),
+                      audit={"action": "iam:CreateAccessKey", "target": "arn:aws:iam::123456789012:user/u",
+                             "decision": "deny", "rule": "mac: clearance above the caller's"})
+    rec = recorded_request(tmp_path, req, Response(200))
     assert (rec["principal"], rec["principal_claimed"], rec["account"], rec["action"], rec["target"],
             rec["decision"], rec["rule"]) == ("AKIAADMIN", False, "123456789012", "iam:CreateAccessKey",
                                               "arn:aws:iam::123456789012:user/u", "deny",
                                               "mac: clearance above the caller's")
 
 
-def test_unsigned_admin_call_without_attribution(tmp_path):
-    rec = recorded(tmp_path, scope("/-/admin/v1/ListUsers", "POST"), Response(403), "admin", "AccessDenied")
-    assert rec["principal"] is None and rec["action"] == "iam:ListUsers" and rec["decision"] == "deny"
+def test_attribution_of_a_request_refused_before_authentication(tmp_path):
+    rec = recorded(tmp_path, scope("/-/jobs/v1/jobs", "POST"), Response(403), "compute", "SignatureDoesNotMatch",
+                   attribution=compute_api.API.attribution("POST", "/-/jobs/v1/jobs", ""))
+    assert (rec["action"], rec["decision"], rec["rule"]) == \
+        ("vallum:SubmitJob", "deny", "authentication: SignatureDoesNotMatch")
 
 
-def test_sts_query_action(tmp_path):
-    rec = recorded(tmp_path, scope("/", "GET", b"Action=GetCallerIdentity&Version=2011-06-15"), Response(200), "sts")
-    assert rec["action"] == "sts:GetCallerIdentity" and rec["decision"] == "allow"
+def test_unsigned_admin_call_with_the_apis_attribution(tmp_path):
+    rec = recorded(tmp_path, scope("/-/admin/v1/ListUsers", "POST"), Response(403), "admin", "AccessDenied",
+                   attribution=admin.ADMIN.attribution("POST", "/-/admin/v1/ListUsers", ""))
+    assert rec["principal"] is None and rec["action"] == "vallum:ListUsers" and rec["decision"] == "deny"
+    assert rec["rule"] == "authentication: AccessDenied"
 
 
 def request_for(path="/b/k", **fields):
+    from vallum.http import Headers, Request
     from vallum.s3.router import route
-    from vallum.server.http import Headers, Request
 
     caller = SimpleNamespace(account="210987654321")
     req = Request(method="PUT", endpoint=route("PUT", "127.0.0.1:9000", path, "", domain=None), headers=Headers([]),

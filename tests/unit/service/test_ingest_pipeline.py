@@ -12,6 +12,7 @@ import pytest
 
 from vallum.s3 import errors
 from vallum.service import ingest
+from vallum.storage.headroom import StorageFull
 from vallum.storage.localfs import LocalBlobStore
 
 
@@ -105,7 +106,7 @@ def test_writer_failure_propagates_and_aborts(tmp_path):
             return w
 
     async def body(store):
-        with pytest.raises(OSError, match="No space"):
+        with pytest.raises(StorageFull, match="No space"):     # ENOSPC answers 507, not 500
             await ingest.store(store, _chunks(data, [65536]), [])
 
     async def run():

@@ -9,6 +9,7 @@ AWS answers a bucket whose ACLs are disabled.
 
 from __future__ import annotations
 
+from vallum.http import Request, Response, xml_response
 from vallum.meta.records import BucketRecord
 from vallum.s3 import errors, xml
 from vallum.s3.handlers import labels, visibility
@@ -20,7 +21,6 @@ from vallum.s3.handlers.common import (
     get_bucket,
     read_xml,
 )
-from vallum.server.http import Request, Response, xml_response
 
 OWNERSHIP_KEY = "ownership"
 ENCRYPTION_KEY = "encryption"

@@ -7,6 +7,7 @@ import binascii
 import json
 import time
 
+from vallum.http import Request, Response, xml_response
 from vallum.meta.base import BucketExists, BucketMissing, BucketNotEmptyError
 from vallum.meta.records import BucketRecord
 from vallum.s3 import errors, xml
@@ -15,7 +16,6 @@ from vallum.s3.handlers.common import get_bucket, int_param
 from vallum.s3.names import validate_bucket_name
 from vallum.security import object_labels, spill
 from vallum.security.labels import LabelError
-from vallum.server.http import Request, Response, xml_response
 
 # AWS's region names: a constraint naming one of these, but not ours, is "illegal for this
 # endpoint"; any other name is simply invalid.
@@ -75,12 +75,12 @@ async def create_bucket(request: Request) -> Response:
     validate_bucket_name(name)
     region = services.config.region
     constraint = _location_constraint(await request.body.read(64 * 1024))
+    # A constraint naming this endpoint's own region is accepted, us-east-1 included
+    # (AWS refuses that one; s3fs, MinIO, Ceph and SeaweedFS send or accept it).
     if constraint is not None:
         if constraint == "" and region != "us-east-1":
             raise errors.IllegalLocationConstraintException(
                 "The unspecified location constraint is incompatible for the region specific endpoint this request was sent to.")
-        if constraint == "us-east-1" and region == "us-east-1":
-            raise errors.InvalidLocationConstraint(LocationConstraint=constraint)
         if constraint not in ("", region) and constraint not in KNOWN_REGIONS:
             raise errors.InvalidLocationConstraint(LocationConstraint=constraint)
         if constraint not in ("", region):

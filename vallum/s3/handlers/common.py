@@ -13,13 +13,13 @@ from collections.abc import Callable
 from urllib.parse import quote
 from xml.etree.ElementTree import Element  # noqa: S405 - only the type; parsing is defusedxml
 
+from vallum.http import Headers, Request
 from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord, UploadRecord
 from vallum.s3 import errors, sse, xml
 from vallum.s3.conditions import http_date, iso8601
 from vallum.s3.handlers import labels, visibility
 from vallum.s3.names import check_version_id  # noqa: F401 - handlers import it from here
 from vallum.security import ssec
-from vallum.server.http import Headers, Request
 from vallum.service.ingest import Expectations, validate_checksum_value
 from vallum.storage.checksums import ALGORITHMS, new_hasher
 from vallum.storage.retention import lock_of
@@ -58,6 +58,7 @@ def system_meta_from(headers: Headers) -> dict[str, str]:
 
 def user_meta_from(headers: Headers) -> dict[str, str]:
     meta = {k[len("x-amz-meta-"):]: v for k, v in headers.raw if k.startswith("x-amz-meta-")}
+    meta.pop(labels.META_KEY, None)          # the label, stored as the label (labels.requested)
     size = sum(len(k) + len(v) for k, v in meta.items())
     if size > MAX_USER_META:
         raise errors.MetadataTooLarge(Size=str(size), MaxSizeAllowed=str(MAX_USER_META))
@@ -126,8 +127,6 @@ def object_headers(bucket: BucketRecord, record: ObjectRecord, *, checksums: boo
                 h["x-amz-checksum-type"] = value
             else:
                 h["x-amz-checksum-" + alg.lower()] = value
-    if record.parts:
-        h["x-amz-mp-parts-count"] = str(len(record.parts))
     h.update(lock_headers(record.extra))
     tags = record.extra.get("tags")
     if tags:

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 
 from vallum.compute import events
+from vallum.http import Request, Response, xml_response
 from vallum.meta.records import BucketRecord, ObjectRecord
 from vallum.s3 import errors, sse, xml
 from vallum.s3.conditions import check_copy_source_conditions, iso8601
@@ -35,7 +36,6 @@ from vallum.s3.handlers.objects import (
 from vallum.s3.names import validate_key
 from vallum.security import spill
 from vallum.security.spill import SpillDetected, SpillGuard
-from vallum.server.http import Request, Response, xml_response
 from vallum.service import quotas
 from vallum.service.ingest import MAX_SINGLE_PUT, store
 from vallum.service.reader import read_object
@@ -103,7 +103,7 @@ async def copy_object(request: Request) -> Response:
     lock.apply_default(extra, bucket)
     # The copy keeps the highest label: the least upper bound of the source's label and
     # the requested one (or the bucket floor); checked against no write down and the range.
-    label, rng = labels.write_label(request, bucket, headers.get(labels.LABEL_HEADER),
+    label, rng = labels.write_label(request, bucket, labels.requested(headers),
                                     [labels.record_label(src.extra)])
     extra["label"] = label.banner()
     await refuse_hidden_null(request, bucket, request.key)
@@ -114,7 +114,7 @@ async def copy_object(request: Request) -> Response:
     guard = SpillGuard(label, rng, f"{request.request_id} {bucket.name}/{request.key} copy",
                        spill.mode_of(bucket.config))
     try:      # the new name, metadata and tags are as readable as the body
-        guard.check_fields(spill.fields(request.key, user_meta, extra.get(tagging.TAGS_KEY)))
+        guard.check_fields(spill.fields(request.key, user_meta, extra.get(tagging.TAGS_KEY), system_meta))
     except SpillDetected as exc:
         raise spill_refused(request, exc) from None
     extra["label"] = guard.label.banner()

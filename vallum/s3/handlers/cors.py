@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from vallum.http import Request, Response, xml_response
 from vallum.s3 import errors, xml
 from vallum.s3.handlers.common import MD5_REQUIRED, check_body_digests, get_bucket
-from vallum.server.http import Request, Response, xml_response
 
 log = logging.getLogger("vallum.cors")
 

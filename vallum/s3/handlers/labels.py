@@ -9,6 +9,12 @@ the caller's level; listings skip such objects (visibility.py).
 
 Labels are parsed once per distinct text (LRU caches), subjects once per request, so a
 check is a dominance comparison of precomputed labels.
+
+Stock clients (awscli, rclone, s3fs) cannot send or show ``x-vallum-*`` headers, so the
+label also travels as user metadata (``x-amz-meta-vallum-label``) and as the reserved tag
+``vallum:label``: one label, stored once (``extra["label"]``), under the same checks
+whichever way it is asked for. A refusal the caller may know the reason for (its own
+write) names the MAC rule in the S3 error message; a read refusal stays a missing key.
 """
 
 from __future__ import annotations
@@ -20,18 +26,22 @@ from collections.abc import Sequence
 from typing import Any
 
 from vallum import authz
+from vallum.http import Headers, Request
 from vallum.meta.records import BucketRecord, ObjectRecord
 from vallum.s3 import errors
+from vallum.s3.tags import tags_from_header
 from vallum.security import spill
 from vallum.security.labels import Label, LabelError, lowest, lub, parse
 from vallum.security.mac import LabelRange, Subject, subject_for
 from vallum.security.spill import SpillGuard
-from vallum.server.http import Request
 
 LABEL_HEADER = "x-vallum-classification"
 SESSION_HEADER = "x-vallum-session-level"
 FLOOR_HEADER = "x-vallum-label-floor"
 CEILING_HEADER = "x-vallum-label-ceiling"
+META_KEY = "vallum-label"                      # user metadata: x-amz-meta-vallum-label
+META_HEADER = "x-amz-meta-" + META_KEY
+TAG_KEY = "vallum:label"                       # the reserved object tag
 ROOT_CLEARANCE_ENV = "VALLUM_ROOT_CLEARANCE"
 LOWEST = lowest()
 
@@ -103,7 +113,7 @@ def subject(request: Request) -> Subject:
                                      ArgumentName=SESSION_HEADER) from None
     except PermissionError as exc:
         refused(request, f"mac: {exc}")
-        raise errors.AccessDenied() from None
+        raise errors.AccessDenied(refusal_message(f"mac: {exc}")) from None
     request.__dict__["_mac_subject"] = result
     return result
 
@@ -178,24 +188,93 @@ def missing_error(key: str, version_id: str | None) -> errors.S3Error:
 
 
 # ---------------------------------------------------------------- writes
-def write_label(request: Request, bucket: BucketRecord, header: str | None,
-                sources: Sequence[Label] = ()) -> tuple[Label, LabelRange | None]:
-    """The label a write gives (the header, else the bucket floor, joined with the labels
-    of any sources: copy and multipart keep the least upper bound), checked: no write
-    down, inside the bucket range. InvalidArgument / AccessDenied otherwise."""
-    rng = bucket_range(bucket)
+def requested(headers: Headers) -> str | None:
+    """The label a write asks for, however a client sends it: ``x-vallum-classification``,
+    ``x-amz-meta-vallum-label`` or the tag ``vallum:label`` in ``x-amz-tagging``. Several
+    must name the same label (InvalidArgument otherwise); None: none sent."""
+    sent = [(name, text) for name, text in ((LABEL_HEADER, headers.get(LABEL_HEADER)),
+                                            (META_HEADER, headers.get(META_HEADER)),
+                                            (TAG_KEY, _tag_label(headers))) if text]
+    if not sent:
+        return None
+    found = {parsed_label(text, name) for name, text in sent}
+    if len(found) > 1:
+        names = ", ".join(name for name, _ in sent)
+        raise errors.InvalidArgument(f"Conflicting labels in {names}: send one label",
+                                     ArgumentName=sent[1][0])
+    return sent[0][1]
+
+
+def _tag_label(headers: Headers) -> str | None:
+    tags = tags_from_header(headers.get("x-amz-tagging"))
+    return tags.get(TAG_KEY) if tags else None
+
+
+def parsed_label(text: str, name: str = LABEL_HEADER) -> Label:
+    """``text`` as a label; InvalidArgument naming where it came from if malformed."""
     try:
-        label = label_of(header) if header else (rng.floor if rng else LOWEST)
+        return label_of(text)
     except LabelError as exc:
-        raise errors.InvalidArgument(f"Invalid {LABEL_HEADER} label: {exc}",
-                                     ArgumentName=LABEL_HEADER) from None
+        raise errors.InvalidArgument(f"Invalid {name} label: {exc}", ArgumentName=name) from None
+
+
+def label_headers(extra: dict[str, Any]) -> dict[str, str]:
+    """Response headers showing a version's label: ours, and user metadata any client
+    shows when the label is above the lowest level (absent there, as the reserved tag is:
+    an unclassified object looks like any S3 object to tools comparing metadata)."""
+    text = extra.get("label")
+    if not text:
+        return {}
+    if record_label(extra) == LOWEST:
+        return {LABEL_HEADER: text}
+    return {LABEL_HEADER: text, META_HEADER: text}
+
+
+def denied(request: Request, decision: authz.Decision) -> errors.S3Error:
+    """AccessDenied for a refused write, naming the MAC rule: the caller knows its own
+    session level, the label it asked for and the bucket's range (HeadBucket shows it)."""
+    refused(request, decision.reason)
+    return errors.AccessDenied(refusal_message(decision.reason))
+
+
+def refusal_message(reason: str) -> str:
+    """The S3 error Message for a MAC rule (``mac: no write down: ...``)."""
+    return "Access Denied by mandatory access control: " + reason.removeprefix("mac: ")
+
+
+def default_label(who: Subject, rng: LabelRange | None, text: str | None = None) -> Label:
+    """The label a write gets: ``text`` if given, else the session level raised to the
+    bucket floor (the policy simulator asks here too, so both agree)."""
+    if text:
+        return parsed_label(text)
+    return lub([who.write, rng.floor]) if rng is not None else who.write
+
+
+def write_label(request: Request, bucket: BucketRecord, header: str | None,
+                sources: Sequence[Label] = (), *,
+                session_default: bool = True) -> tuple[Label, LabelRange | None]:
+    """The label a write gives, checked: no write down, inside the bucket range.
+
+    The label asked for (``header``), else the caller's session level raised to the bucket
+    floor (``session_default``; else the floor alone), joined with the labels of any
+    sources (copy and multipart keep the least upper bound). InvalidArgument if malformed;
+    AccessDenied naming the rule otherwise."""
+    rng = bucket_range(bucket)
+    who = subject(request)
+    if header:
+        label = parsed_label(header)
+    else:
+        label = default_label(who, rng) if session_default else (rng.floor if rng else LOWEST)
     if sources:
         label = lub([label, *sources])
-    decision = authz.decide_labels(authz.LabelCheck(subject(request), write=label,
-                                                    bucket_range=rng))
-    _note(request, decision, label)
+    decision = authz.decide_labels(authz.LabelCheck(who, write=label, bucket_range=rng))
+    request.audit_label = label.banner()
     if not decision.allowed:
-        raise errors.AccessDenied()
+        if not header and session_default and decision.statement == "bucket-range":
+            decision = authz.Decision(False, decision.reason + " (no label was sent: the "
+                                      "default is the session level, raised to the floor)",
+                                      decision.policy, decision.statement)
+        raise denied(request, decision)
     return label, rng
 
 
@@ -205,3 +284,68 @@ def put_guard(request: Request, bucket: BucketRecord, header: str | None,
     label, rng = write_label(request, bucket, header, sources)
     return SpillGuard(label, rng, f"{request.request_id} {bucket.name}/{request.endpoint.key}",
                       spill.mode_of(bucket.config))
+
+
+# ---------------------------------------------------------------- the reserved tag
+def without_label_tag(tags: dict[str, str] | None) -> dict[str, str] | None:
+    """A tag set with the reserved ``vallum:label`` left out (it is the label, not a tag)."""
+    if not tags or TAG_KEY not in tags:
+        return tags
+    return {k: v for k, v in tags.items() if k != TAG_KEY}
+
+
+def tags_with_label(extra: dict[str, Any]) -> dict[str, str]:
+    """A version's tags as GetObjectTagging shows them: with ``vallum:label`` when the
+    label is above the lowest level (absent: the lowest; the metadata always shows it)."""
+    tags = dict(extra.get("tags") or {})
+    if record_label(extra) != LOWEST:
+        tags[TAG_KEY] = extra["label"]
+    return tags
+
+
+def relabel(request: Request, bucket: BucketRecord, record: ObjectRecord,
+            text: str | None) -> Label | None:
+    """The new label PutObjectTagging asks for with ``vallum:label``, checked; None when it
+    asks for none or for the label the version has.
+
+    Relabelling writes the version at the new label, so it passes the write rules (no
+    write down, bucket range) and two of its own: a label is only raised here (lowering
+    is a downgrade: admin DowngradeLabel, audited), and never above the session level
+    (the caller must still see what it labels). AccessDenied naming the rule otherwise:
+    the caller can read the version, so it knows its label."""
+    if not text:
+        return None
+    new = parsed_label(text, TAG_KEY)
+    old = record_label(record.extra)
+    request.audit_label = new.banner()
+    if new == old:
+        return None
+    who = subject(request)
+    if not new.dominates(old):
+        rule = (f"mac: relabel: {new} does not dominate the current label {old}; lowering a "
+                "label is a downgrade (vallum admin label downgrade)")
+        raise denied(request, authz.Decision(False, rule, "mac", "relabel-down"))
+    if not who.can_read(new):
+        rule = f"mac: relabel: label {new} above session level {who.describe()}"
+        raise denied(request, authz.Decision(False, rule, "mac", "relabel-above-session"))
+    decision = authz.decide_labels(authz.LabelCheck(who, write=new,
+                                                    bucket_range=bucket_range(bucket)))
+    if not decision.allowed:
+        raise denied(request, decision)
+    return new
+
+
+async def audit_relabel(request: Request, record: ObjectRecord, new: Label) -> None:
+    """A security record of an allowed relabel, durable before the change commits (as
+    DowngradeLabel's): who raised which version from what to what."""
+    log = request.services.audit
+    if log is None:
+        return
+    caller = request.services.caller
+    await log.append({
+        "type": "security", "event": "label-raise", "operation": "PutObjectTagging",
+        "principal": request.principal, "account": caller.account if caller else None,
+        "source_ip": request.source_ip,
+        "bucket": record.bucket, "key": record.key, "version": record.version_id,
+        "from_label": record_label(record.extra).banner(), "label": new.banner(),
+        "decision": "allow", "rule": "mac: relabel: raised within the session level"})

@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 
+from vallum.http import Request, Response, xml_response
 from vallum.meta.records import ListPage, ObjectRecord
 from vallum.s3 import errors, xml
 from vallum.s3.conditions import iso8601
 from vallum.s3.handlers import visibility
 from vallum.s3.handlers.buckets import owner_element
 from vallum.s3.handlers.common import get_bucket, int_param, url_encoder
-from vallum.server.http import Request, Response, xml_response
 
 _TOKEN_TAG = "v1:"  # noqa: S105 - a format tag, not a secret
 

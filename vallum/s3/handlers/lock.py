@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from vallum.http import Request, Response, xml_response
 from vallum.iam import gate
 from vallum.meta.records import BucketRecord, ObjectRecord
 from vallum.s3 import errors, xml
@@ -24,7 +25,6 @@ from vallum.s3.handlers.common import (
     get_bucket,
     modify_version,
 )
-from vallum.server.http import Request, Response, xml_response
 from vallum.service.clock import clock
 from vallum.storage import retention
 from vallum.storage.retention import LEGAL_HOLD_KEY, MODES, lock_of, store_retention
@@ -61,7 +61,8 @@ class HiddenVersion(Exception):
 
 async def guarded_delete_version(request: Request, bucket: BucketRecord, key: str,
                                  version_id: str, *, hidden_as_missing: bool = True,
-                                 named: bool = True) -> tuple[ObjectRecord | None, list[str]]:
+                                 named: bool = True, condition: Any = None,
+                                 ) -> tuple[ObjectRecord | None, list[str]]:
     """Permanently delete one version unless object lock protects it (AccessDenied then).
 
     The check runs inside the delete's transaction on the version being removed,
@@ -70,6 +71,7 @@ async def guarded_delete_version(request: Request, bucket: BucketRecord, key: st
     A version (or delete marker) above the caller's level is left alone and answered
     as a missing one, ``(None, [])``; or HiddenVersion when ``hidden_as_missing`` is False.
     ``named``: the request named ``version_id`` (else it is the implied null version).
+    ``condition``: the request's If-Match checks, run first on the same version.
     """
     now = clock().now()
     allowed_bypass = bypass_requested(request) and await may_bypass(
@@ -77,6 +79,8 @@ async def guarded_delete_version(request: Request, bucket: BucketRecord, key: st
     who = labels.subject(request)
 
     def precondition(target: ObjectRecord | None) -> None:
+        if condition is not None:
+            condition(target)
         if target is not None and not labels.readable(who, target):
             raise HiddenVersion()       # checked first: a lock must not reveal it either
         if target is None or target.delete_marker:

@@ -22,6 +22,7 @@ import re
 import time
 
 from vallum.compute import events
+from vallum.http import Request, Response, xml_response
 from vallum.meta.base import QuotaExceeded, UploadMissing
 from vallum.meta.records import ObjectRecord, PartRecord, UploadRecord
 from vallum.s3 import errors, sse, xml
@@ -54,7 +55,6 @@ from vallum.s3.names import validate_key
 from vallum.security import spill, ssec
 from vallum.security.spill import SpillDetected, SpillGuard
 from vallum.security.ssec import is_customer_encrypted
-from vallum.server.http import Request, Response, xml_response
 from vallum.service import quotas
 from vallum.service.ingest import MAX_SINGLE_PUT, ingest, store
 from vallum.service.reader import read_object
@@ -89,12 +89,13 @@ async def create_upload(request: Request) -> Response:
     bucket_settings.check_canned_acl(request, for_object=True, bucket=bucket)
     extra = lock.lock_extra(request, bucket, has_digest=None)
     extra.update(tagging.tags_extra(request))
-    label, rng = labels.write_label(request, bucket, headers.get(labels.LABEL_HEADER))
+    label, rng = labels.write_label(request, bucket, labels.requested(headers))
     extra["label"] = label.banner()
     guard = SpillGuard(label, rng, f"{request.request_id} {bucket.name}/{request.key}",
                        spill.mode_of(bucket.config))
     try:
-        guard.check_fields(spill.fields(request.key, user_meta_from(headers), extra.get(tagging.TAGS_KEY)))
+        guard.check_fields(spill.fields(request.key, user_meta_from(headers), extra.get(tagging.TAGS_KEY),
+                                        system_meta_from(headers)))
     except SpillDetected as exc:
         raise spill_refused(request, exc) from None
     extra["label"] = guard.label.banner()              # raised when the bucket quarantines
@@ -160,9 +161,9 @@ def _part_guard(request: Request, bucket, upload: UploadRecord,
     copied source must be dominated by it (else the part would write its data down)."""
     label, rng = labels.write_label(request, bucket, upload.extra.get("label"))
     if source_label is not None and not label.dominates(source_label):
-        labels.refused(request, f"mac: no write down: copy source label {source_label} "
-                                f"above the upload label {label}")
-        raise errors.AccessDenied()
+        rule = f"mac: no write down: copy source label {source_label} above the upload label {label}"
+        labels.refused(request, rule)
+        raise errors.AccessDenied(labels.refusal_message(rule))
     # A stored spill is labelled at Complete, which rescans the parts; an SSE-C upload may
     # complete without its key (no rescan), so its parts refuse whatever the bucket's mode.
     mode = "refuse" if upload.extra.get(ssec.EXTRA) else spill.mode_of(bucket.config)
@@ -276,13 +277,62 @@ async def _all_parts(request: Request, upload_id: str) -> dict[int, PartRecord]:
         marker = page[-1].part_number
 
 
+# A Complete retried after it succeeded (its answer was lost) is answered again from the
+# object it made, for this long; the object's extra names the upload it completed.
+RETRY_WINDOW = 15 * 60
+COMPLETED_KEY = "completed-upload"
+_RETRY_SCAN = 100      # versions of the key looked at in a versioned bucket
+
+
+async def _completed_before(request: Request, bucket, upload_id: str,
+                            wanted: list[tuple[int, str, dict[str, str]]]) -> ObjectRecord | None:
+    """The version this upload became, if it was completed recently with the same part
+    list and the caller may read it (MAC: else the upload is just missing)."""
+    meta, key = request.services.meta, request.key
+    candidates = [await meta.get_object(bucket.name, key)]
+    if bucket.versioning:
+        page = await meta.list_versions(bucket.name, prefix=key, max_keys=_RETRY_SCAN)
+        candidates += [await meta.get_object(bucket.name, key, v.version_id)
+                       for v in page.entries if v.key == key and not v.delete_marker
+                       and time.time() - v.last_modified < RETRY_WINDOW]
+    asked = [(number, etag) for number, etag, _ in wanted]
+    who = labels.subject(request)
+    for record in candidates:
+        if record is not None and record.extra.get(COMPLETED_KEY) == upload_id \
+                and time.time() - record.last_modified < RETRY_WINDOW \
+                and [(p.part_number, p.etag) for p in record.parts] == asked \
+                and labels.readable(who, record):
+            return record
+    return None
+
+
+async def _retried(request: Request, bucket, upload_id: str, data: bytes | None,
+                   customer: sse.CustomerKey | None) -> Response:
+    """The answer to a Complete whose upload is gone: the first answer again when it
+    is a retry of a recent success, else NoSuchUpload."""
+    try:
+        wanted = parse_complete(data if data is not None else await request.body.read())
+    except errors.MalformedXML:
+        wanted = []
+    record = await _completed_before(request, bucket, upload_id, wanted) if wanted else None
+    if record is None:
+        raise errors.NoSuchUpload(UploadId=upload_id)
+    return _completed(request, bucket, record, customer)
+
+
 async def complete_upload(request: Request) -> Response:
     services = request.services
     customer = sse.customer_key(request.headers, secure=request.secure)
     bucket = await get_bucket(request)
-    upload = await _get_upload(request)
+    try:
+        upload = await _get_upload(request)
+    except errors.NoSuchUpload:
+        return await _retried(request, bucket, request.query.get("uploadId", ""), None, customer)
     object_key = upload_key(request, upload, customer, required=False)   # a key sent must be the upload's
-    wanted = parse_complete(await request.body.read())
+    data = await request.body.read()
+    wanted = parse_complete(data)
+    await refuse_hidden_null(request, bucket, upload.key)
+    precondition = await write_precondition(request, bucket)   # 412 before the parts are read
     stored = await _all_parts(request, upload.upload_id)
     chosen: list[PartRecord] = []
     previous = 0
@@ -308,31 +358,37 @@ async def complete_upload(request: Request) -> Response:
         system_meta=upload.system_meta, user_meta=upload.user_meta, checksums=_object_checksum(upload, chosen),
         parts=chosen, storage_class=upload.storage_class, owner=upload.owner,
         extra=lock.apply_default(dict(upload.extra), bucket))
-    label, rng = labels.write_label(request, bucket, None,
-                                    [labels.record_label(upload.extra)])   # lub of the sources
+    record.extra[COMPLETED_KEY] = upload.upload_id
+    label, rng = labels.write_label(request, bucket, None, [labels.record_label(upload.extra)],
+                                    session_default=False)   # the upload's label
     record.extra["label"] = label.banner()
     _check_declared_object_checksum(request, upload, record)
     guard = await _scan_whole(request, bucket, upload, record, label, rng, object_key)
     if guard is not None:
         record.extra["label"] = guard.label.banner()     # raised when the bucket quarantines
         spill_stored(request, guard)
-    await refuse_hidden_null(request, bucket, upload.key)
-    precondition = await write_precondition(request, bucket)
     try:
         obsolete = await services.meta.complete_upload(upload.upload_id, record,
                                                        precondition=precondition)
-    except UploadMissing:
-        raise errors.NoSuchUpload(UploadId=upload.upload_id) from None
+    except UploadMissing:            # completed meanwhile by a concurrent retry
+        return await _retried(request, bucket, upload.upload_id, data, customer)
     except QuotaExceeded as exc:
         raise quotas.refused(exc) from None
     keep = set(record.blob_ids())
     await services.discard_blobs([b for b in obsolete if b not in keep])
     await events.object_event(request, events.CREATED_MULTIPART, record)
+    return _completed(request, bucket, record, customer)
+
+
+def _completed(request: Request, bucket, record: ObjectRecord,
+               customer: sse.CustomerKey | None) -> Response:
+    """CompleteMultipartUploadResult for the version an upload became."""
+    etag = record.etag
     out = version_headers(bucket, record, checksums=False)
     out.pop("etag")
     out.update(encryption_headers(request, record.extra, customer))
-    location = f"{request.headers.get('host', '')}/{bucket.name}/{upload.key}"
-    body = [("Location", "http://" + location), ("Bucket", bucket.name), ("Key", upload.key),
+    location = f"{request.headers.get('host', '')}/{bucket.name}/{record.key}"
+    body = [("Location", "http://" + location), ("Bucket", bucket.name), ("Key", record.key),
             ("ETag", quote_etag(etag))]
     for alg, value in record.checksums.items():
         if alg != "type":

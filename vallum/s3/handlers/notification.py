@@ -11,10 +11,10 @@ for destinations it cannot validate, they are refused with InvalidArgument.
 from __future__ import annotations
 
 from vallum.compute.spec import SpecError
+from vallum.http import Request, Response, xml_response
 from vallum.iam import gate
 from vallum.s3 import errors, xml
 from vallum.s3.handlers.common import get_bucket
-from vallum.server.http import Request, Response, xml_response
 
 CONFIG_KEY = "notification"
 _NS = "http://s3.amazonaws.com/doc/2006-03-01/"

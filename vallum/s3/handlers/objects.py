@@ -6,12 +6,20 @@ the SSE-C object keys (security/ssec.py); responses say how the version is encry
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from vallum.compute import events
+from vallum.http import Request, Response
 from vallum.meta.base import QuotaExceeded
 from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord
 from vallum.s3 import errors, sse
-from vallum.s3.conditions import check_read_conditions, check_write_conditions
+from vallum.s3.conditions import (
+    DeleteConditions,
+    check_delete_conditions,
+    check_read_conditions,
+    check_write_conditions,
+    delete_conditions,
+)
 from vallum.s3.handlers import bucket_settings, labels, lock, tagging, visibility
 from vallum.s3.handlers.common import (
     check_version_id,
@@ -31,7 +39,6 @@ from vallum.s3.names import validate_key
 from vallum.s3.ranges import content_range, parse_range
 from vallum.security import spill
 from vallum.security.spill import SpillDetected
-from vallum.server.http import Request, Response
 from vallum.service import quotas
 from vallum.service.ingest import ingest
 from vallum.service.integrity import checked_body
@@ -53,7 +60,9 @@ HIDDEN_OVERWRITE = "Request rate limited by the operator; retry later."
 
 
 async def write_precondition(request: Request, bucket: BucketRecord | None = None):
-    """The If-None-Match / If-Match check, evaluated inside the metadata transaction.
+    """The If-None-Match / If-Match check: evaluated now (412, or 404 for If-Match on
+    no object) and again inside the metadata transaction, where a condition that no
+    longer holds is a concurrent change: 409 ConditionalRequestConflict, as on AWS.
 
     MAC: a latest version above the caller's level does not exist for the conditions;
     they see the newest version the caller may read (visibility.py, looked up before the
@@ -81,7 +90,19 @@ async def write_precondition(request: Request, bucket: BucketRecord | None = Non
         if conditional:
             check_write_conditions(headers.mapping(), live.etag if live else None)
 
-    return check
+    if not conditional or bucket is None:
+        return check
+    # Checked once before the body is received (412 / 404 without uploading it)...
+    check(await request.services.meta.get_object(bucket.name, request.key))
+
+    def recheck(current: ObjectRecord | None) -> None:
+        # ...and again at commit: what changed in between is AWS's 409, retry the write.
+        try:
+            check(current)
+        except (errors.PreconditionFailed, errors.NoSuchKey):
+            raise errors.ConditionalRequestConflict() from None
+
+    return recheck
 
 
 async def refuse_hidden_null(request: Request, bucket: BucketRecord, key: str) -> None:
@@ -118,11 +139,11 @@ async def put_object(request: Request) -> Response:
     await refuse_hidden_null(request, bucket, request.key)
     # Classification label: checked by MAC (no write down, bucket range), then the body
     # is spill-scanned as it streams (vallum/security).
-    guard = labels.put_guard(request, bucket, headers.get(labels.LABEL_HEADER))
+    guard = labels.put_guard(request, bucket, labels.requested(headers))
     object_key = new_object_key(encryption.customer, extra)
     await quotas.precheck(services.meta, bucket, request.body.length)
     try:
-        guard.check_fields(spill.fields(request.key, user_meta, extra.get(tagging.TAGS_KEY)))
+        guard.check_fields(spill.fields(request.key, user_meta, extra.get(tagging.TAGS_KEY), system_meta))
         stored = await ingest(services.blobs, request.body, expect, scanner=guard, customer=object_key)
     except SpillDetected as exc:
         raise spill_refused(request, exc) from None
@@ -216,10 +237,13 @@ async def _read(request: Request, *, with_body: bool) -> Response:
         found = part_range(record, number)
         if found is None:
             raise errors.InvalidPartNumber()
-        start, end = found
-        status = 206
-        whole = False
-        headers["content-range"] = content_range(start, end, size)
+        if record.parts:     # AWS: PartsCount only when a part is asked for
+            headers["x-amz-mp-parts-count"] = str(len(record.parts))
+        if size:             # an empty object has no byte range to name: 200, whole
+            start, end = found
+            status = 206
+            whole = False
+            headers["content-range"] = content_range(start, end, size)
     elif range_header is not None:
         parsed = parse_range(range_header, size)
         if parsed is not None:
@@ -229,8 +253,7 @@ async def _read(request: Request, *, with_body: bool) -> Response:
             headers["content-range"] = content_range(start, end, size)
     if whole and request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
         headers = object_headers(bucket, record, checksums=True)
-    if record.extra.get("label"):
-        headers[labels.LABEL_HEADER] = record.extra["label"]
+    headers.update(labels.label_headers(record.extra))
     headers.update(encryption_headers(request, record.extra, customer))
     for param, header in RESPONSE_OVERRIDES.items():
         if param in request.query:
@@ -246,18 +269,53 @@ async def _read(request: Request, *, with_body: bool) -> Response:
     return Response(status, headers, body, length=length)   # first chunk authenticated: status can go
 
 
+DeleteGuard = Callable[[ObjectRecord | None], None]
+
+
+async def delete_guard(request: Request, bucket: BucketRecord, key: str, version_id: str | None,
+                       cond: DeleteConditions | None) -> DeleteGuard | None:
+    """The conditional-delete check, to run inside the delete's transaction on the
+    version it removes (or, for a new delete marker, the key's latest version).
+
+    MAC: a version above the caller's level does not exist for the conditions; they
+    see the newest version the caller may read (looked up before the transaction), or
+    nothing for a named version, so a hidden object answers exactly as a missing one."""
+    if cond is None:
+        return None
+    who = labels.subject(request)
+    beneath = None
+    if who.read is not None and version_id is None:
+        beneath = await visibility.latest_version(request, bucket.name, key)
+
+    def check(current: ObjectRecord | None) -> None:
+        if current is not None and not labels.readable(who, current):
+            current = beneath
+        live = None if current is None or current.delete_marker else current
+        check_delete_conditions(cond, None if live is None else
+                                (live.etag, live.last_modified, live.size), key)
+
+    return check
+
+
 async def delete_object(request: Request) -> Response:
     services = request.services
     bucket = await get_bucket(request)
     version_id = check_version_id(request.query.get("versionId"))
+    h = request.headers
+    guard = await delete_guard(request, bucket, request.key, version_id, delete_conditions(
+        h.get("if-match"), h.get("x-amz-if-match-last-modified-time"), h.get("x-amz-if-match-size")))
     headers: dict[str, str] = {}
     if version_id is not None or bucket.versioning != "Enabled":
         target = version_id if version_id is not None else NULL_VERSION
         suspended_marker = bucket.versioning == "Suspended" and version_id is None
+        if guard is not None and suspended_marker:
+            # The null version need not be the latest: the conditions test the latest.
+            guard(await services.meta.get_object(bucket.name, request.key))
+            guard = None
         try:
             removed, obsolete = await lock.guarded_delete_version(
                 request, bucket, request.key, target, hidden_as_missing=not suspended_marker,
-                named=version_id is not None)
+                named=version_id is not None, condition=guard)
         except lock.HiddenVersion:
             # The null marker would replace a null version above the caller's level: leave
             # it, and answer as for a missing key (docs/security.md).
@@ -274,13 +332,15 @@ async def delete_object(request: Request) -> Response:
             await events.object_event(request, events.REMOVED_MARKER, marker)
             headers.update({"x-amz-delete-marker": "true", "x-amz-version-id": NULL_VERSION})
         return Response(204, headers)
-    marker = await add_delete_marker(request, bucket, request.key, new_version_id(bucket))
+    marker = await add_delete_marker(request, bucket, request.key, new_version_id(bucket),
+                                     precondition=guard)
     await events.object_event(request, events.REMOVED_MARKER, marker)
     return Response(204, {"x-amz-delete-marker": "true", "x-amz-version-id": marker.version_id})
 
 
 async def add_delete_marker(request: Request, bucket: BucketRecord, key: str,
-                            version_id: str) -> ObjectRecord:
+                            version_id: str, precondition: DeleteGuard | None = None
+                            ) -> ObjectRecord:
     """Store a delete marker labelled for MAC (labels.marker_label: seen by those who saw
     what it deletes). A latest version hidden from the caller is left under the marker,
     exactly as a missing key would be; a null marker never replaces a hidden null version
@@ -290,6 +350,6 @@ async def add_delete_marker(request: Request, bucket: BucketRecord, key: str,
     marker = ObjectRecord(bucket=bucket.name, key=key, version_id=version_id, delete_marker=True,
                           last_modified=time.time())
     marker.extra["label"] = labels.marker_label(request, bucket, current).banner()
-    obsolete = await services.meta.put_object(marker)
+    obsolete = await services.meta.put_object(marker, precondition=precondition)
     await services.discard_blobs(obsolete)
     return marker

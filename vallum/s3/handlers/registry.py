@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from vallum.http import Request, Response
 from vallum.s3.handlers import (
     bucket_settings,
     buckets,
@@ -21,7 +22,6 @@ from vallum.s3.handlers import (
     versions,
 )
 from vallum.s3.handlers import policy as bucket_policy
-from vallum.server.http import Request, Response
 
 Handler = Callable[[Request], Awaitable[Response]]
 

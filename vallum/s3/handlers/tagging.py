@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from vallum.http import Request, Response, xml_response
 from vallum.meta.records import ObjectRecord
 from vallum.s3 import errors, xml
 from vallum.s3.handlers import labels
@@ -27,7 +28,6 @@ from vallum.s3.tags import (  # noqa: F401 - handlers and tests import them from
 )
 from vallum.security import spill
 from vallum.security.spill import SpillDetected, SpillGuard
-from vallum.server.http import Request, Response, xml_response
 
 TAGS_KEY = "tags"
 BUCKET_CONFIG_KEY = "tagging"
@@ -36,6 +36,7 @@ BUCKET_CONFIG_KEY = "tagging"
 def tags_extra(request: Request) -> dict[str, dict[str, str]]:
     """The ``extra`` entry of a new version written with x-amz-tagging (PUT, multipart)."""
     tags = tags_from_header(request.headers.get("x-amz-tagging"))
+    tags = labels.without_label_tag(tags)     # vallum:label is the label (labels.requested)
     return {TAGS_KEY: tags} if tags else {}
 
 
@@ -77,11 +78,23 @@ async def _version(request: Request) -> ObjectRecord:
 
 
 async def put_object_tagging(request: Request) -> Response:
-    tags = parse_tagging(await read_xml(request, "Tagging", digest_required=MD5_REQUIRED), OBJECT_TAG_LIMIT)
+    # The reserved vallum:label (the label, labels.relabel) does not count as a tag.
+    tags = parse_tagging(await read_xml(request, "Tagging", digest_required=MD5_REQUIRED), OBJECT_TAG_LIMIT + 1)
+    if len(labels.without_label_tag(tags) or {}) > OBJECT_TAG_LIMIT:
+        raise errors.BadRequest(f"Object tags cannot be greater than {OBJECT_TAG_LIMIT}")
     record = await _version(request)
-    await refuse_marked_tags(request, record, tags)
+    new_label = labels.relabel(request, await get_bucket(request), record, tags.get(labels.TAG_KEY))
+    tags = labels.without_label_tag(tags) or {}
+    label_before = record.extra.get("label")
+    await refuse_marked_tags(request, record, tags, new_label)
+    if new_label is not None:
+        await labels.audit_relabel(request, record, new_label)
 
     def change(current: ObjectRecord) -> None:
+        if new_label is not None:
+            if current.extra.get("label") != label_before:    # relabelled meanwhile
+                raise errors.ConditionalRequestConflict()
+            current.extra["label"] = new_label.banner()
         if tags:
             current.extra[TAGS_KEY] = tags
         else:
@@ -91,11 +104,13 @@ async def put_object_tagging(request: Request) -> Response:
     return Response(200, {"x-amz-version-id": record.version_id})
 
 
-async def refuse_marked_tags(request: Request, record: ObjectRecord, tags: dict[str, str]) -> None:
-    """Tags are readable beside the object: markings in them above its label are a spill."""
+async def refuse_marked_tags(request: Request, record: ObjectRecord, tags: dict[str, str],
+                             label=None) -> None:
+    """Tags are readable beside the object: markings in them above its label (``label``
+    when the request relabels it) are a spill."""
     bucket = await get_bucket(request)
     mode = "audit" if spill.mode_of(bucket.config) == "audit" else "refuse"   # tags cannot relabel
-    guard = SpillGuard(labels.record_label(record.extra), labels.bucket_range(bucket),
+    guard = SpillGuard(label or labels.record_label(record.extra), labels.bucket_range(bucket),
                        f"{request.request_id} {record.bucket}/{record.key} tagging", mode)
     try:
         guard.check_fields(spill.fields(tags=tags))
@@ -108,7 +123,7 @@ async def refuse_marked_tags(request: Request, record: ObjectRecord, tags: dict[
 
 async def get_object_tagging(request: Request) -> Response:
     record = await _version(request)
-    return xml_response(render_tagging(record.extra.get(TAGS_KEY) or {}),
+    return xml_response(render_tagging(labels.tags_with_label(record.extra)),
                         headers={"x-amz-version-id": record.version_id})
 
 

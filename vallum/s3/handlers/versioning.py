@@ -6,9 +6,9 @@ object lock cannot even be suspended (its versions are the unit of retention).
 
 from __future__ import annotations
 
+from vallum.http import Request, Response, xml_response
 from vallum.s3 import errors, xml
 from vallum.s3.handlers.common import MD5_REQUIRED, get_bucket, read_xml
-from vallum.server.http import Request, Response, xml_response
 
 
 async def put_bucket_versioning(request: Request) -> Response:

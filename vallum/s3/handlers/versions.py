@@ -7,6 +7,7 @@ marker is given.
 
 from __future__ import annotations
 
+from vallum.http import Request, Response, xml_response
 from vallum.meta.records import ObjectRecord
 from vallum.s3 import errors, xml
 from vallum.s3.conditions import iso8601
@@ -18,7 +19,6 @@ from vallum.s3.handlers.common import (
     int_param,
     url_encoder,
 )
-from vallum.server.http import Request, Response, xml_response
 
 
 def _entries(records: list[ObjectRecord], encode, owner: str) -> str:

@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
+from vallum.http import Request
 from vallum.meta.records import ListPage, ObjectRecord
 from vallum.s3.handlers import labels
 from vallum.security.mac import Subject
-from vallum.server.http import Request
 
 # fetch((key marker, version/upload marker), n) -> the store's next page after the marker.
 Fetch = Callable[[tuple[str, str], int], Awaitable[ListPage]]

@@ -1,13 +1,18 @@
-"""The request and response objects handlers see: no ASGI details leak past here."""
+"""The request and response every API handler sees (S3, STS, admin, compute, health).
+
+A neutral low module: handlers at any layer import it, and no ASGI detail leaks past it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from vallum.iam.principal import Principal
     from vallum.s3.body import Body
+    from vallum.s3.errors import S3Error
     from vallum.s3.router import Endpoint
     from vallum.s3.sigv4 import AuthResult
 
@@ -55,6 +60,13 @@ class Request:
     decision_reason: str | None = None   # the rule that decided (audited)
     audit_label: str | None = None       # the object label read or written (audited, never sent)
     decision: str | None = None          # "allow"/"deny" as decided (audited); None: from the status
+    caller: Principal | None = None      # the authenticated principal (ANONYMOUS when unsigned)
+    payload: bytes = b""                 # the whole body, for APIs that read it up front
+    api: str = "s3"                      # the API that answers (server/app.py's front door)
+    path: str = ""                       # the request path as received (percent-encoded)
+    # Attribution a handler adds for the audit record, refusals included: any of
+    # "action", "target", "decision", "rule". Never sent.
+    audit: dict[str, Any] = field(default_factory=dict)
 
     @property
     def bucket(self) -> str:
@@ -78,9 +90,6 @@ class Response:
     body: bytes | AsyncIterator[bytes] = b""
     # Length of a streamed body (sent as Content-Length); None means chunked.
     length: int | None = None
-    # Attribution for the audit record from APIs outside the S3 chain (admin, STS, compute):
-    # keys "principal", "account", "action", "target", "decision", "rule". Never sent.
-    audit: dict[str, Any] | None = None
 
 
 def xml_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -88,3 +97,33 @@ def xml_response(body: bytes, status: int = 200, headers: dict[str, str] | None 
     if headers:
         h.update(headers)
     return Response(status, h, body)
+
+
+class Api(Protocol):
+    """One API behind the front door (server/app.py): the door reads, authenticates,
+    admits, audits and counts; the API names its operation, authorizes and answers
+    (through ``authz.decide``), and renders errors in its own format."""
+
+    name: str                 # the operation name of requests refused before routing
+    body_limit: int | None    # read the whole body (at most this) before authenticating;
+    #                           None: the handler streams it (S3)
+    service: str              # the SigV4 service name callers sign for
+    signed_only: bool         # refuse unsigned requests (AccessDenied) before the handler
+    tenant_view: bool         # handlers see the caller's account view of the stores
+
+    def match(self, method: str, path: str, headers: Headers) -> bool: ...
+
+    def public(self, method: str, path: str) -> bool:
+        """Answered without authentication or operator admission (health, metrics)."""
+        ...
+
+    def endpoint(self, services: Any, method: str, path: str, query: str,
+                 headers: Headers) -> Endpoint: ...
+
+    def attribution(self, method: str, path: str, query: str) -> dict[str, Any]:
+        """What a request refused before it was authenticated asked for (audit)."""
+        ...
+
+    async def handle(self, request: Request) -> Response: ...
+
+    def render_error(self, err: S3Error, request_id: str, path: str) -> Response: ...
