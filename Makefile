@@ -17,7 +17,7 @@ $(RUN_STAMP): pyproject.toml requirements.lock
 
 # Tests and benchmarks add their clients and peers.
 $(DEV_STAMP): $(RUN_STAMP)
-	$(PY) -m pip install -q -c requirements.lock -e '.[test,bench]'
+	$(PY) -m pip install -q -c requirements.lock -e '.[test,bench,postgres]'
 	rm -f $(VENV)/.dev-* && touch $(DEV_STAMP)
 
 run: $(RUN_STAMP)
@@ -27,6 +27,7 @@ test: $(DEV_STAMP)
 	$(VENV)/bin/ruff check vallum tests bench
 	$(VENV)/bin/mypy
 	bash scripts/install-sandbox.sh
+	bash scripts/install-postgres.sh
 	$(PY) -m pytest -n 2 -q -p no:cacheprovider tests
 
 # The inner loop: pure logic and the in-process harness, no server processes.

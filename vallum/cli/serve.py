@@ -18,6 +18,7 @@ import uvicorn
 
 from vallum.compute import sandbox
 from vallum.iam.root import ROOT_FILE, RootCredentials, load_or_create
+from vallum.meta.postgres import redacted
 from vallum.ops.schema_versions import prepare as prepare_schema
 from vallum.security import crypto, fips
 from vallum.security.audit import AUDIT_DIR, ensure_signing_key
@@ -65,6 +66,7 @@ def serve(
     allow_root_compute: bool = typer.Option(
         False, "--allow-root-compute",
         help=BY_KEY["allow_root_compute"].help + "; env VALLUM_ALLOW_ROOT_COMPUTE=1"),
+    meta: str = _opt("meta"),
     test_clock: bool = typer.Option(False, "--test-clock", hidden=True,
                                     help="TESTS ONLY: shift retention/lifecycle time by the seconds in "
                                          "<data-dir>/test-clock-offset"),
@@ -82,6 +84,9 @@ def serve(
             raise ValueError("--tls-cert and --tls-key must both name readable PEM files")
         if config.audit_witness:
             Witness(config.audit_witness, config.data_dir)    # refuse a bad target before starting
+        if config.meta and config.sources.get("meta") == "flag" and redacted(config.meta) != config.meta:
+            raise ValueError("--meta takes a postgresql:// URL without a password (argv is visible "
+                             "to every local user: give it in VALLUM_META_URL or a PGPASSFILE)")
     except ValueError as exc:
         typer.echo(f"vallum serve: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -102,11 +107,14 @@ def serve(
         creds = load_or_create(config.data_dir)
         audit_key = ensure_signing_key(config.data_dir / AUDIT_DIR) if audit_on() else None
         removed = asyncio.run(sweep_orphans(config))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:
         typer.echo(f"vallum serve: {exc}", err=True)
         raise typer.Exit(1) from None
     print(f"Vallum S3 endpoint: {config.endpoint}  (region {config.region})", flush=True)
     print(f"Data directory:     {config.data_dir}", flush=True)
+    if config.meta:
+        print(f"Object metadata:    PostgreSQL {redacted(config.meta)} (IAM, compute, operator "
+              "state and audit stay on SQLite in the data directory)", flush=True)
     if config_file:
         from_file = sorted(k for k, where in config.sources.items() if where == "file")
         print(f"Config file:        {config_file} ({', '.join(from_file) or 'every setting overridden'})",

@@ -10,7 +10,7 @@ from vallum import metrics
 from vallum.http import Response
 from vallum.iam import service as iam_service
 from vallum.iam.root import load_or_create
-from vallum.meta.sqlite import SQLiteMetaStore
+from vallum.meta.factory import meta_store
 from vallum.operator import gateway as operator_hook
 from vallum.s3 import errors
 from vallum.security import setup as security_setup
@@ -30,7 +30,8 @@ log = logging.getLogger("vallum.server")
 
 async def open_services(config: Config) -> Services:
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    meta = SQLiteMetaStore(config.meta_path)
+    # Object metadata only: IAM, compute, operator state and audit stay in the data directory.
+    meta = meta_store(config.meta_path, config.meta_url)
     headroom = Headroom(config.data_dir, parse_reserve(config.disk_reserve))
     blobs = security_setup.blob_store(config.data_dir, LocalBlobStore(config.blob_root, headroom))
     await meta.open()
@@ -120,6 +121,8 @@ async def reserved(gateway: Gateway, method: str, path: str) -> Response:
     if path == "/-/health/ready":
         if gateway.services is None:
             return Response(503, {"content-type": "text/plain"}, b"starting\n")
+        if not await gateway.services.meta.reachable():
+            return Response(503, {"content-type": "text/plain"}, b"metadata database unavailable\n")
         full = diskguard.readiness(gateway.services.headroom)
         if full is not None:
             return Response(503, {"content-type": "text/plain", "x-vallum-disk": "full"}, full)
