@@ -19,7 +19,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from vallum.compute.service import ComputeService
-from vallum.security import audit
+from vallum.security.audit import log as audit
 from vallum.server.app import Gateway
 from vallum.server.config import Config
 from vallum.server.lifecycle import close_services, open_services

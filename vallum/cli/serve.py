@@ -18,10 +18,11 @@ import uvicorn
 
 from vallum.compute import sandbox
 from vallum.iam.root import ROOT_FILE, RootCredentials, load_or_create
-from vallum.security import crypto, fips
-from vallum.security.audit import AUDIT_DIR, ensure_signing_key
-from vallum.security.audit_checkpoint import fingerprint
-from vallum.security.audit_witness import Witness
+from vallum.security.audit.checkpoint import fingerprint
+from vallum.security.audit.log import AUDIT_DIR, ensure_signing_key
+from vallum.security.audit.witness import Witness
+from vallum.security.crypto import fips
+from vallum.security.crypto import primitives as crypto
 from vallum.security.setup import audit_on
 from vallum.server.config import BY_KEY, Config, clear_env, load, to_env
 from vallum.server.lifecycle import sweep_orphans

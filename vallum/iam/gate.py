@@ -22,7 +22,7 @@ from vallum.s3 import errors, router, sigv2, sigv4
 from vallum.s3.copy_source import HEADER, parse_copy_source
 from vallum.s3.handlers import labels, visibility
 from vallum.s3.tags import tags_from_header
-from vallum.security import fips
+from vallum.security.crypto import fips
 
 # Operations whose action names the version when ?versionId= is present.
 VERSIONED_ACTIONS = {

@@ -12,7 +12,7 @@ from vallum.iam.lockouts import SharedFailureLimiter
 from vallum.iam.root import RootCredentials
 from vallum.iam.sqlstore import SQLiteIAMStore
 from vallum.iam.store import IAMStore, MemoryIAMStore
-from vallum.security import crypto
+from vallum.security.crypto import primitives as crypto
 
 
 @dataclass

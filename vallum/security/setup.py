@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from vallum.security.audit import AuditLog
-from vallum.security.audit_witness import Witness
-from vallum.security.encrypted_store import EncryptedBlobStore
-from vallum.security.keytable import KEYTABLE_FILE, KeyTable, load_keyring
+from vallum.security.audit.log import AuditLog
+from vallum.security.audit.witness import Witness
+from vallum.security.crypto.encrypted_store import EncryptedBlobStore
+from vallum.security.crypto.keytable import KEYTABLE_FILE, KeyTable, load_keyring
 from vallum.storage.base import BlobStore
 
 

@@ -29,8 +29,8 @@ from vallum.s3.body import Body
 from vallum.s3.handlers import cors, registry
 from vallum.s3.router import Endpoint, route
 from vallum.s3.xml import render_error
-from vallum.security import audit_http
-from vallum.security.audit import AuditError
+from vallum.security.audit import request_record as audit_http
+from vallum.security.audit.log import AuditError
 from vallum.server import admin, diskguard, lifecycle
 from vallum.server.state import Services
 from vallum.service import integrity

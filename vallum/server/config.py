@@ -48,7 +48,7 @@ class Config:
     max_connections: int = 4096         # open connections, all sources together
     max_connections_per_source: int = 256
     log_format: str = "text"            # text | json
-    fips: bool = False                  # approved algorithms only (security/fips.py)
+    fips: bool = False                  # approved algorithms only (security/crypto/fips.py)
     # Tenant compute from a root gateway (compute/sandbox.py refuses it otherwise).
     allow_root_compute: bool = False
     # Where each setting given came from ("flag", "env", "file"): the banner names the file's.

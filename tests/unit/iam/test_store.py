@@ -15,7 +15,7 @@ from vallum.iam.policy import MalformedPolicy
 from vallum.iam.root import RootCredentials
 from vallum.iam.sqlstore import SQLiteIAMStore
 from vallum.iam.store import KeyRow, MemoryIAMStore, Op
-from vallum.security import crypto
+from vallum.security.crypto import primitives as crypto
 
 ROOT = RootCredentials("ROOTKEY", "rootsecret")
 READ = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}'

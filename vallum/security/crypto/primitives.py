@@ -84,7 +84,7 @@ def unwrap(key: bytes, wrapped: bytes, aad: bytes = b"") -> bytes:
         raise CryptoError("wrapped value failed authentication") from None
 
 
-# --- object encryption: AES-256-GCM with caller-chosen nonces (security/envelope.py) ---
+# --- object encryption: AES-256-GCM with caller-chosen nonces (security/crypto/envelope.py) ---
 TAG_BYTES = 16
 
 
