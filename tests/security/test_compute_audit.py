@@ -21,7 +21,7 @@ from vallum.compute.spec import JobSpec
 from vallum.security.audit import log as audit
 from vallum.server.app import Gateway
 from vallum.server.config import from_env_and_flags
-from vallum.server.lifecycle import close_services, open_services
+from vallum.server.lifespan import close_services, open_services
 
 ACCOUNT_ARN = "arn:aws:iam::000000000000:root"
 

@@ -25,7 +25,7 @@ from vallum.security.crypto import fips
 from vallum.security.crypto import primitives as crypto
 from vallum.security.setup import audit_on
 from vallum.server.config import BY_KEY, Config, clear_env, load, to_env
-from vallum.server.lifecycle import sweep_orphans
+from vallum.server.lifespan import sweep_orphans
 from vallum.server.limits import GuardedHttpProtocol, raise_open_files
 from vallum.server.logs import log_config
 from vallum.service.clock import TEST_CLOCK_ENV, TEST_CLOCK_NAME

@@ -1,4 +1,4 @@
-"""Wiring of the security services into a gateway process (called from server/lifecycle.py).
+"""Wiring of the security services into a gateway process (called from server/lifespan.py).
 
 Benchmark-only switches (never in production): ``VALLUM_ENCRYPTION=off`` stores blobs in
 clear, ``VALLUM_AUDIT=off`` writes no audit log. Both default to on.
