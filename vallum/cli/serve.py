@@ -25,8 +25,8 @@ from vallum.security.crypto import fips
 from vallum.security.crypto import primitives as crypto
 from vallum.security.setup import audit_on
 from vallum.server.config import BY_KEY, Config, clear_env, load, to_env
+from vallum.server.connection_limits import GuardedHttpProtocol, raise_open_files
 from vallum.server.lifespan import sweep_orphans
-from vallum.server.limits import GuardedHttpProtocol, raise_open_files
 from vallum.server.logs import log_config
 from vallum.service.clock import TEST_CLOCK_ENV, TEST_CLOCK_NAME
 

@@ -8,9 +8,9 @@ import stat
 import pytest
 
 from vallum.iam import sts
+from vallum.iam.auth_failures import FailureLimiter
 from vallum.iam.directory import DeleteConflict, Directory, EntityAlreadyExists, NoSuchEntity
 from vallum.iam.identity import Identities
-from vallum.iam.limits import FailureLimiter
 from vallum.iam.policy import MalformedPolicy
 from vallum.iam.root import RootCredentials
 from vallum.iam.sqlstore import SQLiteIAMStore
