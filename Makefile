@@ -6,7 +6,7 @@ HASH := $(shell cat pyproject.toml requirements.lock | sha1sum | cut -c1-12)
 RUN_STAMP := $(VENV)/.run-$(HASH)
 DEV_STAMP := $(VENV)/.dev-$(HASH)
 
-.PHONY: run test test-fast bench lint lock clean
+.PHONY: run test test-fast bench bench-operator lint lock clean
 
 # Serving needs only the package and its dependencies.
 $(RUN_STAMP): pyproject.toml requirements.lock
@@ -39,6 +39,10 @@ test-fast: $(DEV_STAMP)
 bench: $(DEV_STAMP)
 	$(PY) -m bench.run --compute --out bench/results/latest.json
 	$(PY) -m bench.report bench/results/latest.json
+
+# The operator hook alone: gateway CPU per request with VALLUM_OPERATOR off vs observe.
+bench-operator: $(DEV_STAMP)
+	$(PY) -m bench.operator_hook
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check vallum tests bench

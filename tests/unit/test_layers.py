@@ -41,9 +41,8 @@ LAYERS: dict[str, int] = {
     "vallum.iam.gate": 4,
     "vallum.iam.sts_api": 4,
     "vallum.compute.api": 4,
-    "vallum.security.audit_http": 4,
+    "vallum.security.audit.request_record": 4,
     "vallum.operator.gateway": 4,     # the operator's hook in the request frame
-    "vallum.operator.bench": 5,       # a benchmark command
     # entry
     "vallum.server": 5,
     "vallum.cli": 5,

@@ -20,14 +20,15 @@ from vallum.compute import sandbox
 from vallum.iam.root import ROOT_FILE, RootCredentials, load_or_create
 from vallum.meta.postgres import redacted
 from vallum.ops.schema_versions import prepare as prepare_schema
-from vallum.security import crypto, fips
-from vallum.security.audit import AUDIT_DIR, ensure_signing_key
-from vallum.security.audit_checkpoint import fingerprint
-from vallum.security.audit_witness import Witness
+from vallum.security.audit.checkpoint import fingerprint
+from vallum.security.audit.log import AUDIT_DIR, ensure_signing_key
+from vallum.security.audit.witness import Witness
+from vallum.security.crypto import fips
+from vallum.security.crypto import primitives as crypto
 from vallum.security.setup import audit_on
 from vallum.server.config import BY_KEY, Config, clear_env, load, to_env
-from vallum.server.lifecycle import sweep_orphans
-from vallum.server.limits import GuardedHttpProtocol, raise_open_files
+from vallum.server.connection_limits import GuardedHttpProtocol, raise_open_files
+from vallum.server.lifespan import sweep_orphans
 from vallum.server.logs import log_config
 from vallum.service.clock import TEST_CLOCK_ENV, TEST_CLOCK_NAME
 

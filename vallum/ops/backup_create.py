@@ -26,9 +26,9 @@ from vallum.meta import codec
 from vallum.ops import backup_keys
 from vallum.ops import backup_manifest as bm
 from vallum.ops.backup_keys import BackupError, BackupKeys
-from vallum.security.audit import AUDIT_DIR, KEY_FILE, LOG_FILE
-from vallum.security.crypto import MASTER_KEY_FILE
-from vallum.security.keytable import KEYRING_FILE, KEYTABLE_FILE
+from vallum.security.audit.log import AUDIT_DIR, KEY_FILE, LOG_FILE
+from vallum.security.crypto.keytable import KEYRING_FILE, KEYTABLE_FILE
+from vallum.security.crypto.primitives import MASTER_KEY_FILE
 
 META_FILE = "meta.sqlite3"
 ROOT_FILE = "root-credentials.json"

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vallum.security import crypto
-from vallum.security.crypto import CryptoError
+from vallum.security.crypto import primitives as crypto
+from vallum.security.crypto.primitives import CryptoError
 
 ENV = "VALLUM_BACKUP_PASSPHRASE"
 MIN_LENGTH = 12

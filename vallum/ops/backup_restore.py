@@ -25,7 +25,7 @@ from vallum.ops import backup_keys
 from vallum.ops import backup_manifest as bm
 from vallum.ops.backup_create import META_FILE
 from vallum.ops.backup_keys import BackupError
-from vallum.security.audit import AUDIT_DIR, KEY_FILE, LOG_FILE, AuditLog
+from vallum.security.audit.log import AUDIT_DIR, KEY_FILE, LOG_FILE, AuditLog
 from vallum.storage.retention import COMPLIANCE, Lock, lock_of
 
 

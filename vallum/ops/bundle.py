@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from vallum.security import crypto
+from vallum.security.crypto import primitives as crypto
 
 WHEELS, REQUIREMENTS, SBOM, INSTALL = "wheels", "requirements.txt", "sbom.cdx.json", "install.sh"
 SUMS, SIG = "SHA256SUMS", "SHA256SUMS.sig"

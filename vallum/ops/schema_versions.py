@@ -20,7 +20,7 @@ from pathlib import Path
 from vallum.compute import schema as compute_schema
 from vallum.iam import schema as iam_schema
 from vallum.meta import schema as meta_schema
-from vallum.security.keytable import KEYTABLE_FILE
+from vallum.security.crypto.keytable import KEYTABLE_FILE
 from vallum.sqlite_open import create_schema, opening
 
 META_FILE = "meta.sqlite3"
@@ -30,7 +30,7 @@ _DDL = ("CREATE TABLE IF NOT EXISTS vallum_schema (store TEXT PRIMARY KEY, "
 _UPSERT = ("INSERT INTO vallum_schema (store, version, updated) VALUES (?, ?, ?) "
            "ON CONFLICT(store) DO UPDATE SET version = excluded.version, updated = excluded.updated")
 _STAMP = "INSERT OR IGNORE INTO vallum_schema (store, version, updated) VALUES (?, ?, ?)"
-# The key table (security/keytable.py: one ``deks`` table) is versioned here.
+# The key table (security/crypto/keytable.py: one ``deks`` table) is versioned here.
 KEYTABLE_VERSION = 1
 KEYTABLE_MIGRATIONS: dict[int, tuple[str, ...]] = {1: ()}
 

@@ -41,14 +41,14 @@ class Config:
     require_signed_payload: bool = False
     # Disk space kept back for deletes and audit (storage/headroom.py).
     disk_reserve: str = DEFAULT_RESERVE
-    # Slow clients (server/limits.py, docs/operations.md).
+    # Slow clients (server/connection_limits.py, docs/operations.md).
     header_timeout: float = 30.0        # request line and headers complete within this
     body_timeout: float = 60.0          # longest wait for the next piece of a request body
     keep_alive_timeout: float = 5.0     # idle time between requests on one connection
     max_connections: int = 4096         # open connections, all sources together
     max_connections_per_source: int = 256
     log_format: str = "text"            # text | json
-    fips: bool = False                  # approved algorithms only (security/fips.py)
+    fips: bool = False                  # approved algorithms only (security/crypto/fips.py)
     # Tenant compute from a root gateway (compute/sandbox.py refuses it otherwise).
     allow_root_compute: bool = False
     # postgresql://... : object metadata on PostgreSQL (docs/scale-out.md); None: SQLite.

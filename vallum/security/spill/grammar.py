@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from vallum.security.labels import Label, LabelError, LevelScheme, parse
+from vallum.security.mac.labels import Label, LabelError, LevelScheme, parse
 
 MAX_MARKING = 200          # longest marking text considered (bytes)
 KEEP = 512                 # carried ahead: longer than any match (decoration + marking)

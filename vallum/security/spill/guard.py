@@ -22,9 +22,9 @@ import os
 from collections.abc import Mapping
 from typing import NoReturn
 
-from vallum.security.labels import Label
-from vallum.security.mac import LabelRange, check_spill
-from vallum.security.markings import MarkingScanner, scan_text
+from vallum.security.mac.labels import Label
+from vallum.security.mac.rules import LabelRange, check_spill
+from vallum.security.spill.markings import MarkingScanner, scan_text
 
 alert_log = logging.getLogger("vallum.security.alert")
 SCANNING = os.environ.get("VALLUM_SPILL_SCAN", "on").lower() not in ("off", "0", "false", "no")

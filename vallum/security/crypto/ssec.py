@@ -7,7 +7,7 @@ recognises a wrong key before anything is decrypted (as AWS keeps a salted HMAC)
 customer's key itself is never stored, logged or cached: without it neither the object key
 nor the body can be recovered, not even with Vallum's master keys.
 
-Blobs use the envelope format (security/envelope.py) under a per-blob data key derived
+Blobs use the envelope format (security/crypto/envelope.py) under a per-blob data key derived
 from the object key and the blob id (HMAC-SHA256), so every part of a multipart upload has
 its own key and nonces never repeat under one key. They are written straight to the
 *inner* blob store: no key-table row (the master key cannot open them) and, with
@@ -24,9 +24,10 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-from vallum.security import crypto, envelope
-from vallum.security.crypto import CryptoError
-from vallum.security.encrypted_store import EncryptedBlobStore, read_sealed
+from vallum.security.crypto import envelope
+from vallum.security.crypto import primitives as crypto
+from vallum.security.crypto.encrypted_store import EncryptedBlobStore, read_sealed
+from vallum.security.crypto.primitives import CryptoError
 from vallum.storage.base import CHUNK, BlobStore, BlobWriter, StorageError
 
 EXTRA = "sse_c"                     # the key of the SSE-C metadata in record.extra

@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from vallum.security.labels import Label, LabelError, lowest, parse
-from vallum.security.mac import LabelRange, check_write
-from vallum.security.spill import SpillGuard
+from vallum.security.mac.labels import Label, LabelError, lowest, parse
+from vallum.security.mac.rules import LabelRange, check_write
+from vallum.security.spill.guard import SpillGuard
 
 HEADER = "x-vallum-classification"
 # BucketRecord.config key: the read level of whoever last set the lifecycle rules

@@ -1,4 +1,4 @@
-"""A BlobStore that encrypts every blob of any inner BlobStore (format: security/envelope.py).
+"""A BlobStore that encrypts every blob of any inner BlobStore (format: security/crypto/envelope.py).
 
 Sizes and ranges are in plaintext terms, so the object service does not know
 encryption exists. A read of bytes [start, end) fetches and decrypts only the
@@ -15,9 +15,10 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from vallum.security import crypto, envelope
-from vallum.security.crypto import TAG_BYTES, CryptoError
-from vallum.security.keytable import Keyring, KeyTable, dek_aad, load_keyring
+from vallum.security.crypto import envelope
+from vallum.security.crypto import primitives as crypto
+from vallum.security.crypto.keytable import Keyring, KeyTable, dek_aad, load_keyring
+from vallum.security.crypto.primitives import TAG_BYTES, CryptoError
 from vallum.storage.base import (
     CHUNK,
     BlobCorrupt,
@@ -155,7 +156,7 @@ async def read_sealed(inner: BlobStore, blob_id: str, dek: bytes, start: int, en
                       out_size: int = CHUNK, *, expect_size: int | None = None) -> AsyncIterator[bytes]:
     """Plaintext bytes [start, end) of a blob in the envelope format, stored in ``inner``
     and sealed under ``dek``; only the chunks overlapping the range are fetched and opened.
-    Shared by the master-key store and SSE-C objects (security/ssec.py), which differ only
+    Shared by the master-key store and SSE-C objects (security/crypto/ssec.py), which differ only
     in where the data key comes from. BlobCorrupt on any authentication failure, and
     (before any byte) when the plaintext length is not ``expect_size``."""
     header = await _header(inner, blob_id)

@@ -15,7 +15,7 @@ import hmac
 import json
 from typing import Any
 
-from vallum.security import crypto
+from vallum.security.crypto import primitives as crypto
 
 GENESIS = "0" * 64
 DOMAIN = b"vallum-audit-checkpoint-v2\n"

@@ -24,9 +24,9 @@ import html
 import re
 from typing import Any, cast
 
-from vallum.security.spill_containers import Embedded
-from vallum.security.spill_decode import EncodedRuns, worth_decoding
-from vallum.security.spill_unicode import fold
+from vallum.security.spill.containers import Embedded
+from vallum.security.spill.decode import EncodedRuns, worth_decoding
+from vallum.security.spill.unicode import fold
 
 _CONTROLS = bytes(c for c in range(1, 32) if c not in b"\t\n\r\f\v") + b"\x7f"
 _PLAIN = bytes(range(32, 127)) + b"\t\n\r\f\v"      # printable ASCII: nothing to normalise

@@ -91,7 +91,7 @@ def passphrase_key(passphrase: bytes, salt: bytes, *, n: int, r: int, p: int, le
     return Scrypt(salt=salt, length=length, n=n, r=r, p=p).derive(passphrase)
 
 
-# --- object encryption: AES-256-GCM with caller-chosen nonces (security/envelope.py) ---
+# --- object encryption: AES-256-GCM with caller-chosen nonces (security/crypto/envelope.py) ---
 TAG_BYTES = 16
 
 

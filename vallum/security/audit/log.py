@@ -7,10 +7,10 @@ bytes (``GENESIS`` for the first). Editing a record breaks its successor's
 The chain alone proves nothing to someone who can rewrite the whole file, so at least
 every ``checkpoint_every`` records, every ``checkpoint_seconds`` and at a clean close
 (a ``seal``) a ``checkpoint`` record is signed with an Ed25519 key over its whole content
-(audit_checkpoint.py), chained to the previous checkpoint. The public key is printed at
+(checkpoint.py), chained to the previous checkpoint. The public key is printed at
 first start and pinned by the operator; `vallum audit verify` checks against the pin
-(audit_verify.py). Each checkpoint can also be sent off-box to a witness
-(audit_witness.py), which anchors the head against truncation.
+(verify.py). Each checkpoint can also be sent off-box to a witness
+(witness.py), which anchors the head against truncation.
 
 Durability: ``await log.append(record)`` returns only after the line is written
 and fsynced. Concurrent appends share one write + fsync (group commit): the
@@ -50,9 +50,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from vallum.batching import BatchThread
-from vallum.security import audit_segments, crypto
-from vallum.security.audit_checkpoint import GENESIS, MAX_GAP, line_hash, sign
-from vallum.security.audit_verify import VerifyResult, verify
+from vallum.security.audit import segments as audit_segments
+from vallum.security.audit.checkpoint import GENESIS, MAX_GAP, line_hash, sign
+from vallum.security.audit.verify import VerifyResult, verify
+from vallum.security.crypto import primitives as crypto
 
 __all__ = ["AuditError", "AuditLog", "GENESIS", "VerifyResult", "export", "log_path", "query", "verify"]
 log = logging.getLogger("vallum.audit")
@@ -459,7 +460,7 @@ class AuditLog:
         signed.append(line)
 
 
-# --- query, export (verify: audit_verify.py) ----------------------------------------------
+# --- query, export (verify: verify.py) ----------------------------------------------
 def _ts(value: float | str | dt.datetime | None) -> float | None:
     if value is None:
         return None

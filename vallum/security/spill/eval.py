@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vallum.security.labels import DEFAULT_SCHEME, LabelError, parse
-from vallum.security.markings import MarkingScanner
+from vallum.security.mac.labels import DEFAULT_SCHEME, LabelError, parse
+from vallum.security.spill.markings import MarkingScanner
 
 CHUNK = 64 * 1024
 

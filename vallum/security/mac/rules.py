@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vallum.security.labels import Label
+from vallum.security.mac.labels import Label
 
 
 @dataclass(frozen=True)

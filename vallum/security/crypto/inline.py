@@ -4,7 +4,7 @@ The object service calls ``seal`` where a body goes inline and ``unseal`` where 
 read, so handlers never see ciphertext. The keyring is the encrypted blob store's
 (``VALLUM_ENCRYPTION=off``: no keyring, bodies stay in clear). Context is b"" because
 CopyObject may copy a row's bytes verbatim to another object. Inline bodies of SSE-C
-objects are sealed by security/ssec.py under the customer's key instead, whatever the
+objects are sealed by security/crypto/ssec.py under the customer's key instead, whatever the
 switch says; ``unseal`` refuses them rather than hand out their ciphertext.
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from vallum.security import envelope
-from vallum.security.crypto import CryptoError
+from vallum.security.crypto import envelope
+from vallum.security.crypto.primitives import CryptoError
 from vallum.storage.base import StorageError
 
 

@@ -1,6 +1,6 @@
 """Gateway throughput with the operator off vs on (observe), on this machine.
 
-    python -m vallum.operator.bench [--requests 3000] [--rounds 3] [--in-process]
+    python -m bench.operator_hook [--requests 3000] [--rounds 3] [--in-process]
 
 Starts `vallum serve` on a free loopback port for each setting, alternating
 off/observe rounds so machine noise hits both, and reports, for 4 KiB PUT, GET,

@@ -18,7 +18,7 @@ from vallum.iam.gate import VERSIONED_ACTIONS, credential_of
 from vallum.s3 import errors
 from vallum.s3.handlers.registry import action_of, resource_arn
 from vallum.s3.router import route
-from vallum.security.audit import AuditLog
+from vallum.security.audit.log import AuditLog
 
 _REFUSALS = ("mac:", "sse-c:", "spill:")
 _ATTRIBUTION = ("principal", "account", "action", "target", "decision", "rule")

@@ -1,8 +1,8 @@
 """Object master-key rotation: a new current key, every data key re-wrapped under it, every
 encrypted inline body re-wrapped too; then keys nothing is wrapped under may be retired.
 
-Blobs are never rewritten (their data keys live in the key table, security/keytable.py);
-inline bodies (kept in metadata rows, security/inline.py) carry their wrapped data key in
+Blobs are never rewritten (their data keys live in the key table, security/crypto/keytable.py);
+inline bodies (kept in metadata rows, security/crypto/inline.py) carry their wrapped data key in
 the row, so those rows are updated in place, compare-and-set on the old bytes so a
 concurrent write of the same row is never overwritten. Both passes are batched and can be
 interrupted and re-run. A key is retired only when no key-table row and no inline row is
@@ -16,9 +16,8 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vallum.security import envelope
-from vallum.security.crypto import CryptoError
-from vallum.security.keytable import (
+from vallum.security.crypto import envelope
+from vallum.security.crypto.keytable import (
     ENV_MASTER,
     KEYRING_FILE,
     KEYTABLE_FILE,
@@ -28,6 +27,7 @@ from vallum.security.keytable import (
     add_master_key,
     load_keyring,
 )
+from vallum.security.crypto.primitives import CryptoError
 
 META_FILE = "meta.sqlite3"
 BATCH = 500

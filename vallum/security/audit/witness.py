@@ -26,7 +26,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from vallum.security.audit_checkpoint import fingerprint, line_hash
+from vallum.security.audit.checkpoint import fingerprint, line_hash
 
 log = logging.getLogger("vallum.audit.witness")
 _SYSLOG_PRI = 10 * 8 + 5                   # authpriv.notice

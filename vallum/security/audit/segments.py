@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vallum.security import crypto
-from vallum.security.audit_checkpoint import GENESIS, fingerprint, line_hash, same_hex
-from vallum.security.audit_verify import VerifyResult, verify_files
+from vallum.security.audit.checkpoint import GENESIS, fingerprint, line_hash, same_hex
+from vallum.security.audit.verify import VerifyResult, verify_files
+from vallum.security.crypto import primitives as crypto
 
 SEGMENTS_DIR = "segments"
 MANIFEST = "manifest.json"

@@ -17,7 +17,7 @@ never return wrong bytes. Chunk i sits at ``16 + i * (C + 16)``, so a range
 read decrypts only the chunks it overlaps.
 
 The DEK is not in the blob: it is wrapped (AES-GCM, crypto.wrap) by a master
-key and kept in the key table (security/keytable.py), with associated data
+key and kept in the key table (security/crypto/keytable.py), with associated data
 binding it to the blob id. Master-key rotation re-wraps rows of that table and
 never rewrites a blob; deleting a row crypto-shreds its blob.
 
@@ -26,7 +26,7 @@ Inline body (kept in the metadata row, see ``encrypt_small``)::
     "VLMS" 0x01 | master key id (16 ascii hex) | u16 BE length | wrapped DEK | crypto.wrap(DEK, body)
 
 SSE-C (customer-key) objects use the same blob format, but their data keys come from an
-object key wrapped under the customer's key (security/ssec.py), never from the key table;
+object key wrapped under the customer's key (security/crypto/ssec.py), never from the key table;
 their inline bodies are ``"VLMC" 0x01 | crypto.wrap(inline key, body)`` (``encrypt_customer_small``).
 A distinct magic, so no code path that lacks the customer's key can mistake one for a
 master-key body or for a legacy plaintext row.
@@ -37,8 +37,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from vallum.security import crypto
-from vallum.security.crypto import TAG_BYTES, ChunkCipher, CryptoError
+from vallum.security.crypto import primitives as crypto
+from vallum.security.crypto.primitives import TAG_BYTES, ChunkCipher, CryptoError
 
 MAGIC = b"VLMENC\x01\x00"
 HEADER_BYTES = 16

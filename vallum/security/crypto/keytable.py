@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vallum.security import crypto
-from vallum.security.crypto import CryptoError
+from vallum.security.crypto import primitives as crypto
+from vallum.security.crypto.primitives import CryptoError
 from vallum.sqlite_open import create_schema, opening
 
 KEYRING_FILE = "object-keys.json"

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vallum.security.audit_checkpoint import (
+from vallum.security.audit.checkpoint import (
     GENESIS,
     MAX_GAP,
     fingerprint,

@@ -29,10 +29,10 @@ from email.header import decode_header
 from typing import Any
 from urllib.parse import unquote, unquote_to_bytes
 
-from vallum.security import spill_containers as containers
-from vallum.security.labels import DEFAULT_SCHEME, Label, LevelScheme
-from vallum.security.marking_grammar import MAX_MARKING, TextScanner
-from vallum.security.spill_text import TextPipe
+from vallum.security.mac.labels import DEFAULT_SCHEME, Label, LevelScheme
+from vallum.security.spill import containers
+from vallum.security.spill.grammar import MAX_MARKING, TextScanner
+from vallum.security.spill.text import TextPipe
 
 __all__ = ["MAX_MARKING", "MarkingScanner", "TextScanner", "scan_bytes", "scan_text"]
 

@@ -23,8 +23,8 @@ import re
 import zlib
 from typing import Any
 
-from vallum.security.marking_grammar import TextScanner
-from vallum.security.spill_unicode import fold
+from vallum.security.spill.grammar import TextScanner
+from vallum.security.spill.unicode import fold
 
 LINE_CARRY = 64 * 1024        # a line longer than this is cut (a run continues across the cut)
 RUN_STEP = 64 * 1024          # a run's characters are decoded this many at a time
