@@ -6,7 +6,7 @@ HASH := $(shell cat pyproject.toml requirements.lock | sha1sum | cut -c1-12)
 RUN_STAMP := $(VENV)/.run-$(HASH)
 DEV_STAMP := $(VENV)/.dev-$(HASH)
 
-.PHONY: run test test-fast bench lint lock clean
+.PHONY: run test test-fast bench bench-operator lint lock clean
 
 # Serving needs only the package and its dependencies.
 $(RUN_STAMP): pyproject.toml requirements.lock
@@ -17,7 +17,7 @@ $(RUN_STAMP): pyproject.toml requirements.lock
 
 # Tests and benchmarks add their clients and peers.
 $(DEV_STAMP): $(RUN_STAMP)
-	$(PY) -m pip install -q -c requirements.lock -e '.[test,bench]'
+	$(PY) -m pip install -q -c requirements.lock -e '.[test,bench,postgres]'
 	rm -f $(VENV)/.dev-* && touch $(DEV_STAMP)
 
 run: $(RUN_STAMP)
@@ -27,6 +27,7 @@ test: $(DEV_STAMP)
 	$(VENV)/bin/ruff check vallum tests bench
 	$(VENV)/bin/mypy
 	bash scripts/install-sandbox.sh
+	bash scripts/install-postgres.sh
 	$(PY) -m pytest -n 2 -q -p no:cacheprovider tests
 
 # The inner loop: pure logic and the in-process harness, no server processes.
@@ -38,6 +39,10 @@ test-fast: $(DEV_STAMP)
 bench: $(DEV_STAMP)
 	$(PY) -m bench.run --compute --out bench/results/latest.json
 	$(PY) -m bench.report bench/results/latest.json
+
+# The operator hook alone: gateway CPU per request with VALLUM_OPERATOR off vs observe.
+bench-operator: $(DEV_STAMP)
+	$(PY) -m bench.operator_hook
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check vallum tests bench

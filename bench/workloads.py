@@ -149,7 +149,7 @@ _WORDS = ("the convoy reached the depot at dawn and the engineers began to unloa
 def prose(size: int) -> bytes:
     """``size`` bytes of plain English text without any classification marking: what the
     spill scanner reads in full (random bytes look binary and are skipped), with a few
-    upper-case acronyms, each a candidate it must check (security/markings.py)."""
+    upper-case acronyms, each a candidate it must check (security/spill/markings.py)."""
     out, n, i = [], 0, 0
     while n < size:
         sentence = " ".join(_WORDS[(i * 13 + j) % len(_WORDS)] for j in range(9 + i % 7))

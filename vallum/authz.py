@@ -8,7 +8,7 @@ account needs both sides.
 Labels (MAC) come first and no policy, root included, overrides them:
 ``decide_labels`` (no read up, no write down, bucket label range) runs before any
 policy when the context carries ``labels``; handlers call it directly once they know
-the object's label (security/mac.py holds the pure rules).
+the object's label (security/mac/rules.py holds the pure rules).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from vallum.iam.evaluate import evaluate
 from vallum.iam.identity import parsed
 from vallum.iam.policy import Policy
 from vallum.iam.principal import ANONYMOUS, Principal
-from vallum.security.labels import Label
-from vallum.security.mac import LabelRange, Subject
+from vallum.security.mac.labels import Label
+from vallum.security.mac.rules import LabelRange, Subject
 
 __all__ = ["ANONYMOUS", "Context", "Decision", "Principal", "context_for", "decide",
            "global_keys", "is_public"]

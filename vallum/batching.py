@@ -1,7 +1,7 @@
 """One thread that commits, in batches, the items event loops hand it.
 
 Why: a durable commit (an fsync) costs far more than the work it protects, so the
-metadata writer (meta/groupcommit.py) and the audit log (security/audit.py) both
+metadata writer (meta/groupcommit.py) and the audit log (security/audit/log.py) both
 commit everything that queued while the previous commit was syncing. The event loop
 hands its items over once per loop iteration, so a burst of requests wakes the thread
 once; the thread drains the queue, calls ``commit`` on the batch and wakes every

@@ -19,7 +19,8 @@ import pytest
 from tests.support.audit import printed_fingerprint
 from tests.support.server import start_server, stop_server
 from vallum.s3.sigv4 import sign_headers
-from vallum.security import audit, audit_segments
+from vallum.security.audit import log as audit
+from vallum.security.audit import segments as audit_segments
 
 TINY_SEGMENTS = {"VALLUM_AUDIT_SEGMENT_MB": "0.004"}     # a rotation every ~8 records
 

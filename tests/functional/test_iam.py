@@ -206,7 +206,7 @@ def test_sts_assume_role_round_trip_and_expired_token(server, tenants):
     assert code_of(exc) == "AccessDenied"
     # An expired session token is refused with ExpiredToken.
     from vallum.iam import sts as sts_tokens
-    from vallum.security.crypto import load_or_create_master_key
+    from vallum.security.crypto.primitives import load_or_create_master_key
     master = load_or_create_master_key(server.data_dir)
     old = sts_tokens.new_session(account=a.id, duration=900, role=role, session_name="old",
                                  now=time.time() - 1000)

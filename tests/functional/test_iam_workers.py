@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),
                                 reason="starts its own multi-worker server")
 
 EMPTY = hashlib.sha256(b"").hexdigest()
-MAX_PER_KEY = 20                    # iam/limits.py defaults
+MAX_PER_KEY = 20                    # iam/auth_failures.py defaults
 
 
 @pytest.fixture(scope="module")

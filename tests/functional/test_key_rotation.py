@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from tests.support.server import start_server, stop_server
-from vallum.security import envelope
+from vallum.security.crypto import envelope
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),
                                 reason="needs Vallum's data directory")

@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from vallum.security import audit, crypto
-from vallum.security.audit_checkpoint import line_hash
+from vallum.security.audit import log as audit
+from vallum.security.audit.checkpoint import line_hash
+from vallum.security.crypto import primitives as crypto
 
 
 def write_log(tmp_path, n=20, checkpoint_every=5):

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typer.testing import CliRunner
 
 from vallum.cli.main import app
-from vallum.security import audit, crypto
-from vallum.security.audit_checkpoint import fingerprint, line_hash
+from vallum.security.audit import log as audit
+from vallum.security.audit.checkpoint import fingerprint, line_hash
+from vallum.security.crypto import primitives as crypto
 
 
 def make_log(data_dir, n=12, every=5, sessions=1):
@@ -231,7 +232,7 @@ def test_expect_anchor_with_a_wrong_hash_is_broken(tmp_path):
 
 CRASH = """
 import asyncio, os, sys
-from vallum.security import audit
+from vallum.security.audit import log as audit
 async def main():
     log = audit.AuditLog(sys.argv[1], checkpoint_every=5, checkpoint_seconds=0)
     await log.open()

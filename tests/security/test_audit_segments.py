@@ -12,7 +12,9 @@ import time
 
 import pytest
 
-from vallum.security import audit, audit_segments, crypto
+from vallum.security.audit import log as audit
+from vallum.security.audit import segments as audit_segments
+from vallum.security.crypto import primitives as crypto
 
 
 def key(tmp_path) -> bytes:

@@ -12,9 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from vallum.cli.main import app
-from vallum.security import audit, crypto
-from vallum.security.audit_checkpoint import line_hash
-from vallum.security.audit_witness import Witness
+from vallum.security.audit import log as audit
+from vallum.security.audit.checkpoint import line_hash
+from vallum.security.audit.witness import Witness
+from vallum.security.crypto import primitives as crypto
 
 
 def run_sessions(data_dir, witness, sessions=1, n=12):

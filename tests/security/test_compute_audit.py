@@ -18,10 +18,10 @@ from vallum.client import Client
 from vallum.compute import api, jobstore
 from vallum.compute.service import ComputeService
 from vallum.compute.spec import JobSpec
-from vallum.security import audit
+from vallum.security.audit import log as audit
 from vallum.server.app import Gateway
 from vallum.server.config import from_env_and_flags
-from vallum.server.lifecycle import close_services, open_services
+from vallum.server.lifespan import close_services, open_services
 
 ACCOUNT_ARN = "arn:aws:iam::000000000000:root"
 

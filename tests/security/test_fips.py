@@ -12,7 +12,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.support.server import server_log, start_server, stop_server
-from vallum.security.fips import is_sigv2
+from vallum.security.crypto.fips import is_sigv2
 
 
 @pytest.fixture(scope="module")

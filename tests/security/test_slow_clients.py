@@ -1,4 +1,4 @@
-"""Slow and greedy clients cannot exhaust the gateway (server/limits.py).
+"""Slow and greedy clients cannot exhaust the gateway (server/connection_limits.py).
 
 One gateway with small limits: 2 s to send headers, 2 s between body parts, 8
 connections per source, 24 in all. Sources are distinct loopback addresses.

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 
 from tests.support import spill_corpus as corpus
 from tests.support import spill_encodings as enc
-from vallum.security.labels import parse
-from vallum.security.mac import LabelRange, check_spill
-from vallum.security.markings import MarkingScanner, scan_bytes, scan_text
+from vallum.security.mac.labels import parse
+from vallum.security.mac.rules import LabelRange, check_spill
+from vallum.security.spill.markings import MarkingScanner, scan_bytes, scan_text
 
 U, S, TS = parse("UNCLASSIFIED"), parse("SECRET"), parse("TOP SECRET")
 

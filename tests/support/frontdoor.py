@@ -19,10 +19,10 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from vallum.compute.service import ComputeService
-from vallum.security import audit
+from vallum.security.audit import log as audit
 from vallum.server.app import Gateway
 from vallum.server.config import Config
-from vallum.server.lifecycle import close_services, open_services
+from vallum.server.lifespan import close_services, open_services
 
 HOST = "127.0.0.1:9000"
 CLIENT = ("10.20.30.40", 5000)

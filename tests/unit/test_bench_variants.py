@@ -157,7 +157,7 @@ def test_the_variant_stage_text_body_is_scanned_in_full_and_carries_no_marking()
     """The spill-scan comparison is only meaningful if the scanner reads the body as text
     (random bytes are skipped as binary) and the PUT is accepted (no marking)."""
     from bench.workloads import prose
-    from vallum.security.markings import MarkingScanner
+    from vallum.security.spill.markings import MarkingScanner
     for size in (1, 100, 4096, 70_000):
         body = prose(size)
         assert len(body) == size

@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "vallum.service": 3,
     "vallum.compute": 3,
     "vallum.operator": 3,
+    "vallum.ops": 3,
     # api: handlers and the request frame
     "vallum.s3.handlers": 4,
     "vallum.s3.handlers.labels": 4,   # MAC of a request: used by the gate and the handlers
@@ -40,9 +41,8 @@ LAYERS: dict[str, int] = {
     "vallum.iam.gate": 4,
     "vallum.iam.sts_api": 4,
     "vallum.compute.api": 4,
-    "vallum.security.audit_http": 4,
+    "vallum.security.audit.request_record": 4,
     "vallum.operator.gateway": 4,     # the operator's hook in the request frame
-    "vallum.operator.bench": 5,       # a benchmark command
     # entry
     "vallum.server": 5,
     "vallum.cli": 5,

@@ -17,7 +17,7 @@ from vallum.compute.db import ComputeDB
 from vallum.iam.lockouts import SharedFailureLimiter
 from vallum.iam.sqlstore import SQLiteIAMStore
 from vallum.meta.sqlite import SQLiteMetaStore
-from vallum.security.keytable import KeyTable
+from vallum.security.crypto.keytable import KeyTable
 from vallum.sqlite_open import opening
 
 ROUNDS, OPENERS = 40, 4

@@ -1,5 +1,5 @@
 """`vallum audit verify|query|export|prune`: prove the audit chain intact, search it, ship
-it, and drop old segments per the retention policy (security/audit_segments.py)."""
+it, and drop old segments per the retention policy (security/audit/segments.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from pathlib import Path
 
 import typer
 
-from vallum.security import audit as audit_log
-from vallum.security import audit_checkpoint as checkpoint
-from vallum.security import audit_segments, audit_witness, crypto
+from vallum.security.audit import checkpoint
+from vallum.security.audit import log as audit_log
+from vallum.security.audit import segments as audit_segments
+from vallum.security.audit import witness as audit_witness
+from vallum.security.crypto import primitives as crypto
 
 app = typer.Typer(help="Inspect the tamper-evident audit log.", no_args_is_help=True, add_completion=False)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from vallum.security.crypto import make_dev_certificates
+from vallum.security.crypto.primitives import make_dev_certificates
 
 app = typer.Typer(help="TLS certificates.", no_args_is_help=True, add_completion=False)
 

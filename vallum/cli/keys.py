@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from vallum.security import rotation
-from vallum.security.crypto import CryptoError
+from vallum.security.crypto import rotation
+from vallum.security.crypto.primitives import CryptoError
 
 app = typer.Typer(help="Object encryption master keys (encryption at rest).", no_args_is_help=True,
                   add_completion=False)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from vallum.cli import audit as audit_cli
+from vallum.cli import backup as backup_cli
+from vallum.cli import bundle as bundle_cli
 from vallum.cli import certs as certs_cli
 from vallum.cli import functions, jobs
 from vallum.cli import label as label_cli
@@ -17,11 +19,13 @@ from vallum.cli.root import app as root_app
 from vallum.cli.runtime import app as runtime_app
 from vallum.cli.scrub import scrub
 from vallum.cli.serve import serve
+from vallum.cli.upgrade import upgrade
 
 app = typer.Typer(help="Vallum: a self-hosted, S3-compatible cloud for sensitive organisations.",
                   no_args_is_help=True, add_completion=False)
 app.command("serve")(serve)
 app.command("scrub")(scrub)
+app.command("upgrade")(upgrade)
 app.add_typer(jobs.app, name="job")
 app.add_typer(functions.fn_app, name="fn")
 app.add_typer(functions.trigger_app, name="trigger")
@@ -36,6 +40,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(spill_cli.app, name="spill")
 app.add_typer(runtime_app, name="runtime")
 app.add_typer(label_cli.app, name="label")
+app.add_typer(backup_cli.app, name="backup")
+app.add_typer(bundle_cli.app, name="bundle")
 
 
 @app.command("version")

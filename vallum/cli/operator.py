@@ -167,8 +167,8 @@ def mode(account: str = typer.Argument(..., help="Account name or id, or 'defaul
 
 
 async def _usage(d: Path) -> dict[str, int]:
-    from vallum.meta.sqlite import SQLiteMetaStore
-    meta = SQLiteMetaStore(d / "meta.sqlite3")
+    from vallum.meta.factory import configured_url, meta_store
+    meta = meta_store(d / "meta.sqlite3", configured_url())
     await meta.open()
     try:
         out: dict[str, int] = {}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import typer
 
-from vallum.meta.sqlite import SQLiteMetaStore
+from vallum.meta.factory import configured_url, meta_store
 from vallum.security import setup as security_setup
 from vallum.service import scrub as scrubber
 from vallum.storage.localfs import LocalBlobStore
@@ -59,7 +59,7 @@ def scrub(data_dir: str = typer.Option(None, "--data-dir", help="Data directory 
 
 async def _run(root: Path, meta_path: Path, progress: scrubber.Progress, cursor_path: Path,
                rate: float, max_versions: int, max_seconds: float, start: float) -> scrubber.Progress:
-    meta = SQLiteMetaStore(meta_path)
+    meta = meta_store(meta_path, configured_url())
     blobs = security_setup.blob_store(root, LocalBlobStore(root))
     await meta.open()
     await blobs.open()

@@ -18,14 +18,17 @@ import uvicorn
 
 from vallum.compute import sandbox
 from vallum.iam.root import ROOT_FILE, RootCredentials, load_or_create
-from vallum.security import crypto, fips
-from vallum.security.audit import AUDIT_DIR, ensure_signing_key
-from vallum.security.audit_checkpoint import fingerprint
-from vallum.security.audit_witness import Witness
+from vallum.meta.postgres import redacted
+from vallum.ops.schema_versions import prepare as prepare_schema
+from vallum.security.audit.checkpoint import fingerprint
+from vallum.security.audit.log import AUDIT_DIR, ensure_signing_key
+from vallum.security.audit.witness import Witness
+from vallum.security.crypto import fips
+from vallum.security.crypto import primitives as crypto
 from vallum.security.setup import audit_on
 from vallum.server.config import BY_KEY, Config, clear_env, load, to_env
-from vallum.server.lifecycle import sweep_orphans
-from vallum.server.limits import GuardedHttpProtocol, raise_open_files
+from vallum.server.connection_limits import GuardedHttpProtocol, raise_open_files
+from vallum.server.lifespan import sweep_orphans
 from vallum.server.logs import log_config
 from vallum.service.clock import TEST_CLOCK_ENV, TEST_CLOCK_NAME
 
@@ -64,9 +67,11 @@ def serve(
     allow_root_compute: bool = typer.Option(
         False, "--allow-root-compute",
         help=BY_KEY["allow_root_compute"].help + "; env VALLUM_ALLOW_ROOT_COMPUTE=1"),
+    meta: str = _opt("meta"),
     test_clock: bool = typer.Option(False, "--test-clock", hidden=True,
                                     help="TESTS ONLY: shift retention/lifecycle time by the seconds in "
                                          "<data-dir>/test-clock-offset"),
+    auto_upgrade: bool = typer.Option(False, "--auto-upgrade", help="Run pending schema migrations at start (else refuse and ask for `vallum upgrade`)"),
 ) -> None:
     """Run the S3-compatible gateway with the embedded metadata store and local disk."""
     # Everything the server creates (database, blobs, keys, audit log) is private to its user.
@@ -80,6 +85,9 @@ def serve(
             raise ValueError("--tls-cert and --tls-key must both name readable PEM files")
         if config.audit_witness:
             Witness(config.audit_witness, config.data_dir)    # refuse a bad target before starting
+        if config.meta and config.sources.get("meta") == "flag" and redacted(config.meta) != config.meta:
+            raise ValueError("--meta takes a postgresql:// URL without a password (argv is visible "
+                             "to every local user: give it in VALLUM_META_URL or a PGPASSFILE)")
     except ValueError as exc:
         typer.echo(f"vallum serve: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -95,14 +103,19 @@ def serve(
     try:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(config.data_dir, 0o700)
+        for step in prepare_schema(config.data_dir, auto_upgrade=auto_upgrade):
+            print(f"Schema upgraded:    {step}", flush=True)
         creds = load_or_create(config.data_dir)
         audit_key = ensure_signing_key(config.data_dir / AUDIT_DIR) if audit_on() else None
         removed = asyncio.run(sweep_orphans(config))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:
         typer.echo(f"vallum serve: {exc}", err=True)
         raise typer.Exit(1) from None
     print(f"Vallum S3 endpoint: {config.endpoint}  (region {config.region})", flush=True)
     print(f"Data directory:     {config.data_dir}", flush=True)
+    if config.meta:
+        print(f"Object metadata:    PostgreSQL {redacted(config.meta)} (IAM, compute, operator "
+              "state and audit stay on SQLite in the data directory)", flush=True)
     if config_file:
         from_file = sorted(k for k, where in config.sources.items() if where == "file")
         print(f"Config file:        {config_file} ({', '.join(from_file) or 'every setting overridden'})",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from vallum.security.spill_eval import evaluate as run_evaluation
+from vallum.security.spill.eval import evaluate as run_evaluation
 
 app = typer.Typer(help="Spill prevention: measure the marking scanner.", no_args_is_help=True,
                   add_completion=False)

@@ -12,10 +12,10 @@ from typing import Any
 
 from vallum import authz
 from vallum.compute import access, levels, metrics, triggers, viewer
-from vallum.compute.caller_limits import CallerLimits
 from vallum.compute.db import ComputeDB
 from vallum.compute.function_registry import FunctionRegistry
 from vallum.compute.jobs import Jobs
+from vallum.compute.resource_limits import CallerLimits
 from vallum.compute.scheduler import Scheduler
 from vallum.compute.spec import Hidden, SpecError
 

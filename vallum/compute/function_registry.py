@@ -14,10 +14,10 @@ from typing import Any
 
 from vallum.compute import access, jobstore, levels, metrics, notifications, triggers
 from vallum.compute import sandbox as sbx
-from vallum.compute.caller_limits import CallerLimits
 from vallum.compute.credentials import principal_doc
 from vallum.compute.db import ComputeDB
 from vallum.compute.functions import FunctionError, FunctionPool, FunctionSpec, parse_function
+from vallum.compute.resource_limits import CallerLimits
 from vallum.compute.revocations import Revocations
 from vallum.compute.runner import TaskResult, _io, _stage, gateway_tls
 from vallum.compute.runtimes import Registry

@@ -10,9 +10,9 @@ import time
 from typing import Any
 
 from vallum.compute import access, jobstore, levels, metrics, tasklog
-from vallum.compute.caller_limits import CallerLimits
 from vallum.compute.credentials import principal_doc
 from vallum.compute.db import ComputeDB
+from vallum.compute.resource_limits import CallerLimits
 from vallum.compute.runner import redact
 from vallum.compute.runtimes import Registry
 from vallum.compute.scheduler import Scheduler

@@ -17,7 +17,7 @@ import os
 from typing import Any
 
 from vallum.compute.spec import SpecError
-from vallum.security.labels import Label, LabelError, lowest, parse
+from vallum.security.mac.labels import Label, LabelError, lowest, parse
 
 ROOT_CLEARANCE_ENV = "VALLUM_ROOT_CLEARANCE"
 SESSION_HEADER = "x-vallum-session-level"

@@ -7,7 +7,7 @@ The parts, each in its own module:
 - jobs.py: submit, status, tasks, cancel and logs as callers see them;
 - function_registry.py: define, look up, delete and invoke functions;
 - dispatcher.py: triggers, the event outbox and cron, turned into jobs;
-- caller_limits.py: the platform limits and account quotas every path checks.
+- resource_limits.py: the platform limits and account quotas every path checks.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from typing import Any
 
 from vallum.compute import metrics
 from vallum.compute import sandbox as sbx
-from vallum.compute.caller_limits import CallerLimits
 from vallum.compute.credentials import StaticMinter, STSMinter
 from vallum.compute.db import ComputeDB
 from vallum.compute.dispatcher import Dispatcher
 from vallum.compute.executors import make_executor
 from vallum.compute.function_registry import FunctionRegistry
 from vallum.compute.jobs import Jobs
+from vallum.compute.resource_limits import CallerLimits
 from vallum.compute.revocations import Revocations
 from vallum.compute.runtimes import Registry
 from vallum.compute.scheduler import Gateway, Scheduler

@@ -17,7 +17,7 @@ from vallum.compute import levels
 from vallum.compute.revocations import TEMP_PREFIX
 from vallum.compute.spec import SpecError
 from vallum.iam.identity import parsed
-from vallum.security.labels import Label
+from vallum.security.mac.labels import Label
 
 log = logging.getLogger("vallum.compute")
 

@@ -34,7 +34,8 @@ UpdateBucketMetadataAnnotationTableConfiguration UpdateBucketMetadataInventoryTa
 UpdateBucketMetadataJournalTableConfiguration UpdateObjectEncryption
 GetObjectAnnotation ListObjectAnnotations PutObjectAnnotation DeleteObjectAnnotation
 GetBucketAbac PutBucketAbac ListAllMyDirectoryBuckets OptionsObject
-""".split())
+ListenBucketNotification ListenNotification
+""".split())   # the last two: MinIO's event-stream actions (answered 501), so its policies parse
 
 STS_ACTIONS: frozenset[str] = frozenset({"AssumeRole", "GetSessionToken", "GetCallerIdentity",
                                          "TagSession", "AssumeRoleWithWebIdentity"})

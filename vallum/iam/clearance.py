@@ -26,7 +26,7 @@ import functools
 from dataclasses import dataclass, replace
 
 from vallum.iam.directory import IAMError
-from vallum.security.labels import Label, LabelError, lowest, parse
+from vallum.security.mac.labels import Label, LabelError, lowest, parse
 
 LOWEST = lowest()
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from vallum.iam import policy as policy_lang
 from vallum.iam.store import IAMStore, KeyRow, Op
-from vallum.security import crypto
+from vallum.security.crypto import primitives as crypto
 
 _ALPHABET = string.ascii_uppercase + string.digits
 _NAME = re.compile(r"[A-Za-z0-9+=,.@_\-]{1,64}")
@@ -182,7 +182,7 @@ class Directory:
     def set_clearance(self, account: str, kind: str, name: str, clearance: str | None,
                       session_level: str | None = None) -> dict[str, Any]:
         """Store a user's or role's clearance (and a role's default session level) as
-        canonical banner text; the caller validated them (security/labels.py). None clears."""
+        canonical banner text; the caller validated them (security/mac/labels.py). None clears."""
         if kind not in ("user", "role"):
             raise IAMError("kind must be user or role")
         row = self.user(account, name) if kind == "user" else self.role(account, name)

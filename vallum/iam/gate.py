@@ -22,7 +22,7 @@ from vallum.s3 import errors, router, sigv2, sigv4
 from vallum.s3.copy_source import HEADER, parse_copy_source
 from vallum.s3.handlers import labels, visibility
 from vallum.s3.tags import tags_from_header
-from vallum.security import fips
+from vallum.security.crypto import fips
 
 # Operations whose action names the version when ?versionId= is present.
 VERSIONED_ACTIONS = {
@@ -91,7 +91,7 @@ async def authenticate(services: Any, method: str, raw_path: str, raw_query: str
                        ) -> tuple[sigv4.AuthResult | None, Principal]:
     """Who sent the request (ANONYMOUS when unsigned); raises the S3 error otherwise.
 
-    Failed-authentication limits (iam/limits.py) are consulted only once a request has
+    Failed-authentication limits (iam/auth_failures.py) are consulted only once a request has
     failed: a valid signature is never refused because of anyone's failures; over the
     limit, failures are answered SlowDown and no longer counted.
     The IAM lookup reads the store inline: one indexed read, cheaper than a thread hop.

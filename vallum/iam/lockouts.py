@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vallum.iam.limits import FailureLimiter, counters
+from vallum.iam.auth_failures import FailureLimiter, counters
 from vallum.meta.changes import ChangeSignal
 from vallum.sqlite_open import create_schema, opening
 

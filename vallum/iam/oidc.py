@@ -32,8 +32,8 @@ from vallum.iam.directory import Directory, EntityAlreadyExists, IAMError, NoSuc
 from vallum.iam.evaluate import Caller
 from vallum.iam.principal import Principal
 from vallum.iam.store import Op
-from vallum.security.labels import LabelError
-from vallum.security.labels import parse as parse_label
+from vallum.security.mac.labels import LabelError
+from vallum.security.mac.labels import parse as parse_label
 
 ALGORITHMS = ("RS256", "ES256")        # the allowlist; the key type must match too
 _KEY_TYPE = {"RS256": "RSA", "ES256": "EC"}

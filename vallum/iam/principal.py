@@ -29,7 +29,7 @@ class Principal:
     is_admin: bool = False       # the account's admin user (admin API within its account)
     token_issued: float | None = None
     user_id: str = ""
-    clearance: str | None = None     # banner text (MAC, security/mac.py); None: the lowest level
+    clearance: str | None = None     # banner text (MAC, security/mac/rules.py); None: the lowest level
     session_level: str | None = None  # a role's default session level (banner), if set
     level_fixed: bool = False        # session_level is fixed (scoped sessions): no header changes it
 

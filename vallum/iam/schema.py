@@ -13,6 +13,14 @@ import sqlalchemy as sa
 
 metadata = sa.MetaData()
 
+# Schema version of the iam tables (vallum/ops/schema_versions.py records it in the
+# database and refuses to start on a newer one). MIGRATIONS[n]: the SQL statements that take
+# a version n-1 database to version n, run in one transaction by `vallum upgrade`. Version 1
+# is the first versioned schema: databases of earlier releases hold the same tables, so
+# adopting them needs no statement.
+SCHEMA_VERSION = 1
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: ()}
+
 
 def _entity(name: str, *keys: str) -> sa.Table:
     return sa.Table(name, metadata, *(sa.Column(k, sa.Text, primary_key=True) for k in keys),

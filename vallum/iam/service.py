@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vallum.iam.auth_failures import FailureLimiter
 from vallum.iam.directory import Directory
 from vallum.iam.identity import Identities
-from vallum.iam.limits import FailureLimiter
 from vallum.iam.lockouts import SharedFailureLimiter
 from vallum.iam.root import RootCredentials
 from vallum.iam.sqlstore import SQLiteIAMStore
 from vallum.iam.store import IAMStore, MemoryIAMStore
-from vallum.security import crypto
+from vallum.security.crypto import primitives as crypto
 
 
 @dataclass

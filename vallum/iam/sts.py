@@ -18,7 +18,7 @@ import string
 import time
 from dataclasses import asdict, dataclass
 
-from vallum.security import crypto
+from vallum.security.crypto import primitives as crypto
 
 _AAD = b"vallum-sts-v1"
 TEMP_PREFIX = "ASIA"

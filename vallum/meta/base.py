@@ -1,5 +1,4 @@
-"""The metadata store contract shared by the SQLite and in-memory backends (and by the
-PostgreSQL backend DESIGN.md plans, not built yet).
+"""The metadata store contract shared by the SQLite, PostgreSQL and in-memory backends.
 
 Every method is a coroutine. Writes are atomic: a method either applies all of
 its change or none of it. Methods that drop a body return the blob ids that
@@ -70,6 +69,11 @@ class MetaStore(ABC):
     @abstractmethod
     async def close(self) -> None:
         """Flush pending writes and release connections."""
+
+    async def reachable(self) -> bool:
+        """Whether the store can answer now (the readiness endpoint asks); embedded stores
+        always can."""
+        return True
 
     # -- buckets -----------------------------------------------------------
     def buckets_changed(self) -> None:

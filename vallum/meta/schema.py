@@ -1,10 +1,10 @@
-"""The metadata tables, as SQLAlchemy Core: the SQLite backend's, written so that the
-planned PostgreSQL backend (DESIGN.md; not built yet) can share them.
+"""The metadata tables, as SQLAlchemy Core: shared by the SQLite and PostgreSQL backends.
 
 Keys must compare in UTF-8 byte order (S3 listing order). SQLite's default
 BINARY collation on TEXT already does that; PostgreSQL needs ``COLLATE "C"``,
 which the ``KeyText`` variant adds there only. PostgreSQL TEXT cannot hold NUL
-characters, so a key containing ``\\x00`` only round-trips on SQLite.
+characters, so a key containing ``\\x00`` only round-trips on SQLite (the PostgreSQL store
+refuses it: ``postgres.UnstorableText``).
 
 Version order is the ``seq`` column (monotonic, never reused), not the
 timestamp: two PUTs in the same clock tick must still order.
@@ -16,6 +16,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 metadata = sa.MetaData()
+
+# Schema version of the meta tables (vallum/ops/schema_versions.py records it in the
+# database and refuses to start on a newer one). MIGRATIONS[n]: the SQL statements that take
+# a version n-1 database to version n, run in one transaction by `vallum upgrade`. Version 1
+# is the first versioned schema: databases of earlier releases hold the same tables, so
+# adopting them needs no statement.
+SCHEMA_VERSION = 1
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: ()}
 
 # TEXT compared byte by byte on every backend.
 KeyText = sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")

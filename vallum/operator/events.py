@@ -67,7 +67,7 @@ def label_index(name: str | None) -> int:
 
 
 def from_audit(record: dict[str, Any]) -> RequestEvent:
-    """Best-effort mapping of an audit record (security/audit.py) to an event, so the
+    """Best-effort mapping of an audit record (security/audit/log.py) to an event, so the
     operator can replay the audit trail."""
     def pick(*names: str, default: Any = "") -> Any:
         for n in names:

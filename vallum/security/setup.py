@@ -1,4 +1,4 @@
-"""Wiring of the security services into a gateway process (called from server/lifecycle.py).
+"""Wiring of the security services into a gateway process (called from server/lifespan.py).
 
 Benchmark-only switches (never in production): ``VALLUM_ENCRYPTION=off`` stores blobs in
 clear, ``VALLUM_AUDIT=off`` writes no audit log. Both default to on.
@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from vallum.security.audit import AuditLog
-from vallum.security.audit_witness import Witness
-from vallum.security.encrypted_store import EncryptedBlobStore
-from vallum.security.keytable import KEYTABLE_FILE, KeyTable, load_keyring
+from vallum.security.audit.log import AuditLog
+from vallum.security.audit.witness import Witness
+from vallum.security.crypto.encrypted_store import EncryptedBlobStore
+from vallum.security.crypto.keytable import KEYTABLE_FILE, KeyTable, load_keyring
 from vallum.storage.base import BlobStore
 
 

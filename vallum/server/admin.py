@@ -28,8 +28,8 @@ from vallum.iam.principal import Principal
 from vallum.s3 import errors
 from vallum.s3.handlers import labels
 from vallum.s3.router import Endpoint
-from vallum.security.labels import LabelError
-from vallum.security.labels import parse as parse_label
+from vallum.security.mac.labels import LabelError
+from vallum.security.mac.labels import parse as parse_label
 from vallum.server import downgrade, quotas_admin
 
 log = logging.getLogger("vallum.admin")

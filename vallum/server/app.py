@@ -29,9 +29,9 @@ from vallum.s3.body import Body
 from vallum.s3.handlers import cors, registry
 from vallum.s3.router import Endpoint, route
 from vallum.s3.xml import render_error
-from vallum.security import audit_http
-from vallum.security.audit import AuditError
-from vallum.server import admin, diskguard, lifecycle
+from vallum.security.audit import request_record as audit_http
+from vallum.security.audit.log import AuditError
+from vallum.server import admin, diskguard, lifespan
 from vallum.server.state import Services
 from vallum.service import integrity
 from vallum.storage.base import StorageError
@@ -115,7 +115,7 @@ class ReservedApi:
         return {}
 
     async def handle(self, request: Request) -> Response:
-        return await lifecycle.reserved(self.gateway, request.method, request.path)
+        return await lifespan.reserved(self.gateway, request.method, request.path)
 
     def render_error(self, err: errors.S3Error, request_id: str, path: str) -> Response:
         return error_response(err, request_id, path)
@@ -133,7 +133,7 @@ class Gateway:
         if kind == "http":
             await self.http(scope, receive, send)
         elif kind == "lifespan":
-            await lifecycle.lifespan(self, receive, send)
+            await lifespan.lifespan(self, receive, send)
 
     def pick(self, method: str, path: str, headers: Headers) -> Api:
         return next(api for api in self.apis if api.match(method, path, headers))

@@ -1,12 +1,12 @@
 """The ASGI application object uvicorn imports (settings arrive through the environment).
 
-Each HTTP request's ``receive`` carries the body-read deadline (server/limits.py)."""
+Each HTTP request's ``receive`` carries the body-read deadline (server/connection_limits.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from vallum.server import limits
+from vallum.server import connection_limits
 from vallum.server.app import Gateway
 
 
@@ -16,7 +16,7 @@ class GatewayApp:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            receive = limits.timed_receive(receive, limits.current().body_timeout)
+            receive = connection_limits.timed_receive(receive, connection_limits.current().body_timeout)
         await self.gateway(scope, receive, send)
 
 

@@ -41,18 +41,24 @@ class Config:
     require_signed_payload: bool = False
     # Disk space kept back for deletes and audit (storage/headroom.py).
     disk_reserve: str = DEFAULT_RESERVE
-    # Slow clients (server/limits.py, docs/operations.md).
+    # Slow clients (server/connection_limits.py, docs/operations.md).
     header_timeout: float = 30.0        # request line and headers complete within this
     body_timeout: float = 60.0          # longest wait for the next piece of a request body
     keep_alive_timeout: float = 5.0     # idle time between requests on one connection
     max_connections: int = 4096         # open connections, all sources together
     max_connections_per_source: int = 256
     log_format: str = "text"            # text | json
-    fips: bool = False                  # approved algorithms only (security/fips.py)
+    fips: bool = False                  # approved algorithms only (security/crypto/fips.py)
     # Tenant compute from a root gateway (compute/sandbox.py refuses it otherwise).
     allow_root_compute: bool = False
+    # postgresql://... : object metadata on PostgreSQL (docs/scale-out.md); None: SQLite.
+    meta: str | None = None
     # Where each setting given came from ("flag", "env", "file"): the banner names the file's.
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def meta_url(self) -> str | None:
+        return self.meta
 
     @property
     def meta_path(self) -> Path:
@@ -136,6 +142,13 @@ def _reserve(value: Any) -> str:
     return text
 
 
+def _meta_url(value: Any) -> str | None:
+    text = _optional_text(value)
+    if text is not None and not text.startswith(("postgresql://", "postgres://")):
+        raise ValueError("must be a postgresql:// URL")
+    return text
+
+
 def _log_format(value: Any) -> str:
     text = _text(value).strip().lower()
     if text not in ("text", "json"):
@@ -192,6 +205,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Run tenant jobs and functions although the gateway runs as root (each task under an "
             "unprivileged uid of its own); without it, compute is refused as root. Better: run as "
             "a service user (docs/compute.md)"),
+    Setting("meta", "VALLUM_META_URL", _meta_url,
+            "Object metadata on PostgreSQL: postgresql://USER@HOST:PORT/DB (a password only in "
+            "the environment, the config file or a PGPASSFILE, never on the command line); IAM, "
+            "compute, operator state and audit stay on SQLite (default: all on SQLite)"),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
 

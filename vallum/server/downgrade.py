@@ -19,7 +19,7 @@ from vallum import authz
 from vallum.iam.principal import Principal
 from vallum.s3 import errors
 from vallum.s3.handlers import labels
-from vallum.security.labels import LabelError
+from vallum.security.mac.labels import LabelError
 
 ACTION = "vallum:DowngradeLabel"
 

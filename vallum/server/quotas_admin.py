@@ -22,8 +22,8 @@ from vallum.iam.principal import Principal
 from vallum.meta.records import Quota, Usage
 from vallum.s3 import errors
 from vallum.s3.handlers import labels
-from vallum.security.labels import LabelError
-from vallum.security.mac import Subject
+from vallum.security.mac.labels import LabelError
+from vallum.security.mac.rules import Subject
 from vallum.service import quotas
 
 ACTIONS = frozenset({"SetAccountQuota", "SetBucketQuota", "GetUsage"})

@@ -21,7 +21,7 @@ class Services:
     root: RootCredentials
     iam: Any = None                  # vallum.iam.service.IAM
     compute: Any = None              # vallum.compute.service.ComputeService
-    audit: Any = None                # vallum.security.audit.AuditLog (None: audit off)
+    audit: Any = None                # vallum.security.audit.log.AuditLog (None: audit off)
     headroom: Any = None             # vallum.storage.headroom.Headroom (the disk reserve)
     caller: Any = None               # per-request view only: the authenticated IAM Principal
     tenant: str | None = None        # per-request view only: the caller's account id

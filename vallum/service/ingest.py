@@ -1,12 +1,12 @@
 """Take an upload body into storage while hashing it, and verify it before it counts.
 
 Small bodies stay in memory and end up inline in the metadata row (encrypted there,
-security/inline.py, so ``Ingested.inline`` is what to store, not the plaintext); larger ones
+security/crypto/inline.py, so ``Ingested.inline`` is what to store, not the plaintext); larger ones
 stream to a blob writer in chunks. Every digest the client declared (Content-MD5,
 x-amz-checksum-*, in headers or trailers) is compared before the blob is
 committed, so a failed upload leaves nothing behind.
 
-With an SSE-C object key (``customer``), the body is sealed under it instead (security/ssec.py):
+With an SSE-C object key (``customer``), the body is sealed under it instead (security/crypto/ssec.py):
 inline or as a blob beneath the master-key layer, and the ETag is not the plaintext MD5.
 """
 
@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 from vallum.s3 import errors
 from vallum.s3.body import Body
-from vallum.security import inline as inline_crypto
-from vallum.security.spill import SpillGuard
-from vallum.security.ssec import ObjectKey
-from vallum.security.ssec import writer as customer_writer
+from vallum.security.crypto import inline as inline_crypto
+from vallum.security.crypto.ssec import ObjectKey
+from vallum.security.crypto.ssec import writer as customer_writer
+from vallum.security.spill.guard import SpillGuard
 from vallum.storage.base import BlobStore, BlobWriter
 from vallum.storage.checksums import MultiHasher
 
@@ -93,7 +93,7 @@ async def store(blobs: BlobStore, chunks: AsyncIterator[bytes], algorithms: list
                 await behind.add(data)   # hashed, spill-scanned and written one batch behind
                 continue
             if scanner is not None:
-                scanner.feed(data)       # spill scan as the body streams (security/markings.py)
+                scanner.feed(data)       # spill scan as the body streams (security/spill/markings.py)
             hasher.update(data)
             if writer is None and buffered_size + len(data) <= INLINE_MAX:
                 buffered.append(data)

@@ -32,7 +32,7 @@ from vallum.compute.events import LIFECYCLE_DELETE, LIFECYCLE_MARKER, lifecycle_
 from vallum.meta.base import UploadMissing
 from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord
 from vallum.s3 import errors
-from vallum.security.object_labels import lifecycle_may_touch
+from vallum.security.mac.object_labels import lifecycle_may_touch
 from vallum.service.clock import Clock
 from vallum.service.lifecycle_rules import Rule, parse_lifecycle, plan_key, upload_due
 from vallum.storage.retention import lock_of, why_not_remove

@@ -1,6 +1,6 @@
 """Stream a stored object's bytes (inline, one blob, or a multipart manifest) for a range.
 
-SSE-C versions (security/ssec.py) are read only with their object key (``key``); without
+SSE-C versions (security/crypto/ssec.py) are read only with their object key (``key``); without
 it every function here refuses, so no caller can stream their ciphertext by mistake.
 """
 
@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 from vallum.meta.records import ObjectRecord
 from vallum.s3 import errors
 from vallum.s3.sse import KEY_REQUIRED
-from vallum.security import ssec
-from vallum.security.inline import unseal
+from vallum.security.crypto import ssec
+from vallum.security.crypto.inline import unseal
 from vallum.storage.base import BlobStore
 
 
@@ -25,7 +25,7 @@ def _key_for(record: ObjectRecord, key: ssec.ObjectKey | None) -> ssec.ObjectKey
 
 
 def inline_body(blobs: BlobStore, record: ObjectRecord, key: ssec.ObjectKey | None = None) -> bytes:
-    """The plaintext of an inline body (stored sealed; security/inline.py or ssec.py)."""
+    """The plaintext of an inline body (stored sealed; security/crypto/inline.py or ssec.py)."""
     assert record.inline is not None
     customer = _key_for(record, key)
     if customer is not None:

@@ -23,8 +23,8 @@ from typing import Any
 
 from vallum.meta.base import MetaStore
 from vallum.meta.records import ObjectRecord
-from vallum.security import ssec
-from vallum.security.inline import unseal
+from vallum.security.crypto import ssec
+from vallum.security.crypto.inline import unseal
 from vallum.storage.base import BlobMissing, BlobStore, StorageError
 
 CURSOR_VERSION = 1

@@ -7,7 +7,7 @@ import pytest
 from vallum.iam import admin_authz
 from vallum.iam.directory import Directory, IAMError
 from vallum.iam.store import MemoryIAMStore
-from vallum.security import crypto
+from vallum.security.crypto import primitives as crypto
 from vallum.server import admin
 
 A = "123456789012"

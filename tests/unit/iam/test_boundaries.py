@@ -14,7 +14,7 @@ from vallum.iam.identity import Identities, parsed
 from vallum.iam.root import RootCredentials
 from vallum.iam.sqlstore import SQLiteIAMStore
 from vallum.iam.store import MemoryIAMStore, Op
-from vallum.security import crypto
+from vallum.security.crypto import primitives as crypto
 
 ROOT = RootCredentials("ROOTKEY", "rootsecret")
 

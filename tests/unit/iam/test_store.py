@@ -8,14 +8,14 @@ import stat
 import pytest
 
 from vallum.iam import sts
+from vallum.iam.auth_failures import FailureLimiter
 from vallum.iam.directory import DeleteConflict, Directory, EntityAlreadyExists, NoSuchEntity
 from vallum.iam.identity import Identities
-from vallum.iam.limits import FailureLimiter
 from vallum.iam.policy import MalformedPolicy
 from vallum.iam.root import RootCredentials
 from vallum.iam.sqlstore import SQLiteIAMStore
 from vallum.iam.store import KeyRow, MemoryIAMStore, Op
-from vallum.security import crypto
+from vallum.security.crypto import primitives as crypto
 
 ROOT = RootCredentials("ROOTKEY", "rootsecret")
 READ = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}'

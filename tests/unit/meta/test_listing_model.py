@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from vallum.meta.base import MetaStore
 from vallum.meta.records import ObjectRecord, UploadRecord
 
-from . import BACKENDS, bucket, make_store, scratch_dir
+from . import BACKENDS, bucket, make_store, scratch_dir, storable
 
 # Characters chosen to stress UTF-8 byte order: ASCII below and above '/',
 # NUL, 2-, 3- and 4-byte sequences, both sides of the surrogate gap.
@@ -116,6 +116,8 @@ def run_model(kind: str, ops, check) -> None:
 @given(ops=OPS, prefix=PREFIXES, delimiter=DELIMS, marker=st.one_of(st.just(""), KEYS),
        max_keys=st.integers(0, 6))
 def test_list_objects_matches_model(kind, ops, prefix, delimiter, marker, max_keys):
+    ops, prefix, marker = storable(kind, (ops, prefix, marker))
+
     async def check(store: MetaStore, model: Model):
         items = model.visible()
         want, truncated = model_page(items, prefix=prefix, delimiter=delimiter, marker=marker,
@@ -146,6 +148,8 @@ def test_list_objects_matches_model(kind, ops, prefix, delimiter, marker, max_ke
 @given(ops=OPS, prefix=PREFIXES, delimiter=DELIMS, max_keys=st.integers(1, 5),
        start=st.integers(0, 60))
 def test_list_versions_matches_model(kind, ops, prefix, delimiter, max_keys, start):
+    ops, prefix = storable(kind, (ops, prefix))
+
     async def check(store: MetaStore, model: Model):
         items = model.all_versions()
         everything, _ = model_page(items, prefix=prefix, delimiter=delimiter, marker="",
@@ -187,6 +191,8 @@ def test_list_versions_matches_model(kind, ops, prefix, delimiter, max_keys, sta
 @given(uploads=st.lists(KEYS, max_size=15), prefix=PREFIXES, delimiter=DELIMS,
        max_uploads=st.integers(1, 4))
 def test_list_uploads_paginates_like_model(kind, uploads, prefix, delimiter, max_uploads):
+    uploads, prefix = storable(kind, (uploads, prefix))
+
     async def main(directory):
         store = make_store(kind, directory)
         await store.open()

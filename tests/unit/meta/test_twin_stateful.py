@@ -1,4 +1,5 @@
-"""Differential state machine: the in-memory twin and SQLite must answer every call alike.
+"""Differential state machine: the in-memory twin and SQLite (and PostgreSQL) must answer
+every call alike.
 
 Unit tests elsewhere trust MemoryMetaStore to stand in for the real backend;
 this is what earns that trust.
@@ -14,28 +15,36 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from tests.support.postgres import fresh_url
 from vallum.meta.memory import MemoryMetaStore
+from vallum.meta.postgres import PostgresMetaStore
 from vallum.meta.records import ObjectRecord, PartRecord, Quota, UploadRecord
 from vallum.meta.sqlite import SQLiteMetaStore
 
 from . import bucket
 
-KEYS = st.sampled_from(["a", "a/b", "a/c", "b", "é", "\U0001f600/x", "a\x00"])
+# The machine's own key set (st.runner() is the running machine): PostgreSQL cannot hold NUL.
+KEYS = st.runner().flatmap(lambda machine: st.sampled_from(machine.keys))
 DELIMS = st.sampled_from(["", "/"])
 LABELS = st.sampled_from(["", "SECRET", "TOP SECRET//NOFORN"])
 
 
 class Twins(RuleBasedStateMachine):
+    keys = ["a", "a/b", "a/c", "b", "é", "\U0001f600/x", "a\x00"]
+
     def __init__(self) -> None:
         super().__init__()
         self.tmp = tempfile.TemporaryDirectory(prefix="vallum-twin-")
         self.loop = asyncio.new_event_loop()
-        self.stores = [MemoryMetaStore(), SQLiteMetaStore(Path(self.tmp.name) / "m.db")]
+        self.stores = [MemoryMetaStore(), self.real_store()]
         self.n = 0
         self.uploads: list[str] = []
         for s in self.stores:
             self.call(s.open())
             self.call(s.create_bucket(bucket()))
+
+    def real_store(self):
+        return SQLiteMetaStore(Path(self.tmp.name) / "m.db")
 
     def call(self, coro):
         return self.loop.run_until_complete(coro)
@@ -138,5 +147,14 @@ class Twins(RuleBasedStateMachine):
         self.both("get_quota", "bucket:bkt")
 
 
+class PostgresTwins(Twins):
+    keys = ["a", "a/b", "a/c", "b", "é", "\U0001f600/x", "a\x01"]
+
+    def real_store(self):
+        return PostgresMetaStore(fresh_url())
+
+
 Twins.TestCase.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
 TestTwins = Twins.TestCase
+PostgresTwins.TestCase.settings = settings(max_examples=20, stateful_step_count=30, deadline=None)
+TestPostgresTwins = PostgresTwins.TestCase

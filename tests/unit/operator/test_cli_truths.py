@@ -11,7 +11,7 @@ from vallum.cli.main import app
 from vallum.iam.directory import Directory
 from vallum.iam.sqlstore import SQLiteIAMStore
 from vallum.operator import gateway, journal
-from vallum.security import crypto
+from vallum.security.crypto import primitives as crypto
 
 
 def status(tmp_path, **env):

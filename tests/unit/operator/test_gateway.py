@@ -145,7 +145,7 @@ def test_failed_sign_ins_are_counted_by_the_key_they_claimed(tmp_path):
 # reaches the detector at once, through the same tuple -> event path as a batch.
 
 from vallum.operator.rules import Tuning  # noqa: E402
-from vallum.security.labels import parse as parse_label  # noqa: E402
+from vallum.security.mac.labels import parse as parse_label  # noqa: E402
 
 T0 = 1_700_000_000.0 - 1_700_000_000.0 % 86400 + 10 * 3600    # 10:00 UTC
 BANNERS = [parse_label(t).banner() for t in

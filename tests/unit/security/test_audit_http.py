@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 from vallum.compute import api as compute_api
 from vallum.http import Response
-from vallum.security import audit, audit_http
+from vallum.security.audit import log as audit
+from vallum.security.audit import request_record as audit_http
 from vallum.server import admin
 from vallum.server.config import Config
 

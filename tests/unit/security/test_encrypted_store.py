@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.unit.storage import test_blobstore_contract as contract
-from vallum.security import envelope
-from vallum.security.crypto import CryptoError, new_key
-from vallum.security.encrypted_store import BlobCorrupt, EncryptedBlobStore
-from vallum.security.keytable import Keyring, KeyTable, add_master_key, load_keyring
+from vallum.security.crypto import envelope
+from vallum.security.crypto.encrypted_store import BlobCorrupt, EncryptedBlobStore
+from vallum.security.crypto.keytable import Keyring, KeyTable, add_master_key, load_keyring
+from vallum.security.crypto.primitives import CryptoError, new_key
 from vallum.storage.base import BlobMissing
 from vallum.storage.localfs import LocalBlobStore
 from vallum.storage.memory import MemoryBlobStore

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vallum.security.labels import (
+from vallum.security.mac.labels import (
     DEFAULT_SCHEME,
     Label,
     LabelError,

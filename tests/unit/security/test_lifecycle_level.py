@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from vallum.security.labels import parse
-from vallum.security.object_labels import (
+from vallum.security.mac.labels import parse
+from vallum.security.mac.object_labels import (
     LIFECYCLE_LEVEL,
     lifecycle_level,
     lifecycle_may_touch,

@@ -6,8 +6,14 @@ import itertools
 
 import pytest
 
-from vallum.security.labels import parse
-from vallum.security.mac import LabelRange, check_read, check_spill, check_write, session_level
+from vallum.security.mac.labels import parse
+from vallum.security.mac.rules import (
+    LabelRange,
+    check_read,
+    check_spill,
+    check_write,
+    session_level,
+)
 
 LEVELS = ["UNCLASSIFIED", "CUI", "CONFIDENTIAL", "SECRET", "TOP SECRET"]
 COMPS = [(), ("SI",), ("SI", "TK")]

@@ -15,8 +15,8 @@ import pytest
 from vallum import authz
 from vallum.iam.identity import parsed
 from vallum.iam.principal import Principal
-from vallum.security.labels import Label, parse
-from vallum.security.mac import LabelRange, subject_for
+from vallum.security.mac.labels import Label, parse
+from vallum.security.mac.rules import LabelRange, subject_for
 
 LEVELS = ["UNCLASSIFIED", "CUI", "CONFIDENTIAL", "SECRET", "TOP SECRET"]
 COMPARTMENTS = [frozenset(), frozenset({"SI"}), frozenset({"TK"}), frozenset({"SI", "TK"})]

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vallum.security.labels import parse
-from vallum.security.markings import MarkingScanner, scan_bytes
+from vallum.security.mac.labels import parse
+from vallum.security.spill.markings import MarkingScanner, scan_bytes
 
 
 def chunked_scan(data: bytes, cuts: list[int]) -> object:

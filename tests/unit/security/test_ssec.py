@@ -1,4 +1,4 @@
-"""SSE-C object keys, blobs and inline bodies (security/ssec.py), and the object service
+"""SSE-C object keys, blobs and inline bodies (security/crypto/ssec.py), and the object service
 reading and writing them (service/ingest.store, service/reader)."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import pytest
 
 from vallum.meta.records import ObjectRecord, PartRecord
 from vallum.s3 import errors
-from vallum.security import envelope, ssec
-from vallum.security.crypto import new_key
-from vallum.security.encrypted_store import BlobCorrupt, EncryptedBlobStore
-from vallum.security.inline import CustomerKeyRequired, unseal
-from vallum.security.keytable import Keyring, KeyTable
+from vallum.security.crypto import envelope, ssec
+from vallum.security.crypto.encrypted_store import BlobCorrupt, EncryptedBlobStore
+from vallum.security.crypto.inline import CustomerKeyRequired, unseal
+from vallum.security.crypto.keytable import Keyring, KeyTable
+from vallum.security.crypto.primitives import new_key
 from vallum.service.ingest import INLINE_MAX, store
 from vallum.service.reader import inline_body, read_object
 from vallum.storage.memory import MemoryBlobStore

@@ -9,7 +9,7 @@ import pytest
 
 from vallum.meta.memory import MemoryMetaStore
 from vallum.meta.records import BucketRecord, ObjectRecord
-from vallum.security import ssec
+from vallum.security.crypto import ssec
 from vallum.service import scrub
 from vallum.storage.memory import MemoryBlobStore
 

@@ -14,8 +14,9 @@ from vallum.s3 import errors, xml
 from vallum.s3.conditions import iso8601
 from vallum.s3.handlers.common import get_bucket, int_param
 from vallum.s3.names import validate_bucket_name
-from vallum.security import object_labels, spill
-from vallum.security.labels import LabelError
+from vallum.security.mac import object_labels
+from vallum.security.mac.labels import LabelError
+from vallum.security.spill import guard as spill
 
 # AWS's region names: a constraint naming one of these, but not ours, is "illegal for this
 # endpoint"; any other name is simply invalid.
@@ -141,7 +142,7 @@ def _label_range(request: Request) -> str | None:
 
 
 def _spill_mode(request: Request) -> str | None:
-    """config["spill-mode"] from x-vallum-spill-mode (security/spill.py). Audit-only stores
+    """config["spill-mode"] from x-vallum-spill-mode (security/spill/guard.py). Audit-only stores
     spills as labelled, a declassification: only the platform root creates such a bucket."""
     mode = request.headers.get(spill.MODE_HEADER)
     if mode is None:

@@ -19,7 +19,7 @@ from vallum.s3 import errors, sse, xml
 from vallum.s3.conditions import http_date, iso8601
 from vallum.s3.handlers import labels, visibility
 from vallum.s3.names import check_version_id  # noqa: F401 - handlers import it from here
-from vallum.security import ssec
+from vallum.security.crypto import ssec
 from vallum.service.ingest import Expectations, validate_checksum_value
 from vallum.storage.checksums import ALGORITHMS, new_hasher
 from vallum.storage.retention import lock_of
@@ -233,7 +233,7 @@ def int_param(request: Request, name: str, default: int, *, lo: int = 0, hi: int
     return min(value, hi)
 
 
-# --- server-side encryption (s3/sse.py parses the headers, security/ssec.py holds the keys) ---
+# --- server-side encryption (s3/sse.py parses the headers, security/crypto/ssec.py holds the keys) ---
 def unlock(request: Request, extra: dict, customer: sse.CustomerKey | None) -> ssec.ObjectKey | None:
     """The object key needed to read a version's body: None for a non-SSE-C object; for an
     SSE-C one the request must carry the right customer key (wrong key: AccessDenied)."""

@@ -34,8 +34,8 @@ from vallum.s3.handlers.objects import (
     write_precondition,
 )
 from vallum.s3.names import validate_key
-from vallum.security import spill
-from vallum.security.spill import SpillDetected, SpillGuard
+from vallum.security.spill import guard as spill
+from vallum.security.spill.guard import SpillDetected, SpillGuard
 from vallum.service import quotas
 from vallum.service.ingest import MAX_SINGLE_PUT, store
 from vallum.service.reader import read_object

@@ -30,10 +30,10 @@ from vallum.http import Headers, Request
 from vallum.meta.records import BucketRecord, ObjectRecord
 from vallum.s3 import errors
 from vallum.s3.tags import tags_from_header
-from vallum.security import spill
-from vallum.security.labels import Label, LabelError, lowest, lub, parse
-from vallum.security.mac import LabelRange, Subject, subject_for
-from vallum.security.spill import SpillGuard
+from vallum.security.mac.labels import Label, LabelError, lowest, lub, parse
+from vallum.security.mac.rules import LabelRange, Subject, subject_for
+from vallum.security.spill import guard as spill
+from vallum.security.spill.guard import SpillGuard
 
 LABEL_HEADER = "x-vallum-classification"
 SESSION_HEADER = "x-vallum-session-level"

@@ -8,7 +8,7 @@ from vallum.http import Request, Response, xml_response
 from vallum.s3 import errors, xml
 from vallum.s3.handlers import labels
 from vallum.s3.handlers.common import MD5_REQUIRED, check_body_digests, get_bucket
-from vallum.security.object_labels import LIFECYCLE_LEVEL, lifecycle_level
+from vallum.security.mac.object_labels import LIFECYCLE_LEVEL, lifecycle_level
 from vallum.service.lifecycle import CONFIG_KEY
 from vallum.service.lifecycle_rules import parse_lifecycle
 

@@ -52,9 +52,10 @@ from vallum.s3.handlers.objects import (
     write_precondition,
 )
 from vallum.s3.names import validate_key
-from vallum.security import spill, ssec
-from vallum.security.spill import SpillDetected, SpillGuard
-from vallum.security.ssec import is_customer_encrypted
+from vallum.security.crypto import ssec
+from vallum.security.crypto.ssec import is_customer_encrypted
+from vallum.security.spill import guard as spill
+from vallum.security.spill.guard import SpillDetected, SpillGuard
 from vallum.service import quotas
 from vallum.service.ingest import MAX_SINGLE_PUT, ingest, store
 from vallum.service.reader import read_object

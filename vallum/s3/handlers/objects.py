@@ -1,7 +1,7 @@
 """PutObject, GetObject, HeadObject, DeleteObject.
 
 Server-side encryption: s3/sse.py parses the headers, common.unlock / new_object_key hold
-the SSE-C object keys (security/ssec.py); responses say how the version is encrypted."""
+the SSE-C object keys (security/crypto/ssec.py); responses say how the version is encrypted."""
 
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ from vallum.s3.handlers.common import (
 )
 from vallum.s3.names import validate_key
 from vallum.s3.ranges import content_range, parse_range
-from vallum.security import spill
-from vallum.security.spill import SpillDetected
+from vallum.security.spill import guard as spill
+from vallum.security.spill.guard import SpillDetected
 from vallum.service import quotas
 from vallum.service.ingest import ingest
 from vallum.service.integrity import checked_body

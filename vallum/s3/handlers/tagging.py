@@ -26,8 +26,8 @@ from vallum.s3.tags import (  # noqa: F401 - handlers and tests import them from
     tags_from_header,
     validate_tags,
 )
-from vallum.security import spill
-from vallum.security.spill import SpillDetected, SpillGuard
+from vallum.security.spill import guard as spill
+from vallum.security.spill.guard import SpillDetected, SpillGuard
 
 TAGS_KEY = "tags"
 BUCKET_CONFIG_KEY = "tagging"

@@ -18,7 +18,7 @@ from typing import Any
 from vallum.http import Request
 from vallum.meta.records import ListPage, ObjectRecord
 from vallum.s3.handlers import labels
-from vallum.security.mac import Subject
+from vallum.security.mac.rules import Subject
 
 # fetch((key marker, version/upload marker), n) -> the store's next page after the marker.
 Fetch = Callable[[tuple[str, str], int], Awaitable[ListPage]]

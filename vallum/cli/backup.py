@@ -1,0 +1,81 @@
+"""`vallum backup create|verify|restore`: online snapshots of a site, checked and restored."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from vallum.ops import backup_manifest
+from vallum.ops.backup_create import create as create_backup
+from vallum.ops.backup_keys import ENV, BackupError, WrongPassphrase, read_passphrase
+from vallum.ops.backup_restore import restore as restore_backup
+
+app = typer.Typer(help="Back up a running site, verify a backup, restore it.", no_args_is_help=True,
+                  add_completion=False)
+
+PASSPHRASE = typer.Option(None, "--passphrase-file",
+                          help=f"File whose first line is the backup passphrase [else env {ENV}; never on the command line]")
+SNAPSHOT = typer.Option(None, "--snapshot", help="Snapshot id (default: the latest)")
+EXIT_BAD, EXIT_PASSPHRASE = 1, 4
+
+
+def _data_dir(value: str | None) -> Path:
+    return Path(value or os.environ.get("VALLUM_DATA_DIR") or "./vallum-data")
+
+
+def _fail(command: str, exc: BackupError) -> typer.Exit:
+    typer.echo(f"vallum backup {command}: {exc}", err=True)
+    return typer.Exit(EXIT_PASSPHRASE if isinstance(exc, WrongPassphrase) else EXIT_BAD)
+
+
+@app.command("create")
+def create(data_dir: str = typer.Option(None, "--data-dir", help="The site's data directory [env VALLUM_DATA_DIR]"),
+           to: str = typer.Option(..., "--to", help="Backup directory (snapshots share its objects: incremental)"),
+           passphrase_file: str = PASSPHRASE) -> None:
+    """Take a consistent snapshot of a site, running or not."""
+    os.umask(0o077)
+    try:
+        report = create_backup(_data_dir(data_dir), Path(to), read_passphrase(passphrase_file))
+    except BackupError as exc:
+        raise _fail("create", exc) from None
+    typer.echo(f"snapshot {report.snapshot}: {report.files} files, {report.bytes} bytes; "
+               f"{report.copied} objects copied, {report.reused} already in the backup")
+
+
+@app.command("verify")
+def verify(backup_dir: str = typer.Argument(..., help="Backup directory"),
+           snapshot: str = SNAPSHOT, passphrase_file: str = PASSPHRASE) -> None:
+    """Check a snapshot without restoring it: the manifest's MAC, then the size and SHA-256 of
+    every file. Exit 0: intact; 1: damaged or altered; 4: wrong passphrase."""
+    try:
+        root = Path(backup_dir)
+        manifest, keys = backup_manifest.load(root, read_passphrase(passphrase_file), snapshot)
+        problems = backup_manifest.verify(root, manifest, keys)
+    except BackupError as exc:
+        raise _fail("verify", exc) from None
+    for problem in problems:
+        typer.echo(f"DAMAGED {problem}", err=True)
+    if problems:
+        typer.echo(f"vallum backup verify: snapshot {manifest.id}: {len(problems)} problem(s)", err=True)
+        raise typer.Exit(EXIT_BAD)
+    typer.echo(f"snapshot {manifest.id}: OK ({len(manifest.entries)} files)")
+
+
+@app.command("restore")
+def restore(backup_dir: str = typer.Argument(..., help="Backup directory"),
+            data_dir: str = typer.Option(..., "--data-dir", help="Where to rebuild the site (new or empty)"),
+            snapshot: str = SNAPSHOT, passphrase_file: str = PASSPHRASE,
+            replace: bool = typer.Option(False, "--replace", help="Replace an existing (stopped) site; refused if any object lock would be weakened. The old one is kept beside it.")) -> None:
+    """Rebuild a working site from a verified snapshot."""
+    os.umask(0o077)
+    try:
+        report = restore_backup(Path(backup_dir), Path(data_dir), read_passphrase(passphrase_file),
+                                snapshot=snapshot, replace=replace)
+    except BackupError as exc:
+        raise _fail("restore", exc) from None
+    typer.echo(f"restored snapshot {report.snapshot} into {data_dir}: {report.files} files, "
+               f"{report.bytes} bytes")
+    if report.replaced is not None:
+        typer.echo(f"the site it replaced is kept at {report.replaced}")

@@ -1,0 +1,2 @@
+"""Running a site over the years: backup and restore (``backup_*``), schema upgrades
+(``schema_versions``)."""

@@ -1,0 +1,1 @@
+"""Encryption: primitives, envelope keys, the encrypted blob store, SSE-C, key rotation, FIPS mode."""

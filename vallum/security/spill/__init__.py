@@ -1,0 +1,1 @@
+"""Spill prevention: classification markings found in content, and the guard that refuses them."""

@@ -1,0 +1,133 @@
+"""Start-up, shutdown and the reserved /-/ paths (health, metrics) of a gateway process."""
+
+from __future__ import annotations
+
+import gc
+import logging
+from typing import TYPE_CHECKING
+
+from vallum import metrics
+from vallum.http import Response
+from vallum.iam import service as iam_service
+from vallum.iam.root import load_or_create
+from vallum.meta.factory import meta_store
+from vallum.operator import gateway as operator_hook
+from vallum.s3 import errors
+from vallum.security import setup as security_setup
+from vallum.server import diskguard
+from vallum.server.config import Config, from_env
+from vallum.server.state import Services
+from vallum.service.clock import clock
+from vallum.service.lifecycle import LifecycleWorker
+from vallum.storage.headroom import Headroom, parse_reserve
+from vallum.storage.localfs import LocalBlobStore
+
+if TYPE_CHECKING:
+    from vallum.server.app import Gateway
+
+log = logging.getLogger("vallum.server")
+
+
+async def open_services(config: Config) -> Services:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    # Object metadata only: IAM, compute, operator state and audit stay in the data directory.
+    meta = meta_store(config.meta_path, config.meta_url)
+    headroom = Headroom(config.data_dir, parse_reserve(config.disk_reserve))
+    blobs = security_setup.blob_store(config.data_dir, LocalBlobStore(config.blob_root, headroom))
+    await meta.open()
+    await blobs.open()
+    services = Services(config, meta, blobs, load_or_create(config.data_dir))
+    services.headroom = headroom
+    services.audit = await security_setup.open_audit(config.data_dir)
+    services.iam = iam_service.open_sqlite(config.data_dir, config.meta_path, services.root,
+                                           services.owner_id)
+    return services
+
+
+async def close_services(services: Services) -> None:
+    await security_setup.close_audit(services.audit)
+    await services.meta.close()
+    await services.blobs.close()
+    if services.iam is not None:
+        services.iam.close()
+
+
+async def sweep_orphans(config: Config) -> int:
+    """Remove blobs of writes that never committed metadata (run before any worker starts)."""
+    services = await open_services(config)
+    try:
+        referenced = await services.meta.referenced_blobs()
+        return await services.blobs.sweep(referenced.__contains__)
+    finally:
+        await close_services(services)
+
+
+async def start_compute(services: Services) -> None:
+    """Jobs, functions and triggers (VALLUM_COMPUTE: local, local:N or ray://HOST:PORT)."""
+    from vallum.compute.service import ComputeService
+
+    services.compute = ComputeService(services)
+    await services.compute.start()
+
+
+async def lifespan(gateway: Gateway, receive, send) -> None:
+    worker: LifecycleWorker | None = None
+    watcher: diskguard.Watcher | None = None
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            try:
+                if gateway.services is None:
+                    gateway.services = await open_services(from_env())
+                    watcher = diskguard.Watcher(gateway.services.headroom, gateway.services.config.data_dir)
+                    watcher.start()
+                    worker = LifecycleWorker(gateway.services, clock())
+                    worker.start()
+                    await start_compute(gateway.services)
+            except Exception as exc:  # noqa: BLE001 - reported to uvicorn, which exits
+                log.exception("start-up failed")
+                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                return
+            # Everything built so far (modules, compiled statements, the services) lives as
+            # long as the process: frozen, full collections stop walking it (without this,
+            # each one paused a 4 KiB PUT load for ~40 ms, gen2 measured with gc.callbacks).
+            gc.collect()
+            gc.freeze()
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            try:
+                if watcher is not None:
+                    await watcher.stop()
+                if worker is not None:
+                    await worker.stop()
+                if gateway.services is not None and gateway.services.compute is not None:
+                    await gateway.services.compute.stop()
+            finally:
+                operator_hook.shutdown()        # its baselines saved, its detector lock given up
+                # Always: closing the audit log writes its signed seal (a clean shutdown).
+                if gateway.services is not None:
+                    await close_services(gateway.services)
+                    gateway.services = None
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def reserved(gateway: Gateway, method: str, path: str) -> Response:
+    path = path.split("?", 1)[0]
+    if method not in ("GET", "HEAD"):
+        raise errors.MethodNotAllowed()
+    if path == "/-/health/live":
+        return Response(200, {"content-type": "text/plain"}, b"ok\n")
+    if path == "/-/health/ready":
+        if gateway.services is None:
+            return Response(503, {"content-type": "text/plain"}, b"starting\n")
+        if not await gateway.services.meta.reachable():
+            return Response(503, {"content-type": "text/plain"}, b"metadata database unavailable\n")
+        full = diskguard.readiness(gateway.services.headroom)
+        if full is not None:
+            return Response(503, {"content-type": "text/plain", "x-vallum-disk": "full"}, full)
+        return Response(200, {"content-type": "text/plain"}, b"ready\n")
+    if path == "/-/metrics":
+        body, content_type = metrics.exposition()
+        return Response(200, {"content-type": content_type}, body)
+    raise errors.NoSuchKey(f"No such Vallum endpoint: {path}")
