@@ -39,6 +39,8 @@ _DECO = rb"(?:[ \t\r\f\v*=#~|_.:\-]|<[^<>\n]{0,40}>){0,40}"
 _FIELD_END = (rb"(?(k)[\"']?[ \t]*[,;]?|(?(q)[\"'](?=(?:[ \t]*[,;][ \t]*(?:[\"'][\"'])?){2})))"
               rb"(?:(?:[ \t]*[,;](?:[ \t]*[\"'][\"'])?){2,})?")
 _KEY = rb"[\"']?(?i:classification|classif|security[ _-]?classification)[\"']?[ \t]*[:=][ \t]*[\"']?"
+ROT13 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+                        b"NOPQRSTUVWXYZABCDEFGHIJKLMnopqrstuvwxyzabcdefghijklm")
 _ALIASES = {"CUI": ("CONTROLLED UNCLASSIFIED INFORMATION", "CONTROLLED")}
 
 
@@ -96,17 +98,21 @@ class Grammar:
             if alts:
                 self.before[w] = re.compile(rb"(?:" + b"|".join(alts) + rb")\Z")
 
-    def maybe(self, buf: bytes, *, spaced: bool = False) -> bool:
+    def maybe(self, buf: bytes, *, spaced: bool = False, rot13: bool = False) -> bool:
         """Cheap prefilter: False when no level word, no "(X" and no "TS//" can be in ``buf``
-        (``spaced``: nor once letter-spaced text is closed up)."""
+        (``spaced``: nor once letter-spaced text is closed up; ``rot13``: in ``buf`` rotated,
+        which is the residue rotated: rot13 maps the kept characters among themselves)."""
         residue = buf.translate(None, self.DELETE)
         if not residue:
             return False
+        if rot13:
+            residue = residue.translate(ROT13)
         if any(w in residue for w in self.residue_words) or self.portion_start.search(residue) is not None:
             return True
         if b"//" not in residue:
             return False
-        return any(a in (residue if spaced else buf) for a in self.abbrev_slashes)
+        where = residue if spaced else buf.translate(ROT13) if rot13 else buf
+        return any(a in where for a in self.abbrev_slashes)
 
 
 _GRAMMARS: dict[int, Grammar] = {}
@@ -186,9 +192,9 @@ class TextScanner:
         self._buf = buf[cut:]
         self._done -= cut
 
-    def worth(self, data: bytes, *, spaced: bool = False) -> bool:
-        """Could ``data`` hold a marking? (the prefilter, for decoded fragments)"""
-        return self._g.maybe(data, spaced=spaced)
+    def worth(self, data: bytes, *, spaced: bool = False, rot13: bool = False) -> bool:
+        """Could ``data`` (``rot13``: rotated) hold a marking? (the prefilter, for decoded fragments)"""
+        return self._g.maybe(data, spaced=spaced, rot13=rot13)
 
     def boundary(self) -> None:
         """End of a text unit (a PDF string, a zip member): words must not join across it."""
