@@ -220,7 +220,8 @@ class TextScanner:
 
     def _scan(self, buf: bytes, pos: int, limit: int) -> None:
         g = self._g
-        if not g.maybe(buf[max(0, pos - BACK):limit + KEEP]):
+        lo, hi = max(0, pos - BACK), limit + KEEP
+        if not g.maybe(buf if lo == 0 and hi >= len(buf) else buf[lo:hi]):   # (no copy when whole)
             return
         for word in g.words:
             i = buf.find(word, pos, limit + len(word))
