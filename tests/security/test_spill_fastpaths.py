@@ -97,3 +97,23 @@ def test_rot13_markings_in_a_long_text_are_found(banner, label):
     prose = b"The committee reviewed the budget of the program and the annex.\n" * 4000
     body = prose + codecs.encode(banner.decode() + "\nThe collection plan.\n", "rot13").encode() + prose
     assert scan(body) == parse(label)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300) | st.text(alphabet="ABCEFIJNORSTU()/ 1\n", max_size=300).map(str.encode))
+def test_every_word_in_the_text_is_a_candidate(data):
+    """The grammar looks only for the words its residue holds: never one that is there."""
+    g = grammar(U.scheme)
+    words, portions, abbrevs = g.candidates(data)
+    assert {w for w in g.words if w in data} <= set(words)
+    assert {a for a in g.abbrev_slashes if a in data} <= set(abbrevs)
+    assert portions or g.portion_start.search(data) is None
+
+
+def test_markings_split_by_the_residue_are_found_in_binary():
+    """In binary, uppercase letters far apart join in the residue; the words that do occur
+    whole are still found, in every chunking (a marking near a chunk's end included)."""
+    noise = bytes((i * 7919 + 13) % 256 for i in range(1 << 17))
+    body = noise + b"\nTOP SECRET//NOFORN\n" + noise + b"\n(TS//SI) The plan.\n" + noise[:4000]
+    for chunk in (4096, 65536, len(body)):
+        assert scan(body, chunk) == parse("TOP SECRET//SI//NOFORN")
