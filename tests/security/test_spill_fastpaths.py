@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import codecs
+import gzip
+import lzma
 
 import pytest
 from hypothesis import given, settings
@@ -117,3 +119,17 @@ def test_markings_split_by_the_residue_are_found_in_binary():
     body = noise + b"\nTOP SECRET//NOFORN\n" + noise + b"\n(TS//SI) The plan.\n" + noise[:4000]
     for chunk in (4096, 65536, len(body)):
         assert scan(body, chunk) == parse("TOP SECRET//SI//NOFORN")
+
+
+@pytest.mark.parametrize("cut", [0, 1, 2, 3, 5], ids=lambda c: f"cut{c}")
+def test_a_gzip_after_ascii_text_is_opened_whatever_the_chunk_boundary(cut):
+    """ASCII chunks are not searched for the magics with non-ASCII bytes (gzip, xz): a
+    magic split by the chunk boundary still meets its first bytes in the carry."""
+    text = b"Release notes, nothing to see here.\n" * 3000
+    for blob in (gzip.compress(b"TOP SECRET\n\nThe plan.\n\nTOP SECRET\n", mtime=0),
+                 lzma.compress(b"TOP SECRET\n\nThe plan.\n\nTOP SECRET\n")):
+        body = text + blob + text
+        s = MarkingScanner()
+        for piece in (body[:len(text) + cut], body[len(text) + cut:]):
+            s.feed(piece)
+        assert s.finish() == TS and not s.incomplete
