@@ -4,6 +4,7 @@ parts; refusals audited with the spill rule; ordinary files accepted (issue 13, 
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import os
@@ -142,6 +143,20 @@ def test_compressed_stream_across_parts_is_refused_at_complete(s3):
     complete = _multipart(s3, "split.gz", [body[:PART], body[PART:]])
     refused(complete)
     assert missing(s3, "split.gz")
+
+
+def test_base64_run_across_parts_is_read_whole_at_complete(s3):
+    """Why Complete re-reads the whole object rather than a window around each boundary:
+    a base64 run that spans parts is read aligned only from its start, so part 2 alone
+    decodes to noise, and the marking lies 100 KB past the boundary, outside any window."""
+    words = b"ordinary words on an ordinary line\n"
+    at = (PART + 100_000 - 6) * 3 // 4
+    text = (words * (at // len(words) + 1))[:at] + b"\nTOP SECRET//NOFORN\n" + words * 9000
+    body = b'{"d":"' + base64.b64encode(text) + b'"}'
+    assert (PART - 6) % 4                       # part 2 starts inside a base64 quantum
+    complete = _multipart(s3, "split.json", [body[:PART], body[PART:]])
+    refused(complete)
+    assert missing(s3, "split.json")
 
 
 def test_ordinary_multipart_completes(s3):

@@ -498,6 +498,7 @@ class TextAndStreams:
 
 
 _EMBEDDED = (b"PK\x03\x04", b"\x1f\x8b\x08", b"BZh", b"\xfd7zXZ\x00")
+_EMBEDDED_ASCII = tuple(m for m in _EMBEDDED if m.isascii())     # all an ASCII buffer can hold
 _CARRY = 9
 
 
@@ -522,7 +523,8 @@ class Embedded:
 
     def feed(self, data: bytes) -> None:
         buf = self._carry + data
-        hits = sorted(p for magic in _EMBEDDED for p in _finds(buf, magic, len(self._carry))
+        magics = _EMBEDDED_ASCII if buf.isascii() else _EMBEDDED     # text: two finds fewer
+        hits = sorted(p for magic in magics for p in _finds(buf, magic, len(self._carry))
                       if _magic_at(buf, p, magic))
         pos = len(self._carry)           # what the current child has not been fed yet
         for bound in (*hits, len(buf)):

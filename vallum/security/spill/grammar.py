@@ -39,6 +39,8 @@ _DECO = rb"(?:[ \t\r\f\v*=#~|_.:\-]|<[^<>\n]{0,40}>){0,40}"
 _FIELD_END = (rb"(?(k)[\"']?[ \t]*[,;]?|(?(q)[\"'](?=(?:[ \t]*[,;][ \t]*(?:[\"'][\"'])?){2})))"
               rb"(?:(?:[ \t]*[,;](?:[ \t]*[\"'][\"'])?){2,})?")
 _KEY = rb"[\"']?(?i:classification|classif|security[ _-]?classification)[\"']?[ \t]*[:=][ \t]*[\"']?"
+ROT13 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+                        b"NOPQRSTUVWXYZABCDEFGHIJKLMnopqrstuvwxyzabcdefghijklm")
 _ALIASES = {"CUI": ("CONTROLLED UNCLASSIFIED INFORMATION", "CONTROLLED")}
 
 
@@ -96,17 +98,33 @@ class Grammar:
             if alts:
                 self.before[w] = re.compile(rb"(?:" + b"|".join(alts) + rb")\Z")
 
-    def maybe(self, buf: bytes, *, spaced: bool = False) -> bool:
+    def candidates(self, buf: bytes) -> tuple[list[bytes], bool, list[bytes]]:
+        """The level words, whether a portion mark, and the "TS//" forms that may occur in
+        ``buf``: found in its residue (a few bytes in a hundred of text or binary), since a
+        word made of the characters the residue keeps occurs in ``buf`` only if it does
+        there; a word with other characters (a custom scheme's) is always a candidate."""
+        residue = buf.translate(None, self.DELETE)
+        if not residue:
+            return [], False, []
+        return ([w for w in self.words if w in residue or w.translate(None, self.DELETE) != w],
+                self.portion_start.search(residue) is not None,
+                [a for a in self.abbrev_slashes if a in residue or a.translate(None, self.DELETE) != a])
+
+    def maybe(self, buf: bytes, *, spaced: bool = False, rot13: bool = False) -> bool:
         """Cheap prefilter: False when no level word, no "(X" and no "TS//" can be in ``buf``
-        (``spaced``: nor once letter-spaced text is closed up)."""
+        (``spaced``: nor once letter-spaced text is closed up; ``rot13``: in ``buf`` rotated,
+        which is the residue rotated: rot13 maps the kept characters among themselves)."""
         residue = buf.translate(None, self.DELETE)
         if not residue:
             return False
+        if rot13:
+            residue = residue.translate(ROT13)
         if any(w in residue for w in self.residue_words) or self.portion_start.search(residue) is not None:
             return True
         if b"//" not in residue:
             return False
-        return any(a in (residue if spaced else buf) for a in self.abbrev_slashes)
+        where = residue if spaced else buf.translate(ROT13) if rot13 else buf
+        return any(a in where for a in self.abbrev_slashes)
 
 
 _GRAMMARS: dict[int, Grammar] = {}
@@ -186,9 +204,9 @@ class TextScanner:
         self._buf = buf[cut:]
         self._done -= cut
 
-    def worth(self, data: bytes, *, spaced: bool = False) -> bool:
-        """Could ``data`` hold a marking? (the prefilter, for decoded fragments)"""
-        return self._g.maybe(data, spaced=spaced)
+    def worth(self, data: bytes, *, spaced: bool = False, rot13: bool = False) -> bool:
+        """Could ``data`` (``rot13``: rotated) hold a marking? (the prefilter, for decoded fragments)"""
+        return self._g.maybe(data, spaced=spaced, rot13=rot13)
 
     def boundary(self) -> None:
         """End of a text unit (a PDF string, a zip member): words must not join across it."""
@@ -214,18 +232,19 @@ class TextScanner:
 
     def _scan(self, buf: bytes, pos: int, limit: int) -> None:
         g = self._g
-        if not g.maybe(buf[max(0, pos - BACK):limit + KEEP]):
-            return
-        for word in g.words:
+        lo, hi = max(0, pos - BACK), limit + KEEP
+        # only what the residue holds is looked for (no copy of the window when it is whole)
+        words, portions, abbrevs = g.candidates(buf if lo == 0 and hi >= len(buf) else buf[lo:hi])
+        for word in words:
             i = buf.find(word, pos, limit + len(word))
             while i != -1 and i < limit:
                 self._at_word(buf, i, word)
                 i = buf.find(word, i + 1, limit + len(word))
-        for c in g.portion_start.finditer(buf, pos, limit + 8):
+        for c in g.portion_start.finditer(buf, pos, limit + 8) if portions else ():
             if c.start() >= limit:
                 break
             self._at_portion(buf, c.start())
-        for a in g.abbrev_slashes:                      # finds, then the pattern: C speed
+        for a in abbrevs:                               # finds, then the pattern: C speed
             i = buf.find(a, pos, limit + len(a))
             while i != -1 and i < limit:
                 if g.abbrev_start.match(buf, i) is not None:

@@ -54,8 +54,8 @@ class Normaliser:
     def __call__(self, data: bytes) -> bytes:
         if self._cut:
             data, self._cut = self._cut + data, b""
-        if not self._nul and not data.translate(None, _PLAIN):
-            return data
+        if not self._nul and data.isascii() and not data.translate(None, _PLAIN):
+            return data                            # (isascii first: binary fails it at once)
         keep = _partial_char(data)
         if keep:
             data, self._cut = data[:-keep], data[-keep:]
