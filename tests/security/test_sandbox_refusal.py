@@ -10,11 +10,14 @@ user; run as an unprivileged user, it runs tasks.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import stat
 import sysconfig
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -113,6 +116,27 @@ def test_as_root_the_explicit_override_runs_tenant_code(tmp_path, how):
 SERVICE_UID = 64_123
 
 
+@contextlib.contextmanager
+def _traversable(*paths: str) -> Iterator[None]:
+    """Let the service user reach the code and packages for the test's length: a clone or a
+    virtual environment often sits under a private (0700) directory, as under `mktemp -d`.
+    Adds search permission (o+x) to the ancestors that lack it, and read (o+r, Python lists
+    an import path's directory) to the paths themselves; restores every mode after."""
+    changed: dict[Path, int] = {}
+    try:
+        for path in paths:
+            for parent in [Path(path), *Path(path).parents]:
+                need = stat.S_IXOTH | (stat.S_IROTH if parent == Path(path) else 0)
+                mode = parent.stat().st_mode
+                if mode & need != need:
+                    changed.setdefault(parent, mode)
+                    os.chmod(parent, stat.S_IMODE(mode) | need)
+        yield
+    finally:
+        for parent, mode in reversed(changed.items()):
+            os.chmod(parent, stat.S_IMODE(mode))
+
+
 @as_root
 def test_as_an_unprivileged_service_user_tenant_code_runs(tmp_path):
     """The gateway run with setpriv as a uid of its own (its data directory owned by it):
@@ -130,7 +154,8 @@ def test_as_an_unprivileged_service_user_tenant_code_runs(tmp_path):
                "HOME": str(home), "TMPDIR": str(home)}
         launcher = ["setpriv", f"--reuid={SERVICE_UID}", f"--regid={SERVICE_UID}",
                     "--clear-groups", "--inh-caps=-all", "--", python]
-        done, keys, srv, error = _run_job(tmp_path, env, launcher=launcher, data=home / "data")
+        with _traversable(root, packages):
+            done, keys, srv, error = _run_job(tmp_path, env, launcher=launcher, data=home / "data")
         assert done["state"] == "SUCCEEDED" and "o/ran" in keys, \
             (done, server_log(home / "data").read_text()[-2000:])
         assert error is None, error
