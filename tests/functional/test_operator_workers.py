@@ -27,7 +27,7 @@ from tests.support.server import REGION, start_server, stop_server
 
 OBJECTS = 40
 SIZE = 128 * 1024
-TIGHT_READS = 12            # rules.Tuning.tight_burst: objects in 10 s one process would need to see
+TIGHT_READS = 12            # abuse_rules.Tuning.tight_burst: objects in 10 s one process would need to see
 PACE = 0.5                  # s between requests: each worker serves one read a second at most
 
 

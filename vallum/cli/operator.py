@@ -69,7 +69,7 @@ def status(data_dir: str = DataDir, as_json: bool = typer.Option(False, "--json"
     for a in alerts:
         counts[a["kind"]] = counts.get(a["kind"], 0) + 1
     mode, source = effective_default(d)
-    from vallum.operator.state import remembered
+    from vallum.operator.shared_state import remembered
     doc = {"default_mode": mode, "default_mode_source": source,
            "account_modes": modes["accounts"], "alerts": counts, "contained": _state(d),
            "baselines": remembered(journal.directory(d))}
@@ -266,7 +266,7 @@ def evaluate(trace: str = typer.Option(None, "--trace", help="A directory writte
                                           "(heldout.py) instead: recall, time to contain, fraction leaked"),
              as_json: bool = typer.Option(False, "--json")) -> None:
     """Replay traffic through the real detectors; precision, recall, F1, time to detect."""
-    from vallum.operator import evaluate as ev
+    from vallum.operator import evaluation as ev
     from vallum.operator import simulate as sim
     if heldout:
         from vallum.operator import heldout as ho

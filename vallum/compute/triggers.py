@@ -17,7 +17,7 @@ from typing import Any
 
 from vallum.compute import access, cron, jobstore, levels
 from vallum.compute.credentials import principal_doc
-from vallum.compute.events import KNOWN_PATTERNS, event_matches
+from vallum.compute.object_events import KNOWN_PATTERNS, event_matches
 from vallum.compute.spec import JobSpec, Quota, SpecError, parse_job
 
 ASYNC_RETRIES = 2          # like Lambda's asynchronous invocations

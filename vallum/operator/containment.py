@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from vallum.operator.alerts import Alert
-from vallum.operator.events import RequestEvent
+from vallum.operator.request_events import RequestEvent
 
 SUSPEND_AT_ONCE = frozenset({"label_climbing", "destruction"})
 THROTTLE_FIRST = frozenset({"enumeration", "privilege_probing", "unusual_access",

@@ -13,12 +13,13 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from vallum.operator import rules, state
+from vallum.operator import abuse_rules as rules
+from vallum.operator import shared_state as state
 from vallum.operator.alerts import ANOMALY, Alert
 from vallum.operator.anomaly import SCORE_BINS, AnomalyModel, RobustModel, normalised
 from vallum.operator.budget import DAY, Distinct, ReadBudget
-from vallum.operator.events import AUTH_FAILURES, READ_OPS, TARGETED, RequestEvent
 from vallum.operator.profile import Profile, network_of
+from vallum.operator.request_events import AUTH_FAILURES, READ_OPS, TARGETED, RequestEvent
 from vallum.operator.signals import DISTINCT, FEATURES, IDX, Signals, Window, run_end
 from vallum.operator.signals import GETS as GET_OPS
 

@@ -20,8 +20,8 @@ from functools import lru_cache
 from typing import Any
 
 from vallum.iam.gate import credential_of
-from vallum.operator.events import WRITE_OPS, RequestEvent, label_index
 from vallum.operator.live import BATCH, CHUNK, MAX_DELAY, Live
+from vallum.operator.request_events import WRITE_OPS, RequestEvent, label_index
 from vallum.s3 import errors
 
 __all__ = ["BATCH", "CHUNK", "MAX_DELAY", "Hook", "admit", "current", "observe"]

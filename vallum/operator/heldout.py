@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from vallum.operator.events import RequestEvent
+from vallum.operator.request_events import RequestEvent
 
 HSTART = 1706745600.0          # Thursday 2024-02-01 00:00 UTC: not simulate.py's Monday
 DAY = 86400.0

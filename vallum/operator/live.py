@@ -33,11 +33,12 @@ from typing import Any
 from prometheus_client import Counter
 
 from vallum.metrics import REGISTRY
-from vallum.operator import journal, sinks, state
+from vallum.operator import journal, sinks
+from vallum.operator import shared_state as state
 from vallum.operator.alerts import Alert
 from vallum.operator.containment import Action, Containment, refused
 from vallum.operator.detector import CHUNK, MAX_DELAY, Detector
-from vallum.operator.events import AUTH_FAILURES, RequestEvent
+from vallum.operator.request_events import AUTH_FAILURES, RequestEvent
 
 log = logging.getLogger("vallum.operator")
 POLL_EVERY = 0.25       # actions journalled by other processes: two stat() calls when none

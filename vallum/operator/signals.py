@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from vallum.operator.events import (
+from vallum.operator.request_events import (
     AUTH_FAILURES,
     DELETE_OPS,
     LIST_OPS,

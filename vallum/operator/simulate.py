@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from vallum.operator.alerts import KINDS
-from vallum.operator.events import RequestEvent
+from vallum.operator.request_events import RequestEvent
 
 START = 1704067200.0          # Monday 2024-01-01 00:00 UTC
 DAY = 86400.0

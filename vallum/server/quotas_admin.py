@@ -24,7 +24,7 @@ from vallum.s3 import errors
 from vallum.s3.handlers import labels
 from vallum.security.mac.labels import LabelError
 from vallum.security.mac.rules import Subject
-from vallum.service import quotas
+from vallum.service import storage_quotas as quotas
 
 ACTIONS = frozenset({"SetAccountQuota", "SetBucketQuota", "GetUsage"})
 

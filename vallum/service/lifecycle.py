@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from vallum.compute.events import LIFECYCLE_DELETE, LIFECYCLE_MARKER, lifecycle_event
+from vallum.compute.object_events import LIFECYCLE_DELETE, LIFECYCLE_MARKER, lifecycle_event
 from vallum.meta.base import UploadMissing
 from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord
 from vallum.s3 import errors

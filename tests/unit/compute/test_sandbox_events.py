@@ -7,7 +7,7 @@ import signal
 
 from vallum.compute import sandbox as sbx
 from vallum.compute.credentials import session_policy
-from vallum.compute.events import event_matches, s3_record, trigger_matches
+from vallum.compute.object_events import event_matches, s3_record, trigger_matches
 from vallum.compute.runner import redact, safe_relpath
 from vallum.compute.spec import Quota, parse_job
 

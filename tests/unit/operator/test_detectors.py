@@ -5,7 +5,7 @@ import random
 import pytest
 
 from vallum.operator.detector import Detector
-from vallum.operator.events import RequestEvent
+from vallum.operator.request_events import RequestEvent
 
 DAY = 86400.0
 T0 = 1704067200.0          # Monday 00:00 UTC

@@ -144,7 +144,7 @@ def test_failed_sign_ins_are_counted_by_the_key_they_claimed(tmp_path):
 # test moves, so a 40-minute baseline takes milliseconds. Without an event loop each request
 # reaches the detector at once, through the same tuple -> event path as a batch.
 
-from vallum.operator.rules import Tuning  # noqa: E402
+from vallum.operator.abuse_rules import Tuning  # noqa: E402
 from vallum.security.mac.labels import parse as parse_label  # noqa: E402
 
 T0 = 1_700_000_000.0 - 1_700_000_000.0 % 86400 + 10 * 3600    # 10:00 UTC

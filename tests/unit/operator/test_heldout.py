@@ -2,8 +2,8 @@
 and the damage arithmetic counts what was served, not what was attempted."""
 
 from vallum.operator import heldout, heldout_eval
-from vallum.operator.events import RequestEvent
 from vallum.operator.heldout import HeldoutTrace, Scenario
+from vallum.operator.request_events import RequestEvent
 
 
 def test_trace_has_every_attack_and_the_automation():

@@ -8,7 +8,7 @@ import os
 from vallum.http import Headers, Request, Response
 from vallum.operator import gateway
 from vallum.operator.detector import Detector
-from vallum.operator.events import RequestEvent
+from vallum.operator.request_events import RequestEvent
 from vallum.operator.simulate import START
 from vallum.s3.body import HEAD_BYTES, Body
 from vallum.s3.router import Endpoint

@@ -11,10 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from vallum.cli.main import app
-from vallum.operator import journal, state
+from vallum.operator import journal
+from vallum.operator import shared_state as state
 from vallum.operator.containment import Action, Containment
-from vallum.operator.events import RequestEvent
 from vallum.operator.live import Live
+from vallum.operator.request_events import RequestEvent
 from vallum.operator.simulate import START
 
 DAY = 86400.0

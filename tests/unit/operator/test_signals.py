@@ -1,4 +1,4 @@
-from vallum.operator.events import RequestEvent
+from vallum.operator.request_events import RequestEvent
 from vallum.operator.signals import (
     SPREAD,
     WHO,

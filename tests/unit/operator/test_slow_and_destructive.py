@@ -9,8 +9,8 @@ import random
 from vallum.operator.alerts import Alert
 from vallum.operator.containment import Containment
 from vallum.operator.detector import CHUNK, MAX_DELAY, Detector
-from vallum.operator.evaluate import refused
-from vallum.operator.events import AUTH_FAILURES, RequestEvent
+from vallum.operator.evaluation import refused
+from vallum.operator.request_events import AUTH_FAILURES, RequestEvent
 
 DAY = 86400.0
 T0 = 1704067200.0          # Monday 00:00 UTC

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from vallum.compute import events
+from vallum.compute import object_events as events
 from vallum.http import Request, Response, xml_response
 from vallum.meta.records import BucketRecord, ObjectRecord
 from vallum.s3 import errors, sse, xml
@@ -36,7 +36,7 @@ from vallum.s3.handlers.objects import (
 from vallum.s3.names import validate_key
 from vallum.security.spill import guard as spill
 from vallum.security.spill.guard import SpillDetected, SpillGuard
-from vallum.service import quotas
+from vallum.service import storage_quotas as quotas
 from vallum.service.ingest import MAX_SINGLE_PUT, store
 from vallum.service.reader import read_object
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vallum.compute import events
+from vallum.compute import object_events as events
 from vallum.http import Request, Response, xml_response
 from vallum.iam import gate
 from vallum.meta.records import NULL_VERSION

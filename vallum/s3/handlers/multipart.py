@@ -21,7 +21,7 @@ import os
 import re
 import time
 
-from vallum.compute import events
+from vallum.compute import object_events as events
 from vallum.http import Request, Response, xml_response
 from vallum.meta.base import QuotaExceeded, UploadMissing
 from vallum.meta.records import ObjectRecord, PartRecord, UploadRecord
@@ -56,7 +56,7 @@ from vallum.security.crypto import ssec
 from vallum.security.crypto.ssec import is_customer_encrypted
 from vallum.security.spill import guard as spill
 from vallum.security.spill.guard import SpillDetected, SpillGuard
-from vallum.service import quotas
+from vallum.service import storage_quotas as quotas
 from vallum.service.ingest import MAX_SINGLE_PUT, ingest, store
 from vallum.service.reader import read_object
 from vallum.storage.checksums import ALGORITHMS, combine_composite, combine_full_object_crc

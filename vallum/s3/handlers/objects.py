@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from vallum.compute import events
+from vallum.compute import object_events as events
 from vallum.http import Request, Response
 from vallum.meta.base import QuotaExceeded
 from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord
@@ -39,7 +39,7 @@ from vallum.s3.names import validate_key
 from vallum.s3.ranges import content_range, parse_range
 from vallum.security.spill import guard as spill
 from vallum.security.spill.guard import SpillDetected
-from vallum.service import quotas
+from vallum.service import storage_quotas as quotas
 from vallum.service.ingest import ingest
 from vallum.service.integrity import checked_body
 from vallum.service.reader import inline_body, part_range, read_object

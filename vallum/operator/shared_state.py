@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from vallum.operator.budget import ReadBudget
-from vallum.operator.events import RequestEvent
 from vallum.operator.profile import HOURLY, Profile
+from vallum.operator.request_events import RequestEvent
 
 DB = "operator.db"
 LOCK = "detector.lock"

@@ -1,6 +1,6 @@
 """Replay simulated traces through the real detectors and containment, and score them.
 
-Why separate seeds: the thresholds in rules.Tuning were chosen looking at the
+Why separate seeds: the thresholds in abuse_rules.Tuning were chosen looking at the
 TUNING_SEEDS only; the figures we report come from REPORTING_SEEDS, traces the
 tuning never saw, so they estimate what happens on new traffic.
 """
@@ -11,11 +11,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from vallum.operator.abuse_rules import Tuning
 from vallum.operator.alerts import ANOMALY, KINDS, Alert
 from vallum.operator.containment import Action, Containment, refused
 from vallum.operator.detector import CHUNK, MAX_DELAY, Detector
-from vallum.operator.events import AUTH_FAILURES, RequestEvent
-from vallum.operator.rules import Tuning
+from vallum.operator.request_events import AUTH_FAILURES, RequestEvent
 from vallum.operator.scoring import KindScore, false_quarantines, per_thousand, score_alerts
 from vallum.operator.simulate import Trace, generate
 

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from vallum.operator.alerts import human_bytes
-from vallum.operator.events import LEVELS
 from vallum.operator.profile import Profile, hour_of_week, network_of
+from vallum.operator.request_events import LEVELS
 from vallum.operator.signals import Window
 
 Finding = tuple[float, str, dict]          # (score, reason, features)
