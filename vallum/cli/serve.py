@@ -54,6 +54,7 @@ def serve(
         False, "--require-signed-payload", help=BY_KEY["require_signed_payload"].help
         + "; env VALLUM_REQUIRE_SIGNED_PAYLOAD"),
     disk_reserve: str = _opt("disk_reserve"),
+    blobs: str = _opt("blobs"),
     header_timeout: float = _opt("header_timeout"),
     body_timeout: float = _opt("body_timeout"),
     keep_alive_timeout: float = _opt("keep_alive_timeout"),

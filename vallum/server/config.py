@@ -51,6 +51,8 @@ class Config:
     fips: bool = False                  # approved algorithms only (security/fips.py)
     # Tenant compute from a root gateway (compute/sandbox.py refuses it otherwise).
     allow_root_compute: bool = False
+    # Blobs on an upstream S3 store: s3://BUCKET/PREFIX@http(s)://HOST[:PORT] (storage/s3upstream.py).
+    blobs: str | None = None
     # Where each setting given came from ("flag", "env", "file"): the banner names the file's.
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -136,6 +138,13 @@ def _reserve(value: Any) -> str:
     return text
 
 
+def _blobs(value: Any) -> str | None:
+    from vallum.storage.s3upstream import parse_spec  # boto3 only when configured
+
+    text = _text(value).strip()
+    return str(parse_spec(text)) if text else None
+
+
 def _log_format(value: Any) -> str:
     text = _text(value).strip().lower()
     if text not in ("text", "json"):
@@ -175,6 +184,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("disk_reserve", "VALLUM_DISK_RESERVE", _reserve,
             f"Free space kept for deletes and audit; new writes get 507 below it; the larger "
             f"of comma-separated sizes and percentages (default {DEFAULT_RESERVE})"),
+    Setting("blobs", "VALLUM_BLOBS", _blobs,
+            "Keep object bodies (encrypted) in an upstream S3 store: s3://BUCKET/PREFIX@http(s)://HOST[:PORT]; "
+            "credentials from VALLUM_BLOBS_ACCESS_KEY/VALLUM_BLOBS_SECRET_KEY or a 0600 "
+            "VALLUM_BLOBS_CREDENTIALS_FILE, CA bundle VALLUM_BLOBS_CA_BUNDLE (default: the data dir)"),
     Setting("header_timeout", "VALLUM_HEADER_TIMEOUT", _seconds,
             "Seconds a client has to send a request's line and headers (default 30)"),
     Setting("body_timeout", "VALLUM_BODY_TIMEOUT", _seconds,
