@@ -50,6 +50,7 @@ ENV_ACCESS_KEY = "VALLUM_BLOBS_ACCESS_KEY"
 ENV_SECRET_KEY = "VALLUM_BLOBS_SECRET_KEY"  # noqa: S105 - a variable name
 ENV_CREDENTIALS_FILE = "VALLUM_BLOBS_CREDENTIALS_FILE"
 ENV_CA_BUNDLE = "VALLUM_BLOBS_CA_BUNDLE"
+ENV_ATTEMPTS = "VALLUM_BLOBS_ATTEMPTS"
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _PREFIX_RE = re.compile(r"[A-Za-z0-9._/-]{0,512}")
 _ID_RE = re.compile(r"[0-9a-f]{32}")
@@ -128,7 +129,10 @@ def from_spec(text: str, env: dict[str, str] | Any = None) -> S3UpstreamBlobStor
     ca = env.get(ENV_CA_BUNDLE) or None
     if ca is not None and not Path(ca).is_file():
         raise ValueError(f"{ENV_CA_BUNDLE}: no such file {ca}")
-    return S3UpstreamBlobStore(spec, ak, sk, ca_bundle=ca)
+    attempts = env.get(ENV_ATTEMPTS) or str(ATTEMPTS)
+    if not attempts.isdigit() or not 1 <= int(attempts) <= 10:
+        raise ValueError(f"{ENV_ATTEMPTS} must be a number of tries from 1 to 10")
+    return S3UpstreamBlobStore(spec, ak, sk, ca_bundle=ca, attempts=int(attempts))
 
 
 def _code(exc: ClientError) -> str:
@@ -163,9 +167,16 @@ class S3UpstreamBlobStore(BlobStore):
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
-        self.client = boto3.session.Session().client(
+        session = boto3.session.Session()
+        self.client = session.client(
             "s3", endpoint_url=spec.endpoint, aws_access_key_id=access_key,
             aws_secret_access_key=secret_key, region_name="us-east-1", config=config,
+            verify=ca_bundle if ca_bundle else True)
+        # Clean-up after a failed write tries once: `sweep` removes whatever it leaves.
+        self.cleanup = session.client(
+            "s3", endpoint_url=spec.endpoint, aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key, region_name="us-east-1",
+            config=config.merge(BotoConfig(retries={"mode": "standard", "max_attempts": 1})),
             verify=ca_bundle if ca_bundle else True)
 
     def key(self, blob_id: str) -> str:
@@ -187,6 +198,7 @@ class S3UpstreamBlobStore(BlobStore):
 
     async def close(self) -> None:
         await asyncio.to_thread(self.client.close)
+        await asyncio.to_thread(self.cleanup.close)
 
     # --- writing -------------------------------------------------------------------------
     def writer(self) -> S3UpstreamBlobWriter:
@@ -320,6 +332,7 @@ class S3UpstreamBlobWriter(BlobWriter):
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
         self._state = "open"       # open -> committing -> committed | aborted | failed
+        self._commit_failed = False   # the upstream may have applied a commit we never saw answered
 
     def _check_open(self) -> None:
         if self._state != "open":
@@ -361,6 +374,7 @@ class S3UpstreamBlobWriter(BlobWriter):
                     await self._upload_part(bytes(self._buf))
                 await self._complete()
         except BaseException:
+            self._commit_failed = True
             if self._state == "committing":
                 self._state = "failed"
             raise
@@ -392,16 +406,15 @@ class S3UpstreamBlobWriter(BlobWriter):
     async def abort(self) -> None:
         if self._state in ("committed", "aborted"):
             return
-        failed_commit = self._state == "failed"
         self._state = "aborted"
         self._buf = bytearray()
         s = self._store
         try:
             if self._upload_id is not None:
-                await s._call("AbortMultipartUpload", s.client.abort_multipart_upload,
+                await s._call("AbortMultipartUpload", s.cleanup.abort_multipart_upload,
                               Key=self._key, UploadId=self._upload_id)
                 self._upload_id = None
-            if failed_commit:      # the upstream may have applied a commit we never saw answered
-                await s.delete([self.blob_id])
+            if self._commit_failed:
+                await s._call("DeleteObject", s.cleanup.delete_object, Key=self._key)
         except StorageError:
             pass                   # the upstream is away: `sweep` removes what is left
