@@ -159,3 +159,33 @@ def test_upstream_stopped_mid_upload_gives_503_and_no_object(gateway, upstream, 
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
     assert set(upstream.objects()) == before                     # no whole or partial object
     assert s3.get_object(Bucket=bucket, Key="before")["Body"].read() == acknowledged
+
+
+def test_the_start_up_sweep_removes_orphans_and_never_a_live_blob(upstream, tmp_path):
+    """A gateway restarted with no grace on the same upstream and data directory: its start-up
+    sweep aborts the interrupted upload and deletes the unreferenced blob, and every object
+    acknowledged before still reads back."""
+    prefix, data_dir = "sweep/", tmp_path / "data"
+    first = start_server(data_dir, "--blobs", upstream.spec(prefix), env=upstream.env())
+    try:
+        s3 = first.client()
+        s3.create_bucket(Bucket="swept")
+        live = {f"k{i}": os.urandom(100_000 + i) for i in range(3)}
+        for key, body in live.items():
+            s3.put_object(Bucket="swept", Key=key, Body=body)
+    finally:
+        stop_server(first)
+    raw = upstream.client()
+    orphan = prefix + "0" * 32
+    raw.put_object(Bucket=upstream.bucket, Key=orphan, Body=b"left by a crash")
+    raw.create_multipart_upload(Bucket=upstream.bucket, Key=prefix + "1" * 32)
+    assert len(upstream.objects(prefix)) == 4
+    second = start_server(data_dir, "--blobs", upstream.spec(prefix),
+                          env=upstream.env() | {"VALLUM_BLOBS_SWEEP_GRACE": "0"})
+    try:
+        assert len(upstream.objects(prefix)) == 3 and orphan not in upstream.objects(prefix)
+        assert not raw.list_multipart_uploads(Bucket=upstream.bucket, Prefix=prefix).get("Uploads")
+        for key, body in live.items():
+            assert second.client().get_object(Bucket="swept", Key=key)["Body"].read() == body
+    finally:
+        stop_server(second)

@@ -51,6 +51,7 @@ ENV_SECRET_KEY = "VALLUM_BLOBS_SECRET_KEY"  # noqa: S105 - a variable name
 ENV_CREDENTIALS_FILE = "VALLUM_BLOBS_CREDENTIALS_FILE"
 ENV_CA_BUNDLE = "VALLUM_BLOBS_CA_BUNDLE"
 ENV_ATTEMPTS = "VALLUM_BLOBS_ATTEMPTS"
+ENV_SWEEP_GRACE = "VALLUM_BLOBS_SWEEP_GRACE"
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _PREFIX_RE = re.compile(r"[A-Za-z0-9._/-]{0,512}")
 _ID_RE = re.compile(r"[0-9a-f]{32}")
@@ -132,7 +133,11 @@ def from_spec(text: str, env: dict[str, str] | Any = None) -> S3UpstreamBlobStor
     attempts = env.get(ENV_ATTEMPTS) or str(ATTEMPTS)
     if not attempts.isdigit() or not 1 <= int(attempts) <= 10:
         raise ValueError(f"{ENV_ATTEMPTS} must be a number of tries from 1 to 10")
-    return S3UpstreamBlobStore(spec, ak, sk, ca_bundle=ca, attempts=int(attempts))
+    grace = env.get(ENV_SWEEP_GRACE) or str(int(SWEEP_GRACE))
+    if not grace.isdigit():
+        raise ValueError(f"{ENV_SWEEP_GRACE} must be a whole number of seconds")
+    return S3UpstreamBlobStore(spec, ak, sk, ca_bundle=ca, attempts=int(attempts),
+                               sweep_grace=float(grace))
 
 
 def _code(exc: ClientError) -> str:
