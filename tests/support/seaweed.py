@@ -89,4 +89,4 @@ def seaweed(base_dir: Path) -> Iterator[Upstream]:
         up.client().create_bucket(Bucket=bucket)
         yield up
     finally:
-        server.stop()
+        server.stop(grace=5)

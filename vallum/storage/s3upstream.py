@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
+from urllib3.exceptions import HTTPError
 
 from vallum.storage.base import (
     CHUNK,
@@ -165,6 +166,7 @@ class S3UpstreamBlobStore(BlobStore):
         self.spec = spec
         self.part_size = part_size
         self.sweep_grace = sweep_grace
+        self.attempts = attempts
         config = BotoConfig(
             retries={"mode": "standard", "max_attempts": attempts},
             connect_timeout=10, read_timeout=60, max_pool_connections=64,
@@ -242,19 +244,33 @@ class S3UpstreamBlobStore(BlobStore):
             return
         body = resp["Body"]
         try:
-            total = _total_length(resp)
-            check_size(blob_id, total, expect_size)
-            remaining = int(resp["ContentLength"])
-            while remaining > 0:
-                want = min(chunk_size, remaining)
+            check_size(blob_id, _total_length(resp), expect_size)
+            etag = resp.get("ETag")
+            pos, stop = start, start + int(resp["ContentLength"])
+            tries = 1
+            while pos < stop:
+                want = min(chunk_size, stop - pos)
                 try:
                     data = await asyncio.to_thread(_read_exactly, body, want)
-                except (BotoCoreError, OSError) as exc:
-                    raise _unavailable("GetObject body", exc) from None
-                if len(data) != want:
-                    raise StorageUnavailable(f"upstream body of {blob_id} ended early")
-                remaining -= want
-                yield data
+                except (BotoCoreError, OSError, HTTPError) as exc:
+                    data, failure = b"", exc
+                else:
+                    failure = None
+                if len(data) == want:
+                    pos += want
+                    yield data
+                    continue
+                # The connection broke mid-body: ask again for the rest of this same blob
+                # (If-Match: the bytes we already sent stay consistent with what follows).
+                if tries >= self.attempts:
+                    raise _unavailable("GetObject body", failure or EOFError("short body"))
+                tries += 1
+                body.close()
+                await asyncio.sleep(min(2.0 ** tries * 0.1, 5.0))
+                extra = {"IfMatch": etag} if etag else {}
+                resp = await self._call("GetObject", self.client.get_object, Key=key,
+                                        Range=f"bytes={pos}-{stop - 1}", **extra)
+                body = resp["Body"]
         finally:
             body.close()
 

@@ -195,3 +195,42 @@ def test_sweep_spares_young_blobs_and_other_prefixes_and_aborts_old_uploads(upst
             await s.close()
 
     asyncio.run(main())
+
+
+def test_a_read_cut_mid_body_resumes_or_fails_and_never_gives_wrong_bytes(upstream):
+    data = os.urandom(48 * 1024 * 1024)
+
+    async def main():
+        store = upstream.store(prefix=fresh_prefix())
+        blob_id = await store.put(data)
+        # The upstream dies after the first chunk and stays away: a clean error, and what
+        # came before it is a true prefix of the blob.
+        impatient = upstream.store(prefix=store.spec.prefix, attempts=2)
+        got = []
+        with pytest.raises(StorageUnavailable):
+            async for chunk in impatient.read(blob_id):
+                got.append(chunk)
+                if len(got) == 1:
+                    upstream.pause()
+        joined = b"".join(got)
+        assert len(joined) < len(data) and data.startswith(joined)
+        # It dies, then comes back while the reader retries: the whole blob, byte for byte.
+        await asyncio.to_thread(upstream.resume)
+        gets: list[str] = []
+        store.client.meta.events.register("before-call.s3.GetObject",
+                                          lambda params, **_: gets.append(params["headers"]["Range"]))
+        got = []
+        restart = None
+        async for chunk in store.read(blob_id):
+            got.append(chunk)
+            if len(got) == 1:
+                upstream.pause()
+                restart = asyncio.get_running_loop().run_in_executor(None, upstream.resume)
+        await restart
+        assert b"".join(got) == data
+        assert len(gets) > 1 and gets[0] == "bytes=0-" and gets[-1].startswith("bytes=") \
+            and gets[-1] != gets[0], gets                      # resumed, not restarted
+        await store.close()
+        await impatient.close()
+
+    asyncio.run(main())
