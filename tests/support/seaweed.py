@@ -69,6 +69,8 @@ class Upstream:
     def resume(self) -> None:
         """Start it again with the same argv (same data, same ports); wait until ready."""
         old = self.server
+        if old.proc.poll() is None:
+            return                       # still running (never paused): one process only
         servers._RUNNING.pop(old.proc.pid, None)
         with open(old.log_path, "ab") as log:
             old.proc = subprocess.Popen(old.proc.args, cwd=old.workdir,
