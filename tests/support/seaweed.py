@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,7 +62,7 @@ class Upstream:
 
     def pause(self) -> None:
         """Stop the upstream (SIGKILL of its group), keeping its files."""
-        os.killpg(self.server.proc.pid, 9)
+        os.killpg(self.server.proc.pid, signal.SIGKILL)
         self.server.proc.wait(timeout=10)
         for leftover in self.server.extra.get("leftovers", []):
             Path(leftover).unlink(missing_ok=True)

@@ -354,6 +354,7 @@ class S3UpstreamBlobWriter(BlobWriter):
         self._parts: list[dict[str, Any]] = []
         self._state = "open"       # open -> committing -> committed | aborted | failed
         self._commit_failed = False   # the upstream may have applied a commit we never saw answered
+        self._inflight: asyncio.Future[None] | None = None
 
     def _check_open(self) -> None:
         if self._state != "open":
@@ -367,17 +368,30 @@ class S3UpstreamBlobWriter(BlobWriter):
             while len(self._buf) >= self._store.part_size:
                 part = bytes(self._buf[:self._store.part_size])
                 del self._buf[:self._store.part_size]
-                await self._upload_part(part)
+                await self._send(part)
         except BaseException:
             if self._state == "open":
                 self._state = "failed"
             raise
 
-    async def _upload_part(self, part: bytes) -> None:
+    async def _send(self, part: bytes) -> None:
+        """Upload ``part`` while the caller reads the next one: at most one part in flight
+        and one filling, so memory stays at two parts and parts complete in order."""
+        await self._settle()
         s = self._store
         if self._upload_id is None:
             resp = await s._call("CreateMultipartUpload", s.client.create_multipart_upload, Key=self._key)
             self._upload_id = resp["UploadId"]
+        self._inflight = asyncio.ensure_future(self._upload_part(part))
+
+    async def _settle(self) -> None:
+        """Wait for the part in flight (its error, if any, raises here)."""
+        task, self._inflight = self._inflight, None
+        if task is not None:
+            await task
+
+    async def _upload_part(self, part: bytes) -> None:
+        s = self._store
         number = len(self._parts) + 1
         resp = await s._call("UploadPart", s.client.upload_part, Key=self._key,
                              UploadId=self._upload_id, PartNumber=number, Body=part)
@@ -388,6 +402,7 @@ class S3UpstreamBlobWriter(BlobWriter):
         self._state = "committing"
         s = self._store
         try:
+            await self._settle()
             if self._upload_id is None:
                 await s._call("PutObject", s.client.put_object, Key=self._key, Body=bytes(self._buf))
             else:
@@ -431,6 +446,10 @@ class S3UpstreamBlobWriter(BlobWriter):
         self._buf = bytearray()
         s = self._store
         try:
+            try:
+                await self._settle()            # let a part in flight finish (or fail) first
+            except StorageError:
+                pass
             if self._upload_id is not None:
                 await s._call("AbortMultipartUpload", s.cleanup.abort_multipart_upload,
                               Key=self._key, UploadId=self._upload_id)
