@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -189,3 +191,24 @@ def test_the_start_up_sweep_removes_orphans_and_never_a_live_blob(upstream, tmp_
             assert second.client().get_object(Bucket="swept", Key=key)["Body"].read() == body
     finally:
         stop_server(second)
+
+
+@pytest.mark.parametrize("blobs,env,expect", [
+    ("s3://bkt/p@gopher://127.0.0.1:1", {}, (2, "upstream endpoint must be")),
+    ("s3://bkt/p@http://AKID:HIDDENSECRET@127.0.0.1:1", {}, (2, "credentials do not belong")),
+    ("s3://bkt/p@http://127.0.0.1:1", {}, (1, "VALLUM_BLOBS_ACCESS_KEY")),
+    ("s3://bkt/p@http://127.0.0.1:1", {"VALLUM_BLOBS_ACCESS_KEY": "AK",
+                                        "VALLUM_BLOBS_SECRET_KEY": "HIDDENSECRET",
+                                        "VALLUM_BLOBS_ATTEMPTS": "1"}, (1, "HeadBucket failed")),
+], ids=["bad-endpoint", "secret-in-url", "no-credentials", "unreachable"])
+def test_bad_blob_settings_refuse_to_start(tmp_path, blobs, env, expect):
+    """A bad --blobs value, missing credentials or an unreachable upstream: `vallum serve`
+    exits with a one-line reason and never echoes the secret."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("VALLUM_BLOBS")}
+    done = subprocess.run([sys.executable, "-m", "vallum", "serve", "--data-dir", str(tmp_path / "d"),
+                           "--address", "127.0.0.1:1", "--blobs", blobs],
+                          env=clean | env, capture_output=True, text=True, timeout=120)
+    code, reason = expect
+    assert done.returncode == code, done.stderr
+    assert reason in done.stderr and "Traceback" not in done.stderr
+    assert "HIDDENSECRET" not in done.stderr.replace(blobs, "") + done.stdout

@@ -28,6 +28,7 @@ from vallum.server.lifecycle import sweep_orphans
 from vallum.server.limits import GuardedHttpProtocol, raise_open_files
 from vallum.server.logs import log_config
 from vallum.service.clock import TEST_CLOCK_ENV, TEST_CLOCK_NAME
+from vallum.storage.base import StorageError
 
 
 def _opt(key: str) -> Any:
@@ -99,7 +100,7 @@ def serve(
         creds = load_or_create(config.data_dir)
         audit_key = ensure_signing_key(config.data_dir / AUDIT_DIR) if audit_on() else None
         removed = asyncio.run(sweep_orphans(config))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, StorageError) as exc:     # StorageError: an unreachable upstream
         typer.echo(f"vallum serve: {exc}", err=True)
         raise typer.Exit(1) from None
     print(f"Vallum S3 endpoint: {config.endpoint}  (region {config.region})", flush=True)
