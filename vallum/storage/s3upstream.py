@@ -18,6 +18,7 @@ import asyncio
 import os
 import re
 import stat
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -46,6 +47,7 @@ from vallum.storage.base import (
 
 PART_SIZE = 8 * 1024 * 1024          # upstream multipart part (S3 minimum is 5 MiB)
 SWEEP_GRACE = 3600.0                 # seconds an unreferenced blob is presumed in flight
+SIZE_CACHE = 65536                   # blob lengths remembered (blobs are immutable)
 ATTEMPTS = 5                         # botocore tries per call (standard mode: backoff + jitter)
 ENV_ACCESS_KEY = "VALLUM_BLOBS_ACCESS_KEY"
 ENV_SECRET_KEY = "VALLUM_BLOBS_SECRET_KEY"  # noqa: S105 - a variable name
@@ -167,6 +169,9 @@ class S3UpstreamBlobStore(BlobStore):
         self.part_size = part_size
         self.sweep_grace = sweep_grace
         self.attempts = attempts
+        # Lengths seen on write or read: an encrypted GET asks for the length after the
+        # header, and this saves that HEAD. Only delete (here) removes a blob of this prefix.
+        self._sizes: OrderedDict[str, int] = OrderedDict()
         config = BotoConfig(
             retries={"mode": "standard", "max_attempts": attempts},
             connect_timeout=10, read_timeout=60, max_pool_connections=64,
@@ -214,11 +219,23 @@ class S3UpstreamBlobStore(BlobStore):
     async def put(self, data: bytes) -> str:
         blob_id = new_blob_id()
         await self._call("PutObject", self.client.put_object, Key=self.key(blob_id), Body=bytes(data))
+        self.remember(blob_id, len(data))
         return blob_id
 
     # --- reading -------------------------------------------------------------------------
+    def remember(self, blob_id: str, size: int) -> None:
+        self._sizes[blob_id] = size
+        self._sizes.move_to_end(blob_id)
+        if len(self._sizes) > SIZE_CACHE:
+            self._sizes.popitem(last=False)
+
     async def size(self, blob_id: str) -> int:
-        head = await self._call("HeadObject", self.client.head_object, Key=self.key(blob_id))
+        key = self.key(blob_id)
+        known = self._sizes.get(blob_id)
+        if known is not None:
+            return known
+        head = await self._call("HeadObject", self.client.head_object, Key=key)
+        self.remember(blob_id, int(head["ContentLength"]))
         return int(head["ContentLength"])
 
     def read(self, blob_id: str, start: int = 0, end: int | None = None,
@@ -244,7 +261,9 @@ class S3UpstreamBlobStore(BlobStore):
             return
         body = resp["Body"]
         try:
-            check_size(blob_id, _total_length(resp), expect_size)
+            total = _total_length(resp)
+            self.remember(blob_id, total)
+            check_size(blob_id, total, expect_size)
             etag = resp.get("ETag")
             pos, stop = start, start + int(resp["ContentLength"])
             tries = 1
@@ -277,6 +296,8 @@ class S3UpstreamBlobStore(BlobStore):
     # --- removal -------------------------------------------------------------------------
     async def delete(self, blob_ids: list[str]) -> None:
         keys = [self.key(b) for b in blob_ids]
+        for b in blob_ids:
+            self._sizes.pop(b, None)
         for i in range(0, len(keys), 1000):
             batch = [{"Key": k} for k in keys[i:i + 1000]]
             resp = await self._call("DeleteObjects", self.client.delete_objects,
@@ -418,6 +439,7 @@ class S3UpstreamBlobWriter(BlobWriter):
         if self._state != "committing":
             raise StorageError(f"writer for {self.blob_id} was aborted during commit")
         self._state = "committed"
+        s.remember(self.blob_id, self._size)
         return self._size
 
     async def _complete(self) -> None:

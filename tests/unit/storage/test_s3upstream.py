@@ -234,3 +234,24 @@ def test_a_read_cut_mid_body_resumes_or_fails_and_never_gives_wrong_bytes(upstre
         await impatient.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("code,status,expect", [
+    ("SlowDown", 503, "SlowDown"), ("InternalError", 500, "ServiceUnavailable"),
+    ("AccessDenied", 403, "ServiceUnavailable"), ("ServiceUnavailable", 503, "ServiceUnavailable"),
+])
+def test_upstream_failures_become_503_codes_without_details(code, status, expect):
+    """What the client is answered for an upstream error botocore gave up on: never a 500,
+    never the upstream's message (it may name the upstream bucket or key)."""
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    from vallum.s3 import errors
+    from vallum.storage.s3upstream import _unavailable
+
+    exc = ClientError({"Error": {"Code": code, "Message": "bucket vallum-secret-bucket"},
+                       "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject")
+    mapped = _unavailable("PutObject", exc)
+    assert mapped.code == expect and errors.by_code(mapped.code).status == 503
+    assert "vallum-secret-bucket" not in str(mapped)
+    down = _unavailable("GetObject", EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
+    assert down.code == "ServiceUnavailable" and "127.0.0.1" not in str(down)
