@@ -67,6 +67,17 @@ class Upstream:
         for leftover in self.server.extra.get("leftovers", []):
             Path(leftover).unlink(missing_ok=True)
 
+    def serve_tls(self, certs: Path) -> str:
+        """Restart it also serving S3 over HTTPS with a `vallum certs dev` certificate;
+        the https endpoint."""
+        port = servers.free_ports(1)[0]
+        self.pause()
+        self.server.proc.args = [*self.server.proc.args, f"-s3.port.https={port}",
+                                 f"-s3.cert.file={certs / 'server.pem'}",
+                                 f"-s3.key.file={certs / 'server.key'}"]
+        self.resume()
+        return f"https://127.0.0.1:{port}"
+
     def resume(self) -> None:
         """Start it again with the same argv (same data, same ports); wait until ready."""
         old = self.server

@@ -255,3 +255,28 @@ def test_upstream_failures_become_503_codes_without_details(code, status, expect
     assert "vallum-secret-bucket" not in str(mapped)
     down = _unavailable("GetObject", EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
     assert down.code == "ServiceUnavailable" and "127.0.0.1" not in str(down)
+
+
+def test_an_https_upstream_is_verified_against_the_ca_bundle(tmp_path):
+    """With VALLUM_BLOBS_CA_BUNDLE the upstream's certificate must chain to that CA; without
+    it (the system's CAs) the same upstream is refused: no silent plain or unverified TLS."""
+    from tests.support.server import dev_certs
+
+    certs = dev_certs(tmp_path / "certs")
+    with seaweed(tmp_path) as up:
+        endpoint = up.serve_tls(certs)
+        env = up.env() | {"VALLUM_BLOBS_ATTEMPTS": "1"}
+
+        async def main():
+            spec = f"s3://{up.bucket}/tls/@{endpoint}"
+            trusted = from_spec(spec, env | {"VALLUM_BLOBS_CA_BUNDLE": str(certs / "ca.pem")})
+            await trusted.open()
+            blob_id = await trusted.put(b"over tls")
+            assert b"".join([c async for c in trusted.read(blob_id)]) == b"over tls"
+            await trusted.close()
+            untrusted = from_spec(spec, env)
+            with pytest.raises(StorageUnavailable):
+                await untrusted.open()
+            await untrusted.close()
+
+        asyncio.run(main())
