@@ -280,3 +280,25 @@ def test_an_https_upstream_is_verified_against_the_ca_bundle(tmp_path):
             await untrusted.close()
 
         asyncio.run(main())
+
+
+def test_a_completion_applied_upstream_but_never_answered_is_accepted_once_whole(upstream):
+    """Idempotent commit: the upstream completed the upload but its answer was lost, and the
+    completion is sent again. SeaweedFS answers it 200; AWS and Ceph answer NoSuchUpload,
+    which the writer accepts after checking the object's length (not reachable here)."""
+    client = upstream.client()
+
+    async def main():
+        store = upstream.store(prefix=fresh_prefix())
+        w = store.writer()
+        data = os.urandom(2 * PART_SIZE)
+        await w.write(data)
+        await w._settle()                                   # both parts are up
+        client.complete_multipart_upload(Bucket=upstream.bucket, Key=store.key(w.blob_id),
+                                         UploadId=w._upload_id,
+                                         MultipartUpload={"Parts": w._parts})
+        assert await w.commit() == len(data)
+        assert b"".join([c async for c in store.read(w.blob_id)]) == data
+        await store.close()
+
+    asyncio.run(main())
