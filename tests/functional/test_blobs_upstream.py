@@ -212,3 +212,50 @@ def test_bad_blob_settings_refuse_to_start(tmp_path, blobs, env, expect):
     assert done.returncode == code, done.stderr
     assert reason in done.stderr and "Traceback" not in done.stderr
     assert "HIDDENSECRET" not in done.stderr.replace(blobs, "") + done.stdout
+
+
+def test_kill_9_of_the_gateway_during_uploads_loses_no_acknowledged_object(upstream, tmp_path):
+    prefix, data_dir = "kill9/", tmp_path / "data"
+    env = upstream.env() | {"VALLUM_BLOBS_SWEEP_GRACE": "0"}
+    first = start_server(data_dir, "--blobs", upstream.spec(prefix), env=env)
+    try:
+        first.client().create_bucket(Bucket="kill-nine")
+    except BaseException:
+        stop_server(first)
+        raise
+    acked: dict[str, bytes] = {}
+    stop = threading.Event()
+
+    def writer(n: int) -> None:
+        s3 = first.client()
+        i = 0
+        while not stop.is_set():
+            key, body = f"w{n}-{i}", os.urandom(70_000 + 4096 * (i % 8)) * (1 + (i % 3) * 40)
+            try:
+                s3.put_object(Bucket="kill-nine", Key=key, Body=body)
+            except Exception:
+                return                                  # the gateway is gone: not acknowledged
+            acked[key] = body
+            i += 1
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 30
+    while len(acked) < 12 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop_server(first, sig="kill")
+    stop.set()
+    for t in threads:
+        t.join()
+    assert len(acked) >= 12
+    second = start_server(data_dir, "--blobs", upstream.spec(prefix), env=env)
+    try:
+        s3 = second.client()
+        for key, body in acked.items():
+            assert s3.get_object(Bucket="kill-nine", Key=key)["Body"].read() == body, key
+        # The sweep left exactly the blobs the metadata references.
+        listed = s3.list_objects_v2(Bucket="kill-nine")["KeyCount"]
+        assert len(upstream.objects(prefix)) == listed >= len(acked)
+    finally:
+        stop_server(second)
