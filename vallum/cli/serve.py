@@ -105,6 +105,8 @@ def serve(
         raise typer.Exit(1) from None
     print(f"Vallum S3 endpoint: {config.endpoint}  (region {config.region})", flush=True)
     print(f"Data directory:     {config.data_dir}", flush=True)
+    if config.blobs:
+        print(f"Object bodies:      {config.blobs}", flush=True)
     if config_file:
         from_file = sorted(k for k, where in config.sources.items() if where == "file")
         print(f"Config file:        {config_file} ({', '.join(from_file) or 'every setting overridden'})",
