@@ -314,8 +314,12 @@ class S3UpstreamBlobStore(BlobStore):
         cutoff = datetime.now(UTC) - timedelta(seconds=self.sweep_grace)
         count = 0
         uploads = self.client.get_paginator("list_multipart_uploads")
-        for page in await asyncio.to_thread(
-                lambda: list(uploads.paginate(Bucket=self.spec.bucket, Prefix=self.spec.prefix))):
+        try:
+            upload_pages = await asyncio.to_thread(
+                lambda: list(uploads.paginate(Bucket=self.spec.bucket, Prefix=self.spec.prefix)))
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable("ListMultipartUploads", exc) from None
+        for page in upload_pages:
             for up in page.get("Uploads", []):
                 if up["Initiated"] <= cutoff and _ID_RE.fullmatch(up["Key"][len(self.spec.prefix):]):
                     await self._call("AbortMultipartUpload", self.client.abort_multipart_upload,
