@@ -4,7 +4,7 @@ Each blob is one upstream object ``PREFIX<blob id>``: the upstream sees opaque i
 (behind EncryptedBlobStore, see security/setup.py) ciphertext only; keys, labels and
 metadata stay in the gateway's data directory. A blob is visible only once the upstream
 acknowledged it: a small blob is one PutObject, a large one a multipart upload completed
-at commit (parts go up as they fill, so memory stays at about one part per writer), so
+at commit (one part uploading while the next fills: about two parts of memory per writer), so
 an interrupted write leaves no object, only an incomplete upload for `sweep`.
 
 botocore retries 5xx, throttling and connection errors with jittered exponential
