@@ -31,6 +31,7 @@ from vallum.server.connection_limits import GuardedHttpProtocol, raise_open_file
 from vallum.server.lifespan import sweep_orphans
 from vallum.server.logs import log_config
 from vallum.service.clock import TEST_CLOCK_ENV, TEST_CLOCK_NAME
+from vallum.storage.base import StorageError
 
 
 def _opt(key: str) -> Any:
@@ -57,6 +58,7 @@ def serve(
         False, "--require-signed-payload", help=BY_KEY["require_signed_payload"].help
         + "; env VALLUM_REQUIRE_SIGNED_PAYLOAD"),
     disk_reserve: str = _opt("disk_reserve"),
+    blobs: str = _opt("blobs"),
     header_timeout: float = _opt("header_timeout"),
     body_timeout: float = _opt("body_timeout"),
     keep_alive_timeout: float = _opt("keep_alive_timeout"),
@@ -108,7 +110,7 @@ def serve(
         creds = load_or_create(config.data_dir)
         audit_key = ensure_signing_key(config.data_dir / AUDIT_DIR) if audit_on() else None
         removed = asyncio.run(sweep_orphans(config))
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError, StorageError) as exc:   # StorageError: an unreachable upstream
         typer.echo(f"vallum serve: {exc}", err=True)
         raise typer.Exit(1) from None
     print(f"Vallum S3 endpoint: {config.endpoint}  (region {config.region})", flush=True)
@@ -116,6 +118,8 @@ def serve(
     if config.meta:
         print(f"Object metadata:    PostgreSQL {redacted(config.meta)} (IAM, compute, operator "
               "state and audit stay on SQLite in the data directory)", flush=True)
+    if config.blobs:
+        print(f"Object bodies:      {config.blobs}", flush=True)
     if config_file:
         from_file = sorted(k for k, where in config.sources.items() if where == "file")
         print(f"Config file:        {config_file} ({', '.join(from_file) or 'every setting overridden'})",

@@ -34,7 +34,7 @@ from vallum.security.audit.log import AuditError
 from vallum.server import admin, diskguard, lifespan
 from vallum.server.state import Services
 from vallum.service import integrity
-from vallum.storage.base import StorageError
+from vallum.storage.base import StorageError, StorageUnavailable
 from vallum.storage.headroom import StorageFull
 
 log = logging.getLogger("vallum.gateway")
@@ -164,6 +164,10 @@ class Gateway:
         except StorageFull as exc:         # the disk reserve was reached while writing
             error_code = "XMinioStorageFull"
             response = api.render_error(diskguard.storage_full(request_id, exc), request_id, path)
+        except StorageUnavailable as exc:  # the upstream blob store is away: retry later
+            log.warning("request %s: %s", request_id, exc)
+            error_code = exc.code
+            response = api.render_error(errors.by_code(exc.code)(), request_id, path)
         except StorageError as exc:        # a stored body failed its integrity check, or is gone
             error_code = "InternalError"
             response = api.render_error(integrity.failed(request, request_id, exc), request_id, path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -53,6 +54,8 @@ class Config:
     allow_root_compute: bool = False
     # postgresql://... : object metadata on PostgreSQL (docs/scale-out.md); None: SQLite.
     meta: str | None = None
+    # Blobs on an upstream S3 store: s3://BUCKET/PREFIX@http(s)://HOST[:PORT] (storage/s3upstream.py).
+    blobs: str | None = None
     # Where each setting given came from ("flag", "env", "file"): the banner names the file's.
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -147,6 +150,11 @@ def _meta_url(value: Any) -> str | None:
     if text is not None and not text.startswith(("postgresql://", "postgres://")):
         raise ValueError("must be a postgresql:// URL")
     return text
+def _blobs(value: Any) -> str | None:
+    from vallum.storage.s3upstream import parse_spec  # boto3 only when configured
+
+    text = _text(value).strip()
+    return str(parse_spec(text)) if text else None
 
 
 def _log_format(value: Any) -> str:
@@ -188,6 +196,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("disk_reserve", "VALLUM_DISK_RESERVE", _reserve,
             f"Free space kept for deletes and audit; new writes get 507 below it; the larger "
             f"of comma-separated sizes and percentages (default {DEFAULT_RESERVE})"),
+    Setting("blobs", "VALLUM_BLOBS", _blobs,
+            "Keep object bodies (encrypted) in an upstream S3 store: s3://BUCKET/PREFIX@http(s)://HOST[:PORT]; "
+            "credentials from VALLUM_BLOBS_ACCESS_KEY/VALLUM_BLOBS_SECRET_KEY or a 0600 "
+            "VALLUM_BLOBS_CREDENTIALS_FILE, CA bundle VALLUM_BLOBS_CA_BUNDLE (default: the data dir)"),
     Setting("header_timeout", "VALLUM_HEADER_TIMEOUT", _seconds,
             "Seconds a client has to send a request's line and headers (default 30)"),
     Setting("body_timeout", "VALLUM_BODY_TIMEOUT", _seconds,
@@ -211,6 +223,12 @@ SETTINGS: tuple[Setting, ...] = (
             "compute, operator state and audit stay on SQLite (default: all on SQLite)"),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
+
+
+def _shown(raw: Any) -> Any:
+    """A refused value as an error message may repeat it: credentials in a URL's user part
+    (``scheme://user:secret@host``) are never echoed."""
+    return re.sub(r"(://)[^/@\s]*@", r"\1***@", raw) if isinstance(raw, str) else raw
 
 
 def read_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -253,7 +271,7 @@ def load(flags: Mapping[str, Any] | None = None, config_file: str | None = None,
         try:
             value = s.check(raw)
         except ValueError as exc:
-            raise ValueError(f"invalid {where} {raw!r}: {exc}") from None
+            raise ValueError(f"invalid {where} {_shown(raw)!r}: {exc}") from None
         if s.key == "address":
             cfg.host, cfg.port = value
         else:

@@ -19,6 +19,7 @@ from vallum.server.config import Config, from_env
 from vallum.server.state import Services
 from vallum.service.clock import clock
 from vallum.service.lifecycle import LifecycleWorker
+from vallum.storage.base import BlobStore
 from vallum.storage.headroom import Headroom, parse_reserve
 from vallum.storage.localfs import LocalBlobStore
 
@@ -33,7 +34,7 @@ async def open_services(config: Config) -> Services:
     # Object metadata only: IAM, compute, operator state and audit stay in the data directory.
     meta = meta_store(config.meta_path, config.meta_url)
     headroom = Headroom(config.data_dir, parse_reserve(config.disk_reserve))
-    blobs = security_setup.blob_store(config.data_dir, LocalBlobStore(config.blob_root, headroom))
+    blobs = security_setup.blob_store(config.data_dir, _inner_blobs(config, headroom))
     await meta.open()
     await blobs.open()
     services = Services(config, meta, blobs, load_or_create(config.data_dir))
@@ -42,6 +43,15 @@ async def open_services(config: Config) -> Services:
     services.iam = iam_service.open_sqlite(config.data_dir, config.meta_path, services.root,
                                            services.owner_id)
     return services
+
+
+def _inner_blobs(config: Config, headroom: Headroom) -> BlobStore:
+    """The local disk, or the upstream S3 store ``--blobs`` names (always encrypted by the caller)."""
+    if config.blobs:
+        from vallum.storage.s3upstream import from_spec  # boto3 only when configured
+
+        return from_spec(config.blobs)
+    return LocalBlobStore(config.blob_root, headroom)
 
 
 async def close_services(services: Services) -> None:

@@ -45,6 +45,15 @@ class BlobCorrupt(StorageError):
     """A blob failed its integrity check: authentication (encrypted blobs) or its length."""
 
 
+class StorageUnavailable(StorageError):
+    """A remote blob store did not answer (after its retries): the client gets 503
+    (``SlowDown`` when the remote asked us to slow down), nothing is acknowledged."""
+
+    def __init__(self, message: str, *, slow_down: bool = False) -> None:
+        super().__init__(message)
+        self.code = "SlowDown" if slow_down else "ServiceUnavailable"
+
+
 def check_size(blob_id: str, actual: int, expect: int | None) -> None:
     """BlobCorrupt when a blob's length is not the one its metadata recorded."""
     if expect is not None and actual != expect:

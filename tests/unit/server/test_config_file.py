@@ -103,3 +103,14 @@ fips = true
 
 def test_defaults_need_no_file():
     assert load(None, None, env={}) == Config(data_dir=Path("./vallum-data").resolve())
+
+
+def test_a_refused_url_setting_never_echoes_its_credentials():
+    import pytest as _pytest
+
+    from vallum.server.config import load
+    for key, value in (("blobs", "s3://bkt/p@http://user:sekrit@127.0.0.1:1"),
+                       ("meta", "mysql://user:sekrit@db/x")):
+        with _pytest.raises(ValueError) as err:
+            load({key: value})
+        assert "sekrit" not in str(err.value) and "***@" in str(err.value)

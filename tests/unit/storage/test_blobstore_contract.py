@@ -1,25 +1,37 @@
-"""The BlobStore contract, run against the disk backend and its in-memory twin."""
+"""The BlobStore contract, run against the disk backend, its in-memory twin and the
+upstream S3 backend on a real SeaweedFS (one per module, a fresh prefix per test)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import re
+import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
+from tests.support.seaweed import seaweed
 from vallum.storage.base import BlobCorrupt, BlobMissing, BlobStore, StorageError
 from vallum.storage.localfs import LocalBlobStore
 from vallum.storage.memory import MemoryBlobStore
 
-BACKENDS = ["local", "memory"]
+BACKENDS = ["local", "memory", "s3upstream"]
 
 
-def make_store(kind: str, tmp_path: Path) -> BlobStore:
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory):
+    with seaweed(tmp_path_factory.mktemp("seaweed")) as up:
+        yield up
+
+
+def make_store(kind: str, tmp_path: Path, request) -> BlobStore:
     if kind == "memory":
         return MemoryBlobStore()
+    if kind == "s3upstream":
+        up = request.getfixturevalue("upstream")
+        return up.store(prefix=f"t{secrets.token_hex(4)}/", sweep_grace=0)
     return LocalBlobStore(tmp_path / "data")
 
 
@@ -29,7 +41,7 @@ def run(request, tmp_path) -> Callable[[Callable[[BlobStore], Awaitable[None]]],
 
     def runner(body: Callable[[BlobStore], Awaitable[None]]) -> None:
         async def main() -> None:
-            store = make_store(request.param, tmp_path)
+            store = make_store(request.param, tmp_path, request)
             await store.open()
             try:
                 await body(store)
