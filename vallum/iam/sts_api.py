@@ -82,8 +82,9 @@ def get_session_token(iam: Any, who: Principal, params: dict[str, str], rid: str
     return _response("GetSessionToken", _credentials(iam, session), rid)
 
 
-def assume_role(iam: Any, who: Principal, params: dict[str, str], rid: str,
-                keys: dict[str, Any]) -> bytes:
+def _role_request(params: dict[str, str]) -> tuple[str, str, str, str, str | None]:
+    """The parameters every AssumeRole* call shares, checked: (role ARN, session name,
+    account, role name, session policy text)."""
     arn = params.get("RoleArn", "")
     name = params.get("RoleSessionName", "")
     m = _ROLE_ARN.fullmatch(arn)
@@ -98,6 +99,12 @@ def assume_role(iam: Any, who: Principal, params: dict[str, str], rid: str,
             parsed(policy_text, "session")
         except MalformedPolicy as exc:
             raise STSError("MalformedPolicyDocument", str(exc)) from None
+    return arn, name, account, role_name, policy_text
+
+
+def assume_role(iam: Any, who: Principal, params: dict[str, str], rid: str,
+                keys: dict[str, Any]) -> bytes:
+    arn, name, account, role_name, policy_text = _role_request(params)
     # One answer for a missing role, a trust policy that refuses, and a clearance the
     # caller's does not dominate: another tenant learns nothing of what exists.
     def denied(rule: str) -> STSError:
@@ -145,20 +152,7 @@ def assume_role_with_web_identity(iam: Any, params: dict[str, str], rid: str,
     role's trust policy must allow its provider with the claims as condition keys, and the
     session's clearance is the role's capped by the claim the provider maps (and the cap
     the root set for it). ``audit`` receives the external identity once verified."""
-    arn = params.get("RoleArn", "")
-    name = params.get("RoleSessionName", "")
-    m = _ROLE_ARN.fullmatch(arn)
-    if not m:
-        raise STSError("ValidationError", f"{arn!r} is not a valid role ARN")
-    if not _SESSION_NAME.fullmatch(name):
-        raise STSError("ValidationError", "RoleSessionName must be 2-64 of [\\w+=,.@-]")
-    account, role_name = m.groups()
-    policy_text = params.get("Policy")
-    if policy_text:
-        try:
-            parsed(policy_text, "session")
-        except MalformedPolicy as exc:
-            raise STSError("MalformedPolicyDocument", str(exc)) from None
+    arn, name, account, role_name, policy_text = _role_request(params)
     try:
         verified = oidc.verify(iam.directory, account, params.get("WebIdentityToken", ""))
     except oidc.WebIdentityError as exc:
