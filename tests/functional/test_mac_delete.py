@@ -10,7 +10,8 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.functional.test_mac import LABEL, TS, S, World, code, put, srv, with_headers  # noqa: F401
+from tests.support.mac import LABEL, TS, S, World, put, with_headers
+from tests.support.server import code, start_server, stop_server
 
 pytestmark = pytest.mark.usefixtures("srv")
 
@@ -18,7 +19,14 @@ DROP = ("x-amz-request-id", "x-amz-id-2", "date", "x-amz-version-id", "connectio
 
 
 @pytest.fixture(scope="module")
-def w(srv) -> World:  # noqa: F811 - the srv fixture of test_mac
+def srv(tmp_path_factory):
+    server = start_server(tmp_path_factory.mktemp("mac-delete") / "data")
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def w(srv) -> World:
     return World(srv)
 
 

@@ -18,8 +18,8 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.functional.test_mac import LABEL, TS, put, with_headers
 from tests.support.iam import Tenant, doc, s3_for
+from tests.support.mac import LABEL, TS, put, with_headers
 from tests.support.server import code, start_server, stop_server
 from vallum.cli.admin import AdminClient
 
