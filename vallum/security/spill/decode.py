@@ -1,5 +1,5 @@
 """Decode layers of the spill scan: text that is another text encoded (base64 has its own,
-faster view in spill_text.py; this module reads the rest).
+faster view in text.py; this module reads the rest).
 
 - **runs**: a token of 16 or more printable characters without spaces (continued on the
   next line when it wraps) is decoded as hex, base32, URL-safe or short base64, Ascii85 or
@@ -97,7 +97,7 @@ def _fits(kind: str, raw: bytes) -> bool:
 
 
 def _kinds(raw: bytes, base64_view: bool) -> list[str]:
-    """Which encodings ``raw``'s alphabet allows (the base64 view in spill_text.py reads
+    """Which encodings ``raw``'s alphabet allows (the base64 view in text.py reads
     base64 runs of 40 characters or more, and padded ones), and whose first characters
     decode to something worth reading (text, a container, a deflate stream)."""
     narrow = raw.strip(_STRIP)

@@ -6,9 +6,9 @@ layer carries a small window between chunks.
 
 The scan reads what a person would read, however the bytes encode it:
 - the body's format is sniffed from its first bytes: PDF, zip (docx, xlsx, any archive),
-  gzip, bzip2, xz (spill_containers.py); UTF-16/UTF-32 with a byte-order mark are decoded;
+  gzip, bzip2, xz (containers.py); UTF-16/UTF-32 with a byte-order mark are decoded;
   everything else (text, HTML, email, and binary) goes through the text views of
-  spill_text.py (NULs, controls, markup, base64 runs, quoted-printable);
+  text.py (NULs, controls, markup, base64 runs, quoted-printable);
 - what a container or an encoding holds is scanned by a *nested* scanner, which sniffs
   again, to ``MAX_DEPTH`` levels; deeper containers are not opened and the scan is
   reported ``incomplete`` (Vallum then refuses: fail closed);
@@ -16,7 +16,7 @@ The scan reads what a person would read, however the bytes encode it:
   ``64 MiB + 32 x`` the bytes received (zip and gzip bombs stop there, ``incomplete``).
 
 Which text is a marking (banner lines, ``//`` markings, portion marks; not ``(C) 2024``)
-is the grammar of marking_grammar.py.
+is the grammar of grammar.py.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Text views for the spill scan: what a reader would see, whatever the bytes hide it in.
 
 Every text (and every body that is no known container: binary bodies are scanned too,
-since the grammar in marking_grammar.py does not fire on random bytes) passes here:
+since the grammar in grammar.py does not fire on random bytes) passes here:
 
 - **normalisation**: a run of NULs is a line break (tar padding, UTF-32 gaps), a lone NUL
   is dropped (UTF-16 without a byte-order mark is then ASCII), control characters are
-  dropped; non-ASCII UTF-8 is folded to the letters a reader sees (spill_unicode.py:
+  dropped; non-ASCII UTF-8 is folded to the letters a reader sees (unicode.py:
   look-alike capitals, full-width forms, combining marks, zero-width characters);
 - **markup** (the text starts with ``<``: XML, HTML, Office parts): tags are removed,
   block-level tags become line breaks, character references are decoded; in other text
