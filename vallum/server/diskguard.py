@@ -75,7 +75,7 @@ def readiness(headroom: Headroom | None) -> bytes | None:
     if headroom is None:
         return None
     free, reserve = headroom.sample()
-    if free >= reserve:
+    if free > reserve:
         return None
     return (f"disk full: {free} bytes free, {reserve} reserved; writes refused (507), "
             "reads and deletes served\n").encode()
@@ -97,7 +97,7 @@ class Watcher:
         return self.observe(*self.headroom.sample())
 
     def observe(self, free: int, reserve: int) -> str:
-        state = FULL if free < reserve else LOW if free < 2 * reserve else OK
+        state = FULL if free <= reserve else LOW if free < 2 * reserve else OK
         if _LEVEL[state] > _LEVEL[self.state]:
             self._alert(state, free, reserve)
         elif state == OK and self.state != OK:

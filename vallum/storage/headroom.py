@@ -78,7 +78,7 @@ class Headroom:
 
     def state(self) -> str:
         free, reserve = self.sample()
-        if free < reserve:
+        if free <= reserve:     # not one more byte may be written: full
             return FULL
         return LOW if free < 2 * reserve else OK
 

@@ -42,10 +42,24 @@ class FakeDisk(Headroom):
         return self.free, self.reserve_spec.fixed
 
 
-@pytest.mark.parametrize("free, state", [(300, OK), (200, OK), (199, LOW), (100, LOW), (99, FULL)],
-                         ids=["plenty", "twice", "under-twice", "at-reserve", "under"])
+@pytest.mark.parametrize("free, state", [(300, OK), (200, OK), (199, LOW), (101, LOW), (100, FULL),
+                                         (99, FULL)],
+                         ids=["plenty", "twice", "under-twice", "a-byte-left", "at-reserve", "under"])
 def test_states(free, state):
     assert FakeDisk(free, 100).state() == state
+
+
+def test_full_exactly_when_not_one_byte_is_admitted():
+    """Full (readiness, the gauge, the alert) means no write of even one byte is admitted:
+    free space is counted in whole blocks, so it can sit exactly at the reserve."""
+    for free in (99, 100, 101, 102):
+        disk = FakeDisk(free, 100)
+        try:
+            disk.admit(1)
+            admitted = True
+        except StorageFull:
+            admitted = False
+        assert (disk.state() == FULL) == (not admitted), free
 
 
 def test_admit_counts_the_declared_length():
