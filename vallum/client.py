@@ -104,6 +104,8 @@ class Client:
         self.region, self.timeout = region, timeout
         self.session_level = session_level     # sent as x-vallum-session-level when set
         self._local = threading.local()
+        self._open: list[http.client.HTTPConnection] = []     # every thread's, for close()
+        self._open_lock = threading.Lock()
 
     @classmethod
     def from_env(cls) -> Client:
@@ -131,7 +133,17 @@ class Client:
             else:
                 conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
             self._local.conn = conn
+            with self._open_lock:
+                self._open = [c for c in self._open if c.sock is not None]
+                self._open.append(conn)
         return conn
+
+    def close(self) -> None:
+        """Close the keep-alive connections every thread opened (a server counts them)."""
+        with self._open_lock:
+            conns, self._open = self._open, []
+        for conn in conns:
+            conn.close()
 
     def sign(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
              payload_hash: str) -> dict[str, str]:

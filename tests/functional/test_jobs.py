@@ -89,7 +89,9 @@ def test_word_count_array_job_over_1000_objects(api, s3, bucket):
     assert job["kind"] == "array" and job["tasks_total"] == 1000
     done = api.wait(job["id"], timeout=240)
     elapsed = time.monotonic() - t0
-    assert done["state"] == "SUCCEEDED", done
+    if done["state"] != "SUCCEEDED":     # say why: the failed tasks' reasons and logs
+        failed = [t for t in api.tasks(job["id"]) if t["state"] != "SUCCEEDED"][:3]
+        raise AssertionError((done["state"], done.get("tasks"), failed))
     assert done["tasks"]["SUCCEEDED"] == 1000
     tasks = api.tasks(job["id"])
     assert {t["input"] for t in tasks} == set(texts)

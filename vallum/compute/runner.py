@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import ssl
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -137,7 +138,11 @@ def stage_all(client: Client, bundle: TaskBundle, scratch: sbx.Scratch) -> None:
     stage_inputs(client, bundle, scratch)
 
 
-_CLIENTS: dict[str, Client] = {}
+# Recent tasks' clients, newest last. Credentials are per attempt, so each task brings a
+# new client; an evicted one closes its keep-alive connections at once (left open, hundreds
+# of idle connections from this host would hit the gateway's per-source connection cap).
+_CLIENTS: OrderedDict[str, Client] = OrderedDict()
+_CLIENTS_KEPT = 32
 
 
 def gateway_tls(cert_file: str) -> ssl.SSLContext:
@@ -158,12 +163,13 @@ def client_for(bundle: TaskBundle) -> Client:
     creds = bundle.credentials()
     client = _CLIENTS.get(creds.access_key_id)
     if client is None or client.secret_key != creds.secret_access_key:
-        if len(_CLIENTS) >= 256:
-            _CLIENTS.clear()
         client = _CLIENTS[creds.access_key_id] = Client(
             bundle.endpoint, creds.access_key_id, creds.secret_access_key,
             session_token=creds.session_token, region=bundle.region,
             verify=gateway_tls(bundle.ca_bundle) if bundle.ca_bundle else True)
+        while len(_CLIENTS) > _CLIENTS_KEPT:
+            _CLIENTS.popitem(last=False)[1].close()
+    _CLIENTS.move_to_end(creds.access_key_id)
     return client
 
 
