@@ -63,7 +63,7 @@ def admit(request: Any) -> None:
     if _watcher is not None:
         _watcher.observe(free, reserve)
     asked = max(request.body.length or 0, 0)
-    if free - asked < reserve:
+    if free - asked <= reserve:          # a write must leave more than the reserve
         log.warning("write refused, disk reserve reached: request %s %s: %d bytes free, "
                     "%d asked, %d reserved", request.request_id, request.endpoint.name,
                     free, asked, reserve)

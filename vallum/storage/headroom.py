@@ -78,14 +78,14 @@ class Headroom:
 
     def state(self) -> str:
         free, reserve = self.sample()
-        if free <= reserve:     # not one more byte may be written: full
+        if free <= reserve:     # full: not even an empty write is admitted
             return FULL
         return LOW if free < 2 * reserve else OK
 
     def admit(self, length: int) -> None:
         """StorageFull unless ``length`` more bytes leave the reserve free."""
         free, reserve = self.sample()
-        if free - max(length, 0) < reserve:
+        if free - max(length, 0) <= reserve:   # must leave more than the reserve
             raise StorageFull(f"{free} bytes free, {max(length, 0)} asked, {reserve} reserved")
 
     def check_floor(self) -> None:

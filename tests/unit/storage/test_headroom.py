@@ -49,13 +49,14 @@ def test_states(free, state):
     assert FakeDisk(free, 100).state() == state
 
 
-def test_full_exactly_when_not_one_byte_is_admitted():
-    """Full (readiness, the gauge, the alert) means no write of even one byte is admitted:
-    free space is counted in whole blocks, so it can sit exactly at the reserve."""
+def test_full_exactly_when_not_even_an_empty_write_is_admitted():
+    """Full (readiness, the gauge, the alert) means every write is refused, an empty one
+    (CreateBucket, tagging) too: free space counts whole blocks and can sit exactly at the
+    reserve, where the state and the refusals must still agree."""
     for free in (99, 100, 101, 102):
         disk = FakeDisk(free, 100)
         try:
-            disk.admit(1)
+            disk.admit(0)
             admitted = True
         except StorageFull:
             admitted = False
@@ -64,9 +65,9 @@ def test_full_exactly_when_not_one_byte_is_admitted():
 
 def test_admit_counts_the_declared_length():
     disk = FakeDisk(150, 100)
-    disk.admit(50)
+    disk.admit(49)
     with pytest.raises(StorageFull):
-        disk.admit(51)
+        disk.admit(50)
 
 
 def test_floor_is_half_the_reserve():
