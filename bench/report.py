@@ -28,7 +28,9 @@ def figures(big: str, rss: str, list_keys: int, part: str, parallel: int,
         name = f"4 KiB {op.upper()}"
         out += [Figure(f"{op}_ops", name, "ops/s", True),
                 Figure(f"{op}_p50_ms", f"{name} p50", "ms", False),
-                Figure(f"{op}_p99_ms", f"{name} p99", "ms", False)]
+                Figure(f"{op}_p99_ms", f"{name} p99", "ms", False),
+                Figure(f"{op}_server_us", f"{name} server CPU per request", "us", False),
+                Figure(f"{op}_client_us", f"{name} client CPU per request", "us", False)]
     out += [
         Figure("iam_root_get_ops", "4 KiB GET by root (IAM user's bucket)", "ops/s", True),
         Figure("iam_get_ops", f"4 KiB GET by IAM user ({iam_statements}-statement policy)", "ops/s", True),
@@ -49,13 +51,42 @@ def figures(big: str, rss: str, list_keys: int, part: str, parallel: int,
 
 
 def ratios(results: dict[str, dict], figs: list[Figure], peers: list[str]) -> dict[str, dict]:
-    """{'vallum/moto': {figure: ratio or None}} for every peer that ran alongside Vallum."""
+    """{'vallum/moto': {figure: ratio or None}} for every peer that ran alongside Vallum, and
+    'vallum/best': the ratio to whichever peer did best on that figure."""
     own = results.get("vallum", {}).get("figures", {})
     out = {}
     for peer in peers:
         theirs = results.get(peer, {}).get("figures", {})
         out[f"vallum/{peer}"] = {f.key: ratio(own.get(f.key), theirs.get(f.key)) for f in figs}
+    if len(peers) > 1:
+        best: dict[str, float | None] = {}
+        for f in figs:
+            values = [v for p in peers
+                      if (v := results.get(p, {}).get("figures", {}).get(f.key)) is not None]
+            top = (max if f.higher_is_better else min)(values) if values else None
+            best[f.key] = ratio(own.get(f.key), top)
+        out["vallum/best"] = best
     return out
+
+
+STAGE_OPS = ("PUT", "GET", "HEAD", "DELETE")
+
+
+def stage_rows(stage_table: dict[str, dict]) -> list[list[str]]:
+    """Rows of the per-stage CPU budget: one per stage, microseconds per request per op."""
+    from bench.stages import STAGES
+    ops = [op for op in STAGE_OPS if op in stage_table]
+    body = []
+    for stage in STAGES:
+        cells = [stage_table[op]["budget_us"].get(stage) for op in ops]
+        if any(c for c in cells):
+            body.append([stage, "us ↓", *[_fmt(c) if c else "-" for c in cells]])
+    body.append(["total", "us ↓", *[_fmt(sum(stage_table[op]["budget_us"].values())) for op in ops]])
+    return body
+
+
+def stage_header(stage_table: dict[str, dict]) -> list[str]:
+    return ["stage", "unit", *[op for op in STAGE_OPS if op in stage_table]]
 
 
 def _fmt(value: float | None) -> str:
@@ -204,6 +235,9 @@ def markdown(doc: dict) -> str:
               *ratio_table]
     body = [r for r in rows(results, figs, columns, ratio_table) if any(c != "-" for c in r[2:])]
     parts = [_markdown(header, body)]
+    stage_table = results.get("vallum", {}).get("details", {}).get("stages")
+    if stage_table:
+        parts.append(_markdown(stage_header(stage_table), stage_rows(stage_table)))
     if doc.get("variants"):
         big = doc["variants"]["settings"].get("big_size")
         from bench.stats import human_size

