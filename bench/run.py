@@ -218,18 +218,18 @@ class Suite:
         p = self.plan
         table: dict[str, dict] = {}
         for op in ("PUT", "GET", "HEAD", "DELETE"):
-            profile = self.attempt("stages", lambda: stages.Profile(self.server.pid))
+            pid = self.server.pid
+            profile = self.attempt("stages", lambda: stages.Profile(pid, servers.process_tree(pid)))
             if profile is None:
                 return
             batch = self.attempt(f"stages_{op.lower()}", lambda op=op: workloads.small_ops(
-                self.ep, BUCKET, op, "stage/", STAGE_OPS, 4096, p.concurrency, p.procs,
-                self.server.pid))
-            samples = profile.stop()
-            if batch is None or batch.errors or batch.server_cpu_per_request is None:
+                self.ep, BUCKET, op, "stage/", STAGE_OPS, 4096, p.concurrency, p.procs, None))
+            done = 0 if batch is None else batch.count - batch.errors
+            spent = profile.stop(done)
+            if batch is None or batch.errors:
                 self.errors.setdefault("stages", f"profiled {op} batch failed")
                 return
-            table[op] = {"budget_us": stages.budget(samples, batch.server_cpu_per_request),
-                         "samples": sum(samples.values()), "ops_per_s": batch.ops_per_s}
+            table[op] = {"budget_us": spent, "ops_per_s": batch.ops_per_s}
         self.details["stages"] = table
         log(f"  {self.server.name}: per-request CPU by stage (us): " + "; ".join(
             f"{op} " + ", ".join(f"{k} {v:.0f}" for k, v in t["budget_us"].items())

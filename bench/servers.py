@@ -258,7 +258,7 @@ def _wait_ready(server: Server, health_url: str | None, timeout: float) -> None:
     raise TimeoutError(f"{server.name} not ready after {timeout:.0f}s ({last})")
 
 
-def _tree(pid: int) -> list[int]:
+def process_tree(pid: int) -> list[int]:
     """pid and all its descendants, from /proc/<pid>/task/*/children."""
     out, todo = [], [pid]
     while todo:
@@ -276,7 +276,7 @@ def _tree(pid: int) -> list[int]:
 def tree_rss_bytes(pid: int) -> int:
     """Resident memory of a process and its descendants (VmRSS from /proc, no psutil needed)."""
     total = 0
-    for p in _tree(pid):
+    for p in process_tree(pid):
         try:
             with open(f"/proc/{p}/status") as fh:
                 for line in fh:
@@ -292,7 +292,7 @@ def tree_cpu_seconds(pid: int) -> float:
     """User+system CPU seconds used so far by a process tree (fields 14/15 of /proc/PID/stat)."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
-    for p in _tree(pid):
+    for p in process_tree(pid):
         try:
             with open(f"/proc/{p}/stat") as fh:
                 fields = fh.read().rsplit(")", 1)[1].split()

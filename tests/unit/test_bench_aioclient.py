@@ -81,14 +81,35 @@ def test_bad_status_line_is_an_error() -> None:
 
 def test_stage_classification() -> None:
     root = "serve (vallum/cli/serve.py:156);run (uvicorn/main.py:643)"
+    thread = "Thread._bootstrap (threading.py:1002)"
     raw = "\n".join([
-        f"process 1:\"x\";{root};Gateway.http (vallum/server/app.py:194);verify (vallum/s3/sigv4.py:80) 5",
-        f"{root};Gateway.http (vallum/server/app.py:194);get (vallum/meta/sqlite.py:12);x (sqlalchemy/a.py:1) 3",
-        f"{root} 7",
-        f"{root};BatchThread._hand_over (vallum/batching.py:102);_commit (vallum/security/audit/log.py:300) 2",
-        f"{root};send_response (vallum/server/app.py:283);RequestResponseCycle.send (uvicorn/protocols/http/httptools_impl.py:549) 4",
+        f"process 1:\"x\";thread (11): MainThread;{root};Gateway.http (vallum/server/app.py:194);"
+        "verify (vallum/s3/sigv4.py:80) 5",
+        f"thread (11): MainThread;{root};Gateway.http (vallum/server/app.py:194);"
+        "get (vallum/meta/sqlite.py:12);x (sqlalchemy/a.py:1) 3",
+        f"thread (11): MainThread;{root} 7",
+        f"thread (11): MainThread;{root};send_response (vallum/server/app.py:283);"
+        "RequestResponseCycle.send (uvicorn/protocols/http/httptools_impl.py:549) 5",
+        f"thread (12): Thread-1;{thread};_run (vallum/batching.py:121) 6",
+        f"thread (12): Thread-1;{thread};_run (vallum/batching.py:121);"
+        "_commit (vallum/security/audit/log.py:300) 2",
     ])
     got = stages.classify(raw)
-    assert got == {"authenticate": 5, "metadata": 3, "runtime": 7, "audit": 2, "send": 4}
-    assert stages.budget(got, 21e-6) == {"authenticate": 5.0, "metadata": 3.0, "audit": 2.0,
-                                          "send": 4.0, "runtime": 7.0}
+    assert got[11][0] == {"authenticate": 5, "metadata": 3, "runtime": 7, "send": 5}
+    assert got[12][0] == {"commit hand-over": 6, "audit": 2}
+    # Each thread's CPU is split by its own samples; a thread never sampled is "other".
+    spent = stages.budget(got, {11: 0.020, 12: 0.008, 13: 0.001}, requests=1000)
+    assert {k: round(v, 6) for k, v in spent.items()} == {"authenticate": 5.0, "metadata": 3.0, "audit": 2.0, "commit hand-over": 6.0,
+                     "send": 5.0, "runtime": 7.0, "other": 1.0}
+
+
+def test_a_sync_weighs_nothing_beside_work() -> None:
+    line = next(i for i, text in enumerate(open("vallum/security/audit/log.py"), 1)
+                if "os.fdatasync(fd)" in text)
+    raw = (f"thread (5): T;_write_batch (vallum/security/audit/log.py:{line}) 90\n"
+           "thread (5): T;_encode (vallum/security/audit/log.py:1) 10\n"
+           f"thread (6): U;_write_batch (vallum/security/audit/log.py:{line}) 9\n")
+    got = stages.classify(raw)
+    assert got[5] == ({"audit": 10}, {"audit": 90})
+    assert {k: round(v, 6) for k, v in stages.budget(got, {5: 0.001, 6: 0.002}, 100).items()} \
+        == {"audit": 30.0}
