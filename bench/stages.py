@@ -8,12 +8,15 @@ names a stage decides. Samples with no such frame are the event loop's own C cod
 (uvloop, httptools parsing, socket calls): "runtime". "commit hand-over" is the
 group-commit machinery (vallum/batching.py) outside the commit itself.
 
-Samples are not CPU: py-spy counts a thread that waits for the GIL or for a disk sync as
-active (seen here: a thread syncing in a loop got 6x more samples than its CPU share). So
-each thread's stages share that thread's own CPU time, read from /proc per thread over the
-same window, and samples whose leaf is a Vallum line calling ``os.fsync``/``os.fdatasync``
-weigh nothing when the thread has other samples (the sync itself costs little CPU). The
-sum over threads divided by the batch's requests is the budget in microseconds.
+Samples are not CPU: without ``--gil`` py-spy counts a thread waiting for the GIL or in a
+disk sync as active (seen here: a thread syncing in a loop got 6x more samples than its
+CPU share). So only GIL-holding samples are taken (``--gil``), and each thread's CPU time
+over the same window, read from /proc per thread, is split by that thread's samples. What
+a thread does without the GIL (SQLite steps, a sync's kernel time, hashing large buffers)
+is thus spread over the stages of its GIL-holding samples; a thread with CPU but no such
+sample is "no GIL samples". Samples whose leaf is a Vallum line calling
+``os.fsync``/``os.fdatasync`` weigh nothing when the thread has other samples. The sum
+over threads divided by the batch's requests is the budget in microseconds.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from collections import Counter
 from pathlib import Path
 
 STAGES = ("parse", "authenticate", "authorize", "metadata", "body", "spill scan", "audit",
-          "commit hand-over", "operator", "handler", "send", "runtime", "other")
+          "commit hand-over", "operator", "handler", "send", "runtime", "other",
+          "no GIL samples")
 
 # (file prefix, function substring or "") -> stage; checked in order for each frame.
 _RULES: tuple[tuple[str, str, str], ...] = (
@@ -133,7 +137,8 @@ def classify(raw: str) -> dict[int, tuple[Counter[str], Counter[str]]]:
 def budget(samples: dict[int, tuple[Counter[str], Counter[str]]], cpu: dict[int, float],
            requests: int) -> dict[str, float]:
     """Microseconds of server CPU per request by stage: each thread's CPU seconds
-    (``cpu``) split by its samples' stages; a thread with CPU but no samples is "other"."""
+    (``cpu``) split by its samples' stages; a thread with CPU but no samples is
+    "no GIL samples"."""
     if requests <= 0:
         return {}
     total: Counter[str] = Counter()
@@ -142,7 +147,7 @@ def budget(samples: dict[int, tuple[Counter[str], Counter[str]]], cpu: dict[int,
         weights = busy if busy else waiting
         n = sum(weights.values())
         if n == 0:
-            total["other"] += seconds
+            total["no GIL samples"] += seconds
             continue
         for stage, k in weights.items():
             total[stage] += seconds * k / n
@@ -181,8 +186,9 @@ class Profile:
         self._dir = tempfile.mkdtemp(prefix="vallum-stages-")
         self._out = Path(self._dir) / "samples.txt"
         # Not --nonblocking: only a paused process gives its thread ids to --threads.
+        # --gil: a sample is taken only from the thread holding the GIL.
         self._proc = subprocess.Popen(
-            [binary, "record", "--pid", str(pid), "--subprocesses", "--threads",
+            [binary, "record", "--pid", str(pid), "--subprocesses", "--threads", "--gil",
              "--rate", str(rate), "--format", "raw", "--output", str(self._out)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
 

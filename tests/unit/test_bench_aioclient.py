@@ -97,10 +97,10 @@ def test_stage_classification() -> None:
     got = stages.classify(raw)
     assert got[11][0] == {"authenticate": 5, "metadata": 3, "runtime": 7, "send": 5}
     assert got[12][0] == {"commit hand-over": 6, "audit": 2}
-    # Each thread's CPU is split by its own samples; a thread never sampled is "other".
+    # Each thread's CPU is split by its own samples; a thread never sampled is set apart.
     spent = stages.budget(got, {11: 0.020, 12: 0.008, 13: 0.001}, requests=1000)
     assert {k: round(v, 6) for k, v in spent.items()} == {"authenticate": 5.0, "metadata": 3.0, "audit": 2.0, "commit hand-over": 6.0,
-                     "send": 5.0, "runtime": 7.0, "other": 1.0}
+                     "send": 5.0, "runtime": 7.0, "no GIL samples": 1.0}
 
 
 def test_a_sync_weighs_nothing_beside_work() -> None:
