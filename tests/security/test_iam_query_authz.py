@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support import fixtures as functional
+from tests.support.frontdoor import FrontDoor
 from tests.support.iam import Tenant, code_of, doc, iam_for, iam_raw, s3_for, sts_for, uid
 from vallum.server.iam_query.api import ACTIONS
 
@@ -292,3 +293,32 @@ def test_forged_and_session_credentials(server, a):
     assert _code(lambda: session.list_users()) == "AccessDenied"
     bad_token = iam_for(server, creds["AccessKeyId"], creds["SecretAccessKey"], "forged")
     assert _code(lambda: bad_token.list_users()) == "InvalidToken"
+
+
+def test_every_call_is_audited_allowed_and_refused(tmp_path):
+    """In process on a fresh data directory: the audit record of each IAM call names
+    the caller, the iam: action, the resource ARN, the decision and what decided."""
+    door = FrontDoor(tmp_path / "data")
+    try:
+        acct, adm = door.account("audited")
+        out = door.iam(adm, Action="CreateUser", UserName="bob")
+        rec = door.audit(out)
+        assert out.status == 200
+        assert {k: rec[k] for k in ("principal", "account", "action", "target", "decision")} == {
+            "principal": adm[0], "account": acct, "action": "iam:CreateUser",
+            "target": f"arn:aws:iam::{acct}:user/bob", "decision": "allow"} and rec["rule"]
+        out = door.iam(adm, Action="CreateAccessKey", UserName="bob")
+        bob = (re.search(rb"<AccessKeyId>([^<]+)", out.body).group(1).decode(),
+               re.search(rb"<SecretAccessKey>([^<]+)", out.body).group(1).decode())
+        out = door.iam(bob, Action="DeleteUser", UserName="admin")
+        rec = door.audit(out)
+        assert out.status == 403 and rec["decision"] == "deny" and rec["principal"] == bob[0]
+        assert rec["action"] == "iam:DeleteUser" and rec["target"] == f"arn:aws:iam::{acct}:user/admin"
+        out = door.iam(adm, Action="GetUser", UserName="ghost")      # allowed, then not found
+        rec = door.audit(out)
+        assert out.status == 404 and rec["decision"] == "allow" and rec["action"] == "iam:GetUser"
+        out = door.iam(door.root, Action="ListUsers")
+        rec = door.audit(out)
+        assert out.status == 403 and rec["rule"] == "platform root: no account"
+    finally:
+        door.close()
