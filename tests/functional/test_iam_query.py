@@ -72,6 +72,10 @@ def test_lifecycle_keys_work_for_s3_under_the_attached_policies(server, tenant, 
     assert code_of_s3(lambda: s3.put_object(Bucket=bucket, Key="x", Body=b"")) == "AccessDenied"
     assert [g["GroupName"] for g in iam.list_groups_for_user(UserName=user)["Groups"]] == [group]
     assert [u["UserName"] for u in iam.get_group(GroupName=group)["Users"]] == [user]
+    entities = iam.list_entities_for_policy(PolicyArn=arn)
+    assert [g["GroupName"] for g in entities["PolicyGroups"]] == [group]
+    assert entities["PolicyUsers"] == [] and entities["PolicyRoles"] == []
+    assert iam.list_user_tags(UserName=user)["Tags"] == [{"Key": "team", "Value": "ops"}]
     policy = iam.get_policy(PolicyArn=arn)["Policy"]
     assert policy["AttachmentCount"] == 1 and policy["DefaultVersionId"] == "v1"
     version = iam.get_policy_version(PolicyArn=arn, VersionId="v1")["PolicyVersion"]
@@ -148,6 +152,10 @@ def test_roles_trust_policy_and_role_policies_through_sts(server, tenant, admin_
                               MaxSessionDuration=7200, Description="uploads")["Role"]
     assert created["RoleId"].startswith("AROA") and created["MaxSessionDuration"] == 7200
     assert iam.get_role(RoleName=role)["Role"]["Description"] == "uploads"
+    assert iam.list_instance_profiles_for_role(RoleName=role)["InstanceProfiles"] == []
+    assert _code(lambda: iam.create_role(RoleName=uid("tagged"), AssumeRolePolicyDocument=nobody,
+                                         Tags=[{"Key": "k", "Value": "v"}])) \
+        == ("ValidationError", 400)
     iam.put_role_policy(RoleName=role, PolicyName="put", PolicyDocument=json.dumps(doc(
         {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/*"})))
     user = uid("assumer")

@@ -71,6 +71,8 @@ def _params(t: Tenant, name: str) -> dict[str, dict[str, str]]:
         "GetPolicy": {"PolicyArn": pol}, "GetPolicyVersion": {"PolicyArn": pol, "VersionId": "v1"},
         "ListPolicyVersions": {"PolicyArn": pol}, "ListPolicies": {},
         "DeletePolicy": {"PolicyArn": pol}, "GetAccountAuthorizationDetails": {},
+        "ListEntitiesForPolicy": {"PolicyArn": pol}, "ListInstanceProfilesForRole": r,
+        "ListUserTags": u, "ListRoleTags": r, "ListPolicyTags": {"PolicyArn": pol},
     }
     for kind, who in (("User", u), ("Group", g), ("Role", r)):
         out.update({f"Put{kind}Policy": {**who, "PolicyName": "p", "PolicyDocument": ADMIN_DOC},

@@ -53,6 +53,10 @@ ACTIONS: dict[str, Action] = {
     "GetPolicyVersion": policies.get_policy_version,
     "ListPolicyVersions": policies.list_policy_versions,
     "ListPolicies": policies.list_policies, "DeletePolicy": policies.delete_policy,
+    "ListEntitiesForPolicy": policies.list_entities_for_policy,
+    "ListInstanceProfilesForRole": roles.list_instance_profiles_for_role,
+    "ListUserTags": roles.list_tags("user"), "ListRoleTags": roles.list_tags("role"),
+    "ListPolicyTags": roles.list_tags("policy"),
     **policies.per_kind(),
     "GetAccountAuthorizationDetails": details.get_account_authorization_details,
 }

@@ -29,6 +29,9 @@ def create_policy(call: Call) -> str:
     wire.path(p)
     document = wire.text(p, "PolicyDocument")
     description = wire.text(p, "Description", required=False, max_len=1000)
+    if wire.tags(p):
+        raise wire.QueryError("ValidationError", "Tags on managed policies are not supported "
+                              "by Vallum")
     call.need("CreatePolicy", call.arn("policy", name))
     quotas.managed(document)
     row = call.directory.create_policy(call.account, name, document, description or None)
@@ -60,6 +63,10 @@ def list_policy_versions(call: Call) -> str:
 
 def list_policies(call: Call) -> str:
     p = call.params
+    if p.get("PolicyUsageFilter"):
+        raise wire.QueryError("ValidationError", "PolicyUsageFilter is not supported by Vallum: "
+                              "list every policy and read its AttachmentCount and "
+                              "PermissionsBoundaryUsageCount")
     scope = p.get("Scope") or "All"
     if scope not in ("All", "AWS", "Local"):
         raise wire.validation("scope", "Member must satisfy enum value set: [All, AWS, Local]",
@@ -79,6 +86,28 @@ def delete_policy(call: Call) -> None:
     call.need("DeletePolicy", ref)
     call.managed(ref, name)
     call.directory.delete_policy(call.account, name)
+
+
+def list_entities_for_policy(call: Call) -> str:
+    """The users, groups and roles a managed policy is attached to (EntityFilter:
+    User, Group, Role; boundaries are not attachments, as on AWS)."""
+    ref, name = call.policy_ref("ListEntitiesForPolicy")
+    wanted = call.params.get("EntityFilter") or ""
+    if wanted not in ("", "User", "Group", "Role"):
+        raise wire.validation("entityFilter", "Member must satisfy enum value set: "
+                              "[User, Group, Role]", wanted)
+    call.need("ListEntitiesForPolicy", ref)
+    call.managed(ref, name)
+    rows = [a for a in call.directory.attached_to(call.account, name)
+            if wanted in ("", a["kind"].title())]
+    out, trailer = wire.page(rows, lambda a: f"{a['kind']}/{a['target']}", call.params)
+    body = ""
+    for kind in KINDS:
+        title = kind.title()
+        body += f"<Policy{title}s>" + "".join(
+            f"<member>{el(f'{title}Name', a['target'])}</member>"
+            for a in out if a["kind"] == kind) + f"</Policy{title}s>"
+    return body + trailer
 
 
 # -- policies of a user, group or role ---------------------------------------------

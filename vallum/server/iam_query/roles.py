@@ -91,3 +91,35 @@ def delete_boundary(kind: str) -> Callable[[Call], None]:
         call.need(action, call.arn(kind, name), call.boundary_now(kind, name))
         call.directory.delete_boundary(call.account, kind, name)
     return run
+
+
+def list_instance_profiles_for_role(call: Call) -> str:
+    """Roles have no instance profiles here (none can be created): an empty list, which is
+    what clients such as Terraform read before deleting a role."""
+    name = wire.name(call.params, "RoleName")
+    call.need("ListInstanceProfilesForRole", call.arn("role", name))
+    call.directory.role(call.account, name)
+    wire.page([], str, call.params)
+    return "<InstanceProfiles></InstanceProfiles><IsTruncated>false</IsTruncated>"
+
+
+def list_tags(kind: str) -> Callable[[Call], str]:
+    """List{User,Role,Policy}Tags: a user's tags; roles and policies take none here."""
+    action = f"List{kind.title()}Tags"
+
+    def run(call: Call) -> str:
+        if kind == "policy":
+            ref, policy = call.policy_ref(action)
+            call.need(action, ref)
+            call.managed(ref, policy)
+            tags: dict[str, str] = {}
+        else:
+            name = wire.name(call.params, f"{kind.title()}Name")
+            call.need(action, call.arn(kind, name))
+            row = (call.directory.user if kind == "user" else call.directory.role)(call.account,
+                                                                                  name)
+            tags = dict(row.get("tags") or {})
+        out, trailer = wire.page(sorted(tags.items()), lambda kv: kv[0], call.params)
+        return ("<Tags>" + "".join(f"<member>{wire.el('Key', k)}{wire.el('Value', v)}</member>"
+                                   for k, v in out) + "</Tags>" + trailer)
+    return run
