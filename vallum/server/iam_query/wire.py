@@ -148,7 +148,8 @@ def _marker(params: dict[str, str]) -> str | None:
     if raw in (None, ""):
         return None
     try:
-        return base64.urlsafe_b64decode(raw.encode("ascii") + b"=" * (-len(raw) % 4)).decode()
+        padded = raw.translate(str.maketrans("-_", "+/")) + "=" * (-len(raw) % 4)
+        return base64.b64decode(padded.encode("ascii"), validate=True).decode()
     except (binascii.Error, UnicodeError, ValueError):
         raise QueryError("InvalidInput", "Invalid Marker.") from None
 
