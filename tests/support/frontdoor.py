@@ -91,6 +91,12 @@ class FrontDoor:
         return self.send("POST", "/", creds=creds, body=body, service="sts",
                          headers={"content-type": "application/x-www-form-urlencoded"})
 
+    def iam(self, creds: tuple[str, str] | None, /, **params) -> Reply:
+        """One IAM query API call (form POST to /, signed for service iam)."""
+        body = urlencode({"Version": "2010-05-08", **params}).encode()
+        return self.send("POST", "/", creds=creds, body=body, service="iam",
+                         headers={"content-type": "application/x-www-form-urlencoded"})
+
     def audit(self, reply: Reply) -> dict:
         """The audit record of ``reply`` (by its request id)."""
         lines = audit.log_path(self.data_dir).read_bytes().rstrip(b"\0").splitlines()

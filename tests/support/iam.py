@@ -71,3 +71,35 @@ def admin_cli(server, *args: str, key=None) -> subprocess.CompletedProcess:
         env["VALLUM_ACCESS_KEY"], env["VALLUM_SECRET_KEY"] = key
     return subprocess.run([sys.executable, "-m", "vallum", "admin", *args], env=env,
                           capture_output=True, text=True, timeout=60)
+
+
+def iam_for(server, key: str, secret: str, token: str | None = None):
+    """boto3's IAM client on the gateway (the IAM query API, signed for service iam)."""
+    return boto3.client("iam", endpoint_url=server.endpoint, aws_access_key_id=key,
+                        aws_secret_access_key=secret, aws_session_token=token,
+                        region_name=server.region, config=Config(retries={"max_attempts": 1}))
+
+
+def iam_raw(server, key: str, secret: str, params: dict[str, str],
+            service: str = "iam") -> tuple[int, bytes]:
+    """One form POST to ``/`` signed (SigV4) for ``service``: (status, body), for
+    answers boto3 would not show byte for byte (unknown actions, error documents)."""
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlencode
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    body = urlencode(params).encode()
+    req = AWSRequest("POST", server.endpoint + "/", data=body,
+                     headers={"content-type": "application/x-www-form-urlencoded"})
+    SigV4Auth(Credentials(key, secret), service, server.region).add_auth(req)
+    sent = urllib.request.Request(server.endpoint + "/", data=body, method="POST",
+                                  headers=dict(req.headers.items()))
+    try:
+        with urllib.request.urlopen(sent, timeout=30) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()

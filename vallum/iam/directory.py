@@ -65,6 +65,12 @@ class NewKey:
     session_level: str | None = None   # the level every request signed with it runs at
 
 
+def _new_id(prefix: str) -> str:
+    """A unique id in AWS's shape (AIDA... users, AROA... roles, AGPA... groups, ANPA...
+    policies)."""
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(17))
+
+
 def _check_name(name: str, what: str) -> str:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise IAMError(f"invalid {what} name {name!r}: 1-64 of A-Z a-z 0-9 +=,.@_-")
@@ -200,7 +206,7 @@ class Directory:
         _check_name(name, "group")
         if self.store.get("group", account=account, name=name):
             raise EntityAlreadyExists(f"group {name} already exists")
-        row = {"account": account, "name": name, "created": time.time()}
+        row = {"account": account, "name": name, "created": time.time(), "id": _new_id("AGPA")}
         self.store.apply([Op("put", "group", row)])
         return row
 
@@ -237,7 +243,8 @@ class Directory:
 
     # -- roles -------------------------------------------------------------------
     def create_role(self, account: str, name: str, trust_policy: str, *,
-                    max_session: int = 3600, boundary: str | None = None) -> dict[str, Any]:
+                    max_session: int = 3600, boundary: str | None = None,
+                    description: str | None = None) -> dict[str, Any]:
         self.account(account)
         _check_name(name, "role")
         policy_lang.parse(trust_policy, kind="trust")
@@ -250,6 +257,16 @@ class Directory:
                "id": "AROA" + "".join(secrets.choice(_ALPHABET) for _ in range(17))}
         if boundary:
             row["boundary"] = self._boundary_policy(account, boundary)
+        if description:
+            row["description"] = description
+        self.store.apply([Op("put", "role", row)])
+        return row
+
+    def set_trust_policy(self, account: str, name: str, trust_policy: str) -> dict[str, Any]:
+        """Replace a role's trust policy (validated first)."""
+        row = self.role(account, name)
+        policy_lang.parse(trust_policy, kind="trust")
+        row["trust_policy"] = trust_policy
         self.store.apply([Op("put", "role", row)])
         return row
 
@@ -273,10 +290,37 @@ class Directory:
         self.account(account)
         _check_name(name, "policy")
         policy_lang.parse(document, kind="identity")
-        row = {"account": account, "name": name, "document": document, "updated": time.time(),
-               "arn": policy_arn(account, name)}
+        old = self.store.get("policy", account=account, name=name) or {}
+        now = time.time()
+        row = {"account": account, "name": name, "document": document, "updated": now,
+               "arn": policy_arn(account, name), "id": old.get("id") or _new_id("ANPA"),
+               "created": old.get("created", now)}
+        if old.get("description"):
+            row["description"] = old["description"]
         self.store.apply([Op("put", "policy", row)])
         return row
+
+    def create_policy(self, account: str, name: str, document: str,
+                      description: str | None = None) -> dict[str, Any]:
+        """A new managed policy; EntityAlreadyExists if the name is taken (the IAM API's
+        CreatePolicy never replaces one, unlike put_policy)."""
+        self.account(account)
+        _check_name(name, "policy")
+        policy_lang.parse(document, kind="identity")
+        if self.store.get("policy", account=account, name=name):
+            raise EntityAlreadyExists(f"A policy called {name} already exists.")
+        now = time.time()
+        row = {"account": account, "name": name, "document": document, "updated": now,
+               "created": now, "arn": policy_arn(account, name), "id": _new_id("ANPA")}
+        if description:
+            row["description"] = description
+        self.store.apply([Op("put", "policy", row)])
+        return row
+
+    def attached_to(self, account: str, policy_name: str) -> list[dict[str, Any]]:
+        """The attachment rows of one managed policy (kind, target)."""
+        return [a for a in self.store.scan("attachment", account=account)
+                if a["policy"] == policy_name]
 
     def policy(self, account: str, name: str) -> dict[str, Any]:
         row = self.store.get("policy", account=account, name=name)
@@ -364,6 +408,21 @@ class Directory:
         policy_lang.parse(document, kind="identity")
         self.store.apply([Op("put", "inline", {"account": account, "kind": kind, "target": target,
                                                "name": name, "document": document})])
+
+    def inline_policy(self, account: str, kind: str, target: str, name: str) -> dict[str, Any]:
+        row = self.store.get("inline", account=account, kind=kind, target=target, name=name)
+        if row is None:
+            raise NoSuchEntity(f"The {kind} policy with name {name} cannot be found.")
+        return row
+
+    def inline_policies(self, account: str, kind: str, target: str) -> list[dict[str, Any]]:
+        """The inline policy rows of one user, group or role, sorted by name."""
+        return self.store.scan("inline", account=account, kind=kind, target=target)
+
+    def attached(self, account: str, kind: str, target: str) -> list[str]:
+        """Names of the managed policies attached to one user, group or role, sorted."""
+        return [a["policy"] for a in self.store.scan("attachment", account=account, kind=kind,
+                                                     target=target)]
 
     def delete_inline(self, account: str, kind: str, target: str, name: str) -> None:
         self.store.apply([Op("delete", "inline", {"account": account, "kind": kind,

@@ -1,4 +1,4 @@
-"""The gateway: one front door for every API (S3, STS, admin, compute, health/metrics).
+"""The gateway: one front door for every API (S3, STS, IAM, admin, compute, health/metrics).
 
 Every request runs the same chain, whichever API answers it:
 request id -> pick the API -> build one Request (headers decoded once; the body read once,
@@ -32,6 +32,7 @@ from vallum.s3.xml import render_error
 from vallum.security.audit import request_record as audit_http
 from vallum.security.audit.log import AuditError
 from vallum.server import admin, diskguard, lifespan
+from vallum.server.iam_query.api import API as IAM_QUERY
 from vallum.server.state import Services
 from vallum.service import integrity
 from vallum.storage.base import StorageError, StorageUnavailable
@@ -126,7 +127,7 @@ class Gateway:
         self.services = services
         # First match wins; S3 takes what no other API claims.
         self.apis: tuple[Api, ...] = (admin.ADMIN, compute_api.API, ReservedApi(self),
-                                      admin.STS, S3Api())
+                                      IAM_QUERY, admin.STS, S3Api())
 
     async def __call__(self, scope: dict[str, Any], receive, send) -> None:
         kind = scope["type"]
