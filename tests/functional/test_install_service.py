@@ -96,6 +96,11 @@ def test_service_layout(site):
     assert f"ExecStart={site['prefix']}/bin/vallum serve --config {site['conf']}/vallum.toml" in unit
     assert f"ReadWritePaths={site['data']}" in unit and "ProtectSystem=strict" in unit
     assert f'data_dir = "{site["data"]}"' in (site["conf"] / "vallum.toml").read_text()
+    # The scale-out engines' drivers came with it: --meta postgresql:// and --blobs s3://
+    # can be turned on without a new bundle.
+    engines = subprocess.run([str(site["prefix"] / "bin" / "python"), "-c",
+                              "import psycopg, psycopg_pool, boto3"], capture_output=True, text=True)
+    assert engines.returncode == 0, engines.stderr
 
 
 def test_installed_gateway_serves_with_no_network(site, tmp_path):

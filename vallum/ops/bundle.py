@@ -130,10 +130,17 @@ def sbom(wheels: list[Wheel], folder: Path, app_version: str) -> dict:
             "components": components}
 
 
-def build(out: Path, lock: Path, key_path: Path, *, project: Path | None, app_version: str) -> list[Wheel]:
+# The server's optional engines an air-gapped site may turn on later without a new bundle:
+# PostgreSQL metadata (--meta) and blobs on an upstream S3 store (--blobs s3://).
+SERVER_EXTRAS = ("postgres", "s3blobs")
+
+
+def build(out: Path, lock: Path, key_path: Path, *, project: Path | None, app_version: str,
+          extras: tuple[str, ...] = SERVER_EXTRAS) -> list[Wheel]:
     """Build the bundle in ``out`` (a new directory): wheels for this platform pinned by
-    ``lock`` (with ``project``: its wheel and the dependencies it needs, constrained by the
-    lock; without: exactly the lock's requirements), hashes, SBOM, installer, signature."""
+    ``lock`` (with ``project``: its wheel, the dependencies it needs and those of
+    ``extras``, constrained by the lock; without: exactly the lock's requirements), hashes,
+    SBOM, installer, signature."""
     if out.exists():
         raise BundleError(f"{out} exists; give a new directory")
     if not lock.is_file():
@@ -144,7 +151,8 @@ def build(out: Path, lock: Path, key_path: Path, *, project: Path | None, app_ve
     if project is not None:
         _pip("wheel", "--no-deps", "--wheel-dir", str(wheels), str(project))
         built = sorted(wheels.glob("*.whl"))
-        _pip("download", "--only-binary=:all:", "--dest", str(wheels), "--constraint", str(lock), *map(str, built))
+        wanted = [f"{p}[{','.join(extras)}]" if extras else str(p) for p in built]
+        _pip("download", "--only-binary=:all:", "--dest", str(wheels), "--constraint", str(lock), *wanted)
     else:
         _pip("download", "--only-binary=:all:", "--dest", str(wheels), "--requirement", str(lock))
     found = [_wheel_of(p) for p in sorted(wheels.glob("*.whl"))]
