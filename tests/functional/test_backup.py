@@ -2,66 +2,14 @@
 
 from __future__ import annotations
 
-import datetime
-import json
 import re
 import threading
 
 import pytest
 
-from tests.support.backup import cli, fingerprint, modes, site_state, vallum
+from tests.support.backup import body, cli, fingerprint, modes, populate, site_state, vallum
 from tests.support.iam import s3_for, uid
 from tests.support.server import start_server, stop_server
-from vallum.cli.admin import AdminClient
-
-LOCK_UNTIL = datetime.datetime(2031, 1, 1, tzinfo=datetime.timezone.utc)
-BLOB = 100 * 1024          # above the inline limit: stored as a blob
-
-
-def _body(i: int) -> bytes:
-    return (f"load-{i:06d}-".encode() * (BLOB // 12 + 1))[:BLOB]
-
-
-def _populate(srv) -> tuple[list[str], tuple[str, str]]:
-    """Buckets with every feature the comparison covers; a tenant user's key."""
-    s3 = srv.client()
-    locked, plain = "bk-locked-" + uid("b")[-6:], "bk-plain-" + uid("b")[-6:]
-    s3.create_bucket(Bucket=locked, ObjectLockEnabledForBucket=True)
-    s3.create_bucket(Bucket=plain)
-    for n in range(3):                                                 # versions, inline and blob
-        s3.put_object(Bucket=locked, Key="doc", Body=f"v{n}".encode() * (n * 30000 + 1),
-                      Metadata={"n": str(n)}, ContentType="text/x-test")
-    s3.put_object_retention(Bucket=locked, Key="doc", Retention={"Mode": "GOVERNANCE", "RetainUntilDate": LOCK_UNTIL})
-    s3.put_object_legal_hold(Bucket=locked, Key="doc", LegalHold={"Status": "ON"})
-    s3.put_object(Bucket=locked, Key="gone", Body=b"x")
-    s3.delete_object(Bucket=locked, Key="gone")                        # a delete marker
-    s3.put_object(Bucket=plain, Key="tagged", Body=b"t" * BLOB, Tagging="team=red&level=2")
-
-    def label(params, **_):
-        params["headers"]["x-vallum-classification"] = "secret//tk/si//rel to usa,gbr"
-    s3.meta.events.register_first("before-call.s3.PutObject", label)
-    s3.put_object(Bucket=plain, Key="labelled", Body=b"classified")
-    s3.meta.events.unregister("before-call.s3.PutObject", label)
-    up = s3.create_multipart_upload(Bucket=plain, Key="multi")
-    parts = [s3.upload_part(Bucket=plain, Key="multi", UploadId=up["UploadId"], PartNumber=n,
-                            Body=bytes([n]) * (5 * 1024 * 1024 if n == 1 else 1000))["ETag"]
-             for n in (1, 2)]
-    s3.complete_multipart_upload(Bucket=plain, Key="multi", UploadId=up["UploadId"], MultipartUpload={
-        "Parts": [{"PartNumber": n, "ETag": e} for n, e in zip((1, 2), parts)]})
-    s3.put_bucket_policy(Bucket=plain, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Deny", "Principal": "*", "Action": "s3:DeleteBucket",
-         "Resource": f"arn:aws:s3:::{plain}"}]}))
-    s3.put_bucket_tagging(Bucket=plain, Tagging={"TagSet": [{"Key": "owner", "Value": "ops"}]})
-    root = AdminClient(srv.endpoint, srv.access_key, srv.secret_key, srv.region)
-    acct = root.call("CreateAccount", name=uid("acct"))
-    admin = AdminClient(srv.endpoint, acct["admin_key"]["access_key_id"],
-                        acct["admin_key"]["secret_access_key"], srv.region)
-    admin.call("CreateUser", user="alice")
-    admin.call("PutInlinePolicy", kind="user", target="alice", name="p", document={
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets",
-                                                "Resource": "*"}]})
-    key = admin.call("CreateAccessKey", user="alice")
-    return [locked, plain], (key["access_key_id"], key["secret_access_key"])
 
 
 class _Load(threading.Thread):
@@ -75,7 +23,7 @@ class _Load(threading.Thread):
         i = 0
         while not self.stop.is_set():
             try:
-                self.s3.put_object(Bucket=self.bucket, Key=f"load/{i:06d}", Body=_body(i))
+                self.s3.put_object(Bucket=self.bucket, Key=f"load/{i:06d}", Body=body(i))
                 if i % 3 == 2:
                     self.s3.delete_object(Bucket=self.bucket, Key=f"load/{i - 1:06d}")
                 self.acked = i
@@ -89,11 +37,11 @@ def site(tmp_path_factory):
     base = tmp_path_factory.mktemp("backup")
     srv = start_server(base / "data")
     try:
-        buckets, key = _populate(srv)
+        buckets, key = populate(srv)
         load_bucket = "bk-load-" + uid("b")[-6:]
         srv.client().create_bucket(Bucket=load_bucket)
         for i in range(20):                             # acknowledged before the backup: must all survive
-            srv.client().put_object(Bucket=load_bucket, Key=f"before/{i}", Body=_body(i))
+            srv.client().put_object(Bucket=load_bucket, Key=f"before/{i}", Body=body(i))
         load = _Load(srv, load_bucket)
         load.start()
         try:
@@ -154,7 +102,7 @@ def test_restored_site_serves_everything(site, restored):
         assert {f"before/{i}" for i in range(20)} <= keys
         for key in keys:                                 # whatever the snapshot caught is whole
             i = int(key.split("/")[1])
-            assert s3.get_object(Bucket=site["load"], Key=key)["Body"].read() == _body(i)
+            assert s3.get_object(Bucket=site["load"], Key=key)["Body"].read() == body(i)
         alice = s3_for(srv, *site["key"])                # IAM keys survive (the secrets unwrap)
         assert alice.list_buckets()["Buckets"] == []
         # retention and legal hold still hold

@@ -1,13 +1,19 @@
-"""Helpers of the backup tests: run the `vallum` CLI and capture a site's whole visible state."""
+"""Helpers of the backup tests: run the `vallum` CLI, fill a site with every feature a backup
+must keep, and capture a site's whole visible state."""
 
 from __future__ import annotations
 
+import datetime
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 from botocore.exceptions import ClientError
+
+from tests.support.iam import uid
+from vallum.cli.admin import AdminClient
 
 PASSPHRASE = "correct horse battery staple 42"
 LABEL_HEADER = "x-vallum-classification"
@@ -93,3 +99,53 @@ def modes(root: Path) -> set[tuple[str, int]]:
     for path in root.rglob("*"):
         found.add(("dir" if path.is_dir() else "file", path.stat().st_mode & 0o777))
     return found
+
+
+LOCK_UNTIL = datetime.datetime(2031, 1, 1, tzinfo=datetime.timezone.utc)
+BLOB = 100 * 1024          # above the inline limit: stored as a blob
+
+
+def body(i: int) -> bytes:
+    return (f"load-{i:06d}-".encode() * (BLOB // 12 + 1))[:BLOB]
+
+
+def populate(srv) -> tuple[list[str], tuple[str, str]]:
+    """Buckets with every feature the comparison covers; a tenant user's key."""
+    s3 = srv.client()
+    locked, plain = "bk-locked-" + uid("b")[-6:], "bk-plain-" + uid("b")[-6:]
+    s3.create_bucket(Bucket=locked, ObjectLockEnabledForBucket=True)
+    s3.create_bucket(Bucket=plain)
+    for n in range(3):                                                 # versions, inline and blob
+        s3.put_object(Bucket=locked, Key="doc", Body=f"v{n}".encode() * (n * 30000 + 1),
+                      Metadata={"n": str(n)}, ContentType="text/x-test")
+    s3.put_object_retention(Bucket=locked, Key="doc", Retention={"Mode": "GOVERNANCE", "RetainUntilDate": LOCK_UNTIL})
+    s3.put_object_legal_hold(Bucket=locked, Key="doc", LegalHold={"Status": "ON"})
+    s3.put_object(Bucket=locked, Key="gone", Body=b"x")
+    s3.delete_object(Bucket=locked, Key="gone")                        # a delete marker
+    s3.put_object(Bucket=plain, Key="tagged", Body=b"t" * BLOB, Tagging="team=red&level=2")
+
+    def label(params, **_):
+        params["headers"]["x-vallum-classification"] = "secret//tk/si//rel to usa,gbr"
+    s3.meta.events.register_first("before-call.s3.PutObject", label)
+    s3.put_object(Bucket=plain, Key="labelled", Body=b"classified")
+    s3.meta.events.unregister("before-call.s3.PutObject", label)
+    up = s3.create_multipart_upload(Bucket=plain, Key="multi")
+    parts = [s3.upload_part(Bucket=plain, Key="multi", UploadId=up["UploadId"], PartNumber=n,
+                            Body=bytes([n]) * (5 * 1024 * 1024 if n == 1 else 1000))["ETag"]
+             for n in (1, 2)]
+    s3.complete_multipart_upload(Bucket=plain, Key="multi", UploadId=up["UploadId"], MultipartUpload={
+        "Parts": [{"PartNumber": n, "ETag": e} for n, e in zip((1, 2), parts)]})
+    s3.put_bucket_policy(Bucket=plain, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Deny", "Principal": "*", "Action": "s3:DeleteBucket",
+         "Resource": f"arn:aws:s3:::{plain}"}]}))
+    s3.put_bucket_tagging(Bucket=plain, Tagging={"TagSet": [{"Key": "owner", "Value": "ops"}]})
+    root = AdminClient(srv.endpoint, srv.access_key, srv.secret_key, srv.region)
+    acct = root.call("CreateAccount", name=uid("acct"))
+    admin = AdminClient(srv.endpoint, acct["admin_key"]["access_key_id"],
+                        acct["admin_key"]["secret_access_key"], srv.region)
+    admin.call("CreateUser", user="alice")
+    admin.call("PutInlinePolicy", kind="user", target="alice", name="p", document={
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets",
+                                                "Resource": "*"}]})
+    key = admin.call("CreateAccessKey", user="alice")
+    return [locked, plain], (key["access_key_id"], key["secret_access_key"])

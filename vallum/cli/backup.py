@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
 
-from vallum.ops import backup_manifest
+from vallum.ops import backup_manifest, backup_s3
 from vallum.ops.backup_create import create as create_backup
 from vallum.ops.backup_keys import ENV, BackupError, WrongPassphrase, read_passphrase
 from vallum.ops.backup_restore import restore as restore_backup
@@ -18,11 +20,25 @@ app = typer.Typer(help="Back up a running site, verify a backup, restore it.", n
 PASSPHRASE = typer.Option(None, "--passphrase-file",
                           help=f"File whose first line is the backup passphrase [else env {ENV}; never on the command line]")
 SNAPSHOT = typer.Option(None, "--snapshot", help="Snapshot id (default: the latest)")
+STAGING = typer.Option(None, "--staging", help="With an s3:// target: where objects are staged on their way (default: $TMPDIR)")
+TARGET_HELP = ("Backup directory, or an S3 target s3://BUCKET/PREFIX@http(s)://HOST[:PORT] "
+               f"(keys from {backup_s3.ENV_NAMES[0]}/{backup_s3.ENV_NAMES[1]} or {backup_s3.ENV_NAMES[2]})")
 EXIT_BAD, EXIT_PASSPHRASE = 1, 4
 
 
 def _data_dir(value: str | None) -> Path:
     return Path(value or os.environ.get("VALLUM_DATA_DIR") or "./vallum-data")
+
+
+@contextlib.contextmanager
+def _local(where: str, passphrase: bytes, snapshot: str | None, staging: str | None
+           ) -> Iterator[tuple[Path, str | None]]:
+    """A backup directory to read: ``where`` itself, or a fetched copy of an S3 target's snapshot."""
+    if backup_s3.is_target(where):
+        with backup_s3.fetched(where, passphrase, snapshot, staging=staging) as (root, snap):
+            yield root, snap
+    else:
+        yield Path(where), snapshot
 
 
 def _fail(command: str, exc: BackupError) -> typer.Exit:
@@ -32,12 +48,16 @@ def _fail(command: str, exc: BackupError) -> typer.Exit:
 
 @app.command("create")
 def create(data_dir: str = typer.Option(None, "--data-dir", help="The site's data directory [env VALLUM_DATA_DIR]"),
-           to: str = typer.Option(..., "--to", help="Backup directory (snapshots share its objects: incremental)"),
-           passphrase_file: str = PASSPHRASE) -> None:
+           to: str = typer.Option(..., "--to", help=TARGET_HELP + "; snapshots share its objects: incremental"),
+           passphrase_file: str = PASSPHRASE, staging: str = STAGING) -> None:
     """Take a consistent snapshot of a site, running or not."""
     os.umask(0o077)
     try:
-        report = create_backup(_data_dir(data_dir), Path(to), read_passphrase(passphrase_file))
+        if backup_s3.is_target(to):
+            report = backup_s3.create_to(_data_dir(data_dir), to, read_passphrase(passphrase_file),
+                                         staging=staging)
+        else:
+            report = create_backup(_data_dir(data_dir), Path(to), read_passphrase(passphrase_file))
     except BackupError as exc:
         raise _fail("create", exc) from None
     typer.echo(f"snapshot {report.snapshot}: {report.files} files, {report.bytes} bytes; "
@@ -45,14 +65,15 @@ def create(data_dir: str = typer.Option(None, "--data-dir", help="The site's dat
 
 
 @app.command("verify")
-def verify(backup_dir: str = typer.Argument(..., help="Backup directory"),
-           snapshot: str = SNAPSHOT, passphrase_file: str = PASSPHRASE) -> None:
+def verify(backup_dir: str = typer.Argument(..., help=TARGET_HELP),
+           snapshot: str = SNAPSHOT, passphrase_file: str = PASSPHRASE, staging: str = STAGING) -> None:
     """Check a snapshot without restoring it: the manifest's MAC, then the size and SHA-256 of
     every file. Exit 0: intact; 1: damaged or altered; 4: wrong passphrase."""
     try:
-        root = Path(backup_dir)
-        manifest, keys = backup_manifest.load(root, read_passphrase(passphrase_file), snapshot)
-        problems = backup_manifest.verify(root, manifest, keys)
+        passphrase = read_passphrase(passphrase_file)
+        with _local(backup_dir, passphrase, snapshot, staging) as (root, snap):
+            manifest, keys = backup_manifest.load(root, passphrase, snap)
+            problems = backup_manifest.verify(root, manifest, keys)
     except BackupError as exc:
         raise _fail("verify", exc) from None
     for problem in problems:
@@ -64,15 +85,16 @@ def verify(backup_dir: str = typer.Argument(..., help="Backup directory"),
 
 
 @app.command("restore")
-def restore(backup_dir: str = typer.Argument(..., help="Backup directory"),
+def restore(backup_dir: str = typer.Argument(..., help=TARGET_HELP),
             data_dir: str = typer.Option(..., "--data-dir", help="Where to rebuild the site (new or empty)"),
-            snapshot: str = SNAPSHOT, passphrase_file: str = PASSPHRASE,
+            snapshot: str = SNAPSHOT, passphrase_file: str = PASSPHRASE, staging: str = STAGING,
             replace: bool = typer.Option(False, "--replace", help="Replace an existing (stopped) site; refused if any object lock would be weakened. The old one is kept beside it.")) -> None:
     """Rebuild a working site from a verified snapshot."""
     os.umask(0o077)
     try:
-        report = restore_backup(Path(backup_dir), Path(data_dir), read_passphrase(passphrase_file),
-                                snapshot=snapshot, replace=replace)
+        passphrase = read_passphrase(passphrase_file)
+        with _local(backup_dir, passphrase, snapshot, staging) as (root, snap):
+            report = restore_backup(root, Path(data_dir), passphrase, snapshot=snap, replace=replace)
     except BackupError as exc:
         raise _fail("restore", exc) from None
     typer.echo(f"restored snapshot {report.snapshot} into {data_dir}: {report.files} files, "

@@ -53,7 +53,7 @@ class CreateReport:
     attempts: int
 
 
-class _Store:
+class Store:
     """Writes objects into DIR/objects, skipping those already there."""
 
     def __init__(self, root: Path, keys: BackupKeys, previous: dict[str, bm.Entry]) -> None:
@@ -62,13 +62,13 @@ class _Store:
         self.done: dict[str, bm.Entry] = {}       # immutable files stored by this run (retries)
         (root / bm.OBJECTS).mkdir(mode=0o700, parents=True, exist_ok=True)
 
-    def _have(self, sha: str, size: int) -> bool:
+    def have(self, sha: str, size: int) -> bool:
         try:
             return os.stat(bm.object_path(self.root, sha)).st_size == size
         except FileNotFoundError:
             return False
 
-    def _place(self, tmp: Path, sha: str) -> None:
+    def place(self, tmp: Path, sha: str) -> None:
         final = bm.object_path(self.root, sha)
         if final.exists():
             tmp.unlink()
@@ -83,12 +83,12 @@ class _Store:
         plain_sha = hashlib.sha256(data).hexdigest()
         stored = backup_keys.seal_secret(self.keys, path, data) if secret else data
         sha = hashlib.sha256(stored).hexdigest() if secret else plain_sha
-        if self._have(sha, len(stored)):
+        if self.have(sha, len(stored)):
             self.reused += 1
         else:
             tmp = self._tmp()
             bm.write_file(tmp, stored)
-            self._place(tmp, sha)
+            self.place(tmp, sha)
         return bm.Entry(path, kind, len(data), plain_sha, sha, len(stored), secret)
 
     def add_file(self, path: str, kind: str, src: Path, *, cached: bool = True) -> bm.Entry | None:
@@ -105,7 +105,7 @@ class _Store:
                 return mine
             prev = self.previous.get(path)
             if (cached and prev is not None and not prev.secret and prev.kind == kind and prev.size == st.st_size
-                    and prev.mtime_ns == st.st_mtime_ns and self._have(prev.object, prev.stored)):
+                    and prev.mtime_ns == st.st_mtime_ns and self.have(prev.object, prev.stored)):
                 self.reused += 1
                 self.done[path] = bm.Entry(path, kind, prev.size, prev.sha256, prev.object,
                                            prev.stored, mtime_ns=st.st_mtime_ns)
@@ -121,7 +121,7 @@ class _Store:
                 out.flush()
                 os.fsync(out.fileno())
         sha = h.hexdigest()
-        self._place(tmp, sha)
+        self.place(tmp, sha)
         entry = bm.Entry(path, kind, size, sha, sha, size, mtime_ns=st.st_mtime_ns)
         if cached:
             self.done[path] = entry
@@ -195,7 +195,7 @@ def _databases(data_dir: Path) -> list[str]:
     return sorted(names, key=lambda n: (order.get(n, 2), n))
 
 
-def _consistent_core(data_dir: Path, store: _Store, staging: Path) -> tuple[list[bm.Entry], int]:
+def _consistent_core(data_dir: Path, store: Store, staging: Path) -> tuple[list[bm.Entry], int]:
     """Databases and the blobs they reference, retried until they agree. The same blobs
     missing twice in a row are not a race but a damaged site: refused, naming them."""
     before: set[str] = set()
@@ -238,7 +238,7 @@ def _consistent_core(data_dir: Path, store: _Store, staging: Path) -> tuple[list
                       "metadata kept disappearing (deletes racing the backup); try again")
 
 
-def _audit(data_dir: Path, store: _Store) -> list[bm.Entry]:
+def _audit(data_dir: Path, store: Store) -> list[bm.Entry]:
     """The audit directory: the active log read under the writer's lock (records only),
     then the closed segments, retention manifest and keys."""
     folder = data_dir / AUDIT_DIR
@@ -289,7 +289,7 @@ def _walk(folder: Path, skip: Callable[[str], bool] = lambda rel: False) -> list
     return out
 
 
-def _rest(data_dir: Path, store: _Store, done: set[str]) -> list[bm.Entry]:
+def _rest(data_dir: Path, store: Store, done: set[str]) -> list[bm.Entry]:
     """Every other file of the site (keyring, credentials, operator journals)."""
     def skip(rel: str) -> bool:
         return rel in _SKIP_DIRS or rel == AUDIT_DIR or bool(_SKIP.fullmatch(rel)) or rel in done
@@ -306,8 +306,13 @@ def _rest(data_dir: Path, store: _Store, done: set[str]) -> list[bm.Entry]:
     return entries
 
 
-def create(data_dir: Path, dest: Path, passphrase: bytes, *, clock: Callable[[], float] = time.time
-           ) -> CreateReport:
+StoreFactory = Callable[[Path, BackupKeys, "dict[str, bm.Entry]"], "Store"]
+
+
+def create(data_dir: Path, dest: Path, passphrase: bytes, *, clock: Callable[[], float] = time.time,
+           make_store: StoreFactory | None = None) -> CreateReport:
+    """Take a snapshot into the backup directory ``dest``; ``make_store`` replaces where the
+    objects go (backup_s3: to an S3 target, ``dest`` then only stages)."""
     data_dir, dest = Path(data_dir), Path(dest)
     if not (data_dir / META_FILE).is_file():
         raise BackupError(f"{data_dir} is not a Vallum data directory (no {META_FILE})")
@@ -320,7 +325,7 @@ def create(data_dir: Path, dest: Path, passphrase: bytes, *, clock: Callable[[],
     keys = backup_keys.derive(passphrase, kdf)
     now = clock()
     snap_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)) + "-" + uuid.uuid4().hex[:8]
-    store = _Store(dest, keys, previous)
+    store = (make_store or Store)(dest, keys, previous)
     staging = dest / f".staging-{snap_id}"
     staging.mkdir(mode=0o700)
     try:

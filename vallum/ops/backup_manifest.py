@@ -77,6 +77,10 @@ def object_path(root: Path, sha: str) -> Path:
     return root / OBJECTS / sha[:2] / sha
 
 
+def is_snapshot_id(name: str) -> bool:
+    return _ID.fullmatch(name) is not None
+
+
 def snapshot_ids(root: Path) -> list[str]:
     try:
         return sorted(n for n in os.listdir(root / SNAPSHOTS) if _ID.fullmatch(n))

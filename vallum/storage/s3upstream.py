@@ -98,17 +98,20 @@ def parse_spec(text: str) -> UpstreamSpec:
     return UpstreamSpec(bucket, prefix, f"{url.scheme}://{url.netloc}")
 
 
-def load_credentials(env: dict[str, str] | Any = None) -> tuple[str, str]:
-    """The upstream access key pair: from the environment, or from a file only its owner
-    can read (``access_key = ...`` / ``secret_key = ...`` lines). Never from argv."""
+def load_credentials(env: dict[str, str] | Any = None, *,
+                     names: tuple[str, str, str] = (ENV_ACCESS_KEY, ENV_SECRET_KEY, ENV_CREDENTIALS_FILE)
+                     ) -> tuple[str, str]:
+    """An S3 key pair: from the environment variables ``names`` (access key, secret key), or
+    from the file the third names, which only its owner may read (``access_key = ...`` /
+    ``secret_key = ...`` lines). Never from argv."""
     env = os.environ if env is None else env
-    ak, sk = env.get(ENV_ACCESS_KEY, ""), env.get(ENV_SECRET_KEY, "")
-    path = env.get(ENV_CREDENTIALS_FILE, "")
+    ak_name, sk_name, file_name = names
+    ak, sk = env.get(ak_name, ""), env.get(sk_name, "")
+    path = env.get(file_name, "")
     if ak and sk:
         return ak, sk
     if not path:
-        raise ValueError(f"upstream blob store credentials: set {ENV_ACCESS_KEY} and "
-                         f"{ENV_SECRET_KEY}, or {ENV_CREDENTIALS_FILE} (a 0600 file)")
+        raise ValueError(f"S3 credentials: set {ak_name} and {sk_name}, or {file_name} (a 0600 file)")
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     with os.fdopen(fd) as fh:
         mode = os.fstat(fh.fileno()).st_mode
