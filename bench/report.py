@@ -66,6 +66,11 @@ def ratios(results: dict[str, dict], figs: list[Figure], peers: list[str]) -> di
             top = (max if f.higher_is_better else min)(values) if values else None
             best[f.key] = ratio(own.get(f.key), top)
         out["vallum/best"] = best
+    upstream = results.get("vallum-upstream", {}).get("figures", {})
+    weed = results.get("seaweedfs", {}).get("figures", {})
+    if upstream and weed:           # issue 19: the gateway in front of SeaweedFS vs SeaweedFS
+        out["vallum-upstream/seaweedfs"] = {f.key: ratio(upstream.get(f.key), weed.get(f.key))
+                                            for f in figs}
     return out
 
 

@@ -433,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
 
     figs = report.figures(human_size(plan.big_size), human_size(plan.rss_size), plan.list_keys,
                           human_size(plan.part_size), plan.mpu_parallel, args.iam_statements)
-    peers = [t for t in args.target_list if t != "vallum"] if "vallum" in args.target_list else []
+    peers = [t for t in args.target_list if t in servers.PEERS] if "vallum" in args.target_list else []
     ratio_table = report.ratios(results, figs, peers)
     header = ["workload", "unit", *[("client ceiling" if c == servers.CEILING else c)
                                     for c in columns], *ratio_table.keys()]

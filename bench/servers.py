@@ -25,8 +25,11 @@ from pathlib import Path
 
 from bench.s3http import S3Http
 
-TARGETS = ("vallum", "vallum-plain", "vallum-operator", "moto", "seaweedfs", "rclone")
-DEFAULT_TARGETS = ("vallum", "moto", "seaweedfs", "rclone")   # Vallum and its peers
+TARGETS = ("vallum", "vallum-plain", "vallum-operator", "vallum-upstream", "moto", "seaweedfs",
+           "rclone")
+# Vallum, Vallum keeping its blobs in a SeaweedFS of its own (issue 19), and the peers.
+DEFAULT_TARGETS = ("vallum", "vallum-upstream", "moto", "seaweedfs", "rclone")
+UPSTREAM = "vallum-upstream"
 PEERS = ("moto", "seaweedfs", "rclone")
 # Vallum variants measured against the default server: the cost of encryption at rest plus
 # the audit log (issue 7; labels and MAC cannot be switched off), and of the AI operator's
@@ -42,6 +45,8 @@ VALLUM_VARIANTS = {
     # ... and the spill scan's cost as vallum-plain against this one.
     "vallum-plain-noscan": {"VALLUM_ENCRYPTION": "off", "VALLUM_AUDIT": "off",
                             "VALLUM_SPILL_SCAN": "off"},
+    # The default gateway with `--blobs s3://…` on a SeaweedFS started next to it.
+    UPSTREAM: {},
 }
 CEILING = "ceiling"
 _RUNNING: dict[int, "Server"] = {}
@@ -86,6 +91,8 @@ class Server:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
+        if "upstream" in self.extra:      # vallum-upstream's SeaweedFS, after the gateway
+            self.extra["upstream"].stop(grace)
         if not self.keep_files:
             shutil.rmtree(self.workdir, ignore_errors=True)
         for leftover in self.extra.get("leftovers", []):
@@ -146,6 +153,10 @@ def _command(name: str, workdir: Path, port: int, ak: str, sk: str,
         if workers is not None:
             argv += ["--workers", str(workers)]
         env |= {"VALLUM_ROOT_ACCESS_KEY": ak, "VALLUM_ROOT_SECRET_KEY": sk, **VALLUM_VARIANTS[name]}
+        if "blobs" in extra:          # keys of the upstream in the environment, never argv
+            up = extra["upstream"]
+            argv += ["--blobs", extra["blobs"]]
+            env |= {"VALLUM_BLOBS_ACCESS_KEY": up.access_key, "VALLUM_BLOBS_SECRET_KEY": up.secret_key}
         return argv, env, f"http://127.0.0.1:{port}/-/health/ready"
     if name == "moto":
         return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env, None
@@ -210,6 +221,19 @@ def start(name: str, base_dir: Path, workers: int | None = None, timeout: float 
     port = free_ports(1)[0]
     ak, sk = _credentials()
     extra: dict = {}
+    if name == UPSTREAM:
+        extra["upstream"] = up = start("seaweedfs", workdir, timeout=timeout, keep_files=keep_files)
+        client = S3Http(up.endpoint, up.access_key, up.secret_key, timeout=30)
+        try:
+            made = client.request("PUT", "/vallum-blobs")
+            if made.status != 200:
+                raise RuntimeError(f"upstream bucket: {made.status} {made.body[:200]!r}")
+        except BaseException:
+            up.stop()
+            raise
+        finally:
+            client.close()
+        extra["blobs"] = f"s3://vallum-blobs/bench/@{up.endpoint}"
     argv, env, health_url = _command(name, workdir, port, ak, sk, workers, extra)
     log_path = workdir / "server.log"
     with open(log_path, "wb") as log:
