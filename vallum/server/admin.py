@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 
 from vallum import authz
 from vallum.http import Headers, Request, Response
-from vallum.iam import admin_authz, clearance, oidc, sts_api
+from vallum.iam import admin_authz, clearance, ldap_directories, oidc, sts_api
 from vallum.iam.admin_keys import boundary_keys
 from vallum.iam.directory import IAMError
 from vallum.iam.policy import MalformedPolicy
@@ -49,7 +49,8 @@ def _json_error(err: errors.S3Error, request_id: str, path: str) -> Response:
 # ---------------------------------------------------------------- STS
 
 _STS_TARGETS = {"AssumeRole": lambda who, params: params.get("RoleArn") or None,
-                "AssumeRoleWithWebIdentity": lambda who, params: params.get("RoleArn") or None}
+                "AssumeRoleWithWebIdentity": lambda who, params: params.get("RoleArn") or None,
+                "AssumeRoleWithLDAPIdentity": lambda who, params: params.get("RoleArn") or None}
 _STS_HEADERS = {"content-type": "text/xml"}
 
 
@@ -59,7 +60,8 @@ class StsApi:
     name = "sts"
     body_limit: int | None = STS_MAX_BODY
     service = "sts"
-    signed_only = False       # AssumeRoleWithWebIdentity: the token is the credential;
+    signed_only = False       # AssumeRoleWith{WebIdentity,LDAPIdentity}: the token or the
+    #                           password is the credential;
     #                           handle_sts refuses every other unsigned action
     tenant_view = False
 
@@ -110,6 +112,12 @@ async def handle_sts(request: Request) -> Response:
             keys = authz.global_keys(request.source_ip, request.secure, time.time())
             out = await asyncio.to_thread(sts_api.assume_role_with_web_identity, iam, params,
                                           request_id, keys, audit)
+            audit["decision"] = "allow"
+            return Response(200, dict(_STS_HEADERS), out)
+        if action == "AssumeRoleWithLDAPIdentity":     # signed or not: the password decides
+            keys = authz.global_keys(request.source_ip, request.secure, time.time())
+            out = await asyncio.to_thread(sts_api.assume_role_with_ldap_identity, iam, params,
+                                          request_id, keys, audit, request.source_ip)
             audit["decision"] = "allow"
             return Response(200, dict(_STS_HEADERS), out)
         if principal.anonymous:
@@ -249,7 +257,8 @@ def _guard_clearance(d, who: Principal, name: str, account: str, args: dict[str,
 
 # Actions only the platform root may call (accounts; clearances: iam/clearance.py).
 ROOT_ONLY = frozenset({"CreateAccount", "ListAccounts", "GetAccount", "DeleteAccount",
-                       "SetClearance"})
+                       "SetClearance", "PutLDAPDirectory", "GetLDAPDirectory",
+                       "ListLDAPDirectories", "DeleteLDAPDirectory"})
 
 
 # action -> handler(directory, account, args, caller); the permissions each needs are in
@@ -296,6 +305,10 @@ def _actions():
         "GetOpenIDConnectProvider": lambda d, a, x, w: oidc.get_provider(d, a, x),
         "ListOpenIDConnectProviders": lambda d, a, x, w: oidc.list_providers(d, a),
         "DeleteOpenIDConnectProvider": lambda d, a, x, w: oidc.delete_provider(d, a, x),
+        "PutLDAPDirectory": lambda d, a, x, w: ldap_directories.put_directory(d, x),
+        "GetLDAPDirectory": lambda d, a, x, w: ldap_directories.get_directory(d, x),
+        "ListLDAPDirectories": lambda d, a, x, w: ldap_directories.list_directories(d),
+        "DeleteLDAPDirectory": lambda d, a, x, w: ldap_directories.delete_directory(d, x),
     }
 
 
