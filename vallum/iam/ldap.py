@@ -97,6 +97,13 @@ def _server(row: dict[str, Any]) -> ldap3.Server:
                         tls=tls, get_info=ldap3.NONE, connect_timeout=row["timeout"])
 
 
+def _close(conn: ldap3.Connection) -> None:
+    try:
+        conn.unbind()
+    except (LDAPException, OSError):
+        pass                   # a connection that broke (e.g. a refused certificate)
+
+
 def _connect(row: dict[str, Any], dn: str, password: str) -> ldap3.Connection:
     """A connection bound as ``dn``, TLS first; LDAPLoginError when the bind fails."""
     conn = ldap3.Connection(_server(row), user=dn, password=password,
@@ -106,17 +113,16 @@ def _connect(row: dict[str, Any], dn: str, password: str) -> ldap3.Connection:
         conn.open()
         if row["start_tls"] and not conn.start_tls():
             raise unreachable("ldap: StartTLS failed")
-    except LDAPException as exc:
-        conn.unbind()
-        raise unreachable(f"ldap: {type(exc).__name__}") from None
-    try:
         ok = conn.bind()
-    except LDAPException as exc:
-        conn.unbind()
+    except (LDAPException, OSError, ValueError) as exc:
+        _close(conn)
         raise unreachable(f"ldap: {type(exc).__name__}") from None
+    except LDAPLoginError:
+        _close(conn)
+        raise
     if not ok:
         why = conn.result.get("description", "bind failed") if conn.result else "bind failed"
-        conn.unbind()
+        _close(conn)
         raise refused(f"ldap: bind refused ({why})")
     return conn
 
@@ -138,7 +144,7 @@ def _user_dn(row: dict[str, Any], username: str) -> str:
     except LDAPException as exc:
         raise unreachable(f"ldap: user search: {type(exc).__name__}") from None
     finally:
-        conn.unbind()
+        _close(conn)
     if len(found) != 1:
         raise refused(f"ldap: the user search found {len(found)} entries")
     return found[0]
@@ -193,7 +199,7 @@ def login(row: dict[str, Any], username: str, password: str) -> Identity:
                     values = tuple(str(v) for v in (raw if isinstance(raw, list) else [raw]))
         groups = _groups(conn, row, dn)
     finally:
-        conn.unbind()
+        _close(conn)
     return Identity(row, username, dn, groups, values)
 
 

@@ -106,13 +106,10 @@ def _identify(args: dict[str, Any], row: dict[str, Any]) -> None:
     if (template is None) == (base is None):
         raise IAMError("give exactly one of user_dn_template or user_search_base")
     if template is not None:
-        if template.count("{username}") != 1 or template.count("{") != 1 \
-                or not template.startswith("{username}"):
-            raise IAMError("user_dn_template must start with an attribute and {username}, "
-                           "e.g. uid={username},ou=people,dc=example,dc=org")
-        prefix = template.split("{username}")[0]
-        if not prefix.endswith("=") or not _ATTR.fullmatch(prefix[:-1]):
-            raise IAMError("user_dn_template must start with ATTRIBUTE={username},")
+        m = re.fullmatch(r"([A-Za-z][A-Za-z0-9-]{0,63})=\{username\},([^{}]+)", template)
+        if m is None:
+            raise IAMError("user_dn_template must be ATTRIBUTE={username},BASE, e.g. "
+                           "uid={username},ou=people,dc=example,dc=org")
         normal_dn(template.replace("{username}", "x"))
         row["user_dn_template"] = template
         return
