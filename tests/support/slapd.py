@@ -6,7 +6,7 @@ The directory holds what the LDAP identity tests need: users with a clearance in
 ``employeeType``, groups nested through ``groupOfNames`` member chains (and a cycle),
 a user locked by the ppolicy overlay (``pwdAccountLockedTime``), and an OU where users
 may write their own groups (to try spoofing a group). slapd is configured to ACCEPT an
-unauthenticated bind (a DN with an empty password, ``allow bind_anon_cred``), so a test
+unauthenticated bind (a DN with an empty password, ``allow bind_anon_dn``), so a test
 shows that Vallum refuses it itself. Simple binds need TLS (``security simple_bind``),
 so a bind that skipped StartTLS fails at slapd too.
 
@@ -116,7 +116,7 @@ argsfile {root}/slapd.args
 TLSCACertificateFile {root}/ca.pem
 TLSCertificateFile {root}/server.pem
 TLSCertificateKeyFile {root}/server.key
-allow bind_anon_cred
+allow bind_anon_dn
 security simple_bind=128
 
 database mdb

@@ -67,7 +67,8 @@ def _text(args: dict[str, Any], key: str, required: bool = True) -> str | None:
 
 
 def _filter(value: str | None, key: str, placeholder: bool) -> str | None:
-    """A search filter: parenthesised, balanced, with ``{username}`` exactly when asked."""
+    """A search filter: parenthesised, balanced, with ``{username}`` (once or more) exactly
+    when asked."""
     if value is None:
         return None
     depth = 0
@@ -77,9 +78,10 @@ def _filter(value: str | None, key: str, placeholder: bool) -> str | None:
             break
     if depth != 0 or not (value.startswith("(") and value.endswith(")")):
         raise IAMError(f"{key} must be one parenthesised LDAP filter")
-    if ("{username}" in value) != placeholder or value.count("{") != int(placeholder):
-        raise IAMError(f"{key} must hold {'exactly one' if placeholder else 'no'} "
-                       "{username} placeholder")
+    uses = value.count("{username}")
+    if (uses > 0) != placeholder or value.count("{") != uses or value.count("}") != uses:
+        raise IAMError(f"{key} must hold {'the' if placeholder else 'no'} {{username}} "
+                       "placeholder and no other braces")
     return value
 
 
