@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ldap3.core.exceptions import LDAPInvalidDnError
-from ldap3.utils.dn import safe_dn
+from ldap3.utils.dn import parse_dn
 
 from vallum.iam.directory import Directory, IAMError, NoSuchEntity
 from vallum.iam.store import Op
@@ -32,6 +32,7 @@ _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _URL = re.compile(r"(ldaps?)://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\])(?::([0-9]{1,5}))?/?")
 _ROLE_ARN = re.compile(r"arn:aws:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_\-/]{1,64}")
 _ATTR = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,63}")
+_SEARCH_FIELDS = ("user_filter", "lookup_dn", "lookup_password_file")
 MAX_MAPPINGS = 1000
 MAX_NESTING = 16
 MIN_SESSION, MAX_SESSION = 900, 43200
@@ -42,12 +43,15 @@ FIELDS = ("name", "url", "start_tls", "ca_file", "user_dn_template", "user_searc
 
 
 def normal_dn(dn: str) -> str:
-    """A DN as mappings compare it: ldap3's canonical spacing, lower case (the attributes
+    """A DN as mappings compare it: no spaces around separators, lower case (the attributes
     of the names used here, cn/ou/dc/uid, match case-insensitively)."""
     try:
-        return safe_dn(dn).lower()
+        parts = parse_dn(dn, escape=False, strip=True)
     except (LDAPInvalidDnError, TypeError, ValueError):
-        raise IAMError(f"not a distinguished name: {dn!r}") from None
+        parts = []
+    if not parts or not all(attr and value for attr, value, _ in parts):
+        raise IAMError(f"not a distinguished name: {dn!r}")
+    return "".join(f"{attr}={value}{sep}" for attr, value, sep in parts).lower()
 
 
 def directory_arn(account: str, name: str) -> str:
@@ -113,6 +117,9 @@ def _identify(args: dict[str, Any], row: dict[str, Any]) -> None:
             raise IAMError("user_dn_template must be ATTRIBUTE={username},BASE, e.g. "
                            "uid={username},ou=people,dc=example,dc=org")
         normal_dn(template.replace("{username}", "x"))
+        extra = [k for k in _SEARCH_FIELDS if args.get(k) not in (None, "")]
+        if extra:
+            raise IAMError(f"{', '.join(extra)}: for user_search_base, not a DN template")
         row["user_dn_template"] = template
         return
     row["user_search_base"] = normal_dn(base or "")
@@ -139,6 +146,9 @@ def _roles(value: Any) -> dict[str, str]:
 
 def put_directory(d: Directory, args: dict[str, Any]) -> dict[str, Any]:
     """Create or replace a directory (root only: server/admin.py lists it in ROOT_ONLY)."""
+    unknown = sorted(set(args) - set(FIELDS) - {"account"})
+    if unknown:
+        raise IAMError(f"unknown field(s): {', '.join(unknown)}")
     name = _text(args, "name") or ""
     if not _NAME.fullmatch(name):
         raise IAMError("name must be 1-64 of [A-Za-z0-9_-]")
