@@ -223,3 +223,26 @@ def test_another_ca_is_refused_before_any_password_is_sent(world, tmp_path):
     t0 = time.monotonic()
     assert world.login("alice").status == 200
     assert time.monotonic() - t0 < 10
+
+
+def test_nesting_is_walked_only_to_the_configured_depth(world):
+    """nesting=1: only alice's direct groups (analysts, unmapped) count, so no role."""
+    world.root.call("PutLDAPDirectory", **world.directory_config(name="shallow", nesting=1))
+    try:
+        r = world.login("alice", LDAPDirectory="shallow")
+        assert (r.status, r.code) == (400, "InvalidParameterValue"), r
+        assert world.login("carol", LDAPDirectory="shallow", RoleArn=world.dev).code == \
+            "AccessDenied"       # "shallow" is not the directory B's role trusts
+    finally:
+        world.root.call("DeleteLDAPDirectory", name="shallow")
+
+
+def test_an_unreachable_directory(world):
+    from tests.support.server import free_port
+    world.root.call("PutLDAPDirectory", **world.directory_config(
+        name="down", url=f"ldap://127.0.0.1:{free_port()}", timeout=2))
+    try:
+        r = world.login("alice", LDAPDirectory="down")
+        assert (r.status, r.code) == (400, "IDPCommunicationError"), r
+    finally:
+        world.root.call("DeleteLDAPDirectory", name="down")
