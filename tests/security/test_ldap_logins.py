@@ -162,6 +162,22 @@ def test_audit_names_the_dn_and_never_the_password(world):
         assert pw.encode() not in audit and pw.encode() not in logs
 
 
+def test_a_certificate_for_another_host_is_refused(world, tmp_path):
+    """A slapd whose certificate (from the right CA) names 127.0.0.2 and localhost: reached
+    as 127.0.0.1 the name does not match and no password is sent; as localhost it works."""
+    with slapd.start(tmp_path / "other", cert_ip="127.0.0.2") as other:
+        for url, status in ((other.url, 400), (other.url.replace("127.0.0.1", "localhost"), 403)):
+            world.root.call("PutLDAPDirectory", **world.directory_config(
+                name="misnamed", url=url, ca_file=other.ca_file))
+            try:
+                r = world.login("alice", LDAPDirectory="misnamed")
+                # 403: the bind worked; the role trusts "corp", not "misnamed"
+                assert r.status == status, r
+                assert r.code == ("IDPCommunicationError" if status == 400 else "AccessDenied"), r
+            finally:
+                world.root.call("DeleteLDAPDirectory", name="misnamed")
+
+
 def test_password_guessing_is_throttled_before_the_bind(server, world):
     """20 wrong passwords for one user from one address: the next attempt is refused
     before any bind (Throttling), even with the right password. Last in the module: the

@@ -217,14 +217,15 @@ class Slapd:
         self.stop()
 
 
-def start(root: Path) -> Slapd:
-    """Configure, load and start a slapd in ``root`` (created); the caller stops it."""
+def start(root: Path, cert_ip: str = "127.0.0.1") -> Slapd:
+    """Configure, load and start a slapd in ``root`` (created); the caller stops it. Its
+    certificate names ``cert_ip`` and localhost (another address: a name mismatch)."""
     if not os.access(SLAPD, os.X_OK):
         raise RuntimeError("slapd not found: run scripts/install-slapd.sh (make test does) "
                            "or apt-get install slapd ldap-utils")
     root.mkdir(parents=True, exist_ok=True)
     (root / "db").mkdir()
-    make_certs(root)
+    make_certs(root, cert_ip)
     conf = root / "slapd.conf"
     conf.write_text(_conf(root))
     conf.chmod(0o600)
