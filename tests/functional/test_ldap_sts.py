@@ -246,3 +246,18 @@ def test_an_unreachable_directory(world):
         assert (r.status, r.code) == (400, "IDPCommunicationError"), r
     finally:
         world.root.call("DeleteLDAPDirectory", name="down")
+
+
+def test_ldaps_from_the_start(world):
+    """ldaps:// (TLS before any LDAP message) works the same; start_tls is refused with it."""
+    world.root.call("PutLDAPDirectory", **world.directory_config(
+        name="tls", url=world.ldap.ldaps_url, start_tls=False))
+    try:
+        r = world.login("alice", LDAPDirectory="tls")
+        assert (r.status, r.code) == (403, "AccessDenied"), r     # bound; trust names "corp"
+        assert world.login("alice", "wrong", LDAPDirectory="tls").code == "InvalidParameterValue"
+    finally:
+        world.root.call("DeleteLDAPDirectory", name="tls")
+    with pytest.raises(AdminError):
+        world.root.call("PutLDAPDirectory", **world.directory_config(
+            name="tls", url=world.ldap.ldaps_url, start_tls=True))

@@ -1,6 +1,6 @@
 """A real OpenLDAP server for the tests: Debian's ``slapd`` with a ``slapd.conf`` in a temp
-directory, listening on a free 127.0.0.1 port, StartTLS with a test CA made here with
-``cryptography``, loaded (``slapadd``) with the LDIF of ``DIRECTORY``.
+directory, listening on free 127.0.0.1 ports (ldap:// with StartTLS, and ldaps://) with a
+test CA made here with ``cryptography``, loaded (``slapadd``) with the LDIF of ``DIRECTORY``.
 
 The directory holds what the LDAP identity tests need: users with a clearance in
 ``employeeType``, groups nested through ``groupOfNames`` member chains (and a cycle),
@@ -166,12 +166,17 @@ def make_certs(root: Path, host: str = "127.0.0.1") -> None:
 @dataclass
 class Slapd:
     root: Path
-    port: int
+    port: int                  # ldap:// (StartTLS)
+    tls_port: int              # ldaps://
     proc: subprocess.Popen
 
     @property
     def url(self) -> str:
         return f"ldap://127.0.0.1:{self.port}"
+
+    @property
+    def ldaps_url(self) -> str:
+        return f"ldaps://127.0.0.1:{self.tls_port}"
 
     @property
     def ca_file(self) -> str:
@@ -235,13 +240,13 @@ def start(root: Path, cert_ip: str = "127.0.0.1") -> Slapd:
     if loaded.returncode != 0:
         raise RuntimeError(f"slapadd failed: {loaded.stderr}")
     for _ in range(5):
-        port = free_port()
+        port, tls_port = free_port(), free_port()
         log = open(root / "slapd.log", "ab")      # noqa: SIM115 - the child keeps it
-        proc = subprocess.Popen([SLAPD, "-d", "256", "-f", str(conf),
-                                 "-h", f"ldap://127.0.0.1:{port}/"],
+        proc = subprocess.Popen([SLAPD, "-d", "256", "-f", str(conf), "-h",
+                                 f"ldap://127.0.0.1:{port}/ ldaps://127.0.0.1:{tls_port}/"],
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
-        server = Slapd(root, port, proc)
+        server = Slapd(root, port, tls_port, proc)
         if _wait(server):
             return server
         server.proc.kill()
@@ -257,8 +262,10 @@ def _wait(server: Slapd, timeout: float = 20.0) -> bool:
         if server.proc.poll() is not None:
             return False
         try:
-            with socket.create_connection(("127.0.0.1", server.port), timeout=0.5):
-                return True
+            for port in (server.port, server.tls_port):
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    pass
+            return True
         except OSError:
             time.sleep(0.05)
     return False
