@@ -13,10 +13,13 @@ import shutil
 import subprocess
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.support import fixtures as functional
 from tests.support import slapd
-from tests.support.ldap_sts import World, audit_records, login
+from tests.support.audit import audit_records
+from tests.support.iam import s3_for
+from tests.support.ldap_sts import World, login
 from tests.support.server import server_log
 
 server = functional.server
@@ -155,7 +158,19 @@ def test_audit_names_the_dn_and_never_the_password(world):
     assert rec["principal"] == f"ldap:{slapd.user_dn('alice')}", rec
     assert rec["action"] == ACTION and rec["decision"] == "allow", rec
     assert rec["account"] == world.a.id and rec["target"] == world.intel, rec
-    assert r.creds["AccessKeyId"] in rec["rule"], rec      # later requests link to the DN
+    assert r.creds["AccessKeyId"] in rec["rule"], rec
+    s3 = s3_for(world.server, r.creds["AccessKeyId"], r.creds["SecretAccessKey"],
+                r.creds["SessionToken"])
+    rid = s3.get_object(Bucket=world.bucket, Key="s")["ResponseMetadata"]["RequestId"]
+    with pytest.raises(ClientError) as exc:
+        s3.get_object(Bucket=world.bucket, Key="ts")            # above the session: hidden
+    refused_id = exc.value.response["ResponseMetadata"]["RequestId"]
+    records = audit_records(world.server.data_dir)
+    for request_id, decision in ((rid, "allow"), (refused_id, "deny")):
+        rec = records[request_id]          # every request of the session names the DN
+        assert rec["principal"] == r.creds["AccessKeyId"], rec
+        assert rec["source_identity"] == f"ldap:{slapd.user_dn('alice')}", rec
+        assert rec["decision"] == decision, rec
     audit = (world.server.data_dir / "audit" / "audit.log").read_bytes()
     logs = server_log(world.server.data_dir).read_bytes()
     for pw in slapd.PASSWORDS.values():

@@ -5,10 +5,8 @@ and the directory registered by the platform root against a real slapd
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -138,9 +136,3 @@ class World:
                 assert exc.response["Error"]["Code"] in ("NoSuchKey", "AccessDenied")
         return out
 
-
-def audit_records(data_dir: Path) -> dict[str, dict]:
-    """The server's audit records by request id."""
-    log = Path(data_dir) / "audit" / "audit.log"
-    recs = [json.loads(x) for x in log.read_bytes().rstrip(b"\0").splitlines() if x.strip()]
-    return {r["request_id"]: r for r in recs if r.get("request_id")}

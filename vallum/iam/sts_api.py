@@ -185,7 +185,8 @@ def assume_role_with_web_identity(iam: Any, params: dict[str, str], rid: str,
     duration = _duration(params, sts.DEFAULT_ROLE_DURATION, int(role.get("max_session", 3600)))
     session = sts.new_session(account=account, duration=duration, role=role_name,
                               session_name=name, policy=policy_text or None,
-                              role_id=role.get("id") or None, ceiling=ceiling)
+                              role_id=role.get("id") or None, ceiling=ceiling,
+                              source_identity=f"oidc:{who}")
     audit["rule"] = f"sts: allowed by {decision.policy or 'trust-policy'} ({who})"
     assumed = (f"<AssumedRoleUser><AssumedRoleId>{role.get('id', '')}:{escape(name)}</AssumedRoleId>"
                f"<Arn>{escape(session_arn(account, role_name, name))}</Arn></AssumedRoleUser>")
@@ -265,7 +266,8 @@ def assume_role_with_ldap_identity(iam: Any, params: dict[str, str], rid: str,
     duration = _duration(params, min(sts.DEFAULT_ROLE_DURATION, hi), hi)
     session = sts.new_session(account=account, duration=duration, role=role_name,
                               session_name=username, policy=policy_text or None,
-                              role_id=role.get("id") or None, ceiling=ceiling)
+                              role_id=role.get("id") or None, ceiling=ceiling,
+                              source_identity=who)
     audit["rule"] = (f"sts: allowed by {decision.policy or 'trust-policy'} ({who}; "
                      f"session {session.access_key_id}, clearance ceiling {ceiling})")
     assumed = (f"<AssumedRoleUser><AssumedRoleId>{role.get('id', '')}:{escape(username)}"
