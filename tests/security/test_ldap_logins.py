@@ -193,6 +193,12 @@ def test_a_certificate_for_another_host_is_refused(world, tmp_path):
                 world.root.call("DeleteLDAPDirectory", name="misnamed")
 
 
+def test_a_newline_in_the_username_cannot_forge_a_log_line(world):
+    r, rec = refused(world, "InvalidParameterValue", 400, "alice\nWARNING forged", "x")
+    assert "\n" not in rec["rule"] and "'alice\\nWARNING forged'" in rec["rule"], rec
+    assert b"\nWARNING forged" not in server_log(world.server.data_dir).read_bytes()
+
+
 def test_password_guessing_is_throttled_before_the_bind(server, world):
     """20 wrong passwords for one user from one address: the next attempt is refused
     before any bind (Throttling), even with the right password. Last in the module: the

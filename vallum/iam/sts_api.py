@@ -221,7 +221,10 @@ def assume_role_with_ldap_identity(iam: Any, params: dict[str, str], rid: str,
     if row is None:
         raise STSError("InvalidParameterValue", "no such LDAP directory (name one with "
                        "LDAPDirectory when several are registered)", 400, "ldap: no directory")
-    claimed = f"{row['name']}#{username[:64]}"
+    # The claimed name goes to logs and the audit: quoted (repr) unless it is a plain one,
+    # so a newline in it cannot forge a log line.
+    shown = username if ldap.USERNAME.fullmatch(username) else repr(username[:64])
+    claimed = f"{row['name']}#{shown}"
     counter = f"ldap:{claimed}"
     if iam.limiter.blocked(counter, source_ip):
         raise STSError("Throttling", "Too many failed LDAP logins; retry later", 400,
