@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from botocore.exceptions import ClientError
@@ -197,6 +201,38 @@ def test_a_newline_in_the_username_cannot_forge_a_log_line(world):
     r, rec = refused(world, "InvalidParameterValue", 400, "alice\nWARNING forged", "x")
     assert "\n" not in rec["rule"] and "'alice\\nWARNING forged'" in rec["rule"], rec
     assert b"\nWARNING forged" not in server_log(world.server.data_dir).read_bytes()
+
+
+def test_a_silent_directory_cannot_stall_object_reads(world):
+    """A directory that accepts connections and never answers, and a flood of logins to
+    it: logins wait in threads of their own (past the queue: Throttling at once), and an
+    object read in the meantime is served as usual."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(256)                     # never accept()ed: the kernel completes handshakes
+    world.root.call("PutLDAPDirectory", **world.directory_config(
+        name="silent", url=f"ldap://127.0.0.1:{hole.getsockname()[1]}", timeout=3))
+    s3 = world.server.client()
+    bucket = "ldap-flood-" + uuid.uuid4().hex[:8]
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"still here")
+    try:
+        with ThreadPoolExecutor(48) as pool:
+            logins = [pool.submit(world.login, "alice", LDAPDirectory="silent")
+                      for _ in range(48)]
+            time.sleep(1.0)
+            t0 = time.monotonic()
+            assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"still here"
+            elapsed = time.monotonic() - t0
+            codes = [f.result().code for f in logins]
+        assert elapsed < 2.0, elapsed
+        assert codes.count("Throttling") >= 48 - 32, codes
+        assert set(codes) == {"Throttling", "IDPCommunicationError"}, codes
+    finally:
+        world.root.call("DeleteLDAPDirectory", name="silent")
+        hole.close()
+        s3.delete_object(Bucket=bucket, Key="k")
+        s3.delete_bucket(Bucket=bucket)
 
 
 def test_password_guessing_is_throttled_before_the_bind(server, world):

@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any, cast
 from urllib.parse import parse_qsl
@@ -116,8 +117,8 @@ async def handle_sts(request: Request) -> Response:
             return Response(200, dict(_STS_HEADERS), out)
         if action == "AssumeRoleWithLDAPIdentity":     # signed or not: the password decides
             keys = authz.global_keys(request.source_ip, request.secure, time.time())
-            out = await asyncio.to_thread(sts_api.assume_role_with_ldap_identity, iam, params,
-                                          request_id, keys, audit, request.source_ip)
+            out = await _ldap_login(sts_api.assume_role_with_ldap_identity, iam, params,
+                                    request_id, keys, audit, request.source_ip)
             audit["decision"] = "allow"
             return Response(200, dict(_STS_HEADERS), out)
         if principal.anonymous:
@@ -140,6 +141,26 @@ async def handle_sts(request: Request) -> Response:
 
 
 STS = StsApi()
+
+# LDAP logins wait on a remote directory: they get threads of their own, so a slow or
+# silent directory (or a flood of logins to one) cannot take the default executor's
+# threads, which serve object reads and writes. Past LDAP_QUEUE logins in flight in this
+# process, more are answered Throttling at once.
+LDAP_THREADS, LDAP_QUEUE = 8, 32
+_ldap_pool = ThreadPoolExecutor(LDAP_THREADS, thread_name_prefix="vallum-ldap")
+_ldap_in_flight = 0
+
+
+async def _ldap_login(fn: Any, *args: Any) -> bytes:
+    global _ldap_in_flight
+    if _ldap_in_flight >= LDAP_QUEUE:
+        raise sts_api.STSError("Throttling", "Too many LDAP logins in progress; retry later",
+                               400, "ldap: too many logins in flight")
+    _ldap_in_flight += 1
+    try:
+        return await asyncio.get_running_loop().run_in_executor(_ldap_pool, fn, *args)
+    finally:
+        _ldap_in_flight -= 1
 
 
 # ---------------------------------------------------------------- admin API
