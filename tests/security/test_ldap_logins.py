@@ -92,17 +92,23 @@ def test_group_spoofing(world):
     refused(world, "AccessDenied", 403, "alice", RoleArn=world.dev)
 
 
-def test_group_written_by_a_user_under_the_group_base_is_the_directorys_word(world, ldap):
-    """The directory decides membership: if mallory could write a real group (an ACL
-    mistake), that is the directory's statement; a group OUTSIDE the base never counts
-    even when the group base is the parent of both (ou=selfservice is not ou=groups)."""
+def test_a_same_named_group_found_by_the_search_still_maps_nothing(world, ldap):
+    """Searching the whole tree (group base = the suffix), mallory's self-made
+    cn=intel-staff IS found as her group; roles map by full DN, so it maps nothing, while
+    alice's real intel-staff maps (her role trusts "corp", not "wide": AccessDenied)."""
     conn = ldap.admin()
     try:
         assert conn.search(slapd.SELF, "(cn=intel-staff)", attributes=["member"])
         assert slapd.user_dn("mallory") in conn.entries[0].member.values
     finally:
         conn.unbind()
-    refused(world, "InvalidParameterValue", 400, "mallory")
+    world.root.call("PutLDAPDirectory", **world.directory_config(
+        name="wide", group_search_base=slapd.BASE))
+    try:
+        refused(world, "InvalidParameterValue", 400, "mallory", LDAPDirectory="wide")
+        refused(world, "AccessDenied", 403, "alice", LDAPDirectory="wide")
+    finally:
+        world.root.call("DeleteLDAPDirectory", name="wide")
 
 
 def test_clearance_above_the_cap(world, ldap):
