@@ -15,6 +15,7 @@ from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from tests.support.audit import audit_records
 from tests.support.iam import code_of, doc, s3_for, uid
 from tests.support.oidc import Provider, trust
 from vallum.cli.admin import AdminError
@@ -77,7 +78,10 @@ def test_web_identity_session_reaches_s3(server, tenant, idp, alg):
     name = uid("oidc")
     s3.create_bucket(Bucket=name)
     s3.put_object(Bucket=name, Key="k", Body=b"federated")
-    assert s3.get_object(Bucket=name, Key="k")["Body"].read() == b"federated"
+    got = s3.get_object(Bucket=name, Key="k")
+    assert got["Body"].read() == b"federated"
+    rec = audit_records(server.data_dir)[got["ResponseMetadata"]["RequestId"]]
+    assert rec["source_identity"] == f"oidc:{idp.url}#alice", rec     # the session's requests
     me = boto3.client("sts", endpoint_url=server.endpoint, region_name=server.region,
                       aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
                       aws_session_token=c["SessionToken"]).get_caller_identity()

@@ -10,6 +10,7 @@ from vallum.cli import bundle as bundle_cli
 from vallum.cli import certs as certs_cli
 from vallum.cli import functions, jobs
 from vallum.cli import label as label_cli
+from vallum.cli import ldap as ldap_cli
 from vallum.cli import quota as quota_cli
 from vallum.cli import spill as spill_cli
 from vallum.cli.admin import app as admin_app
@@ -35,6 +36,7 @@ app.add_typer(certs_cli.app, name="certs")
 admin_app.add_typer(quota_cli.app, name="quota")
 admin_app.command("usage")(quota_cli.usage)
 admin_app.add_typer(root_app, name="root")
+admin_app.add_typer(ldap_cli.app, name="ldap")
 app.add_typer(admin_app, name="admin")
 app.add_typer(keys_app, name="keys")
 app.add_typer(spill_cli.app, name="spill")

@@ -38,7 +38,8 @@ ListenBucketNotification ListenNotification
 """.split())   # the last two: MinIO's event-stream actions (answered 501), so its policies parse
 
 STS_ACTIONS: frozenset[str] = frozenset({"AssumeRole", "GetSessionToken", "GetCallerIdentity",
-                                         "TagSession", "AssumeRoleWithWebIdentity"})
+                                         "TagSession", "AssumeRoleWithWebIdentity",
+                                         "AssumeRoleWithLDAPIdentity"})
 
 # IAM actions the admin API checks (account admins act through them).
 IAM_ACTIONS: frozenset[str] = frozenset("""

@@ -178,7 +178,7 @@ class Identities:
             p = _with_key(clearance.bound(base, bounds), s.access_key_id, arn=session_arn(s.account, s.role,
                                                                  s.session_name or ""),
                           session_name=s.session_name, session_policies=session,
-                          token_issued=s.issued, **level)
+                          token_issued=s.issued, source_identity=s.source_identity, **level)
             return s.secret, p
         if s.source_key == self.root.access_key:
             if not session and not level:

@@ -32,6 +32,7 @@ class Principal:
     clearance: str | None = None     # banner text (MAC, security/mac/rules.py); None: the lowest level
     session_level: str | None = None  # a role's default session level (banner), if set
     level_fixed: bool = False        # session_level is fixed (scoped sessions): no header changes it
+    source_identity: str | None = None   # a federated session's external identity (audited)
 
     @property
     def anonymous(self) -> bool:

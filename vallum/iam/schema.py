@@ -39,6 +39,7 @@ inline = _entity("iam_inline_policies", "account", "kind", "target", "name")
 # so that databases created before it need no migration (no row: no ceiling).
 key_origins = _entity("iam_key_origins", "access_key_id")
 oidc_providers = _entity("iam_oidc_providers", "account", "name")     # iam/oidc.py
+ldap_directories = _entity("iam_ldap_directories", "name")    # iam/ldap_directories.py
 
 keys = sa.Table(
     "iam_access_keys", metadata,
@@ -85,4 +86,5 @@ ENTITIES: dict[str, tuple[sa.Table, tuple[str, ...]]] = {
     "inline": (inline, ("account", "kind", "target", "name")),
     "key_origin": (key_origins, ("access_key_id",)),
     "oidc_provider": (oidc_providers, ("account", "name")),
+    "ldap_directory": (ldap_directories, ("name",)),
 }

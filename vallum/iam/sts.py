@@ -51,6 +51,8 @@ class Session:
     role_id: str | None = None         # AssumeRole: the role's unique id (AROA...), so a
     #                                    re-created role of the same name does not revive it
     ceiling: str | None = None         # clearance of who minted it (iam/clearance.py); None: root
+    source_identity: str | None = None  # federated logins: the external identity (ldap:DN,
+    #                                     oidc:ISSUER#SUB), in every request's audit record
 
 
 SESSION_LEVEL_TAG = "vallum:session-level"    # AssumeRole session tag binding a level
@@ -69,11 +71,13 @@ def new_session(*, account: str, duration: int, user: str | None = None,
                 source_key: str | None = None, role: str | None = None,
                 session_name: str | None = None, policy: str | None = None,
                 now: float | None = None, session_level: str | None = None,
-                role_id: str | None = None, ceiling: str | None = None) -> Session:
+                role_id: str | None = None, ceiling: str | None = None,
+                source_identity: str | None = None) -> Session:
     now = time.time() if now is None else now
     akid = TEMP_PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(16))
     return Session(akid, secrets.token_urlsafe(30)[:40], account, now + duration, now, user,
-                   source_key, role, session_name, policy, session_level, role_id, ceiling)
+                   source_key, role, session_name, policy, session_level, role_id, ceiling,
+                   source_identity)
 
 
 def encode(master_key: bytes, session: Session) -> str:

@@ -1,4 +1,5 @@
-"""STS actions (AssumeRole, GetSessionToken, GetCallerIdentity): checks, then a session.
+"""STS actions (AssumeRole, GetSessionToken, GetCallerIdentity, AssumeRoleWith{WebIdentity,
+LDAPIdentity}): checks, then a session.
 
 Answers are rendered as the STS query-protocol XML boto3's sts client parses.
 """
@@ -10,7 +11,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from vallum import authz
-from vallum.iam import clearance, oidc, sts
+from vallum.iam import clearance, ldap, ldap_directories, oidc, sts
 from vallum.iam.identity import parsed, role_arn, session_arn
 from vallum.iam.policy import MalformedPolicy
 from vallum.iam.principal import Principal
@@ -184,7 +185,8 @@ def assume_role_with_web_identity(iam: Any, params: dict[str, str], rid: str,
     duration = _duration(params, sts.DEFAULT_ROLE_DURATION, int(role.get("max_session", 3600)))
     session = sts.new_session(account=account, duration=duration, role=role_name,
                               session_name=name, policy=policy_text or None,
-                              role_id=role.get("id") or None, ceiling=ceiling)
+                              role_id=role.get("id") or None, ceiling=ceiling,
+                              source_identity=f"oidc:{who}")
     audit["rule"] = f"sts: allowed by {decision.policy or 'trust-policy'} ({who})"
     assumed = (f"<AssumedRoleUser><AssumedRoleId>{role.get('id', '')}:{escape(name)}</AssumedRoleId>"
                f"<Arn>{escape(session_arn(account, role_name, name))}</Arn></AssumedRoleUser>")
@@ -194,4 +196,86 @@ def assume_role_with_web_identity(iam: Any, params: dict[str, str], rid: str,
                        "</SubjectFromWebIdentityToken>"
                      + f"<Audience>{escape(verified.audience)}</Audience>"
                      + f"<Provider>{escape(verified.name)}</Provider>"
+                     + "<PackedPolicySize>0</PackedPolicySize>", rid)
+
+
+def assume_role_with_ldap_identity(iam: Any, params: dict[str, str], rid: str,
+                                   keys: dict[str, Any], audit: dict[str, Any],
+                                   source_ip: str) -> bytes:
+    """AssumeRoleWithLDAPIdentity (MinIO's form: LDAPUsername, LDAPPassword, optional
+    Policy, DurationSeconds; Vallum adds optional RoleArn and LDAPDirectory): the password
+    is the credential (unsigned). The user binds to the directory (iam/ldap.py), its groups
+    map to a role whose trust policy must allow the directory as ``Federated`` principal,
+    and the session's clearance is the role's capped by the user's clearance attribute
+    (within the directory's cap). ``audit`` gets the user's DN once the bind succeeded.
+    Failed logins count against the address's limit (iam/auth_failures.py), checked
+    BEFORE the bind: a locked-out guesser gets Throttling even for the right password."""
+    username, password = params.get("LDAPUsername", ""), params.get("LDAPPassword", "")
+    policy_text = params.get("Policy")
+    if policy_text:
+        try:
+            parsed(policy_text, "session")
+        except MalformedPolicy as exc:
+            raise STSError("MalformedPolicyDocument", str(exc)) from None
+    row = ldap_directories.chosen(iam.directory, params.get("LDAPDirectory"))
+    if row is None:
+        raise STSError("InvalidParameterValue", "no such LDAP directory (name one with "
+                       "LDAPDirectory when several are registered)", 400, "ldap: no directory")
+    # The claimed name goes to logs and the audit: quoted (repr) unless it is a plain one,
+    # so a newline in it cannot forge a log line.
+    shown = username if ldap.USERNAME.fullmatch(username) else repr(username[:64])
+    claimed = f"{row['name']}#{shown}"
+    counter = f"ldap:{claimed}"
+    if iam.limiter.blocked(counter, source_ip):
+        raise STSError("Throttling", "Too many failed LDAP logins; retry later", 400,
+                       f"ldap: locked out ({claimed})")
+    try:
+        ident = ldap.login(row, username, password)
+    except ldap.LDAPLoginError as exc:
+        if exc.code == "InvalidParameterValue":
+            iam.limiter.failed(counter, source_ip)
+        raise STSError(exc.code, exc.message, exc.status, f"{exc.rule} ({claimed})") from None
+    who = f"ldap:{ident.dn}"
+    audit["principal"] = who
+    try:
+        arn = ldap.role_for(ident, params.get("RoleArn") or None)
+        ceiling = ldap.ceiling(ident)
+    except ldap.LDAPLoginError as exc:
+        raise STSError(exc.code, exc.message, exc.status, f"{exc.rule} ({who})") from None
+    m = _ROLE_ARN.fullmatch(arn)
+    if m is None:           # RoleArn not mapped is refused above; mappings are checked ARNs
+        raise STSError("ValidationError", f"{arn!r} is not a valid role ARN")
+    account, role_name = m.groups()
+    audit.update(account=account, target=arn)
+
+    def denied(rule: str) -> STSError:
+        return STSError("AccessDenied", "Not authorized to perform sts:AssumeRoleWithLDAPIdentity",
+                        403, f"{rule} ({who})")
+
+    role = iam.store.get("role", account=account, name=role_name)
+    if role is None:
+        raise denied("sts: no such role")
+    try:
+        trust = parsed(role["trust_policy"], "trust")
+    except MalformedPolicy:
+        raise denied("sts: the role's trust policy cannot be read") from None
+    ctx = authz.Context(keys={**keys, "sts:rolesessionname": username}, resource_owner=account,
+                        trust_policy=trust)
+    decision = authz.decide(ldap.caller_of(ident, account), "sts:AssumeRoleWithLDAPIdentity",
+                            role_arn(account, role_name), ctx)
+    if not decision.allowed:
+        raise denied(decision.reason)
+    hi = min(int(role.get("max_session", 3600)), row["max_session"])
+    duration = _duration(params, min(sts.DEFAULT_ROLE_DURATION, hi), hi)
+    session = sts.new_session(account=account, duration=duration, role=role_name,
+                              session_name=username, policy=policy_text or None,
+                              role_id=role.get("id") or None, ceiling=ceiling,
+                              source_identity=who)
+    audit["rule"] = (f"sts: allowed by {decision.policy or 'trust-policy'} ({who}; "
+                     f"session {session.access_key_id}, clearance ceiling {ceiling})")
+    assumed = (f"<AssumedRoleUser><AssumedRoleId>{role.get('id', '')}:{escape(username)}"
+               f"</AssumedRoleId><Arn>{escape(session_arn(account, role_name, username))}"
+               "</Arn></AssumedRoleUser>")
+    return _response("AssumeRoleWithLDAPIdentity",
+                     _credentials(iam, session) + assumed
                      + "<PackedPolicySize>0</PackedPolicySize>", rid)

@@ -14,13 +14,14 @@ import asyncio
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
 from vallum import authz
 from vallum.http import Headers, Request, Response
-from vallum.iam import admin_authz, clearance, oidc, sts_api
+from vallum.iam import admin_authz, clearance, ldap_directories, oidc, sts_api
 from vallum.iam.admin_keys import boundary_keys
 from vallum.iam.directory import IAMError
 from vallum.iam.policy import MalformedPolicy
@@ -49,7 +50,8 @@ def _json_error(err: errors.S3Error, request_id: str, path: str) -> Response:
 # ---------------------------------------------------------------- STS
 
 _STS_TARGETS = {"AssumeRole": lambda who, params: params.get("RoleArn") or None,
-                "AssumeRoleWithWebIdentity": lambda who, params: params.get("RoleArn") or None}
+                "AssumeRoleWithWebIdentity": lambda who, params: params.get("RoleArn") or None,
+                "AssumeRoleWithLDAPIdentity": lambda who, params: params.get("RoleArn") or None}
 _STS_HEADERS = {"content-type": "text/xml"}
 
 
@@ -59,7 +61,8 @@ class StsApi:
     name = "sts"
     body_limit: int | None = STS_MAX_BODY
     service = "sts"
-    signed_only = False       # AssumeRoleWithWebIdentity: the token is the credential;
+    signed_only = False       # AssumeRoleWith{WebIdentity,LDAPIdentity}: the token or the
+    #                           password is the credential;
     #                           handle_sts refuses every other unsigned action
     tenant_view = False
 
@@ -112,6 +115,12 @@ async def handle_sts(request: Request) -> Response:
                                           request_id, keys, audit)
             audit["decision"] = "allow"
             return Response(200, dict(_STS_HEADERS), out)
+        if action == "AssumeRoleWithLDAPIdentity":     # signed or not: the password decides
+            keys = authz.global_keys(request.source_ip, request.secure, time.time())
+            out = await _ldap_login(sts_api.assume_role_with_ldap_identity, iam, params,
+                                    request_id, keys, audit, request.source_ip)
+            audit["decision"] = "allow"
+            return Response(200, dict(_STS_HEADERS), out)
         if principal.anonymous:
             raise sts_api.STSError("MissingAuthenticationToken",
                                    "Request is missing Authentication Token", 403)
@@ -132,6 +141,26 @@ async def handle_sts(request: Request) -> Response:
 
 
 STS = StsApi()
+
+# LDAP logins wait on a remote directory: they get threads of their own, so a slow or
+# silent directory (or a flood of logins to one) cannot take the default executor's
+# threads, which serve object reads and writes. Past LDAP_QUEUE logins in flight in this
+# process, more are answered Throttling at once.
+LDAP_THREADS, LDAP_QUEUE = 8, 32
+_ldap_pool = ThreadPoolExecutor(LDAP_THREADS, thread_name_prefix="vallum-ldap")
+_ldap_in_flight = 0
+
+
+async def _ldap_login(fn: Any, *args: Any) -> bytes:
+    global _ldap_in_flight
+    if _ldap_in_flight >= LDAP_QUEUE:
+        raise sts_api.STSError("Throttling", "Too many LDAP logins in progress; retry later",
+                               400, "ldap: too many logins in flight")
+    _ldap_in_flight += 1
+    try:
+        return await asyncio.get_running_loop().run_in_executor(_ldap_pool, fn, *args)
+    finally:
+        _ldap_in_flight -= 1
 
 
 # ---------------------------------------------------------------- admin API
@@ -249,7 +278,8 @@ def _guard_clearance(d, who: Principal, name: str, account: str, args: dict[str,
 
 # Actions only the platform root may call (accounts; clearances: iam/clearance.py).
 ROOT_ONLY = frozenset({"CreateAccount", "ListAccounts", "GetAccount", "DeleteAccount",
-                       "SetClearance"})
+                       "SetClearance", "PutLDAPDirectory", "GetLDAPDirectory",
+                       "ListLDAPDirectories", "DeleteLDAPDirectory"})
 
 
 # action -> handler(directory, account, args, caller); the permissions each needs are in
@@ -296,6 +326,10 @@ def _actions():
         "GetOpenIDConnectProvider": lambda d, a, x, w: oidc.get_provider(d, a, x),
         "ListOpenIDConnectProviders": lambda d, a, x, w: oidc.list_providers(d, a),
         "DeleteOpenIDConnectProvider": lambda d, a, x, w: oidc.delete_provider(d, a, x),
+        "PutLDAPDirectory": lambda d, a, x, w: ldap_directories.put_directory(d, x),
+        "GetLDAPDirectory": lambda d, a, x, w: ldap_directories.get_directory(d, x),
+        "ListLDAPDirectories": lambda d, a, x, w: ldap_directories.list_directories(d),
+        "DeleteLDAPDirectory": lambda d, a, x, w: ldap_directories.delete_directory(d, x),
     }
 
 

@@ -2,8 +2,8 @@
 
 Every record says who did what: ``principal`` (the access key id; when no request was
 built, e.g. authentication failed, the key id the request CLAIMED, with
-``principal_claimed``), ``account``, ``action`` (the IAM action name), ``target`` (the
-resource ARN), ``decision`` and the deciding ``rule``: one shape for every API. Admin, STS
+``principal_claimed``), ``source_identity`` (a federated session's external identity),
+``account``, ``action`` (the IAM action name), ``target`` (the resource ARN), ``decision`` and the deciding ``rule``: one shape for every API. Admin, STS
 and compute handlers put their attribution in ``Request.audit`` (before authentication,
 the API's ``attribution``); it is merged over what the front door can see. Decision:
 ``request.decision`` (set where a handler refused, e.g. MAC) wins, then the handler's
@@ -66,6 +66,7 @@ async def record(services: Any, scope: dict[str, Any], request: Any, request_id:
         "request_id": request_id,
         "principal": who.get("principal"),
         "principal_claimed": who.get("principal_claimed", False),
+        "source_identity": getattr(getattr(request, "caller", None), "source_identity", None),
         "account": who.get("account"),
         "action": who.get("action"),
         "target": who.get("target"),
