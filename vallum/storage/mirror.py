@@ -183,10 +183,9 @@ class MirrorBlobStore(BlobStore):
                 raise r
 
     async def sweep(self, is_referenced: Callable[[str], bool]) -> int:
-        count = 0
-        for _, store in self.copies:
-            count += await store.sweep(is_referenced)
-        return count
+        """Each copy swept; counts blobs, not copies (the most any copy removed)."""
+        counts = [await store.sweep(is_referenced) for _, store in self.copies]
+        return max(counts)
 
 
 class MirrorBlobWriter(BlobWriter):
