@@ -58,7 +58,7 @@ def normalize(text: str) -> str:
 
 def local_roots(text: str | None) -> list[Path]:
     """The directories a ``--blobs`` value keeps copies in (their disks need headroom)."""
-    return [Path(c[len("local:"):]) for c in parse(text)] if text else []
+    return [Path(c[len("local:"):]) for c in parse(text) if c.startswith("local:")] if text else []
 
 
 def build(text: str, data_dir: Path, reserve: Reserve, env: dict[str, str] | Any = None) -> BlobStore:

@@ -210,6 +210,8 @@ def test_blobs_grammar():
     assert blobspec.parse(" local:/d1 ") == ["local:/d1"]
     assert blobspec.parse("local:/d1,s3://bkt/p@http://127.0.0.1:9") == [
         "local:/d1", "s3://bkt/p/@http://127.0.0.1:9"]
+    assert blobspec.local_roots("local:/d1,s3://bkt/p@http://127.0.0.1:9") == [Path("/d1")]
+    assert blobspec.local_roots(None) == []
     for bad, why in [("", "expected local:"), ("local:relative", "absolute path"),
                      ("local:/a,local:/a/", "different places"), ("local:/a,local:/a/b", "inside"),
                      ("local:/a,local:/b,local:/c", "at most 2"), ("file:/a", "expected local:"),
