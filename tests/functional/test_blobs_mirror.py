@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -106,6 +107,11 @@ def test_verify_reports_each_damaged_copy_and_repair_heals_it(mirrored, damage):
     # Readers try disk 1 first: they pass over (and record) its damage; disk 2's is the scrub's.
     assert {(e["blob_id"], e["copy"], e["problem"]) for e in journal} == {
         e for e in expect if e[1] == f"local:{disk1}"}
+
+    with urllib.request.urlopen(srv.endpoint + "/-/metrics", timeout=5) as r:  # noqa: S310
+        counted = sum(float(line.split()[1]) for line in r.read().decode().splitlines()
+                      if line.startswith("vallum_blob_copy_damage_total{"))
+    assert counted == len(journal)
 
     code, report = verify(srv.data_dir, spec)
     assert code == 1

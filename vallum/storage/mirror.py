@@ -21,6 +21,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from prometheus_client import Counter
+
+from vallum.metrics import REGISTRY
 from vallum.storage.base import (
     CHUNK,
     BlobCorrupt,
@@ -37,6 +40,9 @@ from vallum.storage.base import (
 SUSPECT_SECONDS = 30.0       # a copy that failed with an I/O error is read last this long
 READ_FAILURES = (BlobMissing, BlobCorrupt, StorageUnavailable, OSError)
 JOURNAL_FILE = "mirror-damage.jsonl"
+DAMAGE = Counter("vallum_blob_copy_damage_total", "Damaged copies of mirrored blobs that readers "
+                 "passed over (each blob and copy once per process), by problem", ["problem"],
+                 registry=REGISTRY)
 
 
 def worst(failures: Sequence[BaseException]) -> BaseException:
@@ -96,6 +102,7 @@ class MirrorBlobStore(BlobStore):
             return
         self._noted.add((blob_id, copy))
         self.damage_seen += 1
+        DAMAGE.labels(_problem(exc)).inc()
         if self.journal is not None:
             line = json.dumps({"at": datetime.now(UTC).isoformat(timespec="seconds"),
                                "blob_id": blob_id, "copy": copy, "problem": _problem(exc)})
