@@ -50,6 +50,7 @@ def ready(endpoint: str) -> int:
 
 def test_the_reserve_counts_the_fuller_disk_of_the_mirror(tmp_path):
     disk1, disk2 = tmp_path / "disk1", tmp_path / "disk2"
+    disk1.mkdir()
     srv = start_on_small_fs(tmp_path / "data", "64m", "--disk-reserve", "16MiB",
                             "--blobs", f"local:{disk1},local:{disk2}", mount_at=disk2)
     try:
@@ -84,6 +85,8 @@ def test_the_reserve_counts_the_fuller_disk_of_the_mirror(tmp_path):
 def test_kill_9_during_uploads_loses_nothing_acknowledged_and_leaves_both_copies_whole(tmp_path):
     disk1, disk2, data_dir = tmp_path / "disk1", tmp_path / "disk2", tmp_path / "data"
     spec = f"local:{disk1},local:{disk2}"
+    disk1.mkdir()
+    disk2.mkdir()
     first = start_server(data_dir, "--blobs", spec)
     try:
         first.client().create_bucket(Bucket="kill-nine")

@@ -42,6 +42,8 @@ def verify(data_dir: Path, blobs: str, *args: str, env: dict | None = None) -> t
 @pytest.fixture
 def mirrored(tmp_path):
     disks = (tmp_path / "disk1", tmp_path / "disk2")
+    for d in disks:
+        d.mkdir()
     spec = f"local:{disks[0]},local:{disks[1]}"
     srv = start_server(tmp_path / "data", "--blobs", spec)
     try:
@@ -177,20 +179,25 @@ def test_a_write_needs_both_copies(mirrored):
         (disk2 / "tmp").mkdir(mode=0o700)
 
 
-@pytest.mark.parametrize("blobs,why", [
-    ("local:relative/dir", "absolute path"),
-    ("local:/x,local:/x", "different places"),
-    ("local:/x,local:/x/y", "inside"),
-    ("local:/a,local:/b,local:/c", "at most 2"),
-    ("local:/a,s3://bkt/p@http://AKID:HIDDENSECRET@127.0.0.1:1", "credentials do not belong"),
+@pytest.mark.parametrize("blobs,code,why", [
+    ("local:relative/dir", 2, "absolute path"),
+    ("local:/x,local:/x", 2, "different places"),
+    ("local:/x,local:/x/y", 2, "inside"),
+    ("local:/a,local:/b,local:/c", 2, "at most 2"),
+    ("local:/a,s3://bkt/p@http://AKID:HIDDENSECRET@127.0.0.1:1", 2, "credentials do not belong"),
+    ("local:/nonexistent-vallum-disk,local:/tmp", 1, "no such directory"),
 ])
-def test_bad_mirror_values_refuse_to_start(tmp_path, blobs, why):
+def test_bad_mirror_values_refuse_to_start(tmp_path, blobs, code, why):
+    """Malformed values stop `vallum serve` before it starts (exit 2); a copy whose
+    directory does not exist (an unmounted disk) stops its start-up (exit 1). One line,
+    no traceback, never the secret."""
     done = subprocess.run([sys.executable, "-m", "vallum", "serve", "--data-dir", str(tmp_path / "d"),
                            "--address", "127.0.0.1:1", "--blobs", blobs],
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2, done.stderr
+    assert done.returncode == code, done.stderr
     assert why in done.stderr and "Traceback" not in done.stderr
     assert "HIDDENSECRET" not in done.stderr + done.stdout
+    assert not Path("/nonexistent-vallum-disk").exists()
 
 
 def test_a_local_and_upstream_mirror_survives_either_side(tmp_path):
@@ -198,6 +205,7 @@ def test_a_local_and_upstream_mirror_survives_either_side(tmp_path):
     get 503 (nothing acknowledged); with the local copy gone, reads come from the upstream;
     verify --repair puts the local copy back."""
     disk = tmp_path / "disk"
+    disk.mkdir()
     (tmp_path / "seaweed").mkdir()
     with seaweed(tmp_path / "seaweed") as up:
         spec = f"local:{disk},{up.spec('mirror/')}"

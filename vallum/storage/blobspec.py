@@ -68,6 +68,10 @@ def build(text: str, data_dir: Path, reserve: Reserve, env: dict[str, str] | Any
     for copy in parse(text):
         if copy.startswith("local:"):
             root = Path(copy[len("local:"):])
+            if not root.is_dir():
+                # Never created here: an unmounted disk would silently become a directory
+                # on whatever filesystem holds the mount point.
+                raise ValueError(f"{copy}: no such directory (create it on the disk it names)")
             stores.append((copy, LocalBlobStore(root, Headroom(root, reserve))))
         else:
             from vallum.storage.s3upstream import from_spec  # boto3 only when configured
