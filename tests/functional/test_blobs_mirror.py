@@ -86,7 +86,7 @@ def test_verify_reports_each_damaged_copy_and_repair_heals_it(mirrored, damage):
     bucket = "heal-" + uuid.uuid4().hex[:8]
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    bodies = {f"k{i}": os.urandom(100_000 + i) for i in range(4)}
+    bodies = {f"key-name-{i}": os.urandom(100_000 + i) for i in range(4)}
     for key, body in bodies.items():
         s3.put_object(Bucket=bucket, Key=key, Body=body)
     s3.put_object(Bucket=bucket, Key="tiny", Body=b"inline: no blob, no copies")
@@ -105,7 +105,10 @@ def test_verify_reports_each_damaged_copy_and_repair_heals_it(mirrored, damage):
         expect = {(ids[0], f"local:{disk1}", "corrupt"), (ids[1], f"local:{disk2}", "corrupt")}
     for key, body in bodies.items():        # every read is served from the whole copy
         assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body, key
-    journal = [json.loads(line) for line in (srv.data_dir / "mirror-damage.jsonl").read_text().splitlines()]
+    raw_journal = (srv.data_dir / "mirror-damage.jsonl").read_text()
+    assert bucket not in raw_journal and not any(k in raw_journal for k in bodies)   # ids only
+    assert (srv.data_dir / "mirror-damage.jsonl").stat().st_mode & 0o777 == 0o600
+    journal = [json.loads(line) for line in raw_journal.splitlines()]
     # Readers try disk 1 first: they pass over (and record) its damage; disk 2's is the scrub's.
     assert {(e["blob_id"], e["copy"], e["problem"]) for e in journal} == {
         e for e in expect if e[1] == f"local:{disk1}"}
