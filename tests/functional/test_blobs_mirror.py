@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from tests.support.integrity import flip, truncate
 from tests.support.seaweed import seaweed
 from tests.support.server import start_server, stop_server
+from tests.support.sse import CHUNK, KEY_A, KEY_B, TlsServer, ssec
 from vallum.cli.main import app
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),
@@ -100,9 +101,12 @@ def test_verify_reports_each_damaged_copy_and_repair_heals_it(mirrored, damage):
         expect = {(b, f"local:{disk1}", "missing") for b in one}
     else:
         ids = sorted(one)
-        flip(one[ids[0]], 2000)            # a copy on each disk, of different blobs
+        flip(one[ids[0]], 2000)            # copies on each disk, of different blobs
         truncate(two[ids[1]], 1)
-        expect = {(ids[0], f"local:{disk1}", "corrupt"), (ids[1], f"local:{disk2}", "corrupt")}
+        two[ids[2]].unlink()
+        two[ids[2]].symlink_to(two[ids[2]])    # a copy the disk cannot read (ELOOP)
+        expect = {(ids[0], f"local:{disk1}", "corrupt"), (ids[1], f"local:{disk2}", "corrupt"),
+                  (ids[2], f"local:{disk2}", "unreadable")}
     for key, body in bodies.items():        # every read is served from the whole copy
         assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body, key
     raw_journal = (srv.data_dir / "mirror-damage.jsonl").read_text()
@@ -233,6 +237,12 @@ def test_a_local_and_upstream_mirror_survives_either_side(tmp_path):
                     s3.put_object(Bucket="both", Key="while-down", Body=os.urandom(100_000))
                 assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
                 assert exc.value.response["Error"]["Code"] == "ServiceUnavailable"
+                # verify needs every copy reachable to start: exit 1 with the reason, no report.
+                r = CliRunner().invoke(app, ["blobs", "verify", "--data-dir", str(srv.data_dir),
+                                             "--blobs", spec, "--repair"],
+                                       env=up.env() | {"VALLUM_BLOBS_ATTEMPTS": "1"})
+                assert r.exit_code == 1 and "upstream HeadBucket failed" in r.output, r.output
+                assert up.server.secret_key not in r.output
             finally:
                 up.resume()
             with pytest.raises(ClientError) as exc:
@@ -251,3 +261,38 @@ def test_a_local_and_upstream_mirror_survives_either_side(tmp_path):
                 k.rpartition("/")[2]: v for k, v in up.objects("mirror/").items()}
         finally:
             stop_server(srv)
+
+
+def test_sse_c_objects_on_a_mirror_survive_a_damaged_copy_and_heal(tmp_path):
+    """SSE-C bodies (sealed under the customer's key, which the gateway does not keep):
+    a flipped byte fails authentication on disk 1 and the GET continues from disk 2; a
+    truncated copy is found by verify (length: SSE-C cannot be authenticated without the
+    key) and healed; without the key nothing is served."""
+    disks = (tmp_path / "disk1", tmp_path / "disk2")
+    for d in disks:
+        d.mkdir()
+    spec = f"local:{disks[0]},local:{disks[1]}"
+    srv = TlsServer(tmp_path / "tls", env={"VALLUM_BLOBS": spec})
+    try:
+        s3 = srv.client()
+        s3.create_bucket(Bucket="ssec-mirror")
+        flipped, cut = os.urandom(5 * CHUNK + 9), os.urandom(3 * CHUNK + 1)
+        s3.put_object(Bucket="ssec-mirror", Key="flipped", Body=flipped, **ssec(KEY_A))
+        (flip_id,) = copies(disks[0])
+        s3.put_object(Bucket="ssec-mirror", Key="cut", Body=cut, **ssec(KEY_A))
+        (cut_id,) = set(copies(disks[0])) - {flip_id}
+        flip(copies(disks[0])[flip_id], 4 * CHUNK)
+        truncate(copies(disks[0])[cut_id], 5)
+        assert s3.get_object(Bucket="ssec-mirror", Key="flipped", **ssec(KEY_A))["Body"].read() == flipped
+        assert s3.get_object(Bucket="ssec-mirror", Key="cut", **ssec(KEY_A))["Body"].read() == cut
+        with pytest.raises(ClientError) as exc:
+            s3.get_object(Bucket="ssec-mirror", Key="cut", **ssec(KEY_B))
+        assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+        code, report = verify(srv.data_dir, spec, "--repair")
+        assert code == 0 and report["length_only"] == 2
+        assert {(f["blob_id"], f["copy"], f["repaired"]) for f in report["findings"]} == {
+            (cut_id, f"local:{disks[0]}", True)}
+        assert copies(disks[0])[cut_id].read_bytes() == copies(disks[1])[cut_id].read_bytes()
+    finally:
+        srv.stop()

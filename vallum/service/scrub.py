@@ -39,7 +39,7 @@ class Finding:
     bucket: str
     key: str
     version_id: str
-    problem: str            # "corrupt" | "missing" | "unavailable" (not read: I/O error, upstream away)
+    problem: str            # "corrupt" | "missing" | "unreadable" (I/O error) | "unavailable" (upstream away)
     blob_id: str | None
     detail: str
     copy: str = ""          # which copy of a mirror ("" with one copy)
@@ -136,8 +136,10 @@ async def _check_copy(store: BlobStore, blob_id: str, size: int, customer: bool,
 def _problem(exc: BaseException) -> str:
     if isinstance(exc, BlobMissing):
         return "missing"
-    if isinstance(exc, StorageUnavailable | OSError):
-        return "unavailable"
+    if isinstance(exc, StorageUnavailable):
+        return "unavailable"            # an upstream that did not answer: not known to be bad
+    if isinstance(exc, OSError):
+        return "unreadable"             # a local copy the disk could not read
     return "corrupt"
 
 
@@ -177,8 +179,8 @@ async def check_version(blobs: BlobStore, record: ObjectRecord,
 async def repair(blobs: BlobStore, record: ObjectRecord, found: list[Finding],
                  whole: dict[str, list[str]], limit: RateLimit) -> None:
     """Rewrite each damaged copy from a whole one, then check it again: a finding is marked
-    repaired only when its copy now reads back whole. An unavailable copy is left alone
-    (the next pass finds out whether it came back)."""
+    repaired only when its copy now reads back whole. An unavailable copy (an upstream
+    that did not answer) is left alone: the next pass finds out whether it came back."""
     sizes = dict(_blobs_of(record))
     customer = ssec.is_customer_encrypted(record.extra)
     copies = dict(blobs.replicas())
