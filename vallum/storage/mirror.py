@@ -40,6 +40,7 @@ from vallum.storage.base import (
 SUSPECT_SECONDS = 30.0       # a copy that failed with an I/O error is read last this long
 READ_FAILURES = (BlobMissing, BlobCorrupt, StorageUnavailable, OSError)
 JOURNAL_FILE = "mirror-damage.jsonl"
+NOTED_MAX = 65536            # (blob, copy) pairs remembered as already recorded
 DAMAGE = Counter("vallum_blob_copy_damage_total", "Damaged copies of mirrored blobs that readers "
                  "passed over (each blob and copy once per process), by problem", ["problem"],
                  registry=REGISTRY)
@@ -100,6 +101,8 @@ class MirrorBlobStore(BlobStore):
             self._suspect_until[copy] = time.monotonic() + SUSPECT_SECONDS
         if (blob_id, copy) in self._noted:
             return
+        if len(self._noted) >= NOTED_MAX:        # a lost disk: every blob would be noted
+            self._noted.clear()
         self._noted.add((blob_id, copy))
         self.damage_seen += 1
         DAMAGE.labels(_problem(exc)).inc()
