@@ -24,17 +24,20 @@ from tests.support.server import (
 _MOUNT_THEN_EXEC = 'mount -t tmpfs -o "size=$2,mode=0700" vallum-test "$1" && shift 2 && exec "$@"'
 
 
-def start_on_small_fs(data_dir: Path, size: str, *extra: str) -> Server:
-    """Start the server with ``data_dir`` a fresh tmpfs of ``size`` (e.g. "64m")."""
+def start_on_small_fs(data_dir: Path, size: str, *extra: str, mount_at: Path | None = None) -> Server:
+    """Start the server with ``data_dir`` (or ``mount_at``, e.g. one disk of a mirror) a
+    fresh tmpfs of ``size`` (e.g. "64m")."""
     unshare = shutil.which("unshare")
     if unshare is None:
         raise RuntimeError("the disk-full tests need util-linux's unshare")
     data_dir.mkdir(parents=True, exist_ok=True)
+    mount_at = mount_at or data_dir
+    mount_at.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = dict(os.environ, VALLUM_ROOT_ACCESS_KEY=ACCESS_KEY, VALLUM_ROOT_SECRET_KEY=SECRET_KEY)
     log_path = server_log(data_dir)
     argv = [unshare, "--mount", "--map-root-user", "--propagation", "private", "--",
-            "sh", "-c", _MOUNT_THEN_EXEC, "sh", str(data_dir), size,
+            "sh", "-c", _MOUNT_THEN_EXEC, "sh", str(mount_at), size,
             sys.executable, "-m", "vallum", "serve", "--data-dir", str(data_dir),
             "--address", f"127.0.0.1:{port}", *extra]
     with open(log_path, "ab") as log:

@@ -6,6 +6,7 @@ import typer
 
 from vallum.cli import audit as audit_cli
 from vallum.cli import backup as backup_cli
+from vallum.cli import blobs as blobs_cli
 from vallum.cli import bundle as bundle_cli
 from vallum.cli import certs as certs_cli
 from vallum.cli import functions, jobs
@@ -26,6 +27,7 @@ app = typer.Typer(help="Vallum: a self-hosted, S3-compatible cloud for sensitive
                   no_args_is_help=True, add_completion=False)
 app.command("serve")(serve)
 app.command("scrub")(scrub)
+app.add_typer(blobs_cli.app, name="blobs")
 app.command("upgrade")(upgrade)
 app.add_typer(jobs.app, name="job")
 app.add_typer(functions.fn_app, name="fn")

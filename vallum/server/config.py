@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from vallum.storage import blobspec
 from vallum.storage.headroom import DEFAULT_RESERVE, parse_reserve
 
 _TRUE = ("1", "true", "yes", "on")
@@ -54,7 +55,7 @@ class Config:
     allow_root_compute: bool = False
     # postgresql://... : object metadata on PostgreSQL (docs/scale-out.md); None: SQLite.
     meta: str | None = None
-    # Blobs on an upstream S3 store: s3://BUCKET/PREFIX@http(s)://HOST[:PORT] (storage/s3upstream.py).
+    # Where object bodies live when not in the data directory (storage/blobspec.py).
     blobs: str | None = None
     # Where each setting given came from ("flag", "env", "file"): the banner names the file's.
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -151,10 +152,8 @@ def _meta_url(value: Any) -> str | None:
         raise ValueError("must be a postgresql:// URL")
     return text
 def _blobs(value: Any) -> str | None:
-    from vallum.storage.s3upstream import parse_spec  # boto3 only when configured
-
     text = _text(value).strip()
-    return str(parse_spec(text)) if text else None
+    return blobspec.normalize(text) if text else None
 
 
 def _log_format(value: Any) -> str:
@@ -197,7 +196,9 @@ SETTINGS: tuple[Setting, ...] = (
             f"Free space kept for deletes and audit; new writes get 507 below it; the larger "
             f"of comma-separated sizes and percentages (default {DEFAULT_RESERVE})"),
     Setting("blobs", "VALLUM_BLOBS", _blobs,
-            "Keep object bodies (encrypted) in an upstream S3 store: s3://BUCKET/PREFIX@http(s)://HOST[:PORT]; "
+            "Keep object bodies (encrypted) elsewhere: local:/PATH, an upstream S3 store "
+            "s3://BUCKET/PREFIX@http(s)://HOST[:PORT], or two of them comma-separated (a mirror: "
+            "both written before the ack, either read); "
             "credentials from VALLUM_BLOBS_ACCESS_KEY/VALLUM_BLOBS_SECRET_KEY or a 0600 "
             "VALLUM_BLOBS_CREDENTIALS_FILE, CA bundle VALLUM_BLOBS_CA_BUNDLE (default: the data dir)"),
     Setting("header_timeout", "VALLUM_HEADER_TIMEOUT", _seconds,

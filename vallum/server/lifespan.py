@@ -19,6 +19,7 @@ from vallum.server.config import Config, from_env
 from vallum.server.state import Services
 from vallum.service.clock import clock
 from vallum.service.lifecycle import LifecycleWorker
+from vallum.storage import blobspec
 from vallum.storage.base import BlobStore
 from vallum.storage.headroom import Headroom, parse_reserve
 from vallum.storage.localfs import LocalBlobStore
@@ -33,7 +34,9 @@ async def open_services(config: Config) -> Services:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     # Object metadata only: IAM, compute, operator state and audit stay in the data directory.
     meta = meta_store(config.meta_path, config.meta_url)
-    headroom = Headroom(config.data_dir, parse_reserve(config.disk_reserve))
+    reserve = parse_reserve(config.disk_reserve)
+    # Every disk a write lands on counts: the data directory and a mirror's local copies.
+    headroom = Headroom(config.data_dir, reserve, also=blobspec.local_roots(config.blobs))
     blobs = security_setup.blob_store(config.data_dir, _inner_blobs(config, headroom))
     await meta.open()
     await blobs.open()
@@ -46,11 +49,10 @@ async def open_services(config: Config) -> Services:
 
 
 def _inner_blobs(config: Config, headroom: Headroom) -> BlobStore:
-    """The local disk, or the upstream S3 store ``--blobs`` names (always encrypted by the caller)."""
+    """The data directory, or what ``--blobs`` names: another directory, an upstream S3
+    store or a mirror of two (always encrypted by the caller)."""
     if config.blobs:
-        from vallum.storage.s3upstream import from_spec  # boto3 only when configured
-
-        return from_spec(config.blobs)
+        return blobspec.build(config.blobs, config.data_dir, headroom.reserve_spec)
     return LocalBlobStore(config.blob_root, headroom)
 
 

@@ -8,6 +8,10 @@ rate-limited (bytes per second) so it can run beside the server, and resumable: 
 each version the position and the findings so far are written to a cursor file, and a
 later run continues from there. SSE-C versions cannot be authenticated without the
 customer's key; their blobs are checked for presence, header and length only.
+
+A blob store that keeps several copies (a mirror, storage/mirror.py) has each copy
+checked on its own, and with ``heal`` a damaged copy is rewritten from a whole one. An
+upstream that does not answer is reported as ``unavailable``, not as rot.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from vallum.meta.base import MetaStore
 from vallum.meta.records import ObjectRecord
 from vallum.security.crypto import ssec
 from vallum.security.crypto.inline import unseal
-from vallum.storage.base import BlobMissing, BlobStore, StorageError
+from vallum.storage.base import BlobMissing, BlobStore, StorageError, StorageUnavailable, check_size
 
 CURSOR_VERSION = 1
 
@@ -35,9 +39,11 @@ class Finding:
     bucket: str
     key: str
     version_id: str
-    problem: str            # "corrupt" | "missing"
+    problem: str            # "corrupt" | "missing" | "unreadable" (I/O error) | "unavailable" (upstream away)
     blob_id: str | None
     detail: str
+    copy: str = ""          # which copy of a mirror ("" with one copy)
+    repaired: bool = False  # rewritten from a whole copy and read back whole
 
 
 @dataclass
@@ -112,35 +118,85 @@ def _blobs_of(record: ObjectRecord) -> list[tuple[str, int]]:
     return [(record.blob_id, record.size)] if record.blob_id else []
 
 
-async def check_version(blobs: BlobStore, record: ObjectRecord, limit: RateLimit) -> tuple[list[Finding], bool]:
-    """Findings for one version, and whether it could be checked for length only (SSE-C)."""
-    def finding(problem: str, blob_id: str | None, detail: str) -> Finding:
-        return Finding(record.bucket, record.key, record.version_id, problem, blob_id, detail)
+async def _check_copy(store: BlobStore, blob_id: str, size: int, customer: bool,
+                      limit: RateLimit) -> BaseException | None:
+    """The error reading one copy of a blob end to end gives, or None when it is whole."""
+    try:
+        if customer:
+            actual = await store.size(blob_id)
+            check_size(blob_id, actual, size)
+        else:
+            async for chunk in store.read(blob_id, expect_size=size):
+                await limit.spend(len(chunk))
+    except (StorageError, OSError) as exc:   # OSError: a local copy the disk cannot read
+        return exc
+    return None
+
+
+def _problem(exc: BaseException) -> str:
+    if isinstance(exc, BlobMissing):
+        return "missing"
+    if isinstance(exc, StorageUnavailable):
+        return "unavailable"            # an upstream that did not answer: not known to be bad
+    if isinstance(exc, OSError):
+        return "unreadable"             # a local copy the disk could not read
+    return "corrupt"
+
+
+async def check_version(blobs: BlobStore, record: ObjectRecord,
+                        limit: RateLimit) -> tuple[list[Finding], bool, dict[str, list[str]]]:
+    """Findings for one version (one per damaged copy of each blob), whether it could be
+    checked for length only (SSE-C), and for each damaged blob the copies found whole."""
+    def finding(problem: str, blob_id: str | None, detail: str, copy: str = "") -> Finding:
+        return Finding(record.bucket, record.key, record.version_id, problem, blob_id, detail, copy)
 
     customer = ssec.is_customer_encrypted(record.extra)
     if record.inline is not None:
         if customer:
-            return [], True
+            return [], True, {}
         try:
             await limit.spend(len(unseal(blobs, record.inline)))
         except StorageError as exc:
-            return [finding("corrupt", None, f"inline body: {exc}")], False
-        return [], False
-    out = []
+            return [finding("corrupt", None, f"inline body: {exc}")], False, {}
+        return [], False, {}
+    out, whole = [], {}
+    copies = blobs.replicas()
     for blob_id, size in _blobs_of(record):
-        try:
-            if customer:
-                actual = await blobs.size(blob_id)
-                if actual != size:
-                    raise StorageError(f"blob {blob_id} holds {actual} bytes, its object recorded {size}")
+        good = []
+        for name, store in copies:
+            failure = await _check_copy(store, blob_id, size, customer, limit)
+            if failure is None:
+                good.append(name)
                 continue
-            async for chunk in blobs.read(blob_id, expect_size=size):
-                await limit.spend(len(chunk))
-        except BlobMissing:
-            out.append(finding("missing", blob_id, f"blob {blob_id} is missing"))
-        except StorageError as exc:
-            out.append(finding("corrupt", blob_id, str(exc)))
-    return out, customer
+            detail = f"blob {blob_id} is missing" if isinstance(failure, BlobMissing) else str(failure)
+            out.append(finding(_problem(failure), blob_id, f"copy {name}: {detail}" if name else detail,
+                               name))
+        if len(good) < len(copies):
+            whole[blob_id] = good
+    return out, customer, whole
+
+
+async def repair(blobs: BlobStore, record: ObjectRecord, found: list[Finding],
+                 whole: dict[str, list[str]], limit: RateLimit) -> None:
+    """Rewrite each damaged copy from a whole one, then check it again: a finding is marked
+    repaired only when its copy now reads back whole. An unavailable copy (an upstream
+    that did not answer) is left alone: the next pass finds out whether it came back."""
+    sizes = dict(_blobs_of(record))
+    customer = ssec.is_customer_encrypted(record.extra)
+    copies = dict(blobs.replicas())
+    for f in found:
+        if f.blob_id is None or not f.copy or f.problem == "unavailable" or not whole.get(f.blob_id):
+            continue
+        try:
+            await blobs.repair(f.blob_id, whole[f.blob_id][0], [f.copy])
+        except (StorageError, OSError) as exc:
+            f.detail += f"; repair failed: {exc}"
+            continue
+        again = await _check_copy(copies[f.copy], f.blob_id, sizes[f.blob_id], customer, limit)
+        if again is None:
+            f.repaired = True
+        else:
+            f.detail += f"; still damaged after repair: {again}"
 
 
 async def _still_stored(meta: MetaStore, record: ObjectRecord) -> bool:
@@ -154,9 +210,10 @@ async def _still_stored(meta: MetaStore, record: ObjectRecord) -> bool:
 async def scrub(meta: MetaStore, blobs: BlobStore, progress: Progress, *, rate: float = 0,
                 save: Callable[[Progress], None] = lambda p: None,
                 stop: Callable[[Progress], bool] = lambda p: False,
-                page: int = 1000) -> Progress:
+                page: int = 1000, heal: bool = False) -> Progress:
     """Continue the pass ``progress`` describes until it completes or ``stop`` says so
-    (checked after each version); ``save`` is called after each version."""
+    (checked after each version); ``save`` is called after each version. With ``heal``,
+    a damaged copy of a mirrored blob is rewritten from a whole one (``repair``)."""
     limit = RateLimit(rate)
     for bucket in sorted(b.name for b in await meta.list_buckets()):
         if bucket < progress.bucket:
@@ -173,9 +230,11 @@ async def scrub(meta: MetaStore, blobs: BlobStore, progress: Progress, *, rate: 
                 if record is None:          # deleted since the listing
                     continue
                 before = limit.done
-                found, length_only = await check_version(blobs, record, limit)
+                found, length_only, whole = await check_version(blobs, record, limit)
                 if found and not await _still_stored(meta, record):
                     found = []              # deleted or replaced while we read it: not rot
+                if found and heal:
+                    await repair(blobs, record, found, whole, limit)
                 progress.findings += found
                 progress.versions += 1
                 progress.length_only += length_only

@@ -88,6 +88,25 @@ class BlobStore(ABC):
     def writer(self) -> BlobWriter:
         """A writer for a new blob with a fresh id."""
 
+    def writer_as(self, blob_id: str) -> BlobWriter:
+        """A writer for the blob ``blob_id`` (replacing it at commit): how a mirror keeps
+        one id on every copy, and how a copy is healed from another."""
+        raise NotImplementedError(f"{type(self).__name__} cannot write a blob under a given id")
+
+    def replicas(self) -> list[tuple[str, BlobStore]]:
+        """The independent copies a blob is kept in, named, the one to read first first.
+        One store keeps one copy: itself."""
+        return [("", self)]
+
+    def note_damage(self, blob_id: str, copy: str, exc: BaseException) -> None:
+        """A reader found copy ``copy`` of ``blob_id`` missing, corrupt or unreadable and
+        used another one (only stores with several replicas record it)."""
+        return None
+
+    async def repair(self, blob_id: str, source: str, targets: list[str]) -> None:
+        """Rewrite copies ``targets`` of a blob from copy ``source`` (a mirror's healing)."""
+        raise StorageError("this blob store keeps one copy: there is nothing to repair from")
+
     @abstractmethod
     async def put(self, data: bytes) -> str:
         """Write a whole small blob durably in one call; returns its id."""

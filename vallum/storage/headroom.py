@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vallum.storage.base import StorageError
@@ -65,16 +66,27 @@ def parse_reserve(text: str) -> Reserve:
 
 class Headroom:
     """Free space of the filesystem holding ``path`` against a reserve (statvfs, no cache:
-    the call costs microseconds and a stale answer is what lets a disk fill)."""
+    the call costs microseconds and a stale answer is what lets a disk fill). With
+    ``also`` (the disks of a mirror's local copies), the tightest of them all counts:
+    a write must fit on every disk it goes to."""
 
-    def __init__(self, path: str | os.PathLike[str], reserve: Reserve) -> None:
+    def __init__(self, path: str | os.PathLike[str], reserve: Reserve,
+                 also: Sequence[str | os.PathLike[str]] = ()) -> None:
         self.path = os.fspath(path)
+        self.paths = [self.path, *(os.fspath(p) for p in also)]
         self.reserve_spec = reserve
 
     def sample(self) -> tuple[int, int]:
-        """(bytes free to this unprivileged process, reserve in bytes)."""
-        st = os.statvfs(self.path)
-        return st.f_bavail * st.f_frsize, self.reserve_spec.bytes_for(st.f_blocks * st.f_frsize)
+        """(bytes free to this unprivileged process, reserve in bytes) of the disk with
+        the least room above its reserve."""
+        best: tuple[int, int] | None = None
+        for path in self.paths:
+            st = os.statvfs(path)
+            free, reserve = st.f_bavail * st.f_frsize, self.reserve_spec.bytes_for(st.f_blocks * st.f_frsize)
+            if best is None or free - reserve < best[0] - best[1]:
+                best = (free, reserve)
+        assert best is not None
+        return best
 
     def state(self) -> str:
         free, reserve = self.sample()

@@ -139,6 +139,9 @@ class LocalBlobStore(BlobStore):
     def writer(self) -> LocalBlobWriter:
         return LocalBlobWriter(self, new_blob_id())
 
+    def writer_as(self, blob_id: str) -> LocalBlobWriter:
+        return LocalBlobWriter(self, check_blob_id(blob_id))
+
     async def put(self, data: bytes) -> str:
         blob_id = new_blob_id()
         tmp = self._tmp_path(blob_id)

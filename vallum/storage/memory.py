@@ -60,6 +60,9 @@ class MemoryBlobStore(BlobStore):
     def writer(self) -> MemoryBlobWriter:
         return MemoryBlobWriter(self, new_blob_id())
 
+    def writer_as(self, blob_id: str) -> MemoryBlobWriter:
+        return MemoryBlobWriter(self, check_blob_id(blob_id))
+
     async def put(self, data: bytes) -> str:
         blob_id = new_blob_id()
         self._blobs[blob_id] = bytes(data)

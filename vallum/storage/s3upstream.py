@@ -219,6 +219,10 @@ class S3UpstreamBlobStore(BlobStore):
     def writer(self) -> S3UpstreamBlobWriter:
         return S3UpstreamBlobWriter(self, new_blob_id())
 
+    def writer_as(self, blob_id: str) -> S3UpstreamBlobWriter:
+        self._sizes.pop(blob_id, None)          # the blob is about to be replaced
+        return S3UpstreamBlobWriter(self, check_blob_id(blob_id))
+
     async def put(self, data: bytes) -> str:
         blob_id = new_blob_id()
         await self._call("PutObject", self.client.put_object, Key=self.key(blob_id), Body=bytes(data))

@@ -1,5 +1,6 @@
-"""The BlobStore contract, run against the disk backend, its in-memory twin and the
-upstream S3 backend on a real SeaweedFS (one per module, a fresh prefix per test)."""
+"""The BlobStore contract, run against the disk backend, its in-memory twin, the
+upstream S3 backend on a real SeaweedFS (one per module, a fresh prefix per test) and
+mirrors of two disks and of a disk and the upstream."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from tests.support.seaweed import seaweed
 from vallum.storage.base import BlobCorrupt, BlobMissing, BlobStore, StorageError
 from vallum.storage.localfs import LocalBlobStore
 from vallum.storage.memory import MemoryBlobStore
+from vallum.storage.mirror import MirrorBlobStore
 
-BACKENDS = ["local", "memory", "s3upstream"]
+BACKENDS = ["local", "memory", "s3upstream", "mirror-local", "mirror-s3"]
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +31,14 @@ def upstream(tmp_path_factory):
 def make_store(kind: str, tmp_path: Path, request) -> BlobStore:
     if kind == "memory":
         return MemoryBlobStore()
-    if kind == "s3upstream":
+    if kind in ("s3upstream", "mirror-s3"):
         up = request.getfixturevalue("upstream")
-        return up.store(prefix=f"t{secrets.token_hex(4)}/", sweep_grace=0)
+        remote = up.store(prefix=f"t{secrets.token_hex(4)}/", sweep_grace=0)
+        if kind == "s3upstream":
+            return remote
+        return MirrorBlobStore([("local", LocalBlobStore(tmp_path / "a")), ("s3", remote)])
+    if kind == "mirror-local":
+        return MirrorBlobStore([("a", LocalBlobStore(tmp_path / "a")), ("b", LocalBlobStore(tmp_path / "b"))])
     return LocalBlobStore(tmp_path / "data")
 
 

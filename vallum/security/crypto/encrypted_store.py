@@ -29,6 +29,7 @@ from vallum.storage.base import (
     check_blob_id,
     check_size,
 )
+from vallum.storage.mirror import READ_FAILURES, worst
 
 DEK_CACHE = 4096
 
@@ -140,6 +141,19 @@ class EncryptedBlobStore(BlobStore):
         await asyncio.to_thread(self.keys.prune, is_referenced)
         return count
 
+    # --- copies (a mirror underneath) -----------------------------------------------------
+    def replicas(self) -> list[tuple[str, BlobStore]]:
+        """Each copy of the inner store, decrypted: how the scrub authenticates every copy."""
+        copies = self.inner.replicas()
+        if len(copies) == 1:
+            return [(copies[0][0], self)]
+        return [(name, EncryptedBlobStore(store, self.keys, self.ring, self.chunk_size,
+                                          keyring_dir=self.keyring_dir))
+                for name, store in copies]
+
+    async def repair(self, blob_id: str, source: str, targets: list[str]) -> None:
+        await self.inner.repair(blob_id, source, targets)
+
     async def rotate(self, ring: Keyring) -> int:
         """Adopt a keyring with a new current key and re-wrap every data key under it."""
         self.ring = ring
@@ -152,13 +166,41 @@ async def _header(inner: BlobStore, blob_id: str) -> bytes:
     return b"".join(parts)
 
 
-async def read_sealed(inner: BlobStore, blob_id: str, dek: bytes, start: int, end: int | None,
-                      out_size: int = CHUNK, *, expect_size: int | None = None) -> AsyncIterator[bytes]:
+def read_sealed(inner: BlobStore, blob_id: str, dek: bytes, start: int, end: int | None,
+                out_size: int = CHUNK, *, expect_size: int | None = None) -> AsyncIterator[bytes]:
     """Plaintext bytes [start, end) of a blob in the envelope format, stored in ``inner``
     and sealed under ``dek``; only the chunks overlapping the range are fetched and opened.
     Shared by the master-key store and SSE-C objects (security/crypto/ssec.py), which differ only
     in where the data key comes from. BlobCorrupt on any authentication failure, and
-    (before any byte) when the plaintext length is not ``expect_size``."""
+    (before any byte) when the plaintext length is not ``expect_size``. When ``inner``
+    keeps several copies (a mirror), a copy that fails, authentication included, is
+    recorded and the next one continues from the same offset."""
+    copies = inner.replicas()
+    if len(copies) == 1:
+        return _read_sealed(inner, blob_id, dek, start, end, out_size, expect_size=expect_size)
+    return _read_sealed_copies(inner, copies, blob_id, dek, start, end, out_size, expect_size)
+
+
+async def _read_sealed_copies(inner: BlobStore, copies: list[tuple[str, BlobStore]], blob_id: str,
+                              dek: bytes, start: int, end: int | None, out_size: int,
+                              expect_size: int | None) -> AsyncIterator[bytes]:
+    pos, failures = start, []
+    for name, store in copies:
+        try:
+            async for piece in _read_sealed(store, blob_id, dek, pos, end, out_size,
+                                            expect_size=expect_size):
+                pos += len(piece)
+                yield piece
+            return
+        except READ_FAILURES as exc:
+            inner.note_damage(blob_id, name, exc)
+            failures.append(exc)
+    raise worst(failures)
+
+
+async def _read_sealed(inner: BlobStore, blob_id: str, dek: bytes, start: int, end: int | None,
+                       out_size: int = CHUNK, *, expect_size: int | None = None) -> AsyncIterator[bytes]:
+    """read_sealed from one copy."""
     header = await _header(inner, blob_id)
     cipher_size = await inner.size(blob_id)
     try:
