@@ -17,6 +17,7 @@ from vallum.s3.handlers import (
     multipart,
     notification,
     objects,
+    post_object,
     tagging,
     versioning,
     versions,
@@ -35,6 +36,7 @@ HANDLERS: dict[str, Handler] = {
     "GetObject": objects.get_object,
     "HeadObject": objects.head_object,
     "DeleteObject": objects.delete_object,
+    "PostObject": post_object.post_object,
     "CopyObject": copy.copy_object,
     "DeleteObjects": multidelete.delete_objects,
     "ListObjects": listing.list_objects_v1,
@@ -90,6 +92,10 @@ HANDLERS: dict[str, Handler] = {
     "PutBucketNotificationConfiguration": notification.put_bucket_notification,
     "GetBucketNotificationConfiguration": notification.get_bucket_notification,
 }
+
+# Operations whose handler authenticates and authorizes the caller itself: a PostObject
+# form carries its credentials in its fields, read from the body (post_object.py).
+SELF_AUTHORIZED = frozenset({"PostObject"})
 
 # Operations whose IAM action is not "s3:" + the operation name.
 _ACTIONS = {
