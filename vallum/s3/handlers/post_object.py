@@ -24,9 +24,9 @@ from vallum.iam.principal import Principal
 from vallum.operator import gateway as operator_hook
 from vallum.s3 import errors, formdata, post_policy, post_signature, xml
 from vallum.s3.formdata import FormError, FormReader, FormTooLarge
+from vallum.s3.handlers import objects, tagging
 from vallum.s3.router import Endpoint
 from vallum.s3.tags import OBJECT_TAG_LIMIT
-from vallum.s3.handlers import objects, tagging
 from vallum.security.crypto import fips
 
 MAX_FIELDS = 20 * 1024          # S3's limit on the fields before the file
