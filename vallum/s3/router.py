@@ -204,7 +204,7 @@ DEPRECATED_ALIASES: dict[str, str] = {
 SUPPORTED: frozenset[str] = frozenset({
     "ListBuckets", "CreateBucket", "HeadBucket", "DeleteBucket", "GetBucketLocation",
     "PutObject", "GetObject", "HeadObject", "DeleteObject", "DeleteObjects", "CopyObject",
-    "PostObject",
+    "PostObject", "GetObjectAttributes",
     "ListObjects", "ListObjectsV2", "CreateMultipartUpload", "UploadPart", "UploadPartCopy",
     "CompleteMultipartUpload", "AbortMultipartUpload", "ListParts", "ListMultipartUploads",
     "PutBucketPolicy", "GetBucketPolicy", "DeleteBucketPolicy",

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from vallum.http import Request, Response
 from vallum.s3.handlers import (
+    attributes,
     bucket_settings,
     buckets,
     copy,
@@ -37,6 +38,7 @@ HANDLERS: dict[str, Handler] = {
     "HeadObject": objects.head_object,
     "DeleteObject": objects.delete_object,
     "PostObject": post_object.post_object,
+    "GetObjectAttributes": attributes.get_object_attributes,
     "CopyObject": copy.copy_object,
     "DeleteObjects": multidelete.delete_objects,
     "ListObjects": listing.list_objects_v1,
