@@ -330,7 +330,7 @@ async def delete_object(request: Request) -> Response:
         await services.discard_blobs(obsolete)
         if removed is not None:
             await events.object_event(request, events.REMOVED_DELETE, removed)
-        if version_id is not None:
+        if version_id is not None and bucket.versioning:   # never-versioned: no version header
             headers["x-amz-version-id"] = version_id
             if removed is not None and removed.delete_marker:
                 headers["x-amz-delete-marker"] = "true"
