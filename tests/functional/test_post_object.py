@@ -36,9 +36,10 @@ def srv(tmp_path_factory):
     stop_server(server)
 
 
-@pytest.fixture(scope="module")
-def s3(srv):
-    return srv.client()
+@pytest.fixture(scope="module", params=["s3v4", "s3"])
+def s3(srv, request):
+    """boto3 with each way it signs a POST form: SigV4 fields, or SigV2 (its default)."""
+    return srv.client(signature_version=request.param)
 
 
 @pytest.fixture
@@ -89,6 +90,8 @@ def expires(seconds: int = 600) -> str:
 
 def test_boto3_presigned_post_stores_the_file(srv, s3, bucket):
     form = s3.generate_presigned_post(bucket, "up/a.txt", ExpiresIn=300)
+    v4 = s3.meta.config.signature_version == "s3v4"
+    assert ("x-amz-signature" in form["fields"]) is v4 and ("signature" in form["fields"]) is not v4
     resp = post(srv, bucket, form["fields"], b"form body")
     assert resp.status_code == 204, resp.text
     etag = resp.headers["ETag"]
@@ -411,3 +414,63 @@ def test_malformed_forms(srv, s3, bucket):
     assert resp.status_code == 400 and error(resp)[0] == "InvalidArgument"
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
     assert keys == ["raw.bin", "smuggle.bin"]
+
+
+# ---------------------------------------------------------------- quota, audit, strict modes
+
+
+def test_quota_applies_to_form_uploads(srv):
+    root = AdminClient(srv.endpoint, srv.access_key, srv.secret_key, srv.region)
+    t = Tenant(srv, root)
+    name = "quota-" + uuid.uuid4().hex[:10]
+    t.s3.create_bucket(Bucket=name)
+    t.admin.call("SetBucketQuota", bucket=name, max_bytes=100 * 1024)
+    cond = {"expiration": expires(), "conditions": [{"bucket": name}, ["starts-with", "$key", ""]]}
+    assert post(srv, name, dict(v4_fields(srv, cond, *t.admin_key), key="a"),
+                os.urandom(60 * 1024)).status_code == 204
+    resp = post(srv, name, dict(v4_fields(srv, cond, *t.admin_key), key="b"), os.urandom(50 * 1024))
+    assert resp.status_code == 403 and error(resp)[0] == "QuotaExceeded"
+    keys = [o["Key"] for o in t.s3.list_objects_v2(Bucket=name).get("Contents", [])]
+    assert keys == ["a"]
+
+
+def test_the_audit_record_names_the_signer(srv, s3, bucket):
+    form = s3.generate_presigned_post(bucket, "audited.txt")
+    ok = post(srv, bucket, form["fields"])
+    assert ok.status_code == 204
+    name = "x-amz-signature" if "x-amz-signature" in form["fields"] else "signature"
+    forged = post(srv, bucket, dict(form["fields"], **{name: form["fields"][name][:-4] + "AAA="}))
+    assert forged.status_code == 403
+    log = srv.data_dir / "audit" / "audit.log"
+    recs = {r["request_id"]: r for r in (json.loads(x) for x in
+                                         log.read_bytes().rstrip(b"\0").splitlines())
+            if r.get("request_id")}
+    good = recs[ok.headers["x-amz-request-id"]]
+    assert (good["principal"], good["operation"], good["action"], good["target"], good["decision"]) \
+        == (srv.access_key, "PostObject", "s3:PutObject", f"arn:aws:s3:::{bucket}/audited.txt", "allow")
+    bad = recs[forged.headers["x-amz-request-id"]]
+    assert bad["principal"] == srv.access_key and bad["decision"] == "deny"
+    assert bad["error"] == "SignatureDoesNotMatch"
+
+
+@pytest.fixture(scope="module")
+def strict(tmp_path_factory):
+    server = start_server(tmp_path_factory.mktemp("post-strict") / "data", "--fips",
+                          "--require-signed-payload")
+    server.client().create_bucket(Bucket="strict")
+    yield server
+    stop_server(server)
+
+
+def test_fips_refuses_v2_policies_and_strict_mode_refuses_forms(strict):
+    policy = base64.b64encode(json.dumps({"expiration": expires(), "conditions": [
+        {"bucket": "strict"}, {"key": "k"}]}).encode()).decode()
+    sig = base64.b64encode(hmac.new(strict.secret_key.encode(), policy.encode(),
+                                    hashlib.sha1).digest()).decode()
+    v2 = post(strict, "strict", {"key": "k", "AWSAccessKeyId": strict.access_key,
+                                 "policy": policy, "signature": sig})
+    assert v2.status_code == 400 and error(v2)[0] == "InvalidRequest"
+    form = strict.client(signature_version="s3v4").generate_presigned_post("strict", "k")
+    v4 = post(strict, "strict", form["fields"])
+    assert v4.status_code == 403 and error(v4)[0] == "AccessDenied"
+    assert "Contents" not in strict.client().list_objects_v2(Bucket="strict")
