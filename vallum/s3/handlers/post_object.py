@@ -14,7 +14,7 @@ formdata.FormReader with the policy's content-length-range enforced as it arrive
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from vallum.compute import object_events as events
@@ -23,6 +23,7 @@ from vallum.iam import gate, sts
 from vallum.iam.principal import Principal
 from vallum.operator import gateway as operator_hook
 from vallum.s3 import errors, formdata, post_policy, post_signature, xml
+from vallum.s3.body import Body
 from vallum.s3.formdata import FormError, FormReader, FormTooLarge
 from vallum.s3.handlers import objects, tagging
 from vallum.s3.router import Endpoint
@@ -62,6 +63,9 @@ async def post_object(request: Request) -> Response:
     if "key" not in form:
         raise post_signature.missing("key")
     form["key"] = form["key"].replace("${filename}", part.filename or "")
+    if not form["key"]:
+        raise errors.InvalidArgument("User key must have a length greater than 0.",
+                                     ArgumentName="key", ArgumentValue="")
     bucket, key = request.bucket, form["key"]
     signed = post_signature.claim(form, request.services.config.region)
     size_range = None
@@ -83,7 +87,8 @@ async def post_object(request: Request) -> Response:
         operator_hook.admit(request.services, request)     # the signer may be contained
     await gate.authorize(request, "s3:PutObject", f"arn:aws:s3:::{bucket}/{key}")
     outer = request.body
-    request.body = FileBody(reader, outer, size_range)
+    # The file as the body write_object reads (the part of Body's interface it uses).
+    request.body = cast(Body, FileBody(reader, outer, size_range))
     stored = await objects.write_object(request, events.CREATED_POST, sized=False)
     await reader.rest(TRAILING_LIMIT)        # past the limit: unread, the connection closes
     return _answer(request, form, stored)
