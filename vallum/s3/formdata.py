@@ -217,8 +217,8 @@ class Parser:
 class FormReader:
     """PostObject's view of a form: the fields before the part named ``file``, then its bytes.
 
-    ``field_limit`` bounds the fields' names and values together (S3's limit on what may
-    precede the file); the file streams through, never held whole."""
+    ``field_limit`` bounds the fields' part headers and values together (S3's limit on
+    what may precede the file); the file streams through, never held whole."""
 
     def __init__(self, chunks: AsyncIterator[bytes], boundary: bytes, *, field_limit: int) -> None:
         self._chunks = chunks
@@ -255,7 +255,8 @@ class FormReader:
                 if event.name.lower() == "file":
                     return out, event
                 current, value = event, []
-                used += len(event.name)
+                # Each part's headers count too: empty fields must not come for free.
+                used += sum(len(k) + len(v) + 4 for k, v in event.headers.items())
             elif isinstance(event, bytes):
                 used += len(event)
                 value.append(event)

@@ -161,3 +161,13 @@ def test_reader_refuses_a_truncated_body():
             pass
     with pytest.raises(FormError):
         asyncio.run(run())
+
+
+def test_reader_counts_part_headers_toward_the_limit():
+    """A flood of empty fields is bounded too (each part's headers count)."""
+    body = encode([("f", b"")] * 1000 + [("file", b"f")])
+
+    async def run():
+        await FormReader(_stream(body, 4096), BOUNDARY, field_limit=20 * 1024).fields()
+    with pytest.raises(FormTooLarge):
+        asyncio.run(run())
