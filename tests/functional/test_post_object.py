@@ -339,6 +339,13 @@ def test_labels_and_clearance(srv):
     with pytest.raises(ClientError) as exc:
         w.s3(at_secret).head_object(Bucket=b, Key="up.txt")
     assert code(exc) == "404"
+    # The label as the reserved tag in a tagging field: TOP SECRET, so SECRET cannot see it.
+    tagged = form(at_secret, "tag.txt", tagging="<Tagging><TagSet><Tag><Key>vallum:label</Key>"
+                  f"<Value>{TS}</Value></Tag></TagSet></Tagging>")
+    assert tagged.status_code == 204, tagged.text
+    with pytest.raises(ClientError) as exc:
+        w.s3(at_secret).head_object(Bucket=b, Key="tag.txt")
+    assert code(exc) == "404"
     high = form(at_secret, "high.txt", **{"x-vallum-session-level": TS})
     assert high.status_code == 403 and error(high)[0] == "AccessDenied"
     # A key bound to UNCLASSIFIED cannot lift its session level through a form field.
