@@ -10,6 +10,7 @@ import base64
 import datetime
 import hashlib
 import hmac
+import http.client
 import json
 import os
 import uuid
@@ -18,6 +19,9 @@ from xml.etree import ElementTree
 
 import pytest
 import requests
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from tests.support.iam import Tenant
@@ -413,6 +417,12 @@ def test_malformed_forms(srv, s3, bucket):
     late_key = form_body([("file", b"x"), ("key", b"a")])
     resp = raw_post(srv, bucket, late_key)
     assert resp.status_code == 400 and "field named 'key'" in error(resp)[1]
+    trailing = form_body([("key", b"t"), ("file", b"x"), ("after", b"a" * 70000)])
+    resp = raw_post(srv, bucket, trailing)
+    assert resp.status_code == 400 and error(resp)[0] == "MaxMessageLengthExceeded"
+    ignored = form_body([("key", b"ignored.bin"), ("file", b"x"), ("x-amz-meta-late", b"1")])
+    assert raw_post(srv, bucket, ignored).status_code == 204
+    assert s3.head_object(Bucket=bucket, Key="ignored.bin")["Metadata"] == {}
     huge = form_body([("x-ignore-pad", b"p" * 30000), ("key", b"h"), ("file", b"x")])
     resp = raw_post(srv, bucket, huge)
     assert resp.status_code == 400 and error(resp)[0] == "MaxPostPreDataLengthExceededError"
@@ -420,7 +430,7 @@ def test_malformed_forms(srv, s3, bucket):
     resp = raw_post(srv, bucket, injected)
     assert resp.status_code == 400 and error(resp)[0] == "InvalidArgument"
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
-    assert keys == ["raw.bin", "smuggle.bin"]
+    assert keys == ["ignored.bin", "raw.bin", "smuggle.bin"]
 
 
 # ---------------------------------------------------------------- quota, audit, strict modes
@@ -481,3 +491,30 @@ def test_fips_refuses_v2_policies_and_strict_mode_refuses_forms(strict):
     v4 = post(strict, "strict", form["fields"])
     assert v4.status_code == 403 and error(v4)[0] == "AccessDenied"
     assert "Contents" not in strict.client().list_objects_v2(Bucket="strict")
+
+
+def test_a_header_signed_form_is_verified_before_it_is_stored(srv, s3, bucket):
+    """A POST signed in its Authorization header (no policy: the header's signer posts) with
+    a signed payload: a body that is not the one signed is refused, and nothing is stored,
+    because the whole body is read and its hash checked before the file is committed."""
+    signed_body = form_body([("key", b"hdr.bin"), ("file", b"the signed bytes")])
+    sent_body = form_body([("key", b"hdr.bin"), ("file", b"other bytes!!!!!")])
+    assert len(signed_body) == len(sent_body)
+    for body, status in ((sent_body, 400), (signed_body, 204)):
+        req = AWSRequest(method="POST", url=f"{srv.endpoint}/{bucket}", data=signed_body,
+                         headers={"Content-Type": "multipart/form-data; boundary=XyZ"})
+        S3SigV4Auth(Credentials(srv.access_key, srv.secret_key), "s3", srv.region).add_auth(req)
+        parts = urlsplit(srv.endpoint)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        try:
+            conn.request("POST", f"/{bucket}", body=body, headers=dict(req.headers.items()))
+            resp = conn.getresponse()
+            text = resp.read()
+        finally:
+            conn.close()
+        assert resp.status == status, text
+        if status == 400:
+            assert b"<Code>XAmzContentSHA256Mismatch</Code>" in text
+            with pytest.raises(ClientError):
+                s3.head_object(Bucket=bucket, Key="hdr.bin")
+    assert s3.get_object(Bucket=bucket, Key="hdr.bin")["Body"].read() == b"the signed bytes"

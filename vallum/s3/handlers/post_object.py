@@ -90,7 +90,6 @@ async def post_object(request: Request) -> Response:
     # The file as the body write_object reads (the part of Body's interface it uses).
     request.body = cast(Body, FileBody(reader, outer, size_range))
     stored = await objects.write_object(request, events.CREATED_POST, sized=False)
-    await reader.rest(TRAILING_LIMIT)        # past the limit: unread, the connection closes
     return _answer(request, form, stored)
 
 
@@ -205,6 +204,11 @@ class FileBody:
                 if len(self.head) < 4096:
                     self.head += data[:4096 - len(self.head)]
                 yield data
+            # Read to the end before the file is committed, so the whole body is checked
+            # (its declared length, a header signature's payload hash) before it is stored.
+            if not await self._reader.rest(TRAILING_LIMIT):
+                raise errors.MaxMessageLengthExceeded(
+                    "The form fields after the file are too large.")
         except FormError:
             raise errors.MalformedPOSTRequest() from None
         if count < low:
