@@ -23,13 +23,12 @@ _BY_LOWER = {a.lower(): a for a in ATTRIBUTES}
 
 
 def requested(value: str | None) -> set[str]:
-    """The attributes the header names (case-insensitive, comma-separated); InvalidArgument
-    for none or an unknown one."""
+    """The attributes the header names (comma-separated); S3's InvalidRequest when it
+    names none, InvalidArgument for an unknown one."""
     names = [n.strip() for n in (value or "").split(",") if n.strip()]
     if not names:
-        raise errors.InvalidArgument("The x-amz-object-attributes header specifying the "
-                                     "attributes to be retrieved is either missing or empty",
-                                     ArgumentName=HEADER, ArgumentValue="")
+        raise errors.InvalidRequest("The x-amz-object-attributes header specifying the "
+                                    "attributes to be retrieved is either missing or empty")
     out = set()
     for name in names:
         known = _BY_LOWER.get(name.lower())
@@ -63,12 +62,10 @@ def _parts(request: Request, record: ObjectRecord) -> tuple[tuple[str, object], 
 
 
 def _header_int(request: Request, name: str, default: int) -> int:
-    raw = request.headers.get(name)
-    if raw is None:
+    """A paging header's value; S3 ignores one that is not a number (the default applies)."""
+    raw = (request.headers.get(name) or "").strip()
+    if not raw.isdigit() or len(raw) > 10:
         return default
-    if not raw.strip().isdigit():
-        raise errors.InvalidArgument(f"Provided {name} not an integer or within integer range",
-                                     ArgumentName=name, ArgumentValue=raw[:32])
     return min(int(raw), 1000) if name == "x-amz-max-parts" else int(raw)
 
 
