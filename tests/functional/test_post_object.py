@@ -553,3 +553,13 @@ def fuzz_bucket(srv):
             "Effect": "Allow", "Principal": "*", "Action": "s3:PutObject",
             "Resource": f"arn:aws:s3:::{name}/*"}]}))
     return name
+
+
+def test_empty_file_and_unicode_names(srv, s3, fuzz_bucket):
+    assert raw_post(srv, fuzz_bucket, form_body([("key", b"empty.bin"), ("file", b"")])).status_code == 204
+    assert s3.head_object(Bucket=fuzz_bucket, Key="empty.bin")["ContentLength"] == 0
+    resp = requests.post(f"{srv.endpoint}/{fuzz_bucket}", data={"key": "résumés/${filename}"},
+                         files={"file": ("naïve café.txt", b"cv", "text/plain")}, timeout=30)
+    assert resp.status_code == 204, resp.text
+    got = s3.get_object(Bucket=fuzz_bucket, Key="résumés/naïve café.txt")
+    assert got["Body"].read() == b"cv"
