@@ -150,7 +150,7 @@ class Parser:
             raise FormError("the body ends before its closing delimiter")
 
     def _preamble(self, events: list[object]) -> bool:
-        if self.buf.startswith(self.dash):
+        if self.seen == 0 and self.buf.startswith(self.dash):   # the body's very start
             at, skip = 0, len(self.dash)
         else:
             at = self.buf.find(self.delimiter)

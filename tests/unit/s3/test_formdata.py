@@ -171,3 +171,11 @@ def test_reader_counts_part_headers_toward_the_limit():
         await FormReader(_stream(body, 4096), BOUNDARY, field_limit=20 * 1024).fields()
     with pytest.raises(FormTooLarge):
         asyncio.run(run())
+
+
+def test_a_delimiter_inside_the_preamble_needs_its_crlf():
+    """Only the body's very start may omit the CRLF before the first delimiter: elsewhere
+    in the preamble a "--boundary" is preamble (here the part is, up to the closing one)."""
+    body = b"x" * 40 + b"--XX\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--XX--"
+    assert parse(body, list(range(len(body))), b"XX") == []
+    assert parse(b"\r\n" + body[40:], [3], b"XX") == [("a", b"1")]
