@@ -73,7 +73,12 @@ async def get_object_attributes(request: Request) -> Response:
     wanted = requested(request.headers.get(HEADER))
     customer = sse.customer_key(request.headers, secure=request.secure)
     version_id = request.query.get("versionId")
-    await gate.authorize_object(request, "s3:GetObject", request.key, version_id)
+    try:
+        await gate.authorize_object(request, "s3:GetObject", request.key, version_id)
+    except errors.AccessDenied:
+        request.decision = "deny"           # audited: the second permission AWS asks for
+        request.decision_reason = "GetObjectAttributes also needs s3:GetObject: not allowed"
+        raise
     bucket = await get_bucket(request)
     record = await find_version(request, bucket)
     unlock(request, record.extra, customer)
