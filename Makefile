@@ -29,6 +29,7 @@ test: $(DEV_STAMP)
 	bash scripts/install-sandbox.sh
 	bash scripts/install-postgres.sh
 	bash scripts/install-slapd.sh
+	bash scripts/install-chromium.sh
 	$(PY) -m pytest -n 2 -q -p no:cacheprovider tests
 
 # The inner loop: pure logic and the in-process harness, no server processes.

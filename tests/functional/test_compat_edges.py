@@ -52,6 +52,37 @@ def test_never_versioned_bucket_sends_no_version_id(s3, bucket):
     assert out["Deleted"] == [{"Key": "k"}]
 
 
+def test_never_versioned_bucket_tagging_and_null_deletes_send_no_version_id(s3, bucket):
+    """Tagging answers and a DeleteObject naming versionId=null carry no version id (nor a
+    delete marker) from a bucket that never had versioning."""
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    tags = {"TagSet": [{"Key": "a", "Value": "1"}]}
+    answers = [s3.put_object_tagging(Bucket=bucket, Key="k", Tagging=tags),
+               s3.get_object_tagging(Bucket=bucket, Key="k"),
+               s3.delete_object_tagging(Bucket=bucket, Key="k"),
+               s3.delete_object(Bucket=bucket, Key="k", VersionId="null"),
+               s3.delete_object(Bucket=bucket, Key="never-was")]
+    for answer in answers:
+        headers = answer["ResponseMetadata"]["HTTPHeaders"]
+        assert "x-amz-version-id" not in headers and "x-amz-delete-marker" not in headers
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+
+def test_delete_markers_only_where_versioning_was_turned_on(s3, bucket):
+    """Suspended: a DELETE leaves a null delete marker (x-amz-delete-marker: true, version
+    null) and reads of the key say so; tagging answers name the null version."""
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
+    tagged = s3.put_object_tagging(Bucket=bucket, Key="k", Tagging={"TagSet": []})
+    assert tagged["VersionId"] == "null"
+    out = s3.delete_object(Bucket=bucket, Key="k")
+    assert out["DeleteMarker"] is True and out["VersionId"] == "null"
+    with pytest.raises(ClientError) as exc:
+        s3.head_object(Bucket=bucket, Key="k")
+    headers = exc.value.response["ResponseMetadata"]["HTTPHeaders"]
+    assert headers["x-amz-delete-marker"] == "true" and headers["x-amz-version-id"] == "null"
+
+
 @pytest.mark.parametrize("query", [
     "encoding-type=url", "encoding-type=url&delimiter=/", "encoding-type=url&max-keys=1",
     "list-type=2&encoding-type=url&start-after=a", "list-type=2&encoding-type=url&delimiter=/",
@@ -59,6 +90,9 @@ def test_never_versioned_bucket_sends_no_version_id(s3, bucket):
     "versions&encoding-type=url", "versions&encoding-type=url&delimiter=/",
     "versions&encoding-type=url&max-keys=1", "uploads&encoding-type=url",
     "uploads&encoding-type=url&delimiter=/", "uploads&encoding-type=url&max-uploads=1",
+    "encoding-type=url&marker=a%20a", "encoding-type=url&delimiter=%C3%BC",
+    "list-type=2&encoding-type=url&delimiter=%2B", "versions&encoding-type=url&key-marker=a%20a",
+    "uploads&encoding-type=url&key-marker=a%20a&prefix=a%20",
 ], ids=lambda q: q.replace("&", "+"))
 def test_encoding_type_url_applies_to_every_key_and_prefix(server, s3, bucket, query):
     for key in (KEY, KEY + "2"):
@@ -67,7 +101,8 @@ def test_encoding_type_url_applies_to_every_key_and_prefix(server, s3, bucket, q
     status, _, body = signed.request(server, "GET", f"/{bucket}", query)
     assert status == 200, body
     text = body.decode()
-    names = re.findall(r"<(Key|Prefix|NextMarker|NextKeyMarker|StartAfter)>([^<]*)<", text)
+    names = re.findall(r"<(Key|Prefix|Marker|NextMarker|KeyMarker|NextKeyMarker|StartAfter|"
+                       r"Delimiter)>([^<]*)<", text)
     assert names and any(v for _, v in names)
     for element, value in names:
         assert " " not in value and "ü" not in value and "+" not in value, (element, value)

@@ -19,6 +19,7 @@ from urllib.parse import quote_plus
 from vallum.compute import levels
 
 CREATED_PUT = "ObjectCreated:Put"
+CREATED_POST = "ObjectCreated:Post"
 CREATED_COPY = "ObjectCreated:Copy"
 CREATED_MULTIPART = "ObjectCreated:CompleteMultipartUpload"
 REMOVED_DELETE = "ObjectRemoved:Delete"

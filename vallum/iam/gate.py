@@ -270,7 +270,7 @@ async def _decide(request: Any, principal: Principal, action: str, resource: str
 
 # Writes whose headers also do what another action does (AWS asks for that action too):
 # a caller denied s3:PutObjectRetention must not lock an object through PutObject.
-IMPLIED_BY_HEADERS = frozenset({"PutObject", "CopyObject", "CreateMultipartUpload"})
+IMPLIED_BY_HEADERS = frozenset({"PutObject", "PostObject", "CopyObject", "CreateMultipartUpload"})
 _ACL_HEADERS = ("x-amz-acl", "x-amz-grant-read", "x-amz-grant-read-acp", "x-amz-grant-write-acp",
                 "x-amz-grant-full-control")
 

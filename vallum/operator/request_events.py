@@ -17,7 +17,7 @@ AUTH_FAILURES = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "Inval
 READ_OPS = frozenset({"GetObject", "HeadObject", "SelectObjectContent"})
 LIST_OPS = frozenset({"ListObjects", "ListObjectsV2", "ListObjectVersions", "ListBuckets",
                       "ListMultipartUploads"})
-WRITE_OPS = frozenset({"PutObject", "CopyObject", "UploadPart", "CompleteMultipartUpload",
+WRITE_OPS = frozenset({"PutObject", "PostObject", "CopyObject", "UploadPart", "CompleteMultipartUpload",
                        "CreateMultipartUpload", "UploadPartCopy"})
 DELETE_OPS = frozenset({"DeleteObject", "DeleteObjects", "DeleteBucket"})
 # Admin calls that mint credentials or widen what a principal may do (a burst of them is

@@ -116,6 +116,10 @@ _CODES: list[tuple[str, int, str]] = [
     ("OwnershipControlsNotFoundError", 404, "The bucket ownership controls were not found"),
     ("InvalidBucketAclWithObjectOwnership", 400, "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"),
     ("ServerSideEncryptionConfigurationNotFoundError", 404, "The server side encryption configuration was not found"),
+    # PostObject (browser form uploads).
+    ("InvalidPolicyDocument", 400, "The content of the form does not meet the conditions specified in the policy document."),
+    ("MalformedPOSTRequest", 400, "The body of your POST request is not well-formed multipart/form-data."),
+    ("MaxPostPreDataLengthExceededError", 400, "Your POST request fields preceding the upload file were too large."),
 ]
 
 _by_code: dict[str, type[S3Error]] = {}
@@ -206,3 +210,6 @@ ObjectLockConfigurationNotFoundError = _by_code["ObjectLockConfigurationNotFound
 OwnershipControlsNotFoundError = _by_code["OwnershipControlsNotFoundError"]
 InvalidBucketAclWithObjectOwnership = _by_code["InvalidBucketAclWithObjectOwnership"]
 ServerSideEncryptionConfigurationNotFoundError = _by_code["ServerSideEncryptionConfigurationNotFoundError"]
+InvalidPolicyDocument = _by_code["InvalidPolicyDocument"]
+MalformedPOSTRequest = _by_code["MalformedPOSTRequest"]
+MaxPostPreDataLengthExceededError = _by_code["MaxPostPreDataLengthExceededError"]

@@ -204,6 +204,7 @@ DEPRECATED_ALIASES: dict[str, str] = {
 SUPPORTED: frozenset[str] = frozenset({
     "ListBuckets", "CreateBucket", "HeadBucket", "DeleteBucket", "GetBucketLocation",
     "PutObject", "GetObject", "HeadObject", "DeleteObject", "DeleteObjects", "CopyObject",
+    "PostObject", "GetObjectAttributes",
     "ListObjects", "ListObjectsV2", "CreateMultipartUpload", "UploadPart", "UploadPartCopy",
     "CompleteMultipartUpload", "AbortMultipartUpload", "ListParts", "ListMultipartUploads",
     "PutBucketPolicy", "GetBucketPolicy", "DeleteBucketPolicy",
@@ -459,6 +460,29 @@ SEMANTICS: tuple[str, ...] = (
     " included.",
     "GetObject/HeadObject with `partNumber`: 206 with Content-Range and"
     " `x-amz-mp-parts-count` (multipart objects); part 1 of a plain object is all of it.",
+    "PostObject (browser form, multipart/form-data, streamed): the fields before the file"
+    " (20 KiB at most, else MaxPostPreDataLengthExceededError) name the key (`${filename}`"
+    " substituted) and a base64 policy signed with SigV4 (`x-amz-algorithm`, `-credential`,"
+    " `-date`, `-signature`) or SigV2 (`AWSAccessKeyId`, `signature`; refused under"
+    " `--fips`); fields after the file are ignored. The policy's expiration and every"
+    " condition (`eq`, `starts-with`, `content-length-range`, `bucket`) must hold and every"
+    " field but `policy`, `file`, the signature fields and `x-ignore-*` must be named by one"
+    " (AccessDenied with S3's message otherwise; a bad document is InvalidPolicyDocument; a"
+    " file outside the range is EntityTooLarge / EntityTooSmall). The signer then needs"
+    " s3:PutObject on the key as for a PutObject with the same headers; a form without a"
+    " policy is anonymous. Answers: 204, or `success_action_status` 200 / 201 (PostResponse),"
+    " or 303 to `success_action_redirect` with bucket, key and etag added (ignored unless an"
+    " http(s) URL of printable ASCII). A repeated field is InvalidArgument; with"
+    " `--require-signed-payload` forms are refused; on `/{Bucket}/{Key+}` the key is the"
+    " form's.",
+    "GetObjectAttributes needs s3:GetObjectAttributes and s3:GetObject (their *Version*"
+    " actions with `versionId`); ObjectParts only for multipart objects, paged by"
+    " `x-amz-max-parts` and `x-amz-part-number-marker`.",
+    "A bucket that never had versioning sends no `x-amz-version-id` and no"
+    " `x-amz-delete-marker` (object, tagging, copy, multipart and delete answers);"
+    " `encoding-type=url` encodes every key, prefix, marker and delimiter of ListObjects,"
+    " ListObjectsV2, ListObjectVersions and ListMultipartUploads; an empty `delimiter` is no"
+    " delimiter; an empty `continuation-token` is InvalidArgument.",
 )
 
 

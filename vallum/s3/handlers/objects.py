@@ -117,11 +117,18 @@ async def refuse_hidden_null(request: Request, bucket: BucketRecord, key: str) -
 
 
 async def put_object(request: Request) -> Response:
+    return await write_object(request, events.CREATED_PUT)
+
+
+async def write_object(request: Request, event: str, *, sized: bool = True) -> Response:
+    """Store the request's body as a new version of its key, from its headers: PutObject,
+    and PostObject (post_object.py) with its form fields as headers and the file as body
+    (``sized=False``: the file's length is known only once it has streamed)."""
     services = request.services
     bucket = await get_bucket(request)
     validate_key(request.key)
     headers = request.headers
-    if request.body.length is None and "transfer-encoding" not in headers:
+    if sized and request.body.length is None and "transfer-encoding" not in headers:
         raise errors.MissingContentLength()
     encryption = sse.write_encryption(headers, secure=request.secure)
     expect = expectations_from(headers)
@@ -156,7 +163,7 @@ async def put_object(request: Request) -> Response:
     record.extra["label"] = guard.label.banner()          # raised when the bucket quarantines
     spill_stored(request, guard)
     await commit_version(request, record, precondition)
-    await events.object_event(request, events.CREATED_PUT, record)
+    await events.object_event(request, event, record)
     out = version_headers(bucket, record, checksums=True)
     out.update(encryption_headers(request, record.extra, encryption.customer))
     return Response(200, out)
@@ -323,7 +330,7 @@ async def delete_object(request: Request) -> Response:
         await services.discard_blobs(obsolete)
         if removed is not None:
             await events.object_event(request, events.REMOVED_DELETE, removed)
-        if version_id is not None:
+        if version_id is not None and bucket.versioning:   # never-versioned: no version header
             headers["x-amz-version-id"] = version_id
             if removed is not None and removed.delete_marker:
                 headers["x-amz-delete-marker"] = "true"

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from vallum.http import Request, Response
 from vallum.s3.handlers import (
+    attributes,
     bucket_settings,
     buckets,
     copy,
@@ -17,6 +18,7 @@ from vallum.s3.handlers import (
     multipart,
     notification,
     objects,
+    post_object,
     tagging,
     versioning,
     versions,
@@ -35,6 +37,8 @@ HANDLERS: dict[str, Handler] = {
     "GetObject": objects.get_object,
     "HeadObject": objects.head_object,
     "DeleteObject": objects.delete_object,
+    "PostObject": post_object.post_object,
+    "GetObjectAttributes": attributes.get_object_attributes,
     "CopyObject": copy.copy_object,
     "DeleteObjects": multidelete.delete_objects,
     "ListObjects": listing.list_objects_v1,
@@ -90,6 +94,10 @@ HANDLERS: dict[str, Handler] = {
     "PutBucketNotificationConfiguration": notification.put_bucket_notification,
     "GetBucketNotificationConfiguration": notification.get_bucket_notification,
 }
+
+# Operations whose handler authenticates and authorizes the caller itself: a PostObject
+# form carries its credentials in its fields, read from the body (post_object.py).
+SELF_AUTHORIZED = frozenset({"PostObject"})
 
 # Operations whose IAM action is not "s3:" + the operation name.
 _ACTIONS = {

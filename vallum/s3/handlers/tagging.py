@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from vallum.http import Request, Response, xml_response
-from vallum.meta.records import ObjectRecord
+from vallum.meta.records import BucketRecord, ObjectRecord
 from vallum.s3 import errors, xml
 from vallum.s3.handlers import labels
 from vallum.s3.handlers.common import (
@@ -73,8 +73,14 @@ def render_tagging(tags: dict[str, str]) -> bytes:
 
 
 # -- object tagging ------------------------------------------------------------
-async def _version(request: Request) -> ObjectRecord:
-    return await find_version(request, await get_bucket(request))
+async def _version(request: Request) -> tuple[BucketRecord, ObjectRecord]:
+    bucket = await get_bucket(request)
+    return bucket, await find_version(request, bucket)
+
+
+def _version_header(bucket: BucketRecord, record: ObjectRecord) -> dict[str, str]:
+    """x-amz-version-id, as AWS sends it: only from a bucket that has had versioning."""
+    return {"x-amz-version-id": record.version_id} if bucket.versioning else {}
 
 
 async def put_object_tagging(request: Request) -> Response:
@@ -82,8 +88,8 @@ async def put_object_tagging(request: Request) -> Response:
     tags = parse_tagging(await read_xml(request, "Tagging", digest_required=MD5_REQUIRED), OBJECT_TAG_LIMIT + 1)
     if len(labels.without_label_tag(tags) or {}) > OBJECT_TAG_LIMIT:
         raise errors.BadRequest(f"Object tags cannot be greater than {OBJECT_TAG_LIMIT}")
-    record = await _version(request)
-    new_label = labels.relabel(request, await get_bucket(request), record, tags.get(labels.TAG_KEY))
+    bucket, record = await _version(request)
+    new_label = labels.relabel(request, bucket, record, tags.get(labels.TAG_KEY))
     tags = labels.without_label_tag(tags) or {}
     label_before = record.extra.get("label")
     await refuse_marked_tags(request, record, tags, new_label)
@@ -101,7 +107,7 @@ async def put_object_tagging(request: Request) -> Response:
             current.extra.pop(TAGS_KEY, None)
 
     await modify_version(request, record, change)
-    return Response(200, {"x-amz-version-id": record.version_id})
+    return Response(200, _version_header(bucket, record))
 
 
 async def refuse_marked_tags(request: Request, record: ObjectRecord, tags: dict[str, str],
@@ -122,15 +128,15 @@ async def refuse_marked_tags(request: Request, record: ObjectRecord, tags: dict[
 
 
 async def get_object_tagging(request: Request) -> Response:
-    record = await _version(request)
+    bucket, record = await _version(request)
     return xml_response(render_tagging(labels.tags_with_label(record.extra)),
-                        headers={"x-amz-version-id": record.version_id})
+                        headers=_version_header(bucket, record))
 
 
 async def delete_object_tagging(request: Request) -> Response:
-    record = await _version(request)
+    bucket, record = await _version(request)
     await modify_version(request, record, lambda current: current.extra.pop(TAGS_KEY, None))
-    return Response(204, {"x-amz-version-id": record.version_id})
+    return Response(204, _version_header(bucket, record))
 
 
 # -- bucket tagging ------------------------------------------------------------
