@@ -3,6 +3,8 @@
 Set VALLUM_TEST_ENDPOINT (plus VALLUM_TEST_ACCESS_KEY / VALLUM_TEST_SECRET_KEY)
 to run the same tests against another S3 server instead. A test module that imports
 ``server`` from here gets a server of its own (the fixture is defined again in it).
+Set VALLUM_TEST_META=postgresql to run the session's server with ``--meta`` on the tests'
+own PostgreSQL (tests/support/postgres.py): object metadata and compute stores there.
 """
 
 from __future__ import annotations
@@ -16,13 +18,19 @@ from tests.support.server import REGION, Server, empty_and_delete, start_server,
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory):
+def server(tmp_path_factory, request):
     external = os.environ.get("VALLUM_TEST_ENDPOINT")
     if external:
         yield Server(external, os.environ.get("VALLUM_TEST_ACCESS_KEY", "test"),
                      os.environ.get("VALLUM_TEST_SECRET_KEY", "test"), REGION, None, None)
         return
-    srv = start_server(tmp_path_factory.mktemp("vallum") / "data")
+    env = None
+    if os.environ.get("VALLUM_TEST_META") == "postgresql":
+        from tests.support.postgres import fresh_url
+
+        request.getfixturevalue("postgres")          # stopped after this server
+        env = {"VALLUM_META_URL": fresh_url()}
+    srv = start_server(tmp_path_factory.mktemp("vallum") / "data", env=env)
     yield srv
     stop_server(srv)
 
