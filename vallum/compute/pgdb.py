@@ -18,7 +18,6 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy.dialects import postgresql as pg_dialect
@@ -132,8 +131,6 @@ class PostgresComputeDB:
         self.pool_size = pool_size
         self._pool: Any = None
         self._threads: ThreadPoolExecutor | None = None
-        self.commits = 0
-        self.ops = 0
 
     def open(self) -> None:
         from psycopg_pool import ConnectionPool
@@ -165,12 +162,6 @@ class PostgresComputeDB:
             raise RuntimeError("compute database is closed")
         return self._pool
 
-    @contextmanager
-    def tx(self) -> Iterator[Conn]:
-        """One write transaction (not retried: the caller's body runs once)."""
-        with self._need_pool().connection() as conn, conn.transaction():
-            yield Conn(conn)
-
     def reader(self) -> Reader:
         return Reader(self._need_pool())
 
@@ -184,8 +175,6 @@ class PostgresComputeDB:
             try:
                 with pool.connection() as conn, conn.transaction():
                     out = fn(Conn(conn))
-                self.commits += 1
-                self.ops += 1
                 return out
             except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected):
                 if attempt == _RETRIES - 1:
