@@ -155,7 +155,7 @@ def plan(source: dict[str, list[str]], target: dict[str, list[str]]) -> list[Tab
     return out
 
 
-def _open_target(url: str) -> None:
+def create_tables(url: str) -> None:
     """Create the metadata and compute tables (as a gateway's first start would)."""
     asyncio.run(_open_meta(url))
     db = PostgresComputeDB(url, pool_size=1)
@@ -177,7 +177,7 @@ def migrate(spec: str, url: str) -> list[TableReport]:
     if held_open(path):
         raise MigrateError(f"{path} is open in another process (a running gateway?): stop "
                            "`vallum serve` and every command using this data directory first")
-    _open_target(url)
+    create_tables(url)
     src = sqlite3.connect(path)                  # only read; recovers a crashed WAL first
     try:
         src.execute("BEGIN")                     # one snapshot of the source
