@@ -89,11 +89,16 @@ def insert_jobs(conn: sqlite3.Connection, account: str, owner: str, items: list[
             dep_ids.append(dep_id)
         spec = it.spec
         spec.depends_on = dep_ids
-        conn.execute(
+        made = conn.execute(
             "INSERT INTO compute_jobs (id, account, owner, principal, name, kind, spec, state, "
-            "idem_key, blocked, parallelism, tasks_total, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "idem_key, blocked, parallelism, tasks_total, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT (account, idem_key) DO NOTHING RETURNING id",
             (job_id, account, owner, json.dumps(it.principal or principal or {}), spec.name, it.kind, json.dumps(spec.to_json()), QUEUED, key,
-             blocked, spec.parallelism, len(it.tasks), now))
+             blocked, spec.parallelism, len(it.tasks), now)).fetchone()
+        if made is None:        # PostgreSQL: another gateway made it since the check above
+            ids[ref] = conn.execute("SELECT id FROM compute_jobs WHERE account=? AND idem_key=?",
+                                    (account, key)).fetchone()[0]
+            continue
         conn.executemany("INSERT INTO compute_deps (job_id, dep_id) VALUES (?, ?)",
                          [(job_id, d) for d in dep_ids])
         conn.executemany(

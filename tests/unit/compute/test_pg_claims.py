@@ -103,6 +103,38 @@ def test_parallelism_holds_across_gateways(two):
     assert len(ca) + len(cb) == 4
 
 
+def test_the_same_idempotency_key_on_two_gateways_makes_one_job(two):
+    """An event delivered, or a submit retried, on two gateways at once: one job, and both
+    callers are answered with its id (no unique-key error)."""
+    url, a, b = two
+    start = threading.Barrier(2)
+    got: list[list[str]] = [[], []]
+
+    errors: list[BaseException] = []
+
+    def run(i, db):
+        try:
+            for n in range(40):
+                start.wait(30)                  # both at once, key by key
+                item = js.NewJob("e", spec(idempotency_key=f"evt:{n}"), "function", [("", None)])
+                got[i].append(db.run_write(lambda c, item=item: js.insert_jobs(
+                    c, "acct", "arn", [item], time.time(), {}))["e"])
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+            start.abort()                       # the other thread stops waiting
+
+    threads = [threading.Thread(target=run, args=(i, db)) for i, db in enumerate((a, b))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not [e for e in errors if not isinstance(e, threading.BrokenBarrierError)], errors
+    assert got[0] == got[1] and len(set(got[0])) == 40
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM compute_jobs").fetchone()[0] == 40
+        assert conn.execute("SELECT count(*) FROM compute_tasks").fetchone()[0] == 40
+
+
 def test_one_leader_and_it_moves_when_its_session_dies(two):
     url, _, _ = two
     first, second = AdvisoryLeader(url, "cron"), AdvisoryLeader(url, "cron")
