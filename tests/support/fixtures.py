@@ -24,13 +24,7 @@ def server(tmp_path_factory, request):
         yield Server(external, os.environ.get("VALLUM_TEST_ACCESS_KEY", "test"),
                      os.environ.get("VALLUM_TEST_SECRET_KEY", "test"), REGION, None, None)
         return
-    env = None
-    if os.environ.get("VALLUM_TEST_META") == "postgresql":
-        from tests.support.postgres import fresh_url
-
-        request.getfixturevalue("postgres")          # stopped after this server
-        env = {"VALLUM_META_URL": fresh_url()}
-    srv = start_server(tmp_path_factory.mktemp("vallum") / "data", env=env)
+    srv = start_server(tmp_path_factory.mktemp("vallum") / "data", env=_meta_env(request))
     yield srv
     stop_server(srv)
 
@@ -62,10 +56,21 @@ def tenant(server, root):
     return Tenant(server, root)
 
 
+def _meta_env(request) -> dict[str, str] | None:
+    """VALLUM_TEST_META=postgresql: the server's metadata on a fresh PostgreSQL schema."""
+    if os.environ.get("VALLUM_TEST_META") != "postgresql":
+        return None
+    from tests.support.postgres import fresh_url
+
+    request.getfixturevalue("postgres")          # stopped after the servers using it
+    return {"VALLUM_META_URL": fresh_url()}
+
+
 @pytest.fixture(scope="module")
-def clocked(tmp_path_factory):
+def clocked(tmp_path_factory, request):
     """A server of its own whose clock a test can advance (`vallum serve --test-clock`)."""
-    srv = start_server(tmp_path_factory.mktemp("clocked") / "data", "--test-clock")
+    srv = start_server(tmp_path_factory.mktemp("clocked") / "data", "--test-clock",
+                       env=_meta_env(request))
     yield srv
     stop_server(srv)
 

@@ -16,17 +16,18 @@ from typing import Any
 log = logging.getLogger("vallum.meta")
 
 
-def lock_id(name: str) -> int:
-    """A stable signed 64-bit advisory lock key for ``name``."""
-    return int.from_bytes(hashlib.sha256(b"vallum-leader:" + name.encode()).digest()[:8],
-                          "big", signed=True)
+def lock_id(name: str, database: str, schema: str) -> int:
+    """A stable signed 64-bit advisory lock key for ``name`` in one deployment: advisory
+    locks are per database server, so two deployments in two schemas must not share one."""
+    text = "\x1f".join(("vallum-leader", name, database, schema)).encode()
+    return int.from_bytes(hashlib.sha256(text).digest()[:8], "big", signed=True)
 
 
 class AdvisoryLeader:
     def __init__(self, url: str, name: str) -> None:
         self.url = url
         self.name = name
-        self.key = lock_id(name)
+        self.key: int | None = None       # known once connected (database and schema)
         self._conn: Any = None
         self._lock = threading.Lock()
 
@@ -41,6 +42,8 @@ class AdvisoryLeader:
                     self._conn.execute("SELECT 1").fetchone()
                     return True
                 conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+                where = conn.execute("SELECT current_database(), current_schema()").fetchone()
+                self.key = lock_id(self.name, *(str(v) for v in where or ()))
                 row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
                 if not (row and row[0]):
                     conn.close()

@@ -31,7 +31,8 @@ log = logging.getLogger("vallum.server")
 
 async def open_services(config: Config) -> Services:
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    # Object metadata only: IAM, compute, operator state and audit stay in the data directory.
+    # Object metadata (and, in ComputeService, compute) on PostgreSQL when configured: IAM,
+    # operator state and audit stay in the data directory.
     meta = meta_store(config.meta_path, config.meta_url)
     headroom = Headroom(config.data_dir, parse_reserve(config.disk_reserve))
     blobs = security_setup.blob_store(config.data_dir, _inner_blobs(config, headroom))

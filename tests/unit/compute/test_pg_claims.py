@@ -143,6 +143,9 @@ def test_one_leader_and_it_moves_when_its_session_dies(two):
         assert first.held() and first.held()
         assert not second.held()
         assert other.held()                              # another name: its own lock
+        elsewhere = AdvisoryLeader(fresh_url(), "cron")  # another schema: another deployment
+        assert elsewhere.held()
+        elsewhere.release()
         with psycopg.connect(url, autocommit=True) as conn:   # the leader's session is killed
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE "
                          "locktype='advisory' AND objid=%s::bigint & 4294967295",
