@@ -24,11 +24,15 @@ def lock_id(name: str, database: str, schema: str) -> int:
 
 
 class AdvisoryLeader:
+    """Leadership for ``name`` on one session kept open (a follower asks again on the same
+    connection, so waiting costs no new connection per try)."""
+
     def __init__(self, url: str, name: str) -> None:
         self.url = url
         self.name = name
         self.key: int | None = None       # known once connected (database and schema)
         self._conn: Any = None
+        self._leading = False
         self._lock = threading.Lock()
 
     def held(self) -> bool:
@@ -38,21 +42,22 @@ class AdvisoryLeader:
 
         with self._lock:
             try:
-                if self._conn is not None:
+                if self._conn is None:
+                    self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+                    where = self._conn.execute(
+                        "SELECT current_database(), current_schema()").fetchone()
+                    self.key = lock_id(self.name, *(str(v) for v in where or ()))
+                if self._leading:
                     self._conn.execute("SELECT 1").fetchone()
                     return True
-                conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
-                where = conn.execute("SELECT current_database(), current_schema()").fetchone()
-                self.key = lock_id(self.name, *(str(v) for v in where or ()))
-                row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
-                if not (row and row[0]):
-                    conn.close()
-                    return False
-                self._conn = conn
-                log.info("leader for %s on this process", self.name)
-                return True
+                row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
+                self._leading = bool(row and row[0])
+                if self._leading:
+                    log.info("leader for %s on this process", self.name)
+                return self._leading
             except psycopg.Error as exc:
-                log.warning("leadership for %s lost: %s", self.name, type(exc).__name__)
+                if self._leading:
+                    log.warning("leadership for %s lost: %s", self.name, type(exc).__name__)
                 self._drop()
                 return False
 
@@ -61,7 +66,7 @@ class AdvisoryLeader:
             self._drop()
 
     def _drop(self) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._leading = self._conn, None, False
         if conn is not None:
             try:
                 conn.close()        # the session ends: the advisory lock goes with it
