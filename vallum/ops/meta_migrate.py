@@ -101,10 +101,15 @@ def _value(v: Any) -> Any:
 
 
 def _checksum(rows: Iterator[tuple[Any, ...]]) -> tuple[int, str]:
-    """(rows, an order-free digest of their values): both sides sort text differently."""
-    digests = sorted(hashlib.sha256(json.dumps([_value(v) for v in row]).encode()).digest()
-                     for row in rows)
-    return len(digests), hashlib.sha256(b"".join(digests)).hexdigest()[:16]
+    """(rows, an order-free digest of their values), streaming: the sum modulo 2**256 of
+    each row's SHA-256 (both sides sort text differently; a sum, unlike XOR, does not let
+    two equal rows cancel out)."""
+    count = total = 0
+    for row in rows:
+        digest = hashlib.sha256(json.dumps([_value(v) for v in row]).encode()).digest()
+        total = (total + int.from_bytes(digest, "big")) % (1 << 256)
+        count += 1
+    return count, hashlib.sha256(total.to_bytes(32, "big")).hexdigest()[:16]
 
 
 def _usage_rows(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
@@ -237,12 +242,17 @@ def _reset_sequences(pg: Any, tables: list[str]) -> None:
 def _verify(src: sqlite3.Connection, pg: Any, r: TableReport, cols: list[str]) -> None:
     names = ", ".join(_quoted(c) for c in cols)
     sql = f"SELECT {names} FROM {_quoted(table := r.table)}"  # noqa: S608 - catalogue names
-    a: Iterator[tuple[Any, ...]] = iter(src.execute(sql).fetchall())
-    b: Iterator[tuple[Any, ...]] = iter(pg.execute(sql).fetchall())
+    a: Iterator[tuple[Any, ...]] = iter(src.execute(sql))
     if table in DERIVED:
-        a, b = _usage_rows(a), _usage_rows(b)
+        a = _usage_rows(a)
     r.source_rows, r.source_sum = _checksum(a)
-    r.target_rows, r.target_sum = _checksum(b)
+    with pg.cursor(name="vallum_verify") as cur:      # server-side: rows stream in batches
+        cur.itersize = _BATCH
+        cur.execute(sql)
+        b: Iterator[tuple[Any, ...]] = iter(cur)
+        if table in DERIVED:
+            b = _usage_rows(b)
+        r.target_rows, r.target_sum = _checksum(b)
 
 
 def format_report(reports: list[TableReport]) -> str:
