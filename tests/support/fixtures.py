@@ -3,6 +3,8 @@
 Set VALLUM_TEST_ENDPOINT (plus VALLUM_TEST_ACCESS_KEY / VALLUM_TEST_SECRET_KEY)
 to run the same tests against another S3 server instead. A test module that imports
 ``server`` from here gets a server of its own (the fixture is defined again in it).
+Set VALLUM_TEST_META=postgresql to run the session's server with ``--meta`` on the tests'
+own PostgreSQL (tests/support/postgres.py): object metadata and compute stores there.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ from tests.support.server import REGION, Server, empty_and_delete, start_server,
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory):
+def server(tmp_path_factory, request):
     external = os.environ.get("VALLUM_TEST_ENDPOINT")
     if external:
         yield Server(external, os.environ.get("VALLUM_TEST_ACCESS_KEY", "test"),
                      os.environ.get("VALLUM_TEST_SECRET_KEY", "test"), REGION, None, None)
         return
-    srv = start_server(tmp_path_factory.mktemp("vallum") / "data")
+    srv = start_server(tmp_path_factory.mktemp("vallum") / "data", env=_meta_env(request))
     yield srv
     stop_server(srv)
 
@@ -54,10 +56,21 @@ def tenant(server, root):
     return Tenant(server, root)
 
 
+def _meta_env(request) -> dict[str, str] | None:
+    """VALLUM_TEST_META=postgresql: the server's metadata on a fresh PostgreSQL schema."""
+    if os.environ.get("VALLUM_TEST_META") != "postgresql":
+        return None
+    from tests.support.postgres import fresh_url
+
+    request.getfixturevalue("postgres")          # stopped after the servers using it
+    return {"VALLUM_META_URL": fresh_url()}
+
+
 @pytest.fixture(scope="module")
-def clocked(tmp_path_factory):
+def clocked(tmp_path_factory, request):
     """A server of its own whose clock a test can advance (`vallum serve --test-clock`)."""
-    srv = start_server(tmp_path_factory.mktemp("clocked") / "data", "--test-clock")
+    srv = start_server(tmp_path_factory.mktemp("clocked") / "data", "--test-clock",
+                       env=_meta_env(request))
     yield srv
     stop_server(srv)
 

@@ -12,6 +12,7 @@ from vallum.cli import certs as certs_cli
 from vallum.cli import functions, jobs
 from vallum.cli import label as label_cli
 from vallum.cli import ldap as ldap_cli
+from vallum.cli import meta as meta_cli
 from vallum.cli import quota as quota_cli
 from vallum.cli import spill as spill_cli
 from vallum.cli.admin import app as admin_app
@@ -46,6 +47,7 @@ app.add_typer(runtime_app, name="runtime")
 app.add_typer(label_cli.app, name="label")
 app.add_typer(backup_cli.app, name="backup")
 app.add_typer(bundle_cli.app, name="bundle")
+app.add_typer(meta_cli.app, name="meta")
 
 
 @app.command("version")

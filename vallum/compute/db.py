@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
@@ -33,6 +33,17 @@ DDL: list[str] = [str(CreateTable(t, if_not_exists=True).compile(dialect=_DIALEC
                   for t in schema.metadata.sorted_tables]
 DDL += [str(CreateIndex(i, if_not_exists=True).compile(dialect=_DIALECT))
         for t in schema.metadata.sorted_tables for i in sorted(t.indexes, key=lambda i: str(i.name))]
+
+
+class ComputeStore(Protocol):
+    """What the compute parts use: ComputeDB here, or pgdb.PostgresComputeDB."""
+
+    def open(self) -> None: ...
+    def close(self) -> None: ...
+    def reader(self) -> Any: ...
+    def run_write(self, fn: Callable[[Any], T]) -> T: ...
+    async def write(self, fn: Callable[[Any], T]) -> T: ...
+    def query(self, sql: str, params: Any = ()) -> list[Any]: ...
 
 
 class ComputeDB:

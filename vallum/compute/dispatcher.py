@@ -12,7 +12,7 @@ from typing import Any
 
 from vallum import authz
 from vallum.compute import access, levels, metrics, triggers, viewer
-from vallum.compute.db import ComputeDB
+from vallum.compute.db import ComputeStore
 from vallum.compute.function_registry import FunctionRegistry
 from vallum.compute.jobs import Jobs
 from vallum.compute.resource_limits import CallerLimits
@@ -23,7 +23,7 @@ log = logging.getLogger("vallum.compute")
 
 
 class Dispatcher:
-    def __init__(self, db: ComputeDB, services: Any, limits: CallerLimits, jobs: Jobs,
+    def __init__(self, db: ComputeStore, services: Any, limits: CallerLimits, jobs: Jobs,
                  functions: FunctionRegistry, scheduler: Scheduler) -> None:
         self.db = db
         self.services = services          # the viewers of events ask IAM and MAC
@@ -34,6 +34,7 @@ class Dispatcher:
         self.prepare = jobs.prepare
         self.buckets: set[str] = set()
         self.wake = asyncio.Event()
+        self.leader: Any = None          # meta.leader.AdvisoryLeader on PostgreSQL
 
     def reload(self) -> None:
         rows = self.db.query("SELECT DISTINCT bucket FROM compute_triggers WHERE kind='object'")
@@ -125,7 +126,8 @@ class Dispatcher:
     async def cron_loop(self) -> None:
         while True:
             try:
-                n = await self._run_due_crons()
+                lead = self.leader is None or await asyncio.to_thread(self.leader.held)
+                n = await self._run_due_crons() if lead else 0
                 if n:
                     self.scheduler.wake.set()
             except asyncio.CancelledError:

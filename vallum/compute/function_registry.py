@@ -15,7 +15,7 @@ from typing import Any
 from vallum.compute import access, jobstore, levels, metrics, notifications, triggers
 from vallum.compute import sandbox as sbx
 from vallum.compute.credentials import principal_doc
-from vallum.compute.db import ComputeDB
+from vallum.compute.db import ComputeStore
 from vallum.compute.functions import FunctionError, FunctionPool, FunctionSpec, parse_function
 from vallum.compute.resource_limits import CallerLimits
 from vallum.compute.revocations import Revocations
@@ -26,7 +26,7 @@ from vallum.compute.spec import Hidden, SpecError
 
 
 class FunctionRegistry:
-    def __init__(self, db: ComputeDB, meta: Any, limits: CallerLimits, box: sbx.Sandbox,
+    def __init__(self, db: ComputeStore, meta: Any, limits: CallerLimits, box: sbx.Sandbox,
                  scratch_base: Path, minter: Any, revocations: Revocations, gateway: Gateway,
                  scheduler: Scheduler, job_doc: Callable[[str], dict[str, Any]],
                  runtimes: Registry) -> None:
@@ -106,8 +106,11 @@ class FunctionRegistry:
             row = conn.execute("SELECT revision FROM compute_functions WHERE account=? AND name=?",
                                (principal.account, name)).fetchone()
             rev = (row[0] + 1) if row else 1
-            conn.execute("INSERT OR REPLACE INTO compute_functions (account, name, owner, "
-                         "principal, spec, revision, created) VALUES (?,?,?,?,?,?,?)",
+            conn.execute("INSERT INTO compute_functions (account, name, owner, principal, spec, "
+                         "revision, created) VALUES (?,?,?,?,?,?,?) ON CONFLICT (account, name) "
+                         "DO UPDATE SET owner=excluded.owner, principal=excluded.principal, "
+                         "spec=excluded.spec, revision=excluded.revision, "
+                         "created=excluded.created",
                          (principal.account, name, principal.arn, who,
                           json.dumps(spec.to_json()), rev, time.time()))
             return rev
@@ -149,13 +152,11 @@ class FunctionRegistry:
     async def delete_function(self, principal: Any, name: str,
                               level: str | None = None) -> list[str]:
         """Delete the function, its object triggers and the bucket-notification entries
-        that target it, in one transaction; returns the ids of the triggers removed."""
+        that target it (notifications.py says in which order); returns the trigger ids."""
         self._seen(principal, name, level)
         account = principal.account
-        try:
-            removed = await self.db.write(lambda c: notifications.delete_function(c, account, name))
-        finally:       # bucket notification configs were rewritten: drop cached bucket records
-            self.meta.buckets_changed()
+        await notifications.strip_function(self.db, self.meta, account, name)
+        removed = await self.db.write(lambda c: notifications.delete_function(c, account, name))
         self.triggers_changed()
         self.pool.retire(account, name)
         return removed

@@ -5,13 +5,12 @@ job's (a job above the caller's session level does not exist for it)."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from typing import Any
 
 from vallum.compute import access, jobstore, levels, metrics, tasklog
 from vallum.compute.credentials import principal_doc
-from vallum.compute.db import ComputeDB
+from vallum.compute.db import ComputeStore
 from vallum.compute.resource_limits import CallerLimits
 from vallum.compute.runner import redact
 from vallum.compute.runtimes import Registry
@@ -20,7 +19,7 @@ from vallum.compute.spec import Hidden, JobSpec, SpecError, parse_job
 
 
 class Jobs:
-    def __init__(self, db: ComputeDB, meta: Any, limits: CallerLimits, scheduler: Scheduler,
+    def __init__(self, db: ComputeStore, meta: Any, limits: CallerLimits, scheduler: Scheduler,
                  runtimes: Registry) -> None:
         self.db = db
         self.runtimes = runtimes
@@ -130,9 +129,7 @@ class Jobs:
         sql += " ORDER BY seq DESC"
         limit = max(1, min(limit, 1000))
         out: list[dict[str, Any]] = []
-        conn = self.db.reader()
-        conn.row_factory = sqlite3.Row
-        for row in conn.execute(sql, params):
+        for row in self.db.query(sql, params):
             if self._visible(principal, row, reader):
                 out.append(jobstore.job_doc(row))
                 if len(out) == limit:

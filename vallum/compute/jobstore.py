@@ -89,11 +89,16 @@ def insert_jobs(conn: sqlite3.Connection, account: str, owner: str, items: list[
             dep_ids.append(dep_id)
         spec = it.spec
         spec.depends_on = dep_ids
-        conn.execute(
+        made = conn.execute(
             "INSERT INTO compute_jobs (id, account, owner, principal, name, kind, spec, state, "
-            "idem_key, blocked, parallelism, tasks_total, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "idem_key, blocked, parallelism, tasks_total, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT (account, idem_key) DO NOTHING RETURNING id",
             (job_id, account, owner, json.dumps(it.principal or principal or {}), spec.name, it.kind, json.dumps(spec.to_json()), QUEUED, key,
-             blocked, spec.parallelism, len(it.tasks), now))
+             blocked, spec.parallelism, len(it.tasks), now)).fetchone()
+        if made is None:        # PostgreSQL: another gateway made it since the check above
+            ids[ref] = conn.execute("SELECT id FROM compute_jobs WHERE account=? AND idem_key=?",
+                                    (account, key)).fetchone()[0]
+            continue
         conn.executemany("INSERT INTO compute_deps (job_id, dep_id) VALUES (?, ?)",
                          [(job_id, d) for d in dep_ids])
         conn.executemany(
@@ -121,6 +126,20 @@ def check_refs(items: list[NewJob]) -> None:
         raise SpecError(str(exc), "CyclicDependency") from None
 
 
+def is_postgres(conn: Any) -> bool:
+    return getattr(conn, "dialect", "sqlite") == "postgresql"
+
+
+def locking(conn: Any, select: str, skip: bool = False, of: str = "") -> str:
+    """``select`` with the row locks it needs on PostgreSQL, where several gateways write
+    at once (``skip``: rows another transaction holds are passed over, so concurrent
+    claimers take disjoint tasks); as is on SQLite, whose single writer serialises writes."""
+    if not is_postgres(conn):
+        return select
+    clause = " FOR UPDATE" + (f" OF {of}" if of else "")
+    return select + clause + (" SKIP LOCKED" if skip else "")
+
+
 def claim(conn: sqlite3.Connection, lease: str, now: float, free: int,
           concurrency: tuple[int, dict[str, int]] | None = None) -> list[Claimed]:
     """Move up to ``free`` runnable tasks to RUNNING under ``lease``; FIFO by job, bounded
@@ -143,6 +162,8 @@ def claim(conn: sqlite3.Connection, lease: str, now: float, free: int,
         if n <= 0:
             break
         if parallelism:
+            if is_postgres(conn):     # count this job's running tasks alone
+                conn.execute(locking(conn, "SELECT 1 FROM compute_jobs WHERE id=?"), (job_id,))
             running = conn.execute("SELECT count(*) FROM compute_tasks WHERE job_id=? AND "
                                    "state='RUNNING'", (job_id,)).fetchone()[0]
             n = min(n, parallelism - running)
@@ -153,18 +174,20 @@ def claim(conn: sqlite3.Connection, lease: str, now: float, free: int,
             n = min(n, limit - running_by.get(account, 0))
             if n <= 0:
                 continue
-        rows = conn.execute(
-            "SELECT seq, idx, name, input, attempts, not_before FROM compute_tasks WHERE job_id=? AND "
-            "state='QUEUED' AND not_before<=? ORDER BY idx LIMIT ?", (job_id, now, n)).fetchall()
+        rows = conn.execute(locking(
+            conn, "SELECT seq, idx, name, input, attempts, not_before FROM compute_tasks WHERE "
+            "job_id=? AND state='QUEUED' AND not_before<=? ORDER BY idx LIMIT ?", skip=True),
+            (job_id, now, n)).fetchall()
         if not rows:
             continue
         spec = JobSpec.from_json(json.loads(spec_json))
         conn.executemany(
             "UPDATE compute_tasks SET state='RUNNING', lease=?, heartbeat=?, started=?, "
-            "attempts=attempts+1, reason=NULL WHERE seq=?",
+            "attempts=attempts+1, reason=NULL WHERE seq=? AND state='QUEUED'",
             [(lease, now, now, r[0]) for r in rows])
         if state == QUEUED:
-            conn.execute("UPDATE compute_jobs SET state='RUNNING', started=? WHERE id=?",
+            conn.execute("UPDATE compute_jobs SET state='RUNNING', started=? WHERE id=? AND "
+                         "state='QUEUED'",
                          (now, job_id))
         running_by[account] = running_by.get(account, 0) + len(rows)
         for seq, idx, name, inp, attempts, ready in rows:
@@ -183,11 +206,16 @@ def finish_task(conn: sqlite3.Connection, seq: int, state: str, exit_code: int |
                 result: Any = None) -> list[str]:
     """Record one attempt's end. With ``retry_at`` the task goes back to QUEUED. Returns the
     ids of jobs that reached a terminal state (this one and failed dependents)."""
-    row = conn.execute("SELECT job_id, state FROM compute_tasks WHERE seq=?", (seq,)).fetchone()
-    if row is None or row[1] != RUNNING:
-        return []                       # already settled (cancelled, or recovered elsewhere)
+    row = conn.execute("SELECT job_id FROM compute_tasks WHERE seq=?", (seq,)).fetchone()
+    if row is None:
+        return []
     job_id = row[0]
-    job_state = conn.execute("SELECT state FROM compute_jobs WHERE id=?", (job_id,)).fetchone()[0]
+    # The job row first (PostgreSQL: locked), so two tasks of one job ending at once on two
+    # gateways roll up one after the other and the later one sees the earlier's end.
+    job_state = conn.execute(locking(conn, "SELECT state FROM compute_jobs WHERE id=?"),
+                             (job_id,)).fetchone()[0]
+    if conn.execute("SELECT state FROM compute_tasks WHERE seq=?", (seq,)).fetchone()[0] != RUNNING:
+        return []                       # already settled (cancelled, or recovered elsewhere)
     if job_state == CANCELLED:
         state, retry_at = CANCELLED, None
     if retry_at is not None:
@@ -259,13 +287,15 @@ def _settle_dependents(conn: sqlite3.Connection, job_id: str, final: str, now: f
 
 def cancel_job(conn: sqlite3.Connection, job_id: str, now: float) -> tuple[bool, list[int], list[str]]:
     """(was it cancellable, seqs of its running tasks to kill, jobs that ended)."""
-    row = conn.execute("SELECT state FROM compute_jobs WHERE id=?", (job_id,)).fetchone()
+    row = conn.execute(locking(conn, "SELECT state FROM compute_jobs WHERE id=?"),
+                       (job_id,)).fetchone()
     if row is None or row[0] in TERMINAL:
         return False, [], []
-    running = [r[0] for r in conn.execute("SELECT seq FROM compute_tasks WHERE job_id=? AND "
-                                          "state='RUNNING'", (job_id,)).fetchall()]
     conn.execute("UPDATE compute_tasks SET state='CANCELLED', finished=?, reason='cancelled' "
                  "WHERE job_id=? AND state='QUEUED'", (now, job_id))
+    # After the update: a task another gateway claimed meanwhile is RUNNING now.
+    running = [r[0] for r in conn.execute("SELECT seq FROM compute_tasks WHERE job_id=? AND "
+                                          "state='RUNNING'", (job_id,)).fetchall()]
     conn.execute("UPDATE compute_jobs SET state='CANCELLED', reason='cancelled by request' "
                  "WHERE id=?", (job_id,))
     ended: list[str] = []
@@ -280,9 +310,10 @@ def recover(conn: sqlite3.Connection, now: float, stale_before: float,
     """Tasks RUNNING under a lease that is neither live nor heartbeating (its server died):
     retry them (at-least-once) or fail them, by their job's retry policy. Returns
     (seq, outcome) for each task touched."""
-    rows = conn.execute(
-        "SELECT t.seq, t.attempts, j.spec, t.lease FROM compute_tasks t JOIN compute_jobs j ON "
-        "j.id=t.job_id WHERE t.state='RUNNING' AND t.heartbeat < ?", (stale_before,)).fetchall()
+    rows = conn.execute(locking(
+        conn, "SELECT t.seq, t.attempts, j.spec, t.lease FROM compute_tasks t JOIN compute_jobs j "
+        "ON j.id=t.job_id WHERE t.state='RUNNING' AND t.heartbeat < ?", skip=True, of="t"),
+        (stale_before,)).fetchall()
     out = []
     for seq, attempts, spec_json, lease in rows:
         if lease in live_leases:
@@ -291,7 +322,7 @@ def recover(conn: sqlite3.Connection, now: float, stale_before: float,
         reason = "lost: the server running it stopped"
         if attempts <= spec.retries or spec.runtime == "function":
             conn.execute("UPDATE compute_tasks SET state='QUEUED', lease=NULL, not_before=?, "
-                         "reason=? WHERE seq=?", (now, reason, seq))
+                         "reason=? WHERE seq=? AND state='RUNNING'", (now, reason, seq))
             out.append((seq, "requeued"))
         else:
             finish_task(conn, seq, FAILED, None, reason, now)
@@ -299,7 +330,7 @@ def recover(conn: sqlite3.Connection, now: float, stale_before: float,
     return out
 
 
-def job_doc(row: sqlite3.Row) -> dict[str, Any]:
+def job_doc(row: Any) -> dict[str, Any]:
     spec = json.loads(row["spec"])
     doc = {k: row[k] for k in ("id", "account", "owner", "name", "kind", "state", "created",
                                "started", "finished", "exit_code", "reason", "tasks_total")}

@@ -1,12 +1,12 @@
 """Deleting a function together with what points at it: its object triggers and the
 bucket-notification entries that target it.
 
-Why here and in SQL: deleting a function must remove, in the same transaction, its
-triggers and the bucket-notification entries that target it; otherwise
-GetBucketNotificationConfiguration would keep listing a target that no longer exists,
-and a later function of the same name would silently inherit those events. The compute
-tables and the ``buckets`` table live in the same SQLite file (vallum.compute.db), so
-one ``BEGIN IMMEDIATE`` transaction covers both.
+Why: GetBucketNotificationConfiguration would otherwise keep listing a target that no
+longer exists, and a later function of the same name would silently inherit those
+events. The bucket documents are the metadata store's (SQLite or PostgreSQL), the
+triggers the compute store's, so the two are edited in order: the documents first,
+through the MetaStore, then the function and trigger rows in one transaction. Both
+steps are idempotent, so a delete that failed part way is finished by deleting again.
 
 The stored document is the XML the client sent (vallum/s3/handlers/notification.py);
 only the LambdaFunctionConfiguration / CloudFunctionConfiguration elements whose target
@@ -16,14 +16,13 @@ names the function are removed, everything else is kept as it was.
 from __future__ import annotations
 
 import logging
-import sqlite3
+from typing import Any
 from xml.etree import ElementTree as ET  # noqa: S405 - serializing only; parsing is defusedxml
 
 from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as SafeET
 
 from vallum.compute.spec import SpecError
-from vallum.meta import codec
 
 log = logging.getLogger("vallum.compute")
 
@@ -73,14 +72,13 @@ def without_function(text: str, function: str) -> tuple[str | None, int]:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + body, removed
 
 
-def drop_function(conn: sqlite3.Connection, bucket: str, function: str) -> int:
-    """Remove ``function``'s entries from ``bucket``'s stored configuration, inside the
-    caller's transaction; returns how many entries went."""
-    row = conn.execute("SELECT config FROM buckets WHERE name=?", (bucket,)).fetchone()
-    if row is None:
+async def drop_function(meta: Any, bucket: str, function: str) -> int:
+    """Remove ``function``'s entries from ``bucket``'s stored configuration through the
+    metadata store (SQLite or PostgreSQL: wherever the buckets are); returns how many went."""
+    record = await meta.get_bucket(bucket)
+    if record is None:
         return 0
-    config = codec.load(row[0])
-    text = config.get(CONFIG_KEY)
+    text = record.config.get(CONFIG_KEY)
     if not text:
         return 0
     try:
@@ -91,25 +89,39 @@ def drop_function(conn: sqlite3.Connection, bucket: str, function: str) -> int:
     if not removed:
         return 0
     if kept is None:
-        config.pop(CONFIG_KEY)
+        record.config.pop(CONFIG_KEY)
     else:
-        config[CONFIG_KEY] = kept
-    conn.execute("UPDATE buckets SET config=? WHERE name=?", (codec.dump(config), bucket))
+        record.config[CONFIG_KEY] = kept
+    await meta.update_bucket(record)
     return removed
 
 
-def delete_function(conn: sqlite3.Connection, account: str, name: str) -> list[str]:
-    """In the caller's transaction: the function row, its object triggers (API- and
-    notification-made) and its entries in those buckets' notification documents. Any
-    failure raises and the caller's savepoint rolls all of it back. Returns the trigger ids."""
+def notified_buckets(db: Any, account: str, name: str) -> list[str]:
+    """The buckets whose notification configuration makes triggers for this function."""
+    return sorted(r[0] for r in db.query(
+        "SELECT DISTINCT bucket FROM compute_triggers WHERE account=? AND kind='object' AND "
+        "function=? AND source='notification'", (account, name)))
+
+
+async def strip_function(db: Any, meta: Any, account: str, name: str) -> int:
+    """Step one of deleting a function: its entries leave the notification documents of the
+    buckets its notification triggers watch. Before the rows go (step two), so a failure
+    part way leaves the function whole and deleting it again finishes the job."""
+    removed = 0
+    for bucket in notified_buckets(db, account, name):
+        removed += await drop_function(meta, bucket, name)
+    return removed
+
+
+def delete_function(conn: Any, account: str, name: str) -> list[str]:
+    """In the caller's transaction: the function row and its object triggers (API- and
+    notification-made). Returns the trigger ids."""
     if not conn.execute("DELETE FROM compute_functions WHERE account=? AND name=?",
                         (account, name)).rowcount:
         raise SpecError(f"no such function {name!r}", "NoSuchFunction", 404)
-    rows = conn.execute("SELECT id, bucket, source FROM compute_triggers WHERE account=? AND "
+    rows = conn.execute("SELECT id FROM compute_triggers WHERE account=? AND "
                         "kind='object' AND function=? ORDER BY created, id",
                         (account, name)).fetchall()
     conn.execute("DELETE FROM compute_triggers WHERE account=? AND kind='object' AND function=?",
                  (account, name))
-    for bucket in sorted({r[1] for r in rows if r[2] == "notification"}):
-        drop_function(conn, bucket, name)
     return [r[0] for r in rows]

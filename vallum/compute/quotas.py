@@ -33,8 +33,9 @@ def parse(doc: Any) -> dict[str, Any]:
 
 def put(conn: sqlite3.Connection, account: str, limits: dict[str, Any]) -> None:
     if limits:
-        conn.execute("INSERT OR REPLACE INTO compute_quotas (account, limits, updated) "
-                     "VALUES (?, ?, ?)", (account, json.dumps(limits), time.time()))
+        conn.execute("INSERT INTO compute_quotas (account, limits, updated) VALUES (?, ?, ?) "
+                     "ON CONFLICT (account) DO UPDATE SET limits=excluded.limits, "
+                     "updated=excluded.updated", (account, json.dumps(limits), time.time()))
     else:
         conn.execute("DELETE FROM compute_quotas WHERE account=?", (account,))
 

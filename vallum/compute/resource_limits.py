@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from vallum.compute import quotas
-from vallum.compute.db import ComputeDB
+from vallum.compute.db import ComputeStore
 from vallum.compute.spec import Quota, SpecError
 
 
 class CallerLimits:
-    def __init__(self, db: ComputeDB, platform: Quota) -> None:
+    def __init__(self, db: ComputeStore, platform: Quota) -> None:
         self.db = db
         self.platform = platform
 

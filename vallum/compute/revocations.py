@@ -21,7 +21,8 @@ def insert(conn: sqlite3.Connection, creds: Any) -> None:
     """Record ``creds`` (TaskCredentials) as revoked inside the caller's transaction.
     Long-term keys (StaticMinter: no session token) are never revoked here."""
     if creds is not None and creds.session_token:
-        conn.execute("INSERT OR IGNORE INTO compute_revoked (akid, until) VALUES (?, ?)",
+        conn.execute("INSERT INTO compute_revoked (akid, until) VALUES (?, ?) "
+                     "ON CONFLICT DO NOTHING",
                      (creds.access_key_id, creds.expires))
 
 

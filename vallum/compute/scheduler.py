@@ -23,7 +23,7 @@ from typing import Any
 
 from vallum.compute import jobstore, metrics, quotas, revocations, tasklog
 from vallum.compute import sandbox as sbx
-from vallum.compute.db import ComputeDB
+from vallum.compute.db import ComputeStore
 from vallum.compute.revocations import Revocations
 from vallum.compute.runner import TaskBundle, TaskResult
 from vallum.compute.runtimes import Registry
@@ -55,7 +55,7 @@ class Gateway:
 
 
 class Scheduler:
-    def __init__(self, db: ComputeDB, executor: Any, minter: Any, revocations: Revocations,
+    def __init__(self, db: ComputeStore, executor: Any, minter: Any, revocations: Revocations,
                  platform: Quota, gateway: Gateway, runtimes: Registry,
                  run_function: Callable[[jobstore.Claimed], Awaitable[TaskResult]]) -> None:
         self.db = db

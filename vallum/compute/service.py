@@ -24,16 +24,18 @@ from typing import Any
 from vallum.compute import metrics
 from vallum.compute import sandbox as sbx
 from vallum.compute.credentials import StaticMinter, STSMinter
-from vallum.compute.db import ComputeDB
+from vallum.compute.db import ComputeDB, ComputeStore
 from vallum.compute.dispatcher import Dispatcher
 from vallum.compute.executors import make_executor
 from vallum.compute.function_registry import FunctionRegistry
 from vallum.compute.jobs import Jobs
+from vallum.compute.pgdb import PostgresComputeDB
 from vallum.compute.resource_limits import CallerLimits
 from vallum.compute.revocations import Revocations
 from vallum.compute.runtimes import Registry
 from vallum.compute.scheduler import Gateway, Scheduler
 from vallum.compute.spec import Quota
+from vallum.meta.leader import AdvisoryLeader
 
 log = logging.getLogger("vallum.compute")
 
@@ -42,7 +44,10 @@ class ComputeService:
     def __init__(self, services: Any, executor_url: str | None = None) -> None:
         self.services = services
         cfg = services.config
-        self.db = ComputeDB(cfg.meta_path)
+        # The compute tables live with the object metadata: in its PostgreSQL database when
+        # there is one (every gateway then claims from one queue), else in meta.sqlite3.
+        url = cfg.meta_url
+        self.db: ComputeStore = PostgresComputeDB(url) if url else ComputeDB(cfg.meta_path)
         self.box = sbx.Sandbox()
         self.scratch_root = scratch_dir(cfg.data_dir)
         self.scratch_base = self.scratch_root / str(os.getpid())
@@ -63,6 +68,9 @@ class ComputeService:
         self.triggers = Dispatcher(self.db, services, self.limits, self.jobs, self.functions,
                                    self.scheduler)
         self.functions.triggers_changed = self.triggers.reload
+        # Cron runs on one gateway of those sharing the database (SQLite: every process of
+        # the one host may; start_cron's check lets one submit each run).
+        self.triggers.leader = AdvisoryLeader(url, "cron") if url else None
         self._loops: list[asyncio.Task] = []
 
         # What the API (compute/api.py), the S3 handlers and the gate call.
@@ -117,6 +125,8 @@ class ComputeService:
         if live:              # the killed tasks' keys die with them (a retry mints new ones)
             await self.revocations.revoke(*live)
         await self.executor.close()
+        if self.triggers.leader is not None:
+            await asyncio.to_thread(self.triggers.leader.release)
         await asyncio.to_thread(self.db.close)
         shutil.rmtree(self.scratch_base, ignore_errors=True)
         try:

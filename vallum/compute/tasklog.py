@@ -79,8 +79,9 @@ def ended(base: Path, parts: list[str], secrets: list[str], state: str, reason: 
 
 def store(conn: sqlite3.Connection, job_id: str, idx: int, attempt: int, log: str,
           now: float) -> None:
-    conn.execute("INSERT OR REPLACE INTO compute_logs (job_id, idx, attempt, data, created) "
-                 "VALUES (?, ?, ?, ?, ?)", (job_id, idx, attempt, log, now))
+    conn.execute("INSERT INTO compute_logs (job_id, idx, attempt, data, created) "
+                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (job_id, idx, attempt) DO UPDATE SET "
+                 "data=excluded.data, created=excluded.created", (job_id, idx, attempt, log, now))
 
 
 def attempts(conn: sqlite3.Connection, job_id: str, idx: int) -> list[int]:

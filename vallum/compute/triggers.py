@@ -124,7 +124,7 @@ def pending(conn: sqlite3.Connection, batch: int = 200) -> tuple[list[int], list
     """(outbox seqs to settle, the trigger matches among them) of the oldest pending events."""
     rows = conn.execute("SELECT seq, bucket, event, label FROM compute_outbox WHERE done=0 "
                         "ORDER BY seq LIMIT ?", (batch,)).fetchall()
-    by_bucket: dict[str, list[sqlite3.Row]] = {}
+    by_bucket: dict[str, list[Any]] = {}
     out: list[Delivery] = []
     for seq, bucket, event, label in rows:
         if bucket not in by_bucket:
@@ -188,7 +188,7 @@ def start_cron(conn: sqlite3.Connection, row: dict[str, Any], spec: JobSpec | No
     """Submit one due run (``tasks``: an array job's, expanded by the caller as the
     principal it runs as; None: a plain job; []: nothing to run) and schedule the next;
     False when another gateway took this run first."""
-    if conn.execute("SELECT next_run FROM compute_triggers WHERE id=?",
+    if conn.execute(jobstore.locking(conn, "SELECT next_run FROM compute_triggers WHERE id=?"),
                     (row["id"],)).fetchone() != (row["next_run"],):
         return False
     if tasks is None:

@@ -32,7 +32,8 @@ log = logging.getLogger("vallum.server")
 
 async def open_services(config: Config) -> Services:
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    # Object metadata only: IAM, compute, operator state and audit stay in the data directory.
+    # Object metadata (and, in ComputeService, compute) on PostgreSQL when configured: IAM,
+    # operator state and audit stay in the data directory.
     meta = meta_store(config.meta_path, config.meta_url)
     reserve = parse_reserve(config.disk_reserve)
     # Every disk a write lands on counts: the data directory and a mirror's local copies.

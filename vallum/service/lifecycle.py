@@ -8,7 +8,8 @@ inside the metadata transaction, that the key did not move meanwhile.
 
 With several gateway processes on one data directory, only one sweeps at a
 time: the sweep holds an exclusive ``flock`` on ``<data>/lifecycle.lock`` and
-records when it last ran there, so the others skip.
+records when it last ran there, so the others skip. Gateways sharing a PostgreSQL
+metadata database first elect one host by advisory lock (vallum/meta/leader.py).
 
 Every expiration that commits is announced as an object event, under AWS's lifecycle
 names (``LifecycleExpiration:Delete`` / ``LifecycleExpiration:DeleteMarkerCreated``, never
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from vallum.compute.object_events import LIFECYCLE_DELETE, LIFECYCLE_MARKER, lifecycle_event
 from vallum.meta.base import UploadMissing
+from vallum.meta.leader import AdvisoryLeader
 from vallum.meta.records import NULL_VERSION, BucketRecord, ObjectRecord
 from vallum.s3 import errors
 from vallum.security.mac.object_labels import lifecycle_may_touch
@@ -70,6 +72,9 @@ class LifecycleWorker:
             os.environ.get("VALLUM_LIFECYCLE_INTERVAL", default))
         data_dir = Path(services.config.data_dir)
         self.lock_path = data_dir / "lifecycle.lock"
+        # Gateways sharing a PostgreSQL metadata database elect one sweeper among them.
+        url = services.config.meta_url
+        self.leader = AdvisoryLeader(url, "lifecycle") if url else None
         self.task: asyncio.Task | None = None
 
     # -- running ---------------------------------------------------------------
@@ -82,6 +87,8 @@ class LifecycleWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
             self.task = None
+        if self.leader is not None:
+            await asyncio.to_thread(self.leader.release)
 
     async def _loop(self) -> None:
         while True:
@@ -95,6 +102,8 @@ class LifecycleWorker:
 
     async def sweep_if_leader(self) -> SweepStats | None:
         """Sweep unless another process holds the lease or swept less than an interval ago."""
+        if self.leader is not None and not await asyncio.to_thread(self.leader.held):
+            return None
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             try:

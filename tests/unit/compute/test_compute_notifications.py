@@ -1,20 +1,25 @@
-"""Deleting a function with its triggers and bucket-notification entries, on a real SQLite
-file: the XML filter, and all-or-nothing when the bucket update fails mid-way."""
+"""Deleting a function with its triggers and bucket-notification entries: the XML filter, and
+on both stores (a real SQLite file; a real PostgreSQL, where the buckets are not in any
+SQLite table) the documents are edited through the metadata store, and a delete that fails
+part way leaves the function whole and is finished by deleting again."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import sqlite3
 
+import psycopg
 import pytest
 from defusedxml import ElementTree
-from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.schema import CreateTable
 
+from tests.support.postgres import fresh_url, postgres  # noqa: F401 - fixture
 from vallum.compute import notifications
 from vallum.compute.db import ComputeDB
+from vallum.compute.pgdb import PostgresComputeDB
 from vallum.compute.spec import SpecError
-from vallum.meta import schema as meta_schema
+from vallum.meta.postgres import PostgresMetaStore
+from vallum.meta.records import BucketRecord
+from vallum.meta.sqlite import SQLiteMetaStore
 
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
@@ -54,23 +59,64 @@ def test_only_the_entries_naming_the_function_go():
     assert notifications.without_function(doc(("a", "f", LAMBDA)), "f") == (None, 1)
 
 
-@pytest.fixture
-def db(tmp_path):
-    d = ComputeDB(tmp_path / "meta.sqlite3")
-    d.open()
-    d.run_write(lambda c: c.execute(str(CreateTable(meta_schema.buckets, if_not_exists=True)
-                                        .compile(dialect=sqlite_dialect.dialect()))))
-    yield d
-    d.close()
+class Stores:
+    """The metadata store and the compute store of one deployment, and a way to make the
+    buckets table refuse updates of one bucket (as a full disk or I/O error would)."""
+
+    def __init__(self, kind, tmp_path):
+        self.kind = kind
+        if kind == "sqlite":
+            self.path = tmp_path / "meta.sqlite3"
+            self.meta, self.db = SQLiteMetaStore(self.path), ComputeDB(self.path)
+        else:
+            self.url = fresh_url()
+            self.meta, self.db = PostgresMetaStore(self.url), PostgresComputeDB(self.url)
+        asyncio.run(self.meta.open())
+        self.db.open()
+
+    def close(self):
+        self.db.close()
+        asyncio.run(self.meta.close())
+
+    def break_updates_of(self, bucket):
+        if self.kind == "sqlite":
+            with sqlite3.connect(self.path) as conn:
+                conn.execute(f"CREATE TRIGGER boom BEFORE UPDATE ON buckets WHEN NEW.name='{bucket}' "
+                             "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END")
+        else:
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                conn.execute("CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                             "RAISE EXCEPTION 'disk I/O error'; END $$")
+                conn.execute(f"CREATE TRIGGER boom BEFORE UPDATE ON buckets FOR EACH ROW "
+                             f"WHEN (NEW.name = '{bucket}') EXECUTE FUNCTION boom()")
+
+    def mend(self):
+        if self.kind == "sqlite":
+            with sqlite3.connect(self.path) as conn:
+                conn.execute("DROP TRIGGER boom")
+        else:
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                conn.execute("DROP TRIGGER boom ON buckets")
 
 
-def seed(db) -> None:
-    def tx(c):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def stores(request, tmp_path):
+    if request.param == "postgresql":
+        request.getfixturevalue("postgres")
+    s = Stores(request.param, tmp_path)
+    yield s
+    s.close()
+
+
+def seed(s) -> None:
+    async def buckets():
         for name, text in (("b1", doc(("x", "f", LAMBDA), ("y", "g", LAMBDA))),
                            ("b2", doc(("only", "f", LAMBDA)))):
-            c.execute("INSERT INTO buckets VALUES (?,?,?,?,?,?,?)",
-                      (name, 1.0, "us-east-1", "o", "", 0,
-                       json.dumps({"notification": text, "cors": "<CORS/>"})))
+            await s.meta.create_bucket(BucketRecord(name, 1.0, owner="o",
+                                                    config={"notification": text, "cors": "<CORS/>"}))
+    asyncio.run(buckets())
+
+    def tx(c):
         for fn in ("f", "g"):
             c.execute("INSERT INTO compute_functions VALUES ('acct',?,'arn','{}','{}',1,1.0)", (fn,))
         rows = [("t-api", "b1", "api", "f"), ("n-b1-x", "b1", "notification", "f"),
@@ -80,53 +126,55 @@ def seed(db) -> None:
                       "bucket, prefix, suffix, events, function, created) VALUES "
                       "(?, 'acct', 'arn', '{}', 'object', ?, ?, '', '', '[]', ?, ?)",
                       (tid, source, bucket, fn, float(i)))
-    db.run_write(tx)
+    s.db.run_write(tx)
 
 
-def config(db, bucket):
-    return json.loads(db.query("SELECT config FROM buckets WHERE name=?", (bucket,))[0]["config"])
+def config(s, bucket):
+    return asyncio.run(s.meta.get_bucket(bucket)).config
 
 
-def triggers(db):
-    return sorted(r["id"] for r in db.query("SELECT id FROM compute_triggers"))
+def triggers(s):
+    return sorted(r["id"] for r in s.db.query("SELECT id FROM compute_triggers"))
 
 
-def functions(db):
-    return sorted(r["name"] for r in db.query("SELECT name FROM compute_functions"))
+def functions(s):
+    return sorted(r["name"] for r in s.db.query("SELECT name FROM compute_functions"))
 
 
-def test_delete_removes_function_triggers_and_entries_together(db):
-    seed(db)
-    gone = db.run_write(lambda c: notifications.delete_function(c, "acct", "f"))
-    assert gone == ["t-api", "n-b1-x", "n-b2-only"]
-    assert functions(db) == ["g"] and triggers(db) == ["n-b1-y"]
-    assert ids(config(db, "b1")["notification"]) == ["y"]
-    assert config(db, "b2") == {"cors": "<CORS/>"}          # other settings untouched
-    with pytest.raises(SpecError) as exc:
-        db.run_write(lambda c: notifications.delete_function(c, "acct", "f"))
-    assert exc.value.code == "NoSuchFunction"
-    with pytest.raises(SpecError):                           # another account's name: not found
-        db.run_write(lambda c: notifications.delete_function(c, "other", "g"))
-    assert functions(db) == ["g"]
-
-
-def test_a_failure_part_way_rolls_everything_back(db):
-    """The second bucket's update fails (as a full disk or I/O error would): nothing of the
-    delete is kept, while a write grouped in the same commit still lands."""
-    seed(db)
-    db.run_write(lambda c: c.execute(
-        "CREATE TRIGGER boom BEFORE UPDATE ON buckets WHEN NEW.name='b2' "
-        "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"))
-    before = (functions(db), triggers(db), config(db, "b1"), config(db, "b2"))
-
+def delete(s, account, name):
     async def both():
-        return await asyncio.gather(
-            db.write(lambda c: notifications.delete_function(c, "acct", "f")),
-            db.write(lambda c: c.execute("INSERT INTO compute_functions VALUES "
-                                         "('acct','h','arn','{}','{}',1,1.0)")),
-            return_exceptions=True)
+        await notifications.strip_function(s.db, s.meta, account, name)
+        return await s.db.write(lambda c: notifications.delete_function(c, account, name))
+    return asyncio.run(both())
 
-    failed, _ = asyncio.run(both())
-    assert "disk I/O error" in str(failed)
-    assert (functions(db), triggers(db), config(db, "b1"), config(db, "b2")) == \
-        (sorted([*before[0], "h"]), *before[1:])
+
+def test_delete_removes_function_triggers_and_entries(stores):
+    s = stores
+    seed(s)
+    gone = delete(s, "acct", "f")
+    assert gone == ["t-api", "n-b1-x", "n-b2-only"]
+    assert functions(s) == ["g"] and triggers(s) == ["n-b1-y"]
+    assert ids(config(s, "b1")["notification"]) == ["y"]
+    assert config(s, "b2") == {"cors": "<CORS/>"}          # other settings untouched
+    with pytest.raises(SpecError) as exc:
+        delete(s, "acct", "f")
+    assert exc.value.code == "NoSuchFunction"
+    with pytest.raises(SpecError):                          # another account's name: not found
+        delete(s, "other", "g")
+    assert functions(s) == ["g"] and ids(config(s, "b1")["notification"]) == ["y"]
+
+
+def test_a_failure_part_way_keeps_the_function_and_a_retry_finishes(stores):
+    """The second bucket's update fails: the function and its triggers are all still there
+    (it keeps working), and once the fault is gone deleting again finishes the job."""
+    s = stores
+    seed(s)
+    s.break_updates_of("b2")
+    before = (functions(s), triggers(s), config(s, "b2"))
+    with pytest.raises(Exception, match="disk I/O error"):
+        delete(s, "acct", "f")
+    assert (functions(s), triggers(s), config(s, "b2")) == before
+    s.mend()
+    assert delete(s, "acct", "f") == ["t-api", "n-b1-x", "n-b2-only"]
+    assert functions(s) == ["g"] and config(s, "b2") == {"cors": "<CORS/>"}
+    assert ids(config(s, "b1")["notification"]) == ["y"]

@@ -1,5 +1,5 @@
-"""The durable queue on a real SQLite file: claims, retries, roll-up, dependencies, cancel,
-recovery, idempotency, and trigger dispatch."""
+"""The durable queue on a real SQLite file and on a real PostgreSQL (the same SQL on both):
+claims, retries, roll-up, dependencies, cancel, recovery, idempotency, and trigger dispatch."""
 
 from __future__ import annotations
 
@@ -7,15 +7,21 @@ import json
 
 import pytest
 
+from tests.support.postgres import fresh_url, postgres  # noqa: F401 - fixture
 from vallum.compute import jobstore as js
 from vallum.compute import triggers
 from vallum.compute.db import ComputeDB
+from vallum.compute.pgdb import PostgresComputeDB
 from vallum.compute.spec import JobSpec, Quota, SpecError, parse_job
 
 
-@pytest.fixture
-def db(tmp_path):
-    d = ComputeDB(tmp_path / "meta.sqlite3")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path):
+    if request.param == "sqlite":
+        d = ComputeDB(tmp_path / "meta.sqlite3")
+    else:
+        request.getfixturevalue("postgres")
+        d = PostgresComputeDB(fresh_url())
     d.open()
     yield d
     d.close()
