@@ -113,9 +113,10 @@ def release(entity: str = typer.Argument(..., help="Access key id or source addr
         "entity_type": "address" if "." in entity or ":" in entity else "principal",
         "reason": reason, "account": "", "kind": "", "by": who, "pid": -1})
     if "." not in entity and ":" not in entity:
-        from vallum.iam.sqlstore import SQLiteIAMStore
+        from vallum.iam.service import store_for
         from vallum.iam.store import Op
-        store = SQLiteIAMStore(d / "meta.sqlite3")
+        from vallum.meta.factory import configured_url
+        store = store_for(d / "meta.sqlite3", configured_url())
         store.open()
         try:
             if store.get_key(entity) is not None:
@@ -128,11 +129,12 @@ def release(entity: str = typer.Argument(..., help="Access key id or source addr
 def _account_id(d: Path, ref: str) -> str | None:
     """The id of the account named or numbered ``ref`` in this data directory's IAM
     store; None when there is no such account (or no store yet)."""
-    from vallum.iam.sqlstore import SQLiteIAMStore
-    path = d / "meta.sqlite3"
-    if not path.exists():
+    from vallum.iam.service import store_for
+    from vallum.meta.factory import configured_url
+    path, url = d / "meta.sqlite3", configured_url()
+    if not url and not path.exists():
         return None
-    store = SQLiteIAMStore(path)
+    store = store_for(path, url)
     store.open()
     try:
         found = store.get("account", id=ref)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from typing import TYPE_CHECKING
@@ -31,7 +32,8 @@ log = logging.getLogger("vallum.server")
 
 async def open_services(config: Config) -> Services:
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    # Object metadata only: IAM, compute, operator state and audit stay in the data directory.
+    # With --meta postgresql://…: object metadata, IAM and failed-authentication counts in
+    # PostgreSQL; compute, operator state, audit, keyring and blobs stay in the data directory.
     meta = meta_store(config.meta_path, config.meta_url)
     headroom = Headroom(config.data_dir, parse_reserve(config.disk_reserve))
     blobs = security_setup.blob_store(config.data_dir, _inner_blobs(config, headroom))
@@ -40,8 +42,12 @@ async def open_services(config: Config) -> Services:
     services = Services(config, meta, blobs, load_or_create(config.data_dir))
     services.headroom = headroom
     services.audit = await security_setup.open_audit(config.data_dir)
-    services.iam = iam_service.open_sqlite(config.data_dir, config.meta_path, services.root,
-                                           services.owner_id)
+    if config.meta_url:
+        services.iam = await asyncio.to_thread(iam_service.open_postgres, config.data_dir,
+                                               config.meta_url, services.root, services.owner_id)
+    else:
+        services.iam = iam_service.open_sqlite(config.data_dir, config.meta_path, services.root,
+                                               services.owner_id)
     return services
 
 

@@ -1,0 +1,132 @@
+"""What is PostgreSQL's own in the IAM store and the lockouts (the contract itself runs on
+every backend in test_store.py): two stores on one database stand for two gateways on two
+hosts, which share nothing but the database."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+
+from tests.support.postgres import fresh_url
+from vallum.iam.pglockouts import PostgresFailureLimiter
+from vallum.iam.pgstore import PostgresIAMStore
+from vallum.iam.store import KeyRow, Op
+from vallum.meta import pgshared
+
+
+@pytest.fixture
+def pair():
+    url = fresh_url()
+    a, b = PostgresIAMStore(url), PostgresIAMStore(url)
+    a.open()
+    b.open()
+    yield a, b, url
+    a.close()
+    b.close()
+
+
+def _until(pred, limit: float) -> float:
+    """Seconds until ``pred()`` held (calling it back to back); fails past ``limit``."""
+    start = time.monotonic()
+    while not pred():
+        assert time.monotonic() - start < limit, "not seen in time"
+    return time.monotonic() - start
+
+
+def test_a_revocation_reaches_the_other_gateway_through_notify(pair):
+    a, b, _ = pair
+    a.apply([Op("put_key", value=KeyRow("AKREV", "1", "u", "Active", b"w", 1.0))])
+    _until(lambda: b.generation() == a.generation(), pgshared.STALE + 0.5)
+    assert b.get_key("AKREV").status == "Active"
+    gen = a.apply([Op("key_status", value=("AKREV", "Inactive"))])
+    assert a.generation() == gen                     # the writer sees its change at once
+    took = _until(lambda: b.generation() == gen, pgshared.STALE + 0.5)
+    assert b.get_key("AKREV").status == "Inactive"
+    assert took < pgshared.STALE
+
+
+def test_a_silent_follower_is_bypassed_within_the_stale_bound(pair):
+    """The follower of gateway b is gone (its connection lost for good): b's requests read
+    the generation themselves once its last read is STALE seconds old, never later."""
+    a, b, _ = pair
+    b.follower.stop()
+    committed_at = time.monotonic()
+    gen = a.apply([Op("put", "user", {"account": "1", "name": "x"})])
+    _until(lambda: b.generation() == gen, pgshared.STALE + 0.5)
+    assert time.monotonic() - committed_at <= pgshared.STALE + 0.5
+    b.follower = None                                # already stopped: close() must not wait
+
+
+def test_writers_on_two_gateways_serialise_and_never_reuse_a_generation(pair):
+    a, b, _ = pair
+    gens = []
+    for i in range(10):
+        gens.append((a if i % 2 else b).apply([Op("put", "group", {"account": "1", "name": f"g{i}"})]))
+    assert gens == sorted(gens) and len(set(gens)) == 10
+    assert [g["name"] for g in a.scan("group", account="1")] == sorted(f"g{i}" for i in range(10))
+
+
+def test_nul_finds_nothing_and_is_never_written(pair):
+    a, _, _ = pair
+    assert a.get_key("AK\x00") is None
+    assert a.get("user", account="1", name="a\x00") is None
+    assert a.scan("user", account="\x00") == []
+    with pytest.raises(ValueError):
+        a.apply([Op("put", "user", {"account": "1", "name": "bad\x00"})])
+    a.touch_key("AK\x00", 1.0)                      # advisory: silently nothing
+
+
+def test_scan_order_is_byte_order(pair):
+    a, _, _ = pair
+    names = ["a", "B", "_", "é", "Z", "b"]
+    a.apply([Op("put", "user", {"account": "1", "name": n}) for n in names])
+    assert [r["name"] for r in a.scan("user", account="1")] == sorted(names, key=str.encode)
+
+
+def test_an_unreachable_database_refuses_to_open(monkeypatch):
+    monkeypatch.setenv("VALLUM_META_OPEN_TIMEOUT", "1")
+    store = PostgresIAMStore("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")
+    with pytest.raises(Exception, match="127.0.0.1:1"):
+        store.open()
+
+
+def test_lockouts_are_shared_between_gateways(pair):
+    _, _, url = pair
+    g1 = PostgresFailureLimiter(url, max_per_key=3, max_per_address=100, window=60.0)
+    g2 = PostgresFailureLimiter(url, max_per_key=3, max_per_address=100, window=60.0)
+    try:
+        now = time.time()
+        g1.failed("AKX", "10.0.0.1", now)
+        g2.failed("AKX", "10.0.0.1", now)
+        assert g1.blocked("AKX", "10.0.0.1", now) is None
+        g1.failed("AKX", "10.0.0.1", now)             # the third, spread over both gateways
+        assert g2.blocked("AKX", "10.0.0.1", now) == "key"
+        assert g1.blocked("AKX", "10.0.0.1", now) == "key"
+        # Per (key, address): the same key elsewhere, another key here, are not locked.
+        assert g2.blocked("AKX", "10.0.0.2", now) is None
+        assert g2.blocked("AKY", "10.0.0.1", now) is None
+        assert g2.blocked("AKX", "10.0.0.1", now + 61.0) is None      # the window passed
+        g1.failed("AK\x00", "10.0.0.3", now)          # NUL: the key counted here, not stored
+        g1.failed("AK\x00", "10.0.0.3", now)
+        g1.failed("AK\x00", "10.0.0.3", now)
+        assert g1.blocked("AK\x00", "10.0.0.3", now) == "key"
+        with psycopg.connect(url) as conn:
+            n = conn.execute("SELECT count(*) FROM iam_auth_failures").fetchone()[0]
+        assert n == 9                # key and address rows of three failures, three address rows
+    finally:
+        g1.close()
+        g2.close()
+
+
+def test_lockouts_fall_back_to_this_process_when_the_database_is_gone():
+    lim = PostgresFailureLimiter("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1",
+                                 max_per_key=2, max_per_address=100, window=60.0)
+    try:
+        now = time.time()
+        lim.failed("AK", "10.0.0.9", now)
+        lim.failed("AK", "10.0.0.9", now)
+        assert lim.blocked("AK", "10.0.0.9", now) == "key"      # never unlimited
+    finally:
+        lim.close()
