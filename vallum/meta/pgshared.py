@@ -97,3 +97,54 @@ class Follower:
                 log.warning("%s: change feed lost (%s), reconnecting", self.channel,
                             type(exc).__name__)
                 self._stop.wait(RECONNECT)
+
+
+# Held shared by every running gateway process, exclusively by a start-up sweep: blobs and
+# temporary files not yet referenced by committed metadata belong to writes in flight on some
+# gateway, so the sweep runs only when no gateway on the database is serving.
+GATEWAY_LOCK = 0x56414C4C4757
+
+
+class Presence:
+    """This process serves: a connection of its own holds ``GATEWAY_LOCK`` shared (taken
+    again after the connection is lost, checked every ``RECONNECT * 2`` seconds)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.held = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vallum-presence", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=RECONNECT * 4 + 5)
+
+    def _run(self) -> None:
+        import psycopg
+
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute("SELECT pg_advisory_lock_shared(%s)", (GATEWAY_LOCK,))
+                    self.held.set()
+                    while not self._stop.wait(RECONNECT * 2):
+                        conn.execute("SELECT 1")
+            except psycopg.Error as exc:
+                log.warning("gateway presence lost (%s), reconnecting", type(exc).__name__)
+            self.held.clear()
+            self._stop.wait(RECONNECT)
+
+
+def sole_gateway(url: str) -> Any:
+    """A connection holding ``GATEWAY_LOCK`` exclusively (close it to release), or None when
+    another gateway process is serving on this database."""
+    import psycopg
+
+    conn = psycopg.connect(url, autocommit=True, connect_timeout=int(open_timeout()) or 1)
+    if conn.execute("SELECT pg_try_advisory_lock(%s)", (GATEWAY_LOCK,)).fetchone()[0]:
+        return conn
+    conn.close()
+    return None

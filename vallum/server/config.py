@@ -219,8 +219,9 @@ SETTINGS: tuple[Setting, ...] = (
             "a service user (docs/compute.md)"),
     Setting("meta", "VALLUM_META_URL", _meta_url,
             "Object metadata on PostgreSQL: postgresql://USER@HOST:PORT/DB (a password only in "
-            "the environment, the config file or a PGPASSFILE, never on the command line); IAM, "
-            "compute, operator state and audit stay on SQLite (default: all on SQLite)"),
+            "the environment, the config file or a PGPASSFILE, never on the command line), with IAM "
+            "and authentication lockouts; compute, operator state and audit stay on SQLite "
+            "(default: all on SQLite)"),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
 

@@ -11,7 +11,9 @@ from vallum import metrics
 from vallum.http import Response
 from vallum.iam import service as iam_service
 from vallum.iam.root import load_or_create
+from vallum.meta import pgshared
 from vallum.meta.factory import meta_store
+from vallum.meta.postgres import redacted
 from vallum.operator import gateway as operator_hook
 from vallum.s3 import errors
 from vallum.security import setup as security_setup
@@ -69,7 +71,30 @@ async def close_services(services: Services) -> None:
 
 
 async def sweep_orphans(config: Config) -> int:
-    """Remove blobs of writes that never committed metadata (run before any worker starts)."""
+    """Remove blobs of writes that never committed metadata (run before any worker starts).
+    On PostgreSQL, only while no other gateway serves on the database: with several
+    gateways sharing the blobs, another one's writes in flight are not orphans."""
+    if config.meta_url:
+        # The metadata store first: it waits for the database (VALLUM_META_OPEN_TIMEOUT) and
+        # fails start-up with a message naming it.
+        probe = meta_store(config.meta_path, config.meta_url)
+        await probe.open()
+        await probe.close()
+        try:
+            alone = await asyncio.to_thread(pgshared.sole_gateway, config.meta_url)
+        except Exception as exc:     # noqa: BLE001 - psycopg.Error: gone again since
+            raise RuntimeError(f"PostgreSQL {redacted(config.meta_url)}: {exc}") from None
+        if alone is None:
+            log.warning("start-up sweep skipped: another gateway is serving on this database")
+            return 0
+        try:
+            return await _sweep(config)
+        finally:
+            alone.close()
+    return await _sweep(config)
+
+
+async def _sweep(config: Config) -> int:
     services = await open_services(config)
     try:
         referenced = await services.meta.referenced_blobs()
@@ -89,12 +114,18 @@ async def start_compute(services: Services) -> None:
 async def lifespan(gateway: Gateway, receive, send) -> None:
     worker: LifecycleWorker | None = None
     watcher: diskguard.Watcher | None = None
+    presence: pgshared.Presence | None = None
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             try:
                 if gateway.services is None:
-                    gateway.services = await open_services(from_env())
+                    config = from_env()
+                    if config.meta_url:        # before serving: no sweep starts from now on
+                        presence = pgshared.Presence(config.meta_url)
+                        presence.start()
+                        await asyncio.to_thread(presence.held.wait, 30.0)
+                    gateway.services = await open_services(config)
                     watcher = diskguard.Watcher(gateway.services.headroom, gateway.services.config.data_dir)
                     watcher.start()
                     worker = LifecycleWorker(gateway.services, clock())
@@ -124,6 +155,8 @@ async def lifespan(gateway: Gateway, receive, send) -> None:
                 if gateway.services is not None:
                     await close_services(gateway.services)
                     gateway.services = None
+                if presence is not None:
+                    await asyncio.to_thread(presence.stop)
             await send({"type": "lifespan.shutdown.complete"})
             return
 
