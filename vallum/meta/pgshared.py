@@ -144,7 +144,8 @@ def sole_gateway(url: str) -> Any:
     import psycopg
 
     conn = psycopg.connect(url, autocommit=True, connect_timeout=int(open_timeout()) or 1)
-    if conn.execute("SELECT pg_try_advisory_lock(%s)", (GATEWAY_LOCK,)).fetchone()[0]:
+    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (GATEWAY_LOCK,)).fetchone()
+    if row is not None and row[0]:
         return conn
     conn.close()
     return None
