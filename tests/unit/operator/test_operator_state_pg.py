@@ -1,0 +1,102 @@
+"""The operator's shared state on PostgreSQL: two Live instances with data directories of
+their own (two hosts) and one database share one detector, its baselines and every action.
+A real PostgreSQL (tests/support/postgres.py); nothing passes through a data directory."""
+
+import time
+
+import psycopg
+import pytest
+
+from tests.support.postgres import fresh_url
+from vallum.operator.live import Live
+from vallum.operator.pg_state import PostgresStore
+from vallum.operator.request_events import RequestEvent
+
+from .test_operator_state import VET, get, routine
+
+
+@pytest.fixture
+def url(monkeypatch):
+    url = fresh_url()
+    monkeypatch.setenv("VALLUM_META_URL", url)
+    return url
+
+
+def live(path) -> Live:
+    return Live(path, None, "contain", sinks_from_env=False)
+
+
+def test_one_detector_for_every_host_and_its_baselines_survive_it(tmp_path, url):
+    leader, follower = live(tmp_path / "host1"), live(tmp_path / "host2")
+    assert isinstance(leader.store, PostgresStore)
+    assert leader.leader and not follower.leader      # one detector per database
+    leader.replay(routine(3), contain_from=float("inf"))
+    leader.close()                                    # saved; the lock goes with its connection
+    follower.poll(force=True)
+    assert follower.leader and follower.detector.principals[VET].profile.samples > 100
+    follower.close()
+    assert not list((tmp_path / "host1" / "operator").glob("operator.db*"))
+
+
+def test_requests_and_actions_cross_hosts(tmp_path, url):
+    """A sweep split over two hosts: the detector sees all 14 reads and throttles; the other
+    host applies the throttle from the shared journal."""
+    leader, follower = live(tmp_path / "host1"), live(tmp_path / "host2")
+    leader.peers = 2
+    thief = "AKIATHIEF00000000002"
+    t = time.time()
+    for i in range(14):
+        who = leader if i % 2 == 0 else follower
+        who._pending.append(get(t + i * 0.2, f"d{i % 8}/o{i}", thief, "10.9.9.9", 131072))
+        who.flush()
+    assert thief not in follower.detector.principals
+    assert thief in leader.policy.throttled
+    rate = leader.policy.throttled[thief].rate
+    assert thief not in follower.policy.throttled
+    follower.poll(force=True)
+    assert follower.policy.throttled[thief].rate == rate
+    # A late-starting gateway (a third host) applies what is in force at its start.
+    third = live(tmp_path / "host3")
+    assert thief in third.policy.throttled
+    for p in (leader, follower, third):
+        p.close()
+
+
+def test_nul_in_a_request_never_loses_the_batch(tmp_path, url):
+    leader, follower = live(tmp_path / "host1"), live(tmp_path / "host2")
+    try:
+        ev = RequestEvent(time.time(), "AK\x00X", "a", "10.0.0.1", "GetObject", "b", "k\x00", 404,
+                          "NoSuchKey", 0, 0)
+        follower.store.push([ev, get(time.time(), "fine")])
+        events, _ = leader.store.pull(0)
+        assert [e.key for e in events] == ["k\ufffd", "fine"]
+        assert events[0].principal == "AK\ufffdX"
+    finally:
+        leader.close()
+        follower.close()
+
+
+def test_release_from_the_cli_reaches_every_gateway(tmp_path, url):
+    from typer.testing import CliRunner
+
+    from vallum.cli.main import app
+    from vallum.operator.containment import Action
+
+    g = live(tmp_path / "host1")
+    try:
+        g._record(Action(time.time(), "suspend", "ASIASESSION0000001", "principal", "test"))
+        g.policy.apply(Action(time.time(), "suspend", "ASIASESSION0000001", "principal", "test"),
+                       time.time())
+        other = live(tmp_path / "host2")
+        assert "ASIASESSION0000001" in other.policy.suspended
+        out = CliRunner().invoke(app, ["operator", "release", "ASIASESSION0000001",
+                                       "--data-dir", str(tmp_path / "host1"), "--reason", "ok"])
+        assert out.exit_code == 0, out.output
+        other.poll(force=True)
+        assert "ASIASESSION0000001" not in other.policy.suspended
+        other.close()
+        with psycopg.connect(url) as conn:
+            n = conn.execute("SELECT count(*) FROM operator_actions").fetchone()[0]
+        assert n == 2
+    finally:
+        g.close()
