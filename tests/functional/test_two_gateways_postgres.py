@@ -9,10 +9,14 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 
+import boto3
 import psycopg
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.support.iam import Tenant, code_of, doc, s3_for, uid
@@ -21,6 +25,7 @@ from tests.support.postgres import fresh_url, postgres  # noqa: F401 - fixture
 from tests.support.server import server_log, start_server, stop_server
 from vallum.cli.admin import AdminClient
 from vallum.meta.pgshared import STALE
+from vallum.operator.pg_state import journal_action
 
 READ_ALL = {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}
 
@@ -33,7 +38,8 @@ def url(postgres):  # noqa: F811 - the fixture imported above
 @pytest.fixture(scope="module")
 def gateways(url, tmp_path_factory):
     data = tmp_path_factory.mktemp("two") / "data"
-    env = {"VALLUM_META_URL": url}
+    # observe: the gateways decide nothing themselves here, but apply every journalled action.
+    env = {"VALLUM_META_URL": url, "VALLUM_OPERATOR": "observe"}
     g1 = start_server(data, env=env)
     try:
         g2 = start_server(data, env=env)
@@ -221,3 +227,48 @@ def test_failed_authentications_are_counted_across_gateways(gateways, tenant, ur
             s3_for(g, key[0], "guess").list_buckets()
         assert code_of(err) == "SlowDown"
         s3_for(g, *key).list_buckets()
+
+
+def test_operator_containment_journalled_once_applies_on_both_gateways(gateways, tenant, url):
+    """A suspension of a session key and a throttle, journalled in PostgreSQL as a detector on
+    any host journals them (pg_state.journal_action), are applied by both gateways within a
+    second; `vallum operator release` (the real CLI) lifts the suspension on both."""
+    g1, g2 = gateways
+    key = tenant.user(uid("contained"), READ_ALL)
+    clients = [s3_for(g, *key) for g in gateways]
+    for c in clients:
+        c.list_buckets()
+    base = {"entity_type": "principal", "reason": "test", "account": tenant.id, "kind": "test",
+            "by": "operator", "pid": -1}
+    journal_action(url, {**base, "ts": time.time(), "action": "suspend", "entity": key[0]})
+    for c in clients:
+        _refused_within(c.list_buckets, {"AccessDenied"}, 1.0)
+    out = subprocess.run([sys.executable, "-m", "vallum", "operator", "release", key[0],
+                          "--data-dir", str(g1.data_dir), "--reason", "false alarm"],
+                         env=dict(os.environ, VALLUM_META_URL=url), capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    for c in clients:
+        deadline = time.monotonic() + 1.0
+        while True:
+            try:
+                c.list_buckets()
+                break
+            except ClientError:
+                assert time.monotonic() < deadline, "release not applied within a second"
+    other = tenant.user(uid("throttled"), READ_ALL)
+    journal_action(url, {**base, "ts": time.time(), "action": "throttle", "entity": other[0],
+                         "rate": 0.01})
+    time.sleep(1.0)                     # the bound: applied by then
+    for g in gateways:                  # its own burst of 5 on each gateway, then SlowDown
+        once = boto3.client("s3", endpoint_url=g.endpoint, aws_access_key_id=other[0],
+                            aws_secret_access_key=other[1], region_name=g.region,
+                            config=Config(retries={"total_max_attempts": 1}))
+        seen = []
+        for _ in range(8):
+            try:
+                once.list_buckets()
+                seen.append("ok")
+            except ClientError as exc:
+                seen.append(exc.response["Error"]["Code"])
+        assert seen == ["ok"] * 5 + ["SlowDown"] * 3
