@@ -8,13 +8,18 @@ and one indexed lookup on a pooled connection is cheaper than a thread hand-off.
 
 Writes take the generation row's lock first (``UPDATE … RETURNING``), so IAM writers
 serialise as SQLite's ``BEGIN IMMEDIATE`` does, and ``NOTIFY`` in the same transaction:
-PostgreSQL delivers it at commit to every gateway's follower (meta/pgshared.py), which
-re-reads the generation. ``generation()`` is a memory load: the follower's last read,
-or this process's own last write, whichever is newer. Guarantee: the gateway that made a
-change sees it at once; every other gateway sees it on any request that starts more than
-``STALE`` (1 s) after the commit (typically a few milliseconds after it, when the
-notification arrives), because a follower that has not read for ``STALE`` seconds is
+PostgreSQL delivers it at commit to every gateway process's follower (meta/pgshared.py),
+which re-reads the generation and records what it saw, with a heartbeat, in
+``iam_followers``. ``generation()`` is a memory load: the follower's last read, or this
+process's own last write, whichever is newer; a follower silent for ``STALE`` (1 s) is
 bypassed and the request reads the generation itself.
+
+So that a change applies everywhere *before it is acknowledged*, ``apply`` returns only once
+every other follower has either recorded the new generation or not beaten for ``STALE``
+seconds (then its process bypasses it, so its next request reads the generation). The wait
+is typically a few milliseconds (a notification and one statement); it is capped at
+``STALE + WAIT_SLACK`` and when the followers' table cannot be read, after which the
+guarantee is the 1 s bound alone (logged).
 
 PostgreSQL TEXT cannot hold NUL: a lookup with NUL finds nothing (no row can hold one),
 a write with NUL is refused (ValueError) before any statement runs.
@@ -23,7 +28,10 @@ a write with NUL is refused (ValueError) before any statement runs.
 from __future__ import annotations
 
 import json
+import logging
+import secrets
 import threading
+import time
 from functools import lru_cache
 from typing import Any
 
@@ -37,8 +45,19 @@ from vallum.iam.store import IAMStore, KeyRow, Op
 from vallum.meta import pgshared
 from vallum.meta.postgres import DatabaseUnavailable
 
+log = logging.getLogger("vallum.iam")
 _DIALECT = pg_dialect.psycopg.dialect(paramstyle="pyformat")
 CHANNEL = "vallum_iam"
+WAIT_SLACK = 0.25       # seconds a writer waits for the followers past STALE, at most
+_FOLLOWERS = ("CREATE TABLE IF NOT EXISTS iam_followers (origin TEXT PRIMARY KEY, "
+              "seen BIGINT NOT NULL, beat TIMESTAMPTZ NOT NULL)")
+# One statement per follower read: the generation, recorded as seen with a heartbeat.
+_FOLLOW = ("INSERT INTO iam_followers (origin, seen, beat) SELECT %s, gen, clock_timestamp() "
+           "FROM iam_generation WHERE id = 1 ON CONFLICT (origin) DO UPDATE SET "
+           "seen = excluded.seen, beat = excluded.beat RETURNING seen")
+_LAGGING = ("SELECT count(*) FROM iam_followers WHERE origin <> %s AND seen < %s AND "
+            "beat > clock_timestamp() - make_interval(secs => %s)")
+_FORGET = "DELETE FROM iam_followers WHERE beat < clock_timestamp() - interval '1 hour'"
 _DDL_LOCK = 0x56414C4C4941   # advisory lock id: one gateway creates the IAM tables at a time
 
 
@@ -52,7 +71,8 @@ def ddl() -> list[str]:
         out.append(str(CreateTable(table, if_not_exists=True).compile(dialect=_DIALECT)))
         for index in table.indexes:
             out.append(str(CreateIndex(index, if_not_exists=True).compile(dialect=_DIALECT)))
-    return [*out, "INSERT INTO iam_generation (id, gen) VALUES (1, 0) ON CONFLICT DO NOTHING"]
+    return [*out, _FOLLOWERS, _FORGET,
+            "INSERT INTO iam_generation (id, gen) VALUES (1, 0) ON CONFLICT DO NOTHING"]
 
 
 @lru_cache(maxsize=None)
@@ -130,6 +150,7 @@ class PostgresIAMStore(IAMStore):
         self.follower: pgshared.Follower | None = None
         self._written = -1                  # the generation this process's last write made
         self._lock = threading.Lock()
+        self.origin = secrets.token_hex(8)  # this process's follower, in iam_followers
 
     def open(self) -> None:
         if self._pool is not None:
@@ -141,7 +162,7 @@ class PostgresIAMStore(IAMStore):
             pool.close()
             raise
         self._pool = pool
-        self.follower = pgshared.Follower(self.url, CHANNEL, _read_generation, "vallum-iam-feed")
+        self.follower = pgshared.Follower(self.url, CHANNEL, self._follow, "vallum-iam-feed")
         self.follower.start()
 
     def close(self) -> None:
@@ -167,6 +188,29 @@ class PostgresIAMStore(IAMStore):
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             pool.check()
             raise DatabaseUnavailable() from exc
+
+    def _follow(self, conn: Any) -> int:
+        return int(conn.execute(_FOLLOW, (self.origin,)).fetchone()[0])
+
+    def _await_followers(self, gen: int) -> None:
+        """Return once no live follower of another process is behind ``gen`` (see above)."""
+        import psycopg
+
+        deadline = time.monotonic() + pgshared.STALE + WAIT_SLACK
+        lagging: Any = "unknown"
+        try:
+            while True:
+                lagging = self._run(lambda conn: conn.execute(
+                    _LAGGING, (self.origin, gen, pgshared.STALE)).fetchone()[0])
+                if not lagging:
+                    return
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.005)
+        except (psycopg.Error, DatabaseUnavailable):
+            pass
+        log.warning("IAM generation %d: %s gateway process(es) not confirmed; they apply it "
+                    "within %.0f s", gen, lagging, pgshared.STALE)
 
     def _read(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         if _has_nul(params):
@@ -212,6 +256,7 @@ class PostgresIAMStore(IAMStore):
         gen = self._run(write)
         with self._lock:
             self._written = max(self._written, gen)
+        self._await_followers(gen)
         return gen
 
     @staticmethod
