@@ -279,3 +279,26 @@ def test_operator_containment_journalled_once_applies_on_both_gateways(gateways,
             except ClientError as exc:
                 seen.append(exc.response["Error"]["Code"])
         assert seen == ["ok"] * 5 + ["SlowDown"] * 3
+
+
+def test_identities_move_to_postgres_with_the_deployment(postgres, tmp_path):  # noqa: F811
+    """A gateway that kept IAM in SQLite restarted with --meta: its keys still sign in (the
+    empty PostgreSQL IAM adopted them), a key deleted since is still refused."""
+    data = tmp_path / "data"
+    srv = start_server(data)
+    try:
+        root = AdminClient(srv.endpoint, srv.access_key, srv.secret_key, srv.region)
+        t = Tenant(srv, root)
+        kept, dropped = t.user(uid("kept"), READ_ALL), t.user(uid("dropped"), READ_ALL)
+        t.admin.call("DeleteAccessKey", access_key_id=dropped[0])
+    finally:
+        stop_server(srv)
+    srv = start_server(data, env={"VALLUM_META_URL": fresh_url()})
+    try:
+        s3_for(srv, *kept).list_buckets()
+        with pytest.raises(ClientError) as err:
+            s3_for(srv, *dropped).list_buckets()
+        assert code_of(err) == "InvalidAccessKeyId"
+        assert "IAM: adopted" in server_log(data).read_text()
+    finally:
+        stop_server(srv)

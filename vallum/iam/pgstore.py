@@ -281,6 +281,29 @@ class PostgresIAMStore(IAMStore):
             raise ValueError("IAM names cannot contain NUL")
         return sql, params
 
+    def adopt(self, ops: list[Op]) -> bool:
+        """Write ``ops`` (another store's whole content) if this store holds no account and
+        no key yet; False (nothing written) otherwise. One transaction under the schema
+        lock, so of several gateways starting at once exactly one adopts."""
+        if not ops:
+            return False
+        statements = [self._statement(op) for op in ops]
+
+        def write(conn: Any) -> bool:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
+                held = conn.execute("SELECT EXISTS (SELECT 1 FROM iam_accounts) OR "
+                                    "EXISTS (SELECT 1 FROM iam_access_keys)").fetchone()[0]
+                if held:
+                    return False
+                conn.execute(_GEN_BUMP)
+                for sql, params in statements:
+                    conn.execute(sql, params)
+                conn.execute(_NOTIFY)
+            return True
+
+        return bool(self._run(write))
+
     def touch_key(self, access_key_id: str, when: float) -> None:
         if "\x00" in access_key_id:
             return

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vallum.iam import sqlstore
 from vallum.iam.auth_failures import FailureLimiter
 from vallum.iam.directory import Directory
 from vallum.iam.identity import Identities
@@ -15,6 +17,8 @@ from vallum.iam.root import RootCredentials
 from vallum.iam.sqlstore import SQLiteIAMStore
 from vallum.iam.store import IAMStore, MemoryIAMStore
 from vallum.security.crypto import primitives as crypto
+
+log = logging.getLogger("vallum.iam")
 
 
 @dataclass
@@ -48,12 +52,20 @@ def open_sqlite(data_dir: Path, db_path: Path, root: RootCredentials, root_accou
     return iam
 
 
-def open_postgres(data_dir: Path, url: str, root: RootCredentials, root_account: str) -> IAM:
+def open_postgres(data_dir: Path, url: str, root: RootCredentials, root_account: str,
+                  sqlite_path: Path) -> IAM:
     """``--meta postgresql://…``: the IAM tables and the failed-authentication counts live
     in that database, shared by every gateway on every host; the master key that wraps
-    access-key secrets stays a file in the data directory (every gateway needs the same)."""
-    iam = build(PostgresIAMStore(url), crypto.load_or_create_master_key(data_dir), root,
-                root_account)
+    access-key secrets stays a file in the data directory (every gateway needs the same).
+    An empty PostgreSQL IAM adopts the identities of ``sqlite_path`` (the embedded store)."""
+    store = PostgresIAMStore(url)
+    iam = build(store, crypto.load_or_create_master_key(data_dir), root, root_account)
+    # A deployment whose IAM was on SQLite (object metadata alone on PostgreSQL, before):
+    # its identities move with it on the first start, never silently left behind.
+    ops = sqlstore.dump(sqlite_path)
+    if store.adopt(ops):
+        log.warning("IAM: adopted %d rows from %s into PostgreSQL (the SQLite copy is no "
+                    "longer read)", len(ops), sqlite_path)
     iam.limiter = PostgresFailureLimiter(url)
     return iam
 

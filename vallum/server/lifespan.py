@@ -46,7 +46,8 @@ async def open_services(config: Config) -> Services:
     services.audit = await security_setup.open_audit(config.data_dir)
     if config.meta_url:
         services.iam = await asyncio.to_thread(iam_service.open_postgres, config.data_dir,
-                                               config.meta_url, services.root, services.owner_id)
+                                               config.meta_url, services.root, services.owner_id,
+                                               config.meta_path)
     else:
         services.iam = iam_service.open_sqlite(config.data_dir, config.meta_path, services.root,
                                                services.owner_id)

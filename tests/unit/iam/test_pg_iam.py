@@ -145,3 +145,37 @@ def test_lockouts_fall_back_to_this_process_when_the_database_is_gone():
         assert lim.blocked("AK", "10.0.0.9", now) == "key"      # never unlimited
     finally:
         lim.close()
+
+
+def test_an_empty_postgres_store_adopts_the_sqlite_identities_once(tmp_path):
+    """A deployment moving IAM from SQLite (object metadata alone on PostgreSQL, before)
+    keeps every account, user, policy and key, byte for byte."""
+    from vallum.iam import sqlstore
+    from vallum.iam.directory import Directory
+    from vallum.security.crypto import primitives as crypto
+
+    old = sqlstore.SQLiteIAMStore(tmp_path / "meta.sqlite3")
+    old.open()
+    d = Directory(old, crypto.new_key())
+    account, admin = d.create_account("moving")
+    d.create_user(account["id"], "alice", tags={"team": "red"})
+    d.create_group(account["id"], "ops")
+    d.add_to_group(account["id"], "ops", "alice")
+    key = d.create_key(account["id"], "alice")
+    row = old.get_key(key.access_key_id)
+    old.close()
+
+    new = PostgresIAMStore(fresh_url())
+    new.open()
+    try:
+        ops = sqlstore.dump(tmp_path / "meta.sqlite3")
+        assert new.adopt(ops) is True
+        assert new.get_key(key.access_key_id) == row          # the wrapped secret too
+        assert new.get("user", account=account["id"], name="alice")["tags"] == {"team": "red"}
+        assert [m["user_name"] for m in new.scan("member", account=account["id"])] == ["alice"]
+        assert {k.access_key_id for k in new.keys_of(account["id"])} == \
+            {key.access_key_id, admin.access_key_id}
+        assert new.adopt(ops) is False                    # never twice, never over live rows
+    finally:
+        new.close()
+    assert sqlstore.dump(tmp_path / "absent.sqlite3") == []
