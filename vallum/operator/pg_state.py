@@ -59,7 +59,9 @@ class PostgresStore:
 
     shares_actions = True
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, adopt: Iterable[tuple[str, float, str]] = ()) -> None:
+        """``adopt``: baselines (principal, updated, JSON doc) written if the table holds
+        none yet, so a deployment moving here keeps what its principals normally do."""
         import psycopg
 
         self.db = psycopg.connect(url, autocommit=True, connect_timeout=5)
@@ -68,6 +70,11 @@ class PostgresStore:
                 self.db.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
                 for statement in DDL:
                     self.db.execute(statement)
+                if self.db.execute("SELECT NOT EXISTS (SELECT 1 FROM operator_baselines)"
+                                   ).fetchone() == (True,):
+                    with self.db.cursor() as cur:
+                        cur.executemany("INSERT INTO operator_baselines VALUES (%s, %s, %s)",
+                                        [(_clean(p), ts, _clean(d)) for p, ts, d in adopt])
         except BaseException:
             self.db.close()
             raise

@@ -66,8 +66,22 @@ def open_store(directory: Path) -> Any:
     if url:
         from vallum.operator.pg_state import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, adopt=_saved_baselines(Path(directory) / DB))
     return Store(directory)
+
+
+def _saved_baselines(path: Path) -> list[tuple[str, float, str]]:
+    """The baselines an embedded deployment saved (read only), for PostgreSQL to adopt."""
+    if not path.exists():
+        return []
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.5)
+        try:
+            return db.execute("SELECT principal, updated, doc FROM baselines").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return []
 
 
 class Store:

@@ -100,3 +100,16 @@ def test_release_from_the_cli_reaches_every_gateway(tmp_path, url):
         assert n == 2
     finally:
         g.close()
+
+
+def test_baselines_saved_on_sqlite_move_to_postgres(tmp_path, monkeypatch):
+    """A gateway that learned on SQLite, restarted with --meta: its veterans stay veterans."""
+    first = Live(tmp_path / "d", None, "contain", sinks_from_env=False)    # no URL yet: SQLite
+    first.replay(routine(3), contain_from=float("inf"))
+    samples = first.detector.principals[VET].profile.samples
+    first.close()
+    monkeypatch.setenv("VALLUM_META_URL", fresh_url())
+    again = live(tmp_path / "d")
+    assert isinstance(again.store, PostgresStore)
+    assert again.detector.principals[VET].profile.samples == samples
+    again.close()
