@@ -11,7 +11,8 @@ cache to go stale, and a correct request costs nothing here.
 
 A statement waits at most ``BUSY_MS`` for a connection and for the database; past that,
 or with the database down, failures are counted in this process only (FailureLimiter):
-never unlimited, never a stalled event loop.
+never unlimited, never a stalled event loop. After such an error the database is left alone
+for ``BACKOFF`` seconds, so a flood of bad signatures does not wait on it once per request.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from vallum.iam.auth_failures import FailureLimiter, counters
 log = logging.getLogger("vallum.security")
 BUSY_MS = 250
 PRUNE_EVERY = 256           # failures (per process) between deletions of expired rows
+BACKOFF = 1.0               # after a database error, count here only for this long
 
 _INSERT = "INSERT INTO iam_auth_failures (who, at) VALUES (%s, %s)"
 _NTH = ("SELECT at FROM iam_auth_failures WHERE who = %s AND at > %s "
@@ -55,6 +57,8 @@ class PostgresFailureLimiter(FailureLimiter):
                                          kwargs={"autocommit": True}, configure=_configure,
                                          name="vallum-lockouts", timeout=BUSY_MS / 1000)
         self._since_prune = PRUNE_EVERY
+        self._down_until = 0.0      # monotonic: no statement before then (a flood of bad
+                                    # signatures must not wait on a dead database each)
 
     def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -70,8 +74,8 @@ class PostgresFailureLimiter(FailureLimiter):
         try:
             with self._connection() as conn:
                 locked = {r[0] for r in conn.execute(_ACTIVE, (names, now))}
-        except psycopg.Error:
-            log.warning("shared authentication lockouts unavailable", exc_info=True)
+        except psycopg.Error as exc:
+            self._gone(exc)
             locked = set()
         for who, what in ((pair, "key"), (addr, "address")):
             if who and who in locked:
@@ -95,16 +99,24 @@ class PostgresFailureLimiter(FailureLimiter):
             self._count(access_key, address, now)       # unstorable there: counted here
         try:
             self._record(targets, now)
-        except psycopg.Error:
-            log.warning("shared authentication counters unavailable; counting in this "
-                        "process only", exc_info=True)
+        except psycopg.Error as exc:
+            self._gone(exc)
             self._count(access_key, address, now)
 
-    def _connection(self) -> Any:
-        if self._pool is None:
-            import psycopg
+    def _gone(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if now >= self._down_until:         # a real failure, not the back-off's own refusal
+            log.warning("shared authentication counters unavailable (%s); counting in this "
+                        "process only for %.0f s", exc, BACKOFF)
+            self._down_until = now + BACKOFF
 
+    def _connection(self) -> Any:
+        import psycopg
+
+        if self._pool is None:
             raise psycopg.InterfaceError("limiter closed")
+        if time.monotonic() < self._down_until:
+            raise psycopg.OperationalError("database unavailable a moment ago")
         return self._pool.connection()
 
     def _record(self, targets: list[tuple[str, int]], now: float) -> None:
@@ -119,3 +131,4 @@ class PostgresFailureLimiter(FailureLimiter):
                 self._since_prune = 0
                 conn.execute(_PRUNE[0], (now - self.window,))
                 conn.execute(_PRUNE[1], (now,))
+

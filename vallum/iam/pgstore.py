@@ -49,6 +49,8 @@ log = logging.getLogger("vallum.iam")
 _DIALECT = pg_dialect.psycopg.dialect(paramstyle="pyformat")
 CHANNEL = "vallum_iam"
 WAIT_SLACK = 0.25       # seconds a writer waits for the followers past STALE, at most
+POOL_WAIT = 1.0         # reads run on the request's thread: never wait long for a connection
+BACKOFF = 0.5           # after a lost database, requests fail at once for this long
 _FOLLOWERS = ("CREATE TABLE IF NOT EXISTS iam_followers (origin TEXT PRIMARY KEY, "
               "seen BIGINT NOT NULL, beat TIMESTAMPTZ NOT NULL)")
 # One statement per follower read: the generation, recorded as seen with a heartbeat.
@@ -151,11 +153,12 @@ class PostgresIAMStore(IAMStore):
         self._written = -1                  # the generation this process's last write made
         self._lock = threading.Lock()
         self.origin = secrets.token_hex(8)  # this process's follower, in iam_followers
+        self._down_until = 0.0              # monotonic: the database was just found gone
 
     def open(self) -> None:
         if self._pool is not None:
             return
-        pool = pgshared.open_pool(self.url, "vallum-iam", self.max_connections)
+        pool = pgshared.open_pool(self.url, "vallum-iam", self.max_connections, POOL_WAIT)
         try:
             pgshared.create_schema(pool, _DDL_LOCK, ddl())
         except BaseException:
@@ -176,16 +179,21 @@ class PostgresIAMStore(IAMStore):
 
     def _run(self, fn: Any) -> Any:
         """``fn(conn)`` on a pooled connection; a lost database answers 503 (never a
-        decision made on missing rows)."""
+        decision made on missing rows), and for BACKOFF seconds after that at once, so a
+        gateway whose database is gone does not hold every request (on the event loop)
+        for a connection."""
         import psycopg
 
         pool = self._pool
         if pool is None:
             raise RuntimeError("IAM store is not open")
+        if time.monotonic() < self._down_until:
+            raise DatabaseUnavailable()
         try:
             with pool.connection() as conn:
                 return fn(conn)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            self._down_until = time.monotonic() + BACKOFF
             pool.check()
             raise DatabaseUnavailable() from exc
 

@@ -143,6 +143,11 @@ def test_lockouts_fall_back_to_this_process_when_the_database_is_gone():
         lim.failed("AK", "10.0.0.9", now)
         lim.failed("AK", "10.0.0.9", now)
         assert lim.blocked("AK", "10.0.0.9", now) == "key"      # never unlimited
+        started = time.monotonic()                              # a flood, during the back-off
+        for _ in range(200):
+            lim.failed("AK2", "10.0.0.8", now)
+            lim.blocked("AK2", "10.0.0.8", now)
+        assert time.monotonic() - started < 0.5
     finally:
         lim.close()
 
@@ -179,3 +184,44 @@ def test_an_empty_postgres_store_adopts_the_sqlite_identities_once(tmp_path):
     finally:
         new.close()
     assert sqlstore.dump(tmp_path / "absent.sqlite3") == []
+
+
+def test_a_lost_database_answers_503_quickly_and_recovers():
+    """Reads run on the request's thread: with the database gone a request is refused
+    (never allowed on missing rows) within the pool wait, the next ones at once, and the
+    store serves again once the database is back."""
+    from tests.support.postgres import halt, resume, start, stop
+    from vallum.iam import pgstore
+    from vallum.meta.postgres import DatabaseUnavailable
+
+    server = start()                   # a server of its own: this test stops it
+    store = PostgresIAMStore(server.url())
+    try:
+        store.open()
+        store.apply([Op("put_key", value=KeyRow("AKDOWN", "1", "u", "Active", b"w", 1.0))])
+        halt(server)
+        t = time.monotonic()
+        with pytest.raises(DatabaseUnavailable):
+            store.get_key("AKDOWN")
+        assert time.monotonic() - t < pgstore.POOL_WAIT + 2.0
+        t = time.monotonic()
+        with pytest.raises(DatabaseUnavailable):
+            store.get_key("AKDOWN")
+        assert time.monotonic() - t < 0.1                 # at once, during the back-off
+        _until(lambda: not store.follower.fresh(), pgshared.STALE + 1.0)
+        with pytest.raises(DatabaseUnavailable):        # no fresh generation: no cached answer
+            time.sleep(pgstore.BACKOFF)
+            store.generation()
+        resume(server)
+        time.sleep(pgstore.BACKOFF)
+
+        def back() -> bool:
+            try:
+                return store.get_key("AKDOWN").status == "Active"
+            except DatabaseUnavailable:
+                time.sleep(0.1)
+                return False
+        _until(back, 15.0)
+    finally:
+        store.close()
+        stop(server)
