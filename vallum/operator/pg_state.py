@@ -18,12 +18,16 @@ not blind the detector.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from vallum.operator.request_events import RequestEvent
 
+log = logging.getLogger("vallum.operator")
+RECONNECT = 1.0         # seconds between attempts to replace a lost connection
 # Session advisory lock id of the detector (one per database).
 DETECTOR_LOCK = 0x56414C4C4F50
 DDL = (
@@ -64,7 +68,9 @@ class PostgresStore:
         none yet, so a deployment moving here keeps what its principals normally do."""
         import psycopg
 
-        self.db = psycopg.connect(url, autocommit=True, connect_timeout=5)
+        self.url = url
+        self._db = psycopg.connect(url, autocommit=True, connect_timeout=5)
+        self._retry_at = 0.0
         try:
             with self.db.transaction():
                 self.db.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
@@ -76,10 +82,31 @@ class PostgresStore:
                         cur.executemany("INSERT INTO operator_baselines VALUES (%s, %s, %s)",
                                         [(_clean(p), ts, _clean(d)) for p, ts, d in adopt])
         except BaseException:
-            self.db.close()
+            self._db.close()
             raise
         self.origin = secrets.token_hex(8)      # this process, on any host (pids repeat)
         self._leading = False
+
+    @property
+    def db(self) -> Any:
+        """The connection; a lost one is replaced (at most once a RECONNECT seconds: the
+        callers run on the event loop). A detector whose lock went with the lost connection
+        takes it again or logs that it no longer holds it."""
+        import psycopg
+
+        if not (self._db.closed or self._db.broken):
+            return self._db
+        now = time.monotonic()
+        if now < self._retry_at:
+            raise psycopg.OperationalError("operator database unavailable a moment ago")
+        self._retry_at = now + RECONNECT
+        self._db.close()
+        self._db = psycopg.connect(self.url, autocommit=True, connect_timeout=2)
+        if self._leading:
+            self._leading = False
+            if not self.lead():
+                log.error("operator: the detector lock was lost with the database connection")
+        return self._db
 
     # -- the detector lock -----------------------------------------------------------
     def lead(self) -> bool:
@@ -159,12 +186,12 @@ class PostgresStore:
         import psycopg
 
         try:
-            if self._leading and not self.db.closed:
-                self.db.execute("SELECT pg_advisory_unlock_all()")
+            if self._leading and not (self._db.closed or self._db.broken):
+                self._db.execute("SELECT pg_advisory_unlock_all()")
         except psycopg.Error:
             pass
         self._leading = False
-        self.db.close()
+        self._db.close()
 
 
 def read_actions(url: str) -> list[dict[str, Any]]:

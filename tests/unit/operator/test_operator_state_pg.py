@@ -113,3 +113,35 @@ def test_baselines_saved_on_sqlite_move_to_postgres(tmp_path, monkeypatch):
     assert isinstance(again.store, PostgresStore)
     assert again.detector.principals[VET].profile.samples == samples
     again.close()
+
+
+def test_the_operator_store_survives_a_database_restart():
+    """A restarted database: calls fail (the caller logs and goes on), then the store
+    reconnects by itself and its detector takes its lock again."""
+    from tests.support.postgres import halt, resume, start, stop
+    from vallum.operator import pg_state
+
+    server = start()                   # a server of its own: this test restarts it
+    store = PostgresStore(server.url())
+    try:
+        assert store.lead()
+        halt(server)
+        with pytest.raises(psycopg.Error):
+            store.push([get(time.time(), "lost")])
+        resume(server)
+        deadline = time.monotonic() + 15
+        while True:
+            time.sleep(pg_state.RECONNECT)
+            try:
+                store.push([get(time.time(), "kept")])
+                break
+            except psycopg.Error:
+                assert time.monotonic() < deadline
+        assert [e.key for e in store.pull(0)[0]] == ["kept"]
+        assert store.lead()
+        with psycopg.connect(server.url()) as other:          # held by the store again
+            assert other.execute("SELECT pg_try_advisory_lock(%s)",
+                                 (pg_state.DETECTOR_LOCK,)).fetchone()[0] is False
+    finally:
+        store.close()
+        stop(server)
