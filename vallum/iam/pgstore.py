@@ -175,6 +175,11 @@ class PostgresIAMStore(IAMStore):
         if follower is not None:
             follower.stop()
         if pool is not None:
+            try:        # writers stop waiting for this process at once, not after STALE
+                with pool.connection(timeout=POOL_WAIT) as conn:
+                    conn.execute("DELETE FROM iam_followers WHERE origin = %s", (self.origin,))
+            except Exception as exc:  # noqa: BLE001 - the row ages out anyway
+                log.debug("IAM follower row not removed: %s", exc)
             pool.close()
 
     def _run(self, fn: Any) -> Any:

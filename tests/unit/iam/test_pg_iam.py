@@ -225,3 +225,14 @@ def test_a_lost_database_answers_503_quickly_and_recovers():
     finally:
         store.close()
         stop(server)
+
+
+def test_a_closed_store_no_longer_holds_writers(pair):
+    a, _, url = pair
+    c = PostgresIAMStore(url)
+    c.open()
+    _until(lambda: c.follower.value is not None, 5.0)
+    c.close()                                          # a gateway process shutting down
+    started = time.monotonic()
+    a.apply([Op("put", "user", {"account": "1", "name": "z"})])
+    assert time.monotonic() - started < pgshared.STALE / 2
