@@ -9,8 +9,8 @@ and one indexed lookup on a pooled connection is cheaper than a thread hand-off.
 Writes take the generation row's lock first (``UPDATE … RETURNING``), so IAM writers
 serialise as SQLite's ``BEGIN IMMEDIATE`` does, and ``NOTIFY`` in the same transaction:
 PostgreSQL delivers it at commit to every gateway process's follower (meta/pgshared.py),
-which re-reads the generation and records what it saw, with a heartbeat, in
-``iam_followers``. ``generation()`` is a memory load: the follower's last read, or this
+which re-reads the generation and, once its process uses the new value, records it with a
+heartbeat in ``iam_followers``. ``generation()`` is a memory load: the follower's last read, or this
 process's own last write, whichever is newer; a follower silent for ``STALE`` (1 s) is
 bypassed and the request reads the generation itself.
 
@@ -53,10 +53,9 @@ POOL_WAIT = 1.0         # reads run on the request's thread: never wait long for
 BACKOFF = 0.5           # after a lost database, requests fail at once for this long
 _FOLLOWERS = ("CREATE TABLE IF NOT EXISTS iam_followers (origin TEXT PRIMARY KEY, "
               "seen BIGINT NOT NULL, beat TIMESTAMPTZ NOT NULL)")
-# One statement per follower read: the generation, recorded as seen with a heartbeat.
-_FOLLOW = ("INSERT INTO iam_followers (origin, seen, beat) SELECT %s, gen, clock_timestamp() "
-           "FROM iam_generation WHERE id = 1 ON CONFLICT (origin) DO UPDATE SET "
-           "seen = excluded.seen, beat = excluded.beat RETURNING seen")
+# After each follower read, once the process uses the value: what it saw, with a heartbeat.
+_CONFIRM = ("INSERT INTO iam_followers (origin, seen, beat) VALUES (%s, %s, clock_timestamp()) "
+            "ON CONFLICT (origin) DO UPDATE SET seen = excluded.seen, beat = excluded.beat")
 _LAGGING = ("SELECT count(*) FROM iam_followers WHERE origin <> %s AND seen < %s AND "
             "beat > clock_timestamp() - make_interval(secs => %s)")
 _FORGET = "DELETE FROM iam_followers WHERE beat < clock_timestamp() - interval '1 hour'"
@@ -165,7 +164,8 @@ class PostgresIAMStore(IAMStore):
             pool.close()
             raise
         self._pool = pool
-        self.follower = pgshared.Follower(self.url, CHANNEL, self._follow, "vallum-iam-feed")
+        self.follower = pgshared.Follower(self.url, CHANNEL, _read_generation, "vallum-iam-feed",
+                                          confirm=self._confirm)
         self.follower.start()
 
     def close(self) -> None:
@@ -202,8 +202,8 @@ class PostgresIAMStore(IAMStore):
             pool.check()
             raise DatabaseUnavailable() from exc
 
-    def _follow(self, conn: Any) -> int:
-        return int(conn.execute(_FOLLOW, (self.origin,)).fetchone()[0])
+    def _confirm(self, conn: Any, seen: int) -> None:
+        conn.execute(_CONFIRM, (self.origin, seen))
 
     def _await_followers(self, gen: int) -> None:
         """Return once no live follower of another process is behind ``gen`` (see above)."""

@@ -58,10 +58,14 @@ def create_schema(pool: Any, lock_id: int, ddl: list[str]) -> None:
 class Follower:
     """Keeps ``value`` (what ``read(conn)`` returns) fresh from a LISTEN connection."""
 
-    def __init__(self, url: str, channel: str, read: Callable[[Any], Any], name: str) -> None:
+    def __init__(self, url: str, channel: str, read: Callable[[Any], Any], name: str,
+                 confirm: Callable[[Any, Any], None] | None = None) -> None:
+        """``confirm(conn, value)`` runs after each read once ``value`` is the one callers
+        see (so what it records in the database is never ahead of this process)."""
         self.url = url
         self.channel = channel
         self.read = read
+        self.confirm = confirm
         self.value: Any = None
         self.fresh_at = float("-inf")      # monotonic start of the last completed read
         self._stop = threading.Event()
@@ -89,6 +93,8 @@ class Follower:
                         started = time.monotonic()
                         self.value = self.read(conn)
                         self.fresh_at = started
+                        if self.confirm is not None:
+                            self.confirm(conn, self.value)
                         # Wakes at the first notification (or the poll interval): the next
                         # read then sees everything committed before it was sent.
                         for _ in conn.notifies(timeout=POLL_EVERY, stop_after=1):
