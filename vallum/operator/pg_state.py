@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -71,6 +72,7 @@ class PostgresStore:
         self.url = url
         self._db = psycopg.connect(url, autocommit=True, connect_timeout=5)
         self._retry_at = 0.0
+        self._fresh: Any = None             # a replacement connection, made by a thread
         try:
             with self.db.transaction():
                 self.db.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
@@ -89,24 +91,35 @@ class PostgresStore:
 
     @property
     def db(self) -> Any:
-        """The connection; a lost one is replaced (at most once a RECONNECT seconds: the
-        callers run on the event loop). A detector whose lock went with the lost connection
-        takes it again or logs that it no longer holds it."""
+        """The connection. A lost one is replaced by a thread (the callers run on the event
+        loop, which must not wait for a connect), at most once a RECONNECT seconds; calls
+        meanwhile fail at once. A detector whose lock went with the lost connection takes it
+        again or logs that it no longer holds it."""
         import psycopg
 
+        fresh, self._fresh = self._fresh, None
+        if fresh is not None:
+            self._db.close()
+            self._db = fresh
+            if self._leading:
+                self._leading = False
+                if not self.lead():
+                    log.error("operator: the detector lock was lost with the database connection")
         if not (self._db.closed or self._db.broken):
             return self._db
         now = time.monotonic()
-        if now < self._retry_at:
-            raise psycopg.OperationalError("operator database unavailable a moment ago")
-        self._retry_at = now + RECONNECT
-        self._db.close()
-        self._db = psycopg.connect(self.url, autocommit=True, connect_timeout=2)
-        if self._leading:
-            self._leading = False
-            if not self.lead():
-                log.error("operator: the detector lock was lost with the database connection")
-        return self._db
+        if now >= self._retry_at:
+            self._retry_at = now + RECONNECT
+            threading.Thread(target=self._reconnect, name="vallum-operator-pg", daemon=True).start()
+        raise psycopg.OperationalError("operator database connection lost; reconnecting")
+
+    def _reconnect(self) -> None:
+        import psycopg
+
+        try:
+            self._fresh = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+        except psycopg.Error as exc:
+            log.warning("operator database still unavailable: %s", type(exc).__name__)
 
     # -- the detector lock -----------------------------------------------------------
     def lead(self) -> bool:
@@ -192,6 +205,9 @@ class PostgresStore:
             pass
         self._leading = False
         self._db.close()
+        fresh, self._fresh = self._fresh, None
+        if fresh is not None:
+            fresh.close()
 
 
 def read_actions(url: str) -> list[dict[str, Any]]:

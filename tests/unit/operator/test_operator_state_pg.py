@@ -128,6 +128,10 @@ def test_the_operator_store_survives_a_database_restart():
         halt(server)
         with pytest.raises(psycopg.Error):
             store.push([get(time.time(), "lost")])
+        t = time.monotonic()
+        with pytest.raises(psycopg.Error):              # at once: the loop never waits on it
+            store.push([get(time.time(), "lost")])
+        assert time.monotonic() - t < 0.1
         resume(server)
         deadline = time.monotonic() + 15
         while True:
