@@ -7,12 +7,11 @@ import time
 import psycopg
 import pytest
 
+from tests.support.operator_traffic import VET, get, routine
 from tests.support.postgres import fresh_url
 from vallum.operator.live import Live
 from vallum.operator.pg_state import PostgresStore
 from vallum.operator.request_events import RequestEvent
-
-from .test_operator_state import VET, get, routine
 
 
 @pytest.fixture
