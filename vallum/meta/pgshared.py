@@ -138,10 +138,19 @@ class Presence:
                     self.held.set()
                     while not self._stop.wait(RECONNECT * 2):
                         conn.execute("SELECT 1")
+                    # Given up now, not when the server notices the closed connection.
+                    conn.execute("SELECT pg_advisory_unlock_shared(%s)", (GATEWAY_LOCK,))
             except psycopg.Error as exc:
                 log.warning("gateway presence lost (%s), reconnecting", type(exc).__name__)
             self.held.clear()
             self._stop.wait(RECONNECT)
+
+
+# The serving gateway processes of this database, on every host: holders of GATEWAY_LOCK.
+SERVING = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
+           "database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND "
+           "classid = %s AND objid = %s AND objsubid = 1",
+           (GATEWAY_LOCK >> 32, GATEWAY_LOCK & 0xFFFFFFFF))
 
 
 def sole_gateway(url: str) -> Any:

@@ -200,7 +200,7 @@ class Live:
             self.policy.modes = modes["accounts"]
         if now >= self._next_peers or force:
             self._next_peers = now + PEERS_EVERY
-            self.peers = max(1, len(journal.running_gateways(self.data_dir)))
+            self.peers = max(1, self._count_peers())
             if not self.leader and self.store is not None and self.store.lead():
                 log.warning("operator: this process now runs the detector")
                 self.detector = Detector()
@@ -209,6 +209,15 @@ class Live:
         if now >= self._next_save:
             self._next_save = now + SAVE_EVERY
             self.save()
+
+    def _count_peers(self) -> int:
+        """Gateway processes running: every host's on PostgreSQL, else this data directory's."""
+        if self.store is not None and self.store.shares_actions:
+            try:
+                return int(self.store.peers())
+            except state.ERRORS as exc:
+                log.warning("operator could not count the gateways: %s", exc)
+        return len(journal.running_gateways(self.data_dir))
 
     def _poll_file(self, force: bool) -> None:
         """Actions other processes of this data directory appended to the journal file."""

@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from vallum.meta import pgshared
 from vallum.operator.request_events import RequestEvent
 
 log = logging.getLogger("vallum.operator")
@@ -127,6 +128,11 @@ class PostgresStore:
             row = self.db.execute("SELECT pg_try_advisory_lock(%s)", (DETECTOR_LOCK,)).fetchone()
             self._leading = bool(row and row[0])
         return self._leading
+
+    def peers(self) -> int:
+        """Gateway processes serving on this database, every host's (meta/pgshared)."""
+        row = self.db.execute(*pgshared.SERVING).fetchone()
+        return int(row[0]) if row else 0
 
     # -- the shared event feed -------------------------------------------------------
     def push(self, events: Sequence[RequestEvent]) -> None:

@@ -148,3 +148,30 @@ def test_the_operator_store_survives_a_database_restart():
     finally:
         store.close()
         stop(server)
+
+
+def test_gateways_are_counted_on_every_host_and_a_sweep_waits_for_none(url, tmp_path):
+    """The gateway presence lock: the operator counts the serving processes of the whole
+    database, and a start-up sweep is possible only while none serves."""
+    from vallum.meta import pgshared
+
+    g = live(tmp_path / "host1")
+    serving = [pgshared.Presence(url) for _ in range(3)]     # three gateway processes
+    try:
+        assert g.store.peers() == 0
+        alone = pgshared.sole_gateway(url)
+        assert alone is not None                              # nobody serves: may sweep
+        alone.close()
+        for p in serving:
+            p.start()
+            assert p.held.wait(10)
+        g.poll(force=True)
+        assert g.peers == 3
+        assert pgshared.sole_gateway(url) is None             # someone serves: no sweep
+    finally:
+        for p in serving:
+            p.stop()
+        g.close()
+    again = pgshared.sole_gateway(url)
+    assert again is not None                                  # all gone: may sweep again
+    again.close()
