@@ -125,7 +125,10 @@ async def lifespan(gateway: Gateway, receive, send) -> None:
                     if config.meta_url:        # before serving: no sweep starts from now on
                         presence = pgshared.Presence(config.meta_url)
                         presence.start()
-                        await asyncio.to_thread(presence.held.wait, 30.0)
+                        # Blocks while another gateway's start-up sweep runs (exclusive).
+                        if not await asyncio.to_thread(presence.held.wait, 60.0):
+                            log.warning("serving without the gateway presence lock yet: "
+                                        "another gateway's start-up sweep still runs")
                     gateway.services = await open_services(config)
                     watcher = diskguard.Watcher(gateway.services.headroom, gateway.services.config.data_dir)
                     watcher.start()
