@@ -92,7 +92,8 @@ def test_start_up_log_names_the_store_without_the_password(pg_server):
         assert ready.status == 200             # the database answers
     log = server_log(srv.data_dir).read_text()
     assert "Object metadata:    PostgreSQL postgresql://vallum:***@127.0.0.1:" in log
-    assert "(and compute; IAM, operator state and audit stay on SQLite" in log
+    assert "with IAM, authentication lockouts, operator state and compute; audit, key table and " \
+        "blobs stay in the data directory" in log
     assert PASSWORD not in log
 
 

@@ -31,8 +31,15 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _state(d: Path) -> dict[str, dict]:
-    """Entities currently contained, from the action journal."""
-    actions, _ = journal.read(journal.directory(d) / journal.ACTIONS)
+    """Entities currently contained, from the action journal (PostgreSQL's, shared by every
+    host, when the metadata is there)."""
+    from vallum.meta.factory import configured_url
+    url = configured_url()
+    if url:
+        from vallum.operator.pg_state import read_actions
+        actions = read_actions(url)
+    else:
+        actions, _ = journal.read(journal.directory(d) / journal.ACTIONS)
     now = time.time()
     state: dict[str, dict] = {}
     for a in actions:
@@ -108,14 +115,19 @@ def release(entity: str = typer.Argument(..., help="Access key id or source addr
     if entity not in _state(d):
         _fail(f"{entity} is not contained")
     who = by or os.environ.get("USER", "admin")
-    journal.append(journal.directory(d) / journal.ACTIONS, {
-        "ts": time.time(), "action": "release", "entity": entity,
-        "entity_type": "address" if "." in entity or ":" in entity else "principal",
-        "reason": reason, "account": "", "kind": "", "by": who, "pid": -1})
+    record = {"ts": time.time(), "action": "release", "entity": entity,
+              "entity_type": "address" if "." in entity or ":" in entity else "principal",
+              "reason": reason, "account": "", "kind": "", "by": who, "pid": -1}
+    journal.append(journal.directory(d) / journal.ACTIONS, record)
+    from vallum.meta.factory import configured_url
+    if configured_url():
+        from vallum.operator.pg_state import journal_action
+        journal_action(str(configured_url()), record)     # every host's gateways apply it
     if "." not in entity and ":" not in entity:
-        from vallum.iam.sqlstore import SQLiteIAMStore
+        from vallum.iam.service import store_for
         from vallum.iam.store import Op
-        store = SQLiteIAMStore(d / "meta.sqlite3")
+        from vallum.meta.factory import configured_url
+        store = store_for(d / "meta.sqlite3", configured_url())
         store.open()
         try:
             if store.get_key(entity) is not None:
@@ -128,11 +140,12 @@ def release(entity: str = typer.Argument(..., help="Access key id or source addr
 def _account_id(d: Path, ref: str) -> str | None:
     """The id of the account named or numbered ``ref`` in this data directory's IAM
     store; None when there is no such account (or no store yet)."""
-    from vallum.iam.sqlstore import SQLiteIAMStore
-    path = d / "meta.sqlite3"
-    if not path.exists():
+    from vallum.iam.service import store_for
+    from vallum.meta.factory import configured_url
+    path, url = d / "meta.sqlite3", configured_url()
+    if not url and not path.exists():
         return None
-    store = SQLiteIAMStore(path)
+    store = store_for(path, url)
     store.open()
     try:
         found = store.get("account", id=ref)

@@ -116,8 +116,9 @@ def serve(
     print(f"Vallum S3 endpoint: {config.endpoint}  (region {config.region})", flush=True)
     print(f"Data directory:     {config.data_dir}", flush=True)
     if config.meta:
-        print(f"Object metadata:    PostgreSQL {redacted(config.meta)} (and compute; IAM, "
-              "operator state and audit stay on SQLite in the data directory)", flush=True)
+        print(f"Object metadata:    PostgreSQL {redacted(config.meta)} (with IAM, "
+              "authentication lockouts, operator state and compute; audit, key table and blobs "
+              "stay in the data directory)", flush=True)
     if config.blobs:
         print(f"Object bodies:      {config.blobs}", flush=True)
     if config_file:

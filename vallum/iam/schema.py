@@ -5,11 +5,15 @@ so that adding a field never needs a migration. ``iam_keys`` has real columns fo
 the request path reads (status, wrapped secret) and what it writes (last_used, updated
 without bumping the generation). ``iam_generation`` holds one counter bumped by every
 IAM write, in the same transaction: gateways re-read it per request to drop caches.
+Key columns are ``KeyText``: plain TEXT on SQLite, ``COLLATE "C"`` on PostgreSQL (iam/pgstore.py),
+so scans come back in the same byte order on both.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
+
+from vallum.meta.schema import KeyText
 
 metadata = sa.MetaData()
 
@@ -23,7 +27,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {1: ()}
 
 
 def _entity(name: str, *keys: str) -> sa.Table:
-    return sa.Table(name, metadata, *(sa.Column(k, sa.Text, primary_key=True) for k in keys),
+    return sa.Table(name, metadata, *(sa.Column(k, KeyText, primary_key=True) for k in keys),
                     sa.Column("doc", sa.Text, nullable=False))
 
 
@@ -43,9 +47,9 @@ ldap_directories = _entity("iam_ldap_directories", "name")    # iam/ldap_directo
 
 keys = sa.Table(
     "iam_access_keys", metadata,
-    sa.Column("access_key_id", sa.Text, primary_key=True),
-    sa.Column("account", sa.Text, nullable=False),
-    sa.Column("user_name", sa.Text, nullable=False),
+    sa.Column("access_key_id", KeyText, primary_key=True),
+    sa.Column("account", KeyText, nullable=False),
+    sa.Column("user_name", KeyText, nullable=False),
     sa.Column("status", sa.Text, nullable=False),                 # Active | Inactive
     sa.Column("secret", sa.LargeBinary, nullable=False),          # crypto.wrap(master, secret)
     sa.Column("created", sa.Float, nullable=False),

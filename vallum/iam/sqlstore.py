@@ -215,3 +215,24 @@ class SQLiteIAMStore(IAMStore):
         assert self._conn is not None
         with self._lock:
             self._conn.execute(_KEY_TOUCH, {"akid": access_key_id, "t": when})
+
+
+def dump(path: Path) -> list[Op]:
+    """Every IAM row of the SQLite database at ``path`` as puts (read only; none when the
+    file or its IAM tables do not exist): what a PostgreSQL store adopts on its first start
+    (iam/pgstore.adopt), so moving to PostgreSQL keeps every identity."""
+    if not Path(path).is_file():
+        return []
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        ops = []
+        for kind, (table, _) in ENTITIES.items():
+            if table.name in tables:
+                ops += [Op("put", kind, _row(kind, r)) for r in conn.execute(_select(kind, ()))]
+        if _K.name in tables:
+            ops += [Op("put_key", value=_keyrow(r))
+                    for r in conn.execute(_sql(sa.select(_K).order_by(_K.c.created)))]
+        return ops
+    finally:
+        conn.close()

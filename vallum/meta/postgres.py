@@ -305,7 +305,7 @@ class PostgresMetaStore(MetaStore):
                               kwargs={"autocommit": True}, name="vallum-meta", timeout=self.pool_wait)
         self._threads = ThreadPoolExecutor(self.max_connections, thread_name_prefix="vallum-meta-pg")
         try:
-            await asyncio.to_thread(pool.open, True, _open_timeout())
+            await asyncio.to_thread(pool.open, True, open_timeout())
             await asyncio.to_thread(self._create_schema, pool)
         except BaseException as exc:
             await asyncio.to_thread(pool.close)
@@ -775,7 +775,7 @@ def _drop_upload(conn: Conn, upload_id: str) -> list[str]:
     return blobs
 
 
-def _open_timeout() -> float:
+def open_timeout() -> float:
     try:
         return max(0.1, float(os.environ.get(OPEN_TIMEOUT_ENV, "15")))
     except ValueError:

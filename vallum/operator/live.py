@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from operator import itemgetter
@@ -84,13 +83,14 @@ class Live:
         self._last_ts = 0.0
         self.peers = 1                  # gateway processes running the operator
         self.cursor = 0                 # the last shared event this detector read
-        self.store: state.Store | None = None
+        self.store: Any = None         # state.Store, or pg_state.PostgresStore
+        self._action_id = 0             # the last shared action applied (PostgreSQL journal)
         self.leader = True              # this process runs the detector
         if persist:
             try:
-                self.store = state.Store(self.dir)
+                self.store = state.open_store(self.dir)
                 self.leader = self.store.lead()
-            except (OSError, sqlite3.Error) as exc:     # decide alone, from nothing, rather than not at all
+            except _OPEN_ERRORS as exc:     # decide alone, from nothing, rather than not at all
                 log.error("operator state unavailable, baselines start empty: %s", exc)
                 self.store, self.leader = None, True
             if self.leader:
@@ -123,7 +123,7 @@ class Live:
                 self.detector.prior = state.load_profile(prior)
             cursor = store.meta(state.CURSOR)
             self.cursor = int(cursor) if isinstance(cursor, int) else store.last_event()
-        except sqlite3.Error as exc:
+        except state.ERRORS as exc:
             log.error("operator could not restore its baselines: %s", exc)
             return
         if n:
@@ -142,7 +142,7 @@ class Live:
         try:
             store.save(docs, {state.PRIOR: state.dump_profile(det.prior), state.CURSOR: self.cursor})
             store.prune(self.cursor)
-        except sqlite3.Error as exc:
+        except state.ERRORS as exc:
             det.dirty |= dirty                      # kept for the next save
             log.warning("operator could not save its baselines: %s", exc)
 
@@ -159,7 +159,14 @@ class Live:
     # -- journal ---------------------------------------------------------------
     def _record(self, action: Action) -> None:
         ACTIONS.labels(action.action).inc()
-        journal.append(self.dir / journal.ACTIONS, {**action.to_dict(), "pid": self.pid})
+        record = {**action.to_dict(), "pid": self.pid}
+        journal.append(self.dir / journal.ACTIONS, record)
+        if self.store is not None and self.store.shares_actions:
+            try:                        # the other hosts' gateways apply it from there
+                self.store.append_action(record)
+            except state.ERRORS as exc:
+                log.error("operator could not share action %s %s: %s", action.action,
+                          action.entity, exc)
         log.warning("operator %s %s: %s", action.action, action.entity, action.reason)
 
     def _suspend_key(self, key: str, suspend: bool) -> None:
@@ -178,20 +185,10 @@ class Live:
         if not force and now < self._next_poll:
             return
         self._next_poll = now + POLL_EVERY
-        path = self.dir / journal.ACTIONS
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            size = 0
-        if size != self._actions_size or force:
-            self._actions_size = size
-            records, self._offset = journal.read(path, self._offset)
-            wall = time.time()
-            for rec in records:
-                if rec.get("pid") != self.pid or force:
-                    action = _action(rec)
-                    if action is not None:
-                        self.policy.apply(action, wall)
+        if self.store is not None and self.store.shares_actions:
+            self._poll_shared(force)
+        else:
+            self._poll_file(force)
         try:
             mtime = (self.dir / journal.MODES).stat().st_mtime
         except FileNotFoundError:
@@ -203,7 +200,7 @@ class Live:
             self.policy.modes = modes["accounts"]
         if now >= self._next_peers or force:
             self._next_peers = now + PEERS_EVERY
-            self.peers = max(1, len(journal.running_gateways(self.data_dir)))
+            self.peers = max(1, self._count_peers())
             if not self.leader and self.store is not None and self.store.lead():
                 log.warning("operator: this process now runs the detector")
                 self.detector = Detector()
@@ -212,6 +209,44 @@ class Live:
         if now >= self._next_save:
             self._next_save = now + SAVE_EVERY
             self.save()
+
+    def _count_peers(self) -> int:
+        """Gateway processes running: every host's on PostgreSQL, else this data directory's."""
+        if self.store is not None and self.store.shares_actions:
+            try:
+                return int(self.store.peers())
+            except state.ERRORS as exc:
+                log.warning("operator could not count the gateways: %s", exc)
+        return len(journal.running_gateways(self.data_dir))
+
+    def _poll_file(self, force: bool) -> None:
+        """Actions other processes of this data directory appended to the journal file."""
+        path = self.dir / journal.ACTIONS
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        if size != self._actions_size or force:
+            self._actions_size = size
+            records, self._offset = journal.read(path, self._offset)
+            self._apply(rec for rec in records if rec.get("pid") != self.pid or force)
+
+    def _poll_shared(self, force: bool) -> None:
+        """Actions other gateway processes (any host) journalled in PostgreSQL; at start
+        (``force``) the whole journal, so a new process applies what is in force."""
+        try:
+            records, self._action_id = self.store.actions_after(0 if force else self._action_id)
+        except state.ERRORS as exc:
+            log.warning("operator could not read the shared action journal: %s", exc)
+            return
+        self._apply(records)
+
+    def _apply(self, records: Iterable[dict[str, Any]]) -> None:
+        wall = time.time()
+        for rec in records:
+            action = _action(rec)
+            if action is not None:
+                self.policy.apply(action, wall)
 
     # -- per request ---------------------------------------------------------------
     def _enqueue(self, item: RequestEvent) -> None:
@@ -270,14 +305,14 @@ class Live:
             if pending:
                 try:
                     store.push(pending)
-                except sqlite3.Error as exc:
+                except state.ERRORS as exc:
                     log.warning("operator could not feed %d requests to the detector: %s",
                                 len(pending), exc)
             return
         if store is not None and (pull or self._shared()):
             try:
                 shared, self.cursor = store.pull(self.cursor)
-            except sqlite3.Error as exc:
+            except state.ERRORS as exc:
                 log.warning("operator could not read the other processes' requests: %s", exc)
                 shared = []
             if shared:
@@ -356,6 +391,7 @@ class Live:
 
 
 _TS = itemgetter(0)
+_OPEN_ERRORS: tuple[type[Exception], ...] = (OSError, *state.ERRORS)
 
 
 def _action(rec: dict[str, Any]) -> Action | None:

@@ -10,6 +10,8 @@ the detector lock (``detector.lock``, an flock released when the process dies) r
 them in order, decides, and journals its actions, which every process applies.
 
 Baselines are plain JSON documents (never pickle: the file is data, not code).
+With ``--meta postgresql://…`` (``VALLUM_META_URL`` in every gateway process) the same state
+lives in PostgreSQL instead, shared by the gateways of every host (pg_state.py).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from vallum.meta.factory import META_URL_ENV
 from vallum.operator.budget import ReadBudget
 from vallum.operator.profile import HOURLY, Profile
 from vallum.operator.request_events import RequestEvent
@@ -45,8 +48,46 @@ CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL
 """
 
 
+def _errors() -> tuple[type[Exception], ...]:
+    try:
+        import psycopg
+    except ImportError:
+        return (sqlite3.Error,)
+    return (sqlite3.Error, psycopg.Error)
+
+
+ERRORS = _errors()      # what a store's calls raise when its database fails
+
+
+def open_store(directory: Path) -> Any:
+    """The operator state of this deployment: PostgreSQL when the gateways' metadata is
+    there (every host shares it), else SQLite in ``directory``."""
+    url = os.environ.get(META_URL_ENV)
+    if url:
+        from vallum.operator.pg_state import PostgresStore
+
+        return PostgresStore(url, adopt=_saved_baselines(Path(directory) / DB))
+    return Store(directory)
+
+
+def _saved_baselines(path: Path) -> list[tuple[str, float, str]]:
+    """The baselines an embedded deployment saved (read only), for PostgreSQL to adopt."""
+    if not path.exists():
+        return []
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.5)
+        try:
+            return db.execute("SELECT principal, updated, doc FROM baselines").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return []
+
+
 class Store:
     """One process's connection to the operator database."""
+
+    shares_actions = False          # the action journal is journal.py's file
 
     def __init__(self, directory: Path) -> None:
         path = Path(directory) / DB

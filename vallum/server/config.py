@@ -220,8 +220,9 @@ SETTINGS: tuple[Setting, ...] = (
             "a service user (docs/compute.md)"),
     Setting("meta", "VALLUM_META_URL", _meta_url,
             "Object metadata on PostgreSQL: postgresql://USER@HOST:PORT/DB (a password only in "
-            "the environment, the config file or a PGPASSFILE, never on the command line), with "
-            "the compute stores; IAM, operator state and audit stay on SQLite (default: all on SQLite)"),
+            "the environment, the config file or a PGPASSFILE, never on the command line), with IAM, "
+            "authentication lockouts, operator state and the compute stores; audit, key table and "
+            "blobs stay in the data directory (default: all on SQLite)"),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from typing import TYPE_CHECKING
@@ -10,7 +11,9 @@ from vallum import metrics
 from vallum.http import Response
 from vallum.iam import service as iam_service
 from vallum.iam.root import load_or_create
+from vallum.meta import pgshared
 from vallum.meta.factory import meta_store
+from vallum.meta.postgres import redacted
 from vallum.operator import gateway as operator_hook
 from vallum.s3 import errors
 from vallum.security import setup as security_setup
@@ -32,8 +35,9 @@ log = logging.getLogger("vallum.server")
 
 async def open_services(config: Config) -> Services:
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    # Object metadata (and, in ComputeService, compute) on PostgreSQL when configured: IAM,
-    # operator state and audit stay in the data directory.
+    # With --meta postgresql://…: object metadata, IAM, failed-authentication counts, operator
+    # state and (in ComputeService) compute in PostgreSQL; audit, keyring and blobs stay in the
+    # data directory.
     meta = meta_store(config.meta_path, config.meta_url)
     reserve = parse_reserve(config.disk_reserve)
     # Every disk a write lands on counts: the data directory and a mirror's local copies.
@@ -44,8 +48,13 @@ async def open_services(config: Config) -> Services:
     services = Services(config, meta, blobs, load_or_create(config.data_dir))
     services.headroom = headroom
     services.audit = await security_setup.open_audit(config.data_dir)
-    services.iam = iam_service.open_sqlite(config.data_dir, config.meta_path, services.root,
-                                           services.owner_id)
+    if config.meta_url:
+        services.iam = await asyncio.to_thread(iam_service.open_postgres, config.data_dir,
+                                               config.meta_url, services.root, services.owner_id,
+                                               config.meta_path)
+    else:
+        services.iam = iam_service.open_sqlite(config.data_dir, config.meta_path, services.root,
+                                               services.owner_id)
     return services
 
 
@@ -66,7 +75,30 @@ async def close_services(services: Services) -> None:
 
 
 async def sweep_orphans(config: Config) -> int:
-    """Remove blobs of writes that never committed metadata (run before any worker starts)."""
+    """Remove blobs of writes that never committed metadata (run before any worker starts).
+    On PostgreSQL, only while no other gateway serves on the database: with several
+    gateways sharing the blobs, another one's writes in flight are not orphans."""
+    if config.meta_url:
+        # The metadata store first: it waits for the database (VALLUM_META_OPEN_TIMEOUT) and
+        # fails start-up with a message naming it.
+        probe = meta_store(config.meta_path, config.meta_url)
+        await probe.open()
+        await probe.close()
+        try:
+            alone = await asyncio.to_thread(pgshared.sole_gateway, config.meta_url)
+        except Exception as exc:     # noqa: BLE001 - psycopg.Error: gone again since
+            raise RuntimeError(f"PostgreSQL {redacted(config.meta_url)}: {exc}") from None
+        if alone is None:
+            log.warning("start-up sweep skipped: another gateway is serving on this database")
+            return 0
+        try:
+            return await _sweep(config)
+        finally:
+            alone.close()
+    return await _sweep(config)
+
+
+async def _sweep(config: Config) -> int:
     services = await open_services(config)
     try:
         referenced = await services.meta.referenced_blobs()
@@ -86,12 +118,21 @@ async def start_compute(services: Services) -> None:
 async def lifespan(gateway: Gateway, receive, send) -> None:
     worker: LifecycleWorker | None = None
     watcher: diskguard.Watcher | None = None
+    presence: pgshared.Presence | None = None
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             try:
                 if gateway.services is None:
-                    gateway.services = await open_services(from_env())
+                    config = from_env()
+                    if config.meta_url:        # before serving: no sweep starts from now on
+                        presence = pgshared.Presence(config.meta_url)
+                        presence.start()
+                        # Blocks while another gateway's start-up sweep runs (exclusive).
+                        if not await asyncio.to_thread(presence.held.wait, 60.0):
+                            log.warning("serving without the gateway presence lock yet: "
+                                        "another gateway's start-up sweep still runs")
+                    gateway.services = await open_services(config)
                     watcher = diskguard.Watcher(gateway.services.headroom, gateway.services.config.data_dir)
                     watcher.start()
                     worker = LifecycleWorker(gateway.services, clock())
@@ -121,6 +162,8 @@ async def lifespan(gateway: Gateway, receive, send) -> None:
                 if gateway.services is not None:
                     await close_services(gateway.services)
                     gateway.services = None
+                if presence is not None:
+                    await asyncio.to_thread(presence.stop)
             await send({"type": "lifespan.shutdown.complete"})
             return
 

@@ -1,4 +1,5 @@
-"""IAM store contract on both backends, directory rules, identity cache invalidation."""
+"""IAM store contract on every backend (PostgreSQL: tests/unit/iam/test_pg_iam.py for what
+is its own), directory rules, identity cache invalidation."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import stat
 
 import pytest
 
+from tests.support.postgres import fresh_url
 from vallum.iam import sts
 from vallum.iam.auth_failures import FailureLimiter
 from vallum.iam.directory import DeleteConflict, Directory, EntityAlreadyExists, NoSuchEntity
 from vallum.iam.identity import Identities
+from vallum.iam.pgstore import PostgresIAMStore
 from vallum.iam.policy import MalformedPolicy
 from vallum.iam.root import RootCredentials
 from vallum.iam.sqlstore import SQLiteIAMStore
@@ -21,9 +24,15 @@ ROOT = RootCredentials("ROOTKEY", "rootsecret")
 READ = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}'
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+def make_store(kind, tmp_path):
+    if kind == "postgres":
+        return PostgresIAMStore(fresh_url())          # a new schema: an empty store
+    return MemoryIAMStore() if kind == "memory" else SQLiteIAMStore(tmp_path / "meta.sqlite3")
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store(request, tmp_path):
-    s = MemoryIAMStore() if request.param == "memory" else SQLiteIAMStore(tmp_path / "meta.sqlite3")
+    s = make_store(request.param, tmp_path)
     s.open()
     yield s
     s.close()
