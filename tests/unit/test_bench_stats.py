@@ -138,9 +138,16 @@ def test_report_ratios_and_rows():
     assert table["vallum/moto"]["rss_growth_mib"] is None
     assert table["vallum/seaweedfs"]["put_ops"] == pytest.approx(0.5)
     assert table["vallum/seaweedfs"]["rss_growth_mib"] == pytest.approx(0.25)
+    # vallum/best: against whichever peer did best on the row (max for ↑, min for ↓)
+    assert table["vallum/best"]["put_ops"] == pytest.approx(0.5)
+    assert table["vallum/best"]["rss_growth_mib"] == pytest.approx(0.25)
     body = rows(results, figs, ["vallum", "moto", "seaweedfs"], table)
-    assert body[0] == ["4 KiB PUT", "ops/s ↑", "900", "300", "1,800", "3.00", "0.50"]
-    assert body[1][-2:] == ["-", "0.25"]
+    assert body[0] == ["4 KiB PUT", "ops/s ↑", "900", "300", "1,800", "3.00", "0.50", "0.50"]
+    assert body[1][-3:] == ["-", "0.25", "0.25"]
+    # Vallum in front of SeaweedFS, against SeaweedFS alone (issue 19)
+    results["vallum-upstream"] = {"figures": {"put_ops": 1260.0}}
+    assert ratios(results, figs, ["seaweedfs"])["vallum-upstream/seaweedfs"]["put_ops"] \
+        == pytest.approx(0.7)
 
 
 def test_report_rows_mark_tiny_ratios_instead_of_rounding_to_zero():
