@@ -145,7 +145,11 @@ class Identities:
         if akid.startswith(sts.TEMP_PREFIX):
             if not token:
                 raise sts.TokenError("temporary credentials need x-amz-security-token")
-            return self._session(sts.decode(self.directory.master_key, token, akid, now))
+            session = sts.decode(self.directory.master_key, token, akid, now)
+            found = self._session(session)
+            if found is not None and session.certificate:     # bound to a client certificate
+                found = found[0], replace(found[1], certificate=session.certificate)
+            return found
         hit = self.key(akid)
         if hit is None or hit[1] != "Active":
             return None
