@@ -71,9 +71,13 @@ class StsApi:
         if method != "POST" or path != "/":
             return False
         auth = headers.get("authorization")
-        if auth is None:     # ... and MinIO's bodiless AssumeRoleWithCertificate (query only)
+        if auth is None:
             kind = headers.get("content-type", "")
-            return kind.startswith("application/x-www-form-urlencoded") or not kind
+            if kind.startswith("application/x-www-form-urlencoded"):
+                return True
+            # MinIO's AssumeRoleWithCertificate form: the parameters in the query, no body.
+            return not kind and headers.get("content-length", "0").strip() == "0" \
+                and "transfer-encoding" not in headers
         return "/sts/aws4_request" in auth
 
     def public(self, method: str, path: str) -> bool:
