@@ -199,6 +199,14 @@ def test_certificate_session_reaches_s3_only_with_its_certificate(world):
         with pytest.raises(ClientError) as exc:
             s3_with(world, c, other).get_object(Bucket=name, Key="k")
         assert exc.value.response["Error"]["Code"] == "AccessDenied"
+    # Every request of the session names the certificate; the refused ones name none.
+    used = [r for r in query(log_path(world.server.data_dir), principal=c["AccessKeyId"])]
+    allowed = [r for r in used if r["decision"] == "allow"]
+    assert {r["operation"] for r in allowed} >= {"CreateBucket", "PutObject", "GetObject"}
+    assert all(r["client_certificate"] == identity for r in allowed)
+    refused = [r for r in used if r["decision"] == "deny"]
+    assert len(refused) == 2 and refused[0]["client_certificate"] is None
+    assert refused[1]["client_certificate"].startswith("cert:CN=Doe John 1234567890,")
     s3.delete_object(Bucket=name, Key="k")
     s3.delete_bucket(Bucket=name)
 

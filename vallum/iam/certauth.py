@@ -38,6 +38,9 @@ from cryptography.x509.verification import (
 log = logging.getLogger("vallum.certauth")
 UPN_OID = ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")     # Microsoft UPN (smart cards, AD)
 MAX_CHAIN_DEPTH = 8
+# scope["extensions"][TLS_EXTENSION]: one dict per TLS connection (server/protocol.py) with
+# the client certificate's DER ("client_cert") and, once judged, its "verdict".
+TLS_EXTENSION = "vallum.tls"
 
 
 class CertificateError(Exception):

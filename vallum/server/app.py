@@ -33,7 +33,6 @@ from vallum.security.audit import request_record as audit_http
 from vallum.security.audit.log import AuditError
 from vallum.server import admin, diskguard, lifespan
 from vallum.server.iam_query.api import API as IAM_QUERY
-from vallum.server.protocol import TLS_EXTENSION
 from vallum.server.state import Services
 from vallum.service import integrity
 from vallum.storage.base import StorageError, StorageUnavailable
@@ -228,7 +227,7 @@ class Gateway:
             headers = signed_payload(headers, payload)
         cfg = services.config
         certificate = certauth.of_connection(   # the connection's client certificate, verified
-            scope.get("extensions", {}).get(TLS_EXTENSION),
+            scope.get("extensions", {}).get(certauth.TLS_EXTENSION),
             certauth.authority(getattr(cfg, "tls_client_ca", None), getattr(cfg, "tls_crl", None)),
             time.time())
         auth, principal = await gate.authenticate(

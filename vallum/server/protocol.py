@@ -14,6 +14,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from vallum.iam.certauth import TLS_EXTENSION
+
 _INTERIM = b"HTTP/1.1 1"          # 100 Continue and other interim answers go out at once
 
 
@@ -83,9 +85,6 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
             self.transport.abort()
             return
         super().shutdown()
-
-
-TLS_EXTENSION = "vallum.tls"      # scope["extensions"][TLS_EXTENSION]: the connection's TLS facts
 
 
 class ClientCertProtocol(CoalescingHttpToolsProtocol):
