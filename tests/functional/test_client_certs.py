@@ -136,9 +136,29 @@ def world(tmp_path_factory):
                        document=doc({"Effect": "Allow", "Action": "s3:*", "Resource": "*"}))
         root.call("SetClearance", account=account, role="cert-ops", clearance="SECRET")
         _rules(w)
+        # Labelled objects, written by the account's admin cleared TOP SECRET.
+        root.call("SetClearance", account=account, user="admin", clearance="TOP SECRET")
+        top = root.call("CreateAccessKey", account=account, user="admin")
+        w.labelled = uid("mtls-mac")
+        _s3(w, (top["access_key_id"], top["secret_access_key"])).create_bucket(Bucket=w.labelled)
+        for level, key in (("CONFIDENTIAL", "c"), ("SECRET", "s")):
+            client = _s3(w, (top["access_key_id"], top["secret_access_key"]))
+            client.meta.events.register_first("before-call.s3", lambda params, level=level, **_:
+                                              params["headers"].update({
+                                                  "x-vallum-classification": level,
+                                                  "x-vallum-session-level": level}))
+            client.put_object(Bucket=w.labelled, Key=key, Body=key.encode())
         yield w
     finally:
         stop_server(srv)
+
+
+def _s3(world, key: tuple[str, str], token: str | None = None, cert: str | None = None):
+    return boto3.client("s3", endpoint_url=world.server.endpoint, region_name="us-east-1",
+                        aws_access_key_id=key[0], aws_secret_access_key=key[1],
+                        aws_session_token=token, verify=world.ca,
+                        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
+                                      client_cert=world.paths[cert] if cert else None))
 
 
 def sts_call(world, who: str | None, *, query: bool = False, **params: str) -> requests.Response:
@@ -209,6 +229,23 @@ def test_certificate_session_reaches_s3_only_with_its_certificate(world):
     assert refused[1]["client_certificate"].startswith("cert:CN=Doe John 1234567890,")
     s3.delete_object(Bucket=name, Key="k")
     s3.delete_bucket(Bucket=name)
+
+
+@pytest.mark.parametrize("who, readable", [("alice", {"c"}), ("edipi", set())])
+def test_session_clearance_is_the_certificates_within_the_role(world, who, readable):
+    """Role cleared SECRET; alice's certificate says CONFIDENTIAL (cap SECRET): she reads
+    the CONFIDENTIAL object only. The UPN rule maps no clearance: the lowest level, never
+    the role's."""
+    c = credentials(sts_call(world, who))
+    s3 = s3_with(world, c, who)
+    seen = set()
+    for key in ("c", "s"):
+        try:
+            s3.get_object(Bucket=world.labelled, Key=key)["Body"].read()
+            seen.add(key)
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] in ("NoSuchKey", "AccessDenied")
+    assert seen == readable
 
 
 def test_query_form_and_upn_numeric_identifier(world):

@@ -125,14 +125,17 @@ class Rules:
         return next((r for r in self.current() if r.matches(c)), None)
 
 
-def clearance_of(rule: Rule, c: ClientCertificate) -> str | None:
-    """The clearance the certificate claims under ``rule`` (banner; None: the lowest level);
-    LabelError when it is not a label, ValueError when it is above the rule's cap."""
+def clearance_of(rule: Rule, c: ClientCertificate) -> str:
+    """The clearance the certificate claims under ``rule`` (a banner: the lowest level
+    when the rule maps none or the certificate carries none, never None, which a session
+    ceiling reads as the root's); LabelError when it is not a label, ValueError when it is
+    above the rule's cap."""
+    lowest = clearance.LOWEST.banner()
     if rule.clearance_attribute is None:
-        return None
+        return lowest
     raw = attribute(c.cert, rule.clearance_attribute)
     if raw is None:
-        return None
+        return lowest
     level = parse_label(raw)
     if not clearance.label(rule.max_clearance).dominates(level):
         raise ValueError(f"the certificate's {rule.clearance_attribute} ({level.banner()}) is "

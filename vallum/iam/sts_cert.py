@@ -121,7 +121,7 @@ def assume_role_with_certificate(iam: Any, config: Any, connection: Any, params:
     audit["rule"] = (f"sts: allowed by {decision.policy or 'trust-policy'} and mapping rule "
                      f"{rule.index} ({who}; session {session.access_key_id}"
                      f"{', bound to the certificate' if rule.bind else ''}, clearance ceiling "
-                     f"{ceiling or 'lowest'})")
+                     f"{ceiling})")
     assumed = (f"<AssumedRoleUser><AssumedRoleId>{role.get('id', '')}:{escape(session.session_name or '')}"
                f"</AssumedRoleId><Arn>{escape(session_arn(account, role_name, session.session_name or ''))}"
                "</Arn></AssumedRoleUser>")

@@ -191,7 +191,8 @@ def test_a_broken_edit_maps_nothing_until_fixed(tmp_path, pki):
 
 
 @pytest.mark.parametrize("ou, cap, expect", [
-    (None, None, None), ("CONFIDENTIAL", "SECRET", "CONFIDENTIAL"), ("SECRET", "SECRET", "SECRET"),
+    (None, None, "UNCLASSIFIED"), (None, "SECRET", "UNCLASSIFIED"),
+    ("UNCLASSIFIED", None, "UNCLASSIFIED"), ("CONFIDENTIAL", "SECRET", "CONFIDENTIAL"), ("SECRET", "SECRET", "SECRET"),
     ("TOP SECRET", "SECRET", ValueError), ("CONFIDENTIAL", None, ValueError),
     ("SECRET//SI", "SECRET", ValueError)])
 def test_clearance_is_capped_by_the_rule(tmp_path, pki, ou, cap, expect):
