@@ -80,6 +80,11 @@ bind = false
 cn = "mallory"
 account = "{a}"
 role = "cert-picky"
+
+[[rule]]
+cn = "uma"
+account = "{a}"
+user = "uma"
 """ + "\n".join(extra)
     tmp = world.rules.with_suffix(".tmp")
     tmp.write_text(text)
@@ -102,6 +107,7 @@ def world(tmp_path_factory):
         "edipi": pki.client("Doe John 1234567890", upn="1234567890@mil"),
         "loose": pki.client("lou", email="lou@loose.test"),
         "mallory": pki.client("mallory"),
+        "uma": pki.client("uma"),
         "nobody": pki.client("nobody", ou="CONFIDENTIAL"),
         "revoked": pki.client("alice", ou="CONFIDENTIAL"),
         "expired": pki.client("alice", ou="CONFIDENTIAL", days=-1, start_days=-5),
@@ -135,6 +141,9 @@ def world(tmp_path_factory):
             admin.call("PutInlinePolicy", kind="role", target=role, name="p",
                        document=doc({"Effect": "Allow", "Action": "s3:*", "Resource": "*"}))
         root.call("SetClearance", account=account, role="cert-ops", clearance="SECRET")
+        admin.call("CreateUser", user="uma")
+        admin.call("PutInlinePolicy", kind="user", target="uma", name="p", document=doc(
+            {"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}))
         _rules(w)
         # Labelled objects, written by the account's admin cleared TOP SECRET.
         root.call("SetClearance", account=account, user="admin", clearance="TOP SECRET")
@@ -246,6 +255,31 @@ def test_session_clearance_is_the_certificates_within_the_role(world, who, reada
         except ClientError as exc:
             assert exc.response["Error"]["Code"] in ("NoSuchKey", "AccessDenied")
     assert seen == readable
+
+
+def test_certificate_mapped_to_a_user_gets_the_users_rights(world):
+    reply = sts_call(world, "uma")
+    c = credentials(reply)
+    assert ET.fromstring(reply.content).find(f".//{NS}AssumedRoleUser") is None
+    assert audit_of(world, reply)["target"] == f"arn:aws:iam::{world.account}:user/uma"
+    me = boto3.client("sts", endpoint_url=world.server.endpoint, region_name="us-east-1",
+                      aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+                      aws_session_token=c["SessionToken"], verify=world.ca,
+                      config=Config(client_cert=world.paths["uma"])).get_caller_identity()
+    assert me["Arn"] == f"arn:aws:iam::{world.account}:user/uma"
+    s3 = s3_with(world, c, "uma")
+    assert "Buckets" in s3.list_buckets()
+    with pytest.raises(ClientError) as exc:
+        s3.create_bucket(Bucket=uid("uma"))
+    assert exc.value.response["Error"]["Code"] == "AccessDenied"
+    # A RoleArn is no way around the mapping; a deleted user takes its sessions along.
+    role = f"arn:aws:iam::{world.account}:role/cert-ops"
+    assert error_of(sts_call(world, "uma", RoleArn=role)) == (403, "AccessDenied")
+    world.admin.call("DeleteInlinePolicy", kind="user", target="uma", name="p")
+    world.admin.call("DeleteUser", user="uma")
+    with pytest.raises(ClientError):
+        s3.list_buckets()
+    assert error_of(sts_call(world, "uma")) == (403, "AccessDenied")
 
 
 def test_query_form_and_upn_numeric_identifier(world):

@@ -6,7 +6,7 @@ re-read when it changes; an unreadable or invalid file maps nothing (fail closed
 ``[[rule]]`` has one or more selectors, all of which must match (shell-style globs,
 case-sensitive): ``subject`` (the RFC 4514 subject DN), ``cn``, ``email`` (an rfc822Name
 SAN), ``upn`` (a Microsoft UPN SAN, e.g. ``[0-9]*@mil`` for a numeric identifier),
-``issuer``; then ``account`` and ``role`` (the target), ``max_clearance`` (the cap: the
+``issuer``; then ``account`` and ``role`` or ``user`` (the target), ``max_clearance`` (the cap: the
 lowest level when absent), optional ``clearance_attribute`` (a subject attribute whose
 value is the certificate's clearance, e.g. ``OU``) and ``bind`` (default true: a key
 minted from the certificate works only over a connection presenting it). First match wins.
@@ -29,7 +29,8 @@ from vallum.security.mac.labels import parse as parse_label
 
 log = logging.getLogger("vallum.certmap")
 SELECTORS = ("subject", "cn", "email", "upn", "issuer")
-_FIELDS = set(SELECTORS) | {"account", "role", "max_clearance", "clearance_attribute", "bind"}
+_FIELDS = set(SELECTORS) | {"account", "role", "user", "max_clearance", "clearance_attribute",
+                            "bind"}
 _ACCOUNT = re.compile(r"[0-9]{12}")
 _ROLE = re.compile(r"[A-Za-z0-9+=,.@_\-]{1,64}")
 _ATTRS = ("CN", "OU", "O", "TITLE", "SERIALNUMBER", "UID")
@@ -39,7 +40,8 @@ _ATTRS = ("CN", "OU", "O", "TITLE", "SERIALNUMBER", "UID")
 class Rule:
     selectors: tuple[tuple[str, str], ...]
     account: str
-    role: str
+    role: str | None           # exactly one of role and user
+    user: str | None
     max_clearance: str | None
     clearance_attribute: str | None
     bind: bool
@@ -71,11 +73,14 @@ def parse(doc: dict[str, Any], where: str) -> list[Rule]:
         selectors = tuple((k, row[k]) for k in SELECTORS if k in row)
         if not selectors or not all(isinstance(v, str) and v for _, v in selectors):
             raise ValueError(f"{at}: give at least one of {', '.join(SELECTORS)} (non-empty strings)")
-        account, role = row.get("account"), row.get("role")
+        account, role, user = row.get("account"), row.get("role"), row.get("user")
         if not isinstance(account, str) or not _ACCOUNT.fullmatch(account):
             raise ValueError(f"{at}: account must be a 12-digit account id")
-        if not isinstance(role, str) or not _ROLE.fullmatch(role):
-            raise ValueError(f"{at}: role must be a role name")
+        if (role is None) == (user is None):
+            raise ValueError(f"{at}: give exactly one of role and user")
+        target = role if role is not None else user
+        if not isinstance(target, str) or not _ROLE.fullmatch(target):
+            raise ValueError(f"{at}: {'role' if role is not None else 'user'} must be a name")
         cap = row.get("max_clearance")
         if cap is not None:
             try:
@@ -90,7 +95,7 @@ def parse(doc: dict[str, Any], where: str) -> list[Rule]:
         bind = row.get("bind", True)
         if not isinstance(bind, bool):
             raise ValueError(f"{at}: bind must be true or false")
-        rules.append(Rule(selectors, account, role, cap, attr, bind, i))
+        rules.append(Rule(selectors, account, role, user, cap, attr, bind, i))
     return rules
 
 

@@ -22,6 +22,7 @@ from vallum.security.crypto import primitives as crypto
 
 _AAD = b"vallum-sts-v1"
 TEMP_PREFIX = "ASIA"
+CERT_SOURCE = "x509:"     # source_key of a user session minted from a client certificate
 _ALPHABET = string.ascii_uppercase + string.digits
 MIN_DURATION, MAX_DURATION = 900, 43200
 DEFAULT_ROLE_DURATION, DEFAULT_TOKEN_DURATION = 3600, 43200

@@ -23,7 +23,7 @@ from typing import Any
 from vallum import authz
 from vallum.iam import certauth, certmap, sts
 from vallum.iam.evaluate import Caller
-from vallum.iam.identity import parsed, role_arn, session_arn
+from vallum.iam.identity import parsed, role_arn, session_arn, user_arn
 from vallum.iam.policy import MalformedPolicy
 from vallum.iam.principal import Principal
 from vallum.iam.sts_api import STSError, _credentials, _duration, _response
@@ -81,48 +81,67 @@ def assume_role_with_certificate(iam: Any, config: Any, connection: Any, params:
     rule = certmap.rules(config.tls_client_map).match(cert)
     if rule is None:
         raise denied("cert: no mapping rule matches the certificate")
-    account, role_name = rule.account, rule.role
-    arn = role_arn(account, role_name)
+    account = rule.account
+    arn = user_arn(account, rule.user) if rule.user else role_arn(account, rule.role or "")
     audit.update(account=account, target=arn)
     asked = params.get("RoleArn")
     if asked and asked != arn:
         raise denied(f"cert: RoleArn is not the role rule {rule.index} maps to")
-    role = iam.store.get("role", account=account, name=role_name)
-    if role is None:
-        raise denied("sts: no such role")
-    try:
-        trust = parsed(role["trust_policy"], "trust")
-    except MalformedPolicy:
-        raise denied("sts: the role's trust policy cannot be read") from None
-    ctx = authz.Context(keys={**keys, **cert.condition_keys()}, resource_owner=account,
-                        trust_policy=trust)
-    caller = CertificateCaller("", account, False, arn=FEDERATED, user_id=cert.subject)
-    decision = authz.decide(caller, f"sts:{ACTION}", arn, ctx)
-    if not decision.allowed:
-        raise denied(decision.reason)
+    if rule.user:
+        if iam.store.get("user", account=account, name=rule.user) is None:
+            raise denied("cert: no such user")
+        allowed_by, max_session, role = f"mapping rule {rule.index}", sts.MAX_DURATION, None
+    else:
+        role = iam.store.get("role", account=account, name=rule.role)
+        if role is None:
+            raise denied("sts: no such role")
+        allowed_by = f"{_trusted(role, cert, arn, keys, denied)} and mapping rule {rule.index}"
+        max_session = int(role.get("max_session", 3600))
     try:
         ceiling = certmap.clearance_of(rule, cert)
     except LabelError as exc:
         raise denied(f"clearance: the certificate's clearance is not a label: {exc}") from None
     except ValueError as exc:
         raise denied(f"clearance: {exc}") from None
-    duration = _duration(params, sts.DEFAULT_ROLE_DURATION, int(role.get("max_session", 3600)))
+    duration = _duration(params, sts.DEFAULT_ROLE_DURATION, max_session)
     duration = min(duration, int(cert.not_after - now))        # never outlive the certificate
     if duration < 1:
         raise STSError("InvalidClientCertificate", "The client certificate expires now", 400,
                        f"cert: expiring ({who})")
     name = _NOT_IN_NAME.sub("-", cert.common_name)[:64]
-    session = sts.new_session(account=account, duration=duration, role=role_name,
-                              session_name=name if len(name) >= 2 else cert.serial[:64],
-                              policy=policy_text or None, role_id=role.get("id") or None,
-                              ceiling=ceiling, now=now)
+    name = name if len(name) >= 2 else cert.serial[:64]
+    if role is not None:
+        session = sts.new_session(account=account, duration=duration, role=rule.role,
+                                  session_name=name, policy=policy_text or None,
+                                  role_id=role.get("id") or None, ceiling=ceiling, now=now)
+        assumed = (f"<AssumedRoleUser><AssumedRoleId>{role.get('id', '')}:{escape(name)}"
+                   f"</AssumedRoleId><Arn>{escape(session_arn(account, rule.role or '', name))}"
+                   "</Arn></AssumedRoleUser>")
+    else:       # the user's own rights (GetSessionToken-like), from the certificate
+        session = sts.new_session(account=account, duration=duration, user=rule.user,
+                                  source_key=sts.CERT_SOURCE + cert.fingerprint,
+                                  session_name=name, policy=policy_text or None,
+                                  ceiling=ceiling, now=now)
+        assumed = ""
     if rule.bind:
         session = replace(session, certificate=cert.fingerprint)
-    audit["rule"] = (f"sts: allowed by {decision.policy or 'trust-policy'} and mapping rule "
-                     f"{rule.index} ({who}; session {session.access_key_id}"
+    audit["rule"] = (f"sts: allowed by {allowed_by} ({who}; session {session.access_key_id}"
                      f"{', bound to the certificate' if rule.bind else ''}, clearance ceiling "
                      f"{ceiling})")
-    assumed = (f"<AssumedRoleUser><AssumedRoleId>{role.get('id', '')}:{escape(session.session_name or '')}"
-               f"</AssumedRoleId><Arn>{escape(session_arn(account, role_name, session.session_name or ''))}"
-               "</Arn></AssumedRoleUser>")
     return _response(ACTION, _credentials(iam, session) + assumed, rid)
+
+
+def _trusted(role: dict[str, Any], cert: certauth.ClientCertificate, arn: str,
+             keys: dict[str, Any], denied: Any) -> str:
+    """What in the role's trust policy allows the certificate; ``denied`` otherwise."""
+    try:
+        trust = parsed(role["trust_policy"], "trust")
+    except MalformedPolicy:
+        raise denied("sts: the role's trust policy cannot be read") from None
+    ctx = authz.Context(keys={**keys, **cert.condition_keys()}, resource_owner=role["account"],
+                        trust_policy=trust)
+    caller = CertificateCaller("", role["account"], False, arn=FEDERATED, user_id=cert.subject)
+    decision = authz.decide(caller, f"sts:{ACTION}", arn, ctx)
+    if not decision.allowed:
+        raise denied(decision.reason)
+    return decision.policy or "trust-policy"

@@ -169,6 +169,8 @@ def test_numeric_identifier_in_upn(tmp_path, pki):
     ('[[rule]]\ncn = "a"\naccount = "123456789012"\nrole = "r"\nbind = "no"\n', "bind"),
     ('[[rule]]\ncn = "a"\naccount = "123456789012"\nrole = "r"\nsubjct = "x"\n', "unknown"),
     ('roles = []\n', "unknown"),
+    ('[[rule]]\ncn = "a"\naccount = "123456789012"\n', "exactly one of role and user"),
+    ('[[rule]]\ncn = "a"\naccount = "123456789012"\nrole = "r"\nuser = "u"\n', "exactly one"),
 ])
 def test_invalid_rules_are_refused(tmp_path, text, says):
     path = tmp_path / "rules.toml"
