@@ -169,8 +169,9 @@ def condition_keys(request: Any, now: float) -> dict[str, Any]:
     h = request.headers
     keys = authz.global_keys(request.source_ip, request.secure, now)
     keys["aws:requestedregion"] = request.services.config.region
-    if isinstance(request.client_certificate, certauth.ClientCertificate):
-        keys.update(request.client_certificate.condition_keys())
+    certificate = getattr(request, "client_certificate", None)
+    if isinstance(certificate, certauth.ClientCertificate):
+        keys.update(certificate.condition_keys())
     for name, value in h.items():          # one pass over the few headers sent
         key = _HEADER_TO_KEY.get(name)
         if key is not None:
