@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 from cryptography.x509.verification import (
     Criticality,
@@ -134,16 +135,12 @@ def fingerprint(der: bytes) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
-def _load_pems(data: bytes) -> list[x509.Certificate]:
-    return x509.load_pem_x509_certificates(data)
-
-
 def _is_root(cert: x509.Certificate) -> bool:
     if cert.subject != cert.issuer:
         return False
     try:
         cert.verify_directly_issued_by(cert)
-    except (ValueError, TypeError, Exception):  # noqa: BLE001 - any failure: not self-signed
+    except (ValueError, TypeError, InvalidSignature):
         return False
     return True
 
@@ -152,7 +149,7 @@ class Authority:
     """The client-certificate trust of one gateway: a CA bundle and optional CRLs."""
 
     def __init__(self, bundle: Path, crl: Path | None = None) -> None:
-        certs = _load_pems(bundle.read_bytes())
+        certs = x509.load_pem_x509_certificates(bundle.read_bytes())
         self.roots = [c for c in certs if _is_root(c)]
         self.intermediates = [c for c in certs if not _is_root(c)]
         if not self.roots:
