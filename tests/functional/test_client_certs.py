@@ -395,12 +395,13 @@ def test_plain_http_clients_and_no_certificate_still_sign(world):
 
 
 def test_required_mode_refuses_a_handshake_without_certificate(tmp_path):
+    """Two worker processes: the settings and the TLS context reach each of them."""
     pki = PKI()
     certs = dev_certs(tmp_path / "certs")
     bundle = tmp_path / "ca.pem"
     bundle.write_bytes(pki.bundle())
     srv = start_server(tmp_path / "data", "--tls-client-ca", str(bundle),
-                       "--tls-client-auth", "required", tls_certs=certs,
+                       "--tls-client-auth", "required", "--workers", "2", tls_certs=certs,
                        client_cert=write_client(tmp_path, "probe", pki.client("probe")))
     try:
         with pytest.raises((SSLError, requests.exceptions.SSLError, requests.exceptions.ConnectionError)):
