@@ -85,6 +85,11 @@ role = "cert-picky"
 cn = "uma"
 account = "{a}"
 user = "uma"
+
+[[rule]]
+cn = "trudy"
+account = "{a}"
+role = "cert-aws-only"
 """ + "\n".join(extra)
     tmp = world.rules.with_suffix(".tmp")
     tmp.write_text(text)
@@ -108,6 +113,7 @@ def world(tmp_path_factory):
         "loose": pki.client("lou", email="lou@loose.test"),
         "mallory": pki.client("mallory"),
         "uma": pki.client("uma"),
+        "trudy": pki.client("trudy"),
         "nobody": pki.client("nobody", ou="CONFIDENTIAL"),
         "revoked": pki.client("alice", ou="CONFIDENTIAL"),
         "expired": pki.client("alice", ou="CONFIDENTIAL", days=-1, start_days=-5),
@@ -141,6 +147,9 @@ def world(tmp_path_factory):
             admin.call("PutInlinePolicy", kind="role", target=role, name="p",
                        document=doc({"Effect": "Allow", "Action": "s3:*", "Resource": "*"}))
         root.call("SetClearance", account=account, role="cert-ops", clearance="SECRET")
+        admin.call("CreateRole", role="cert-aws-only", trust_policy=doc({   # no Federated "cert"
+            "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+            "Action": ["sts:AssumeRole", "sts:AssumeRoleWithCertificate"]}))
         admin.call("CreateUser", user="uma")
         admin.call("PutInlinePolicy", kind="user", target="uma", name="p", document=doc(
             {"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}))
@@ -282,6 +291,17 @@ def test_certificate_mapped_to_a_user_gets_the_users_rights(world):
     assert error_of(sts_call(world, "uma")) == (403, "AccessDenied")
 
 
+def test_session_policy_narrows(world):
+    policy = json.dumps(doc({"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}))
+    c = credentials(sts_call(world, "alice", Policy=policy))
+    s3 = s3_with(world, c, "alice")
+    assert "Buckets" in s3.list_buckets()
+    with pytest.raises(ClientError) as exc:
+        s3.create_bucket(Bucket=uid("narrow"))
+    assert exc.value.response["Error"]["Code"] == "AccessDenied"
+    assert error_of(sts_call(world, "alice", Policy="{not json")) == (400, "MalformedPolicyDocument")
+
+
 def test_query_form_and_upn_numeric_identifier(world):
     c = credentials(sts_call(world, "edipi", query=True))
     me = boto3.client("sts", endpoint_url=world.server.endpoint, region_name="us-east-1",
@@ -310,6 +330,7 @@ def test_keys_never_outlive_the_certificate_and_duration_is_bounded(world):
     ("nobody", 403, "AccessDenied"),             # maps to nothing
     ("alice_ts", 403, "AccessDenied"),           # clearance above the rule's cap
     ("mallory", 403, "AccessDenied"),            # trust condition on the subject refuses
+    ("trudy", 403, "AccessDenied"),              # trust names an AWS principal, not "cert"
 ])
 def test_refused_certificates_get_sts_errors_and_are_audited(world, who, status, code):
     reply = sts_call(world, who)
