@@ -4,10 +4,11 @@ connection is the credential; the request itself is unsigned.
 ``POST /`` with ``Action=AssumeRoleWithCertificate&Version=2011-06-15`` and optional
 ``DurationSeconds``, ``RoleArn`` (must be the role the rules map to) and ``Policy`` (a
 session policy), in the body or the query. The certificate must pass certauth's checks,
-a mapping rule (certmap) must name a role, the role's trust policy must allow
+a mapping rule (certmap) must name a role or a user; a role's trust policy must allow
 ``{"Federated": "cert"}`` for ``sts:AssumeRoleWithCertificate`` (the certificate's subject,
-issuer, serial and fingerprint are its condition keys ``vallum:Certificate*``), and the
-certificate's clearance must be within the rule's cap. The keys never outlive the
+issuer, serial and fingerprint are its condition keys ``vallum:Certificate*``; for a user
+the root's rule is the authorization), and the certificate's clearance must be within
+the rule's cap. The keys never outlive the
 certificate, and unless the rule says ``bind = false`` they work only over a connection
 presenting the same certificate. Errors are MinIO's codes for certificate problems
 (MissingParameter, InvalidClientCertificate) and AWS's for the rest.
