@@ -64,6 +64,9 @@ class Request:
     payload: bytes = b""                 # the whole body, for APIs that read it up front
     api: str = "s3"                      # the API that answers (server/app.py's front door)
     path: str = ""                       # the request path as received (percent-encoded)
+    # The connection's client certificate (iam/certauth.py): a ClientCertificate, the
+    # CertificateError that refused it, or None (none presented, or mutual TLS is off).
+    client_certificate: Any = None
     # Attribution a handler adds for the audit record, refusals included: any of
     # "action", "target", "decision", "rule". Never sent.
     audit: dict[str, Any] = field(default_factory=dict)

@@ -74,10 +74,12 @@ def dev_certs(out: Path) -> Path:
 
 
 def start_server(data_dir: Path, *extra: str, env: dict | None = None,
-                 tls_certs: Path | None = None, launcher: list[str] | None = None) -> Server:
+                 tls_certs: Path | None = None, launcher: list[str] | None = None,
+                 client_cert: tuple[str, str] | None = None) -> Server:
     """Start `vallum serve` on a free port; the caller stops it (stop_server). With
     ``tls_certs`` (a `vallum certs dev` directory) it serves HTTPS with that certificate;
-    ``launcher`` replaces ``[sys.executable]`` (e.g. setpriv ... python, another user)."""
+    ``launcher`` replaces ``[sys.executable]`` (e.g. setpriv ... python, another user);
+    ``client_cert`` (cert, key) is what the readiness probe presents."""
     port = free_port()
     full_env = dict(os.environ, VALLUM_ROOT_ACCESS_KEY=ACCESS_KEY, VALLUM_ROOT_SECRET_KEY=SECRET_KEY)
     if os.geteuid() == 0:        # CI runs as root: tenant compute from root, said explicitly
@@ -88,6 +90,8 @@ def start_server(data_dir: Path, *extra: str, env: dict | None = None,
         extra = (*extra, "--tls-cert", str(tls_certs / "server.pem"),
                  "--tls-key", str(tls_certs / "server.key"))
         scheme, context = "https", ssl.create_default_context(cafile=str(tls_certs / "ca.pem"))
+        if client_cert is not None:      # a server requiring client certificates
+            context.load_cert_chain(*client_cert)
     log_path = server_log(data_dir)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(

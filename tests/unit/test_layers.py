@@ -40,6 +40,7 @@ LAYERS: dict[str, int] = {
     "vallum.s3.handlers.visibility": 4,   # what a MAC-restricted caller sees: gate and handlers
     "vallum.iam.gate": 4,
     "vallum.iam.sts_api": 4,
+    "vallum.iam.sts_cert": 4,         # STS AssumeRoleWithCertificate (uses sts_api)
     "vallum.compute.api": 4,
     "vallum.security.audit.request_record": 4,
     "vallum.operator.gateway": 4,     # the operator's hook in the request frame

@@ -17,6 +17,7 @@ import typer
 import uvicorn
 
 from vallum.compute import sandbox
+from vallum.iam import certauth
 from vallum.iam.root import ROOT_FILE, RootCredentials, load_or_create
 from vallum.meta.postgres import redacted
 from vallum.ops.schema_versions import prepare as prepare_schema
@@ -53,6 +54,10 @@ def serve(
     compute: str = _opt("compute"),
     tls_cert: str = _opt("tls_cert"),
     tls_key: str = _opt("tls_key"),
+    tls_client_ca: str = _opt("tls_client_ca"),
+    tls_client_auth: str = _opt("tls_client_auth"),
+    tls_crl: str = _opt("tls_crl"),
+    tls_client_map: str = _opt("tls_client_map"),
     audit_witness: str = _opt("audit_witness"),
     require_signed_payload: bool = typer.Option(
         False, "--require-signed-payload", help=BY_KEY["require_signed_payload"].help
@@ -85,6 +90,10 @@ def serve(
         if bool(config.tls_cert) != bool(config.tls_key) or any(
                 p is not None and not p.is_file() for p in (config.tls_cert, config.tls_key)):
             raise ValueError("--tls-cert and --tls-key must both name readable PEM files")
+        if config.tls_client_ca and not config.tls_cert:
+            raise ValueError("--tls-client-ca needs --tls-cert and --tls-key (client "
+                             "certificates come over TLS)")
+        certauth.check_settings(config.tls_client_ca, config.tls_crl)
         if config.audit_witness:
             Witness(config.audit_witness, config.data_dir)    # refuse a bad target before starting
         if config.meta and config.sources.get("meta") == "flag" and redacted(config.meta) != config.meta:
@@ -154,6 +163,11 @@ def serve(
         os.environ[TEST_CLOCK_ENV] = str(config.data_dir / TEST_CLOCK_NAME)
         print("WARNING: test clock enabled (--test-clock); never use this in production.", flush=True)
     tls = config.tls_cert is not None
+    if config.tls_client_ca:
+        print(f"Client certificates: {config.tls_client_auth}, CAs {config.tls_client_ca}"
+              f"{f', CRLs {config.tls_crl}' if config.tls_crl else ''}"
+              f"{f', rules {config.tls_client_map}' if config.tls_client_map else ' (no mapping rules)'}",
+              flush=True)
     uvicorn.run("vallum.server.asgi:app", host=config.host, port=config.port, workers=config.workers,
                 loop="uvloop" if sys.platform != "win32" else "auto", http=GuardedHttpProtocol,
                 lifespan="on", access_log=False, server_header=False, log_level="warning",
@@ -163,7 +177,29 @@ def serve(
                 # PROTOCOL_TLS_SERVER contexts refuse TLS < 1.2 on Python >= 3.10.
                 ssl_certfile=str(config.tls_cert) if tls else None,
                 ssl_keyfile=str(config.tls_key) if tls else None, ssl_version=ssl.PROTOCOL_TLS_SERVER,
-                ssl_ciphers=fips.TLS12_CIPHERS if config.fips else "TLSv1")
+                ssl_ciphers=fips.TLS12_CIPHERS if config.fips else "TLSv1",
+                ssl_ca_certs=str(config.tls_client_ca) if config.tls_client_ca else None,
+                ssl_cert_reqs=client_cert_mode(config),
+                ssl_context_factory=client_cert_context if config.tls_client_ca else None)
+
+
+def client_cert_mode(config: Config) -> int:
+    if not config.tls_client_ca:
+        return ssl.CERT_NONE
+    return ssl.CERT_REQUIRED if config.tls_client_auth == "required" else ssl.CERT_OPTIONAL
+
+
+def client_cert_context(cfg: Any, default: Any) -> ssl.SSLContext:
+    """uvicorn's context; asking for client certificates, OpenSSL is told not to check
+    their dates, so an expired certificate reaches STS and is refused there with an STS
+    error and an audit record (iam/certauth.py checks dates, usage and revocation)."""
+    ctx = default()
+    if cfg.ssl_ca_certs:
+        ctx.verify_flags |= _NO_CHECK_TIME
+    return ctx
+
+
+_NO_CHECK_TIME = 0x200000       # OpenSSL's X509_V_FLAG_NO_CHECK_TIME (not named by ssl)
 
 
 def root_secret_line(config: Config, creds: RootCredentials) -> str:

@@ -56,7 +56,7 @@ DeleteOpenIDConnectProvider
 
 SERVICES: dict[str, frozenset[str]] = {
     "s3": S3_ACTIONS,
-    "sts": STS_ACTIONS,
+    "sts": STS_ACTIONS | {"AssumeRoleWithCertificate"},   # client certificates (iam/certauth.py)
     "iam": IAM_ACTIONS,
     "s3express": frozenset({"CreateSession", "ListAllMyDirectoryBuckets", "RenameObject"}),
     "s3-object-lambda": frozenset({"WriteGetObjectResponse"}),

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from vallum import authz
-from vallum.iam import sts
+from vallum.iam import certauth, sts
 from vallum.iam.principal import ANONYMOUS, Principal
 from vallum.s3 import errors, router, sigv2, sigv4
 from vallum.s3.copy_source import HEADER, parse_copy_source
@@ -87,7 +87,8 @@ def vhost_bucket(services: Any, raw_path: str, headers: list[tuple[str, str]]) -
 
 async def authenticate(services: Any, method: str, raw_path: str, raw_query: str,
                        headers: list[tuple[str, str]], source_ip: str, *,
-                       service: str = "s3", now: float | None = None
+                       service: str = "s3", now: float | None = None,
+                       client_cert: str | None = None
                        ) -> tuple[sigv4.AuthResult | None, Principal]:
     """Who sent the request (ANONYMOUS when unsigned); raises the S3 error otherwise.
 
@@ -123,6 +124,11 @@ async def authenticate(services: Any, method: str, raw_path: str, raw_query: str
         raise
     if resolved and getattr(services, "compute", None) and services.compute.revoked(akid):
         raise errors.ExpiredToken()          # a compute task's key: its task has ended
+    if resolved and resolved[1].certificate and not hmac.compare_digest(
+            resolved[1].certificate, client_cert or ""):
+        # A key minted from a client certificate (iam/sts_cert.py) is no use without it.
+        raise errors.AccessDenied("These credentials are bound to a client certificate: send "
+                                  "the request over a TLS connection presenting it.")
     if auth is not None and getattr(services.config, "require_signed_payload", False):
         refusal = strict_refusal(auth, method, headers)
         if refusal is not None:
@@ -163,6 +169,9 @@ def condition_keys(request: Any, now: float) -> dict[str, Any]:
     h = request.headers
     keys = authz.global_keys(request.source_ip, request.secure, now)
     keys["aws:requestedregion"] = request.services.config.region
+    certificate = getattr(request, "client_certificate", None)
+    if isinstance(certificate, certauth.ClientCertificate):
+        keys.update(certificate.condition_keys())
     for name, value in h.items():          # one pass over the few headers sent
         key = _HEADER_TO_KEY.get(name)
         if key is not None:

@@ -145,7 +145,11 @@ class Identities:
         if akid.startswith(sts.TEMP_PREFIX):
             if not token:
                 raise sts.TokenError("temporary credentials need x-amz-security-token")
-            return self._session(sts.decode(self.directory.master_key, token, akid, now))
+            session = sts.decode(self.directory.master_key, token, akid, now)
+            found = self._session(session)
+            if found is not None and session.certificate:     # bound to a client certificate
+                found = found[0], replace(found[1], certificate=session.certificate)
+            return found
         hit = self.key(akid)
         if hit is None or hit[1] != "Active":
             return None
@@ -193,6 +197,16 @@ class Identities:
                 policies=(("platform-root", parsed(ROOT_SESSION_POLICY)),),
                 session_policies=session, token_issued=s.issued, clearance=s.session_level,
                 session_name=s.session_name, **level)
+        if s.user is not None and (s.source_key or "").startswith(sts.CERT_SOURCE):
+            # A client certificate mapped to a user (iam/sts_cert.py): the user's rights,
+            # within the certificate's clearance; gone with the user.
+            p = self.user_principal(s.access_key_id, s.account, s.user)
+            if p is None:
+                return None
+            p = clearance.bound(p, clearance.Bounds(s.ceiling, s.session_level))
+            return s.secret, _with_key(p, s.access_key_id, token_issued=s.issued,
+                                       session_name=s.session_name, session_policies=session,
+                                       **level)
         hit = self.key(s.source_key or "")
         if hit is None or hit[1] != "Active" or s.user is None:
             return None        # the long-term key was disabled or deleted: so is its session

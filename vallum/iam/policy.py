@@ -61,7 +61,10 @@ STS_KEYS = frozenset({"sts:externalid", "sts:rolesessionname", "sts:sourceidenti
 IAM_KEYS = frozenset({"iam:permissionsboundary", "iam:policyarn"})
 KEY_PREFIXES = ("aws:principaltag/", "aws:requesttag/", "aws:resourcetag/",
                 "s3:existingobjecttag/", "s3:requestobjecttag/")
-KNOWN_KEYS = GLOBAL_KEYS | S3_KEYS | STS_KEYS | IAM_KEYS
+# The verified client certificate of the connection (iam/certauth.py): every API's requests.
+CERT_KEYS = frozenset({"vallum:certificatesubject", "vallum:certificateissuer",
+                       "vallum:certificateserial", "vallum:certificatefingerprint"})
+KNOWN_KEYS = GLOBAL_KEYS | S3_KEYS | STS_KEYS | IAM_KEYS | CERT_KEYS
 
 
 class MalformedPolicy(ValueError):

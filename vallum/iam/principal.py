@@ -27,6 +27,7 @@ class Principal:
     boundary: tuple[tuple[str, Policy], ...] = ()          # permissions boundary (user's or role's)
     tags: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     is_admin: bool = False       # the account's admin user (admin API within its account)
+    certificate: str | None = None   # SHA-256 of the client certificate a session is bound to
     token_issued: float | None = None
     user_id: str = ""
     clearance: str | None = None     # banner text (MAC, security/mac/rules.py); None: the lowest level

@@ -16,12 +16,13 @@ import json
 import secrets
 import string
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from vallum.security.crypto import primitives as crypto
 
 _AAD = b"vallum-sts-v1"
 TEMP_PREFIX = "ASIA"
+CERT_SOURCE = "x509:"     # source_key of a user session minted from a client certificate
 _ALPHABET = string.ascii_uppercase + string.digits
 MIN_DURATION, MAX_DURATION = 900, 43200
 DEFAULT_ROLE_DURATION, DEFAULT_TOKEN_DURATION = 3600, 43200
@@ -44,6 +45,9 @@ class Session:
     issued: float
     user: str | None = None            # GetSessionToken: the IAM user
     source_key: str | None = None      # ... and the long-term key it came from
+    # AssumeRoleWithCertificate: the SHA-256 of the client certificate the key is bound to
+    # (keyword-only: the positional fields keep their order)
+    certificate: str | None = field(default=None, kw_only=True)
     role: str | None = None            # AssumeRole: the role name ...
     session_name: str | None = None    # ... and the session name
     policy: str | None = None          # session policy text

@@ -26,6 +26,8 @@ from vallum.iam.admin_keys import boundary_keys
 from vallum.iam.directory import IAMError
 from vallum.iam.policy import MalformedPolicy
 from vallum.iam.principal import Principal
+from vallum.iam.sts_cert import ACTION as CERTIFICATE_ACTION
+from vallum.iam.sts_cert import assume_role_with_certificate
 from vallum.s3 import errors
 from vallum.s3.handlers import labels
 from vallum.s3.router import Endpoint
@@ -73,7 +75,12 @@ class StsApi:
             return False
         auth = headers.get("authorization")
         if auth is None:
-            return headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
+            kind = headers.get("content-type", "")
+            if kind.startswith("application/x-www-form-urlencoded"):
+                return True
+            # MinIO's AssumeRoleWithCertificate form: the parameters in the query, no body.
+            return not kind and headers.get("content-length", "0").strip() == "0" \
+                and "transfer-encoding" not in headers
         return "/sts/aws4_request" in auth
 
     def public(self, method: str, path: str) -> bool:
@@ -81,7 +88,7 @@ class StsApi:
 
     def endpoint(self, services: Any, method: str, path: str, query: str,
                  headers: Headers) -> Endpoint:
-        return Endpoint(self.name, None, None)
+        return Endpoint(self.name, None, None, dict(parse_qsl(query, keep_blank_values=True)))
 
     def attribution(self, method: str, path: str, query: str) -> dict[str, Any]:
         return {"action": "sts:unknown", "decision": "deny"}
@@ -103,12 +110,20 @@ async def handle_sts(request: Request) -> Response:
     assert principal is not None          # anonymous, when unsigned
     request_id = request.request_id
     try:
-        params = dict(parse_qsl(request.payload.decode("utf-8", "replace"),
-                                keep_blank_values=True))
+        params = {**request.query, **dict(parse_qsl(request.payload.decode("utf-8", "replace"),
+                                                    keep_blank_values=True))}
         action = params.get("Action", "")
         audit.update(action=f"sts:{action}" if action.isalnum() else "sts:unknown",
                      target=_STS_TARGETS.get(action, lambda who, p: who.arn)(principal, params))
         iam = request.services.iam
+        if action == CERTIFICATE_ACTION:               # the client certificate decides
+            now = time.time()
+            out = await asyncio.to_thread(
+                assume_role_with_certificate, iam, request.services.config,
+                request.client_certificate, params, request_id,
+                authz.global_keys(request.source_ip, request.secure, now), audit, now)
+            audit["decision"] = "allow"
+            return Response(200, dict(_STS_HEADERS), out)
         if action == "AssumeRoleWithWebIdentity":      # signed or not: the token decides
             keys = authz.global_keys(request.source_ip, request.secure, time.time())
             out = await asyncio.to_thread(sts_api.assume_role_with_web_identity, iam, params,

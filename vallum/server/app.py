@@ -21,7 +21,7 @@ from typing import Any
 from vallum import metrics
 from vallum.compute import api as compute_api
 from vallum.http import Api, Headers, Request, Response
-from vallum.iam import gate
+from vallum.iam import certauth, gate
 from vallum.iam.principal import ANONYMOUS
 from vallum.operator import gateway as operator_hook
 from vallum.s3 import errors
@@ -228,8 +228,15 @@ class Gateway:
                 raise errors.InvalidRequest("This API does not accept aws-chunked bodies.")
             payload = await body.read(api.body_limit)
             headers = signed_payload(headers, payload)
-        auth, principal = await gate.authenticate(services, method, path, query, headers.raw,
-                                                  client[0], service=api.service)
+        cfg = services.config
+        certificate = certauth.of_connection(   # the connection's client certificate, verified
+            scope.get("extensions", {}).get(certauth.TLS_EXTENSION),
+            certauth.authority(getattr(cfg, "tls_client_ca", None), getattr(cfg, "tls_crl", None)),
+            time.time())
+        auth, principal = await gate.authenticate(
+            services, method, path, query, headers.raw, client[0], service=api.service,
+            client_cert=certificate.fingerprint
+            if isinstance(certificate, certauth.ClientCertificate) else None)
         if api.signed_only and (auth is None or principal.anonymous):
             raise errors.AccessDenied("This endpoint requires a signed request.")
         if body is None:
@@ -238,7 +245,8 @@ class Gateway:
             method=method, endpoint=endpoint, headers=headers, body=body, request_id=request_id,
             auth=auth, principal=auth.access_key if auth else None, source_ip=client[0],
             secure=secure, services=services.for_caller(principal) if api.tenant_view else services,
-            caller=principal, payload=payload, api=api.name, path=path)
+            caller=principal, payload=payload, api=api.name, path=path,
+            client_certificate=certificate)
 
 
 def signed_payload(headers: Headers, payload: bytes) -> Headers:

@@ -37,6 +37,12 @@ class Config:
     # (compute jobs, functions) trust it to reach the gateway over loopback.
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # Client certificates (mutual TLS, iam/certauth.py): the CA bundle asked for, whether a
+    # certificate is optional or required at the handshake, CRLs, and the mapping rules.
+    tls_client_ca: Path | None = None
+    tls_client_auth: str = "optional"
+    tls_crl: Path | None = None
+    tls_client_map: Path | None = None
     compute: str | None = None          # VALLUM_COMPUTE for the compute service
     audit_witness: str | None = None    # VALLUM_AUDIT_WITNESS for the audit log
     # Strict signing: refuse SigV2 and unsigned SigV4 payloads (docs/security.md).
@@ -156,6 +162,13 @@ def _blobs(value: Any) -> str | None:
     return blobspec.normalize(text) if text else None
 
 
+def _client_auth(value: Any) -> str:
+    text = _text(value).strip().lower()
+    if text not in ("optional", "required"):
+        raise ValueError("must be 'optional' or 'required'")
+    return text
+
+
 def _log_format(value: Any) -> str:
     text = _text(value).strip().lower()
     if text not in ("text", "json"):
@@ -187,6 +200,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tls_cert", "VALLUM_TLS_CERT", _optional_path,
             "PEM certificate (chain) to serve HTTPS with; needs tls_key", main_env=False),
     Setting("tls_key", "VALLUM_TLS_KEY", _optional_path, "PEM private key of tls_cert", main_env=False),
+    Setting("tls_client_ca", "VALLUM_TLS_CLIENT_CA", _optional_path,
+            "PEM bundle of the CAs (root and intermediates) whose client certificates are "
+            "accepted (mutual TLS, STS AssumeRoleWithCertificate); needs tls_cert", main_env=False),
+    Setting("tls_client_auth", "VALLUM_TLS_CLIENT_AUTH", _client_auth,
+            "With tls_client_ca: 'optional' (default; keys and SigV4 still work without one) or "
+            "'required' (the handshake fails without a certificate)", main_env=False),
+    Setting("tls_crl", "VALLUM_TLS_CRL", _optional_path,
+            "CRL file or directory of CRL files (PEM or DER) for client certificates, re-read "
+            "when they change", main_env=False),
+    Setting("tls_client_map", "VALLUM_TLS_CLIENT_MAP", _optional_path,
+            "TOML file of rules mapping client certificates to roles (docs/iam.md), re-read "
+            "when it changes", main_env=False),
     Setting("audit_witness", "VALLUM_AUDIT_WITNESS", _optional_text,
             "Send every signed audit checkpoint off-box: file:/path (outside the data dir), "
             "syslog:unix:PATH, syslog:udp:HOST:PORT or an http(s) URL"),

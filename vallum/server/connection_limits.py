@@ -26,7 +26,7 @@ from prometheus_client import Counter as PromCounter
 from vallum import metrics
 from vallum.s3 import errors
 from vallum.server.config import Config, from_env
-from vallum.server.protocol import CoalescingHttpToolsProtocol
+from vallum.server.protocol import ClientCertProtocol
 
 log = logging.getLogger("vallum.limits")
 
@@ -84,7 +84,7 @@ def current() -> _Limits:
     return _limits
 
 
-class GuardedHttpProtocol(CoalescingHttpToolsProtocol):
+class GuardedHttpProtocol(ClientCertProtocol):
     """The gateway's HTTP protocol with connection caps and a header timeout."""
 
     _source = ""

@@ -14,6 +14,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from vallum.iam.certauth import TLS_EXTENSION
+
 _INTERIM = b"HTTP/1.1 1"          # 100 Continue and other interim answers go out at once
 
 
@@ -83,3 +85,24 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
             self.transport.abort()
             return
         super().shutdown()
+
+
+class ClientCertProtocol(CoalescingHttpToolsProtocol):
+    """Puts the client certificate a TLS connection presented (DER) into every request's
+    scope: uvicorn's scope carries none. One dict per connection, shared by its requests,
+    so a verdict on the certificate (iam/certauth.py) is made once per connection."""
+
+    _tls: dict[str, Any] | None = None
+
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if der:
+            self._tls = {"client_cert": der}
+
+    def on_headers_complete(self) -> None:
+        if self._tls is not None:
+            extensions: dict[str, Any] = self.scope.setdefault("extensions", {})  # type: ignore[assignment]
+            extensions[TLS_EXTENSION] = self._tls
+        super().on_headers_complete()

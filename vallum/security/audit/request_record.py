@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from vallum.iam import certauth
 from vallum.iam.gate import VERSIONED_ACTIONS, credential_of
 from vallum.s3 import errors
 from vallum.s3.handlers.registry import action_of, resource_arn
@@ -75,6 +76,7 @@ async def record(services: Any, scope: dict[str, Any], request: Any, request_id:
         "authz_rule": authz_rule,
         "source_ip": client[0],
         "secure": scope.get("scheme") == "https",
+        "client_certificate": _certificate(request, scope),
         "method": scope.get("method"),
         "operation": operation,
         "bucket": getattr(endpoint, "bucket", None),
@@ -86,6 +88,22 @@ async def record(services: Any, scope: dict[str, Any], request: Any, request_id:
         "bytes_in": getattr(getattr(request, "body", None), "length", None) or 0,
         "bytes_out": sent,
     })
+
+
+def _certificate(request: Any, scope: dict[str, Any]) -> str | None:
+    """The record's ``client_certificate``: the connection's client certificate as
+    ``cert:SUBJECT#SERIAL`` (iam/certauth.py; ``refused `` before it when it did not
+    verify), so every request of a certificate session names its external identity,
+    refusals included (the connection's verdict, when no Request was built)."""
+    found = getattr(request, "client_certificate", None)
+    if found is None:
+        verdict = (scope.get("extensions") or {}).get(certauth.TLS_EXTENSION, {}).get("verdict")
+        found = verdict[0] if verdict else None
+    if isinstance(found, certauth.ClientCertificate):
+        return found.identity()
+    if isinstance(found, certauth.CertificateError):
+        return f"refused cert:{found.claimed}"
+    return None
 
 
 def _is_refusal(rule: str | None) -> bool:
