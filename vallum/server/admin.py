@@ -395,9 +395,9 @@ async def handle(request: Request) -> Response:
             audit.update(decision="allow", rule="downgrade: allowed")
             return _json(200, result)
         if name in quotas_admin.ACTIONS:   # storage quotas and usage: their own authorization
-            result = await quotas_admin.handle(services, principal, name, args, audit)
+            answer = await quotas_admin.handle(services, principal, name, args, audit)
             audit["decision"] = "allow"
-            return _json(200, result)
+            return answer if isinstance(answer, Response) else _json(200, answer)
         if name not in ACTIONS and name not in ("Simulate", "OperatorAlerts"):
             return _json(404, {"error": {"code": "InvalidAction", "message": f"unknown action {name}"}})
         d = services.iam.directory

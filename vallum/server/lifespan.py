@@ -14,11 +14,12 @@ from vallum.meta.factory import meta_store
 from vallum.operator import gateway as operator_hook
 from vallum.s3 import errors
 from vallum.security import setup as security_setup
-from vallum.server import diskguard
+from vallum.server import diskguard, rate_limits
 from vallum.server.config import Config, from_env
 from vallum.server.state import Services
 from vallum.service.clock import clock
 from vallum.service.lifecycle import LifecycleWorker
+from vallum.service.usage import METER
 from vallum.storage.base import BlobStore
 from vallum.storage.headroom import Headroom, parse_reserve
 from vallum.storage.localfs import LocalBlobStore
@@ -114,8 +115,10 @@ async def lifespan(gateway: Gateway, receive, send) -> None:
                     await gateway.services.compute.stop()
             finally:
                 operator_hook.shutdown()        # its baselines saved, its detector lock given up
+                rate_limits.shutdown()
                 # Always: closing the audit log writes its signed seal (a clean shutdown).
                 if gateway.services is not None:
+                    await METER.close(gateway.services.meta)    # the last usage counts
                     await close_services(gateway.services)
                     gateway.services = None
             await send({"type": "lifespan.shutdown.complete"})
