@@ -6,7 +6,9 @@ lower-cleared admin; the daily report and the Prometheus text of the signed admi
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import os
 import time
 import urllib.request
@@ -15,8 +17,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.support.iam import Tenant, admin_cli, s3_for, uid
-from tests.support.labels import S, Cleared
+from tests.support.labels import Cleared, S
 from vallum.cli.admin import AdminClient, AdminError
+from vallum.s3.sigv4 import sign_headers
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),
                                 reason="needs Vallum's admin API")
@@ -125,10 +128,6 @@ def metric(text: str, name: str, account: str) -> int:
 
 def urllib_metrics(server, key: tuple[str, str], **args) -> str:
     """GetUsageMetrics raw (Prometheus text, not JSON), signed like every admin call."""
-    import hashlib
-    import json
-
-    from vallum.s3.sigv4 import sign_headers
     body = json.dumps(args).encode()
     url = f"{server.endpoint}/-/admin/v1/GetUsageMetrics"
     headers = sign_headers("POST", url, {"content-type": "application/json"},

@@ -43,7 +43,9 @@ def _json(status: int, doc: Any) -> Response:
 
 
 def _json_error(err: errors.S3Error, request_id: str, path: str) -> Response:
-    return _json(err.status, {"error": {"code": err.code, "message": err.message}})
+    response = _json(err.status, {"error": {"code": err.code, "message": err.message}})
+    response.headers.update(err.headers)        # e.g. SlowDown's Retry-After
+    return response
 
 
 # ---------------------------------------------------------------- STS

@@ -190,7 +190,7 @@ def admit(services: Any, request: Any) -> None:
     wait = current(services).check(caller.account, time.monotonic())
     if wait:
         LIMITED.inc()
-        request.audit.update(decision="deny", rule=f"rate limit: account {caller.account}")
+        request.audit.update(decision="deny", rule=f"rate-limit: account {caller.account}")
         raise errors.SlowDown("Request rate limit of the account exceeded; retry later.",
                               headers={"retry-after": str(max(1, math.ceil(wait)))})
 
