@@ -52,10 +52,19 @@ class Bucket:
     def __init__(self, rps: float, burst: float, now: float) -> None:
         self.rps, self.burst, self.tokens, self.last = rps, burst, burst, now
 
-    def take(self, now: float) -> float:
-        """0.0 when a token was taken, else the seconds until one is due."""
+    def refill(self, now: float) -> None:
         self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rps)
         self.last = now
+
+    def spend(self, n: int, now: float) -> None:
+        """Take out what other processes let through (refilled first: a full bucket's cap
+        must not swallow the debit); down to -burst at most."""
+        self.refill(now)
+        self.tokens = max(-self.burst, self.tokens - n)
+
+    def take(self, now: float) -> float:
+        """0.0 when a token was taken, else the seconds until one is due."""
+        self.refill(now)
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             return 0.0
@@ -137,7 +146,7 @@ class Limiter:
                 self.others[account] = int(total)
                 bucket = self.buckets.get(account)
                 if bucket is not None and seen is not None and total > seen:
-                    bucket.tokens = max(-bucket.burst, bucket.tokens - (total - seen))
+                    bucket.spend(total - seen, now)
         except sqlite3.Error as exc:
             log.warning("rate limits: shared state unavailable this time: %s", exc)
 
