@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from tests.support.iam import Tenant, admin_cli, s3_for, uid
 from tests.support.labels import Cleared, S
 from vallum.cli.admin import AdminClient, AdminError
+from vallum.client import Client
 from vallum.s3.sigv4 import sign_headers
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("VALLUM_TEST_ENDPOINT")),
@@ -63,7 +64,7 @@ def test_counters_are_exact_after_a_known_workload(server, root):
     s3.list_objects_v2(Bucket=b)                                          # list
     s3.delete_object(Bucket=b, Key="a")                                   # write
     got = requests_of(tenant.admin, tenant.id)["buckets"][b]["requests"]
-    assert got == {"reads": 4, "writes": 5, "lists": 1, "others": 0,
+    assert got == {"reads": 4, "writes": 5, "lists": 1, "others": 0, "cpu_ms": 0,
                    "bytes_in": 6000, "bytes_out": seen["bytes_out"]}, (got, seen)
     # The egress is at least the bytes served (1000 + the 100-byte range) plus the XML bodies.
     assert seen["bytes_out"] > 1100
@@ -183,3 +184,28 @@ def test_malformed_day_is_refused(server, root, day):
     with pytest.raises(AdminError) as err:
         root.call("GetUsage", day=day)
     assert (err.value.status, err.value.code) == (400, "ValidationError")
+
+
+BURN = "import time\nend = time.process_time() + 0.8\nwhile time.process_time() < end:\n    pass\n"
+
+
+@pytest.mark.parametrize("how", [{"runtime": "python", "code": BURN},
+                                 {"runtime": "command", "command": ["python3", "-c", BURN]}],
+                         ids=["warm-worker", "one-sandbox"])
+def test_compute_cpu_time_is_charged_to_the_jobs_account(server, root, how):
+    tenant = Tenant(server, root)
+    b = uid("use")
+    tenant.s3.create_bucket(Bucket=b)
+    api = Client(server.endpoint, *tenant.admin_key, region=server.region)
+    job = api.submit({**how, "output": f"s3://{b}/o/"})
+    done = api.wait(job["id"], timeout=60)
+    assert done["state"] == "SUCCEEDED", api.logs(job["id"])
+    deadline = time.monotonic() + 10          # the task's end is recorded just after its state
+    while True:
+        cpu = requests_of(tenant.admin, tenant.id)["requests"]["cpu_ms"]
+        if cpu or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert 800 <= cpu < 5000, cpu
+    other = Tenant(server, root)
+    assert requests_of(other.admin, other.id)["requests"]["cpu_ms"] == 0

@@ -114,8 +114,9 @@ usage = sa.Table(
     sa.Column("pending", sa.BigInteger, nullable=False),
 )
 
-# Requests and transfer per UTC day, caller's account and bucket ("" for calls that name
-# none): each gateway process adds what it counted since its last flush (service/usage.py),
+# Requests, transfer and compute CPU time per UTC day, caller's account and bucket ("" for
+# calls that name none): each gateway process adds what it counted since its last flush
+# (service/usage.py),
 # so a day's row is that day's delta and the sum of the rows is the total.
 request_usage = sa.Table(
     "request_usage", metadata,
@@ -128,6 +129,7 @@ request_usage = sa.Table(
     sa.Column("others", sa.BigInteger, nullable=False),
     sa.Column("bytes_in", sa.BigInteger, nullable=False),
     sa.Column("bytes_out", sa.BigInteger, nullable=False),
+    sa.Column("cpu_ms", sa.BigInteger, nullable=False),        # compute tasks' CPU time
 )
 
 # Storage quotas: scope "bucket:<name>" or "account:<id>"; NULL means no limit.

@@ -114,15 +114,16 @@ def set_quota(conn: sqlite3.Connection, scope: str, quota: Quota | None) -> None
 
 # -- requests and transfer (table ``request_usage``): one statement text for SQLite and,
 # through ``pg``, PostgreSQL ----------------------------------------------------------
-COUNTERS = ("reads", "writes", "lists", "others", "bytes_in", "bytes_out")
+COUNTERS = ("reads", "writes", "lists", "others", "bytes_in", "bytes_out", "cpu_ms")
 ADD_REQUESTS = (
     "INSERT INTO request_usage (day, account, bucket, reads, writes, lists, others, bytes_in, "
-    "bytes_out) VALUES (:day, :account, :bucket, :reads, :writes, :lists, :others, :bytes_in, "
-    ":bytes_out) ON CONFLICT (day, account, bucket) DO UPDATE SET "
+    "bytes_out, cpu_ms) VALUES (:day, :account, :bucket, :reads, :writes, :lists, :others, "
+    ":bytes_in, :bytes_out, :cpu_ms) ON CONFLICT (day, account, bucket) DO UPDATE SET "
     "reads = request_usage.reads + excluded.reads, writes = request_usage.writes + excluded.writes, "
     "lists = request_usage.lists + excluded.lists, others = request_usage.others + excluded.others, "
     "bytes_in = request_usage.bytes_in + excluded.bytes_in, "
-    "bytes_out = request_usage.bytes_out + excluded.bytes_out")
+    "bytes_out = request_usage.bytes_out + excluded.bytes_out, "
+    "cpu_ms = request_usage.cpu_ms + excluded.cpu_ms")
 _SUMS = ", ".join(f"SUM({c})" for c in COUNTERS)
 
 

@@ -78,6 +78,7 @@ async def start_compute(services: Services) -> None:
     from vallum.compute.service import ComputeService
 
     services.compute = ComputeService(services)
+    services.compute.scheduler.on_cpu = METER.add_cpu      # tasks' CPU time, per account
     await services.compute.start()
 
 

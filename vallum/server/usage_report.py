@@ -78,6 +78,8 @@ def prometheus(accounts: dict[str, Any]) -> str:
              lambda u: u["requests"]["bytes_in"]),
             ("vallum_account_bytes_out_total", "Response body bytes sent (egress)", "counter",
              lambda u: u["requests"]["bytes_out"]),
+            ("vallum_account_cpu_seconds_total", "CPU time of the account's compute tasks",
+             "counter", lambda u: u["requests"]["cpu_ms"] / 1000),
             ("vallum_account_stored_bytes", "Bytes stored in the account's buckets", "gauge",
              lambda u: u["bytes"]),
             ("vallum_account_stored_objects", "Object versions stored", "gauge",

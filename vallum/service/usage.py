@@ -9,7 +9,8 @@ What counts: every authenticated request of any API (S3, admin, STS, compute) by
 caller's account ("" for anonymous callers), under the bucket it names ("" for none), in
 one class (read, write, list, other); ``bytes_in`` is the request body the gateway read,
 ``bytes_out`` the response body bytes handed to the connection (a HEAD sends none; a
-ranged GET sends its range).
+ranged GET sends its range). ``cpu_ms``: the CPU time of the account's compute tasks, as
+their cgroups counted it (compute/scheduler.py adds it when a task ends; bucket "").
 """
 
 from __future__ import annotations
@@ -89,6 +90,14 @@ class Meter:
         row[4] += bytes_in
         row[5] += bytes_out
 
+    def add_cpu(self, account: str, seconds: float) -> None:
+        key = (self.day(time.time()), account, "")
+        row = self.counts.get(key)
+        if row is None:
+            row = self.counts[key] = [0] * len(COUNTERS)
+        row[6] += round(seconds * 1000)
+        self._schedule()
+
     def observe(self, meta: MetaStore | None, request: Any, operation: str, bytes_out: int) -> None:
         """Count one answered request (the gateway's frame calls this for every one)."""
         if request is None or request.api == "reserved" or meta is None:
@@ -100,7 +109,11 @@ class Meter:
         cls = request_class(operation) if request.api == "s3" else 3
         self.add(account, request.endpoint.bucket or "", cls, bytes_in, bytes_out)
         self.meta = meta
-        if self._timer is None:
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """A flush FLUSH_EVERY seconds after the first count since the last one."""
+        if self._timer is None and self.meta is not None:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:

@@ -30,8 +30,8 @@ def test_counts_split_by_day_and_flush_adds_them():
         return await store.request_usage(["A"], "2026-12-07"), await store.request_usage(["A"], "2026-12-08")
 
     before, after = asyncio.run(main())
-    assert before == [("2026-12-07", "A", "b", 1, 0, 0, 0, 0, 100)]
-    assert after == [("2026-12-08", "A", "b", 0, 2, 0, 0, 75, 0)]
+    assert before == [("2026-12-07", "A", "b", 1, 0, 0, 0, 0, 100, 0)]
+    assert after == [("2026-12-08", "A", "b", 0, 2, 0, 0, 75, 0, 0)]
 
 
 class Refusing(MemoryMetaStore):
@@ -49,4 +49,4 @@ def test_a_refused_flush_keeps_the_counts_for_the_next():
         await meter.flush(store)
         return await store.request_usage(None, None)
 
-    assert asyncio.run(main()) == [("", "A", "", 0, 0, 0, 2, 11, 22)]
+    assert asyncio.run(main()) == [("", "A", "", 0, 0, 0, 2, 11, 22, 0)]
