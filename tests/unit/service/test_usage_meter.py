@@ -50,3 +50,15 @@ def test_a_refused_flush_keeps_the_counts_for_the_next():
         return await store.request_usage(None, None)
 
     assert asyncio.run(main()) == [("", "A", "", 0, 0, 0, 2, 11, 22, 0)]
+
+
+def test_cpu_time_is_counted_in_milliseconds_under_no_bucket():
+    async def main():
+        meter = Meter()
+        meter.add_cpu("A", 1.2344)
+        meter.add_cpu("A", 0.5)
+        store = MemoryMetaStore()
+        await meter.flush(store)
+        return await store.request_usage(["A"], None)
+
+    assert asyncio.run(main()) == [("", "A", "", 0, 0, 0, 0, 0, 0, 1734)]
