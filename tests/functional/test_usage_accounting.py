@@ -209,3 +209,20 @@ def test_compute_cpu_time_is_charged_to_the_jobs_account(server, root, how):
     assert 800 <= cpu < 5000, cpu
     other = Tenant(server, root)
     assert requests_of(other.admin, other.id)["requests"]["cpu_ms"] == 0
+
+
+def test_anonymous_requests_are_listed_for_the_root_only(server, root):
+    tenant = Tenant(server, root)
+    b = uid("pub")
+    tenant.s3.create_bucket(Bucket=b)
+    tenant.s3.put_object(Bucket=b, Key="k", Body=b"p" * 321)
+    tenant.s3.put_bucket_policy(Bucket=b, Policy=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*",
+                                                "Action": "s3:GetObject",
+                                                "Resource": f"arn:aws:s3:::{b}/*"}]}))
+    with urllib.request.urlopen(f"{server.endpoint}/{b}/k", timeout=30) as resp:  # noqa: S310
+        assert resp.read() == b"p" * 321
+    anonymous = root.call("GetUsage")["accounts"][""]["buckets"][b]["requests"]
+    assert (anonymous["reads"], anonymous["bytes_out"]) == (1, 321)
+    for args in ({}, {"account": ""}):          # (an empty account is no account: its own)
+        assert list(tenant.admin.call("GetUsage", **args)["accounts"]) == [tenant.id]

@@ -120,7 +120,7 @@ async def _usage(services, principal: Principal, args: dict[str, Any],
         ref = args.get("account")
         accounts = [d.account(ref)["id"]] if ref else [a["id"] for a in d.list_accounts()]
         if not ref:
-            accounts.append(principal.account)          # the root's own buckets
+            accounts += [principal.account, ""]         # the root's own buckets; anonymous callers
         audit.update(action="vallum:GetUsage", rule="platform root")
     else:
         if args.get("account") not in (None, "", principal.account):
