@@ -12,12 +12,14 @@ import json
 import os
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from botocore.exceptions import ClientError
 
 from tests.support.iam import Tenant, admin_cli, s3_for, uid
 from tests.support.labels import Cleared, S
+from tests.support.server import start_server, stop_server
 from vallum.cli.admin import AdminClient, AdminError
 from vallum.client import Client
 from vallum.s3.sigv4 import sign_headers
@@ -226,3 +228,35 @@ def test_anonymous_requests_are_listed_for_the_root_only(server, root):
     assert (anonymous["reads"], anonymous["bytes_out"]) == (1, 321)
     for args in ({}, {"account": ""}):          # (an empty account is no account: its own)
         assert list(tenant.admin.call("GetUsage", **args)["accounts"]) == [tenant.id]
+
+
+def test_every_workers_counts_are_kept_at_shutdown(tmp_path):
+    """`--workers 2`, requests on fresh connections (both processes answer), no GetUsage
+    (which would flush) before a clean stop: after a restart the counts are all there."""
+    srv = start_server(tmp_path / "data", "--workers", "2")
+    try:
+        root = AdminClient(srv.endpoint, srv.access_key, srv.secret_key, srv.region)
+        tenant = Tenant(srv, root)
+        b = uid("use")
+        tenant.s3.create_bucket(Bucket=b)
+
+        def head(_: int) -> str:
+            url = f"{srv.endpoint}/{b}"
+            headers = sign_headers("HEAD", url, {}, hashlib.sha256(b"").hexdigest(),
+                                   *tenant.admin_key, srv.region, time.time())
+            req = urllib.request.Request(url, method="HEAD", headers={**headers, "connection": "close"})
+            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - loopback
+                return resp.headers["x-amz-request-id"][:8]
+
+        with ThreadPoolExecutor(4) as pool:
+            answered_by = set(pool.map(head, range(40)))
+        assert len(answered_by) == 2
+    finally:
+        stop_server(srv)
+    srv = start_server(tmp_path / "data")
+    try:
+        root = AdminClient(srv.endpoint, srv.access_key, srv.secret_key, srv.region)
+        got = requests_of(root, tenant.id)["buckets"][b]["requests"]
+        assert (got["reads"], got["writes"], got["bytes_out"]) == (40, 1, 0)
+    finally:
+        stop_server(srv)

@@ -72,6 +72,7 @@ class Meter:
         self._day = ""
         self._day_ends = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        self._flushing: asyncio.Future[None] | None = None
         self._lock = asyncio.Lock()
 
     def day(self, now: float) -> str:
@@ -122,8 +123,8 @@ class Meter:
 
     def _flush_later(self) -> None:
         self._timer = None
-        if self.meta is not None:
-            asyncio.ensure_future(self.flush(self.meta))
+        if self.meta is not None:       # (the task is kept: the loop holds only a weak one)
+            self._flushing = asyncio.ensure_future(self.flush(self.meta))
 
     async def flush(self, meta: MetaStore) -> None:
         """Add the counts to the store in one transaction; kept for the next flush when the
