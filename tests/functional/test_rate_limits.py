@@ -83,6 +83,11 @@ def test_only_the_root_sets_limits(server, root):
     with pytest.raises(AdminError) as err:
         user.call("SetAccountRateLimit", account=a.id, rps=1000)
     assert err.value.code == "AccessDenied"
+    # The root's key id with a guessed secret: refused by the signature check.
+    forged = AdminClient(server.endpoint, server.access_key, "not-the-root-secret", server.region)
+    with pytest.raises(AdminError) as err:
+        forged.call("SetAccountRateLimit", account=a.id, rps=0.001)
+    assert (err.value.status, err.value.code) == (403, "SignatureDoesNotMatch")
     assert root.call("GetUsage", account=a.id)["accounts"][a.id]["rate_limit"] is None
 
 
@@ -162,3 +167,26 @@ def test_two_workers_share_one_limit(tmp_path):
         assert ok >= rps * seconds / 2, (ok, len(answers))
     finally:
         stop_server(srv)
+
+
+def test_anonymous_requests_count_against_the_bucket_owners_limit(server, root):
+    a = Tenant(server, root)
+    b = uid("pub")
+    a.s3.create_bucket(Bucket=b)
+    a.s3.put_object(Bucket=b, Key="k", Body=b"open")
+    a.s3.put_bucket_policy(Bucket=b, Policy=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*",
+                                                "Action": "s3:GetObject",
+                                                "Resource": f"arn:aws:s3:::{b}/*"}]}))
+    root.call("SetAccountRateLimit", account=a.id, rps=0.1, burst=2)
+    time.sleep(SYNC)
+    statuses = []
+    for _ in range(5):
+        try:
+            with urllib.request.urlopen(f"{server.endpoint}/{b}/k", timeout=30) as resp:  # noqa: S310
+                statuses.append(resp.status)
+        except urllib.error.HTTPError as exc:
+            statuses.append(exc.code)
+            assert b"<Code>SlowDown</Code>" in exc.read() and int(exc.headers["retry-after"]) >= 1
+    assert statuses == [200, 200, 503, 503, 503]
+    root.call("SetAccountRateLimit", account=a.id, rps=None)

@@ -158,7 +158,7 @@ class Gateway:
             operation = request.endpoint.name
             if not api.public(method, path):
                 operator_hook.admit(self.services, request)     # refuse contained callers
-                rate_limits.admit(self.services, request)       # 503 SlowDown over the account's rate
+                await rate_limits.admit(self.services, request)   # 503 SlowDown over the account's rate
             response = await api.handle(request)
         except errors.S3Error as err:
             error_code = err.code

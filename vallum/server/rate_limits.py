@@ -9,8 +9,9 @@ since it last looked: together they admit at most ``rps`` a second plus ``burst`
 take SYNC seconds of the others' traffic. A refused request is answered ``503 SlowDown``
 with ``Retry-After`` and audited with the rule that refused it.
 
-The platform root is never limited (it must be able to lift a limit), nor are anonymous
-callers (they have no account; bucket policies decide what they may do).
+The platform root is never limited (it must be able to lift a limit). An anonymous request
+naming a bucket counts against the bucket owner's limit (a tenant must not get round its
+limit through a public bucket).
 """
 
 from __future__ import annotations
@@ -107,6 +108,12 @@ class Limiter:
         self.others: dict[str, int] = {}          # the other processes' sums, last look
         self._next_sync = 0.0
 
+    def limited(self, now: float) -> bool:
+        """Whether any account has a limit (looked up at most every SYNC seconds)."""
+        if now >= self._next_sync:
+            self.sync(now)
+        return bool(self.buckets)
+
     def check(self, account: str, now: float) -> float:
         """0.0 to admit a request of ``account``, else seconds until it may retry."""
         if now >= self._next_sync:
@@ -191,15 +198,26 @@ def current(services: Any) -> Limiter:
     return _limiter
 
 
-def admit(services: Any, request: Any) -> None:
+async def admit(services: Any, request: Any) -> None:
     """Refuse (503 SlowDown, Retry-After) a request over its account's limit."""
     caller = request.caller
-    if caller is None or caller.is_root or caller.anonymous:
+    if caller is None or caller.is_root:
         return
-    wait = current(services).check(caller.account, time.monotonic())
+    limiter = current(services)
+    now = time.monotonic()
+    account = caller.account
+    if caller.anonymous:
+        name = request.endpoint.bucket
+        if not name or not limiter.limited(now):
+            return
+        bucket = await services.meta.get_bucket(name)      # (cached)
+        if bucket is None:
+            return
+        account = bucket.owner
+    wait = limiter.check(account, now)
     if wait:
         LIMITED.inc()
-        request.audit.update(decision="deny", rule=f"rate-limit: account {caller.account}")
+        request.audit.update(decision="deny", rule=f"rate-limit: account {account}")
         raise errors.SlowDown("Request rate limit of the account exceeded; retry later.",
                               headers={"retry-after": str(max(1, math.ceil(wait)))})
 
