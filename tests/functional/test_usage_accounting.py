@@ -10,6 +10,8 @@ import hashlib
 import io
 import json
 import os
+import subprocess
+import sys
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -258,5 +260,29 @@ def test_every_workers_counts_are_kept_at_shutdown(tmp_path):
         root = AdminClient(srv.endpoint, srv.access_key, srv.secret_key, srv.region)
         got = requests_of(root, tenant.id)["buckets"][b]["requests"]
         assert (got["reads"], got["writes"], got["bytes_out"]) == (40, 1, 0)
+    finally:
+        stop_server(srv)
+
+
+def test_the_capacity_forecast_samples_the_kept_usage(tmp_path):
+    """`vallum operator forecast --sample` records what buckets take on disk (every version
+    and in-flight parts, as the usage table keeps them), not a walk of current objects."""
+    srv = start_server(tmp_path / "data")
+    try:
+        s3 = srv.client()
+        b = uid("fc")
+        s3.create_bucket(Bucket=b)
+        s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+        s3.put_object(Bucket=b, Key="k", Body=b"1" * 1000)
+        s3.put_object(Bucket=b, Key="k", Body=b"2" * 3000)                 # both versions count
+        up = s3.create_multipart_upload(Bucket=b, Key="m")["UploadId"]
+        s3.upload_part(Bucket=b, Key="m", UploadId=up, PartNumber=1, Body=b"p" * 500)
+        out = subprocess.run([sys.executable, "-m", "vallum", "operator", "forecast", "--data-dir",
+                              str(srv.data_dir), "--sample", "--json"],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        sample = [json.loads(x) for x in
+                  (srv.data_dir / "operator" / "usage.jsonl").read_text().splitlines()][-1]
+        assert sample["buckets"][b] == 4500 and sample["total"] == 4500
     finally:
         stop_server(srv)
