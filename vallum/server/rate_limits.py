@@ -191,10 +191,15 @@ _limiter: Limiter | None = None
 
 
 def current(services: Any) -> Limiter:
-    """This process's limiter, opened on first use."""
+    """This process's limiter, opened on first use. Without its database no limit can be
+    known: the request is refused (503, retry later) rather than let through unlimited."""
     global _limiter
     if _limiter is None:
-        _limiter = Limiter(services.config.data_dir)
+        try:
+            _limiter = Limiter(services.config.data_dir)
+        except (OSError, sqlite3.Error) as exc:
+            log.error("rate limits unavailable: %s", exc)
+            raise errors.by_code("ServiceUnavailable")("Rate limits are unavailable; retry later.") from None
     return _limiter
 
 

@@ -52,3 +52,16 @@ def test_two_processes_share_one_rate(tmp_path):
     finally:
         one.close()
         two.close()
+
+
+def test_no_database_refuses_rather_than_lets_through(tmp_path):
+    from types import SimpleNamespace
+
+    from vallum.s3.errors import S3Error
+    from vallum.server import rate_limits
+    (tmp_path / "operator").write_text("not a directory")
+    rate_limits.shutdown()
+    with pytest.raises(S3Error) as err:
+        rate_limits.current(SimpleNamespace(config=SimpleNamespace(data_dir=tmp_path)))
+    assert (err.value.code, err.value.status) == ("ServiceUnavailable", 503)
+    assert rate_limits._limiter is None
