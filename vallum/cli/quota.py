@@ -10,7 +10,8 @@ import typer
 from vallum.cli.admin import AccountOpt, AdminError, OutputOpt, Settings, _run, _usage
 from vallum.server import usage_report
 
-app = typer.Typer(help="Storage quotas of accounts (root) and buckets.", no_args_is_help=True)
+app = typer.Typer(help="Storage quotas of accounts (root) and buckets; request-rate limits of accounts (root).",
+                  no_args_is_help=True)
 
 _UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4,
           "ki": 1024, "mi": 1024**2, "gi": 1024**3, "ti": 1024**4}
@@ -81,8 +82,8 @@ def usage(ctx: typer.Context, account: str = AccountOpt,
           date: str = typer.Option(None, "--date", help="YYYY-MM-DD (UTC) for --report day"),
           fmt: str = typer.Option("json", "--format", help="json, csv (--report) or prometheus"),
           output: str = OutputOpt) -> None:
-    """Bytes and objects stored per bucket and label, requests by class and bytes in and out,
-    with the quotas (the root: every account unless --account)."""
+    """Bytes and objects stored per bucket and label, requests by class, bytes in and out and
+    compute CPU time, with the quotas and rate limit (the root: every account unless --account)."""
     if report not in (None, "day"):
         _usage("--report takes day")
     if date is not None and report is None:

@@ -3,8 +3,12 @@ data directory sharing one account's rate through the operator's database."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
+from vallum.s3.errors import S3Error
+from vallum.server import rate_limits
 from vallum.server.rate_limits import Bucket, Limiter, parse_limit
 
 
@@ -55,10 +59,6 @@ def test_two_processes_share_one_rate(tmp_path):
 
 
 def test_no_database_refuses_rather_than_lets_through(tmp_path):
-    from types import SimpleNamespace
-
-    from vallum.s3.errors import S3Error
-    from vallum.server import rate_limits
     (tmp_path / "operator").write_text("not a directory")
     rate_limits.shutdown()
     with pytest.raises(S3Error) as err:
