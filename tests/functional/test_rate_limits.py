@@ -18,7 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.support.iam import Tenant, admin_cli, uid
-from tests.support.server import start_server, stop_server
+from tests.support.server import start_server, stop_server, wait_all_workers
 from vallum.cli.admin import AdminClient, AdminError
 from vallum.s3.sigv4 import sign_headers
 
@@ -140,7 +140,8 @@ def test_two_workers_share_one_limit(tmp_path):
         a = Tenant(srv, root)
         rps, seconds = 4.0, 4.0
         root.call("SetAccountRateLimit", account=a.id, rps=rps, burst=1)
-        time.sleep(1.0)
+        wait_all_workers(srv, 2)
+        time.sleep(SYNC)
 
         def call(_: int) -> tuple[int, str]:
             url = srv.endpoint + "/"
