@@ -140,3 +140,25 @@ def empty_and_delete(s3, name: str) -> None:
         s3.delete_bucket(Bucket=name)
     except Exception:  # noqa: BLE001 - cleanup must not mask the test's own failure
         pass
+
+
+def wait_all_workers(server: Server, workers: int, timeout: float = 60.0) -> None:
+    """Until each of ``workers`` gateway processes has answered a health check (readiness
+    means one is up; the others may still be starting). Checks go 8 at a time on fresh
+    connections, which the kernel spreads over the processes accepting them; each process
+    has its own request-id prefix (its first 8 hex digits)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def check(_: int) -> str:
+        req = urllib.request.Request(server.endpoint + "/-/health/live",
+                                     headers={"connection": "close"})
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback
+            return resp.headers["x-amz-request-id"][:8]
+
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    with ThreadPoolExecutor(8) as pool:
+        while len(seen) < workers:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {len(seen)} of {workers} workers answered")
+            seen.update(pool.map(check, range(8)))

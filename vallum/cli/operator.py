@@ -180,22 +180,16 @@ def mode(account: str = typer.Argument(..., help="Account name or id, or 'defaul
 
 
 async def _usage(d: Path) -> dict[str, int]:
+    """Bytes each bucket takes on disk: every version and the parts of uploads in progress,
+    from the usage the metadata store keeps (docs/quotas.md), one read per bucket."""
     from vallum.meta.factory import configured_url, meta_store
     meta = meta_store(d / "meta.sqlite3", configured_url())
     await meta.open()
     try:
         out: dict[str, int] = {}
         for b in await meta.list_buckets():
-            total, after = 0, ""
-            while True:
-                page = await meta.list_objects(b.name, start_after=after, max_keys=1000)
-                entries = [e for e in page.entries if hasattr(e, "size")]
-                for o in entries:
-                    total += o.size
-                if not page.is_truncated or not page.next_marker:
-                    break
-                after = page.next_marker
-            out[b.name] = total
+            usage = await meta.bucket_usage(b.name)
+            out[b.name] = usage.bytes + usage.pending
         return out
     finally:
         await meta.close()

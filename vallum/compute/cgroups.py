@@ -105,6 +105,23 @@ class Group:
             pass
         return 0
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time the group's processes used (user + system), for usage accounting:
+        v2's ``cpu.stat`` (there whether or not the cpu controller is on), else v1's
+        ``cpuacct.usage``; None when neither can be read."""
+        for d in self._all():
+            try:
+                if self.v2 or d == self.track:
+                    for line in (d / "cpu.stat").read_text().splitlines():
+                        key, _, value = line.partition(" ")
+                        if key == "usage_usec":
+                            return int(value) / 1e6
+                else:
+                    return int((d / "cpuacct.usage").read_text()) / 1e9
+            except (OSError, ValueError):
+                continue
+        return None
+
     def remove(self) -> bool:
         """Remove the group once its processes are gone (False: some still run)."""
         left = []

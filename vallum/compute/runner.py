@@ -69,6 +69,7 @@ class TaskResult:
     reason: str | None = None
     outputs: list[str] = field(default_factory=list)
     log: str = ""                  # the attempt's log (bounded, redacted): tasklog.py stores it
+    cpu_seconds: float | None = None   # the attempt's CPU time (service/usage.py counts it)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -297,7 +298,7 @@ async def finish(client: Client, spec: JobSpec, name: str, scratch: sbx.Scratch,
     trailer = f"\n[vallum] {state}" + (f": {reason}" if reason else "") + "\n"
     text = await _io(tasklog.capture, scratch.log_path, secrets,
                      trailer if state != "SUCCEEDED" else "")
-    return TaskResult(state, outcome.exit_code, reason, outputs, text)
+    return TaskResult(state, outcome.exit_code, reason, outputs, text, outcome.cpu_seconds)
 
 
 async def run_task(bundle: TaskBundle, box: sbx.Sandbox, scratch_base: Path,

@@ -86,6 +86,7 @@ class Outcome:
     timed_out: bool = False
     cancelled: bool = False
     reason: str | None = None
+    cpu_seconds: float | None = None      # the task's CPU time, when its cgroup told it
 
     @property
     def ok(self) -> bool:
@@ -369,6 +370,7 @@ class Sandbox:
             if note := started.notes(limits):
                 logf.write(note.encode())
         proc = started.proc
+        outcome = Outcome(None)
         waiter = asyncio.ensure_future(proc.wait())
         stopper = asyncio.ensure_future(cancel.wait()) if cancel is not None else None
         try:
@@ -379,14 +381,17 @@ class Sandbox:
                 code = proc.returncode
                 if code == 1 and _exec_failed(scratch.log_path):
                     code = NOT_FOUND
-                return describe(code, oom=started.group is not None
-                                and started.group.oom_kills() > 0, limits=limits)
+                outcome = describe(code, oom=started.group is not None
+                                   and started.group.oom_kills() > 0, limits=limits)
+                return outcome
             started.kill()
             await waiter
             if stopper is not None and stopper in done:
-                return Outcome(None, cancelled=True, reason="cancelled")
-            return Outcome(None, timed_out=True,
-                           reason=f"wall-time limit of {limits.wall_time_s:g}s exceeded")
+                outcome = Outcome(None, cancelled=True, reason="cancelled")
+                return outcome
+            outcome = Outcome(None, timed_out=True,
+                              reason=f"wall-time limit of {limits.wall_time_s:g}s exceeded")
+            return outcome
         finally:
             if stopper is not None:
                 stopper.cancel()
@@ -395,6 +400,7 @@ class Sandbox:
                 await waiter
             if started.group is not None:
                 started.group.kill()          # whatever the task left behind it
+                outcome.cpu_seconds = started.group.cpu_seconds()    # usage accounting
                 started.group.remove()
 
 

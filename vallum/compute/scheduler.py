@@ -66,6 +66,8 @@ class Scheduler:
         self.platform = platform
         self.gateway = gateway
         self.run_function = run_function
+        # (account, CPU seconds) of each finished attempt: the gateway's usage meter
+        self.on_cpu: Callable[[str, float], None] | None = None
         self.lease = f"{socket.gethostname()}|{os.getpid()}|{uuid.uuid4().hex[:8]}"
         self.running: dict[int, Running] = {}
         self._mean_service = 1.0                  # seconds per attempt (moving average)
@@ -175,6 +177,8 @@ class Scheduler:
             metrics.FINISHED.labels(runtime, result.state).inc()
             if result.state in ("FAILED", "TIMED_OUT"):
                 metrics.FAILURES.labels(runtime, result.state.lower()).inc()
+            if result.cpu_seconds and self.on_cpu is not None:
+                self.on_cpu(c.account, result.cpu_seconds)      # the account's compute usage
             payload = getattr(result, "payload", None)
             creds = self.running[c.seq].creds
             self.revocations.note(creds)        # the attempt is over: so are its credentials

@@ -254,6 +254,7 @@ class WarmPool:
                 script = spec.script.rsplit("/", 1)[-1] if spec.script else "main.py"
                 req["script"] = f"{code}/{script}"
             ooms = w.group.oom_kills() if w.group is not None else 0
+            cpu0 = w.group.cpu_seconds() if w.group is not None else None
             answers, theirs = os.pipe()            # this task's answer, and nothing else
             try:
                 assert w.ctl is not None
@@ -298,6 +299,7 @@ class WarmPool:
             keep = answer.get("clean") is True and await runner._io(self._idle, w)
             if not keep:
                 await self._kill(w)
+            cpu1 = w.group.cpu_seconds() if w.group is not None else None
             if answer.get("timed_out"):
                 outcome = sbx.Outcome(None, timed_out=True,
                                       reason=f"wall-time limit of {r.wall_time_s:g}s exceeded")
@@ -305,6 +307,8 @@ class WarmPool:
                 exit_code = answer.get("exit")
                 outcome = sbx.describe(exit_code if isinstance(exit_code, int) else None, oom=oom,
                                        limits=sbx.Limits(memory_mb=r.memory_mb))
+            if cpu0 is not None and cpu1 is not None:     # the worker's cgroup, over this task
+                outcome.cpu_seconds = max(0.0, cpu1 - cpu0)
             w.served += 1
             return await runner.finish(client, spec, bundle.name, task, outcome, creds.secrets(),
                                        bundle.label)

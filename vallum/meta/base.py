@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Any
 
 from vallum.meta.records import (
     BucketRecord,
@@ -209,3 +210,15 @@ class MetaStore(ABC):
     @abstractmethod
     async def set_quota(self, scope: str, quota: Quota | None) -> None:
         """Set (or, with None, remove) a quota. A bucket's quota goes with the bucket."""
+
+    # -- requests and transfer per day, account and bucket (service/usage.py) ------------
+    @abstractmethod
+    async def add_request_usage(self, rows: list[dict[str, Any]]) -> None:
+        """Add counters (``day``, ``account``, ``bucket`` and usage_sql.COUNTERS) to the
+        day's rows, in one transaction."""
+
+    @abstractmethod
+    async def request_usage(self, accounts: list[str] | None,
+                            day: str | None) -> list[tuple[Any, ...]]:
+        """(day, account, bucket, *COUNTERS) rows of one day, or totals over every day
+        (day ''), of ``accounts`` (None: every account)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from vallum.meta import codec
 from vallum.meta.base import (
@@ -32,6 +33,7 @@ from vallum.meta.records import (
     UploadRecord,
     Usage,
 )
+from vallum.meta.usage_sql import COUNTERS
 
 _Version = tuple[int, ObjectRecord]          # (seq, record)
 
@@ -45,6 +47,7 @@ class MemoryMetaStore(MetaStore):
         self._uploads: dict[str, tuple[int, UploadRecord]] = {}
         self._parts: dict[str, dict[int, PartRecord]] = {}
         self._quotas: dict[str, Quota] = {}
+        self._requests: dict[tuple[str, str, str], list[int]] = {}
 
     async def open(self) -> None:
         return None
@@ -310,6 +313,23 @@ class MemoryMetaStore(MetaStore):
             self._quotas.pop(scope, None)
         else:
             self._quotas[scope] = Quota(quota.max_bytes, quota.max_objects)
+
+    async def add_request_usage(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            have = self._requests.setdefault((row["day"], row["account"], row["bucket"]),
+                                             [0] * len(COUNTERS))
+            for i, name in enumerate(COUNTERS):
+                have[i] += int(row[name])
+
+    async def request_usage(self, accounts: list[str] | None,
+                            day: str | None) -> list[tuple[Any, ...]]:
+        sums: dict[tuple[str, str, str], list[int]] = {}
+        for (d, account, bucket), counts in self._requests.items():
+            if (accounts is None or account in accounts) and day in (None, d):
+                have = sums.setdefault((day or "", account, bucket), [0] * len(COUNTERS))
+                for i, n in enumerate(counts):
+                    have[i] += n
+        return [(*k, *v) for k, v in sorted(sums.items(), key=lambda kv: kv[0][1:])]
 
     # -- maintenance -------------------------------------------------------
     async def referenced_blobs(self) -> set[str]:

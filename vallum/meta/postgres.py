@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from vallum.meta import codec, schema, statements
+from vallum.meta import codec, schema, statements, usage_sql
 from vallum.meta.base import (
     BucketExists,
     BucketMissing,
@@ -237,6 +237,7 @@ DDL += [str(CreateIndex(i, if_not_exists=True).compile(dialect=_DIALECT))
         for t in schema.metadata.sorted_tables for i in sorted(t.indexes, key=lambda i: str(i.name))]
 DDL.append(_USAGE_SQL)
 
+_ADD_REQUESTS = usage_sql.pg(usage_sql.ADD_REQUESTS)
 _QUOTAS_OF = ("SELECT scope, max_bytes, max_objects FROM quotas WHERE scope = 'bucket:' || %(b)s "
               "OR scope = 'account:' || (SELECT owner FROM buckets WHERE name = %(b)s) "
               "ORDER BY scope FOR UPDATE")
@@ -712,6 +713,19 @@ class PostgresMetaStore(MetaStore):
                      {"s": scope, "b": quota.max_bytes, "o": quota.max_objects})
 
         await self._call(op, write=True)
+
+    async def add_request_usage(self, rows: list[dict[str, Any]]) -> None:
+        def op(conn: Conn) -> None:
+            for row in rows:
+                _execute(conn, _ADD_REQUESTS, row)
+
+        await self._call(op, write=True)
+
+    async def request_usage(self, accounts: list[str] | None,
+                            day: str | None) -> list[tuple[Any, ...]]:
+        sql, params = usage_sql.request_query(accounts, day)
+        return await self._call(lambda conn: [tuple(r) for r in _execute(
+            conn, usage_sql.pg(sql), params).fetchall()])
 
     # -- maintenance -------------------------------------------------------
     async def referenced_blobs(self) -> set[str]:

@@ -114,6 +114,24 @@ usage = sa.Table(
     sa.Column("pending", sa.BigInteger, nullable=False),
 )
 
+# Requests, transfer and compute CPU time per UTC day, caller's account and bucket ("" for
+# calls that name none): each gateway process adds what it counted since its last flush
+# (service/usage.py),
+# so a day's row is that day's delta and the sum of the rows is the total.
+request_usage = sa.Table(
+    "request_usage", metadata,
+    sa.Column("day", sa.Text, primary_key=True),           # YYYY-MM-DD (UTC)
+    sa.Column("account", sa.Text, primary_key=True),       # "" for anonymous callers
+    sa.Column("bucket", KeyText, primary_key=True),
+    sa.Column("reads", sa.BigInteger, nullable=False),
+    sa.Column("writes", sa.BigInteger, nullable=False),
+    sa.Column("lists", sa.BigInteger, nullable=False),
+    sa.Column("others", sa.BigInteger, nullable=False),
+    sa.Column("bytes_in", sa.BigInteger, nullable=False),
+    sa.Column("bytes_out", sa.BigInteger, nullable=False),
+    sa.Column("cpu_ms", sa.BigInteger, nullable=False),        # compute tasks' CPU time
+)
+
 # Storage quotas: scope "bucket:<name>" or "account:<id>"; NULL means no limit.
 quotas = sa.Table(
     "quotas", metadata,

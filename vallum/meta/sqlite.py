@@ -531,6 +531,13 @@ class SQLiteMetaStore(MetaStore):
     async def set_quota(self, scope: str, quota: Quota | None) -> None:
         await self._write(lambda conn: usage_sql.set_quota(conn, scope, quota))
 
+    async def add_request_usage(self, rows: list[dict[str, Any]]) -> None:
+        await self._write(lambda conn: usage_sql.add_requests(conn, rows))
+
+    async def request_usage(self, accounts: list[str] | None,
+                            day: str | None) -> list[tuple[Any, ...]]:
+        return await self._read_pooled(lambda conn: usage_sql.requests(conn, accounts, day))
+
     # -- maintenance -------------------------------------------------------
     async def referenced_blobs(self) -> set[str]:
         def read(conn: sqlite3.Connection) -> set[str]:

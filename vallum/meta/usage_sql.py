@@ -10,6 +10,7 @@ and two concurrent writes cannot both pass (the writer thread serialises them).
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 from vallum.meta.base import QuotaExceeded
@@ -109,3 +110,54 @@ def set_quota(conn: sqlite3.Connection, scope: str, quota: Quota | None) -> None
     if quota is not None and (quota.max_bytes is not None or quota.max_objects is not None):
         conn.execute("INSERT INTO quotas (scope, max_bytes, max_objects) VALUES (?, ?, ?)",
                      (scope, quota.max_bytes, quota.max_objects))
+
+
+# -- requests and transfer (table ``request_usage``): one statement text for SQLite and,
+# through ``pg``, PostgreSQL ----------------------------------------------------------
+COUNTERS = ("reads", "writes", "lists", "others", "bytes_in", "bytes_out", "cpu_ms")
+ADD_REQUESTS = (
+    "INSERT INTO request_usage (day, account, bucket, reads, writes, lists, others, bytes_in, "
+    "bytes_out, cpu_ms) VALUES (:day, :account, :bucket, :reads, :writes, :lists, :others, "
+    ":bytes_in, :bytes_out, :cpu_ms) ON CONFLICT (day, account, bucket) DO UPDATE SET "
+    "reads = request_usage.reads + excluded.reads, writes = request_usage.writes + excluded.writes, "
+    "lists = request_usage.lists + excluded.lists, others = request_usage.others + excluded.others, "
+    "bytes_in = request_usage.bytes_in + excluded.bytes_in, "
+    "bytes_out = request_usage.bytes_out + excluded.bytes_out, "
+    "cpu_ms = request_usage.cpu_ms + excluded.cpu_ms")
+_SUMS = ", ".join(f"SUM({c})" for c in COUNTERS)
+
+
+def request_query(accounts: list[str] | None, day: str | None) -> tuple[str, dict[str, object]]:
+    """Rows (day or '', account, bucket, *COUNTERS): one day's rows, or the totals over
+    every day; of ``accounts`` only (None: every account)."""
+    params: dict[str, object] = {}
+    where = []
+    if accounts is not None:
+        names = [f"a{i}" for i in range(len(accounts))]
+        params.update(zip(names, accounts, strict=True))
+        where.append("account IN (" + ", ".join(f":{n}" for n in names) + ")" if names else "1 = 0")
+    if day is not None:
+        where.append("day = :day")
+        params["day"] = day
+    cond = (" WHERE " + " AND ".join(where)) if where else ""
+    if day is not None:
+        # (constant column names; every value is a bound parameter)
+        sql = "SELECT day, account, bucket, " + ", ".join(COUNTERS) + " FROM request_usage" + cond  # noqa: S608
+    else:
+        sql = f"SELECT '', account, bucket, {_SUMS} FROM request_usage{cond} GROUP BY account, bucket"  # noqa: S608
+    return sql + " ORDER BY account, bucket", params
+
+
+def pg(sql: str) -> str:
+    """The same statement with psycopg's named parameters."""
+    return re.sub(r"(?<!:):(\w+)", r"%(\1)s", sql)
+
+
+def add_requests(conn: sqlite3.Connection, rows: list[dict[str, object]]) -> None:
+    conn.executemany(ADD_REQUESTS, rows)
+
+
+def requests(conn: sqlite3.Connection, accounts: list[str] | None,
+             day: str | None) -> list[tuple]:
+    sql, params = request_query(accounts, day)
+    return [tuple(r) for r in conn.execute(sql, params).fetchall()]

@@ -46,7 +46,9 @@ def _json(status: int, doc: Any) -> Response:
 
 
 def _json_error(err: errors.S3Error, request_id: str, path: str) -> Response:
-    return _json(err.status, {"error": {"code": err.code, "message": err.message}})
+    response = _json(err.status, {"error": {"code": err.code, "message": err.message}})
+    response.headers.update(err.headers)        # e.g. SlowDown's Retry-After
+    return response
 
 
 # ---------------------------------------------------------------- STS
@@ -444,9 +446,9 @@ async def handle(request: Request) -> Response:
             audit.update(decision="allow", rule="downgrade: allowed")
             return _json(200, result)
         if name in quotas_admin.ACTIONS:   # storage quotas and usage: their own authorization
-            result = await quotas_admin.handle(services, principal, name, args, audit)
+            answer = await quotas_admin.handle(services, principal, name, args, audit)
             audit["decision"] = "allow"
-            return _json(200, result)
+            return answer if isinstance(answer, Response) else _json(200, answer)
         if name not in ACTIONS and name not in ("Simulate", "OperatorAlerts"):
             return _json(404, {"error": {"code": "InvalidAction", "message": f"unknown action {name}"}})
         d = services.iam.directory

@@ -31,10 +31,11 @@ from vallum.s3.router import Endpoint, route
 from vallum.s3.xml import render_error
 from vallum.security.audit import request_record as audit_http
 from vallum.security.audit.log import AuditError
-from vallum.server import admin, diskguard, lifespan
+from vallum.server import admin, diskguard, lifespan, rate_limits
 from vallum.server.iam_query.api import API as IAM_QUERY
 from vallum.server.state import Services
 from vallum.service import integrity
+from vallum.service.usage import METER, Sent
 from vallum.storage.base import StorageError, StorageUnavailable
 from vallum.storage.headroom import StorageFull
 
@@ -161,6 +162,7 @@ class Gateway:
             operation = request.endpoint.name
             if not api.public(method, path):
                 operator_hook.admit(self.services, request)     # refuse contained callers
+                await rate_limits.admit(self.services, request)   # 503 SlowDown over the account's rate
             response = await api.handle(request)
         except errors.S3Error as err:
             error_code = err.code
@@ -194,13 +196,16 @@ class Gateway:
         except AuditError:
             log.exception("audit write failed for request %s", request_id)
             response = api.render_error(errors.InternalError(), request_id, path)
+        sent = Sent(send)          # counts the body bytes that leave (usage accounting)
         try:
-            await send_response(send, response, request_id, head=method == "HEAD")
+            await send_response(sent, response, request_id, head=method == "HEAD")
         except Exception:   # the body failed after the status line (integrity.checked_body)
             response.status, error_code = 500, "InternalError"
             raise
         finally:            # counted and seen by the operator either way
             metrics.observe(operation, response.status, time.perf_counter() - started)
+            METER.observe(self.services.meta if self.services else None, request, operation,
+                          sent.bytes)
             operator_hook.observe(self.services, scope,
                                   None if api.public(method, path) else request,
                                   operation, response, error_code)

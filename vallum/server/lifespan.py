@@ -17,11 +17,12 @@ from vallum.meta.postgres import redacted
 from vallum.operator import gateway as operator_hook
 from vallum.s3 import errors
 from vallum.security import setup as security_setup
-from vallum.server import diskguard
+from vallum.server import diskguard, rate_limits
 from vallum.server.config import Config, from_env
 from vallum.server.state import Services
 from vallum.service.clock import clock
 from vallum.service.lifecycle import LifecycleWorker
+from vallum.service.usage import METER
 from vallum.storage import blobspec
 from vallum.storage.base import BlobStore
 from vallum.storage.headroom import Headroom, parse_reserve
@@ -112,6 +113,7 @@ async def start_compute(services: Services) -> None:
     from vallum.compute.service import ComputeService
 
     services.compute = ComputeService(services)
+    services.compute.scheduler.on_cpu = METER.add_cpu      # tasks' CPU time, per account
     await services.compute.start()
 
 
@@ -158,8 +160,10 @@ async def lifespan(gateway: Gateway, receive, send) -> None:
                     await gateway.services.compute.stop()
             finally:
                 operator_hook.shutdown()        # its baselines saved, its detector lock given up
+                rate_limits.shutdown()
                 # Always: closing the audit log writes its signed seal (a clean shutdown).
                 if gateway.services is not None:
+                    await METER.close(gateway.services.meta)    # the last usage counts
                     await close_services(gateway.services)
                     gateway.services = None
                 if presence is not None:

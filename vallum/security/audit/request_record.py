@@ -21,7 +21,7 @@ from vallum.s3.handlers.registry import action_of, resource_arn
 from vallum.s3.router import route
 from vallum.security.audit.log import AuditLog
 
-_REFUSALS = ("mac:", "sse-c:", "spill:")
+_REFUSALS = ("mac:", "sse-c:", "spill:", "rate-limit:")
 _ATTRIBUTION = ("principal", "account", "action", "target", "decision", "rule")
 
 
