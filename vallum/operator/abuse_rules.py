@@ -66,8 +66,8 @@ class Tuning:
     budget_hour_mult: float = 4.0
     # coverage budget: distinct objects of one bucket read in an hour / a day (coverage.py)
     cover_floor: float = 30.0              # objects: below this no bucket's share counts
-    cover_share: float = 0.15              # of the bucket's known size
-    cover_mult: float = 2.0                # x the most of it covered in a clean hour / day
+    cover_share: float = 0.2               # of the bucket's known size
+    cover_mult: float = 3.0                # x the most of it covered in a clean hour / day
     # label first touches: reads at levels never read before, counted over hours
     climb_long_window: float = 6 * 3600.0
     climb_long_reads: float = 6.0

@@ -237,8 +237,8 @@ class Detector:
             self.dirty.add(ev.principal)
             st.alerted_until = ev.ts + self.cooldown
             st.budget.taint()
-            for cov in st.coverage.values():
-                cov.tainted = True
+            for cov in st.coverage.values():      # this episode is known: only a second bar speaks
+                cov.tainted, cov.next_score = True, max(cov.next_score, 2.0)
             if any(a.kind != ANOMALY for a in alerts):
                 if not st.last_incident or ev.ts - st.last_incident > self.cooldown:
                     st.before_episode = st.last_incident
@@ -387,14 +387,14 @@ class Detector:
     def _first_touches(self, ev: RequestEvent, st: PrincipalState,
                        run: Sequence[RequestEvent]) -> rules.Finding | None:
         """Reads at levels the principal never read (in a learned minute, ``climb_learn``
-        ago at least), and refused reads of unknown label, over ``climb_long_window``:
-        a climb too patient for the 15-minute window."""
+        ago at least), and refused reads of unknown label while such reads are in the
+        window, over ``climb_long_window``: a climb too patient for the 15-minute window."""
         t, touches = self.tuning, st.touches
         if ev.label >= 0:
             if ev.label <= st.profile.usual_label(1, ev.ts - t.climb_learn):
                 return None
-        elif ev.error != "AccessDenied":
-            return None
+        elif ev.error != "AccessDenied" or not touches:
+            return None                     # a refusal alone says nothing about levels
         touches.extend((e.ts, ev.label, e.key) for e in run)
         while touches and touches[0][0] < ev.ts - t.climb_long_window:
             touches.popleft()

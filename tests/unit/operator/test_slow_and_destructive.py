@@ -276,15 +276,15 @@ def covered(served, who="AKUSER"):
 
 def test_a_slow_reader_of_an_unfamiliar_bucket_is_contained_by_coverage():
     """3 objects a minute (no per-minute bar, no volume budget reaches it) walking a bucket
-    the key never read: throttled at 15% of it, suspended at 30%."""
+    the key never read: throttled at 20% of it, suspended at 40%."""
     start = T0 + 2 * DAY + 10 * 3600
     alerts, actions, served = replay(office_days(days=2) + vault_known() + slow_walk(start), start)
     cov = [a for a in alerts if a.features.get("budget") == "coverage"]
     assert cov and cov[0].features["bucket"] == "vault" and not cov[0].features["veteran"]
-    assert cov[0].features["objects"] == 60                   # 15% of 400
+    assert cov[0].features["objects"] == 80                   # 20% of 400
     assert [(a.action, a.kind) for a in actions] == [("throttle", "exfiltration"),
                                                       ("suspend", "exfiltration")]
-    assert covered(served) <= 0.31 * len(VAULT), covered(served)
+    assert covered(served) <= 0.41 * len(VAULT), covered(served)
 
 
 def test_a_veteran_is_alerted_first_then_suspended_at_twice_the_bar():
@@ -294,7 +294,7 @@ def test_a_veteran_is_alerted_first_then_suspended_at_twice_the_bar():
     assert cov[0].features["veteran"] and cov[0].score < 2.0
     assert [a.action for a in actions] == ["suspend"]          # the first alert only alerted
     assert actions[0].ts > cov[0].ts
-    assert covered(served) <= 0.31 * len(VAULT), covered(served)
+    assert covered(served) <= 0.41 * len(VAULT), covered(served)
 
 
 def test_a_nightly_backup_reading_the_whole_bucket_is_never_contained():
@@ -337,6 +337,14 @@ def test_a_climb_paced_over_hours_is_caught_by_first_touches():
     climbs = [a for a in alerts if a.kind == "label_climbing"]
     assert climbs and climbs[0].features["first_touches"] == 6, [a.reason for a in alerts]
     assert actions and actions[0].action == "suspend"
+
+
+def test_refusals_alone_are_no_climb():
+    """Refused reads with no label say nothing about levels: a user refused now and then
+    over hours (a policy change) is not climbing."""
+    refusals = [ev(START + i * 900, "GetObject", f"x{i}/doc", error="AccessDenied") for i in range(12)]
+    alerts, actions, _ = replay(office_days(days=2) + refusals, START)
+    assert not [a for a in alerts if a.kind == "label_climbing"] and not actions
 
 
 def test_a_level_the_user_reads_every_day_is_no_first_touch():
