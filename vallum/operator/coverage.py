@@ -28,7 +28,7 @@ class BucketCoverage:
     norm unless the principal is still learning)."""
 
     __slots__ = ("hour", "day", "peak_hour", "peak_day", "pend_hour", "pend_day", "today",
-                 "tainted", "next_score")
+                 "tainted", "next_score", "quiet_until")
 
     def __init__(self) -> None:
         self.hour = Distinct(HOUR)
@@ -37,7 +37,8 @@ class BucketCoverage:
         self.pend_hour = self.pend_day = 0.0         # the most of today, not yet a norm
         self.today = -1
         self.tainted = False
-        self.next_score = 1.0                        # score that raises the next alert
+        self.next_score = 1.0                        # score that raises the next alert (today)
+        self.quiet_until = 0.0                       # after an alert: only the second bar speaks
 
     def add(self, ts: float, key: str, learning: bool) -> None:
         day = int(ts // DAY)

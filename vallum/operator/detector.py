@@ -237,8 +237,8 @@ class Detector:
             self.dirty.add(ev.principal)
             st.alerted_until = ev.ts + self.cooldown
             st.budget.taint()
-            for cov in st.coverage.values():      # this episode is known: only a second bar speaks
-                cov.tainted, cov.next_score = True, max(cov.next_score, 2.0)
+            for cov in st.coverage.values():      # this episode is known: until the day window
+                cov.tainted, cov.quiet_until = True, ev.ts + DAY    # forgets it, only a second bar speaks
             if any(a.kind != ANOMALY for a in alerts):
                 if not st.last_incident or ev.ts - st.last_incident > self.cooldown:
                     st.before_episode = st.last_incident
@@ -368,7 +368,7 @@ class Detector:
             return False
         score, window, covered, bar = coverage_score(cov, self.sizes.size(bucket), t.cover_floor,
                                                      t.cover_share, t.cover_mult)
-        if score < cov.next_score:
+        if score < (cov.next_score if ev.ts >= cov.quiet_until else max(cov.next_score, 2.0)):
             return False
         peak = cov.peak_hour if window == "hour" else cov.peak_day
         found = rules.coverage(bucket, score, window, covered, bar, self.sizes.size(bucket), peak)
