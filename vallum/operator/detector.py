@@ -36,6 +36,7 @@ BUCKETS = DISTINCT.index("buckets")
 # (evaluate.py): batches of at most CHUNK events, none waiting over MAX_DELAY seconds.
 CHUNK = 32
 MAX_DELAY = 0.05
+MAX_TOUCHES = 4096                      # first touches kept per principal (a hammering caller)
 PRINCIPAL_RULES = (("exfiltration", rules.exfiltration), ("enumeration", rules.enumeration),
                    ("privilege_probing", rules.privilege_probing))
 
@@ -62,6 +63,7 @@ class PrincipalState:
     buckets: dict[str, float] = field(default_factory=dict)  # bucket -> its first object read
     coverage: dict[str, BucketCoverage] = field(default_factory=dict)  # bucket -> what it read
     touches: deque = field(default_factory=deque)  # (ts, level, key): first touches of levels
+    touched_at: float = float("-inf")   # the last labelled first touch
 
 
 def _what(ev: RequestEvent) -> str:
@@ -386,16 +388,24 @@ class Detector:
 
     def _first_touches(self, ev: RequestEvent, st: PrincipalState,
                        run: Sequence[RequestEvent]) -> rules.Finding | None:
-        """Reads at levels the principal never read (in a learned minute, ``climb_learn``
-        ago at least), and refused reads of unknown label while such reads are in the
-        window, over ``climb_long_window``: a climb too patient for the 15-minute window."""
+        """Reads at levels the principal never read (in a learned minute, ``climb_long_window``
+        ago at least), and refused reads of unknown label within ``climb_window`` of such
+        a read, over ``climb_long_window``: a climb too patient for the 15-minute window."""
         t, touches = self.tuning, st.touches
+        if st.profile.days < t.unusual_min_days:
+            return None                     # no history yet to be a first against
         if ev.label >= 0:
-            if ev.label <= st.profile.usual_label(1, ev.ts - t.climb_learn):
+            # Known only once first read a whole window ago: the climb is not its own habit.
+            if ev.label <= st.profile.usual_label(1, ev.ts - t.climb_long_window):
                 return None
-        elif ev.error != "AccessDenied" or not touches:
-            return None                     # a refusal alone says nothing about levels
-        touches.extend((e.ts, ev.label, e.key) for e in run)
+            st.touched_at = ev.ts
+        elif ev.error != "AccessDenied" or ev.ts - st.touched_at > t.climb_window:
+            # A refusal alone says nothing about levels; beside a labelled first touch it
+            # is a climb's top. Hours later (the operator's own suspension answering with
+            # AccessDenied) it is not.
+            return None
+        if len(touches) < MAX_TOUCHES:
+            touches.extend((e.ts, ev.label, e.key) for e in run)
         while touches and touches[0][0] < ev.ts - t.climb_long_window:
             touches.popleft()
         return rules.label_first_touch(touches, t) if len(touches) >= t.climb_long_reads else None

@@ -352,3 +352,14 @@ def test_a_level_the_user_reads_every_day_is_no_first_touch():
     reads = [ev(START + i * 600, "GetObject", f"d{i}/k{i}", label=3) for i in range(12)]
     alerts, actions, _ = replay(history + reads, START)
     assert not [a for a in alerts if a.kind == "label_climbing"] and not actions
+
+
+def test_a_suspended_climber_hammering_on_raises_no_further_climbs():
+    """After the suspension, every read is answered AccessDenied (no label) by the operator
+    itself: hours of that are not more climbing."""
+    start = T0 + 2 * DAY + 10 * 3600
+    attack = [ev(start + i * 400, "GetObject", f"s{i}/doc", label=3) for i in range(8)]
+    attack += [ev(start + 4000 + i * 20, "GetObject", f"t{i}/doc", label=3) for i in range(900)]
+    alerts, actions, _ = replay(office_days(days=2) + attack, start)
+    assert [a.action for a in actions] == ["suspend"]
+    assert len([a for a in alerts if a.kind == "label_climbing"]) == 1, [a.reason for a in alerts]
