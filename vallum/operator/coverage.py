@@ -48,10 +48,15 @@ class BucketCoverage:
                 self.peak_day = max(self.peak_day, self.pend_day)
             self.today, self.tainted, self.next_score = day, False, 1.0
             self.pend_hour = self.pend_day = 0.0
-        self.hour.add(ts, key)
-        self.day.add(ts, key)
-        self.pend_hour = max(self.pend_hour, float(self.hour.distinct))
-        self.pend_day = max(self.pend_day, float(self.day.distinct))
+        hour, day_ = self.hour, self.day
+        hour.add(ts, key)
+        day_.add(ts, key)
+        n = len(hour.counts)
+        if n > self.pend_hour:
+            self.pend_hour = n
+        n = len(day_.counts)
+        if n > self.pend_day:
+            self.pend_day = n
 
 
 class BucketSizes:

@@ -366,8 +366,8 @@ class Detector:
         learning = st.budget.days_seen < t.budget_days
         for e in run:
             cov.add(e.ts, e.key, learning)
-        if learning:
-            return False
+        if learning or len(cov.day.counts) < t.cover_floor:
+            return False                    # (the day window holds the hour's objects too)
         score, window, covered, bar = coverage_score(cov, self.sizes.size(bucket), t.cover_floor,
                                                      t.cover_share, t.cover_mult)
         if score < (cov.next_score if ev.ts >= cov.quiet_until else max(cov.next_score, 2.0)):
