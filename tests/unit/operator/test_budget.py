@@ -51,3 +51,20 @@ def test_coverage_records_the_clean_days_and_forgets_after_a_day():
         c.add(T0 + 3 * DAY + 23 * HOUR + i, f"y{i}", learning=False)
     s, window, n, bar = score(c, sizes.size("b"), 30.0, 0.15, 2.0)
     assert (window, n, bar) == ("hour", 121, 100.0) and s == 1.21   # 2 x its best hour of 50
+
+
+def test_a_restart_keeps_the_coverage_record_and_the_bucket_sizes():
+    from vallum.operator.detector import Detector
+    from vallum.operator.request_events import RequestEvent
+    det = Detector(anomaly=False)
+    for d in range(3):                           # 120 of a 400-object bucket, every night
+        for i in range(120):
+            det.observe(RequestEvent(T0 + d * DAY + 2 * HOUR + i, "AKB", "acct", "10.0.0.9",
+                                     "GetObject", "vault", f"k{(i + d * 120) % 400}", 200, "", 0, 1000))
+    doc = det.baseline("AKB")
+    peak_hour, peak_day, size = doc["coverage"]["vault"]
+    assert (peak_hour, size) == (120, 360) and 120 <= peak_day <= 240
+    again = Detector(anomaly=False)
+    again.restore("AKB", doc)
+    cov = again.principals["AKB"].coverage["vault"]
+    assert (cov.peak_hour, cov.peak_day, again.sizes.size("vault")) == (peak_hour, peak_day, 360)
