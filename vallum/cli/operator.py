@@ -262,29 +262,36 @@ def _seeds(text: str) -> list[int]:
 @app.command()
 def evaluate(trace: str = typer.Option(None, "--trace", help="A directory written by `simulate`"),
              seeds: str = typer.Option(None, "--seeds", help="Generate and replay these seeds [default: the reporting seeds]"),
-             principals: int = typer.Option(None, "--principals", help="[default: 120; --heldout 30]"),
-             days: int = typer.Option(None, "--days", help="[default: 7; --heldout 6]"),
-             warmup: int = typer.Option(None, "--warmup-days", help="[default: 3; --heldout 4]"),
+             principals: int = typer.Option(None, "--principals", help="[default: 120; --heldout 30; --heldout2 36]"),
+             days: int = typer.Option(None, "--days", help="[default: 7; --heldout 6; --heldout2 7]"),
+             warmup: int = typer.Option(None, "--warmup-days", help="[default: 3; --heldout 4; --heldout2 5]"),
              capacity_eval: bool = typer.Option(False, "--forecast", help="Also report forecast MAPE"),
              scaling_eval: bool = typer.Option(False, "--scaling", help="Also compare pool sizing policies"),
              anomaly: bool = typer.Option(True, "--anomaly/--no-anomaly", help="Run the unsupervised model too"),
              model: str = typer.Option("robust", "--model", help="Unsupervised model: robust | hst"),
              heldout: bool = typer.Option(False, "--heldout", help="Replay the frozen held-out scenarios "
                                           "(heldout.py) instead: recall, time to contain, fraction leaked"),
+             heldout2: bool = typer.Option(False, "--heldout2", help="Replay the second frozen held-out "
+                                           "family (heldout2.py), scored the same way"),
              as_json: bool = typer.Option(False, "--json")) -> None:
     """Replay traffic through the real detectors; precision, recall, F1, time to detect."""
     from vallum.operator import evaluation as ev
     from vallum.operator import simulate as sim
-    if heldout:
+    if heldout or heldout2:
         from vallum.operator import heldout as ho
+        from vallum.operator import heldout2 as ho2
         from vallum.operator import heldout_eval as he
-        if trace:
-            _fail("--heldout generates its own traces: drop --trace", 2)
-        days, warmup = days or 6, warmup or 4
+        if trace or (heldout and heldout2):
+            _fail("--heldout / --heldout2 generate their own traces: drop --trace, pick one", 2)
+        days, warmup = days or (7 if heldout2 else 6), warmup or (5 if heldout2 else 4)
         if days <= warmup:
             _fail("--days must exceed --warmup-days", 2)
-        chosen = _seeds(seeds) if seeds else list(ho.HELDOUT_SEEDS)
-        held = he.run(chosen, principals or 30, days, warmup)
+        if heldout2:
+            held = ho2.run(_seeds(seeds) if seeds else list(ho2.HELDOUT2_SEEDS), principals or 36,
+                           days, warmup)
+        else:
+            held = he.run(_seeds(seeds) if seeds else list(ho.HELDOUT_SEEDS), principals or 30,
+                          days, warmup)
         typer.echo(json.dumps({"heldout": held.to_dict()}, indent=1) if as_json else he.table(held))
         return
     if model not in ("robust", "hst"):

@@ -64,6 +64,13 @@ class Tuning:
     # ... and reads in the last hour (sliding) against its busiest clean hour on record
     budget_hour_floor: float = 300.0
     budget_hour_mult: float = 4.0
+    # coverage budget: distinct objects of one bucket read in an hour / a day (coverage.py)
+    cover_floor: float = 30.0              # objects: below this no bucket's share counts
+    cover_share: float = 0.2               # of the bucket's known size
+    cover_mult: float = 3.0                # x the most of it covered in a clean hour / day
+    # label first touches: reads at levels never read before, counted over hours
+    climb_long_window: float = 6 * 3600.0
+    climb_long_reads: float = 6.0
     # an unfamiliar caller (new network, or no mature history) gets a tight exfiltration bar
     tight_reads: float = 12.0
     tight_bytes: float = 1024 * 1024
@@ -168,6 +175,43 @@ def read_budget_hour(last_hour: float, busiest_hour: float, t: Tuning) -> Findin
     return score, (f"read {last_hour:.0f} objects in the last hour; its busiest hour on record "
                    f"is {busiest_hour:.0f} (read volume budget: slow-and-low exfiltration)"), {
         "reads_last_hour": round(last_hour), "busiest_hour": busiest_hour, "budget": "hour"}
+
+
+def coverage(bucket: str, score: float, window: str, covered: float, bar: float, size: int,
+             peak: float) -> Finding | None:
+    """Slow-and-low by share: distinct objects of one bucket read in the last hour / day
+    against max(floor, a share of the bucket, a multiple of the most of it this principal
+    covered in a clean window of that length). Scales with the damage possible: a
+    bucket's size, not the reader's pace."""
+    if score < 1.0:
+        return None
+    share = covered / max(size, covered, 1.0)
+    return score, (f"read {covered:.0f} distinct objects of bucket {bucket} ({100 * share:.0f}% of the "
+                   f"{max(size, int(covered))} objects known there) in the last {window}; the most of it "
+                   f"it read in a clean {window} on record is {peak:.0f} (coverage budget: slow-and-low "
+                   f"exfiltration)"), {
+        "budget": "coverage", "bucket": bucket, "window": window, "objects": round(covered),
+        "bucket_size": max(size, int(covered)), "share": round(share, 3), "usual": peak,
+        "bar": round(bar, 1)}
+
+
+def label_first_touch(touches: Iterable[tuple[float, int, str]], t: Tuning) -> Finding | None:
+    """Reads at label levels the principal never read before (or refused, label unknown),
+    of distinct objects, counted over hours: a climb paced under the 15-minute window."""
+    keys: set[str] = set()
+    levels: set[int] = set()
+    for _, level, key in touches:
+        keys.add(key)
+        if level >= 0:
+            levels.add(level)
+    score = len(keys) / t.climb_long_reads
+    if score < 1.0:
+        return None
+    top = LEVELS[max(levels)] if levels else "unknown (refused)"
+    return score, (f"read or was refused {len(keys)} objects at label levels it never read before, "
+                   f"up to {top}, in the last {t.climb_long_window / 3600:.0f} hours (first touches)"), {
+        "first_touches": len(keys), "levels": sorted(levels), "highest": top,
+        "window_hours": t.climb_long_window / 3600}
 
 
 GUIDANCE = ("Contain first, then restore: turn on bucket versioning (and object lock for data "

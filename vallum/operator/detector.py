@@ -18,12 +18,16 @@ from vallum.operator import shared_state as state
 from vallum.operator.alerts import ANOMALY, Alert
 from vallum.operator.anomaly import SCORE_BINS, AnomalyModel, RobustModel, normalised
 from vallum.operator.budget import DAY, Distinct, ReadBudget
+from vallum.operator.coverage import MAX_COVERED, BucketCoverage, BucketSizes
+from vallum.operator.coverage import score as coverage_score
 from vallum.operator.profile import Profile, network_of
 from vallum.operator.request_events import AUTH_FAILURES, READ_OPS, TARGETED, RequestEvent
 from vallum.operator.signals import DISTINCT, FEATURES, IDX, Signals, Window, run_end
 from vallum.operator.signals import GETS as GET_OPS
 
 REFUSED = frozenset({"SlowDown"})      # what a throttled request is answered with
+# Served requests that show an object exists (the bucket sizes coverage is judged on).
+OBJECT_OPS = READ_OPS | {"PutObject", "CopyObject", "CompleteMultipartUpload"}
 GETS, BYTES_OUT, NOT_FOUND, LISTS, DENIED, DESTROYS, OPAQUE, MINTS = (
     IDX[f] for f in ("gets", "bytes_out", "not_found", "lists", "denied", "destroys", "opaque_writes",
                      "mints"))
@@ -32,6 +36,7 @@ BUCKETS = DISTINCT.index("buckets")
 # (evaluate.py): batches of at most CHUNK events, none waiting over MAX_DELAY seconds.
 CHUNK = 32
 MAX_DELAY = 0.05
+MAX_TOUCHES = 4096                      # first touches kept per principal (a hammering caller)
 PRINCIPAL_RULES = (("exfiltration", rules.exfiltration), ("enumeration", rules.enumeration),
                    ("privilege_probing", rules.privilege_probing))
 
@@ -56,6 +61,9 @@ class PrincipalState:
     before_episode: float = 0.0         # ... the last before the current episode of alerts
     allowed: set[str] = field(default_factory=set)          # operations it has been served
     buckets: dict[str, float] = field(default_factory=dict)  # bucket -> its first object read
+    coverage: dict[str, BucketCoverage] = field(default_factory=dict)  # bucket -> what it read
+    touches: deque = field(default_factory=deque)  # (ts, level, key): first touches of levels
+    touched_at: float = float("-inf")   # the last labelled first touch
 
 
 def _what(ev: RequestEvent) -> str:
@@ -86,6 +94,7 @@ class Detector:
         self.failed_nets: dict[str, Distinct] = {}        # /24 -> failed keys, last hour
         self.source_denied: dict[str, Distinct] = {}      # address -> refused keys, last hour
         self.dirty: set[str] = set()        # principals whose baseline changed since the last save
+        self.sizes = BucketSizes()          # objects seen per bucket (coverage budgets)
 
     # ------------------------------------------------------------------ events
     def observe(self, ev: RequestEvent) -> list[Alert]:
@@ -130,6 +139,10 @@ class Detector:
                     self._emit(alerts, ev, "credential_stuffing", ev.source, "address", found)
         if pw is None:
             return alerts
+        if not ev.error and ev.key and ev.operation in OBJECT_OPS:
+            see, bucket = self.sizes.see, ev.bucket
+            for e in run:
+                see(bucket, e.key)
         st = self.principals.get(ev.principal)
         if st is None:
             st = self.principals[ev.principal] = PrincipalState(account=ev.account)
@@ -178,7 +191,7 @@ class Detector:
             if found:
                 self._emit(alerts, ev, "credential_minting", ev.principal, "principal", found)
         if ev.operation in GET_OPS and (not ev.error or ev.error in REFUSED):
-            self._budgets(alerts, ev, st, pw, count)
+            self._budgets(alerts, ev, st, pw, run)
         if not ev.error:
             st.allowed.add(_what(ev))
         elif ev.error == "AccessDenied" and _what(ev) not in st.allowed:
@@ -209,6 +222,8 @@ class Detector:
             while above and above[0][0] < ev.ts - t.climb_window:
                 above.popleft()
             found = rules.label_climbing(above, p, t) if above else None
+            if not found:
+                found = self._first_touches(ev, st, run)
             if found:
                 self._emit(alerts, ev, "label_climbing", ev.principal, "principal", found)
         if ev.source:
@@ -224,6 +239,8 @@ class Detector:
             self.dirty.add(ev.principal)
             st.alerted_until = ev.ts + self.cooldown
             st.budget.taint()
+            for cov in st.coverage.values():      # this episode is known: until the day window
+                cov.tainted, cov.quiet_until = True, ev.ts + DAY    # forgets it, only a second bar speaks
             if any(a.kind != ANOMALY for a in alerts):
                 if not st.last_incident or ev.ts - st.last_incident > self.cooldown:
                     st.before_episode = st.last_incident
@@ -242,6 +259,8 @@ class Detector:
                "alerted_until": st.alerted_until, "exfil_at": st.exfil_at, "escalated": st.escalated,
                "allowed": sorted(st.allowed),
                "buckets": dict(list(st.buckets.items())[:state.MAX_BUCKETS]),
+               "coverage": {b: [c.peak_hour, c.peak_day, self.sizes.size(b)]
+                            for b, c in list(st.coverage.items())[:state.MAX_BUCKETS]},
                "last_alert": {k: ts for (e, k), ts in self.last_alert.items() if e == principal}}
         if self.robust is not None and principal in self.robust.history:
             doc["robust"] = self.robust.history[principal]
@@ -261,6 +280,11 @@ class Detector:
             st.escalated = bool(doc.get("escalated", True))
             st.allowed = {str(o) for o in doc.get("allowed", [])}
             st.buckets = {str(b): float(t) for b, t in (doc.get("buckets") or {}).items()}
+            sizes: dict[str, int] = {}
+            for b, (peak_hour, peak_day, size) in (doc.get("coverage") or {}).items():
+                cov = st.coverage[str(b)] = BucketCoverage()
+                cov.peak_hour, cov.peak_day = float(peak_hour), float(peak_day)
+                sizes[str(b)] = int(size)
             last = {(principal, str(k)): float(t) for k, t in (doc.get("last_alert") or {}).items()}
             robust = doc.get("robust")
             if self.robust is not None and isinstance(robust, list) and len(robust) == SCORE_BINS:
@@ -269,10 +293,13 @@ class Detector:
             return
         self.principals[principal] = st
         self.last_alert.update(last)
+        floor = self.sizes.floor
+        for b, size in sizes.items():
+            floor[b] = max(floor.get(b, 0), size)
 
     # ------------------------------------------------------------ slow and budgeted
     def _budgets(self, alerts: list[Alert], ev: RequestEvent, st: PrincipalState, pw: Window,
-                 count: int) -> None:
+                 run: Sequence[RequestEvent]) -> None:
         """Objects asked for (served, or refused while throttled: a reader that does not
         back off keeps spending its budget) in the last 24 hours against the busiest day
         on its record; and, for an unfamiliar caller, a tight bar on the first seconds of
@@ -280,12 +307,14 @@ class Detector:
         read under 30 minutes ago). A read-budget alert is raised once more, past the cool-down, when its
         score doubles (the containment escalates with it)."""
         t, p, b = self.tuning, st.profile, st.budget
-        b.add(ev.ts, count)
+        b.add(ev.ts, len(run))
         first = st.buckets.get(ev.bucket)
         if first is None and not ev.error:
             if len(st.buckets) < 4096:
                 st.buckets[ev.bucket] = ev.ts
             first = ev.ts
+        if not ev.error and ev.key and self._coverage(alerts, ev, st, run):
+            return
         if b.days_seen >= t.budget_days:
             day, hour = b.last_day(), b.last_hour(ev.ts)
             found = rules.read_budget(day, b.busiest_day, t) if day >= t.budget_day_floor else None
@@ -320,6 +349,66 @@ class Detector:
             if len(alerts) > n:
                 st.exfil_at, st.escalated = ev.ts, False
                 st.refused.clear()
+
+    def _coverage(self, alerts: list[Alert], ev: RequestEvent, st: PrincipalState,
+                  run: Sequence[RequestEvent]) -> bool:
+        """Distinct objects of this bucket read in the last hour / day against its size and
+        the principal's own record for it (coverage.py); True when it raised an alert.
+        Judged once the principal has ``budget_days`` whole days on record (until then
+        every day is learned, alerted or not); raised again, past the cool-down, at twice
+        the bar (the containment suspends there)."""
+        t, bucket = self.tuning, ev.bucket
+        cov = st.coverage.get(bucket)
+        if cov is None:
+            if len(st.coverage) >= MAX_COVERED:
+                return False
+            cov = st.coverage[bucket] = BucketCoverage()
+        learning = st.budget.days_seen < t.budget_days
+        for e in run:
+            cov.add(e.ts, e.key, learning)
+        if learning or len(cov.day.counts) < t.cover_floor:
+            return False                    # (the day window holds the hour's objects too)
+        score, window, covered, bar = coverage_score(cov, self.sizes.size(bucket), t.cover_floor,
+                                                     t.cover_share, t.cover_mult)
+        if score < (cov.next_score if ev.ts >= cov.quiet_until else max(cov.next_score, 2.0)):
+            return False
+        peak = cov.peak_hour if window == "hour" else cov.peak_day
+        found = rules.coverage(bucket, score, window, covered, bar, self.sizes.size(bucket), peak)
+        if found is None:
+            return False
+        cov.next_score = 2.0 if score < 2.0 else float("inf")
+        last = self.last_alert.get((ev.principal, "exfiltration"))
+        # In the cool-down of an exfiltration alert, only an escalation speaks.
+        if last is not None and ev.ts - last < self.cooldown and (st.escalated or score < 2.0):
+            return False
+        alerts.append(self._alert(ev, "exfiltration", *found))
+        self.last_alert[(ev.principal, "exfiltration")] = ev.ts
+        st.exfil_at, st.escalated = ev.ts, score >= 2.0
+        return True
+
+    def _first_touches(self, ev: RequestEvent, st: PrincipalState,
+                       run: Sequence[RequestEvent]) -> rules.Finding | None:
+        """Reads at levels the principal never read (in a learned minute, ``climb_long_window``
+        ago at least), and refused reads of unknown label within ``climb_window`` of such
+        a read, over ``climb_long_window``: a climb too patient for the 15-minute window."""
+        t, touches = self.tuning, st.touches
+        if st.profile.days < t.unusual_min_days:
+            return None                     # no history yet to be a first against
+        if ev.label >= 0:
+            # Known only once first read a whole window ago: the climb is not its own habit.
+            if ev.label <= st.profile.usual_label(1, ev.ts - t.climb_long_window):
+                return None
+            st.touched_at = ev.ts
+        elif ev.error != "AccessDenied" or ev.ts - st.touched_at > t.climb_window:
+            # A refusal alone says nothing about levels; beside a labelled first touch it
+            # is a climb's top. Hours later (the operator's own suspension answering with
+            # AccessDenied) it is not.
+            return None
+        if len(touches) < MAX_TOUCHES:
+            touches.extend((e.ts, ev.label, e.key) for e in run)
+        while touches and touches[0][0] < ev.ts - t.climb_long_window:
+            touches.popleft()
+        return rules.label_first_touch(touches, t) if len(touches) >= t.climb_long_reads else None
 
     def _slow_probing(self, alerts: list[Alert], ev: RequestEvent, st: PrincipalState,
                       run: Sequence[RequestEvent]) -> None:

@@ -104,6 +104,31 @@ class Generator:
         self.events: list[RequestEvent] = []
         self.incidents: list[Incident] = []
         self.people = [self._principal(i) for i in range(principals)]
+        self.backups = self._backups(random.Random(seed * 31 + 5), max(1, principals // 60))
+
+    def _backups(self, rng: random.Random, n: int) -> list[Principal]:
+        """Automation that reads whole buckets every night (its own random stream, so the
+        rest of the trace is what it was without it): must never be contained."""
+        out = []
+        for i in range(n):
+            acct = rng.choice(sorted(self.world.buckets))
+            names = self.world.buckets[acct]
+            out.append(Principal(key=f"AKIABACKUP{i:02d}{acct[4:]}SIM", account=acct, role="backup",
+                                 clearance=4, home=[_ip(f"10.{int(acct[4:])}", rng)],
+                                 buckets=rng.sample(names, min(2, len(names))),
+                                 batch_hour=rng.uniform(0.5, 4.0), rate=rng.uniform(150, 400)))
+        return out
+
+    def backup_night(self, p: Principal, day: int, rng: random.Random) -> None:
+        """Every object of its buckets, in key order, at its pace."""
+        ts = START + day * DAY + p.batch_hour * 3600 + rng.uniform(-600, 600)
+        for b in p.buckets:
+            self.emit(p, ts, "ListObjectsV2", bucket=b, bytes_out=100_000)
+            for prefix, level in self.world.prefixes[b]:
+                for k in range(301):
+                    ts += rng.expovariate(p.rate / 60.0)
+                    self.emit(p, ts, "GetObject", bucket=b, key=f"{prefix}/obj{k:05d}", level=level,
+                              bytes_out=40_000)
 
     # ---------------------------------------------------------------- population
     def _principal(self, i: int) -> Principal:
@@ -288,6 +313,9 @@ class Generator:
             n, rate = rng.randint(150, 2000), rng.uniform(50, 300)
             if rng.random() < 0.4:          # slow-and-low: under every per-minute bar, for hours
                 n, rate = rng.randint(400, 2500), rng.uniform(8, 40)
+                if rng.random() < 0.5:      # ... walking one bucket in key order, 2-20 a minute
+                    ts = self._walk(p, ts, source, rng.uniform(2, 20), rng.uniform(0.3, 1.0))
+                    n = 0
             for _ in range(n):
                 ts += rng.expovariate(rate / 60.0)
                 b = rng.choice(p.buckets)
@@ -327,8 +355,11 @@ class Generator:
                 self.normal_request(p, ts, source)
         elif kind == "label_climbing":
             n, rate = rng.randint(20, 120), rng.uniform(3, 20)
-            if rng.random() < 0.4:          # a patient climb: a read or two a minute
+            r = rng.random()
+            if r < 0.4:                     # a patient climb: a read or two a minute
                 n, rate = rng.randint(20, 60), rng.uniform(0.7, 2.0)
+            elif r < 0.6:                   # a slow one: a read every 2-10 minutes, for hours
+                n, rate = rng.randint(8, 30), rng.uniform(0.1, 0.5)
             base = min(p.clearance, 2)
             for i in range(n):
                 ts += rng.expovariate(rate / 60.0)
@@ -336,19 +367,38 @@ class Generator:
                 level = min(4, base + 1 + (i * 3) // n)
                 key, _ = self.world.key_in(b, 4)
                 denied = level > p.clearance and rng.random() < 0.5
-                self.emit(p, ts, "GetObject", source=source, bucket=b, key=key, level=level,
+                # a refusal's label is known live (MAC notes it), not in every replayed trail
+                self.emit(p, ts, "GetObject", source=source, bucket=b, key=key,
+                          level=-1 if denied and r >= 0.4 and i % 2 else level,
                           error="AccessDenied" if denied else "")
         self.incidents.append(Incident(kind, p.key, t0, ts, also))
+
+    def _walk(self, p: Principal, ts: float, source: str, per_min: float, share: float) -> float:
+        """Read one of its buckets object by object in key order (a slow copy), for at
+        most six hours."""
+        rng = self.rng
+        b = rng.choice(p.buckets)
+        keys = [(f"{prefix}/obj{k:05d}", level) for prefix, level in self.world.prefixes[b]
+                for k in range(301) if level <= p.clearance]
+        for key, level in keys[:max(1, int(min(len(keys) * share, per_min * 360)))]:   # <= 6 h
+            ts += rng.expovariate(per_min / 60.0)
+            self.emit(p, ts, "GetObject", source=source, bucket=b, key=key, level=level,
+                      bytes_out=rng.choice((400_000, 2_000_000)))
+        return ts
 
     def run(self) -> Trace:
         for p in self.people:
             for day in range(self.days):
                 self.normal_day(p, day)
+        for p in self.backups:
+            rng = random.Random(p.key)
+            for day in range(self.days):
+                self.backup_night(p, day, rng)
         for kind in KINDS:
             for _ in range(self.per_kind):
                 self.inject(kind)
         self.events.sort(key=lambda e: e.ts)
-        return Trace(self.events, self.incidents, self.n, self.days, self.warmup)
+        return Trace(self.events, self.incidents, self.n + len(self.backups), self.days, self.warmup)
 
 
 def generate(seed: int, principals: int = 120, days: int = 7, warmup_days: int = 3,

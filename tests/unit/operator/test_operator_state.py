@@ -166,7 +166,8 @@ def test_a_database_that_is_not_one_costs_the_baselines_not_the_gateway(tmp_path
     {"profile": {"hist": "x"}, "budget": {"hours": [["a", 1]]}},
     {"profile": {}, "buckets": ["not", "a", "dict"]},
     {"profile": {}, "robust": [10 ** 12] * 3},
-], ids=["bad-samples", "bad-hours", "bad-buckets", "short-robust"])
+    {"profile": {}, "coverage": {"b": [1.0, "x"]}},
+], ids=["bad-samples", "bad-hours", "bad-buckets", "short-robust", "bad-coverage"])
 def test_a_malformed_baseline_is_skipped_or_reset_never_fatal(tmp_path, doc):
     first = live(tmp_path)
     first.replay(routine(1), contain_from=float("inf"))

@@ -250,3 +250,116 @@ def test_a_familiar_key_sweeping_a_bucket_it_never_read_is_held():
     alerts, actions, served = replay(office_days() + sweep, START)
     assert actions and actions[0].action == "throttle"
     assert len({e.key for e in served if e.bucket == "vault"}) < 30
+
+
+# -- coverage budget: distinct objects of a bucket against its size and the reader's record --
+
+VAULT = [f"case/{i:04d}.pdf" for i in range(400)]
+
+
+def vault_known(days=4):
+    """The vault's 400 objects, written once by its owner on the first morning (that is
+    how the operator knows its size) and read now and then by nobody else."""
+    return [ev(T0 + 8 * 3600 + i, "PutObject", k, who="AKOWNER", bucket="vault", bytes_in=10_000,
+               source="10.1.9.9") for i, k in enumerate(VAULT)]
+
+
+def slow_walk(start, per_min=3.0, who="AKUSER"):
+    return [ev(start + i * 60.0 / per_min, "GetObject", k, who=who, bucket="vault")
+            for i, k in enumerate(VAULT)]
+
+
+def covered(served, who="AKUSER"):
+    return len({e.key for e in served if e.principal == who and e.bucket == "vault"
+                and e.operation == "GetObject"})
+
+
+def test_a_slow_reader_of_an_unfamiliar_bucket_is_contained_by_coverage():
+    """3 objects a minute (no per-minute bar, no volume budget reaches it) walking a bucket
+    the key never read: throttled at 20% of it, suspended at 40%."""
+    start = T0 + 2 * DAY + 10 * 3600
+    alerts, actions, served = replay(office_days(days=2) + vault_known() + slow_walk(start), start)
+    cov = [a for a in alerts if a.features.get("budget") == "coverage"]
+    assert cov and cov[0].features["bucket"] == "vault" and not cov[0].features["veteran"]
+    assert cov[0].features["objects"] == 80                   # 20% of 400
+    assert [(a.action, a.kind) for a in actions] == [("throttle", "exfiltration"),
+                                                      ("suspend", "exfiltration")]
+    assert covered(served) <= 0.41 * len(VAULT), covered(served)
+
+
+def test_a_veteran_is_alerted_first_then_suspended_at_twice_the_bar():
+    start = T0 + 4 * DAY + 10 * 3600
+    alerts, actions, served = replay(office_days(days=4) + vault_known() + slow_walk(start), start)
+    cov = [a for a in alerts if a.features.get("budget") == "coverage"]
+    assert cov[0].features["veteran"] and cov[0].score < 2.0
+    assert [a.action for a in actions] == ["suspend"]          # the first alert only alerted
+    assert actions[0].ts > cov[0].ts
+    assert covered(served) <= 0.41 * len(VAULT), covered(served)
+
+
+def test_a_nightly_backup_reading_the_whole_bucket_is_never_contained():
+    """Every night, every object of the vault at 200 a minute: its record is the whole
+    bucket, so the whole bucket is its norm."""
+    nights = []
+    for d in range(6):
+        t = T0 + d * DAY + 2 * 3600
+        nights += [ev(t + i * 0.3, "GetObject", k, who="AKBACKUP", bucket="vault", source="10.1.7.7",
+                      bytes_out=40_000) for i, k in enumerate(VAULT)]
+    alerts, actions, served = replay(vault_known() + nights, T0 + 3 * DAY)
+    assert not [a for a in alerts if a.entity == "AKBACKUP" and a.kind == "exfiltration"], alerts
+    assert not actions
+    assert covered(served, "AKBACKUP") == len(VAULT)
+
+
+def test_a_reader_keeping_to_its_usual_share_of_a_bucket_is_not_alerted():
+    """An analyst reading about a fifth of the vault every day keeps doing so."""
+    rng = random.Random(11)
+    days = []
+    for d in range(6):
+        t = T0 + d * DAY + 9 * 3600
+        for k in rng.sample(VAULT, 80):
+            t += rng.uniform(60, 300)
+            days.append(ev(t, "GetObject", k, who="AKANALYST", bucket="vault"))
+    alerts, actions, _ = replay(vault_known() + days, T0 + 3 * DAY)
+    assert not [a for a in alerts if a.entity == "AKANALYST"] and not actions
+
+
+def test_a_climb_paced_over_hours_is_caught_by_first_touches():
+    """One read every 6-9 minutes at levels the user never read (SECRET, then TOP SECRET):
+    never 4 in a 15-minute window, six within two hours."""
+    rng = random.Random(7)
+    start = T0 + 2 * DAY + 10 * 3600          # two days of history: not yet a veteran
+    attack, t = [], start
+    for i in range(8):
+        t += rng.uniform(360, 540)
+        attack.append(ev(t, "GetObject", f"s{i}/doc", label=3 + i // 4))
+    alerts, actions, _ = replay(office_days(days=2) + attack, start)
+    climbs = [a for a in alerts if a.kind == "label_climbing"]
+    assert climbs and climbs[0].features["first_touches"] == 6, [a.reason for a in alerts]
+    assert actions and actions[0].action == "suspend"
+
+
+def test_refusals_alone_are_no_climb():
+    """Refused reads with no label say nothing about levels: a user refused now and then
+    over hours (a policy change) is not climbing."""
+    refusals = [ev(START + i * 900, "GetObject", f"x{i}/doc", error="AccessDenied") for i in range(12)]
+    alerts, actions, _ = replay(office_days(days=2) + refusals, START)
+    assert not [a for a in alerts if a.kind == "label_climbing"] and not actions
+
+
+def test_a_level_the_user_reads_every_day_is_no_first_touch():
+    history = office_days(days=3, label=3)
+    reads = [ev(START + i * 600, "GetObject", f"d{i}/k{i}", label=3) for i in range(12)]
+    alerts, actions, _ = replay(history + reads, START)
+    assert not [a for a in alerts if a.kind == "label_climbing"] and not actions
+
+
+def test_a_suspended_climber_hammering_on_raises_no_further_climbs():
+    """After the suspension, every read is answered AccessDenied (no label) by the operator
+    itself: hours of that are not more climbing."""
+    start = T0 + 2 * DAY + 10 * 3600
+    attack = [ev(start + i * 400, "GetObject", f"s{i}/doc", label=3) for i in range(8)]
+    attack += [ev(start + 4000 + i * 20, "GetObject", f"t{i}/doc", label=3) for i in range(900)]
+    alerts, actions, _ = replay(office_days(days=2) + attack, start)
+    assert [a.action for a in actions] == ["suspend"]
+    assert len([a for a in alerts if a.kind == "label_climbing"]) == 1, [a.reason for a in alerts]
