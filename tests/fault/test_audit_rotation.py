@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.audit import printed_fingerprint
-from tests.support.server import start_server, stop_server
+from tests.support.server import start_server, stop_server, wait_all_workers
 from vallum.s3.sigv4 import sign_headers
 from vallum.security.audit import log as audit
 from vallum.security.audit import segments as audit_segments
@@ -60,6 +60,7 @@ def test_two_workers_rotate_one_chain(tmp_path):
     srv = start_server(data, "--workers", "2", env=TINY_SEGMENTS)
     call = caller(srv)
     try:
+        wait_all_workers(srv, 2)                         # readiness means one is up, not both
         bucket = "rot-" + uuid.uuid4().hex[:10]
         ids = [call("PUT", f"/{bucket}")]
         with ThreadPoolExecutor(8) as pool:

@@ -100,13 +100,19 @@ def start_server(data_dir: Path, *extra: str, env: dict | None = None,
             env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     STARTED.append(proc.pid)
     endpoint = f"{scheme}://127.0.0.1:{port}"
+    server = Server(endpoint, ACCESS_KEY, SECRET_KEY, REGION, data_dir, proc)
     try:
         wait_ready(endpoint, proc, context=context, log_path=log_path)
+        # Readiness means one process is up: with --workers N wait for all of them, so a
+        # test about several workers never runs on one (plain HTTP; a TLS test waits itself).
+        workers = int(extra[extra.index("--workers") + 1]) if "--workers" in extra else 1
+        if workers > 1 and tls_certs is None:
+            wait_all_workers(server, workers)
     except Exception:
         proc.kill()
         proc.wait()
         raise
-    return Server(endpoint, ACCESS_KEY, SECRET_KEY, REGION, data_dir, proc)
+    return server
 
 
 def stop_server(server: Server, sig: str = "term") -> None:
