@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from vallum import authz
-from vallum.compute import access, levels, metrics, triggers, viewer
+from vallum.compute import access, event_targets, levels, metrics, triggers, viewer
 from vallum.compute.db import ComputeDB
 from vallum.compute.function_registry import FunctionRegistry
 from vallum.compute.jobs import Jobs
@@ -34,10 +34,14 @@ class Dispatcher:
         self.prepare = jobs.prepare
         self.buckets: set[str] = set()
         self.wake = asyncio.Event()
+        self.targets: Any = None           # event_target_store.EventTargetStore
+        self.sent = asyncio.Event()        # set when deliveries to event targets were made
 
     def reload(self) -> None:
         rows = self.db.query("SELECT DISTINCT bucket FROM compute_triggers WHERE kind='object'")
         self.buckets = {r["bucket"] for r in rows}
+        if self.targets is not None:       # buckets whose events go to external targets
+            self.buckets |= self.targets.route_buckets()
 
     def has_triggers(self, bucket: str) -> bool:
         return bucket in self.buckets
@@ -150,7 +154,17 @@ class Dispatcher:
                 ok = ok and await viewers[doc].may_read(d.bucket, d.key, d.label)
             if ok:
                 allowed.append(d)
-        return await self.db.write(lambda c: triggers.deliver(c, seqs, allowed, time.time()))
+        owners = await self.targets.owners(seqs) if self.targets is not None else {}
+
+        def tx(conn: Any) -> tuple[int, int]:
+            # Deliveries to event targets commit with the events' settlement (at least once).
+            made, _ = event_targets.fan_out(conn, seqs, owners)
+            return triggers.deliver(conn, seqs, allowed, time.time()), made
+
+        n, made = await self.db.write(tx)
+        if made:
+            self.sent.set()
+        return n
 
     async def _run_due_crons(self) -> int:
         """Submit the due scheduled jobs; an array job expands its prefix as its principal

@@ -26,6 +26,8 @@ from vallum.compute import sandbox as sbx
 from vallum.compute.credentials import StaticMinter, STSMinter
 from vallum.compute.db import ComputeDB
 from vallum.compute.dispatcher import Dispatcher
+from vallum.compute.event_delivery import Deliverer
+from vallum.compute.event_target_store import EventTargetStore
 from vallum.compute.executors import make_executor
 from vallum.compute.function_registry import FunctionRegistry
 from vallum.compute.jobs import Jobs
@@ -63,6 +65,10 @@ class ComputeService:
         self.triggers = Dispatcher(self.db, services, self.limits, self.jobs, self.functions,
                                    self.scheduler)
         self.functions.triggers_changed = self.triggers.reload
+        self.event_targets = EventTargetStore(self.db, services)
+        self.triggers.targets = self.event_targets
+        self.deliverer = Deliverer(self.db, self.event_targets)
+        self.triggers.sent = self.deliverer.wake
         self._loops: list[asyncio.Task] = []
 
         # What the API (compute/api.py), the S3 handlers and the gate call.
@@ -100,7 +106,8 @@ class ComputeService:
         log.info("compute: executor %s, capacity %d, sandbox %s", self.executor.name,
                  self.executor.capacity, self.box.mode)
         for loop in (self.scheduler.schedule_loop, self.triggers.dispatch_loop,
-                     self.triggers.cron_loop, self.scheduler.heartbeat_loop):
+                     self.triggers.cron_loop, self.scheduler.heartbeat_loop,
+                     self.deliverer.loop):
             self._loops.append(asyncio.ensure_future(loop()))
         metrics.POOL_SIZE.set(self.executor.capacity)
         sizer = getattr(self.executor, "sizer", None)

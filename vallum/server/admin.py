@@ -31,7 +31,7 @@ from vallum.s3.handlers import labels
 from vallum.s3.router import Endpoint
 from vallum.security.mac.labels import LabelError
 from vallum.security.mac.labels import parse as parse_label
-from vallum.server import downgrade, quotas_admin
+from vallum.server import downgrade, event_targets_admin, quotas_admin
 
 log = logging.getLogger("vallum.admin")
 MAX_BODY = 1024 * 1024
@@ -430,6 +430,10 @@ async def handle(request: Request) -> Response:
             return _json(200, result)
         if name in quotas_admin.ACTIONS:   # storage quotas and usage: their own authorization
             result = await quotas_admin.handle(services, principal, name, args, audit)
+            audit["decision"] = "allow"
+            return _json(200, result)
+        if name in event_targets_admin.ACTIONS:   # event targets: their own authorization
+            result = await event_targets_admin.handle(services, principal, name, args, audit)
             audit["decision"] = "allow"
             return _json(200, result)
         if name not in ACTIONS and name not in ("Simulate", "OperatorAlerts"):
