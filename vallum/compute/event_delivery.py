@@ -52,6 +52,7 @@ def settle(conn: Any, results: list[tuple[int, str | None]], targets: dict[str, 
             continue
         target, bucket, key, label, body, attempts = row
         attempts += 1
+        conn.execute("UPDATE event_targets SET failed=failed+1 WHERE arn=?", (target,))
         t = targets.get(target)
         if t is None or attempts >= t["max_attempts"]:
             account = t["account"] if t else target.split(":")[4]
@@ -118,7 +119,10 @@ class Deliverer:
                     log.info("event delivery %d to %s failed: %s", delivery_id, arn, exc)
                     results.append((delivery_id, str(exc)))
 
-        await asyncio.gather(*(send_all(a, rows) for a, rows in by_target.items()))
+        try:
+            await asyncio.gather(*(send_all(a, rows) for a, rows in by_target.items()))
+        finally:
+            await self.senders.end_round()
         dead = await self.db.write(lambda c: settle(c, results, targets, time.time()))
         if dead:
             log.warning("event deliveries: %d moved to dead letters", dead)

@@ -4,9 +4,11 @@ Why signed: a webhook receiver must tell our POSTs from anyone's, and an old POS
 replayed from a log from a fresh one. ``X-Vallum-Signature: t=<unix>,v1=<hex>`` is
 HMAC-SHA256 under the target's secret over ``"<t>." + body`` (the scheme Stripe's
 webhooks use): the receiver recomputes it, compares in constant time and refuses a
-``t`` too far from its clock. NATS publishes are confirmed by a flush (the server has
-the message) before the delivery counts as sent. Errors name the failure, never the
-URL, token or secret.
+``t`` too far from its clock. NATS publishes are confirmed by a flush (a PING answered
+after the message: the server has it) before the delivery counts as sent; connections
+last one delivery round, so a broker restarted in between is never written to through a
+dead socket (nats-py's flush returns without a round trip once its read loop has ended).
+Errors name the failure, never the URL, token or secret.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def verify(secret: str, body: bytes, header: str, now: float, tolerance: float =
 
 
 class Senders:
-    """One HTTP session and one NATS connection per target, reused between deliveries."""
+    """One HTTP session, and one NATS connection per target for a round of deliveries."""
 
     def __init__(self) -> None:
         self._http: aiohttp.ClientSession | None = None
@@ -82,18 +84,28 @@ class Senders:
         arn = target["arn"]
         try:
             nc = self._nats.get(arn)
-            if nc is None or not nc.is_connected:
-                if nc is not None:
-                    await self._drop(arn)
-                nc = await nats.connect(
+            if nc is not None and not _alive(nc):
+                await self._drop(arn)
+                nc = None
+            if nc is None:
+                # One try (nats-py's 0 means "forever"), bounded by the target's timeout.
+                nc = await asyncio.wait_for(nats.connect(
                     target["endpoint"], token=target["secret"] or None,
                     connect_timeout=target["timeout_s"], allow_reconnect=False,
-                    max_reconnect_attempts=0, error_cb=_quiet, disconnected_cb=_none,
-                    closed_cb=_none, name="vallum-events")
+                    max_reconnect_attempts=1, reconnect_time_wait=0.05, error_cb=_quiet,
+                    disconnected_cb=_none, closed_cb=_none, name="vallum-events"),
+                    target["timeout_s"])
                 self._nats[arn] = nc
             await nc.publish(target["subject"], body,
                              headers={"Nats-Msg-Id": f"{arn}:{delivery_id}"})
+            if not _alive(nc):
+                raise SendError("NATS: connection lost")
             await nc.flush(timeout=target["timeout_s"])
+            if not _alive(nc):
+                raise SendError("NATS: connection lost")
+        except SendError:
+            await self._drop(arn)
+            raise
         except (NatsError, OSError, asyncio.TimeoutError) as exc:
             await self._drop(arn)
             raise SendError(f"NATS: {type(exc).__name__}") from None
@@ -106,12 +118,21 @@ class Senders:
             except Exception:        # a broken connection may fail to close; it is gone anyway
                 log.debug("closing the NATS connection of %s failed", arn)
 
-    async def close(self) -> None:
+    async def end_round(self) -> None:
         for arn in list(self._nats):
             await self._drop(arn)
+
+    async def close(self) -> None:
+        await self.end_round()
         if self._http is not None:
             await self._http.close()
             self._http = None
+
+
+def _alive(nc: Any) -> bool:
+    """Connected, with its read loop running (the loop is what confirms a flush)."""
+    reader = getattr(nc, "_reading_task", None)
+    return bool(nc.is_connected) and reader is not None and not reader.done()
 
 
 async def _quiet(exc: Exception) -> None:

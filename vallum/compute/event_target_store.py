@@ -49,7 +49,7 @@ class EventTargetStore:
             return True
 
         created = await self.db.write(tx)
-        out = et.public({**row, "withheld": 0})
+        out = et.public(row)
         if created and row["kind"] == "webhook":
             out["secret"] = fresh
         out["created_now"] = created

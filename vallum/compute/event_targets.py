@@ -105,7 +105,8 @@ def validate(doc: Any, region: str, account: str, owner: str,
         raise SpecError(f"ceiling {ceiling.banner()} is above your clearance", "AccessDenied", 403)
     return {"arn": arn_of(region, account, name), "account": account, "name": name,
             "kind": kind, "config": json.dumps(config, sort_keys=True), "secret": secret,
-            "ceiling": ceiling.banner(), "owner": owner, "withheld": 0, "created": time.time()}
+            "ceiling": ceiling.banner(), "owner": owner, "withheld": 0, "failed": 0,
+            "created": time.time()}
 
 
 def seal(ring: Any, arn: str, secret: str) -> bytes | None:
@@ -134,6 +135,7 @@ def public(row: Any) -> dict[str, Any]:
     config = json.loads(row["config"])
     return {"arn": row["arn"], "name": row["name"], "type": row["kind"],
             "ceiling": row["ceiling"], "owner": row["owner"], "withheld": row["withheld"],
+            "failed": row["failed"],
             "created": row["created"], **config}
 
 

@@ -165,6 +165,7 @@ event_targets = sa.Table(
     sa.Column("ceiling", sa.Text, nullable=False),       # highest label it may hear of
     sa.Column("owner", sa.Text, nullable=False),
     sa.Column("withheld", sa.Integer, nullable=False),   # events withheld by MAC (count only)
+    sa.Column("failed", sa.Integer, nullable=False),     # delivery attempts that failed
     sa.Column("created", sa.Float, nullable=False),
 )
 
@@ -195,6 +196,8 @@ event_deliveries = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("next_try", sa.Float, nullable=False),     # also the lease of a sender
     sa.Column("created", sa.Float, nullable=False),
+    # Ids are never reused: the receiver's deduplication key (X-Vallum-Delivery, Nats-Msg-Id).
+    sqlite_autoincrement=True,
 )
 sa.Index("ix_event_deliveries_due", event_deliveries.c.next_try)
 sa.Index("ix_event_deliveries_key", event_deliveries.c.target, event_deliveries.c.bucket,
