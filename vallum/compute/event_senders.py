@@ -16,14 +16,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import http.client
 import logging
+import ssl
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-
-import aiohttp
+from urllib.parse import urlsplit
 
 log = logging.getLogger("vallum.events")
 SIGNATURE_HEADER = "X-Vallum-Signature"
+WEBHOOK_THREADS = 8
+_POOL = ThreadPoolExecutor(WEBHOOK_THREADS, thread_name_prefix="vallum-webhook")
 
 
 class SendError(Exception):
@@ -48,10 +52,10 @@ def verify(secret: str, body: bytes, header: str, now: float, tolerance: float =
 
 
 class Senders:
-    """One HTTP session, and one NATS connection per target for a round of deliveries."""
+    """One NATS connection per target for a round of deliveries; webhook POSTs run on
+    their own few threads (a slow receiver cannot take the threads object I/O uses)."""
 
     def __init__(self) -> None:
-        self._http: aiohttp.ClientSession | None = None
         self._nats: dict[str, Any] = {}
 
     async def send(self, target: dict[str, Any], delivery_id: int, body: bytes) -> None:
@@ -61,29 +65,21 @@ class Senders:
             await self._publish(target, delivery_id, body)
 
     async def _post(self, target: dict[str, Any], delivery_id: int, body: bytes) -> None:
-        if self._http is None:
-            self._http = aiohttp.ClientSession()
-        headers = {"Content-Type": "application/json",
+        headers = {"Content-Type": "application/json", "User-Agent": "vallum-events",
                    SIGNATURE_HEADER: signature(target["secret"], body, int(time.time())),
                    "X-Vallum-Target": target["arn"], "X-Vallum-Delivery": str(delivery_id)}
-        timeout = aiohttp.ClientTimeout(total=target["timeout_s"])
-        try:
-            async with self._http.post(target["endpoint"], data=body, headers=headers,
-                                       timeout=timeout, allow_redirects=False) as resp:
-                await resp.content.read(64 * 1024)      # bounded: the answer is not used
-                if not 200 <= resp.status < 300:
-                    raise SendError(f"HTTP {resp.status}")
-        except asyncio.TimeoutError:
-            raise SendError(f"no answer within {target['timeout_s']}s") from None
-        except aiohttp.ClientError as exc:
-            raise SendError(f"connection failed: {type(exc).__name__}") from None
+        loop = asyncio.get_running_loop()
+        status = await loop.run_in_executor(_POOL, _post, target["endpoint"], body, headers,
+                                            target["timeout_s"])
+        if not 200 <= status < 300:
+            raise SendError(f"HTTP {status}")
 
     async def _publish(self, target: dict[str, Any], delivery_id: int, body: bytes) -> None:
         import nats  # only gateways with a NATS target load the client
         from nats.errors import Error as NatsError
         arn = target["arn"]
         try:
-            nc = self._nats.get(arn)
+            nc: Any = self._nats.get(arn)
             if nc is not None and not _alive(nc):
                 await self._drop(arn)
                 nc = None
@@ -124,9 +120,30 @@ class Senders:
 
     async def close(self) -> None:
         await self.end_round()
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+
+
+def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+    """One POST, no redirects followed, TLS verified against the system's trust store;
+    the answer's status (its body is read, bounded, and dropped)."""
+    parts = urlsplit(url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    conn: http.client.HTTPConnection
+    if parts.scheme == "https":
+        conn = http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=timeout,
+                                           context=ssl.create_default_context())
+    else:
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
+    try:
+        conn.request("POST", path, body=body, headers=headers)
+        resp = conn.getresponse()
+        resp.read(64 * 1024)
+        return resp.status
+    except TimeoutError:
+        raise SendError(f"no answer within {timeout}s") from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise SendError(f"connection failed: {type(exc).__name__}") from None
+    finally:
+        conn.close()
 
 
 def _alive(nc: Any) -> bool:
