@@ -303,3 +303,24 @@ def test_no_secret_in_argv():
                          env=dict(os.environ, COLUMNS="200"))
     assert "--token-file" in out.stdout and "--token " not in out.stdout
     assert "--secret" not in out.stdout
+
+
+def test_webhook_latency(acct, receiver):
+    """PUT acknowledged -> webhook POST received, printed (docs/events.md quotes it)."""
+    arn, _ = target(acct, receiver)
+    bucket = new_bucket(acct.s3)
+    acct.s3.put_bucket_notification_configuration(
+        Bucket=bucket, NotificationConfiguration=queue_config(arn))
+    acked = {}
+    for i in range(20):
+        acct.s3.put_object(Bucket=bucket, Key=f"lat/{i}", Body=b"x")
+        acked[f"lat/{i}"] = time.time()
+        time.sleep(0.05)
+    receiver.wait(20)
+    with receiver.lock:
+        arrivals = {json.loads(body)["Records"][0]["s3"]["object"]["key"]: float(h["x-arrived"])
+                    for h, body in receiver.posts}
+    lat = sorted(arrivals[k] - t for k, t in acked.items())
+    print(f"\nwebhook latency (PUT acknowledged -> POST received): p50 {lat[10] * 1000:.0f} ms, "
+          f"max {lat[-1] * 1000:.0f} ms")
+    assert len(lat) == 20 and lat[10] < 1.0

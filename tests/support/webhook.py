@@ -31,10 +31,12 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:       # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                headers["x-arrived"] = repr(time.time())     # when it arrived (latency)
                 with outer.lock:
                     status = outer.status
                     if status == 200:
-                        outer.posts.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                        outer.posts.append((headers, body))
                     else:
                         outer.failed += 1
                 self.send_response(status)
