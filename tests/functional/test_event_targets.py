@@ -324,3 +324,16 @@ def test_webhook_latency(acct, receiver):
     print(f"\nwebhook latency (PUT acknowledged -> POST received): p50 {lat[10] * 1000:.0f} ms, "
           f"max {lat[-1] * 1000:.0f} ms")
     assert len(lat) == 20 and lat[10] < 1.0
+
+
+def test_a_deleted_and_recreated_bucket_sends_nothing_to_the_old_target(acct, receiver):
+    arn, _ = target(acct, receiver)
+    bucket = new_bucket(acct.s3)
+    acct.s3.put_bucket_notification_configuration(
+        Bucket=bucket, NotificationConfiguration=queue_config(arn))
+    acct.s3.delete_bucket(Bucket=bucket)
+    acct.s3.create_bucket(Bucket=bucket)
+    assert "QueueConfigurations" not in acct.s3.get_bucket_notification_configuration(Bucket=bucket)
+    acct.s3.put_object(Bucket=bucket, Key="after", Body=b"x")
+    time.sleep(1.5)
+    assert receiver.records() == []

@@ -126,8 +126,11 @@ class EventTargetStore:
                              f"ON r.bucket=o.bucket WHERE o.seq IN ({marks})", list(seqs))
         out: dict[str, str | None] = {}
         for r in rows:
+            # A bucket deleted (and maybe made again) since has no configuration naming
+            # the target any more: its events go nowhere, whoever owns it now.
             bucket = await self.services.meta.get_bucket(r["bucket"])
-            out[r["bucket"]] = bucket.owner if bucket is not None else None
+            configured = bucket is not None and bool(bucket.config.get("notification"))
+            out[r["bucket"]] = bucket.owner if bucket is not None and configured else None
         return out
 
     def target(self, arn: str) -> dict[str, Any] | None:
