@@ -32,10 +32,10 @@ class Dispatcher:
         self.scheduler = scheduler
         self.invocable = functions.invocable
         self.prepare = jobs.prepare
-        self.buckets: set[str] = set()
-        self.wake = asyncio.Event()
         self.targets: Any = None           # event_target_store.EventTargetStore
         self.sent = asyncio.Event()        # set when deliveries to event targets were made
+        self.buckets: set[str] = set()
+        self.wake = asyncio.Event()
 
     def reload(self) -> None:
         rows = self.db.query("SELECT DISTINCT bucket FROM compute_triggers WHERE kind='object'")

@@ -65,10 +65,6 @@ class ComputeService:
         self.triggers = Dispatcher(self.db, services, self.limits, self.jobs, self.functions,
                                    self.scheduler)
         self.functions.triggers_changed = self.triggers.reload
-        self.event_targets = EventTargetStore(self.db, services)
-        self.triggers.targets = self.event_targets
-        self.deliverer = Deliverer(self.db, self.event_targets)
-        self.triggers.sent = self.deliverer.wake
         self._loops: list[asyncio.Task] = []
 
         # What the API (compute/api.py), the S3 handlers and the gate call.
@@ -92,6 +88,12 @@ class ComputeService:
         self.list_triggers = self.triggers.list_triggers
         self.delete_trigger = self.triggers.delete_trigger
         self.set_notifications = self.triggers.set_notifications
+
+        # Event targets (docs/events.md): the dispatcher fans events out to them.
+        self.event_targets = EventTargetStore(self.db, services)
+        self.triggers.targets = self.event_targets
+        self.deliverer = Deliverer(self.db, self.event_targets)
+        self.triggers.sent = self.deliverer.wake
 
     async def _run_function(self, c: Any) -> Any:
         return await self.functions.run_task(c)
