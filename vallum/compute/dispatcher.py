@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from vallum import authz
-from vallum.compute import access, event_targets, levels, metrics, triggers, viewer
+from vallum.compute import access, levels, metrics, triggers, viewer
 from vallum.compute.db import ComputeDB
 from vallum.compute.function_registry import FunctionRegistry
 from vallum.compute.jobs import Jobs
@@ -154,11 +154,12 @@ class Dispatcher:
                 ok = ok and await viewers[doc].may_read(d.bucket, d.key, d.label)
             if ok:
                 allowed.append(d)
-        owners = await self.targets.owners(seqs) if self.targets is not None else {}
+        targets = self.targets
+        owners = await targets.owners(seqs) if targets is not None else {}
 
         def tx(conn: Any) -> tuple[int, int]:
             # Deliveries to event targets commit with the events' settlement (at least once).
-            made, _ = event_targets.fan_out(conn, seqs, owners)
+            made = targets.fan_out(conn, seqs, owners) if targets is not None else 0
             return triggers.deliver(conn, seqs, allowed, time.time()), made
 
         n, made = await self.db.write(tx)

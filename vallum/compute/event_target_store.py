@@ -133,6 +133,11 @@ class EventTargetStore:
             out[r["bucket"]] = bucket.owner if bucket is not None and configured else None
         return out
 
+    def fan_out(self, conn: Any, seqs: list[int], owners: dict[str, str | None]) -> int:
+        """Deliveries for outbox events ``seqs``, in the caller's transaction (the
+        dispatcher's, which settles them)."""
+        return et.fan_out(conn, seqs, owners)[0]
+
     def target(self, arn: str) -> dict[str, Any] | None:
         """A target with its secret opened, for the sender."""
         rows = self.db.query("SELECT * FROM event_targets WHERE arn=?", (arn,))
