@@ -33,9 +33,11 @@ def claim(conn: Any, now: float) -> list[tuple[int, str, str, int]]:
         "AND NOT EXISTS (SELECT 1 FROM event_deliveries e WHERE e.target=d.target AND "
         "e.bucket=d.bucket AND e.key=d.key AND e.id<d.id) ORDER BY d.id LIMIT ?",
         (now, BATCH)).fetchall()
-    conn.executemany("UPDATE event_deliveries SET next_try=? WHERE id=?",
-                     [(now + LEASE_S, r[0]) for r in rows])
-    return [(r[0], r[1], r[2], r[3]) for r in rows]
+    # Conditional, row by row: on PostgreSQL a second gateway's UPDATE waits for the first
+    # to commit, sees the moved next_try and takes nothing (SQLite serializes writers).
+    return [(r[0], r[1], r[2], r[3]) for r in rows
+            if conn.execute("UPDATE event_deliveries SET next_try=? WHERE id=? AND next_try<=?",
+                            (now + LEASE_S, r[0], now)).rowcount == 1]
 
 
 def settle(conn: Any, results: list[tuple[int, str | None]], targets: dict[str, Any],
