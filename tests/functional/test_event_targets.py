@@ -337,3 +337,18 @@ def test_a_deleted_and_recreated_bucket_sends_nothing_to_the_old_target(acct, re
     acct.s3.put_object(Bucket=bucket, Key="after", Body=b"x")
     time.sleep(1.5)
     assert receiver.records() == []
+
+
+def test_a_slow_target_does_not_slow_the_s3_request_path(acct, receiver):
+    arn, _ = target(acct, receiver, timeout_s=10)
+    bucket = new_bucket(acct.s3)
+    acct.s3.put_bucket_notification_configuration(
+        Bucket=bucket, NotificationConfiguration=queue_config(arn))
+    receiver.delay = 2.0
+    took = []
+    for i in range(5):
+        t0 = time.monotonic()
+        acct.s3.put_object(Bucket=bucket, Key=f"slow/{i}", Body=b"x")
+        took.append(time.monotonic() - t0)
+    assert max(took) < 1.0, took
+    assert len(receiver.wait(5, timeout=40)) == 5     # all delivered, one after another

@@ -24,6 +24,7 @@ class Receiver:
     def __init__(self) -> None:
         self.posts: list[tuple[dict[str, str], bytes]] = []
         self.status = 200
+        self.delay = 0.0                # seconds to wait before answering (a slow target)
         self.failed = 0                 # POSTs answered with a non-2xx status
         self.lock = threading.Lock()
         outer = self
@@ -31,6 +32,7 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:       # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                time.sleep(outer.delay)
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 headers["x-arrived"] = repr(time.time())     # when it arrived (latency)
                 with outer.lock:
