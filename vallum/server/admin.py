@@ -421,6 +421,10 @@ async def handle(request: Request) -> Response:
         args = json.loads(request.payload or b"{}")
         if not isinstance(args, dict):
             raise IAMError("the body must be a JSON object")
+        if name in event_targets_admin.ACTIONS:   # event targets: their own authorization
+            result = await event_targets_admin.handle(services, principal, name, args, audit)
+            audit["decision"] = "allow"
+            return _json(200, result)
         if name == "DowngradeLabel":     # an S3 object operation: its own permission and audit
             audit.update(action=downgrade.ACTION,
                          target=f"arn:aws:s3:::{args.get('bucket')}/{args.get('key')}")
@@ -430,10 +434,6 @@ async def handle(request: Request) -> Response:
             return _json(200, result)
         if name in quotas_admin.ACTIONS:   # storage quotas and usage: their own authorization
             result = await quotas_admin.handle(services, principal, name, args, audit)
-            audit["decision"] = "allow"
-            return _json(200, result)
-        if name in event_targets_admin.ACTIONS:   # event targets: their own authorization
-            result = await event_targets_admin.handle(services, principal, name, args, audit)
             audit["decision"] = "allow"
             return _json(200, result)
         if name not in ACTIONS and name not in ("Simulate", "OperatorAlerts"):
