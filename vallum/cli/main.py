@@ -9,6 +9,7 @@ from vallum.cli import backup as backup_cli
 from vallum.cli import blobs as blobs_cli
 from vallum.cli import bundle as bundle_cli
 from vallum.cli import certs as certs_cli
+from vallum.cli import events as events_cli
 from vallum.cli import functions, jobs
 from vallum.cli import label as label_cli
 from vallum.cli import ldap as ldap_cli
@@ -40,6 +41,7 @@ admin_app.add_typer(quota_cli.app, name="quota")
 admin_app.command("usage")(quota_cli.usage)
 admin_app.add_typer(root_app, name="root")
 admin_app.add_typer(ldap_cli.app, name="ldap")
+admin_app.add_typer(events_cli.app, name="events")
 app.add_typer(admin_app, name="admin")
 app.add_typer(keys_app, name="keys")
 app.add_typer(spill_cli.app, name="spill")

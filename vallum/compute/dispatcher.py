@@ -32,6 +32,8 @@ class Dispatcher:
         self.scheduler = scheduler
         self.invocable = functions.invocable
         self.prepare = jobs.prepare
+        self.targets: Any = None           # event_target_store.EventTargetStore
+        self.sent = asyncio.Event()        # set when deliveries to event targets were made
         self.buckets: set[str] = set()
         self.wake = asyncio.Event()
         self.leader: Any = None          # meta.leader.AdvisoryLeader on PostgreSQL
@@ -39,6 +41,8 @@ class Dispatcher:
     def reload(self) -> None:
         rows = self.db.query("SELECT DISTINCT bucket FROM compute_triggers WHERE kind='object'")
         self.buckets = {r["bucket"] for r in rows}
+        if self.targets is not None:       # buckets whose events go to external targets
+            self.buckets |= self.targets.route_buckets()
 
     def has_triggers(self, bucket: str) -> bool:
         return bucket in self.buckets
@@ -152,7 +156,18 @@ class Dispatcher:
                 ok = ok and await viewers[doc].may_read(d.bucket, d.key, d.label)
             if ok:
                 allowed.append(d)
-        return await self.db.write(lambda c: triggers.deliver(c, seqs, allowed, time.time()))
+        targets = self.targets
+        owners = await targets.owners(seqs) if targets is not None else {}
+
+        def tx(conn: Any) -> tuple[int, int]:
+            # Deliveries to event targets commit with the events' settlement (at least once).
+            made = targets.fan_out(conn, seqs, owners) if targets is not None else 0
+            return triggers.deliver(conn, seqs, allowed, time.time()), made
+
+        n, made = await self.db.write(tx)
+        if made:
+            self.sent.set()
+        return n
 
     async def _run_due_crons(self) -> int:
         """Submit the due scheduled jobs; an array job expands its prefix as its principal

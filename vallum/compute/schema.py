@@ -151,3 +151,70 @@ sa.Index("ix_compute_logs_created", logs.c.created)
 # missing ones to an existing database (CREATE TABLE IF NOT EXISTS leaves old tables as
 # they were).
 ADDED_COLUMNS = (("compute_outbox", "label", "TEXT"),)
+
+# Event targets (compute/event_targets.py): external receivers of bucket notifications,
+# registered by an account admin; secrets are sealed under the object keyring.
+event_targets = sa.Table(
+    "event_targets", metadata,
+    sa.Column("arn", sa.Text, primary_key=True),         # arn:vallum:sqs:REGION:ACCOUNT:NAME
+    sa.Column("account", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),          # webhook | nats
+    sa.Column("config", sa.Text, nullable=False),        # JSON: endpoint, subject, retry knobs
+    sa.Column("secret", sa.LargeBinary),                 # sealed HMAC secret or NATS token
+    sa.Column("ceiling", sa.Text, nullable=False),       # highest label it may hear of
+    sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("withheld", sa.Integer, nullable=False),   # events withheld by MAC (count only)
+    sa.Column("failed", sa.Integer, nullable=False),     # delivery attempts that failed
+    sa.Column("created", sa.Float, nullable=False),
+)
+
+# QueueConfigurations of buckets: which events of a bucket go to which target.
+event_routes = sa.Table(
+    "event_routes", metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("bucket", sa.Text, nullable=False),
+    sa.Column("account", sa.Text, nullable=False),       # the target's (= the bucket owner's)
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("config_id", sa.Text, nullable=False),
+    sa.Column("prefix", sa.Text, nullable=False),
+    sa.Column("suffix", sa.Text, nullable=False),
+    sa.Column("events", sa.Text, nullable=False),        # JSON list of s3:* patterns
+)
+sa.Index("ix_event_routes_bucket", event_routes.c.bucket)
+
+# One row per (event, target) still to send: written in the transaction that settles the
+# outbox event, deleted once the target acknowledged it (at least once).
+event_deliveries = sa.Table(
+    "event_deliveries", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("bucket", sa.Text, nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),          # the JSON document sent
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_try", sa.Float, nullable=False),     # also the lease of a sender
+    sa.Column("created", sa.Float, nullable=False),
+    # Ids are never reused: the receiver's deduplication key (X-Vallum-Delivery, Nats-Msg-Id).
+    sqlite_autoincrement=True,
+)
+sa.Index("ix_event_deliveries_due", event_deliveries.c.next_try)
+sa.Index("ix_event_deliveries_key", event_deliveries.c.target, event_deliveries.c.bucket,
+         event_deliveries.c.key, event_deliveries.c.id)
+
+# Deliveries given up after the target's max_attempts (queryable by the account's admins).
+event_dead_letters = sa.Table(
+    "event_dead_letters", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("account", sa.Text, nullable=False),
+    sa.Column("bucket", sa.Text, nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+)
+sa.Index("ix_event_dead_letters_account", event_dead_letters.c.account, event_dead_letters.c.id)

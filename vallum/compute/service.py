@@ -26,6 +26,8 @@ from vallum.compute import sandbox as sbx
 from vallum.compute.credentials import StaticMinter, STSMinter
 from vallum.compute.db import ComputeDB, ComputeStore
 from vallum.compute.dispatcher import Dispatcher
+from vallum.compute.event_delivery import Deliverer
+from vallum.compute.event_target_store import EventTargetStore
 from vallum.compute.executors import make_executor
 from vallum.compute.function_registry import FunctionRegistry
 from vallum.compute.jobs import Jobs
@@ -95,6 +97,12 @@ class ComputeService:
         self.delete_trigger = self.triggers.delete_trigger
         self.set_notifications = self.triggers.set_notifications
 
+        # Event targets (docs/events.md): the dispatcher fans events out to them.
+        self.event_targets = EventTargetStore(self.db, services)
+        self.triggers.targets = self.event_targets
+        self.deliverer = Deliverer(self.db, self.event_targets)
+        self.triggers.sent = self.deliverer.wake
+
     async def _run_function(self, c: Any) -> Any:
         return await self.functions.run_task(c)
 
@@ -108,7 +116,8 @@ class ComputeService:
         log.info("compute: executor %s, capacity %d, sandbox %s", self.executor.name,
                  self.executor.capacity, self.box.mode)
         for loop in (self.scheduler.schedule_loop, self.triggers.dispatch_loop,
-                     self.triggers.cron_loop, self.scheduler.heartbeat_loop):
+                     self.triggers.cron_loop, self.scheduler.heartbeat_loop,
+                     self.deliverer.loop):
             self._loops.append(asyncio.ensure_future(loop()))
         metrics.POOL_SIZE.set(self.executor.capacity)
         sizer = getattr(self.executor, "sizer", None)

@@ -33,7 +33,7 @@ from vallum.s3.handlers import labels
 from vallum.s3.router import Endpoint
 from vallum.security.mac.labels import LabelError
 from vallum.security.mac.labels import parse as parse_label
-from vallum.server import downgrade, quotas_admin
+from vallum.server import downgrade, event_targets_admin, quotas_admin
 
 log = logging.getLogger("vallum.admin")
 MAX_BODY = 1024 * 1024
@@ -438,6 +438,10 @@ async def handle(request: Request) -> Response:
         args = json.loads(request.payload or b"{}")
         if not isinstance(args, dict):
             raise IAMError("the body must be a JSON object")
+        if name in event_targets_admin.ACTIONS:   # event targets: their own authorization
+            result = await event_targets_admin.handle(services, principal, name, args, audit)
+            audit["decision"] = "allow"
+            return _json(200, result)
         if name == "DowngradeLabel":     # an S3 object operation: its own permission and audit
             audit.update(action=downgrade.ACTION,
                          target=f"arn:aws:s3:::{args.get('bucket')}/{args.get('key')}")

@@ -4,8 +4,11 @@ Vallum delivers bucket notifications to Vallum functions: a
 LambdaFunctionConfiguration (or legacy CloudFunctionConfiguration) whose target is
 ``arn:aws:lambda:<region>:<account>:function:<name>``, ``arn:vallum:function:<name>``
 or a bare function name becomes an object trigger (see vallum.compute.triggers).
-SNS, SQS and EventBridge destinations cannot be delivered here, so, as AWS does
-for destinations it cannot validate, they are refused with InvalidArgument.
+A QueueConfiguration whose QueueArn names an event target of the bucket owner's account
+(``arn:vallum:sqs:REGION:ACCOUNT:NAME``, registered by an account admin: docs/events.md)
+routes events to that webhook or NATS subject. SNS and EventBridge destinations, and
+queue ARNs that are not such a target, cannot be delivered here, so, as AWS does for
+destinations it cannot validate, they are refused with InvalidArgument.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ CONFIG_KEY = "notification"
 _NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 _FUNCTION_TAGS = {"LambdaFunctionConfiguration": "LambdaFunctionArn",
                   "CloudFunctionConfiguration": "CloudFunction"}
-_REFUSED = ("TopicConfiguration", "QueueConfiguration", "EventBridgeConfiguration")
+_REFUSED = ("TopicConfiguration", "EventBridgeConfiguration")
 
 
 def function_name(target: str) -> str:
@@ -36,55 +39,77 @@ def function_name(target: str) -> str:
     return target
 
 
-def parse(data: bytes) -> list[dict]:
-    """The object triggers a NotificationConfiguration document asks for."""
+def parse(data: bytes) -> tuple[list[dict], list[dict]]:
+    """(object triggers, queue routes) a NotificationConfiguration document asks for."""
     root = xml.parse(data, "NotificationConfiguration")
-    out = []
+    out, queues = [], []
     for elem in root:
         tag = elem.tag.rsplit("}", 1)[-1]
         if tag in _REFUSED:
             raise errors.InvalidArgument(
                 "Unable to validate the following destination configurations: Vallum delivers "
-                f"notifications to Vallum functions only ({tag} is not supported)",
-                ArgumentName=tag, ArgumentValue="Not supported")
+                f"notifications to Vallum functions and event targets only ({tag} is not "
+                "supported)", ArgumentName=tag, ArgumentValue="Not supported")
+        if tag == "QueueConfiguration":
+            queues.append(_entry(elem, "target", _queue_arn(xml.text(elem, "Queue"))))
+            continue
         if tag not in _FUNCTION_TAGS:
             raise errors.MalformedXML()
         target = xml.text(elem, _FUNCTION_TAGS[tag]) or xml.text(elem, "CloudFunction")
-        events = [e.text or "" for e in xml.children(elem, "Event")]
-        if not target or not events:
-            raise errors.MalformedXML()
-        prefix = suffix = ""
-        flt = xml.child(elem, "Filter")
-        key = xml.child(flt, "S3Key") if flt is not None else None
-        for rule in xml.children(key, "FilterRule") if key is not None else []:
-            name, value = (xml.text(rule, "Name") or "").lower(), xml.text(rule, "Value") or ""
-            if name == "prefix":
-                prefix = value
-            elif name == "suffix":
-                suffix = value
-            else:
-                raise errors.InvalidArgument("FilterRule name must be either prefix or suffix",
-                                             ArgumentName="FilterRule", ArgumentValue=name)
-        out.append({"id": xml.text(elem, "Id"), "function": function_name(target),
-                    "events": events, "prefix": prefix, "suffix": suffix})
-    return out
+        out.append(_entry(elem, "function", function_name(target) if target else ""))
+    return out, queues
+
+
+def _queue_arn(arn: str | None) -> str:
+    if not arn:
+        raise errors.MalformedXML()
+    if not arn.startswith("arn:vallum:sqs:"):
+        raise errors.InvalidArgument("Unable to validate the following destination "
+                                     f"configurations: {arn} is not a Vallum event target",
+                                     ArgumentName=arn, ArgumentValue="Not an event target")
+    return arn
+
+
+def _entry(elem, what: str, target: str) -> dict:
+    """One configuration's target, events and key filter."""
+    events = [e.text or "" for e in xml.children(elem, "Event")]
+    if not target or not events:
+        raise errors.MalformedXML()
+    prefix = suffix = ""
+    flt = xml.child(elem, "Filter")
+    key = xml.child(flt, "S3Key") if flt is not None else None
+    for rule in xml.children(key, "FilterRule") if key is not None else []:
+        name, value = (xml.text(rule, "Name") or "").lower(), xml.text(rule, "Value") or ""
+        if name == "prefix":
+            prefix = value
+        elif name == "suffix":
+            suffix = value
+        else:
+            raise errors.InvalidArgument("FilterRule name must be either prefix or suffix",
+                                         ArgumentName="FilterRule", ArgumentValue=name)
+    return {"id": xml.text(elem, "Id"), what: target, "events": events, "prefix": prefix,
+            "suffix": suffix}
 
 
 async def put_bucket_notification(request: Request) -> Response:
     bucket = await get_bucket(request)
     data = await request.body.read(xml.MAX_XML_BODY)
-    wanted = parse(data)
+    wanted, queues = parse(data)
     compute = getattr(request.services, "compute", None)
-    if compute is None and wanted:
+    if compute is None and (wanted or queues):
         raise errors.InvalidArgument("Unable to validate the following destination "
                                      "configurations: compute is not running on this gateway")
     if compute is not None:
         try:
+            # Queue routes are checked first: a refused document changes nothing.
+            routes = compute.event_targets.check_routes(bucket.name, bucket.owner, queues)
             await compute.set_notifications(gate.principal_of(request), bucket.name, wanted)
+            await compute.event_targets.set_routes(bucket.name, routes)
         except SpecError as exc:
             raise errors.InvalidArgument("Unable to validate the following destination "
                                          f"configurations: {exc.message}") from None
-    if wanted:
+        compute.triggers.reload()
+    if wanted or queues:
         bucket.config[CONFIG_KEY] = data.decode("utf-8")
     else:
         bucket.config.pop(CONFIG_KEY, None)
