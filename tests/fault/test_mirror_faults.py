@@ -14,8 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
-import time
 import urllib.error
 import urllib.request
 
@@ -23,7 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 from typer.testing import CliRunner
 
-from tests.support.server import start_server, stop_server
+from tests.support.server import kill_amid_writes, start_server, stop_server
 from tests.support.smallfs import start_on_small_fs
 from vallum.cli.main import app
 
@@ -93,32 +91,7 @@ def test_kill_9_during_uploads_loses_nothing_acknowledged_and_leaves_both_copies
     except BaseException:
         stop_server(first)
         raise
-    acked: dict[str, bytes] = {}
-    stop = threading.Event()
-
-    def writer(n: int) -> None:
-        s3 = first.client()
-        i = 0
-        while not stop.is_set():
-            key, body = f"w{n}-{i}", os.urandom(70_000 + 4096 * (i % 8)) * (1 + (i % 3) * 20)
-            try:
-                s3.put_object(Bucket="kill-nine", Key=key, Body=body)
-            except Exception:
-                return                                  # the gateway is gone: not acknowledged
-            acked[key] = body
-            i += 1
-
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 30
-    while len(acked) < 15 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    stop_server(first, sig="kill")
-    stop.set()
-    for t in threads:
-        t.join()
-    assert len(acked) >= 15
+    acked = kill_amid_writes(first, "kill-nine", at_least=15, growth=20)
     second = start_server(data_dir, "--blobs", spec)
     try:
         s3 = second.client()

@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from bench.servers import tree_rss_bytes
 from tests.support.seaweed import seaweed
-from tests.support.server import start_server, stop_server
+from tests.support.server import kill_amid_writes, start_server, stop_server
 
 PREFIX = "gw/"
 BLOB_KEY = re.compile(PREFIX + r"[0-9a-f]{32}")
@@ -197,32 +197,7 @@ def test_kill_9_during_uploads_loses_nothing_acknowledged_and_the_sweep_only_orp
     except BaseException:
         stop_server(first)
         raise
-    acked: dict[str, bytes] = {}
-    stop = threading.Event()
-
-    def writer(n: int) -> None:
-        s3 = first.client()
-        i = 0
-        while not stop.is_set():
-            key, body = f"w{n}-{i}", os.urandom(70_000 + 4096 * (i % 8)) * (1 + (i % 3) * 40)
-            try:
-                s3.put_object(Bucket="kill-nine", Key=key, Body=body)
-            except Exception:
-                return                                  # the gateway is gone: not acknowledged
-            acked[key] = body
-            i += 1
-
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 30
-    while len(acked) < 12 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    stop_server(first, sig="kill")
-    stop.set()
-    for t in threads:
-        t.join()
-    assert len(acked) >= 12
+    acked = kill_amid_writes(first, "kill-nine", at_least=12, growth=40)
     raw = upstream.client()
     orphan = prefix + "0" * 32
     raw.put_object(Bucket=upstream.bucket, Key=orphan, Body=b"left by a crash")

@@ -7,6 +7,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -168,3 +169,36 @@ def wait_all_workers(server: Server, workers: int, timeout: float = 60.0) -> Non
             if time.monotonic() > deadline:
                 raise TimeoutError(f"only {len(seen)} of {workers} workers answered")
             seen.update(pool.map(check, range(8)))
+
+
+def kill_amid_writes(server: Server, bucket: str, at_least: int, growth: int) -> dict[str, bytes]:
+    """PUTs from 3 threads into ``bucket`` until ``at_least`` are acknowledged, then SIGKILL of
+    the gateway; returns what was acknowledged (key -> body). Bodies run from ~70 KB up to
+    ``growth`` times that, so some are large enough to be in flight when the kill lands."""
+    acked: dict[str, bytes] = {}
+    stop = threading.Event()
+
+    def writer(n: int) -> None:
+        s3 = server.client()
+        i = 0
+        while not stop.is_set():
+            key, body = f"w{n}-{i}", os.urandom(70_000 + 4096 * (i % 8)) * (1 + (i % 3) * growth)
+            try:
+                s3.put_object(Bucket=bucket, Key=key, Body=body)
+            except Exception:
+                return                                  # the gateway is gone: not acknowledged
+            acked[key] = body
+            i += 1
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 30
+    while len(acked) < at_least and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop_server(server, sig="kill")
+    stop.set()
+    for t in threads:
+        t.join()
+    assert len(acked) >= at_least, f"only {len(acked)} writes acknowledged before the kill"
+    return acked
