@@ -4,6 +4,7 @@ original did. A damaged, missing or forged object on the target is found."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -83,8 +84,10 @@ def test_wrong_passphrase_and_a_damaged_object_are_found(site):
     up = site["up"]
     assert backup(up, "verify", site["target"], passphrase="not the passphrase!!").returncode == 4
     c, bucket = up.client(), up.bucket
-    objects = sorted(k for k in up.objects("site-a/backups/objects/"))
-    victim = objects[0]
+    stored = up.objects("site-a/backups/")
+    latest = max(k for k in stored if k.endswith("/manifest.json"))   # what verify checks
+    named = json.loads(stored[latest])["entries"][0]["object"]
+    victim = f"site-a/backups/objects/{named[:2]}/{named}"
     original = c.get_object(Bucket=bucket, Key=victim)["Body"].read()
     try:
         c.put_object(Bucket=bucket, Key=victim, Body=bytes([original[0] ^ 1]) + original[1:])
