@@ -178,6 +178,18 @@ def fresh_url() -> str:
     return server.url(name)
 
 
+def fresh_database_url(schema: str) -> str:
+    """A URL on a new, empty database of the same server whose search_path is ``schema``
+    (not created): where a site's metadata is restored, as on a new database server."""
+    import psycopg
+
+    server = shared()
+    name = f"d{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(server.url(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return server.url(schema).replace(f"/{USER}?", f"/{name}?", 1)
+
+
 @pytest.fixture(scope="session")
 def postgres():
     """The session's server; stopped when the session ends."""

@@ -6,6 +6,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import typer
 
@@ -21,6 +22,7 @@ PASSPHRASE = typer.Option(None, "--passphrase-file",
                           help=f"File whose first line is the backup passphrase [else env {ENV}; never on the command line]")
 SNAPSHOT = typer.Option(None, "--snapshot", help="Snapshot id (default: the latest)")
 STAGING = typer.Option(None, "--staging", help="With an s3:// target: where objects are staged on their way (default: $TMPDIR)")
+META = typer.Option(None, "--meta", help="A site whose metadata is on PostgreSQL: postgresql://USER@HOST:PORT/DB (a password only in the environment or a PGPASSFILE) [env VALLUM_META_URL]")
 TARGET_HELP = ("Backup directory, or an S3 target s3://BUCKET/PREFIX@http(s)://HOST[:PORT] "
                f"(keys from {backup_s3.ENV_NAMES[0]}/{backup_s3.ENV_NAMES[1]} or {backup_s3.ENV_NAMES[2]})")
 EXIT_BAD, EXIT_PASSPHRASE = 1, 4
@@ -41,6 +43,18 @@ def _local(where: str, passphrase: bytes, snapshot: str | None, staging: str | N
         yield Path(where), snapshot
 
 
+def _meta(value: str | None) -> str | None:
+    """The PostgreSQL URL: the flag (never with a password: argv is public) or the environment."""
+    if value is not None:
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise BackupError("--meta must be a postgresql:// URL")
+        if urlsplit(value).password is not None:
+            raise BackupError("--meta carries a password, which every local user can read in the "
+                              "process list: set VALLUM_META_URL or use a PGPASSFILE")
+        return value
+    return os.environ.get("VALLUM_META_URL") or None
+
+
 def _fail(command: str, exc: BackupError) -> typer.Exit:
     typer.echo(f"vallum backup {command}: {exc}", err=True)
     return typer.Exit(EXIT_PASSPHRASE if isinstance(exc, WrongPassphrase) else EXIT_BAD)
@@ -49,15 +63,17 @@ def _fail(command: str, exc: BackupError) -> typer.Exit:
 @app.command("create")
 def create(data_dir: str = typer.Option(None, "--data-dir", help="The site's data directory [env VALLUM_DATA_DIR]"),
            to: str = typer.Option(..., "--to", help=TARGET_HELP + "; snapshots share its objects: incremental"),
-           passphrase_file: str = PASSPHRASE, staging: str = STAGING) -> None:
+           passphrase_file: str = PASSPHRASE, staging: str = STAGING, meta: str = META) -> None:
     """Take a consistent snapshot of a site, running or not."""
     os.umask(0o077)
     try:
+        url = _meta(meta)
         if backup_s3.is_target(to):
             report = backup_s3.create_to(_data_dir(data_dir), to, read_passphrase(passphrase_file),
-                                         staging=staging)
+                                         staging=staging, meta_url=url)
         else:
-            report = create_backup(_data_dir(data_dir), Path(to), read_passphrase(passphrase_file))
+            report = create_backup(_data_dir(data_dir), Path(to), read_passphrase(passphrase_file),
+                                   meta_url=url)
     except BackupError as exc:
         raise _fail("create", exc) from None
     typer.echo(f"snapshot {report.snapshot}: {report.files} files, {report.bytes} bytes; "
@@ -88,13 +104,15 @@ def verify(backup_dir: str = typer.Argument(..., help=TARGET_HELP),
 def restore(backup_dir: str = typer.Argument(..., help=TARGET_HELP),
             data_dir: str = typer.Option(..., "--data-dir", help="Where to rebuild the site (new or empty)"),
             snapshot: str = SNAPSHOT, passphrase_file: str = PASSPHRASE, staging: str = STAGING,
-            replace: bool = typer.Option(False, "--replace", help="Replace an existing (stopped) site; refused if any object lock would be weakened. The old one is kept beside it.")) -> None:
+            meta: str = META, replace: bool = typer.Option(False, "--replace", help="Replace an existing (stopped) site; refused if any object lock would be weakened. The old one is kept beside it.")) -> None:
     """Rebuild a working site from a verified snapshot."""
     os.umask(0o077)
     try:
         passphrase = read_passphrase(passphrase_file)
+        url = _meta(meta)
         with _local(backup_dir, passphrase, snapshot, staging) as (root, snap):
-            report = restore_backup(root, Path(data_dir), passphrase, snapshot=snap, replace=replace)
+            report = restore_backup(root, Path(data_dir), passphrase, snapshot=snap, replace=replace,
+                                    meta_url=url)
     except BackupError as exc:
         raise _fail("restore", exc) from None
     typer.echo(f"restored snapshot {report.snapshot} into {data_dir}: {report.files} files, "

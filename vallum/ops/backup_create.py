@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vallum.meta import codec
-from vallum.ops import backup_keys
+from vallum.ops import backup_keys, backup_pg
 from vallum.ops import backup_manifest as bm
 from vallum.ops.backup_keys import BackupError, BackupKeys
 from vallum.security.audit.log import AUDIT_DIR, KEY_FILE, LOG_FILE
@@ -195,18 +195,26 @@ def _databases(data_dir: Path) -> list[str]:
     return sorted(names, key=lambda n: (order.get(n, 2), n))
 
 
-def _consistent_core(data_dir: Path, store: Store, staging: Path) -> tuple[list[bm.Entry], int]:
+def _consistent_core(data_dir: Path, store: Store, staging: Path, meta_url: str | None
+                     ) -> tuple[list[bm.Entry], int]:
     """Databases and the blobs they reference, retried until they agree. The same blobs
-    missing twice in a row are not a race but a damaged site: refused, naming them."""
+    missing twice in a row are not a race but a damaged site: refused, naming them. With
+    PostgreSQL metadata its dump comes first, as meta.sqlite3 does (backup_pg.py)."""
     before: set[str] = set()
     for attempt in range(1, ATTEMPTS + 1):
         entries: list[bm.Entry] = []
         copies: dict[str, Path] = {}
+        pg_refs: set[str] = set()
+        dump_path: Path | None = None
+        if meta_url:
+            with backup_pg.snapshot(meta_url) as (pg_refs, dump):
+                dump_path = staging / f"{attempt}-{backup_pg.DUMP}"
+                dump(dump_path)
         for name in _databases(data_dir):
             dst = staging / f"{attempt}-{name}"
             copy_sqlite(data_dir / name, dst)
             copies[name] = dst
-        refs = referenced_blobs(copies[META_FILE]) if META_FILE in copies else set()
+        refs = (referenced_blobs(copies[META_FILE]) if META_FILE in copies else set()) | pg_refs
         keyed = _keyed_blobs(copies[KEYTABLE_FILE]) if KEYTABLE_FILE in copies else None
         lost = {b for b in refs if keyed is not None and b not in keyed}
         for blob_id in sorted(refs - lost):
@@ -217,6 +225,10 @@ def _consistent_core(data_dir: Path, store: Store, staging: Path) -> tuple[list[
             else:
                 entries.append(entry)
         if not lost:
+            if dump_path is not None:
+                if (entry := store.add_file(backup_pg.DUMP, "pgdump", dump_path, cached=False)) is None:
+                    raise BackupError(f"the PostgreSQL dump vanished from {staging}")
+                entries.append(entry)
             for name, copy in copies.items():
                 if name in SECRETS:
                     entries.append(store.add_bytes(name, "sqlite", copy.read_bytes(), secret=True))
@@ -233,6 +245,8 @@ def _consistent_core(data_dir: Path, store: Store, staging: Path) -> tuple[list[
         before = lost
         for copy in copies.values():
             copy.unlink()
+        if dump_path is not None:
+            dump_path.unlink(missing_ok=True)
         time.sleep(0.05 * attempt)
     raise BackupError(f"no consistent snapshot after {ATTEMPTS} attempts: blobs referenced by the "
                       "metadata kept disappearing (deletes racing the backup); try again")
@@ -310,7 +324,7 @@ StoreFactory = Callable[[Path, BackupKeys, "dict[str, bm.Entry]"], "Store"]
 
 
 def create(data_dir: Path, dest: Path, passphrase: bytes, *, clock: Callable[[], float] = time.time,
-           make_store: StoreFactory | None = None) -> CreateReport:
+           make_store: StoreFactory | None = None, meta_url: str | None = None) -> CreateReport:
     """Take a snapshot into the backup directory ``dest``; ``make_store`` replaces where the
     objects go (backup_s3: to an S3 target, ``dest`` then only stages)."""
     data_dir, dest = Path(data_dir), Path(dest)
@@ -329,7 +343,7 @@ def create(data_dir: Path, dest: Path, passphrase: bytes, *, clock: Callable[[],
     staging = dest / f".staging-{snap_id}"
     staging.mkdir(mode=0o700)
     try:
-        entries, attempts = _consistent_core(data_dir, store, staging)
+        entries, attempts = _consistent_core(data_dir, store, staging, meta_url)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     entries += _audit(data_dir, store)

@@ -27,7 +27,7 @@ from vallum.ops.backup_keys import BackupError, BackupKeys
 FORMAT = "vallum-backup/1"
 OBJECTS, SNAPSHOTS = "objects", "snapshots"
 MANIFEST, MAC = "manifest.json", "manifest.mac"
-KINDS = ("sqlite", "blob", "audit", "file")
+KINDS = ("sqlite", "blob", "audit", "file", "pgdump")
 _ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{8}")
 _SHA = re.compile(r"[0-9a-f]{64}")
 _PART = re.compile(r"[A-Za-z0-9._-]{1,255}")

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vallum.ops import backup_keys
+from vallum.ops import backup_keys, backup_pg
 from vallum.ops import backup_manifest as bm
 from vallum.ops.backup_create import META_FILE
 from vallum.ops.backup_keys import BackupError
@@ -97,12 +97,19 @@ async def _record_restore(target: Path, record: dict) -> None:
 
 
 def restore(source: Path, data_dir: Path, passphrase: bytes, *, snapshot: str | None = None,
-            replace: bool = False, clock: Callable[[], float] = time.time) -> RestoreReport:
+            replace: bool = False, clock: Callable[[], float] = time.time,
+            meta_url: str | None = None) -> RestoreReport:
+    """Rebuild the site in ``data_dir``; a snapshot of a PostgreSQL site also needs
+    ``meta_url``, an absent or empty schema its metadata is loaded into."""
     source, data_dir = Path(source), Path(data_dir).absolute()
     manifest, keys = bm.load(source, passphrase, snapshot)
     problems = bm.verify(source, manifest, keys)
     if problems:
         raise BackupError("the backup is damaged; nothing was restored:\n  " + "\n  ".join(problems[:20]))
+    has_dump = any(e.kind == "pgdump" for e in manifest.entries)
+    if has_dump and not meta_url:
+        raise BackupError(f"snapshot {manifest.id} holds PostgreSQL metadata: give the database to "
+                          "load it into (--meta URL or VALLUM_META_URL; an absent or empty schema)")
     occupied = data_dir.exists() and any(data_dir.iterdir())
     if occupied and not replace:
         raise BackupError(f"{data_dir} is not empty: restore into a new directory, or stop its server "
@@ -125,6 +132,9 @@ def restore(source: Path, data_dir: Path, passphrase: bytes, *, snapshot: str | 
             asyncio.run(_record_restore(work, {"type": "restore", "snapshot": manifest.id,
                                                "backup_created": manifest.created,
                                                "source": manifest.source}))
+        if has_dump and meta_url:
+            backup_pg.restore(work / backup_pg.DUMP, meta_url)
+            (work / backup_pg.DUMP).unlink()               # in the database now, not a site file
         if occupied:
             replaced = data_dir.with_name(f"{data_dir.name}.replaced-{manifest.id}")
             os.rename(data_dir, replaced)

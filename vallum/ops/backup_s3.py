@@ -171,14 +171,14 @@ def _fetch_manifest(target: Target, root: Path, snapshot: str | None) -> str:
     return snapshot
 
 
-def create_to(data_dir: Path, text: str, passphrase: bytes, *, staging: str | None = None
-              ) -> CreateReport:
+def create_to(data_dir: Path, text: str, passphrase: bytes, *, staging: str | None = None,
+              meta_url: str | None = None) -> CreateReport:
     target = Target(text)
     with _staging(staging) as root:
         if target.snapshot_ids():
             _fetch_manifest(target, root, None)           # increments, and one passphrase per target
         remote = target.objects()
-        report = create(data_dir, root, passphrase,
+        report = create(data_dir, root, passphrase, meta_url=meta_url,
                         make_store=lambda r, k, prev: _UploadingStore(r, k, prev, target, remote))
         folder = f"{bm.SNAPSHOTS}/{report.snapshot}"
         target.upload(root / folder / bm.MANIFEST, f"{folder}/{bm.MANIFEST}")

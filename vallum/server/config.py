@@ -157,6 +157,8 @@ def _meta_url(value: Any) -> str | None:
     if text is not None and not text.startswith(("postgresql://", "postgres://")):
         raise ValueError("must be a postgresql:// URL")
     return text
+
+
 def _blobs(value: Any) -> str | None:
     text = _text(value).strip()
     return blobspec.normalize(text) if text else None
