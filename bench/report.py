@@ -46,6 +46,7 @@ def figures(big: str, rss: str, list_keys: int, part: str, parallel: int,
         Figure("put_mpu_mibs", f"{big} multipart PUT ({part} parts x{parallel})", "MiB/s", True),
         Figure("get_mpu_mibs", f"{big} multipart object GET", "MiB/s", True),
         Figure("rss_growth_mib", f"server RSS growth during {rss} PUT", "MiB", False),
+        Figure("audit_bytes_per_request", "audit log growth per 4 KiB request", "bytes", False),
     ]
     return out
 

@@ -163,6 +163,21 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def _tree_bytes(folder: Path) -> int:
+    """Bytes of audit records under ``folder``: each file up to its first NUL (the active log
+    is preallocated and zero-padded ahead, so neither its size nor its blocks say what it
+    holds); 0 when absent."""
+    total = 0
+    for path in folder.rglob("*") if folder.is_dir() else ():
+        try:
+            data = path.read_bytes() if path.is_file() else b""
+        except OSError:
+            continue
+        end = data.find(b"\0")
+        total += end if end >= 0 else len(data)
+    return total
+
+
 STAGE_OPS = 3000      # per profiled batch, even in --quick: enough samples to split by stage
 
 
@@ -314,8 +329,12 @@ class Suite:
         if self.attempt("create_bucket", lambda: workloads.create_bucket(ep, BUCKET)) is None \
                 and "create_bucket" in self.errors:
             return self.result()
+        audit = self.server.workdir / "data" / "audit"
+        before = _tree_bytes(audit)
         for op in ("PUT", "GET", "HEAD", "DELETE"):
             self.small(op, "small/", p.ops, op.lower())
+        if self.server.name.startswith("vallum") and before:     # issue 17: what the audit log grows by
+            self.figures["audit_bytes_per_request"] = (_tree_bytes(audit) - before) / (4 * p.ops)
         if self.server.name == "vallum" and p.stages:
             self.stage_budget()
         if self.server.name == "vallum" and self.iam_statements > 0:
