@@ -41,7 +41,11 @@ class Hook(Live):
         policy = self.policy
         if not (policy.suspended or policy.throttled or policy.blocked):
             return                      # nobody contained: nothing to look up
-        verdict = policy.admit(request.principal, request.source_ip, time.time())
+        now = time.time()
+        verdict = policy.admit(request.principal, request.source_ip, now)
+        person = subject_of(request)
+        if verdict is None and person != request.principal:
+            verdict = policy.admit(person, request.source_ip, now)    # every session of the person
         if verdict is None:
             return
         if verdict == "throttled" or verdict == "blocked":
@@ -62,7 +66,7 @@ class Hook(Live):
         if request is not None and request.api == "s3":
             endpoint = request.endpoint
             cl = request.headers.get("content-length")
-            principal = request.principal or ""
+            principal = subject_of(request)
             banner = request.audit_label
             head = getattr(request.body, "head", None) if operation in WRITE_OPS else None
             item = _new(RequestEvent, (
@@ -114,6 +118,14 @@ class Hook(Live):
 
 
 _new = tuple.__new__
+
+
+def subject_of(request: Any) -> str:
+    """Whom the detector follows: a federated session's external identity (the OIDC subject,
+    LDAP DN or certificate its temporary keys were minted for), so baselines and containment
+    follow the person across sessions; otherwise the access key."""
+    caller = getattr(request, "caller", None)
+    return getattr(caller, "source_identity", None) or request.principal or ""
 
 
 def opaque(head: bytes) -> int:

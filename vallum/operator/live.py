@@ -170,8 +170,8 @@ class Live:
         log.warning("operator %s %s: %s", action.action, action.entity, action.reason)
 
     def _suspend_key(self, key: str, suspend: bool) -> None:
-        if self.iam is None or key.startswith("ASIA"):
-            return                      # session keys: the journal carries the suspension
+        if self.iam is None or key.startswith("ASIA") or ":" in key:
+            return                      # session keys and federated people: the journal carries it
         try:
             self.iam.directory.set_key_status(key, "Inactive" if suspend else "Active")
         except Exception:  # noqa: BLE001 - an unknown key still stays suspended locally
