@@ -25,11 +25,25 @@ RAY = Path(sys.executable).parent / "ray"
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
-def free_port() -> int:
+def free_ports(count: int, avoid: range) -> list[int]:
+    """``count`` distinct free loopback ports outside ``avoid``, held open together while
+    chosen (so none repeats). Why: Ray refuses to start when a component's port falls in its
+    worker-port range, and two components given one port collide."""
     import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    held: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        while len(ports) < count:
+            s = socket.socket()
+            held.append(s)
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            if port not in avoid:
+                ports.append(port)
+    finally:
+        for s in held:
+            s.close()
+    return ports
 
 
 def family(root: int) -> set[int]:
@@ -76,18 +90,19 @@ class RayHead:
     def __enter__(self) -> RayHead:
         if not RAY.exists():
             raise RuntimeError(f"{RAY} not found (pip install 'ray[default]')")
-        dash, gcs_port = free_port(), free_port()
         lo = 20000 + (os.getpid() % 200) * 200      # worker ports: apart per test worker
+        (dash, gcs_port, client, agent, agent_grpc, metrics, runtime_env, node_manager,
+         object_manager) = free_ports(9, range(lo, lo + 151))
         log = open(self.tmp / "ray.log", "wb")
         self.proc = subprocess.Popen(
             [str(RAY), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
-             f"--port={gcs_port}", f"--ray-client-server-port={free_port()}",
+             f"--port={gcs_port}", f"--ray-client-server-port={client}",
              f"--include-dashboard={'true' if self.dashboard else 'false'}",
              "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-             f"--dashboard-agent-listen-port={free_port()}",
-             f"--dashboard-agent-grpc-port={free_port()}", f"--metrics-export-port={free_port()}",
-             f"--runtime-env-agent-port={free_port()}", f"--node-manager-port={free_port()}",
-             f"--object-manager-port={free_port()}", f"--num-cpus={self.cpus}",
+             f"--dashboard-agent-listen-port={agent}",
+             f"--dashboard-agent-grpc-port={agent_grpc}", f"--metrics-export-port={metrics}",
+             f"--runtime-env-agent-port={runtime_env}", f"--node-manager-port={node_manager}",
+             f"--object-manager-port={object_manager}", f"--num-cpus={self.cpus}",
              "--disable-usage-stats", f"--min-worker-port={lo}", f"--max-worker-port={lo + 150}",
              f"--temp-dir={self.tmp / 'r'}"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
