@@ -103,6 +103,28 @@ def _role_request(params: dict[str, str]) -> tuple[str, str, str, str, str | Non
     return arn, name, account, role_name, policy_text
 
 
+def trusted_by(role: dict[str, Any], caller: Any, action: str, arn: str, account: str,
+               keys: dict[str, Any], denied: Any) -> Any:
+    """The decision letting ``caller`` take ``role`` on (its trust policy must allow even
+    inside the account); ``denied(reason)`` is raised otherwise."""
+    try:
+        trust = parsed(role["trust_policy"], "trust")
+    except MalformedPolicy:
+        raise denied("sts: the role's trust policy cannot be read") from None
+    decision = authz.decide(caller, action, arn,
+                            authz.Context(keys=keys, resource_owner=account, trust_policy=trust))
+    if not decision.allowed:
+        raise denied(decision.reason)
+    return decision
+
+
+def assumed_user(role: dict[str, Any], account: str, role_name: str, session_name: str) -> str:
+    """The AssumedRoleUser element of an answer that took a role on."""
+    return (f"<AssumedRoleUser><AssumedRoleId>{role.get('id', '')}:{escape(session_name)}"
+            f"</AssumedRoleId><Arn>{escape(session_arn(account, role_name, session_name))}"
+            "</Arn></AssumedRoleUser>")
+
+
 def assume_role(iam: Any, who: Principal, params: dict[str, str], rid: str,
                 keys: dict[str, Any]) -> bytes:
     arn, name, account, role_name, policy_text = _role_request(params)
@@ -116,17 +138,10 @@ def assume_role(iam: Any, who: Principal, params: dict[str, str], rid: str,
     if role is None:
         raise denied("sts: no such role")
     if not who.is_root:
-        try:
-            trust = parsed(role["trust_policy"], "trust")
-        except MalformedPolicy:
-            raise denied("sts: the role's trust policy cannot be read") from None
         # The decision function every API uses: identity, session policy and boundary of
-        # the caller, and the trust policy, which must allow even inside the account.
-        ctx = authz.Context(keys={**keys, "sts:rolesessionname": name}, resource_owner=account,
-                            trust_policy=trust)
-        decision = authz.decide(who, "sts:AssumeRole", role_arn(account, role_name), ctx)
-        if not decision.allowed:
-            raise denied(decision.reason)
+        # the caller, and the trust policy.
+        trusted_by(role, who, "sts:AssumeRole", role_arn(account, role_name), account,
+                   {**keys, "sts:rolesessionname": name}, denied)
         if not clearance.may_take_on(who, role.get("clearance")):
             raise denied("clearance: the role's clearance is not dominated by the caller's")
     duration = _duration(params, sts.DEFAULT_ROLE_DURATION, int(role.get("max_session", 3600)))
@@ -139,9 +154,8 @@ def assume_role(iam: Any, who: Principal, params: dict[str, str], rid: str,
                               session_name=name, policy=policy_text or None,
                               role_id=role.get("id") or None, ceiling=clearance.ceiling_of(who),
                               session_level=level)
-    assumed = (f"<AssumedRoleUser><AssumedRoleId>{role.get('id', '')}:{escape(name)}</AssumedRoleId>"
-               f"<Arn>{escape(session_arn(account, role_name, name))}</Arn></AssumedRoleUser>")
-    return _response("AssumeRole", _credentials(iam, session) + assumed
+    return _response("AssumeRole", _credentials(iam, session)
+                     + assumed_user(role, account, role_name, name)
                      + "<PackedPolicySize>0</PackedPolicySize>", rid)
 
 
@@ -168,16 +182,9 @@ def assume_role_with_web_identity(iam: Any, params: dict[str, str], rid: str,
     role = iam.store.get("role", account=account, name=role_name)
     if role is None:
         raise denied("sts: no such role")
-    try:
-        trust = parsed(role["trust_policy"], "trust")
-    except MalformedPolicy:
-        raise denied("sts: the role's trust policy cannot be read") from None
-    ctx = authz.Context(keys={**keys, **verified.condition_keys(), "sts:rolesessionname": name},
-                        resource_owner=account, trust_policy=trust)
-    decision = authz.decide(oidc.caller_of(verified), "sts:AssumeRoleWithWebIdentity",
-                            role_arn(account, role_name), ctx)
-    if not decision.allowed:
-        raise denied(decision.reason)
+    decision = trusted_by(role, oidc.caller_of(verified), "sts:AssumeRoleWithWebIdentity",
+                          role_arn(account, role_name), account,
+                          {**keys, **verified.condition_keys(), "sts:rolesessionname": name}, denied)
     try:
         ceiling = oidc.ceiling(verified)
     except oidc.WebIdentityError as exc:
@@ -188,10 +195,8 @@ def assume_role_with_web_identity(iam: Any, params: dict[str, str], rid: str,
                               role_id=role.get("id") or None, ceiling=ceiling,
                               source_identity=f"oidc:{who}")
     audit["rule"] = f"sts: allowed by {decision.policy or 'trust-policy'} ({who})"
-    assumed = (f"<AssumedRoleUser><AssumedRoleId>{role.get('id', '')}:{escape(name)}</AssumedRoleId>"
-               f"<Arn>{escape(session_arn(account, role_name, name))}</Arn></AssumedRoleUser>")
     return _response("AssumeRoleWithWebIdentity",
-                     _credentials(iam, session) + assumed
+                     _credentials(iam, session) + assumed_user(role, account, role_name, name)
                      + f"<SubjectFromWebIdentityToken>{escape(verified.subject)}"
                        "</SubjectFromWebIdentityToken>"
                      + f"<Audience>{escape(verified.audience)}</Audience>"
@@ -255,16 +260,9 @@ def assume_role_with_ldap_identity(iam: Any, params: dict[str, str], rid: str,
     role = iam.store.get("role", account=account, name=role_name)
     if role is None:
         raise denied("sts: no such role")
-    try:
-        trust = parsed(role["trust_policy"], "trust")
-    except MalformedPolicy:
-        raise denied("sts: the role's trust policy cannot be read") from None
-    ctx = authz.Context(keys={**keys, "sts:rolesessionname": username}, resource_owner=account,
-                        trust_policy=trust)
-    decision = authz.decide(ldap.caller_of(ident, account), "sts:AssumeRoleWithLDAPIdentity",
-                            role_arn(account, role_name), ctx)
-    if not decision.allowed:
-        raise denied(decision.reason)
+    decision = trusted_by(role, ldap.caller_of(ident, account), "sts:AssumeRoleWithLDAPIdentity",
+                          role_arn(account, role_name), account,
+                          {**keys, "sts:rolesessionname": username}, denied)
     hi = min(int(role.get("max_session", 3600)), row["max_session"])
     duration = _duration(params, min(sts.DEFAULT_ROLE_DURATION, hi), hi)
     session = sts.new_session(account=account, duration=duration, role=role_name,
@@ -273,9 +271,6 @@ def assume_role_with_ldap_identity(iam: Any, params: dict[str, str], rid: str,
                               source_identity=who)
     audit["rule"] = (f"sts: allowed by {decision.policy or 'trust-policy'} ({who}; "
                      f"session {session.access_key_id}, clearance ceiling {ceiling})")
-    assumed = (f"<AssumedRoleUser><AssumedRoleId>{role.get('id', '')}:{escape(username)}"
-               f"</AssumedRoleId><Arn>{escape(session_arn(account, role_name, username))}"
-               "</Arn></AssumedRoleUser>")
     return _response("AssumeRoleWithLDAPIdentity",
-                     _credentials(iam, session) + assumed
+                     _credentials(iam, session) + assumed_user(role, account, role_name, username)
                      + "<PackedPolicySize>0</PackedPolicySize>", rid)

@@ -21,14 +21,19 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
-from vallum import authz
 from vallum.iam import certauth, certmap, sts
 from vallum.iam.evaluate import Caller
-from vallum.iam.identity import parsed, role_arn, session_arn, user_arn
+from vallum.iam.identity import parsed, role_arn, user_arn
 from vallum.iam.policy import MalformedPolicy
 from vallum.iam.principal import Principal
-from vallum.iam.sts_api import STSError, _credentials, _duration, _response
-from vallum.s3.xml import escape
+from vallum.iam.sts_api import (
+    STSError,
+    _credentials,
+    _duration,
+    _response,
+    assumed_user,
+    trusted_by,
+)
 from vallum.security.mac.labels import LabelError
 
 ACTION = "AssumeRoleWithCertificate"
@@ -116,9 +121,7 @@ def assume_role_with_certificate(iam: Any, config: Any, connection: Any, params:
                                   session_name=name, policy=policy_text or None,
                                   role_id=role.get("id") or None, ceiling=ceiling, now=now,
                                   source_identity=cert.identity())
-        assumed = (f"<AssumedRoleUser><AssumedRoleId>{role.get('id', '')}:{escape(name)}"
-                   f"</AssumedRoleId><Arn>{escape(session_arn(account, rule.role or '', name))}"
-                   "</Arn></AssumedRoleUser>")
+        assumed = assumed_user(role, account, rule.role or "", name)
     else:       # the user's own rights (GetSessionToken-like), from the certificate
         session = sts.new_session(account=account, duration=duration, user=rule.user,
                                   source_key=sts.CERT_SOURCE + cert.fingerprint,
@@ -136,14 +139,7 @@ def assume_role_with_certificate(iam: Any, config: Any, connection: Any, params:
 def _trusted(role: dict[str, Any], cert: certauth.ClientCertificate, arn: str,
              keys: dict[str, Any], denied: Any) -> str:
     """What in the role's trust policy allows the certificate; ``denied`` otherwise."""
-    try:
-        trust = parsed(role["trust_policy"], "trust")
-    except MalformedPolicy:
-        raise denied("sts: the role's trust policy cannot be read") from None
-    ctx = authz.Context(keys={**keys, **cert.condition_keys()}, resource_owner=role["account"],
-                        trust_policy=trust)
     caller = CertificateCaller("", role["account"], False, arn=FEDERATED, user_id=cert.subject)
-    decision = authz.decide(caller, f"sts:{ACTION}", arn, ctx)
-    if not decision.allowed:
-        raise denied(decision.reason)
+    decision = trusted_by(role, caller, f"sts:{ACTION}", arn, role["account"],
+                          {**keys, **cert.condition_keys()}, denied)
     return decision.policy or "trust-policy"
