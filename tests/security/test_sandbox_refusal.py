@@ -95,7 +95,7 @@ def test_as_root_tenant_code_is_refused_unless_allowed(tmp_path):
     assert done["state"] == "FAILED" and "o/ran" not in keys, done
     assert done["reason"] == sandbox.ROOT_REFUSAL
     for words in ("service user", "--allow-root-compute", "VALLUM_ALLOW_ROOT_COMPUTE=1",
-                  "docs/compute.md"):
+                  "docs/sandbox.md"):
         assert words in done["reason"]
     assert error is not None and "service user" in error, error       # nor a function
     assert f"Compute:            REFUSED. {sandbox.ROOT_REFUSAL}" in \

@@ -629,7 +629,7 @@ ROOT_REFUSED = "root-refused"
 ALLOW_ROOT_ENV = "VALLUM_ALLOW_ROOT_COMPUTE"
 ROOT_REFUSAL = ("tenant compute is refused: the gateway runs as root, and a sandbox escape would "
                 "then be root on the host. Run `vallum serve` as an unprivileged service user "
-                "(docs/compute.md, \"Running as a service user\": bubblewrap with unprivileged user "
+                "(docs/sandbox.md, \"Running as a service user\": bubblewrap with unprivileged user "
                 "namespaces, a delegated cgroup, the data directory owned by that user), or start "
                 f"it with --allow-root-compute ({ALLOW_ROOT_ENV}=1) to run each task from root "
                 "under an unprivileged uid of its own")

@@ -244,7 +244,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("allow_root_compute", "VALLUM_ALLOW_ROOT_COMPUTE", _bool,
             "Run tenant jobs and functions although the gateway runs as root (each task under an "
             "unprivileged uid of its own); without it, compute is refused as root. Better: run as "
-            "a service user (docs/compute.md)"),
+            "a service user (docs/sandbox.md)"),
     Setting("meta", "VALLUM_META_URL", _meta_url,
             "Object metadata on PostgreSQL: postgresql://USER@HOST:PORT/DB (a password only in "
             "the environment, the config file or a PGPASSFILE, never on the command line), with IAM, "
