@@ -65,7 +65,7 @@ def test_containing_a_person_refuses_all_of_their_sessions(contained):
     bob = _session(srv, roles["bob"], idp, "bob")
     for s3 in (first, second, bob):
         s3.list_buckets()
-    person = f"oidc:{idp.url}#alice"                        # the sessions' source identity
+    person = f"{tenant.id}:oidc:{idp.url}#alice"            # account, then the source identity
     journal.append(journal.directory(srv.data_dir) / journal.ACTIONS, {
         "ts": time.time(), "action": "suspend", "entity": person, "entity_type": "principal",
         "reason": "test: a person contained", "account": tenant.id, "kind": "test",

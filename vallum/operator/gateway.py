@@ -122,10 +122,16 @@ _new = tuple.__new__
 
 def subject_of(request: Any) -> str:
     """Whom the detector follows: a federated session's external identity (the OIDC subject,
-    LDAP DN or certificate its temporary keys were minted for), so baselines and containment
-    follow the person across sessions; otherwise the access key."""
+    LDAP DN or certificate its temporary keys were minted for) within the session's account,
+    ``ACCOUNT:IDENTITY``, so baselines and containment follow the person across sessions;
+    otherwise the access key. The account is part of it because an identity is only as
+    unique as its issuer: another tenant may register a provider with the same URL and mint
+    the same subject, and must neither blend into nor be contained with this one."""
     caller = getattr(request, "caller", None)
-    return getattr(caller, "source_identity", None) or request.principal or ""
+    person = getattr(caller, "source_identity", None)
+    if person:
+        return f"{getattr(caller, 'account', '')}:{person}"
+    return request.principal or ""
 
 
 def opaque(head: bytes) -> int:
